@@ -1,0 +1,75 @@
+// swift-tools-version: 6.2
+// Engram: a KVM virtual machine monitor whose guest memory is a first-class file.
+import PackageDescription
+
+/// Targets that may touch raw pointers: every `unsafe` expression is marked and explained.
+let pointerTargetSettings: [SwiftSetting] = [
+    .strictMemorySafety(),
+]
+
+/// Targets that must stay pointer-free: a raw pointer there fails the build.
+let safeTargetSettings: [SwiftSetting] = [
+    .strictMemorySafety(),
+    .treatWarning("StrictMemorySafety", as: .error),
+]
+
+let package = Package(
+    name: "Engram",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "engram", targets: ["engram"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        .target(name: "CLinux"),
+        .target(
+            name: "GuestMemory",
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
+            name: "KVM",
+            dependencies: ["CLinux", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
+            name: "Devices",
+            dependencies: ["GuestMemory"],
+            swiftSettings: safeTargetSettings
+        ),
+        .target(
+            name: "Machine",
+            dependencies: ["CLinux", "KVM", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
+            name: "ControlAPI",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: safeTargetSettings
+        ),
+        .executableTarget(
+            name: "engram",
+            dependencies: [
+                "Machine", "ControlAPI", "GuestMemory", "KVM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: safeTargetSettings
+        ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "TestSupport"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "ControlAPITests", dependencies: ["ControlAPI", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+    ]
+)
