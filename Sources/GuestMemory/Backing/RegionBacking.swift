@@ -1,0 +1,24 @@
+/// What holds a region's bytes: chosen by the user, named so other processes can reach it.
+package enum RegionBacking: Sendable, Equatable {
+    /// An anonymous memfd (the default): shareable by descriptor, e.g. across exec or over a socket.
+    case memfd
+    /// An existing file the user provides; its size must equal the region size exactly.
+    case file(path: String)
+    /// A file Engram creates (mode 0600) for this region; `overwrite` replaces an existing one.
+    case sharedFile(path: String, overwrite: Bool)
+    /// An unlinked file in a hugetlbfs mount, like QEMU's -mem-path.
+    case hugetlbfs(directory: String)
+    /// Private anonymous memory: fastest first touch, but nothing else can map it.
+    case anonymous
+
+    /// The short name the CLI and the control API show.
+    package var kindName: String {
+        switch self {
+        case .memfd: "memfd"
+        case .file: "file"
+        case .sharedFile: "shared-file"
+        case .hugetlbfs: "hugetlbfs"
+        case .anonymous: "anonymous"
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Glibc
+import SystemPackage
+
+/// One named region of guest memory, mapped into this process, like a QEMU RAM block.
+///
+/// A final class because the vCPU, snapshot and userfault threads share it; `@unchecked
+/// Sendable` is sound because its base and length never change and guest bytes are only
+/// ever copied in and out, never bound to Swift values (the guest writes concurrently).
+@safe
+package final class GuestRegion: @unchecked Sendable {
+    package let name: String
+    package let sizeInBytes: UInt64
+    package let backing: RegionBacking
+    /// The file others can open to see this region live, if it has a name in the file system.
+    package let path: String?
+    private let descriptor: OwnedFileDescriptor?
+    private let base: UnsafeMutableRawPointer
+
+    /// Opens or creates the backing and maps it whole, shared (private for `.anonymous`).
+    package init(name: String, sizeInBytes: UInt64, backing: RegionBacking) throws(GuestMemoryError) {
+        let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard sizeInBytes > 0, sizeInBytes % pageSize == 0 else {
+            throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "must be a non-zero multiple of \(pageSize)")
+        }
+        let (descriptor, path) = try BackingFile.open(backing, regionName: name, sizeInBytes: sizeInBytes)
+        let fd = descriptor?.rawValue ?? -1
+        let flags: CInt = fd >= 0 ? MAP_SHARED : (MAP_PRIVATE | MAP_ANONYMOUS)
+        // SAFETY: a fresh mapping of exactly the backing's size; owned and unmapped by this object.
+        let mapped = unsafe mmap(nil, Int(sizeInBytes), PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, fd, 0)
+        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
+            throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno))
+        }
+        // Keep guest secrets out of core dumps of the VMM.
+        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        self.name = name
+        self.sizeInBytes = sizeInBytes
+        self.backing = backing
+        self.path = path
+        self.descriptor = descriptor
+        unsafe self.base = mapped
+    }
+
+    deinit {
+        // SAFETY: unmaps exactly the mapping made in init; nothing else holds it once we are gone.
+        _ = unsafe munmap(base, Int(sizeInBytes))
+    }
+
+    /// The backing descriptor, for sharing it (live update, other processes); nil for anonymous memory.
+    package var fileDescriptor: CInt? { descriptor?.rawValue }
+
+    /// The host virtual address of `offset`, for KVM_SET_USER_MEMORY_REGION; the mapping lives as long as `self`.
+    package func hostAddress(at offset: RegionOffset) -> UInt64 {
+        precondition(offset.rawValue <= sizeInBytes, "offset beyond region \(name)")
+        return UInt64(UInt(bitPattern: unsafe base)) + offset.rawValue
+    }
+
+    /// Copies `bytes` into the region at `offset`.
+    package func write(_ bytes: [UInt8], at offset: RegionOffset) throws(GuestMemoryError) {
+        try checkRange(offset, count: bytes.count)
+        // SAFETY: the range was checked against the mapping's length just above.
+        unsafe bytes.withUnsafeBytes { source in
+            unsafe (base + Int(offset.rawValue)).copyMemory(from: source.baseAddress!, byteCount: source.count)
+        }
+    }
+
+    /// Copies `count` bytes out of the region at `offset`.
+    package func read(count: Int, at offset: RegionOffset) throws(GuestMemoryError) -> [UInt8] {
+        try checkRange(offset, count: count)
+        // SAFETY: the range was checked against the mapping's length just above.
+        return unsafe [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            unsafe buffer.baseAddress!.initialize(
+                from: (base + Int(offset.rawValue)).assumingMemoryBound(to: UInt8.self), count: count)
+            initialized = count
+        }
+    }
+
+    /// Runs `body` on a raw view of `count` bytes at `offset`; the pointer must not escape.
+    package func withUnsafeBytes<R>(
+        at offset: RegionOffset, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
+        try checkRange(offset, count: count)
+        return try unsafe body(UnsafeRawBufferPointer(start: base + Int(offset.rawValue), count: count))
+    }
+
+    private func checkRange(_ offset: RegionOffset, count: Int) throws(GuestMemoryError) {
+        let (end, overflow) = offset.rawValue.addingReportingOverflow(UInt64(count))
+        guard count >= 0, !overflow, end <= sizeInBytes else {
+            throw .outOfRange(address: GuestAddress(offset.rawValue), length: UInt64(count))
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import Glibc
+import SystemPackage
+
+/// Where the guest's serial output goes: standard output and, optionally, a log file (mode 0600).
+final class ConsoleOutput: Sendable {
+    private let logDescriptor: CInt
+
+    init(logPath: String?) throws(MachineError) {
+        guard let logPath else { logDescriptor = -1; return }
+        let fd = unsafe open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0o600)
+        guard fd >= 0 else { throw .invalidConfiguration("cannot open console log \(logPath): \(Errno(rawValue: errno))") }
+        logDescriptor = fd
+    }
+
+    deinit { if logDescriptor >= 0 { close(logDescriptor) } }
+
+    /// Writes one byte the guest transmitted. On the vCPU thread: a plain write, no buffering, no allocation.
+    func write(_ byte: UInt8) {
+        var value = byte
+        _ = unsafe Glibc.write(STDOUT_FILENO, &value, 1)
+        if logDescriptor >= 0 { _ = unsafe Glibc.write(logDescriptor, &value, 1) }
+    }
+}

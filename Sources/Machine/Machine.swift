@@ -1,0 +1,135 @@
+import CLinux
+import Devices
+import Glibc
+import GuestMemory
+import KVM
+import Synchronization
+
+/// An x86 KVM machine: guest memory regions, vCPUs on their own threads, and legacy devices.
+package final class Machine: Sendable {
+    package let configuration: MachineConfiguration
+    package let memory: GuestMemoryMap
+    let virtualMachine: VirtualMachine
+    let vcpus: [VirtualCPU]
+    let serial: Serial8250
+    let ports: PortIOBus
+    let control = RunControl()
+    private let console: ConsoleOutput
+    private let threadIDs: Mutex<[CInt]>
+    private let savedTimer = Mutex<kvm_pit_state2?>(nil)
+    private let startTime: timespec
+
+    /// Builds the machine: memory, KVM VM, devices, vCPUs, and the kernel loaded ready to enter.
+    package init(configuration: MachineConfiguration, consoleLogPath: String? = nil) throws(MachineError) {
+        guard (1...MachineConfiguration.maximumCPUCount).contains(configuration.cpuCount) else {
+            throw .invalidConfiguration("--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount); got \(configuration.cpuCount)")
+        }
+        for name in configuration.backings.keys where !MachineConfiguration.regionNames.contains(name) {
+            throw .memory(.unknownRegion(name: name, known: MachineConfiguration.regionNames))
+        }
+        self.configuration = configuration
+        let kvm: KVMSystem
+        do { kvm = try KVMSystem() } catch { throw .kvm(error) }
+
+        let ram: GuestRegion
+        do {
+            ram = try GuestRegion(name: "ram", sizeInBytes: configuration.memorySizeInBytes,
+                                  backing: configuration.backings["ram"] ?? .memfd)
+        } catch { throw .memory(error) }
+        let ramMappings = RAMLayout.mappings(for: ram)
+        memory = GuestMemoryMap(regions: [ram], mappings: ramMappings)
+        let entry = try BootImageWriter.write(configuration, into: memory, ram: ramMappings)
+        console = try ConsoleOutput(logPath: consoleLogPath)
+
+        do {
+            virtualMachine = try kvm.createVirtualMachine()
+            try virtualMachine.setSystemAreas(tssAddress: X86Layout.kvmTSSAddress, identityMapAddress: X86Layout.kvmIdentityMapAddress)
+            try virtualMachine.createInterruptController()
+            try virtualMachine.createTimer()
+            for (slot, mapping) in memory.mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
+            let supported = try kvm.supportedCPUID()
+            var created: [VirtualCPU] = []
+            for id in 0..<UInt32(configuration.cpuCount) {
+                let vcpu = try virtualMachine.createVirtualCPU(id: id)
+                try VCPUSetup.configure(vcpu, supportedCPUID: supported, cpuCount: configuration.cpuCount,
+                                        entry: id == 0 ? entry : nil)
+                created.append(vcpu)
+            }
+            vcpus = created
+        } catch { throw .kvm(error) }
+        threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
+
+        let devices = try LegacyDevices(machine: virtualMachine, console: console)
+        serial = devices.serial
+        ports = devices.bus
+        var now = timespec()
+        _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
+        startTime = now
+        devices.onGuestRequest { [control, weak self] outcome in
+            control.finish(outcome) { self?.kickAllUnderLock() }
+            self?.signalAll()
+        }
+    }
+
+    /// Starts one OS thread per vCPU.
+    package func start() throws(MachineError) {
+        VCPUKick.installHandler()
+        for (index, vcpu) in vcpus.enumerated() {
+            let loop = VCPURunLoop(vcpu: vcpu, ports: ports, control: control) { [weak self] outcome in self?.finish(outcome) }
+            try OSThread.spawn(name: "vcpu\(index)") { [threadIDs] in
+                threadIDs.withLock { $0[index] = OSThread.currentThreadID }
+                loop.run()
+            }
+        }
+    }
+
+    /// Blocks until the machine ends (guest power-off, error, shutdown request, console quit).
+    package func waitForOutcome() -> MachineOutcome { control.waitForOutcome() }
+
+    /// Ends the machine with `outcome` (the first report wins) and stops every vCPU.
+    package func finish(_ outcome: MachineOutcome) {
+        control.finish(outcome) { kickAllUnderLock() }
+        signalAll()
+    }
+
+    /// Stops all vCPUs and freezes the in-kernel timer; returns when no vCPU runs guest code.
+    package func pause() -> Bool {
+        let paused = control.pause(vcpuCount: vcpus.count, kick: { kickAllUnderLock() }, signal: { signalAll() })
+        if paused { savedTimer.withLock { $0 = try? virtualMachine.timerState() } }
+        return paused
+    }
+
+    /// Lets the vCPUs run again; the timer resumes from where it was paused, without catching up.
+    package func resume() -> Bool {
+        guard control.currentState == .paused else { return false }
+        if let timer = savedTimer.withLock({ state in defer { state = nil }; return state }) {
+            try? virtualMachine.setTimerState(timer)
+        }
+        return control.resume()
+    }
+
+    /// "running", "paused" or "stopping".
+    package var stateName: String {
+        switch control.currentState {
+        case .running: "running"
+        case .paused: "paused"
+        case .stopping: "stopping"
+        }
+    }
+
+    /// Seconds since the machine was built.
+    package var uptimeSeconds: Double {
+        var now = timespec()
+        _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec - startTime.tv_sec) + Double(now.tv_nsec - startTime.tv_nsec) / 1e9
+    }
+
+    /// Feeds typed bytes to the guest's COM1; returns how many it took.
+    package func consoleInput(_ bytes: [UInt8]) -> Int { serial.receive(bytes) }
+
+    private func kickAllUnderLock() { for vcpu in vcpus { vcpu.setImmediateExit(true) } }
+
+    private func signalAll() {
+        for id in threadIDs.withLock({ $0 }) where id != 0 { VCPUKick.kick(threadID: id) }
+    }
+}

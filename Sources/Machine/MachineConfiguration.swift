@@ -1,0 +1,27 @@
+import GuestMemory
+
+/// Everything `engram run` needs to build a machine.
+package struct MachineConfiguration: Sendable {
+    package var kernelPath: String
+    package var initrdPath: String?
+    /// nil: a default suited to the kernel's kind.
+    package var commandLine: String?
+    package var memorySizeInBytes: UInt64
+    package var cpuCount: Int
+    /// Backing per region name; regions not listed use a memfd.
+    package var backings: [String: RegionBacking]
+
+    package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
+                 memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.commandLine = commandLine
+        self.memorySizeInBytes = memorySizeInBytes
+        self.cpuCount = cpuCount
+        self.backings = backings
+    }
+
+    /// The regions a machine has, by name (main RAM only for now; a framebuffer will join it).
+    package static let regionNames = ["ram"]
+    package static let maximumCPUCount = 254
+}

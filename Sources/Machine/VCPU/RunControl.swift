@@ -1,0 +1,101 @@
+import Glibc
+
+/// The machine's run state shared by vCPU threads and controllers: running, paused or stopping.
+///
+/// A pthread mutex and condition variable, because parked vCPU threads must sleep until
+/// resumed and a pauser must sleep until every vCPU has parked. Held only briefly.
+@safe
+final class RunControl: @unchecked Sendable {
+    enum State: Equatable { case running, paused, stopping }
+
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let changed: UnsafeMutablePointer<pthread_cond_t>
+    private var state = State.running
+    private var parkedCount = 0
+    private var outcome: MachineOutcome?
+
+    init() {
+        // SAFETY: allocated once, initialised here, destroyed and freed in deinit.
+        unsafe mutex = .allocate(capacity: 1)
+        unsafe changed = .allocate(capacity: 1)
+        _ = unsafe pthread_mutex_init(mutex, nil)
+        _ = unsafe pthread_cond_init(changed, nil)
+    }
+
+    deinit {
+        _ = unsafe pthread_cond_destroy(changed)
+        _ = unsafe pthread_mutex_destroy(mutex)
+        unsafe changed.deallocate()
+        unsafe mutex.deallocate()
+    }
+
+    private func withLock<R>(_ body: () -> R) -> R {
+        _ = unsafe pthread_mutex_lock(mutex)
+        defer { _ = unsafe pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    private func wait() { _ = unsafe pthread_cond_wait(changed, mutex) }
+    private func broadcast() { _ = unsafe pthread_cond_broadcast(changed) }
+
+    var currentState: State { withLock { state } }
+
+    /// Called by a vCPU thread whose KVM_RUN was interrupted: parks while paused.
+    /// Returns false once the machine is stopping. `rearm` runs under the lock when it may run again.
+    func parkIfPaused(rearm: () -> Void) -> Bool {
+        withLock {
+            while state == .paused {
+                parkedCount += 1
+                broadcast()
+                wait()
+                parkedCount -= 1
+            }
+            if state == .running { rearm() }
+            return state == .running
+        }
+    }
+
+    /// Moves to paused; `kick` runs under the lock (set immediate_exit), `signal` after it; returns once `vcpuCount` vCPUs parked.
+    func pause(vcpuCount: Int, kick: () -> Void, signal: () -> Void) -> Bool {
+        let changedState: Bool = withLock {
+            guard state == .running else { return false }
+            state = .paused
+            kick()
+            return true
+        }
+        guard changedState else { return false }
+        signal()
+        return withLock {
+            while state == .paused && parkedCount < vcpuCount { wait() }
+            return state == .paused
+        }
+    }
+
+    /// Moves from paused to running and wakes the parked vCPUs; false when not paused.
+    func resume() -> Bool {
+        withLock {
+            guard state == .paused else { return false }
+            state = .running
+            broadcast()
+            return true
+        }
+    }
+
+    /// Records how the machine ended (the first report wins) and wakes everyone.
+    func finish(_ result: MachineOutcome, kick: () -> Void) {
+        withLock {
+            if outcome == nil { outcome = result }
+            state = .stopping
+            kick()
+            broadcast()
+        }
+    }
+
+    /// Blocks until the machine has ended.
+    func waitForOutcome() -> MachineOutcome {
+        withLock {
+            while outcome == nil { wait() }
+            return outcome!
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+
+
+/// The `engram` command line: one subcommand per file.
+@main
+struct Engram: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engram",
+        abstract: "A KVM virtual machine monitor whose guest memory is a first-class file.",
+        subcommands: [RunCommand.self, CtlCommand.self]
+    )
+
+    /// Runs the chosen subcommand; a `CommandFailure` becomes one line on stderr and exit status 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            Diagnostics.note(failure.description)
+            Self.exit(withError: ExitCode(1))
+        } catch {
+            Self.exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import ControlAPI
+import GuestMemory
+
+/// Describes guest memory regions the same way on the terminal and through the API.
+enum RegionReport {
+    static func regions(of memory: GuestMemoryMap) -> [MemoryRegionInfo] {
+        memory.regions.map { region in
+            let ranges = memory.mappings.filter { $0.region === region }.map {
+                GuestRangeInfo(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
+            }
+            return MemoryRegionInfo(name: region.name, sizeInBytes: region.sizeInBytes, backing: region.backing.kindName,
+                                    path: region.path, ranges: ranges)
+        }
+    }
+
+    /// One line per region: name, size, backing, guest-physical ranges.
+    static func lines(of memory: GuestMemoryMap) -> [String] {
+        regions(of: memory).map { info in
+            let ranges = info.ranges.map { "0x\(hex($0.guestAddress))-0x\(hex($0.guestAddress + $0.sizeInBytes - 1))" }
+            let file = info.path.map { " \($0)" } ?? ""
+            return "region \(info.name): \(info.sizeInBytes >> 20) MiB, \(info.backing)\(file), guest \(ranges.joined(separator: " "))"
+        }
+    }
+
+    private static func hex(_ value: UInt64) -> String { String(value, radix: 16) }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import ControlAPI
+import Glibc
+import GuestMemory
+import Machine
+
+/// `engram run`: boots a kernel with guest RAM in named, shareable files.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a kernel (ELF with a PVH note, or a Linux bzImage) with its console on this terminal.",
+        discussion: "Ctrl-A x quits. Guest RAM is a memfd unless --ram-file, --shared-maps, --hugetlbfs or --anonymous-memory says otherwise."
+    )
+
+    @Option(help: "The kernel: an ELF with a PVH entry note, or a Linux bzImage.") var kernel: String
+    @Option(help: "An initial ramdisk.") var initrd: String?
+    @Option(help: "The kernel command line.") var cmdline: String?
+    @Option(help: "Guest RAM size: bytes or with K/M/G suffix.") var memory = ByteSize(argument: "512M")!
+    @Option(help: "Number of vCPUs.") var cpus = 1
+    @Option(help: "Map main RAM from this existing file, which must be exactly --memory bytes.") var ramFile: String?
+    @Option(help: "Create PREFIX.NAME (mode 0600) for each named region, e.g. /dev/shm/vm:ram.") var sharedMaps: SharedMapsOption?
+    @Flag(help: "Let --shared-maps replace existing files.") var force = false
+    @Option(help: "Back main RAM with an unlinked file in this hugetlbfs mount.") var hugetlbfs: String?
+    @Flag(help: "Back main RAM with private anonymous memory (no file; fastest first touch).") var anonymousMemory = false
+    @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
+    @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
+
+    func validate() throws {
+        let ramChoices = [ramFile != nil, sharedMaps?.regionNames.contains("ram") == true, hugetlbfs != nil, anonymousMemory]
+        guard ramChoices.filter({ $0 }).count <= 1 else {
+            throw ValidationError("choose one backing for main RAM: --ram-file, --shared-maps ...:ram, --hugetlbfs or --anonymous-memory")
+        }
+        guard cpus >= 1 && cpus <= MachineConfiguration.maximumCPUCount else {
+            throw ValidationError("--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount)")
+        }
+    }
+
+    func run() throws {
+        TerminationSignals.block()
+        let machine: Machine
+        do {
+            machine = try Machine(configuration: try machineConfiguration(), consoleLogPath: consoleLog)
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        for line in RegionReport.lines(of: machine.memory) { Diagnostics.note(line) }
+
+        var server: ControlServer?
+        if let apiSocket {
+            let started = ControlServer(socketPath: apiSocket, control: MachineController(machine: machine), version: EngramVersion.current)
+            do { try started.start() } catch { throw CommandFailure(error.description) }
+            server = started
+            Diagnostics.note("control API on \(apiSocket)")
+        }
+        let console = Console()
+        do {
+            try TerminationSignals.watch { machine.finish(.terminatedBySignal($0)) }
+            try console.attach(to: machine)
+            try machine.start()
+        } catch {
+            console.detach()
+            server?.stop()
+            throw CommandFailure(error.description)
+        }
+        let outcome = machine.waitForOutcome()
+        console.detach()
+        server?.stop()
+        Diagnostics.note(outcome.message)
+        if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+    }
+
+    private func machineConfiguration() throws(MachineError) -> MachineConfiguration {
+        var backings: [String: RegionBacking] = [:]
+        if let sharedMaps {
+            for name in sharedMaps.regionNames {
+                guard MachineConfiguration.regionNames.contains(name) else {
+                    throw .memory(.unknownRegion(name: name, known: MachineConfiguration.regionNames))
+                }
+                backings[name] = .sharedFile(path: sharedMaps.path(for: name), overwrite: force)
+            }
+        }
+        if let ramFile { backings["ram"] = .file(path: ramFile) }
+        if let hugetlbfs { backings["ram"] = .hugetlbfs(directory: hugetlbfs) }
+        if anonymousMemory { backings["ram"] = .anonymous }
+        return MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: cmdline,
+                                    memorySizeInBytes: memory.bytes, cpuCount: cpus, backings: backings)
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// `--shared-maps PREFIX:NAME[,NAME...]`: one file PREFIX.NAME per named region (the 2009 -sharedmaps idea).
+struct SharedMapsOption: ExpressibleByArgument, Equatable {
+    let prefix: String
+    let regionNames: [String]
+
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":") else { return nil }
+        prefix = String(argument[..<colon])
+        regionNames = argument[argument.index(after: colon)...].split(separator: ",").map(String.init)
+        guard !prefix.isEmpty, !regionNames.isEmpty else { return nil }
+    }
+
+    /// The file created for `region`.
+    func path(for region: String) -> String { "\(prefix).\(region)" }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+/// A VMM process (engram or QEMU) started by a test, with its console on pipes.
+///
+/// Output is collected by a background reader; tests wait for console lines with
+/// `waitForLine`. Timeouts are hang guards, never assertions about speed.
+public final class GuestProcess: @unchecked Sendable {
+    public struct Timeout: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private let errors = Pipe()
+    private let lock = NSLock()
+    private var outputBytes = Data()
+    private var errorBytes = Data()
+
+    /// Starts `executable` with `arguments`; standard input stays open for `send`.
+    public init(executable: String, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.lock(); self.outputBytes.append(data); self.lock.unlock()
+        }
+        errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.lock(); self.errorBytes.append(data); self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    /// Starts `engram` with `arguments`.
+    public static func engram(_ arguments: [String]) throws -> GuestProcess {
+        try GuestProcess(executable: ProjectPaths.engram, arguments: arguments)
+    }
+
+    deinit {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+    }
+
+    /// Everything the process printed on standard output so far.
+    public var consoleText: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: outputBytes, as: UTF8.self)
+    }
+
+    /// Everything the process printed on standard error so far.
+    public var errorText: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: errorBytes, as: UTF8.self)
+    }
+
+    public var processID: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Types `text` on the guest's console.
+    public func send(_ text: String) {
+        try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Waits for a console line containing `needle` that appears after `after` bytes of output; returns it.
+    @discardableResult
+    public func waitForLine(containing needle: String, after offset: Int = 0, timeout: TimeInterval = 60) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let text = consoleText
+            let start = text.utf8.index(text.startIndex, offsetBy: min(offset, text.utf8.count))
+            if let line = text[start...].split(whereSeparator: \.isNewline).first(where: { $0.contains(needle) }) {
+                return String(line).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            if !process.isRunning {
+                Thread.sleep(forTimeInterval: 0.1)
+                let final = consoleText
+                if let line = final[start...].split(whereSeparator: \.isNewline).first(where: { $0.contains(needle) }) {
+                    return String(line).trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                throw Timeout(description: "process exited (\(process.terminationStatus)) before printing \"\(needle)\"; stderr: \(errorText.suffix(600)); console: \(final.suffix(1500))")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw Timeout(description: "no console line with \"\(needle)\" within \(Int(timeout)) s; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
+    }
+
+    /// Sends a command line and returns the first output line containing `expect` after it.
+    @discardableResult
+    public func command(_ line: String, expect: String, timeout: TimeInterval = 60) throws -> String {
+        let offset = consoleText.utf8.count
+        send(line + "\r")
+        return try waitForLine(containing: expect, after: offset, timeout: timeout)
+    }
+
+    /// Waits for the process to end and returns its exit status.
+    public func waitForExit(timeout: TimeInterval = 60) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        guard !process.isRunning else {
+            process.terminate()
+            throw Timeout(description: "process still running after \(Int(timeout)) s; console: \(consoleText.suffix(800))")
+        }
+        Thread.sleep(forTimeInterval: 0.05)  // let the readers drain the pipes
+        return process.terminationStatus
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    public func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}

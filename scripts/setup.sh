@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Engram's build, tests and benchmarks need, then builds the guests and engram.
+# Idempotent: packages already present are not reinstalled, built artefacts are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(qemu-system-x86 busybox-static cpio gzip gcc make binutils e2fsprogs curl iproute2 python3)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+export PATH="/opt/swift/usr/bin:$PATH"
+command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/swift)"; exit 1; }
+
+make -s -C guest
+bash guest/linux/build-image.sh >/dev/null
+swift build 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
+test -x .build/debug/engram || { echo "setup: swift build failed"; exit 1; }
