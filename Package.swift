@@ -39,6 +39,7 @@ let package = Package(
         .target(
             name: "Devices",
             dependencies: ["GuestMemory"],
+            exclude: ["README.md"],
             swiftSettings: safeTargetSettings
         ),
         .target(

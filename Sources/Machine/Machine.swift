@@ -76,8 +76,8 @@ package final class Machine: Sendable {
         VCPUKick.installHandler()
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, control: control) { [weak self] outcome in self?.finish(outcome) }
-            try OSThread.spawn(name: "vcpu\(index)") { [threadIDs] in
-                threadIDs.withLock { $0[index] = OSThread.currentThreadID }
+            try OSThread.spawn(name: "vcpu\(index)") { [self] in
+                self.threadIDs.withLock { $0[index] = OSThread.currentThreadID }
                 loop.run()
             }
         }

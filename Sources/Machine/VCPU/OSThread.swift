@@ -11,7 +11,7 @@ enum OSThread {
     /// Starts `body` on a new detached thread named `name` (shown by top -H and in /proc).
     static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
         let start = Unmanaged.passRetained(Start {
-            _ = unsafe pthread_setname_np(pthread_self(), String(name.prefix(15)))
+            _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
             body()
         })
         var thread = pthread_t()

@@ -1,0 +1,35 @@
+/* Boot sequence of the BSP and its idle loop. */
+#include "kernel.h"
+#include "bootinfo.h"
+#include "platform.h"
+#include "shell.h"
+
+#define KERNEL_VERSION "1.0"
+
+/* Order matters for boot time: APs are started first so their (emulated) trampolines run while the
+ * BSP sets up devices and prints; then the BSP waits, halted, for check-ins to stop. */
+void __attribute__((noreturn)) kmain(u64 start_info)
+{
+    struct cpu *c = this_cpu();
+    cpu_init(c);
+    bootinfo_parse(start_info);
+    smp_start();
+    uart_init();
+    pic_init();
+    pit_init();
+    shell_init();
+    kprintf("ENGRAM-TEST-KERNEL version=%s\n", KERNEL_VERSION);
+    kprintf("CMDLINE %s\n", cmdline);
+    smp_wait(cpus_hint);
+    kprintf("ENGRAM-TEST-KERNEL READY cpus=%u mem_mib=%u\n", (u64)cpus_online, (ram_bytes + (1UL << 19)) >> 20);
+    shell_run_list(boot_commands);
+    shell_prompt();
+    for (;;) {
+        int ch;
+        while ((ch = cons_getc()) >= 0)
+            shell_input(ch);
+        if (shell_poll())
+            continue;               /* input may have arrived while a ring-3 slice ran */
+        sti_hlt();
+    }
+}

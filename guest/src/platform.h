@@ -1,0 +1,6 @@
+#ifndef PLATFORM_H
+#define PLATFORM_H
+void pic_init(void);
+void pit_init(void);
+void poweroff(void) __attribute__((noreturn));
+#endif
