@@ -17,15 +17,18 @@ package typealias VCPUSegment = kvm_segment
 package final class VirtualCPU: @unchecked Sendable {
     package let id: UInt32
     let descriptor: OwnedFileDescriptor
+    /// Keeps the VM, and so the memory its slots map, alive while this vCPU can run.
+    private let machine: VirtualMachine
     private let run: UnsafeMutablePointer<kvm_run>
     private let mappingSize: Int
 
-    init(id: UInt32, descriptor: OwnedFileDescriptor, mappingSize: Int) throws(KVMError) {
+    init(id: UInt32, descriptor: OwnedFileDescriptor, machine: VirtualMachine, mappingSize: Int) throws(KVMError) {
         // SAFETY: maps the vCPU's run structure at its fixed size; unmapped in deinit.
         let mapped = unsafe mmap(nil, mappingSize, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor.rawValue, 0)
         guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else { throw .runMapping(Errno(rawValue: errno)) }
         self.id = id
         self.descriptor = descriptor
+        self.machine = machine
         self.mappingSize = mappingSize
         unsafe self.run = mapped.assumingMemoryBound(to: kvm_run.self)
     }
