@@ -26,6 +26,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLinux"),
+        .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .target(
             name: "GuestMemory",
             dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
@@ -44,7 +45,7 @@ let package = Package(
         ),
         .target(
             name: "Machine",
-            dependencies: ["CLinux", "KVM", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
@@ -53,7 +54,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
+            exclude: ["README.md"],
             swiftSettings: safeTargetSettings
         ),
         .executableTarget(
@@ -70,7 +73,14 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "ControlAPITests", dependencies: ["ControlAPI", "TestSupport"]),
+        .testTarget(
+            name: "ControlAPITests",
+            dependencies: [
+                "ControlAPI", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -10,6 +10,8 @@ package struct MachineConfiguration: Sendable {
     package var cpuCount: Int
     /// Backing per region name; regions not listed use a memfd.
     package var backings: [String: RegionBacking]
+    /// Unpack a bzImage's payload on the host and enter vmlinux directly (see BzImageLoader).
+    package var decompressOnHost = false
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

@@ -22,6 +22,8 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
     @Option(help: "Back main RAM with an unlinked file in this hugetlbfs mount.") var hugetlbfs: String?
     @Flag(help: "Back main RAM with private anonymous memory (no file; fastest first touch).") var anonymousMemory = false
+    @Flag(help: "Unpack a bzImage's xz payload on the host and enter vmlinux directly (faster; no physical KASLR).")
+    var decompressOnHost = false
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
 
@@ -82,7 +84,9 @@ struct RunCommand: ParsableCommand {
         if let ramFile { backings["ram"] = .file(path: ramFile) }
         if let hugetlbfs { backings["ram"] = .hugetlbfs(directory: hugetlbfs) }
         if anonymousMemory { backings["ram"] = .anonymous }
-        return MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: cmdline,
-                                    memorySizeInBytes: memory.bytes, cpuCount: cpus, backings: backings)
+        var configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: cmdline,
+                                                 memorySizeInBytes: memory.bytes, cpuCount: cpus, backings: backings)
+        configuration.decompressOnHost = decompressOnHost
+        return configuration
     }
 }

@@ -6,7 +6,7 @@ enum BootImageWriter {
     /// Loads the kernel and its boot data into `memory`; returns the boot vCPU's entry.
     static func write(_ configuration: MachineConfiguration, into memory: GuestMemoryMap,
                       ram: [GuestMapping]) throws(MachineError) -> KernelEntry {
-        let (entry, linuxHeader) = try KernelImage.load(path: configuration.kernelPath, into: memory)
+        let (entry, linuxHeader) = try KernelImage.load(path: configuration.kernelPath, into: memory, decompressOnHost: configuration.decompressOnHost)
         let commandLine = configuration.commandLine ?? defaultCommandLine(for: entry)
         let maximum = linuxHeader.map { Int($0.commandLineSizeMaximum) } ?? X86Layout.commandLineMaximumBytes - 1
         let commandLineBytes = Array(commandLine.utf8)

@@ -6,7 +6,17 @@ import GuestMemory
 enum ELFKernelLoader {
     static let pvhEntryNoteType: UInt32 = 18
 
+    /// Loads a PVH kernel: its entry comes from the Xen PVH note.
     static func load(_ bytes: [UInt8], path: String, into memory: GuestMemoryMap) throws(MachineError) -> KernelEntry {
+        let loaded = try loadSegments(bytes, path: path, into: memory)
+        guard let entry = loaded.pvhEntry else {
+            throw .kernelFormat(path: path, reason: "ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); Engram enters ELF kernels through PVH")
+        }
+        return .pvh(address: entry)
+    }
+
+    /// Loads every PT_LOAD segment at its physical address; returns e_entry and the PVH entry if noted.
+    static func loadSegments(_ bytes: [UInt8], path: String, into memory: GuestMemoryMap) throws(MachineError) -> (entryPoint: UInt64, pvhEntry: UInt32?) {
         let reader = ByteReader(bytes: bytes)
         func fail(_ reason: String) -> MachineError { .kernelFormat(path: path, reason: reason) }
         guard bytes.count >= 52 else { throw fail("ELF header truncated") }
@@ -60,8 +70,8 @@ enum ELFKernelLoader {
             default: break
             }
         }
-        guard let entry else { throw fail("ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); Engram enters ELF kernels through PVH") }
-        return .pvh(address: entry)
+        let entryPoint = is64 ? (reader.get(UInt64.self, at: 24) ?? 0) : UInt64(reader.get(UInt32.self, at: 24) ?? 0)
+        return (entryPoint, entry)
     }
 
     /// Walks a note segment for the Xen PVH entry note.

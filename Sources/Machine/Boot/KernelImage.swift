@@ -11,7 +11,7 @@ enum KernelEntry: Equatable {
 /// The kinds of kernel file Engram boots, told apart by their magic numbers.
 enum KernelImage {
     /// Loads `path` into `memory` and returns how to enter it.
-    static func load(path: String, into memory: GuestMemoryMap) throws(MachineError) -> (KernelEntry, LinuxSetupHeader?) {
+    static func load(path: String, into memory: GuestMemoryMap, decompressOnHost: Bool = false) throws(MachineError) -> (KernelEntry, LinuxSetupHeader?) {
         let bytes: [UInt8]
         switch FileBytes.read(path: path) {
         case .success(let data): bytes = data
@@ -21,8 +21,8 @@ enum KernelImage {
             return (try ELFKernelLoader.load(bytes, path: path, into: memory), nil)
         }
         if ByteReader(bytes: bytes).get(UInt32.self, at: LinuxSetupHeader.magicOffset) == LinuxSetupHeader.magic {
-            let header = try BzImageLoader.load(bytes, path: path, into: memory)
-            return (.linux64(address: X86Layout.kernelLoadAddress.rawValue + 0x200), header)
+            let (header, entry) = try BzImageLoader.load(bytes, path: path, into: memory, decompressOnHost: decompressOnHost)
+            return (entry, header)
         }
         throw .kernelFormat(path: path, reason: "neither an ELF kernel with a PVH note nor a Linux bzImage")
     }

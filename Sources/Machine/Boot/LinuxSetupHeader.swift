@@ -12,6 +12,9 @@ struct LinuxSetupHeader {
     var commandLineSizeMaximum: UInt32
     var kernelAlignment: UInt32
     var initSize: UInt32
+    /// Where the compressed kernel starts inside the protected-mode image, and its length.
+    var payloadOffset: UInt32
+    var payloadLength: UInt32
     var headerBytes: [UInt8]
 
     /// Parses and checks the header; the reason names what is wrong.
@@ -34,6 +37,8 @@ struct LinuxSetupHeader {
         commandLineSizeMaximum = reader.get(UInt32.self, at: 0x238) ?? 255
         kernelAlignment = reader.get(UInt32.self, at: 0x230) ?? 0x20_0000
         initSize = reader.get(UInt32.self, at: 0x260) ?? 0
+        payloadOffset = reader.get(UInt32.self, at: 0x248) ?? 0
+        payloadLength = reader.get(UInt32.self, at: 0x24c) ?? 0
         headerBytes = Array(bytes[Self.start..<end])
     }
 }

@@ -10,7 +10,7 @@ enum OSThread {
 
     /// Starts `body` on a new detached thread named `name` (shown by top -H and in /proc).
     static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
-        let start = Unmanaged.passRetained(Start {
+        let start = unsafe Unmanaged.passRetained(Start {
             _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
             body()
         })
@@ -22,7 +22,7 @@ enum OSThread {
             return nil
         }, start.toOpaque())
         guard result == 0 else {
-            start.release()
+            unsafe start.release()
             throw .thread(.init(rawValue: result))
         }
         pthread_detach(thread)

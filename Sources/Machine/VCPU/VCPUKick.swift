@@ -10,7 +10,7 @@ enum VCPUKick {
     /// Installs the no-op handler without SA_RESTART, so KVM_RUN returns EINTR. Once per process.
     static func installHandler() {
         var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in }
+        unsafe action.__sigaction_handler.sa_handler = { _ in }
         _ = unsafe sigemptyset(&action.sa_mask)
         action.sa_flags = 0
         _ = unsafe sigaction(signal, &action, nil)
