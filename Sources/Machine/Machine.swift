@@ -77,6 +77,7 @@ package final class Machine: Sendable {
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, control: control) { [weak self] outcome in self?.finish(outcome) }
             try OSThread.spawn(name: "vcpu\(index)") { [self] in
+                VCPUKick.unblockInCurrentThread()
                 self.threadIDs.withLock { $0[index] = OSThread.currentThreadID }
                 loop.run()
             }

@@ -66,27 +66,29 @@ public final class GuestProcess: @unchecked Sendable {
         try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
     }
 
-    /// Waits for a console line containing `needle` that appears after `after` bytes of output; returns it.
+    /// Waits for a complete console line containing `needle` that appears after `after` bytes of output; returns it.
     @discardableResult
     public func waitForLine(containing needle: String, after offset: Int = 0, timeout: TimeInterval = 60) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let text = consoleText
-            let start = text.utf8.index(text.startIndex, offsetBy: min(offset, text.utf8.count))
-            if let line = text[start...].split(whereSeparator: \.isNewline).first(where: { $0.contains(needle) }) {
-                return String(line).trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-            if !process.isRunning {
-                Thread.sleep(forTimeInterval: 0.1)
-                let final = consoleText
-                if let line = final[start...].split(whereSeparator: \.isNewline).first(where: { $0.contains(needle) }) {
-                    return String(line).trimmingCharacters(in: .whitespacesAndNewlines)
-                }
-                throw Timeout(description: "process exited (\(process.terminationStatus)) before printing \"\(needle)\"; stderr: \(errorText.suffix(600)); console: \(final.suffix(1500))")
+            let exited = !process.isRunning
+            if exited { Thread.sleep(forTimeInterval: 0.1) }  // let the readers drain the pipes
+            if let line = completeLine(containing: needle, after: offset, includingUnterminated: exited) { return line }
+            if exited {
+                throw Timeout(description: "process exited (\(process.terminationStatus)) before printing \"\(needle)\"; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw Timeout(description: "no console line with \"\(needle)\" within \(Int(timeout)) s; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
+    }
+
+    /// The first line after `offset` bytes that contains `needle` and has been ended by a newline.
+    private func completeLine(containing needle: String, after offset: Int, includingUnterminated: Bool) -> String? {
+        let bytes = Array(consoleText.utf8.dropFirst(offset))
+        let end = includingUnterminated ? bytes.count : (bytes.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0)
+        let text = String(decoding: bytes[..<end], as: UTF8.self)
+        return text.split(whereSeparator: \.isNewline).first { $0.contains(needle) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
     }
 
     /// Sends a command line and returns the first output line containing `expect` after it.

@@ -16,6 +16,15 @@ enum VCPUKick {
         _ = unsafe sigaction(signal, &action, nil)
     }
 
+    /// Unblocks the kick signal in the calling vCPU thread: a parent may have left it blocked in
+    /// the mask this process inherited, and a blocked kick would leave a pause waiting forever.
+    static func unblockInCurrentThread() {
+        var set = sigset_t()
+        _ = unsafe sigemptyset(&set)
+        _ = unsafe sigaddset(&set, signal)
+        _ = unsafe pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
     /// Sends the kick to thread `threadID` of this process.
     static func kick(threadID: CInt) {
         _ = clinux_tgkill(getpid(), threadID, signal)
