@@ -1,36 +1,63 @@
 import ArgumentParser
 import ControlAPI
-import Foundation
 
-/// `engram ctl SOCKET ...`: calls a running VM's control API and prints the JSON answer.
+/// `engram ctl SOCKET ACTION`: calls a running VM's control API and prints the JSON answer.
+///
+/// A 2xx answer's body is printed, indented, on standard output; any other answer becomes
+/// `engram: <error message> (HTTP <status>)` on standard error and exit status 1, as does a
+/// socket nobody answers on. See docs/API.md.
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Call a running VM's control API.",
+        abstract: "Call a running VM's control API (the --api-socket of engram run).",
         discussion: """
-            Actions: info (GET /vm), memory (GET /vm/memory), pause, resume, shutdown (PUT /vm/...), version,
-            or a raw request: get PATH | put PATH [--data JSON].
+            info      GET /vm            state, vCPUs, uptime, memory size
+            memory    GET /vm/memory     guest memory regions and their backings
+            pause     PUT /vm/pause      stop the vCPUs (returns once they have stopped)
+            resume    PUT /vm/resume     let them run again
+            shutdown  PUT /vm/shutdown   end the VM; engram run then exits 0
+            version   GET /version       engram's version and the API's
+            get PATH  GET PATH           any request, e.g. engram ctl vm.sock get /vm
+            put PATH  PUT PATH           with --data JSON as the body
             """
     )
 
-    @Argument(help: "The VM's --api-socket path.") var socket: String
-    @Argument(help: "info, memory, pause, resume, shutdown, version, get or put.") var action: String
-    @Argument(help: "The path for get/put, e.g. /vm.") var path: String?
-    @Option(help: "JSON body for put.") var data: String?
+    /// What to ask: a named request, or a raw GET/PUT.
+    enum Action: String, ExpressibleByArgument, CaseIterable {
+        case info, memory, pause, resume, shutdown, version, get, put
+    }
+
+    @Argument(help: "The VM's control socket (engram run --api-socket PATH).") var socket: String
+    @Argument(help: "What to do.") var action: Action
+    @Argument(help: "For get and put: the resource, e.g. /vm.") var path: String?
+    @Option(help: "For put: the JSON request body.") var data: String?
+
+    func validate() throws {
+        switch action {
+        case .get, .put:
+            guard let path, path.hasPrefix("/") else {
+                throw ValidationError("\(action.rawValue) needs a PATH starting with /, e.g. /vm")
+            }
+        default:
+            guard path == nil else { throw ValidationError("\(action.rawValue) takes no PATH") }
+        }
+        if data != nil, action != .put { throw ValidationError("--data goes with put only") }
+    }
+
+    /// The HTTP method and path `action` stands for.
+    var request: (method: String, path: String) {
+        switch action {
+        case .info: ("GET", "/vm")
+        case .memory: ("GET", "/vm/memory")
+        case .version: ("GET", "/version")
+        case .pause, .resume, .shutdown: ("PUT", "/vm/\(action.rawValue)")
+        case .get: ("GET", path ?? "/")
+        case .put: ("PUT", path ?? "/")
+        }
+    }
 
     func run() throws {
-        let (method, resource): (String, String)
-        switch action {
-        case "info": (method, resource) = ("GET", "/vm")
-        case "memory": (method, resource) = ("GET", "/vm/memory")
-        case "version": (method, resource) = ("GET", "/version")
-        case "pause", "resume", "shutdown": (method, resource) = ("PUT", "/vm/\(action)")
-        case "get", "put":
-            guard let path else { throw ValidationError("\(action) needs a PATH, e.g. /vm") }
-            (method, resource) = (action.uppercased(), path)
-        default:
-            throw ValidationError("unknown action \(action); expected info, memory, pause, resume, shutdown, version, get or put")
-        }
+        let (method, resource) = request
         let reply: (status: Int, body: [UInt8])
         do {
             reply = try ControlClient(socketPath: socket).send(method: method, path: resource, body: data.map { Array($0.utf8) })
@@ -38,19 +65,17 @@ struct CtlCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         guard (200..<300).contains(reply.status) else {
-            let message = (try? JSONDecoder().decode([String: String].self, from: Data(reply.body)))?["error"]
-                ?? String(decoding: reply.body, as: UTF8.self)
-            throw CommandFailure("\(message) (HTTP \(reply.status))")
+            throw CommandFailure("\(Self.errorMessage(in: reply.body)) (HTTP \(reply.status))")
         }
-        print(Self.pretty(reply.body))
+        if !reply.body.isEmpty {
+            print(JSONIndenter.indent(reply.body) ?? String(decoding: reply.body, as: UTF8.self))
+        }
     }
 
-    /// The reply re-indented for people; as received when it is not JSON.
-    static func pretty(_ body: [UInt8]) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)),
-              let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) else {
-            return String(decoding: body, as: UTF8.self)
-        }
-        return String(decoding: data, as: UTF8.self)
+    /// The `error` of an error answer; the body itself (one line, shortened) if it is not one.
+    static func errorMessage(in body: [UInt8]) -> String {
+        if let message = ErrorBody.message(in: body) { return message }
+        guard !body.isEmpty else { return "no error message" }
+        return String(decoding: body.prefix(200), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 }

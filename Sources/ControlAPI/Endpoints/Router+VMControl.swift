@@ -1,0 +1,8 @@
+extension Router {
+    /// Every route of Engram's control API, answered by `control`; `version` is the VMM's version string.
+    package init(control: any VMControl, version: String) {
+        self.init()
+        VersionEndpoint.register(in: &self, version: version)
+        VMEndpoint.register(in: &self, control: control)
+    }
+}

@@ -1,0 +1,24 @@
+/// The /vm resource: state, memory regions, and the pause, resume and shutdown actions.
+///
+/// Actions answer 200 with the state read back from the machine afterwards (`{"state": "paused"}`),
+/// so a client sees the effect without a second request.
+package enum VMEndpoint {
+    /// Adds GET /vm, GET /vm/memory, PUT /vm/pause, PUT /vm/resume and PUT /vm/shutdown to `router`.
+    package static func register(in router: inout Router, control: any VMControl) {
+        router.add("GET", "/vm") { _ in try .json(control.vmInfo()) }
+        router.add("GET", "/vm/memory") { _ in try .json(MemoryRegionList(regions: control.memoryRegions())) }
+        router.add("PUT", "/vm/pause") { _ in
+            try control.pause()
+            return try .json(VMStateReport(state: control.vmInfo().state))
+        }
+        router.add("PUT", "/vm/resume") { _ in
+            try control.resume()
+            return try .json(VMStateReport(state: control.vmInfo().state))
+        }
+        router.add("PUT", "/vm/shutdown") { _ in
+            // The machine only starts ending here; ControlServer.stop() writes this answer before closing.
+            try control.shutdown()
+            return try .json(VMStateReport(state: control.vmInfo().state))
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/// One named guest memory region, as listed by GET /vm/memory.
+package struct MemoryRegionInfo: Codable, Sendable, Equatable {
+    /// The region's name, e.g. "ram".
+    package var name: String
+    /// The region's size.
+    package var sizeInBytes: UInt64
+    /// "memfd", "file", "shared-file", "hugetlbfs" or "anonymous".
+    package var backing: String
+    /// The file behind the region, when it has a name in the file system; the key is left out otherwise.
+    package var path: String?
+    /// Where the region appears in guest-physical memory.
+    package var ranges: [GuestRangeInfo]
+
+    /// A region description; `path` is nil for backings with no name (memfd, anonymous).
+    package init(name: String, sizeInBytes: UInt64, backing: String, path: String?, ranges: [GuestRangeInfo]) {
+        self.name = name
+        self.sizeInBytes = sizeInBytes
+        self.backing = backing
+        self.path = path
+        self.ranges = ranges
+    }
+}

@@ -1,0 +1,22 @@
+/// What the control API can ask of a running machine.
+///
+/// The machine side implements this; the API server only translates HTTP to these calls,
+/// so ControlAPI does not link the VMM and its routing is tested without KVM. The server
+/// makes these calls one at a time, on a thread of its own (never an event loop), so an
+/// implementation may block: `pause()` waits for the vCPUs to stop.
+package protocol VMControl: Sendable {
+    /// The machine's state, vCPUs and uptime (GET /vm).
+    func vmInfo() -> VMInfo
+    /// The guest memory regions (GET /vm/memory).
+    func memoryRegions() -> [MemoryRegionInfo]
+    /// Stops every vCPU; returns once none is running guest code (PUT /vm/pause).
+    func pause() throws(VMControlError)
+    /// Lets the vCPUs run again (PUT /vm/resume).
+    func resume() throws(VMControlError)
+    /// Asks the VM to end and returns at once (PUT /vm/shutdown).
+    ///
+    /// The VMM then leaves its wait for the machine and calls `ControlServer.stop()`, which
+    /// finishes writing this request's reply before it closes the socket, so the client
+    /// always gets its answer. Do not call `stop()` from inside this method.
+    func shutdown() throws(VMControlError)
+}
