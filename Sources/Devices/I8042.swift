@@ -20,6 +20,12 @@ package final class I8042: PortIODevice {
     package func read(port: UInt16, size: Int) -> UInt32 {
         state.withLock { registers in
             let value = port == Self.dataPort ? registers.popOutput() : registers.status
+            if port == Self.dataPort && registers.interruptLevel {
+                // IRQ 1 is edge-triggered and Linux's handler reads one byte per interrupt (as QEMU's
+                // ps2_read_data does): drop the line so update() gives the next queued byte a fresh edge.
+                registers.interruptLevel = false
+                interrupt.set(level: false)
+            }
             update(&registers)
             return UInt32(value)
         }
