@@ -1,1 +1,19 @@
+// One-line wrappers for calls Swift cannot import (see include/CLinux.h).
+#define _GNU_SOURCE
 #include "CLinux.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+int clinux_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
+int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+int clinux_ioctl_int(int fd, unsigned long request, unsigned long arg) { return ioctl(fd, request, arg); }
+int clinux_mkostemp(char *template_, int flags) { return mkostemp(template_, flags); }
+long clinux_statfs_block_size(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_bsize : -1; }
+int clinux_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+int clinux_tgkill(int tgid, int tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
+int clinux_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -2,6 +2,9 @@
 # Builds the Linux guest Engram's end-to-end tests boot:
 #   guest/linux/build/bzImage             Debian's stock amd64 kernel (unpacked, never installed)
 #   guest/linux/build/initramfs.cpio.gz   busybox-static + ./init, newc cpio, gzip
+#   guest/linux/build/vmlinux             the same kernel uncompressed (ELF with a PVH entry note),
+#                                         for loaders that skip the bzImage decompressor
+# Only the first two paths are printed on stdout (one a line); progress goes to stderr.
 # Idempotent: a step is skipped when its output exists and is newer than its inputs,
 # so a second run with everything in place does nothing and takes well under a second.
 # Needs root (apt-get) on Debian 12; reaches only Debian's apt repositories.
@@ -17,11 +20,13 @@ debs=$build/debs
 kernel_root=$build/kernel        # dpkg -x target
 bzimage=$build/bzImage
 initramfs=$build/initramfs.cpio.gz
+vmlinux=$build/vmlinux
 init_script=$here/init
 busybox=/bin/busybox
 
 log() { printf 'build-image: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+trap 'log "error: command failed (exit $?) at line $LINENO"' ERR
 
 mkdir -p "$build" "$debs"
 exec 9>"$build/.lock"
@@ -103,6 +108,25 @@ else
     basename "$vmlinuz" | sed 's/^vmlinuz-//' >"$build/kernel-release"
 fi
 
+# ---- 1b. uncompressed vmlinux ----------------------------------------------
+# The bzImage payload (XZ for Debian) starts at (setup_sects+1)*512 + payload_offset.
+if [ -f "$vmlinux" ] && [ "$vmlinux" -nt "$bzimage" ]; then
+    log "vmlinux up to date"
+else
+    log "extracting vmlinux from bzImage"
+    command -v xz >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q xz-utils >&2
+    setup_sects=$(od -An -tu1 -j497 -N1 "$bzimage" | tr -d ' ')
+    [ "$setup_sects" != 0 ] || setup_sects=4
+    payload=$(( (setup_sects + 1) * 512 + $(od -An -tu4 -j584 -N4 "$bzimage" | tr -d ' ') ))
+    [ "$(od -An -tx1 -j"$payload" -N6 "$bzimage" | tr -d ' ')" = fd377a585a00 ] ||
+        die "bzImage payload at $payload is not XZ; extend build-image.sh for this kernel's compression"
+    # xz stops at the end of its stream, so feed it without a pipe (tail's SIGPIPE + pipefail).
+    xz -dc --single-stream <(tail -c +"$((payload + 1))" "$bzimage") >"$vmlinux.tmp"
+    [ "$(od -An -tx1 -N4 "$vmlinux.tmp" | tr -d ' ')" = 7f454c46 ] || die "extracted vmlinux is not ELF"
+    chmod 0644 "$vmlinux.tmp"
+    mv -f "$vmlinux.tmp" "$vmlinux"
+fi
+
 # ---- 2. initramfs ----------------------------------------------------------
 if [ ! -x "$busybox" ] || ! dpkg -S "$busybox" 2>/dev/null | grep -q '^busybox-static:'; then
     log "apt-get install busybox-static"
@@ -145,6 +169,6 @@ else
     rm -rf "$staging"
 fi
 
-log "kernel $(cat "$build/kernel-release" 2>/dev/null || echo '?') from $(basename "$kernel_deb")"
+log "kernel $(cat "$build/kernel-release" 2>/dev/null || echo '?') from $(basename "$kernel_deb"); uncompressed: $vmlinux"
 echo "$bzimage"
 echo "$initramfs"

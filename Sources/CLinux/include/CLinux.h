@@ -1,23 +1,12 @@
-// The C shim: kernel-header constants and variadic/hidden calls Swift cannot import.
-// No logic lives here: every function is a one-line wrapper.
+// The C shim: kernel-header constants and calls Swift cannot import (variadic, or hidden
+// behind _GNU_SOURCE). No logic lives here: every function is a one-line wrapper.
+// Only kernel UAPI headers are included here; the wrappers that need glibc's GNU extensions
+// are defined in CLinux.c, so this module never redefines what Swift's Glibc module declares.
 #pragma once
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/memfd.h>
 #include <linux/userfaultfd.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <sys/vfs.h>
-#include <termios.h>
-#include <unistd.h>
 
 // KVM request numbers (function-like macros in <linux/kvm.h>).
 static const unsigned long CLINUX_KVM_GET_API_VERSION = KVM_GET_API_VERSION;
@@ -52,21 +41,21 @@ static const unsigned long CLINUX_KVM_GET_PIT2 = KVM_GET_PIT2;
 static const unsigned long CLINUX_KVM_SET_PIT2 = KVM_SET_PIT2;
 
 /// memfd_create(2), hidden behind _GNU_SOURCE in Swift's Glibc module.
-static inline int clinux_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
-/// ioctl(2) with a pointer argument.
-static inline int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+int clinux_memfd_create(const char *name, unsigned int flags);
+/// ioctl(2) with a pointer argument (ioctl is variadic).
+int clinux_ioctl_ptr(int fd, unsigned long request, void *arg);
 /// ioctl(2) with an integer argument.
-static inline int clinux_ioctl_int(int fd, unsigned long request, unsigned long arg) { return ioctl(fd, request, arg); }
+int clinux_ioctl_int(int fd, unsigned long request, unsigned long arg);
 /// mkostemp(3), a GNU extension.
-static inline int clinux_mkostemp(char *template_, int flags) { return mkostemp(template_, flags); }
+int clinux_mkostemp(char *template_, int flags);
 /// statfs(2)'s block size: the huge page size on a hugetlbfs mount; -1 with errno on failure.
-static inline long clinux_statfs_block_size(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_bsize : -1; }
-/// tgkill(2): sends a signal to one thread of this process (kicks a vCPU out of KVM_RUN).
-static inline int clinux_tgkill(int tgid, int tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
+long clinux_statfs_block_size(const char *path);
 /// pthread_setname_np(3), a GNU extension: names the calling thread (15 bytes at most).
-static inline int clinux_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+int clinux_set_thread_name(const char *name);
+/// tgkill(2): sends a signal to one thread of this process (kicks a vCPU out of KVM_RUN).
+int clinux_tgkill(int tgid, int tid, int sig);
 /// gettid(2).
-static inline int clinux_gettid(void) { return (int)syscall(SYS_gettid); }
+int clinux_gettid(void);
 
 _Static_assert(KVM_API_VERSION == 12, "Engram speaks KVM API version 12");
 _Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs layout");
