@@ -16,8 +16,13 @@ final class ConsoleOutput: Sendable {
 
     /// Writes one byte the guest transmitted. On the vCPU thread: a plain write, no buffering, no allocation.
     func write(_ byte: UInt8) {
+        Self.put(byte, to: STDOUT_FILENO)
+        if logDescriptor >= 0 { Self.put(byte, to: logDescriptor) }
+    }
+
+    /// One byte, retried when a vCPU kick (a signal) interrupts the write, so no output is lost.
+    private static func put(_ byte: UInt8, to descriptor: CInt) {
         var value = byte
-        _ = unsafe Glibc.write(STDOUT_FILENO, &value, 1)
-        if logDescriptor >= 0 { _ = unsafe Glibc.write(logDescriptor, &value, 1) }
+        while unsafe Glibc.write(descriptor, &value, 1) < 0 && errno == EINTR {}
     }
 }
