@@ -65,10 +65,7 @@ package final class Machine: Sendable {
         var now = timespec()
         _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
         startTime = now
-        devices.onGuestRequest { [control, weak self] outcome in
-            control.finish(outcome) { self?.kickAllUnderLock() }
-            self?.signalAll()
-        }
+        devices.onGuestRequest { [weak self] outcome in self?.finish(outcome) }
     }
 
     /// Starts one OS thread per vCPU.
