@@ -1,12 +1,18 @@
-/// Why the device layout could not be built.
+/// Why the devices could not be set up; each message names the devices and ports involved.
 package enum DeviceError: Error, CustomStringConvertible, Equatable {
-    /// Two devices claim the same port.
-    case portConflict(ports: ClosedRange<UInt16>, existing: ClosedRange<UInt16>)
+    /// `device` asked for `ports`, but `existingDevice` already holds `existingPorts`, which overlap them.
+    case portConflict(device: String, ports: ClosedRange<UInt16>, existingDevice: String, existingPorts: ClosedRange<UInt16>)
 
+    /// One line saying what clashed and where.
     package var description: String {
         switch self {
-        case .portConflict(let ports, let existing):
-            "ports 0x\(String(ports.lowerBound, radix: 16))-0x\(String(ports.upperBound, radix: 16)) overlap a device already at 0x\(String(existing.lowerBound, radix: 16))-0x\(String(existing.upperBound, radix: 16))"
+        case .portConflict(let device, let ports, let existingDevice, let existingPorts):
+            "cannot place \(device) at ports \(Self.describe(ports)): they overlap \(existingDevice) at \(Self.describe(existingPorts))"
         }
+    }
+
+    private static func describe(_ ports: ClosedRange<UInt16>) -> String {
+        let first = "0x" + String(ports.lowerBound, radix: 16)
+        return ports.count == 1 ? first : first + "-0x" + String(ports.upperBound, radix: 16)
     }
 }

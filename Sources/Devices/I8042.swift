@@ -1,73 +1,78 @@
 import Synchronization
 
-/// The PC keyboard controller at ports 0x60 (data) and 0x64 (status/command).
+/// The PC keyboard controller at ports 0x60 (data) and 0x64 (status on read, command on write),
+/// with an MF2 keyboard behind it and no mouse.
 ///
-/// Its pulse-reset command (0xFE) is how Linux (reboot=k) and the test kernel reset the
-/// machine; Engram ends the VM then. Key presses arrive as scancodes through `injectScancodes`.
+/// Its pulse-reset command (0xFE) is how Linux (`reboot=k`) and the test kernel reset the
+/// machine; `onReset` is called then, outside the device's lock, and Engram ends the VM.
+/// Key presses arrive as scancodes through `injectScancodes` and raise IRQ 1 when the command
+/// byte enables keyboard interrupts. The line is driven under the device's lock (see `Serial8250`).
 package final class I8042: PortIODevice {
-    static let dataPort: UInt16 = 0x60
-    static let outputBufferCapacity = 16
+    /// The data port: output buffer on read, keyboard or command data on write.
+    package static let dataPort: UInt16 = 0x60
+    /// The status (read) and command (write) port.
+    package static let commandPort: UInt16 = 0x64
+    /// How many bytes the output buffer holds before further bytes are refused.
+    package static let outputBufferCapacity = 16
 
-    private let state = Mutex(Registers())
+    private let registers = Mutex(RegisterFile())
     private let interrupt: any InterruptLine
     private let onReset: @Sendable () -> Void
 
+    /// A controller in its power-on state (keyboard interrupt enabled, translation on, buffer empty).
+    /// - Parameters:
+    ///   - interrupt: IRQ 1.
+    ///   - onReset: called when the guest pulses the CPU reset line.
     package init(interrupt: any InterruptLine, onReset: @escaping @Sendable () -> Void) {
         self.interrupt = interrupt
         self.onReset = onReset
     }
 
+    /// An IN from the data port (the next output byte) or the status port.
     package func read(port: UInt16, size: Int) -> UInt32 {
-        state.withLock { registers in
-            let value = port == Self.dataPort ? registers.popOutput() : registers.status
-            if port == Self.dataPort && registers.interruptLevel {
-                // IRQ 1 is edge-triggered and Linux's handler reads one byte per interrupt (as QEMU's
-                // ps2_read_data does): drop the line so update() gives the next queued byte a fresh edge.
-                registers.interruptLevel = false
-                interrupt.set(level: false)
-            }
-            update(&registers)
-            return UInt32(value)
+        registers.withLock { registers in
+            guard port == Self.dataPort else { return UInt32(registers.status) }
+            let byte = registers.readData(line: interrupt)
+            registers.updateInterruptLine(interrupt)
+            return UInt32(byte)
         }
     }
 
+    /// An OUT to the data port or the command port (only the low byte counts).
     package func write(port: UInt16, size: Int, value: UInt32) {
-        let reset = state.withLock { registers in
+        let resetRequested = registers.withLock { registers in
             let byte = UInt8(truncatingIfNeeded: value)
             let reset = port == Self.dataPort ? registers.writeData(byte) : registers.writeCommand(byte)
-            update(&registers)
+            registers.updateInterruptLine(interrupt)
             return reset
         }
-        if reset { onReset() }
+        if resetRequested { onReset() }
     }
 
-    /// Queues scancodes as if keys were pressed; returns how many fitted.
+    /// Queues scancodes as if keys were pressed; returns how many fitted (none while the guest
+    /// has the keyboard disabled).
     @discardableResult
     package func injectScancodes(_ codes: some Collection<UInt8>) -> Int {
-        state.withLock { registers in
-            var accepted = 0
-            for code in codes where registers.pushOutput(code) { accepted += 1 }
-            update(&registers)
+        registers.withLock { registers in
+            let accepted = registers.inject(codes)
+            registers.updateInterruptLine(interrupt)
             return accepted
         }
     }
 
-    /// The controller's complete state, for snapshots.
-    package func saveState() -> Registers { state.withLock { $0 } }
+    /// The controller's and keyboard's complete state, for snapshots.
+    package func saveState() -> State { registers.withLock { $0.state } }
 
-    package func restoreState(_ saved: Registers) {
-        state.withLock { registers in
-            registers = saved
-            registers.interruptLevel = false
-            update(&registers)
+    /// Loads a saved state and drives IRQ 1 to match it (raising or lowering it only if it
+    /// differs from what this device last drove).
+    package func restoreState(_ state: State) {
+        registers.withLock { registers in
+            registers = RegisterFile(restoring: state, lineRaised: registers.interruptLineRaised)
+            registers.updateInterruptLine(interrupt)
         }
     }
 
-    private func update(_ registers: inout Registers) {
-        let level = registers.outputCount > 0 && registers.commandByte & 0x01 != 0 && registers.commandByte & 0x10 == 0
-        if level != registers.interruptLevel {
-            registers.interruptLevel = level
-            interrupt.set(level: level)
-        }
-    }
+    /// The state type's former name.
+    @available(*, deprecated, renamed: "State")
+    package typealias Registers = State
 }

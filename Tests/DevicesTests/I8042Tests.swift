@@ -34,10 +34,9 @@ import Testing
     // MARK: controller commands (port 0x64)
 
     @Test func selfTestAnswers0x55() {
-        #expect(status & Self.outputFull == 0)
+        #expect(status == 0x14)                     // system flag, not inhibited, buffer empty
         sendCommand(0xaa)
-        #expect(status & Self.outputFull == Self.outputFull)
-        #expect(status & 0x08 == 0x08)              // the last write was a command
+        #expect(status == 0x1d)                     // + output full, last write was a command
         #expect(readData() == 0x55)
         #expect(status & Self.outputFull == 0)
         sendCommand(0xab)                           // keyboard interface test
@@ -57,25 +56,77 @@ import Testing
         sendCommand(0x20)
         #expect(drainOutput() == [0x57])
         sendCommand(0xae)
+        sendCommand(0xa7)                           // disable aux sets bit 5
+        sendCommand(0x20)
+        #expect(drainOutput() == [0x67])
+        sendCommand(0xa8)
         sendCommand(0x20)
         #expect(drainOutput() == [0x47])
     }
 
-    @Test func pulseResetCallsOnResetOnce() {
-        sendCommand(0xaa)
-        sendCommand(0x20)
-        #expect(resets.calls == 0)
-        sendCommand(0xfe)
-        #expect(resets.calls == 1)
+    @Test func systemFlagFollowsTheCommandByte() {
+        sendCommand(0x60)
+        sendData(0x41)
+        #expect(status & 0x04 == 0)
+        sendCommand(0x60)
+        sendData(0x45)
+        #expect(status & 0x04 == 0x04)
     }
 
-    @Test func outputPortResetLine() {
-        sendCommand(0xd1)
-        sendData(0x03)                              // reset line stays high
+    @Test func pulseResetCallsOnReset() {
+        sendCommand(0xaa)
+        sendCommand(0x20)
+        sendCommand(0xff)                           // pulses no line
         #expect(resets.calls == 0)
+        sendCommand(0xfe)                           // pulses line 0, CPU reset
+        #expect(resets.calls == 1)
+        sendCommand(0xf0)                           // pulses all four, reset among them
+        #expect(resets.calls == 2)
+        sendCommand(0xfd)                           // line 1 only
+        #expect(resets.calls == 2)
+    }
+
+    /// The reset callback runs outside the device's lock: it may read the controller again.
+    @Test func resetCallbackMayCallBackIntoTheDevice() {
+        let slot = DeviceSlot<I8042>()
+        let seen = ByteRecorder()
+        let controller = I8042(interrupt: RecordingInterruptLine(), onReset: {
+            if let controller = slot.device { seen.append(UInt8(controller.read(port: Self.command, size: 1))) }
+        })
+        slot.device = controller
+        controller.write(port: Self.command, size: 1, value: 0xfe)
+        #expect(seen.bytes == [0x1c])
+    }
+
+    @Test func outputPortReadsAndResetsTheCPU() {
+        sendCommand(0xd0)
+        #expect(drainOutput() == [0x03])            // reset line released, A20 on
+        sendCommand(0xd1)
+        sendData(0x01)                              // A20 off, reset line stays high
+        #expect(resets.calls == 0)
+        sendCommand(0xd0)
+        #expect(drainOutput() == [0x01])
         sendCommand(0xd1)
         sendData(0x02)                              // bit 0 cleared: the CPU is reset
         #expect(resets.calls == 1)
+        #expect(drainOutput().isEmpty)
+    }
+
+    @Test func writeKeyboardOutputBufferQueuesTheByte() {
+        sendCommand(0xd2)
+        sendData(0x1c)
+        #expect(drainOutput() == [0x1c])
+        #expect(line.risingEdges == 1)
+    }
+
+    /// Linux's AUX loop test (0xD3) gets the keyboard's resend without the aux flag, so the driver
+    /// concludes at once that there is no mouse port.
+    @Test func auxLoopTestFindsNoAuxPort() {
+        sendCommand(0xd3)
+        sendData(0x5a)
+        #expect(status & 0x21 == 0x01)              // a byte waits, but not from the aux port
+        #expect(readData() == 0xfe)
+        sendCommand(0xa9)                           // aux interface test: no answer
         #expect(drainOutput().isEmpty)
     }
 
@@ -90,10 +141,18 @@ import Testing
         #expect(drainOutput() == [0xfa])
         sendData(0x02)                              // … to num lock: an argument, acknowledged
         #expect(drainOutput() == [0xfa])
+        #expect(controller.saveState().keyboardLEDs == 0x02)
         sendData(0xf2)                              // the argument was consumed: a command again
         #expect(drainOutput() == [0xfa, 0xab, 0x83])
+        sendData(0xf3)                              // typematic rate …
+        sendData(0x20)                              // … and its argument
+        #expect(drainOutput() == [0xfa, 0xfa])
+        #expect(controller.saveState().typematic == 0x20)
+        sendData(0xf5)                              // disable scanning, defaults back
         sendData(0xf4)                              // enable scanning
-        #expect(drainOutput() == [0xfa])
+        sendData(0xf6)                              // defaults
+        #expect(drainOutput() == [0xfa, 0xfa, 0xfa])
+        #expect(controller.saveState().typematic == 0x2b)
         sendData(0xee)                              // echo
         #expect(drainOutput() == [0xee])
         sendData(0x42)                              // no such command
@@ -101,13 +160,44 @@ import Testing
         #expect(resets.calls == 0)
     }
 
+    @Test func scancodeSetCommand() {
+        sendData(0xf0)
+        sendData(0x00)                              // which set? 2, translated to 0x41 for the guest
+        #expect(drainOutput() == [0xfa, 0xfa, 0x41])
+        sendData(0xf0)
+        sendData(0x01)
+        sendData(0xf0)
+        sendData(0x00)
+        #expect(drainOutput() == [0xfa, 0xfa, 0xfa, 0xfa, 0x43])
+        sendCommand(0x60)
+        sendData(0x05)                              // translation off
+        sendData(0xf0)
+        sendData(0x00)
+        #expect(drainOutput() == [0xfa, 0xfa, 0x01])
+        sendData(0xf0)
+        sendData(0x07)                              // no set 7
+        #expect(drainOutput() == [0xfa, 0xfe])
+    }
+
+    /// A controller command between a keyboard command and its argument leaves the argument to the keyboard.
+    @Test func controllerCommandDoesNotStealAKeyboardArgument() {
+        sendData(0xed)
+        #expect(drainOutput() == [0xfa])
+        sendCommand(0x20)
+        #expect(drainOutput() == [0x45])
+        sendData(0x04)                              // caps lock
+        #expect(drainOutput() == [0xfa])
+        #expect(controller.saveState().keyboardLEDs == 0x04)
+    }
+
     // MARK: scancodes and IRQ 1
 
     @Test func scancodesRaiseIRQ1() {
-        #expect(controller.injectScancodes([0x1c, 0x9c]) == 2)  // 'a' pressed and released
+        #expect(controller.injectScancodes([0x1e, 0x9e]) == 2)  // 'a' pressed and released
         #expect(line.levels == [true])
-        #expect(readData() == 0x1c)
-        #expect(readData() == 0x9c)
+        #expect(status & Self.outputFull == Self.outputFull)
+        #expect(readData() == 0x1e)
+        #expect(readData() == 0x9e)
         #expect(line.levels.last == false)
         #expect(status & Self.outputFull == 0)
     }
@@ -131,15 +221,28 @@ import Testing
         #expect(line.isRaised == false)
     }
 
-    @Test func noIRQWhenTheKeyboardIsDisabled() {
-        sendCommand(0xad)
+    @Test func disabledKeyboardTakesNoKeys() {
+        sendCommand(0xad)                           // keyboard port disabled
+        #expect(controller.injectScancodes([0x1c]) == 0)
+        #expect(status & Self.outputFull == 0)
+        sendCommand(0xae)
+        sendData(0xf5)                              // scanning off
+        #expect(drainOutput() == [0xfa])
+        #expect(controller.injectScancodes([0x1c]) == 0)
+        sendData(0xf4)
+        #expect(drainOutput() == [0xfa])
         #expect(controller.injectScancodes([0x1c]) == 1)
-        #expect(line.levels.isEmpty)
-        #expect(status & Self.outputFull == Self.outputFull)  // queued, but silent
-        sendCommand(0xae)                           // enabling with a byte waiting raises the line
-        #expect(line.levels == [true])
         #expect(readData() == 0x1c)
+    }
+
+    @Test func disablingTheKeyboardPortHoldsIRQ1Low() {
+        sendCommand(0x20)                           // a reply waits …
+        #expect(line.levels == [true])
+        sendCommand(0xad)                           // … but the keyboard port is now off
         #expect(line.levels == [true, false])
+        sendCommand(0xae)
+        #expect(line.levels == [true, false, true])
+        #expect(drainOutput() == [0x45])
     }
 
     @Test func noIRQWhenCommandByteBit0IsClear() {
@@ -168,6 +271,9 @@ import Testing
         _ = readData()
         sendData(0xed)                              // leaves an LED argument pending
         let saved = controller.saveState()
+        #expect(saved.outputBytes == [0x9c, 0xfa])
+        #expect(saved.keyboardAwaitingArgument == 0xed)
+        #expect(saved.commandByte == 0x47)
 
         let otherLine = RecordingInterruptLine()
         let copy = I8042(interrupt: otherLine, onReset: {})
@@ -181,5 +287,33 @@ import Testing
         copy.write(port: Self.command, size: 1, value: 0x20)
         #expect(UInt8(copy.read(port: Self.data, size: 1)) == 0x47)
         #expect(copy.saveState() != saved)
+    }
+
+    @Test func restoringAnEmptyBufferLowersIRQ1() {
+        controller.injectScancodes([0x1c])
+        #expect(line.levels == [true])
+        controller.restoreState(I8042(interrupt: RecordingInterruptLine(), onReset: {}).saveState())
+        #expect(line.levels == [true, false])
+        #expect(status == 0x14)
+    }
+
+    @Test func stateSurvivesJSON() throws {
+        controller.injectScancodes([0x1c, 0x9c])
+        sendCommand(0x60)                           // a controller command waiting for its data byte
+        let saved = controller.saveState()
+        #expect(saved.controllerAwaitingData == 0x60)
+        #expect(try StateCoding.roundTrip(saved) == saved)
+    }
+
+    @Test func decodingRefusesImpossibleStates() throws {
+        let saved = controller.saveState()
+        #expect(throws: DecodingError.self) {
+            try StateCoding.decode(saved, replacing: "outputBytes", with: [Int](repeating: 0x1c, count: 17))
+        }
+        #expect(throws: DecodingError.self) { try StateCoding.decode(saved, replacing: "controllerAwaitingData", with: 0x20) }
+        #expect(throws: DecodingError.self) { try StateCoding.decode(saved, replacing: "keyboardAwaitingArgument", with: 0xff) }
+        #expect(throws: DecodingError.self) { try StateCoding.decode(saved, replacing: "scancodeSet", with: 4) }
+        let full = try StateCoding.decode(saved, replacing: "outputBytes", with: [Int](repeating: 0x1c, count: 16))
+        #expect(full.outputBytes.count == 16)
     }
 }

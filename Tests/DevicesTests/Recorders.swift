@@ -42,3 +42,14 @@ final class CallCounter: Sendable {
 
     var calls: Int { count.withLock { $0 } }
 }
+
+/// Holds a device created after the callback that needs it, so a callback can call back into
+/// its own device: the test that callbacks run outside the device's lock.
+final class DeviceSlot<Device: AnyObject & Sendable>: Sendable {
+    private let stored = Mutex<Device?>(nil)
+
+    var device: Device? {
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
+    }
+}
