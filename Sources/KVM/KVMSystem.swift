@@ -9,6 +9,8 @@ package final class KVMSystem: Sendable {
     let descriptor: OwnedFileDescriptor
     /// Size of each vCPU's shared kvm_run mapping.
     package let vcpuMappingSize: Int
+    /// Bytes of a vCPU's XSAVE area as KVM transfers it.
+    package let extendedStateSize: Int
 
     /// Opens /dev/kvm and checks the API version.
     package init(path: String = KVMSystem.defaultPath) throws(KVMError) {
@@ -18,6 +20,8 @@ package final class KVMSystem: Sendable {
         let version = try KVMCall.ioctl(fd, CLINUX_KVM_GET_API_VERSION, "KVM_GET_API_VERSION")
         guard version == 12 else { throw .apiVersion(found: version) }
         vcpuMappingSize = Int(try KVMCall.ioctl(fd, CLINUX_KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE"))
+        extendedStateSize = max(4096, Int(try KVMCall.ioctl(fd, CLINUX_KVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION",
+                                                            integer: UInt(KVM_CAP_XSAVE2))))
         for (capability, name) in [(KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"), (KVM_CAP_PIT2, "KVM_CAP_PIT2"),
                                    (KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
                                    (KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")] {
@@ -55,6 +59,20 @@ package final class KVMSystem: Sendable {
                 let count = unsafe Int(raw.load(as: UInt32.self))
                 return (0..<count).map { unsafe CPUIDEntry(raw.loadUnaligned(fromByteOffset: header + $0 * entrySize, as: kvm_cpuid_entry2.self)) }
             }
+        }
+    }
+
+    /// KVM_GET_MSR_INDEX_LIST: the MSRs whose state a save must carry (TSC, kvmclock, syscall MSRs, ...).
+    package func savedMSRIndices() throws(KVMError) -> [UInt32] {
+        var buffer = [UInt8](repeating: 0, count: 4 + 4 * 1024)
+        // SAFETY: the count field is the buffer's first four bytes.
+        unsafe buffer.withUnsafeMutableBytes { unsafe $0.storeBytes(of: UInt32(1024), as: UInt32.self) }
+        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_GET_MSR_INDEX_LIST, "KVM_GET_MSR_INDEX_LIST", buffer: &buffer)
+        let reader = buffer
+        let count = min(1024, Int(UInt32(reader[0]) | UInt32(reader[1]) << 8 | UInt32(reader[2]) << 16 | UInt32(reader[3]) << 24))
+        return (0..<count).map { i in
+            let o = 4 + 4 * i
+            return UInt32(reader[o]) | UInt32(reader[o + 1]) << 8 | UInt32(reader[o + 2]) << 16 | UInt32(reader[o + 3]) << 24
         }
     }
 

@@ -21,14 +21,17 @@ package final class VirtualCPU: @unchecked Sendable {
     private let machine: VirtualMachine
     private let run: UnsafeMutablePointer<kvm_run>
     private let mappingSize: Int
+    /// Bytes of the XSAVE area KVM transfers (KVM_CAP_XSAVE2, at least 4 KiB).
+    let extendedStateSize: Int
 
-    init(id: UInt32, descriptor: OwnedFileDescriptor, machine: VirtualMachine, mappingSize: Int) throws(KVMError) {
+    init(id: UInt32, descriptor: OwnedFileDescriptor, machine: VirtualMachine, mappingSize: Int, extendedStateSize: Int) throws(KVMError) {
         // SAFETY: maps the vCPU's run structure at its fixed size; unmapped in deinit.
         let mapped = unsafe mmap(nil, mappingSize, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor.rawValue, 0)
         guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else { throw .runMapping(Errno(rawValue: errno)) }
         self.id = id
         self.descriptor = descriptor
         self.machine = machine
+        self.extendedStateSize = extendedStateSize
         self.mappingSize = mappingSize
         unsafe self.run = mapped.assumingMemoryBound(to: kvm_run.self)
     }

@@ -68,6 +68,7 @@ package final class VirtualMachine: Sendable {
     /// KVM_CREATE_VCPU with its shared run structure mapped.
     package func createVirtualCPU(id: UInt32) throws(KVMError) -> VirtualCPU {
         let fd = try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_CREATE_VCPU, "KVM_CREATE_VCPU", integer: UInt(id))
-        return try VirtualCPU(id: id, descriptor: OwnedFileDescriptor(taking: fd), machine: self, mappingSize: system.vcpuMappingSize)
+        return try VirtualCPU(id: id, descriptor: OwnedFileDescriptor(taking: fd), machine: self, mappingSize: system.vcpuMappingSize,
+                              extendedStateSize: system.extendedStateSize)
     }
 }

@@ -13,6 +13,8 @@ package final class Machine: Sendable {
     let vcpus: [VirtualCPU]
     let serial: Serial8250
     let ports: PortIOBus
+    let devices: LegacyDevices
+    let kvm: KVMSystem
     let control = RunControl()
     private let console: ConsoleOutput
     private let threadIDs: Mutex<[CInt]>
@@ -28,7 +30,6 @@ package final class Machine: Sendable {
             throw .memory(.unknownRegion(name: name, known: MachineConfiguration.regionNames))
         }
         self.configuration = configuration
-        let kvm: KVMSystem
         do { kvm = try KVMSystem() } catch { throw .kvm(error) }
 
         let ram: GuestRegion
@@ -59,7 +60,7 @@ package final class Machine: Sendable {
         } catch { throw .kvm(error) }
         threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
 
-        let devices = try LegacyDevices(machine: virtualMachine, console: console)
+        devices = try LegacyDevices(machine: virtualMachine, console: console)
         serial = devices.serial
         ports = devices.bus
         var now = timespec()
@@ -104,6 +105,21 @@ package final class Machine: Sendable {
             try? virtualMachine.setTimerState(timer)
         }
         return control.resume()
+    }
+
+    /// The PIT state saved when the machine paused (what the guest's timer will resume from).
+    func pausedTimerState() throws(KVMError) -> kvm_pit_state2 {
+        if let saved = savedTimer.withLock({ $0 }) { return saved }
+        return try virtualMachine.timerState()
+    }
+
+    /// Replaces the PIT state resume will load, from a saved kvm_pit_state2's bytes.
+    func restorePausedTimer(_ bytes: [UInt8]) throws(KVMError) {
+        guard bytes.count == MemoryLayout<kvm_pit_state2>.size else { throw .ioctl(name: "KVM_SET_PIT2 (bad size)", .invalidArgument) }
+        var state = kvm_pit_state2()
+        unsafe withUnsafeMutableBytes(of: &state) { unsafe $0.copyBytes(from: bytes) }
+        try virtualMachine.setTimerState(state)
+        savedTimer.withLock { $0 = state }
     }
 
     /// "running", "paused" or "stopping".

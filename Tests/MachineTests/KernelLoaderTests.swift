@@ -65,7 +65,7 @@ import TestSupport
 
     @Test func refusesFilesThatAreNoKernel() throws {
         let path = directory.path("junk")
-        FileManager.default.createFile(atPath: path, contents: Data("not a kernel at all".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("not a kernel at all".utf8))
         #expect(throws: MachineError.self) { try KernelImage.load(path: path, into: try memory()) }
         #expect(throws: MachineError.self) { try KernelImage.load(path: directory.path("absent"), into: try memory()) }
     }

@@ -7,6 +7,7 @@ import Foundation
 public final class GuestProcess: @unchecked Sendable {
     public struct Timeout: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     private let process = Process()

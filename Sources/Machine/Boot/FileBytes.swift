@@ -12,8 +12,9 @@ enum FileBytes {
             var bytes = [UInt8](repeating: 0, count: Int(size))
             var done = 0
             while done < bytes.count {
-                let n = try bytes.withUnsafeMutableBytes { raw in
-                    try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]))
+                // SAFETY: reads into the array's own storage, from `done` to its end.
+                let n = try unsafe bytes.withUnsafeMutableBytes { raw in
+                    try unsafe fd.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]))
                 }
                 if n == 0 { break }
                 done += n

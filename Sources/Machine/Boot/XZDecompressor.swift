@@ -4,7 +4,7 @@ import CLZMA
 enum XZDecompressor {
     static func decompress(_ input: [UInt8], expectedSize: Int, limit: Int) -> [UInt8]? {
         guard expectedSize > 0, expectedSize <= limit else { return nil }
-        var stream = lzma_stream()
+        var stream = unsafe lzma_stream()
         guard unsafe lzma_stream_decoder(&stream, UInt64.max, 0) == LZMA_OK else { return nil }
         defer { unsafe lzma_end(&stream) }
         var output = [UInt8](repeating: 0, count: expectedSize)
@@ -12,13 +12,13 @@ enum XZDecompressor {
         let result = unsafe input.withUnsafeBufferPointer { source in
             unsafe output.withUnsafeMutableBufferPointer { destination in
                 unsafe stream.next_in = source.baseAddress
-                stream.avail_in = source.count
+                unsafe stream.avail_in = source.count
                 unsafe stream.next_out = destination.baseAddress
-                stream.avail_out = destination.count
+                unsafe stream.avail_out = destination.count
                 return unsafe lzma_code(&stream, LZMA_FINISH)
             }
         }
-        guard result == LZMA_STREAM_END, Int(stream.total_out) == expectedSize else { return nil }
+        guard result == LZMA_STREAM_END, unsafe Int(stream.total_out) == expectedSize else { return nil }
         return output
     }
 }

@@ -1,0 +1,61 @@
+import CLinux
+import KVM
+
+extension Machine {
+    /// Saves vCPU, interrupt-controller, timer, clock and device state. The machine must be paused.
+    package func saveState() throws(MachineError) -> MachineStateRecord {
+        guard control.currentState == .paused else { throw .invalidConfiguration("the VM must be paused to save its state") }
+        do {
+            let msrIndices = try kvm.savedMSRIndices()
+            let records = try vcpus.map { (vcpu) throws(KVMError) -> VCPUStateRecord in
+                var blocks: [VCPUStateBlock: [UInt8]] = [:]
+                for block in VCPUStateBlock.allCases { blocks[block] = try vcpu.stateBlock(block) }
+                let msrs = try vcpu.modelSpecificRegisters(msrIndices).map { ModelSpecificRegister(index: $0.index, value: $0.value) }
+                return VCPUStateRecord(id: vcpu.id, blocks: blocks, modelSpecificRegisters: msrs)
+            }
+            var chips: [InterruptControllerChip: [UInt8]] = [:]
+            for chip in InterruptControllerChip.allCases { chips[chip] = try virtualMachine.interruptControllerState(chip) }
+            let timer = try pausedTimerState()
+            // SAFETY: copies the bytes of a plain C struct held in a local.
+            let timerBytes = unsafe withUnsafeBytes(of: timer) { unsafe Array($0) }
+            return MachineStateRecord(
+                vcpus: records, interruptControllers: chips,
+                timer: timerBytes,
+                clockNanoseconds: try virtualMachine.clock(),
+                serial: serial.saveState(), keyboardController: devices.keyboardController.saveState())
+        } catch {
+            throw .kvm(error)
+        }
+    }
+
+    /// Loads a saved state into this paused machine (same configuration); resume continues from it.
+    package func restoreState(_ record: MachineStateRecord) throws(MachineError) {
+        guard control.currentState == .paused else { throw .invalidConfiguration("the VM must be paused to restore state") }
+        guard record.version == MachineStateRecord.currentVersion else {
+            throw .invalidConfiguration("machine state version \(record.version) is not \(MachineStateRecord.currentVersion), the one this Engram reads")
+        }
+        guard record.vcpus.count == vcpus.count else {
+            throw .invalidConfiguration("saved state has \(record.vcpus.count) vCPUs; this machine has \(vcpus.count)")
+        }
+        do {
+            try virtualMachine.setClock(record.clockNanoseconds)
+            for chip in InterruptControllerChip.allCases {
+                if let bytes = record.interruptControllers[chip] { try virtualMachine.setInterruptControllerState(bytes) }
+            }
+            for (vcpu, saved) in zip(vcpus, record.vcpus) {
+                for block in VCPUStateBlock.restoreOrder {
+                    guard let bytes = saved.blocks[block] else { continue }
+                    try vcpu.setStateBlock(block, bytes)
+                    if block == .specialRegisters {
+                        try vcpu.setModelSpecificRegisters(saved.modelSpecificRegisters.map { ($0.index, $0.value) })
+                    }
+                }
+            }
+            try restorePausedTimer(record.timer)
+        } catch {
+            throw .kvm(error)
+        }
+        serial.restoreState(record.serial)
+        devices.keyboardController.restoreState(record.keyboardController)
+    }
+}

@@ -1,0 +1,31 @@
+import Devices
+import KVM
+
+/// Everything a paused machine needs to continue elsewhere, apart from guest memory.
+///
+/// Versioned and Codable, so the snapshot format can store it as its state section;
+/// kernel structs are kept as their raw bytes (KVM's stable ABI).
+package struct MachineStateRecord: Codable, Sendable, Equatable {
+    package static let currentVersion = 1
+
+    package var version = MachineStateRecord.currentVersion
+    package var vcpus: [VCPUStateRecord]
+    package var interruptControllers: [InterruptControllerChip: [UInt8]]
+    package var timer: [UInt8]
+    package var clockNanoseconds: UInt64
+    package var serial: Serial8250.State
+    package var keyboardController: I8042.State
+}
+
+/// One vCPU's saved state.
+package struct VCPUStateRecord: Codable, Sendable, Equatable {
+    package var id: UInt32
+    package var blocks: [VCPUStateBlock: [UInt8]]
+    package var modelSpecificRegisters: [ModelSpecificRegister]
+}
+
+/// One MSR and its value.
+package struct ModelSpecificRegister: Codable, Sendable, Equatable {
+    package var index: UInt32
+    package var value: UInt64
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Machine
+import Testing
+import TestSupport
+
+/// Saving and loading a paused machine's vCPU, irqchip, timer, clock and device state, with the test kernel.
+@Suite(.enabled(if: TestEnvironment.hasKVM && TestEnvironment.hasTestKernel, "needs /dev/kvm and the test kernel"))
+struct MachineStateTests {
+    let directory = TemporaryDirectory()
+
+    func waitForLog(_ path: String, containing text: String, after offset: Int = 0) throws -> String {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let bytes = Array(((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()).dropFirst(offset))
+            // Whole lines only (up to the last newline byte): the guest may still be writing the last one.
+            let end = bytes.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+            let lines = String(decoding: bytes[..<end], as: UTF8.self).split(whereSeparator: \.isNewline)
+            if let line = lines.first(where: { $0.contains(text) }) { return String(line) }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw GuestProcess.Timeout(description: "no \(text) in the console log")
+    }
+
+    @Test func stateSurvivesSaveAndLoadAndTheGuestRunsOn() throws {
+        let log = directory.path("console.log")
+        let machine = try Machine(configuration: MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 128 << 20, cpuCount: 2),
+                                  consoleLogPath: log)
+        try machine.start()
+        defer { machine.finish(.shutdownRequested) }
+        _ = try waitForLog(log, containing: "READY")
+        #expect(machine.pause())
+        let saved = try machine.saveState()
+        #expect(saved.vcpus.count == 2)
+        #expect(saved.vcpus[0].blocks.count == 9)
+        #expect(saved.vcpus[0].modelSpecificRegisters.contains { $0.index == 0x10 })  // the TSC is carried
+        #expect(saved.interruptControllers.count == 3)
+
+        let decoded = try JSONDecoder().decode(MachineStateRecord.self, from: JSONEncoder().encode(saved))
+        #expect(decoded == saved)
+        try machine.restoreState(decoded)
+        let again = try machine.saveState()
+        #expect(again.vcpus.map { $0.blocks[.registers] } == saved.vcpus.map { $0.blocks[.registers] })
+        #expect(again.vcpus.map { $0.blocks[.specialRegisters] } == saved.vcpus.map { $0.blocks[.specialRegisters] })
+
+        #expect(machine.resume())
+        let offset = (try? Data(contentsOf: URL(fileURLWithPath: log)).count) ?? 0
+        _ = machine.consoleInput(Array("ticks\r".utf8))
+        let line = try waitForLog(log, containing: "TICKS ", after: offset)
+        #expect(Int(line.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0 > 0)
+    }
+
+    @Test func stateCannotBeSavedWhileRunning() throws {
+        let machine = try Machine(configuration: MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 64 << 20),
+                                  consoleLogPath: directory.path("log"))
+        #expect(throws: MachineError.self) { try machine.saveState() }
+    }
+}
