@@ -22,7 +22,8 @@ extension Machine {
                 vcpus: records, interruptControllers: chips,
                 timer: timerBytes,
                 clockNanoseconds: try virtualMachine.clock(),
-                serial: serial.saveState(), keyboardController: devices.keyboardController.saveState())
+                serial: serial.saveState(), keyboardController: devices.keyboardController.saveState(),
+                powerControl: devices.powerControl.saveState())
         } catch {
             throw .kvm(error)
         }
@@ -57,5 +58,6 @@ extension Machine {
         }
         serial.restoreState(record.serial)
         devices.keyboardController.restoreState(record.keyboardController)
+        devices.powerControl.restoreState(record.powerControl)
     }
 }

@@ -15,6 +15,7 @@ package struct MachineStateRecord: Codable, Sendable, Equatable {
     package var clockNanoseconds: UInt64
     package var serial: Serial8250.State
     package var keyboardController: I8042.State
+    package var powerControl: PowerControlPort.State
 }
 
 /// One vCPU's saved state.
