@@ -33,6 +33,12 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(
+            name: "SnapshotFormat",
+            dependencies: ["GuestMemory"],
+            exclude: ["README.md"],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
             name: "KVM",
             dependencies: ["CLinux", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
@@ -70,6 +76,7 @@ let package = Package(
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "TestSupport"]),
+        .testTarget(name: "SnapshotFormatTests", dependencies: ["SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),

@@ -1,0 +1,68 @@
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), computed with slicing-by-8 tables.
+///
+/// Checks snapshot pages and headers. Table-driven in plain Swift so SnapshotFormat needs no
+/// C; `update` allocates nothing. The value passed in and returned is the finished CRC, so
+/// `update(update(0, a), b) == checksum(a + b)`.
+package enum CRC32C {
+    /// The reflected Castagnoli polynomial.
+    package static let polynomial: UInt32 = 0x82F6_3B78
+
+    /// 8 tables of 256 entries: table k gives the CRC of a byte followed by k zero bytes.
+    private static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
+        for n in 0..<256 {
+            var crc = UInt32(n)
+            for _ in 0..<8 { crc = (crc & 1) != 0 ? (crc >> 1) ^ polynomial : crc >> 1 }
+            tables[n] = crc
+        }
+        for k in 1..<8 {
+            for n in 0..<256 {
+                let previous = tables[(k - 1) * 256 + n]
+                tables[k * 256 + n] = (previous >> 8) ^ tables[Int(previous & 0xFF)]
+            }
+        }
+        return tables
+    }()
+
+    /// Continues `crc` (0 to start) over `bytes` and returns the finished CRC.
+    package static func update(_ crc: UInt32, bytes: UnsafeRawBufferPointer) -> UInt32 {
+        // SAFETY: the table pointer stays inside the closure; every index is masked to 0..<2048.
+        unsafe tables.withUnsafeBufferPointer { table in
+            var c = ~crc
+            var index = 0
+            let count = bytes.count
+            while count - index >= 8 {
+                // SAFETY: index + 8 <= count, checked by the loop condition.
+                let word = unsafe bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self).littleEndian ^ UInt64(c)
+                let a = unsafe table[7 * 256 + Int(word & 0xFF)] ^ table[6 * 256 + Int((word >> 8) & 0xFF)]
+                let b = unsafe table[5 * 256 + Int((word >> 16) & 0xFF)] ^ table[4 * 256 + Int((word >> 24) & 0xFF)]
+                let d = unsafe table[3 * 256 + Int((word >> 32) & 0xFF)] ^ table[2 * 256 + Int((word >> 40) & 0xFF)]
+                let e = unsafe table[1 * 256 + Int((word >> 48) & 0xFF)] ^ table[Int(word >> 56)]
+                c = a ^ b ^ d ^ e
+                index += 8
+            }
+            while index < count {
+                // SAFETY: index < count.
+                let byte = unsafe bytes[index]
+                c = unsafe table[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8)
+                index += 1
+            }
+            return ~c
+        }
+    }
+
+    /// The CRC32C of `bytes`.
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { unsafe update(0, bytes: bytes) }
+
+    /// The CRC32C of `bytes`.
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        // SAFETY: the buffer does not escape the closure.
+        unsafe bytes.withUnsafeBytes { unsafe update(0, bytes: $0) }
+    }
+
+    /// Continues `crc` over `bytes`.
+    package static func update(_ crc: UInt32, bytes: [UInt8]) -> UInt32 {
+        // SAFETY: the buffer does not escape the closure.
+        unsafe bytes.withUnsafeBytes { unsafe update(crc, bytes: $0) }
+    }
+}

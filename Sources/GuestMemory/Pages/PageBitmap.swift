@@ -1,0 +1,98 @@
+/// One bit per page of a region: which pages are present, dirty or wanted.
+///
+/// Bits live in 64-bit words, page i at bit `i % 64` of word `i / 64` (least significant
+/// bit first), and serialize as little-endian words, so the bytes match the KVM dirty log
+/// and the snapshot file's bitmap.
+package struct PageBitmap: Equatable, Sendable {
+    /// How many pages the bitmap covers; bits past it are always clear.
+    package let pageCount: UInt64
+    /// The bits, `wordCount(pageCount)` words.
+    package private(set) var words: [UInt64]
+
+    /// An empty bitmap (no bit set) for `pageCount` pages.
+    package init(pageCount: UInt64) {
+        self.pageCount = pageCount
+        words = [UInt64](repeating: 0, count: Int(Self.wordCount(pageCount: pageCount)))
+    }
+
+    /// Decodes the serialized form; nil if the length is wrong or a bit past `pageCount` is set.
+    package init?(pageCount: UInt64, littleEndianBytes bytes: [UInt8]) {
+        let wordCount = Self.wordCount(pageCount: pageCount)
+        guard UInt64(bytes.count) == wordCount * 8 else { return nil }
+        var words = [UInt64](repeating: 0, count: Int(wordCount))
+        for w in 0..<Int(wordCount) {
+            var word: UInt64 = 0
+            for b in 0..<8 { word |= UInt64(bytes[w * 8 + b]) << (8 * UInt64(b)) }
+            words[w] = word
+        }
+        let tailBits = pageCount % 64
+        if tailBits != 0, let last = words.last, last >> tailBits != 0 { return nil }
+        self.pageCount = pageCount
+        self.words = words
+    }
+
+    /// Words needed for `pageCount` pages.
+    package static func wordCount(pageCount: UInt64) -> UInt64 { pageCount / 64 + (pageCount % 64 == 0 ? 0 : 1) }
+
+    /// Serialized length in bytes for `pageCount` pages.
+    package static func byteCount(pageCount: UInt64) -> UInt64 { wordCount(pageCount: pageCount) * 8 }
+
+    /// Sets the bit of `page`.
+    package mutating func insert(_ page: PageIndex) {
+        precondition(page.rawValue < pageCount, "page \(page) beyond \(pageCount) pages")
+        words[Int(page.rawValue / 64)] |= 1 << (page.rawValue % 64)
+    }
+
+    /// Clears the bit of `page`.
+    package mutating func remove(_ page: PageIndex) {
+        precondition(page.rawValue < pageCount, "page \(page) beyond \(pageCount) pages")
+        words[Int(page.rawValue / 64)] &= ~(1 << (page.rawValue % 64))
+    }
+
+    /// True if the bit of `page` is set; false for pages past the end.
+    package func contains(_ page: PageIndex) -> Bool {
+        guard page.rawValue < pageCount else { return false }
+        return words[Int(page.rawValue / 64)] & (1 << (page.rawValue % 64)) != 0
+    }
+
+    /// How many bits are set.
+    package var setCount: UInt64 { words.reduce(0) { $0 + UInt64($1.nonzeroBitCount) } }
+
+    /// Calls `body` with each maximal run of consecutive set bits, in order; allocates nothing.
+    package func forEachRun<E: Error>(_ body: (Range<PageIndex>) throws(E) -> Void) throws(E) {
+        var runStart: UInt64? = nil
+        var page: UInt64 = 0
+        for word in words {
+            if word == 0 || word == ~0 {
+                // Whole word clear or set: extend or close the run in one step.
+                if word == 0, let start = runStart {
+                    try body(PageIndex(start)..<PageIndex(page))
+                    runStart = nil
+                } else if word != 0, runStart == nil {
+                    runStart = page
+                }
+                page += 64
+                continue
+            }
+            for bit in 0..<UInt64(64) {
+                let set = word & (1 << bit) != 0
+                if set, runStart == nil { runStart = page + bit }
+                if !set, let start = runStart {
+                    try body(PageIndex(start)..<PageIndex(page + bit))
+                    runStart = nil
+                }
+            }
+            page += 64
+        }
+        if let start = runStart { try body(PageIndex(start)..<PageIndex(min(page, pageCount))) }
+    }
+
+    /// The little-endian serialized form (`byteCount(pageCount:)` bytes).
+    package func littleEndianBytes() -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: words.count * 8)
+        for (w, word) in words.enumerated() {
+            for b in 0..<8 { bytes[w * 8 + b] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(b))) }
+        }
+        return bytes
+    }
+}

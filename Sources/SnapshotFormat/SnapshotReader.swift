@@ -1,0 +1,221 @@
+import Glibc
+import GuestMemory
+
+/// Opens a snapshot file and checks every field, offset and length before anything is used.
+///
+/// After `init` succeeds every area the header names lies inside the file, aligned and
+/// disjoint, and the state section's CRC matched; pages are checked against their CRC
+/// when read. Messages name the file and the field that is wrong.
+package final class SnapshotReader: Sendable {
+    package let path: String
+    package let fileSizeInBytes: UInt64
+    package let header: FileHeader
+    package let regions: [SnapshotRegion]
+    /// The opaque state section (vCPU and device state).
+    package let state: [UInt8]
+    private let descriptor: OwnedFileDescriptor
+
+    /// Opens and validates `path` (docs/FORMAT.md "Validation a reader performs").
+    package init(path: String) throws(SnapshotFormatError) {
+        // SAFETY: the path string is bridged to a C string only for the call.
+        let rawFD = unsafe open(path, O_RDONLY | O_CLOEXEC)
+        guard rawFD >= 0 else { throw .systemCall(path: path, name: "open", errno: errno) }
+        let descriptor = OwnedFileDescriptor(taking: rawFD)
+        var info = stat()
+        // SAFETY: `info` is a local the call fills.
+        guard unsafe fstat(rawFD, &info) == 0 else { throw .systemCall(path: path, name: "fstat", errno: errno) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw .invalidField(path: path, field: "file type", reason: "is not a regular file")
+        }
+        let fileSize = UInt64(info.st_size)
+        let firstPage = Int(SnapshotLayout.smallAlignment)
+        guard fileSize >= UInt64(firstPage) else { throw .truncated(path: path, expected: UInt64(firstPage), found: fileSize) }
+        let headerSize = try FileHeader.headerSize(
+            ofFirstPage: FileIO.read(rawFD, count: firstPage, at: 0, path: path), path: path)
+        guard fileSize >= UInt64(headerSize) else { throw .truncated(path: path, expected: UInt64(headerSize), found: fileSize) }
+        let header = try FileHeader.decode(FileIO.read(rawFD, count: headerSize, at: 0, path: path), path: path)
+
+        let bounds = BoundsCheck(path: path, fileSize: fileSize)
+        var areas: [(start: UInt64, end: UInt64, name: String)] = [(0, UInt64(headerSize), "header")]
+        var regions: [SnapshotRegion] = []
+        var names = Set<String>()
+        for (index, entry) in header.regions.enumerated() {
+            guard names.insert(entry.name).inserted else {
+                throw .invalidField(path: path, field: "region name \(entry.name)", reason: "appears twice; expected unique names")
+            }
+            let region = try Self.validate(entry, index: index, bounds: bounds, areas: &areas, descriptor: rawFD)
+            regions.append(region)
+        }
+
+        guard header.stateLength <= SnapshotLayout.maximumStateLength else {
+            throw .stateTooLarge(path: path, length: header.stateLength, cap: SnapshotLayout.maximumStateLength)
+        }
+        try bounds.aligned(header.stateOffset, to: SnapshotLayout.smallAlignment, area: "state section")
+        let stateEnd = try bounds.inside(offset: header.stateOffset, length: header.stateLength, area: "state section")
+        if header.stateLength > 0 { areas.append((header.stateOffset, stateEnd, "state section")) }
+        try Self.checkDisjoint(areas, path: path)
+        let state = try FileIO.read(rawFD, count: Int(header.stateLength), at: header.stateOffset, path: path)
+        let stateCRC = state.isEmpty ? 0 : CRC32C.checksum(state)
+        guard stateCRC == header.stateCRC else { throw .stateChecksum(path: path, stored: header.stateCRC, computed: stateCRC) }
+
+        self.path = path
+        self.fileSizeInBytes = fileSize
+        self.header = header
+        self.regions = regions
+        self.state = state
+        self.descriptor = descriptor
+    }
+
+    /// Checks one region entry against the file and loads its bitmap and CRC table.
+    private static func validate(
+        _ entry: RegionEntry, index: Int, bounds: BoundsCheck, areas: inout [(start: UInt64, end: UInt64, name: String)], descriptor: CInt
+    ) throws(SnapshotFormatError) -> SnapshotRegion {
+        let path = bounds.path
+        let name = "region \(entry.name)"
+        let pageSize = SnapshotLayout.pageSize
+        guard UInt64(entry.pageSize) == pageSize else {
+            throw .invalidField(path: path, field: "\(name) page size", reason: "is \(entry.pageSize); expected \(pageSize)")
+        }
+        guard entry.sizeInBytes > 0, entry.sizeInBytes % pageSize == 0, entry.sizeInBytes <= SnapshotLayout.maximumRegionSize else {
+            throw .invalidField(path: path, field: "\(name) size", reason: "is \(entry.sizeInBytes); expected a non-zero multiple of 4096 up to 1 TiB")
+        }
+        let pageCount = entry.sizeInBytes / pageSize
+        for (i, placement) in entry.placements.enumerated() {
+            let field = "\(name) placement \(i)"
+            guard placement.sizeInBytes > 0 else { throw .invalidField(path: path, field: field, reason: "has size 0") }
+            _ = try bounds.sum(placement.guestAddress.rawValue, placement.sizeInBytes, area: field)
+            let end = try bounds.sum(placement.regionOffset.rawValue, placement.sizeInBytes, area: field)
+            guard end <= entry.sizeInBytes else {
+                throw .invalidField(path: path, field: field, reason: "ends at region offset \(end), past the region's \(entry.sizeInBytes) bytes")
+            }
+        }
+        let bitmapLength = PageBitmap.byteCount(pageCount: pageCount)
+        guard entry.bitmapLength == bitmapLength else {
+            throw .invalidField(path: path, field: "\(name) bitmap length", reason: "is \(entry.bitmapLength); expected \(bitmapLength) for \(pageCount) pages")
+        }
+        guard entry.crcTableLength == pageCount * 4 else {
+            throw .invalidField(path: path, field: "\(name) CRC table length", reason: "is \(entry.crcTableLength); expected \(pageCount * 4) for \(pageCount) pages")
+        }
+        try bounds.aligned(entry.bitmapOffset, to: SnapshotLayout.smallAlignment, area: "\(name) bitmap")
+        try bounds.aligned(entry.crcTableOffset, to: SnapshotLayout.smallAlignment, area: "\(name) CRC table")
+        try bounds.aligned(entry.pagesOffset, to: SnapshotLayout.pagesAlignment, area: "\(name) pages")
+        let bitmapEnd = try bounds.inside(offset: entry.bitmapOffset, length: entry.bitmapLength, area: "\(name) bitmap")
+        let crcEnd = try bounds.inside(offset: entry.crcTableOffset, length: entry.crcTableLength, area: "\(name) CRC table")
+        let pagesEnd = try bounds.inside(offset: entry.pagesOffset, length: entry.sizeInBytes, area: "\(name) pages")
+        areas.append((entry.bitmapOffset, bitmapEnd, "\(name) bitmap"))
+        areas.append((entry.crcTableOffset, crcEnd, "\(name) CRC table"))
+        areas.append((entry.pagesOffset, pagesEnd, "\(name) pages"))
+
+        let bitmapBytes = try FileIO.read(descriptor, count: Int(bitmapLength), at: entry.bitmapOffset, path: path)
+        guard let bitmap = PageBitmap(pageCount: pageCount, littleEndianBytes: bitmapBytes) else {
+            throw .invalidField(path: path, field: "\(name) bitmap", reason: "has bits set past page \(pageCount - 1)")
+        }
+        let table = LittleEndianBuffer(bytes: try FileIO.read(descriptor, count: Int(entry.crcTableLength), at: entry.crcTableOffset, path: path))
+        var crcs = [UInt32](repeating: 0, count: Int(pageCount))
+        for page in 0..<Int(pageCount) {
+            crcs[page] = table.u32(at: page * 4)
+            if crcs[page] != 0, !bitmap.contains(PageIndex(UInt64(page))) {
+                throw .invalidField(path: path, field: "\(name) CRC table entry \(page)", reason: "is set for a page that is not stored; expected 0")
+            }
+        }
+        return SnapshotRegion(
+            index: index, name: entry.name, sizeInBytes: entry.sizeInBytes, placements: entry.placements, bitmap: bitmap,
+            pageCRCs: crcs, pagesOffset: entry.pagesOffset, bitmapOffset: entry.bitmapOffset, crcTableOffset: entry.crcTableOffset)
+    }
+
+    private static func checkDisjoint(_ areas: [(start: UInt64, end: UInt64, name: String)], path: String) throws(SnapshotFormatError) {
+        let sorted = areas.filter { $0.end > $0.start }.sorted { $0.start < $1.start }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.end > b.start {
+            throw .overlap(path: path, first: a.name, second: b.name)
+        }
+    }
+
+    /// The snapshot's kind (full or diff).
+    package var kind: SnapshotKind { header.kind }
+
+    /// The parent's file name for a diff; empty for a full snapshot.
+    package var parentFileName: String { header.parentFileName }
+
+    /// The region called `name`.
+    package func region(named name: String) -> SnapshotRegion? { regions.first { $0.name == name } }
+
+    /// True if `page` of `region` is stored in this file.
+    package func isPresent(_ region: SnapshotRegion, page: PageIndex) -> Bool { regions[region.index].isPresent(page) }
+
+    /// File offset of `region`'s page 0, for mapping the page area MAP_PRIVATE (with `fileDescriptor`).
+    package func pagesFileOffset(_ region: SnapshotRegion) -> UInt64 { regions[region.index].pagesOffset }
+
+    /// The open snapshot file, read-only; valid while this reader lives.
+    package var fileDescriptor: CInt { descriptor.rawValue }
+
+    /// Reads one page into `buffer` (exactly 4096 bytes) and checks its CRC; pages not stored are zero-filled.
+    package func readPage(
+        _ region: SnapshotRegion, page: PageIndex, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(SnapshotFormatError) -> SnapshotPageContent {
+        precondition(buffer.count == Int(SnapshotLayout.pageSize), "readPage needs a 4096-byte buffer")
+        let region = regions[region.index]
+        guard page.rawValue < region.pageCount else {
+            throw .pageOutOfRange(path: path, region: region.name, page: page, pageCount: region.pageCount)
+        }
+        guard region.isPresent(page) else {
+            // SAFETY: fills exactly the caller's buffer.
+            unsafe buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            return header.kind == .full ? .zero : .inParent
+        }
+        // The region's page area was checked to lie inside the file, so this offset does too.
+        try unsafe FileIO.readAll(descriptor.rawValue, into: buffer, at: region.pagesOffset + page.rawValue * SnapshotLayout.pageSize, path: path)
+        let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(buffer))
+        let stored = region.pageCRCs[Int(page.rawValue)]
+        guard computed == stored else {
+            throw .pageChecksum(path: path, region: region.name, page: page, stored: stored, computed: computed)
+        }
+        return .stored
+    }
+
+    /// Reads one page into a new array; see `readPage(_:page:into:)`.
+    package func readPage(_ region: SnapshotRegion, page: PageIndex) throws(SnapshotFormatError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Int(SnapshotLayout.pageSize))
+        // SAFETY: the buffer is used only during the call.
+        let result: Result<SnapshotPageContent, SnapshotFormatError> = unsafe bytes.withUnsafeMutableBytes { buffer in
+            do throws(SnapshotFormatError) { return .success(try unsafe readPage(region, page: page, into: buffer)) } catch { return .failure(error) }
+        }
+        _ = try result.get()
+        return bytes
+    }
+
+    /// Reads every stored page in runs of up to 8 MiB and checks each page's CRC.
+    package func verifyAllPages() throws(SnapshotFormatError) {
+        let pageSize = Int(SnapshotLayout.pageSize)
+        let chunkPages = UInt64(SnapshotLayout.maximumIOLength / pageSize)
+        var buffer = [UInt8](repeating: 0, count: SnapshotLayout.maximumIOLength)
+        for region in regions {
+            try region.bitmap.forEachRun { (run: Range<PageIndex>) throws(SnapshotFormatError) in
+                var first = run.lowerBound.rawValue
+                while first < run.upperBound.rawValue {
+                    let count = min(chunkPages, run.upperBound.rawValue - first)
+                    let result: Result<Void, SnapshotFormatError> = unsafe buffer.withUnsafeMutableBytes { all in
+                        do throws(SnapshotFormatError) {
+                            // SAFETY: count * pageSize <= the buffer's 8 MiB; the view does not escape.
+                            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: all[0..<Int(count) * pageSize])
+                            try unsafe FileIO.readAll(descriptor.rawValue, into: part, at: region.pagesOffset + first * UInt64(pageSize), path: path)
+                            for i in 0..<Int(count) {
+                                let page = first + UInt64(i)
+                                // SAFETY: page i of the chunk lies inside `part`.
+                                let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(rebasing: part[i * pageSize..<(i + 1) * pageSize]))
+                                let stored = region.pageCRCs[Int(page)]
+                                guard computed == stored else {
+                                    throw SnapshotFormatError.pageChecksum(path: path, region: region.name, page: PageIndex(page), stored: stored, computed: computed)
+                                }
+                            }
+                            return .success(())
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
+                    try result.get()
+                    first += count
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import GuestMemory
+import Testing
+
+@Suite struct CRC32CTests {
+    @Test func checkValueOfTheStandardString() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+
+    @Test func thirtyTwoZeroBytes() {
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+    }
+
+    @Test func updateInPiecesEqualsOneChecksumAtEveryAlignment() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let whole = CRC32C.checksum(bytes)
+        for split in [0, 1, 3, 7, 8, 9, 63, 500, 999, 1000] {
+            let crc = CRC32C.update(CRC32C.checksum(Array(bytes[..<split])), bytes: Array(bytes[split...]))
+            #expect(crc == whole, "split at \(split)")
+        }
+        // Unaligned starts go through the 8-byte path too.
+        for start in 1..<9 {
+            let direct = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<start + 100])) }
+            #expect(direct == CRC32C.checksum(Array(bytes[start..<start + 100])))
+        }
+    }
+
+    @Test func bitwiseReferenceAgrees() {
+        func reference(_ bytes: [UInt8]) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+            }
+            return ~crc
+        }
+        for length in [0, 1, 5, 8, 17, 64, 4096] {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            #expect(CRC32C.checksum(bytes) == reference(bytes), "length \(length)")
+        }
+    }
+}
+
+@Suite struct ZeroPageScanTests {
+    @Test func zeroPageIsZeroAndAnySingleByteIsNot() {
+        var page = [UInt8](repeating: 0, count: 4096)
+        #expect(page.withUnsafeBytes { ZeroPageScan.isZeroPage($0) })
+        for position in [0, 1, 7, 8, 63, 64, 2048, 4088, 4095] {
+            page[position] = 0x01
+            #expect(!page.withUnsafeBytes { ZeroPageScan.isZeroPage($0) }, "byte \(position)")
+            page[position] = 0
+        }
+    }
+
+    @Test func oddLengthsAndTails() {
+        for length in [0, 1, 9, 65, 100] {
+            var bytes = [UInt8](repeating: 0, count: length)
+            #expect(ZeroPageScan.isZero(bytes))
+            if length > 0 {
+                bytes[length - 1] = 0x80
+                #expect(!ZeroPageScan.isZero(bytes), "length \(length)")
+            }
+        }
+    }
+
+    @Test func scansARegionOnAMemfd() throws {
+        let region = try GuestRegion(name: "ram", sizeInBytes: 1 << 20, backing: .memfd)
+        try region.write([0x5A], at: RegionOffset(3 * 4096 + 17))
+        let zero = try (0..<256).map { page in
+            try region.withUnsafeBytes(at: RegionOffset(UInt64(page) * 4096), count: 4096) { ZeroPageScan.isZeroPage($0) }
+        }
+        #expect(zero.filter { !$0 }.count == 1)
+        #expect(zero[3] == false)
+    }
+}
+
+@Suite struct PageBitmapTests {
+    @Test func setTestCountAndClear() {
+        var bitmap = PageBitmap(pageCount: 130)
+        for page: UInt64 in [0, 1, 63, 64, 129] { bitmap.insert(PageIndex(page)) }
+        #expect(bitmap.setCount == 5)
+        #expect(bitmap.contains(PageIndex(63)) && bitmap.contains(PageIndex(64)) && !bitmap.contains(PageIndex(65)))
+        #expect(!bitmap.contains(PageIndex(130)))
+        bitmap.remove(PageIndex(0))
+        #expect(!bitmap.contains(PageIndex(0)) && bitmap.setCount == 4)
+    }
+
+    @Test func runsAreMaximalAndOrdered() {
+        var bitmap = PageBitmap(pageCount: 300)
+        let expected: [Range<UInt64>] = [0..<3, 60..<200, 255..<256, 290..<300]
+        for run in expected { for page in run { bitmap.insert(PageIndex(page)) } }
+        var runs: [Range<UInt64>] = []
+        bitmap.forEachRun { runs.append($0.lowerBound.rawValue..<$0.upperBound.rawValue) }
+        #expect(runs == expected)
+        var empty: [Range<UInt64>] = []
+        PageBitmap(pageCount: 64).forEachRun { empty.append($0.lowerBound.rawValue..<$0.upperBound.rawValue) }
+        #expect(empty.isEmpty)
+    }
+
+    @Test func serializesLittleEndianLSBFirst() throws {
+        var bitmap = PageBitmap(pageCount: 70)
+        bitmap.insert(PageIndex(0))
+        bitmap.insert(PageIndex(9))
+        bitmap.insert(PageIndex(69))
+        let bytes = bitmap.littleEndianBytes()
+        #expect(bytes.count == 16)
+        #expect(bytes[0] == 0x01 && bytes[1] == 0x02 && bytes[8] == 0x20)
+        #expect(PageBitmap(pageCount: 70, littleEndianBytes: bytes) == bitmap)
+        var tail = bytes
+        tail[8] |= 0x80  // page 71 does not exist
+        #expect(PageBitmap(pageCount: 70, littleEndianBytes: tail) == nil)
+        #expect(PageBitmap(pageCount: 70, littleEndianBytes: Array(bytes.prefix(8))) == nil)
+    }
+}
