@@ -51,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "Machine",
-            dependencies: ["CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
@@ -89,6 +89,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory"]),
     ]
 )

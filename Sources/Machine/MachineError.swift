@@ -1,6 +1,7 @@
 import Devices
 import GuestMemory
 import KVM
+import SnapshotFormat
 import SystemPackage
 
 /// Why a machine could not be built or started; each message names the thing and what was expected.
@@ -15,6 +16,7 @@ package enum MachineError: Error, CustomStringConvertible {
     case kvm(KVMError)
     case device(DeviceError)
     case thread(Errno)
+    case snapshot(SnapshotFormatError)
 
     package var description: String {
         switch self {
@@ -28,6 +30,7 @@ package enum MachineError: Error, CustomStringConvertible {
         case .kvm(let error): error.description
         case .device(let error): error.description
         case .thread(let errno): "cannot start a thread: \(errno)"
+        case .snapshot(let error): error.description
         }
     }
 }

@@ -26,3 +26,20 @@ struct MachineController: VMControl {
         machine.finish(.shutdownRequested)
     }
 }
+
+extension MachineController {
+    func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
+        let started = ContinuousClock.now
+        do {
+            let summary = try machine.writeSnapshot(to: request.path, resume: request.resume ?? true)
+            let elapsed = ContinuousClock.now - started
+            return SnapshotReport(
+                path: request.path, kind: "full", fileSizeInBytes: summary.fileSizeInBytes, bytesWritten: summary.bytesWritten,
+                pagesWritten: summary.pagesWritten, pagesZero: summary.pagesZero,
+                durationSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                state: machine.stateName)
+        } catch {
+            throw .failed(operation: "snapshot", reason: error.description)
+        }
+    }
+}

@@ -78,7 +78,8 @@ import Testing
 
     @Test func routesListEveryRoute() {
         let routes = Router(control: FakeVMControl(), version: "1").routes.map { "\($0.method) \($0.path)" }
-        #expect(routes == ["GET /version", "GET /vm", "GET /vm/memory", "PUT /vm/pause", "PUT /vm/resume", "PUT /vm/shutdown"])
+        #expect(routes == ["GET /version", "GET /vm", "GET /vm/memory", "PUT /vm/pause", "PUT /vm/resume", "PUT /vm/shutdown",
+                           "PUT /vm/snapshot"])
     }
 
     @Test func laterRouteReplacesEarlier() {
@@ -118,5 +119,17 @@ import Testing
     @Test func errorBodyMessage() {
         #expect(ErrorBody.message(in: Array(#"{"error":"cannot pause: the VM is paused"}"#.utf8)) == "cannot pause: the VM is paused")
         #expect(ErrorBody.message(in: Array("<html>".utf8)) == nil)
+    }
+}
+
+@Suite struct SnapshotRouteTests {
+    @Test func snapshotNeedsAFullKindAndAPath() {
+        let router = Router(control: FakeVMControl(), version: "1")
+        let missing = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody([]))
+        #expect(missing.status == 400)
+        let diff = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody(Array(#"{"path":"/tmp/a","kind":"diff"}"#.utf8)))
+        #expect(diff.status == 400)
+        let unsupported = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody(Array(#"{"path":"/tmp/a"}"#.utf8)))
+        #expect(unsupported.status == 500)  // the fake cannot snapshot
     }
 }

@@ -4,5 +4,6 @@ extension Router {
         self.init()
         VersionEndpoint.register(in: &self, version: version)
         VMEndpoint.register(in: &self, control: control)
+        SnapshotEndpoint.register(in: &self, control: control)
     }
 }

@@ -19,4 +19,13 @@ package protocol VMControl: Sendable {
     /// finishes writing this request's reply before it closes the socket, so the client
     /// always gets its answer. Do not call `stop()` from inside this method.
     func shutdown() throws(VMControlError)
+    /// Writes a snapshot as `request` asks (PUT /vm/snapshot).
+    func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport
+}
+
+extension VMControl {
+    /// A machine that cannot snapshot says so.
+    package func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
+        throw .failed(operation: "snapshot", reason: "this VM cannot write snapshots")
+    }
 }
