@@ -58,24 +58,6 @@ struct CtlCommand: ParsableCommand {
 
     func run() throws {
         let (method, resource) = request
-        let reply: (status: Int, body: [UInt8])
-        do {
-            reply = try ControlClient(socketPath: socket).send(method: method, path: resource, body: data.map { Array($0.utf8) })
-        } catch {
-            throw CommandFailure(error.description)
-        }
-        guard (200..<300).contains(reply.status) else {
-            throw CommandFailure("\(Self.errorMessage(in: reply.body)) (HTTP \(reply.status))")
-        }
-        if !reply.body.isEmpty {
-            print(JSONIndenter.indent(reply.body) ?? String(decoding: reply.body, as: UTF8.self))
-        }
-    }
-
-    /// The `error` of an error answer; the body itself (one line, shortened) if it is not one.
-    static func errorMessage(in body: [UInt8]) -> String {
-        if let message = ErrorBody.message(in: body) { return message }
-        guard !body.isEmpty else { return "no error message" }
-        return String(decoding: body.prefix(200), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
+        APICall.printAnswer(try APICall.send(socket: socket, method: method, path: resource, body: data.map { Array($0.utf8) }))
     }
 }

@@ -16,18 +16,7 @@ struct SnapshotCommand: ParsableCommand {
     func run() throws {
         let request = SnapshotRequest(path: Self.absolute(path), kind: "full", resume: !stayPaused)
         let body = Array(try JSONEncoder().encode(request))
-        let reply: (status: Int, body: [UInt8])
-        do {
-            reply = try ControlClient(socketPath: socket).send(method: "PUT", path: "/vm/snapshot", body: body)
-        } catch {
-            throw CommandFailure(error.description)
-        }
-        guard (200..<300).contains(reply.status) else {
-            let message = (try? JSONDecoder().decode([String: String].self, from: Data(reply.body)))?["error"]
-                ?? String(decoding: reply.body, as: UTF8.self)
-            throw CommandFailure("\(message) (HTTP \(reply.status))")
-        }
-        print(String(decoding: reply.body, as: UTF8.self))
+        APICall.printAnswer(try APICall.send(socket: socket, method: "PUT", path: "/vm/snapshot", body: body))
     }
 
     /// The VMM may run in another directory: send it an absolute path.

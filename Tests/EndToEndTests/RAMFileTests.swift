@@ -9,7 +9,7 @@ struct RAMFileTests {
 
     @Test func tagWrittenByTheGuestIsInTheRAMFileWhileItRuns() throws {
         let path = directory.path("guest.ram")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         try FileHandle(forWritingTo: URL(fileURLWithPath: path)).truncate(atOffset: 256 << 20)
         let (process, _) = try TestKernel.boot(extra: ["--ram-file", path])
         defer { process.stop() }
@@ -34,7 +34,7 @@ struct RAMFileTests {
 
     @Test func sharedMapsRefusesToOverwriteWithoutForce() throws {
         let prefix = directory.path("taken")
-        FileManager.default.createFile(atPath: prefix + ".ram", contents: Data("keep me".utf8))
+        _ = FileManager.default.createFile(atPath: prefix + ".ram", contents: Data("keep me".utf8))
         let result = try runEngram(["run", "--kernel", ProjectPaths.testKernel, "--memory", "256M", "--shared-maps", "\(prefix):ram"])
         #expect(result.status != 0)
         #expect(result.errors.contains("\(prefix).ram already exists; pass --force"))
@@ -43,7 +43,7 @@ struct RAMFileTests {
 
     @Test func wrongSizedRAMFileIsRefusedBeforeTheVMExists() throws {
         let path = directory.path("small.ram")
-        FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
         let result = try runEngram(["run", "--kernel", ProjectPaths.testKernel, "--memory", "256M", "--ram-file", path])
         #expect(result.status != 0)
         #expect(result.errors.contains("RAM file \(path) is 1048576 bytes; expected exactly 268435456 bytes"))
@@ -61,7 +61,7 @@ struct RAMFileTests {
 
     @Test func readOnlyRAMFileIsRefused() throws {
         let path = directory.path("ro.ram")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         try FileHandle(forWritingTo: URL(fileURLWithPath: path)).truncate(atOffset: 256 << 20)
         let chattr = URL(fileURLWithPath: "/usr/bin/chattr")
         if getuid() == 0 {  // root ignores file modes: an immutable file is read-only even for root

@@ -19,7 +19,9 @@ struct SnapshotTests {
 
         let result = try runEngram(["snapshot", socket, path])
         #expect(result.status == 0, "\(result.errors)")
-        #expect(result.output.contains("\"state\":\"running\""))
+        let report = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        #expect(report?["state"] as? String == "running")
+        #expect((report?["pages_written"] as? Int ?? 0) > 4096)  // the 16 MiB fill at least
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect(attributes[.posixPermissions] as? Int == 0o600)
 
@@ -43,7 +45,8 @@ struct SnapshotTests {
         let (process, _) = try TestKernel.boot(extra: ["--api-socket", socket])
         defer { process.stop() }
         let paused = try runEngram(["snapshot", socket, directory.path("a.snap"), "--stay-paused"])
-        #expect(paused.output.contains("\"state\":\"paused\""))
+        let report = try JSONSerialization.jsonObject(with: Data(paused.output.utf8)) as? [String: Any]
+        #expect(report?["state"] as? String == "paused")
         #expect(try runEngram(["ctl", socket, "resume"]).status == 0)
         let missingDirectory = try runEngram(["snapshot", socket, directory.path("no/such/dir/b.snap")])
         #expect(missingDirectory.status != 0 && missingDirectory.errors.contains("HTTP 500"))

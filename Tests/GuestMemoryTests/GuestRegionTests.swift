@@ -19,7 +19,7 @@ import TestSupport
 
     @Test func userFileIsMappedSharedAndSeesGuestWrites() throws {
         let path = directory.path("ram.img")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         try FileHandle(forWritingTo: URL(fileURLWithPath: path)).truncate(atOffset: 2 << 20)
         let region = try GuestRegion(name: "ram", sizeInBytes: 2 << 20, backing: .file(path: path))
         try region.write(Array("tag-123".utf8), at: RegionOffset(0x1_0000))
@@ -30,7 +30,7 @@ import TestSupport
 
     @Test func wrongSizedFileIsRefusedWithBothSizes() throws {
         let path = directory.path("small.img")
-        FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
         #expect(throws: GuestMemoryError.fileSizeMismatch(path: path, actual: 4096, expected: 1 << 20)) {
             try GuestRegion(name: "ram", sizeInBytes: 1 << 20, backing: .file(path: path))
         }
@@ -47,7 +47,7 @@ import TestSupport
 
     @Test func readOnlyFileIsRefused() throws {
         let path = directory.path("ro.img")
-        FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20), attributes: [.posixPermissions: 0o400])
+        _ = FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20), attributes: [.posixPermissions: 0o400])
         // root ignores file modes, so make the file immutable to the open instead when running as root.
         let readOnly = getuid() == 0 ? makeImmutable(path) : true
         try #require(readOnly, "cannot make a read-only file here")

@@ -12,10 +12,7 @@ struct MachineStateTests {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let bytes = Array(((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()).dropFirst(offset))
-            // Whole lines only (up to the last newline byte): the guest may still be writing the last one.
-            let end = bytes.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
-            let lines = String(decoding: bytes[..<end], as: UTF8.self).split(whereSeparator: \.isNewline)
-            if let line = lines.first(where: { $0.contains(text) }) { return String(line) }
+            if let line = ConsoleLines.first(containing: text, in: bytes) { return line }
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw GuestProcess.Timeout(description: "no \(text) in the console log")

@@ -83,13 +83,8 @@ public final class GuestProcess: @unchecked Sendable {
         throw Timeout(description: "no console line with \"\(needle)\" within \(Int(timeout)) s; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
     }
 
-    /// The first line after `offset` bytes that contains `needle` and has been ended by a newline.
     private func completeLine(containing needle: String, after offset: Int, includingUnterminated: Bool) -> String? {
-        let bytes = Array(consoleText.utf8.dropFirst(offset))
-        let end = includingUnterminated ? bytes.count : (bytes.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0)
-        let text = String(decoding: bytes[..<end], as: UTF8.self)
-        return text.split(whereSeparator: \.isNewline).first { $0.contains(needle) }
-            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        ConsoleLines.first(containing: needle, in: Array(consoleText.utf8.dropFirst(offset)), includingUnterminated: includingUnterminated)
     }
 
     /// Sends a command line and returns the first output line containing `expect` after it.
