@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(name: "CLinux"),
@@ -50,6 +51,15 @@ let package = Package(
             swiftSettings: safeTargetSettings
         ),
         .target(
+            name: "Paging",
+            dependencies: [
+                "CLinux", "GuestMemory", "SnapshotFormat",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
             name: "Machine",
             dependencies: ["CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
@@ -68,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "ControlAPI", "GuestMemory", "KVM",
+                "Machine", "ControlAPI", "GuestMemory", "KVM", "Paging", "SnapshotFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -79,6 +89,7 @@ let package = Package(
         .testTarget(name: "SnapshotFormatTests", dependencies: ["SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "PagingTests", dependencies: ["Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
         .testTarget(
             name: "ControlAPITests",

@@ -39,6 +39,8 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
     case unwritable(path: String, reason: String)
     /// Guest memory refused an access while writing.
     case memory(path: String, GuestMemoryError)
+    /// A diff snapshot's chain of parents is broken (missing, looping, too long, different regions).
+    case chain(path: String, reason: String)
 
     package var description: String {
         switch self {
@@ -78,6 +80,8 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
             "cannot write snapshot \(path): \(reason)"
         case .memory(let path, let error):
             "cannot write snapshot \(path): \(error)"
+        case .chain(let path, let reason):
+            "snapshot \(path) \(reason)"
         }
     }
 }

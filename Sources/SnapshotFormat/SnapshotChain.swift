@@ -1,0 +1,164 @@
+import Glibc
+import GuestMemory
+
+/// A snapshot and the parents its diffs name, composed into one view of guest memory.
+///
+/// Opening follows `parent_file_name` from the top file through diffs down to a full
+/// snapshot, each in the same directory as its child, validating every file and checking
+/// that they all describe the same regions. Afterwards each page of each region has one
+/// owner: the newest file that stores it, or none (the page is zero). The state section is
+/// the top file's.
+package final class SnapshotChain: Sendable {
+    /// Files from the top (the one opened) down to the full snapshot at the base.
+    package let files: [SnapshotReader]
+    /// The regions, as the top file describes them.
+    package let regions: [SnapshotRegion]
+    /// Per region, per page: index into `files` of the page's owner, or `zeroOwner`.
+    private let owners: [[UInt16]]
+
+    /// Marks a page no file stores: it is zero.
+    package static let zeroOwner = UInt16.max
+    /// The most files a chain may have (a full snapshot and 63 diffs).
+    package static let maximumLength = 64
+
+    /// Opens `path` and every parent it names.
+    package init(path: String) throws(SnapshotFormatError) {
+        var files = [try SnapshotReader(path: path)]
+        var seen: Set<FileIdentity> = [try FileIdentity(of: files[0])]
+        while files.last!.kind == .diff {
+            let child = files.last!
+            guard files.count < Self.maximumLength else {
+                throw .chain(path: path, reason: "has more than \(Self.maximumLength) files; merge it with engram snapshot-merge")
+            }
+            let parentPath = Self.directory(of: child.path) + "/" + child.parentFileName
+            let parent: SnapshotReader
+            do { parent = try SnapshotReader(path: parentPath) } catch {
+                if case .systemCall(_, "open", ENOENT) = error {
+                    throw .chain(path: child.path, reason: "names parent \(child.parentFileName), which is not in its directory")
+                }
+                throw error
+            }
+            guard seen.insert(try FileIdentity(of: parent)).inserted else {
+                throw .chain(path: child.path, reason: "its parents loop back to \(parentPath)")
+            }
+            try Self.checkSameRegions(parent, as: files[0])
+            files.append(parent)
+        }
+        var owners: [[UInt16]] = []
+        for region in files[0].regions {
+            var owner = [UInt16](repeating: Self.zeroOwner, count: Int(region.pageCount))
+            // Oldest first, so newer files overwrite the owner of the pages they store.
+            for (index, file) in files.enumerated().reversed() {
+                file.regions[region.index].bitmap.forEachRun { (run: Range<PageIndex>) in
+                    for page in run.lowerBound.rawValue..<run.upperBound.rawValue { owner[Int(page)] = UInt16(index) }
+                }
+            }
+            owners.append(owner)
+        }
+        self.files = files
+        self.regions = files[0].regions
+        self.owners = owners
+    }
+
+    /// The top file's path (the one the chain was opened by).
+    package var path: String { files[0].path }
+
+    /// The state section of the top file.
+    package var state: [UInt8] { files[0].state }
+
+    /// Index into `files` of the file holding `page` of `region`, or `zeroOwner`.
+    package func owner(region: Int, page: UInt64) -> UInt16 { owners[region][Int(page)] }
+
+    /// The base (full) snapshot.
+    package var base: SnapshotReader { files[files.count - 1] }
+
+    /// Pages of `region` stored by some file (not zero) and, of those, the ones a diff stores.
+    package func storedPageCounts(region: Int) -> (stored: UInt64, inDiffs: UInt64) {
+        var stored: UInt64 = 0
+        var inDiffs: UInt64 = 0
+        let baseIndex = UInt16(files.count - 1)
+        for owner in owners[region] where owner != Self.zeroOwner {
+            stored += 1
+            if owner != baseIndex { inDiffs += 1 }
+        }
+        return (stored, inDiffs)
+    }
+
+    /// Fills `buffer` with `buffer.count / 4096` pages of `region` from `firstPage`, each read
+    /// from its owner and checked against its CRC; zero pages are zero-filled. Reads runs of
+    /// pages with one owner in single calls; allocates nothing.
+    package func readPages(
+        of region: Int, from firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(SnapshotFormatError) {
+        let pageSize = Int(SnapshotLayout.pageSize)
+        let count = buffer.count / pageSize
+        precondition(buffer.count % pageSize == 0, "readPages needs whole pages")
+        let owner = owners[region]
+        let regionName = regions[region].name
+        guard firstPage <= UInt64(owner.count), UInt64(count) <= UInt64(owner.count) - firstPage else {
+            throw .pageOutOfRange(path: path, region: regionName, page: PageIndex(firstPage + UInt64(count)), pageCount: UInt64(owner.count))
+        }
+        var i = 0
+        while i < count {
+            let who = owner[Int(firstPage) + i]
+            var end = i + 1
+            while end < count, owner[Int(firstPage) + end] == who { end += 1 }
+            // SAFETY: [i, end) pages lie inside `buffer`; the view does not escape this iteration.
+            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[i * pageSize..<end * pageSize])
+            if who == Self.zeroOwner {
+                unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
+            } else {
+                let file = files[Int(who)]
+                let stored = file.regions[region]
+                let first = firstPage + UInt64(i)
+                // The reader checked the page area lies inside the file.
+                try unsafe FileIO.readAll(file.fileDescriptor, into: part, at: stored.pagesOffset + first * UInt64(pageSize), path: file.path)
+                for page in 0..<(end - i) {
+                    // SAFETY: page `page` of `part` lies inside it.
+                    let bytes = unsafe UnsafeRawBufferPointer(rebasing: part[page * pageSize..<(page + 1) * pageSize])
+                    let computed = unsafe CRC32C.checksum(bytes)
+                    let expected = stored.pageCRCs[Int(first) + page]
+                    guard computed == expected else {
+                        throw .pageChecksum(path: file.path, region: regionName, page: PageIndex(first + UInt64(page)),
+                                            stored: expected, computed: computed)
+                    }
+                }
+            }
+            i = end
+        }
+    }
+
+    /// Reads and checks every stored page of every file in the chain.
+    package func verifyAllPages() throws(SnapshotFormatError) {
+        for file in files { try file.verifyAllPages() }
+    }
+
+    /// Every file must describe the same regions (names, sizes, placements, order) as the top.
+    private static func checkSameRegions(_ parent: SnapshotReader, as top: SnapshotReader) throws(SnapshotFormatError) {
+        let describe = { (file: SnapshotReader) in file.regions.map { "\($0.name):\($0.sizeInBytes):\($0.placements)" } }
+        guard describe(parent) == describe(top) else {
+            throw .chain(path: top.path, reason: "parent \(parent.path) has different regions (names, sizes or placements)")
+        }
+    }
+
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "" : String(path[..<slash])
+    }
+}
+
+/// A file's device and inode: two paths naming one file are one link of a chain.
+private struct FileIdentity: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(of reader: SnapshotReader) throws(SnapshotFormatError) {
+        var info = stat()
+        // SAFETY: `info` is a local the call fills.
+        guard unsafe fstat(reader.fileDescriptor, &info) == 0 else {
+            throw .systemCall(path: reader.path, name: "fstat", errno: errno)
+        }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+}
