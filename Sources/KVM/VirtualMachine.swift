@@ -6,8 +6,9 @@ import Synchronization
 package final class VirtualMachine: Sendable {
     let descriptor: OwnedFileDescriptor
     let system: KVMSystem
-    /// Keeps every slot's region mapped for as long as KVM may touch it.
-    private let slotRegions = Mutex<[UInt32: GuestRegion]>([:])
+    /// Every slot's mapping and whether KVM logs its dirty pages: keeps the region mapped for as
+    /// long as KVM may touch it, and lets dirty logging re-issue the slot with other flags.
+    let slots = Mutex<[UInt32: (mapping: GuestMapping, logsDirtyPages: Bool)]>([:])
 
     init(descriptor: OwnedFileDescriptor, system: KVMSystem) {
         self.descriptor = descriptor
@@ -46,6 +47,7 @@ package final class VirtualMachine: Sendable {
     }
 
     /// KVM_SET_USER_MEMORY_REGION for one mapping; the region stays alive while the slot exists.
+    /// With `logDirtyPages` KVM records every page the guest writes (see `dirtyPages(slot:)`).
     package func map(_ mapping: GuestMapping, slot: UInt32, logDirtyPages: Bool = false) throws(KVMError) {
         var region = kvm_userspace_memory_region()
         region.slot = slot
@@ -53,8 +55,15 @@ package final class VirtualMachine: Sendable {
         region.guest_phys_addr = mapping.guestAddress.rawValue
         region.memory_size = mapping.sizeInBytes
         region.userspace_addr = mapping.region.hostAddress(at: mapping.regionOffset)
-        slotRegions.withLock { $0[slot] = mapping.region }
-        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION", value: &region)
+        // Remembered before the call so the region outlives any moment KVM may map it.
+        let previous = slots.withLock { $0.updateValue((mapping, logDirtyPages), forKey: slot) }
+        do {
+            try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION", value: &region)
+        } catch {
+            // The kernel kept the slot as it was.
+            slots.withLock { $0[slot] = previous }
+            throw error
+        }
     }
 
     /// KVM_IRQ_LINE: drives interrupt line `irq` (a GSI) to `level`.

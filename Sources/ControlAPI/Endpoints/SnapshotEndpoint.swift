@@ -1,11 +1,11 @@
-/// PUT /vm/snapshot: pause, write a snapshot file, resume (or stay paused).
+/// PUT /vm/snapshot: pause, write a full or diff snapshot file, resume (or stay paused).
 package enum SnapshotEndpoint {
     package static func register(in router: inout Router, control: any VMControl) {
         router.add("PUT", "/vm/snapshot") { body in
             let request = try body.decode(SnapshotRequest.self)
             guard !request.path.isEmpty else { throw RequestError.invalidBody(reason: "path must name the snapshot file") }
-            guard (request.kind ?? "full") == "full" else {
-                throw RequestError.invalidBody(reason: "kind must be \"full\"; diff snapshots are not available yet")
+            guard SnapshotRequest.kinds.contains(request.kind ?? "full") else {
+                throw RequestError.invalidBody(reason: "kind is \"\(request.kind ?? "")\"; expected \"full\" or \"diff\"")
             }
             return try .json(try control.snapshot(request))
         }

@@ -13,7 +13,7 @@ package enum RequestError: Error, Equatable, CustomStringConvertible {
     case methodNotAllowed(method: String, path: String, allowed: [String])
     /// The body is longer than the server accepts. 413.
     case bodyTooLarge(limitInBytes: Int)
-    /// The machine refused (409) or failed (500) the request.
+    /// The machine refused (400, 409) or failed (500) the request.
     case vm(VMControlError)
     /// The server is stopping and takes no new requests. 503.
     case unavailable
@@ -23,11 +23,11 @@ package enum RequestError: Error, Equatable, CustomStringConvertible {
     /// The HTTP status code of the answer.
     package var status: Int {
         switch self {
-        case .malformedRequest, .invalidBody: 400
+        case .malformedRequest, .invalidBody, .vm(.invalidRequest): 400
         case .notFound: 404
         case .methodNotAllowed: 405
         case .bodyTooLarge: 413
-        case .vm(.invalidState): 409
+        case .vm(.invalidState), .vm(.conflict): 409
         case .vm(.failed): 500
         case .unavailable: 503
         case .internalFailure: 500

@@ -1,7 +1,7 @@
 /// The table of (method, path) → handler, apart from the socket plumbing so it is tested without one.
 ///
 /// Adding a route is one `add` call; the handler gets the request body and returns a `Response` or
-/// throws (`RequestError` chooses its status, `VMControlError` is 409/500, anything else 500).
+/// throws (`RequestError` chooses its status, `VMControlError` is 400/409/500, anything else 500).
 /// Paths match exactly after the query string is cut off.
 package struct Router: Sendable {
     /// What answers one route. It runs on the server's worker thread, never on an event loop, so it may block.

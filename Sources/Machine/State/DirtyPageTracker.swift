@@ -1,0 +1,76 @@
+import GuestMemory
+import KVM
+import SnapshotFormat
+import Synchronization
+
+/// Which guest pages changed since this VM's last snapshot, and the file the next diff builds on.
+///
+/// KVM logs the guest's writes per memory slot once logging is on: from the first full
+/// snapshot, or from the restore that adopted a snapshot as this VM's base. A diff fetches
+/// the log of every slot (which clears it) and turns slot pages into region pages: slot i is
+/// `memory.mappings[i]`, whose first page is region page `regionOffset / 4096`. Pages fetched
+/// for a diff whose write then failed stay pending and join the next attempt, so no change
+/// is lost. KVM logs only the guest's (and its own) writes; after boot Engram writes no guest
+/// memory itself, so nothing else needs adding.
+final class DirtyPageTracker: Sendable {
+    private struct State {
+        /// The snapshot the next diff names as its parent; nil before the first.
+        var parentPath: String?
+        /// Every file from the chain's base up to the parent; a diff must not replace one.
+        var chainPaths: [String] = []
+        /// Region pages fetched from KVM and not yet in a written diff, by region name.
+        var pending: [String: PageBitmap] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// The snapshot the next diff names as its parent; nil before the first snapshot.
+    var parentPath: String? { state.withLock { $0.parentPath } }
+
+    /// The files of the current chain, base first; the last is the parent.
+    var chainPaths: [String] { state.withLock { $0.chainPaths } }
+
+    /// Makes `path` the base of a new chain: logging on for every slot, each log emptied,
+    /// nothing pending. Call while no vCPU runs, right after `path` captured guest memory.
+    /// If KVM refuses, there is no parent, so no diff can build on a log that missed pages.
+    func startChain(at path: String, virtualMachine: VirtualMachine, memory: GuestMemoryMap) throws(KVMError) {
+        try state.withLock { (state) throws(KVMError) in
+            state = State()
+            for slot in memory.mappings.indices.map(UInt32.init) {
+                try virtualMachine.setDirtyLogging(true, slot: slot)
+                _ = try virtualMachine.dirtyPages(slot: slot)
+            }
+            state.parentPath = path
+            state.chainPaths = [path]
+        }
+    }
+
+    /// Fetches (and so clears) every slot's log, adds it as region pages to the pages pending
+    /// since the parent, and returns them all. Call while no vCPU runs. Each slot's pages are
+    /// kept as soon as they are fetched, so a failure part way loses nothing.
+    func collect(virtualMachine: VirtualMachine, memory: GuestMemoryMap) throws(KVMError) -> [String: PageBitmap] {
+        let pageSize = SnapshotLayout.pageSize
+        return try state.withLock { (state) throws(KVMError) in
+            for (slot, mapping) in memory.mappings.enumerated() {
+                let slotPages = try virtualMachine.dirtyPages(slot: UInt32(slot))
+                let region = mapping.region
+                let firstPage = mapping.regionOffset.rawValue / pageSize
+                var pages = state.pending.removeValue(forKey: region.name) ?? PageBitmap(pageCount: region.sizeInBytes / pageSize)
+                slotPages.forEachRun { (run: Range<PageIndex>) in
+                    for page in run.lowerBound.rawValue..<run.upperBound.rawValue { pages.insert(PageIndex(firstPage + page)) }
+                }
+                state.pending[region.name] = pages
+            }
+            return state.pending
+        }
+    }
+
+    /// A diff holding every pending page was written to `path`: it is the next diff's parent.
+    func diffWritten(to path: String) {
+        state.withLock { state in
+            state.pending = [:]
+            state.parentPath = path
+            state.chainPaths.append(path)
+        }
+    }
+}
