@@ -1,8 +1,10 @@
 // One-line wrappers for calls Swift cannot import (see include/CLinux.h).
 #define _GNU_SOURCE
 #include "CLinux.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -17,3 +19,8 @@ long clinux_statfs_block_size(const char *path) { struct statfs s; return statfs
 int clinux_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 int clinux_tgkill(int tgid, int tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
 int clinux_gettid(void) { return (int)syscall(SYS_gettid); }
+
+// userfaultfd (see the userfaultfd block of include/CLinux.h).
+int clinux_userfaultfd(int flags) { return (int)syscall(SYS_userfaultfd, flags); }
+int clinux_eventfd(unsigned int initial, int flags) { return eventfd(initial, flags); }
+_Static_assert(EFD_CLOEXEC == O_CLOEXEC && EFD_NONBLOCK == O_NONBLOCK, "eventfd flags are the O_ flags");

@@ -15,33 +15,53 @@ package final class Machine: Sendable {
     let ports: PortIOBus
     let devices: LegacyDevices
     let kvm: KVMSystem
+    /// What CPUID returns on each vCPU, as set when it was created; saved in snapshots.
+    let cpuid: [[CPUIDEntry]]
     let control = RunControl()
+    /// The pages written since the last snapshot and the file the next diff builds on.
+    let dirtyPageTracker = DirtyPageTracker()
+    /// Set while memory is still being filled lazily: blocks until every page is present
+    /// (false if the fill failed). A snapshot waits on it, because the writer reads the
+    /// backing's holes as zero pages.
+    let memoryFillWait = Mutex<(@Sendable () -> Bool)?>(nil)
     private let console: ConsoleOutput
     private let threadIDs: Mutex<[CInt]>
     private let savedTimer = Mutex<kvm_pit_state2?>(nil)
     private let startTime: timespec
 
     /// Builds the machine: memory, KVM VM, devices, vCPUs, and the kernel loaded ready to enter.
-    package init(configuration: MachineConfiguration, consoleLogPath: String? = nil) throws(MachineError) {
+    package convenience init(configuration: MachineConfiguration, consoleLogPath: String? = nil) throws(MachineError) {
         guard (1...MachineConfiguration.maximumCPUCount).contains(configuration.cpuCount) else {
             throw .invalidConfiguration("--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount); got \(configuration.cpuCount)")
         }
         for name in configuration.backings.keys where !MachineConfiguration.regionNames.contains(name) {
             throw .memory(.unknownRegion(name: name, known: MachineConfiguration.regionNames))
         }
-        self.configuration = configuration
-        do { kvm = try KVMSystem() } catch { throw .kvm(error) }
-
         let ram: GuestRegion
         do {
             ram = try GuestRegion(name: "ram", sizeInBytes: configuration.memorySizeInBytes,
                                   backing: configuration.backings["ram"] ?? .memfd)
         } catch { throw .memory(error) }
         let ramMappings = RAMLayout.mappings(for: ram)
-        memory = GuestMemoryMap(regions: [ram], mappings: ramMappings)
+        let memory = GuestMemoryMap(regions: [ram], mappings: ramMappings)
         let entry = try BootImageWriter.write(configuration, into: memory, ram: ramMappings)
-        console = try ConsoleOutput(logPath: consoleLogPath)
+        try self.init(configuration: configuration, memory: memory, consoleLogPath: consoleLogPath) { (vcpu, supported) throws(KVMError) in
+            let cpuid = CPUIDTemplate.entries(from: supported, cpuID: vcpu.id, cpuCount: configuration.cpuCount)
+            try VCPUSetup.configure(vcpu, cpuid: cpuid, entry: vcpu.id == 0 ? entry : nil)
+            return cpuid
+        }
+    }
 
+    /// Builds the parts every machine has around `memory`; `setUp` configures each new vCPU
+    /// and returns the CPUID it gave it.
+    init(
+        configuration: MachineConfiguration, memory: GuestMemoryMap, consoleLogPath: String?,
+        setUp: (VirtualCPU, [CPUIDEntry]) throws(KVMError) -> [CPUIDEntry]
+    ) throws(MachineError) {
+        self.configuration = configuration
+        self.memory = memory
+        do { kvm = try KVMSystem() } catch { throw .kvm(error) }
+        console = try ConsoleOutput(logPath: consoleLogPath)
         do {
             virtualMachine = try kvm.createVirtualMachine()
             try virtualMachine.setSystemAreas(tssAddress: X86Layout.kvmTSSAddress, identityMapAddress: X86Layout.kvmIdentityMapAddress)
@@ -50,13 +70,14 @@ package final class Machine: Sendable {
             for (slot, mapping) in memory.mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
             let supported = try kvm.supportedCPUID()
             var created: [VirtualCPU] = []
+            var cpuid: [[CPUIDEntry]] = []
             for id in 0..<UInt32(configuration.cpuCount) {
                 let vcpu = try virtualMachine.createVirtualCPU(id: id)
-                try VCPUSetup.configure(vcpu, supportedCPUID: supported, cpuCount: configuration.cpuCount,
-                                        entry: id == 0 ? entry : nil)
+                cpuid.append(try setUp(vcpu, supported))
                 created.append(vcpu)
             }
             vcpus = created
+            self.cpuid = cpuid
         } catch { throw .kvm(error) }
         threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
 
@@ -68,6 +89,9 @@ package final class Machine: Sendable {
         startTime = now
         devices.onGuestRequest { [weak self] outcome in self?.finish(outcome) }
     }
+
+    /// Makes snapshots wait for a lazy fill (see `memoryFillWait`).
+    package func setMemoryFillWait(_ wait: @escaping @Sendable () -> Bool) { memoryFillWait.withLock { $0 = wait } }
 
     /// Starts one OS thread per vCPU.
     package func start() throws(MachineError) {
@@ -115,11 +139,17 @@ package final class Machine: Sendable {
 
     /// Replaces the PIT state resume will load, from a saved kvm_pit_state2's bytes.
     func restorePausedTimer(_ bytes: [UInt8]) throws(KVMError) {
+        let state = try Self.timerState(from: bytes)
+        try virtualMachine.setTimerState(state)
+        savedTimer.withLock { $0 = state }
+    }
+
+    /// A kvm_pit_state2 from its saved bytes, which must be exactly its size.
+    static func timerState(from bytes: [UInt8]) throws(KVMError) -> kvm_pit_state2 {
         guard bytes.count == MemoryLayout<kvm_pit_state2>.size else { throw .ioctl(name: "KVM_SET_PIT2 (bad size)", .invalidArgument) }
         var state = kvm_pit_state2()
         unsafe withUnsafeMutableBytes(of: &state) { unsafe $0.copyBytes(from: bytes) }
-        try virtualMachine.setTimerState(state)
-        savedTimer.withLock { $0 = state }
+        return state
     }
 
     /// "running", "paused" or "stopping".

@@ -10,6 +10,9 @@ package enum MachineOutcome: Sendable, Equatable {
     case entryFailure(vcpu: UInt32, reason: UInt64, rip: UInt64?)
     case unhandledExit(vcpu: UInt32, reason: UInt32, rip: UInt64?)
     case runFailure(vcpu: UInt32, message: String)
+    /// Guest memory could not be delivered (a lazy restore's page was unreadable or corrupt):
+    /// the VM stops rather than run on wrong memory.
+    case memoryFailure(String)
 
     /// 0 for endings the guest or user asked for; 1 for failures.
     package var exitStatus: Int32 {
@@ -35,6 +38,7 @@ package enum MachineOutcome: Sendable, Equatable {
             return "VM entry failed on vCPU \(vcpu)\(at(rip)) (hardware reason 0x\(String(reason, radix: 16)))"
         case .unhandledExit(let vcpu, let reason, let rip): return "unhandled KVM exit \(reason) on vCPU \(vcpu)\(at(rip))"
         case .runFailure(let vcpu, let message): return "vCPU \(vcpu) failed: \(message)"
+        case .memoryFailure(let message): return "guest memory failed; the VM is stopped: \(message)"
         }
     }
 }

@@ -7,7 +7,7 @@ struct Engram: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engram",
         abstract: "A KVM virtual machine monitor whose guest memory is a first-class file.",
-        subcommands: [RunCommand.self, CtlCommand.self, SnapshotCommand.self]
+        subcommands: [RunCommand.self, RestoreCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self]
     )
 
     /// Runs the chosen subcommand; a `CommandFailure` becomes one line on stderr and exit status 1.

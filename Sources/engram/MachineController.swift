@@ -5,6 +5,10 @@ import Machine
 /// Answers the control API for a running machine.
 struct MachineController: VMControl {
     let machine: Machine
+    /// Set for a restored VM.
+    var restore: RestoreReport? = nil
+    /// Set for a lazily restored VM while (and after) its memory fills.
+    var lazyFill: LazyFill? = nil
 
     func vmInfo() -> VMInfo {
         VMInfo(state: machine.stateName, vcpus: machine.configuration.cpuCount, uptimeSeconds: machine.uptimeSeconds,
@@ -12,6 +16,8 @@ struct MachineController: VMControl {
     }
 
     func memoryRegions() -> [MemoryRegionInfo] { RegionReport.regions(of: machine.memory) }
+
+    func memoryStatistics() -> MemoryStatistics { MemoryStatistics(restore: restore?.info, lazy: lazyFill?.info) }
 
     func pause() throws(VMControlError) {
         guard machine.pause() else { throw .invalidState(operation: "pause", state: machine.stateName) }
@@ -24,22 +30,5 @@ struct MachineController: VMControl {
     func shutdown() throws(VMControlError) {
         guard machine.stateName != "stopping" else { throw .invalidState(operation: "shut down", state: "stopping") }
         machine.finish(.shutdownRequested)
-    }
-}
-
-extension MachineController {
-    func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
-        let started = ContinuousClock.now
-        do {
-            let summary = try machine.writeSnapshot(to: request.path, resume: request.resume ?? true)
-            let elapsed = ContinuousClock.now - started
-            return SnapshotReport(
-                path: request.path, kind: "full", fileSizeInBytes: summary.fileSizeInBytes, bytesWritten: summary.bytesWritten,
-                pagesWritten: summary.pagesWritten, pagesZero: summary.pagesZero,
-                durationSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                state: machine.stateName)
-        } catch {
-            throw .failed(operation: "snapshot", reason: error.description)
-        }
     }
 }

@@ -45,30 +45,7 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CommandFailure(error.description)
         }
-        for line in RegionReport.lines(of: machine.memory) { Diagnostics.note(line) }
-
-        var server: ControlServer?
-        if let apiSocket {
-            let started = ControlServer(socketPath: apiSocket, control: MachineController(machine: machine), version: EngramVersion.current)
-            do { try started.start() } catch { throw CommandFailure(error.description) }
-            server = started
-            Diagnostics.note("control API on \(apiSocket)")
-        }
-        let console = Console()
-        do {
-            try TerminationSignals.watch { machine.finish(.terminatedBySignal($0)) }
-            try console.attach(to: machine)
-            try machine.start()
-        } catch {
-            console.detach()
-            server?.stop()
-            throw CommandFailure(error.description)
-        }
-        let outcome = machine.waitForOutcome()
-        console.detach()
-        server?.stop()
-        Diagnostics.note(outcome.message)
-        if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+        try MachineSession.run(machine, controller: MachineController(machine: machine), apiSocket: apiSocket)
     }
 
     private func machineConfiguration() throws(MachineError) -> MachineConfiguration {

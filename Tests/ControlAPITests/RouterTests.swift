@@ -78,8 +78,8 @@ import Testing
 
     @Test func routesListEveryRoute() {
         let routes = Router(control: FakeVMControl(), version: "1").routes.map { "\($0.method) \($0.path)" }
-        #expect(routes == ["GET /version", "GET /vm", "GET /vm/memory", "PUT /vm/pause", "PUT /vm/resume", "PUT /vm/shutdown",
-                           "PUT /vm/snapshot"])
+        #expect(routes == ["GET /version", "GET /vm", "GET /vm/memory", "GET /vm/memory/stats", "PUT /vm/pause", "PUT /vm/resume",
+                           "PUT /vm/shutdown", "PUT /vm/snapshot"])
     }
 
     @Test func laterRouteReplacesEarlier() {
@@ -123,13 +123,26 @@ import Testing
 }
 
 @Suite struct SnapshotRouteTests {
-    @Test func snapshotNeedsAFullKindAndAPath() {
+    @Test func snapshotNeedsAKnownKindAndAPath() {
         let router = Router(control: FakeVMControl(), version: "1")
         let missing = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody([]))
         #expect(missing.status == 400)
-        let diff = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody(Array(#"{"path":"/tmp/a","kind":"diff"}"#.utf8)))
-        #expect(diff.status == 400)
-        let unsupported = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody(Array(#"{"path":"/tmp/a"}"#.utf8)))
-        #expect(unsupported.status == 500)  // the fake cannot snapshot
+        let unknown = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody(Array(#"{"path":"/tmp/a","kind":"delta"}"#.utf8)))
+        #expect(unknown.status == 400)
+        #expect(String(decoding: unknown.body, as: UTF8.self).contains(#"expected \"full\" or \"diff\""#))
+        for body in [#"{"path":"/tmp/a"}"#, #"{"path":"/tmp/a","kind":"diff"}"#] {
+            let unsupported = router.respond(method: "PUT", target: "/vm/snapshot", body: RequestBody(Array(body.utf8)))
+            #expect(unsupported.status == 500, "\(body)")  // the fake cannot snapshot
+        }
+    }
+
+    @Test func refusedSnapshotsAre400Or409WithTheMachinesMessage() {
+        var router = Router()
+        router.add("PUT", "/conflict") { _ in throw VMControlError.conflict(reason: "take a full one first") }
+        router.add("PUT", "/invalid") { _ in throw VMControlError.invalidRequest(reason: "wrong directory") }
+        let conflict = router.respond(method: "PUT", target: "/conflict", body: RequestBody([]))
+        #expect(conflict.status == 409 && String(decoding: conflict.body, as: UTF8.self) == #"{"error":"take a full one first"}"#)
+        let invalid = router.respond(method: "PUT", target: "/invalid", body: RequestBody([]))
+        #expect(invalid.status == 400 && String(decoding: invalid.body, as: UTF8.self) == #"{"error":"wrong directory"}"#)
     }
 }

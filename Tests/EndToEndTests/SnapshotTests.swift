@@ -55,4 +55,34 @@ struct SnapshotTests {
         #expect(diff.errors.contains("HTTP 400"))
         #expect(try TestKernel.ticks(process) > 0)  // still running after the failures
     }
+
+    /// A snapshot that runs out of disk half-way leaves no file (not even the temporary one)
+    /// and the guest running.
+    @Test func fullDiskLeavesNoSnapshotAndTheGuestRuns() throws {
+        let mount = directory.path("small-fs")
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        let mounted = try Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", mount])
+        try #require(mounted == 0, "cannot mount a small tmpfs")
+        defer { _ = try? Self.run("/bin/umount", [mount]) }
+        let socket = directory.path("full.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--api-socket", socket])
+        defer { process.stop() }
+        try process.command("fill 16 4", expect: "FILL ")
+        let result = try runEngram(["snapshot", socket, mount + "/vm.snap"])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("No space left on device"), "\(result.errors)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mount).isEmpty)
+        let ticks = try TestKernel.ticks(process)
+        #expect(try TestKernel.ticks(process) >= ticks)
+        #expect(try process.command("digest", expect: "DIGEST ").contains("mib=16"))
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
 }

@@ -51,4 +51,37 @@ struct MachineStateTests {
                                   consoleLogPath: directory.path("log"))
         #expect(throws: MachineError.self) { try machine.saveState() }
     }
+
+    /// Random damage to a real saved state's JSON: decoding either refuses it with one line
+    /// naming the snapshot, or yields a well-formed record. Never a crash.
+    @Test func damagedStateIsRefusedOrWellFormed() throws {
+        let machine = try Machine(configuration: MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 64 << 20, cpuCount: 2))
+        try machine.start()
+        defer { machine.finish(.shutdownRequested) }
+        #expect(machine.pause())
+        let original = Array(try JSONEncoder().encode(try machine.saveState()))
+        #expect(try MachineStateRecord.decode(original, snapshotPath: "x.snap").vcpus.count == 2)
+        var generator = SystemRandomNumberGenerator()
+        var refused = 0
+        for _ in 0..<400 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let at = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes[at] = UInt8.random(in: 0...255, using: &generator)
+                case 1: bytes.remove(at: at)
+                default: bytes = Array(bytes.prefix(at))
+                }
+                if bytes.isEmpty { break }
+            }
+            do {
+                let record = try MachineStateRecord.decode(bytes, snapshotPath: "x.snap")
+                #expect(record.vcpus.count == record.configuration.cpuCount)
+            } catch {
+                refused += 1
+                #expect(error.description.hasPrefix("snapshot x.snap") && !error.description.contains("\n"), "\(error)")
+            }
+        }
+        #expect(refused > 200)
+    }
 }

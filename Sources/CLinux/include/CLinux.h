@@ -74,3 +74,31 @@ int clinux_gettid(void);
 _Static_assert(KVM_API_VERSION == 12, "Engram speaks KVM API version 12");
 _Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs layout");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "kvm_sregs layout");
+
+// ---- userfaultfd -------------------------------------------------------------------------
+// Lazy restore (Paging) fills guest memory on demand through a userfaultfd; GuestMemory's
+// Userfault folder is the only user. Request numbers are function-like macros, so they are
+// restated as constants here; the plain numeric macros (UFFD_API, UFFD_FEATURE_*, modes,
+// UFFD_EVENT_PAGEFAULT) import into Swift as they are.
+static const unsigned long CLINUX_UFFDIO_API = UFFDIO_API;
+static const unsigned long CLINUX_UFFDIO_REGISTER = UFFDIO_REGISTER;
+static const unsigned long CLINUX_UFFDIO_UNREGISTER = UFFDIO_UNREGISTER;
+static const unsigned long CLINUX_UFFDIO_WAKE = UFFDIO_WAKE;
+static const unsigned long CLINUX_UFFDIO_COPY = UFFDIO_COPY;
+static const unsigned long CLINUX_UFFDIO_ZEROPAGE = UFFDIO_ZEROPAGE;
+static const unsigned long CLINUX_USERFAULTFD_IOC_NEW = USERFAULTFD_IOC_NEW;
+/// Bits of uffdio_register.ioctls: which range ioctls the kernel allows on a registered range.
+static const unsigned long long CLINUX_UFFD_IOCTL_COPY = 1ULL << _UFFDIO_COPY;
+static const unsigned long long CLINUX_UFFD_IOCTL_ZEROPAGE = 1ULL << _UFFDIO_ZEROPAGE;
+static const unsigned long long CLINUX_UFFD_IOCTL_WAKE = 1ULL << _UFFDIO_WAKE;
+
+/// userfaultfd(2), which glibc does not wrap; flags are O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY.
+int clinux_userfaultfd(int flags);
+/// eventfd(2), declared in <sys/eventfd.h> which Swift's Glibc module does not include;
+/// EFD_CLOEXEC and EFD_NONBLOCK equal O_CLOEXEC and O_NONBLOCK (checked in CLinux.c).
+int clinux_eventfd(unsigned int initial, int flags);
+
+_Static_assert(sizeof(struct uffd_msg) == 32, "uffd_msg layout");
+_Static_assert(sizeof(struct uffdio_copy) == 40, "uffdio_copy layout");
+_Static_assert(sizeof(struct uffdio_zeropage) == 32, "uffdio_zeropage layout");
+_Static_assert(sizeof(struct uffdio_register) == 32, "uffdio_register layout");

@@ -5,5 +5,6 @@ extension Router {
         VersionEndpoint.register(in: &self, version: version)
         VMEndpoint.register(in: &self, control: control)
         SnapshotEndpoint.register(in: &self, control: control)
+        MemoryStatisticsEndpoint.register(in: &self, control: control)
     }
 }

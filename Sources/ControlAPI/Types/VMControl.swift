@@ -19,6 +19,8 @@ package protocol VMControl: Sendable {
     /// finishes writing this request's reply before it closes the socket, so the client
     /// always gets its answer. Do not call `stop()` from inside this method.
     func shutdown() throws(VMControlError)
+    /// How memory was restored and how a lazy fill is going (GET /vm/memory/stats).
+    func memoryStatistics() -> MemoryStatistics
     /// Writes a snapshot as `request` asks (PUT /vm/snapshot).
     func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport
 }

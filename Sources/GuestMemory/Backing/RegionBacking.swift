@@ -10,6 +10,10 @@ package enum RegionBacking: Sendable, Equatable {
     case hugetlbfs(directory: String)
     /// Private anonymous memory: fastest first touch, but nothing else can map it.
     case anonymous
+    /// A copy-on-write (MAP_PRIVATE) mapping of a snapshot file's page area: VMs restored from
+    /// one snapshot share its page cache; guest writes go to private memory. Made by
+    /// `GuestRegion(name:sizeInBytes:copyOnWriteOf:at:path:)`, never opened by name.
+    case snapshotCopyOnWrite(path: String)
 
     /// The short name the CLI and the control API show.
     package var kindName: String {
@@ -19,6 +23,7 @@ package enum RegionBacking: Sendable, Equatable {
         case .sharedFile: "shared-file"
         case .hugetlbfs: "hugetlbfs"
         case .anonymous: "anonymous"
+        case .snapshotCopyOnWrite: "snapshot-private"
         }
     }
 }

@@ -14,6 +14,8 @@ package final class GuestRegion: @unchecked Sendable {
     /// The file others can open to see this region live, if it has a name in the file system.
     package let path: String?
     private let descriptor: OwnedFileDescriptor?
+    /// The snapshot file under a copy-on-write mapping, kept open while mapped.
+    private let privateSource: OwnedFileDescriptor?
     private let base: UnsafeMutableRawPointer
 
     /// Opens or creates the backing and maps it whole, shared (private for `.anonymous`).
@@ -37,6 +39,36 @@ package final class GuestRegion: @unchecked Sendable {
         self.backing = backing
         self.path = path
         self.descriptor = descriptor
+        self.privateSource = nil
+        unsafe self.base = mapped
+    }
+
+    /// Maps `sizeInBytes` bytes of the open file `descriptor` from `offset` copy-on-write
+    /// (MAP_PRIVATE): reads come from the file's page cache, shared with every other such
+    /// mapping; the guest's writes stay private. The file itself is never written.
+    package init(
+        name: String, sizeInBytes: UInt64, copyOnWriteOf descriptor: CInt, at offset: UInt64, path: String
+    ) throws(GuestMemoryError) {
+        let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard sizeInBytes > 0, sizeInBytes % pageSize == 0, offset % pageSize == 0 else {
+            throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "must be a non-zero multiple of \(pageSize) at an aligned offset")
+        }
+        let copy = dup(descriptor)
+        guard copy >= 0 else { throw .systemCall(name: "dup", region: name, Errno(rawValue: errno)) }
+        let owned = OwnedFileDescriptor(taking: copy)
+        // SAFETY: a fresh private mapping of a range the caller checked lies inside the file; owned and unmapped by this object.
+        let mapped = unsafe mmap(nil, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, copy, off_t(offset))
+        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
+            throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno))
+        }
+        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        self.name = name
+        self.sizeInBytes = sizeInBytes
+        self.backing = .snapshotCopyOnWrite(path: path)
+        self.path = nil
+        // The file does not show the guest's writes, so it is not offered as the region's descriptor.
+        self.descriptor = nil
+        self.privateSource = owned
         unsafe self.base = mapped
     }
 
@@ -80,6 +112,15 @@ package final class GuestRegion: @unchecked Sendable {
     ) throws -> R {
         try checkRange(offset, count: count)
         return try unsafe body(UnsafeRawBufferPointer(start: base + Int(offset.rawValue), count: count))
+    }
+
+    /// Runs `body` on a writable raw view of `count` bytes at `offset` (nil if the range is outside
+    /// the region); the pointer must not escape.
+    package func withUnsafeMutableBytes<R, E: Error>(
+        at offset: RegionOffset, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R? {
+        guard (try? checkRange(offset, count: count)) != nil else { return nil }
+        return try unsafe body(UnsafeMutableRawBufferPointer(start: base + Int(offset.rawValue), count: count))
     }
 
     private func checkRange(_ offset: RegionOffset, count: Int) throws(GuestMemoryError) {

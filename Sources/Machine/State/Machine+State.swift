@@ -11,7 +11,7 @@ extension Machine {
                 var blocks: [VCPUStateBlock: [UInt8]] = [:]
                 for block in VCPUStateBlock.allCases { blocks[block] = try vcpu.stateBlock(block) }
                 let msrs = try vcpu.modelSpecificRegisters(msrIndices).map { ModelSpecificRegister(index: $0.index, value: $0.value) }
-                return VCPUStateRecord(id: vcpu.id, blocks: blocks, modelSpecificRegisters: msrs)
+                return VCPUStateRecord(id: vcpu.id, cpuid: cpuid[Int(vcpu.id)], blocks: blocks, modelSpecificRegisters: msrs)
             }
             var chips: [InterruptControllerChip: [UInt8]] = [:]
             for chip in InterruptControllerChip.allCases { chips[chip] = try virtualMachine.interruptControllerState(chip) }
@@ -19,6 +19,10 @@ extension Machine {
             // SAFETY: copies the bytes of a plain C struct held in a local.
             let timerBytes = unsafe withUnsafeBytes(of: timer) { unsafe Array($0) }
             return MachineStateRecord(
+                configuration: SavedConfiguration(
+                    cpuCount: configuration.cpuCount, memorySizeInBytes: configuration.memorySizeInBytes,
+                    regionNames: memory.regions.map(\.name), kernelPath: configuration.kernelPath,
+                    commandLine: configuration.commandLine),
                 vcpus: records, interruptControllers: chips,
                 timer: timerBytes,
                 clockNanoseconds: try virtualMachine.clock(),
@@ -32,12 +36,13 @@ extension Machine {
     /// Loads a saved state into this paused machine (same configuration); resume continues from it.
     package func restoreState(_ record: MachineStateRecord) throws(MachineError) {
         guard control.currentState == .paused else { throw .invalidConfiguration("the VM must be paused to restore state") }
-        guard record.version == MachineStateRecord.currentVersion else {
-            throw .invalidConfiguration("machine state version \(record.version) is not \(MachineStateRecord.currentVersion), the one this Engram reads")
-        }
-        guard record.vcpus.count == vcpus.count else {
-            throw .invalidConfiguration("saved state has \(record.vcpus.count) vCPUs; this machine has \(vcpus.count)")
-        }
+        try applyState(record, timerWhenResumed: true)
+    }
+
+    /// Loads `record` into the vCPUs, VM and devices; no vCPU may be running. The PIT state
+    /// is either loaded now or kept for `resume()` (a paused machine reloads it on resume).
+    func applyState(_ record: MachineStateRecord, timerWhenResumed: Bool) throws(MachineError) {
+        try SavedStateCheck.compatible(record, with: self)
         do {
             try virtualMachine.setClock(record.clockNanoseconds)
             for chip in InterruptControllerChip.allCases {
@@ -52,7 +57,11 @@ extension Machine {
                     }
                 }
             }
-            try restorePausedTimer(record.timer)
+            if timerWhenResumed {
+                try restorePausedTimer(record.timer)
+            } else {
+                try virtualMachine.setTimerState(try Self.timerState(from: record.timer))
+            }
         } catch {
             throw .kvm(error)
         }

@@ -6,8 +6,8 @@ enum VCPUSetup {
     static let miscEnableMSR: UInt32 = 0x1a0
     static let fastStrings: UInt64 = 1
 
-    static func configure(_ vcpu: VirtualCPU, supportedCPUID: [CPUIDEntry], cpuCount: Int, entry: KernelEntry?) throws(KVMError) {
-        try vcpu.setCPUID(CPUIDTemplate.entries(from: supportedCPUID, cpuID: vcpu.id, cpuCount: cpuCount))
+    static func configure(_ vcpu: VirtualCPU, cpuid: [CPUIDEntry], entry: KernelEntry?) throws(KVMError) {
+        try vcpu.setCPUID(cpuid)
         try vcpu.setModelSpecificRegisters([(miscEnableMSR, fastStrings)])
         try wireLocalInterrupts(vcpu, bootCPU: vcpu.id == 0)
         guard let entry else { return }  // other CPUs wait for INIT/SIPI from the guest

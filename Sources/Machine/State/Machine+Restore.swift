@@ -1,0 +1,80 @@
+import FoundationEssentials
+import GuestMemory
+import KVM
+import SnapshotFormat
+
+extension Machine {
+    /// Rebuilds a machine from a snapshot's state around memory already restored into
+    /// `regions` (in the snapshot's region order). Every vCPU, the interrupt controllers, the
+    /// timer, the clock and the devices are as they were saved; `start()` continues the guest.
+    /// Refuses, before any vCPU exists, a state this Engram or this host cannot run.
+    package convenience init(
+        restoring record: MachineStateRecord, snapshotRegions: [SnapshotRegion], memory regions: [GuestRegion],
+        consoleLogPath: String? = nil
+    ) throws(MachineError) {
+        try SavedStateCheck.wellFormed(record)
+        try SavedStateCheck.regions(snapshotRegions, match: record)
+        let saved = record.configuration
+        guard regions.map(\.name) == saved.regionNames,
+              let ram = regions.first(where: { $0.name == "ram" }), ram.sizeInBytes == saved.memorySizeInBytes
+        else { throw .invalidConfiguration("restored memory regions do not match the snapshot's \(saved.regionNames)") }
+        let supported: [CPUIDEntry]
+        do { supported = try KVMSystem().supportedCPUID() } catch { throw .kvm(error) }
+        for vcpu in record.vcpus {
+            let host = CPUIDTemplate.entries(from: supported, cpuID: vcpu.id, cpuCount: saved.cpuCount)
+            try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
+        }
+        let configuration = MachineConfiguration(
+            kernelPath: saved.kernelPath, commandLine: saved.commandLine, memorySizeInBytes: saved.memorySizeInBytes,
+            cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: regions.map { ($0.name, $0.backing) }))
+        let memory = GuestMemoryMap(regions: regions, mappings: RAMLayout.mappings(for: ram))
+        try self.init(configuration: configuration, memory: memory, consoleLogPath: consoleLogPath) { (vcpu, _) throws(KVMError) in
+            let cpuid = record.vcpus[Int(vcpu.id)].cpuid
+            try vcpu.setCPUID(cpuid)
+            return cpuid
+        }
+        try applyState(record, timerWhenResumed: false)
+    }
+}
+
+extension MachineStateRecord {
+    /// Decodes a snapshot's state section and checks it is well formed, naming the version
+    /// problem before any other.
+    package static func decode(_ bytes: [UInt8], snapshotPath: String) throws(MachineError) -> MachineStateRecord {
+        struct VersionOnly: Decodable { var version: Int }
+        let version: Int
+        do { version = try JSONDecoder().decode(VersionOnly.self, from: Data(bytes)).version } catch {
+            throw .invalidConfiguration("snapshot \(snapshotPath): the state section is not an Engram machine state (no version)")
+        }
+        guard version == currentVersion else {
+            let newer = version > currentVersion ? "a newer Engram's " : ""
+            throw .invalidConfiguration(
+                "snapshot \(snapshotPath): machine state is \(newer)version \(version); this Engram reads version \(currentVersion)")
+        }
+        let record: MachineStateRecord
+        do { record = try JSONDecoder().decode(MachineStateRecord.self, from: Data(bytes)) } catch {
+            throw .invalidConfiguration("snapshot \(snapshotPath): the machine state does not decode: \(DecodingProblem.describe(error))")
+        }
+        do { try SavedStateCheck.wellFormed(record) } catch {
+            throw .invalidConfiguration("snapshot \(snapshotPath): \(error)")
+        }
+        return record
+    }
+}
+
+/// A one-line account of a JSON decoding failure: the path of keys and what was wrong.
+enum DecodingProblem {
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return keys.isEmpty ? "the top level" : keys
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context)) lacks \(key.stringValue)"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import GuestMemory
+
+/// The background fill thread: walks every region in order and installs each page not yet
+/// present, a batch of up to 2 MiB at a time, so that soon no fault can happen at all.
+///
+/// Long stretches of zero pages go in with UFFDIO_ZEROPAGE (no read, no copy); the pages
+/// between them are read in one call and copied in one UFFDIO_COPY, short zero gaps included
+/// (the source zero-fills them), which saves an ioctl per gap. It wakes as it installs: a
+/// vCPU parked on one of its pages resumes without waiting for the handler, and waking costs
+/// one memory barrier when nobody waits (so UFFDIO_COPY_MODE_DONTWAKE would buy nothing).
+struct BackgroundFill {
+    let session: PagingSession
+
+    /// Pages per batch: 2 MiB.
+    static let batchPages: UInt64 = 512
+    /// Zero stretches at least this long are installed with UFFDIO_ZEROPAGE; shorter ones ride along with the copy.
+    static let shortestZeroStretch: UInt64 = 8
+
+    func run() {
+        let buffer = PageBuffer(pageCount: Int(Self.batchPages))
+        for region in session.regions {
+            var cursor = region.firstPage
+            while cursor < region.pages.upperBound {
+                if session.halted.load(ordering: .acquiring) { return }
+                let window = cursor..<min(cursor + Self.batchPages, region.pages.upperBound)
+                guard let run = session.ledger.withLock({ $0.present.firstMissingRun(in: window) }) else {
+                    cursor = window.upperBound
+                    continue
+                }
+                guard fill(run, of: region, buffer) else { return }
+                cursor = run.upperBound
+            }
+        }
+        session.fillDone()
+    }
+
+    /// Installs the missing pages `run` (at most a batch); false once the pager has failed.
+    private func fill(_ run: Range<UInt64>, of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
+        var page = run.lowerBound
+        do {
+            while page < run.upperBound {
+                // After a failure or stop nothing more is installed, not even a batch already read.
+                if session.halted.load(ordering: .acquiring) { return false }
+                let zeros = zeroStretch(from: page, before: run.upperBound, of: region)
+                if zeros >= Self.shortestZeroStretch || page + zeros == run.upperBound {
+                    _ = try session.installZeroPages(page..<page + zeros, of: region, by: .backgroundFill, watching: .max)
+                    page += zeros
+                    continue
+                }
+                // Pages up to the next long zero stretch (or the end), short zero gaps included.
+                var end = page + max(zeros, 1)
+                while end < run.upperBound {
+                    let gap = zeroStretch(from: end, before: run.upperBound, of: region)
+                    if gap >= Self.shortestZeroStretch { break }
+                    end += max(gap, 1)
+                }
+                // SAFETY: the view of the fill's own buffer is used only for this read and copy.
+                let bytes = unsafe buffer.pages(Int(end - page))
+                do {
+                    try unsafe session.source.readPages(region: region.index, firstPage: region.sourcePage(page), into: bytes)
+                } catch {
+                    session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(page))..<\(region.sourcePage(end)) cannot be read: \(error)")
+                    return false
+                }
+                if session.halted.load(ordering: .acquiring) { return false }
+                _ = try unsafe session.installCopies(
+                    page..<end, of: region, from: UnsafeRawBufferPointer(bytes), by: .backgroundFill, watching: .max)
+                page = end
+            }
+            return true
+        } catch {
+            session.fail("lazy restore stopped: region \(region.region.name) page \(region.sourcePage(page)): \(error)")
+            return false
+        }
+    }
+
+    /// How many pages from `page` on (before `end`) the source knows are zero.
+    private func zeroStretch(from page: UInt64, before end: UInt64, of region: PagedRegion) -> UInt64 {
+        var next = page
+        while next < end, session.source.isZeroPage(region: region.index, page: region.sourcePage(next)) { next += 1 }
+        return next - page
+    }
+}

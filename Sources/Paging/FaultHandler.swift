@@ -1,0 +1,183 @@
+import Glibc
+import GuestMemory
+import SystemPackage
+
+/// The fault-handler thread: waits in poll(2) on the userfaultfd, reads fault messages in
+/// batches and serves each faulting page — alone, or with the missing pages of its small
+/// aligned cluster in one read and one copy when the previous fault was close by. Finishes
+/// the restore once the fill is done. Allocates nothing in its loop; holds the ledger lock
+/// only for bit operations.
+///
+/// Why clusters only near the previous fault (measured here, release build, a plain thread,
+/// snapshot source): one page costs ~14 µs from message to copy, a 16-page cluster ~75 µs,
+/// mostly the CRC check of every page. Sequential touching goes ~3x faster with clusters
+/// (one fault per 16 pages); random touching would pay 5x on every fault.
+struct FaultHandler {
+    let session: PagingSession
+    /// Pages served per fault at most: the aligned group of this many holding the faulting page.
+    let clusterPages: UInt64
+    /// The last data page that faulted (pager-wide number); `.max` before the first.
+    private var lastDataFault = UInt64.max
+
+    init(session: PagingSession, clusterPages: UInt64) {
+        self.session = session
+        self.clusterPages = clusterPages
+    }
+
+    /// Messages read per read(2).
+    static let batchSize = 64
+
+    mutating func run() {
+        let events = UserfaultEventBuffer(capacity: Self.batchSize)
+        let buffer = PageBuffer(pageCount: Int(clusterPages))
+        var polled = [
+            pollfd(fd: session.userfault.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: session.handlerWakeup.rawValue, events: Int16(POLLIN), revents: 0),
+        ]
+        while true {
+            // SAFETY: the two pollfds are the array's own storage, used only during the call.
+            let ready = unsafe polled.withUnsafeMutableBufferPointer { unsafe poll($0.baseAddress, 2, -1) }
+            if ready < 0 {
+                if errno == EINTR { continue }
+                session.fail("lazy restore stopped: poll on the userfaultfd failed: \(Errno(rawValue: errno))")
+                return
+            }
+            if polled[1].revents != 0 {
+                if session.halted.load(ordering: .acquiring) { return }
+                if session.filled.load(ordering: .acquiring) {
+                    session.complete()
+                    return
+                }
+            }
+            let faults = polled[0].revents
+            if faults & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                session.fail("lazy restore stopped: the userfaultfd reported an error (poll events 0x\(String(faults, radix: 16)))")
+                return
+            }
+            if faults & Int16(POLLIN) != 0, !serveBatch(events, buffer) { return }
+        }
+    }
+
+    /// Reads the pending messages and serves each; false once the pager has failed.
+    private mutating func serveBatch(_ events: UserfaultEventBuffer, _ buffer: PageBuffer) -> Bool {
+        let count: Int
+        do { count = try session.userfault.readEvents(into: events) } catch {
+            session.fail("lazy restore stopped: \(error)")
+            return false
+        }
+        let readTime = MonotonicClock.nanoseconds()
+        for index in 0..<count {
+            guard case .pageFault(let address, _) = events[index] else { continue }
+            // After a failure or stop nothing more is served.
+            guard !session.halted.load(ordering: .acquiring), serve(address, readAt: readTime, buffer) else { return false }
+        }
+        return true
+    }
+
+    /// Installs the page at host address `address` (and the missing pages of its cluster), or
+    /// wakes its thread if it is already present; false once the pager has failed. The
+    /// latency recorded runs from `readTime` until the faulting page is in.
+    private mutating func serve(_ address: UInt64, readAt readTime: UInt64, _ buffer: PageBuffer) -> Bool {
+        guard let region = session.region(containing: address) else {
+            session.fail("lazy restore stopped: fault at host address 0x\(String(address, radix: 16)) lies in no region")
+            return false
+        }
+        let page = region.page(atHostAddress: address)
+        let sourcePage = region.sourcePage(page)
+        let clusterStart = page - sourcePage % clusterPages
+        let cluster = clusterStart..<min(clusterStart + clusterPages, region.pages.upperBound)
+        let missing = session.ledger.withLock { $0.present.missingRun(around: page, within: cluster) }
+        do throws(ServeFailure) {
+            guard !missing.isEmpty else {
+                // The fill (or an earlier cluster) installed it after this thread faulted.
+                try wake(page, in: region)
+                recordLatency(since: readTime)
+                session.ledger.withLock { $0.alreadyPresentFaults += 1 }
+                return true
+            }
+            let zero = session.source.isZeroPage(region: region.index, page: sourcePage)
+            let wasPresent: Bool
+            if zero {
+                // Zero pages cost no read and no check: the whole zero stretch goes in at once.
+                let pages = zeroPages(around: page, within: missing, of: region)
+                do { wasPresent = try session.installZeroPages(pages, of: region, by: .faultHandler, watching: page) } catch {
+                    throw .userfault(error)
+                }
+                if wasPresent { try wake(page, in: region) }
+                recordLatency(since: readTime)
+            } else {
+                // A cluster only where faults cluster: a data fault at most a cluster's length from
+                // the previous one brings in its aligned cluster; an isolated fault, one page.
+                let near = lastDataFault != .max && max(page, lastDataFault) - min(page, lastDataFault) <= clusterPages
+                lastDataFault = page
+                wasPresent = try copyFromSource(near ? missing : page..<page + 1, of: region, buffer, watching: page)
+                if wasPresent { try wake(page, in: region) }
+                recordLatency(since: readTime)
+            }
+            session.ledger.withLock { ledger in
+                if wasPresent {
+                    ledger.alreadyPresentFaults += 1
+                } else {
+                    ledger.demandFaults += 1
+                    if zero { ledger.demandZeroFaults += 1 }
+                }
+            }
+            return true
+        } catch {
+            switch error {
+            case .read(let pages, let cause):
+                let which = pages.count == 1 ? "page \(pages.lowerBound)" : "pages \(pages.lowerBound)..<\(pages.upperBound)"
+                session.fail("lazy restore stopped: region \(region.region.name) \(which) cannot be served: \(cause)")
+            case .userfault(let cause):
+                session.fail("lazy restore stopped: region \(region.region.name) page \(sourcePage): \(cause)")
+            }
+            return false
+        }
+    }
+
+    /// Reads `pages` of `region` from the source into the buffer and copies them in; returns
+    /// whether page `watched` was already present.
+    private func copyFromSource(
+        _ pages: Range<UInt64>, of region: PagedRegion, _ buffer: PageBuffer, watching watched: UInt64
+    ) throws(ServeFailure) -> Bool {
+        // SAFETY: the view of the handler's own buffer is used only for this read and copy.
+        let bytes = unsafe buffer.pages(pages.count)
+        do {
+            try unsafe session.source.readPages(region: region.index, firstPage: region.sourcePage(pages.lowerBound), into: bytes)
+        } catch {
+            throw .read(region.sourcePage(pages.lowerBound)..<region.sourcePage(pages.upperBound), error)
+        }
+        do {
+            return try unsafe session.installCopies(pages, of: region, from: UnsafeRawBufferPointer(bytes), by: .faultHandler, watching: watched)
+        } catch {
+            throw .userfault(error)
+        }
+    }
+
+    private func recordLatency(since readTime: UInt64) {
+        session.latency.record(nanoseconds: MonotonicClock.nanoseconds() - readTime)
+    }
+
+    /// The zero pages next to `page` (itself zero) inside `run`.
+    private func zeroPages(around page: UInt64, within run: Range<UInt64>, of region: PagedRegion) -> Range<UInt64> {
+        let source = session.source
+        var start = page
+        while start > run.lowerBound, source.isZeroPage(region: region.index, page: region.sourcePage(start - 1)) { start -= 1 }
+        var end = page + 1
+        while end < run.upperBound, source.isZeroPage(region: region.index, page: region.sourcePage(end)) { end += 1 }
+        return start..<end
+    }
+
+    private func wake(_ page: UInt64, in region: PagedRegion) throws(ServeFailure) {
+        do { try session.userfault.wake(start: region.hostAddress(ofPage: page), length: LazyPager.pageSize) } catch {
+            throw .userfault(error)
+        }
+    }
+}
+
+/// Why a fault could not be served: the source could not deliver pages (numbered as the
+/// source numbers them), or the kernel refused an ioctl.
+private enum ServeFailure: Error {
+    case read(Range<UInt64>, PageSourceError)
+    case userfault(UserfaultError)
+}

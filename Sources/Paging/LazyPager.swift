@@ -1,0 +1,121 @@
+import GuestMemory
+import SnapshotFormat
+import Synchronization
+
+/// Lazy restore: guest memory starts empty and is filled from a page source, on demand by a
+/// fault-handler thread (userfaultfd MISSING faults, from vCPUs, KVM or any other thread) and
+/// in bulk by a background fill thread, until every page is present.
+///
+/// Between `init` and `start` the regions are registered but nobody serves them: touching
+/// them then blocks. Pages must not be discarded (MADV_REMOVE, hole punching) while the pager
+/// runs: a page it has installed is never installed again. A page that cannot be served (read error, CRC mismatch) stops the pager
+/// and leaves the faulting thread parked forever instead of showing it wrong memory; the
+/// caller ends the VM.
+package final class LazyPager: Sendable {
+    /// The page size the pager and the snapshot format use.
+    package static let pageSize: UInt64 = 4096
+
+    private let session: PagingSession
+    private let clusterPages: UInt64
+    private let started = Atomic<Bool>(false)
+    private let threads = Mutex<[PagingThread]>([])
+
+    /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
+    /// with one userfaultfd. `faultClusterPages` (1 to 512) is how many aligned neighbouring
+    /// pages a fault may bring in with it.
+    package init(regions: [GuestRegion], source: any PageSource, faultClusterPages: Int = 16) throws(PagingError) {
+        precondition((1...512).contains(faultClusterPages), "fault cluster of \(faultClusterPages) pages; expected 1 to 512")
+        // A PageSource cannot say how many regions it has; a snapshot chain can.
+        if let chain = source as? SnapshotChain, chain.regions.count != regions.count {
+            throw .regionCount(machine: regions.count, source: chain.regions.count)
+        }
+        var paged: [PagedRegion] = []
+        var nextPage: UInt64 = 0
+        for (index, region) in regions.enumerated() {
+            if case .hugetlbfs = region.backing {
+                throw .unsupportedBacking(
+                    name: region.name, kind: region.backing.kindName,
+                    reason: "userfaultfd fills hugetlbfs a huge page at a time; the pager serves 4 KiB pages")
+            }
+            let sourcePages = source.pageCount(region: index)
+            guard region.sizeInBytes == sourcePages * Self.pageSize else {
+                throw .regionSize(name: region.name, index: index, sizeInBytes: region.sizeInBytes, sourcePages: sourcePages)
+            }
+            paged.append(PagedRegion(
+                index: index, region: region, hostStart: region.hostAddress(at: RegionOffset(0)),
+                pageCount: sourcePages, firstPage: nextPage))
+            nextPage += sourcePages
+        }
+        // Shared (memfd, tmpfs) mappings need MISSING_SHMEM; private anonymous memory needs nothing.
+        let features: UserfaultFeatures = regions.contains { $0.fileDescriptor != nil } ? .missingShmem : []
+        let userfault: UserfaultDescriptor
+        do { userfault = try UserfaultDescriptor(features: features) } catch { throw .userfault(error) }
+        for region in paged {
+            let operations: UserfaultRangeOperations
+            do { operations = try userfault.registerMissing(start: region.hostStart, length: region.sizeInBytes) } catch {
+                throw .register(name: region.region.name, kind: region.region.backing.kindName, reason: error.description)
+            }
+            guard operations.isSuperset(of: [.copy, .zeroPage, .wake]) else {
+                throw .register(
+                    name: region.region.name, kind: region.region.backing.kindName,
+                    reason: "the range does not allow UFFDIO_COPY, UFFDIO_ZEROPAGE and UFFDIO_WAKE")
+            }
+        }
+        session = try PagingSession(regions: paged, source: source, userfault: userfault)
+        clusterPages = UInt64(faultClusterPages)
+    }
+
+    deinit { stop() }
+
+    /// Starts the fault-handler thread and the background fill thread. `onFailure` is called
+    /// once, on a paging thread, with a one-line message if a page cannot be served; the pager
+    /// has then stopped serving and keeps the userfaultfd open (never unregistered, never
+    /// zero-filled), so the guest stays stopped at that fault. The caller ends the VM.
+    package func start(onFailure: @escaping @Sendable (String) -> Void) throws(PagingError) {
+        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw .alreadyStarted
+        }
+        session.begin(onFailure: onFailure)
+        let session = session
+        let clusterPages = clusterPages
+        do {
+            let handler = try PagingThread.spawn(name: "engram-uffd") {
+                var handler = FaultHandler(session: session, clusterPages: clusterPages)
+                handler.run()
+            }
+            threads.withLock { $0.append(handler) }
+            let fill = try PagingThread.spawn(name: "engram-fill") { BackgroundFill(session: session).run() }
+            threads.withLock { $0.append(fill) }
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    /// A consistent copy of the counters (latency percentiles may lag them by a fault or two).
+    package func statistics() -> PagingStatistics {
+        let latency = session.latency.summary()
+        return session.ledger.withLock { $0.statistics(faultLatency: latency) }
+    }
+
+    /// Blocks until every page of every region is present (the fill is done and the
+    /// userfaultfd closed) or the pager failed or was stopped; true if complete. After a
+    /// failure it returns once `onFailure` has returned.
+    package func waitUntilFilled() -> Bool {
+        if started.load(ordering: .acquiring) { session.finished.wait() }
+        return session.ledger.withLock { $0.complete }
+    }
+
+    /// Stops both threads and waits for them (VM exit); safe to call twice, and from `onFailure`.
+    package func stop() {
+        session.halt()
+        let running = threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        for thread in running {
+            if thread.isCurrent { thread.detach() } else { thread.join() }
+        }
+        session.finished.signal()
+    }
+}

@@ -1,0 +1,31 @@
+import GuestMemory
+
+/// A region as the pager sees it: where it is mapped, and where its pages sit in the pager's
+/// numbering of all pages (region 0's pages first, then region 1's, ...).
+struct PagedRegion: Sendable {
+    /// The region's number, in the machine and in the page source.
+    let index: Int
+    let region: GuestRegion
+    /// Host address of the region's first byte.
+    let hostStart: UInt64
+    let pageCount: UInt64
+    /// The pager-wide number of the region's page 0.
+    let firstPage: UInt64
+
+    /// The region's pages in pager-wide numbers.
+    var pages: Range<UInt64> { firstPage..<firstPage + pageCount }
+
+    var sizeInBytes: UInt64 { pageCount * LazyPager.pageSize }
+
+    /// True if host address `address` lies in this region.
+    func contains(hostAddress address: UInt64) -> Bool { address >= hostStart && address - hostStart < sizeInBytes }
+
+    /// The pager-wide page holding host address `address` (which `contains`).
+    func page(atHostAddress address: UInt64) -> UInt64 { firstPage + (address - hostStart) / LazyPager.pageSize }
+
+    /// Host address of pager-wide page `page`.
+    func hostAddress(ofPage page: UInt64) -> UInt64 { hostStart + (page - firstPage) * LazyPager.pageSize }
+
+    /// The page's number inside the region, as the page source counts.
+    func sourcePage(_ page: UInt64) -> UInt64 { page - firstPage }
+}

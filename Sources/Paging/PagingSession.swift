@@ -1,0 +1,153 @@
+import GuestMemory
+import Synchronization
+
+/// Everything the fault handler and the background fill share: the userfaultfd, the regions,
+/// the page source, the ledger, and the signals that end both threads.
+///
+/// Ending has three ways, and only one happens: complete (the handler finishes after the fill:
+/// every page present, ranges unregistered, descriptor closed), failed (a page could not be
+/// served: the descriptor stays open for good so faulting threads never resume on wrong
+/// memory), or halted by `LazyPager.stop`.
+final class PagingSession: Sendable {
+    let regions: [PagedRegion]
+    let source: any PageSource
+    let userfault: UserfaultDescriptor
+    let ledger: Mutex<PagingLedger>
+    let latency = FaultLatencyRecorder()
+    /// Set by `halt` or a failure: both threads leave their loops.
+    let halted = Atomic<Bool>(false)
+    /// Set by the fill once it has installed or found every page.
+    let filled = Atomic<Bool>(false)
+    /// Wakes the handler's poll when `halted` or `filled` is set.
+    let handlerWakeup: Latch
+    /// Given when the restore completes, fails or is stopped.
+    let finished: Latch
+    private let failureHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let startTime = Atomic<UInt64>(0)
+
+    init(regions: [PagedRegion], source: any PageSource, userfault: UserfaultDescriptor) throws(PagingError) {
+        self.regions = regions
+        self.source = source
+        self.userfault = userfault
+        ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound } ?? 0))
+        handlerWakeup = try Latch()
+        finished = try Latch()
+    }
+
+    /// Notes the start time and who to tell about a failure; before the threads start.
+    func begin(onFailure: @escaping @Sendable (String) -> Void) {
+        failureHandler.withLock { $0 = onFailure }
+        startTime.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+    }
+
+    /// The region holding host address `address`.
+    func region(containing address: UInt64) -> PagedRegion? {
+        for region in regions where region.contains(hostAddress: address) { return region }
+        return nil
+    }
+
+    /// Installs `pages` of `region` zero-filled; see `install`.
+    func installZeroPages(
+        _ pages: Range<UInt64>, of region: PagedRegion, by installer: PageInstaller, watching watched: UInt64
+    ) throws(UserfaultError) -> Bool {
+        try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
+            try userfault.zeroPages(start: start, length: (pages.upperBound - page) * LazyPager.pageSize)
+        }
+    }
+
+    /// Installs `pages` of `region` copied from `buffer`, which holds exactly those pages; see `install`.
+    func installCopies(
+        _ pages: Range<UInt64>, of region: PagedRegion, from buffer: UnsafeRawBufferPointer,
+        by installer: PageInstaller, watching watched: UInt64
+    ) throws(UserfaultError) -> Bool {
+        precondition(UInt64(buffer.count) == (pages.upperBound - pages.lowerBound) * LazyPager.pageSize, "the buffer holds exactly the pages")
+        return try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
+            let offset = Int((page - pages.lowerBound) * LazyPager.pageSize)
+            // SAFETY: the buffer holds exactly `pages`, so the slice from `page` on lies inside it.
+            return try unsafe userfault.copy(to: start, from: UnsafeRawBufferPointer(rebasing: buffer[offset...]))
+        }
+    }
+
+    /// Installs `pages` of `region` with `fill(page, hostAddress)` (which installs from `page`
+    /// to the end and returns the bytes installed before a page already present), waking
+    /// threads parked on them, and records them for `installer`. Pages already present
+    /// (EEXIST: the other thread won) are stepped over and the rest still installed.
+    /// Returns whether page `watched` was one of those already present.
+    private func install(
+        _ pages: Range<UInt64>, of region: PagedRegion, by installer: PageInstaller, watching watched: UInt64,
+        _ fill: (UInt64, UInt64) throws(UserfaultError) -> UInt64
+    ) throws(UserfaultError) -> Bool {
+        var page = pages.lowerBound
+        var watchedWasPresent = false
+        while page < pages.upperBound {
+            let installed = try fill(page, region.hostAddress(ofPage: page)) / LazyPager.pageSize
+            if installed > 0 {
+                let done = page..<page + installed
+                ledger.withLock { $0.recordInstalled(done, by: installer) }
+            }
+            page += installed
+            if page < pages.upperBound {
+                // The kernel stopped at a page that is already present.
+                if page == watched { watchedWasPresent = true }
+                page += 1
+            }
+        }
+        return watchedWasPresent
+    }
+
+    /// Stops serving for good: records `message` (the first failure wins), keeps the descriptor
+    /// open so faulting threads stay parked, ends both threads, then tells the owner.
+    func fail(_ message: String) {
+        let first = ledger.withLock { ledger in
+            guard ledger.failure == nil, !ledger.complete else { return false }
+            ledger.failure = message
+            return true
+        }
+        guard first else { return }
+        userfault.keepOpenUntilExit()
+        halted.store(true, ordering: .releasing)
+        handlerWakeup.signal()
+        let handler = failureHandler.withLock { handler in
+            defer { handler = nil }
+            return handler
+        }
+        handler?(message)
+        finished.signal()
+    }
+
+    /// Asks both threads to leave their loops (VM exit); the owner joins them.
+    func halt() {
+        halted.store(true, ordering: .releasing)
+        handlerWakeup.signal()
+        failureHandler.withLock { $0 = nil }
+    }
+
+    /// Called by the fill once every page is installed or found present.
+    func fillDone() {
+        filled.store(true, ordering: .releasing)
+        handlerWakeup.signal()
+    }
+
+    /// Run by the handler after `fillDone`, once its own installs are recorded: no fault can
+    /// be pending for a missing page now, so the ranges are unregistered (waking any thread
+    /// whose fault was never read) and the descriptor closed.
+    func complete() {
+        ledger.withLock { ledger in
+            // Bits still clear belong to pages neither thread installed: the kernel had them
+            // already (EEXIST), e.g. written through the file before the pager started.
+            ledger.preexistingPages += ledger.present.insert(0..<ledger.present.count)
+        }
+        for region in regions {
+            // Closing unregisters too; a failure here changes nothing for the guest.
+            try? userfault.unregister(start: region.hostStart, length: region.sizeInBytes)
+        }
+        userfault.close()
+        let elapsed = MonotonicClock.nanoseconds() - startTime.load(ordering: .relaxed)
+        ledger.withLock { ledger in
+            ledger.complete = true
+            ledger.fillNanoseconds = elapsed
+        }
+        failureHandler.withLock { $0 = nil }
+        finished.signal()
+    }
+}

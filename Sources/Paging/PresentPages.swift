@@ -1,0 +1,58 @@
+/// One bit per page of every region (numbered one after another): set once the page is in
+/// memory, by whichever paging thread installed it.
+///
+/// Only a hint for skipping work — the kernel's EEXIST is the final word on presence — but
+/// exact for counting: a bit is set only by the thread whose ioctl installed the page.
+struct PresentPages {
+    /// Pages covered.
+    let count: UInt64
+    /// Bits set.
+    private(set) var setCount: UInt64 = 0
+    private var words: [UInt64]
+
+    init(count: UInt64) {
+        self.count = count
+        words = [UInt64](repeating: 0, count: Int((count + 63) / 64))
+    }
+
+    func contains(_ page: UInt64) -> Bool { words[Int(page / 64)] & (1 << (page % 64)) != 0 }
+
+    /// Sets the bits of `pages`; returns how many were clear.
+    mutating func insert(_ pages: Range<UInt64>) -> UInt64 {
+        var added: UInt64 = 0
+        for page in pages where !contains(page) {
+            words[Int(page / 64)] |= 1 << (page % 64)
+            added += 1
+        }
+        setCount += added
+        return added
+    }
+
+    /// The run of clear bits around `page` inside `window` (which holds `page`); empty if `page` is set.
+    func missingRun(around page: UInt64, within window: Range<UInt64>) -> Range<UInt64> {
+        guard !contains(page) else { return page..<page }
+        var start = page
+        while start > window.lowerBound, !contains(start - 1) { start -= 1 }
+        var end = page + 1
+        while end < window.upperBound, !contains(end) { end += 1 }
+        return start..<end
+    }
+
+    /// The first run of clear bits in `window`, nil if every bit there is set; skips full words.
+    func firstMissingRun(in window: Range<UInt64>) -> Range<UInt64>? {
+        var page = window.lowerBound
+        while page < window.upperBound {
+            if page % 64 == 0, window.upperBound - page >= 64, words[Int(page / 64)] == ~0 {
+                page += 64
+                continue
+            }
+            if !contains(page) {
+                var end = page + 1
+                while end < window.upperBound, !contains(end) { end += 1 }
+                return page..<end
+            }
+            page += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,35 @@
+import ControlAPI
+import GuestMemory
+import Paging
+import SnapshotFormat
+
+/// A lazy restore's pager, and its statistics in the control API's terms.
+struct LazyFill: Sendable {
+    let pager: LazyPager
+
+    init(regions: [GuestRegion], source: any PageSource) throws {
+        do { pager = try LazyPager(regions: regions, source: source) } catch { throw CommandFailure(error.description) }
+    }
+
+    func start(onFailure: @escaping @Sendable (String) -> Void) throws {
+        do { try pager.start(onFailure: onFailure) } catch { throw CommandFailure(error.description) }
+    }
+
+    func waitUntilFilled() -> Bool { pager.waitUntilFilled() }
+
+    func stop() { pager.stop() }
+
+    var info: LazyFillInfo {
+        let s = pager.statistics()
+        let latency = s.faultLatency
+        return LazyFillInfo(
+            totalPages: s.totalPages, presentPages: s.presentPages, demandFaults: s.demandFaults,
+            demandZeroFaults: s.demandZeroFaults, demandPages: s.demandPages, backgroundPages: s.backgroundPages,
+            preexistingPages: s.preexistingPages, alreadyPresentFaults: s.alreadyPresentFaults, complete: s.complete,
+            failure: s.failure, fillMilliseconds: s.fillDurationMilliseconds,
+            faultLatency: LatencyInfo(
+                count: latency.count, p50Us: latency.p50Microseconds, p90Us: latency.p90Microseconds,
+                p99Us: latency.p99Microseconds, maxUs: latency.maxMicroseconds, meanUs: latency.meanMicroseconds,
+                buckets: latency.buckets.map { LatencyBucketInfo(upToUs: $0.upperBoundMicroseconds, count: $0.count) }))
+    }
+}

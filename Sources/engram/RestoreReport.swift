@@ -1,0 +1,31 @@
+import ControlAPI
+import Synchronization
+
+/// What GET /vm/memory/stats says about a restore: its source, mode, and how long it took.
+final class RestoreReport: Sendable {
+    let snapshot: String
+    let mode: String
+    let chainLength: Int
+    private let milliseconds = Mutex<Double>(0)
+
+    init(snapshot: String, mode: String, chainLength: Int) {
+        self.snapshot = snapshot
+        self.mode = mode
+        self.chainLength = chainLength
+    }
+
+    /// Records the time from the start of the command until the vCPUs start.
+    func finished(after duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        milliseconds.withLock { $0 = Double(seconds) * 1e3 + Double(attoseconds) / 1e15 }
+    }
+
+    var millisecondsText: String {
+        let value = milliseconds.withLock { $0 }
+        return "\(Double(Int(value * 100)) / 100) ms"
+    }
+
+    var info: RestoreInfo {
+        RestoreInfo(snapshot: snapshot, mode: mode, chainLength: chainLength, restoreMilliseconds: milliseconds.withLock { $0 })
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import GuestMemory
+import Paging
+import SnapshotFormat
+import Synchronization
+
+/// A page source with known contents, for the protocol's contract without snapshot files:
+/// page p of region r is zero where `zero(r, p)`, else 8-byte words derived from (r, p, word).
+///
+/// A `gate` page blocks every read that includes it until `openGate()`: the fill reads its
+/// first batch from page 0 of region 0, so gating that page holds the fill back while the
+/// test drives the fault handler. A `failing` page makes every read that includes it throw.
+final class TestPageSource: PageSource {
+    let pageCounts: [UInt64]
+    private let zero: @Sendable (Int, UInt64) -> Bool
+    private let gated: (region: Int, page: UInt64)?
+    private let failing: (region: Int, page: UInt64)?
+    private let gate = DispatchSemaphore(value: 0)
+    private let reads = Mutex<Int>(0)
+
+    init(
+        pageCounts: [UInt64], gate: (region: Int, page: UInt64)? = nil, failing: (region: Int, page: UInt64)? = nil,
+        zero: @escaping @Sendable (Int, UInt64) -> Bool
+    ) {
+        self.pageCounts = pageCounts
+        self.zero = zero
+        self.gated = gate
+        self.failing = failing
+    }
+
+    func pageCount(region: Int) -> UInt64 { pageCounts[region] }
+
+    func isZeroPage(region: Int, page: UInt64) -> Bool { zero(region, page) }
+
+    func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let count = UInt64(buffer.count / 4096)
+        let pages = firstPage..<firstPage + count
+        reads.withLock { $0 += 1 }
+        if let gated, gated.region == region, pages.contains(gated.page) {
+            gate.wait()
+            gate.signal()
+        }
+        if let failing, failing.region == region, pages.contains(failing.page) {
+            throw .snapshot(.pageChecksum(path: "test-source", region: "r\(region)", page: PageIndex(failing.page), stored: 1, computed: 2))
+        }
+        for index in 0..<Int(count) {
+            let page = firstPage + UInt64(index)
+            for word in 0..<512 {
+                buffer.storeBytes(of: Self.word(region: region, page: page, word: word, zero: zero(region, page)),
+                                  toByteOffset: index * 4096 + word * 8, as: UInt64.self)
+            }
+        }
+    }
+
+    /// Lets gated reads through, now and later.
+    func openGate() { gate.signal() }
+
+    /// How many readPages calls were made.
+    var readCount: Int { reads.withLock { $0 } }
+
+    /// The bytes page `page` of `region` must hold.
+    func expected(region: Int, page: UInt64) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let isZero = zero(region, page)
+        bytes.withUnsafeMutableBytes { raw in
+            for word in 0..<512 {
+                raw.storeBytes(of: Self.word(region: region, page: page, word: word, zero: isZero), toByteOffset: word * 8, as: UInt64.self)
+            }
+        }
+        return bytes
+    }
+
+    private static func word(region: Int, page: UInt64, word: Int, zero: Bool) -> UInt64 {
+        zero ? 0 : ((UInt64(region + 1) << 56) ^ (page &* 0x9E37_79B9) ^ (UInt64(word) << 32)) | 1
+    }
+
+    /// Pages of `region` in `memory` whose bytes differ from `expected`, at most 10.
+    func mismatches(in memory: GuestRegion, region: Int) throws -> [UInt64] {
+        var wrong: [UInt64] = []
+        for page in 0..<pageCounts[region] where wrong.count < 10 {
+            let actual = try memory.read(count: 4096, at: RegionOffset(page * 4096))
+            if actual != expected(region: region, page: page) { wrong.append(page) }
+        }
+        return wrong
+    }
+}
