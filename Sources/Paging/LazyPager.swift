@@ -1,5 +1,4 @@
 import GuestMemory
-import SnapshotFormat
 import Synchronization
 
 /// Lazy restore: guest memory starts empty and is filled from a page source, on demand by a
@@ -25,9 +24,8 @@ package final class LazyPager: Sendable {
     /// pages a fault may bring in with it.
     package init(regions: [GuestRegion], source: any PageSource, faultClusterPages: Int = 16) throws(PagingError) {
         precondition((1...512).contains(faultClusterPages), "fault cluster of \(faultClusterPages) pages; expected 1 to 512")
-        // A PageSource cannot say how many regions it has; a snapshot chain can.
-        if let chain = source as? SnapshotChain, chain.regions.count != regions.count {
-            throw .regionCount(machine: regions.count, source: chain.regions.count)
+        guard source.regionCount == regions.count else {
+            throw .regionCount(machine: regions.count, source: source.regionCount)
         }
         var paged: [PagedRegion] = []
         var nextPage: UInt64 = 0

@@ -5,6 +5,8 @@
 /// same order. Both calls run on the userfault handler and fill threads: they must not
 /// allocate on success, and must either fill the buffer with the right bytes or throw.
 package protocol PageSource: Sendable {
+    /// How many regions the source has (numbered from 0).
+    var regionCount: Int { get }
     /// Pages in `region`.
     func pageCount(region: Int) -> UInt64
     /// True if `page` of `region` is known to be all zero without reading it (served with UFFDIO_ZEROPAGE).

@@ -60,6 +60,12 @@ struct RestoreRefusalTests {
         }
         try expectRefusal(path, mode: "copy", "is corrupt: CRC32C")
         try expectRefusal(path, mode: "map", extra: ["--verify"], "is corrupt: CRC32C")
+        try expectRefusal(path, mode: "lazy", extra: ["--verify"], "is corrupt: CRC32C")
+        // Without --verify a lazy restore starts, and stops the VM when it meets the page
+        // (here the background fill does), rather than give the guest wrong memory.
+        let lazy = try runEngram(["restore", path, "--memory", "lazy"])
+        #expect(lazy.status == 1)
+        #expect(lazy.errors.contains("guest memory failed; the VM is stopped") && lazy.errors.contains("is corrupt"), "\(lazy.errors)")
     }
 
     @Test func newerFormatVersionIsRefused() throws {

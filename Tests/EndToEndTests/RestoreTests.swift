@@ -59,6 +59,42 @@ struct RestoreTests {
         #expect(try restored.waitForExit() == 0)
     }
 
+    /// A full snapshot and two diffs restore as one memory; the restored VM's own diff names
+    /// the restored file as its parent, and that longer chain restores too.
+    @Test func diffChainsRestoreAndGrowAfterRestore() throws {
+        let socket = directory.path("chain.sock")
+        let (process, _) = try TestKernel.boot(cpus: 2, extra: ["--api-socket", socket])
+        var digest = ""
+        do {
+            defer { process.stop() }
+            _ = try process.command("fill 16 1", expect: "FILL ")
+            #expect(try runEngram(["snapshot", socket, directory.path("base.snap")]).status == 0)
+            _ = try process.command("fill 4 2", expect: "FILL ")
+            #expect(try runEngram(["snapshot", socket, directory.path("d1.snap"), "--diff"]).status == 0)
+            _ = try process.command("fill 6 3", expect: "FILL ")
+            digest = try #require(TestKernel.field("digest", in: try process.command("digest", expect: "DIGEST ")))
+            let last = try runEngram(["snapshot", socket, directory.path("d2.snap"), "--diff", "--stay-paused"])
+            #expect(last.status == 0, "\(last.errors)")
+        }
+        for mode in ["map", "lazy", "copy"] {
+            let restoredSocket = directory.path("chain-\(mode).sock")
+            let restored = try GuestProcess.engram(["restore", directory.path("d2.snap"), "--memory", mode, "--api-socket", restoredSocket])
+            defer { restored.stop() }
+            #expect(TestKernel.field("digest", in: try restored.command("digest", expect: "DIGEST ")) == digest, "mode \(mode)")
+            let stats = try Self.memoryStatistics(restoredSocket) { _ in true }
+            #expect((stats["restore"] as? [String: Any])?["chain_length"] as? Int == 3)
+            guard mode == "map" else { continue }
+            _ = try restored.command("fill 2 4", expect: "FILL ")
+            let newDigest = try #require(TestKernel.field("digest", in: try restored.command("digest", expect: "DIGEST ")))
+            let diff = try runEngram(["snapshot", restoredSocket, directory.path("d3.snap"), "--diff", "--stay-paused"])
+            #expect(diff.status == 0, "\(diff.errors)")
+            restored.stop()
+            let again = try GuestProcess.engram(["restore", directory.path("d3.snap"), "--memory", "copy"])
+            defer { again.stop() }
+            #expect(TestKernel.field("digest", in: try again.command("digest", expect: "DIGEST ")) == newDigest)
+        }
+    }
+
     /// GET /vm/memory/stats, polled until `done` accepts it (a hang guard, not a timing check).
     static func memoryStatistics(_ socket: String, until done: ([String: Any]) -> Bool) throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(120)

@@ -34,4 +34,13 @@ import Testing
         #expect(throws: (any Error).self) { try RunCommand.parse(["--kernel", "k", "--memory", "lots"]) }
         #expect((try? RunCommand.parse(["--kernel", "k", "--memory", "1G", "--cpus", "2"]))?.memory.bytes == 1 << 30)
     }
+
+    @Test func restoreTakesAModeAndRefusesSharedMapsWithMap() throws {
+        #expect(try RestoreCommand.parse(["vm.snap"]).memory == .map)
+        #expect(try RestoreCommand.parse(["vm.snap", "--memory", "lazy", "--verify"]).verify)
+        #expect(try RestoreCommand.parse(["vm.snap", "--memory", "copy", "--shared-maps", "/dev/shm/x:ram"]).sharedMaps != nil)
+        #expect(throws: (any Error).self) { try RestoreCommand.parse(["vm.snap", "--memory", "eager"]) }
+        #expect(throws: (any Error).self) { try RestoreCommand.parse(["vm.snap", "--shared-maps", "/dev/shm/x:ram"]) }
+        #expect(throws: (any Error).self) { try RestoreCommand.parse([]) }
+    }
 }

@@ -28,6 +28,8 @@ final class TestPageSource: PageSource {
         self.failing = failing
     }
 
+    var regionCount: Int { pageCounts.count }
+
     func pageCount(region: Int) -> UInt64 { pageCounts[region] }
 
     func isZeroPage(region: Int, page: UInt64) -> Bool { zero(region, page) }
