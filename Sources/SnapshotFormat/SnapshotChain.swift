@@ -13,7 +13,8 @@ package final class SnapshotChain: Sendable {
     package let files: [SnapshotReader]
     /// The regions, as the top file describes them.
     package let regions: [SnapshotRegion]
-    /// Per region, per page: index into `files` of the page's owner, or `zeroOwner`.
+    /// Per region, per page: index into `files` of the page's owner, or `zeroOwner`; empty for a
+    /// chain of one file, whose bitmap answers directly.
     private let owners: [[UInt16]]
 
     /// Marks a page no file stores: it is zero.
@@ -44,16 +45,19 @@ package final class SnapshotChain: Sendable {
             try Self.checkSameRegions(parent, as: files[0])
             files.append(parent)
         }
+        // A single full snapshot needs no owner table: its bitmap says it all.
         var owners: [[UInt16]] = []
-        for region in files[0].regions {
-            var owner = [UInt16](repeating: Self.zeroOwner, count: Int(region.pageCount))
-            // Oldest first, so newer files overwrite the owner of the pages they store.
-            for (index, file) in files.enumerated().reversed() {
-                file.regions[region.index].bitmap.forEachRun { (run: Range<PageIndex>) in
-                    for page in run.lowerBound.rawValue..<run.upperBound.rawValue { owner[Int(page)] = UInt16(index) }
+        if files.count > 1 {
+            for region in files[0].regions {
+                var owner = [UInt16](repeating: Self.zeroOwner, count: Int(region.pageCount))
+                // Oldest first, so newer files overwrite the owner of the pages they store.
+                for (index, file) in files.enumerated().reversed() {
+                    file.regions[region.index].bitmap.forEachRun { (run: Range<PageIndex>) in
+                        for page in run.lowerBound.rawValue..<run.upperBound.rawValue { owner[Int(page)] = UInt16(index) }
+                    }
                 }
+                owners.append(owner)
             }
-            owners.append(owner)
         }
         self.files = files
         self.regions = files[0].regions
@@ -67,7 +71,10 @@ package final class SnapshotChain: Sendable {
     package var state: [UInt8] { files[0].state }
 
     /// Index into `files` of the file holding `page` of `region`, or `zeroOwner`.
-    package func owner(region: Int, page: UInt64) -> UInt16 { owners[region][Int(page)] }
+    package func owner(region: Int, page: UInt64) -> UInt16 {
+        guard !owners.isEmpty else { return regions[region].isPresent(PageIndex(page)) ? 0 : Self.zeroOwner }
+        return owners[region][Int(page)]
+    }
 
     /// The base (full) snapshot.
     package var base: SnapshotReader { files[files.count - 1] }
@@ -77,6 +84,7 @@ package final class SnapshotChain: Sendable {
         var stored: UInt64 = 0
         var inDiffs: UInt64 = 0
         let baseIndex = UInt16(files.count - 1)
+        guard !owners.isEmpty else { return (regions[region].bitmap.setCount, 0) }
         for owner in owners[region] where owner != Self.zeroOwner {
             stored += 1
             if owner != baseIndex { inDiffs += 1 }
@@ -93,16 +101,16 @@ package final class SnapshotChain: Sendable {
         let pageSize = Int(SnapshotLayout.pageSize)
         let count = buffer.count / pageSize
         precondition(buffer.count % pageSize == 0, "readPages needs whole pages")
-        let owner = owners[region]
         let regionName = regions[region].name
-        guard firstPage <= UInt64(owner.count), UInt64(count) <= UInt64(owner.count) - firstPage else {
-            throw .pageOutOfRange(path: path, region: regionName, page: PageIndex(firstPage + UInt64(count)), pageCount: UInt64(owner.count))
+        let pageCount = regions[region].pageCount
+        guard firstPage <= pageCount, UInt64(count) <= pageCount - firstPage else {
+            throw .pageOutOfRange(path: path, region: regionName, page: PageIndex(firstPage + UInt64(count)), pageCount: pageCount)
         }
         var i = 0
         while i < count {
-            let who = owner[Int(firstPage) + i]
+            let who = owner(region: region, page: firstPage + UInt64(i))
             var end = i + 1
-            while end < count, owner[Int(firstPage) + end] == who { end += 1 }
+            while end < count, owner(region: region, page: firstPage + UInt64(end)) == who { end += 1 }
             // SAFETY: [i, end) pages lie inside `buffer`; the view does not escape this iteration.
             let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[i * pageSize..<end * pageSize])
             if who == Self.zeroOwner {

@@ -22,6 +22,10 @@ struct RestoreCommand: ParsableCommand {
     @Argument(help: "The snapshot file (a full snapshot, or a diff whose parents are in its directory).") var snapshot: String
     @Option(help: "How memory comes back: copy, map or lazy.") var memory: RestoreMode = .map
     @Flag(help: "Check every stored page's CRC before the guest runs.") var verify = false
+    @Flag(help: ArgumentHelp(
+        "Log the guest's writes from the start, so `engram snapshot --diff` can write a diff whose parent is SNAPSHOT.",
+        discussion: "Off by default, as in Firecracker: dirty logging slows the guest's first write to each page."))
+    var trackDirtyPages = false
     @Option(help: "Create PREFIX.NAME (mode 0600) for each named region (copy and lazy modes).") var sharedMaps: SharedMapsOption?
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
@@ -61,8 +65,8 @@ struct RestoreCommand: ParsableCommand {
         let machine: Machine
         do {
             machine = try Machine(restoring: record, snapshotRegions: chain.regions, memory: regions, consoleLogPath: consoleLog)
-            // The restored snapshot is the parent of this VM's next diff snapshot.
-            try machine.adoptSnapshotBase(path: chain.path)
+            // The restored snapshot becomes the parent of this VM's next diff snapshot.
+            if trackDirtyPages { try machine.adoptSnapshotBase(path: chain.path) }
         } catch {
             throw CommandFailure(error.description)
         }

@@ -79,7 +79,7 @@ struct RestoreRefusalTests {
     @Test func newerStateVersionIsRefused() throws {
         let path = Self.directory.path("state-version.snap")
         try SnapshotSurgery.editState(of: try Self.good.get(), writingTo: path) { $0["version"] = 7 }
-        try expectRefusal(path, mode: "map", "a newer Engram's version 7; this Engram reads version 1")
+        try expectRefusal(path, mode: "map", "a newer Engram's version 7; this Engram reads version 2")
     }
 
     @Test func stateThatDoesNotDecodeIsRefused() throws {

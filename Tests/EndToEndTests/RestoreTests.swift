@@ -78,12 +78,18 @@ struct RestoreTests {
         }
         for mode in ["map", "lazy", "copy"] {
             let restoredSocket = directory.path("chain-\(mode).sock")
-            let restored = try GuestProcess.engram(["restore", directory.path("d2.snap"), "--memory", mode, "--api-socket", restoredSocket])
+            let tracking = mode == "map" ? ["--track-dirty-pages"] : []
+            let restored = try GuestProcess.engram(["restore", directory.path("d2.snap"), "--memory", mode, "--api-socket", restoredSocket] + tracking)
             defer { restored.stop() }
             #expect(TestKernel.field("digest", in: try restored.command("digest", expect: "DIGEST ")) == digest, "mode \(mode)")
             let stats = try Self.memoryStatistics(restoredSocket) { _ in true }
             #expect((stats["restore"] as? [String: Any])?["chain_length"] as? Int == 3)
-            guard mode == "map" else { continue }
+            guard mode == "map" else {
+                // Without --track-dirty-pages the restored VM has no parent for a diff yet.
+                let refused = try runEngram(["snapshot", restoredSocket, directory.path("never-\(mode).snap"), "--diff"])
+                #expect(refused.status != 0 && refused.errors.contains("take a full one first"), "\(refused.errors)")
+                continue
+            }
             _ = try restored.command("fill 2 4", expect: "FILL ")
             let newDigest = try #require(TestKernel.field("digest", in: try restored.command("digest", expect: "DIGEST ")))
             let diff = try runEngram(["snapshot", restoredSocket, directory.path("d3.snap"), "--diff", "--stay-paused"])

@@ -26,6 +26,18 @@ import Testing
         }
     }
 
+    @Test func hardwareAndTablePathsAgree() {
+        var generator = SystemRandomNumberGenerator()
+        for length in [0, 1, 7, 8, 9, 100, 4096, 4099] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
+            bytes.withUnsafeBytes { buffer in
+                #expect(CRC32C.update(seed, bytes: buffer) == CRC32C.tableUpdate(seed, bytes: buffer), "length \(length)")
+            }
+        }
+        print("CRC32C uses the crc32 instruction: \(CRC32C.usesHardware)")
+    }
+
     @Test func bitwiseReferenceAgrees() {
         func reference(_ bytes: [UInt8]) -> UInt32 {
             var crc: UInt32 = 0xFFFF_FFFF

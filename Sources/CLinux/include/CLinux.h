@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 #include <linux/memfd.h>
 #include <linux/userfaultfd.h>
+#include <stddef.h>
 #include <stdint.h>
 
 // KVM request numbers (function-like macros in <linux/kvm.h>).
@@ -70,6 +71,10 @@ int clinux_set_thread_name(const char *name);
 int clinux_tgkill(int tgid, int tid, int sig);
 /// gettid(2).
 int clinux_gettid(void);
+/// Non-zero if this CPU has SSE4.2 (the crc32 instruction).
+int clinux_cpu_has_sse42(void);
+/// Continues a raw (not inverted) CRC32C state over `length` bytes with the crc32 instruction.
+uint32_t clinux_crc32c_sse42(uint32_t state, const void *data, size_t length);
 
 _Static_assert(KVM_API_VERSION == 12, "Engram speaks KVM API version 12");
 _Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs layout");

@@ -1,7 +1,10 @@
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), computed with slicing-by-8 tables.
+import CLinux
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): with the SSE4.2 crc32 instruction
+/// where the CPU has it (about 4× faster; it is on every snapshot write, copy restore and lazy
+/// fault), else with slicing-by-8 tables in plain Swift.
 ///
-/// Checks snapshot pages and headers. Table-driven in plain Swift so SnapshotFormat needs no
-/// C; `update` allocates nothing. The value passed in and returned is the finished CRC, so
+/// Checks snapshot pages and headers. `update` allocates nothing. The value passed in and returned is the finished CRC, so
 /// `update(update(0, a), b) == checksum(a + b)`.
 package enum CRC32C {
     /// The reflected Castagnoli polynomial.
@@ -24,8 +27,19 @@ package enum CRC32C {
         return tables
     }()
 
+    /// True when the crc32 instruction is used.
+    package static let usesHardware = clinux_cpu_has_sse42() != 0
+
     /// Continues `crc` (0 to start) over `bytes` and returns the finished CRC.
     package static func update(_ crc: UInt32, bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard usesHardware, let base = bytes.baseAddress else { return unsafe tableUpdate(crc, bytes: bytes) }
+        // SAFETY: the C loop reads exactly `bytes.count` bytes from `base`, which the caller keeps alive.
+        let state = unsafe clinux_crc32c_sse42(~crc, base, bytes.count)
+        return ~state
+    }
+
+    /// The table-driven CRC (the fallback, and the reference the tests compare the hardware path with).
+    package static func tableUpdate(_ crc: UInt32, bytes: UnsafeRawBufferPointer) -> UInt32 {
         // SAFETY: the table pointer stays inside the closure; every index is masked to 0..<2048.
         unsafe tables.withUnsafeBufferPointer { table in
             var c = ~crc

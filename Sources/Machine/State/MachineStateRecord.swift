@@ -6,7 +6,8 @@ import KVM
 /// Versioned and Codable, so the snapshot format can store it as its state section;
 /// kernel structs are kept as their raw bytes (KVM's stable ABI).
 package struct MachineStateRecord: Codable, Sendable, Equatable {
-    package static let currentVersion = 1
+    /// 2: kernel structs as base64 strings keyed by name (1 had arrays of numbers).
+    package static let currentVersion = 2
 
     package var version = MachineStateRecord.currentVersion
     /// What the machine was built with; a restore checks it against this host and Engram.
