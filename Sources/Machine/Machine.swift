@@ -45,30 +45,44 @@ package final class Machine: Sendable {
         let ramMappings = RAMLayout.mappings(for: ram)
         let memory = GuestMemoryMap(regions: [ram], mappings: ramMappings)
         let entry = try BootImageWriter.write(configuration, into: memory, ram: ramMappings)
-        try self.init(configuration: configuration, memory: memory, consoleLogPath: consoleLogPath) { (vcpu, supported) throws(KVMError) in
+        let shell = try Self.prepareShell(memory: memory)
+        try self.init(configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath) { (vcpu, supported) throws(KVMError) in
             let cpuid = CPUIDTemplate.entries(from: supported, cpuID: vcpu.id, cpuCount: configuration.cpuCount)
             try VCPUSetup.configure(vcpu, cpuid: cpuid, entry: vcpu.id == 0 ? entry : nil)
             return cpuid
         }
     }
 
-    /// Builds the parts every machine has around `memory`; `setUp` configures each new vCPU
-    /// and returns the CPUID it gave it.
-    init(
-        configuration: MachineConfiguration, memory: GuestMemoryMap, consoleLogPath: String?,
-        setUp: (VirtualCPU, [CPUIDEntry]) throws(KVMError) -> [CPUIDEntry]
-    ) throws(MachineError) {
-        self.configuration = configuration
-        self.memory = memory
-        do { kvm = try KVMSystem() } catch { throw .kvm(error) }
-        console = try ConsoleOutput(logPath: consoleLogPath)
+    /// Creates the KVM VM with its interrupt controller, timer and a slot per mapping of
+    /// `memory`: the part of a machine that needs nothing but memory, so a restore can build it
+    /// while it decodes the saved state.
+    package static func prepareShell(memory: GuestMemoryMap) throws(MachineError) -> MachineShell {
         do {
-            virtualMachine = try kvm.createVirtualMachine()
+            let kvm = try KVMSystem()
+            let virtualMachine = try kvm.createVirtualMachine()
             try virtualMachine.setSystemAreas(tssAddress: X86Layout.kvmTSSAddress, identityMapAddress: X86Layout.kvmIdentityMapAddress)
             try virtualMachine.createInterruptController()
             try virtualMachine.createTimer()
             for (slot, mapping) in memory.mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
-            let supported = try kvm.supportedCPUID()
+            return MachineShell(kvm: kvm, virtualMachine: virtualMachine, supportedCPUID: try kvm.supportedCPUID())
+        } catch {
+            throw .kvm(error)
+        }
+    }
+
+    /// Builds the parts every machine has around `memory` and its prepared `shell`; `setUp`
+    /// configures each new vCPU and returns the CPUID it gave it.
+    init(
+        configuration: MachineConfiguration, memory: GuestMemoryMap, shell: MachineShell, consoleLogPath: String?,
+        setUp: (VirtualCPU, [CPUIDEntry]) throws(KVMError) -> [CPUIDEntry]
+    ) throws(MachineError) {
+        self.configuration = configuration
+        self.memory = memory
+        kvm = shell.kvm
+        virtualMachine = shell.virtualMachine
+        let supported = shell.supportedCPUID
+        console = try ConsoleOutput(logPath: consoleLogPath)
+        do {
             var created: [VirtualCPU] = []
             var cpuid: [[CPUIDEntry]] = []
             for id in 0..<UInt32(configuration.cpuCount) {

@@ -110,33 +110,10 @@ package final class SnapshotReader: Sendable {
         guard let bitmap = PageBitmap(pageCount: pageCount, littleEndianBytes: bitmapBytes) else {
             throw .invalidField(path: path, field: "\(name) bitmap", reason: "has bits set past page \(pageCount - 1)")
         }
-        let crcs = try readCRCTable(descriptor, count: Int(pageCount), at: entry.crcTableOffset, path: path)
-        // A clear bit's entry must be 0: checked a bitmap word (64 pages) at a time, skipping full words.
-        for (w, word) in bitmap.words.enumerated() where word != ~0 {
-            let first = w * 64
-            for bit in 0..<min(64, Int(pageCount) - first) where word & (1 << UInt64(bit)) == 0 && crcs[first + bit] != 0 {
-                throw .invalidField(path: path, field: "\(name) CRC table entry \(first + bit)", reason: "is set for a page that is not stored; expected 0")
-            }
-        }
+        let crcs = try PageCRCTable(descriptor: descriptor, offset: entry.crcTableOffset, count: Int(pageCount), path: path)
         return SnapshotRegion(
             index: index, name: entry.name, sizeInBytes: entry.sizeInBytes, placements: entry.placements, bitmap: bitmap,
             pageCRCs: crcs, pagesOffset: entry.pagesOffset, bitmapOffset: entry.bitmapOffset, crcTableOffset: entry.crcTableOffset)
-    }
-
-    /// Reads `count` little-endian u32 CRCs in one call, straight into the array.
-    private static func readCRCTable(_ descriptor: CInt, count: Int, at offset: UInt64, path: String) throws(SnapshotFormatError) -> [UInt32] {
-        var crcs = [UInt32](repeating: 0, count: count)
-        // SAFETY: the buffer covers exactly the array's storage and is used only during the call.
-        let result: Result<Void, SnapshotFormatError> = unsafe crcs.withUnsafeMutableBytes { buffer in
-            do throws(SnapshotFormatError) { try unsafe FileIO.readAll(descriptor, into: buffer, at: offset, path: path); return .success(()) } catch {
-                return .failure(error)
-            }
-        }
-        try result.get()
-        #if _endian(big)
-        for i in crcs.indices { crcs[i] = UInt32(littleEndian: crcs[i]) }
-        #endif
-        return crcs
     }
 
     private static func checkDisjoint(_ areas: [(start: UInt64, end: UInt64, name: String)], path: String) throws(SnapshotFormatError) {

@@ -9,8 +9,8 @@ package struct SnapshotRegion: Sendable, Equatable {
     package let placements: [SnapshotPlacement]
     /// Pages stored in this file (see docs/FORMAT.md for what a clear bit means per kind).
     package let bitmap: PageBitmap
-    /// CRC32C per page; 0 for pages not stored.
-    package let pageCRCs: [UInt32]
+    /// CRC32C per page (0 for pages not stored; only the entries of stored pages are used).
+    package let pageCRCs: PageCRCTable
     /// File offset of page 0; page i is at `pagesOffset + i * 4096`. A restore may mmap it MAP_PRIVATE.
     package let pagesOffset: UInt64
     package let bitmapOffset: UInt64
@@ -18,7 +18,7 @@ package struct SnapshotRegion: Sendable, Equatable {
 
     package init(
         index: Int, name: String, sizeInBytes: UInt64, placements: [SnapshotPlacement], bitmap: PageBitmap,
-        pageCRCs: [UInt32], pagesOffset: UInt64, bitmapOffset: UInt64, crcTableOffset: UInt64
+        pageCRCs: PageCRCTable, pagesOffset: UInt64, bitmapOffset: UInt64, crcTableOffset: UInt64
     ) {
         self.index = index
         self.name = name

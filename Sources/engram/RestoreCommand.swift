@@ -41,36 +41,37 @@ struct RestoreCommand: ParsableCommand {
         let started = ContinuousClock.now
         TerminationSignals.block()
         let chain: SnapshotChain
-        let record: MachineStateRecord
         do {
             chain = try SnapshotChain(path: snapshot)
-            record = try MachineStateRecord.decode(chain.state, snapshotPath: snapshot)
             if verify { try chain.verifyAllPages() }
-        } catch let error as SnapshotFormatError {
-            throw CommandFailure(error.description)
-        } catch let error as MachineError {
+        } catch {
             throw CommandFailure(error.description)
         }
+        // The state decodes on another thread while KVM registers the memory slots.
+        let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(chain.state, snapshotPath: snapshot) }
         let backings = try regionBackings(chain)
-        let regions: [GuestRegion]
+        let machine: Machine
         do {
+            // A copy reads all of memory: learn first whether the state is usable at all.
+            if memory == .copy { _ = try decoding.result() }
+            let regions: [GuestRegion]
             switch memory {
             case .copy: regions = try SnapshotMemoryLoader.copy(chain, backings: backings)
             case .map: regions = try SnapshotMemoryLoader.map(chain)
             case .lazy: regions = try SnapshotMemoryLoader.empty(chain, backings: backings)
             }
-        } catch {
-            throw CommandFailure(error.description)
-        }
-        let machine: Machine
-        do {
-            machine = try Machine(restoring: record, snapshotRegions: chain.regions, memory: regions, consoleLogPath: consoleLog)
+            let memoryMap = try Machine.restoredMemory(regions)
+            let shell = try Machine.prepareShell(memory: memoryMap)
+            machine = try Machine(restoring: try decoding.result(), snapshotRegions: chain.regions, memory: memoryMap, shell: shell,
+                                  consoleLogPath: consoleLog)
             // The restored snapshot becomes the parent of this VM's next diff snapshot.
             if trackDirtyPages { try machine.adoptSnapshotBase(path: chain.path) }
-        } catch {
+        } catch let error as MemoryLoadError {
+            throw CommandFailure(error.description)
+        } catch let error as MachineError {
             throw CommandFailure(error.description)
         }
-        let fill = memory == .lazy ? try LazyFill(regions: regions, source: chain) : nil
+        let fill = memory == .lazy ? try LazyFill(regions: machine.memory.regions, source: chain) : nil
         let report = RestoreReport(snapshot: snapshot, mode: memory.rawValue, chainLength: chain.files.count)
         let controller = MachineController(machine: machine, restore: report, lazyFill: fill)
         try MachineSession.run(

@@ -4,31 +4,38 @@ import KVM
 import SnapshotFormat
 
 extension Machine {
-    /// Rebuilds a machine from a snapshot's state around memory already restored into
-    /// `regions` (in the snapshot's region order). Every vCPU, the interrupt controllers, the
-    /// timer, the clock and the devices are as they were saved; `start()` continues the guest.
-    /// Refuses, before any vCPU exists, a state this Engram or this host cannot run.
+    /// The guest-physical layout of restored `regions` (in the snapshot's order): ram placed as
+    /// this Engram places it. Checked against the snapshot and its state by `init(restoring:)`.
+    package static func restoredMemory(_ regions: [GuestRegion]) throws(MachineError) -> GuestMemoryMap {
+        guard let ram = regions.first(where: { $0.name == "ram" }) else {
+            throw .invalidConfiguration("snapshot has no ram region; it has \(regions.map(\.name))")
+        }
+        return GuestMemoryMap(regions: regions, mappings: RAMLayout.mappings(for: ram))
+    }
+
+    /// Rebuilds a machine from a snapshot's state around memory already restored (`memory`,
+    /// from `restoredMemory`) and a shell prepared over it. Every vCPU, the interrupt
+    /// controllers, the timer, the clock and the devices are as they were saved; `start()`
+    /// continues the guest. Refuses, before any vCPU exists, a state this Engram or this host
+    /// cannot run.
     package convenience init(
-        restoring record: MachineStateRecord, snapshotRegions: [SnapshotRegion], memory regions: [GuestRegion],
+        restoring record: MachineStateRecord, snapshotRegions: [SnapshotRegion], memory: GuestMemoryMap, shell: MachineShell,
         consoleLogPath: String? = nil
     ) throws(MachineError) {
         try SavedStateCheck.wellFormed(record)
         try SavedStateCheck.regions(snapshotRegions, match: record)
         let saved = record.configuration
-        guard regions.map(\.name) == saved.regionNames,
-              let ram = regions.first(where: { $0.name == "ram" }), ram.sizeInBytes == saved.memorySizeInBytes
+        guard memory.regions.map(\.name) == saved.regionNames,
+              let ram = memory.region(named: "ram"), ram.sizeInBytes == saved.memorySizeInBytes
         else { throw .invalidConfiguration("restored memory regions do not match the snapshot's \(saved.regionNames)") }
-        let supported: [CPUIDEntry]
-        do { supported = try KVMSystem().supportedCPUID() } catch { throw .kvm(error) }
         for vcpu in record.vcpus {
-            let host = CPUIDTemplate.entries(from: supported, cpuID: vcpu.id, cpuCount: saved.cpuCount)
+            let host = CPUIDTemplate.entries(from: shell.supportedCPUID, cpuID: vcpu.id, cpuCount: saved.cpuCount)
             try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
         }
         let configuration = MachineConfiguration(
             kernelPath: saved.kernelPath, commandLine: saved.commandLine, memorySizeInBytes: saved.memorySizeInBytes,
-            cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: regions.map { ($0.name, $0.backing) }))
-        let memory = GuestMemoryMap(regions: regions, mappings: RAMLayout.mappings(for: ram))
-        try self.init(configuration: configuration, memory: memory, consoleLogPath: consoleLogPath) { (vcpu, _) throws(KVMError) in
+            cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: memory.regions.map { ($0.name, $0.backing) }))
+        try self.init(configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath) { (vcpu, _) throws(KVMError) in
             let cpuid = record.vcpus[Int(vcpu.id)].cpuid
             try vcpu.setCPUID(cpuid)
             return cpuid
