@@ -51,11 +51,13 @@ package final class Machine: Sendable {
             try VCPUSetup.configure(vcpu, cpuid: cpuid, entry: vcpu.id == 0 ? entry : nil)
             return cpuid
         }
+        do { try shell.slots.wait() } catch { throw .kvm(error) }
     }
 
-    /// Creates the KVM VM with its interrupt controller, timer and a slot per mapping of
-    /// `memory`: the part of a machine that needs nothing but memory, so a restore can build it
-    /// while it decodes the saved state.
+    /// Creates the KVM VM with its interrupt controller and timer, and starts registering a slot
+    /// per mapping of `memory` in the background: the part of a machine that needs nothing but
+    /// memory, so a restore can build it while it decodes the saved state. The machine's
+    /// initializer waits for the slots.
     package static func prepareShell(memory: GuestMemoryMap) throws(MachineError) -> MachineShell {
         do {
             let kvm = try KVMSystem()
@@ -63,8 +65,9 @@ package final class Machine: Sendable {
             try virtualMachine.setSystemAreas(tssAddress: X86Layout.kvmTSSAddress, identityMapAddress: X86Layout.kvmIdentityMapAddress)
             try virtualMachine.createInterruptController()
             try virtualMachine.createTimer()
-            for (slot, mapping) in memory.mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
-            return MachineShell(kvm: kvm, virtualMachine: virtualMachine, supportedCPUID: try kvm.supportedCPUID())
+            let supported = try kvm.supportedCPUID()
+            let slots = SlotRegistration(virtualMachine, mappings: memory.mappings)
+            return MachineShell(kvm: kvm, virtualMachine: virtualMachine, supportedCPUID: supported, slots: slots)
         } catch {
             throw .kvm(error)
         }

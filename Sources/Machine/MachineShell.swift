@@ -1,10 +1,39 @@
+import Dispatch
+import GuestMemory
 import KVM
+import Synchronization
 
-/// A KVM VM with its interrupt controller, timer and memory slots, not yet a machine
-/// (`Machine.prepareShell(memory:)`). Slot registration is the slow part of building a VM on
-/// some hosts (KVM allocates per-page metadata), so a restore overlaps it with decoding.
+/// A KVM VM with its interrupt controller and timer, its memory slots being registered on
+/// another thread (`Machine.prepareShell(memory:)`). Slot registration is the slow part of
+/// building a VM on some hosts (KVM allocates per-page metadata for shadow paging), and nothing
+/// else needs it before the vCPUs run, so it overlaps decoding the state and setting up vCPUs.
 package struct MachineShell: Sendable {
     let kvm: KVMSystem
     let virtualMachine: VirtualMachine
     let supportedCPUID: [CPUIDEntry]
+    let slots: SlotRegistration
+}
+
+/// Registers a slot per mapping in the background; `wait()` returns once all are in.
+final class SlotRegistration: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let failure = Mutex<KVMError?>(nil)
+
+    init(_ virtualMachine: VirtualMachine, mappings: [GuestMapping]) {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            do throws(KVMError) {
+                for (slot, mapping) in mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
+            } catch {
+                failure.withLock { $0 = error }
+            }
+            done.signal()
+        }
+    }
+
+    /// Waits until every slot is registered; rethrows the first failure.
+    func wait() throws(KVMError) {
+        done.wait()
+        done.signal()  // later calls return at once
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
 }

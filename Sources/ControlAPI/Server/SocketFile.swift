@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SystemPackage
 import NIOCore
 import NIOPosix
 
@@ -19,13 +20,10 @@ enum SocketFile {
 
     /// Leaves the path free: nothing there is fine, a stale socket is removed, a live socket or another file is refused.
     static func clear(_ path: String, group: any EventLoopGroup) throws(ControlServerError) {
-        let attributes: [FileAttributeKey: Any]
-        do {
-            attributes = try FileManager.default.attributesOfItem(atPath: path)  // lstat: a symlink is not a socket
-        } catch {
-            return  // nothing there
-        }
-        guard attributes[.type] as? FileAttributeType == .typeSocket else { throw .notASocket(path: path) }
+        // lstat: a symlink is not a socket. (FileManager's attributes would also look up the
+        // owner's name in /etc/passwd, milliseconds on every VM start.)
+        guard let info = try? Stat(FilePath(path), followTargetSymlink: false) else { return }  // nothing there
+        guard info.type == .socket else { throw .notASocket(path: path) }
         switch probe(path, group: group) {
         case .listening: throw .socketInUse(path: path)
         case .gone: return
@@ -76,23 +74,8 @@ enum SocketFile {
 
     /// The device and inode of the file at `path`, without following a symbolic link.
     static func identity(of path: String) -> Identity? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let device = unsigned(attributes[.systemNumber]),
-              let inode = unsigned(attributes[.systemFileNumber]) else { return nil }
-        return Identity(device: device, inode: inode)
-    }
-
-    /// A file attribute's number, whichever integer type (or bridged number) the file manager used.
-    private static func unsigned(_ value: Any?) -> UInt64? {
-        switch value {
-        case let number as UInt64: number
-        case let number as Int: UInt64(truncatingIfNeeded: number)
-        case let number as UInt: UInt64(number)
-        case let number as Int64: UInt64(truncatingIfNeeded: number)
-        case let number as UInt32: UInt64(number)
-        case let number as Int32: UInt64(truncatingIfNeeded: number)
-        default: nil
-        }
+        guard let info = try? Stat(FilePath(path), followTargetSymlink: false) else { return nil }
+        return Identity(device: UInt64(info.deviceID.rawValue), inode: UInt64(info.inode.rawValue))
     }
 
     /// Removes `path` if it is still the socket this server published (another VMM may own the path by now).

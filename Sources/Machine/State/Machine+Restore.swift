@@ -40,6 +40,8 @@ extension Machine {
             try vcpu.setCPUID(cpuid)
             return cpuid
         }
+        // Memory before state: MSRs such as kvmclock's point KVM at guest pages.
+        do { try shell.slots.wait() } catch { throw .kvm(error) }
         try applyState(record, timerWhenResumed: false)
     }
 }
