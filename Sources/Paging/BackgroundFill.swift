@@ -1,11 +1,16 @@
 import GuestMemory
 
-/// The background fill thread: walks every region in order and installs each page not yet
-/// present, a batch of up to 2 MiB at a time, so that soon no fault can happen at all.
+/// The background fill thread: walks every region in order and installs each page that holds
+/// data and is not yet present, a batch of up to 2 MiB at a time, so that soon no fault can
+/// happen at all.
 ///
-/// Long stretches of zero pages go in with UFFDIO_ZEROPAGE (no read, no copy); the pages
-/// between them are read in one call and copied in one UFFDIO_COPY, short zero gaps included
-/// (the source zero-fills them), which saves an ioctl per gap. It wakes as it installs: a
+/// Long stretches of zero pages are left alone: the regions are fresh (a new memfd or file, or
+/// anonymous memory), which read as zero once the pager unregisters them, and installing them
+/// would allocate memory for nothing (shmem has no shared zero page: a 4 GiB guest holding
+/// 1 GiB of data would cost 4 GiB). Until then a touch of one is a fault the handler serves
+/// with UFFDIO_ZEROPAGE. The pages between long stretches are read in one call and copied in
+/// one UFFDIO_COPY, short zero gaps included (the source zero-fills them), which saves an
+/// ioctl per gap. It wakes as it installs: a
 /// vCPU parked on one of its pages resumes without waiting for the handler, and waking costs
 /// one memory barrier when nobody waits (so UFFDIO_COPY_MODE_DONTWAKE would buy nothing).
 struct BackgroundFill {
@@ -13,7 +18,7 @@ struct BackgroundFill {
 
     /// Pages per batch: 2 MiB.
     static let batchPages: UInt64 = 512
-    /// Zero stretches at least this long are installed with UFFDIO_ZEROPAGE; shorter ones ride along with the copy.
+    /// Zero stretches at least this long are skipped; shorter ones ride along with the copy.
     static let shortestZeroStretch: UInt64 = 8
 
     func run() {
@@ -43,8 +48,7 @@ struct BackgroundFill {
                 if session.halted.load(ordering: .acquiring) { return false }
                 let zeros = zeroStretch(from: page, before: run.upperBound, of: region)
                 if zeros >= Self.shortestZeroStretch || page + zeros == run.upperBound {
-                    _ = try session.installZeroPages(page..<page + zeros, of: region, by: .backgroundFill, watching: .max)
-                    page += zeros
+                    page += zeros  // left to the backing: see the type's comment
                     continue
                 }
                 // Pages up to the next long zero stretch (or the end), short zero gaps included.

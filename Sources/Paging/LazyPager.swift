@@ -20,7 +20,8 @@ package final class LazyPager: Sendable {
     private let threads = Mutex<[PagingThread]>([])
 
     /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
-    /// with one userfaultfd. `faultClusterPages` (1 to 512) is how many aligned neighbouring
+    /// with one userfaultfd. The regions must be fresh (all zero, as `SnapshotMemoryLoader.empty`
+    /// makes them): zero pages are left to them rather than installed. `faultClusterPages` (1 to 512) is how many aligned neighbouring
     /// pages a fault may bring in with it.
     package init(regions: [GuestRegion], source: any PageSource, faultClusterPages: Int = 16) throws(PagingError) {
         precondition((1...512).contains(faultClusterPages), "fault cluster of \(faultClusterPages) pages; expected 1 to 512")

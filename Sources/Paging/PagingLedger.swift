@@ -6,7 +6,7 @@ struct PagingLedger {
     var demandZeroFaults: UInt64 = 0
     var demandPages: UInt64 = 0
     var backgroundPages: UInt64 = 0
-    var preexistingPages: UInt64 = 0
+    var untouchedPages: UInt64 = 0
     var alreadyPresentFaults: UInt64 = 0
     var complete = false
     var failure: String?
@@ -28,7 +28,7 @@ struct PagingLedger {
         PagingStatistics(
             totalPages: present.count, presentPages: present.setCount, demandFaults: demandFaults,
             demandZeroFaults: demandZeroFaults, demandPages: demandPages, backgroundPages: backgroundPages,
-            preexistingPages: preexistingPages, alreadyPresentFaults: alreadyPresentFaults, complete: complete,
+            untouchedPages: untouchedPages, alreadyPresentFaults: alreadyPresentFaults, complete: complete,
             failure: failure, fillDurationMilliseconds: fillNanoseconds.map { Double($0) / 1_000_000 },
             faultLatency: faultLatency)
     }

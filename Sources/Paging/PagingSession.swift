@@ -122,7 +122,7 @@ final class PagingSession: Sendable {
         failureHandler.withLock { $0 = nil }
     }
 
-    /// Called by the fill once every page is installed or found present.
+    /// Called by the fill once every page that holds data is installed or found present.
     func fillDone() {
         filled.store(true, ordering: .releasing)
         handlerWakeup.signal()
@@ -133,9 +133,10 @@ final class PagingSession: Sendable {
     /// whose fault was never read) and the descriptor closed.
     func complete() {
         ledger.withLock { ledger in
-            // Bits still clear belong to pages neither thread installed: the kernel had them
-            // already (EEXIST), e.g. written through the file before the pager started.
-            ledger.preexistingPages += ledger.present.insert(0..<ledger.present.count)
+            // Bits still clear belong to pages neither thread installed: zero pages the fill left
+            // to the backing (a fresh memfd or file reads them as zero once unregistered), or
+            // pages the kernel had already (EEXIST), e.g. written before the pager started.
+            ledger.untouchedPages += ledger.present.insert(0..<ledger.present.count)
         }
         for region in regions {
             // Closing unregisters too; a failure here changes nothing for the guest.

@@ -1,7 +1,7 @@
 /// What lazy restore has done so far: a consistent copy of the pager's counters, for the
 /// control API, the CLI's summary and benchmarks.
 ///
-/// Pages add up: `presentPages == demandPages + backgroundPages + preexistingPages`, and once
+/// Pages add up: `demandPages + backgroundPages + untouchedPages == totalPages` once `complete`, and once
 /// `complete`, `presentPages == totalPages`.
 package struct PagingStatistics: Sendable, Codable, Equatable {
     /// Pages in every region together.
@@ -16,8 +16,10 @@ package struct PagingStatistics: Sendable, Codable, Equatable {
     package var demandPages: UInt64
     /// Pages the background fill installed.
     package var backgroundPages: UInt64
-    /// Pages that were already in memory when the pager started (written other than through a fault).
-    package var preexistingPages: UInt64
+    /// Pages the pager never installed: zero pages left to the fresh backing, which reads them as
+    /// zero once the pager lets go (filling them would allocate memory for nothing), and pages
+    /// already in memory when it started.
+    package var untouchedPages: UInt64
     /// Fault messages whose page was already present (the other thread won the race): only woken.
     package var alreadyPresentFaults: UInt64
     /// Every page is present, the ranges are unregistered and the userfaultfd is closed.
@@ -31,7 +33,7 @@ package struct PagingStatistics: Sendable, Codable, Equatable {
 
     package init(
         totalPages: UInt64, presentPages: UInt64, demandFaults: UInt64, demandZeroFaults: UInt64, demandPages: UInt64,
-        backgroundPages: UInt64, preexistingPages: UInt64, alreadyPresentFaults: UInt64, complete: Bool,
+        backgroundPages: UInt64, untouchedPages: UInt64, alreadyPresentFaults: UInt64, complete: Bool,
         failure: String?, fillDurationMilliseconds: Double?, faultLatency: FaultLatencySummary
     ) {
         self.totalPages = totalPages
@@ -40,7 +42,7 @@ package struct PagingStatistics: Sendable, Codable, Equatable {
         self.demandZeroFaults = demandZeroFaults
         self.demandPages = demandPages
         self.backgroundPages = backgroundPages
-        self.preexistingPages = preexistingPages
+        self.untouchedPages = untouchedPages
         self.alreadyPresentFaults = alreadyPresentFaults
         self.complete = complete
         self.failure = failure

@@ -25,7 +25,7 @@ struct LazyFill: Sendable {
         return LazyFillInfo(
             totalPages: s.totalPages, presentPages: s.presentPages, demandFaults: s.demandFaults,
             demandZeroFaults: s.demandZeroFaults, demandPages: s.demandPages, backgroundPages: s.backgroundPages,
-            preexistingPages: s.preexistingPages, alreadyPresentFaults: s.alreadyPresentFaults, complete: s.complete,
+            untouchedPages: s.untouchedPages, alreadyPresentFaults: s.alreadyPresentFaults, complete: s.complete,
             failure: s.failure, fillMilliseconds: s.fillDurationMilliseconds,
             faultLatency: LatencyInfo(
                 count: latency.count, p50Us: latency.p50Microseconds, p90Us: latency.p90Microseconds,

@@ -24,7 +24,7 @@ import Testing
                     restore: RestoreInfo(snapshot: "/s/vm.snap", mode: "lazy", chainLength: 2, restoreMilliseconds: 3.5),
                     lazy: LazyFillInfo(
                         totalPages: 256, presentPages: 100, demandFaults: 3, demandZeroFaults: 1, demandPages: 20,
-                        backgroundPages: 80, preexistingPages: 0, alreadyPresentFaults: 0, complete: false, failure: nil,
+                        backgroundPages: 80, untouchedPages: 0, alreadyPresentFaults: 0, complete: false, failure: nil,
                         fillMilliseconds: nil, faultLatency: LatencyInfo(
                             count: 3, p50Us: 30, p90Us: 40, p99Us: 41, maxUs: 41, meanUs: 33,
                             buckets: [LatencyBucketInfo(upToUs: 32, count: 1), LatencyBucketInfo(upToUs: 64, count: 2)])))
@@ -36,7 +36,7 @@ import Testing
         #expect(Set(restore.keys) == ["snapshot", "mode", "chain_length", "restore_milliseconds"])
         let lazy = try #require(top["lazy"] as? [String: Any])
         #expect(Set(lazy.keys) == ["total_pages", "present_pages", "demand_faults", "demand_zero_faults", "demand_pages",
-                                   "background_pages", "preexisting_pages", "already_present_faults", "complete", "fault_latency"])
+                                   "background_pages", "untouched_pages", "already_present_faults", "complete", "fault_latency"])
         let latency = try #require(lazy["fault_latency"] as? [String: Any])
         #expect(Set(latency.keys) == ["count", "p50_us", "p90_us", "p99_us", "max_us", "mean_us", "buckets"])
         #expect((latency["buckets"] as? [[String: Any]])?.first?["up_to_us"] as? Double == 32)

@@ -69,7 +69,7 @@ import TestSupport
         #expect(try Self.sameBytes(original.regions[1], restored[1]))
         let statistics = pager.statistics()
         #expect(statistics.complete && statistics.totalPages == 1280 && statistics.presentPages == 1280)
-        #expect(statistics.demandPages + statistics.backgroundPages + statistics.preexistingPages == 1280)
+        #expect(statistics.demandPages + statistics.backgroundPages + statistics.untouchedPages == 1280)
         #expect(statistics.faultLatency.count == statistics.demandFaults + statistics.alreadyPresentFaults)
     }
 

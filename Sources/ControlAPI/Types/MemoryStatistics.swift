@@ -41,8 +41,8 @@ package struct LazyFillInfo: Codable, Sendable, Equatable {
     package var demandPages: UInt64
     /// Pages installed by the background pass.
     package var backgroundPages: UInt64
-    /// Pages already present when the fill started (written by the VMM itself).
-    package var preexistingPages: UInt64
+    /// Pages never installed: zero pages left to the fresh backing (they read as zero), or already present.
+    package var untouchedPages: UInt64
     /// Faults on pages another path installed first (a race the kernel resolves).
     package var alreadyPresentFaults: UInt64
     /// True once every page is present: no more faults can happen.
@@ -56,7 +56,7 @@ package struct LazyFillInfo: Codable, Sendable, Equatable {
 
     package init(
         totalPages: UInt64, presentPages: UInt64, demandFaults: UInt64, demandZeroFaults: UInt64, demandPages: UInt64,
-        backgroundPages: UInt64, preexistingPages: UInt64, alreadyPresentFaults: UInt64, complete: Bool, failure: String?, fillMilliseconds: Double?, faultLatency: LatencyInfo
+        backgroundPages: UInt64, untouchedPages: UInt64, alreadyPresentFaults: UInt64, complete: Bool, failure: String?, fillMilliseconds: Double?, faultLatency: LatencyInfo
     ) {
         self.totalPages = totalPages
         self.presentPages = presentPages
@@ -64,7 +64,7 @@ package struct LazyFillInfo: Codable, Sendable, Equatable {
         self.demandZeroFaults = demandZeroFaults
         self.demandPages = demandPages
         self.backgroundPages = backgroundPages
-        self.preexistingPages = preexistingPages
+        self.untouchedPages = untouchedPages
         self.alreadyPresentFaults = alreadyPresentFaults
         self.complete = complete
         self.failure = failure
