@@ -79,19 +79,6 @@ package final class SnapshotChain: Sendable {
     /// The base (full) snapshot.
     package var base: SnapshotReader { files[files.count - 1] }
 
-    /// Pages of `region` stored by some file (not zero) and, of those, the ones a diff stores.
-    package func storedPageCounts(region: Int) -> (stored: UInt64, inDiffs: UInt64) {
-        var stored: UInt64 = 0
-        var inDiffs: UInt64 = 0
-        let baseIndex = UInt16(files.count - 1)
-        guard !owners.isEmpty else { return (regions[region].bitmap.setCount, 0) }
-        for owner in owners[region] where owner != Self.zeroOwner {
-            stored += 1
-            if owner != baseIndex { inDiffs += 1 }
-        }
-        return (stored, inDiffs)
-    }
-
     /// Fills `buffer` with `buffer.count / 4096` pages of `region` from `firstPage`, each read
     /// from its owner and checked against its CRC; zero pages are zero-filled. Reads runs of
     /// pages with one owner in single calls; allocates nothing.
