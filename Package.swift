@@ -65,8 +65,14 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(
+            name: "Migration",
+            dependencies: ["GuestMemory", "Machine", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
             name: "ControlAPI",
             dependencies: [
+                "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -78,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "ControlAPI", "GuestMemory", "KVM", "Paging", "SnapshotFormat",
+                "Machine", "Migration", "ControlAPI", "GuestMemory", "KVM", "Paging", "SnapshotFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -91,6 +97,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "PagingTests", dependencies: ["Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "GuestMemory", "TestSupport"]),
         .testTarget(
             name: "ControlAPITests",
             dependencies: [

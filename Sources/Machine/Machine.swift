@@ -77,14 +77,14 @@ package final class Machine: Sendable {
     /// configures each new vCPU and returns the CPUID it gave it.
     init(
         configuration: MachineConfiguration, memory: GuestMemoryMap, shell: MachineShell, consoleLogPath: String?,
-        setUp: (VirtualCPU, [CPUIDEntry]) throws(KVMError) -> [CPUIDEntry]
+        appendToConsoleLog: Bool = false, setUp: (VirtualCPU, [CPUIDEntry]) throws(KVMError) -> [CPUIDEntry]
     ) throws(MachineError) {
         self.configuration = configuration
         self.memory = memory
         kvm = shell.kvm
         virtualMachine = shell.virtualMachine
         let supported = shell.supportedCPUID
-        console = try ConsoleOutput(logPath: consoleLogPath)
+        console = try ConsoleOutput(logPath: consoleLogPath, append: appendToConsoleLog)
         do {
             var created: [VirtualCPU] = []
             var cpuid: [[CPUIDEntry]] = []
@@ -107,11 +107,22 @@ package final class Machine: Sendable {
         devices.onGuestRequest { [weak self] outcome in self?.finish(outcome) }
     }
 
+    /// Waits until a lazy fill has put every page in place; false if it failed. Returns at once
+    /// when memory was not filled lazily.
+    package func waitForMemoryFill() -> Bool {
+        guard let wait = memoryFillWait.withLock({ $0 }) else { return true }
+        return wait()
+    }
+
     /// Makes snapshots wait for a lazy fill (see `memoryFillWait`).
     package func setMemoryFillWait(_ wait: @escaping @Sendable () -> Bool) { memoryFillWait.withLock { $0 = wait } }
 
-    /// Starts one OS thread per vCPU.
-    package func start() throws(MachineError) {
+    /// Starts one OS thread per vCPU; with `paused`, they park at once and `resume()` runs them
+    /// (a VM that was paused when it was handed over stays paused).
+    package func start(paused: Bool = false) throws(MachineError) {
+        if paused, control.beginPaused(kick: { kickAllUnderLock() }) {
+            savedTimer.withLock { $0 = try? virtualMachine.timerState() }
+        }
         VCPUKick.installHandler()
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, control: control) { [weak self] outcome in self?.finish(outcome) }

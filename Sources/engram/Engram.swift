@@ -7,7 +7,10 @@ struct Engram: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engram",
         abstract: "A KVM virtual machine monitor whose guest memory is a first-class file.",
-        subcommands: [RunCommand.self, RestoreCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self]
+        subcommands: [
+            RunCommand.self, RestoreCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self, UpdateCommand.self,
+            VersionCommand.self, ResumeUpdateCommand.self,
+        ]
     )
 
     /// Runs the chosen subcommand; a `CommandFailure` becomes one line on stderr and exit status 1.

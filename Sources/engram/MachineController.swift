@@ -5,6 +5,8 @@ import Machine
 /// Answers the control API for a running machine.
 struct MachineController: VMControl {
     let machine: Machine
+    /// Live-update settings and history of this VMM process.
+    let liveUpdate: LiveUpdateSession
     /// Set for a restored VM.
     var restore: RestoreReport? = nil
     /// Set for a lazily restored VM while (and after) its memory fills.

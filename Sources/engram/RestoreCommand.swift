@@ -73,9 +73,11 @@ struct RestoreCommand: ParsableCommand {
         }
         let fill = memory == .lazy ? try LazyFill(regions: machine.memory.regions, source: chain) : nil
         let report = RestoreReport(snapshot: snapshot, mode: memory.rawValue, chainLength: chain.files.count)
-        let controller = MachineController(machine: machine, restore: report, lazyFill: fill)
+        let controller = MachineController(
+            machine: machine, liveUpdate: LiveUpdateSession(apiSocket: apiSocket, consoleLogPath: consoleLog), restore: report,
+            lazyFill: fill)
         try MachineSession.run(
-            machine, controller: controller, apiSocket: apiSocket,
+            machine, controller: controller, setup: MachineSession.Setup(apiSocket: apiSocket),
             beforeStart: {
                 if let fill {
                     try fill.start { message in machine.finish(.memoryFailure(message)) }

@@ -45,7 +45,9 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CommandFailure(error.description)
         }
-        try MachineSession.run(machine, controller: MachineController(machine: machine), apiSocket: apiSocket)
+        let controller = MachineController(
+            machine: machine, liveUpdate: LiveUpdateSession(apiSocket: apiSocket, consoleLogPath: consoleLog))
+        try MachineSession.run(machine, controller: controller, setup: MachineSession.Setup(apiSocket: apiSocket))
     }
 
     private func machineConfiguration() throws(MachineError) -> MachineConfiguration {

@@ -71,6 +71,10 @@ int clinux_set_thread_name(const char *name);
 int clinux_tgkill(int tgid, int tid, int sig);
 /// gettid(2).
 int clinux_gettid(void);
+/// A Unix stream socket (close-on-exec, non-blocking) bound to `path`, not yet listening: the
+/// control API creates its own so it knows the descriptor a live update hands to the next VMM.
+/// -1 with errno on failure (ENAMETOOLONG for a path longer than sun_path).
+int clinux_unix_socket_bind(const char *path);
 /// Non-zero if this CPU has SSE4.2 (the crc32 instruction).
 int clinux_cpu_has_sse42(void);
 /// Continues a raw (not inverted) CRC32C state over `length` bytes with the crc32 instruction.

@@ -6,5 +6,6 @@ extension Router {
         VMEndpoint.register(in: &self, control: control)
         SnapshotEndpoint.register(in: &self, control: control)
         MemoryStatisticsEndpoint.register(in: &self, control: control)
+        UpdateEndpoint.register(in: &self, control: control)
     }
 }

@@ -1,7 +1,10 @@
+import CLinux
 import FoundationEssentials
+import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SystemPackage
 import Synchronization
 
 /// The control API: HTTP/1.1 with JSON bodies on a Unix socket of mode 0600.
@@ -36,6 +39,8 @@ package final class ControlServer: Sendable {
         let listener: any Channel
         let connections: OpenConnections
         let socketIdentity: SocketFile.Identity?
+        /// The listening socket's descriptor (NIO owns it), handed to the next VMM by a live update.
+        let descriptor: CInt
     }
 
     /// A server that answers with `router`'s routes.
@@ -54,11 +59,43 @@ package final class ControlServer: Sendable {
     /// A stale socket at the path (nothing accepts on it) is replaced; a live socket or any other
     /// file is refused with an error naming the path. Call it once; call `stop()` even if it threw.
     package func start() throws(ControlServerError) {
+        try start { (group, pool) throws(ControlServerError) in try bind(group: group, pool: pool) }
+    }
+
+    /// Starts serving on a listening socket this process inherited from the VMM it replaced
+    /// (live update): already bound at `socketPath`, so clients that connected meanwhile wait
+    /// in its backlog and are answered now. Takes ownership of `descriptor`.
+    package func start(adoptingListener descriptor: CInt) throws(ControlServerError) {
+        try start { (group, pool) throws(ControlServerError) in try adopt(descriptor, group: group, pool: pool) }
+    }
+
+    /// The listening socket's descriptor while serving; a live update keeps it open across exec.
+    package var listenerDescriptor: CInt? {
+        lifecycle.withLock { state in
+            guard case .serving(let serving) = state else { return nil }
+            return serving.descriptor
+        }
+    }
+
+    /// Stops or restarts accepting connections; those that arrive meanwhile wait in the backlog.
+    /// A live update stops accepting just before exec, so no connection is accepted by a
+    /// process about to vanish. Call it from neither an event loop nor a route handler.
+    package func setAccepting(_ accepting: Bool) {
+        let listener = lifecycle.withLock { state -> (any Channel)? in
+            guard case .serving(let serving) = state else { return nil }
+            return serving.listener
+        }
+        try? listener?.setOption(ChannelOptions.autoRead, value: accepting).wait()
+    }
+
+    private func start(
+        _ listen: (MultiThreadedEventLoopGroup, NIOThreadPool) throws(ControlServerError) -> Serving
+    ) throws(ControlServerError) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         do {
-            let serving = try bind(group: group, pool: pool)
+            let serving = try listen(group, pool)
             let replaced = lifecycle.withLock { state in
                 guard case .notStarted = state else { return false }
                 state = .serving(serving)
@@ -104,11 +141,39 @@ package final class ControlServer: Sendable {
         try SocketFile.clear(socketPath, group: group)
         let staging = try SocketFile.makeStaging(for: socketPath)
         defer { try? FileManager.default.removeItem(atPath: staging.directory) }
+        // SAFETY: the only unsafe construct is Swift passing the path as a C string for the call's duration.
+        let descriptor = unsafe clinux_unix_socket_bind(staging.socket)
+        guard descriptor >= 0 else { throw .cannotBind(path: socketPath, reason: "\(Errno(rawValue: errno))") }
+        let (listener, connections) = try serve(descriptor, group: group, pool: pool)
+        do {
+            let identity = try SocketFile.publish(staging.socket, at: socketPath)
+            return Serving(
+                group: group, pool: pool, listener: listener, connections: connections, socketIdentity: identity, descriptor: descriptor)
+        } catch {
+            try? listener.close().wait()
+            throw error
+        }
+    }
+
+    private func adopt(_ descriptor: CInt, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool) throws(ControlServerError) -> Serving {
+        guard fcntl(descriptor, F_SETFD, FD_CLOEXEC) == 0 else {
+            close(descriptor)
+            throw .cannotBind(path: socketPath, reason: "inherited socket descriptor \(descriptor): \(Errno(rawValue: errno))")
+        }
+        let (listener, connections) = try serve(descriptor, group: group, pool: pool)
+        return Serving(
+            group: group, pool: pool, listener: listener, connections: connections,
+            socketIdentity: SocketFile.identity(of: socketPath), descriptor: descriptor)
+    }
+
+    /// Listens on the bound socket `descriptor` (NIO owns it from here on, and closes it on failure).
+    private func serve(
+        _ descriptor: CInt, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool
+    ) throws(ControlServerError) -> (any Channel, OpenConnections) {
         let connections = OpenConnections()
         let router = self.router, limit = Self.maximumBodyBytes
-        let listener: any Channel
         do {
-            listener = try ServerBootstrap(group: group)
+            let listener = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 32)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
@@ -120,17 +185,11 @@ package final class ControlServer: Sendable {
                             HTTPRequestHandler(router: router, pool: pool, connections: connections, maximumBodyBytes: limit))
                     }
                 }
-                .bind(unixDomainSocketPath: staging.socket)
+                .withBoundSocket(descriptor)
                 .wait()
+            return (listener, connections)
         } catch {
             throw .cannotBind(path: socketPath, reason: FailureReason.text(error))
-        }
-        do {
-            let identity = try SocketFile.publish(staging.socket, at: socketPath)
-            return Serving(group: group, pool: pool, listener: listener, connections: connections, socketIdentity: identity)
-        } catch {
-            try? listener.close().wait()
-            throw error
         }
     }
 }

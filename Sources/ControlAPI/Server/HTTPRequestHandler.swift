@@ -136,9 +136,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         // Idle before writing the end: the pipelining handler may hand over the next request during that write.
         state = .idle
-        let channel = context.channel
+        let channel = context.channel, pool = self.pool, afterSent = response.afterSent
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { channel.close(promise: nil) }
+            // On the worker thread, in line with the routes: it may block, and no route runs meanwhile.
+            if let afterSent { pool.submit { _ in afterSent() } }
         }
     }
 }

@@ -2,12 +2,19 @@
 ///
 /// The server adds `Content-Type: application/json` (when there is a body), `Content-Length` and `Connection`.
 package struct Response: Sendable, Equatable {
+    package static func == (left: Response, right: Response) -> Bool {
+        left.status == right.status && left.headers == right.headers && left.body == right.body
+    }
+
     /// The HTTP status code.
     package var status: Int
     /// Headers besides the ones the server sets, e.g. `Allow` on a 405.
     package var headers: [String: String]
     /// The body: JSON text, or empty.
     package var body: [UInt8]
+    /// Work that must wait until the client has this answer (a live update's exec): the server
+    /// runs it on its worker thread once the answer is written. Not part of equality.
+    package var afterSent: (@Sendable () -> Void)?
 
     /// A response with exactly these parts.
     package init(status: Int, headers: [String: String] = [:], body: [UInt8] = []) {

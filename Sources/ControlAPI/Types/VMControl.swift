@@ -23,11 +23,26 @@ package protocol VMControl: Sendable {
     func memoryStatistics() -> MemoryStatistics
     /// Writes a snapshot as `request` asks (PUT /vm/snapshot).
     func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport
+    /// Checks a live update can go ahead (PUT /vm/update) and returns its 202 answer and the
+    /// update itself, which the server runs once the client has the answer. A refusal leaves
+    /// the guest untouched.
+    func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart
+    /// The running VMM and the last update's outcome (GET /vm/update).
+    func updateStatus() -> UpdateStatus
 }
 
 extension VMControl {
     /// A machine that cannot snapshot says so.
     package func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
         throw .failed(operation: "snapshot", reason: "this VM cannot write snapshots")
+    }
+
+    /// A machine that cannot be updated in place says so.
+    package func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
+        throw .conflict(reason: "this VM cannot be updated in place")
+    }
+
+    package func updateStatus() -> UpdateStatus {
+        UpdateStatus(status: "idle", pid: 0, version: "", binary: "", updatesCompleted: 0, last: nil)
     }
 }

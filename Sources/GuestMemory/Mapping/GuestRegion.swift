@@ -43,6 +43,41 @@ package final class GuestRegion: @unchecked Sendable {
         unsafe self.base = mapped
     }
 
+    /// Maps a backing descriptor this process inherited (live update: the previous VMM kept it
+    /// open across exec) whole and shared, as `init(name:sizeInBytes:backing:)` mapped it there,
+    /// so the guest's memory is the very same pages, neither copied nor read. Takes ownership of
+    /// `descriptor` (closed if this throws) and marks it close-on-exec again. The descriptor must
+    /// be a regular file or memfd of exactly `sizeInBytes` bytes.
+    package init(
+        name: String, sizeInBytes: UInt64, backing: RegionBacking, adopting descriptor: CInt, path: String?
+    ) throws(GuestMemoryError) {
+        let owned = OwnedFileDescriptor(taking: descriptor)
+        var info = stat()
+        // SAFETY: `info` is a local the call fills in.
+        guard unsafe fstat(descriptor, &info) == 0 else { throw .systemCall(name: "fstat", region: name, Errno(rawValue: errno)) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "inherited descriptor \(descriptor) is not a memory file")
+        }
+        guard UInt64(info.st_size) == sizeInBytes else {
+            throw .invalidSize(
+                region: name, sizeInBytes: sizeInBytes, reason: "inherited descriptor \(descriptor) holds \(info.st_size) bytes")
+        }
+        guard fcntl(descriptor, F_SETFD, FD_CLOEXEC) == 0 else { throw .systemCall(name: "fcntl", region: name, Errno(rawValue: errno)) }
+        // SAFETY: a fresh shared mapping of exactly the file's size; owned and unmapped by this object.
+        let mapped = unsafe mmap(nil, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, descriptor, 0)
+        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
+            throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno))
+        }
+        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        self.name = name
+        self.sizeInBytes = sizeInBytes
+        self.backing = backing
+        self.path = path
+        self.descriptor = owned
+        self.privateSource = nil
+        unsafe self.base = mapped
+    }
+
     /// Maps `sizeInBytes` bytes of the open file `descriptor` from `offset` copy-on-write
     /// (MAP_PRIVATE): reads come from the file's page cache, shared with every other such
     /// mapping; the guest's writes stay private. The file itself is never written.

@@ -5,9 +5,10 @@ import SystemPackage
 final class ConsoleOutput: Sendable {
     private let logDescriptor: CInt
 
-    init(logPath: String?) throws(MachineError) {
+    /// Opens the log, emptied unless `append` (a live update continues the previous VMM's log).
+    init(logPath: String?, append: Bool = false) throws(MachineError) {
         guard let logPath else { logDescriptor = -1; return }
-        let fd = unsafe open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0o600)
+        let fd = unsafe open(logPath, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_CLOEXEC | O_APPEND, 0o600)
         guard fd >= 0 else { throw .invalidConfiguration("cannot open console log \(logPath): \(Errno(rawValue: errno))") }
         logDescriptor = fd
     }

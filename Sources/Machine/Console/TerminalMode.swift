@@ -5,15 +5,32 @@ final class TerminalMode: @unchecked Sendable {
     private var saved: termios?
 
     /// Raw input (no echo, no line editing, no signals from keys); output still turns \n into \r\n.
-    func enterRawMode() {
+    /// `original` is the mode to put back later when this process did not find the terminal
+    /// as the user left it (after a live update the previous VMM had already made it raw).
+    func enterRawMode(original: termios? = nil) {
         guard isatty(STDIN_FILENO) == 1 else { return }
-        var original = termios()
-        guard unsafe tcgetattr(STDIN_FILENO, &original) == 0 else { return }
-        saved = original
-        var raw = original
+        var current = termios()
+        guard unsafe tcgetattr(STDIN_FILENO, &current) == 0 else { return }
+        saved = original ?? current
+        var raw = current
         unsafe cfmakeraw(&raw)
         raw.c_oflag |= tcflag_t(OPOST | ONLCR)
         _ = unsafe tcsetattr(STDIN_FILENO, TCSANOW, &raw)
+    }
+
+    /// The mode `restore()` would put back, as bytes to hand to the next VMM; nil without a terminal.
+    var savedBytes: [UInt8]? {
+        guard let saved else { return nil }
+        // SAFETY: copies the bytes of a plain C struct held in a local.
+        return unsafe withUnsafeBytes(of: saved) { unsafe Array($0) }
+    }
+
+    /// A termios from `savedBytes`, or nil if the bytes are not one.
+    static func mode(from bytes: [UInt8]) -> termios? {
+        guard bytes.count == MemoryLayout<termios>.size else { return nil }
+        var mode = termios()
+        unsafe withUnsafeMutableBytes(of: &mode) { unsafe $0.copyBytes(from: bytes) }
+        return mode
     }
 
     /// Restores the terminal as it was; safe to call more than once.

@@ -24,10 +24,22 @@ extension Machine {
     ) throws(MachineError) {
         try SavedStateCheck.wellFormed(record)
         try SavedStateCheck.regions(snapshotRegions, match: record)
+        try self.init(continuing: record, memory: memory, shell: shell, consoleLogPath: consoleLogPath)
+    }
+
+    /// Rebuilds a machine from a saved state around memory that already holds the guest's
+    /// pages (a restore's, or the previous VMM's after a live update) and a shell prepared over
+    /// it. Checks the state against the memory and this host before any vCPU exists.
+    /// `appendToConsoleLog` keeps what the log holds (a live update continues the same log).
+    package convenience init(
+        continuing record: MachineStateRecord, memory: GuestMemoryMap, shell: MachineShell,
+        consoleLogPath: String? = nil, appendToConsoleLog: Bool = false
+    ) throws(MachineError) {
+        try SavedStateCheck.wellFormed(record)
         let saved = record.configuration
         guard memory.regions.map(\.name) == saved.regionNames,
               let ram = memory.region(named: "ram"), ram.sizeInBytes == saved.memorySizeInBytes
-        else { throw .invalidConfiguration("restored memory regions do not match the snapshot's \(saved.regionNames)") }
+        else { throw .invalidConfiguration("restored memory regions do not match the saved state's \(saved.regionNames)") }
         for vcpu in record.vcpus {
             let host = CPUIDTemplate.entries(from: shell.supportedCPUID, cpuID: vcpu.id, cpuCount: saved.cpuCount)
             try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
@@ -35,7 +47,10 @@ extension Machine {
         let configuration = MachineConfiguration(
             kernelPath: saved.kernelPath, commandLine: saved.commandLine, memorySizeInBytes: saved.memorySizeInBytes,
             cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: memory.regions.map { ($0.name, $0.backing) }))
-        try self.init(configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath) { (vcpu, _) throws(KVMError) in
+        try self.init(
+            configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,
+            appendToConsoleLog: appendToConsoleLog
+        ) { (vcpu, _) throws(KVMError) in
             let cpuid = record.vcpus[Int(vcpu.id)].cpuid
             try vcpu.setCPUID(cpuid)
             return cpuid

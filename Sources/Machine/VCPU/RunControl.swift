@@ -71,6 +71,17 @@ final class RunControl: @unchecked Sendable {
         }
     }
 
+    /// Marks a machine whose vCPUs have not started yet as paused: they park on their first
+    /// (immediately interrupted) run. False if it is no longer running.
+    func beginPaused(kick: () -> Void) -> Bool {
+        withLock {
+            guard state == .running else { return false }
+            state = .paused
+            kick()
+            return true
+        }
+    }
+
     /// Moves from paused to running and wakes the parked vCPUs; false when not paused.
     func resume() -> Bool {
         withLock {

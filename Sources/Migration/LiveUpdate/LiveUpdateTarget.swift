@@ -1,0 +1,60 @@
+import FoundationEssentials
+import Glibc
+import GuestMemory
+import Machine
+import SnapshotFormat
+
+/// The new VMM's side of a live update: the inherited memory mapped again, the machine rebuilt
+/// around it, and, if that fails, the guest saved as a snapshot for `engram restore`.
+package enum LiveUpdateTarget {
+    /// Maps every inherited region (shared, as before exec: the same pages, not a copy).
+    package static func memory(of handoff: UpdateHandoff) throws(LiveUpdateError) -> GuestMemoryMap {
+        var regions: [GuestRegion] = []
+        for inherited in handoff.regions {
+            do {
+                regions.append(
+                    try GuestRegion(
+                        name: inherited.name, sizeInBytes: inherited.sizeInBytes, backing: try backing(of: inherited),
+                        adopting: inherited.descriptor, path: inherited.backing == "hugetlbfs" ? nil : inherited.path))
+            } catch {
+                throw .restoreFailed(reason: "cannot map inherited region \(inherited.name): \(error)")
+            }
+        }
+        do { return try Machine.restoredMemory(regions) } catch { throw .restoreFailed(reason: error.description) }
+    }
+
+    /// The machine, rebuilt from the handoff's state around `memory`; not started.
+    package static func machine(of handoff: UpdateHandoff, memory: GuestMemoryMap) throws(LiveUpdateError) -> Machine {
+        do {
+            let shell = try Machine.prepareShell(memory: memory)
+            return try Machine(
+                continuing: handoff.machine, memory: memory, shell: shell, consoleLogPath: handoff.consoleLogPath,
+                appendToConsoleLog: true)
+        } catch {
+            throw .restoreFailed(reason: error.description)
+        }
+    }
+
+    /// Writes a full snapshot of `memory` and the handed-over state over the handoff file, so
+    /// `engram restore STATE_PATH` brings the guest back once this process has gone (a memfd
+    /// dies with the last process holding it). Returns why it could not, or nil.
+    package static func saveForRestore(_ handoff: UpdateHandoff, memory: GuestMemoryMap) -> String? {
+        do {
+            let state = Array(try JSONEncoder().encode(handoff.machine))
+            _ = try SnapshotWriter.writeFull(memory: memory, state: state, to: handoff.statePath)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    private static func backing(of region: InheritedRegion) throws(LiveUpdateError) -> RegionBacking {
+        switch (region.backing, region.path) {
+        case ("memfd", _): return .memfd
+        case ("file", let path?): return .file(path: path)
+        case ("shared-file", let path?): return .sharedFile(path: path, overwrite: false)
+        case ("hugetlbfs", let directory?): return .hugetlbfs(directory: directory)
+        default: throw .restoreFailed(reason: "inherited region \(region.name) has backing \(region.backing), which cannot be inherited")
+        }
+    }
+}

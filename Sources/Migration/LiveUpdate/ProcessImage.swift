@@ -1,0 +1,43 @@
+import Glibc
+import SystemPackage
+
+/// Replaces this process's image with another binary, keeping chosen descriptors open.
+///
+/// Every descriptor Engram opens is close-on-exec; a live update clears the flag on exactly the
+/// ones the next VMM needs (guest memory, the control socket) right before exec, and sets it
+/// again if exec fails, so nothing else leaks into the new image.
+package enum ProcessImage {
+    /// Sets or clears FD_CLOEXEC on `descriptor`; false if it is not open.
+    @discardableResult
+    package static func setCloseOnExec(_ descriptor: CInt, _ closeOnExec: Bool) -> Bool {
+        fcntl(descriptor, F_SETFD, closeOnExec ? FD_CLOEXEC : 0) == 0
+    }
+
+    /// True if `descriptor` is open and will be closed by exec.
+    package static func isCloseOnExec(_ descriptor: CInt) -> Bool? {
+        let flags = fcntl(descriptor, F_GETFD)
+        return flags < 0 ? nil : flags & FD_CLOEXEC != 0
+    }
+
+    /// Execs `path` with `arguments` (argv[1...]) and this environment, keeping `descriptors`
+    /// open. Returns only if exec failed, with the reason; `descriptors` are close-on-exec again.
+    package static func exec(_ path: String, arguments: [String], keeping descriptors: [CInt]) -> String {
+        for descriptor in descriptors { setCloseOnExec(descriptor, false) }
+        let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
+        unsafe execv(path, argv)
+        let reason = Errno(rawValue: errno).description
+        unsafe argv.forEach { unsafe free($0) }
+        for descriptor in descriptors { setCloseOnExec(descriptor, true) }
+        return reason
+    }
+
+    /// The path this process was started from, resolved now: after a package upgrade replaces
+    /// the file, the path names the new binary while /proc/self/exe names the deleted old one.
+    package static func executablePath() -> String {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = unsafe buffer.withUnsafeMutableBytes { unsafe readlink("/proc/self/exe", $0.baseAddress!, $0.count - 1) }
+        guard count > 0 else { return CommandLine.arguments[0] }
+        let path = String(decoding: buffer[0..<count], as: UTF8.self)
+        return path.hasSuffix(" (deleted)") ? String(path.dropLast(" (deleted)".count)) : path
+    }
+}

@@ -1,0 +1,81 @@
+import ControlAPI
+import Glibc
+import Machine
+import Migration
+
+extension MachineController {
+    /// PUT /vm/update: checks the memory can be kept and the binary can take over, then
+    /// returns the 202 and the update, which runs once the client has the answer. Nothing is
+    /// paused until every check has passed.
+    func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
+        guard let socket = liveUpdate.apiSocket else { throw .conflict(reason: "live update needs the control socket") }
+        let binary = request.binary ?? liveUpdate.binary
+        let statePath = request.statePath ?? LiveUpdateSource.defaultStatePath(socketPath: socket)
+        guard machine.stateName != "stopping" else { throw .invalidState(operation: "update", state: machine.stateName) }
+        do { try LiveUpdateSource.checkStatePath(statePath) } catch { throw .invalidRequest(reason: error.description) }
+        let regions: [InheritedRegion]
+        do { regions = try LiveUpdateSource.inheritedRegions(of: machine.memory) } catch { throw .conflict(reason: error.description) }
+        do { _ = try BinaryCheck.check(binary) } catch { throw .invalidRequest(reason: error.description) }
+        guard let number = liveUpdate.begin() else { throw .conflict(reason: "an update of this VM is already under way") }
+        let accepted = UpdateAccepted(update: number.update, binary: binary, statePath: statePath, pid: getpid())
+        let plan = UpdatePlan(
+            update: number.update, updatesCompleted: number.completed, binary: binary, statePath: statePath, socketPath: socket,
+            regions: regions)
+        return UpdateStart(accepted: accepted) { [self] in perform(plan) }
+    }
+
+    func updateStatus() -> UpdateStatus { liveUpdate.status(version: EngramVersion.current) }
+
+    /// What an accepted update will do.
+    private struct UpdatePlan {
+        let update: Int
+        let updatesCompleted: Int
+        let binary: String
+        let statePath: String
+        let socketPath: String
+        let regions: [InheritedRegion]
+    }
+
+    /// Pauses, saves the state for the new process and execs it. Returns only if the update
+    /// failed before the new binary took over: the guest then runs on here as before.
+    private func perform(_ plan: UpdatePlan) {
+        func fail(_ reason: String) {
+            Diagnostics.note("update to \(plan.binary) failed; the guest runs on: \(reason)")
+            liveUpdate.ended(
+                UpdateResult(update: plan.update, status: "failed", binary: plan.binary, statePath: plan.statePath, error: reason))
+        }
+        // A lazily restored VM's memory is complete only once the fill has ended.
+        guard machine.waitForMemoryFill() else { return fail("the lazy restore's memory fill failed") }
+        let wasRunning = machine.stateName == "running"
+        if wasRunning {
+            guard machine.pause() else { return fail("cannot pause the VM: it is \(machine.stateName)") }
+        } else if machine.stateName != "paused" {
+            return fail("the VM is \(machine.stateName)")
+        }
+        let pausedAt = LiveUpdateSource.monotonicNanoseconds()
+        let resumeHere = { if wasRunning { _ = self.machine.resume() } }
+        let server = liveUpdate.server
+        let handoff: UpdateHandoff
+        do {
+            var written = UpdateHandoff(
+                update: plan.update, updatesCompleted: plan.updatesCompleted, fromVersion: EngramVersion.current, binary: plan.binary,
+                statePath: plan.statePath, pausedAtNanoseconds: pausedAt, saveMilliseconds: 0, resume: wasRunning,
+                regions: plan.regions,
+                controlSocket: server?.listenerDescriptor.map { InheritedSocket(path: plan.socketPath, descriptor: $0) },
+                consoleLogPath: liveUpdate.consoleLogPath, terminalMode: liveUpdate.terminalMode, machine: try machine.saveState())
+            written.saveMilliseconds = Double(LiveUpdateSource.monotonicNanoseconds() - pausedAt) / 1e6
+            try written.write()
+            handoff = written
+        } catch {
+            resumeHere()
+            return fail("\(error)")
+        }
+        // Connections arriving from here on wait in the backlog for the new process.
+        server?.setAccepting(false)
+        let reason = ProcessImage.exec(plan.binary, arguments: ["resume-update", plan.statePath], keeping: handoff.descriptors)
+        LiveUpdateSource.removeHandoff(at: plan.statePath)
+        server?.setAccepting(true)
+        resumeHere()
+        fail(LiveUpdateError.execFailed(path: plan.binary, reason: reason).description)
+    }
+}
