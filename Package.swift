@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "Migration",
-            dependencies: ["GuestMemory", "Machine", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "GuestMemory", "Machine", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(

@@ -13,6 +13,8 @@ final class LiveUpdateSession: Sendable {
     let consoleLogPath: String?
     /// This process's executable, the default binary of the next update.
     let binary: String
+    /// Where the update's exec runs: on the main thread.
+    let mainThread = MainThreadExec()
 
     private struct State {
         var updating = false

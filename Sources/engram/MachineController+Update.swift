@@ -72,7 +72,10 @@ extension MachineController {
         }
         // Connections arriving from here on wait in the backlog for the new process.
         server?.setAccepting(false)
-        let reason = ProcessImage.exec(plan.binary, arguments: ["resume-update", plan.statePath], keeping: handoff.descriptors)
+        // The exec's own cost (tearing down this process's memory map and VM, loading the new
+        // binary) is timed from here to the new process's start.
+        let arguments = ["resume-update", plan.statePath, "--exec-started", String(LiveUpdateSource.monotonicNanoseconds())]
+        let reason = liveUpdate.mainThread.exec(plan.binary, arguments: arguments, keeping: handoff.descriptors)
         LiveUpdateSource.removeHandoff(at: plan.statePath)
         server?.setAccepting(true)
         resumeHere()

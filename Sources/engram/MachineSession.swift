@@ -58,7 +58,7 @@ enum MachineSession {
             throw CommandFailure("\(error)")
         }
         afterStart()
-        let outcome = machine.waitForOutcome()
+        let outcome = controller.liveUpdate.mainThread.waitForOutcome(of: machine)
         console.detach()
         afterEnd()
         server?.stop()

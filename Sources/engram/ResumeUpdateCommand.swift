@@ -14,6 +14,7 @@ struct ResumeUpdateCommand: ParsableCommand {
         shouldDisplay: false)
 
     @Argument(help: "The handoff file the previous VMM wrote.") var statePath: String
+    @Option(help: "CLOCK_MONOTONIC nanoseconds when the previous VMM called exec.") var execStarted: UInt64?
 
     func run() throws {
         let started = LiveUpdateSource.monotonicNanoseconds()
@@ -47,7 +48,9 @@ struct ResumeUpdateCommand: ParsableCommand {
                     session.ended(UpdateResult(
                         update: handoff.update, status: "completed", binary: handoff.binary, statePath: handoff.statePath,
                         fromVersion: handoff.fromVersion, downtimeMilliseconds: Double(now - handoff.pausedAtNanoseconds) / 1e6,
-                        saveMilliseconds: handoff.saveMilliseconds, restoreMilliseconds: Double(now - started) / 1e6))
+                        saveMilliseconds: handoff.saveMilliseconds,
+                        execMilliseconds: execStarted.map { started > $0 ? Double(started - $0) / 1e6 : 0 },
+                        restoreMilliseconds: Double(now - started) / 1e6))
                 },
                 afterStart: {
                     running = true

@@ -10,7 +10,7 @@ public final class GuestProcess: @unchecked Sendable {
         public init(description: String) { self.description = description }
     }
 
-    private let process = Process()
+    private let process: ChildProcess
     private let input = Pipe()
     private let output = Pipe()
     private let errors = Pipe()
@@ -20,11 +20,19 @@ public final class GuestProcess: @unchecked Sendable {
 
     /// Starts `executable` with `arguments`; standard input stays open for `send`.
     public init(executable: String, arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
+        let parentEnds = [input.fileHandleForWriting, output.fileHandleForReading, errors.fileHandleForReading].map(\.fileDescriptor)
+        // Close-on-exec everywhere, so children spawned by parallel tests never hold each other's pipes.
+        for pipe in [input, output, errors] {
+            for handle in [pipe.fileHandleForReading, pipe.fileHandleForWriting] { _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC) }
+        }
+        process = try ChildProcess(
+            executable: executable, arguments: arguments, standardInput: input.fileHandleForReading.fileDescriptor,
+            standardOutput: output.fileHandleForWriting.fileDescriptor, standardError: errors.fileHandleForWriting.fileDescriptor,
+            closeInChild: parentEnds)
+        // The child has its own copies; the reader sees end of file once the child's are closed.
+        try? input.fileHandleForReading.close()
+        try? output.fileHandleForWriting.close()
+        try? errors.fileHandleForWriting.close()
         output.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             guard let self else { return }
@@ -35,7 +43,6 @@ public final class GuestProcess: @unchecked Sendable {
             guard let self else { return }
             self.lock.lock(); self.errorBytes.append(data); self.lock.unlock()
         }
-        try process.run()
     }
 
     /// Starts `engram` with `arguments`.
@@ -59,7 +66,7 @@ public final class GuestProcess: @unchecked Sendable {
         return String(decoding: errorBytes, as: UTF8.self)
     }
 
-    public var processID: Int32 { process.processIdentifier }
+    public var processID: Int32 { process.processID }
     public var isRunning: Bool { process.isRunning }
 
     /// Types `text` on the guest's console.
@@ -76,7 +83,7 @@ public final class GuestProcess: @unchecked Sendable {
             if exited { Thread.sleep(forTimeInterval: 0.1) }  // let the readers drain the pipes
             if let line = completeLine(containing: needle, after: offset, includingUnterminated: exited) { return line }
             if exited {
-                throw Timeout(description: "process exited (\(process.terminationStatus)) before printing \"\(needle)\"; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
+                throw Timeout(description: "process exited (\((process.exitStatus ?? -1))) before printing \"\(needle)\"; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
@@ -104,7 +111,7 @@ public final class GuestProcess: @unchecked Sendable {
             throw Timeout(description: "process still running after \(Int(timeout)) s; console: \(consoleText.suffix(800))")
         }
         Thread.sleep(forTimeInterval: 0.05)  // let the readers drain the pipes
-        return process.terminationStatus
+        return (process.exitStatus ?? -1)
     }
 
     /// Sends SIGTERM and waits for the process to end.

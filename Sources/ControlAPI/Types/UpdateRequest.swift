@@ -71,12 +71,16 @@ package struct UpdateResult: Codable, Sendable, Equatable {
     package var downtimeMilliseconds: Double?
     /// Saving the machine state and writing the handover file, in the old process.
     package var saveMilliseconds: Double?
+    /// From the old process calling exec to the new process's start (the kernel tearing down
+    /// the old address space and VM, loading the binary, the runtime starting).
+    package var execMilliseconds: Double?
     /// From the new process's start to its vCPUs starting (mapping memory, rebuilding the VM).
     package var restoreMilliseconds: Double?
 
     package init(
         update: Int, status: String, binary: String, statePath: String, error: String? = nil, fromVersion: String? = nil,
-        downtimeMilliseconds: Double? = nil, saveMilliseconds: Double? = nil, restoreMilliseconds: Double? = nil
+        downtimeMilliseconds: Double? = nil, saveMilliseconds: Double? = nil, execMilliseconds: Double? = nil,
+        restoreMilliseconds: Double? = nil
     ) {
         self.update = update
         self.status = status
@@ -86,6 +90,7 @@ package struct UpdateResult: Codable, Sendable, Equatable {
         self.fromVersion = fromVersion
         self.downtimeMilliseconds = downtimeMilliseconds
         self.saveMilliseconds = saveMilliseconds
+        self.execMilliseconds = execMilliseconds
         self.restoreMilliseconds = restoreMilliseconds
     }
 }

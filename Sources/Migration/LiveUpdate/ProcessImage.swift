@@ -1,11 +1,14 @@
+import CLinux
+import FoundationEssentials
 import Glibc
 import SystemPackage
 
 /// Replaces this process's image with another binary, keeping chosen descriptors open.
 ///
-/// Every descriptor Engram opens is close-on-exec; a live update clears the flag on exactly the
-/// ones the next VMM needs (guest memory, the control socket) right before exec, and sets it
-/// again if exec fails, so nothing else leaks into the new image.
+/// Not every library opens its descriptors close-on-exec (SwiftNIO's epoll descriptors and
+/// accepted sockets are not), so right before exec every descriptor above standard error is
+/// marked close-on-exec, then the flag is cleared on exactly the ones the next VMM needs (guest
+/// memory, the control socket). A connection leaked into the new image would hang its client.
 package enum ProcessImage {
     /// Sets or clears FD_CLOEXEC on `descriptor`; false if it is not open.
     @discardableResult
@@ -22,6 +25,7 @@ package enum ProcessImage {
     /// Execs `path` with `arguments` (argv[1...]) and this environment, keeping `descriptors`
     /// open. Returns only if exec failed, with the reason; `descriptors` are close-on-exec again.
     package static func exec(_ path: String, arguments: [String], keeping descriptors: [CInt]) -> String {
+        closeAllOnExec()
         for descriptor in descriptors { setCloseOnExec(descriptor, false) }
         let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
         unsafe execv(path, argv)
@@ -29,6 +33,14 @@ package enum ProcessImage {
         unsafe argv.forEach { unsafe free($0) }
         for descriptor in descriptors { setCloseOnExec(descriptor, true) }
         return reason
+    }
+
+    /// Marks every descriptor above standard error close-on-exec.
+    static func closeAllOnExec() {
+        guard clinux_close_range_cloexec(3) != 0 else { return }
+        // Before Linux 5.11: one by one, from the list of open descriptors.
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for descriptor in names.compactMap({ CInt($0) }) where descriptor > 2 { setCloseOnExec(descriptor, true) }
     }
 
     /// The path this process was started from, resolved now: after a package upgrade replaces
