@@ -8,7 +8,11 @@
 #include <sys/ioctl.h>
 #include <errno.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/syscall.h>
@@ -32,6 +36,21 @@ int clinux_unix_socket_bind(const char *path) {
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 int clinux_close_range_cloexec(unsigned int first) { return (int)syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC); }
+// Runs on its own small stack in the parent's address space: raw system calls only.
+static int teardown_holder(void *unused) {
+    (void)unused;
+    syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    struct timespec wait = {30, 0};
+    syscall(SYS_nanosleep, &wait, NULL);
+    syscall(SYS_exit, 0);
+    return 0;
+}
+int clinux_spawn_teardown_holder(void) {
+    const size_t size = 64 * 1024;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+    return clone(teardown_holder, stack + size, CLONE_VM | CLONE_FILES | SIGCHLD, NULL);
+}
 long clinux_statfs_block_size(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_bsize : -1; }
 int clinux_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 int clinux_tgkill(int tgid, int tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }

@@ -15,6 +15,7 @@ struct ResumeUpdateCommand: ParsableCommand {
 
     @Argument(help: "The handoff file the previous VMM wrote.") var statePath: String
     @Option(help: "CLOCK_MONOTONIC nanoseconds when the previous VMM called exec.") var execStarted: UInt64?
+    @Option(help: "The child holding the previous image's address space, ended once the guest runs.") var teardownHolder: Int32?
 
     func run() throws {
         let started = LiveUpdateSource.monotonicNanoseconds()
@@ -54,6 +55,7 @@ struct ResumeUpdateCommand: ParsableCommand {
                 },
                 afterStart: {
                     running = true
+                    if let teardownHolder { ProcessImage.endTeardownHolder(teardownHolder) }
                     LiveUpdateSource.removeHandoff(at: handoff.statePath)
                     Diagnostics.note("updated to \(handoff.binary) (update \(handoff.update), from version \(handoff.fromVersion))")
                 })

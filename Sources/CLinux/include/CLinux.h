@@ -78,6 +78,11 @@ int clinux_unix_socket_bind(const char *path);
 /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): marks every descriptor from `first` up
 /// close-on-exec in one call (Linux 5.11+); -1 with errno (ENOSYS, EINVAL) on older kernels.
 int clinux_close_range_cloexec(unsigned int first);
+/// Starts a child that shares this process's address space and descriptor table (CLONE_VM |
+/// CLONE_FILES) and only sleeps: an exec then leaves the old address space and descriptors
+/// (a VM's) to be torn down when the child dies, not during the exec. The child dies with its
+/// parent (PR_SET_PDEATHSIG) and after 30 s at most. Returns its pid, or -1 with errno.
+int clinux_spawn_teardown_holder(void);
 /// Non-zero if this CPU has SSE4.2 (the crc32 instruction).
 int clinux_cpu_has_sse42(void);
 /// Continues a raw (not inverted) CRC32C state over `length` bytes with the crc32 instruction.

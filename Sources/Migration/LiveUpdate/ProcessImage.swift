@@ -1,4 +1,5 @@
 import CLinux
+import Dispatch
 import FoundationEssentials
 import Glibc
 import SystemPackage
@@ -24,15 +25,33 @@ package enum ProcessImage {
 
     /// Execs `path` with `arguments` (argv[1...]) and this environment, keeping `descriptors`
     /// open. Returns only if exec failed, with the reason; `descriptors` are close-on-exec again.
+    ///
+    /// Tearing down this process's address space and its VM is the slow part of an exec (tens
+    /// of ms for GiBs of touched guest memory). A holder child that shares both (see
+    /// `clinux_spawn_teardown_holder`) leaves that work to its own exit; its pid is appended to
+    /// the arguments as `--teardown-holder PID`, for the new image to end it once the guest runs.
     package static func exec(_ path: String, arguments: [String], keeping descriptors: [CInt]) -> String {
         closeAllOnExec()
         for descriptor in descriptors { setCloseOnExec(descriptor, false) }
-        let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
+        let holder = clinux_spawn_teardown_holder()
+        let all = arguments + (holder > 0 ? ["--teardown-holder", String(holder)] : [])
+        let argv = unsafe ([path] + all).map { unsafe strdup($0) } + [nil]
         unsafe execv(path, argv)
         let reason = Errno(rawValue: errno).description
         unsafe argv.forEach { unsafe free($0) }
         for descriptor in descriptors { setCloseOnExec(descriptor, true) }
+        if holder > 0 { endTeardownHolder(holder) }
         return reason
+    }
+
+    /// Ends the holder of the previous image's teardown (which then happens in the holder's
+    /// exit, in the background) and reaps it.
+    package static func endTeardownHolder(_ holder: pid_t) {
+        kill(holder, SIGKILL)
+        DispatchQueue.global(qos: .utility).async {
+            var status: Int32 = 0
+            while unsafe waitpid(holder, &status, 0) < 0 && errno == EINTR {}
+        }
     }
 
     /// Marks every descriptor above standard error close-on-exec.
