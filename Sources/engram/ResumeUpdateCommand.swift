@@ -55,7 +55,7 @@ struct ResumeUpdateCommand: ParsableCommand {
                 },
                 afterStart: {
                     running = true
-                    if let teardownHolder { ProcessImage.endTeardownHolder(teardownHolder, after: 1) }
+                    if let teardownHolder { ProcessImage.endTeardownHolder(teardownHolder) }
                     LiveUpdateSource.removeHandoff(at: handoff.statePath)
                     Diagnostics.note("updated to \(handoff.binary) (update \(handoff.update), from version \(handoff.fromVersion))")
                 })

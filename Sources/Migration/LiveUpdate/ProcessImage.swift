@@ -44,13 +44,11 @@ package enum ProcessImage {
         return reason
     }
 
-    /// Ends the holder of the previous image's teardown and reaps it, `after` seconds: the
-    /// teardown then runs in the holder's exit at the lowest priority, so it does not compete
-    /// with the guest's first moments back (2 CPUs here; GiBs of page tables to free).
-    package static func endTeardownHolder(_ holder: pid_t, after seconds: Double = 0) {
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(holder), 19)
-        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + seconds) {
-            kill(holder, SIGKILL)
+    /// Ends the holder of the previous image's teardown (which then happens in the holder's
+    /// exit, in the background) and reaps it.
+    package static func endTeardownHolder(_ holder: pid_t) {
+        kill(holder, SIGKILL)
+        DispatchQueue.global(qos: .utility).async {
             var status: Int32 = 0
             while unsafe waitpid(holder, &status, 0) < 0 && errno == EINTR {}
         }
