@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "CLinux"),
@@ -60,6 +61,16 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(
+            name: "Transport",
+            dependencies: [
+                "CLinux", "GuestMemory", "SnapshotFormat", "Paging",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
             name: "Machine",
             dependencies: ["CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
@@ -84,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "Migration", "ControlAPI", "GuestMemory", "KVM", "Paging", "SnapshotFormat",
+                "Machine", "Migration", "ControlAPI", "GuestMemory", "KVM", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -96,6 +107,7 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "PagingTests", dependencies: ["Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "GuestMemory", "TestSupport"]),
         .testTarget(

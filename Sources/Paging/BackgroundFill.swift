@@ -1,8 +1,11 @@
+import Glibc
 import GuestMemory
 
-/// The background fill thread: walks every region in order and installs each page that holds
-/// data and is not yet present, a batch of up to 2 MiB at a time, so that soon no fault can
-/// happen at all.
+/// The background fill thread: first streams the working set it was given (if any), in the
+/// order the guest once touched it; then walks every region in order and installs each page
+/// that holds data and nobody has claimed, a batch of up to 2 MiB at a time, so that soon no
+/// fault can happen at all. While a working set is being recorded it waits, so that every page
+/// the guest touches in that time faults and is recorded.
 ///
 /// Long stretches of zero pages are left alone: the regions are fresh (a new memfd or file, or
 /// anonymous memory), which read as zero once the pager unregisters them, and installing them
@@ -10,9 +13,9 @@ import GuestMemory
 /// 1 GiB of data would cost 4 GiB). Until then a touch of one is a fault the handler serves
 /// with UFFDIO_ZEROPAGE. The pages between long stretches are read in one call and copied in
 /// one UFFDIO_COPY, short zero gaps included (the source zero-fills them), which saves an
-/// ioctl per gap. It wakes as it installs: a
-/// vCPU parked on one of its pages resumes without waiting for the handler, and waking costs
-/// one memory barrier when nobody waits (so UFFDIO_COPY_MODE_DONTWAKE would buy nothing).
+/// ioctl per gap. It wakes as it installs: a vCPU parked on one of its pages resumes without
+/// waiting for the handler, and waking costs one memory barrier when nobody waits (so
+/// UFFDIO_COPY_MODE_DONTWAKE would buy nothing).
 struct BackgroundFill {
     let session: PagingSession
 
@@ -23,12 +26,18 @@ struct BackgroundFill {
 
     func run() {
         let buffer = PageBuffer(pageCount: Int(Self.batchPages))
+        if let deadline = session.recordingDeadline {
+            guard waitForRecording(until: deadline) else { return }
+        }
+        if let workingSet = session.prefetch {
+            guard prefetch(workingSet, buffer) else { return }
+        }
         for region in session.regions {
             var cursor = region.firstPage
             while cursor < region.pages.upperBound {
                 if session.halted.load(ordering: .acquiring) { return }
                 let window = cursor..<min(cursor + Self.batchPages, region.pages.upperBound)
-                guard let run = session.ledger.withLock({ $0.present.firstMissingRun(in: window) }) else {
+                guard let run = session.ledger.withLock({ $0.claimed.firstMissingRun(in: window) }) else {
                     cursor = window.upperBound
                     continue
                 }
@@ -39,7 +48,19 @@ struct BackgroundFill {
         session.fillDone()
     }
 
-    /// Installs the missing pages `run` (at most a batch); false once the pager has failed.
+    /// Sleeps until the recording window ends, then hands the recorded set to the session's
+    /// owner; false if the pager was stopped meanwhile.
+    private func waitForRecording(until deadline: UInt64) -> Bool {
+        while MonotonicClock.nanoseconds() < deadline {
+            if session.halted.load(ordering: .acquiring) { return false }
+            usleep(10_000)
+        }
+        session.finishRecording()
+        return !session.halted.load(ordering: .acquiring)
+    }
+
+    /// Installs the unclaimed pages of `run` that hold data (at most a batch), claiming each
+    /// stretch before reading it; false once the pager has failed.
     private func fill(_ run: Range<UInt64>, of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
         var page = run.lowerBound
         do {
@@ -58,18 +79,24 @@ struct BackgroundFill {
                     if gap >= Self.shortestZeroStretch { break }
                     end += max(gap, 1)
                 }
+                // The handler may have claimed some of them since the run was found.
+                let claimed = session.ledger.withLock { $0.claim(from: page, before: end) }
+                if claimed.isEmpty {
+                    page += 1
+                    continue
+                }
                 // SAFETY: the view of the fill's own buffer is used only for this read and copy.
-                let bytes = unsafe buffer.pages(Int(end - page))
+                let bytes = unsafe buffer.pages(claimed.count)
                 do {
                     try unsafe session.source.readPages(region: region.index, firstPage: region.sourcePage(page), into: bytes)
                 } catch {
-                    session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(page))..<\(region.sourcePage(end)) cannot be read: \(error)")
+                    session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(page))..<\(region.sourcePage(claimed.upperBound)) cannot be read: \(error)")
                     return false
                 }
                 if session.halted.load(ordering: .acquiring) { return false }
                 _ = try unsafe session.installCopies(
-                    page..<end, of: region, from: UnsafeRawBufferPointer(bytes), by: .backgroundFill, watching: .max)
-                page = end
+                    claimed, of: region, from: UnsafeRawBufferPointer(bytes), by: .backgroundFill, watching: .max)
+                page = claimed.upperBound
             }
             return true
         } catch {
@@ -79,7 +106,7 @@ struct BackgroundFill {
     }
 
     /// How many pages from `page` on (before `end`) the source knows are zero.
-    private func zeroStretch(from page: UInt64, before end: UInt64, of region: PagedRegion) -> UInt64 {
+    func zeroStretch(from page: UInt64, before end: UInt64, of region: PagedRegion) -> UInt64 {
         var next = page
         while next < end, session.source.isZeroPage(region: region.index, page: region.sourcePage(next)) { next += 1 }
         return next - page

@@ -84,36 +84,44 @@ struct FaultHandler {
         }
         let page = region.page(atHostAddress: address)
         let sourcePage = region.sourcePage(page)
+        let zero = session.source.isZeroPage(region: region.index, page: sourcePage)
+        // A cluster only where faults cluster: a data fault at most a cluster's length from the
+        // previous one brings in its aligned cluster; an isolated fault, one page. Zero pages
+        // cost no read and no check: their whole zero stretch in the cluster goes in at once.
         let clusterStart = page - sourcePage % clusterPages
         let cluster = clusterStart..<min(clusterStart + clusterPages, region.pages.upperBound)
-        let missing = session.ledger.withLock { $0.present.missingRun(around: page, within: cluster) }
+        let near = !zero && lastDataFault != .max && max(page, lastDataFault) - min(page, lastDataFault) <= clusterPages
+        if !zero { lastDataFault = page }
+        let claim = session.ledger.withLock { ledger -> FaultClaim in
+            if ledger.present.contains(page) { return .present }
+            // Claimed but not present: the fill is fetching it, and its copy will wake this fault.
+            if ledger.claimed.contains(page) { return .fill }
+            var run = ledger.claimed.missingRun(around: page, within: zero || near ? cluster : page..<page + 1)
+            if zero { run = zeroPages(around: page, within: run, of: region) }
+            _ = ledger.claimed.insert(run)
+            return .run(run)
+        }
         do throws(ServeFailure) {
-            guard !missing.isEmpty else {
+            let wasPresent: Bool
+            switch claim {
+            case .present:
                 // The fill (or an earlier cluster) installed it after this thread faulted.
                 try wake(page, in: region)
                 recordLatency(since: readTime)
                 session.ledger.withLock { $0.alreadyPresentFaults += 1 }
                 return true
-            }
-            let zero = session.source.isZeroPage(region: region.index, page: sourcePage)
-            let wasPresent: Bool
-            if zero {
-                // Zero pages cost no read and no check: the whole zero stretch goes in at once.
-                let pages = zeroPages(around: page, within: missing, of: region)
+            case .fill:
+                session.ledger.withLock { $0.fillWaitFaults += 1 }
+                return true
+            case .run(let pages) where zero:
                 do { wasPresent = try session.installZeroPages(pages, of: region, by: .faultHandler, watching: page) } catch {
                     throw .userfault(error)
                 }
-                if wasPresent { try wake(page, in: region) }
-                recordLatency(since: readTime)
-            } else {
-                // A cluster only where faults cluster: a data fault at most a cluster's length from
-                // the previous one brings in its aligned cluster; an isolated fault, one page.
-                let near = lastDataFault != .max && max(page, lastDataFault) - min(page, lastDataFault) <= clusterPages
-                lastDataFault = page
-                wasPresent = try copyFromSource(near ? missing : page..<page + 1, of: region, buffer, watching: page)
-                if wasPresent { try wake(page, in: region) }
-                recordLatency(since: readTime)
+            case .run(let pages):
+                wasPresent = try copyFromSource(pages, of: region, buffer, watching: page)
             }
+            if wasPresent { try wake(page, in: region) }
+            recordLatency(since: readTime)
             session.ledger.withLock { ledger in
                 if wasPresent {
                     ledger.alreadyPresentFaults += 1
@@ -173,6 +181,16 @@ struct FaultHandler {
             throw .userfault(error)
         }
     }
+}
+
+/// What the handler may do about a fault, decided under the ledger lock.
+private enum FaultClaim {
+    /// The page is in: only wake the thread.
+    case present
+    /// The fill has claimed the page and will install it.
+    case fill
+    /// The handler claimed these pages (the faulting one among them) and installs them.
+    case run(Range<UInt64>)
 }
 
 /// Why a fault could not be served: the source could not deliver pages (numbered as the

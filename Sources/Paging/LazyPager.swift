@@ -22,9 +22,14 @@ package final class LazyPager: Sendable {
     /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
     /// with one userfaultfd. The regions must be fresh (all zero, as `SnapshotMemoryLoader.empty`
     /// makes them): zero pages are left to them rather than installed. `faultClusterPages` (1 to 512) is how many aligned neighbouring
-    /// pages a fault may bring in with it.
-    package init(regions: [GuestRegion], source: any PageSource, faultClusterPages: Int = 16) throws(PagingError) {
+    /// pages a fault may bring in with it. `prefetch` is a working set the fill streams first;
+    /// `recorder` records one instead (the two do not mix).
+    package init(
+        regions: [GuestRegion], source: any PageSource, faultClusterPages: Int = 16, prefetch: WorkingSet? = nil,
+        recorder: WorkingSetRecorder? = nil
+    ) throws(PagingError) {
         precondition((1...512).contains(faultClusterPages), "fault cluster of \(faultClusterPages) pages; expected 1 to 512")
+        precondition(prefetch == nil || recorder == nil, "a restore either prefetches a working set or records one")
         guard source.regionCount == regions.count else {
             throw .regionCount(machine: regions.count, source: source.regionCount)
         }
@@ -45,6 +50,11 @@ package final class LazyPager: Sendable {
                 pageCount: sourcePages, firstPage: nextPage))
             nextPage += sourcePages
         }
+        if let prefetch {
+            for page in prefetch.pages where page.region >= paged.count || page.page >= paged[page.region].pageCount {
+                throw .workingSet("the working set names page \(page.page) of region \(page.region), which this memory does not have")
+            }
+        }
         // Shared (memfd, tmpfs) mappings need MISSING_SHMEM; private anonymous memory needs nothing.
         let features: UserfaultFeatures = regions.contains { $0.fileDescriptor != nil } ? .missingShmem : []
         let userfault: UserfaultDescriptor
@@ -60,7 +70,7 @@ package final class LazyPager: Sendable {
                     reason: "the range does not allow UFFDIO_COPY, UFFDIO_ZEROPAGE and UFFDIO_WAKE")
             }
         }
-        session = try PagingSession(regions: paged, source: source, userfault: userfault)
+        session = try PagingSession(regions: paged, source: source, userfault: userfault, prefetch: prefetch, recorder: recorder)
         clusterPages = UInt64(faultClusterPages)
     }
 

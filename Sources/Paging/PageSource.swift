@@ -1,9 +1,11 @@
 /// Where the pages of guest memory come from when they are filled on demand or in bulk:
-/// a local snapshot chain now; a page server or an object store later.
+/// a local snapshot chain, a page server, or an object store.
 ///
 /// Regions are numbered as the source numbers them; the machine's regions are built in the
-/// same order. Both calls run on the userfault handler and fill threads: they must not
-/// allocate on success, and must either fill the buffer with the right bytes or throw.
+/// same order. `readPages` and `PageStream.receive` run on the userfault handler and fill
+/// threads: they must not allocate on success, and must either fill the buffer with the right
+/// bytes or throw. A source that loses its peer may block in them until the peer is back (the
+/// faulting vCPU waits), but never returns wrong bytes.
 package protocol PageSource: Sendable {
     /// How many regions the source has (numbered from 0).
     var regionCount: Int { get }
@@ -13,4 +15,43 @@ package protocol PageSource: Sendable {
     func isZeroPage(region: Int, page: UInt64) -> Bool
     /// Fills `buffer` (a whole number of pages) with pages of `region` from `firstPage`, each checked.
     func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    /// Starts delivering `pages` (none of them zero pages) in order, for a prefetch.
+    func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream
+    /// The working set recorded for this snapshot, nil if none was.
+    func loadWorkingSet() throws(PageSourceError) -> WorkingSet?
+    /// Stores `set` as this snapshot's working set, replacing any earlier one.
+    func storeWorkingSet(_ set: WorkingSet) throws(PageSourceError)
+    /// What crossed the network, for a source that has one.
+    var transferStatistics: PageTransferStatistics? { get }
+}
+
+extension PageSource {
+    package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
+        PageByPageStream(source: self, pages: pages)
+    }
+
+    package func loadWorkingSet() throws(PageSourceError) -> WorkingSet? { nil }
+
+    package func storeWorkingSet(_ set: WorkingSet) throws(PageSourceError) {
+        throw .unsupported("this page source cannot store a working set")
+    }
+
+    package var transferStatistics: PageTransferStatistics? { nil }
+}
+
+/// Bytes and requests a remote page source has moved, and how often it had to reconnect.
+package struct PageTransferStatistics: Sendable, Codable, Equatable {
+    package var bytesReceived: UInt64
+    package var bytesSent: UInt64
+    package var requests: UInt64
+    package var pagesReceived: UInt64
+    package var reconnects: UInt64
+
+    package init(bytesReceived: UInt64 = 0, bytesSent: UInt64 = 0, requests: UInt64 = 0, pagesReceived: UInt64 = 0, reconnects: UInt64 = 0) {
+        self.bytesReceived = bytesReceived
+        self.bytesSent = bytesSent
+        self.requests = requests
+        self.pagesReceived = pagesReceived
+        self.reconnects = reconnects
+    }
 }

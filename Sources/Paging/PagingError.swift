@@ -19,6 +19,8 @@ package enum PagingError: Error, CustomStringConvertible, Equatable {
     case thread(name: String, Errno)
     /// `start` was called twice.
     case alreadyStarted
+    /// A working set to prefetch that does not fit the memory.
+    case workingSet(String)
 
     package var description: String {
         switch self {
@@ -38,6 +40,8 @@ package enum PagingError: Error, CustomStringConvertible, Equatable {
             "cannot start paging thread \(name): \(errno)"
         case .alreadyStarted:
             "the lazy pager was already started"
+        case .workingSet(let message):
+            message
         }
     }
 }

@@ -22,13 +22,22 @@ final class PagingSession: Sendable {
     let handlerWakeup: Latch
     /// Given when the restore completes, fails or is stopped.
     let finished: Latch
+    /// The working set the fill streams first, if any.
+    let prefetch: WorkingSet?
+    /// Records the working set of the first seconds, if asked.
+    let recorder: WorkingSetRecorder?
     private let failureHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let startTime = Atomic<UInt64>(0)
 
-    init(regions: [PagedRegion], source: any PageSource, userfault: UserfaultDescriptor) throws(PagingError) {
+    init(
+        regions: [PagedRegion], source: any PageSource, userfault: UserfaultDescriptor, prefetch: WorkingSet?,
+        recorder: WorkingSetRecorder?
+    ) throws(PagingError) {
         self.regions = regions
         self.source = source
         self.userfault = userfault
+        self.prefetch = prefetch
+        self.recorder = recorder
         ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound } ?? 0))
         handlerWakeup = try Latch()
         finished = try Latch()
@@ -37,7 +46,37 @@ final class PagingSession: Sendable {
     /// Notes the start time and who to tell about a failure; before the threads start.
     func begin(onFailure: @escaping @Sendable (String) -> Void) {
         failureHandler.withLock { $0 = onFailure }
-        startTime.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+        let now = MonotonicClock.nanoseconds()
+        startTime.store(now, ordering: .relaxed)
+        if let recorder {
+            let totalPages = regions.last.map { $0.pages.upperBound } ?? 0
+            let capacity = Int(min(totalPages, UInt64(WorkingSetRecorder.maximumPages)))
+            ledger.withLock { $0.recording = WorkingSetRecording(capacity: capacity, deadline: now + recorder.nanoseconds) }
+        }
+    }
+
+    /// When the working-set recording ends (monotonic nanoseconds), nil if none runs.
+    var recordingDeadline: UInt64? {
+        ledger.withLock { $0.recording?.deadline }
+    }
+
+    /// Ends the recording and hands the set (pages in the source's numbering) to the recorder's owner.
+    func finishRecording() {
+        guard let recorder else { return }
+        let recorded = ledger.withLock { ledger -> [UInt64] in
+            let pages = ledger.recording?.pages ?? []
+            ledger.recording = nil
+            ledger.workingSetPages = UInt64(pages.count)
+            return pages
+        }
+        var references: [PageReference] = []
+        references.reserveCapacity(recorded.count)
+        for page in recorded {
+            guard let region = regions.last(where: { $0.firstPage <= page }) else { continue }
+            references.append(PageReference(region: region.index, page: region.sourcePage(page)))
+        }
+        recorder.store(WorkingSet(
+            fingerprint: recorder.fingerprint, pages: references, recordedMilliseconds: UInt32(recorder.nanoseconds / 1_000_000)))
     }
 
     /// The region holding host address `address`.

@@ -1,7 +1,7 @@
 /// What lazy restore has done so far: a consistent copy of the pager's counters, for the
 /// control API, the CLI's summary and benchmarks.
 ///
-/// Pages add up: `demandPages + backgroundPages + untouchedPages == totalPages` once `complete`, and once
+/// Pages add up: `demandPages + backgroundPages + prefetchPages + untouchedPages == totalPages` once `complete`, and once
 /// `complete`, `presentPages == totalPages`.
 package struct PagingStatistics: Sendable, Codable, Equatable {
     /// Pages in every region together.
@@ -14,14 +14,21 @@ package struct PagingStatistics: Sendable, Codable, Equatable {
     package var demandZeroFaults: UInt64
     /// Pages the handler installed: the faulting pages and the neighbours served with them.
     package var demandPages: UInt64
-    /// Pages the background fill installed.
+    /// Pages the background fill installed (the working-set prefetch not included).
     package var backgroundPages: UInt64
+    /// Pages the working-set prefetch installed at resume.
+    package var prefetchPages: UInt64
     /// Pages the pager never installed: zero pages left to the fresh backing, which reads them as
     /// zero once the pager lets go (filling them would allocate memory for nothing), and pages
     /// already in memory when it started.
     package var untouchedPages: UInt64
     /// Fault messages whose page was already present (the other thread won the race): only woken.
     package var alreadyPresentFaults: UInt64
+    /// Fault messages whose page the fill was already fetching (a prefetch or fill batch in
+    /// flight): left to the fill's copy to wake, never fetched twice.
+    package var fillWaitFaults: UInt64
+    /// Pages in the working set recorded by this restore, or prefetched by it.
+    package var workingSetPages: UInt64
     /// Every page is present, the ranges are unregistered and the userfaultfd is closed.
     package var complete: Bool
     /// Why the pager stopped serving, if a page could not be served.
@@ -33,7 +40,8 @@ package struct PagingStatistics: Sendable, Codable, Equatable {
 
     package init(
         totalPages: UInt64, presentPages: UInt64, demandFaults: UInt64, demandZeroFaults: UInt64, demandPages: UInt64,
-        backgroundPages: UInt64, untouchedPages: UInt64, alreadyPresentFaults: UInt64, complete: Bool,
+        backgroundPages: UInt64, prefetchPages: UInt64 = 0, untouchedPages: UInt64, alreadyPresentFaults: UInt64,
+        fillWaitFaults: UInt64 = 0, workingSetPages: UInt64 = 0, complete: Bool,
         failure: String?, fillDurationMilliseconds: Double?, faultLatency: FaultLatencySummary
     ) {
         self.totalPages = totalPages
@@ -42,6 +50,9 @@ package struct PagingStatistics: Sendable, Codable, Equatable {
         self.demandZeroFaults = demandZeroFaults
         self.demandPages = demandPages
         self.backgroundPages = backgroundPages
+        self.prefetchPages = prefetchPages
+        self.fillWaitFaults = fillWaitFaults
+        self.workingSetPages = workingSetPages
         self.untouchedPages = untouchedPages
         self.alreadyPresentFaults = alreadyPresentFaults
         self.complete = complete

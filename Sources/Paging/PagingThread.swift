@@ -7,7 +7,7 @@ import SystemPackage
 /// Not a task or a queue: both block in poll(2), pread(2) and ioctl(2), and `stop` must know
 /// they have finished before the regions go away. (Machine's OSThread starts detached threads;
 /// this is the same pattern plus join.)
-struct PagingThread: Sendable {
+package struct PagingThread: Sendable {
     private let handle: pthread_t
 
     private final class Start {
@@ -18,7 +18,7 @@ struct PagingThread: Sendable {
     private init(handle: pthread_t) { self.handle = handle }
 
     /// Starts `body` on a new thread named `name` (shown by top -H and in /proc).
-    static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(PagingError) -> PagingThread {
+    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(PagingError) -> PagingThread {
         let start = unsafe Unmanaged.passRetained(Start {
             _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
             body()
@@ -38,14 +38,14 @@ struct PagingThread: Sendable {
     }
 
     /// True when called on this thread.
-    var isCurrent: Bool { pthread_equal(handle, pthread_self()) != 0 }
+    package var isCurrent: Bool { pthread_equal(handle, pthread_self()) != 0 }
 
     /// Waits for the thread to end. Call once; never on the thread itself.
-    func join() {
+    package func join() {
         precondition(!isCurrent, "a paging thread cannot join itself")
         pthread_join(handle, nil)
     }
 
     /// Lets the thread end on its own (for a thread that would otherwise join itself).
-    func detach() { pthread_detach(handle) }
+    package func detach() { pthread_detach(handle) }
 }

@@ -10,9 +10,17 @@ package enum SnapshotMemoryLoader {
     /// Fresh regions (memfd unless `backings` names another) with every stored page read in
     /// and checked; zero pages are left untouched, so they cost no memory.
     package static func copy(_ chain: SnapshotChain, backings: [String: RegionBacking] = [:]) throws(MemoryLoadError) -> [GuestRegion] {
-        let regions = try empty(chain, backings: backings)
+        try copy(chain, shapes: chain.regions.map(\.shape), backings: backings)
+    }
+
+    /// Fresh regions shaped by `shapes` with every page `source` does not know to be zero read
+    /// in (a page server's, over the network).
+    package static func copy(
+        _ source: any PageSource, shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:]
+    ) throws(MemoryLoadError) -> [GuestRegion] {
+        let regions = try empty(shapes: shapes, backings: backings)
         for (index, region) in regions.enumerated() {
-            try copyPages(from: chain, region: index, into: region) { $0 != SnapshotChain.zeroOwner }
+            try copyPages(from: source, region: index, into: region) { !source.isZeroPage(region: index, page: $0) }
         }
         return regions
     }
@@ -31,7 +39,10 @@ package enum SnapshotMemoryLoader {
                                          at: base.pagesFileOffset(stored), path: base.path)
             } catch { throw .region(error) }
             if chain.files.count > 1 {
-                try copyPages(from: chain, region: index, into: region) { $0 != SnapshotChain.zeroOwner && $0 != baseIndex }
+                try copyPages(from: chain, region: index, into: region) {
+                    let owner = chain.owner(region: index, page: $0)
+                    return owner != SnapshotChain.zeroOwner && owner != baseIndex
+                }
             }
             regions.append(region)
         }
@@ -40,8 +51,13 @@ package enum SnapshotMemoryLoader {
 
     /// Fresh, all-zero regions shaped like the chain's (for a lazy restore to fill).
     package static func empty(_ chain: SnapshotChain, backings: [String: RegionBacking] = [:]) throws(MemoryLoadError) -> [GuestRegion] {
+        try empty(shapes: chain.regions.map(\.shape), backings: backings)
+    }
+
+    /// Fresh, all-zero regions of the given shapes.
+    package static func empty(shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:]) throws(MemoryLoadError) -> [GuestRegion] {
         var regions: [GuestRegion] = []
-        for stored in chain.regions {
+        for stored in shapes {
             do {
                 regions.append(try GuestRegion(name: stored.name, sizeInBytes: stored.sizeInBytes, backing: backings[stored.name] ?? .memfd))
             } catch { throw .region(error) }
@@ -49,22 +65,22 @@ package enum SnapshotMemoryLoader {
         return regions
     }
 
-    /// Reads, in batches straight into the region's mapping, every page whose owner `wanted` accepts.
+    /// Reads, in batches straight into the region's mapping, every page `wanted` accepts.
     private static func copyPages(
-        from chain: SnapshotChain, region index: Int, into region: GuestRegion, wanted: (UInt16) -> Bool
+        from source: any PageSource, region index: Int, into region: GuestRegion, wanted: (UInt64) -> Bool
     ) throws(MemoryLoadError) {
         let pageSize = SnapshotLayout.pageSize
-        let pageCount = chain.regions[index].pageCount
+        let pageCount = source.pageCount(region: index)
         var page: UInt64 = 0
         while page < pageCount {
-            guard wanted(chain.owner(region: index, page: page)) else { page += 1; continue }
+            guard wanted(page) else { page += 1; continue }
             var end = page + 1
-            while end < pageCount, end - page < batchPages, wanted(chain.owner(region: index, page: end)) { end += 1 }
+            while end < pageCount, end - page < batchPages, wanted(end) { end += 1 }
             let result: Result<Void, PageSourceError>? = unsafe region.withUnsafeMutableBytes(
                 at: RegionOffset(page * pageSize), count: Int((end - page) * pageSize)
             ) { buffer in
                 do throws(PageSourceError) {
-                    try unsafe chain.readPages(region: index, firstPage: page, into: buffer)
+                    try unsafe source.readPages(region: index, firstPage: page, into: buffer)
                     return .success(())
                 } catch { return .failure(error) }
             }

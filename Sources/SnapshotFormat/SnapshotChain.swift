@@ -76,6 +76,13 @@ package final class SnapshotChain: Sendable {
         return owners[region][Int(page)]
     }
 
+    /// The CRC32C recorded for `page` of `region` when it was written (the zero page's for a zero page).
+    package func storedCRC(region: Int, page: UInt64) -> UInt32 {
+        let who = owner(region: region, page: page)
+        guard who != Self.zeroOwner else { return SnapshotWriter.zeroPageCRC }
+        return files[Int(who)].regions[region].pageCRCs[Int(page)]
+    }
+
     /// The base (full) snapshot.
     package var base: SnapshotReader { files[files.count - 1] }
 

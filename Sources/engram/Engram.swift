@@ -8,7 +8,7 @@ struct Engram: ParsableCommand {
         commandName: "engram",
         abstract: "A KVM virtual machine monitor whose guest memory is a first-class file.",
         subcommands: [
-            RunCommand.self, RestoreCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self, UpdateCommand.self,
+            RunCommand.self, RestoreCommand.self, ServeCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self, UpdateCommand.self,
             VersionCommand.self, ResumeUpdateCommand.self,
         ]
     )

@@ -6,9 +6,13 @@ import SnapshotFormat
 /// A lazy restore's pager, and its statistics in the control API's terms.
 struct LazyFill: Sendable {
     let pager: LazyPager
+    let source: any PageSource
 
-    init(regions: [GuestRegion], source: any PageSource) throws {
-        do { pager = try LazyPager(regions: regions, source: source) } catch { throw CommandFailure(error.description) }
+    init(regions: [GuestRegion], source: any PageSource, prefetch: WorkingSet? = nil, recorder: WorkingSetRecorder? = nil) throws {
+        self.source = source
+        do { pager = try LazyPager(regions: regions, source: source, prefetch: prefetch, recorder: recorder) } catch {
+            throw CommandFailure(error.description)
+        }
     }
 
     func start(onFailure: @escaping @Sendable (String) -> Void) throws {
@@ -22,7 +26,7 @@ struct LazyFill: Sendable {
     var info: LazyFillInfo {
         let s = pager.statistics()
         let latency = s.faultLatency
-        return LazyFillInfo(
+        var info = LazyFillInfo(
             totalPages: s.totalPages, presentPages: s.presentPages, demandFaults: s.demandFaults,
             demandZeroFaults: s.demandZeroFaults, demandPages: s.demandPages, backgroundPages: s.backgroundPages,
             untouchedPages: s.untouchedPages, alreadyPresentFaults: s.alreadyPresentFaults, complete: s.complete,
@@ -31,5 +35,13 @@ struct LazyFill: Sendable {
                 count: latency.count, p50Us: latency.p50Microseconds, p90Us: latency.p90Microseconds,
                 p99Us: latency.p99Microseconds, maxUs: latency.maxMicroseconds, meanUs: latency.meanMicroseconds,
                 buckets: latency.buckets.map { LatencyBucketInfo(upToUs: $0.upperBoundMicroseconds, count: $0.count) }))
+        info.prefetchPages = s.prefetchPages
+        info.fillWaitFaults = s.fillWaitFaults
+        info.workingSetPages = s.workingSetPages
+        info.transfer = source.transferStatistics.map {
+            TransferInfo(bytesReceived: $0.bytesReceived, bytesSent: $0.bytesSent, requests: $0.requests, pagesReceived: $0.pagesReceived,
+                         reconnects: $0.reconnects)
+        }
+        return info
     }
 }

@@ -4,6 +4,7 @@ import GuestMemory
 import Machine
 import Paging
 import SnapshotFormat
+import Transport
 
 /// `engram restore SNAPSHOT`: starts a VM from a snapshot (and its diff parents) where it left off.
 struct RestoreCommand: ParsableCommand {
@@ -15,11 +16,14 @@ struct RestoreCommand: ParsableCommand {
             --memory map maps the snapshot copy-on-write: nothing is read up front and VMs restored from one snapshot share \
             its page cache. --memory lazy serves each first touch through userfaultfd while a background pass fills the rest. \
             map and lazy do not read every page up front; --verify checks every page's CRC first (lazy checks each page as it \
-            is served either way).
+            is served either way). SNAPSHOT may be tcp://HOST:PORT of an `engram serve` (with --secret-file): copy fetches \
+            every page first, lazy fetches each page on first touch and streams the rest. --record-working-set records the \
+            pages the guest touches in its first seconds beside the snapshot; later lazy restores fetch them at resume.
             """
     )
 
-    @Argument(help: "The snapshot file (a full snapshot, or a diff whose parents are in its directory).") var snapshot: String
+    @Argument(help: "The snapshot file (a full snapshot, or a diff whose parents are in its directory), or tcp://HOST:PORT of a page server.")
+    var snapshot: String
     @Option(help: "How memory comes back: copy, map or lazy.") var memory: RestoreMode = .map
     @Flag(help: "Check every stored page's CRC before the guest runs.") var verify = false
     @Flag(help: ArgumentHelp(
@@ -30,8 +34,30 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
+    @Option(help: "The page server's shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String?
+    @Option(help: "Seconds to keep reconnecting to a page server that went away before the VM gives up.") var reconnectTimeout = 300
+    @Option(help: ArgumentHelp(
+        "Record the pages the guest touches in its first SECONDS as the snapshot's working set (lazy only).",
+        discussion: "The background fill waits meanwhile, so that every touch is seen.", valueName: "seconds"))
+    var recordWorkingSet: Double?
+    @Flag(inversion: .prefixedNo, help: "Fetch the snapshot's working set in one transfer at resume, if one was recorded (lazy only).")
+    var prefetch = true
 
     func validate() throws {
+        if RestoreOrigin.isRemote(snapshot) {
+            guard memory != .map else {
+                throw ValidationError("--memory map needs a local snapshot file; restore from a page server with --memory lazy or copy")
+            }
+            guard !verify else { throw ValidationError("--verify checks local snapshot files; pages from a page server are checked as they arrive") }
+            guard !trackDirtyPages else { throw ValidationError("--track-dirty-pages needs a local snapshot file as the diff parent") }
+            guard secretFile != nil else { throw ValidationError("a page server needs --secret-file (the secret `engram serve` was given)") }
+        }
+        if let recordWorkingSet {
+            guard memory == .lazy else { throw ValidationError("--record-working-set needs --memory lazy") }
+            guard recordWorkingSet > 0 && recordWorkingSet <= 600 else {
+                throw ValidationError("--record-working-set \(recordWorkingSet): expected 0 to 600 seconds")
+            }
+        }
         if sharedMaps != nil && memory == .map {
             throw ValidationError("--shared-maps needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")
         }
@@ -40,39 +66,45 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         let started = ContinuousClock.now
         TerminationSignals.block()
-        let chain: SnapshotChain
-        do {
-            chain = try SnapshotChain(path: snapshot)
-            if verify { try chain.verifyAllPages() }
-        } catch {
-            throw CommandFailure(error.description)
+        let origin: RestoreOrigin
+        if RestoreOrigin.isRemote(snapshot) {
+            origin = try RestoreOrigin(server: snapshot, secretFile: secretFile!, reconnectTimeoutSeconds: reconnectTimeout)
+        } else {
+            do {
+                let chain = try SnapshotChain(path: snapshot)
+                if verify { try chain.verifyAllPages() }
+                origin = RestoreOrigin(chain: chain, name: snapshot)
+            } catch {
+                throw CommandFailure(error.description)
+            }
         }
         // The state decodes on another thread while KVM registers the memory slots.
-        let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(chain.state, snapshotPath: snapshot) }
-        let backings = try regionBackings(chain)
+        let snapshot = snapshot
+        let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(origin.state, snapshotPath: snapshot) }
+        let backings = try regionBackings(origin.shapes)
         let machine: Machine
         do {
             // A copy reads all of memory: learn first whether the state is usable at all.
             if memory == .copy { _ = try decoding.result() }
             let regions: [GuestRegion]
             switch memory {
-            case .copy: regions = try SnapshotMemoryLoader.copy(chain, backings: backings)
-            case .map: regions = try SnapshotMemoryLoader.map(chain)
-            case .lazy: regions = try SnapshotMemoryLoader.empty(chain, backings: backings)
+            case .copy: regions = try SnapshotMemoryLoader.copy(origin.source, shapes: origin.shapes, backings: backings)
+            case .map: regions = try SnapshotMemoryLoader.map(origin.chain!)
+            case .lazy: regions = try SnapshotMemoryLoader.empty(shapes: origin.shapes, backings: backings)
             }
             let memoryMap = try Machine.restoredMemory(regions)
             let shell = try Machine.prepareShell(memory: memoryMap)
-            machine = try Machine(restoring: try decoding.result(), snapshotRegions: chain.regions, memory: memoryMap, shell: shell,
+            machine = try Machine(restoring: try decoding.result(), snapshotRegions: origin.shapes, memory: memoryMap, shell: shell,
                                   consoleLogPath: consoleLog)
             // The restored snapshot becomes the parent of this VM's next diff snapshot.
-            if trackDirtyPages { try machine.adoptSnapshotBase(path: chain.path) }
+            if trackDirtyPages, let chain = origin.chain { try machine.adoptSnapshotBase(path: chain.path) }
         } catch let error as MemoryLoadError {
             throw CommandFailure(error.description)
         } catch let error as MachineError {
             throw CommandFailure(error.description)
         }
-        let fill = memory == .lazy ? try LazyFill(regions: machine.memory.regions, source: chain) : nil
-        let report = RestoreReport(snapshot: snapshot, mode: memory.rawValue, chainLength: chain.files.count)
+        let fill = memory == .lazy ? try lazyFill(machine.memory.regions, origin) : nil
+        let report = RestoreReport(snapshot: snapshot, mode: memory.rawValue, chainLength: origin.fileCount)
         let controller = MachineController(
             machine: machine, liveUpdate: LiveUpdateSession(apiSocket: apiSocket, consoleLogPath: consoleLog), restore: report,
             lazyFill: fill)
@@ -84,15 +116,40 @@ struct RestoreCommand: ParsableCommand {
                     machine.setMemoryFillWait { fill.waitUntilFilled() }
                 }
                 report.finished(after: ContinuousClock.now - started)
-                Diagnostics.note("restored \(snapshot) (\(chain.files.count) file\(chain.files.count == 1 ? "" : "s"), \(memory.rawValue)) in \(report.millisecondsText)")
+                let files = origin.fileCount == 1 ? "1 file" : "\(origin.fileCount) files"
+                Diagnostics.note("restored \(snapshot) (\(origin.chain == nil ? "page server" : files), \(memory.rawValue)) in \(report.millisecondsText)")
             },
             afterEnd: { fill?.stop() })
     }
 
-    private func regionBackings(_ chain: SnapshotChain) throws -> [String: RegionBacking] {
+    /// The lazy pager, prefetching the snapshot's working set or recording a new one.
+    private func lazyFill(_ regions: [GuestRegion], _ origin: RestoreOrigin) throws -> LazyFill {
+        if let seconds = recordWorkingSet {
+            let name = origin.name
+            let source = origin.source
+            let recorder = WorkingSetRecorder(milliseconds: UInt64(seconds * 1000), fingerprint: origin.fingerprint) { set in
+                do {
+                    try source.storeWorkingSet(set)
+                    Diagnostics.note("recorded a working set of \(set.pages.count) pages (\(set.pages.count * 4096 >> 20) MiB) for \(name)")
+                } catch {
+                    Diagnostics.note("the working set was recorded but not stored: \(error)")
+                }
+            }
+            return try LazyFill(regions: regions, source: origin.source, recorder: recorder)
+        }
+        var workingSet: WorkingSet?
+        if prefetch {
+            do { workingSet = try origin.source.loadWorkingSet() } catch {
+                Diagnostics.note("restoring without a working-set prefetch: \(error)")
+            }
+        }
+        return try LazyFill(regions: regions, source: origin.source, prefetch: workingSet)
+    }
+
+    private func regionBackings(_ shapes: [SnapshotRegionShape]) throws -> [String: RegionBacking] {
         var backings: [String: RegionBacking] = [:]
         guard let sharedMaps else { return backings }
-        let known = chain.regions.map(\.name)
+        let known = shapes.map(\.name)
         for name in sharedMaps.regionNames {
             guard known.contains(name) else { throw CommandFailure(GuestMemoryError.unknownRegion(name: name, known: known).description) }
             backings[name] = .sharedFile(path: sharedMaps.path(for: name), overwrite: force)

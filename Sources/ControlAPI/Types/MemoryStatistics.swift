@@ -53,6 +53,14 @@ package struct LazyFillInfo: Codable, Sendable, Equatable {
     package var fillMilliseconds: Double?
     /// Time to serve a demand fault, from reading the fault to the page being installed.
     package var faultLatency: LatencyInfo
+    /// Pages the working-set prefetch installed at resume.
+    package var prefetchPages: UInt64 = 0
+    /// Faults on pages the fill or prefetch was already fetching: left to it, never fetched twice.
+    package var fillWaitFaults: UInt64 = 0
+    /// Pages in the working set this restore prefetched or recorded.
+    package var workingSetPages: UInt64 = 0
+    /// For a restore from a page server: what crossed the network.
+    package var transfer: TransferInfo?
 
     package init(
         totalPages: UInt64, presentPages: UInt64, demandFaults: UInt64, demandZeroFaults: UInt64, demandPages: UInt64,
@@ -103,5 +111,23 @@ package struct LatencyBucketInfo: Codable, Sendable, Equatable {
     package init(upToUs: Double, count: UInt64) {
         self.upToUs = upToUs
         self.count = count
+    }
+}
+
+/// What a restore from a page server moved over the network.
+package struct TransferInfo: Codable, Sendable, Equatable {
+    package var bytesReceived: UInt64
+    package var bytesSent: UInt64
+    package var requests: UInt64
+    package var pagesReceived: UInt64
+    /// Times the connection to the server was lost and made again.
+    package var reconnects: UInt64
+
+    package init(bytesReceived: UInt64, bytesSent: UInt64, requests: UInt64, pagesReceived: UInt64, reconnects: UInt64) {
+        self.bytesReceived = bytesReceived
+        self.bytesSent = bytesSent
+        self.requests = requests
+        self.pagesReceived = pagesReceived
+        self.reconnects = reconnects
     }
 }

@@ -19,7 +19,7 @@ extension Machine {
     /// continues the guest. Refuses, before any vCPU exists, a state this Engram or this host
     /// cannot run.
     package convenience init(
-        restoring record: MachineStateRecord, snapshotRegions: [SnapshotRegion], memory: GuestMemoryMap, shell: MachineShell,
+        restoring record: MachineStateRecord, snapshotRegions: [SnapshotRegionShape], memory: GuestMemoryMap, shell: MachineShell,
         consoleLogPath: String? = nil
     ) throws(MachineError) {
         try SavedStateCheck.wellFormed(record)

@@ -39,7 +39,7 @@ enum SavedStateCheck {
     }
 
     /// The snapshot's regions are the ones the record names, sized and placed as this Engram places them.
-    static func regions(_ regions: [SnapshotRegion], match record: MachineStateRecord) throws(MachineError) {
+    static func regions(_ regions: [SnapshotRegionShape], match record: MachineStateRecord) throws(MachineError) {
         let names = regions.map(\.name)
         guard names == record.configuration.regionNames else {
             throw .invalidConfiguration("snapshot memory has regions \(names); its machine state names \(record.configuration.regionNames)")

@@ -1,0 +1,22 @@
+/// One page of one region, numbered as the page source numbers them: the unit of a working set
+/// and of a prefetch stream.
+package struct PageReference: Sendable, Hashable {
+    package let region: Int
+    package let page: UInt64
+
+    package init(region: Int, page: UInt64) {
+        self.region = region
+        self.page = page
+    }
+
+    /// Regions fit in 8 bits (a snapshot has at most 64), pages in the other 56.
+    package static let maximumRegion = 255
+    package static let maximumPage: UInt64 = (1 << 56) - 1
+
+    /// Region in the top 8 bits, page in the low 56: the form on disk and on the wire.
+    package var packed: UInt64 { UInt64(region) << 56 | page }
+
+    package init(packed: UInt64) {
+        self.init(region: Int(packed >> 56), page: packed & Self.maximumPage)
+    }
+}

@@ -1,0 +1,30 @@
+/// Pages of a list, delivered in the list's order: how a working set is prefetched in one batched
+/// transfer (a page server sends the whole list in answer to one request). Used by one thread.
+package protocol PageStream {
+    /// Fills `buffer` (a whole number of pages) with the next pages of the list, each checked.
+    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+}
+
+/// The stream of any source that has no batched transfer: one read per page, in order.
+struct PageByPageStream: PageStream {
+    let source: any PageSource
+    let pages: [PageReference]
+    private var next = 0
+
+    init(source: any PageSource, pages: [PageReference]) {
+        self.source = source
+        self.pages = pages
+    }
+
+    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let size = Int(LazyPager.pageSize)
+        for offset in stride(from: 0, to: buffer.count, by: size) {
+            precondition(next < pages.count, "received past the end of the page list")
+            let page = pages[next]
+            // SAFETY: one page of `buffer`, used only for this read.
+            try unsafe source.readPages(
+                region: page.region, firstPage: page.page, into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + size]))
+            next += 1
+        }
+    }
+}

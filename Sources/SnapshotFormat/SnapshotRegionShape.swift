@@ -1,0 +1,19 @@
+/// What a restore needs to know of a snapshot region before any page: its name, size and
+/// guest-physical placement. A local snapshot and a page server's manifest both give it.
+package struct SnapshotRegionShape: Sendable, Equatable {
+    package let name: String
+    package let sizeInBytes: UInt64
+    package let placements: [SnapshotPlacement]
+
+    package init(name: String, sizeInBytes: UInt64, placements: [SnapshotPlacement]) {
+        self.name = name
+        self.sizeInBytes = sizeInBytes
+        self.placements = placements
+    }
+
+    package var pageCount: UInt64 { sizeInBytes / SnapshotLayout.pageSize }
+}
+
+extension SnapshotRegion {
+    package var shape: SnapshotRegionShape { SnapshotRegionShape(name: name, sizeInBytes: sizeInBytes, placements: placements) }
+}

@@ -1,0 +1,75 @@
+import Glibc
+import Synchronization
+
+/// Opens authenticated connections to one page server, and gets them back after the server
+/// went away: a lost connection is retried with backoff until the server answers again or
+/// `reconnectTimeoutMilliseconds` pass. A server that comes back with another snapshot (a
+/// different fingerprint) or another secret is refused for good: the guest must never be fed
+/// pages of another snapshot.
+package final class PageServerConnector: Sendable {
+    package let endpoint: Endpoint
+    let secret: SharedSecret
+    let reconnectTimeoutMilliseconds: Int
+    let log: @Sendable (String) -> Void
+    /// The fingerprint of the first connection; later ones must match it.
+    private let fingerprint = Mutex<UInt64?>(nil)
+    let reconnects = Atomic<UInt64>(0)
+
+    /// A request must see its answer start within this long, or the connection counts as lost.
+    static let requestTimeoutMilliseconds = 15_000
+    static let connectTimeoutMilliseconds: Int32 = 5000
+
+    package init(endpoint: Endpoint, secret: SharedSecret, reconnectTimeoutMilliseconds: Int, log: @escaping @Sendable (String) -> Void) {
+        self.endpoint = endpoint
+        self.secret = secret
+        self.reconnectTimeoutMilliseconds = reconnectTimeoutMilliseconds
+        self.log = log
+    }
+
+    /// A new authenticated connection to the server, serving the same snapshot as the first.
+    func connect() throws(TransportError) -> FramedConnection {
+        let socket = try TCPSocket.connect(to: endpoint, timeoutMilliseconds: Self.connectTimeoutMilliseconds)
+        socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
+        let connection = FramedConnection(socket: socket)
+        let served = try Handshake.join(connection, secret: secret)
+        let expected = fingerprint.withLock { known in
+            if known == nil { known = served }
+            return known!
+        }
+        guard served == expected else {
+            throw .refused(peer: socket.peer, message: "it now serves another snapshot (fingerprint 0x\(String(served, radix: 16)), the guest's is 0x\(String(expected, radix: 16)))")
+        }
+        socket.setReceiveTimeout(milliseconds: Self.requestTimeoutMilliseconds)
+        return connection
+    }
+
+    /// After `error` lost a connection: connects again, retrying while the server is away.
+    func reconnect(after error: TransportError) throws(TransportError) -> FramedConnection {
+        log("page server \(endpoint) lost (\(error)); the guest waits for its memory while Engram reconnects")
+        let start = MonotonicTime.milliseconds()
+        var delay = 50
+        while true {
+            do {
+                let connection = try connect()
+                reconnects.add(1, ordering: .relaxed)
+                log("page server \(endpoint) is back after \(MonotonicTime.milliseconds() - start) ms; the restore goes on")
+                return connection
+            } catch where error.isConnectionLoss {
+                guard MonotonicTime.milliseconds() - start < reconnectTimeoutMilliseconds else {
+                    throw .socket(peer: endpoint.description, call: "reconnect for \(reconnectTimeoutMilliseconds / 1000) s", .timedOut)
+                }
+                usleep(UInt32(delay * 1000))
+                delay = min(delay * 2, 1000)
+            }
+        }
+    }
+}
+
+enum MonotonicTime {
+    static func milliseconds() -> Int {
+        var now = timespec()
+        // SAFETY: clock_gettime writes one timespec into a local.
+        unsafe clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+    }
+}

@@ -1,0 +1,149 @@
+import GuestMemory
+import Paging
+import Synchronization
+
+/// A page server as a page source: a lazy restore's faults and fill fetch pages with READ, a
+/// working set comes in one LIST stream, each page's CRC32C checked on arrival. Each calling
+/// thread takes a connection of its own from a small pool; a lost connection blocks the call
+/// (and so the faulting vCPU) until the connector has the server back, then the request is
+/// sent again.
+package final class RemotePageSource: PageSource {
+    package let manifest: SnapshotManifest
+    let connector: PageServerConnector
+    private let idle = Mutex<[FramedConnection]>([])
+    private let received = Atomic<UInt64>(0)
+    private let sent = Atomic<UInt64>(0)
+    private let requests = Atomic<UInt64>(0)
+    private let pagesReceived = Atomic<UInt64>(0)
+
+    /// Connects to the server behind `connector` and reads the snapshot's manifest.
+    package init(connector: PageServerConnector) throws(TransportError) {
+        self.connector = connector
+        let connection = try connector.connect()
+        try connection.sendFrame(.manifestRequest, [])
+        manifest = try SnapshotManifest(
+            decoding: try connection.readFrame(.manifest, maximumLength: WireProtocol.maximumReplyLength), peer: connection.peer)
+        idle.withLock { $0.reserveCapacity(8) }
+        giveBack(connection, before: (0, 0))
+    }
+
+    package var regionCount: Int { manifest.regions.count }
+
+    package func pageCount(region: Int) -> UInt64 { manifest.regions[region].pageCount }
+
+    package func isZeroPage(region: Int, page: UInt64) -> Bool { !manifest.dataPages[region].contains(PageIndex(page)) }
+
+    package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let count = buffer.count / WireProtocol.pageSize
+        var done = 0
+        while done < count {
+            let chunk = min(count - done, WireProtocol.maximumReadPages)
+            // SAFETY: pages [done, done + chunk) of `buffer`.
+            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done * WireProtocol.pageSize..<(done + chunk) * WireProtocol.pageSize])
+            try withConnection { (connection) throws(TransportError) in
+                try connection.sendRead(region: UInt32(region), firstPage: firstPage + UInt64(done), count: UInt32(chunk))
+                let frame = try connection.beginPages()
+                guard frame == chunk else {
+                    throw .malformed(peer: connection.peer, reason: "asked for \(chunk) pages, got \(frame)")
+                }
+                for index in 0..<chunk {
+                    let expected = PageReference(region: region, page: firstPage + UInt64(done + index)).packed
+                    guard connection.pageRecord(index).reference == expected else {
+                        throw .malformed(peer: connection.peer, reason: "sent page 0x\(String(connection.pageRecord(index).reference, radix: 16)) for 0x\(String(expected, radix: 16))")
+                    }
+                }
+                try unsafe connection.readExactly(into: part)
+                try unsafe Self.checkCRCs(part, connection: connection, firstRecord: 0)
+            }
+            pagesReceived.add(UInt64(chunk), ordering: .relaxed)
+            done += chunk
+        }
+    }
+
+    package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
+        RemotePageStream(source: self, references: pages)
+    }
+
+    package func loadWorkingSet() throws(PageSourceError) -> WorkingSet? {
+        var payload: [UInt8] = []
+        try withConnection { (connection) throws(TransportError) in
+            try connection.sendFrame(.getWorkingSet, [])
+            payload = try connection.readFrame(.workingSet, maximumLength: WireProtocol.maximumRequestLength)
+        }
+        guard !payload.isEmpty else { return nil }
+        let set = try WorkingSet(decoding: payload, origin: "the working set from \(connector.endpoint)")
+        try set.check(against: self, fingerprint: manifest.fingerprint)
+        return set
+    }
+
+    package func storeWorkingSet(_ set: WorkingSet) throws(PageSourceError) {
+        try set.check(against: self, fingerprint: manifest.fingerprint)
+        try withConnection { (connection) throws(TransportError) in
+            try connection.sendFrame(.putWorkingSet, set.encoded())
+            _ = try connection.readFrame(.ok, maximumLength: 0)
+        }
+    }
+
+    package var transferStatistics: PageTransferStatistics? {
+        PageTransferStatistics(
+            bytesReceived: received.load(ordering: .relaxed), bytesSent: sent.load(ordering: .relaxed),
+            requests: requests.load(ordering: .relaxed), pagesReceived: pagesReceived.load(ordering: .relaxed),
+            reconnects: connector.reconnects.load(ordering: .relaxed))
+    }
+
+    /// Runs `body` on a pooled connection; on a lost connection, reconnects and runs it again.
+    func withConnection(_ body: (FramedConnection) throws(TransportError) -> Void) throws(PageSourceError) {
+        do {
+            var connection = try take()
+            while true {
+                let before = (connection.bytesReceived, connection.bytesSent)
+                do {
+                    try body(connection)
+                    requests.add(1, ordering: .relaxed)
+                    giveBack(connection, before: before)
+                    return
+                } catch where error.isConnectionLoss {
+                    count(connection, before: before)
+                    connection = try connector.reconnect(after: error)
+                }
+            }
+        } catch {
+            throw .remote("page server \(connector.endpoint): \(error)")
+        }
+    }
+
+    /// An idle connection, or a new one.
+    func take() throws(TransportError) -> FramedConnection {
+        if let connection = idle.withLock({ $0.popLast() }) { return connection }
+        do { return try connector.connect() } catch where error.isConnectionLoss {
+            return try connector.reconnect(after: error)
+        }
+    }
+
+    /// Returns a healthy connection to the pool, counting what it moved.
+    func giveBack(_ connection: FramedConnection, before: (UInt64, UInt64)) {
+        count(connection, before: before)
+        idle.withLock { $0.append(connection) }
+    }
+
+    func count(_ connection: FramedConnection, before: (UInt64, UInt64)) {
+        received.add(connection.bytesReceived - before.0, ordering: .relaxed)
+        sent.add(connection.bytesSent - before.1, ordering: .relaxed)
+    }
+
+    func countPages(_ pages: Int) { pagesReceived.add(UInt64(pages), ordering: .relaxed) }
+
+    /// Checks each page of `data` against the CRC32C in the frame's records from `firstRecord`.
+    static func checkCRCs(_ data: UnsafeMutableRawBufferPointer, connection: FramedConnection, firstRecord: Int) throws(TransportError) {
+        let pageSize = WireProtocol.pageSize
+        for index in 0..<data.count / pageSize {
+            // SAFETY: page `index` of `data`.
+            let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(rebasing: data[index * pageSize..<(index + 1) * pageSize]))
+            let record = connection.pageRecord(firstRecord + index)
+            guard computed == record.crc else {
+                let reference = PageReference(packed: record.reference)
+                throw .malformed(peer: connection.peer, reason: "page \(reference.page) of region \(reference.region) arrived damaged (CRC32C 0x\(String(computed, radix: 16)), sent as 0x\(String(record.crc, radix: 16)))")
+            }
+        }
+    }
+}

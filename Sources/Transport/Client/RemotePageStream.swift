@@ -1,0 +1,83 @@
+import Paging
+
+/// A working set arriving from a page server: one LIST request, answered by PAGES frames in
+/// the list's order, taken a few pages at a time as the fill installs them. If the connection
+/// is lost, the pages not yet delivered are asked for again on a new one.
+struct RemotePageStream: PageStream {
+    let source: RemotePageSource
+    let references: [PageReference]
+    private var connection: FramedConnection?
+    private var delivered = 0
+    /// Pages of the current frame not yet read, and the record of the next one.
+    private var frameLeft = 0
+    private var frameRecord = 0
+    private var before: (UInt64, UInt64) = (0, 0)
+
+    init(source: RemotePageSource, references: [PageReference]) {
+        precondition(references.count <= WireProtocol.maximumListPages, "a LIST of \(references.count) pages")
+        self.source = source
+        self.references = references
+    }
+
+    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let pages = buffer.count / WireProtocol.pageSize
+        var filled = 0
+        do {
+            while filled < pages {
+                do throws(TransportError) {
+                    let connection = try open()
+                    if frameLeft == 0 {
+                        frameLeft = try connection.beginPages()
+                        frameRecord = 0
+                    }
+                    let count = min(frameLeft, pages - filled)
+                    for index in 0..<count {
+                        let expected = references[delivered + index].packed
+                        guard connection.pageRecord(frameRecord + index).reference == expected else {
+                            throw .malformed(peer: connection.peer, reason: "streamed page 0x\(String(connection.pageRecord(frameRecord + index).reference, radix: 16)) where 0x\(String(expected, radix: 16)) was due")
+                        }
+                    }
+                    // SAFETY: pages [filled, filled + count) of `buffer`.
+                    let part = unsafe UnsafeMutableRawBufferPointer(
+                        rebasing: buffer[filled * WireProtocol.pageSize..<(filled + count) * WireProtocol.pageSize])
+                    try unsafe connection.readExactly(into: part)
+                    try unsafe RemotePageSource.checkCRCs(part, connection: connection, firstRecord: frameRecord)
+                    filled += count
+                    delivered += count
+                    frameLeft -= count
+                    frameRecord += count
+                    source.countPages(count)
+                } catch where error.isConnectionLoss {
+                    if let connection { source.count(connection, before: before) }
+                    let fresh = try source.connector.reconnect(after: error)
+                    try request(on: fresh)
+                }
+            }
+        } catch {
+            throw .remote("page server \(source.connector.endpoint): \(error)")
+        }
+        if delivered == references.count, let connection {
+            source.giveBack(connection, before: before)
+            self.connection = nil
+        }
+    }
+
+    /// The stream's connection, asking for the list on first use.
+    private mutating func open() throws(TransportError) -> FramedConnection {
+        if let connection { return connection }
+        let fresh = try source.take()
+        try request(on: fresh)
+        return fresh
+    }
+
+    /// Sends LIST for every page not yet delivered, on `fresh`, which becomes the stream's connection.
+    private mutating func request(on fresh: FramedConnection) throws(TransportError) {
+        connection = fresh
+        frameLeft = 0
+        before = (fresh.bytesReceived, fresh.bytesSent)
+        var writer = ByteWriter()
+        writer.u32(UInt32(references.count - delivered))
+        for reference in references[delivered...] { writer.u64(reference.packed) }
+        try fresh.sendFrame(.list, writer.bytes)
+    }
+}

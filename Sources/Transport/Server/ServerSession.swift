@@ -1,0 +1,176 @@
+import GuestMemory
+import Paging
+import SnapshotFormat
+
+/// One client connection on the server: the handshake, then requests until the client leaves.
+/// A request that breaks the protocol gets an ERROR frame and the connection is closed; it
+/// never affects another connection or the server.
+@safe
+struct ServerSession {
+    let server: PageServer
+    let connection: FramedConnection
+
+    var peer: String { connection.peer }
+
+    func run() {
+        connection.socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
+        do { try Handshake.serve(connection, secret: server.secret, fingerprint: server.chain.fingerprint) } catch {
+            server.log("refused \(peer): \(error)")
+            return
+        }
+        connection.socket.setReceiveTimeout(milliseconds: 0)
+        let buffers = ServerBuffers()
+        do {
+            while true { try serveRequest(buffers) }
+        } catch .closed {
+            // The client left.
+        } catch {
+            connection.sendError(error.description)
+            server.log("closed \(peer): \(error)")
+        }
+    }
+
+    private func serveRequest(_ buffers: ServerBuffers) throws(TransportError) {
+        let header = try connection.readFrameHeader(maximumLength: WireProtocol.maximumRequestLength)
+        switch header.type {
+        case .manifestRequest:
+            guard header.length == 0 else { throw malformed("a MANIFEST request carries no payload") }
+            try connection.sendFrame(.manifest, server.manifest().encoded())
+        case .read:
+            guard header.length == 16 else { throw malformed("a READ request is 16 bytes, not \(header.length)") }
+            var reader = ByteReader(try connection.readPayload(16), peer: peer)
+            let region = Int(try reader.u32("region"))
+            let first = try reader.u64("first page")
+            let count = Int(try reader.u32("count"))
+            try checkRange(region: region, first: first, count: count)
+            try sendRun(region: region, first: first, count: count, buffers)
+        case .list:
+            guard header.length >= 4, (header.length - 4) % 8 == 0 else { throw malformed("a LIST request of \(header.length) bytes") }
+            let payload = try connection.readPayload(header.length)
+            var reader = ByteReader(payload, peer: peer)
+            let count = Int(try reader.u32("count"))
+            guard (1...WireProtocol.maximumListPages).contains(count), header.length == 4 + count * 8 else {
+                throw malformed("a LIST of \(count) pages in \(header.length) bytes; expected 1 to \(WireProtocol.maximumListPages) pages, 8 bytes each")
+            }
+            var references: [PageReference] = []
+            references.reserveCapacity(count)
+            for _ in 0..<count {
+                let reference = PageReference(packed: try reader.u64("page reference"))
+                try checkRange(region: reference.region, first: reference.page, count: 1)
+                references.append(reference)
+            }
+            try sendList(references, buffers)
+        case .getWorkingSet:
+            guard header.length == 0 else { throw malformed("a GET_WORKING_SET request carries no payload") }
+            let set: WorkingSet?
+            do { set = try server.chain.loadWorkingSet() } catch { throw refused("the stored working set is unusable: \(error)") }
+            try connection.sendFrame(.workingSet, set?.encoded() ?? [])
+        case .putWorkingSet:
+            let set: WorkingSet
+            do { set = try WorkingSet(decoding: try connection.readPayload(header.length), origin: "the working set sent") } catch let error as PageSourceError {
+                throw malformed(error.description)
+            } catch let error as TransportError {
+                throw error
+            } catch { throw malformed("\(error)") }
+            do {
+                try server.workingSetLock.withLock { _ throws(PageSourceError) in try server.chain.storeWorkingSet(set) }
+            } catch { throw refused(error.description) }
+            server.log("\(peer) stored a working set of \(set.pages.count) pages")
+            try connection.sendFrame(.ok, [])
+        default:
+            throw malformed("\(header.type) is not a request")
+        }
+    }
+
+    private func checkRange(region: Int, first: UInt64, count: Int) throws(TransportError) {
+        guard region < server.chain.regionCount else {
+            throw malformed("region \(region) does not exist; the snapshot has \(server.chain.regionCount)")
+        }
+        let pages = server.chain.pageCount(region: region)
+        guard (1...WireProtocol.maximumReadPages).contains(count), first < pages, UInt64(count) <= pages - first else {
+            throw malformed("pages \(first) to \(first &+ UInt64(count)) of region \(region): expected 1 to \(WireProtocol.maximumReadPages) pages inside its \(pages)")
+        }
+    }
+
+    /// Sends `count` pages of `region` from `first` in one PAGES frame.
+    private func sendRun(region: Int, first: UInt64, count: Int, _ buffers: ServerBuffers) throws(TransportError) {
+        let data = unsafe buffers.pages(count)
+        try unsafe read(region: region, first: first, into: data)
+        for index in 0..<count {
+            let page = first + UInt64(index)
+            buffers.references[index] = PageReference(region: region, page: page).packed
+            buffers.crcs[index] = server.chain.storedCRC(region: region, page: page)
+        }
+        try unsafe send(count: count, data: UnsafeRawBufferPointer(data), buffers)
+    }
+
+    /// Streams the data pages of `references` in order, in frames of up to 256 pages.
+    private func sendList(_ references: [PageReference], _ buffers: ServerBuffers) throws(TransportError) {
+        var next = 0
+        while next < references.count {
+            let end = min(next + WireProtocol.listFramePages, references.count)
+            let data = unsafe buffers.pages(end - next)
+            var index = next
+            while index < end {
+                // Neighbouring pages in the list are read in one call.
+                var last = index + 1
+                while last < end, references[last].region == references[index].region, references[last].page == references[last - 1].page + 1 {
+                    last += 1
+                }
+                let offset = (index - next) * WireProtocol.pageSize
+                // SAFETY: the pages [index, last) of this frame lie inside `data`.
+                try unsafe read(region: references[index].region, first: references[index].page,
+                                into: UnsafeMutableRawBufferPointer(rebasing: data[offset..<offset + (last - index) * WireProtocol.pageSize]))
+                index = last
+            }
+            for index in next..<end {
+                buffers.references[index - next] = references[index].packed
+                buffers.crcs[index - next] = server.chain.storedCRC(region: references[index].region, page: references[index].page)
+            }
+            try unsafe send(count: end - next, data: UnsafeRawBufferPointer(data), buffers)
+            next = end
+        }
+    }
+
+    private func read(region: Int, first: UInt64, into data: UnsafeMutableRawBufferPointer) throws(TransportError) {
+        do { try unsafe server.chain.readPages(region: region, firstPage: first, into: data) } catch {
+            server.log("cannot serve region \(region) page \(first) to \(peer): \(error)")
+            throw refused("the snapshot cannot be read here: \(error)")
+        }
+    }
+
+    private func send(count: Int, data: UnsafeRawBufferPointer, _ buffers: ServerBuffers) throws(TransportError) {
+        // SAFETY: the first `count` entries of the session's own arrays, used only for this send.
+        try unsafe buffers.references.withUnsafeBufferPointer { (references) throws(TransportError) in
+            try unsafe buffers.crcs.withUnsafeBufferPointer { (crcs) throws(TransportError) in
+                try unsafe connection.sendPages(
+                    references: UnsafeBufferPointer(rebasing: references[0..<count]), crcs: UnsafeBufferPointer(rebasing: crcs[0..<count]),
+                    data: data)
+            }
+        }
+    }
+
+    private func malformed(_ reason: String) -> TransportError { .malformed(peer: peer, reason: reason) }
+    private func refused(_ message: String) -> TransportError { .refused(peer: peer, message: message) }
+}
+
+/// A session's page buffer and frame records, allocated once per connection.
+@safe
+final class ServerBuffers {
+    private let memory: UnsafeMutableRawBufferPointer
+    var references: [UInt64]
+    var crcs: [UInt32]
+
+    init() {
+        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: WireProtocol.maximumReadPages * WireProtocol.pageSize, alignment: 4096)
+        references = Array(repeating: 0, count: WireProtocol.maximumFramePages)
+        crcs = Array(repeating: 0, count: WireProtocol.maximumFramePages)
+    }
+
+    deinit { unsafe memory.deallocate() }
+
+    func pages(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        // SAFETY: count is at most maximumReadPages, so the slice lies inside the allocation.
+        unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<count * WireProtocol.pageSize])
+    }
+}

@@ -1,0 +1,189 @@
+import GuestMemory
+
+/// One connection of the page protocol: frames in and out over a TCP socket, through a receive
+/// buffer so small fields cost no system call, and straight into the caller's memory for page
+/// data. Used by one thread at a time (a pool hands it from thread to thread under a lock);
+/// allocates only for control frames.
+///
+/// Frame: `u32 length` (of what follows), `u8 type`, payload. PAGES payload: `u32 count`, then
+/// count records `{u64 page reference, u32 CRC32C}`, then count × 4096 bytes of page data.
+@safe
+package final class FramedConnection: @unchecked Sendable {
+    package let socket: TCPSocket
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private var start = 0
+    private var end = 0
+    /// Page records of the PAGES frame being read; room for the most a frame may hold.
+    private var records: [(reference: UInt64, crc: UInt32)]
+    private var scratch: [UInt8]
+    package private(set) var bytesReceived: UInt64 = 0
+    package private(set) var bytesSent: UInt64 = 0
+
+    static let receiveBufferSize = 256 << 10
+
+    package init(socket: TCPSocket) {
+        self.socket = socket
+        unsafe receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.receiveBufferSize, alignment: 64)
+        records = Array(repeating: (0, 0), count: WireProtocol.maximumFramePages)
+        scratch = [UInt8](repeating: 0, count: 16 + WireProtocol.maximumFramePages * 12)
+    }
+
+    deinit { unsafe receiveBuffer.deallocate() }
+
+    package var peer: String { socket.peer }
+
+    // MARK: Receiving
+
+    /// Fills `destination` from the stream.
+    func readExactly(into destination: UnsafeMutableRawBufferPointer) throws(TransportError) {
+        var filled = 0
+        while filled < destination.count {
+            if start == end {
+                // Large reads go straight to the destination; small ones refill the buffer.
+                if destination.count - filled >= Self.receiveBufferSize / 2 {
+                    // SAFETY: the slice from `filled` lies inside `destination`.
+                    let got = try unsafe socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: destination[filled...]))
+                    bytesReceived += UInt64(got)
+                    filled += got
+                    continue
+                }
+                start = 0
+                end = try unsafe socket.receive(into: receiveBuffer)
+                bytesReceived += UInt64(end)
+            }
+            let count = min(end - start, destination.count - filled)
+            // SAFETY: both ranges lie inside their buffers.
+            unsafe destination.baseAddress!.advanced(by: filled).copyMemory(from: receiveBuffer.baseAddress!.advanced(by: start), byteCount: count)
+            start += count
+            filled += count
+        }
+    }
+
+    private func readInteger<T: FixedWidthInteger>(_: T.Type) throws(TransportError) -> T {
+        var value = T.zero
+        // SAFETY: reads exactly the integer's bytes into a local.
+        try unsafe withUnsafeMutableBytes(of: &value) { (raw) throws(TransportError) in try unsafe readExactly(into: raw) }
+        return T(littleEndian: value)
+    }
+
+    /// The next frame's type and payload length; the length must be at most `maximumLength`.
+    package func readFrameHeader(maximumLength: Int) throws(TransportError) -> (type: FrameType, length: Int) {
+        let length = Int(try readInteger(UInt32.self))
+        let rawType = try readInteger(UInt8.self)
+        guard length >= 1 else { throw .malformed(peer: peer, reason: "a frame of length 0") }
+        guard let type = FrameType(rawValue: rawType) else { throw .malformed(peer: peer, reason: "unknown frame type \(rawType)") }
+        guard length - 1 <= maximumLength else {
+            throw .malformed(peer: peer, reason: "a \(type) frame of \(length - 1) bytes; at most \(maximumLength) are allowed")
+        }
+        return (type, length - 1)
+    }
+
+    /// The next `count` bytes, as a control frame's payload.
+    package func readPayload(_ count: Int) throws(TransportError) -> [UInt8] {
+        guard count > 0 else { return [] }
+        // SAFETY: the read fills exactly `count` bytes of the fresh array, or throws.
+        return try unsafe [UInt8](unsafeUninitializedCapacity: count) { (buffer, initialized) throws(TransportError) in
+            try unsafe readExactly(into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
+        }
+    }
+
+    /// Reads a whole frame of `expected` type (at most `maximumLength` bytes); an ERROR frame becomes `.refused`.
+    package func readFrame(_ expected: FrameType, maximumLength: Int) throws(TransportError) -> [UInt8] {
+        let header = try readFrameHeader(maximumLength: max(maximumLength, WireProtocol.maximumMessageLength + 8))
+        let payload = try readPayload(header.length)
+        if header.type == .error && expected != .error { throw .refused(peer: peer, message: Self.errorMessage(payload)) }
+        guard header.type == expected else {
+            throw .malformed(peer: peer, reason: "expected a \(expected) frame, got \(header.type)")
+        }
+        guard payload.count <= maximumLength else {
+            throw .malformed(peer: peer, reason: "a \(expected) frame of \(payload.count) bytes; at most \(maximumLength) are allowed")
+        }
+        return payload
+    }
+
+    /// Starts reading a PAGES frame: reads its records and returns the page count; the data follows.
+    package func beginPages() throws(TransportError) -> Int {
+        let header = try readFrameHeader(maximumLength: 4 + WireProtocol.maximumFramePages * (12 + WireProtocol.pageSize))
+        if header.type == .error { throw .refused(peer: peer, message: Self.errorMessage(try readPayload(header.length))) }
+        guard header.type == .pages else { throw .malformed(peer: peer, reason: "expected a pages frame, got \(header.type)") }
+        let count = Int(try readInteger(UInt32.self))
+        guard count >= 1, count <= WireProtocol.maximumFramePages, header.length == 4 + count * (12 + WireProtocol.pageSize) else {
+            throw .malformed(peer: peer, reason: "a pages frame of \(header.length) bytes claims \(count) pages")
+        }
+        for index in 0..<count { records[index] = (try readInteger(UInt64.self), try readInteger(UInt32.self)) }
+        return count
+    }
+
+    /// The reference and CRC32C of record `index` of the current PAGES frame.
+    package func pageRecord(_ index: Int) -> (reference: UInt64, crc: UInt32) { records[index] }
+
+    // MARK: Sending
+
+    /// Sends one frame with `payload`.
+    package func sendFrame(_ type: FrameType, _ payload: [UInt8]) throws(TransportError) {
+        var writer = ByteWriter()
+        writer.u32(UInt32(payload.count + 1))
+        writer.append([type.rawValue])
+        writer.append(payload)
+        try socket.send(writer.bytes)
+        bytesSent += UInt64(writer.bytes.count)
+    }
+
+    /// Sends an ERROR frame (the text cut to the protocol's limit); failures are ignored, as the connection ends next.
+    package func sendError(_ message: String) {
+        let text = Array(message.utf8.prefix(WireProtocol.maximumMessageLength))
+        try? sendFrame(.error, text)
+    }
+
+    /// Sends a READ for `count` pages of `region` from `firstPage`, without allocating.
+    package func sendRead(region: UInt32, firstPage: UInt64, count: UInt32) throws(TransportError) {
+        let length = 1 + 16
+        // SAFETY: the stores lie inside the scratch buffer (at least 16 + 12 × 1024 bytes).
+        unsafe scratch.withUnsafeMutableBytes { raw in
+            unsafe raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
+            unsafe raw.storeBytes(of: FrameType.read.rawValue, toByteOffset: 4, as: UInt8.self)
+            unsafe raw.storeBytes(of: region.littleEndian, toByteOffset: 5, as: UInt32.self)
+            unsafe raw.storeBytes(of: firstPage.littleEndian, toByteOffset: 9, as: UInt64.self)
+            unsafe raw.storeBytes(of: count.littleEndian, toByteOffset: 17, as: UInt32.self)
+        }
+        try sendScratch(4 + length, more: false)
+        bytesSent += UInt64(4 + length)
+    }
+
+    /// Sends a PAGES frame: `references[i]` with `crcs[i]` and page i of `data`, without allocating.
+    package func sendPages(references: UnsafeBufferPointer<UInt64>, crcs: UnsafeBufferPointer<UInt32>, data: UnsafeRawBufferPointer) throws(TransportError) {
+        let count = references.count
+        precondition(count >= 1 && count <= WireProtocol.maximumFramePages && crcs.count == count && data.count == count * WireProtocol.pageSize,
+                     "a pages frame of \(count) pages")
+        let headerLength = 4 + 1 + 4 + count * 12
+        // SAFETY: 9 + 12 × count bytes, inside the scratch buffer.
+        unsafe scratch.withUnsafeMutableBytes { raw in
+            unsafe raw.storeBytes(of: UInt32(1 + 4 + count * (12 + WireProtocol.pageSize)).littleEndian, toByteOffset: 0, as: UInt32.self)
+            unsafe raw.storeBytes(of: FrameType.pages.rawValue, toByteOffset: 4, as: UInt8.self)
+            unsafe raw.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 5, as: UInt32.self)
+            for index in 0..<count {
+                unsafe raw.storeBytes(of: unsafe references[index].littleEndian, toByteOffset: 9 + index * 12, as: UInt64.self)
+                unsafe raw.storeBytes(of: unsafe crcs[index].littleEndian, toByteOffset: 17 + index * 12, as: UInt32.self)
+            }
+        }
+        try sendScratch(headerLength, more: true)
+        try unsafe socket.send(data)
+        bytesSent += UInt64(headerLength + data.count)
+    }
+
+    private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
+        let result: Result<Void, TransportError> = unsafe scratch.withUnsafeBytes { raw in
+            do throws(TransportError) {
+                // SAFETY: the first `count` bytes of the scratch buffer.
+                try unsafe socket.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    static func errorMessage(_ payload: [UInt8]) -> String {
+        String(decoding: payload.prefix(WireProtocol.maximumMessageLength), as: UTF8.self)
+    }
+}

@@ -1,0 +1,85 @@
+/// The page protocol's handshake (docs/PROTOCOL.md, "Handshake"): each side proves it knows the
+/// shared secret with an HMAC over both sides' fresh nonces, so neither a client nor a server
+/// without the secret gets anywhere, and an old exchange cannot be replayed.
+enum Handshake {
+    static let clientLabel = "engram page client v1"
+    static let serverLabel = "engram page server v1"
+
+    static func nonce() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<WireProtocol.nonceSize).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+
+    /// The server's side: HELLO out, AUTH in and checked, WELCOME (with the snapshot's
+    /// fingerprint) out. Throws, after telling the client why, if the client fails.
+    static func serve(_ connection: FramedConnection, secret: SharedSecret, fingerprint: UInt64) throws(TransportError) {
+        let serverNonce = nonce()
+        var hello = ByteWriter()
+        hello.append(WireProtocol.magic)
+        hello.u32(WireProtocol.version)
+        hello.append(serverNonce)
+        try connection.sendFrame(.hello, hello.bytes)
+        let payload: [UInt8]
+        do { payload = try connection.readFrame(.auth, maximumLength: 8 + 4 + 64) } catch {
+            connection.sendError("expected an AUTH frame: \(error)")
+            throw error
+        }
+        var reader = ByteReader(payload, peer: connection.peer)
+        let magic = try reader.bytes(8, "magic")
+        let version = try reader.u32("version")
+        let clientNonce = try reader.bytes(WireProtocol.nonceSize, "client nonce")
+        let proof = try reader.bytes(WireProtocol.proofSize, "proof")
+        try reader.expectEnd("the AUTH frame")
+        guard magic == WireProtocol.magic else {
+            connection.sendError("not an Engram page client")
+            throw .authentication(peer: connection.peer, reason: "it is not an Engram page client")
+        }
+        guard version == WireProtocol.version else {
+            connection.sendError("protocol version \(version); this server speaks version \(WireProtocol.version)")
+            throw .authentication(peer: connection.peer, reason: "protocol version \(version); expected \(WireProtocol.version)")
+        }
+        guard secret.verify(proof, clientLabel, serverNonce, clientNonce) else {
+            connection.sendError("authentication failed: wrong secret")
+            throw .authentication(peer: connection.peer, reason: "its proof does not match the secret")
+        }
+        var welcome = ByteWriter()
+        welcome.append(secret.proof(serverLabel, clientNonce, serverNonce))
+        welcome.u64(fingerprint)
+        try connection.sendFrame(.welcome, welcome.bytes)
+    }
+
+    /// The client's side; returns the fingerprint of the snapshot the server serves.
+    static func join(_ connection: FramedConnection, secret: SharedSecret) throws(TransportError) -> UInt64 {
+        let payload = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize)
+        var reader = ByteReader(payload, peer: connection.peer)
+        guard try reader.bytes(8, "magic") == WireProtocol.magic else {
+            throw .authentication(peer: connection.peer, reason: "it is not an Engram page server")
+        }
+        let version = try reader.u32("version")
+        guard version == WireProtocol.version else {
+            throw .authentication(peer: connection.peer, reason: "it speaks protocol version \(version); this Engram speaks \(WireProtocol.version)")
+        }
+        let serverNonce = try reader.bytes(WireProtocol.nonceSize, "server nonce")
+        try reader.expectEnd("the HELLO frame")
+        let clientNonce = nonce()
+        var auth = ByteWriter()
+        auth.append(WireProtocol.magic)
+        auth.u32(WireProtocol.version)
+        auth.append(clientNonce)
+        auth.append(secret.proof(clientLabel, serverNonce, clientNonce))
+        try connection.sendFrame(.auth, auth.bytes)
+        let welcome: [UInt8]
+        do { welcome = try connection.readFrame(.welcome, maximumLength: WireProtocol.proofSize + 8) } catch {
+            if case .refused(let peer, let message) = error { throw .authentication(peer: peer, reason: message) }
+            throw error
+        }
+        var answer = ByteReader(welcome, peer: connection.peer)
+        let proof = try answer.bytes(WireProtocol.proofSize, "proof")
+        let fingerprint = try answer.u64("fingerprint")
+        try answer.expectEnd("the WELCOME frame")
+        guard secret.verify(proof, serverLabel, clientNonce, serverNonce) else {
+            throw .authentication(peer: connection.peer, reason: "the server's proof does not match the secret: it is not the server you meant")
+        }
+        return fingerprint
+    }
+}

@@ -1,0 +1,41 @@
+/// The constants of the page protocol, version 1 (docs/PROTOCOL.md).
+package enum WireProtocol {
+    package static let magic = Array("ENGRAMPS".utf8)
+    package static let version: UInt32 = 1
+    package static let pageSize = 4096
+    package static let nonceSize = 32
+    package static let proofSize = 32
+    /// Pages one READ may ask for.
+    package static let maximumReadPages = 1024
+    /// Pages one PAGES frame may carry.
+    package static let maximumFramePages = 1024
+    /// Pages a LIST frame from the server side carries at most.
+    static let listFramePages = 256
+    /// Pages one LIST may name (and a working set may hold).
+    package static let maximumListPages = 1 << 20
+    /// The largest frame a client may send (a LIST of the most pages, or a working set).
+    static let maximumRequestLength = 64 + maximumListPages * 8
+    /// The largest frame a server may send outside PAGES (a manifest: regions' bitmaps and the state).
+    static let maximumReplyLength = 512 << 20
+    /// An error message's longest text.
+    static let maximumMessageLength = 1024
+    /// Seconds a new connection has to finish the handshake.
+    static let handshakeTimeoutMilliseconds = 5000
+}
+
+/// The type byte of a frame.
+package enum FrameType: UInt8, Sendable {
+    case hello = 1
+    case auth = 2
+    case welcome = 3
+    case error = 15
+    case manifestRequest = 16
+    case manifest = 17
+    case read = 18
+    case pages = 19
+    case list = 20
+    case getWorkingSet = 22
+    case workingSet = 23
+    case putWorkingSet = 24
+    case ok = 25
+}

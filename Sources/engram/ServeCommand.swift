@@ -1,0 +1,46 @@
+import ArgumentParser
+import Paging
+import SnapshotFormat
+import Transport
+
+/// `engram serve SNAPSHOT --listen HOST:PORT`: a page server for restores on other hosts.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a snapshot's state and memory to `engram restore tcp://HOST:PORT` on other hosts.",
+        discussion: """
+            Clients authenticate with the shared secret (HMAC-SHA256 over fresh nonces, both ways); every page carries \
+            its CRC32C. The connection is not encrypted: across networks you do not trust, run it inside a VPN or tunnel. \
+            Clients may store a working set beside the snapshot (SNAPSHOT.workingset). docs/PROTOCOL.md has the protocol.
+            """
+    )
+
+    @Argument(help: "The snapshot file (a full snapshot, or a diff whose parents are in its directory).") var snapshot: String
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String
+    @Option(help: "The shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String
+    @Option(help: "Connections served at once; more are turned away (each restoring client opens 2 or 3).") var maxConnections = 64
+    @Flag(help: "Check every stored page's CRC before serving.") var verify = false
+
+    func validate() throws {
+        guard (1...4096).contains(maxConnections) else { throw ValidationError("--max-connections \(maxConnections): expected 1 to 4096") }
+    }
+
+    func run() throws {
+        let server: PageServer
+        do {
+            let chain = try SnapshotChain(path: snapshot)
+            if verify { try chain.verifyAllPages() }
+            let secret = try SharedSecret.load(path: secretFile)
+            server = try PageServer(
+                chain: chain, secret: secret, listening: try Endpoint(parsing: listen), maximumConnections: maxConnections,
+                log: { Diagnostics.note($0) })
+            let endpoint = try Endpoint(parsing: listen)
+            Diagnostics.note("serving \(snapshot) on \(Endpoint.describe(host: endpoint.host, port: server.port)) (fingerprint 0x\(String(chain.fingerprint, radix: 16)))")
+        } catch let error as SnapshotFormatError {
+            throw CommandFailure(error.description)
+        } catch let error as TransportError {
+            throw CommandFailure(error.description)
+        }
+        do { try server.run() } catch { throw CommandFailure("the page server stopped: \(error)") }
+    }
+}
