@@ -1,4 +1,6 @@
 import ArgumentParser
+import Glibc
+import Machine
 import Paging
 import SnapshotFormat
 import Transport
@@ -26,20 +28,29 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        TerminationSignals.block()
         let server: PageServer
         do {
             let chain = try SnapshotChain(path: snapshot)
             if verify { try chain.verifyAllPages() }
             let secret = try SharedSecret.load(path: secretFile)
             server = try PageServer(
-                chain: chain, secret: secret, listening: try Endpoint(parsing: listen), maximumConnections: maxConnections,
+                chain: chain, secret: secret, listening: try Endpoint(parsing: listen, listening: true), maximumConnections: maxConnections,
                 log: { Diagnostics.note($0) })
-            let endpoint = try Endpoint(parsing: listen)
+            let endpoint = try Endpoint(parsing: listen, listening: true)
             Diagnostics.note("serving \(snapshot) on \(Endpoint.describe(host: endpoint.host, port: server.port)) (fingerprint 0x\(String(chain.fingerprint, radix: 16)))")
         } catch let error as SnapshotFormatError {
             throw CommandFailure(error.description)
         } catch let error as TransportError {
             throw CommandFailure(error.description)
+        }
+        do {
+            try TerminationSignals.watch { signal in
+                Diagnostics.note("page server stopped by signal \(signal)")
+                Glibc.exit(0)
+            }
+        } catch {
+            throw CommandFailure("\(error)")
         }
         do { try server.run() } catch { throw CommandFailure("the page server stopped: \(error)") }
     }

@@ -22,8 +22,21 @@ final class ChildProcess: @unchecked Sendable {
         for descriptor in closeInChild { posix_spawn_file_actions_addclose(&actions, descriptor) }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // The child starts with no signal blocked and default handlers, whatever the test thread
+        // that spawned it had (test runner threads block signals; a child would inherit that).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         guard result == 0 else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: executable]) }
         processID = pid
     }
@@ -43,7 +56,8 @@ final class ChildProcess: @unchecked Sendable {
         return status
     }
 
-    func terminate() { if isRunning { kill(processID, SIGTERM) } }
+    func terminate() { if isRunning { Glibc.kill(processID, SIGTERM) } }
+    func kill() { if isRunning { Glibc.kill(processID, SIGKILL) } }
 
     func waitUntilExit() { while isRunning { Thread.sleep(forTimeInterval: 0.01) } }
 }

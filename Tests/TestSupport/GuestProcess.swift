@@ -90,6 +90,26 @@ public final class GuestProcess: @unchecked Sendable {
         throw Timeout(description: "no console line with \"\(needle)\" within \(Int(timeout)) s; stderr: \(errorText.suffix(600)); console: \(consoleText.suffix(1500))")
     }
 
+    /// Waits for a complete line on standard error containing `needle` (Engram's own messages); returns it.
+    @discardableResult
+    public func waitForErrorLine(containing needle: String, timeout: TimeInterval = 60) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let exited = !process.isRunning
+            if exited { Thread.sleep(forTimeInterval: 0.1) }
+            if let line = ConsoleLines.first(containing: needle, in: Array(errorText.utf8), includingUnterminated: exited) { return line }
+            if exited { throw Timeout(description: "process exited (\(process.exitStatus ?? -1)) before printing \"\(needle)\" on stderr: \(errorText.suffix(800))") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw Timeout(description: "no stderr line with \"\(needle)\" within \(Int(timeout)) s; stderr: \(errorText.suffix(800))")
+    }
+
+    /// Sends SIGKILL (a crash, not a shutdown) and waits for the process to end.
+    public func kill() {
+        if process.isRunning { process.kill() }
+        process.waitUntilExit()
+    }
+
     private func completeLine(containing needle: String, after offset: Int, includingUnterminated: Bool) -> String? {
         ConsoleLines.first(containing: needle, in: Array(consoleText.utf8.dropFirst(offset)), includingUnterminated: includingUnterminated)
     }

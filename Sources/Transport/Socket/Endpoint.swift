@@ -5,14 +5,15 @@ package struct Endpoint: Sendable, CustomStringConvertible {
     package let host: String
     package let port: UInt16
 
-    /// Parses `text`; the host may be a name, an IPv4 address or a bracketed IPv6 address.
-    package init(parsing text: String) throws(TransportError) {
+    /// Parses `text`; the host may be a name, an IPv4 address or a bracketed IPv6 address. Port
+    /// 0 (any free port) only for an address to listen on.
+    package init(parsing text: String, listening: Bool = false) throws(TransportError) {
         guard let colon = text.lastIndex(of: ":") else { throw .address(text, reason: "no port") }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw .address(text, reason: "no host") }
-        guard let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
-            throw .address(text, reason: "the port is not a number from 1 to 65535")
+        guard let port = UInt16(text[text.index(after: colon)...]), port > 0 || listening else {
+            throw .address(text, reason: listening ? "the port is not a number from 0 to 65535" : "the port is not a number from 1 to 65535")
         }
         self.host = host
         self.port = port
