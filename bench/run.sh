@@ -9,3 +9,4 @@ swift build -c release --static-swift-stdlib 2>&1 | tail -1
 python3 bench/boot_time.py --runs 9 "$@"
 python3 bench/snapshot_restore.py
 python3 bench/live_update.py
+python3 bench/page_server.py

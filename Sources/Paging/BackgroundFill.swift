@@ -41,11 +41,23 @@ struct BackgroundFill {
                     cursor = window.upperBound
                     continue
                 }
-                guard fill(run, of: region, buffer) else { return }
+                guard fill(run, of: region, buffer), readAhead(buffer) else { return }
                 cursor = run.upperBound
             }
         }
         session.fillDone()
+    }
+
+    /// Fetches the batch after the latest fault first, if there was one since the last look; false once the pager has failed.
+    private func readAhead(_ buffer: PageBuffer) -> Bool {
+        guard let hint = session.ledger.withLock({ ledger -> UInt64? in
+            defer { ledger.readaheadHint = nil }
+            return ledger.readaheadHint
+        }) else { return true }
+        guard let region = session.regions.last(where: { $0.firstPage <= hint }), hint + 1 < region.pages.upperBound else { return true }
+        let window = hint + 1..<min(hint + 1 + Self.batchPages, region.pages.upperBound)
+        guard let run = session.ledger.withLock({ $0.claimed.firstMissingRun(in: window) }) else { return true }
+        return fill(run, of: region, buffer)
     }
 
     /// Sleeps until the recording window ends, then hands the recorded set to the session's
@@ -88,7 +100,7 @@ struct BackgroundFill {
                 // SAFETY: the view of the fill's own buffer is used only for this read and copy.
                 let bytes = unsafe buffer.pages(claimed.count)
                 do {
-                    try unsafe session.source.readPages(region: region.index, firstPage: region.sourcePage(page), into: bytes)
+                    try unsafe session.source.readPagesInBackground(region: region.index, firstPage: region.sourcePage(page), into: bytes)
                 } catch {
                     session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(page))..<\(region.sourcePage(claimed.upperBound)) cannot be read: \(error)")
                     return false

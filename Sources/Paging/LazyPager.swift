@@ -22,8 +22,8 @@ package final class LazyPager: Sendable {
     /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
     /// with one userfaultfd. The regions must be fresh (all zero, as `SnapshotMemoryLoader.empty`
     /// makes them): zero pages are left to them rather than installed. `faultClusterPages` (1 to 512) is how many aligned neighbouring
-    /// pages a fault may bring in with it. `prefetch` is a working set the fill streams first;
-    /// `recorder` records one instead (the two do not mix).
+    /// pages a fault may bring in with it. `prefetch` is a working set the fill claims and
+    /// streams first; `recorder` records one instead (the two do not mix).
     package init(
         regions: [GuestRegion], source: any PageSource, faultClusterPages: Int = 16, prefetch: WorkingSet? = nil,
         recorder: WorkingSetRecorder? = nil
@@ -93,7 +93,11 @@ package final class LazyPager: Sendable {
                 handler.run()
             }
             threads.withLock { $0.append(handler) }
-            let fill = try PagingThread.spawn(name: "engram-fill") { BackgroundFill(session: session).run() }
+            let fill = try PagingThread.spawn(name: "engram-fill") {
+                // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
+                PagingThread.lowerCurrentPriority()
+                BackgroundFill(session: session).run()
+            }
             threads.withLock { $0.append(fill) }
         } catch {
             stop()

@@ -15,6 +15,8 @@ package protocol PageSource: Sendable {
     func isZeroPage(region: Int, page: UInt64) -> Bool
     /// Fills `buffer` (a whole number of pages) with pages of `region` from `firstPage`, each checked.
     func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    /// `readPages` for the background fill: a source may serve it at lower priority than faults.
+    func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
     /// Starts delivering `pages` (none of them zero pages) in order, for a prefetch.
     func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream
     /// The working set recorded for this snapshot, nil if none was.
@@ -26,6 +28,10 @@ package protocol PageSource: Sendable {
 }
 
 extension PageSource {
+    package func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        try unsafe readPages(region: region, firstPage: firstPage, into: buffer)
+    }
+
     package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
         PageByPageStream(source: self, pages: pages)
     }

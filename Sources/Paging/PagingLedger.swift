@@ -16,6 +16,10 @@ struct PagingLedger {
     var alreadyPresentFaults: UInt64 = 0
     var fillWaitFaults: UInt64 = 0
     var recording: WorkingSetRecording?
+    /// The last data page the fault handler fetched, until the fill has read it: the fill fetches
+    /// what follows it next (most-needed first), so a guest reading memory in order meets pages
+    /// that are already in.
+    var readaheadHint: UInt64?
     var workingSetPages: UInt64 = 0
     var complete = false
     var failure: String?

@@ -26,6 +26,7 @@ final class PagingSession: Sendable {
     let prefetch: WorkingSet?
     /// Records the working set of the first seconds, if asked.
     let recorder: WorkingSetRecorder?
+
     private let failureHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let startTime = Atomic<UInt64>(0)
 

@@ -46,6 +46,12 @@ package struct PagingThread: Sendable {
         pthread_join(handle, nil)
     }
 
+    /// Lowers the calling thread's CPU priority (nice `niceness`), so bulk work yields to the
+    /// threads that serve faults and run vCPUs; a failure leaves the priority as it was.
+    package static func lowerCurrentPriority(to niceness: CInt = 10) {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(clinux_gettid()), niceness)
+    }
+
     /// Lets the thread end on its own (for a thread that would otherwise join itself).
     package func detach() { pthread_detach(handle) }
 }

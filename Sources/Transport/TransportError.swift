@@ -14,6 +14,8 @@ package enum TransportError: Error, CustomStringConvertible, Equatable {
     case authentication(peer: String, reason: String)
     /// The server answered with an error message.
     case refused(peer: String, message: String)
+    /// The server serves as many connections as it may and turned this one away.
+    case busy(peer: String)
     /// The shared secret cannot be used.
     case secret(path: String, reason: String)
 
@@ -26,6 +28,7 @@ package enum TransportError: Error, CustomStringConvertible, Equatable {
         case .authentication(let peer, let reason): "authentication with \(peer) failed: \(reason)"
         case .refused(let peer, let message): "\(peer) refused: \(message)"
         case .secret(let path, let reason): "secret file \(path): \(reason)"
+        case .busy(let peer): "\(peer) is busy: it serves as many connections as it may"
         }
     }
 
@@ -33,7 +36,7 @@ package enum TransportError: Error, CustomStringConvertible, Equatable {
     /// peer answered and the answer was wrong.
     package var isConnectionLoss: Bool {
         switch self {
-        case .socket, .closed: true
+        case .socket, .closed, .busy: true
         default: false
         }
     }

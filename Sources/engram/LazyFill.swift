@@ -8,9 +8,15 @@ struct LazyFill: Sendable {
     let pager: LazyPager
     let source: any PageSource
 
-    init(regions: [GuestRegion], source: any PageSource, prefetch: WorkingSet? = nil, recorder: WorkingSetRecorder? = nil) throws {
+    init(
+        regions: [GuestRegion], source: any PageSource, clusterPages: Int = 16, prefetch: WorkingSet? = nil,
+        recorder: WorkingSetRecorder? = nil
+    ) throws {
         self.source = source
-        do { pager = try LazyPager(regions: regions, source: source, prefetch: prefetch, recorder: recorder) } catch {
+        do {
+            pager = try LazyPager(
+                regions: regions, source: source, faultClusterPages: clusterPages, prefetch: prefetch, recorder: recorder)
+        } catch {
             throw CommandFailure(error.description)
         }
     }

@@ -34,18 +34,20 @@ import TestSupport
     @Test func threadTouchingAnUnservablePageStaysParked() throws {
         let regions = [try GuestRegion(name: "ram", sizeInBytes: 1024 * 4096, backing: .memfd)]
         // The gate holds the fill back, so the fault handler is the one that meets the bad page.
-        let source = TestPageSource(pageCounts: [1024], gate: (0, 0), failing: (0, 300), zero: Self.zero)
+        // Its first batch (pages below 512) is claimed by the gated fill: the pages touched lie above.
+        let source = TestPageSource(pageCounts: [1024], gate: (0, 0), failing: (0, 800), zero: Self.zero)
         let pager = try LazyPager(regions: regions, source: source)
+        defer { source.openGate() }
         let failures = FailureRecorder()
         try pager.start(onFailure: failures.handler)
 
         let served = try #require(PageToucher(regions[0], pages: [600]).pages())
         #expect(served == [source.expected(region: 0, page: 600)])
         // This thread is abandoned: it keeps the region mapped and stays parked until the process ends.
-        let parked = PageToucher(regions[0], pages: [300])
+        let parked = PageToucher(regions[0], pages: [800])
         #expect(failures.wait())
         let message = try #require(failures.all.first)
-        #expect(message.contains("region ram page 300 cannot be served"))
+        #expect(message.contains("region ram page 800 cannot be served"))
         #expect(!pager.waitUntilFilled())
         source.openGate()
         pager.stop()

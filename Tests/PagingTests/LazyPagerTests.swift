@@ -22,13 +22,15 @@ import Testing
         // The fill's first read includes page 0 of "ram": gated, it waits while faults are served.
         let source = TestPageSource(pageCounts: [2048, 300], gate: (0, 0), zero: Self.zero)
         let pager = try LazyPager(regions: regions, source: source)
+        defer { source.openGate() }
         let failures = FailureRecorder()
         try pager.start(onFailure: failures.handler)
 
-        // One thread after the other, so the handler sees the faults in this order.
-        let ramPages = try #require(PageToucher(regions[0], pages: [100, 101, 200, 1050, 1500]).pages())
+        // One thread after the other, so the handler sees the faults in this order. The gated fill
+        // has claimed its first batch (ram pages below 512): faults there would wait for it.
+        let ramPages = try #require(PageToucher(regions[0], pages: [600, 601, 700, 1050, 1500]).pages())
         let highPages = try #require(PageToucher(regions[1], pages: [7, 40]).pages())
-        #expect(ramPages == [100, 101, 200, 1050, 1500].map { source.expected(region: 0, page: $0) })
+        #expect(ramPages == [600, 601, 700, 1050, 1500].map { source.expected(region: 0, page: $0) })
         #expect(highPages == [7, 40].map { source.expected(region: 1, page: $0) })
 
         source.openGate()
@@ -43,10 +45,10 @@ import Testing
         // Seven faults: 1050 (in the zero stretch) and high 40 (between data pages) are zero.
         #expect(statistics.demandFaults == 7 && statistics.demandZeroFaults == 2)
         #expect(statistics.alreadyPresentFaults == 0)
-        // Isolated data faults bring one page; 101, next to 100, brings the rest of its aligned
-        // cluster (101..<112); a zero fault brings its zero neighbours in the cluster (all 16
+        // Isolated data faults bring one page; 601, next to 600, brings the rest of its aligned
+        // cluster (601..<608); a zero fault brings its zero neighbours in the cluster (all 16
         // for 1050, none for high 40, whose neighbours hold data).
-        #expect(statistics.demandPages == 1 + 11 + 1 + 16 + 1 + 1 + 1)
+        #expect(statistics.demandPages == 1 + 7 + 1 + 16 + 1 + 1 + 1)
         // The fill installs every data page the handler did not; long zero stretches stay holes.
         #expect(statistics.demandPages + statistics.backgroundPages + statistics.untouchedPages == 2348)
         #expect(statistics.untouchedPages > 0)
@@ -61,9 +63,10 @@ import Testing
         let regions = try Self.regions()
         let source = TestPageSource(pageCounts: [2048, 300], gate: (0, 0), zero: Self.zero)
         let pager = try LazyPager(regions: regions, source: source, faultClusterPages: 1)
+        defer { source.openGate() }
         try pager.start(onFailure: FailureRecorder().handler)
-        let touched = try #require(PageToucher(regions[0], pages: [100, 101]).pages())
-        #expect(touched == [source.expected(region: 0, page: 100), source.expected(region: 0, page: 101)])
+        let touched = try #require(PageToucher(regions[0], pages: [600, 601]).pages())
+        #expect(touched == [source.expected(region: 0, page: 600), source.expected(region: 0, page: 601)])
         source.openGate()
         #expect(pager.waitUntilFilled())
         let statistics = pager.statistics()
@@ -75,10 +78,11 @@ import Testing
         let regions = try Self.regions()
         let source = TestPageSource(pageCounts: [2048, 300], gate: (0, 0), zero: Self.zero)
         let pager = try LazyPager(regions: regions, source: source)
+        defer { source.openGate() }
         try pager.start(onFailure: FailureRecorder().handler)
         // A store to a missing page faults too; the page arrives first, then the store lands.
-        let touched = try #require(PageToucher(regions[0], pages: [300, 1010], write: 0xEE).pages())
-        for (page, bytes) in zip([UInt64(300), 1010], touched) {
+        let touched = try #require(PageToucher(regions[0], pages: [600, 1010], write: 0xEE).pages())
+        for (page, bytes) in zip([UInt64(600), 1010], touched) {
             var expected = source.expected(region: 0, page: page)
             expected[100] = 0xEE
             #expect(bytes == expected)
@@ -86,7 +90,7 @@ import Testing
         source.openGate()
         #expect(pager.waitUntilFilled())
         // The fill never overwrote the written pages.
-        #expect(try regions[0].read(count: 1, at: RegionOffset(300 * 4096 + 100)) == [0xEE])
+        #expect(try regions[0].read(count: 1, at: RegionOffset(600 * 4096 + 100)) == [0xEE])
         #expect(try regions[0].read(count: 1, at: RegionOffset(1010 * 4096 + 100)) == [0xEE])
     }
 
@@ -120,6 +124,7 @@ import Testing
         let regions = try Self.regions(backing: .anonymous)
         let source = TestPageSource(pageCounts: [2048, 300], gate: (0, 0), zero: Self.zero)
         let pager = try LazyPager(regions: regions, source: source)
+        defer { source.openGate() }
         try pager.start(onFailure: FailureRecorder().handler)
         let touched = try #require(PageToucher(regions[1], pages: [3, 4]).pages())
         #expect(touched == [source.expected(region: 1, page: 3), source.expected(region: 1, page: 4)])

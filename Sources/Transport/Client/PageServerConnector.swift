@@ -26,8 +26,9 @@ package final class PageServerConnector: Sendable {
         self.log = log
     }
 
-    /// A new authenticated connection to the server, serving the same snapshot as the first.
-    func connect() throws(TransportError) -> FramedConnection {
+    /// A new authenticated connection to the server, serving the same snapshot as the first;
+    /// a `background` one asks the server to serve it at lower priority than fault requests.
+    func connect(background: Bool = false) throws(TransportError) -> FramedConnection {
         let socket = try TCPSocket.connect(to: endpoint, timeoutMilliseconds: Self.connectTimeoutMilliseconds)
         socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
         let connection = FramedConnection(socket: socket)
@@ -40,17 +41,18 @@ package final class PageServerConnector: Sendable {
             throw .refused(peer: socket.peer, message: "it now serves another snapshot (fingerprint 0x\(String(served, radix: 16)), the guest's is 0x\(String(expected, radix: 16)))")
         }
         socket.setReceiveTimeout(milliseconds: Self.requestTimeoutMilliseconds)
+        if background { try connection.sendFrame(.background, []) }
         return connection
     }
 
     /// After `error` lost a connection: connects again, retrying while the server is away.
-    func reconnect(after error: TransportError) throws(TransportError) -> FramedConnection {
+    func reconnect(after error: TransportError, background: Bool = false) throws(TransportError) -> FramedConnection {
         log("page server \(endpoint) lost (\(error)); the guest waits for its memory while Engram reconnects")
         let start = MonotonicTime.milliseconds()
         var delay = 50
         while true {
             do {
-                let connection = try connect()
+                let connection = try connect(background: background)
                 reconnects.add(1, ordering: .relaxed)
                 log("page server \(endpoint) is back after \(MonotonicTime.milliseconds() - start) ms; the restore goes on")
                 return connection

@@ -10,7 +10,9 @@ import Synchronization
 package final class RemotePageSource: PageSource {
     package let manifest: SnapshotManifest
     let connector: PageServerConnector
+    /// Idle connections for faults, and for the background fill and prefetch (served at lower priority).
     private let idle = Mutex<[FramedConnection]>([])
+    private let idleBackground = Mutex<[FramedConnection]>([])
     private let received = Atomic<UInt64>(0)
     private let sent = Atomic<UInt64>(0)
     private let requests = Atomic<UInt64>(0)
@@ -24,7 +26,8 @@ package final class RemotePageSource: PageSource {
         manifest = try SnapshotManifest(
             decoding: try connection.readFrame(.manifest, maximumLength: WireProtocol.maximumReplyLength), peer: connection.peer)
         idle.withLock { $0.reserveCapacity(8) }
-        giveBack(connection, before: (0, 0))
+        idleBackground.withLock { $0.reserveCapacity(8) }
+        giveBack(connection, before: (0, 0), background: false)
     }
 
     package var regionCount: Int { manifest.regions.count }
@@ -34,13 +37,21 @@ package final class RemotePageSource: PageSource {
     package func isZeroPage(region: Int, page: UInt64) -> Bool { !manifest.dataPages[region].contains(PageIndex(page)) }
 
     package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        try unsafe read(region: region, firstPage: firstPage, into: buffer, background: false)
+    }
+
+    package func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        try unsafe read(region: region, firstPage: firstPage, into: buffer, background: true)
+    }
+
+    private func read(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer, background: Bool) throws(PageSourceError) {
         let count = buffer.count / WireProtocol.pageSize
         var done = 0
         while done < count {
             let chunk = min(count - done, WireProtocol.maximumReadPages)
             // SAFETY: pages [done, done + chunk) of `buffer`.
             let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done * WireProtocol.pageSize..<(done + chunk) * WireProtocol.pageSize])
-            try withConnection { (connection) throws(TransportError) in
+            try withConnection(background: background) { (connection) throws(TransportError) in
                 try connection.sendRead(region: UInt32(region), firstPage: firstPage + UInt64(done), count: UInt32(chunk))
                 let frame = try connection.beginPages()
                 guard frame == chunk else {
@@ -92,19 +103,19 @@ package final class RemotePageSource: PageSource {
     }
 
     /// Runs `body` on a pooled connection; on a lost connection, reconnects and runs it again.
-    func withConnection(_ body: (FramedConnection) throws(TransportError) -> Void) throws(PageSourceError) {
+    func withConnection(background: Bool = false, _ body: (FramedConnection) throws(TransportError) -> Void) throws(PageSourceError) {
         do {
-            var connection = try take()
+            var connection = try take(background: background)
             while true {
                 let before = (connection.bytesReceived, connection.bytesSent)
                 do {
                     try body(connection)
                     requests.add(1, ordering: .relaxed)
-                    giveBack(connection, before: before)
+                    giveBack(connection, before: before, background: background)
                     return
                 } catch where error.isConnectionLoss {
                     count(connection, before: before)
-                    connection = try connector.reconnect(after: error)
+                    connection = try connector.reconnect(after: error, background: background)
                 }
             }
         } catch {
@@ -113,17 +124,22 @@ package final class RemotePageSource: PageSource {
     }
 
     /// An idle connection, or a new one.
-    func take() throws(TransportError) -> FramedConnection {
-        if let connection = idle.withLock({ $0.popLast() }) { return connection }
-        do { return try connector.connect() } catch where error.isConnectionLoss {
-            return try connector.reconnect(after: error)
+    func take(background: Bool) throws(TransportError) -> FramedConnection {
+        let pooled = background ? idleBackground.withLock { $0.popLast() } : idle.withLock { $0.popLast() }
+        if let pooled { return pooled }
+        do { return try connector.connect(background: background) } catch where error.isConnectionLoss {
+            return try connector.reconnect(after: error, background: background)
         }
     }
 
-    /// Returns a healthy connection to the pool, counting what it moved.
-    func giveBack(_ connection: FramedConnection, before: (UInt64, UInt64)) {
+    /// Returns a healthy connection to its pool, counting what it moved.
+    func giveBack(_ connection: FramedConnection, before: (UInt64, UInt64), background: Bool) {
         count(connection, before: before)
-        idle.withLock { $0.append(connection) }
+        if background {
+            idleBackground.withLock { $0.append(connection) }
+        } else {
+            idle.withLock { $0.append(connection) }
+        }
     }
 
     func count(_ connection: FramedConnection, before: (UInt64, UInt64)) {

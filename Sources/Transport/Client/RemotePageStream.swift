@@ -49,7 +49,7 @@ struct RemotePageStream: PageStream {
                     source.countPages(count)
                 } catch where error.isConnectionLoss {
                     if let connection { source.count(connection, before: before) }
-                    let fresh = try source.connector.reconnect(after: error)
+                    let fresh = try source.connector.reconnect(after: error, background: true)
                     try request(on: fresh)
                 }
             }
@@ -57,7 +57,7 @@ struct RemotePageStream: PageStream {
             throw .remote("page server \(source.connector.endpoint): \(error)")
         }
         if delivered == references.count, let connection {
-            source.giveBack(connection, before: before)
+            source.giveBack(connection, before: before, background: true)
             self.connection = nil
         }
     }
@@ -65,7 +65,7 @@ struct RemotePageStream: PageStream {
     /// The stream's connection, asking for the list on first use.
     private mutating func open() throws(TransportError) -> FramedConnection {
         if let connection { return connection }
-        let fresh = try source.take()
+        let fresh = try source.take(background: true)
         try request(on: fresh)
         return fresh
     }

@@ -40,7 +40,7 @@ package final class PageServer: Sendable {
             let connection = FramedConnection(socket: socket)
             guard connections.add(1, ordering: .relaxed).newValue <= maximumConnections else {
                 connections.subtract(1, ordering: .relaxed)
-                connection.sendError("busy: this server already serves \(maximumConnections) connections; try again later")
+                connection.sendError("\(WireProtocol.busyMessage): this server already serves \(maximumConnections) connections; try again later")
                 log("turned away \(socket.peer): \(maximumConnections) connections already")
                 continue
             }

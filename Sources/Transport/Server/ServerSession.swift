@@ -33,6 +33,10 @@ struct ServerSession {
     private func serveRequest(_ buffers: ServerBuffers) throws(TransportError) {
         let header = try connection.readFrameHeader(maximumLength: WireProtocol.maximumRequestLength)
         switch header.type {
+        case .background:
+            guard header.length == 0 else { throw malformed("a BACKGROUND frame carries no payload") }
+            // Bulk transfers yield the CPU to connections serving faults.
+            PagingThread.lowerCurrentPriority()
         case .manifestRequest:
             guard header.length == 0 else { throw malformed("a MANIFEST request carries no payload") }
             try connection.sendFrame(.manifest, server.manifest().encoded())

@@ -50,7 +50,14 @@ package final class ListeningSocket: Sendable {
                 }
             }
             if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
+                // Network errors of the connection being accepted are passed through accept(2) on
+                // Linux, and descriptor or memory shortage passes: none ends the server.
+                if [EINTR, ECONNABORTED, ENETDOWN, EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT]
+                    .contains(errno) { continue }
+                if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(errno) {
+                    usleep(100_000)
+                    continue
+                }
                 throw .socket(peer: endpoint.description, call: "accept", Errno(rawValue: errno))
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)

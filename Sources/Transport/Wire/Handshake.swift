@@ -24,6 +24,10 @@ enum Handshake {
             connection.sendError("expected an AUTH frame: \(error)")
             throw error
         }
+        guard payload.count == 8 + 4 + WireProtocol.nonceSize + WireProtocol.proofSize else {
+            connection.sendError("an AUTH frame is \(8 + 4 + WireProtocol.nonceSize + WireProtocol.proofSize) bytes, not \(payload.count)")
+            throw .authentication(peer: connection.peer, reason: "its AUTH frame is \(payload.count) bytes")
+        }
         var reader = ByteReader(payload, peer: connection.peer)
         let magic = try reader.bytes(8, "magic")
         let version = try reader.u32("version")
@@ -50,7 +54,12 @@ enum Handshake {
 
     /// The client's side; returns the fingerprint of the snapshot the server serves.
     static func join(_ connection: FramedConnection, secret: SharedSecret) throws(TransportError) -> UInt64 {
-        let payload = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize)
+        let payload: [UInt8]
+        do { payload = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize) } catch {
+            // A full server says so instead of HELLO: like a server that is away, worth retrying.
+            if case .refused(let peer, let message) = error, message.hasPrefix(WireProtocol.busyMessage) { throw .busy(peer: peer) }
+            throw error
+        }
         var reader = ByteReader(payload, peer: connection.peer)
         guard try reader.bytes(8, "magic") == WireProtocol.magic else {
             throw .authentication(peer: connection.peer, reason: "it is not an Engram page server")

@@ -19,6 +19,8 @@ package enum WireProtocol {
     static let maximumReplyLength = 512 << 20
     /// An error message's longest text.
     static let maximumMessageLength = 1024
+    /// How the ERROR a full server sends in place of HELLO begins.
+    package static let busyMessage = "busy"
     /// Seconds a new connection has to finish the handshake.
     static let handshakeTimeoutMilliseconds = 5000
 }
@@ -38,4 +40,6 @@ package enum FrameType: UInt8, Sendable {
     case workingSet = 23
     case putWorkingSet = 24
     case ok = 25
+    /// The connection carries bulk transfers (background fill, prefetch): served at lower priority.
+    case background = 26
 }

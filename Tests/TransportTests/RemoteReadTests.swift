@@ -1,0 +1,133 @@
+import Foundation
+import Paging
+import SnapshotFormat
+import Synchronization
+import Testing
+import TestSupport
+@testable import Transport
+
+/// A RemotePageSource sees exactly what the local chain behind the server holds.
+@Suite struct RemoteReadTests {
+    let directory = TemporaryDirectory()
+
+    @Test func manifestDescribesTheChain() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try server.source()
+        #expect(source.manifest.fingerprint == chain.fingerprint)
+        #expect(source.manifest.regions == chain.regions.map(\.shape))
+        #expect(source.manifest.regions.map(\.name) == ["ram", "high"])
+        #expect(source.manifest.state == chain.state)
+        #expect(source.manifest.workingSetPages == 0)
+        #expect(source.regionCount == 2)
+        for region in 0..<2 {
+            #expect(source.pageCount(region: region) == chain.pageCount(region: region))
+            let differing = (0..<chain.pageCount(region: region)).filter {
+                source.isZeroPage(region: region, page: $0) != chain.isZeroPage(region: region, page: $0)
+            }
+            #expect(differing.isEmpty, "region \(region)")
+        }
+    }
+
+    @Test func readPagesReturnsTheChainsBytes() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try server.source()
+        // A single page, a zero page, a run across zero gaps, more than one READ may carry
+        // (split in chunks of 1024), a whole region, and the last page of each region.
+        let ranges: [(region: Int, first: UInt64, count: Int)] = [
+            (0, 0, 1), (0, 1, 1), (0, 5, 20), (0, 90, 1500), (0, 0, 2048), (0, 2047, 1), (1, 0, 256), (1, 255, 1), (1, 9, 1),
+        ]
+        for range in ranges {
+            let remote = try source.bytes(region: range.region, first: range.first, count: range.count)
+            let local = try chain.bytes(region: range.region, first: range.first, count: range.count)
+            #expect(remote == local, "region \(range.region) pages \(range.first) + \(range.count)")
+        }
+        // The fill's reads go over a connection of their own, served at lower priority: same bytes.
+        var background = [UInt8](repeating: 0, count: 1500 * 4096)
+        try background.withUnsafeMutableBytes { try source.readPagesInBackground(region: 0, firstPage: 90, into: $0) }
+        #expect(background == (try chain.bytes(region: 0, first: 90, count: 1500)))
+
+        let statistics = try #require(source.transferStatistics)
+        #expect(statistics.pagesReceived == UInt64(ranges.reduce(0) { $0 + $1.count } + 1500))
+        #expect(statistics.reconnects == 0)
+        // One READ per range, two for each range past 1024 pages (the manifest in init is not counted).
+        #expect(statistics.requests == UInt64(ranges.count + 2 + 2))
+        #expect(statistics.bytesReceived > statistics.pagesReceived * 4096)
+    }
+
+    @Test func concurrentReadersEachGetTheirOwnPages() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try server.source()
+        // Several threads at once take connections of their own from the pool.
+        let wrong = Locked<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { thread in
+            for step in 0..<20 {
+                let region = (thread + step) % 2
+                let pages = source.pageCount(region: region)
+                let first = UInt64(thread * 131 + step * 37) % pages
+                let count = Int(min(pages - first, UInt64(1 + (thread * 7 + step * 13) % 64)))
+                let remote = try? source.bytes(region: region, first: first, count: count)
+                let local = try? chain.bytes(region: region, first: first, count: count)
+                if remote == nil || remote != local { wrong.withLock { $0.append("thread \(thread) step \(step)") } }
+            }
+        }
+        #expect(wrong.value.isEmpty)
+    }
+
+    @Test func streamDeliversAListInOrderWhateverTheChunkSize() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try server.source()
+        // Scattered data pages of both regions, neighbours and backward jumps included, then
+        // enough more that the server needs several frames (it sends 256 pages per frame).
+        var references = [(0, 1500), (1, 2), (0, 3), (0, 4 * 3), (0, 101), (0, 102), (0, 100), (1, 254), (0, 2046)]
+            .map { PageReference(region: $0.0, page: UInt64($0.1)) }
+        var generator = SystemRandomNumberGenerator()
+        references += (200..<1000).map { PageReference(region: 0, page: UInt64($0)) }.shuffled(using: &generator)
+        #expect(references.allSatisfy { !chain.isZeroPage(region: $0.region, page: $0.page) })
+        #expect(Set(references).count == references.count)
+
+        for chunks in [[1], [3, 32, 7], [256], [100, 300], [references.count]] {
+            var stream = try source.streamPages(references)
+            var received: [UInt8] = []
+            var next = 0
+            var step = 0
+            while next < references.count {
+                let count = min(chunks[step % chunks.count], references.count - next)
+                var buffer = [UInt8](repeating: 0xAA, count: count * 4096)
+                try buffer.withUnsafeMutableBytes { try stream.receive(into: $0) }
+                received += buffer
+                next += count
+                step += 1
+            }
+            var expected: [UInt8] = []
+            for reference in references { expected += try chain.bytes(region: reference.region, first: reference.page, count: 1) }
+            #expect(received == expected, "chunks \(chunks)")
+        }
+        // Each finished stream gave its connection back clean: a READ on the pool still works.
+        #expect(try source.bytes(region: 1, first: 2, count: 1) == chain.bytes(region: 1, first: 2, count: 1))
+        #expect(source.transferStatistics?.pagesReceived == UInt64(5 * references.count + 1))
+    }
+
+    @Test func serverTurnsAwayConnectionsPastItsLimit() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain, maximumConnections: 1)
+        var first: RemotePageSource? = try server.source()
+        // The first source holds the only connection in its pool.
+        let error = #expect(throws: TransportError.self) { _ = try server.source() }
+        // A full server is like one that is away: the first contact fails, a reconnect would retry.
+        guard case .busy = error else {
+            Issue.record("expected busy, got \(String(describing: error))")
+            return
+        }
+        #expect(error?.isConnectionLoss == true)
+        #expect(try first?.bytes(region: 0, first: 0, count: 1) == chain.bytes(region: 0, first: 0, count: 1))
+        first = nil
+        // Once the first client is gone (its session ends when the socket closes), a new one is served.
+        let deadline = Date().addingTimeInterval(20)
+        while server.server.connectionCount > 0, Date() < deadline { usleep(1000) }
+        #expect(try server.source().bytes(region: 1, first: 2, count: 1) == chain.bytes(region: 1, first: 2, count: 1))
+    }
+}
