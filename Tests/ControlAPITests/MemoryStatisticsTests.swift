@@ -36,7 +36,8 @@ import Testing
         #expect(Set(restore.keys) == ["snapshot", "mode", "chain_length", "restore_milliseconds"])
         let lazy = try #require(top["lazy"] as? [String: Any])
         #expect(Set(lazy.keys) == ["total_pages", "present_pages", "demand_faults", "demand_zero_faults", "demand_pages",
-                                   "background_pages", "untouched_pages", "already_present_faults", "complete", "fault_latency"])
+                                   "background_pages", "untouched_pages", "already_present_faults", "complete", "fault_latency",
+                                   "prefetch_pages", "fill_wait_faults", "working_set_pages"])
         let latency = try #require(lazy["fault_latency"] as? [String: Any])
         #expect(Set(latency.keys) == ["count", "p50_us", "p90_us", "p99_us", "max_us", "mean_us", "buckets"])
         #expect((latency["buckets"] as? [[String: Any]])?.first?["up_to_us"] as? Double == 32)
