@@ -118,7 +118,7 @@ struct BackgroundFill {
     }
 
     /// How many pages from `page` on (before `end`) the source knows are zero.
-    func zeroStretch(from page: UInt64, before end: UInt64, of region: PagedRegion) -> UInt64 {
+    private func zeroStretch(from page: UInt64, before end: UInt64, of region: PagedRegion) -> UInt64 {
         var next = page
         while next < end, session.source.isZeroPage(region: region.index, page: region.sourcePage(next)) { next += 1 }
         return next - page
