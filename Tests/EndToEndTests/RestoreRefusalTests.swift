@@ -45,12 +45,14 @@ struct RestoreRefusalTests {
     }
 
     @Test func truncatedSnapshotIsRefused() throws {
+        defer { Self.directory.remove("truncated.snap") }
         let path = try damaged("truncated.snap") { $0 = Array($0.prefix($0.count / 2)) }
         for mode in ["copy", "map", "lazy"] { try expectRefusal(path, mode: mode, "outside the") }
     }
 
     @Test func corruptedPageIsRefused() throws {
         // The first stored page of ram sits at the page area's start or after it; find one that is not zero.
+        defer { Self.directory.remove("corrupt.snap") }
         let path = try damaged("corrupt.snap") { bytes in
             let pagesOffset = Int(SnapshotSurgery.u64(bytes, 320 + 208))
             let stored = stride(from: pagesOffset, to: bytes.count - 4096, by: 4096).first { offset in
@@ -69,6 +71,7 @@ struct RestoreRefusalTests {
     }
 
     @Test func newerFormatVersionIsRefused() throws {
+        defer { Self.directory.remove("newer.snap") }
         let path = try damaged("newer.snap") { bytes in
             SnapshotSurgery.put32(2, &bytes, 8)
             SnapshotSurgery.resealHeader(&bytes)
@@ -78,12 +81,14 @@ struct RestoreRefusalTests {
 
     @Test func newerStateVersionIsRefused() throws {
         let path = Self.directory.path("state-version.snap")
+        defer { Self.directory.remove("state-version.snap") }
         try SnapshotSurgery.editState(of: try Self.good.get(), writingTo: path) { $0["version"] = 7 }
         try expectRefusal(path, mode: "map", "a newer Engram's version 7; this Engram reads version 2")
     }
 
     @Test func stateThatDoesNotDecodeIsRefused() throws {
         let path = Self.directory.path("state-broken.snap")
+        defer { Self.directory.remove("state-broken.snap") }
         try SnapshotSurgery.editState(of: try Self.good.get(), writingTo: path) { $0["vcpus"] = "none" }
         try expectRefusal(path, mode: "map", "the machine state does not decode: vcpus")
     }
@@ -91,6 +96,7 @@ struct RestoreRefusalTests {
     @Test func wrongConfigurationIsRefused() throws {
         let good = try Self.good.get()
         let cpus = Self.directory.path("cpus.snap")
+        defer { Self.directory.remove("cpus.snap") }
         try SnapshotSurgery.editState(of: good, writingTo: cpus) { state in
             var configuration = state["configuration"] as! [String: Any]
             configuration["cpuCount"] = 3
@@ -99,6 +105,7 @@ struct RestoreRefusalTests {
         try expectRefusal(cpus, mode: "map", "saved state holds 2 vCPUs but its configuration says 3")
 
         let size = Self.directory.path("size.snap")
+        defer { Self.directory.remove("size.snap") }
         try SnapshotSurgery.editState(of: good, writingTo: size) { state in
             var configuration = state["configuration"] as! [String: Any]
             configuration["memorySizeInBytes"] = 1 << 30
@@ -107,6 +114,7 @@ struct RestoreRefusalTests {
         try expectRefusal(size, mode: "map", "does not match the saved memory size 1073741824")
 
         let region = Self.directory.path("region.snap")
+        defer { Self.directory.remove("region.snap") }
         try SnapshotSurgery.editState(of: good, writingTo: region) { state in
             var configuration = state["configuration"] as! [String: Any]
             configuration["regionNames"] = ["ram", "vram"]
@@ -115,6 +123,7 @@ struct RestoreRefusalTests {
         try expectRefusal(region, mode: "map", "region vram; this Engram knows ram")
 
         let features = Self.directory.path("features.snap")
+        defer { Self.directory.remove("features.snap") }
         try SnapshotSurgery.editState(of: good, writingTo: features) { state in
             var vcpus = state["vcpus"] as! [[String: Any]]
             var cpuid = vcpus[0]["cpuid"] as! [[String: Any]]
@@ -142,6 +151,7 @@ struct RestoreRefusalTests {
             let path = Self.directory.path("random-\(iteration).snap")
             try SnapshotSurgery.write(bytes, to: path)
             try expectRefusal(path, mode: ["copy", "map", "lazy"][iteration % 3], path)
+            Self.directory.remove("random-\(iteration).snap")
         }
     }
 }
