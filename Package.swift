@@ -81,6 +81,11 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(
+            name: "Inspect",
+            dependencies: ["CLinux", "GuestMemory", "SnapshotFormat"],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
             name: "ControlAPI",
             dependencies: [
                 "CLinux",
@@ -95,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "Migration", "ControlAPI", "GuestMemory", "KVM", "Paging", "SnapshotFormat", "Transport",
+                "Machine", "Migration", "ControlAPI", "GuestMemory", "Inspect", "KVM", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -108,6 +113,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "PagingTests", dependencies: ["Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "GuestMemory", "TestSupport"]),
         .testTarget(

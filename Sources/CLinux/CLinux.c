@@ -73,3 +73,7 @@ __attribute__((target("sse4.2"))) uint32_t clinux_crc32c_sse42(uint32_t state, c
     for (; length > 0; length--, p++) c = _mm_crc32_u8((uint32_t)c, *p);
     return (uint32_t)c;
 }
+
+const void *clinux_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    return memmem(haystack, haystack_length, needle, needle_length);
+}

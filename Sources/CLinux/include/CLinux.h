@@ -85,6 +85,8 @@ int clinux_close_range_cloexec(unsigned int first);
 int clinux_spawn_teardown_holder(void);
 /// Non-zero if this CPU has SSE4.2 (the crc32 instruction).
 int clinux_cpu_has_sse42(void);
+// memmem(3), a GNU extension: the first occurrence of a byte string (engram mem search).
+const void *clinux_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
 /// Continues a raw (not inverted) CRC32C state over `length` bytes with the crc32 instruction.
 uint32_t clinux_crc32c_sse42(uint32_t state, const void *data, size_t length);
 
