@@ -1,4 +1,5 @@
 import ControlAPI
+import Inspect
 import GuestMemory
 import Machine
 
@@ -18,6 +19,19 @@ struct MachineController: VMControl {
     }
 
     func memoryRegions() -> [MemoryRegionInfo] { RegionReport.regions(of: machine.memory) }
+
+    func processorRegisters() throws(VMControlError) -> [ProcessorRegisters] {
+        guard machine.stateName == "paused" else { throw .invalidState(operation: "read vCPU registers", state: machine.stateName) }
+        do {
+            return try machine.registerBlocks().compactMap { block in
+                ProcessorState(id: Int(block.id), kvmSpecialRegisters: block.specialRegisters, kvmRegisters: block.registers).map {
+                    ProcessorRegisters(id: $0.id, cr0: $0.cr0, cr3: $0.cr3, cr4: $0.cr4, efer: $0.efer, rip: $0.rip)
+                }
+            }
+        } catch {
+            throw .failed(operation: "read vCPU registers", reason: "\(error)")
+        }
+    }
 
     func memoryStatistics() -> MemoryStatistics { MemoryStatistics(restore: restore?.info, lazy: lazyFill?.info) }
 

@@ -1,4 +1,5 @@
 import ControlAPI
+import Glibc
 import GuestMemory
 
 /// Describes guest memory regions the same way on the terminal and through the API.
@@ -8,8 +9,10 @@ enum RegionReport {
             let ranges = memory.mappings.filter { $0.region === region }.map {
                 GuestRangeInfo(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
             }
+            // A memfd has no name, but its owner can open it through /proc.
+            let descriptorPath = region.path == nil ? region.fileDescriptor.map { "/proc/\(getpid())/fd/\($0)" } : nil
             return MemoryRegionInfo(name: region.name, sizeInBytes: region.sizeInBytes, backing: region.backing.kindName,
-                                    path: region.path, ranges: ranges)
+                                    path: region.path, ranges: ranges, descriptorPath: descriptorPath)
         }
     }
 

@@ -3,10 +3,11 @@
 /// Actions answer 200 with the state read back from the machine afterwards (`{"state": "paused"}`),
 /// so a client sees the effect without a second request.
 package enum VMEndpoint {
-    /// Adds GET /vm, GET /vm/memory, PUT /vm/pause, PUT /vm/resume and PUT /vm/shutdown to `router`.
+    /// Adds GET /vm, GET /vm/memory, GET /vm/vcpus, PUT /vm/pause, PUT /vm/resume and PUT /vm/shutdown to `router`.
     package static func register(in router: inout Router, control: any VMControl) {
         router.add("GET", "/vm") { _ in try .json(control.vmInfo()) }
         router.add("GET", "/vm/memory") { _ in try .json(MemoryRegionList(regions: control.memoryRegions())) }
+        router.add("GET", "/vm/vcpus") { _ in try .json(ProcessorRegisterList(vcpus: control.processorRegisters())) }
         router.add("PUT", "/vm/pause") { _ in
             try control.pause()
             return try .json(VMStateReport(state: control.vmInfo().state))

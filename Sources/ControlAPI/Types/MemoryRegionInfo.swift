@@ -10,13 +10,17 @@ package struct MemoryRegionInfo: Codable, Sendable, Equatable {
     package var path: String?
     /// Where the region appears in guest-physical memory.
     package var ranges: [GuestRangeInfo]
+    /// For a backing with no name but a descriptor (memfd): `/proc/PID/fd/N`, which the VM's
+    /// user can open to read the region from outside (`engram mem`). Left out otherwise.
+    package var descriptorPath: String?
 
     /// A region description; `path` is nil for backings with no name (memfd, anonymous).
-    package init(name: String, sizeInBytes: UInt64, backing: String, path: String?, ranges: [GuestRangeInfo]) {
+    package init(name: String, sizeInBytes: UInt64, backing: String, path: String?, ranges: [GuestRangeInfo], descriptorPath: String? = nil) {
         self.name = name
         self.sizeInBytes = sizeInBytes
         self.backing = backing
         self.path = path
         self.ranges = ranges
+        self.descriptorPath = descriptorPath
     }
 }

@@ -29,6 +29,8 @@ package protocol VMControl: Sendable {
     func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart
     /// The running VMM and the last update's outcome (GET /vm/update).
     func updateStatus() -> UpdateStatus
+    /// Each vCPU's control registers; the VM must be paused (GET /vm/vcpus).
+    func processorRegisters() throws(VMControlError) -> [ProcessorRegisters]
 }
 
 extension VMControl {
@@ -40,6 +42,11 @@ extension VMControl {
     /// A machine that cannot be updated in place says so.
     package func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
         throw .conflict(reason: "this VM cannot be updated in place")
+    }
+
+    /// A machine that cannot read its vCPUs says so.
+    package func processorRegisters() throws(VMControlError) -> [ProcessorRegisters] {
+        throw .conflict(reason: "this VM cannot report its vCPU registers")
     }
 
     package func updateStatus() -> UpdateStatus {
