@@ -10,3 +10,4 @@ python3 bench/boot_time.py --runs 9 "$@"
 python3 bench/snapshot_restore.py
 python3 bench/live_update.py
 python3 bench/page_server.py
+python3 bench/inspect.py

@@ -18,7 +18,7 @@ import TestSupport
         #expect(refusal(odd).contains("5000 bytes"))
 
         let empty = directory.path("empty.bin")
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         #expect(refusal(empty).contains("not a memory image"))
 
         #expect(refusal(directory.path("absent")).contains("No such file"))

@@ -21,7 +21,7 @@ enum InspectFixtures {
 
     /// Writes `pages` pages to `path`: each page's bytes come from `content` (nil: leave a hole).
     static func writeRaw(_ path: String, pages: Int, content: (Int) -> [UInt8]?) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         try handle.truncate(atOffset: UInt64(pages * pageSize))
