@@ -31,13 +31,13 @@ package struct PageTableWalker: Sendable {
             return Translation(virtual: virtual, physical: virtual, pageSize: Translation.size4KiB, steps: [])
         case .legacy32, .pae:
             guard virtual >> 32 == 0 else {
-                throw .badArgument("virtual address 0x\(String(virtual, radix: 16)) does not fit in 32 bits; \(mode.rawValue) paging translates 32-bit addresses")
+                throw .badArgument("virtual address 0x\(String(virtual, radix: 16)) does not fit in 32 bits; \(mode.displayName) paging translates 32-bit addresses")
             }
         case .fourLevel, .fiveLevel:
             let top = mode == .fiveLevel ? 56 : 47
             let upper = virtual >> UInt64(top)
             guard upper == 0 || upper == (UInt64(1) << UInt64(64 - top)) - 1 else {
-                throw .badArgument("virtual address 0x\(String(virtual, radix: 16)) is not canonical for \(mode.rawValue) paging: bits 63..\(top) must all equal bit \(top)")
+                throw .badArgument("virtual address 0x\(String(virtual, radix: 16)) is not canonical for \(mode.displayName) paging: bits 63..\(top) must all equal bit \(top)")
             }
         }
         return try walk(virtual)
@@ -84,7 +84,7 @@ package struct PageTableWalker: Sendable {
             table = level.nextTable(entry: entry)
         }
         // Unreachable: the last level always returns above.
-        throw .damaged(path: image.source, reason: "a \(mode.rawValue) walk of 0x\(String(virtual, radix: 16)) ended without a page")
+        throw .damaged(path: image.source, reason: "a \(mode.displayName) walk of 0x\(String(virtual, radix: 16)) ended without a page")
     }
 
     /// One little-endian 32-bit word of guest-physical memory (32-bit paging entries).
