@@ -24,7 +24,7 @@ package enum TransportError: Error, CustomStringConvertible, Equatable {
         case .address(let text, let reason): "\(text) is not a usable address: \(reason); expected HOST:PORT"
         case .socket(let peer, let call, let errno): "\(call) (\(peer)) failed: \(errno)"
         case .closed(let peer): "\(peer) closed the connection"
-        case .malformed(let peer, let reason): "\(peer) broke the page protocol: \(reason)"
+        case .malformed(let peer, let reason): "\(peer) broke the protocol: \(reason)"
         case .authentication(let peer, let reason): "authentication with \(peer) failed: \(reason)"
         case .refused(let peer, let message): "\(peer) refused: \(message)"
         case .secret(let path, let reason): "secret file \(path): \(reason)"

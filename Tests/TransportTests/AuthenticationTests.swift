@@ -28,7 +28,7 @@ import TestSupport
         // A server with another secret that lets anyone in: its WELCOME proof is made with its own secret.
         let other = SharedSecret(bytes: Array("the impostor's own secret bytes!".utf8))
         let impostor = try Impostor { clientNonce, serverNonce in
-            other.proof(Handshake.serverLabel, clientNonce, serverNonce) + TransportFixture.le(UInt64(0x1234))
+            other.proof(Handshake.Identity.pages.serverLabel, clientNonce, serverNonce) + TransportFixture.le(UInt64(0x1234))
         }
         let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(impostor.endpoint)) }
         guard case .authentication(_, let reason) = error else {

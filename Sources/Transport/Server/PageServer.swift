@@ -2,12 +2,13 @@ import Paging
 import SnapshotFormat
 import Synchronization
 
-/// `engram serve`: serves one snapshot chain's manifest, pages and working set to restoring
-/// clients over the page protocol. One thread per connection (a restoring client opens two or
-/// three: faults, background fill, prefetch), each with its own buffers, so a slow or broken
-/// client holds up nobody else; past `maximumConnections` new connections are turned away.
+/// A page server: serves one `ServedMemory` (a snapshot chain for `engram serve`, or a paused
+/// VM's live memory for a post-copy migration) — its manifest, pages and working set — to
+/// restoring clients over the page protocol. One thread per connection (a restoring client
+/// opens two or three: faults, background fill, prefetch), each with its own buffers, so a slow
+/// or broken client holds up nobody else; past `maximumConnections` new connections are turned away.
 package final class PageServer: Sendable {
-    let chain: SnapshotChain
+    let memory: any ServedMemory
     let secret: SharedSecret
     let listener: ListeningSocket
     let maximumConnections: Int
@@ -15,16 +16,32 @@ package final class PageServer: Sendable {
     private let connections = Atomic<Int>(0)
     /// Serialises working-set writes (PUT from several clients at once).
     let workingSetLock = Mutex<Void>(())
+    /// Whether `stop` was called, and the sockets of the connections being served, so `stop`
+    /// can end them: a session blocked in recv or send would otherwise wait for its client.
+    private let sessions = Mutex<Sessions>(Sessions())
+
+    private struct Sessions {
+        var stopped = false
+        var sockets: [ObjectIdentifier: TCPSocket] = [:]
+    }
 
     package init(
-        chain: SnapshotChain, secret: SharedSecret, listening endpoint: Endpoint, maximumConnections: Int = 64,
+        memory: any ServedMemory, secret: SharedSecret, listening endpoint: Endpoint, maximumConnections: Int = 64,
         log: @escaping @Sendable (String) -> Void
     ) throws(TransportError) {
-        self.chain = chain
+        self.memory = memory
         self.secret = secret
         self.maximumConnections = maximumConnections
         self.log = log
         listener = try ListeningSocket(endpoint: endpoint)
+    }
+
+    /// `engram serve`: serves a snapshot chain.
+    package convenience init(
+        chain: SnapshotChain, secret: SharedSecret, listening endpoint: Endpoint, maximumConnections: Int = 64,
+        log: @escaping @Sendable (String) -> Void
+    ) throws(TransportError) {
+        try self.init(memory: chain, secret: secret, listening: endpoint, maximumConnections: maximumConnections, log: log)
     }
 
     /// The port listened on.
@@ -33,10 +50,18 @@ package final class PageServer: Sendable {
     /// Connections being served now.
     package var connectionCount: Int { connections.load(ordering: .relaxed) }
 
-    /// Accepts and serves connections until accepting fails; blocks the calling thread.
+    /// True once `stop` was called.
+    package var isStopped: Bool { sessions.withLock { $0.stopped } }
+
+    /// Accepts and serves connections until `stop` (then returns) or until accepting fails
+    /// (then throws); blocks the calling thread.
     package func run() throws(TransportError) {
         while true {
-            let socket = try listener.accept()
+            let socket: TCPSocket
+            do { socket = try listener.accept() } catch {
+                if isStopped { return }
+                throw error
+            }
             let connection = FramedConnection(socket: socket)
             guard connections.add(1, ordering: .relaxed).newValue <= maximumConnections else {
                 connections.subtract(1, ordering: .relaxed)
@@ -44,13 +69,21 @@ package final class PageServer: Sendable {
                 log("turned away \(socket.peer): \(maximumConnections) connections already")
                 continue
             }
+            guard register(socket) else {
+                // Accepted just as `stop` shut the listener: the client is told, not left waiting.
+                connections.subtract(1, ordering: .relaxed)
+                connection.sendError("the server is stopping")
+                return
+            }
             do {
                 let thread = try PagingThread.spawn(name: "engram-serve") { [self] in
                     ServerSession(server: self, connection: connection).run()
+                    unregister(socket)
                     connections.subtract(1, ordering: .relaxed)
                 }
                 thread.detach()
             } catch {
+                unregister(socket)
                 connections.subtract(1, ordering: .relaxed)
                 connection.sendError("the server cannot start a thread for this connection")
                 log("cannot serve \(socket.peer): \(error)")
@@ -58,9 +91,34 @@ package final class PageServer: Sendable {
         }
     }
 
+    /// Stops serving: `run` returns, new connections are refused, and every open connection is
+    /// shut down, so its client gets a connection error at once and no session thread waits
+    /// for a client forever. A post-copy source calls it once the destination has every page.
+    package func stop() {
+        let open = sessions.withLock { sessions in
+            sessions.stopped = true
+            return Array(sessions.sockets.values)
+        }
+        listener.shutdown()
+        for socket in open { socket.shutdown() }
+    }
+
+    /// Records a connection's socket for `stop`; false if the server is stopping.
+    private func register(_ socket: TCPSocket) -> Bool {
+        sessions.withLock { sessions in
+            guard !sessions.stopped else { return false }
+            sessions.sockets[ObjectIdentifier(socket)] = socket
+            return true
+        }
+    }
+
+    private func unregister(_ socket: TCPSocket) {
+        _ = sessions.withLock { $0.sockets.removeValue(forKey: ObjectIdentifier(socket)) }
+    }
+
     /// The manifest as it stands (the working-set size changes when a client stores one).
     func manifest() -> SnapshotManifest {
-        let pages = (try? chain.loadWorkingSet()).flatMap { $0 }.map { UInt32($0.pages.count) } ?? 0
-        return SnapshotManifest(chain: chain, workingSetPages: pages)
+        let pages = (try? memory.loadWorkingSet()).flatMap { $0 }.map { UInt32($0.pages.count) } ?? 0
+        return SnapshotManifest(memory: memory, workingSetPages: pages)
     }
 }

@@ -14,8 +14,8 @@ struct ServerSession {
 
     func run() {
         connection.socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
-        do { try Handshake.serve(connection, secret: server.secret, fingerprint: server.chain.fingerprint) } catch {
-            server.log("refused \(peer): \(error)")
+        do { try Handshake.serve(connection, secret: server.secret, fingerprint: server.memory.fingerprint) } catch {
+            if !server.isStopped { server.log("refused \(peer): \(error)") }
             return
         }
         connection.socket.setReceiveTimeout(milliseconds: 0)
@@ -25,6 +25,8 @@ struct ServerSession {
         } catch .closed {
             // The client left.
         } catch {
+            // After `stop` shut the connection down, a failed send or recv is expected, not news.
+            guard !server.isStopped else { return }
             connection.sendError(error.description)
             server.log("closed \(peer): \(error)")
         }
@@ -67,7 +69,7 @@ struct ServerSession {
         case .getWorkingSet:
             guard header.length == 0 else { throw malformed("a GET_WORKING_SET request carries no payload") }
             let set: WorkingSet?
-            do { set = try server.chain.loadWorkingSet() } catch { throw refused("the stored working set is unusable: \(error)") }
+            do { set = try server.memory.loadWorkingSet() } catch { throw refused("the stored working set is unusable: \(error)") }
             try connection.sendFrame(.workingSet, set?.encoded() ?? [])
         case .putWorkingSet:
             let set: WorkingSet
@@ -77,7 +79,7 @@ struct ServerSession {
                 throw error
             } catch { throw malformed("\(error)") }
             do {
-                try server.workingSetLock.withLock { _ throws(PageSourceError) in try server.chain.storeWorkingSet(set) }
+                try server.workingSetLock.withLock { _ throws(PageSourceError) in try server.memory.storeWorkingSet(set) }
             } catch { throw refused(error.description) }
             server.log("\(peer) stored a working set of \(set.pages.count) pages")
             try connection.sendFrame(.ok, [])
@@ -87,10 +89,10 @@ struct ServerSession {
     }
 
     private func checkRange(region: Int, first: UInt64, count: Int) throws(TransportError) {
-        guard region < server.chain.regionCount else {
-            throw malformed("region \(region) does not exist; the snapshot has \(server.chain.regionCount)")
+        guard region < server.memory.regionCount else {
+            throw malformed("region \(region) does not exist; the server has \(server.memory.regionCount)")
         }
-        let pages = server.chain.pageCount(region: region)
+        let pages = server.memory.pageCount(region: region)
         guard (1...WireProtocol.maximumReadPages).contains(count), first < pages, UInt64(count) <= pages - first else {
             throw malformed("pages \(first) to \(first &+ UInt64(count)) of region \(region): expected 1 to \(WireProtocol.maximumReadPages) pages inside its \(pages)")
         }
@@ -103,7 +105,8 @@ struct ServerSession {
         for index in 0..<count {
             let page = first + UInt64(index)
             buffers.references[index] = PageReference(region: region, page: page).packed
-            buffers.crcs[index] = server.chain.storedCRC(region: region, page: page)
+            // SAFETY: page `index` of `data`, only read for its CRC.
+            buffers.crcs[index] = unsafe server.memory.pageCRC(region: region, page: page, bytes: Self.page(index, of: data))
         }
         try unsafe send(count: count, data: UnsafeRawBufferPointer(data), buffers)
     }
@@ -129,7 +132,9 @@ struct ServerSession {
             }
             for index in next..<end {
                 buffers.references[index - next] = references[index].packed
-                buffers.crcs[index - next] = server.chain.storedCRC(region: references[index].region, page: references[index].page)
+                // SAFETY: the frame's page `index - next` of `data`, only read for its CRC.
+                buffers.crcs[index - next] = unsafe server.memory.pageCRC(
+                    region: references[index].region, page: references[index].page, bytes: Self.page(index - next, of: data))
             }
             try unsafe send(count: end - next, data: UnsafeRawBufferPointer(data), buffers)
             next = end
@@ -137,10 +142,16 @@ struct ServerSession {
     }
 
     private func read(region: Int, first: UInt64, into data: UnsafeMutableRawBufferPointer) throws(TransportError) {
-        do { try unsafe server.chain.readPages(region: region, firstPage: first, into: data) } catch {
+        do { try unsafe server.memory.readPages(region: region, firstPage: first, into: data) } catch {
             server.log("cannot serve region \(region) page \(first) to \(peer): \(error)")
-            throw refused("the snapshot cannot be read here: \(error)")
+            throw refused("the served memory cannot be read here: \(error)")
         }
+    }
+
+    /// Page `index` of a frame's page buffer.
+    private static func page(_ index: Int, of data: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer {
+        // SAFETY: callers pass an index of a page inside `data`; the view lives no longer than `data`.
+        unsafe UnsafeRawBufferPointer(rebasing: data[index * WireProtocol.pageSize..<(index + 1) * WireProtocol.pageSize])
     }
 
     private func send(count: Int, data: UnsafeRawBufferPointer, _ buffers: ServerBuffers) throws(TransportError) {
@@ -156,25 +167,4 @@ struct ServerSession {
 
     private func malformed(_ reason: String) -> TransportError { .malformed(peer: peer, reason: reason) }
     private func refused(_ message: String) -> TransportError { .refused(peer: peer, message: message) }
-}
-
-/// A session's page buffer and frame records, allocated once per connection.
-@safe
-final class ServerBuffers {
-    private let memory: UnsafeMutableRawBufferPointer
-    var references: [UInt64]
-    var crcs: [UInt32]
-
-    init() {
-        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: WireProtocol.maximumReadPages * WireProtocol.pageSize, alignment: 4096)
-        references = Array(repeating: 0, count: WireProtocol.maximumFramePages)
-        crcs = Array(repeating: 0, count: WireProtocol.maximumFramePages)
-    }
-
-    deinit { unsafe memory.deallocate() }
-
-    func pages(_ count: Int) -> UnsafeMutableRawBufferPointer {
-        // SAFETY: count is at most maximumReadPages, so the slice lies inside the allocation.
-        unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<count * WireProtocol.pageSize])
-    }
 }

@@ -65,6 +65,11 @@ package final class ListeningSocket: Sendable {
         }
     }
 
+    /// Stops listening: a thread blocked in `accept` wakes with EINVAL, later connections are
+    /// refused. (Closing the descriptor would not wake it on Linux, and would let the number be
+    /// reused under it; the descriptor is closed when this object goes.)
+    package func shutdown() { _ = Glibc.shutdown(descriptor.rawValue, CInt(SHUT_RDWR)) }
+
     /// "ADDRESS:PORT" of a peer.
     private static func describe(_ storage: sockaddr_storage) -> String {
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))

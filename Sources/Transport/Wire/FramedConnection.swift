@@ -35,7 +35,7 @@ package final class FramedConnection: @unchecked Sendable {
     // MARK: Receiving
 
     /// Fills `destination` from the stream.
-    func readExactly(into destination: UnsafeMutableRawBufferPointer) throws(TransportError) {
+    package func readExactly(into destination: UnsafeMutableRawBufferPointer) throws(TransportError) {
         var filled = 0
         while filled < destination.count {
             if start == end {
@@ -115,6 +115,17 @@ package final class FramedConnection: @unchecked Sendable {
         return count
     }
 
+    /// Reads a PAGES frame's records once its header (`length` bytes of payload) has been read
+    /// by `readFrameHeader`; returns the page count; the data follows.
+    package func continuePages(length: Int) throws(TransportError) -> Int {
+        let count = Int(try readInteger(UInt32.self))
+        guard count >= 1, count <= WireProtocol.maximumFramePages, length == 4 + count * (12 + WireProtocol.pageSize) else {
+            throw .malformed(peer: peer, reason: "a pages frame of \(length) bytes claims \(count) pages")
+        }
+        for index in 0..<count { records[index] = (try readInteger(UInt64.self), try readInteger(UInt32.self)) }
+        return count
+    }
+
     /// The reference and CRC32C of record `index` of the current PAGES frame.
     package func pageRecord(_ index: Int) -> (reference: UInt64, crc: UInt32) { records[index] }
 
@@ -183,7 +194,7 @@ package final class FramedConnection: @unchecked Sendable {
         try result.get()
     }
 
-    static func errorMessage(_ payload: [UInt8]) -> String {
+    package static func errorMessage(_ payload: [UInt8]) -> String {
         String(decoding: payload.prefix(WireProtocol.maximumMessageLength), as: UTF8.self)
     }
 }

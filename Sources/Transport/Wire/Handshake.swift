@@ -2,8 +2,21 @@
 /// shared secret with an HMAC over both sides' fresh nonces, so neither a client nor a server
 /// without the secret gets anywhere, and an old exchange cannot be replayed.
 enum Handshake {
-    static let clientLabel = "engram page client v1"
-    static let serverLabel = "engram page server v1"
+    /// Which protocol a handshake opens: its magic and the labels each side's proof covers, so a
+    /// proof made for one protocol cannot be replayed into another.
+    struct Identity: Sendable {
+        var magic: [UInt8]
+        var version: UInt32
+        var clientLabel: String
+        var serverLabel: String
+        /// What the peers are called in messages: "page client", "page server".
+        var clientName: String
+        var serverName: String
+
+        static let pages = Identity(magic: WireProtocol.magic, version: WireProtocol.version,
+                                    clientLabel: "engram page client v1", serverLabel: "engram page server v1",
+                                    clientName: "page client", serverName: "page server")
+    }
 
     static func nonce() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
@@ -12,11 +25,11 @@ enum Handshake {
 
     /// The server's side: HELLO out, AUTH in and checked, WELCOME (with the snapshot's
     /// fingerprint) out. Throws, after telling the client why, if the client fails.
-    static func serve(_ connection: FramedConnection, secret: SharedSecret, fingerprint: UInt64) throws(TransportError) {
+    static func serve(_ connection: FramedConnection, secret: SharedSecret, fingerprint: UInt64, identity: Identity = .pages) throws(TransportError) {
         let serverNonce = nonce()
         var hello = ByteWriter()
-        hello.append(WireProtocol.magic)
-        hello.u32(WireProtocol.version)
+        hello.append(identity.magic)
+        hello.u32(identity.version)
         hello.append(serverNonce)
         try connection.sendFrame(.hello, hello.bytes)
         let payload: [UInt8]
@@ -34,26 +47,26 @@ enum Handshake {
         let clientNonce = try reader.bytes(WireProtocol.nonceSize, "client nonce")
         let proof = try reader.bytes(WireProtocol.proofSize, "proof")
         try reader.expectEnd("the AUTH frame")
-        guard magic == WireProtocol.magic else {
-            connection.sendError("not an Engram page client")
-            throw .authentication(peer: connection.peer, reason: "it is not an Engram page client")
+        guard magic == identity.magic else {
+            connection.sendError("not an Engram \(identity.clientName)")
+            throw .authentication(peer: connection.peer, reason: "it is not an Engram \(identity.clientName)")
         }
-        guard version == WireProtocol.version else {
-            connection.sendError("protocol version \(version); this server speaks version \(WireProtocol.version)")
-            throw .authentication(peer: connection.peer, reason: "protocol version \(version); expected \(WireProtocol.version)")
+        guard version == identity.version else {
+            connection.sendError("protocol version \(version); this \(identity.serverName) speaks version \(identity.version)")
+            throw .authentication(peer: connection.peer, reason: "protocol version \(version); expected \(identity.version)")
         }
-        guard secret.verify(proof, clientLabel, serverNonce, clientNonce) else {
+        guard secret.verify(proof, identity.clientLabel, serverNonce, clientNonce) else {
             connection.sendError("authentication failed: wrong secret")
             throw .authentication(peer: connection.peer, reason: "its proof does not match the secret")
         }
         var welcome = ByteWriter()
-        welcome.append(secret.proof(serverLabel, clientNonce, serverNonce))
+        welcome.append(secret.proof(identity.serverLabel, clientNonce, serverNonce))
         welcome.u64(fingerprint)
         try connection.sendFrame(.welcome, welcome.bytes)
     }
 
     /// The client's side; returns the fingerprint of the snapshot the server serves.
-    static func join(_ connection: FramedConnection, secret: SharedSecret) throws(TransportError) -> UInt64 {
+    static func join(_ connection: FramedConnection, secret: SharedSecret, identity: Identity = .pages) throws(TransportError) -> UInt64 {
         let payload: [UInt8]
         do { payload = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize) } catch {
             // A full server says so instead of HELLO: like a server that is away, worth retrying.
@@ -61,21 +74,21 @@ enum Handshake {
             throw error
         }
         var reader = ByteReader(payload, peer: connection.peer)
-        guard try reader.bytes(8, "magic") == WireProtocol.magic else {
-            throw .authentication(peer: connection.peer, reason: "it is not an Engram page server")
+        guard try reader.bytes(8, "magic") == identity.magic else {
+            throw .authentication(peer: connection.peer, reason: "it is not an Engram \(identity.serverName)")
         }
         let version = try reader.u32("version")
-        guard version == WireProtocol.version else {
-            throw .authentication(peer: connection.peer, reason: "it speaks protocol version \(version); this Engram speaks \(WireProtocol.version)")
+        guard version == identity.version else {
+            throw .authentication(peer: connection.peer, reason: "it speaks protocol version \(version); this Engram speaks \(identity.version)")
         }
         let serverNonce = try reader.bytes(WireProtocol.nonceSize, "server nonce")
         try reader.expectEnd("the HELLO frame")
         let clientNonce = nonce()
         var auth = ByteWriter()
-        auth.append(WireProtocol.magic)
-        auth.u32(WireProtocol.version)
+        auth.append(identity.magic)
+        auth.u32(identity.version)
         auth.append(clientNonce)
-        auth.append(secret.proof(clientLabel, serverNonce, clientNonce))
+        auth.append(secret.proof(identity.clientLabel, serverNonce, clientNonce))
         try connection.sendFrame(.auth, auth.bytes)
         let welcome: [UInt8]
         do { welcome = try connection.readFrame(.welcome, maximumLength: WireProtocol.proofSize + 8) } catch {
@@ -86,8 +99,8 @@ enum Handshake {
         let proof = try answer.bytes(WireProtocol.proofSize, "proof")
         let fingerprint = try answer.u64("fingerprint")
         try answer.expectEnd("the WELCOME frame")
-        guard secret.verify(proof, serverLabel, clientNonce, serverNonce) else {
-            throw .authentication(peer: connection.peer, reason: "the server's proof does not match the secret: it is not the server you meant")
+        guard secret.verify(proof, identity.serverLabel, clientNonce, serverNonce) else {
+            throw .authentication(peer: connection.peer, reason: "the \(identity.serverName)'s proof does not match the secret: it is not the \(identity.serverName) you meant")
         }
         return fingerprint
     }

@@ -20,19 +20,18 @@ package struct SnapshotManifest: Sendable {
     static let maximumPlacements = 4
     static let maximumStateBytes = 16 << 20
 
+    /// The manifest of what a page server serves (a snapshot chain or a paused VM's live memory).
+    package init(memory: some ServedMemory, workingSetPages: UInt32) {
+        fingerprint = memory.fingerprint
+        regions = memory.regionShapes
+        dataPages = (0..<memory.regionCount).map { memory.dataPages(region: $0) }
+        state = memory.state
+        self.workingSetPages = workingSetPages
+    }
+
     /// The manifest of a local chain.
     package init(chain: SnapshotChain, workingSetPages: UInt32) {
-        fingerprint = chain.fingerprint
-        regions = chain.regions.map(\.shape)
-        dataPages = chain.regions.map { region in
-            var bitmap = PageBitmap(pageCount: region.pageCount)
-            for page in 0..<region.pageCount where !chain.isZeroPage(region: region.index, page: page) {
-                bitmap.insert(PageIndex(page))
-            }
-            return bitmap
-        }
-        state = chain.state
-        self.workingSetPages = workingSetPages
+        self.init(memory: chain, workingSetPages: workingSetPages)
     }
 
     package func encoded() -> [UInt8] {

@@ -42,4 +42,23 @@ package enum FrameType: UInt8, Sendable {
     case ok = 25
     /// The connection carries bulk transfers (background fill, prefetch): served at lower priority.
     case background = 26
+
+    // Migration protocol (docs/MIGRATION.md); PAGES frames are shared with the page protocol.
+    /// Source → destination: what is coming (mode, regions, shared files).
+    case migrationPlan = 32
+    /// Destination → source: memory is ready to receive.
+    case migrationReady = 33
+    /// Source → destination: pages that are zero now (u32 count, count × u64 references).
+    case zeroPages = 34
+    /// Source → destination: a pre-copy pass ended (u32 pass, u64 pages sent in it).
+    case passEnd = 35
+    /// Source → destination: the paused machine's state; the guest continues at the destination.
+    case machineState = 36
+    /// Destination → source: the guest runs here now.
+    case running = 37
+    /// Destination → source (post-copy): every page has arrived; the source may go.
+    case allPagesPresent = 38
+    /// Source → destination (post-copy, after the guest stopped): u16 port and u64 fingerprint
+    /// of the page server serving the paused guest's memory.
+    case pageServer = 39
 }

@@ -1,0 +1,94 @@
+import GuestMemory
+import Paging
+
+/// One migration connection, from either end: authenticated like the page protocol (with its
+/// own proof labels), then control frames and PAGES frames in order. The source writes pages
+/// straight from guest memory; the destination reads them straight into its regions.
+package final class MigrationLink: Sendable {
+    package let connection: FramedConnection
+
+    init(connection: FramedConnection) { self.connection = connection }
+
+    package var peer: String { connection.peer }
+    package var bytesSent: UInt64 { connection.bytesSent }
+    package var bytesReceived: UInt64 { connection.bytesReceived }
+
+    /// The source's side: connect to a waiting destination and prove the secret both ways.
+    package static func connect(to endpoint: Endpoint, secret: SharedSecret, timeoutMilliseconds: Int32 = 5000) throws(TransportError) -> MigrationLink {
+        let socket = try TCPSocket.connect(to: endpoint, timeoutMilliseconds: timeoutMilliseconds)
+        let connection = FramedConnection(socket: socket)
+        _ = try Handshake.join(connection, secret: secret, identity: MigrationProtocol.identity)
+        return MigrationLink(connection: connection)
+    }
+
+    /// The destination's side: accepts connections until one proves the secret; a peer that
+    /// fails the handshake is told why, logged and dropped, and the wait goes on.
+    package static func accept(on listener: ListeningSocket, secret: SharedSecret, log: (String) -> Void) throws(TransportError) -> MigrationLink {
+        while true {
+            let socket = try listener.accept()
+            socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
+            let connection = FramedConnection(socket: socket)
+            do {
+                try Handshake.serve(connection, secret: secret, fingerprint: 0, identity: MigrationProtocol.identity)
+                socket.setReceiveTimeout(milliseconds: 0)
+                return MigrationLink(connection: connection)
+            } catch {
+                log("refused a migration connection from \(socket.peer): \(error)")
+            }
+        }
+    }
+
+    /// No frame may take longer than this to arrive (0: wait forever).
+    package func setReceiveTimeout(milliseconds: Int) { connection.socket.setReceiveTimeout(milliseconds: milliseconds) }
+
+    /// Ends the connection at once (the other side sees it closed).
+    package func close() { connection.socket.shutdown() }
+
+    // MARK: Control frames
+
+    package func sendPlan(_ plan: MigrationPlan) throws(TransportError) { try connection.sendFrame(.migrationPlan, plan.encoded()) }
+
+    package func receivePlan() throws(TransportError) -> MigrationPlan {
+        try MigrationPlan.decode(try connection.readFrame(.migrationPlan, maximumLength: MigrationProtocol.maximumControlFrame), peer: peer)
+    }
+
+    package func sendReady() throws(TransportError) { try connection.sendFrame(.migrationReady, [1]) }
+    package func receiveReady() throws(TransportError) { _ = try connection.readFrame(.migrationReady, maximumLength: 16) }
+
+    package func sendRunning() throws(TransportError) { try connection.sendFrame(.running, [1]) }
+    package func receiveRunning() throws(TransportError) { _ = try connection.readFrame(.running, maximumLength: 16) }
+
+    package func sendAllPagesPresent() throws(TransportError) { try connection.sendFrame(.allPagesPresent, [1]) }
+    package func receiveAllPagesPresent() throws(TransportError) { _ = try connection.readFrame(.allPagesPresent, maximumLength: 16) }
+
+    package func sendPassEnd(pass: UInt32, pages: UInt64) throws(TransportError) {
+        var writer = ByteWriter()
+        writer.u32(pass)
+        writer.u64(pages)
+        try connection.sendFrame(.passEnd, writer.bytes)
+    }
+
+    package func sendState(_ state: [UInt8]) throws(TransportError) { try connection.sendFrame(.machineState, state) }
+
+    /// Post-copy: where the paused guest's memory is served (a port on the source's address).
+    package func sendPageServer(port: UInt16, fingerprint: UInt64) throws(TransportError) {
+        var writer = ByteWriter()
+        writer.u16(port)
+        writer.u64(fingerprint)
+        try connection.sendFrame(.pageServer, writer.bytes)
+    }
+
+    /// Names pages that are zero now (they held data before); at most `maximumZeroPages`.
+    package func sendZeroPages(_ references: [UInt64]) throws(TransportError) {
+        precondition(!references.isEmpty && references.count <= MigrationProtocol.maximumZeroPages, "zero-pages frame of \(references.count)")
+        var writer = ByteWriter()
+        writer.u32(UInt32(references.count))
+        for reference in references { writer.u64(reference) }
+        try connection.sendFrame(.zeroPages, writer.bytes)
+    }
+
+    /// Sends a PAGES frame from guest memory, without allocating.
+    package func sendPages(references: UnsafeBufferPointer<UInt64>, crcs: UnsafeBufferPointer<UInt32>, data: UnsafeRawBufferPointer) throws(TransportError) {
+        try unsafe connection.sendPages(references: references, crcs: crcs, data: data)
+    }
+}

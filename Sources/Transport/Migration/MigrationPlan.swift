@@ -1,0 +1,76 @@
+import FoundationEssentials
+import GuestMemory
+import SnapshotFormat
+
+/// What the source announces before any page: the mode and the regions the destination must
+/// build, with, in shared mode, the file each region lives in.
+package struct MigrationPlan: Codable, Sendable, Equatable {
+    package struct Region: Codable, Sendable, Equatable {
+        package var name: String
+        package var sizeInBytes: UInt64
+        package var placements: [Placement]
+        /// Shared mode: the file both VMMs map.
+        package var path: String?
+    }
+
+    package struct Placement: Codable, Sendable, Equatable {
+        package var guestAddress: UInt64
+        package var sizeInBytes: UInt64
+        package var regionOffset: UInt64
+    }
+
+    package var mode: MigrationMode
+    package var regions: [Region]
+
+    package init(mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:]) {
+        self.mode = mode
+        regions = shapes.map { shape in
+            Region(name: shape.name, sizeInBytes: shape.sizeInBytes, placements: shape.placements.map {
+                Placement(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
+            }, path: paths[shape.name])
+        }
+    }
+
+    /// The regions as snapshot shapes (what restore code builds memory from).
+    package var shapes: [SnapshotRegionShape] {
+        regions.map { region in
+            SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: region.placements.map {
+                SnapshotPlacement(guestAddress: GuestAddress($0.guestAddress), sizeInBytes: $0.sizeInBytes, regionOffset: RegionOffset($0.regionOffset))
+            })
+        }
+    }
+
+    static let maximumRegions = 64
+    static let maximumRegionBytes: UInt64 = 1 << 40
+
+    package func encoded() -> [UInt8] {
+        // The plan is plain data; encoding cannot fail.
+        (try? Array(JSONEncoder().encode(self))) ?? []
+    }
+
+    /// Decodes and checks a plan from `peer`: sizes, placements and names in bounds.
+    package static func decode(_ bytes: [UInt8], peer: String) throws(TransportError) -> MigrationPlan {
+        let plan: MigrationPlan
+        do { plan = try JSONDecoder().decode(MigrationPlan.self, from: Data(bytes)) } catch {
+            throw .malformed(peer: peer, reason: "its migration plan does not decode: \(error)")
+        }
+        func bad(_ reason: String) -> TransportError { .malformed(peer: peer, reason: "its migration plan \(reason)") }
+        guard (1...maximumRegions).contains(plan.regions.count) else { throw bad("has \(plan.regions.count) regions") }
+        guard Set(plan.regions.map(\.name)).count == plan.regions.count else { throw bad("names a region twice") }
+        for region in plan.regions {
+            guard !region.name.isEmpty, region.name.utf8.count <= 64 else { throw bad("has a region name of \(region.name.utf8.count) bytes") }
+            guard region.sizeInBytes > 0, region.sizeInBytes % 4096 == 0, region.sizeInBytes <= maximumRegionBytes else {
+                throw bad("gives region \(region.name) \(region.sizeInBytes) bytes; expected a multiple of 4096 up to 1 TiB")
+            }
+            for placement in region.placements {
+                guard placement.sizeInBytes > 0, placement.regionOffset <= region.sizeInBytes,
+                      placement.sizeInBytes <= region.sizeInBytes - placement.regionOffset,
+                      placement.guestAddress <= UInt64.max - placement.sizeInBytes else {
+                    throw bad("places region \(region.name) outside itself")
+                }
+            }
+            if plan.mode == .shared, region.path == nil { throw bad("is shared but gives no file for region \(region.name)") }
+        }
+        return plan
+    }
+}

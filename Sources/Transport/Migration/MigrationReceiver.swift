@@ -1,0 +1,98 @@
+import GuestMemory
+import Paging
+
+/// The destination's pre-copy loop: reads PAGES straight into the guest's regions (checking
+/// each page's CRC32C in place), zeroes pages named zero, and returns the machine state that
+/// ends the stream. Every reference is bounds-checked against the regions before a byte lands.
+package struct MigrationReceiver {
+    package let link: MigrationLink
+    package let regions: [GuestRegion]
+    /// Pages written so far (a page sent in several passes counts each time).
+    package private(set) var pagesReceived: UInt64 = 0
+    package private(set) var passes: UInt32 = 0
+    /// Post-copy: the source's page server, once announced.
+    package private(set) var pageServer: (port: UInt16, fingerprint: UInt64)?
+
+    package init(link: MigrationLink, regions: [GuestRegion]) {
+        self.link = link
+        self.regions = regions
+    }
+
+    /// Receives until the MACHINE_STATE frame and returns its payload.
+    package mutating func receiveUntilState() throws(TransportError) -> [UInt8] {
+        let connection = link.connection
+        while true {
+            let header = try connection.readFrameHeader(maximumLength: MigrationProtocol.maximumControlFrame)
+            switch header.type {
+            case .pages:
+                try receivePages(length: header.length)
+            case .zeroPages:
+                try zero(try connection.readPayload(header.length))
+            case .passEnd:
+                _ = try connection.readPayload(header.length)
+                passes += 1
+            case .pageServer:
+                var reader = ByteReader(try connection.readPayload(header.length), peer: link.peer)
+                pageServer = (try reader.u16("page server port"), try reader.u64("fingerprint"))
+                try reader.expectEnd("the page-server frame")
+            case .machineState:
+                return try connection.readPayload(header.length)
+            case .error:
+                throw .refused(peer: link.peer, message: FramedConnection.errorMessage(try connection.readPayload(header.length)))
+            default:
+                throw .malformed(peer: link.peer, reason: "a \(header.type) frame in the middle of a migration")
+            }
+        }
+    }
+
+    /// The rest of a PAGES frame whose header was read: records, then each page into place.
+    private mutating func receivePages(length: Int) throws(TransportError) {
+        let connection = link.connection
+        let count = try connection.continuePages(length: length)
+        let pageSize = WireProtocol.pageSize
+        for index in 0..<count {
+            let record = connection.pageRecord(index)
+            let reference = PageReference(packed: record.reference)
+            let region = try self.region(reference)
+            // SAFETY: the page lies inside the region (checked by `region(_:)`); the view does not escape.
+            let landed: Bool? = try unsafe region.withUnsafeMutableBytes(at: RegionOffset(reference.page * UInt64(pageSize)), count: pageSize) {
+                (page) throws(TransportError) -> Bool in
+                try unsafe connection.readExactly(into: page)
+                return unsafe CRC32C.checksum(UnsafeRawBufferPointer(page)) == record.crc
+            }
+            guard landed == true else {
+                throw .malformed(peer: link.peer, reason: "page \(reference.page) of region \(region.name) arrived damaged: its CRC32C does not match")
+            }
+        }
+        pagesReceived += UInt64(count)
+    }
+
+    private func zero(_ payload: [UInt8]) throws(TransportError) {
+        var reader = ByteReader(payload, peer: link.peer)
+        let count = Int(try reader.u32("zero-page count"))
+        guard (1...MigrationProtocol.maximumZeroPages).contains(count) else {
+            throw .malformed(peer: link.peer, reason: "a zero-pages frame names \(count) pages")
+        }
+        let zeros = [UInt8](repeating: 0, count: WireProtocol.pageSize)
+        for _ in 0..<count {
+            let reference = PageReference(packed: try reader.u64("page reference"))
+            let region = try self.region(reference)
+            do { try region.write(zeros, at: RegionOffset(reference.page * UInt64(WireProtocol.pageSize))) } catch {
+                throw .malformed(peer: link.peer, reason: "\(error)")
+            }
+        }
+        try reader.expectEnd("the zero-pages frame")
+    }
+
+    /// The region a reference names, after checking region and page are in range.
+    private func region(_ reference: PageReference) throws(TransportError) -> GuestRegion {
+        guard reference.region < regions.count else {
+            throw .malformed(peer: link.peer, reason: "a page of region \(reference.region); the plan has \(regions.count)")
+        }
+        let region = regions[reference.region]
+        guard reference.page < region.sizeInBytes / UInt64(WireProtocol.pageSize) else {
+            throw .malformed(peer: link.peer, reason: "page \(reference.page) is past the end of region \(region.name)")
+        }
+        return region
+    }
+}
