@@ -77,7 +77,7 @@ let package = Package(
         ),
         .target(
             name: "Migration",
-            dependencies: ["CLinux", "GuestMemory", "Machine", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "GuestMemory", "Machine", "Paging", "SnapshotFormat", "Transport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "GuestMemory", "Paging", "Transport", "TestSupport"]),
         .testTarget(
             name: "ControlAPITests",
             dependencies: [

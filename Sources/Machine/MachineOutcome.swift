@@ -13,11 +13,13 @@ package enum MachineOutcome: Sendable, Equatable {
     /// Guest memory could not be delivered (a lazy restore's page was unreadable or corrupt):
     /// the VM stops rather than run on wrong memory.
     case memoryFailure(String)
+    /// The guest moved to another VMM (live migration); it runs there now.
+    case migrated(to: String)
 
     /// 0 for endings the guest or user asked for; 1 for failures.
     package var exitStatus: Int32 {
         switch self {
-        case .poweredOff, .reset, .shutdownRequested, .quitFromConsole, .terminatedBySignal: 0
+        case .poweredOff, .reset, .shutdownRequested, .quitFromConsole, .terminatedBySignal, .migrated: 0
         default: 1
         }
     }
@@ -39,6 +41,7 @@ package enum MachineOutcome: Sendable, Equatable {
         case .unhandledExit(let vcpu, let reason, let rip): return "unhandled KVM exit \(reason) on vCPU \(vcpu)\(at(rip))"
         case .runFailure(let vcpu, let message): return "vCPU \(vcpu) failed: \(message)"
         case .memoryFailure(let message): return "guest memory failed; the VM is stopped: \(message)"
+        case .migrated(let destination): return "migrated to \(destination); the guest runs there now"
         }
     }
 }

@@ -12,6 +12,8 @@ struct MachineController: VMControl {
     var restore: RestoreReport? = nil
     /// Set for a lazily restored VM while (and after) its memory fills.
     var lazyFill: LazyFill? = nil
+    /// This process's live migrations.
+    let migrations = MigrationSessions()
 
     func vmInfo() -> VMInfo {
         VMInfo(state: machine.stateName, vcpus: machine.configuration.cpuCount, uptimeSeconds: machine.uptimeSeconds,

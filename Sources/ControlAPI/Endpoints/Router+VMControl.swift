@@ -7,5 +7,6 @@ extension Router {
         SnapshotEndpoint.register(in: &self, control: control)
         MemoryStatisticsEndpoint.register(in: &self, control: control)
         UpdateEndpoint.register(in: &self, control: control)
+        MigrationEndpoint.register(in: &self, control: control)
     }
 }

@@ -31,6 +31,10 @@ package protocol VMControl: Sendable {
     func updateStatus() -> UpdateStatus
     /// Each vCPU's control registers; the VM must be paused (GET /vm/vcpus).
     func processorRegisters() throws(VMControlError) -> [ProcessorRegisters]
+    /// Starts a live migration and returns at once (PUT /vm/migrate, 202).
+    func migrate(_ request: MigrationRequestBody) throws(VMControlError) -> MigrationStatus
+    /// The current or last migration (GET /vm/migrate).
+    func migrationStatus() -> MigrationStatus
 }
 
 extension VMControl {

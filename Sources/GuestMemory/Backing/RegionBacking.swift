@@ -15,6 +15,15 @@ package enum RegionBacking: Sendable, Equatable {
     /// `GuestRegion(name:sizeInBytes:copyOnWriteOf:at:path:)`, never opened by name.
     case snapshotCopyOnWrite(path: String)
 
+    /// A named file mapped shared: another process (a migration's destination) can map the
+    /// same bytes.
+    package var isNamedSharedFile: Bool {
+        switch self {
+        case .file, .sharedFile: true
+        default: false
+        }
+    }
+
     /// The short name the CLI and the control API show.
     package var kindName: String {
         switch self {

@@ -65,6 +65,47 @@ final class DirtyPageTracker: Sendable {
         }
     }
 
+    /// Turns logging on for every slot and empties the logs, for a migration's first pass. A
+    /// snapshot chain in progress keeps what its logs held: those pages join its pending set.
+    func startMigrationLog(virtualMachine: VirtualMachine, memory: GuestMemoryMap) throws(KVMError) {
+        _ = try collectForMigration(virtualMachine: virtualMachine, memory: memory, enabling: true)
+    }
+
+    /// Fetches (and so clears) every slot's log for a migration pass and returns the pages
+    /// written since the previous pass, per region name. If a snapshot chain is in progress the
+    /// pages also join its pending set, so the next diff misses nothing the migration consumed.
+    func collectForMigration(virtualMachine: VirtualMachine, memory: GuestMemoryMap, enabling: Bool = false) throws(KVMError) -> [String: PageBitmap] {
+        let pageSize = SnapshotLayout.pageSize
+        return try state.withLock { (state) throws(KVMError) in
+            var fetched: [String: PageBitmap] = [:]
+            for (slot, mapping) in memory.mappings.enumerated() {
+                if enabling { try virtualMachine.setDirtyLogging(true, slot: UInt32(slot)) }
+                let slotPages = try virtualMachine.dirtyPages(slot: UInt32(slot))
+                let region = mapping.region
+                let firstPage = mapping.regionOffset.rawValue / pageSize
+                var pages = fetched[region.name] ?? PageBitmap(pageCount: region.sizeInBytes / pageSize)
+                var pending = state.parentPath == nil ? nil : (state.pending.removeValue(forKey: region.name) ?? PageBitmap(pageCount: region.sizeInBytes / pageSize))
+                slotPages.forEachRun { (run: Range<PageIndex>) in
+                    for page in run.lowerBound.rawValue..<run.upperBound.rawValue {
+                        pages.insert(PageIndex(firstPage + page))
+                        pending?.insert(PageIndex(firstPage + page))
+                    }
+                }
+                fetched[region.name] = pages
+                if let pending { state.pending[region.name] = pending }
+            }
+            return fetched
+        }
+    }
+
+    /// A migration that did not complete stops logging, unless a snapshot chain still needs it.
+    func endMigrationLog(virtualMachine: VirtualMachine, memory: GuestMemoryMap) {
+        state.withLock { state in
+            guard state.parentPath == nil else { return }
+            for slot in memory.mappings.indices { try? virtualMachine.setDirtyLogging(false, slot: UInt32(slot)) }
+        }
+    }
+
     /// A diff holding every pending page was written to `path`: it is the next diff's parent.
     func diffWritten(to path: String) {
         state.withLock { state in

@@ -1,0 +1,28 @@
+/// PUT /vm/migrate starts a live migration to a waiting destination; GET /vm/migrate reports
+/// its progress (passes, bytes, dirty rate, expected downtime) and how it ended.
+package enum MigrationEndpoint {
+    package static func register(in router: inout Router, control: any VMControl) {
+        router.add("PUT", "/vm/migrate") { body in
+            let request = try body.decode(MigrationRequestBody.self)
+            guard request.to.hasPrefix("tcp://") else { throw RequestError.invalidBody(reason: "to must be tcp://HOST:PORT of a destination (engram receive)") }
+            if let mode = request.mode, !["precopy", "postcopy", "shared"].contains(mode) {
+                throw RequestError.invalidBody(reason: "mode must be precopy, postcopy or shared, not \(mode)")
+            }
+            if let limit = request.maxDowntimeMs, !(limit > 0 && limit <= 600_000) {
+                throw RequestError.invalidBody(reason: "max_downtime_ms must be more than 0 and at most 600000")
+            }
+            guard !request.secretFile.isEmpty else { throw RequestError.invalidBody(reason: "secret_file must name the shared secret's file") }
+            return try .json(try control.migrate(request), status: 202)
+        }
+        router.add("GET", "/vm/migrate") { _ in try .json(control.migrationStatus()) }
+    }
+}
+
+extension VMControl {
+    /// A machine that cannot migrate says so.
+    package func migrate(_ request: MigrationRequestBody) throws(VMControlError) -> MigrationStatus {
+        throw .conflict(reason: "this VM cannot be migrated")
+    }
+
+    package func migrationStatus() -> MigrationStatus { MigrationStatus(status: "idle") }
+}

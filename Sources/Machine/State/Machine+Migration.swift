@@ -1,0 +1,29 @@
+import FoundationEssentials
+import GuestMemory
+
+extension Machine {
+    /// Starts logging the guest's writes for a migration's first pass (every page is sent
+    /// once; later passes send what the log names).
+    package func startMigrationDirtyLog() throws(MachineError) {
+        do { try dirtyPageTracker.startMigrationLog(virtualMachine: virtualMachine, memory: memory) } catch { throw .kvm(error) }
+    }
+
+    /// The pages written since the previous call, per region name; clears the log. The vCPUs
+    /// may be running (pre-copy passes) or paused (the final pass).
+    package func migrationDirtyPages() throws(MachineError) -> [String: PageBitmap] {
+        do { return try dirtyPageTracker.collectForMigration(virtualMachine: virtualMachine, memory: memory) } catch { throw .kvm(error) }
+    }
+
+    /// A failed or cancelled migration: stop logging unless a snapshot chain uses the log.
+    package func endMigrationDirtyLog() {
+        dirtyPageTracker.endMigrationLog(virtualMachine: virtualMachine, memory: memory)
+    }
+
+    /// The paused machine's state, encoded as a snapshot stores it (JSON).
+    package func encodedMachineState() throws(MachineError) -> [UInt8] {
+        let record = try saveState()
+        do { return Array(try JSONEncoder().encode(record)) } catch {
+            throw .invalidConfiguration("cannot encode the machine state: \(error)")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import GuestMemory
+import Machine
+import Paging
+import SnapshotFormat
+import Transport
+
+/// The destination side of a live migration, up to a machine ready to start: wait for an
+/// authenticated source, build the memory its plan describes (fresh memfds, the source's
+/// own shared files, or empty regions a post-copy pager fills), prepare KVM meanwhile, take
+/// the pages and the state, and rebuild the machine. Anything wrong with what arrives is
+/// answered with an ERROR frame — the source then resumes its guest — and thrown.
+package struct MigrationArrival {
+    package let link: MigrationLink
+    package let plan: MigrationPlan
+    package let machine: Machine
+    /// Post-copy: where the source serves the rest of memory.
+    package let pageServer: (port: UInt16, fingerprint: UInt64)?
+    package let pagesReceived: UInt64
+
+    /// Waits on `listener` for a source and receives its guest. `backings` may name files for
+    /// regions (`--shared-maps`); shared mode maps the files the plan names instead.
+    package static func receive(
+        on listener: ListeningSocket, secret: SharedSecret, backings: [String: RegionBacking], consoleLogPath: String?,
+        log: @escaping (String) -> Void
+    ) throws -> MigrationArrival {
+        let link = try MigrationLink.accept(on: listener, secret: secret, log: log)
+        // A source that goes quiet for a minute mid-stream is gone.
+        link.setReceiveTimeout(milliseconds: 60_000)
+        do {
+            let plan = try link.receivePlan()
+            log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))")
+            let regions = try buildRegions(plan, backings: backings)
+            let memory = try Machine.restoredMemory(regions)
+            let shell = try Machine.prepareShell(memory: memory)
+            try link.sendReady()
+            var receiver = MigrationReceiver(link: link, regions: regions)
+            let stateBytes = try receiver.receiveUntilState()
+            if plan.mode == .postcopy, receiver.pageServer == nil {
+                throw TransportError.malformed(peer: link.peer, reason: "a post-copy migration sent its state before naming its page server")
+            }
+            let record = try MachineStateRecord.decode(stateBytes, snapshotPath: "the migration stream from \(link.peer)")
+            let machine = try Machine(restoring: record, snapshotRegions: plan.shapes, memory: memory, shell: shell, consoleLogPath: consoleLogPath)
+            return MigrationArrival(link: link, plan: plan, machine: machine, pageServer: receiver.pageServer, pagesReceived: receiver.pagesReceived)
+        } catch {
+            // Tell the source, so it resumes its guest rather than wait.
+            link.connection.sendError("\(error)")
+            link.close()
+            throw MigrationRefusal("migration from \(link.peer) refused: \(error)")
+        }
+    }
+
+    /// The plan's regions: the source's files in shared mode, else fresh ones (memfd, or what
+    /// `backings` names).
+    static func buildRegions(_ plan: MigrationPlan, backings: [String: RegionBacking]) throws -> [GuestRegion] {
+        guard plan.mode == .shared else {
+            do { return try SnapshotMemoryLoader.empty(shapes: plan.shapes, backings: backings) } catch { throw MigrationRefusal("\(error)") }
+        }
+        return try plan.regions.map { region throws -> GuestRegion in
+            guard let path = region.path else { throw MigrationRefusal("region \(region.name) names no shared file") }
+            do { return try GuestRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .file(path: path)) } catch {
+                throw MigrationRefusal("shared mode needs the source's file for region \(region.name) here: \(error)")
+            }
+        }
+    }
+}
+
+/// Why this destination did not take a migration, in words for the user.
+package struct MigrationRefusal: Error, CustomStringConvertible {
+    package let description: String
+    init(_ description: String) { self.description = description }
+}

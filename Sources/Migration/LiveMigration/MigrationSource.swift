@@ -1,0 +1,227 @@
+import GuestMemory
+import Machine
+import Paging
+import SnapshotFormat
+import Synchronization
+import Transport
+
+/// The source side of a live migration, run on a thread of its own while the guest keeps
+/// running: connect and authenticate, announce the plan, move memory as the mode says, stop
+/// the guest, send its state, and end this VMM once the destination runs it.
+///
+/// Nothing is lost on failure: until the state has been sent, any error resumes the guest here
+/// (it was never stopped, or only for the final pass). Once the state is out, only the
+/// destination's RUNNING (the guest runs there) or its ERROR (it refused: the guest resumes
+/// here) decides; a connection lost in between leaves the guest paused here, since it may be
+/// running there, and says so.
+package final class MigrationSource: Sendable {
+    let machine: Machine
+    let request: MigrationRequest
+    /// What GET /vm/migrate reports.
+    package let report: Mutex<MigrationReport>
+    let log: @Sendable (String) -> Void
+
+    package init(machine: Machine, request: MigrationRequest, log: @escaping @Sendable (String) -> Void) {
+        self.machine = machine
+        self.request = request
+        self.log = log
+        var report = MigrationReport()
+        report.status = "active"
+        report.mode = request.mode
+        report.destination = request.destinationName
+        report.phase = "connecting"
+        report.maximumDowntimeMilliseconds = request.maximumDowntimeMilliseconds
+        self.report = Mutex(report)
+    }
+
+    /// Whether the migration is still going.
+    package var isActive: Bool { report.withLock { $0.status == "active" } }
+
+    /// Runs the whole migration; true once the destination runs the guest (the caller then
+    /// ends this VMM with `.migrated`), false if it runs on (or stays paused) here.
+    package func run() -> Bool {
+        let started = ContinuousClock.now
+        var stateSent = false
+        var pausedHere = false
+        var link: MigrationLink?
+        do {
+            let connected = try MigrationLink.connect(to: request.destination, secret: request.secret)
+            link = connected
+            connected.setReceiveTimeout(milliseconds: 60_000)
+            let outcome = try migrate(over: connected, started: started, stateSent: &stateSent, pausedHere: &pausedHere)
+            update { report in
+                report.status = "completed"
+                report.phase = "done"
+                report.downtimeMilliseconds = outcome.downtime
+                report.totalMilliseconds = Self.milliseconds(since: started)
+                report.bytesSent = connected.bytesSent
+            }
+            log("migrated to \(request.destinationName) (\(request.mode.rawValue)) in \(Self.format(Self.milliseconds(since: started))) ms, downtime \(Self.format(outcome.downtime)) ms, \(connected.bytesSent) bytes sent")
+            return true
+        } catch {
+            link?.close()
+            fail(error, stateSent: stateSent, pausedHere: pausedHere, started: started)
+            return false
+        }
+    }
+
+    /// The milliseconds the guest was stopped, once the destination runs it.
+    private struct Outcome { var downtime: Double }
+
+    private func migrate(over link: MigrationLink, started: ContinuousClock.Instant, stateSent: inout Bool, pausedHere: inout Bool) throws -> Outcome {
+        let regions = machine.memory.regions
+        let shapes = regions.map { region in
+            SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: machine.memory.mappings.filter { $0.region === region }.map {
+                SnapshotPlacement(guestAddress: $0.guestAddress, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset)
+            })
+        }
+        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths())
+        try link.sendPlan(plan)
+        update { $0.phase = "waiting for the destination" }
+        try link.receiveReady()
+        if request.mode == .precopy { try copyWhileRunning(over: link, regions: regions) }
+
+        // Stop-and-copy: the guest stops here; downtime runs from now until the destination runs it.
+        update { $0.phase = "stopping" }
+        guard machine.pause() else { throw MigrationFailure("the VM is \(machine.stateName); only a running VM can be migrated") }
+        pausedHere = true
+        let pausedAt = ContinuousClock.now
+        if request.mode == .precopy {
+            let sender = PageSender(link: link, regions: regions)
+            try sender.send(dirty: try machine.migrationDirtyPages().merging(pendingDirty.withLock { $0 }) { Self.union($0, $1) })
+            try link.sendPassEnd(pass: report.withLock { $0.passes } + 1, pages: sender.pagesSent)
+            update { $0.pagesSent += sender.pagesSent; $0.zeroPagesSent += sender.zeroPagesSent }
+        }
+        var pageServer: PostcopyPageServer?
+        if request.mode == .postcopy {
+            // Served from now: the data pages are learnt from the backings' holes as they are now.
+            let server = try PostcopyPageServer(machine: machine, shapes: shapes, secret: request.secret,
+                                                ipv6: link.peer.hasPrefix("["), log: log)
+            pageServer = server
+            try link.sendPageServer(port: server.port, fingerprint: server.fingerprint)
+        }
+        defer { if stateSent == false { pageServer?.stop() } }
+        let state = try machine.encodedMachineState()
+        try link.sendState(state)
+        stateSent = true
+        update { $0.phase = "waiting for the destination to run the guest" }
+        try link.receiveRunning()
+        let downtime = Self.milliseconds(since: pausedAt)
+        update { $0.downtimeMilliseconds = downtime }
+        if let pageServer {
+            // The guest runs there; it fetches what it touches from here until it has everything.
+            update { $0.phase = "serving pages" }
+            link.setReceiveTimeout(milliseconds: 0)
+            try link.receiveAllPagesPresent()
+            pageServer.stop()
+            update { $0.bytesSent = link.bytesSent }
+        }
+        return Outcome(downtime: downtime)
+    }
+
+    /// Pages the last live pass found dirty and left for the stop-and-copy.
+    private let pendingDirty = Mutex<[String: PageBitmap]>([:])
+
+    /// Passes over memory while the guest runs: everything once, then what it dirtied, until
+    /// what is left fits the downtime target at the bandwidth the last pass reached.
+    private func copyWhileRunning(over link: MigrationLink, regions: [GuestRegion]) throws {
+        update { $0.phase = "copying" }
+        try machine.startMigrationDirtyLog()
+        var passStart = ContinuousClock.now
+        var lastCollect = passStart
+        var bytesBefore = link.bytesSent
+        let sender = PageSender(link: link, regions: regions)
+        update { $0.passes = 1 }
+        try sender.sendAll()
+        try link.sendPassEnd(pass: 1, pages: sender.pagesSent)
+        var pass: UInt32 = 1
+        while true {
+            let seconds = max(Self.milliseconds(since: passStart) / 1000, 1e-6)
+            let bandwidth = Double(link.bytesSent - bytesBefore) / seconds
+            let dirty = try machine.migrationDirtyPages()
+            let remaining = dirty.values.reduce(UInt64(0)) { $0 + $1.setCount }
+            let rate = Double(remaining) / max(Self.milliseconds(since: lastCollect) / 1000, 1e-6)
+            lastCollect = ContinuousClock.now
+            let expected = bandwidth > 0 ? Double(remaining) * 4096 / bandwidth * 1000 : .infinity
+            update { report in
+                report.remainingPages = remaining
+                report.bandwidthBytesPerSecond = bandwidth
+                report.dirtyPagesPerSecond = rate
+                report.expectedDowntimeMilliseconds = expected
+                report.bytesSent = link.bytesSent
+                report.pagesSent = sender.pagesSent
+                report.zeroPagesSent = sender.zeroPagesSent
+            }
+            if expected <= request.maximumDowntimeMilliseconds || pass >= request.maximumPasses {
+                if pass >= request.maximumPasses { log("migration: pass \(pass) still leaves \(remaining) dirty pages; stopping the guest anyway") }
+                pendingDirty.withLock { $0 = dirty }
+                return
+            }
+            pass += 1
+            update { $0.passes = pass }
+            passStart = ContinuousClock.now
+            bytesBefore = link.bytesSent
+            try sender.send(dirty: dirty)
+            try link.sendPassEnd(pass: pass, pages: sender.pagesSent)
+        }
+    }
+
+    /// Shared mode: every region must be a file both VMMs can map.
+    private func sharedPaths() throws -> [String: String] {
+        guard request.mode == .shared else { return [:] }
+        var paths: [String: String] = [:]
+        for region in machine.memory.regions {
+            switch region.backing {
+            case .file(let path), .sharedFile(let path, _): paths[region.name] = path
+            default:
+                throw MigrationFailure("shared migration needs every region in a named shared file (--ram-file or --shared-maps); region \(region.name) is \(region.backing.kindName)")
+            }
+        }
+        return paths
+    }
+
+    private func fail(_ error: any Error, stateSent: Bool, pausedHere: Bool, started: ContinuousClock.Instant) {
+        let message = "\(error)"
+        // The destination said no after the state: it does not run the guest, so it resumes here.
+        let refused = if case TransportError.refused = error { true } else { false }
+        let ambiguous = stateSent && !refused
+        machine.endMigrationDirtyLog()
+        if pausedHere && !ambiguous { _ = machine.resume() }
+        let text = ambiguous
+            ? "the connection to \(request.destinationName) ended after the guest's state was sent (\(message)); the destination may be running the guest, so it stays paused here: resume it (PUT /vm/resume) only if the destination does not run it"
+            : "migration to \(request.destinationName) failed: \(message); the guest runs on here"
+        update { report in
+            report.status = "failed"
+            report.phase = ambiguous ? "paused, outcome unknown" : "failed"
+            report.error = text
+            report.totalMilliseconds = Self.milliseconds(since: started)
+        }
+        log(text)
+    }
+
+    private func update(_ body: (inout MigrationReport) -> Void) { report.withLock { body(&$0) } }
+
+    static func union(_ a: PageBitmap, _ b: PageBitmap) -> PageBitmap {
+        var result = a
+        b.forEachRun { (run: Range<PageIndex>) in
+            for page in run.lowerBound.rawValue..<run.upperBound.rawValue { result.insert(PageIndex(page)) }
+        }
+        return result
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    }
+
+    static func format(_ milliseconds: Double) -> String {
+        let tenths = (milliseconds * 10).rounded() / 10
+        return "\(tenths)"
+    }
+}
+
+/// A migration that cannot go on, in words for the user.
+struct MigrationFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,128 @@
+import Glibc
+import GuestMemory
+import Paging
+import Transport
+
+/// Sends pages of a running guest in PAGES frames of up to 256 pages. Each page is copied into
+/// a staging buffer first: the guest may write it meanwhile, and the CRC must cover the bytes
+/// actually sent (a later pass sends the page again, since the write dirtied it). Zero pages
+/// are skipped on the first pass (the destination's memory starts zero) and named in a
+/// ZERO_PAGES frame on later ones. Allocates only at creation.
+@safe
+final class PageSender {
+    let link: MigrationLink
+    let regions: [GuestRegion]
+    private let batchPages = 256
+    private let staging: UnsafeMutableRawBufferPointer
+    private var references: [UInt64]
+    private var crcs: [UInt32]
+    private var count = 0
+    private var zeros: [UInt64] = []
+    private(set) var pagesSent: UInt64 = 0
+    private(set) var zeroPagesSent: UInt64 = 0
+
+    static let pageSize = 4096
+
+    init(link: MigrationLink, regions: [GuestRegion]) {
+        self.link = link
+        self.regions = regions
+        unsafe staging = UnsafeMutableRawBufferPointer.allocate(byteCount: batchPages * Self.pageSize, alignment: 4096)
+        references = Array(repeating: 0, count: batchPages)
+        crcs = Array(repeating: 0, count: batchPages)
+        zeros.reserveCapacity(MigrationProtocol.maximumZeroPages)
+    }
+
+    deinit { unsafe staging.deallocate() }
+
+    /// Sends every page of every region that may hold data: a file's holes are skipped unread.
+    func sendAll() throws(TransportError) {
+        for (index, region) in regions.enumerated() {
+            for range in Self.dataPages(of: region) {
+                for page in range { try send(region: index, page: page, announceZero: false) }
+            }
+        }
+        try flush()
+    }
+
+    /// Sends the pages set in `dirty` (per region name); zero ones as zero.
+    func send(dirty: [String: PageBitmap]) throws(TransportError) {
+        for (index, region) in regions.enumerated() {
+            guard let pages = dirty[region.name] else { continue }
+            try pages.forEachRun { (run: Range<PageIndex>) throws(TransportError) in
+                for page in run.lowerBound.rawValue..<run.upperBound.rawValue { try send(region: index, page: page, announceZero: true) }
+            }
+        }
+        try flush()
+    }
+
+    /// Stages one page; sends the batch when full.
+    private func send(region: Int, page: UInt64, announceZero: Bool) throws(TransportError) {
+        let pageSize = Self.pageSize
+        // SAFETY: slot `count` < batchPages lies inside the staging buffer.
+        let slot = unsafe UnsafeMutableRawBufferPointer(rebasing: staging[count * pageSize..<(count + 1) * pageSize])
+        // The page is inside the region (it comes from the region's own page count).
+        _ = try? unsafe regions[region].withUnsafeBytes(at: RegionOffset(page * UInt64(pageSize)), count: pageSize) { source in
+            // SAFETY: both are one page: the slot inside the staging buffer, the source inside the region.
+            unsafe slot.copyMemory(from: source)
+        }
+        let reference = PageReference(region: region, page: page).packed
+        if unsafe ZeroPageScan.isZeroPage(UnsafeRawBufferPointer(slot)) {
+            guard announceZero else { return }
+            zeros.append(reference)
+            if zeros.count == MigrationProtocol.maximumZeroPages { try flushZeros() }
+            return
+        }
+        references[count] = reference
+        crcs[count] = unsafe CRC32C.checksum(UnsafeRawBufferPointer(slot))
+        count += 1
+        if count == batchPages { try flushPages() }
+    }
+
+    func flush() throws(TransportError) {
+        try flushPages()
+        try flushZeros()
+    }
+
+    private func flushPages() throws(TransportError) {
+        guard count > 0 else { return }
+        let sending = count
+        count = 0
+        // SAFETY: the first `sending` entries of our own arrays and staging buffer.
+        try unsafe references.withUnsafeBufferPointer { (references) throws(TransportError) in
+            try unsafe crcs.withUnsafeBufferPointer { (crcs) throws(TransportError) in
+                try unsafe link.sendPages(
+                    references: UnsafeBufferPointer(rebasing: references[0..<sending]), crcs: UnsafeBufferPointer(rebasing: crcs[0..<sending]),
+                    data: UnsafeRawBufferPointer(rebasing: staging[0..<sending * Self.pageSize]))
+            }
+        }
+        pagesSent += UInt64(sending)
+    }
+
+    private func flushZeros() throws(TransportError) {
+        guard !zeros.isEmpty else { return }
+        try link.sendZeroPages(zeros)
+        zeroPagesSent += UInt64(zeros.count)
+        zeros.removeAll(keepingCapacity: true)
+    }
+
+    /// Page ranges of `region` that may hold data: its file's data extents (SEEK_DATA and
+    /// SEEK_HOLE, which memfds and most file systems answer); all of it without a file.
+    static func dataPages(of region: GuestRegion) -> [Range<UInt64>] {
+        let pageCount = region.sizeInBytes / UInt64(pageSize)
+        guard let fd = region.fileDescriptor else { return [0..<pageCount] }
+        var ranges: [Range<UInt64>] = []
+        var position: off_t = 0
+        let end = off_t(region.sizeInBytes)
+        while position < end {
+            let data = lseek(fd, position, 3 /* SEEK_DATA */)
+            if data < 0 { if errno == ENXIO { break } else { return [0..<pageCount] } }
+            let hole = lseek(fd, data, 4 /* SEEK_HOLE */)
+            let stop = hole < 0 ? end : min(hole, end)
+            let first = UInt64(data) / UInt64(pageSize)
+            let last = (UInt64(stop) + UInt64(pageSize) - 1) / UInt64(pageSize)
+            if first < last { ranges.append(first..<min(last, pageCount)) }
+            position = stop
+        }
+        return ranges
+    }
+}

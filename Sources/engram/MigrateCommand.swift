@@ -1,0 +1,88 @@
+import ArgumentParser
+import ControlAPI
+import Dispatch
+import FoundationEssentials
+
+/// `engram migrate SOCKET --to tcp://HOST:PORT`: asks a running VM to migrate (PUT /vm/migrate)
+/// and follows it (GET /vm/migrate) until it completes or fails.
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Live-migrate a running VM to a destination waiting in `engram receive`.",
+        discussion: """
+            precopy copies memory while the guest runs, pass after pass of what it dirtied, then stops it for the rest \
+            (within --max-downtime-ms when the dirty rate allows). postcopy stops it at once, moves the state, and the \
+            destination fetches pages on first touch while the rest streams. shared moves only the state: both VMMs map \
+            the same RAM files (--ram-file or --shared-maps, same host or a shared memory file system). Prints progress \
+            on standard error and the outcome on standard output; exit status 0 once the guest runs at the destination.
+            """
+    )
+
+    @Argument(help: "The source VM's control socket.") var socket: String
+    @Option(help: "The destination: tcp://HOST:PORT of `engram receive`.") var to: String
+    @Option(help: "precopy, postcopy or shared.") var mode = "precopy"
+    @Option(help: "Pre-copy: stop the guest once the rest fits in this many milliseconds.") var maxDowntimeMs: Double = 300
+    @Option(help: "The shared secret (the destination's --secret-file), read by the source VMM.") var secretFile: String
+    @Flag(help: "Return once the migration has started.") var noWait = false
+
+    func validate() throws {
+        guard to.hasPrefix("tcp://") else { throw ValidationError("--to must be tcp://HOST:PORT") }
+        guard ["precopy", "postcopy", "shared"].contains(mode) else { throw ValidationError("--mode must be precopy, postcopy or shared") }
+    }
+
+    func run() throws {
+        let body = MigrationRequestBody(to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: Self.absolute(secretFile))
+        let encoded = Array(try JSONCoding.makeEncoder().encode(body))
+        var status = try decode(try APICall.send(socket: socket, method: "PUT", path: "/vm/migrate", body: encoded))
+        if noWait { return APICall.printAnswer(try JSONCoding.makeEncoder().encode(status).map { $0 }) }
+        var lastPhase = ""
+        while status.status == "active" {
+            if let phase = status.phase, phase != lastPhase || phase == "copying" {
+                if phase != lastPhase || status.passes > 0 { Diagnostics.note(progressLine(status)) }
+                lastPhase = phase
+            }
+            Pause.sleep(milliseconds: 100)
+            do {
+                status = try decode(try APICall.send(socket: socket, method: "GET", path: "/vm/migrate"))
+            } catch {
+                // The source VMM ends only once the destination runs the guest.
+                print("completed: the source VMM has ended; the guest runs at \(to)")
+                return
+            }
+        }
+        APICall.printAnswer(Array(try JSONCoding.makeEncoder().encode(status)))
+        if status.status != "completed" { throw CommandFailure(status.error ?? "the migration \(status.status)") }
+    }
+
+    private func progressLine(_ status: MigrationStatus) -> String {
+        let sent = String(format1: Double(status.bytesSent) / 1_048_576)
+        return "migrate: \(status.phase ?? ""), pass \(status.passes), \(sent) MiB sent, \(status.remainingPages) pages dirty, " +
+            "expected downtime \(String(format1: status.expectedDowntimeMs)) ms"
+    }
+
+    private func decode(_ bytes: [UInt8]) throws -> MigrationStatus {
+        do { return try JSONCoding.makeDecoder().decode(MigrationStatus.self, from: Data(bytes)) } catch {
+            throw CommandFailure("\(socket): the migration status does not decode: \(error)")
+        }
+    }
+
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+}
+
+extension String {
+    /// One decimal place.
+    init(format1 value: Double) {
+        guard value.isFinite else { self = "-"; return }
+        let tenths = (value * 10).rounded() / 10
+        self = "\(tenths)"
+    }
+}
+
+enum Pause {
+    static func sleep(milliseconds: Int) {
+        let semaphore = DispatchSemaphore(value: 0)
+        _ = semaphore.wait(timeout: .now() + .milliseconds(milliseconds))
+    }
+}
