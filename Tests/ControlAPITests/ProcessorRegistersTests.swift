@@ -32,3 +32,4 @@ import Testing
         #expect(response.status == 409)
     }
 }
+

@@ -54,9 +54,9 @@ package final class MigrationSource: Sendable {
                 report.phase = "done"
                 report.downtimeMilliseconds = outcome.downtime
                 report.totalMilliseconds = Self.milliseconds(since: started)
-                report.bytesSent = connected.bytesSent
+                if request.mode != .postcopy { report.bytesSent = connected.bytesSent }
             }
-            log("migrated to \(request.destinationName) (\(request.mode.rawValue)) in \(Self.format(Self.milliseconds(since: started))) ms, downtime \(Self.format(outcome.downtime)) ms, \(connected.bytesSent) bytes sent")
+            log("migrated to \(request.destinationName) (\(request.mode.rawValue)) in \(Self.format(Self.milliseconds(since: started))) ms, downtime \(Self.format(outcome.downtime)) ms, \(report.withLock { $0.bytesSent }) bytes sent")
             return true
         } catch {
             link?.close()
@@ -114,7 +114,7 @@ package final class MigrationSource: Sendable {
             link.setReceiveTimeout(milliseconds: 0)
             try link.receiveAllPagesPresent()
             pageServer.stop()
-            update { $0.bytesSent = link.bytesSent }
+            update { $0.bytesSent = link.bytesSent + pageServer.bytesSent }
         }
         return Outcome(downtime: downtime)
     }

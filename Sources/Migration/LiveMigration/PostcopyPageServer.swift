@@ -26,5 +26,7 @@ final class PostcopyPageServer: Sendable {
 
     var port: UInt16 { server.port }
 
+    var bytesSent: UInt64 { server.bytesSent }
+
     func stop() { server.stop() }
 }

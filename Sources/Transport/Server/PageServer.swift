@@ -14,6 +14,7 @@ package final class PageServer: Sendable {
     let maximumConnections: Int
     let log: @Sendable (String) -> Void
     private let connections = Atomic<Int>(0)
+    private let sent = Atomic<UInt64>(0)
     /// Serialises working-set writes (PUT from several clients at once).
     let workingSetLock = Mutex<Void>(())
     /// Whether `stop` was called, and the sockets of the connections being served, so `stop`
@@ -49,6 +50,11 @@ package final class PageServer: Sendable {
 
     /// Connections being served now.
     package var connectionCount: Int { connections.load(ordering: .relaxed) }
+
+    /// Bytes of replies sent to every client so far (a post-copy source reports them).
+    package var bytesSent: UInt64 { sent.load(ordering: .relaxed) }
+
+    func countSent(_ bytes: UInt64) { sent.add(bytes, ordering: .relaxed) }
 
     /// True once `stop` was called.
     package var isStopped: Bool { sessions.withLock { $0.stopped } }

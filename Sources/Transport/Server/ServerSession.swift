@@ -21,7 +21,11 @@ struct ServerSession {
         connection.socket.setReceiveTimeout(milliseconds: 0)
         let buffers = ServerBuffers()
         do {
-            while true { try serveRequest(buffers) }
+            while true {
+                let before = connection.bytesSent
+                try serveRequest(buffers)
+                server.countSent(connection.bytesSent - before)
+            }
         } catch .closed {
             // The client left.
         } catch {

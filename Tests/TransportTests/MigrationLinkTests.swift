@@ -1,0 +1,147 @@
+import Foundation
+import GuestMemory
+import Paging
+import SnapshotFormat
+import Synchronization
+import Testing
+import TestSupport
+@testable import Transport
+
+/// The migration protocol's two ends in one process: authentication (its own labels), the
+/// plan's checks, and the destination's receive loop writing pages straight into regions.
+@Suite struct MigrationLinkTests {
+    /// A destination listening on a free port, accepting one migration on a thread.
+    final class Destination: Sendable {
+        let endpoint: Endpoint
+        let accepted = Mutex<Result<MigrationLink, TransportError>?>(nil)
+        let refusals = Mutex<[String]>([])
+
+        init(secret: SharedSecret = TransportFixture.secret) throws {
+            let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
+            endpoint = try Endpoint(parsing: "127.0.0.1:\(listener.boundPort)")
+            Thread.detachNewThread { [self] in
+                let result: Result<MigrationLink, TransportError>
+                do throws(TransportError) {
+                    result = .success(try MigrationLink.accept(on: listener, secret: secret, log: { line in self.refusals.withLock { $0.append(line) } }))
+                } catch { result = .failure(error) }
+                accepted.withLock { $0 = result }
+            }
+        }
+
+        func link() throws -> MigrationLink {
+            for _ in 0..<500 {
+                if let result = accepted.withLock({ $0 }) { return try result.get() }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            throw TransportError.closed(peer: "the test's destination never accepted")
+        }
+    }
+
+    static let shapes = [
+        SnapshotRegionShape(name: "ram", sizeInBytes: 64 * 4096, placements: [
+            SnapshotPlacement(guestAddress: GuestAddress(0), sizeInBytes: 64 * 4096, regionOffset: RegionOffset(0)),
+        ]),
+        SnapshotRegionShape(name: "extra", sizeInBytes: 8 * 4096, placements: []),
+    ]
+
+    static func page(_ value: UInt8) -> [UInt8] { (0..<4096).map { UInt8(truncatingIfNeeded: Int($0) &* 7) ^ value } }
+
+    /// Sends `pages` (reference, bytes, crc) in one PAGES frame.
+    static func send(_ link: MigrationLink, _ pages: [(UInt64, [UInt8], UInt32)]) throws {
+        let references = pages.map(\.0), crcs = pages.map(\.2), data = pages.flatMap(\.1)
+        try references.withUnsafeBufferPointer { references in
+            try crcs.withUnsafeBufferPointer { crcs in
+                try data.withUnsafeBytes { data in try link.sendPages(references: references, crcs: crcs, data: data) }
+            }
+        }
+    }
+
+    @Test func planPagesZerosAndStateArriveInPlace() throws {
+        let destination = try Destination()
+        let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+        let arrived = try destination.link()
+        try source.sendPlan(MigrationPlan(mode: .precopy, shapes: Self.shapes))
+        let plan = try arrived.receivePlan()
+        #expect(plan.shapes == Self.shapes)
+        let regions = try SnapshotMemoryLoader.empty(shapes: plan.shapes)
+        try arrived.sendReady()
+        try source.receiveReady()
+
+        let first = Self.page(1), second = Self.page(2)
+        try Self.send(source, [
+            (PageReference(region: 0, page: 3).packed, first, CRC32C.checksum(first)),
+            (PageReference(region: 1, page: 7).packed, second, CRC32C.checksum(second)),
+        ])
+        try source.sendPassEnd(pass: 1, pages: 2)
+        try source.sendZeroPages([PageReference(region: 0, page: 3).packed])
+        try Self.send(source, [(PageReference(region: 0, page: 5).packed, second, CRC32C.checksum(second))])
+        try source.sendState(Array("state".utf8))
+
+        var receiver = MigrationReceiver(link: arrived, regions: regions)
+        #expect(try receiver.receiveUntilState() == Array("state".utf8))
+        #expect(receiver.pagesReceived == 3 && receiver.passes == 1)
+        #expect(try regions[0].read(count: 4096, at: RegionOffset(3 * 4096)) == [UInt8](repeating: 0, count: 4096))
+        #expect(try regions[0].read(count: 4096, at: RegionOffset(5 * 4096)) == second)
+        #expect(try regions[1].read(count: 4096, at: RegionOffset(7 * 4096)) == second)
+        try arrived.sendRunning()
+        try source.receiveRunning()
+    }
+
+    @Test func damagedOrStrayPagesAreRefused() throws {
+        let cases: [(UInt64, UInt32?, String)] = [
+            (PageReference(region: 0, page: 1).packed, 0xDEAD, "arrived damaged"),
+            (PageReference(region: 2, page: 0).packed, nil, "the plan has 2"),
+            (PageReference(region: 1, page: 8).packed, nil, "past the end of region extra"),
+        ]
+        for (reference, crc, expected) in cases {
+            let destination = try Destination()
+            let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+            let arrived = try destination.link()
+            let regions = try SnapshotMemoryLoader.empty(shapes: Self.shapes)
+            let bytes = Self.page(9)
+            try Self.send(source, [(reference, bytes, crc ?? CRC32C.checksum(bytes))])
+            var receiver = MigrationReceiver(link: arrived, regions: regions)
+            #expect { _ = try receiver.receiveUntilState() } throws: { "\($0)".contains(expected) }
+        }
+    }
+
+    @Test func anUnexpectedFrameOrAnErrorEndsTheStream() throws {
+        let destination = try Destination()
+        let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+        let arrived = try destination.link()
+        try source.sendReady()  // a destination's frame, from the source
+        var receiver = MigrationReceiver(link: arrived, regions: try SnapshotMemoryLoader.empty(shapes: Self.shapes))
+        #expect { _ = try receiver.receiveUntilState() } throws: { "\($0)".contains("in the middle of a migration") }
+
+        arrived.connection.sendError("no room for this guest")
+        #expect { try source.receiveReady() } throws: { "\($0)".contains("no room for this guest") }
+    }
+
+    @Test func plansOutOfBoundsAreRefused() throws {
+        func refused(_ json: String) -> Bool {
+            (try? MigrationPlan.decode(Array(json.utf8), peer: "test")) == nil
+        }
+        let region = #"{"name":"ram","sizeInBytes":4096,"placements":[]}"#
+        #expect(!refused(#"{"mode":"precopy","regions":[\#(region)]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[]}"#))
+        #expect(refused(#"{"mode":"teleport","regions":[\#(region)]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":4095,"placements":[]}]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[\#(region),\#(region)]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":4096,"placements":[{"guestAddress":0,"sizeInBytes":8192,"regionOffset":0}]}]}"#))
+        #expect(refused(#"{"mode":"shared","regions":[\#(region)]}"#))
+        #expect(refused("not json"))
+    }
+
+    @Test func theWrongSecretOrAPageClientIsRefusedAndTheWaitGoesOn() throws {
+        let destination = try Destination()
+        #expect { _ = try MigrationLink.connect(to: destination.endpoint, secret: SharedSecret(bytes: Array("another secret of 32 bytes here!".utf8))) }
+            throws: { "\($0)".contains("authentication") }
+        // A page-protocol client speaks another magic and other proof labels.
+        let socket = try TCPSocket.connect(to: destination.endpoint, timeoutMilliseconds: 2000)
+        #expect { _ = try Handshake.join(FramedConnection(socket: socket), secret: TransportFixture.secret) } throws: { _ in true }
+        // The destination still takes the real source.
+        _ = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+        _ = try destination.link()
+        #expect(destination.refusals.withLock { $0.count } == 2)
+    }
+}
