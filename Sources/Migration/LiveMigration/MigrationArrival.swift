@@ -24,8 +24,8 @@ package struct MigrationArrival {
         log: @escaping (String) -> Void
     ) throws -> MigrationArrival {
         let link = try MigrationLink.accept(on: listener, secret: secret, log: log)
-        // A source that goes quiet for a minute mid-stream is gone.
-        link.setReceiveTimeout(milliseconds: 60_000)
+        // A source that goes quiet mid-stream is gone.
+        link.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds)
         do {
             let plan = try link.receivePlan()
             log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))")

@@ -47,7 +47,7 @@ package final class MigrationSource: Sendable {
         do {
             let connected = try MigrationLink.connect(to: request.destination, secret: request.secret)
             link = connected
-            connected.setReceiveTimeout(milliseconds: 60_000)
+            connected.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds)
             let outcome = try migrate(over: connected, started: started, stateSent: &stateSent, pausedHere: &pausedHere)
             update { report in
                 report.status = "completed"

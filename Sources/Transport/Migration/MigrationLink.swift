@@ -7,7 +7,14 @@ import Paging
 package final class MigrationLink: Sendable {
     package let connection: FramedConnection
 
-    init(connection: FramedConnection) { self.connection = connection }
+    /// Seconds a migration may make no progress before its peer counts as gone: the source
+    /// then resumes its guest, the destination gives up.
+    package static let stallMilliseconds = 20_000
+
+    init(connection: FramedConnection) {
+        self.connection = connection
+        connection.socket.setSendTimeout(milliseconds: Self.stallMilliseconds)
+    }
 
     package var peer: String { connection.peer }
     package var bytesSent: UInt64 { connection.bytesSent }
@@ -38,7 +45,7 @@ package final class MigrationLink: Sendable {
         }
     }
 
-    /// No frame may take longer than this to arrive (0: wait forever).
+    /// No frame may take longer than this to arrive (0: wait forever; the send timeout stays).
     package func setReceiveTimeout(milliseconds: Int) { connection.socket.setReceiveTimeout(milliseconds: milliseconds) }
 
     /// Ends the connection at once (the other side sees it closed).
