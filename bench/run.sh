@@ -11,3 +11,4 @@ python3 bench/snapshot_restore.py
 python3 bench/live_update.py
 python3 bench/page_server.py
 python3 bench/inspect.py
+python3 bench/migration.py

@@ -35,11 +35,12 @@ struct MigrateCommand: ParsableCommand {
         let encoded = Array(try JSONCoding.makeEncoder().encode(body))
         var status = try decode(try APICall.send(socket: socket, method: "PUT", path: "/vm/migrate", body: encoded))
         if noWait { return APICall.printAnswer(try JSONCoding.makeEncoder().encode(status).map { $0 }) }
-        var lastPhase = ""
+        var last = (phase: "", passes: UInt32(0))
         while status.status == "active" {
-            if let phase = status.phase, phase != lastPhase || phase == "copying" {
-                if phase != lastPhase || status.passes > 0 { Diagnostics.note(progressLine(status)) }
-                lastPhase = phase
+            // A line when the phase or the pass changes, not on every poll.
+            if let phase = status.phase, phase != last.phase || status.passes != last.passes {
+                Diagnostics.note(progressLine(status))
+                last = (phase, status.passes)
             }
             Pause.sleep(milliseconds: 100)
             do {

@@ -51,6 +51,12 @@ package struct PageBitmap: Equatable, Sendable {
     }
 
     /// True if the bit of `page` is set; false for pages past the end.
+    /// Adds every page of `other`, which must cover the same number of pages.
+    package mutating func formUnion(_ other: PageBitmap) {
+        precondition(other.pageCount == pageCount, "union of bitmaps of \(pageCount) and \(other.pageCount) pages")
+        for index in words.indices { words[index] |= other.words[index] }
+    }
+
     package func contains(_ page: PageIndex) -> Bool {
         guard page.rawValue < pageCount else { return false }
         return words[Int(page.rawValue / 64)] & (1 << (page.rawValue % 64)) != 0

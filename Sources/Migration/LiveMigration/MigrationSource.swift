@@ -75,7 +75,15 @@ package final class MigrationSource: Sendable {
                 SnapshotPlacement(guestAddress: $0.guestAddress, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset)
             })
         }
-        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths())
+        // Pre-copy tells where data is, so the destination allocates those pages before the first pass.
+        var dataPages: [String: [Range<UInt64>]] = [:]
+        if request.mode == .precopy {
+            for region in regions {
+                let ranges = PageSender.dataPages(of: region)
+                if ranges.count <= 1 << 16 { dataPages[region.name] = ranges }
+            }
+        }
+        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths(), dataPages: dataPages)
         try link.sendPlan(plan)
         update { $0.phase = "waiting for the destination" }
         try link.receiveReady()
@@ -131,14 +139,25 @@ package final class MigrationSource: Sendable {
         var lastCollect = passStart
         var bytesBefore = link.bytesSent
         let sender = PageSender(link: link, regions: regions)
+        sender.progress = { [self] sender in
+            update { report in
+                report.bytesSent = link.bytesSent
+                report.pagesSent = sender.pagesSent
+                report.zeroPagesSent = sender.zeroPagesSent
+            }
+        }
         update { $0.passes = 1 }
-        try sender.sendAll()
+        // Pages found dirty during the first pass: skipped by it when still ahead, sent by the next.
+        var dirtiedDuringFirstPass: [String: PageBitmap] = [:]
+        try sender.sendAll(dirty: &dirtiedDuringFirstPass) { try machine.migrationDirtyPages() }
         try link.sendPassEnd(pass: 1, pages: sender.pagesSent)
         var pass: UInt32 = 1
+        var previousRemaining: UInt64?
         while true {
             let seconds = max(Self.milliseconds(since: passStart) / 1000, 1e-6)
             let bandwidth = Double(link.bytesSent - bytesBefore) / seconds
-            let dirty = try machine.migrationDirtyPages()
+            let dirty = try machine.migrationDirtyPages().merging(dirtiedDuringFirstPass) { Self.union($0, $1) }
+            dirtiedDuringFirstPass = [:]
             let remaining = dirty.values.reduce(UInt64(0)) { $0 + $1.setCount }
             let rate = Double(remaining) / max(Self.milliseconds(since: lastCollect) / 1000, 1e-6)
             lastCollect = ContinuousClock.now
@@ -152,7 +171,13 @@ package final class MigrationSource: Sendable {
                 report.pagesSent = sender.pagesSent
                 report.zeroPagesSent = sender.zeroPagesSent
             }
-            if expected <= request.maximumDowntimeMilliseconds || pass >= request.maximumPasses {
+            // Stop once the rest fits the target and another pass would no longer halve it (or it is
+            // already down to a couple of milliseconds): passes are cheap while they shrink the rest,
+            // and every page they take off is downtime saved.
+            let fits = expected <= request.maximumDowntimeMilliseconds
+            let shrinking = previousRemaining.map { remaining < $0 / 2 } ?? true
+            previousRemaining = remaining
+            if fits && (!shrinking || expected <= Self.negligibleDowntimeMilliseconds) || pass >= request.maximumPasses {
                 if pass >= request.maximumPasses { log("migration: pass \(pass) still leaves \(remaining) dirty pages; stopping the guest anyway") }
                 pendingDirty.withLock { $0 = dirty }
                 return
@@ -201,11 +226,12 @@ package final class MigrationSource: Sendable {
 
     private func update(_ body: (inout MigrationReport) -> Void) { report.withLock { body(&$0) } }
 
+    /// A rest this quick to send is not worth another pass.
+    static let negligibleDowntimeMilliseconds = 2.0
+
     static func union(_ a: PageBitmap, _ b: PageBitmap) -> PageBitmap {
         var result = a
-        b.forEachRun { (run: Range<PageIndex>) in
-            for page in run.lowerBound.rawValue..<run.upperBound.rawValue { result.insert(PageIndex(page)) }
-        }
+        result.formUnion(b)
         return result
     }
 

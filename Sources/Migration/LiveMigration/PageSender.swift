@@ -20,6 +20,8 @@ final class PageSender {
     private var zeros: [UInt64] = []
     private(set) var pagesSent: UInt64 = 0
     private(set) var zeroPagesSent: UInt64 = 0
+    /// Called after each frame, so progress shows during a long pass, not only between passes.
+    var progress: (PageSender) -> Void = { _ in }
 
     static let pageSize = 4096
 
@@ -34,11 +36,25 @@ final class PageSender {
 
     deinit { unsafe staging.deallocate() }
 
-    /// Sends every page of every region that may hold data: a file's holes are skipped unread.
-    func sendAll() throws(TransportError) {
+    /// Sends every page of every region that may hold data (a file's holes are skipped unread),
+    /// except pages already known to be dirty again: the next pass sends those anyway. Every
+    /// `refreshPages` pages, `refresh` is asked for the pages dirtied meanwhile, which join
+    /// `dirty` — so a page the guest rewrites ahead of this pass goes over the wire once, not twice.
+    func sendAll(
+        dirty: inout [String: PageBitmap], refreshPages: Int = 16384, refresh: () throws -> [String: PageBitmap]
+    ) throws {
+        var sinceRefresh = 0
         for (index, region) in regions.enumerated() {
             for range in Self.dataPages(of: region) {
-                for page in range { try send(region: index, page: page, announceZero: false) }
+                for page in range {
+                    sinceRefresh += 1
+                    if sinceRefresh == refreshPages {
+                        sinceRefresh = 0
+                        dirty = dirty.merging(try refresh()) { MigrationSource.union($0, $1) }
+                    }
+                    if dirty[region.name]?.contains(PageIndex(page)) == true { continue }
+                    try send(region: index, page: page, announceZero: false)
+                }
             }
         }
         try flush()
@@ -96,6 +112,7 @@ final class PageSender {
             }
         }
         pagesSent += UInt64(sending)
+        progress(self)
     }
 
     private func flushZeros() throws(TransportError) {
@@ -103,6 +120,7 @@ final class PageSender {
         try link.sendZeroPages(zeros)
         zeroPagesSent += UInt64(zeros.count)
         zeros.removeAll(keepingCapacity: true)
+        progress(self)
     }
 
     /// Page ranges of `region` that may hold data: its file's data extents (SEEK_DATA and

@@ -11,6 +11,9 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
         package var placements: [Placement]
         /// Shared mode: the file both VMMs map.
         package var path: String?
+        /// Pre-copy: the page ranges [first, end) that hold data at the source (the rest is
+        /// zero and never sent), so the destination can allocate them before the first pass.
+        package var dataPages: [[UInt64]]?
     }
 
     package struct Placement: Codable, Sendable, Equatable {
@@ -22,13 +25,18 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
     package var mode: MigrationMode
     package var regions: [Region]
 
-    package init(mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:]) {
+    package init(mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:], dataPages: [String: [Range<UInt64>]] = [:]) {
         self.mode = mode
         regions = shapes.map { shape in
             Region(name: shape.name, sizeInBytes: shape.sizeInBytes, placements: shape.placements.map {
                 Placement(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
-            }, path: paths[shape.name])
+            }, path: paths[shape.name], dataPages: dataPages[shape.name].map { $0.map { [$0.lowerBound, $0.upperBound] } })
         }
+    }
+
+    /// The data ranges of region `index` as page ranges (checked by `decode`).
+    package func dataPageRanges(region index: Int) -> [Range<UInt64>] {
+        (regions[index].dataPages ?? []).map { $0[0]..<$0[1] }
     }
 
     /// The regions as snapshot shapes (what restore code builds memory from).
@@ -42,6 +50,7 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
 
     static let maximumRegions = 64
     static let maximumRegionBytes: UInt64 = 1 << 40
+    static let maximumDataRanges = 1 << 16
 
     package func encoded() -> [UInt8] {
         // The plan is plain data; encoding cannot fail.
@@ -70,6 +79,12 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
                 }
             }
             if plan.mode == .shared, region.path == nil { throw bad("is shared but gives no file for region \(region.name)") }
+            if let ranges = region.dataPages {
+                let pages = region.sizeInBytes / 4096
+                guard ranges.count <= maximumDataRanges, ranges.allSatisfy({ $0.count == 2 && $0[0] < $0[1] && $0[1] <= pages }) else {
+                    throw bad("gives region \(region.name) data ranges outside it")
+                }
+            }
         }
         return plan
     }
