@@ -125,3 +125,17 @@ import Testing
         #expect(PageBitmap(pageCount: 70, littleEndianBytes: Array(bytes.prefix(8))) == nil)
     }
 }
+
+/// A union keeps every page of both bitmaps and nothing else.
+@Suite struct PageBitmapUnionTests {
+    @Test func unionHoldsThePagesOfBoth() {
+        var a = PageBitmap(pageCount: 200)
+        var b = PageBitmap(pageCount: 200)
+        for page in [0, 63, 64, 130] { a.insert(PageIndex(UInt64(page))) }
+        for page in [1, 64, 199] { b.insert(PageIndex(UInt64(page))) }
+        a.formUnion(b)
+        #expect(a.setCount == 6)
+        #expect([0, 1, 63, 64, 130, 199].allSatisfy { a.contains(PageIndex(UInt64($0))) })
+        #expect(!a.contains(PageIndex(2)))
+    }
+}

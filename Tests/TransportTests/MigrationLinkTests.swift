@@ -130,6 +130,10 @@ import TestSupport
         #expect(refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":4096,"placements":[{"guestAddress":0,"sizeInBytes":8192,"regionOffset":0}]}]}"#))
         #expect(refused(#"{"mode":"shared","regions":[\#(region)]}"#))
         #expect(refused("not json"))
+        #expect(!refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":8192,"placements":[],"dataPages":[[0,2]]}]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":8192,"placements":[],"dataPages":[[0,3]]}]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":8192,"placements":[],"dataPages":[[1,1]]}]}"#))
+        #expect(refused(#"{"mode":"precopy","regions":[{"name":"ram","sizeInBytes":8192,"placements":[],"dataPages":[[0]]}]}"#))
     }
 
     @Test func theWrongSecretOrAPageClientIsRefusedAndTheWaitGoesOn() throws {
