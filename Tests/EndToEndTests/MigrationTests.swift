@@ -93,9 +93,10 @@ struct MigrationTests {
         let migration = MigrationPair.Migration(status: status, report: MigrationPair.object(migrate.consoleText),
                                                 output: migrate.consoleText, errors: migrate.errorText)
         try expectArrived(migration, mode: "precopy", url: url, source: source, destination: destination)
-        // 64 MiB rewritten cannot fit a 300 ms stop at 25 MB/s: a second pass sent them.
+        // 64 MiB rewritten cannot fit a 300 ms stop at 25 MB/s: a second pass sent them. (The first
+        // pass skips pages it learns are dirty again, so a rewritten page may cross only once.)
         #expect((migration.report["passes"] as? Int ?? 0) >= 2, "\(migration.output)")
-        #expect((migration.report["pages_sent"] as? Int ?? 0) >= 2 * 64 * 256, "\(migration.output)")
+        #expect((migration.report["pages_sent"] as? Int ?? 0) >= 64 * 256, "\(migration.output)")
         try expectIntact(destination, digest: digest, ticksBefore: ticksBefore, "destination")
     }
 
