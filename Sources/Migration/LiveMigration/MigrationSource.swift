@@ -87,7 +87,7 @@ package final class MigrationSource: Sendable {
         try link.sendPlan(plan)
         update { $0.phase = "waiting for the destination" }
         try link.receiveReady()
-        if request.mode == .precopy { try copyWhileRunning(over: link, regions: regions) }
+        let leftDirty = request.mode == .precopy ? try copyWhileRunning(over: link, regions: regions) : [:]
 
         // Stop-and-copy: the guest stops here; downtime runs from now until the destination runs it.
         update { $0.phase = "stopping" }
@@ -96,7 +96,7 @@ package final class MigrationSource: Sendable {
         let pausedAt = ContinuousClock.now
         if request.mode == .precopy {
             let sender = PageSender(link: link, regions: regions)
-            try sender.send(dirty: try machine.migrationDirtyPages().merging(pendingDirty.withLock { $0 }) { Self.union($0, $1) })
+            try sender.send(dirty: try machine.migrationDirtyPages().merging(leftDirty) { Self.union($0, $1) })
             try link.sendPassEnd(pass: report.withLock { $0.passes } + 1, pages: sender.pagesSent)
             update { $0.pagesSent += sender.pagesSent; $0.zeroPagesSent += sender.zeroPagesSent }
         }
@@ -127,12 +127,10 @@ package final class MigrationSource: Sendable {
         return Outcome(downtime: downtime)
     }
 
-    /// Pages the last live pass found dirty and left for the stop-and-copy.
-    private let pendingDirty = Mutex<[String: PageBitmap]>([:])
-
     /// Passes over memory while the guest runs: everything once, then what it dirtied, until
-    /// what is left fits the downtime target at the bandwidth the last pass reached.
-    private func copyWhileRunning(over link: MigrationLink, regions: [GuestRegion]) throws {
+    /// what is left fits the downtime target at the bandwidth the last pass reached. Returns the
+    /// pages the last look found dirty, for the stop-and-copy.
+    private func copyWhileRunning(over link: MigrationLink, regions: [GuestRegion]) throws -> [String: PageBitmap] {
         update { $0.phase = "copying" }
         try machine.startMigrationDirtyLog()
         var passStart = ContinuousClock.now
@@ -179,8 +177,7 @@ package final class MigrationSource: Sendable {
             previousRemaining = remaining
             if fits && (!shrinking || expected <= Self.negligibleDowntimeMilliseconds) || pass >= request.maximumPasses {
                 if pass >= request.maximumPasses { log("migration: pass \(pass) still leaves \(remaining) dirty pages; stopping the guest anyway") }
-                pendingDirty.withLock { $0 = dirty }
-                return
+                return dirty
             }
             pass += 1
             update { $0.passes = pass }
