@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(name: "CLinux"),
@@ -100,11 +101,22 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "Migration", "ControlAPI", "GuestMemory", "Inspect", "KVM", "Paging", "SnapshotFormat", "Transport",
+                "Machine", "Migration", "ControlAPI", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: safeTargetSettings
+        ),
+        .target(
+            name: "ObjectStore",
+            dependencies: [
+                "Paging", "Transport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: pointerTargetSettings
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "TestSupport"]),
@@ -124,6 +136,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory"]),
     ]

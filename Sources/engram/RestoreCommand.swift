@@ -46,8 +46,20 @@ struct RestoreCommand: ParsableCommand {
     var faultClusterPages: Int?
     @Flag(inversion: .prefixedNo, help: "Fetch the snapshot's working set in one transfer at resume, if one was recorded (lazy only).")
     var prefetch = true
+    @OptionGroup var store: ObjectStoreOptions
+    @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
+    @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
 
     func validate() throws {
+        if ObjectStoreOptions.isObjectStore(snapshot) {
+            guard memory != .map else {
+                throw ValidationError("--memory map needs a local snapshot file; restore from an object store with --memory lazy or copy")
+            }
+            guard !verify else { throw ValidationError("--verify checks local snapshot files; chunks from an object store are checked as they arrive") }
+            guard !trackDirtyPages else { throw ValidationError("--track-dirty-pages needs a local snapshot file as the diff parent") }
+        } else if chunkCache != nil {
+            throw ValidationError("--chunk-cache goes with an s3:// snapshot")
+        }
         if RestoreOrigin.isRemote(snapshot) {
             guard memory != .map else {
                 throw ValidationError("--memory map needs a local snapshot file; restore from a page server with --memory lazy or copy")
@@ -76,6 +88,8 @@ struct RestoreCommand: ParsableCommand {
         let origin: RestoreOrigin
         if RestoreOrigin.isRemote(snapshot) {
             origin = try RestoreOrigin(server: snapshot, secretFile: secretFile!, reconnectTimeoutSeconds: reconnectTimeout)
+        } else if ObjectStoreOptions.isObjectStore(snapshot) {
+            origin = try RestoreOrigin(objectStore: snapshot, store: store, cacheDirectory: chunkCache, cacheBytes: chunkCacheSize.bytes)
         } else {
             do {
                 let chain = try SnapshotChain(path: snapshot)
@@ -159,7 +173,9 @@ struct RestoreCommand: ParsableCommand {
 
     /// One page per fault from a page server: a request per page is cheap there and its answer
     /// comes sooner, while the fill reads ahead of each fault; local files, a cluster.
-    private func clusterPages(_ origin: RestoreOrigin) -> Int { faultClusterPages ?? (origin.chain == nil ? 1 : 16) }
+    private func clusterPages(_ origin: RestoreOrigin) -> Int {
+        faultClusterPages ?? (RestoreOrigin.isRemote(origin.name) ? 1 : 16)
+    }
 
     private func regionBackings(_ shapes: [SnapshotRegionShape]) throws -> [String: RegionBacking] {
         var backings: [String: RegionBacking] = [:]

@@ -1,3 +1,4 @@
+import ObjectStore
 import Paging
 import SnapshotFormat
 import Transport
@@ -44,6 +45,25 @@ struct RestoreOrigin {
             fingerprint = remote.manifest.fingerprint
             chain = nil
         } catch {
+            throw CommandFailure("cannot restore from \(name): \(error)")
+        }
+    }
+
+    /// Reads the manifest of a snapshot in an object store; pages come through the host's chunk cache.
+    init(objectStore name: String, store: ObjectStoreOptions, cacheDirectory: String?, cacheBytes: UInt64) throws {
+        let location = try store.location(name)
+        let client = try store.client()
+        do {
+            let cache = try ChunkCache(directory: cacheDirectory ?? ChunkCache.defaultDirectory, maximumBytes: cacheBytes)
+            let source = try ObjectSnapshotSource(client: client, location: location, cache: cache)
+            self.name = name
+            self.source = source
+            shapes = source.manifest.shapes
+            state = source.manifest.stateBytes
+            fingerprint = source.manifest.fingerprint
+            chain = nil
+        } catch {
+            client.shutdown()
             throw CommandFailure("cannot restore from \(name): \(error)")
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlAPI
 import FoundationEssentials
+import SnapshotFormat
 
 /// `engram snapshot SOCKET PATH [--diff]`: asks a running VM to write a snapshot (PUT /vm/snapshot).
 struct SnapshotCommand: ParsableCommand {
@@ -18,11 +19,37 @@ struct SnapshotCommand: ParsableCommand {
     @Argument(help: "The snapshot file to write (mode 0600; replaced atomically).") var path: String
     @Flag(help: "Write a diff snapshot: only the pages changed since the previous snapshot of this VM.") var diff = false
     @Flag(help: "Leave the VM paused afterwards.") var stayPaused = false
+    @OptionGroup var store: ObjectStoreOptions
+    @Flag(help: "s3://: create the bucket if it does not exist.") var createBucket = false
+
+    func validate() throws {
+        if ObjectStoreOptions.isObjectStore(path), diff {
+            throw ValidationError("--diff writes beside a local parent; an s3:// snapshot is full (unchanged chunks are not uploaded again)")
+        }
+    }
 
     func run() throws {
+        if ObjectStoreOptions.isObjectStore(path) { return try snapshotToObjectStore() }
         let request = SnapshotRequest(path: Self.absolute(path), kind: diff ? "diff" : "full", resume: !stayPaused)
         let body = Array(try JSONEncoder().encode(request))
         APICall.printAnswer(try APICall.send(socket: socket, method: "PUT", path: "/vm/snapshot", body: body))
+    }
+
+    /// s3://: a full snapshot into a private temporary directory, pushed, then removed.
+    private func snapshotToObjectStore() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("engram-snapshot-\(UUID().uuidString.prefix(8))").path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CommandFailure("cannot make a temporary directory for the snapshot: \(error)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let local = directory + "/vm.snap"
+        let request = SnapshotRequest(path: local, kind: "full", resume: !stayPaused)
+        _ = try APICall.send(socket: socket, method: "PUT", path: "/vm/snapshot", body: Array(try JSONEncoder().encode(request)))
+        let chain: SnapshotChain
+        do { chain = try SnapshotChain(path: local) } catch { throw CommandFailure(error.description) }
+        try PushCommand.push(chain, to: path, store: store, createBucket: createBucket)
     }
 
     /// The VMM may run in another directory: send it an absolute path.

@@ -12,7 +12,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Starts `executable` with its standard input, output and error on the given descriptors.
     init(executable: String, arguments: [String], standardInput: Int32, standardOutput: Int32, standardError: Int32,
-         closeInChild: [Int32]) throws {
+         closeInChild: [Int32], environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -35,8 +35,13 @@ final class ChildProcess: @unchecked Sendable {
         for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // Variables for this child only: the test process's own environment is never changed.
+        var variables = ProcessInfo.processInfo.environment
+        for (name, value) in environment { variables[name] = value }
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: executable]) }
         processID = pid
     }

@@ -19,7 +19,8 @@ public final class GuestProcess: @unchecked Sendable {
     private var errorBytes = Data()
 
     /// Starts `executable` with `arguments`; standard input stays open for `send`.
-    public init(executable: String, arguments: [String]) throws {
+    /// `environment` adds to (or replaces in) this process's environment for the child only.
+    public init(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
         let parentEnds = [input.fileHandleForWriting, output.fileHandleForReading, errors.fileHandleForReading].map(\.fileDescriptor)
         // Close-on-exec everywhere, so children spawned by parallel tests never hold each other's pipes.
         for pipe in [input, output, errors] {
@@ -28,7 +29,7 @@ public final class GuestProcess: @unchecked Sendable {
         process = try ChildProcess(
             executable: executable, arguments: arguments, standardInput: input.fileHandleForReading.fileDescriptor,
             standardOutput: output.fileHandleForWriting.fileDescriptor, standardError: errors.fileHandleForWriting.fileDescriptor,
-            closeInChild: parentEnds)
+            closeInChild: parentEnds, environment: environment)
         // The child has its own copies; the reader sees end of file once the child's are closed.
         try? input.fileHandleForReading.close()
         try? output.fileHandleForWriting.close()
@@ -46,8 +47,8 @@ public final class GuestProcess: @unchecked Sendable {
     }
 
     /// Starts `engram` with `arguments`.
-    public static func engram(_ arguments: [String]) throws -> GuestProcess {
-        try GuestProcess(executable: ProjectPaths.engram, arguments: arguments)
+    public static func engram(_ arguments: [String], environment: [String: String] = [:]) throws -> GuestProcess {
+        try GuestProcess(executable: ProjectPaths.engram, arguments: arguments, environment: environment)
     }
 
     deinit {

@@ -1,0 +1,81 @@
+import Crypto
+import FoundationEssentials
+import Glibc
+
+/// Chunks fetched from the object store, kept on local disk and shared by every restore on this
+/// host: one file per content address (so two restores of snapshots that share a chunk fetch it
+/// once), written under a temporary name and renamed (a reader never sees half a chunk), mode
+/// 0600, checked against its address on every read (a damaged file is dropped and fetched again).
+/// Bounded: past `maximumBytes`, the least recently used files go, under an flock so concurrent
+/// restores do not evict in each other's way.
+package final class ChunkCache: Sendable {
+    package let directory: String
+    package let maximumBytes: UInt64
+
+    package init(directory: String, maximumBytes: UInt64) throws(ObjectSnapshotError) {
+        self.directory = directory
+        self.maximumBytes = maximumBytes
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .local("cannot create the chunk cache \(directory): \(error)")
+        }
+    }
+
+    /// The default place: $XDG_CACHE_HOME/engram/chunks, or ~/.cache/engram/chunks.
+    package static var defaultDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_CACHE_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache")
+        return base + "/engram/chunks"
+    }
+
+    private func path(_ hash: String) -> String { directory + "/" + hash }
+
+    /// The stored bytes of chunk `hash`, if cached and intact.
+    package func get(_ hash: String, bitmap: ChunkPayload.Bitmap) -> [UInt8]? {
+        guard let data = FileManager.default.contents(atPath: path(hash)) else { return nil }
+        let bytes = [UInt8](data)
+        guard ChunkPayload.hash(bitmap: bitmap, stored: bytes) == hash else {
+            try? FileManager.default.removeItem(atPath: path(hash))
+            return nil
+        }
+        // Recently used: eviction goes by modification time.
+        _ = unsafe utimes(path(hash), nil)
+        return bytes
+    }
+
+    /// Keeps `bytes` as chunk `hash`, then trims the cache to its bound.
+    package func put(_ hash: String, bytes: [UInt8]) {
+        let temporary = directory + "/.\(hash).\(getpid()).\(UInt32.random(in: 0 ... .max))"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else { return }
+        // SAFETY: Swift strings passed as C strings for the call.
+        if unsafe rename(temporary, path(hash)) != 0 { unsafe unlink(temporary) }
+        trim()
+    }
+
+    /// Removes least recently used chunks until the cache fits `maximumBytes`.
+    func trim() {
+        let lockPath = directory + "/.lock"
+        let lock = unsafe open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { return }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }  // someone else is trimming
+        defer { _ = flock(lock, LOCK_UN) }
+        let manager = FileManager.default
+        guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
+        var entries: [(path: String, size: UInt64, used: Date)] = []
+        var total: UInt64 = 0
+        for name in names where !name.hasPrefix(".") {
+            let file = directory + "/" + name
+            guard let attributes = try? manager.attributesOfItem(atPath: file) else { continue }
+            let size = (attributes[.size] as? UInt64) ?? UInt64(attributes[.size] as? Int ?? 0)
+            entries.append((file, size, attributes[.modificationDate] as? Date ?? .distantPast))
+            total += size
+        }
+        guard total > maximumBytes else { return }
+        for entry in entries.sorted(by: { $0.used < $1.used }) where total > maximumBytes {
+            try? manager.removeItem(atPath: entry.path)
+            total -= entry.size
+        }
+    }
+}

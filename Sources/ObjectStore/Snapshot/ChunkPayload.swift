@@ -1,0 +1,72 @@
+import Crypto
+import FoundationEssentials
+import GuestMemory
+
+/// One chunk as stored: its non-zero pages back to back, in page order, with a bitmap saying
+/// which pages they are. Identical chunks have identical bytes and bitmaps, so the SHA-256 of
+/// (bitmap, bytes) is a content address shared by every snapshot holding the same memory.
+package enum ChunkPayload {
+    /// A chunk's 512-page bitmap.
+    package struct Bitmap: Equatable, Sendable {
+        package var words: [UInt64] = Array(repeating: 0, count: 8)
+        package init() {}
+        package mutating func insert(_ page: Int) { words[page / 64] |= 1 << UInt64(page % 64) }
+        package func contains(_ page: Int) -> Bool { words[page / 64] & (1 << UInt64(page % 64)) != 0 }
+        package var setCount: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+        package var highestSet: Int? {
+            for index in words.indices.reversed() where words[index] != 0 { return index * 64 + 63 - words[index].leadingZeroBitCount }
+            return nil
+        }
+        package var bytes: [UInt8] { words.flatMap { word in (0..<8).map { UInt8(truncatingIfNeeded: word >> (8 * UInt64($0))) } } }
+        package var base64: String { Data(bytes).base64EncodedString() }
+    }
+
+    /// Decodes a manifest's base64 bitmap.
+    package static func bitmap(_ base64: String) -> Bitmap? {
+        guard let data = Data(base64Encoded: base64), data.count == 64 else { return nil }
+        let bytes = [UInt8](data)
+        var bitmap = Bitmap()
+        for index in 0..<8 {
+            bitmap.words[index] = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[index * 8 + $1]) << (8 * UInt64($1)) }
+        }
+        return bitmap
+    }
+
+    /// The content address: SHA-256 over the bitmap and the stored bytes, in hex.
+    package static func hash(bitmap: Bitmap, stored: [UInt8]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: bitmap.bytes)
+        hasher.update(data: stored)
+        return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// Splits `pages` (a chunk's bytes, zero pages included) into its bitmap and stored bytes.
+    package static func compact(_ pages: UnsafeRawBufferPointer) -> (bitmap: Bitmap, stored: [UInt8]) {
+        var bitmap = Bitmap()
+        var stored: [UInt8] = []
+        let pageCount = pages.count / 4096
+        for page in 0..<pageCount {
+            // SAFETY: page < pageCount, so the slice lies inside `pages`.
+            let bytes = unsafe UnsafeRawBufferPointer(rebasing: pages[page * 4096..<(page + 1) * 4096])
+            guard unsafe !ZeroPageScan.isZeroPage(bytes) else { continue }
+            bitmap.insert(page)
+            unsafe stored.append(contentsOf: bytes)
+        }
+        return (bitmap, stored)
+    }
+
+    /// Lays stored bytes out as the chunk's pages in `destination` (zero pages zeroed).
+    package static func expand(_ stored: [UInt8], bitmap: Bitmap, into destination: UnsafeMutableRawBufferPointer) {
+        unsafe destination.initializeMemory(as: UInt8.self, repeating: 0)
+        var next = 0
+        let pageCount = destination.count / 4096
+        for page in 0..<pageCount where bitmap.contains(page) {
+            // SAFETY: the manifest check guarantees one stored page per set bit, so both ranges are in bounds.
+            unsafe stored.withUnsafeBytes { source in
+                unsafe UnsafeMutableRawBufferPointer(rebasing: destination[page * 4096..<(page + 1) * 4096])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[next * 4096..<(next + 1) * 4096]))
+            }
+            next += 1
+        }
+    }
+}

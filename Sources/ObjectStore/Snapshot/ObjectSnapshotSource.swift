@@ -1,0 +1,221 @@
+import Dispatch
+import FoundationEssentials
+import Paging
+import Synchronization
+
+/// A snapshot in an object store as a page source for a lazy (or copying) restore: each page is
+/// served from its 2 MiB chunk, which is fetched once — from the host's chunk cache, or with one
+/// ranged GET of its pack object — checked against its SHA-256, and kept in memory while it is
+/// being used. An unreachable store makes the faulting vCPU wait while the client retries; a
+/// chunk that does not match its address stops the VM. Wrong bytes are never served.
+package final class ObjectSnapshotSource: PageSource {
+    package let origin: String
+    package let manifest: ObjectSnapshotManifest
+    let client: S3Client
+    let location: ObjectLocation
+    let cache: ChunkCache?
+    private let bitmaps: [[ChunkPayload.Bitmap?]]
+    private let resident = Mutex(ResidentChunks())
+    private let fetches = Atomic<UInt64>(0)
+    private let cacheHits = Atomic<UInt64>(0)
+
+    /// Chunks kept in memory (stored bytes, up to 2 MiB each).
+    static let residentLimit = 64
+
+    package init(client: S3Client, location: ObjectLocation, cache: ChunkCache?) throws(ObjectSnapshotError) {
+        self.client = client
+        self.location = location
+        self.cache = cache
+        origin = "s3://\(location.bucket)/\(location.key)"
+        let bytes: [UInt8]
+        do { bytes = try client.getObject(location.appending("manifest")) } catch {
+            if case .notFound = error { throw .missing(origin) }
+            throw .store(error)
+        }
+        manifest = try ObjectSnapshotManifest.decode(bytes, origin: origin)
+        bitmaps = manifest.regions.map { $0.chunks.map { $0.flatMap { ChunkPayload.bitmap($0.pages) } } }
+    }
+
+    package var regionCount: Int { manifest.regions.count }
+
+    package func pageCount(region: Int) -> UInt64 { manifest.regions[region].sizeInBytes / 4096 }
+
+    package func isZeroPage(region: Int, page: UInt64) -> Bool {
+        let chunk = Int(page / ObjectSnapshotManifest.chunkPages)
+        guard let bitmap = bitmaps[region][chunk] else { return true }
+        return !bitmap.contains(Int(page % ObjectSnapshotManifest.chunkPages))
+    }
+
+    package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let count = UInt64(buffer.count / 4096)
+        guard firstPage <= pageCount(region: region), count <= pageCount(region: region) - firstPage else {
+            throw .remote("\(origin): pages \(firstPage)..<\(firstPage + count) are past the end of region \(manifest.regions[region].name)")
+        }
+        var page = firstPage
+        while page < firstPage + count {
+            let chunkIndex = Int(page / ObjectSnapshotManifest.chunkPages)
+            let chunkEnd = min(UInt64(chunkIndex + 1) * ObjectSnapshotManifest.chunkPages, firstPage + count)
+            // SAFETY: [page, chunkEnd) lies inside the requested range, so inside `buffer`.
+            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[Int(page - firstPage) * 4096..<Int(chunkEnd - firstPage) * 4096])
+            if let bitmap = bitmaps[region][chunkIndex] {
+                let stored = try chunk(region: region, index: chunkIndex)
+                for offset in 0..<Int(chunkEnd - page) {
+                    let inChunk = Int(page % ObjectSnapshotManifest.chunkPages) + offset
+                    // SAFETY: one page inside `part`.
+                    let target = unsafe UnsafeMutableRawBufferPointer(rebasing: part[offset * 4096..<(offset + 1) * 4096])
+                    if bitmap.contains(inChunk) {
+                        let rank = Self.rank(bitmap, below: inChunk)
+                        // SAFETY: the manifest check guarantees one stored page per set bit.
+                        unsafe stored.withUnsafeBytes { unsafe target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[rank * 4096..<(rank + 1) * 4096])) }
+                    } else {
+                        unsafe target.initializeMemory(as: UInt8.self, repeating: 0)
+                    }
+                }
+            } else {
+                unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+            page = chunkEnd
+        }
+    }
+
+    /// Starts fetching every chunk `pages` need, four at a time, before they are streamed.
+    package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
+        var seen = Set<Int>()
+        let wanted = pages.compactMap { reference -> (Int, Int)? in
+            let chunk = Int(reference.page / ObjectSnapshotManifest.chunkPages)
+            guard bitmaps[reference.region][chunk] != nil, seen.insert(reference.region << 32 | chunk).inserted else { return nil }
+            return (reference.region, chunk)
+        }
+        let group = DispatchGroup()
+        let lanes = 4
+        for lane in 0..<lanes {
+            DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in
+                for index in stride(from: lane, to: wanted.count, by: lanes) { _ = try? chunk(region: wanted[index].0, index: wanted[index].1) }
+            }
+        }
+        group.wait()
+        return PageByPageStream(source: self, pages: pages)
+    }
+
+    package func loadWorkingSet() throws(PageSourceError) -> WorkingSet? {
+        let bytes: [UInt8]
+        do { bytes = try client.getObject(location.appending("workingset")) } catch {
+            if case .notFound = error { return nil }
+            throw .remote("\(origin): \(error)")
+        }
+        let set = try WorkingSet(decoding: bytes, origin: "\(origin)/workingset")
+        guard set.fingerprint == manifest.fingerprint else {
+            throw .workingSet("\(origin)/workingset belongs to another snapshot")
+        }
+        return set
+    }
+
+    package func storeWorkingSet(_ set: WorkingSet) throws(PageSourceError) {
+        do { try client.putObject(location.appending("workingset"), body: set.encoded()) } catch {
+            throw .remote("\(origin): cannot store the working set: \(error)")
+        }
+    }
+
+    package var transferStatistics: PageTransferStatistics? {
+        let statistics = client.statistics
+        return PageTransferStatistics(bytesReceived: statistics.bytesReceived, bytesSent: statistics.bytesSent,
+                                      requests: statistics.requests, pagesReceived: fetches.load(ordering: .relaxed) * ObjectSnapshotManifest.chunkPages,
+                                      reconnects: statistics.retries)
+    }
+
+    /// Chunks fetched from the store and found in the host's cache so far.
+    package var chunkCounts: (fetched: UInt64, fromCache: UInt64) { (fetches.load(ordering: .relaxed), cacheHits.load(ordering: .relaxed)) }
+
+    // MARK: Chunks
+
+    /// The number of stored pages before `page` in the chunk.
+    static func rank(_ bitmap: ChunkPayload.Bitmap, below page: Int) -> Int {
+        var count = 0
+        for word in 0..<page / 64 { count += bitmap.words[word].nonzeroBitCount }
+        let rest = page % 64
+        if rest > 0 { count += (bitmap.words[page / 64] & ((1 << UInt64(rest)) - 1)).nonzeroBitCount }
+        return count
+    }
+
+    /// The stored bytes of a chunk: resident, or loaded by the first thread that asks while the others wait.
+    private func chunk(region: Int, index: Int) throws(PageSourceError) -> [UInt8] {
+        let key = region << 32 | index
+        let (slot, loads) = resident.withLock { $0.slot(for: key) }
+        if loads {
+            let result: Result<[UInt8], PageSourceError>
+            do throws(PageSourceError) { result = .success(try load(region: region, index: index)) } catch { result = .failure(error) }
+            slot.finish(result)
+            if case .failure = result { resident.withLock { $0.forget(key) } }
+        }
+        return try slot.wait()
+    }
+
+    private func load(region: Int, index: Int) throws(PageSourceError) -> [UInt8] {
+        guard let chunk = manifest.regions[region].chunks[index], let bitmap = bitmaps[region][index] else { return [] }
+        if let cached = cache?.get(chunk.hash, bitmap: bitmap) {
+            cacheHits.add(1, ordering: .relaxed)
+            return cached
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try client.getObject(ObjectLocation(bucket: location.bucket, uncheckedKey: chunk.pack), range: chunk.offset..<chunk.offset + chunk.length)
+        } catch {
+            throw .remote("\(origin): chunk \(index) of region \(manifest.regions[region].name): \(error)")
+        }
+        guard UInt64(bytes.count) == chunk.length, ChunkPayload.hash(bitmap: bitmap, stored: bytes) == chunk.hash else {
+            throw .remote("\(origin): chunk \(index) of region \(manifest.regions[region].name) (object \(chunk.pack)) is corrupt: its SHA-256 does not match the manifest")
+        }
+        fetches.add(1, ordering: .relaxed)
+        cache?.put(chunk.hash, bytes: bytes)
+        return bytes
+    }
+}
+
+/// The chunks held in memory, least recently used first out.
+struct ResidentChunks {
+    private var slots: [Int: ChunkSlot] = [:]
+    private var order: [Int] = []
+
+    /// The slot for `key`, and whether the caller must load it.
+    mutating func slot(for key: Int) -> (ChunkSlot, Bool) {
+        if let slot = slots[key] {
+            if let position = order.firstIndex(of: key) { order.remove(at: position); order.append(key) }
+            return (slot, false)
+        }
+        let slot = ChunkSlot()
+        slots[key] = slot
+        order.append(key)
+        while order.count > ObjectSnapshotSource.residentLimit { slots[order.removeFirst()] = nil }
+        return (slot, true)
+    }
+
+    mutating func forget(_ key: Int) {
+        slots[key] = nil
+        order.removeAll { $0 == key }
+    }
+}
+
+/// One chunk being loaded or loaded: waiters block until the loader finishes.
+final class ChunkSlot: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let result = Mutex<Result<[UInt8], PageSourceError>?>(nil)
+
+    func finish(_ value: Result<[UInt8], PageSourceError>) {
+        result.withLock { $0 = value }
+        done.signal()
+    }
+
+    func wait() throws(PageSourceError) -> [UInt8] {
+        done.wait()
+        done.signal()
+        return try result.withLock { $0! }.get()
+    }
+}
+
+extension ObjectLocation {
+    /// A location inside a bucket already checked (keys Engram itself made).
+    init(bucket: String, uncheckedKey: String) {
+        self.bucket = bucket
+        self.key = uncheckedKey
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Snapshots of the test kernel stored in a real SeaweedFS (started here) and restored from it:
+/// lazily with a digest check, with a recorded working set prefetched, through a volume-server
+/// restart mid-restore (the guest waits, then goes on with the same memory), and refusals.
+@Suite(.enabled(if: TestKernel.available && SeaweedFS.available, "needs /dev/kvm, the test kernel and weed"), .serialized)
+struct ObjectStoreRestoreTests {
+    let directory = TemporaryDirectory()
+
+    /// The AWS variables engram reads, for this store.
+    static func environment(_ store: SeaweedFS, secret: String? = nil) -> [String: String] {
+        ["AWS_ACCESS_KEY_ID": store.accessKey, "AWS_SECRET_ACCESS_KEY": secret ?? store.secretKey,
+         "AWS_ENDPOINT_URL": store.endpoint, "AWS_REGION": "us-east-1"]
+    }
+
+    /// Boots the test kernel, fills memory, snapshots it to `s3://BUCKET/NAME`; returns the fill's digest.
+    func snapshotToStore(_ store: SeaweedFS, bucket: String, name: String, fillMiB: Int = 48) throws -> String {
+        let socket = directory.path("\(name).sock")
+        let (process, _) = try TestKernel.boot(extra: ["--api-socket", socket])
+        defer { process.stop() }
+        let fill = try process.command("fill \(fillMiB) 7", expect: "FILL ")
+        let snapshot = try runEngram(["snapshot", socket, "s3://\(bucket)/\(name)", "--create-bucket"], environment: Self.environment(store), timeout: 120)
+        #expect(snapshot.status == 0, "\(snapshot.errors)")
+        #expect(snapshot.errors.contains("pushed"), "\(snapshot.errors)")
+        return try #require(TestKernel.field("digest", in: fill))
+    }
+
+    func restore(_ store: SeaweedFS, _ url: String, extra: [String] = []) throws -> GuestProcess {
+        try GuestProcess.engram(["restore", url, "--memory", "lazy", "--chunk-cache", directory.path("cache-\(UUID().uuidString.prefix(6))")] + extra,
+                                environment: Self.environment(store))
+    }
+
+    @Test func lazyRestoreFromTheStoreHasTheSameMemory() throws {
+        let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
+        defer { store.stop() }
+        let digest = try snapshotToStore(store, bucket: "fleet", name: "vm-1")
+        let restored = try restore(store, "s3://fleet/vm-1", extra: ["--api-socket", directory.path("r.sock")])
+        defer { restored.stop() }
+        _ = try restored.waitForErrorLine(containing: "restored")
+        let line = try restored.command("digest", expect: "DIGEST ")
+        #expect(TestKernel.field("digest", in: line) == digest)
+        let stats = try runEngram(["ctl", directory.path("r.sock"), "get", "/vm/memory/stats"])
+        #expect(stats.output.contains("\"demand_faults\""), "\(stats.output)")
+
+        // A second snapshot of the same guest image stores only what differs.
+        _ = try snapshotToStore(store, bucket: "fleet", name: "vm-2")
+        let push = try runEngram(["push", directory.path("absent.snap"), "s3://fleet/x"], environment: Self.environment(store))
+        #expect(push.status != 0 && push.errors.split(separator: "\n").count == 1)
+    }
+
+    @Test func workingSetIsRecordedInTheStoreThenPrefetched() throws {
+        let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
+        defer { store.stop() }
+        let digest = try snapshotToStore(store, bucket: "wset", name: "vm")
+        let recording = try restore(store, "s3://wset/vm", extra: ["--record-working-set", "2"])
+        _ = try recording.command("digest", expect: "DIGEST ")
+        _ = try recording.waitForErrorLine(containing: "recorded a working set", timeout: 60)
+        recording.stop()
+        let prefetched = try restore(store, "s3://wset/vm", extra: ["--api-socket", directory.path("p.sock")])
+        defer { prefetched.stop() }
+        let line = try prefetched.command("digest", expect: "DIGEST ")
+        #expect(TestKernel.field("digest", in: line) == digest)
+        let stats = try runEngram(["ctl", directory.path("p.sock"), "get", "/vm/memory/stats"])
+        let lazy = (try JSONSerialization.jsonObject(with: Data(stats.output.utf8)) as? [String: Any])?["lazy"] as? [String: Any]
+        #expect((lazy?["prefetch_pages"] as? Int ?? 0) > 0, "\(stats.output)")
+    }
+
+    @Test func theGuestWaitsThroughAVolumeServerRestart() throws {
+        let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
+        defer { store.stop() }
+        let digest = try snapshotToStore(store, bucket: "restart", name: "vm")
+        // Recording holds the background fill back, so pages come only on demand while the volume server is away.
+        let restored = try restore(store, "s3://restart/vm", extra: ["--record-working-set", "30", "--api-socket", directory.path("v.sock")])
+        defer { restored.stop() }
+        _ = try restored.waitForErrorLine(containing: "restored")
+        store.stopVolumeServer()
+        restored.send("digest\r")
+        Thread.sleep(forTimeInterval: 3)
+        #expect(!restored.consoleText.contains("DIGEST "), "the digest finished while the store was away: pages came from nowhere")
+        try store.startVolumeServer()
+        let line = try restored.waitForLine(containing: "DIGEST ", timeout: 120)
+        #expect(TestKernel.field("digest", in: line) == digest)
+        #expect(restored.isRunning)
+    }
+
+    @Test func missingSnapshotsAndWrongCredentialsAreRefusedInOneLine() throws {
+        let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
+        defer { store.stop() }
+        _ = try snapshotToStore(store, bucket: "refuse", name: "vm", fillMiB: 8)
+        let missing = try runEngram(["restore", "s3://refuse/nothing", "--memory", "lazy"], environment: Self.environment(store))
+        #expect(missing.status != 0)
+        #expect(missing.errors.contains("no snapshot was stored under that name"), "\(missing.errors)")
+        #expect(missing.errors.split(separator: "\n").count == 1, "\(missing.errors)")
+
+        let wrong = "wrong-secret-\(UUID().uuidString)"
+        let refused = try runEngram(["restore", "s3://refuse/vm", "--memory", "lazy"], environment: Self.environment(store, secret: wrong))
+        #expect(refused.status != 0)
+        #expect(refused.errors.split(separator: "\n").count == 1, "\(refused.errors)")
+        for secret in [wrong, store.secretKey] { #expect(!refused.errors.contains(secret) && !refused.output.contains(secret)) }
+
+        var noCredentials = Self.environment(store)
+        noCredentials["AWS_ACCESS_KEY_ID"] = ""
+        let unset = try runEngram(["restore", "s3://refuse/vm", "--memory", "lazy"], environment: noCredentials)
+        #expect(unset.status != 0 && unset.errors.contains("AWS_ACCESS_KEY_ID"), "\(unset.errors)")
+    }
+}

