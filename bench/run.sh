@@ -12,3 +12,4 @@ python3 bench/live_update.py
 python3 bench/page_server.py
 python3 bench/inspect.py
 python3 bench/migration.py
+python3 bench/object_store.py

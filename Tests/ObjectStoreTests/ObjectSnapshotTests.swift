@@ -65,6 +65,7 @@ struct ObjectSnapshotTests {
             #expect(try Self.allPages(source, region: region) == memory.regions[region].read(count: Int(memory.regions[region].sizeInBytes), at: RegionOffset(0)))
         }
         #expect(source.chunkCounts.fetched == 4)  // ram's chunks 0, 1 and 3 (2 is zero), high's one
+        source.waitForCacheWrites()
 
         // A second restore on this host takes every chunk from the cache.
         let again = try ObjectSnapshotSource(client: client, location: location, cache: cache)

@@ -18,6 +18,8 @@ package final class ObjectSnapshotSource: PageSource {
     private let resident = Mutex(ResidentChunks())
     private let fetches = Atomic<UInt64>(0)
     private let cacheHits = Atomic<UInt64>(0)
+    /// Chunk-cache writes still under way.
+    private let cacheWrites = DispatchGroup()
 
     /// Chunks kept in memory (stored bytes, up to 2 MiB each).
     static let residentLimit = 64
@@ -78,6 +80,22 @@ package final class ObjectSnapshotSource: PageSource {
         }
     }
 
+    /// The background fill reads memory in order: while it copies one chunk, the next few are
+    /// fetched in parallel, so a fill is not one round trip per 2 MiB after another.
+    package func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let chunkIndex = Int(firstPage / ObjectSnapshotManifest.chunkPages)
+        let chunks = bitmaps[region].count
+        for ahead in 1...Self.readAheadChunks where chunkIndex + ahead < chunks && bitmaps[region][chunkIndex + ahead] != nil {
+            let next = chunkIndex + ahead
+            guard !resident.withLock({ $0.contains(region << 32 | next) }) else { continue }
+            DispatchQueue.global(qos: .utility).async { [self] in _ = try? chunk(region: region, index: next) }
+        }
+        try unsafe readPages(region: region, firstPage: firstPage, into: buffer)
+    }
+
+    /// Chunks fetched ahead of the background fill.
+    static let readAheadChunks = 4
+
     /// Starts fetching every chunk `pages` need, four at a time, before they are streamed.
     package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
         var seen = Set<Int>()
@@ -123,6 +141,9 @@ package final class ObjectSnapshotSource: PageSource {
                                       reconnects: statistics.retries)
     }
 
+    /// Waits until every fetched chunk is in the host's cache.
+    package func waitForCacheWrites() { cacheWrites.wait() }
+
     /// Chunks fetched from the store and found in the host's cache so far.
     package var chunkCounts: (fetched: UInt64, fromCache: UInt64) { (fetches.load(ordering: .relaxed), cacheHits.load(ordering: .relaxed)) }
 
@@ -166,7 +187,8 @@ package final class ObjectSnapshotSource: PageSource {
             throw .remote("\(origin): chunk \(index) of region \(manifest.regions[region].name) (object \(chunk.pack)) is corrupt: its SHA-256 does not match the manifest")
         }
         fetches.add(1, ordering: .relaxed)
-        cache?.put(chunk.hash, bytes: bytes)
+        // Writing 2 MiB into the host's cache is slow on some file systems: off the fault path.
+        if let cache { DispatchQueue.global(qos: .utility).async(group: cacheWrites) { cache.put(chunk.hash, bytes: bytes) } }
         return bytes
     }
 }
@@ -188,6 +210,8 @@ struct ResidentChunks {
         while order.count > ObjectSnapshotSource.residentLimit { slots[order.removeFirst()] = nil }
         return (slot, true)
     }
+
+    func contains(_ key: Int) -> Bool { slots[key] != nil }
 
     mutating func forget(_ key: Int) {
         slots[key] = nil
