@@ -66,7 +66,7 @@ public final class QEMULinuxGuest: @unchecked Sendable {
             "-machine", "memory-backend=pc.ram",
             "-qmp", "unix:\(socket),server=on,wait=off",
         ])
-        ProcessReaper.register(process.processID)
+        ExitReaper.register(process.processID)
         do {
             qmp = try QMPConnection(socketPath: socket, isAlive: { [process] in process.isRunning })
             try process.waitForLine(containing: "ENGRAM-LINUX-INIT READY", timeout: bootTimeout)
@@ -74,7 +74,7 @@ public final class QEMULinuxGuest: @unchecked Sendable {
             _ = try shell("dmesg -n 1")  // kernel messages would interleave with command output
         } catch {
             process.kill()
-            ProcessReaper.unregister(process.processID)
+            ExitReaper.unregister(process.processID)
             throw error
         }
     }
@@ -84,7 +84,7 @@ public final class QEMULinuxGuest: @unchecked Sendable {
     /// Kills QEMU (SIGKILL: the guest's state is of no further use) and waits for it.
     public func stop() {
         process.kill()
-        ProcessReaper.unregister(process.processID)
+        ExitReaper.unregister(process.processID)
     }
 
     public var isRunning: Bool { process.isRunning }
@@ -288,29 +288,4 @@ public func runCapturingBytes(_ executable: String, _ arguments: [String], timeo
     }
     let errorText = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errorPath))) ?? Data(), as: UTF8.self)
     return (child.exitStatus ?? -1, try Data(contentsOf: URL(fileURLWithPath: outputPath)), errorText)
-}
-
-/// Child processes to kill when the test process exits: a guest kept by a static or by a test
-/// scope that never ended must not outlive the run (a TCG guest keeps a CPU busy).
-private enum ProcessReaper {
-    nonisolated(unsafe) static var pending: Set<pid_t> = []
-    static let lock = NSLock()
-    static let installed: Void = { atexit { ProcessReaper.killAll() } }()
-
-    static func register(_ pid: pid_t) {
-        lock.lock(); defer { lock.unlock() }
-        _ = installed
-        pending.insert(pid)
-    }
-
-    static func unregister(_ pid: pid_t) {
-        lock.lock(); defer { lock.unlock() }
-        pending.remove(pid)
-    }
-
-    static func killAll() {
-        lock.lock(); defer { lock.unlock() }
-        for pid in pending { kill(pid, SIGKILL) }
-        pending.removeAll()
-    }
 }

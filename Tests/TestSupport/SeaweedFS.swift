@@ -116,7 +116,7 @@ public final class SeaweedFS: @unchecked Sendable {
         for process in processes {
             process.kill()
             process.waitUntilExit()
-            SeaweedReaper.unregister(process.processID)
+            ExitReaper.unregister(process.processID)
         }
     }
 
@@ -128,7 +128,7 @@ public final class SeaweedFS: @unchecked Sendable {
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         process.kill()
         process.waitUntilExit()
-        SeaweedReaper.unregister(process.processID)
+        ExitReaper.unregister(process.processID)
     }
 
     /// Starts the volume server again, same port and data, and waits until the master knows it.
@@ -174,7 +174,7 @@ public final class SeaweedFS: @unchecked Sendable {
         defer { close(null) }
         let process = try ChildProcess(executable: weed, arguments: arguments, standardInput: null,
                                        standardOutput: log, standardError: log, closeInChild: [])
-        SeaweedReaper.register(process.processID)
+        ExitReaper.register(process.processID)
         return process
     }
 
@@ -296,30 +296,5 @@ public final class SeaweedFS: @unchecked Sendable {
         process.waitUntilExit()
         let directory = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return process.exitStatus == 0 && !directory.isEmpty ? directory : nil
-    }
-}
-
-/// SeaweedFS processes still running when the test process exits (a static instance's, or one
-/// whose test crashed): killed so no server outlives the run.
-private enum SeaweedReaper {
-    nonisolated(unsafe) static var pending: Set<pid_t> = []
-    static let lock = NSLock()
-    static let installed: Void = { atexit { SeaweedReaper.killAll() } }()
-
-    static func register(_ pid: pid_t) {
-        lock.lock(); defer { lock.unlock() }
-        _ = installed
-        pending.insert(pid)
-    }
-
-    static func unregister(_ pid: pid_t) {
-        lock.lock(); defer { lock.unlock() }
-        pending.remove(pid)
-    }
-
-    static func killAll() {
-        lock.lock(); defer { lock.unlock() }
-        for pid in pending { kill(pid, SIGKILL) }
-        pending.removeAll()
     }
 }
