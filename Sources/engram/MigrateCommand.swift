@@ -1,6 +1,6 @@
 import ArgumentParser
 import ControlAPI
-import Dispatch
+import Glibc
 import FoundationEssentials
 
 /// `engram migrate SOCKET --to tcp://HOST:PORT`: asks a running VM to migrate (PUT /vm/migrate)
@@ -31,7 +31,7 @@ struct MigrateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let body = MigrationRequestBody(to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: Self.absolute(secretFile))
+        let body = MigrationRequestBody(to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: SnapshotCommand.absolute(secretFile))
         let encoded = Array(try JSONCoding.makeEncoder().encode(body))
         var status = try decode(try APICall.send(socket: socket, method: "PUT", path: "/vm/migrate", body: encoded))
         if noWait { return APICall.printAnswer(try JSONCoding.makeEncoder().encode(status).map { $0 }) }
@@ -42,7 +42,7 @@ struct MigrateCommand: ParsableCommand {
                 Diagnostics.note(progressLine(status))
                 last = (phase, status.passes)
             }
-            Pause.sleep(milliseconds: 100)
+            usleep(100_000)
             do {
                 status = try decode(try APICall.send(socket: socket, method: "GET", path: "/vm/migrate"))
             } catch {
@@ -66,10 +66,6 @@ struct MigrateCommand: ParsableCommand {
             throw CommandFailure("\(socket): the migration status does not decode: \(error)")
         }
     }
-
-    static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
 }
 
 extension String {
@@ -78,12 +74,5 @@ extension String {
         guard value.isFinite else { self = "-"; return }
         let tenths = (value * 10).rounded() / 10
         self = "\(tenths)"
-    }
-}
-
-enum Pause {
-    static func sleep(milliseconds: Int) {
-        let semaphore = DispatchSemaphore(value: 0)
-        _ = semaphore.wait(timeout: .now() + .milliseconds(milliseconds))
     }
 }
