@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "Migration", "ControlAPI", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
+                "Machine", "Migration", "ControlAPI", "Devices", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -60,6 +60,23 @@ package final class I8042: PortIODevice {
         }
     }
 
+    /// Queues one key's scancodes only if all of them fit, so a key is never split; false when
+    /// they do not fit or the guest has the keyboard disabled.
+    package func injectKeystroke(_ codes: [UInt8]) -> Bool {
+        registers.withLock { registers in
+            guard registers.acceptsKeys, registers.output.freeCount >= codes.count else { return false }
+            let accepted = registers.inject(codes)
+            registers.updateInterruptLine(interrupt)
+            return accepted == codes.count
+        }
+    }
+
+    /// The scancode set the guest receives: set 1 while the controller translates (the power-on
+    /// default, what Linux and the test kernel use), otherwise the keyboard's own set.
+    package var scancodeSetSeen: UInt8 {
+        registers.withLock { $0.commandByte & RegisterFile.translate != 0 ? 1 : $0.scancodeSet }
+    }
+
     /// The controller's and keyboard's complete state, for snapshots.
     package func saveState() -> State { registers.withLock { $0.state } }
 

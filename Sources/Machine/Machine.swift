@@ -24,6 +24,8 @@ package final class Machine: Sendable {
     /// (false if the fill failed). A snapshot waits on it, because the writer reads the
     /// backing's holes as zero pages.
     let memoryFillWait = Mutex<(@Sendable () -> Bool)?>(nil)
+    /// Shift state of the keyboard's keysym source (see `keyboardInput`).
+    let keyboardTranslator = Mutex(KeyboardTranslator())
     private let console: ConsoleOutput
     private let threadIDs: Mutex<[CInt]>
     private let savedTimer = Mutex<kvm_pit_state2?>(nil)
@@ -43,7 +45,13 @@ package final class Machine: Sendable {
                                   backing: configuration.backings["ram"] ?? .memfd)
         } catch { throw .memory(error) }
         let ramMappings = RAMLayout.mappings(for: ram)
-        let memory = GuestMemoryMap(regions: [ram], mappings: ramMappings)
+        var regions = [ram], mappings = ramMappings
+        if let display = configuration.display {
+            let framebuffer = try Self.makeFramebuffer(display, backing: configuration.backings[Self.framebufferRegionName] ?? .memfd)
+            regions.append(framebuffer.region)
+            mappings.append(framebuffer.mapping)
+        }
+        let memory = GuestMemoryMap(regions: regions, mappings: mappings)
         let entry = try BootImageWriter.write(configuration, into: memory, ram: ramMappings)
         let shell = try Self.prepareShell(memory: memory)
         try self.init(configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath) { (vcpu, supported) throws(KVMError) in

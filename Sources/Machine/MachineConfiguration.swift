@@ -1,3 +1,4 @@
+import Devices
 import GuestMemory
 
 /// Everything `engram run` needs to build a machine.
@@ -12,6 +13,8 @@ package struct MachineConfiguration: Sendable {
     package var backings: [String: RegionBacking]
     /// Unpack a bzImage's payload on the host and enter vmlinux directly (see BzImageLoader).
     package var decompressOnHost = false
+    /// A linear framebuffer in its own region (backed by `backings["framebuffer"]`), or none.
+    package var display: DisplayConfiguration?
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {
@@ -23,7 +26,19 @@ package struct MachineConfiguration: Sendable {
         self.backings = backings
     }
 
-    /// The regions a machine has, by name (main RAM only for now; a framebuffer will join it).
-    package static let regionNames = ["ram"]
+    /// The regions a machine may have, by name: main RAM, and the framebuffer when it has a display.
+    package static let regionNames = ["ram", "framebuffer"]
     package static let maximumCPUCount = 254
+}
+
+/// A machine's display: the framebuffer's shape, and the control socket its header names so a
+/// display process knows where to send keys.
+package struct DisplayConfiguration: Sendable {
+    package var geometry: FramebufferGeometry
+    package var controlSocketPath: String
+
+    package init(geometry: FramebufferGeometry, controlSocketPath: String = "") {
+        self.geometry = geometry
+        self.controlSocketPath = controlSocketPath
+    }
 }

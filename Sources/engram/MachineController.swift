@@ -1,4 +1,5 @@
 import ControlAPI
+import Devices
 import Inspect
 import GuestMemory
 import Machine
@@ -43,6 +44,11 @@ struct MachineController: VMControl {
 
     func resume() throws(VMControlError) {
         guard machine.resume() else { throw .invalidState(operation: "resume", state: machine.stateName) }
+    }
+
+    func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
+        guard machine.stateName != "stopping" else { throw .invalidState(operation: "type keys", state: "stopping") }
+        return machine.keyboardInput(events.map { KeyEvent(keysym: $0.keysym, down: $0.down) })
     }
 
     func shutdown() throws(VMControlError) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlAPI
+import Devices
 import Glibc
 import GuestMemory
 import Machine
@@ -26,6 +27,9 @@ struct RunCommand: ParsableCommand {
     var decompressOnHost = false
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
+    @Option(help: "Give the guest a framebuffer, shared in this file (mode 0600); show it with engram display FILE.")
+    var display: String?
+    @Option(help: "The framebuffer's size in pixels, WIDTHxHEIGHT.") var displaySize = "1024x768"
 
     func validate() throws {
         let ramChoices = [ramFile != nil, sharedMaps?.regionNames.contains("ram") == true, hugetlbfs != nil, anonymousMemory]
@@ -35,6 +39,10 @@ struct RunCommand: ParsableCommand {
         guard cpus >= 1 && cpus <= MachineConfiguration.maximumCPUCount else {
             throw ValidationError("--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount)")
         }
+        if display != nil, sharedMaps?.regionNames.contains(Machine.framebufferRegionName) == true {
+            throw ValidationError("choose one file for the framebuffer: --display FILE or --shared-maps ...:framebuffer")
+        }
+        if case .failure(let error) = FramebufferGeometry.parse(displaySize) { throw ValidationError("--display-size: \(error)") }
     }
 
     func run() throws {
@@ -63,9 +71,13 @@ struct RunCommand: ParsableCommand {
         if let ramFile { backings["ram"] = .file(path: ramFile) }
         if let hugetlbfs { backings["ram"] = .hugetlbfs(directory: hugetlbfs) }
         if anonymousMemory { backings["ram"] = .anonymous }
+        if let display { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) }
         var configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: cmdline,
                                                  memorySizeInBytes: memory.bytes, cpuCount: cpus, backings: backings)
         configuration.decompressOnHost = decompressOnHost
+        if backings[Machine.framebufferRegionName] != nil, case .success(let geometry) = FramebufferGeometry.parse(displaySize) {
+            configuration.display = DisplayConfiguration(geometry: geometry, controlSocketPath: apiSocket.map(SnapshotCommand.absolute) ?? "")
+        }
         return configuration
     }
 }

@@ -35,6 +35,16 @@ final class FakeVMControl: VMControl {
         }
     }
 
+    /// Keys typed so far; `keyboardRoom` events are taken per call at most (a full buffer).
+    let typed = Mutex<[KeyboardEvent]>([])
+    let keyboardRoom = Mutex(Int.max)
+
+    func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
+        let taken = Array(events.prefix(keyboardRoom.withLock { $0 }))
+        typed.withLock { $0 += taken }
+        return taken.count
+    }
+
     func memoryRegions() -> [MemoryRegionInfo] {
         state.withLock { $0.calls.append("memoryRegions") }
         return Self.regions

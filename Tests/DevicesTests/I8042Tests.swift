@@ -235,6 +235,22 @@ import Testing
         #expect(readData() == 0x1c)
     }
 
+    @Test func aKeystrokeIsQueuedWholeOrNotAtAll() {
+        #expect(controller.injectScancodes(Array(repeating: 0x1e, count: 14)) == 14)
+        #expect(!controller.injectKeystroke([0x2a, 0x1e, 0xaa]))    // 2 free: the key is not split
+        #expect(controller.injectKeystroke([0xe0, 0x48]))
+        #expect(drainOutput() == Array(repeating: 0x1e, count: 14) + [0xe0, 0x48])
+        sendCommand(0xad)
+        #expect(!controller.injectKeystroke([0x1e]))
+    }
+
+    @Test func theGuestSeesSet1WhileTheControllerTranslates() {
+        #expect(controller.scancodeSetSeen == 1)
+        sendCommand(0x60)
+        sendData(0x05)                              // interrupts on, translation off
+        #expect(controller.scancodeSetSeen == 2)
+    }
+
     @Test func disablingTheKeyboardPortHoldsIRQ1Low() {
         sendCommand(0x20)                           // a reply waits …
         #expect(line.levels == [true])

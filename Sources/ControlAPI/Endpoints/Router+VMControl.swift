@@ -8,5 +8,6 @@ extension Router {
         MemoryStatisticsEndpoint.register(in: &self, control: control)
         UpdateEndpoint.register(in: &self, control: control)
         MigrationEndpoint.register(in: &self, control: control)
+        KeyboardEndpoint.register(in: &self, control: control)
     }
 }

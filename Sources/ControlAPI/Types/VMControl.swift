@@ -35,6 +35,9 @@ package protocol VMControl: Sendable {
     func migrate(_ request: MigrationRequestBody) throws(VMControlError) -> MigrationStatus
     /// The current or last migration (GET /vm/migrate).
     func migrationStatus() -> MigrationStatus
+    /// Presses and releases keys on the guest's keyboard; returns how many events, from the
+    /// first, it took (PUT /vm/keyboard).
+    func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int
 }
 
 extension VMControl {
@@ -51,6 +54,11 @@ extension VMControl {
     /// A machine that cannot read its vCPUs says so.
     package func processorRegisters() throws(VMControlError) -> [ProcessorRegisters] {
         throw .conflict(reason: "this VM cannot report its vCPU registers")
+    }
+
+    /// A machine without a keyboard says so.
+    package func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
+        throw .conflict(reason: "this VM has no keyboard")
     }
 
     package func updateStatus() -> UpdateStatus {

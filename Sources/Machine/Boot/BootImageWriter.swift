@@ -22,13 +22,14 @@ enum BootImageWriter {
             if let linuxHeader {
                 try memory.write(IdentityPageTables.bytes(), at: X86Layout.pageTablesAddress)
                 let params = LinuxBootParams.build(header: linuxHeader, commandLineLength: commandLineBytes.count,
-                                                   initrd: initrd, memoryMap: memoryMap)
+                                                   initrd: initrd, memoryMap: memoryMap, framebuffer: configuration.display?.geometry)
                 try memory.write(params, at: X86Layout.bootParamsAddress)
             } else {
-                let pvh = PVHStartInfo.build(memoryMap: memoryMap, initrd: initrd)
+                let pvh = PVHStartInfo.build(memoryMap: memoryMap, initrd: initrd, framebuffer: configuration.display?.geometry)
                 try memory.write(pvh.info, at: X86Layout.pvhStartInfoAddress)
                 try memory.write(pvh.memoryMap, at: X86Layout.pvhMemoryMapAddress)
                 try memory.write(pvh.modules, at: X86Layout.pvhModuleListAddress)
+                if !pvh.moduleCommandLines.isEmpty { try memory.write(pvh.moduleCommandLines, at: X86Layout.pvhModuleCommandLineAddress) }
             }
         } catch {
             throw .doesNotFit(what: "boot data", sizeInBytes: 0x100000, reason: "guest RAM must cover the first MiB")

@@ -1,10 +1,12 @@
+import Devices
 import GuestMemory
 
 /// Builds Linux's zero page (struct boot_params): setup header, command line, initrd, e820 map.
 enum LinuxBootParams {
     static func build(header: LinuxSetupHeader, commandLineLength: Int, initrd: (address: UInt64, size: UInt64)?,
-                      memoryMap: [E820Entry]) -> [UInt8] {
+                      memoryMap: [E820Entry], framebuffer: FramebufferGeometry? = nil) -> [UInt8] {
         var page = ByteWriter(count: 4096)
+        if let framebuffer { putScreenInfo(framebuffer, into: &page) }
         page.put(header.headerBytes, at: LinuxSetupHeader.start)
         page.put(UInt8(0xff), at: 0x210)                          // type_of_loader: undefined boot loader
         page.put(header.loadFlags | 0x80, at: 0x211)              // CAN_USE_HEAP
@@ -24,5 +26,20 @@ enum LinuxBootParams {
             page.put(entry.kind.rawValue, at: offset + 16)
         }
         return page.bytes
+    }
+
+    /// struct screen_info at offset 0: a VESA linear framebuffer in graphics mode, which a stock
+    /// kernel's sysfb turns into a simple-framebuffer (simpledrm or simplefb) or vesafb console.
+    static func putScreenInfo(_ geometry: FramebufferGeometry, into page: inout ByteWriter) {
+        page.put(UInt8(0x23), at: 0x0f)                                   // orig_video_isVGA: VIDEO_TYPE_VLFB
+        page.put(UInt16(geometry.width), at: 0x12)                        // lfb_width
+        page.put(UInt16(geometry.height), at: 0x14)                       // lfb_height
+        page.put(UInt16(32), at: 0x16)                                    // lfb_depth
+        page.put(UInt32(X86Layout.framebufferAddress.rawValue), at: 0x18) // lfb_base
+        page.put(UInt32((geometry.pixelAreaBytes + 0xffff) >> 16), at: 0x1c)  // lfb_size, in 64 KiB units for VLFB
+        page.put(UInt16(geometry.stride), at: 0x24)                       // lfb_linelength
+        for (offset, value) in [(0x26, 8), (0x27, 16), (0x28, 8), (0x29, 8), (0x2a, 8), (0x2b, 0), (0x2c, 8), (0x2d, 24)] {
+            page.put(UInt8(value), at: offset)                            // red, green, blue, reserved: size then position
+        }
     }
 }

@@ -8,6 +8,8 @@ package enum X86Layout {
     static let pvhStartInfoAddress = GuestAddress(0x6000)
     static let pvhMemoryMapAddress = GuestAddress(0x6040)
     static let pvhModuleListAddress = GuestAddress(0x6800)
+    /// The command lines of PVH modules (the framebuffer module's describes it).
+    static let pvhModuleCommandLineAddress = GuestAddress(0x6900)
     /// Linux's zero page (`struct boot_params`).
     static let bootParamsAddress = GuestAddress(0x7000)
     /// Boot stack top for the 64-bit Linux entry.
@@ -25,6 +27,8 @@ package enum X86Layout {
     /// RAM below 4 GiB ends here at most; the rest starts at 4 GiB (the hole holds the APICs and KVM's pages).
     static let lowRAMMaximum: UInt64 = 0xc000_0000
     static let highRAMStart: UInt64 = 0x1_0000_0000
+    /// The framebuffer's pixels, in the hole below 4 GiB (a 32-bit address, as Linux's screen_info needs).
+    package static let framebufferAddress = GuestAddress(0xd000_0000)
     /// Three pages KVM needs for its TSS, and one for the identity map, on Intel hosts; in the hole below 4 GiB.
     static let kvmTSSAddress = GuestAddress(0xfffb_d000)
     static let kvmIdentityMapAddress = GuestAddress(0xfffb_c000)

@@ -1,0 +1,72 @@
+import Devices
+import GuestMemory
+
+extension Machine {
+    /// The region name of the framebuffer.
+    package static let framebufferRegionName = "framebuffer"
+
+    /// Creates the framebuffer region of a display: the 4096-byte header the VMM writes, then the
+    /// pixel area the guest sees (black at start).
+    static func makeFramebuffer(
+        _ display: DisplayConfiguration, backing: RegionBacking
+    ) throws(MachineError) -> (region: GuestRegion, mapping: GuestMapping) {
+        let header = FramebufferHeader(
+            geometry: display.geometry, guestAddress: X86Layout.framebufferAddress.rawValue,
+            controlSocketPath: display.controlSocketPath)
+        let region: GuestRegion
+        do {
+            region = try GuestRegion(name: framebufferRegionName, sizeInBytes: UInt64(header.fileSize), backing: backing)
+            try region.write(header.bytes, at: RegionOffset(0))
+        } catch { throw .memory(error) }
+        return (region, framebufferMapping(region, geometry: display.geometry))
+    }
+
+    /// Where the framebuffer region's pixels appear to the guest: past the header page.
+    static func framebufferMapping(_ region: GuestRegion, geometry: FramebufferGeometry) -> GuestMapping {
+        GuestMapping(guestAddress: X86Layout.framebufferAddress, sizeInBytes: UInt64(geometry.pixelAreaBytes),
+                     region: region, regionOffset: RegionOffset(UInt64(FramebufferHeader.size)))
+    }
+
+    /// The framebuffer mapping of a restored or inherited framebuffer region: everything past
+    /// its header page. Needs no header (a lazy restore has not fetched it yet).
+    static func restoredFramebufferMapping(_ region: GuestRegion) throws(MachineError) -> GuestMapping {
+        let header = UInt64(FramebufferHeader.size)
+        guard region.sizeInBytes > header, region.sizeInBytes - header <= UInt64(FramebufferGeometry.maximumPixelBytes) else {
+            throw .invalidConfiguration(
+                "framebuffer region is \(region.sizeInBytes) bytes; expected a 4096-byte header and at most \(FramebufferGeometry.maximumPixelBytes) bytes of pixels")
+        }
+        return GuestMapping(guestAddress: X86Layout.framebufferAddress, sizeInBytes: region.sizeInBytes - header,
+                            region: region, regionOffset: RegionOffset(header))
+    }
+
+    /// The display's geometry, if the machine has one.
+    package var displayGeometry: FramebufferGeometry? {
+        guard let mapping = memory.mappings.first(where: { $0.region.name == Self.framebufferRegionName }),
+              let page = try? mapping.region.read(count: FramebufferHeader.size, at: RegionOffset(0)),
+              case .success(let header) = FramebufferHeader.decode(page, fileSize: Int(mapping.region.sizeInBytes), name: "framebuffer")
+        else { return nil }
+        return header.geometry
+    }
+
+    /// Presses or releases keys on the guest's PS/2 keyboard, given as X11 keysyms (what RFB
+    /// sends). Returns how many events, from the first, the keyboard took: a keysym it has no key
+    /// for counts as taken and is dropped; it stops at the first key that does not fit (buffer
+    /// full, or the guest has the keyboard disabled), so the caller can send the rest again later.
+    package func keyboardInput(_ events: [KeyEvent]) -> Int {
+        let keyboard = devices.keyboardController
+        return keyboardTranslator.withLock { translator in
+            var taken = 0
+            for event in events {
+                var attempt = translator
+                guard let codes = attempt.scancodes(for: event, set: keyboard.scancodeSetSeen) else {
+                    taken += 1  // no such key: consumed, as a PC keyboard ignores it
+                    continue
+                }
+                guard keyboard.injectKeystroke(codes) else { break }
+                translator = attempt
+                taken += 1
+            }
+            return taken
+        }
+    }
+}
