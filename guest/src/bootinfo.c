@@ -1,6 +1,7 @@
-/* Reads the PVH hvm_start_info: command line and memory map. Everything is copied into the kernel,
- * so the loader's pages (and the trampoline page) may be reused afterwards. */
+/* Reads the PVH hvm_start_info: command line, memory map and the framebuffer module (fb.c). Everything
+ * is copied into the kernel, so the loader's pages (and the trampoline page) may be reused afterwards. */
 #include "bootinfo.h"
+#include "fbcons.h"
 
 #define PVH_MAGIC 0x336ec578
 #define E820_RAM 1
@@ -10,6 +11,10 @@ struct hvm_start_info {
     u64 modlist_paddr, cmdline_paddr, rsdp_paddr;
     u64 memmap_paddr;               /* version >= 1 */
     u32 memmap_entries, reserved;
+};
+
+struct hvm_modlist_entry {
+    u64 paddr, size, cmdline_paddr, reserved;
 };
 
 struct hvm_memmap_entry {
@@ -74,6 +79,11 @@ void bootinfo_parse(u64 pa)
         for (u32 i = 0; i < si->memmap_entries; i++)
             if (e[i].type == E820_RAM && e[i].size)
                 add_ram(e[i].addr, e[i].size);
+    }
+    if (si->modlist_paddr) {
+        const struct hvm_modlist_entry *m = (const void *)si->modlist_paddr;
+        for (u32 i = 0; i < si->nr_modules && i < 16; i++)
+            fb_module(m[i].paddr, m[i].size, m[i].cmdline_paddr);
     }
 }
 

@@ -1,7 +1,9 @@
 /* COM1 console: polled output, interrupt-driven input into a ring buffer.
  * Every UART access is a VM exit (~5 us), so output goes out in 16-byte `rep outsb` bursts when the
- * UART has a FIFO (one exit per burst under KVM), after a single LSR check per burst. */
+ * UART has a FIFO (one exit per burst under KVM), after a single LSR check per burst. The same bytes
+ * then go to the framebuffer console when there is one (fb.c). */
 #include "kernel.h"
+#include "fbcons.h"
 
 #define COM1      0x3f8
 #define UART_RBR  (COM1 + 0)
@@ -32,6 +34,8 @@ void uart_init(void)
 
 void cons_write(const char *s, size_t n)
 {
+    const char *s0 = s;
+    size_t n0 = n;
     if (n)
         line_start = s[n - 1] == '\n';
     while (n) {
@@ -41,6 +45,8 @@ void cons_write(const char *s, size_t n)
         __asm__ volatile("rep outsb" : "+S"(s), "+c"(k) : "d"((u16)UART_RBR) : "memory");
         n -= n < burst ? n : burst;
     }
+    if (fb_on)
+        fb_write(s0, n0);
 }
 
 int cons_at_line_start(void) { return line_start; }
@@ -64,7 +70,14 @@ void uart_irq(void)
     rx_stalled = 1;
 }
 
-/* Called with interrupts off on the BSP, the only CPU that takes IRQ 4. */
+/* IRQ 1 (BSP): a decoded key. The keyboard cannot be held back, so a full ring drops it. */
+void cons_push(u8 ch)
+{
+    if (rx_head - rx_tail < sizeof rx)
+        rx[rx_head++ % sizeof rx] = ch;
+}
+
+/* Called with interrupts off on the BSP, the only CPU that takes IRQ 4 and IRQ 1. */
 int cons_getc(void)
 {
     if (rx_tail == rx_head && rx_stalled) {

@@ -1,5 +1,6 @@
 /* Per-CPU setup (TSS, IDT), running ring-3 jobs, and the C side of traps. */
 #include "kernel.h"
+#include "fbcons.h"
 
 _Static_assert(__builtin_offsetof(struct cpu, saved_rsp) == CPU_SAVED_RSP, "isr.S offset");
 _Static_assert(__builtin_offsetof(struct cpu, tss) + 4 == CPU_TSS_RSP0, "isr.S offset");
@@ -44,14 +45,22 @@ void trap(struct frame *f)
         uart_irq();
         return;
     }
+    if (f->vec == VEC_KBD) {
+        kbd_irq();
+        return;
+    }
     if (f->cs & 3) {
         /* A ring-3 job faulted: report on the BSP, then unwind to run_user's caller. APs only flag it
          * (the BSP owns the console) and the `cpus` command reports FAIL. */
-        if (c->index == 0)
+        if (c->index == 0) {
+            fb_hold = 1;            /* no ring-3 render job inside a job: the screen gets it next time */
             kprintf("ERROR exception %u in ring 3 rip=0x%x err=0x%x cr2=0x%x\n", f->vec, f->rip, f->err, read_cr2());
+            fb_hold = 0;
+        }
         c->job_failed = 1;
         user_abort();
     }
+    fb_hold = 1;                    /* serial only from here */
     kprintf("PANIC cpu %u exception %u rip=0x%x err=0x%x cr2=0x%x\n", c->index, f->vec, f->rip, f->err, read_cr2());
     for (;;)
         __asm__ volatile("cli; hlt");

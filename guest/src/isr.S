@@ -1,6 +1,7 @@
 /* Interrupt entry: 256 fixed-size stubs, an IDT built at link time from their addresses, the common
  * trap path into C, and the ring-3 job call (run_user) with its int3 return.
- * Handlers run emulated (~2 M instr/s), so the hot ones (timer, wake IPI) are two to five instructions. */
+ * Handlers run emulated (~2 M instr/s), so the hot ones (timer, wake IPI) are two to five instructions.
+ * COM1 and the keyboard go through trap_common to C. */
 #include "layout.h"
 
 #define STUB_SIZE 16
@@ -17,7 +18,7 @@ isr_stubs:
         .elseif vec == 8 || vec == 10 || vec == 11 || vec == 12 || vec == 13 || vec == 14 || vec == 17 || vec == 21 || vec == 29 || vec == 30
         pushq $vec                  /* the CPU pushed an error code */
         jmp trap_common
-        .elseif vec < 32 || vec == VEC_UART
+        .elseif vec < 32 || vec == VEC_UART || vec == VEC_KBD
         pushq $0
         pushq $vec
         jmp trap_common

@@ -10,6 +10,7 @@ typedef unsigned char u8;
 typedef unsigned long size_t;
 
 #define HZ 100                      /* PIT rate; see README for why 100 */
+#define KERNEL_VERSION "1.0"
 
 struct tss {
     u32 reserved0;
@@ -81,7 +82,13 @@ void uart_irq(void);
 void cons_write(const char *s, size_t n);
 int cons_at_line_start(void);
 int cons_getc(void);                /* -1 if nothing buffered */
+void cons_push(u8 ch);              /* keyboard input into the same ring (dropped if full) */
 void cons_drain(void);
+
+/* kbd.c */
+void kbd_init(void);
+void kbd_irq(void);
+int kbd_decode(u8 scancode);         /* set 1 byte -> character or -1 */
 
 /* smp.c */
 extern volatile u32 cpus_online;

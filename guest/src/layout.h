@@ -21,6 +21,7 @@
 
 #define VEC_PIC_BASE  0x20          /* master PIC IRQ0..7 -> 0x20..0x27, slave -> 0x28..0x2f */
 #define VEC_TIMER     0x20
+#define VEC_KBD       0x21          /* i8042 keyboard, IRQ 1 */
 #define VEC_UART      0x24
 #define VEC_WAKE      0x40          /* IPI used to wake a halted CPU */
 #define VEC_SPURIOUS  0xff

@@ -3,8 +3,7 @@
 #include "bootinfo.h"
 #include "platform.h"
 #include "shell.h"
-
-#define KERNEL_VERSION "1.0"
+#include "fbcons.h"
 
 /* Order matters for boot time: APs are started first so their (emulated) trampolines run while the
  * BSP sets up devices and prints; then the BSP waits, halted, for check-ins to stop. */
@@ -17,10 +16,13 @@ void __attribute__((noreturn)) kmain(u64 start_info)
     uart_init();
     pic_init();
     pit_init();
+    fb_init();                      /* a ring-3 job: needs the PIC set up, since jobs run with IF=1 */
+    kbd_init();
     shell_init();
     kprintf("ENGRAM-TEST-KERNEL version=%s\n", KERNEL_VERSION);
     kprintf("CMDLINE %s\n", cmdline);
     smp_wait(cpus_hint);
+    shell_status();                 /* the status line appears with the READY line */
     kprintf("ENGRAM-TEST-KERNEL READY cpus=%u mem_mib=%u\n", (u64)cpus_online, (ram_bytes + (1UL << 19)) >> 20);
     shell_run_list(boot_commands);
     shell_prompt();

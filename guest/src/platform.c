@@ -4,6 +4,8 @@
 
 #define PIT_HZ 1193182
 
+static u8 pic_mask = (u8)~((1 << 0) | (1 << 4));
+
 /* The PIC (not the IOAPIC) carries IRQ 0 and 4: QEMU routes GSI 0 to IOAPIC pin 2 but KVM's default
  * routing uses pin 0, while both route GSI 0 and 4 to PIC pins 0 and 4. Auto-EOI mode spares an
  * EOI exit in every handler; handlers run with IF=0 so nothing nests. */
@@ -17,8 +19,15 @@ void pic_init(void)
     outb(0xa1, 0x02);
     outb(0x21, 0x03);               /* ICW4: 8086 mode, auto-EOI */
     outb(0xa1, 0x03);
-    outb(0x21, (u8)~((1 << 0) | (1 << 4)));   /* unmask PIT and COM1 only */
+    outb(0x21, pic_mask);           /* unmask PIT and COM1 only; kbd_init adds IRQ 1 */
     outb(0xa1, 0xff);
+}
+
+/* Master PIC lines only. */
+void pic_unmask(unsigned irq)
+{
+    pic_mask &= (u8)~(1u << irq);
+    outb(0x21, pic_mask);
 }
 
 /* 100 Hz: each tick is an emulated ring-0 interrupt (~20-30 us here), so a faster tick costs real

@@ -5,6 +5,7 @@
 #include "platform.h"
 #include "shell.h"
 #include "work.h"
+#include "fbcons.h"
 
 #define LINE_MAX 256
 #define DIRTY_DEFAULT_MIB 64
@@ -17,7 +18,8 @@ static struct work fill_work, dirty_work;
 static u64 area_mib;                /* MiB the workload area can hold */
 static u64 filled_mib, filled_seed;
 static u64 dirty_rate, dirty_last, dirty_acc;
-static u64 hb_interval, hb_next;
+static u64 hb_interval, hb_next, hb_ms;
+static u64 commands_run;
 
 /* Workload segments: RAM at or above WORK_BASE, inside the identity map, page-aligned. */
 void shell_init(void)
@@ -147,6 +149,7 @@ static void cmd_heartbeat(char **argv, int argc)
     if (ms && !hb_interval)
         hb_interval = 1;
     hb_next = ticks + hb_interval;
+    hb_ms = ms;
     kprintf("HEARTBEAT ms=%u\n", ms);
 }
 
@@ -198,14 +201,27 @@ static void cmd_help(void)
             "heartbeat <ms> | cpus | poweroff | help\n");
 }
 
-static void run_command(char *s)
+/* Sets the status line's values; the next render job draws them if they changed (none without a
+ * framebuffer: then this is a call and a test). */
+void shell_status(void)
+{
+    if (!fb_on)
+        return;
+    struct fb_status st = {
+        .cpus = cpus_online,
+        .mem_mib = (ram_bytes + (1UL << 19)) >> 20,
+        .filled_mib = filled_mib,
+        .dirty_mib_s = dirty_rate,
+        .heartbeat_ms = hb_interval ? hb_ms : 0,
+        .commands = commands_run,
+    };
+    fb_set_status(&st);
+}
+
+static void dispatch(char *s)
 {
     char *argv[8] = {0};
     int argc = 0;
-    while (*s == ' ')
-        s++;
-    if (!*s)
-        return;
     if (s[0] == 't' && s[1] == 'a' && s[2] == 'g' && (s[3] == ' ' || !s[3])) {
         const char *text = s + 3;   /* the tag keeps its inner spaces */
         while (*text == ' ')
@@ -239,6 +255,17 @@ static void run_command(char *s)
         poweroff();
     } else
         kprintf("ERROR unknown command: %s\n", argv[0]);
+}
+
+static void run_command(char *s)
+{
+    while (*s == ' ')
+        s++;
+    if (!*s)
+        return;
+    dispatch(s);
+    commands_run++;
+    shell_status();
 }
 
 /* Kernel command line commands: each is shown after a prompt as if typed, then run. */
