@@ -30,6 +30,7 @@ let package = Package(
     targets: [
         .target(name: "CLinux"),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "GuestMemory",
             dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
@@ -87,6 +88,12 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(
+            name: "Display",
+            dependencies: ["CLinux", "CZlib", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            exclude: ["README.md"],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
             name: "ControlAPI",
             dependencies: [
                 "CLinux",
@@ -101,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
-                "Machine", "Migration", "ControlAPI", "Devices", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
+                "Machine", "Migration", "ControlAPI", "Devices", "Display", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -123,6 +130,7 @@ let package = Package(
         .testTarget(name: "SnapshotFormatTests", dependencies: ["SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "DisplayTests", dependencies: ["Display", "Devices", "CZlib", "TestSupport"]),
         .testTarget(name: "PagingTests", dependencies: ["Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
