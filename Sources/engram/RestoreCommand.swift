@@ -32,6 +32,8 @@ struct RestoreCommand: ParsableCommand {
     var trackDirtyPages = false
     @Option(help: "Create PREFIX.NAME (mode 0600) for each named region (copy and lazy modes).") var sharedMaps: SharedMapsOption?
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
+    @Option(help: "Put the restored framebuffer in this display file (copy and lazy modes), for engram display.")
+    var display: String?
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
     @Option(help: "The page server's shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String?
@@ -80,6 +82,9 @@ struct RestoreCommand: ParsableCommand {
         if sharedMaps != nil && memory == .map {
             throw ValidationError("--shared-maps needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")
         }
+        if display != nil && memory == .map {
+            throw ValidationError("--display needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")
+        }
     }
 
     func run() throws {
@@ -127,6 +132,8 @@ struct RestoreCommand: ParsableCommand {
             let shell = try Machine.prepareShell(memory: memoryMap)
             machine = try Machine(restoring: try decoding.result(), snapshotRegions: origin.shapes, memory: memoryMap, shell: shell,
                                   consoleLogPath: consoleLog)
+            // A lazy restore's header page may not be here yet; the others name this VM's socket now.
+            if memory != .lazy { machine.setDisplayControlSocket(apiSocket.map(SnapshotCommand.absolute) ?? "") }
             // The restored snapshot becomes the parent of this VM's next diff snapshot.
             if trackDirtyPages, let chain = origin.chain { try machine.adoptSnapshotBase(path: chain.path) }
         } catch let error as MemoryLoadError {
@@ -179,8 +186,12 @@ struct RestoreCommand: ParsableCommand {
 
     private func regionBackings(_ shapes: [SnapshotRegionShape]) throws -> [String: RegionBacking] {
         var backings: [String: RegionBacking] = [:]
-        guard let sharedMaps else { return backings }
         let known = shapes.map(\.name)
+        if let display {
+            guard known.contains(Machine.framebufferRegionName) else { throw CommandFailure("--display: the snapshot's VM has no display") }
+            do { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) } catch { throw CommandFailure(error.description) }
+        }
+        guard let sharedMaps else { return backings }
         for name in sharedMaps.regionNames {
             guard known.contains(name) else { throw CommandFailure(GuestMemoryError.unknownRegion(name: name, known: known).description) }
             backings[name] = .sharedFile(path: sharedMaps.path(for: name), overwrite: force)
