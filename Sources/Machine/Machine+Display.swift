@@ -70,3 +70,16 @@ extension Machine {
         }
     }
 }
+
+extension Machine {
+    /// Points the display file's header at this VMM's control socket (a restored framebuffer
+    /// still names the socket of the VM it was saved from). Does nothing without a display.
+    package func setDisplayControlSocket(_ path: String) {
+        guard let region = memory.region(named: Self.framebufferRegionName),
+              let page = try? region.read(count: FramebufferHeader.size, at: RegionOffset(0)),
+              case .success(var header) = FramebufferHeader.decode(page, fileSize: Int(region.sizeInBytes), name: "framebuffer")
+        else { return }
+        header.controlSocketPath = path
+        try? region.write(header.bytes, at: RegionOffset(0))
+    }
+}
