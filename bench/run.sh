@@ -13,3 +13,4 @@ python3 bench/page_server.py
 python3 bench/inspect.py
 python3 bench/migration.py
 python3 bench/object_store.py
+python3 bench/display.py
