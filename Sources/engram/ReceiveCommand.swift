@@ -22,6 +22,7 @@ struct ReceiveCommand: ParsableCommand {
     @Option(help: "The shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String
     @Option(help: "Create PREFIX.NAME (mode 0600) for each named region (pre- and post-copy).") var sharedMaps: SharedMapsOption?
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
+    @Option(help: "Put an arriving VM's framebuffer in this display file, for engram display.") var display: String?
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
     @Option(help: "Post-copy: seconds to keep reconnecting to a source page server that went away.") var reconnectTimeout = 300
@@ -48,6 +49,8 @@ struct ReceiveCommand: ParsableCommand {
         let machine = arrival.machine
         let link = arrival.link
         let fill = try arrival.pageServer.map { server in try postcopyFill(arrival, server: server, secret: secret) }
+        // Post-copy has not fetched the header page yet; otherwise the display file now names this VM's socket.
+        if fill == nil { machine.setDisplayControlSocket(apiSocket.map(SnapshotCommand.absolute) ?? "") }
         let controller = MachineController(machine: machine, liveUpdate: LiveUpdateSession(apiSocket: apiSocket, consoleLogPath: consoleLog),
                                            lazyFill: fill)
         try MachineSession.run(
@@ -108,8 +111,11 @@ struct ReceiveCommand: ParsableCommand {
     }
 
     private func backings() throws -> [String: RegionBacking] {
-        guard let sharedMaps else { return [:] }
         var backings: [String: RegionBacking] = [:]
+        if let display {
+            do { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) } catch { throw CommandFailure(error.description) }
+        }
+        guard let sharedMaps else { return backings }
         for name in sharedMaps.regionNames { backings[name] = .sharedFile(path: sharedMaps.path(for: name), overwrite: force) }
         return backings
     }
