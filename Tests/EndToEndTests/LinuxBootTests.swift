@@ -30,4 +30,26 @@ struct LinuxBootTests {
             #expect(process.errorText.contains("at RIP 0x"))
         }
     }
+
+    /// With a display, the kernel finds a VESA framebuffer in screen_info. Where Linux boots fully
+    /// its framebuffer console (console=tty0) draws into the display file; here it must get as far
+    /// as it does without one.
+    @Test func bootsWithADisplayAsFarAsWithout() throws {
+        let directory = TemporaryDirectory()
+        let display = directory.path("linux.fb")
+        let cmdline = "console=tty0 console=ttyS0 earlyprintk=serial,ttyS0,115200 keep_bootcon reboot=k panic=-1 engram.poweroff"
+        let process = try GuestProcess.engram(["run", "--kernel", ProjectPaths.linuxKernel, "--decompress-on-host", "--initrd", ProjectPaths.linuxInitramfs,
+                                               "--memory", "512M", "--cmdline", cmdline, "--display", display])
+        defer { process.stop() }
+        try process.waitForLine(containing: "BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable", timeout: 120)
+        let status = try process.waitForExit(timeout: 300)
+        if process.consoleText.contains("ENGRAM-LINUX-INIT READY") {
+            #expect(status == 0)
+            let pixels = try Data(contentsOf: URL(fileURLWithPath: display)).dropFirst(4096)
+            #expect(pixels.contains { $0 != 0 }, "Linux's framebuffer console drew nothing")
+        } else {
+            #expect(status != 0)
+            #expect(process.errorText.contains("KVM internal error (emulation failure)"))
+        }
+    }
 }
