@@ -18,18 +18,12 @@ extension Machine {
             region = try GuestRegion(name: framebufferRegionName, sizeInBytes: UInt64(header.fileSize), backing: backing)
             try region.write(header.bytes, at: RegionOffset(0))
         } catch { throw .memory(error) }
-        return (region, framebufferMapping(region, geometry: display.geometry))
+        return (region, try framebufferMapping(region))
     }
 
-    /// Where the framebuffer region's pixels appear to the guest: past the header page.
-    static func framebufferMapping(_ region: GuestRegion, geometry: FramebufferGeometry) -> GuestMapping {
-        GuestMapping(guestAddress: X86Layout.framebufferAddress, sizeInBytes: UInt64(geometry.pixelAreaBytes),
-                     region: region, regionOffset: RegionOffset(UInt64(FramebufferHeader.size)))
-    }
-
-    /// The framebuffer mapping of a restored or inherited framebuffer region: everything past
-    /// its header page. Needs no header (a lazy restore has not fetched it yet).
-    static func restoredFramebufferMapping(_ region: GuestRegion) throws(MachineError) -> GuestMapping {
+    /// Where a framebuffer region's pixels appear to the guest: everything past its header page.
+    /// Taken from the region's size alone, so a lazy restore needs no header page first.
+    static func framebufferMapping(_ region: GuestRegion) throws(MachineError) -> GuestMapping {
         let header = UInt64(FramebufferHeader.size)
         guard region.sizeInBytes > header, region.sizeInBytes - header <= UInt64(FramebufferGeometry.maximumPixelBytes) else {
             throw .invalidConfiguration(
@@ -37,15 +31,6 @@ extension Machine {
         }
         return GuestMapping(guestAddress: X86Layout.framebufferAddress, sizeInBytes: region.sizeInBytes - header,
                             region: region, regionOffset: RegionOffset(header))
-    }
-
-    /// The display's geometry, if the machine has one.
-    package var displayGeometry: FramebufferGeometry? {
-        guard let mapping = memory.mappings.first(where: { $0.region.name == Self.framebufferRegionName }),
-              let page = try? mapping.region.read(count: FramebufferHeader.size, at: RegionOffset(0)),
-              case .success(let header) = FramebufferHeader.decode(page, fileSize: Int(mapping.region.sizeInBytes), name: "framebuffer")
-        else { return nil }
-        return header.geometry
     }
 
     /// Presses or releases keys on the guest's PS/2 keyboard, given as X11 keysyms (what RFB

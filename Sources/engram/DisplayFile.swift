@@ -1,18 +1,15 @@
-import Devices
+import Display
 import FoundationEssentials
 import GuestMemory
 import Machine
 
-/// The file behind `engram run --display FILE`.
+/// The file behind `engram run|restore|receive --display FILE`.
 enum DisplayFile {
     /// A new file at `path`, or the display file a previous run left there (replaced); any
     /// other existing file is refused, so a mistyped path never overwrites the user's data.
     static func backing(path: String) throws(MachineError) -> RegionBacking {
-        let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: path) else { return .sharedFile(path: path, overwrite: false) }
-        guard let contents = try? Data(contentsOf: url, options: .alwaysMapped),
-              case .success = FramebufferHeader.decode(contents.prefix(FramebufferHeader.size), fileSize: contents.count, name: path)
-        else {
+        guard (try? FramebufferView(path: path)) != nil else {
             throw .invalidConfiguration("--display \(path) exists and is not an Engram display file; remove it or choose another path")
         }
         return .sharedFile(path: path, overwrite: true)

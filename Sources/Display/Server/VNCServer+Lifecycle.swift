@@ -1,3 +1,4 @@
+import GuestMemory
 extension VNCServer {
     /// Which threads are running, so `stop` can wait for every one of them.
     final class Lifecycle: @unchecked Sendable {
@@ -7,7 +8,7 @@ extension VNCServer {
         private var serving = false
         private var finished = false
         private var viewerThreads = 0
-        private var acceptor: DisplayThread?
+        private var acceptor: NamedThread?
 
         /// False when the server stops or serves already (`run` then returns at once).
         func beginServing() -> Bool {
@@ -27,7 +28,7 @@ extension VNCServer {
         }
 
         /// Records the thread `start` makes, under the lock so a concurrent `stop` joins it.
-        func startAcceptor(_ spawn: () throws(DisplayError) -> DisplayThread) throws(DisplayError) {
+        func startAcceptor(_ spawn: () throws(DisplayError) -> NamedThread) throws(DisplayError) {
             try lock.withLock { () throws(DisplayError) in
                 guard acceptor == nil, !serving else { return }
                 acceptor = try spawn()
@@ -56,7 +57,7 @@ extension VNCServer {
 
         /// Joins the thread `start` made (once), then waits until the serving loop has finished.
         func joinAcceptorAndWait() {
-            let thread: DisplayThread? = lock.withLock {
+            let thread: NamedThread? = lock.withLock {
                 defer { acceptor = nil }
                 return acceptor
             }

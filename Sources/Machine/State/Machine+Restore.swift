@@ -5,14 +5,15 @@ import SnapshotFormat
 
 extension Machine {
     /// The guest-physical layout of restored `regions` (in the snapshot's order): ram placed as
-    /// this Engram places it, and a framebuffer as the header in its first page describes it. Checked against the snapshot and its state by `init(restoring:)`.
+    /// this Engram places it, and a framebuffer at its fixed address. Checked against the snapshot
+    /// and its state by `init(restoring:)`.
     package static func restoredMemory(_ regions: [GuestRegion]) throws(MachineError) -> GuestMemoryMap {
         guard let ram = regions.first(where: { $0.name == "ram" }) else {
             throw .invalidConfiguration("snapshot has no ram region; it has \(regions.map(\.name))")
         }
         var mappings = RAMLayout.mappings(for: ram)
         if let framebuffer = regions.first(where: { $0.name == framebufferRegionName }) {
-            mappings.append(try restoredFramebufferMapping(framebuffer))
+            mappings.append(try framebufferMapping(framebuffer))
         }
         return GuestMemoryMap(regions: regions, mappings: mappings)
     }

@@ -1,0 +1,50 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+/// A dedicated, named OS thread (not a task or a queue), for work that blocks in system calls:
+/// vCPUs, userfault handlers, page fills, VNC viewers. The one place Engram calls
+/// pthread_create; Machine, Paging and Display wrap it with their own errors.
+package struct NamedThread: Sendable {
+    private let handle: pthread_t
+
+    private final class Start {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    private init(handle: pthread_t) { self.handle = handle }
+
+    /// Starts `body` on a new joinable thread named `name` (shown by top -H and in /proc; the
+    /// kernel keeps 15 characters).
+    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) -> NamedThread {
+        let start = unsafe Unmanaged.passRetained(Start {
+            _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
+            body()
+        })
+        var thread = pthread_t()
+        // SAFETY: the retained Start is released exactly once, by the new thread (or below if it never starts).
+        let result = unsafe pthread_create(&thread, nil, { context in
+            let start = unsafe Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+            start.body()
+            return nil
+        }, start.toOpaque())
+        guard result == 0 else {
+            unsafe start.release()
+            throw Errno(rawValue: result)
+        }
+        return NamedThread(handle: thread)
+    }
+
+    /// True when called on this thread.
+    package var isCurrent: Bool { pthread_equal(handle, pthread_self()) != 0 }
+
+    /// Waits for the thread to end. Call once, from another thread.
+    package func join() {
+        precondition(!isCurrent, "a thread cannot join itself")
+        pthread_join(handle, nil)
+    }
+
+    /// Lets the thread end on its own; it cannot be joined afterwards.
+    package func detach() { pthread_detach(handle) }
+}
