@@ -32,30 +32,37 @@ let package = Package(
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
-            name: "GuestMemory",
+            name: "LinuxSystem",
             dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            exclude: ["README.md"],
+            swiftSettings: pointerTargetSettings
+        ),
+        .target(
+            name: "GuestMemory",
+            dependencies: ["CLinux", "LinuxSystem", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "SnapshotFormat",
-            dependencies: ["GuestMemory"],
+            dependencies: ["LinuxSystem", "GuestMemory"],
             exclude: ["README.md"],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "KVM",
-            dependencies: ["CLinux", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["LinuxSystem", "CLinux", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "Devices",
-            dependencies: ["GuestMemory"],
+            dependencies: ["LinuxSystem", "GuestMemory"],
             exclude: ["README.md"],
             swiftSettings: safeTargetSettings
         ),
         .target(
             name: "Paging",
             dependencies: [
+                "LinuxSystem",
                 "CLinux", "GuestMemory", "SnapshotFormat",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -65,6 +72,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
+                "LinuxSystem",
                 "CLinux", "GuestMemory", "SnapshotFormat", "Paging",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -74,29 +82,29 @@ let package = Package(
         ),
         .target(
             name: "Machine",
-            dependencies: ["CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["LinuxSystem", "CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "Migration",
-            dependencies: ["CLinux", "GuestMemory", "Machine", "Paging", "SnapshotFormat", "Transport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["LinuxSystem", "CLinux", "GuestMemory", "Machine", "Paging", "SnapshotFormat", "Transport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "Inspect",
-            dependencies: ["CLinux", "GuestMemory", "SnapshotFormat"],
+            dependencies: ["LinuxSystem", "CLinux", "GuestMemory", "SnapshotFormat"],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "Display",
-            dependencies: ["CLinux", "CZlib", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["LinuxSystem", "CLinux", "CZlib", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"],
             swiftSettings: pointerTargetSettings
         ),
         .target(
             name: "ControlAPI",
             dependencies: [
-                "CLinux",
+                "LinuxSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -108,6 +116,7 @@ let package = Package(
         .executableTarget(
             name: "engram",
             dependencies: [
+                "LinuxSystem",
                 "Machine", "Migration", "ControlAPI", "Devices", "Display", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -117,6 +126,7 @@ let package = Package(
         .target(
             name: "ObjectStore",
             dependencies: [
+                "LinuxSystem",
                 "Paging", "Transport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -126,16 +136,17 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "TestSupport"]),
-        .testTarget(name: "SnapshotFormatTests", dependencies: ["SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
-        .testTarget(name: "DisplayTests", dependencies: ["Display", "Devices", "CZlib", "TestSupport"]),
-        .testTarget(name: "PagingTests", dependencies: ["Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "InspectTests", dependencies: ["Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "MachineTests", dependencies: ["Machine", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "GuestMemory", "Paging", "Transport", "TestSupport"]),
+        .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),
+        .testTarget(name: "GuestMemoryTests", dependencies: ["LinuxSystem", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "SnapshotFormatTests", dependencies: ["LinuxSystem", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "KVMTests", dependencies: ["LinuxSystem", "KVM", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["LinuxSystem", "Devices"]),
+        .testTarget(name: "DisplayTests", dependencies: ["LinuxSystem", "Display", "Devices", "CZlib", "TestSupport"]),
+        .testTarget(name: "PagingTests", dependencies: ["LinuxSystem", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["LinuxSystem", "Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "InspectTests", dependencies: ["LinuxSystem", "Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "MachineTests", dependencies: ["LinuxSystem", "Machine", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: ["LinuxSystem", "Migration", "Machine", "GuestMemory", "Paging", "Transport", "TestSupport"]),
         .testTarget(
             name: "ControlAPITests",
             dependencies: [
@@ -144,7 +155,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["LinuxSystem", "ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory"]),
     ]

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Devices
 import SystemPackage
 
@@ -29,7 +30,7 @@ package enum DisplayError: Error, CustomStringConvertible, Equatable {
     /// The peer failed VNC authentication.
     case authentication(peer: String, reason: String)
     /// A thread could not be started.
-    case thread(name: String, Errno)
+    case thread(SystemCallError)
 
     package var description: String {
         switch self {
@@ -57,8 +58,8 @@ package enum DisplayError: Error, CustomStringConvertible, Equatable {
             "\(peer) broke the RFB protocol: \(reason)"
         case .authentication(let peer, let reason):
             "VNC authentication of \(peer) failed: \(reason)"
-        case .thread(let name, let errno):
-            "cannot start thread \(name): \(errno)"
+        case .thread(let error):
+            "cannot start a thread: \(error)"
         }
     }
 }

@@ -1,6 +1,7 @@
 import CLinux
 import GuestMemory
 import Glibc
+import LinuxSystem
 import SystemPackage
 
 /// The /dev/kvm handle: version and capability checks, and the host's supported CPUID.

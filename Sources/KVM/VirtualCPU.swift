@@ -1,6 +1,7 @@
 import CLinux
 import GuestMemory
 import Glibc
+import LinuxSystem
 import SystemPackage
 
 /// The general-purpose registers (struct kvm_regs).

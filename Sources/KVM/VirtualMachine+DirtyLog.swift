@@ -1,3 +1,4 @@
+import LinuxSystem
 import CLinux
 import GuestMemory
 
@@ -26,7 +27,7 @@ extension VirtualMachine {
         guard let current = slots.withLock({ $0[slot] }), current.logsDirtyPages else {
             throw .ioctl(name: "KVM_GET_DIRTY_LOG (slot \(slot) does not log dirty pages)", .invalidArgument)
         }
-        let pageCount = current.mapping.sizeInBytes / Self.pageSize
+        let pageCount = current.mapping.sizeInBytes / PageSize.bytes64
         var bytes = [UInt8](repeating: 0, count: Int(PageBitmap.byteCount(pageCount: pageCount)))
         let descriptor = descriptor.rawValue
         // SAFETY: KVM writes round_up(pages, 64) / 8 bytes, the buffer's exact size, during the
@@ -50,7 +51,4 @@ extension VirtualMachine {
         }
         return bitmap
     }
-
-    /// The page size KVM's dirty log counts in on x86.
-    private static let pageSize: UInt64 = 4096
 }

@@ -1,5 +1,6 @@
 import CLinux
 import GuestMemory
+import LinuxSystem
 import Synchronization
 
 /// A KVM virtual machine: memory slots, the in-kernel interrupt controllers and timer, vCPUs.

@@ -1,3 +1,4 @@
+import LinuxSystem
 import CLinux
 import Devices
 import Glibc
@@ -29,7 +30,7 @@ package final class Machine: Sendable {
     private let console: ConsoleOutput
     private let threadIDs: Mutex<[CInt]>
     private let savedTimer = Mutex<kvm_pit_state2?>(nil)
-    private let startTime: timespec
+    private let startTime: UInt64
 
     /// Builds the machine: memory, KVM VM, devices, vCPUs, and the kernel loaded ready to enter.
     package convenience init(configuration: MachineConfiguration, consoleLogPath: String? = nil) throws(MachineError) {
@@ -109,9 +110,7 @@ package final class Machine: Sendable {
         devices = try LegacyDevices(machine: virtualMachine, console: console)
         serial = devices.serial
         ports = devices.bus
-        var now = timespec()
-        _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
-        startTime = now
+        startTime = MonotonicClock.nanoseconds()
         devices.onGuestRequest { [weak self] outcome in self?.finish(outcome) }
     }
 
@@ -134,11 +133,13 @@ package final class Machine: Sendable {
         VCPUKick.installHandler()
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, control: control) { [weak self] outcome in self?.finish(outcome) }
-            try OSThread.spawn(name: "vcpu\(index)") { [self] in
-                VCPUKick.unblockInCurrentThread()
-                self.threadIDs.withLock { $0[index] = OSThread.currentThreadID }
-                loop.run()
-            }
+            do throws(SystemCallError) {
+                try NamedThread.spawnDetached(name: "vcpu\(index)") { [self] in
+                    VCPUKick.unblockInCurrentThread()
+                    self.threadIDs.withLock { $0[index] = NamedThread.currentThreadID }
+                    loop.run()
+                }
+            } catch { throw .thread(error) }
         }
     }
 
@@ -199,9 +200,7 @@ package final class Machine: Sendable {
 
     /// Seconds since the machine was built.
     package var uptimeSeconds: Double {
-        var now = timespec()
-        _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec - startTime.tv_sec) + Double(now.tv_nsec - startTime.tv_nsec) / 1e9
+        Duration.nanoseconds(MonotonicClock.nanoseconds() - startTime).inSeconds
     }
 
     /// Feeds typed bytes to the guest's COM1; returns how many it took.

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Devices
 import GuestMemory
 import KVM
@@ -15,7 +16,7 @@ package enum MachineError: Error, CustomStringConvertible {
     case memory(GuestMemoryError)
     case kvm(KVMError)
     case device(DeviceError)
-    case thread(Errno)
+    case thread(SystemCallError)
     case snapshot(SnapshotFormatError)
 
     package var description: String {
@@ -29,7 +30,7 @@ package enum MachineError: Error, CustomStringConvertible {
         case .memory(let error): error.description
         case .kvm(let error): error.description
         case .device(let error): error.description
-        case .thread(let errno): "cannot start a thread: \(errno)"
+        case .thread(let error): "cannot start a thread: \(error)"
         case .snapshot(let error): error.description
         }
     }

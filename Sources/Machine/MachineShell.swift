@@ -1,7 +1,6 @@
-import Dispatch
 import GuestMemory
 import KVM
-import Synchronization
+import LinuxSystem
 
 /// A KVM VM with its interrupt controller and timer, its memory slots being registered on
 /// another thread (`Machine.prepareShell(memory:)`). Slot registration is the slow part of
@@ -16,24 +15,14 @@ package struct MachineShell: Sendable {
 
 /// Registers a slot per mapping in the background; `wait()` returns once all are in.
 final class SlotRegistration: Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private let failure = Mutex<KVMError?>(nil)
+    private let work: BackgroundWork<Void, KVMError>
 
     init(_ virtualMachine: VirtualMachine, mappings: [GuestMapping]) {
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
-            do throws(KVMError) {
-                for (slot, mapping) in mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
-            } catch {
-                failure.withLock { $0 = error }
-            }
-            done.signal()
+        work = BackgroundWork { () throws(KVMError) in
+            for (slot, mapping) in mappings.enumerated() { try virtualMachine.map(mapping, slot: UInt32(slot)) }
         }
     }
 
     /// Waits until every slot is registered; rethrows the first failure.
-    func wait() throws(KVMError) {
-        done.wait()
-        done.signal()  // later calls return at once
-        if let error = failure.withLock({ $0 }) { throw error }
-    }
+    func wait() throws(KVMError) { try work.result() }
 }

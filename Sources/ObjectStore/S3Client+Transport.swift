@@ -1,3 +1,4 @@
+import LinuxSystem
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -49,7 +50,7 @@ extension S3Client {
                 reason = failure.reason
             }
             let elapsed = start.duration(to: clock.now)
-            let elapsedMilliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
+            let elapsedMilliseconds = Int(elapsed.inMilliseconds)
             // Full jitter over the upper half: fault threads hit by one outage spread their retries.
             let wait = Int.random(in: (delay + 1) / 2...delay)
             guard elapsedMilliseconds + wait <= giveUp, !isShutDown.withLock({ $0 }) else {

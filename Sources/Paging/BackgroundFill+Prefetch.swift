@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 extension BackgroundFill {
@@ -57,8 +58,8 @@ extension BackgroundFill {
                     while last < end, order[last].page == order[last - 1].page + 1, order[last].region.index == order[first].region.index {
                         last += 1
                     }
-                    let offset = (first - next) * Int(LazyPager.pageSize)
-                    let length = (last - first) * Int(LazyPager.pageSize)
+                    let offset = (first - next) * PageSize.bytes
+                    let length = (last - first) * PageSize.bytes
                     // SAFETY: [offset, offset + length) lies inside the chunk just received.
                     let pages = unsafe UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
                     _ = try unsafe session.installCopies(

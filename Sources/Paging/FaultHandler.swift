@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import GuestMemory
 import SystemPackage
@@ -178,7 +179,7 @@ struct FaultHandler {
     }
 
     private func wake(_ page: UInt64, in region: PagedRegion) throws(ServeFailure) {
-        do { try session.userfault.wake(start: region.hostAddress(ofPage: page), length: LazyPager.pageSize) } catch {
+        do { try session.userfault.wake(start: region.hostAddress(ofPage: page), length: PageSize.bytes64) } catch {
             throw .userfault(error)
         }
     }

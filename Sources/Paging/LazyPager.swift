@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Synchronization
 
@@ -11,13 +12,11 @@ import Synchronization
 /// and leaves the faulting thread parked forever instead of showing it wrong memory; the
 /// caller ends the VM.
 package final class LazyPager: Sendable {
-    /// The page size the pager and the snapshot format use.
-    package static let pageSize: UInt64 = 4096
 
     private let session: PagingSession
     private let clusterPages: UInt64
     private let started = Atomic<Bool>(false)
-    private let threads = Mutex<[PagingThread]>([])
+    private let threads = Mutex<[NamedThread]>([])
 
     /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
     /// with one userfaultfd. The regions must be fresh (all zero, as `SnapshotMemoryLoader.empty`
@@ -42,7 +41,7 @@ package final class LazyPager: Sendable {
                     reason: "userfaultfd fills hugetlbfs a huge page at a time; the pager serves 4 KiB pages")
             }
             let sourcePages = source.pageCount(region: index)
-            guard region.sizeInBytes == sourcePages * Self.pageSize else {
+            guard region.sizeInBytes == sourcePages * PageSize.bytes64 else {
                 throw .regionSize(name: region.name, index: index, sizeInBytes: region.sizeInBytes, sourcePages: sourcePages)
             }
             paged.append(PagedRegion(
@@ -88,20 +87,20 @@ package final class LazyPager: Sendable {
         let session = session
         let clusterPages = clusterPages
         do {
-            let handler = try PagingThread.spawn(name: "engram-uffd") {
+            let handler = try NamedThread.spawn(name: "engram-uffd") {
                 var handler = FaultHandler(session: session, clusterPages: clusterPages)
                 handler.run()
             }
             threads.withLock { $0.append(handler) }
-            let fill = try PagingThread.spawn(name: "engram-fill") {
+            let fill = try NamedThread.spawn(name: "engram-fill") {
                 // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
-                PagingThread.lowerCurrentPriority()
+                NamedThread.lowerCurrentPriority()
                 BackgroundFill(session: session).run()
             }
             threads.withLock { $0.append(fill) }
         } catch {
             stop()
-            throw error
+            throw .thread(error)
         }
     }
 

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// Page-aligned memory a paging thread reads pages into before UFFDIO_COPY.
 ///
 /// Allocated and touched once, before the thread's loop, so neither the loop nor the kernel's
@@ -9,8 +10,8 @@ final class PageBuffer {
 
     init(pageCount: Int) {
         self.pageCount = pageCount
-        let byteCount = pageCount * Int(LazyPager.pageSize)
-        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: Int(LazyPager.pageSize))
+        let byteCount = pageCount * PageSize.bytes
+        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: PageSize.bytes)
         // Touching every page now keeps first-touch faults out of the fault path.
         unsafe memory.initializeMemory(as: UInt8.self, repeating: 0)
     }
@@ -24,6 +25,6 @@ final class PageBuffer {
     func pages(_ pages: Int) -> UnsafeMutableRawBufferPointer {
         precondition(pages > 0 && pages <= pageCount, "\(pages) pages of a \(pageCount)-page buffer")
         // SAFETY: the slice lies inside the allocation.
-        return unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<pages * Int(LazyPager.pageSize)])
+        return unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<pages * PageSize.bytes])
     }
 }

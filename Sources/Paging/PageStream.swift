@@ -1,3 +1,4 @@
+import LinuxSystem
 /// Pages of a list, delivered in the list's order: how a working set is prefetched in one batched
 /// transfer (a page server sends the whole list in answer to one request). Used by one thread.
 package protocol PageStream {
@@ -17,7 +18,7 @@ package struct PageByPageStream: PageStream {
     }
 
     package mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        let size = Int(LazyPager.pageSize)
+        let size = PageSize.bytes
         for offset in stride(from: 0, to: buffer.count, by: size) {
             precondition(next < pages.count, "received past the end of the page list")
             let page = pages[next]

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// A region as the pager sees it: where it is mapped, and where its pages sit in the pager's
@@ -15,16 +16,16 @@ struct PagedRegion: Sendable {
     /// The region's pages in pager-wide numbers.
     var pages: Range<UInt64> { firstPage..<firstPage + pageCount }
 
-    var sizeInBytes: UInt64 { pageCount * LazyPager.pageSize }
+    var sizeInBytes: UInt64 { pageCount * PageSize.bytes64 }
 
     /// True if host address `address` lies in this region.
     func contains(hostAddress address: UInt64) -> Bool { address >= hostStart && address - hostStart < sizeInBytes }
 
     /// The pager-wide page holding host address `address` (which `contains`).
-    func page(atHostAddress address: UInt64) -> UInt64 { firstPage + (address - hostStart) / LazyPager.pageSize }
+    func page(atHostAddress address: UInt64) -> UInt64 { firstPage + (address - hostStart) / PageSize.bytes64 }
 
     /// Host address of pager-wide page `page`.
-    func hostAddress(ofPage page: UInt64) -> UInt64 { hostStart + (page - firstPage) * LazyPager.pageSize }
+    func hostAddress(ofPage page: UInt64) -> UInt64 { hostStart + (page - firstPage) * PageSize.bytes64 }
 
     /// The page's number inside the region, as the page source counts.
     func sourcePage(_ page: UInt64) -> UInt64 { page - firstPage }

@@ -1,4 +1,5 @@
 import GuestMemory
+import LinuxSystem
 import SystemPackage
 
 /// Why lazy restore could not be set up; each message names the region or call and what was expected.
@@ -13,10 +14,10 @@ package enum PagingError: Error, CustomStringConvertible, Equatable {
     case unsupportedBacking(name: String, kind: String, reason: String)
     /// UFFDIO_REGISTER refused a region, or allows too few operations on it.
     case register(name: String, kind: String, reason: String)
-    /// A helper system call (eventfd) failed.
-    case systemCall(name: String, Errno)
-    /// pthread_create failed.
-    case thread(name: String, Errno)
+    /// A paging thread could not be started.
+    case thread(SystemCallError)
+    /// A system call of the pager's own failed (an eventfd, say).
+    case system(SystemCallError)
     /// `start` was called twice.
     case alreadyStarted
     /// A working set to prefetch that does not fit the memory.
@@ -29,15 +30,15 @@ package enum PagingError: Error, CustomStringConvertible, Equatable {
         case .regionCount(let machine, let source):
             "the machine has \(machine) memory regions but the snapshot has \(source); restore into the snapshot's memory layout"
         case .regionSize(let name, let index, let size, let sourcePages):
-            "region \(name) (number \(index)) is \(size) bytes but the snapshot's region \(index) has \(sourcePages) pages (\(sourcePages * LazyPager.pageSize) bytes); expected equal sizes"
+            "region \(name) (number \(index)) is \(size) bytes but the snapshot's region \(index) has \(sourcePages) pages (\(sourcePages * PageSize.bytes64) bytes); expected equal sizes"
         case .unsupportedBacking(let name, let kind, let reason):
             "region \(name) (\(kind) backing) cannot be restored lazily: \(reason)"
         case .register(let name, let kind, let reason):
             "cannot register region \(name) (\(kind) backing) with userfaultfd: \(reason); lazy restore needs memfd, tmpfs or anonymous memory"
-        case .systemCall(let name, let errno):
-            "\(name) for the lazy pager failed: \(errno)"
-        case .thread(let name, let errno):
-            "cannot start paging thread \(name): \(errno)"
+        case .thread(let error):
+            "cannot start a paging thread: \(error)"
+        case .system(let error):
+            "the lazy pager: \(error)"
         case .alreadyStarted:
             "the lazy pager was already started"
         case .workingSet(let message):

@@ -1,3 +1,5 @@
+import LinuxSystem
+
 /// What the paging threads record under one lock: which pages are claimed (a thread has set
 /// out to install them) and present, who installed them, the working set being recorded, and
 /// how the restore ended. Held for a few bit operations at a time.

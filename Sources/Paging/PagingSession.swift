@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Synchronization
 
@@ -19,9 +20,9 @@ final class PagingSession: Sendable {
     /// Set by the fill once it has installed or found every page.
     let filled = Atomic<Bool>(false)
     /// Wakes the handler's poll when `halted` or `filled` is set.
-    let handlerWakeup: Latch
+    let handlerWakeup: EventNotifier
     /// Given when the restore completes, fails or is stopped.
-    let finished: Latch
+    let finished: EventNotifier
     /// The working set the fill streams first, if any.
     let prefetch: WorkingSet?
     /// Records the working set of the first seconds, if asked.
@@ -40,8 +41,7 @@ final class PagingSession: Sendable {
         self.prefetch = prefetch
         self.recorder = recorder
         ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound } ?? 0))
-        handlerWakeup = try Latch()
-        finished = try Latch()
+        do { handlerWakeup = try EventNotifier(); finished = try EventNotifier() } catch { throw .system(error) }
     }
 
     /// Notes the start time and who to tell about a failure; before the threads start.
@@ -91,7 +91,7 @@ final class PagingSession: Sendable {
         _ pages: Range<UInt64>, of region: PagedRegion, by installer: PageInstaller, watching watched: UInt64
     ) throws(UserfaultError) -> Bool {
         try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
-            try userfault.zeroPages(start: start, length: (pages.upperBound - page) * LazyPager.pageSize)
+            try userfault.zeroPages(start: start, length: (pages.upperBound - page) * PageSize.bytes64)
         }
     }
 
@@ -100,9 +100,9 @@ final class PagingSession: Sendable {
         _ pages: Range<UInt64>, of region: PagedRegion, from buffer: UnsafeRawBufferPointer,
         by installer: PageInstaller, watching watched: UInt64
     ) throws(UserfaultError) -> Bool {
-        precondition(UInt64(buffer.count) == (pages.upperBound - pages.lowerBound) * LazyPager.pageSize, "the buffer holds exactly the pages")
+        precondition(UInt64(buffer.count) == (pages.upperBound - pages.lowerBound) * PageSize.bytes64, "the buffer holds exactly the pages")
         return try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
-            let offset = Int((page - pages.lowerBound) * LazyPager.pageSize)
+            let offset = Int((page - pages.lowerBound) * PageSize.bytes64)
             // SAFETY: the buffer holds exactly `pages`, so the slice from `page` on lies inside it.
             return try unsafe userfault.copy(to: start, from: UnsafeRawBufferPointer(rebasing: buffer[offset...]))
         }
@@ -120,7 +120,7 @@ final class PagingSession: Sendable {
         var page = pages.lowerBound
         var watchedWasPresent = false
         while page < pages.upperBound {
-            let installed = try fill(page, region.hostAddress(ofPage: page)) / LazyPager.pageSize
+            let installed = try fill(page, region.hostAddress(ofPage: page)) / PageSize.bytes64
             if installed > 0 {
                 let done = page..<page + installed
                 ledger.withLock { $0.recordInstalled(done, by: installer) }

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import SnapshotFormat
 
@@ -69,7 +70,7 @@ package enum SnapshotMemoryLoader {
     private static func copyPages(
         from source: any PageSource, region index: Int, into region: GuestRegion, wanted: (UInt64) -> Bool
     ) throws(MemoryLoadError) {
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         let pageCount = source.pageCount(region: index)
         var page: UInt64 = 0
         while page < pageCount {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// The file header (docs/FORMAT.md "File header"): the fixed fields and the region table.
@@ -37,7 +38,7 @@ package struct FileHeader: Sendable, Equatable {
         buffer.setU32(SnapshotLayout.endiannessMarker, at: 12)
         buffer.setU32(UInt32(size), at: 16)
         buffer.setU32(kind.rawValue, at: 20)
-        buffer.setU32(UInt32(SnapshotLayout.pageSize), at: 24)
+        buffer.setU32(UInt32(PageSize.bytes64), at: 24)
         buffer.setU32(UInt32(regions.count), at: 28)
         buffer.setBytes(Array(parentFileName.utf8), at: SnapshotLayout.parentNameOffset)
         buffer.setU64(stateOffset, at: 288)
@@ -87,8 +88,8 @@ package struct FileHeader: Sendable, Equatable {
             throw .invalidField(path: path, field: "kind", reason: "is \(rawKind); expected 1 (full) or 2 (diff)")
         }
         let pageSize = buffer.u32(at: 24)
-        guard UInt64(pageSize) == SnapshotLayout.pageSize else {
-            throw .invalidField(path: path, field: "page size", reason: "is \(pageSize); expected \(SnapshotLayout.pageSize)")
+        guard UInt64(pageSize) == PageSize.bytes64 else {
+            throw .invalidField(path: path, field: "page size", reason: "is \(pageSize); expected \(PageSize.bytes64)")
         }
         guard let parent = buffer.paddedText(at: SnapshotLayout.parentNameOffset, count: SnapshotLayout.parentNameLength) else {
             throw .invalidField(path: path, field: "parent file name", reason: "is not zero-padded UTF-8")

@@ -1,54 +1,29 @@
-import Glibc
+import LinuxSystem
 
-/// Positioned reads and writes that finish the whole range, retrying short transfers and EINTR.
+/// Positioned reads and writes of snapshot files that finish the whole range, with the
+/// format's errors: a file that ends early is `truncated`.
 package enum FileIO {
-    /// Writes all of `bytes` at `offset` with pwrite(2), in calls of at most 8 MiB.
+    /// Writes all of `bytes` at `offset`.
     package static func writeAll(
         _ fd: CInt, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String
     ) throws(SnapshotFormatError) {
-        var done = 0
-        let total = bytes.count
-        while done < total {
-            let chunk = min(total - done, SnapshotLayout.maximumIOLength)
-            // SAFETY: [done, done + chunk) lies inside `bytes`, which the caller keeps alive for the call.
-            let written = unsafe pwrite(fd, bytes.baseAddress! + done, chunk, off_t(offset + UInt64(done)))
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw .systemCall(path: path, name: "pwrite", errno: errno)
-            }
-            if written == 0 { throw .systemCall(path: path, name: "pwrite", errno: EIO) }
-            done += written
-        }
+        do { try unsafe PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
     }
 
     /// Writes an array at `offset`.
     package static func writeAll(_ fd: CInt, _ bytes: [UInt8], at offset: UInt64, path: String) throws(SnapshotFormatError) {
         guard !bytes.isEmpty else { return }
-        // SAFETY: the buffer is used only during the call.
-        let result: Result<Void, SnapshotFormatError> = unsafe bytes.withUnsafeBytes { buffer in
-            do throws(SnapshotFormatError) { try unsafe writeAll(fd, buffer, at: offset, path: path); return .success(()) } catch { return .failure(error) }
-        }
-        try result.get()
+        do { try PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
     }
 
-    /// Fills `buffer` from `offset` with pread(2); a file that ends first is `truncated`.
+    /// Fills `buffer` from `offset`; a file that ends first is `truncated`.
     package static func readAll(
         _ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String
     ) throws(SnapshotFormatError) {
-        var done = 0
-        let total = buffer.count
-        while done < total {
-            let chunk = min(total - done, SnapshotLayout.maximumIOLength)
-            // SAFETY: [done, done + chunk) lies inside `buffer`, which the caller keeps alive for the call.
-            let count = unsafe pread(fd, buffer.baseAddress! + done, chunk, off_t(offset + UInt64(done)))
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .systemCall(path: path, name: "pread", errno: errno)
-            }
-            if count == 0 {
-                throw .truncated(path: path, expected: offset + UInt64(total), found: offset + UInt64(done))
-            }
-            done += count
+        let count: Int
+        do { count = try unsafe PositionedIO.read(fd, into: buffer, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
+        guard count == buffer.count else {
+            throw .truncated(path: path, expected: offset + UInt64(buffer.count), found: offset + UInt64(count))
         }
     }
 

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 extension RegionPageWriter {
@@ -10,7 +11,7 @@ extension RegionPageWriter {
         composing chain: SnapshotChain, region: Int, at pagesOffset: UInt64,
         bitmap: inout PageBitmap, crcTable: inout LittleEndianBuffer, summary: inout SnapshotWriteSummary
     ) throws(SnapshotFormatError) {
-        let pageSize = Int(SnapshotLayout.pageSize)
+        let pageSize = PageSize.bytes
         let pageCount = chain.regions[region].pageCount
         let chunkPages = UInt64(SnapshotLayout.maximumIOLength / pageSize)
         let ownerCRCs = chain.files.map { $0.regions[region].pageCRCs }

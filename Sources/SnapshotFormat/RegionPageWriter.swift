@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import GuestMemory
 
@@ -19,7 +20,7 @@ struct RegionPageWriter {
         _ region: GuestRegion, at pagesOffset: UInt64, dirty: PageBitmap?,
         bitmap: inout PageBitmap, crcTable: inout LittleEndianBuffer, summary: inout SnapshotWriteSummary
     ) throws(SnapshotFormatError) {
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         let pageCount = region.sizeInBytes / pageSize
         let maximumRunPages = UInt64(SnapshotLayout.maximumIOLength) / pageSize
         let dataRanges = dataPageRanges(of: region)
@@ -83,7 +84,7 @@ struct RegionPageWriter {
     /// Page ranges of the region's backing that may hold data (SEEK_DATA/SEEK_HOLE); pages
     /// outside them are holes, zero without being touched. The whole region if unknown.
     private func dataPageRanges(of region: GuestRegion) -> [Range<UInt64>] {
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         let pageCount = region.sizeInBytes / pageSize
         guard let fd = region.fileDescriptor else { return [0..<pageCount] }
         var ranges: [Range<UInt64>] = []

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import GuestMemory
 
@@ -92,7 +93,7 @@ package final class SnapshotChain: Sendable {
     package func readPages(
         of region: Int, from firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) throws(SnapshotFormatError) {
-        let pageSize = Int(SnapshotLayout.pageSize)
+        let pageSize = PageSize.bytes
         let count = buffer.count / pageSize
         precondition(buffer.count % pageSize == 0, "readPages needs whole pages")
         let regionName = regions[region].name

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import GuestMemory
 
@@ -83,5 +84,12 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
         case .chain(let path, let reason):
             "snapshot \(path) \(reason)"
         }
+    }
+}
+
+extension SnapshotFormatError {
+    /// A failed system call on a snapshot file.
+    package init(_ error: SystemCallError) {
+        self = .systemCall(path: error.subject, name: error.call, errno: error.errno.rawValue)
     }
 }

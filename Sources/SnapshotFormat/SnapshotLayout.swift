@@ -6,8 +6,6 @@ package enum SnapshotLayout {
     package static let formatVersion: UInt32 = 1
     /// Reads as 04 03 02 01 on disk.
     package static let endiannessMarker: UInt32 = 0x0102_0304
-    /// The only page size version 1 uses.
-    package static let pageSize: UInt64 = 4096
     /// Alignment of headers, bitmaps, CRC tables and the state section.
     package static let smallAlignment: UInt64 = 4096
     /// Alignment of each region's page area (a huge page, so restores can map it well).

@@ -1,5 +1,6 @@
 import Glibc
 import GuestMemory
+import LinuxSystem
 
 /// Opens a snapshot file and checks every field, offset and length before anything is used.
 ///
@@ -72,7 +73,7 @@ package final class SnapshotReader: Sendable {
     ) throws(SnapshotFormatError) -> SnapshotRegion {
         let path = bounds.path
         let name = "region \(entry.name)"
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         guard UInt64(entry.pageSize) == pageSize else {
             throw .invalidField(path: path, field: "\(name) page size", reason: "is \(entry.pageSize); expected \(pageSize)")
         }
@@ -145,7 +146,7 @@ package final class SnapshotReader: Sendable {
     package func readPage(
         _ region: SnapshotRegion, page: PageIndex, into buffer: UnsafeMutableRawBufferPointer
     ) throws(SnapshotFormatError) -> SnapshotPageContent {
-        precondition(buffer.count == Int(SnapshotLayout.pageSize), "readPage needs a 4096-byte buffer")
+        precondition(buffer.count == PageSize.bytes, "readPage needs a 4096-byte buffer")
         let region = regions[region.index]
         guard page.rawValue < region.pageCount else {
             throw .pageOutOfRange(path: path, region: region.name, page: page, pageCount: region.pageCount)
@@ -156,7 +157,7 @@ package final class SnapshotReader: Sendable {
             return header.kind == .full ? .zero : .inParent
         }
         // The region's page area was checked to lie inside the file, so this offset does too.
-        try unsafe FileIO.readAll(descriptor.rawValue, into: buffer, at: region.pagesOffset + page.rawValue * SnapshotLayout.pageSize, path: path)
+        try unsafe FileIO.readAll(descriptor.rawValue, into: buffer, at: region.pagesOffset + page.rawValue * PageSize.bytes64, path: path)
         let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(buffer))
         let stored = region.pageCRCs[Int(page.rawValue)]
         guard computed == stored else {
@@ -167,7 +168,7 @@ package final class SnapshotReader: Sendable {
 
     /// Reads one page into a new array; see `readPage(_:page:into:)`.
     package func readPage(_ region: SnapshotRegion, page: PageIndex) throws(SnapshotFormatError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: Int(SnapshotLayout.pageSize))
+        var bytes = [UInt8](repeating: 0, count: PageSize.bytes)
         // SAFETY: the buffer is used only during the call.
         let result: Result<SnapshotPageContent, SnapshotFormatError> = unsafe bytes.withUnsafeMutableBytes { buffer in
             do throws(SnapshotFormatError) { return .success(try unsafe readPage(region, page: page, into: buffer)) } catch { return .failure(error) }
@@ -178,7 +179,7 @@ package final class SnapshotReader: Sendable {
 
     /// Reads every stored page in runs of up to 8 MiB and checks each page's CRC.
     package func verifyAllPages() throws(SnapshotFormatError) {
-        let pageSize = Int(SnapshotLayout.pageSize)
+        let pageSize = PageSize.bytes
         let chunkPages = UInt64(SnapshotLayout.maximumIOLength / pageSize)
         var buffer = [UInt8](repeating: 0, count: SnapshotLayout.maximumIOLength)
         for region in regions {

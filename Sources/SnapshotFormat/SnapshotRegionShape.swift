@@ -1,3 +1,4 @@
+import LinuxSystem
 /// What a restore needs to know of a snapshot region before any page: its name, size and
 /// guest-physical placement. A local snapshot and a page server's manifest both give it.
 package struct SnapshotRegionShape: Sendable, Equatable {
@@ -11,7 +12,7 @@ package struct SnapshotRegionShape: Sendable, Equatable {
         self.placements = placements
     }
 
-    package var pageCount: UInt64 { sizeInBytes / SnapshotLayout.pageSize }
+    package var pageCount: UInt64 { sizeInBytes / PageSize.bytes64 }
 }
 
 extension SnapshotRegion {

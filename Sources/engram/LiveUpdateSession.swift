@@ -1,5 +1,6 @@
 import ControlAPI
 import Glibc
+import LinuxSystem
 import Machine
 import Migration
 import Synchronization

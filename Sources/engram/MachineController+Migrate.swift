@@ -1,3 +1,4 @@
+import LinuxSystem
 import ControlAPI
 import Dispatch
 import Machine
@@ -41,12 +42,11 @@ extension MachineController {
         do {
             let machine = machine
             let sessions = migrations
-            let thread = try PagingThread.spawn(name: "engram-migrate") {
+            try NamedThread.spawnDetached(name: "engram-migrate") {
                 guard source.run() else { return }
                 _ = sessions.completionRead.wait(timeout: .now() + .seconds(2))
                 machine.finish(.migrated(to: body.to))
             }
-            thread.detach()
         } catch {
             migrations.current.withLock { $0 = nil }
             throw .failed(operation: "migrate", reason: "cannot start the migration thread: \(error)")

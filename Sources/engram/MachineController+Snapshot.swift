@@ -1,3 +1,4 @@
+import LinuxSystem
 import ControlAPI
 import Machine
 import SnapshotFormat
@@ -25,7 +26,7 @@ extension MachineController {
             path: written.path, kind: written.kind == .diff ? "diff" : "full", parent: written.parentPath,
             fileSizeInBytes: summary.fileSizeInBytes, bytesWritten: summary.bytesWritten,
             pagesWritten: summary.pagesWritten, pagesZero: summary.pagesZero,
-            durationSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            durationSeconds: elapsed.inSeconds,
             state: machine.stateName)
     }
 }

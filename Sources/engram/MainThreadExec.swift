@@ -1,4 +1,5 @@
 import Dispatch
+import LinuxSystem
 import Machine
 import Migration
 import Synchronization

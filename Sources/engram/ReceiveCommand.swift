@@ -1,3 +1,4 @@
+import LinuxSystem
 import ArgumentParser
 import GuestMemory
 import Machine
@@ -93,11 +94,10 @@ struct ReceiveCommand: ParsableCommand {
     /// Tells the source, once every page is here, that it may go.
     private static func reportWhenFilled(_ fill: LazyFill, link: MigrationLink) {
         do {
-            let thread = try PagingThread.spawn(name: "engram-postcopy-done") {
+            try NamedThread.spawnDetached(name: "engram-postcopy-done") {
                 guard fill.waitUntilFilled() else { return }
                 do { try link.sendAllPagesPresent() } catch { Diagnostics.note("the source did not hear that every page arrived: \(error)") }
             }
-            thread.detach()
         } catch {
             Diagnostics.note("cannot watch the post-copy fill: \(error)")
         }

@@ -1,3 +1,4 @@
+import LinuxSystem
 import ObjectStore
 import Paging
 import SnapshotFormat

@@ -1,3 +1,4 @@
+import LinuxSystem
 import ControlAPI
 import Synchronization
 
@@ -16,8 +17,7 @@ final class RestoreReport: Sendable {
 
     /// Records the time from the start of the command until the vCPUs start.
     func finished(after duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        milliseconds.withLock { $0 = Double(seconds) * 1e3 + Double(attoseconds) / 1e15 }
+        milliseconds.withLock { $0 = duration.inMilliseconds }
     }
 
     var millisecondsText: String {

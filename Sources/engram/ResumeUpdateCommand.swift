@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlAPI
 import GuestMemory
+import LinuxSystem
 import Machine
 import Migration
 

@@ -1,5 +1,6 @@
 import Foundation
 import GuestMemory
+import LinuxSystem
 import Machine
 @testable import Migration
 import Testing

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Foundation
 import Paging
 import Testing
@@ -72,7 +73,7 @@ import TestSupport
             MalformedClientTests.read(region: 0, first: 0, count: 1),
         ]
         for bytes in garbage {
-            let socket = try TCPSocket.connect(to: server.endpoint, timeoutMilliseconds: 5000)
+            let socket = try StreamSocket.connect(to: server.endpoint, timeoutMilliseconds: 5000)
             socket.setReceiveTimeout(milliseconds: 20_000)  // a hang guard
             let connection = FramedConnection(socket: socket)
             _ = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize)
@@ -90,7 +91,7 @@ import TestSupport
         // any other bad AUTH, not just hang up.
         let full: [UInt8] = WireProtocol.magic + [1, 0, 0, 0] + [UInt8](repeating: 1, count: 64)
         for size in [0, 10, 75] {
-            let socket = try TCPSocket.connect(to: server.endpoint, timeoutMilliseconds: 5000)
+            let socket = try StreamSocket.connect(to: server.endpoint, timeoutMilliseconds: 5000)
             socket.setReceiveTimeout(milliseconds: 20_000)  // a hang guard
             let connection = FramedConnection(socket: socket)
             _ = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize)

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Foundation
 import GuestMemory
 import Paging
@@ -141,7 +142,7 @@ import TestSupport
         #expect { _ = try MigrationLink.connect(to: destination.endpoint, secret: SharedSecret(bytes: Array("another secret of 32 bytes here!".utf8))) }
             throws: { "\($0)".contains("authentication") }
         // A page-protocol client speaks another magic and other proof labels.
-        let socket = try TCPSocket.connect(to: destination.endpoint, timeoutMilliseconds: 2000)
+        let socket = try StreamSocket.connect(to: destination.endpoint, timeoutMilliseconds: 2000)
         #expect { _ = try Handshake.join(FramedConnection(socket: socket), secret: TransportFixture.secret) } throws: { _ in true }
         // The destination still takes the real source.
         _ = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)

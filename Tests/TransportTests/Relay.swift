@@ -1,3 +1,4 @@
+import LinuxSystem
 import Foundation
 import Synchronization
 @testable import Transport
@@ -10,7 +11,7 @@ final class Relay: Sendable {
     private let listener: ListeningSocket
     /// Where new connections go; nil while the relay is down.
     private let upstream: Mutex<Endpoint?>
-    private let live = Mutex<[TCPSocket]>([])
+    private let live = Mutex<[StreamSocket]>([])
     /// While set, the server's larger bursts reach the client with one byte flipped.
     private let corrupting = Atomic<Bool>(false)
 
@@ -42,7 +43,7 @@ final class Relay: Sendable {
     private func acceptLoop() {
         while let client = try? listener.accept() {
             // Down: the client is closed as soon as `client` goes away.
-            guard let target = upstream.withLock({ $0 }), let server = try? TCPSocket.connect(to: target, timeoutMilliseconds: 5000) else {
+            guard let target = upstream.withLock({ $0 }), let server = try? StreamSocket.connect(to: target, timeoutMilliseconds: 5000) else {
                 continue
             }
             live.withLock { $0 += [client, server] }
@@ -52,7 +53,7 @@ final class Relay: Sendable {
     }
 
     /// Copies bytes one way until either end fails, then ends both.
-    private func pump(from source: TCPSocket, to destination: TCPSocket, damaging: Bool) {
+    private func pump(from source: StreamSocket, to destination: StreamSocket, damaging: Bool) {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {

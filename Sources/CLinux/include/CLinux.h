@@ -83,6 +83,29 @@ int clinux_close_range_cloexec(unsigned int first);
 /// (a VM's) to be torn down when the child dies, not during the exec. The child dies with its
 /// parent (PR_SET_PDEATHSIG) and after 30 s at most. Returns its pid, or -1 with errno.
 int clinux_spawn_teardown_holder(void);
+/// pipe2(2) with O_CLOEXEC: both ends close-on-exec from the start, with no window in which
+/// another thread's exec could inherit them. `ends` receives the read end, then the write end.
+int clinux_pipe_cloexec(int ends[2]);
+/// accept4(2) with SOCK_CLOEXEC, a GNU extension: the accepted socket is close-on-exec at once.
+int clinux_accept_cloexec(int fd, void *address, unsigned int *length);
+/// A Unix stream socket (close-on-exec, blocking) connected to `path`; -1 with errno.
+int clinux_unix_socket_connect(const char *path);
+/// epoll_create1(EPOLL_CLOEXEC).
+int clinux_epoll_create(void);
+/// epoll_ctl(2) with the event's mask and 64-bit user data (struct epoll_event is packed on
+/// x86-64, which Swift does not import faithfully).
+int clinux_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// One ready descriptor from epoll_wait: its event mask and user data.
+struct clinux_epoll_event { uint32_t events; uint64_t data; };
+/// epoll_wait(2) into at most `capacity` (≤ 64) unpacked events.
+int clinux_epoll_wait(int epfd, struct clinux_epoll_event *events, int capacity, int timeout_ms);
+static const int CLINUX_EPOLL_CTL_ADD = 1;
+static const int CLINUX_EPOLL_CTL_DEL = 2;
+static const int CLINUX_EPOLL_CTL_MOD = 3;
+static const uint32_t CLINUX_EPOLLIN = 0x001;
+static const uint32_t CLINUX_EPOLLOUT = 0x004;
+static const uint32_t CLINUX_EPOLLERR = 0x008;
+static const uint32_t CLINUX_EPOLLHUP = 0x010;
 /// Non-zero if this CPU has SSE4.2 (the crc32 instruction).
 int clinux_cpu_has_sse42(void);
 // memmem(3), a GNU extension: the first occurrence of a byte string (engram mem search).

@@ -1,3 +1,4 @@
+
 /// PUT /vm/keyboard: keys typed on the guest's PS/2 keyboard (a display's viewers send them here).
 package enum KeyboardEndpoint {
     package static func register(in router: inout Router, control: any VMControl) {

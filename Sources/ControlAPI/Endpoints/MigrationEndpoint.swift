@@ -1,3 +1,4 @@
+
 /// PUT /vm/migrate starts a live migration to a waiting destination; GET /vm/migrate reports
 /// its progress (passes, bytes, dirty rate, expected downtime) and how it ended.
 package enum MigrationEndpoint {

@@ -1,3 +1,4 @@
+
 extension Router {
     /// Every route of Engram's control API, answered by `control`; `version` is the VMM's version string.
     package init(control: any VMControl, version: String) {

@@ -1,3 +1,4 @@
+
 /// PUT /vm/snapshot: pause, write a full or diff snapshot file, resume (or stay paused).
 package enum SnapshotEndpoint {
     package static func register(in router: inout Router, control: any VMControl) {

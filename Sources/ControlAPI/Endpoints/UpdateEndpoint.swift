@@ -1,3 +1,4 @@
+
 /// PUT /vm/update starts a live update (exec of a new VMM binary, guest memory kept in place);
 /// GET /vm/update reports the running VMM and how the last update ended.
 package enum UpdateEndpoint {

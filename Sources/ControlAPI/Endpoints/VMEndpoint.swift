@@ -1,3 +1,4 @@
+
 /// The /vm resource: state, memory regions, and the pause, resume and shutdown actions.
 ///
 /// Actions answer 200 with the state read back from the machine afterwards (`{"state": "paused"}`),

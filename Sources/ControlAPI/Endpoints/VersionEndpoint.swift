@@ -1,3 +1,4 @@
+
 /// GET /version: the VMM's version and the API's, so clients can check what they talk to.
 package enum VersionEndpoint {
     /// The control API's version; raise it when a route or a body changes incompatibly.

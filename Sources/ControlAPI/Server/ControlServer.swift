@@ -1,6 +1,6 @@
-import CLinux
 import FoundationEssentials
 import Glibc
+import LinuxSystem
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -141,9 +141,10 @@ package final class ControlServer: Sendable {
         try SocketFile.clear(socketPath, group: group)
         let staging = try SocketFile.makeStaging(for: socketPath)
         defer { try? FileManager.default.removeItem(atPath: staging.directory) }
-        // SAFETY: the only unsafe construct is Swift passing the path as a C string for the call's duration.
-        let descriptor = unsafe clinux_unix_socket_bind(staging.socket)
-        guard descriptor >= 0 else { throw .cannotBind(path: socketPath, reason: "\(Errno(rawValue: errno))") }
+        let descriptor: CInt
+        do { descriptor = try UnixSocketPath.bind(staging.socket).release() } catch {
+            throw .cannotBind(path: socketPath, reason: "\(error.errno)")
+        }
         let (listener, connections) = try serve(descriptor, group: group, pool: pool)
         do {
             let identity = try SocketFile.publish(staging.socket, at: socketPath)

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// Screenshots as PNG: 8-bit RGB (colour type 2), no interlace, one zlib stream in IDAT chunks.
 ///
 /// Each row is filtered with Sub (type 1: each byte minus the one three bytes left), which
@@ -58,7 +59,8 @@ package enum PNGEncoder {
     /// Writes the display's pixels as a PNG file at `path` (mode 0600), atomically: readers see
     /// the old file or the whole new one.
     package static func write(_ view: FramebufferView, to path: String) throws(DisplayError) {
-        try AtomicFileWriter.write(try encode(view), to: path)
+        let png = try encode(view)
+        do { try AtomicFile.write(png, to: path) } catch { throw .fileWrite(path: path, step: error.call, error.errno) }
     }
 
     /// Appends a chunk: length, type, data, CRC of type and data.

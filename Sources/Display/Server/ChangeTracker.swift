@@ -1,3 +1,5 @@
+import LinuxSystem
+
 /// Finds changed tiles and tells each viewer which ones it has not seen.
 ///
 /// One poller thread compares the live pixels with a shadow copy, but only while some viewer

@@ -9,7 +9,7 @@ final class ClientConnection {
     /// A buffered update is sent once it holds this many bytes, before the next rectangle.
     private static let sendChunkBytes = 1 << 20
 
-    let stream: SocketStream
+    let stream: ViewerStream
     let session: ClientSession
     let server: VNCServer.Shared
     private let tracker: ChangeTracker
@@ -27,7 +27,7 @@ final class ClientConnection {
         self.session = session
         self.server = server
         self.tracker = tracker
-        stream = SocketStream(descriptor: session.descriptor, peer: session.peer, timeoutMilliseconds: server.ioTimeoutMilliseconds)
+        stream = ViewerStream(socket: session.socket, timeoutMilliseconds: server.ioTimeoutMilliseconds)
     }
 
     /// Serves the viewer until it leaves; logs why it went.

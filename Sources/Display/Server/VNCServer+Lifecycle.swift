@@ -1,4 +1,5 @@
 import GuestMemory
+import LinuxSystem
 extension VNCServer {
     /// Which threads are running, so `stop` can wait for every one of them.
     final class Lifecycle: @unchecked Sendable {

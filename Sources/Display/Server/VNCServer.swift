@@ -1,6 +1,6 @@
-import Glibc
-import GuestMemory
+import LinuxSystem
 import Synchronization
+import SystemPackage
 
 /// An RFB (VNC) server showing a display file to any number of viewers at once (RFC 6143).
 ///
@@ -41,7 +41,7 @@ package final class VNCServer: Sendable {
     package static let maximumViewers = 32
 
     private let shared: Shared
-    private let listener: TCPListener
+    private let listener: ListeningSocket
     private let tracker: ChangeTracker
     private let lifecycle = Lifecycle()
 
@@ -68,7 +68,7 @@ package final class VNCServer: Sendable {
         shared = Shared(
             view: view, password: password?.isEmpty == false ? password : nil, name: name ?? "engram \(view.fileName)",
             keyEvent: keyEvent, log: log, ioTimeoutMilliseconds: ioTimeoutMilliseconds)
-        listener = try TCPListener(host: host, port: port)
+        do { listener = try ListeningSocket(endpoint: Endpoint(host: host, port: port), backlog: 16) } catch { throw DisplayError(error) }
         tracker = ChangeTracker(fastIntervalMilliseconds: pollIntervalMilliseconds, idleIntervalMilliseconds: idlePollIntervalMilliseconds)
     }
 
@@ -76,7 +76,7 @@ package final class VNCServer: Sendable {
     package var boundPort: UInt16 { listener.boundPort }
 
     /// HOST:PORT listened on, as given.
-    package var address: String { listener.address }
+    package var address: String { listener.endpoint.description }
 
     /// What has been sent so far, summed over all viewers.
     package var statistics: VNCStatistics { shared.totals.withLock { $0 } }
@@ -86,11 +86,14 @@ package final class VNCServer: Sendable {
     package func run() throws(DisplayError) {
         guard lifecycle.beginServing() else { return }
         defer { lifecycle.finish() }
-        let poller = try DisplayThread.spawn(name: "vnc-poller") { [tracker, shared] in
-            tracker.runPoller(FramebufferShadow(view: shared.view))
-        }
-        while let (descriptor, peer) = listener.accept() {
-            admit(descriptor: descriptor, peer: peer)
+        let poller: NamedThread
+        do throws(SystemCallError) {
+            poller = try NamedThread.spawn(name: "vnc-poller") { [tracker, shared] in
+                tracker.runPoller(FramebufferShadow(view: shared.view))
+            }
+        } catch { throw .thread(error) }
+        while let socket = try? listener.accept() {
+            admit(socket)
         }
         tracker.stop()
         lifecycle.waitForViewerThreads()
@@ -100,9 +103,11 @@ package final class VNCServer: Sendable {
     /// Serves viewers on a thread of its own until `stop` is called.
     package func start() throws(DisplayError) {
         try lifecycle.startAcceptor { () throws(DisplayError) in
-            try DisplayThread.spawn(name: "vnc-accept") { [self] in
-                do throws(DisplayError) { try run() } catch { shared.log("vnc: \(address): \(error)") }
-            }
+            do throws(SystemCallError) {
+                return try NamedThread.spawn(name: "vnc-accept") { [self] in
+                    do throws(DisplayError) { try run() } catch { shared.log("vnc: \(address): \(error)") }
+                }
+            } catch { throw .thread(error) }
         }
     }
 
@@ -117,20 +122,19 @@ package final class VNCServer: Sendable {
 
     /// The default log: one line on standard error, in one write so threads' lines never mix.
     package static let logToStandardError: @Sendable (String) -> Void = { line in
-        let bytes = Array((line + "\n").utf8)
-        // SAFETY: write reads exactly the array's bytes.
-        _ = unsafe bytes.withUnsafeBytes { unsafe Glibc.write(2, $0.baseAddress, $0.count) }
+        _ = try? FileDescriptor.standardError.writeAll(Array((line + "\n").utf8))
     }
 
     /// Starts a thread for a new viewer, unless the server is full or stopping.
-    private func admit(descriptor: OwnedFileDescriptor, peer: String) {
+    private func admit(_ socket: StreamSocket) {
+        let peer = socket.peer
         guard tracker.sessionCount < Self.maximumViewers else {
             shared.log("vnc: \(peer) turned away: \(Self.maximumViewers) viewers are connected already")
             return
         }
         let session: ClientSession
         do throws(DisplayError) {
-            session = try ClientSession(peer: peer, descriptor: descriptor, grid: shared.grid)
+            session = try ClientSession(socket: socket, grid: shared.grid)
         } catch {
             shared.log("vnc: \(peer) turned away: \(error)")
             return
@@ -140,13 +144,12 @@ package final class VNCServer: Sendable {
             tracker.unregister(session)
             return
         }
-        do throws(DisplayError) {
-            let thread = try DisplayThread.spawn(name: "vnc-client") { [shared, tracker, lifecycle] in
+        do {
+            try NamedThread.spawnDetached(name: "vnc-client") { [shared, tracker, lifecycle] in
                 ClientConnection(session: session, server: shared, tracker: tracker).run()
                 tracker.unregister(session)
                 lifecycle.removeViewerThread()
             }
-            thread.detach()
         } catch {
             shared.log("vnc: \(peer) turned away: \(error)")
             tracker.unregister(session)

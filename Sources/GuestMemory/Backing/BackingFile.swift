@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import LinuxSystem
 import SystemPackage
 
 /// Opens or creates the descriptor behind a region, checking sizes before anything is mapped.

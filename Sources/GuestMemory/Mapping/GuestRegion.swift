@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 import SystemPackage
 
 /// One named region of guest memory, mapped into this process, like a QEMU RAM block.

@@ -1,12 +1,11 @@
+import LinuxSystem
+
 /// Tells whether memory is all zero, 8 bytes at a time.
 ///
 /// Zero pages are not written to snapshots (they become holes), so every page is scanned;
 /// this loads 64 bytes as eight unaligned words, ORs them together and stops at the first
 /// block that is not zero.
 package enum ZeroPageScan {
-    /// The page size the snapshot format uses.
-    package static let pageSize = 4096
-
     /// True if every byte of `bytes` is zero.
     package static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let count = bytes.count
@@ -39,7 +38,7 @@ package enum ZeroPageScan {
 
     /// True if the 4 KiB page in `page` is all zero; `page` must be exactly one page.
     package static func isZeroPage(_ page: UnsafeRawBufferPointer) -> Bool {
-        precondition(page.count == pageSize, "a page is \(pageSize) bytes")
+        precondition(page.count == PageSize.bytes, "a page is \(PageSize.bytes) bytes")
         return unsafe isZero(page)
     }
 

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// One PT_LOAD of an exported core: a contiguous guest-physical range and where its bytes sit.
 package struct ELFCoreLoad: Sendable, Equatable {
     package var guestAddress: UInt64
@@ -64,7 +65,7 @@ struct ELFCoreLayout {
         }
         programHeaderCount = groups.count + 1
         notesOffset = ELFFormat.headerSize + ELFFormat.programHeaderSize * programHeaderCount
-        let page = MemoryImage.pageSize
+        let page = PageSize.bytes64
         var cursor = (UInt64(notesOffset + noteBytes) + page - 1) / page * page
         var end = cursor
         for group in groups {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// What an ELF core export wrote.
@@ -58,7 +59,7 @@ package enum ELFCoreWriter {
     private static func copy(_ piece: ELFCoreLayout.Piece, of image: MemoryImage, to output: ExportFile, at fileOffset: UInt64,
                              buffer: UnsafeMutableRawBufferPointer) throws(InspectError) -> UInt64 {
         let region = image.regions[piece.region]
-        let pageSize = MemoryImage.pageSize
+        let pageSize = PageSize.bytes64
         let end = piece.regionOffset + piece.sizeInBytes
         var position = piece.regionOffset
         var written: UInt64 = 0
@@ -86,7 +87,7 @@ package enum ELFCoreWriter {
     /// Writes the file pages of `bytes` (placed at `offset`) that are not all zero, joining
     /// neighbours into one write; zero pages are left to the hole ftruncate made.
     private static func writeNonZeroPages(_ bytes: UnsafeRawBufferPointer, to output: ExportFile, at offset: UInt64) throws(InspectError) -> UInt64 {
-        let pageSize = MemoryImage.pageSize
+        let pageSize = PageSize.bytes64
         var written: UInt64 = 0
         var runStart: Int? = nil
         var start = 0

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// What an export wrote.
@@ -33,7 +34,7 @@ package enum RawExporter {
     /// Writes the non-zero pages of a chunk wherever the region's ranges place them.
     static func writePlaced(_ bytes: UnsafeRawBufferPointer, regionOffset: UInt64, region: ImageRegion, to output: ExportFile) throws(InspectError) -> UInt64 {
         var written: UInt64 = 0
-        let pageSize = Int(MemoryImage.pageSize)
+        let pageSize = PageSize.bytes
         var start = 0
         while start < bytes.count {
             let end = min(start + pageSize, bytes.count)

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 
 /// Why an image could not be opened or a question about it answered; each message names the
@@ -35,5 +36,12 @@ package enum InspectError: Error, CustomStringConvertible, Equatable {
         case .badArgument(let reason):
             reason
         }
+    }
+}
+
+extension InspectError {
+    /// A failed system call on an input or output file.
+    package init(_ error: SystemCallError) {
+        self = .systemCall(path: error.subject, name: error.call, errno: error.errno.rawValue)
     }
 }

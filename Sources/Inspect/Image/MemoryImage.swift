@@ -1,3 +1,4 @@
+import LinuxSystem
 /// Guest memory as some input holds it — a live VM's region files, an Engram snapshot, a QEMU
 /// RAM file, migration stream or ELF core — in one shape every query reads: named regions,
 /// their guest-physical placements, and where each page's bytes are (or that it is zero).
@@ -10,8 +11,6 @@ package final class MemoryImage: Sendable {
     package let regions: [ImageRegion]
     /// vCPU registers the input carries (a snapshot's state, an ELF core's notes); may be empty.
     package let processors: [ProcessorState]
-
-    package static let pageSize: UInt64 = 4096
 
     package init(kind: String, source: String, files: [ImageFile], regions: [ImageRegion], processors: [ProcessorState] = []) {
         self.kind = kind
@@ -39,17 +38,17 @@ package final class MemoryImage: Sendable {
         var done = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let page = position / Self.pageSize
+            let page = position / PageSize.bytes64
             guard let index = entry.spanIndex(of: page) else {
                 throw .damaged(path: source, reason: "region \(entry.name) has no entry for page \(page)")
             }
             let span = entry.spans[index]
-            let spanEnd = span.pages.upperBound * Self.pageSize
+            let spanEnd = span.pages.upperBound * PageSize.bytes64
             let count = Int(min(UInt64(buffer.count - done), spanEnd - position))
             // SAFETY: [done, done + count) lies inside `buffer`, which the caller keeps alive.
             let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
             if let file = span.file {
-                try unsafe files[file].read(into: part, at: span.fileOffset + (position - span.pages.lowerBound * Self.pageSize))
+                try unsafe files[file].read(into: part, at: span.fileOffset + (position - span.pages.lowerBound * PageSize.bytes64))
             } else {
                 unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
             }

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// A run of a region's pages that are either all zero (not stored) or stored back to back in
 /// one file, so readers move many pages per system call.
 package struct PageSpan: Sendable, Equatable {
@@ -22,7 +23,7 @@ package struct PageSpanBuilder {
     package private(set) var spans: [PageSpan] = []
     private let pageSize: UInt64
 
-    package init(pageSize: UInt64 = 4096) { self.pageSize = pageSize }
+    package init(pageSize: UInt64 = PageSize.bytes64) { self.pageSize = pageSize }
 
     /// Adds `pages` stored from `fileOffset` in `file` (nil: zero pages); pages must come in order.
     package mutating func append(_ pages: Range<UInt64>, file: Int?, fileOffset: UInt64 = 0) {

@@ -1,3 +1,4 @@
+import LinuxSystem
 extension MemoryImage {
     /// An ELF64 core of guest memory — QEMU's `dump-guest-memory` (ELF format, no paging) or
     /// Engram's own export: one region per PT_LOAD with bytes in the file, placed at p_paddr,
@@ -38,15 +39,15 @@ extension MemoryImage {
     private static func loadRegion(_ segment: ELFProgramHeader, file: ImageFile, name: String) -> ImageRegion {
         // A page only partly in the file cannot be a span (the rest would read the next load),
         // so a load whose file bytes end mid-page keeps only those bytes.
-        let size = segment.fileSize % pageSize == 0 ? segment.memorySize : segment.fileSize
-        let pageCount = (size + pageSize - 1) / pageSize
+        let size = segment.fileSize % PageSize.bytes64 == 0 ? segment.memorySize : segment.fileSize
+        let pageCount = (size + PageSize.bytes64 - 1) / PageSize.bytes64
         var builder = PageSpanBuilder()
         var nextPage: UInt64 = 0
         for data in file.dataRanges(in: segment.offset..<segment.offset + segment.fileSize) {
-            let first = max(nextPage, (data.lowerBound - segment.offset) / pageSize)
-            let end = (data.upperBound - segment.offset + pageSize - 1) / pageSize
+            let first = max(nextPage, (data.lowerBound - segment.offset) / PageSize.bytes64)
+            let end = (data.upperBound - segment.offset + PageSize.bytes64 - 1) / PageSize.bytes64
             guard first < end else { continue }
-            builder.append(first..<end, file: 0, fileOffset: segment.offset + first * pageSize)
+            builder.append(first..<end, file: 0, fileOffset: segment.offset + first * PageSize.bytes64)
             nextPage = end
         }
         let range = ImageRange(guestAddress: segment.physicalAddress, sizeInBytes: size, regionOffset: 0)

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// Opens any input `engram mem` reads, telling formats apart by their first bytes.
 package enum ImageOpener {
     /// Opens `path`: an Engram snapshot, a QEMU migration stream, an ELF core, or else a raw RAM
@@ -11,7 +12,7 @@ package enum ImageOpener {
         }
         if head.starts(with: [0x51, 0x45, 0x56, 0x4D]) { return try MemoryImage.qemuMigrationStream(path: path) }
         if head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) { return try MemoryImage.elfCore(path: path) }
-        guard file.sizeInBytes > 0, file.sizeInBytes % MemoryImage.pageSize == 0 else {
+        guard file.sizeInBytes > 0, file.sizeInBytes % PageSize.bytes64 == 0 else {
             throw .unknownFormat(path: path, reason: "it has no header Engram knows (Engram snapshot, QEMU migration stream, ELF core) and its size, \(file.sizeInBytes) bytes, is not a whole number of 4096-byte pages as a raw RAM file's is")
         }
         return try MemoryImage.raw(path: path, layout: layout)

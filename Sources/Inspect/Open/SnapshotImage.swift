@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import SnapshotFormat
 
@@ -16,7 +17,7 @@ extension MemoryImage {
                 let owner = chain.owner(region: region.index, page: page)
                 guard owner != SnapshotChain.zeroOwner else { continue }
                 let file = Int(owner)
-                let offset = chain.files[file].regions[region.index].pagesOffset + page * pageSize
+                let offset = chain.files[file].regions[region.index].pagesOffset + page * PageSize.bytes64
                 builder.append(page..<page + 1, file: file, fileOffset: offset)
             }
             let ranges = region.placements.map {

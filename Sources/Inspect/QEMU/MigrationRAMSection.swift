@@ -1,3 +1,4 @@
+import LinuxSystem
 /// One RAMBlock named in the stream's MEM_SIZE list, with where each of its pages was last sent.
 struct MigrationRAMBlock {
     var name: String
@@ -53,7 +54,7 @@ struct MigrationRAMSection {
                 let block = try blockOfRecord(&reader, flags: flags, recordOffset: recordOffset)
                 let page = try pageOfRecord(address, block: block, reader: reader, recordOffset: recordOffset)
                 let dataOffset = reader.offset
-                try reader.skip(MigrationStreamFormat.pageSize, "the data of the PAGE record at offset \(recordOffset)")
+                try reader.skip(PageSize.bytes64, "the data of the PAGE record at offset \(recordOffset)")
                 blocks[block].pageOffsets[page] = dataOffset
             case Flag.xbzrle:
                 throw refusal(reader, recordOffset, flags, "XBZRLE (delta-encoded pages); save with the xbzrle capability off")
@@ -93,7 +94,7 @@ struct MigrationRAMSection {
             guard blockIndex[name] == nil else {
                 throw .damaged(path: reader.path, reason: "its RAM block list names block \(name) twice (again at offset \(entryOffset))")
             }
-            let blockPages = (size + MigrationStreamFormat.pageSize - 1) / MigrationStreamFormat.pageSize
+            let blockPages = (size + PageSize.bytes64 - 1) / PageSize.bytes64
             pages += blockPages
             guard pages <= pageBudget else {
                 throw .damaged(path: reader.path, reason: "its RAM block list (MEM_SIZE record at offset \(recordOffset)) declares more pages than a \(reader.file.sizeInBytes)-byte stream can describe (\(pages) pages by block \(name))")
@@ -104,7 +105,7 @@ struct MigrationRAMSection {
         }
         // Tables only after the whole list passed its checks.
         for index in blocks.indices {
-            let count = (blocks[index].sizeInBytes + MigrationStreamFormat.pageSize - 1) / MigrationStreamFormat.pageSize
+            let count = (blocks[index].sizeInBytes + PageSize.bytes64 - 1) / PageSize.bytes64
             blocks[index].pageOffsets = [UInt64](repeating: 0, count: Int(count))
         }
     }
@@ -132,6 +133,6 @@ struct MigrationRAMSection {
         guard address < blocks[block].sizeInBytes else {
             throw .damaged(path: reader.path, reason: "its RAM record at offset \(recordOffset) is for offset 0x\(String(address, radix: 16)) of block \(blocks[block].name), which is only 0x\(String(blocks[block].sizeInBytes, radix: 16)) bytes")
         }
-        return Int(address / MigrationStreamFormat.pageSize)
+        return Int(address / PageSize.bytes64)
     }
 }

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// The constants of QEMU's migration stream (`migration/savevm.c`, `migration/ram.c`, QEMU 7.2),
 /// named here once so the parser reads like the format.
 enum MigrationStreamFormat {
@@ -44,10 +45,7 @@ enum MigrationStreamFormat {
         static let compressedPage: UInt64 = 0x100
         static let multifdFlush: UInt64 = 0x200
     }
-
-    /// x86's TARGET_PAGE_SIZE: RAM record addresses are page aligned and flags live below it.
-    static let pageSize: UInt64 = 4096
-    static let flagMask: UInt64 = pageSize - 1
+    static let flagMask: UInt64 = PageSize.bytes64 - 1
 
     /// Longest machine type name accepted from a CONFIGURATION section (QEMU's are < 40 bytes);
     /// a larger length is damage, not a name to allocate for.

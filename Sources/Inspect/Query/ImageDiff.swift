@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 
 /// A run of pages that differ between two images, in one region.
@@ -35,7 +36,7 @@ package enum ImageDiff {
         let left = unsafe UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         let right = unsafe UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { unsafe left.deallocate(); unsafe right.deallocate() }
-        let pageSize = MemoryImage.pageSize
+        let pageSize = PageSize.bytes64
         for region in first.regions.indices {
             let size = first.regions[region].sizeInBytes
             var offset: UInt64 = 0

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// How a region's pages divide into zero pages, copies of earlier pages, and unique contents.
@@ -20,14 +21,14 @@ package enum PageStatistics {
         let scan = RegionScan()
         var seen = Set<UInt64>()
         var result: [RegionPageCounts] = []
-        let pageSize = Int(MemoryImage.pageSize)
+        let pageSize = PageSize.bytes
         for region in image.regions.indices {
             var counts = RegionPageCounts(name: image.regions[region].name)
             counts.pages = image.regions[region].pageCount
             try scan.forEachChunk(of: image, region: region) { (chunk) throws(InspectError) -> Bool in
                 switch chunk {
                 case .zero(_, let count):
-                    counts.zero += (count + MemoryImage.pageSize - 1) / MemoryImage.pageSize
+                    counts.zero += (count + PageSize.bytes64 - 1) / PageSize.bytes64
                 case .data(_, let bytes):
                     var start = 0
                     while start < bytes.count {

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// Walks a region in large chunks, the way every whole-image query reads: zero spans are handed
 /// over without reading, stored spans are read into one reused buffer, so a scan costs one
 /// pread per chunk and allocates nothing per page.
@@ -26,8 +27,8 @@
     ) throws(InspectError) {
         let entry = image.regions[region]
         for span in entry.spans {
-            let start = span.pages.lowerBound * MemoryImage.pageSize
-            let end = min(span.pages.upperBound * MemoryImage.pageSize, entry.sizeInBytes)
+            let start = span.pages.lowerBound * PageSize.bytes64
+            let end = min(span.pages.upperBound * PageSize.bytes64, entry.sizeInBytes)
             guard start < end else { continue }
             guard let file = span.file else {
                 if try !body(.zero(offset: start, count: end - start)) { return }

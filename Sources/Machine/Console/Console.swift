@@ -1,3 +1,5 @@
+import LinuxSystem
+
 /// The interactive console: the terminal in raw mode and a thread feeding keys to the guest's UART.
 package final class Console: Sendable {
     private let terminal = TerminalMode()
@@ -10,7 +12,7 @@ package final class Console: Sendable {
     package func attach(to machine: Machine, terminalMode: [UInt8]? = nil) throws(MachineError) {
         terminal.enterRawMode(original: terminalMode.flatMap(TerminalMode.mode(from:)))
         let input = ConsoleInput(deliver: { machine.consoleInput($0) }, quit: { machine.finish(.quitFromConsole) })
-        try OSThread.spawn(name: "console") { input.run() }
+        do throws(SystemCallError) { try NamedThread.spawnDetached(name: "console") { input.run() } } catch { throw .thread(error) }
     }
 
     /// The terminal mode `detach()` will put back, for the VMM a live update execs.

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 
 /// SIGINT, SIGTERM and SIGHUP end the VM in an orderly way (terminal restored, socket removed).
@@ -17,14 +18,16 @@ package enum TerminationSignals {
 
     /// Starts a thread that calls `handler` with each signal received.
     package static func watch(_ handler: @escaping @Sendable (Int32) -> Void) throws(MachineError) {
-        try OSThread.spawn(name: "signals") {
-            var set = sigset_t()
-            _ = unsafe sigemptyset(&set)
-            for signal in watched { _ = unsafe sigaddset(&set, signal) }
-            while true {
-                var received: Int32 = 0
-                if unsafe sigwait(&set, &received) == 0 { handler(received) }
+        do throws(SystemCallError) {
+            try NamedThread.spawnDetached(name: "signals") {
+                var set = sigset_t()
+                _ = unsafe sigemptyset(&set)
+                for signal in watched { _ = unsafe sigaddset(&set, signal) }
+                while true {
+                    var received: Int32 = 0
+                    if unsafe sigwait(&set, &received) == 0 { handler(received) }
+                }
             }
-        }
+        } catch { throw .thread(error) }
     }
 }

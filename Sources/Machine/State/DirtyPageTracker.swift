@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import KVM
 import SnapshotFormat
@@ -49,7 +50,7 @@ final class DirtyPageTracker: Sendable {
     /// since the parent, and returns them all. Call while no vCPU runs. Each slot's pages are
     /// kept as soon as they are fetched, so a failure part way loses nothing.
     func collect(virtualMachine: VirtualMachine, memory: GuestMemoryMap) throws(KVMError) -> [String: PageBitmap] {
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         return try state.withLock { (state) throws(KVMError) in
             for (slot, mapping) in memory.mappings.enumerated() {
                 let slotPages = try virtualMachine.dirtyPages(slot: UInt32(slot))
@@ -75,7 +76,7 @@ final class DirtyPageTracker: Sendable {
     /// written since the previous pass, per region name. If a snapshot chain is in progress the
     /// pages also join its pending set, so the next diff misses nothing the migration consumed.
     func collectForMigration(virtualMachine: VirtualMachine, memory: GuestMemoryMap, enabling: Bool = false) throws(KVMError) -> [String: PageBitmap] {
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         return try state.withLock { (state) throws(KVMError) in
             var fetched: [String: PageBitmap] = [:]
             for (slot, mapping) in memory.mappings.enumerated() {

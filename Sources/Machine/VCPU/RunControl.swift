@@ -1,42 +1,22 @@
-import Glibc
+import LinuxSystem
 
 /// The machine's run state shared by vCPU threads and controllers: running, paused or stopping.
 ///
-/// A pthread mutex and condition variable, because parked vCPU threads must sleep until
+/// A condition lock, because parked vCPU threads must sleep until
 /// resumed and a pauser must sleep until every vCPU has parked. Held only briefly.
-@safe
+///
+/// `@unchecked Sendable`: every variable is read and written only under `lock`.
 final class RunControl: @unchecked Sendable {
     enum State: Equatable { case running, paused, stopping }
 
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let changed: UnsafeMutablePointer<pthread_cond_t>
+    private let lock = ConditionLock()
     private var state = State.running
     private var parkedCount = 0
     private var outcome: MachineOutcome?
 
-    init() {
-        // SAFETY: allocated once, initialised here, destroyed and freed in deinit.
-        unsafe mutex = .allocate(capacity: 1)
-        unsafe changed = .allocate(capacity: 1)
-        _ = unsafe pthread_mutex_init(mutex, nil)
-        _ = unsafe pthread_cond_init(changed, nil)
-    }
-
-    deinit {
-        _ = unsafe pthread_cond_destroy(changed)
-        _ = unsafe pthread_mutex_destroy(mutex)
-        unsafe changed.deallocate()
-        unsafe mutex.deallocate()
-    }
-
-    private func withLock<R>(_ body: () -> R) -> R {
-        _ = unsafe pthread_mutex_lock(mutex)
-        defer { _ = unsafe pthread_mutex_unlock(mutex) }
-        return body()
-    }
-
-    private func wait() { _ = unsafe pthread_cond_wait(changed, mutex) }
-    private func broadcast() { _ = unsafe pthread_cond_broadcast(changed) }
+    private func withLock<R>(_ body: () -> R) -> R { lock.withLock(body) }
+    private func wait() { lock.wait() }
+    private func broadcast() { lock.broadcast() }
 
     var currentState: State { withLock { state } }
 

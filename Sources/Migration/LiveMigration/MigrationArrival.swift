@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Machine
 import Paging

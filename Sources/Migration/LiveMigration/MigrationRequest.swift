@@ -1,3 +1,4 @@
+import LinuxSystem
 import Transport
 
 /// A migration the control API was asked for, checked: where, how, and the shared secret.

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Machine
 import Paging
@@ -159,7 +160,7 @@ package final class MigrationSource: Sendable {
             let remaining = dirty.values.reduce(UInt64(0)) { $0 + $1.setCount }
             let rate = Double(remaining) / max(Self.milliseconds(since: lastCollect) / 1000, 1e-6)
             lastCollect = ContinuousClock.now
-            let expected = bandwidth > 0 ? Double(remaining) * 4096 / bandwidth * 1000 : .infinity
+            let expected = bandwidth > 0 ? Double(remaining) * Double(PageSize.bytes) / bandwidth * 1000 : .infinity
             update { report in
                 report.remainingPages = remaining
                 report.bandwidthBytesPerSecond = bandwidth
@@ -233,8 +234,7 @@ package final class MigrationSource: Sendable {
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        (ContinuousClock.now - start).inMilliseconds
     }
 
     static func format(_ milliseconds: Double) -> String {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import GuestMemory
 import Paging
@@ -23,12 +24,10 @@ final class PageSender {
     /// Called after each frame, so progress shows during a long pass, not only between passes.
     var progress: (PageSender) -> Void = { _ in }
 
-    static let pageSize = 4096
-
     init(link: MigrationLink, regions: [GuestRegion]) {
         self.link = link
         self.regions = regions
-        unsafe staging = UnsafeMutableRawBufferPointer.allocate(byteCount: batchPages * Self.pageSize, alignment: 4096)
+        unsafe staging = UnsafeMutableRawBufferPointer.allocate(byteCount: batchPages * PageSize.bytes, alignment: 4096)
         references = Array(repeating: 0, count: batchPages)
         crcs = Array(repeating: 0, count: batchPages)
         zeros.reserveCapacity(MigrationProtocol.maximumZeroPages)
@@ -73,7 +72,7 @@ final class PageSender {
 
     /// Stages one page; sends the batch when full.
     private func send(region: Int, page: UInt64, announceZero: Bool) throws(TransportError) {
-        let pageSize = Self.pageSize
+        let pageSize = PageSize.bytes
         // SAFETY: slot `count` < batchPages lies inside the staging buffer.
         let slot = unsafe UnsafeMutableRawBufferPointer(rebasing: staging[count * pageSize..<(count + 1) * pageSize])
         // The page is inside the region (it comes from the region's own page count).
@@ -108,7 +107,7 @@ final class PageSender {
             try unsafe crcs.withUnsafeBufferPointer { (crcs) throws(TransportError) in
                 try unsafe link.sendPages(
                     references: UnsafeBufferPointer(rebasing: references[0..<sending]), crcs: UnsafeBufferPointer(rebasing: crcs[0..<sending]),
-                    data: UnsafeRawBufferPointer(rebasing: staging[0..<sending * Self.pageSize]))
+                    data: UnsafeRawBufferPointer(rebasing: staging[0..<sending * PageSize.bytes]))
             }
         }
         pagesSent += UInt64(sending)
@@ -126,7 +125,7 @@ final class PageSender {
     /// Page ranges of `region` that may hold data: its file's data extents (SEEK_DATA and
     /// SEEK_HOLE, which memfds and most file systems answer); all of it without a file.
     static func dataPages(of region: GuestRegion) -> [Range<UInt64>] {
-        let pageCount = region.sizeInBytes / UInt64(pageSize)
+        let pageCount = region.sizeInBytes / UInt64(PageSize.bytes)
         guard let fd = region.fileDescriptor else { return [0..<pageCount] }
         var ranges: [Range<UInt64>] = []
         var position: off_t = 0
@@ -136,8 +135,8 @@ final class PageSender {
             if data < 0 { if errno == ENXIO { break } else { return [0..<pageCount] } }
             let hole = lseek(fd, data, 4 /* SEEK_HOLE */)
             let stop = hole < 0 ? end : min(hole, end)
-            let first = UInt64(data) / UInt64(pageSize)
-            let last = (UInt64(stop) + UInt64(pageSize) - 1) / UInt64(pageSize)
+            let first = UInt64(data) / UInt64(PageSize.bytes)
+            let last = (UInt64(stop) + UInt64(PageSize.bytes) - 1) / UInt64(PageSize.bytes)
             if first < last { ranges.append(first..<min(last, pageCount)) }
             position = stop
         }

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Machine
 import Paging
 import SnapshotFormat
@@ -18,10 +19,9 @@ final class PostcopyPageServer: Sendable {
         let memory = try LiveServedMemory(regions: machine.memory.regions, shapes: shapes, state: [], fingerprint: fingerprint)
         server = try PageServer(memory: memory, secret: secret, listening: try Endpoint(parsing: ipv6 ? "[::]:0" : "0.0.0.0:0", listening: true),
                                 log: log)
-        let thread = try PagingThread.spawn(name: "engram-postcopy") { [server] in
+        try NamedThread.spawnDetached(name: "engram-postcopy") { [server] in
             do { try server.run() } catch { log("post-copy page server stopped: \(error)") }
         }
-        thread.detach()
     }
 
     var port: UInt16 { server.port }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import LinuxSystem
 import Machine
 import SystemPackage
 
@@ -45,11 +46,20 @@ package enum BinaryCheck {
         guard unsafe access(path, X_OK) == 0 else {
             throw refuse("it is not executable (mode \(String(info.st_mode & 0o7777, radix: 8)))")
         }
-        let (status, output) = try run(path, arguments: ["version", "--json"], timeoutMilliseconds: timeoutMilliseconds)
+        let termination: Subprocess.Termination
+        let output: [UInt8]
+        do {
+            (termination, output) = try Subprocess.run(
+                path, arguments: ["version", "--json"], timeoutMilliseconds: timeoutMilliseconds, maximumOutputBytes: maximumOutputBytes)
+        } catch { throw refuse("it cannot be started: \(error.errno)") }
         let query = "`\(path) version --json`"
-        guard status == 0 else {
+        guard termination == .exited(0) else {
             let detail = String(decoding: output.prefix(200), as: UTF8.self).split(whereSeparator: \.isNewline).first.map { ": \($0)" } ?? ""
-            throw refuse(status < 0 ? "\(query) did not answer within \(timeoutMilliseconds) ms" : "\(query) exited with status \(status)\(detail)")
+            switch termination {
+            case .timedOut: throw refuse("\(query) did not answer within \(timeoutMilliseconds) ms")
+            case .signaled(let signal): throw refuse("\(query) exited with status \(128 + signal)\(detail)")
+            case .exited(let status): throw refuse("\(query) exited with status \(status)\(detail)")
+            }
         }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -65,68 +75,5 @@ package enum BinaryCheck {
                 "it reads update handoff version \(answer.updateHandoffVersion); this VMM writes version \(UpdateHandoff.currentVersion)")
         }
         return answer
-    }
-
-    /// Runs `path arguments...` with its standard output and error on a pipe; returns its exit
-    /// status (-1 if it was killed for running past the timeout) and what it wrote.
-    private static func run(
-        _ path: String, arguments: [String], timeoutMilliseconds: Int32
-    ) throws(LiveUpdateError) -> (Int32, [UInt8]) {
-        var pipeEnds: [CInt] = [-1, -1]
-        guard unsafe pipe(&pipeEnds) == 0 else { throw .binaryUnusable(path: path, reason: "pipe: \(Errno(rawValue: errno))") }
-        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        defer { close(readEnd) }
-        let child: pid_t
-        do {
-            defer { close(writeEnd) }
-            child = try spawn(path, arguments: arguments, output: writeEnd)
-        }
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var deadline = timespec()
-        _ = unsafe clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let end = Int64(deadline.tv_sec) * 1000 + Int64(deadline.tv_nsec) / 1_000_000 + Int64(timeoutMilliseconds)
-        var timedOut = false
-        while output.count < maximumOutputBytes {
-            var now = timespec()
-            _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
-            let remaining = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
-            guard remaining > 0 else { timedOut = true; break }
-            var poller = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-            let ready = unsafe poll(&poller, 1, Int32(remaining))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { timedOut = ready == 0; break }
-            let count = unsafe buffer.withUnsafeMutableBytes { unsafe read(readEnd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            output.append(contentsOf: buffer[0..<count])
-        }
-        if timedOut { kill(child, SIGKILL) }
-        var status: Int32 = 0
-        while unsafe waitpid(child, &status, 0) < 0 && errno == EINTR {}
-        if timedOut { return (-1, output) }
-        // WIFEXITED / WEXITSTATUS, which Swift does not import (they are macros).
-        let exited = status & 0x7f == 0
-        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
-    }
-
-    /// posix_spawn with standard input from /dev/null and standard output and error to `output`.
-    private static func spawn(_ path: String, arguments: [String], output: CInt) throws(LiveUpdateError) -> pid_t {
-        var actions = unsafe posix_spawn_file_actions_t()
-        unsafe posix_spawn_file_actions_init(&actions)
-        defer { unsafe posix_spawn_file_actions_destroy(&actions) }
-        unsafe posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        unsafe posix_spawn_file_actions_adddup2(&actions, output, 1)
-        unsafe posix_spawn_file_actions_adddup2(&actions, output, 2)
-        let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
-        defer { unsafe argv.forEach { unsafe free($0) } }
-        var child: pid_t = 0
-        let result = unsafe posix_spawn(&child, path, &actions, nil, argv, environ)
-        guard result == 0 else {
-            throw .binaryUnusable(path: path, reason: "it cannot be started: \(Errno(rawValue: result))")
-        }
-        return child
     }
 }

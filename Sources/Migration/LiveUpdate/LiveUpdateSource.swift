@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import Glibc
 import GuestMemory
@@ -53,8 +54,6 @@ package enum LiveUpdateSource {
 
     /// CLOCK_MONOTONIC in nanoseconds: it runs on across exec, so both processes can time the pause.
     package static func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        _ = unsafe clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        MonotonicClock.nanoseconds()
     }
 }

@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import Glibc
 import SystemPackage
@@ -13,16 +14,8 @@ extension UpdateHandoff {
         do { bytes = Array(try JSONEncoder().encode(self)) } catch {
             throw .handoff(path: statePath, reason: "cannot encode: \(error)")
         }
-        let temporary = statePath + ".tmp-\(getpid())"
-        do {
-            let file = try FileDescriptor.open(
-                FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .truncate, .closeOnExec],
-                permissions: [.ownerReadWrite])
-            try file.closeAfter { _ = try file.writeAll(bytes) }
-            guard unsafe rename(temporary, statePath) == 0 else { throw Errno(rawValue: errno) }
-        } catch {
-            _ = unsafe unlink(temporary)
-            throw .handoff(path: statePath, reason: "cannot write it: \(error)")
+        do { try AtomicFile.write(bytes, to: statePath, .renameOnly) } catch {
+            throw .handoff(path: statePath, reason: "cannot write it: \(error.call) failed: \(error.errno)")
         }
     }
 
@@ -30,17 +23,9 @@ extension UpdateHandoff {
     package static func read(from path: String) throws(LiveUpdateError) -> UpdateHandoff {
         let bytes: [UInt8]
         do {
-            let file = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
-            bytes = try file.closeAfter { () throws -> [UInt8] in
-                let size = try file.seek(offset: 0, from: .end)
-                guard size <= maximumFileBytes else { throw Errno.fileTooLarge }
-                // SAFETY: the read fills at most `size` bytes of the fresh buffer and reports how many.
-                return try unsafe [UInt8](unsafeUninitializedCapacity: Int(size)) { buffer, count in
-                    count = try unsafe file.read(fromAbsoluteOffset: 0, into: UnsafeMutableRawBufferPointer(buffer))
-                }
-            }
+            bytes = try OwnedFileDescriptor.open(path, .readOnly).readWholeFile(limit: maximumFileBytes, subject: path)
         } catch {
-            throw .handoff(path: path, reason: "cannot read it: \(error)")
+            throw .handoff(path: path, reason: "cannot read it: \(error.call) failed: \(error.errno)")
         }
         struct VersionOnly: Decodable { var version: Int }
         guard let version = try? JSONDecoder().decode(VersionOnly.self, from: Data(bytes)).version else {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Crypto
 import FoundationEssentials
 import Glibc
@@ -46,10 +47,8 @@ package final class ChunkCache: Sendable {
 
     /// Keeps `bytes` as chunk `hash`, then trims the cache to its bound.
     package func put(_ hash: String, bytes: [UInt8]) {
-        let temporary = directory + "/.\(hash).\(getpid()).\(UInt32.random(in: 0 ... .max))"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else { return }
-        // SAFETY: Swift strings passed as C strings for the call.
-        if unsafe rename(temporary, path(hash)) != 0 { unsafe unlink(temporary) }
+        // A cache: a crash may lose a chunk, never leave half of one (reads re-check the hash).
+        guard (try? AtomicFile.write(bytes, to: path(hash), .renameOnly)) != nil else { return }
         trim()
     }
 
@@ -65,7 +64,7 @@ package final class ChunkCache: Sendable {
         guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
         var entries: [(path: String, size: UInt64, used: Date)] = []
         var total: UInt64 = 0
-        for name in names where !name.hasPrefix(".") {
+        for name in names where !name.hasPrefix(".") && !name.contains(".tmp-") {
             let file = directory + "/" + name
             guard let attributes = try? manager.attributesOfItem(atPath: file) else { continue }
             let size = (attributes[.size] as? UInt64) ?? UInt64(attributes[.size] as? Int ?? 0)

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Crypto
 import FoundationEssentials
 import GuestMemory
@@ -44,7 +45,7 @@ package enum ChunkPayload {
     package static func compact(_ pages: UnsafeRawBufferPointer) -> (bitmap: Bitmap, stored: [UInt8]) {
         var bitmap = Bitmap()
         var stored: [UInt8] = []
-        let pageCount = pages.count / 4096
+        let pageCount = pages.count / PageSize.bytes
         for page in 0..<pageCount {
             // SAFETY: page < pageCount, so the slice lies inside `pages`.
             let bytes = unsafe UnsafeRawBufferPointer(rebasing: pages[page * 4096..<(page + 1) * 4096])
@@ -59,7 +60,7 @@ package enum ChunkPayload {
     package static func expand(_ stored: [UInt8], bitmap: Bitmap, into destination: UnsafeMutableRawBufferPointer) {
         unsafe destination.initializeMemory(as: UInt8.self, repeating: 0)
         var next = 0
-        let pageCount = destination.count / 4096
+        let pageCount = destination.count / PageSize.bytes
         for page in 0..<pageCount where bitmap.contains(page) {
             // SAFETY: the manifest check guarantees one stored page per set bit, so both ranges are in bounds.
             unsafe stored.withUnsafeBytes { source in

@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import GuestMemory
 import SnapshotFormat
@@ -76,7 +77,7 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
             guard region.sizeInBytes > 0, region.sizeInBytes % 4096 == 0, region.sizeInBytes <= maximumRegionBytes else {
                 throw bad("region \(region.name) has \(region.sizeInBytes) bytes")
             }
-            let pageCount = region.sizeInBytes / 4096
+            let pageCount = region.sizeInBytes / PageSize.bytes64
             guard UInt64(region.chunks.count) == (pageCount + chunkPages - 1) / chunkPages else {
                 throw bad("region \(region.name) lists \(region.chunks.count) chunks for \(pageCount) pages")
             }

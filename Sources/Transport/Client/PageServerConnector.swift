@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import Synchronization
 
@@ -29,7 +30,10 @@ package final class PageServerConnector: Sendable {
     /// A new authenticated connection to the server, serving the same snapshot as the first;
     /// a `background` one asks the server to serve it at lower priority than fault requests.
     func connect(background: Bool = false) throws(TransportError) -> FramedConnection {
-        let socket = try TCPSocket.connect(to: endpoint, timeoutMilliseconds: Self.connectTimeoutMilliseconds)
+        let socket: StreamSocket
+        do { socket = try StreamSocket.connect(to: endpoint, timeoutMilliseconds: Self.connectTimeoutMilliseconds) } catch {
+            throw TransportError(error)
+        }
         socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
         let connection = FramedConnection(socket: socket)
         let served = try Handshake.join(connection, secret: secret)
@@ -48,30 +52,21 @@ package final class PageServerConnector: Sendable {
     /// After `error` lost a connection: connects again, retrying while the server is away.
     func reconnect(after error: TransportError, background: Bool = false) throws(TransportError) -> FramedConnection {
         log("page server \(endpoint) lost (\(error)); the guest waits for its memory while Engram reconnects")
-        let start = MonotonicTime.milliseconds()
+        let start = Int(MonotonicClock.milliseconds())
         var delay = 50
         while true {
             do {
                 let connection = try connect(background: background)
                 reconnects.add(1, ordering: .relaxed)
-                log("page server \(endpoint) is back after \(MonotonicTime.milliseconds() - start) ms; the restore goes on")
+                log("page server \(endpoint) is back after \(Int(MonotonicClock.milliseconds()) - start) ms; the restore goes on")
                 return connection
             } catch where error.isConnectionLoss {
-                guard MonotonicTime.milliseconds() - start < reconnectTimeoutMilliseconds else {
+                guard Int(MonotonicClock.milliseconds()) - start < reconnectTimeoutMilliseconds else {
                     throw .socket(peer: endpoint.description, call: "reconnect for \(reconnectTimeoutMilliseconds / 1000) s", .timedOut)
                 }
                 usleep(UInt32(delay * 1000))
                 delay = min(delay * 2, 1000)
             }
         }
-    }
-}
-
-enum MonotonicTime {
-    static func milliseconds() -> Int {
-        var now = timespec()
-        // SAFETY: clock_gettime writes one timespec into a local.
-        unsafe clock_gettime(CLOCK_MONOTONIC, &now)
-        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
 }

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Paging
 import Synchronization
@@ -45,12 +46,12 @@ package final class RemotePageSource: PageSource {
     }
 
     private func read(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer, background: Bool) throws(PageSourceError) {
-        let count = buffer.count / WireProtocol.pageSize
+        let count = buffer.count / PageSize.bytes
         var done = 0
         while done < count {
             let chunk = min(count - done, WireProtocol.maximumReadPages)
             // SAFETY: pages [done, done + chunk) of `buffer`.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done * WireProtocol.pageSize..<(done + chunk) * WireProtocol.pageSize])
+            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done * PageSize.bytes..<(done + chunk) * PageSize.bytes])
             try withConnection(background: background) { (connection) throws(TransportError) in
                 try connection.sendRead(region: UInt32(region), firstPage: firstPage + UInt64(done), count: UInt32(chunk))
                 let frame = try connection.beginPages()
@@ -151,7 +152,7 @@ package final class RemotePageSource: PageSource {
 
     /// Checks each page of `data` against the CRC32C in the frame's records from `firstRecord`.
     static func checkCRCs(_ data: UnsafeMutableRawBufferPointer, connection: FramedConnection, firstRecord: Int) throws(TransportError) {
-        let pageSize = WireProtocol.pageSize
+        let pageSize = PageSize.bytes
         for index in 0..<data.count / pageSize {
             // SAFETY: page `index` of `data`.
             let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(rebasing: data[index * pageSize..<(index + 1) * pageSize]))

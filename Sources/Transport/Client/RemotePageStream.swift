@@ -1,3 +1,4 @@
+import LinuxSystem
 import Paging
 
 /// A working set arriving from a page server: one LIST request, answered by PAGES frames in
@@ -20,7 +21,7 @@ struct RemotePageStream: PageStream {
     }
 
     mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        let pages = buffer.count / WireProtocol.pageSize
+        let pages = buffer.count / PageSize.bytes
         var filled = 0
         do {
             while filled < pages {
@@ -39,7 +40,7 @@ struct RemotePageStream: PageStream {
                     }
                     // SAFETY: pages [filled, filled + count) of `buffer`.
                     let part = unsafe UnsafeMutableRawBufferPointer(
-                        rebasing: buffer[filled * WireProtocol.pageSize..<(filled + count) * WireProtocol.pageSize])
+                        rebasing: buffer[filled * PageSize.bytes..<(filled + count) * PageSize.bytes])
                     try unsafe connection.readExactly(into: part)
                     try unsafe RemotePageSource.checkCRCs(part, connection: connection, firstRecord: frameRecord)
                     filled += count

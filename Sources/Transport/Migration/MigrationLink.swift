@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Paging
 
@@ -22,7 +23,8 @@ package final class MigrationLink: Sendable {
 
     /// The source's side: connect to a waiting destination and prove the secret both ways.
     package static func connect(to endpoint: Endpoint, secret: SharedSecret, timeoutMilliseconds: Int32 = 5000) throws(TransportError) -> MigrationLink {
-        let socket = try TCPSocket.connect(to: endpoint, timeoutMilliseconds: timeoutMilliseconds)
+        let socket: StreamSocket
+        do { socket = try StreamSocket.connect(to: endpoint, timeoutMilliseconds: timeoutMilliseconds) } catch { throw TransportError(error) }
         let connection = FramedConnection(socket: socket)
         _ = try Handshake.join(connection, secret: secret, identity: MigrationProtocol.identity)
         return MigrationLink(connection: connection)
@@ -32,7 +34,8 @@ package final class MigrationLink: Sendable {
     /// fails the handshake is told why, logged and dropped, and the wait goes on.
     package static func accept(on listener: ListeningSocket, secret: SharedSecret, log: (String) -> Void) throws(TransportError) -> MigrationLink {
         while true {
-            let socket = try listener.accept()
+            let socket: StreamSocket
+            do { socket = try listener.accept() } catch { throw TransportError(error) }
             socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
             let connection = FramedConnection(socket: socket)
             do {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import GuestMemory
 import SnapshotFormat
@@ -80,7 +81,7 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
             }
             if plan.mode == .shared, region.path == nil { throw bad("is shared but gives no file for region \(region.name)") }
             if let ranges = region.dataPages {
-                let pages = region.sizeInBytes / 4096
+                let pages = region.sizeInBytes / PageSize.bytes64
                 guard ranges.count <= maximumDataRanges, ranges.allSatisfy({ $0.count == 2 && $0[0] < $0[1] && $0[1] <= pages }) else {
                     throw bad("gives region \(region.name) data ranges outside it")
                 }

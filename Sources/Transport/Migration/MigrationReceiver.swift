@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Paging
 
@@ -49,7 +50,7 @@ package struct MigrationReceiver {
     private mutating func receivePages(length: Int) throws(TransportError) {
         let connection = link.connection
         let count = try connection.continuePages(length: length)
-        let pageSize = WireProtocol.pageSize
+        let pageSize = PageSize.bytes
         for index in 0..<count {
             let record = connection.pageRecord(index)
             let reference = PageReference(packed: record.reference)
@@ -73,11 +74,11 @@ package struct MigrationReceiver {
         guard (1...MigrationProtocol.maximumZeroPages).contains(count) else {
             throw .malformed(peer: link.peer, reason: "a zero-pages frame names \(count) pages")
         }
-        let zeros = [UInt8](repeating: 0, count: WireProtocol.pageSize)
+        let zeros = [UInt8](repeating: 0, count: PageSize.bytes)
         for _ in 0..<count {
             let reference = PageReference(packed: try reader.u64("page reference"))
             let region = try self.region(reference)
-            do { try region.write(zeros, at: RegionOffset(reference.page * UInt64(WireProtocol.pageSize))) } catch {
+            do { try region.write(zeros, at: RegionOffset(reference.page * UInt64(PageSize.bytes))) } catch {
                 throw .malformed(peer: link.peer, reason: "\(error)")
             }
         }
@@ -90,7 +91,7 @@ package struct MigrationReceiver {
             throw .malformed(peer: link.peer, reason: "a page of region \(reference.region); the plan has \(regions.count)")
         }
         let region = regions[reference.region]
-        guard reference.page < region.sizeInBytes / UInt64(WireProtocol.pageSize) else {
+        guard reference.page < region.sizeInBytes / UInt64(PageSize.bytes) else {
             throw .malformed(peer: link.peer, reason: "page \(reference.page) is past the end of region \(region.name)")
         }
         return region

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 import GuestMemory
 import SnapshotFormat
@@ -11,7 +12,7 @@ extension LiveServedMemory {
     /// holes. A page of zeros inside a data range counts as data (it is sent; that is only
     /// bytes), a hole never does: a hole reads as zeros.
     static func dataPages(of region: GuestRegion) -> PageBitmap {
-        let pageSize = SnapshotLayout.pageSize
+        let pageSize = PageSize.bytes64
         let pageCount = region.sizeInBytes / pageSize
         var bits = DataBits(pageCount: pageCount)
         guard let fd = region.fileDescriptor else {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Paging
 import SnapshotFormat
@@ -36,7 +37,7 @@ package final class LiveServedMemory: ServedMemory {
                     region: region.name, sizeInBytes: region.sizeInBytes,
                     reason: "its shape says region \(shape.name) of \(shape.sizeInBytes) bytes")
             }
-            guard region.sizeInBytes % SnapshotLayout.pageSize == 0 else {
+            guard region.sizeInBytes % PageSize.bytes64 == 0 else {
                 throw .invalidSize(region: region.name, sizeInBytes: region.sizeInBytes, reason: "is not a whole number of 4096-byte pages")
             }
         }
@@ -56,7 +57,7 @@ package final class LiveServedMemory: ServedMemory {
     /// Copies the pages out of the region's mapping; allocates nothing.
     package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         let source = regions[region]
-        let (offset, overflow) = firstPage.multipliedReportingOverflow(by: SnapshotLayout.pageSize)
+        let (offset, overflow) = firstPage.multipliedReportingOverflow(by: PageSize.bytes64)
         do {
             guard !overflow else { throw GuestMemoryError.outOfRange(address: GuestAddress(firstPage), length: UInt64(buffer.count)) }
             // SAFETY: `withUnsafeBytes` checked the range lies inside the mapping; the view and
@@ -65,7 +66,7 @@ package final class LiveServedMemory: ServedMemory {
                 unsafe buffer.copyMemory(from: bytes)
             }
         } catch {
-            throw .unsupported("pages \(firstPage) to \(firstPage &+ UInt64(buffer.count) / SnapshotLayout.pageSize) lie outside region \(source.name) (\(pageCount(region: region)) pages)")
+            throw .unsupported("pages \(firstPage) to \(firstPage &+ UInt64(buffer.count) / PageSize.bytes64) lie outside region \(source.name) (\(pageCount(region: region)) pages)")
         }
     }
 

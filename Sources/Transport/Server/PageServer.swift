@@ -1,3 +1,4 @@
+import LinuxSystem
 import Paging
 import SnapshotFormat
 import Synchronization
@@ -23,7 +24,7 @@ package final class PageServer: Sendable {
 
     private struct Sessions {
         var stopped = false
-        var sockets: [ObjectIdentifier: TCPSocket] = [:]
+        var sockets: [ObjectIdentifier: StreamSocket] = [:]
     }
 
     package init(
@@ -34,7 +35,7 @@ package final class PageServer: Sendable {
         self.secret = secret
         self.maximumConnections = maximumConnections
         self.log = log
-        listener = try ListeningSocket(endpoint: endpoint)
+        do { listener = try ListeningSocket(endpoint: endpoint) } catch { throw TransportError(error) }
     }
 
     /// `engram serve`: serves a snapshot chain.
@@ -63,10 +64,10 @@ package final class PageServer: Sendable {
     /// (then throws); blocks the calling thread.
     package func run() throws(TransportError) {
         while true {
-            let socket: TCPSocket
+            let socket: StreamSocket
             do { socket = try listener.accept() } catch {
                 if isStopped { return }
-                throw error
+                throw TransportError(error)
             }
             let connection = FramedConnection(socket: socket)
             guard connections.add(1, ordering: .relaxed).newValue <= maximumConnections else {
@@ -82,12 +83,11 @@ package final class PageServer: Sendable {
                 return
             }
             do {
-                let thread = try PagingThread.spawn(name: "engram-serve") { [self] in
+                try NamedThread.spawnDetached(name: "engram-serve") { [self] in
                     ServerSession(server: self, connection: connection).run()
                     unregister(socket)
                     connections.subtract(1, ordering: .relaxed)
                 }
-                thread.detach()
             } catch {
                 unregister(socket)
                 connections.subtract(1, ordering: .relaxed)
@@ -110,7 +110,7 @@ package final class PageServer: Sendable {
     }
 
     /// Records a connection's socket for `stop`; false if the server is stopping.
-    private func register(_ socket: TCPSocket) -> Bool {
+    private func register(_ socket: StreamSocket) -> Bool {
         sessions.withLock { sessions in
             guard !sessions.stopped else { return false }
             sessions.sockets[ObjectIdentifier(socket)] = socket
@@ -118,7 +118,7 @@ package final class PageServer: Sendable {
         }
     }
 
-    private func unregister(_ socket: TCPSocket) {
+    private func unregister(_ socket: StreamSocket) {
         _ = sessions.withLock { $0.sockets.removeValue(forKey: ObjectIdentifier(socket)) }
     }
 

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// A session's page buffer and frame records, allocated once per connection.
 @safe
 final class ServerBuffers {
@@ -6,7 +7,7 @@ final class ServerBuffers {
     var crcs: [UInt32]
 
     init() {
-        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: WireProtocol.maximumReadPages * WireProtocol.pageSize, alignment: 4096)
+        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: WireProtocol.maximumReadPages * PageSize.bytes, alignment: 4096)
         references = Array(repeating: 0, count: WireProtocol.maximumFramePages)
         crcs = Array(repeating: 0, count: WireProtocol.maximumFramePages)
     }
@@ -15,6 +16,6 @@ final class ServerBuffers {
 
     func pages(_ count: Int) -> UnsafeMutableRawBufferPointer {
         // SAFETY: count is at most maximumReadPages, so the slice lies inside the allocation.
-        unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<count * WireProtocol.pageSize])
+        unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<count * PageSize.bytes])
     }
 }

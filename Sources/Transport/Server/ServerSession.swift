@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Paging
 import SnapshotFormat
@@ -42,7 +43,7 @@ struct ServerSession {
         case .background:
             guard header.length == 0 else { throw malformed("a BACKGROUND frame carries no payload") }
             // Bulk transfers yield the CPU to connections serving faults.
-            PagingThread.lowerCurrentPriority()
+            NamedThread.lowerCurrentPriority()
         case .manifestRequest:
             guard header.length == 0 else { throw malformed("a MANIFEST request carries no payload") }
             try connection.sendFrame(.manifest, server.manifest().encoded())
@@ -128,10 +129,10 @@ struct ServerSession {
                 while last < end, references[last].region == references[index].region, references[last].page == references[last - 1].page + 1 {
                     last += 1
                 }
-                let offset = (index - next) * WireProtocol.pageSize
+                let offset = (index - next) * PageSize.bytes
                 // SAFETY: the pages [index, last) of this frame lie inside `data`.
                 try unsafe read(region: references[index].region, first: references[index].page,
-                                into: UnsafeMutableRawBufferPointer(rebasing: data[offset..<offset + (last - index) * WireProtocol.pageSize]))
+                                into: UnsafeMutableRawBufferPointer(rebasing: data[offset..<offset + (last - index) * PageSize.bytes]))
                 index = last
             }
             for index in next..<end {
@@ -155,7 +156,7 @@ struct ServerSession {
     /// Page `index` of a frame's page buffer.
     private static func page(_ index: Int, of data: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer {
         // SAFETY: callers pass an index of a page inside `data`; the view lives no longer than `data`.
-        unsafe UnsafeRawBufferPointer(rebasing: data[index * WireProtocol.pageSize..<(index + 1) * WireProtocol.pageSize])
+        unsafe UnsafeRawBufferPointer(rebasing: data[index * PageSize.bytes..<(index + 1) * PageSize.bytes])
     }
 
     private func send(count: Int, data: UnsafeRawBufferPointer, _ buffers: ServerBuffers) throws(TransportError) {

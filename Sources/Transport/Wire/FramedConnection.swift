@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// One connection of the page protocol: frames in and out over a TCP socket, through a receive
@@ -9,7 +10,7 @@ import GuestMemory
 /// count records `{u64 page reference, u32 CRC32C}`, then count × 4096 bytes of page data.
 @safe
 package final class FramedConnection: @unchecked Sendable {
-    package let socket: TCPSocket
+    package let socket: StreamSocket
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     private var start = 0
     private var end = 0
@@ -21,7 +22,7 @@ package final class FramedConnection: @unchecked Sendable {
 
     static let receiveBufferSize = 256 << 10
 
-    package init(socket: TCPSocket) {
+    package init(socket: StreamSocket) {
         self.socket = socket
         unsafe receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.receiveBufferSize, alignment: 64)
         records = Array(repeating: (0, 0), count: WireProtocol.maximumFramePages)
@@ -35,6 +36,10 @@ package final class FramedConnection: @unchecked Sendable {
     // MARK: Receiving
 
     /// Fills `destination` from the stream.
+    private func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
+        do { return try unsafe socket.receive(into: buffer) } catch { throw TransportError(error) }
+    }
+
     package func readExactly(into destination: UnsafeMutableRawBufferPointer) throws(TransportError) {
         var filled = 0
         while filled < destination.count {
@@ -42,13 +47,13 @@ package final class FramedConnection: @unchecked Sendable {
                 // Large reads go straight to the destination; small ones refill the buffer.
                 if destination.count - filled >= Self.receiveBufferSize / 2 {
                     // SAFETY: the slice from `filled` lies inside `destination`.
-                    let got = try unsafe socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: destination[filled...]))
+                    let got = try unsafe receive(into: UnsafeMutableRawBufferPointer(rebasing: destination[filled...]))
                     bytesReceived += UInt64(got)
                     filled += got
                     continue
                 }
                 start = 0
-                end = try unsafe socket.receive(into: receiveBuffer)
+                end = try unsafe receive(into: receiveBuffer)
                 bytesReceived += UInt64(end)
             }
             let count = min(end - start, destination.count - filled)
@@ -104,11 +109,11 @@ package final class FramedConnection: @unchecked Sendable {
 
     /// Starts reading a PAGES frame: reads its records and returns the page count; the data follows.
     package func beginPages() throws(TransportError) -> Int {
-        let header = try readFrameHeader(maximumLength: 4 + WireProtocol.maximumFramePages * (12 + WireProtocol.pageSize))
+        let header = try readFrameHeader(maximumLength: 4 + WireProtocol.maximumFramePages * (12 + PageSize.bytes))
         if header.type == .error { throw .refused(peer: peer, message: Self.errorMessage(try readPayload(header.length))) }
         guard header.type == .pages else { throw .malformed(peer: peer, reason: "expected a pages frame, got \(header.type)") }
         let count = Int(try readInteger(UInt32.self))
-        guard count >= 1, count <= WireProtocol.maximumFramePages, header.length == 4 + count * (12 + WireProtocol.pageSize) else {
+        guard count >= 1, count <= WireProtocol.maximumFramePages, header.length == 4 + count * (12 + PageSize.bytes) else {
             throw .malformed(peer: peer, reason: "a pages frame of \(header.length) bytes claims \(count) pages")
         }
         for index in 0..<count { records[index] = (try readInteger(UInt64.self), try readInteger(UInt32.self)) }
@@ -119,7 +124,7 @@ package final class FramedConnection: @unchecked Sendable {
     /// by `readFrameHeader`; returns the page count; the data follows.
     package func continuePages(length: Int) throws(TransportError) -> Int {
         let count = Int(try readInteger(UInt32.self))
-        guard count >= 1, count <= WireProtocol.maximumFramePages, length == 4 + count * (12 + WireProtocol.pageSize) else {
+        guard count >= 1, count <= WireProtocol.maximumFramePages, length == 4 + count * (12 + PageSize.bytes) else {
             throw .malformed(peer: peer, reason: "a pages frame of \(length) bytes claims \(count) pages")
         }
         for index in 0..<count { records[index] = (try readInteger(UInt64.self), try readInteger(UInt32.self)) }
@@ -137,7 +142,7 @@ package final class FramedConnection: @unchecked Sendable {
         writer.u32(UInt32(payload.count + 1))
         writer.append([type.rawValue])
         writer.append(payload)
-        try socket.send(writer.bytes)
+        do { try socket.send(writer.bytes) } catch { throw TransportError(error) }
         bytesSent += UInt64(writer.bytes.count)
     }
 
@@ -165,12 +170,12 @@ package final class FramedConnection: @unchecked Sendable {
     /// Sends a PAGES frame: `references[i]` with `crcs[i]` and page i of `data`, without allocating.
     package func sendPages(references: UnsafeBufferPointer<UInt64>, crcs: UnsafeBufferPointer<UInt32>, data: UnsafeRawBufferPointer) throws(TransportError) {
         let count = references.count
-        precondition(count >= 1 && count <= WireProtocol.maximumFramePages && crcs.count == count && data.count == count * WireProtocol.pageSize,
+        precondition(count >= 1 && count <= WireProtocol.maximumFramePages && crcs.count == count && data.count == count * PageSize.bytes,
                      "a pages frame of \(count) pages")
         let headerLength = 4 + 1 + 4 + count * 12
         // SAFETY: 9 + 12 × count bytes, inside the scratch buffer.
         unsafe scratch.withUnsafeMutableBytes { raw in
-            unsafe raw.storeBytes(of: UInt32(1 + 4 + count * (12 + WireProtocol.pageSize)).littleEndian, toByteOffset: 0, as: UInt32.self)
+            unsafe raw.storeBytes(of: UInt32(1 + 4 + count * (12 + PageSize.bytes)).littleEndian, toByteOffset: 0, as: UInt32.self)
             unsafe raw.storeBytes(of: FrameType.pages.rawValue, toByteOffset: 4, as: UInt8.self)
             unsafe raw.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 5, as: UInt32.self)
             for index in 0..<count {
@@ -179,17 +184,17 @@ package final class FramedConnection: @unchecked Sendable {
             }
         }
         try sendScratch(headerLength, more: true)
-        try unsafe socket.send(data)
+        do { try unsafe socket.send(data) } catch { throw TransportError(error) }
         bytesSent += UInt64(headerLength + data.count)
     }
 
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
         let result: Result<Void, TransportError> = unsafe scratch.withUnsafeBytes { raw in
-            do throws(TransportError) {
+            do throws(SocketError) {
                 // SAFETY: the first `count` bytes of the scratch buffer.
                 try unsafe socket.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
                 return .success(())
-            } catch { return .failure(error) }
+            } catch { return .failure(TransportError(error)) }
         }
         try result.get()
     }

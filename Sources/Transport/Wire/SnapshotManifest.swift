@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 import Paging
 import SnapshotFormat
@@ -71,7 +72,7 @@ package struct SnapshotManifest: Sendable {
             guard (1...Self.maximumNameBytes).contains(nameLength) else { throw bad("names region \(index) with \(nameLength) bytes") }
             let name = String(decoding: try reader.bytes(nameLength, "region name"), as: UTF8.self)
             let size = try reader.u64("region size")
-            guard size > 0, size % SnapshotLayout.pageSize == 0, size <= Self.maximumRegionBytes else {
+            guard size > 0, size % PageSize.bytes64 == 0, size <= Self.maximumRegionBytes else {
                 throw bad("gives region \(name) \(size) bytes; expected a multiple of 4096 up to 1 TiB")
             }
             let placementCount = Int(try reader.u32("placement count"))
@@ -86,7 +87,7 @@ package struct SnapshotManifest: Sendable {
                 }
                 placements.append(SnapshotPlacement(guestAddress: GuestAddress(guest), sizeInBytes: length, regionOffset: RegionOffset(offset)))
             }
-            let pages = size / SnapshotLayout.pageSize
+            let pages = size / PageSize.bytes64
             let bitmapBytes = try reader.bytes(Int(PageBitmap.byteCount(pageCount: pages)), "data bitmap")
             guard let bitmap = PageBitmap(pageCount: pages, littleEndianBytes: bitmapBytes) else {
                 throw bad("has bits past the end of region \(name)'s bitmap")

@@ -2,7 +2,6 @@
 package enum WireProtocol {
     package static let magic = Array("ENGRAMPS".utf8)
     package static let version: UInt32 = 1
-    package static let pageSize = 4096
     package static let nonceSize = 32
     package static let proofSize = 32
     /// Pages one READ may ask for.

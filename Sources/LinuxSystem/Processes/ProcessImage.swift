@@ -1,6 +1,4 @@
 import CLinux
-import Dispatch
-import FoundationEssentials
 import Glibc
 import SystemPackage
 
@@ -48,18 +46,16 @@ package enum ProcessImage {
     /// exit, in the background) and reaps it.
     package static func endTeardownHolder(_ holder: pid_t) {
         kill(holder, SIGKILL)
-        DispatchQueue.global(qos: .utility).async {
-            var status: Int32 = 0
-            while unsafe waitpid(holder, &status, 0) < 0 && errno == EINTR {}
-        }
+        let reap: @Sendable () -> Void = { _ = Subprocess.waitForExit(holder) }
+        if (try? NamedThread.spawnDetached(name: "reap-holder", reap)) == nil { reap() }
     }
 
     /// Marks every descriptor above standard error close-on-exec.
     static func closeAllOnExec() {
         guard clinux_close_range_cloexec(3) != 0 else { return }
-        // Before Linux 5.11: one by one, from the list of open descriptors.
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for descriptor in names.compactMap({ CInt($0) }) where descriptor > 2 { setCloseOnExec(descriptor, true) }
+        // Before Linux 5.11: one by one, up to the descriptor limit.
+        let limit = CInt(clamping: sysconf(CInt(_SC_OPEN_MAX)))
+        for descriptor in 3..<max(3, limit) { setCloseOnExec(descriptor, true) }
     }
 
     /// The path this process was started from, resolved now: after a package upgrade replaces
@@ -67,7 +63,7 @@ package enum ProcessImage {
     package static func executablePath() -> String {
         var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = unsafe buffer.withUnsafeMutableBytes { unsafe readlink("/proc/self/exe", $0.baseAddress!, $0.count - 1) }
-        guard count > 0 else { return CommandLine.arguments[0] }
+        guard count > 0 else { return CommandLine.arguments.first ?? "engram" }
         let path = String(decoding: buffer[0..<count], as: UTF8.self)
         return path.hasSuffix(" (deleted)") ? String(path.dropLast(" (deleted)".count)) : path
     }

@@ -1,5 +1,5 @@
 import Testing
-@testable import Transport
+@testable import LinuxSystem
 
 /// HOST:PORT as `engram serve --listen` and `restore tcp://` take it.
 @Suite struct EndpointTests {
@@ -27,7 +27,7 @@ import Testing
         ("[::1]", "1 to 65535"),
     ])
     func refusesWhatIsNotHostColonPort(text: String, reason: String) {
-        let error = #expect(throws: TransportError.self) { _ = try Endpoint(parsing: text) }
+        let error = #expect(throws: SocketError.self) { _ = try Endpoint(parsing: text) }
         guard case .address(let given, let why) = error else {
             Issue.record("expected an address error for \(text), got \(String(describing: error))")
             return

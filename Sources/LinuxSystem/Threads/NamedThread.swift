@@ -3,8 +3,8 @@ import Glibc
 import SystemPackage
 
 /// A dedicated, named OS thread (not a task or a queue), for work that blocks in system calls:
-/// vCPUs, userfault handlers, page fills, VNC viewers. The one place Engram calls
-/// pthread_create; Machine, Paging and Display wrap it with their own errors.
+/// vCPUs, userfault handlers, page fills, VNC viewers, device I/O. The one place Engram calls
+/// pthread_create.
 package struct NamedThread: Sendable {
     private let handle: pthread_t
 
@@ -17,7 +17,7 @@ package struct NamedThread: Sendable {
 
     /// Starts `body` on a new joinable thread named `name` (shown by top -H and in /proc; the
     /// kernel keeps 15 characters).
-    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) -> NamedThread {
+    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) -> NamedThread {
         let start = unsafe Unmanaged.passRetained(Start {
             _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
             body()
@@ -31,7 +31,7 @@ package struct NamedThread: Sendable {
         }, start.toOpaque())
         guard result == 0 else {
             unsafe start.release()
-            throw Errno(rawValue: result)
+            throw SystemCallError("pthread_create", on: "thread \(name)", Errno(rawValue: result))
         }
         return NamedThread(handle: thread)
     }
@@ -47,4 +47,18 @@ package struct NamedThread: Sendable {
 
     /// Lets the thread end on its own; it cannot be joined afterwards.
     package func detach() { pthread_detach(handle) }
+
+    /// Starts `body` on a new thread that ends on its own (never joined).
+    package static func spawnDetached(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+        try spawn(name: name, body).detach()
+    }
+
+    /// The kernel's id for the calling thread (gettid), for tgkill and setpriority.
+    package static var currentThreadID: CInt { clinux_gettid() }
+
+    /// Lowers the calling thread's CPU priority (nice `niceness`), so bulk work yields to the
+    /// threads that serve faults and run vCPUs; a failure leaves the priority as it was.
+    package static func lowerCurrentPriority(to niceness: CInt = 10) {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(clinux_gettid()), niceness)
+    }
 }

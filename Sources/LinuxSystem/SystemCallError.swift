@@ -1,0 +1,25 @@
+import Glibc
+import SystemPackage
+
+/// A system call that failed: which call, on what (a path, a peer, a purpose), and errno.
+/// Targets wrap it in their own error types, or show it as it is.
+package struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The call's name, e.g. "bind" or "fsync (directory)".
+    package let call: String
+    /// What the call was made on, for the message.
+    package let subject: String
+    package let errno: Errno
+
+    package init(_ call: String, on subject: String, _ errno: Errno) {
+        self.call = call
+        self.subject = subject
+        self.errno = errno
+    }
+
+    /// The error the last failed call left in `errno`.
+    package static func last(_ call: String, on subject: String) -> SystemCallError {
+        SystemCallError(call, on: subject, Errno(rawValue: Glibc.errno))
+    }
+
+    package var description: String { "\(subject): \(call) failed: \(errno)" }
+}

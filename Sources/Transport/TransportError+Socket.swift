@@ -1,0 +1,13 @@
+import LinuxSystem
+
+extension TransportError {
+    /// A socket failure, told the way the page protocol's messages tell it.
+    package init(_ error: SocketError) {
+        switch error {
+        case .address(let text, let reason): self = .address(text, reason: reason)
+        case .addressInUse(let text): self = .socket(peer: text, call: "bind", .addressInUse)
+        case .call(let peer, let call, let errno): self = .socket(peer: peer, call: call, errno)
+        case .closed(let peer): self = .closed(peer: peer)
+        }
+    }
+}
