@@ -33,7 +33,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "LinuxSystem",
-            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "CLZMA", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"],
             swiftSettings: pointerTargetSettings
         ),
@@ -82,8 +82,8 @@ let package = Package(
         ),
         .target(
             name: "Machine",
-            dependencies: ["LinuxSystem", "CLinux", "CLZMA", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
-            swiftSettings: pointerTargetSettings
+            dependencies: ["LinuxSystem", "CLinux", "KVM", "Devices", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "Migration",

@@ -34,17 +34,19 @@ package final class VirtualMachine: Sendable {
         try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_CREATE_PIT2, "KVM_CREATE_PIT2", value: &config)
     }
 
-    /// KVM_GET_PIT2: the in-kernel timer's state.
-    package func timerState() throws(KVMError) -> kvm_pit_state2 {
-        var state = kvm_pit_state2()
-        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_GET_PIT2, "KVM_GET_PIT2", value: &state)
-        return state
+    /// KVM_GET_PIT2: the in-kernel timer's state, as the kernel struct's bytes.
+    package func timerState() throws(KVMError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: MemoryLayout<kvm_pit_state2>.size)
+        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_GET_PIT2, "KVM_GET_PIT2", buffer: &bytes)
+        return bytes
     }
 
-    /// KVM_SET_PIT2: reloads the in-kernel timer, dropping ticks it would otherwise re-inject.
-    package func setTimerState(_ state: kvm_pit_state2) throws(KVMError) {
-        var copy = state
-        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_SET_PIT2, "KVM_SET_PIT2", value: &copy)
+    /// KVM_SET_PIT2 from bytes `timerState` returned: reloads the in-kernel timer, dropping
+    /// ticks it would otherwise re-inject.
+    package func setTimerState(_ bytes: [UInt8]) throws(KVMError) {
+        guard bytes.count == MemoryLayout<kvm_pit_state2>.size else { throw .ioctl(name: "KVM_SET_PIT2 (bad size)", .invalidArgument) }
+        var copy = bytes
+        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_SET_PIT2, "KVM_SET_PIT2", buffer: &copy)
     }
 
     /// KVM_SET_USER_MEMORY_REGION for one mapping; the region stays alive while the slot exists.

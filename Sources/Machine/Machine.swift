@@ -29,7 +29,7 @@ package final class Machine: Sendable {
     let keyboardTranslator = Mutex(KeyboardTranslator())
     private let console: ConsoleOutput
     private let threadIDs: Mutex<[CInt]>
-    private let savedTimer = Mutex<kvm_pit_state2?>(nil)
+    private let savedTimer = Mutex<[UInt8]?>(nil)
     private let startTime: UInt64
 
     /// Builds the machine: memory, KVM VM, devices, vCPUs, and the kernel loaded ready to enter.
@@ -169,24 +169,15 @@ package final class Machine: Sendable {
     }
 
     /// The PIT state saved when the machine paused (what the guest's timer will resume from).
-    func pausedTimerState() throws(KVMError) -> kvm_pit_state2 {
+    func pausedTimerState() throws(KVMError) -> [UInt8] {
         if let saved = savedTimer.withLock({ $0 }) { return saved }
         return try virtualMachine.timerState()
     }
 
     /// Replaces the PIT state resume will load, from a saved kvm_pit_state2's bytes.
     func restorePausedTimer(_ bytes: [UInt8]) throws(KVMError) {
-        let state = try Self.timerState(from: bytes)
-        try virtualMachine.setTimerState(state)
-        savedTimer.withLock { $0 = state }
-    }
-
-    /// A kvm_pit_state2 from its saved bytes, which must be exactly its size.
-    static func timerState(from bytes: [UInt8]) throws(KVMError) -> kvm_pit_state2 {
-        guard bytes.count == MemoryLayout<kvm_pit_state2>.size else { throw .ioctl(name: "KVM_SET_PIT2 (bad size)", .invalidArgument) }
-        var state = kvm_pit_state2()
-        unsafe withUnsafeMutableBytes(of: &state) { unsafe $0.copyBytes(from: bytes) }
-        return state
+        try virtualMachine.setTimerState(bytes)
+        savedTimer.withLock { $0 = bytes }
     }
 
     /// "running", "paused" or "stopping".

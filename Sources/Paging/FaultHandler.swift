@@ -32,16 +32,10 @@ struct FaultHandler {
     mutating func run() {
         let events = UserfaultEventBuffer(capacity: Self.batchSize)
         let buffer = PageBuffer(pageCount: Int(clusterPages))
-        var polled = [
-            pollfd(fd: session.userfault.rawValue, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: session.handlerWakeup.rawValue, events: Int16(POLLIN), revents: 0),
-        ]
+        var polled = [Poll.input(session.userfault.rawValue), Poll.input(session.handlerWakeup.rawValue)]
         while true {
-            // SAFETY: the two pollfds are the array's own storage, used only during the call.
-            let ready = unsafe polled.withUnsafeMutableBufferPointer { unsafe poll($0.baseAddress, 2, -1) }
-            if ready < 0 {
-                if errno == EINTR { continue }
-                session.fail("lazy restore stopped: poll on the userfaultfd failed: \(Errno(rawValue: errno))")
+            do throws(SystemCallError) { _ = try Poll.wait(&polled, milliseconds: -1) } catch {
+                session.fail("lazy restore stopped: poll on the userfaultfd failed: \(error.errno)")
                 return
             }
             if polled[1].revents != 0 {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Glibc
 
 /// One file an image reads from, opened read-only; reads are positioned (pread), so one file
@@ -32,17 +33,9 @@ package final class ImageFile: Sendable {
         guard offset <= sizeInBytes, UInt64(buffer.count) <= sizeInBytes - offset else {
             throw .damaged(path: path, reason: "a read of \(buffer.count) bytes at \(offset) runs past its end (\(sizeInBytes) bytes)")
         }
-        var done = 0
-        while done < buffer.count {
-            // SAFETY: [done, count) lies inside `buffer`, which the caller keeps alive for the call.
-            let count = unsafe pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + UInt64(done)))
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .systemCall(path: path, name: "pread", errno: errno)
-            }
-            if count == 0 { throw .damaged(path: path, reason: "it ended at \(offset + UInt64(done)) while being read") }
-            done += count
-        }
+        let done: Int
+        do { done = try unsafe PositionedIO.read(descriptor, into: buffer, at: offset, subject: path) } catch { throw InspectError(error) }
+        guard done == buffer.count else { throw .damaged(path: path, reason: "it ended at \(offset + UInt64(done)) while being read") }
     }
 
     /// `count` bytes at `offset` in a new array.

@@ -13,7 +13,7 @@ package enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
 
     package var description: String {
         switch self {
-        case .address(let address, let reason): "address \(address): \(reason)"
+        case .address(let address, let reason): "\(address) is not a usable address: \(reason); expected HOST:PORT"
         case .addressInUse(let address): "\(address) is already in use"
         case .call(let peer, let call, let errno): "\(peer): \(call) failed: \(errno)"
         case .closed(let peer): "\(peer) closed the connection"

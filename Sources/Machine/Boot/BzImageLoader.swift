@@ -1,3 +1,4 @@
+import LinuxSystem
 import GuestMemory
 
 /// Loads a Linux bzImage for the 64-bit boot protocol.

@@ -1,4 +1,6 @@
 import Glibc
+import LinuxSystem
+import SystemPackage
 
 /// Reads the user's keys from standard input and hands them to the guest's UART.
 ///
@@ -14,9 +16,7 @@ struct ConsoleInput {
         var buffer = [UInt8](repeating: 0, count: 256)
         var escaped = false
         while true {
-            let count = unsafe buffer.withUnsafeMutableBytes { unsafe read(STDIN_FILENO, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return }
+            guard let count = try? FileDescriptor.standardInput.read(into: &buffer), count > 0 else { return }
             var pending: [UInt8] = []
             for byte in buffer[0..<count] {
                 if escaped {

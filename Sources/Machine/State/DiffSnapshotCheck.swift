@@ -1,4 +1,4 @@
-import Glibc
+import LinuxSystem
 
 /// Checks where a diff snapshot may go before the VM is paused for it.
 ///
@@ -40,10 +40,8 @@ private struct FileIdentity: Equatable {
 
     /// The identity of what `path` names (following symbolic links); nil if it does not exist.
     init?(of path: String) {
-        var info = stat()
-        // SAFETY: `info` is a local the call fills; the path is bridged to a C string only for the call.
-        guard unsafe stat(path, &info) == 0 else { return nil }
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
+        guard let status = FileStatus(path: path) else { return nil }
+        device = status.device
+        inode = status.inode
     }
 }

@@ -15,9 +15,7 @@ extension Machine {
             }
             var chips: [InterruptControllerChip: [UInt8]] = [:]
             for chip in InterruptControllerChip.allCases { chips[chip] = try virtualMachine.interruptControllerState(chip) }
-            let timer = try pausedTimerState()
-            // SAFETY: copies the bytes of a plain C struct held in a local.
-            let timerBytes = unsafe withUnsafeBytes(of: timer) { unsafe Array($0) }
+            let timerBytes = try pausedTimerState()
             return MachineStateRecord(
                 configuration: SavedConfiguration(
                     cpuCount: configuration.cpuCount, memorySizeInBytes: configuration.memorySizeInBytes,
@@ -60,7 +58,7 @@ extension Machine {
             if timerWhenResumed {
                 try restorePausedTimer(record.timer)
             } else {
-                try virtualMachine.setTimerState(try Self.timerState(from: record.timer))
+                try virtualMachine.setTimerState(record.timer)
             }
         } catch {
             throw .kvm(error)

@@ -38,13 +38,12 @@ package enum BinaryCheck {
     ) throws(LiveUpdateError) -> EngramBinaryInfo {
         func refuse(_ reason: String) -> LiveUpdateError { .binaryUnusable(path: path, reason: reason) }
         guard path.hasPrefix("/") else { throw refuse("the binary must be an absolute path") }
-        var info = stat()
-        guard unsafe stat(path, &info) == 0 else {
+        guard let status = FileStatus(path: path) else {
             throw refuse(errno == ENOENT ? "it does not exist" : "\(Errno(rawValue: errno))")
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw refuse("it is not a regular file") }
-        guard unsafe access(path, X_OK) == 0 else {
-            throw refuse("it is not executable (mode \(String(info.st_mode & 0o7777, radix: 8)))")
+        guard status.kind == .regular else { throw refuse("it is not a regular file") }
+        guard FileSystem.isExecutable(path) else {
+            throw refuse("it is not executable (mode \(String(status.permissions, radix: 8)))")
         }
         let termination: Subprocess.Termination
         let output: [UInt8]

@@ -40,14 +40,14 @@ package enum LiveUpdateSource {
     package static func checkStatePath(_ path: String) throws(LiveUpdateError) {
         guard path.hasPrefix("/") else { throw .handoff(path: path, reason: "must be an absolute path") }
         let directory = String(path[..<path.lastIndex(of: "/")!])
-        guard unsafe access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
+        guard FileSystem.isWritable(directory.isEmpty ? "/" : directory) else {
             throw .handoff(path: path, reason: "its directory is missing or not writable")
         }
     }
 
     /// Deletes a handoff file: once the guest runs in the new process (it holds the vCPUs'
     /// registers), or after exec failed.
-    package static func removeHandoff(at path: String) { _ = unsafe unlink(path) }
+    package static func removeHandoff(at path: String) { FileSystem.remove(path) }
 
     /// The state path used when the request names none: beside the control socket.
     package static func defaultStatePath(socketPath: String) -> String { socketPath + ".update" }

@@ -41,7 +41,7 @@ package final class ChunkCache: Sendable {
             return nil
         }
         // Recently used: eviction goes by modification time.
-        _ = unsafe utimes(path(hash), nil)
+        FileSystem.touch(path(hash))
         return bytes
     }
 
@@ -54,12 +54,8 @@ package final class ChunkCache: Sendable {
 
     /// Removes least recently used chunks until the cache fits `maximumBytes`.
     func trim() {
-        let lockPath = directory + "/.lock"
-        let lock = unsafe open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { return }
-        defer { close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }  // someone else is trimming
-        defer { _ = flock(lock, LOCK_UN) }
+        guard let lock = FileLock.tryExclusive(directory + "/.lock") else { return }  // someone else is trimming
+        defer { withExtendedLifetime(lock) {} }
         let manager = FileManager.default
         guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
         var entries: [(path: String, size: UInt64, used: Date)] = []

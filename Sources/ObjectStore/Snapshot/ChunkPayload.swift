@@ -48,7 +48,7 @@ package enum ChunkPayload {
         let pageCount = pages.count / PageSize.bytes
         for page in 0..<pageCount {
             // SAFETY: page < pageCount, so the slice lies inside `pages`.
-            let bytes = unsafe UnsafeRawBufferPointer(rebasing: pages[page * 4096..<(page + 1) * 4096])
+            let bytes = unsafe UnsafeRawBufferPointer(rebasing: pages[page * PageSize.bytes..<(page + 1) * PageSize.bytes])
             guard unsafe !ZeroPageScan.isZeroPage(bytes) else { continue }
             bitmap.insert(page)
             unsafe stored.append(contentsOf: bytes)
@@ -64,8 +64,8 @@ package enum ChunkPayload {
         for page in 0..<pageCount where bitmap.contains(page) {
             // SAFETY: the manifest check guarantees one stored page per set bit, so both ranges are in bounds.
             unsafe stored.withUnsafeBytes { source in
-                unsafe UnsafeMutableRawBufferPointer(rebasing: destination[page * 4096..<(page + 1) * 4096])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[next * 4096..<(next + 1) * 4096]))
+                unsafe UnsafeMutableRawBufferPointer(rebasing: destination[page * PageSize.bytes..<(page + 1) * PageSize.bytes])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[next * PageSize.bytes..<(next + 1) * PageSize.bytes]))
             }
             next += 1
         }

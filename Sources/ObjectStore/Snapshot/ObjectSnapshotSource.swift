@@ -1,3 +1,4 @@
+import LinuxSystem
 import Dispatch
 import FoundationEssentials
 import Paging
@@ -40,7 +41,7 @@ package final class ObjectSnapshotSource: PageSource {
 
     package var regionCount: Int { manifest.regions.count }
 
-    package func pageCount(region: Int) -> UInt64 { manifest.regions[region].sizeInBytes / 4096 }
+    package func pageCount(region: Int) -> UInt64 { manifest.regions[region].sizeInBytes / PageSize.bytes64 }
 
     package func isZeroPage(region: Int, page: UInt64) -> Bool {
         let chunk = Int(page / ObjectSnapshotManifest.chunkPages)
@@ -49,7 +50,7 @@ package final class ObjectSnapshotSource: PageSource {
     }
 
     package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        let count = UInt64(buffer.count / 4096)
+        let count = UInt64(buffer.count / PageSize.bytes)
         guard firstPage <= pageCount(region: region), count <= pageCount(region: region) - firstPage else {
             throw .remote("\(origin): pages \(firstPage)..<\(firstPage + count) are past the end of region \(manifest.regions[region].name)")
         }
@@ -58,17 +59,17 @@ package final class ObjectSnapshotSource: PageSource {
             let chunkIndex = Int(page / ObjectSnapshotManifest.chunkPages)
             let chunkEnd = min(UInt64(chunkIndex + 1) * ObjectSnapshotManifest.chunkPages, firstPage + count)
             // SAFETY: [page, chunkEnd) lies inside the requested range, so inside `buffer`.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[Int(page - firstPage) * 4096..<Int(chunkEnd - firstPage) * 4096])
+            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[Int(page - firstPage) * PageSize.bytes..<Int(chunkEnd - firstPage) * PageSize.bytes])
             if let bitmap = bitmaps[region][chunkIndex] {
                 let stored = try chunk(region: region, index: chunkIndex)
                 for offset in 0..<Int(chunkEnd - page) {
                     let inChunk = Int(page % ObjectSnapshotManifest.chunkPages) + offset
                     // SAFETY: one page inside `part`.
-                    let target = unsafe UnsafeMutableRawBufferPointer(rebasing: part[offset * 4096..<(offset + 1) * 4096])
+                    let target = unsafe UnsafeMutableRawBufferPointer(rebasing: part[offset * PageSize.bytes..<(offset + 1) * PageSize.bytes])
                     if bitmap.contains(inChunk) {
                         let rank = Self.rank(bitmap, below: inChunk)
                         // SAFETY: the manifest check guarantees one stored page per set bit.
-                        unsafe stored.withUnsafeBytes { unsafe target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[rank * 4096..<(rank + 1) * 4096])) }
+                        unsafe stored.withUnsafeBytes { unsafe target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[rank * PageSize.bytes..<(rank + 1) * PageSize.bytes])) }
                     } else {
                         unsafe target.initializeMemory(as: UInt8.self, repeating: 0)
                     }

@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import GuestMemory
 import Paging
@@ -32,7 +33,7 @@ package enum ObjectSnapshotUploader {
         var summary = ObjectSnapshotUploadSummary()
         var regions: [ObjectSnapshotManifest.Region] = []
         let chunkPages = ObjectSnapshotManifest.chunkPages
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunkPages) * 4096, alignment: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunkPages) * PageSize.bytes, alignment: PageSize.bytes)
         defer { unsafe buffer.deallocate() }
         do {
             for region in chain.regions {
@@ -46,7 +47,7 @@ package enum ObjectSnapshotUploader {
                         continue
                     }
                     // SAFETY: the first `count` pages of our own buffer.
-                    let pages = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count) * 4096])
+                    let pages = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count) * PageSize.bytes])
                     do { try unsafe chain.readPages(of: region.index, from: first, into: pages) } catch {
                         throw ObjectSnapshotError.local("cannot read \(chain.path): \(error)")
                     }

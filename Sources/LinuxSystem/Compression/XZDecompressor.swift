@@ -1,8 +1,8 @@
 import CLZMA
 
 /// Decompresses an xz stream (a bzImage's payload) with liblzma, into at most `limit` bytes.
-enum XZDecompressor {
-    static func decompress(_ input: [UInt8], expectedSize: Int, limit: Int) -> [UInt8]? {
+package enum XZDecompressor {
+    package static func decompress(_ input: [UInt8], expectedSize: Int, limit: Int) -> [UInt8]? {
         guard expectedSize > 0, expectedSize <= limit else { return nil }
         var stream = unsafe lzma_stream()
         guard unsafe lzma_stream_decoder(&stream, UInt64.max, 0) == LZMA_OK else { return nil }
