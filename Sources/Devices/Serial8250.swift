@@ -84,8 +84,4 @@ package final class Serial8250: PortIODevice {
             registers.updateInterruptLine(interrupt)
         }
     }
-
-    /// The state type's former name.
-    @available(*, deprecated, renamed: "State")
-    package typealias Registers = State
 }

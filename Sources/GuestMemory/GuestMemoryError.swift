@@ -14,6 +14,8 @@ package enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
     case invalidSize(region: String, sizeInBytes: UInt64, reason: String)
     case unknownRegion(name: String, known: [String])
     case outOfRange(address: GuestAddress, length: UInt64)
+    /// An access to a region that runs past its end.
+    case outsideRegion(name: String, offset: RegionOffset, length: UInt64, sizeInBytes: UInt64)
 
     package var description: String {
         switch self {
@@ -41,6 +43,8 @@ package enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
             "no region named \(name); regions are: \(known.joined(separator: ", "))"
         case .outOfRange(let address, let length):
             "guest range \(address)+0x\(String(length, radix: 16)) is not in guest RAM"
+        case .outsideRegion(let name, let offset, let length, let size):
+            "region \(name): 0x\(String(length, radix: 16)) bytes at offset 0x\(String(offset.rawValue, radix: 16)) run past its end (0x\(String(size, radix: 16)) bytes)"
         }
     }
 }

@@ -13,7 +13,7 @@ package typealias VCPUSegment = kvm_segment
 
 /// One virtual CPU: its descriptor and the kvm_run page shared with the kernel.
 ///
-/// `run()` is called only from the vCPU's own thread; `requestExit` from any thread.
+/// `runOnce()` is called only from the vCPU's own thread; `setImmediateExit` from any thread (a pause's kick).
 @safe
 package final class VirtualCPU: @unchecked Sendable {
     package let id: UInt32
@@ -170,7 +170,9 @@ package final class VirtualCPU: @unchecked Sendable {
 
     /// KVM_SET_LAPIC from a 1 KiB register page.
     package func setLocalAPIC(_ page: [UInt8]) throws(KVMError) {
-        precondition(page.count == MemoryLayout<kvm_lapic_state>.size, "a local APIC page is 1 KiB")
+        guard page.count == MemoryLayout<kvm_lapic_state>.size else {
+            throw .ioctl(name: "KVM_SET_LAPIC (a local APIC page of \(page.count) bytes; expected \(MemoryLayout<kvm_lapic_state>.size))", .invalidArgument)
+        }
         var copy = page
         try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_SET_LAPIC, "KVM_SET_LAPIC", buffer: &copy)
     }
@@ -188,9 +190,4 @@ package final class VirtualCPU: @unchecked Sendable {
         return buffer
     }
 
-    /// KVM_SET_MP_STATE (KVM_MP_STATE_RUNNABLE, _UNINITIALIZED, ...).
-    package func setMultiprocessingState(_ state: UInt32) throws(KVMError) {
-        var value = kvm_mp_state(mp_state: state)
-        try KVMCall.ioctl(descriptor.rawValue, CLINUX_KVM_SET_MP_STATE, "KVM_SET_MP_STATE", value: &value)
-    }
 }

@@ -26,7 +26,7 @@ extension Machine {
     static func framebufferMapping(_ region: GuestRegion) throws(MachineError) -> GuestMapping {
         let header = UInt64(FramebufferHeader.size)
         guard region.sizeInBytes > header, region.sizeInBytes - header <= UInt64(FramebufferGeometry.maximumPixelBytes) else {
-            throw .invalidConfiguration(
+            throw .display(
                 "framebuffer region is \(region.sizeInBytes) bytes; expected a 4096-byte header and at most \(FramebufferGeometry.maximumPixelBytes) bytes of pixels")
         }
         return GuestMapping(guestAddress: X86Layout.framebufferAddress, sizeInBytes: region.sizeInBytes - header,

@@ -35,7 +35,7 @@ package final class Machine: Sendable {
     /// Builds the machine: memory, KVM VM, devices, vCPUs, and the kernel loaded ready to enter.
     package convenience init(configuration: MachineConfiguration, consoleLogPath: String? = nil) throws(MachineError) {
         guard (1...MachineConfiguration.maximumCPUCount).contains(configuration.cpuCount) else {
-            throw .invalidConfiguration("--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount); got \(configuration.cpuCount)")
+            throw .cpuCount(configuration.cpuCount)
         }
         for name in configuration.backings.keys where !MachineConfiguration.regionNames.contains(name) {
             throw .memory(.unknownRegion(name: name, known: MachineConfiguration.regionNames))
@@ -180,14 +180,8 @@ package final class Machine: Sendable {
         savedTimer.withLock { $0 = bytes }
     }
 
-    /// "running", "paused" or "stopping".
-    package var stateName: String {
-        switch control.currentState {
-        case .running: "running"
-        case .paused: "paused"
-        case .stopping: "stopping"
-        }
-    }
+    /// Whether the vCPUs run, are parked, or are ending.
+    package var runState: MachineRunState { control.currentState }
 
     /// Seconds since the machine was built.
     package var uptimeSeconds: Double {

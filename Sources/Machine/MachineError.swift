@@ -12,7 +12,20 @@ package enum MachineError: Error, CustomStringConvertible {
     case initrdUnreadable(path: String, Errno)
     case doesNotFit(what: String, sizeInBytes: UInt64, reason: String)
     case commandLineTooLong(length: Int, maximum: Int)
-    case invalidConfiguration(String)
+    /// A vCPU count outside what the machine supports.
+    case cpuCount(Int)
+    /// An operation that needs the vCPUs parked was asked of a running machine.
+    case notPaused(operation: String)
+    /// A snapshot's or handoff's saved state cannot be read (no version, a newer one, damage).
+    case stateUnreadable(String)
+    /// The machine state could not be encoded.
+    case stateEncoding(String)
+    /// A saved state or snapshot that does not fit this machine or host (vCPUs, regions, CPU features).
+    case incompatibleState(String)
+    /// The console log cannot be opened.
+    case consoleLog(path: String, Errno)
+    /// The display file or framebuffer region cannot be used.
+    case display(String)
     case memory(GuestMemoryError)
     case kvm(KVMError)
     case device(DeviceError)
@@ -26,7 +39,10 @@ package enum MachineError: Error, CustomStringConvertible {
         case .initrdUnreadable(let path, let errno): "cannot read initrd \(path): \(errno)"
         case .doesNotFit(let what, let size, let reason): "\(what) (\(size) bytes) does not fit: \(reason)"
         case .commandLineTooLong(let length, let maximum): "kernel command line is \(length) bytes; at most \(maximum) allowed"
-        case .invalidConfiguration(let reason): reason
+        case .cpuCount(let count): "--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount); got \(count)"
+        case .notPaused(let operation): "the VM must be paused to \(operation)"
+        case .stateUnreadable(let reason), .stateEncoding(let reason), .incompatibleState(let reason), .display(let reason): reason
+        case .consoleLog(let path, let errno): "cannot open console log \(path): \(errno)"
         case .memory(let error): error.description
         case .kvm(let error): error.description
         case .device(let error): error.description

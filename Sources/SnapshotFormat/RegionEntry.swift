@@ -5,7 +5,7 @@ package struct RegionEntry: Sendable, Equatable {
     package var name: String
     package var sizeInBytes: UInt64
     package var pageSize: UInt32
-    package var placements: [SnapshotPlacement]
+    package var placements: [GuestPlacement]
     package var bitmapOffset: UInt64
     package var bitmapLength: UInt64
     package var crcTableOffset: UInt64
@@ -13,7 +13,7 @@ package struct RegionEntry: Sendable, Equatable {
     package var pagesOffset: UInt64
 
     package init(
-        name: String, sizeInBytes: UInt64, pageSize: UInt32, placements: [SnapshotPlacement],
+        name: String, sizeInBytes: UInt64, pageSize: UInt32, placements: [GuestPlacement],
         bitmapOffset: UInt64, bitmapLength: UInt64, crcTableOffset: UInt64, crcTableLength: UInt64, pagesOffset: UInt64
     ) {
         self.name = name
@@ -59,15 +59,15 @@ package struct RegionEntry: Sendable, Equatable {
         guard placementCount <= UInt32(SnapshotLayout.maximumPlacements) else {
             throw .invalidField(path: path, field: "region \(name) placement count", reason: "is \(placementCount); expected at most 4")
         }
-        var placements: [SnapshotPlacement] = []
+        var placements: [GuestPlacement] = []
         for i in 0..<SnapshotLayout.maximumPlacements {
             let at = base + 80 + 24 * i
-            let placement = SnapshotPlacement(
+            let placement = GuestPlacement(
                 guestAddress: GuestAddress(buffer.u64(at: at)), sizeInBytes: buffer.u64(at: at + 8),
                 regionOffset: RegionOffset(buffer.u64(at: at + 16)))
             if i < Int(placementCount) {
                 placements.append(placement)
-            } else if placement != SnapshotPlacement(guestAddress: GuestAddress(0), sizeInBytes: 0, regionOffset: RegionOffset(0)) {
+            } else if placement != GuestPlacement(guestAddress: GuestAddress(0), sizeInBytes: 0, regionOffset: RegionOffset(0)) {
                 throw .invalidField(path: path, field: "region \(name) placement \(i)", reason: "is past the placement count; expected zeros")
             }
         }

@@ -13,7 +13,7 @@ enum SnapshotPageOrigin {
     struct RegionDescription {
         let name: String
         let sizeInBytes: UInt64
-        let placements: [SnapshotPlacement]
+        let placements: [GuestPlacement]
     }
 
     /// Every region in file order, with where it appears in guest-physical memory.
@@ -23,9 +23,7 @@ enum SnapshotPageOrigin {
             memory.regions.map { region in
                 RegionDescription(
                     name: region.name, sizeInBytes: region.sizeInBytes,
-                    placements: memory.mappings.filter { $0.region === region }.map {
-                        SnapshotPlacement(guestAddress: $0.guestAddress, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset)
-                    })
+                    placements: memory.placements(of: region))
             }
         case .chain(let chain):
             chain.regions.map { RegionDescription(name: $0.name, sizeInBytes: $0.sizeInBytes, placements: $0.placements) }

@@ -6,7 +6,7 @@ package struct SnapshotRegion: Sendable, Equatable {
     package let index: Int
     package let name: String
     package let sizeInBytes: UInt64
-    package let placements: [SnapshotPlacement]
+    package let placements: [GuestPlacement]
     /// Pages stored in this file (see docs/FORMAT.md for what a clear bit means per kind).
     package let bitmap: PageBitmap
     /// CRC32C per page (0 for pages not stored; only the entries of stored pages are used).
@@ -17,7 +17,7 @@ package struct SnapshotRegion: Sendable, Equatable {
     package let crcTableOffset: UInt64
 
     package init(
-        index: Int, name: String, sizeInBytes: UInt64, placements: [SnapshotPlacement], bitmap: PageBitmap,
+        index: Int, name: String, sizeInBytes: UInt64, placements: [GuestPlacement], bitmap: PageBitmap,
         pageCRCs: PageCRCTable, pagesOffset: UInt64, bitmapOffset: UInt64, crcTableOffset: UInt64
     ) {
         self.index = index

@@ -3,6 +3,15 @@ import ControlAPI
 /// One request to a VM's control socket for a CLI command: the answer's body, or a `CommandFailure`
 /// carrying the API's own error message and status.
 enum APICall {
+    static func send(socket: String, route: APIRoute, body: [UInt8]? = nil) throws -> [UInt8] {
+        try send(socket: socket, method: route.method.rawValue, path: route.path, body: body)
+    }
+
+    /// Sends `value` as the JSON body of `route`, in the API's snake_case.
+    static func send<Body: Encodable>(socket: String, route: APIRoute, json value: Body) throws -> [UInt8] {
+        try send(socket: socket, route: route, body: Array(try JSONCoding.makeEncoder().encode(value)))
+    }
+
     static func send(socket: String, method: String, path: String, body: [UInt8]? = nil) throws -> [UInt8] {
         let reply: (status: Int, body: [UInt8])
         do {

@@ -44,20 +44,21 @@ struct CtlCommand: ParsableCommand {
         if data != nil, action != .put { throw ValidationError("--data goes with put only") }
     }
 
-    /// The HTTP method and path `action` stands for.
-    var request: (method: String, path: String) {
+    /// The route `action` stands for (`get` and `put` name any path).
+    var request: APIRoute {
         switch action {
-        case .info: ("GET", "/vm")
-        case .memory: ("GET", "/vm/memory")
-        case .version: ("GET", "/version")
-        case .pause, .resume, .shutdown: ("PUT", "/vm/\(action.rawValue)")
-        case .get: ("GET", path ?? "/")
-        case .put: ("PUT", path ?? "/")
+        case .info: .vm
+        case .memory: .memory
+        case .version: .version
+        case .pause: .pause
+        case .resume: .resume
+        case .shutdown: .shutdown
+        case .get: APIRoute(.get, path ?? "/")
+        case .put: APIRoute(.put, path ?? "/")
         }
     }
 
     func run() throws {
-        let (method, resource) = request
-        APICall.printAnswer(try APICall.send(socket: socket, method: method, path: resource, body: data.map { Array($0.utf8) }))
+        APICall.printAnswer(try APICall.send(socket: socket, route: request, body: data.map { Array($0.utf8) }))
     }
 }

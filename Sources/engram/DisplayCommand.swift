@@ -5,6 +5,7 @@ import FoundationEssentials
 import Glibc
 import Machine
 import Transport
+import VMM
 
 /// `engram display FILE`: shows a VM's screen from its display file, in a process of its own.
 ///

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VMM
 
 
 /// The `engram` command line: one subcommand per file.

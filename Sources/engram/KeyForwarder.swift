@@ -3,6 +3,7 @@ import Dispatch
 import FoundationEssentials
 import Glibc
 import Synchronization
+import VMM
 
 /// Sends the keys a display's viewers type to the VM's control socket (PUT /vm/keyboard), in
 /// order, on a queue of its own so the RFB threads never wait on the VM.
@@ -68,7 +69,7 @@ final class KeyForwarder: Sendable {
     private func deliver(_ batch: [KeyboardEvent]) -> Int {
         do {
             let body = try JSONCoding.makeEncoder().encode(KeyboardInput(events: batch))
-            let answer = try client.send(method: "PUT", path: "/vm/keyboard", body: Array(body))
+            let answer = try client.send(route: .keyboard, body: Array(body))
             guard answer.status == 200 else {
                 warnOnce("the VM refused keys (HTTP \(answer.status)): \(String(decoding: answer.body, as: UTF8.self))")
                 return batch.count

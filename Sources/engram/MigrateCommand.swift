@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlAPI
 import Glibc
 import FoundationEssentials
+import VMM
 
 /// `engram migrate SOCKET --to tcp://HOST:PORT`: asks a running VM to migrate (PUT /vm/migrate)
 /// and follows it (GET /vm/migrate) until it completes or fails.
@@ -31,9 +32,8 @@ struct MigrateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let body = MigrationRequestBody(to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: SnapshotCommand.absolute(secretFile))
-        let encoded = Array(try JSONCoding.makeEncoder().encode(body))
-        var status = try decode(try APICall.send(socket: socket, method: "PUT", path: "/vm/migrate", body: encoded))
+        let body = MigrationRequestBody(to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: PathName.absolute(secretFile))
+        var status = try decode(try APICall.send(socket: socket, route: .migrate, json: body))
         if noWait { return APICall.printAnswer(try JSONCoding.makeEncoder().encode(status).map { $0 }) }
         var last = (phase: "", passes: UInt32(0))
         while status.status == "active" {
@@ -44,7 +44,7 @@ struct MigrateCommand: ParsableCommand {
             }
             usleep(100_000)
             do {
-                status = try decode(try APICall.send(socket: socket, method: "GET", path: "/vm/migrate"))
+                status = try decode(try APICall.send(socket: socket, route: .migrationStatus))
             } catch {
                 // The source VMM ends only once the destination runs the guest.
                 print("completed: the source VMM has ended; the guest runs at \(to)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ObjectStore
 import SnapshotFormat
+import VMM
 
 /// `engram push SNAPSHOT s3://BUCKET/NAME`: stores a local snapshot (or diff chain) in an object store.
 struct PushCommand: ParsableCommand {

@@ -1,9 +1,5 @@
 import ArgumentParser
-import ControlAPI
-import Devices
-import Glibc
-import GuestMemory
-import Machine
+import VMM
 
 /// `engram run`: boots a kernel with guest RAM in named, shareable files.
 struct RunCommand: ParsableCommand {
@@ -32,52 +28,30 @@ struct RunCommand: ParsableCommand {
     @Option(help: "The framebuffer's size in pixels, WIDTHxHEIGHT.") var displaySize = "1024x768"
 
     func validate() throws {
-        let ramChoices = [ramFile != nil, sharedMaps?.regionNames.contains("ram") == true, hugetlbfs != nil, anonymousMemory]
-        guard ramChoices.filter({ $0 }).count <= 1 else {
-            throw ValidationError("choose one backing for main RAM: --ram-file, --shared-maps ...:ram, --hugetlbfs or --anonymous-memory")
-        }
-        guard cpus >= 1 && cpus <= MachineConfiguration.maximumCPUCount else {
-            throw ValidationError("--cpus must be between 1 and \(MachineConfiguration.maximumCPUCount)")
-        }
-        if display != nil, sharedMaps?.regionNames.contains(Machine.framebufferRegionName) == true {
-            throw ValidationError("choose one file for the framebuffer: --display FILE or --shared-maps ...:framebuffer")
-        }
-        if case .failure(let error) = FramebufferGeometry.parse(displaySize) { throw ValidationError("--display-size: \(error)") }
+        do { try request().validate() } catch { throw ValidationError(error.description) }
     }
 
     func run() throws {
-        TerminationSignals.block()
-        let machine: Machine
-        do {
-            machine = try Machine(configuration: try machineConfiguration(), consoleLogPath: consoleLog)
-        } catch {
-            throw CommandFailure(error.description)
-        }
-        let controller = MachineController(
-            machine: machine, liveUpdate: LiveUpdateSession(apiSocket: apiSocket, consoleLogPath: consoleLog))
-        try MachineSession.run(machine, controller: controller, setup: MachineSession.Setup(apiSocket: apiSocket))
+        let status: Int32
+        do { status = try VMBoot.run(request()) } catch { throw CommandFailure(error) }
+        if status != 0 { throw ExitCode(status) }
     }
 
-    private func machineConfiguration() throws(MachineError) -> MachineConfiguration {
-        var backings: [String: RegionBacking] = [:]
-        if let sharedMaps {
-            for name in sharedMaps.regionNames {
-                guard MachineConfiguration.regionNames.contains(name) else {
-                    throw .memory(.unknownRegion(name: name, known: MachineConfiguration.regionNames))
-                }
-                backings[name] = .sharedFile(path: sharedMaps.path(for: name), overwrite: force)
-            }
-        }
-        if let ramFile { backings["ram"] = .file(path: ramFile) }
-        if let hugetlbfs { backings["ram"] = .hugetlbfs(directory: hugetlbfs) }
-        if anonymousMemory { backings["ram"] = .anonymous }
-        if let display { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) }
-        var configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: cmdline,
-                                                 memorySizeInBytes: memory.bytes, cpuCount: cpus, backings: backings)
-        configuration.decompressOnHost = decompressOnHost
-        if backings[Machine.framebufferRegionName] != nil, case .success(let geometry) = FramebufferGeometry.parse(displaySize) {
-            configuration.display = DisplayConfiguration(geometry: geometry, controlSocketPath: apiSocket.map(SnapshotCommand.absolute) ?? "")
-        }
-        return configuration
+    private func request() -> BootRequest {
+        var request = BootRequest(kernel: kernel, memorySizeInBytes: memory.bytes)
+        request.initrd = initrd
+        request.commandLine = cmdline
+        request.cpuCount = cpus
+        request.ramFile = ramFile
+        request.sharedMaps = sharedMaps.pathsByRegion
+        request.replaceSharedMaps = force
+        request.hugetlbfs = hugetlbfs
+        request.anonymousMemory = anonymousMemory
+        request.decompressOnHost = decompressOnHost
+        request.consoleLog = consoleLog
+        request.apiSocket = apiSocket
+        request.display = display
+        request.displaySize = displaySize
+        return request
     }
 }

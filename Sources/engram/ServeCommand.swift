@@ -5,6 +5,7 @@ import Machine
 import Paging
 import SnapshotFormat
 import Transport
+import VMM
 
 /// `engram serve SNAPSHOT --listen HOST:PORT`: a page server for restores on other hosts.
 struct ServeCommand: ParsableCommand {

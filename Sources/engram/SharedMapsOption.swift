@@ -15,3 +15,11 @@ struct SharedMapsOption: ExpressibleByArgument, Equatable {
     /// The file created for `region`.
     func path(for region: String) -> String { "\(prefix).\(region)" }
 }
+
+extension SharedMapsOption? {
+    /// Region name → file, as the VM library takes it (empty without the option).
+    var pathsByRegion: [String: String] {
+        guard let option = self else { return [:] }
+        return Dictionary(option.regionNames.map { ($0, option.path(for: $0)) }, uniquingKeysWith: { first, _ in first })
+    }
+}

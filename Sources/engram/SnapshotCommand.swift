@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlAPI
 import FoundationEssentials
 import SnapshotFormat
+import VMM
 
 /// `engram snapshot SOCKET PATH [--diff]`: asks a running VM to write a snapshot (PUT /vm/snapshot).
 struct SnapshotCommand: ParsableCommand {
@@ -30,9 +31,8 @@ struct SnapshotCommand: ParsableCommand {
 
     func run() throws {
         if ObjectStoreOptions.isObjectStore(path) { return try snapshotToObjectStore() }
-        let request = SnapshotRequest(path: Self.absolute(path), kind: diff ? "diff" : "full", resume: !stayPaused)
-        let body = Array(try JSONEncoder().encode(request))
-        APICall.printAnswer(try APICall.send(socket: socket, method: "PUT", path: "/vm/snapshot", body: body))
+        let request = SnapshotRequest(path: PathName.absolute(path), kind: diff ? .diff : .full, resume: !stayPaused)
+        APICall.printAnswer(try APICall.send(socket: socket, route: .snapshot, json: request))
     }
 
     /// s3://: a full snapshot into a private temporary directory, pushed, then removed.
@@ -45,16 +45,10 @@ struct SnapshotCommand: ParsableCommand {
         }
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let local = directory + "/vm.snap"
-        let request = SnapshotRequest(path: local, kind: "full", resume: !stayPaused)
-        _ = try APICall.send(socket: socket, method: "PUT", path: "/vm/snapshot", body: Array(try JSONEncoder().encode(request)))
+        let request = SnapshotRequest(path: local, kind: .full, resume: !stayPaused)
+        _ = try APICall.send(socket: socket, route: .snapshot, json: request)
         let chain: SnapshotChain
         do { chain = try SnapshotChain(path: local) } catch { throw CommandFailure(error.description) }
         try PushCommand.push(chain, to: path, store: store, createBucket: createBucket)
-    }
-
-    /// The VMM may run in another directory: send it an absolute path.
-    static func absolute(_ path: String) -> String {
-        guard !path.hasPrefix("/") else { return path }
-        return FileManager.default.currentDirectoryPath + "/" + path
     }
 }

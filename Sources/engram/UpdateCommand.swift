@@ -4,6 +4,7 @@ import FoundationEssentials
 import Glibc
 import Migration
 import SnapshotFormat
+import VMM
 
 /// `engram update SOCKET [--binary PATH]`: replaces the running VMM binary in place (PUT /vm/update)
 /// and waits until the new one runs the guest.
@@ -25,10 +26,9 @@ struct UpdateCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the new VMM to answer.") var timeout = 60
 
     func run() throws {
-        let request = UpdateRequest(binary: binary.map(SnapshotCommand.absolute), statePath: statePath.map(SnapshotCommand.absolute))
-        let answer = try APICall.send(socket: socket, method: "PUT", path: "/vm/update", body: Array(try JSONEncoder().encode(request)))
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let request = UpdateRequest(binary: binary.map(PathName.absolute), statePath: statePath.map(PathName.absolute))
+        let answer = try APICall.send(socket: socket, route: .update, json: request)
+        let decoder = JSONCoding.makeDecoder()
         guard let accepted = try? decoder.decode(UpdateAccepted.self, from: Data(answer)) else {
             throw CommandFailure("the VMM answered PUT /vm/update with \(APICall.errorMessage(in: answer))")
         }
@@ -49,7 +49,7 @@ struct UpdateCommand: ParsableCommand {
         while ContinuousClock.now < deadline {
             let reply: (status: Int, body: [UInt8])
             do {
-                reply = try ControlClient(socketPath: socket, timeoutSeconds: Int64(timeout)).send(method: "GET", path: "/vm/update")
+                reply = try ControlClient(socketPath: socket, timeoutSeconds: Int64(timeout)).send(route: .updateStatus)
             } catch .closedBeforeReply {
                 continue  // accepted by the old process just before it stopped accepting
             } catch .connectionRefused, .socketMissing {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Machine
 import Migration
+import VMM
 
 /// `engram version [--json]`: the version, and the state formats this binary reads. A VMM asks
 /// a binary this before a live update hands the guest to it.

@@ -2,7 +2,7 @@ import ControlAPI
 import Synchronization
 
 /// A machine stand-in that records every control call and keeps a running/paused/stopping state.
-final class FakeVMControl: VMControl {
+final class FakeVMControl: PartialVMControl {
     private struct State {
         var vmState = "running"
         var calls: [String] = []

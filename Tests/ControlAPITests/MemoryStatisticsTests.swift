@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func aLazyRestoreReportsEveryFieldInSnakeCase() throws {
-        struct Restored: VMControl {
+        struct Restored: PartialVMControl {
             func vmInfo() -> VMInfo { VMInfo(state: "running", vcpus: 1, uptimeSeconds: 1, memorySizeInBytes: 1 << 20) }
             func memoryRegions() -> [MemoryRegionInfo] { [] }
             func pause() throws(VMControlError) {}

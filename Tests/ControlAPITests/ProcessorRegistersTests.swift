@@ -4,7 +4,7 @@ import Testing
 
 /// GET /vm/vcpus: the registers in snake_case JSON, 409 from a VM that cannot give them.
 @Suite struct ProcessorRegistersTests {
-    struct Paused: VMControl {
+    struct Paused: PartialVMControl {
         func vmInfo() -> VMInfo { VMInfo(state: "paused", vcpus: 1, uptimeSeconds: 1, memorySizeInBytes: 1 << 20) }
         func memoryRegions() -> [MemoryRegionInfo] {
             [MemoryRegionInfo(name: "ram", sizeInBytes: 1 << 20, backing: "memfd", path: nil, ranges: [], descriptorPath: "/proc/1/fd/9")]

@@ -73,7 +73,7 @@ struct HandoverTests {
     @Test func aMachineHandedOverPausedStaysPausedUntilResumed() throws {
         let old = try Machine(configuration: MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 64 << 20))
         try old.start(paused: true)
-        #expect(old.stateName == "paused")
+        #expect(old.runState == .paused)
         let record = try old.saveState()
         old.finish(.shutdownRequested)
         #expect(record.vcpus.count == 1)

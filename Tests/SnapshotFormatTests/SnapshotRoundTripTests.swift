@@ -18,7 +18,7 @@ import TestSupport
         #expect(reader.regions.map(\.name) == ["ram", "high"])
         #expect(reader.header.creationTime > 1_700_000_000 * 1_000_000_000)
         let high = try #require(reader.region(named: "high"))
-        #expect(high.placements == [SnapshotPlacement(guestAddress: GuestAddress(1 << 32), sizeInBytes: 256 * 4096, regionOffset: RegionOffset(0))])
+        #expect(high.placements == [GuestPlacement(guestAddress: GuestAddress(1 << 32), sizeInBytes: 256 * 4096, regionOffset: RegionOffset(0))])
 
         var nonZero: UInt64 = 0
         var mismatches: [String] = []

@@ -40,7 +40,7 @@ import TestSupport
         let addresses: [UInt64] = [0x10_0000, 1 << 32, 0]
         let shapes = zip(regions, addresses).map { region, address in
             SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: [
-                SnapshotPlacement(guestAddress: GuestAddress(address), sizeInBytes: region.sizeInBytes, regionOffset: RegionOffset(0)),
+                GuestPlacement(guestAddress: GuestAddress(address), sizeInBytes: region.sizeInBytes, regionOffset: RegionOffset(0)),
             ])
         }
         return (regions, shapes)

@@ -40,7 +40,7 @@ import TestSupport
 
     static let shapes = [
         SnapshotRegionShape(name: "ram", sizeInBytes: 64 * 4096, placements: [
-            SnapshotPlacement(guestAddress: GuestAddress(0), sizeInBytes: 64 * 4096, regionOffset: RegionOffset(0)),
+            GuestPlacement(guestAddress: GuestAddress(0), sizeInBytes: 64 * 4096, regionOffset: RegionOffset(0)),
         ]),
         SnapshotRegionShape(name: "extra", sizeInBytes: 8 * 4096, placements: []),
     ]

@@ -14,6 +14,8 @@ package enum ControlClientError: Error, Equatable, CustomStringConvertible {
     case malformedReply(path: String, reason: String)
     /// No answer within the time limit.
     case timedOut(path: String, seconds: Int64)
+    /// The request's body could not be encoded.
+    case malformedRequest(reason: String)
 
     package var description: String {
         switch self {
@@ -24,6 +26,7 @@ package enum ControlClientError: Error, Equatable, CustomStringConvertible {
         case .closedBeforeReply(let path): "the VM on \(path) closed the connection before answering"
         case .malformedReply(let path, let reason): "the VM on \(path) sent a malformed reply: \(reason)"
         case .timedOut(let path, let seconds): "the VM on \(path) did not answer within \(seconds) s"
+        case .malformedRequest(let reason): "the request could not be encoded: \(reason)"
         }
     }
 }

@@ -3,7 +3,7 @@
 /// its progress (passes, bytes, dirty rate, expected downtime) and how it ended.
 package enum MigrationEndpoint {
     package static func register(in router: inout Router, control: any VMControl) {
-        router.add("PUT", "/vm/migrate") { body in
+        router.add(.migrate) { body in
             let request = try body.decode(MigrationRequestBody.self)
             guard request.to.hasPrefix("tcp://") else { throw RequestError.invalidBody(reason: "to must be tcp://HOST:PORT of a destination (engram receive)") }
             if let mode = request.mode, !["precopy", "postcopy", "shared"].contains(mode) {
@@ -15,15 +15,6 @@ package enum MigrationEndpoint {
             guard !request.secretFile.isEmpty else { throw RequestError.invalidBody(reason: "secret_file must name the shared secret's file") }
             return try .json(try control.migrate(request), status: 202)
         }
-        router.add("GET", "/vm/migrate") { _ in try .json(control.migrationStatus()) }
+        router.add(.migrationStatus) { _ in try .json(control.migrationStatus()) }
     }
-}
-
-extension VMControl {
-    /// A machine that cannot migrate says so.
-    package func migrate(_ request: MigrationRequestBody) throws(VMControlError) -> MigrationStatus {
-        throw .conflict(reason: "this VM cannot be migrated")
-    }
-
-    package func migrationStatus() -> MigrationStatus { MigrationStatus(status: "idle") }
 }

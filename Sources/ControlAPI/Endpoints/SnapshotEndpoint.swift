@@ -2,12 +2,9 @@
 /// PUT /vm/snapshot: pause, write a full or diff snapshot file, resume (or stay paused).
 package enum SnapshotEndpoint {
     package static func register(in router: inout Router, control: any VMControl) {
-        router.add("PUT", "/vm/snapshot") { body in
+        router.add(.snapshot) { body in
             let request = try body.decode(SnapshotRequest.self)
             guard !request.path.isEmpty else { throw RequestError.invalidBody(reason: "path must name the snapshot file") }
-            guard SnapshotRequest.kinds.contains(request.kind ?? "full") else {
-                throw RequestError.invalidBody(reason: "kind is \"\(request.kind ?? "")\"; expected \"full\" or \"diff\"")
-            }
             return try .json(try control.snapshot(request))
         }
     }

@@ -3,7 +3,7 @@
 /// GET /vm/update reports the running VMM and how the last update ended.
 package enum UpdateEndpoint {
     package static func register(in router: inout Router, control: any VMControl) {
-        router.add("PUT", "/vm/update") { body in
+        router.add(.update) { body in
             let request = body.isEmpty ? UpdateRequest() : try body.decode(UpdateRequest.self)
             if request.binary?.isEmpty == true { throw RequestError.invalidBody(reason: "binary must name the new Engram executable") }
             if request.statePath?.isEmpty == true { throw RequestError.invalidBody(reason: "state_path must name a file") }
@@ -12,6 +12,6 @@ package enum UpdateEndpoint {
             response.afterSent = start.proceed
             return response
         }
-        router.add("GET", "/vm/update") { _ in try .json(control.updateStatus()) }
+        router.add(.updateStatus) { _ in try .json(control.updateStatus()) }
     }
 }

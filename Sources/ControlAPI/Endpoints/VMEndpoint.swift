@@ -6,18 +6,18 @@
 package enum VMEndpoint {
     /// Adds GET /vm, GET /vm/memory, GET /vm/vcpus, PUT /vm/pause, PUT /vm/resume and PUT /vm/shutdown to `router`.
     package static func register(in router: inout Router, control: any VMControl) {
-        router.add("GET", "/vm") { _ in try .json(control.vmInfo()) }
-        router.add("GET", "/vm/memory") { _ in try .json(MemoryRegionList(regions: control.memoryRegions())) }
-        router.add("GET", "/vm/vcpus") { _ in try .json(ProcessorRegisterList(vcpus: control.processorRegisters())) }
-        router.add("PUT", "/vm/pause") { _ in
+        router.add(.vm) { _ in try .json(control.vmInfo()) }
+        router.add(.memory) { _ in try .json(MemoryRegionList(regions: control.memoryRegions())) }
+        router.add(.vcpus) { _ in try .json(ProcessorRegisterList(vcpus: control.processorRegisters())) }
+        router.add(.pause) { _ in
             try control.pause()
             return try .json(VMStateReport(state: control.vmInfo().state))
         }
-        router.add("PUT", "/vm/resume") { _ in
+        router.add(.resume) { _ in
             try control.resume()
             return try .json(VMStateReport(state: control.vmInfo().state))
         }
-        router.add("PUT", "/vm/shutdown") { _ in
+        router.add(.shutdown) { _ in
             // The machine only starts ending here; ControlServer.stop() writes this answer before closing.
             try control.shutdown()
             return try .json(VMStateReport(state: control.vmInfo().state))

@@ -7,6 +7,6 @@ package enum VersionEndpoint {
     /// Adds GET /version to `router`, answering `{"engram": version, "api": apiVersion}`.
     package static func register(in router: inout Router, version: String) {
         let info = VersionInfo(engram: version, api: apiVersion)
-        router.add("GET", "/version") { _ in try .json(info) }
+        router.add(.version) { _ in try .json(info) }
     }
 }

@@ -17,6 +17,9 @@ package struct Router: Sendable {
         handlers[path, default: [:]][method.uppercased()] = handler
     }
 
+    /// Adds `handler` for `route`.
+    package mutating func add(_ route: APIRoute, _ handler: @escaping Handler) { add(route.method.rawValue, route.path, handler) }
+
     /// Every (method, path) in the table, sorted by path then method.
     package var routes: [(method: String, path: String)] {
         handlers.keys.sorted().flatMap { path in handlers[path, default: [:]].keys.sorted().map { (method: $0, path: path) } }

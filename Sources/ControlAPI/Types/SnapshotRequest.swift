@@ -1,17 +1,28 @@
+/// What a snapshot holds: all of memory, or the pages written since the VM's previous snapshot.
+package enum SnapshotRequestKind: String, Codable, Sendable, Equatable {
+    case full, diff
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let kind = SnapshotRequestKind(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "kind is \"\(text)\"; expected \"full\" or \"diff\"")
+        }
+        self = kind
+    }
+}
+
 /// PUT /vm/snapshot body.
 package struct SnapshotRequest: Codable, Sendable, Equatable {
     /// Where the snapshot file goes (created with mode 0600; replaced atomically if it exists).
     package var path: String
     /// "full" (the default): all of memory. "diff": only the pages written since this VM's
     /// previous snapshot, which the file names as its parent and which must be in the same directory.
-    package var kind: String?
+    package var kind: SnapshotRequestKind?
     /// Resume the guest afterwards (default true); false leaves it paused.
     package var resume: Bool?
 
-    /// The kinds `kind` may name.
-    package static let kinds = ["full", "diff"]
-
-    package init(path: String, kind: String? = nil, resume: Bool? = nil) {
+    package init(path: String, kind: SnapshotRequestKind? = nil, resume: Bool? = nil) {
         self.path = path
         self.kind = kind
         self.resume = resume
@@ -21,8 +32,7 @@ package struct SnapshotRequest: Codable, Sendable, Equatable {
 /// PUT /vm/snapshot answer: what was written and how long the guest was paused for it.
 package struct SnapshotReport: Codable, Sendable, Equatable {
     package var path: String
-    /// "full" or "diff".
-    package var kind: String
+    package var kind: SnapshotRequestKind
     /// For a diff, the path of the snapshot it names as its parent; absent for a full snapshot.
     package var parent: String?
     package var fileSizeInBytes: UInt64
@@ -35,7 +45,7 @@ package struct SnapshotReport: Codable, Sendable, Equatable {
     /// The VM's state afterwards: "running", or "paused" when asked to stay paused.
     package var state: String
 
-    package init(path: String, kind: String, parent: String? = nil, fileSizeInBytes: UInt64, bytesWritten: UInt64, pagesWritten: UInt64,
+    package init(path: String, kind: SnapshotRequestKind, parent: String? = nil, fileSizeInBytes: UInt64, bytesWritten: UInt64, pagesWritten: UInt64,
                  pagesZero: UInt64, durationSeconds: Double, state: String) {
         self.path = path
         self.kind = kind

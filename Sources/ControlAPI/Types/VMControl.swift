@@ -3,7 +3,8 @@
 /// The machine side implements this; the API server only translates HTTP to these calls,
 /// so ControlAPI does not link the VMM and its routing is tested without KVM. The server
 /// makes these calls one at a time, on a thread of its own (never an event loop), so an
-/// implementation may block: `pause()` waits for the vCPUs to stop.
+/// implementation may block: `pause()` waits for the vCPUs to stop. There are no default
+/// answers: a conformance that forgets a route does not compile.
 package protocol VMControl: Sendable {
     /// The machine's state, vCPUs and uptime (GET /vm).
     func vmInfo() -> VMInfo
@@ -38,30 +39,4 @@ package protocol VMControl: Sendable {
     /// Presses and releases keys on the guest's keyboard; returns how many events, from the
     /// first, it took (PUT /vm/keyboard).
     func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int
-}
-
-extension VMControl {
-    /// A machine that cannot snapshot says so.
-    package func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
-        throw .failed(operation: "snapshot", reason: "this VM cannot write snapshots")
-    }
-
-    /// A machine that cannot be updated in place says so.
-    package func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
-        throw .conflict(reason: "this VM cannot be updated in place")
-    }
-
-    /// A machine that cannot read its vCPUs says so.
-    package func processorRegisters() throws(VMControlError) -> [ProcessorRegisters] {
-        throw .conflict(reason: "this VM cannot report its vCPU registers")
-    }
-
-    /// A machine without a keyboard says so.
-    package func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
-        throw .conflict(reason: "this VM has no keyboard")
-    }
-
-    package func updateStatus() -> UpdateStatus {
-        UpdateStatus(status: "idle", pid: 0, version: "", binary: "", updatesCompleted: 0, last: nil)
-    }
 }

@@ -1,3 +1,4 @@
+
 /// Where one region (or a part of it) appears in guest-physical address space.
 package struct GuestMapping: Sendable {
     package let guestAddress: GuestAddress
@@ -14,6 +15,9 @@ package struct GuestMapping: Sendable {
 
     /// One past the last guest-physical byte.
     package var endAddress: GuestAddress { guestAddress.advanced(by: sizeInBytes) }
+
+    /// The mapping's place in guest-physical memory, without the region.
+    package var placement: GuestPlacement { GuestPlacement(guestAddress: guestAddress, sizeInBytes: sizeInBytes, regionOffset: regionOffset) }
 }
 
 /// The guest's physical memory: named regions and where each is placed.
@@ -32,6 +36,11 @@ package struct GuestMemoryMap: Sendable {
         }
         self.regions = regions
         self.mappings = sorted
+    }
+
+    /// Where `region` appears in guest-physical memory, in address order.
+    package func placements(of region: GuestRegion) -> [GuestPlacement] {
+        mappings.filter { $0.region === region }.map(\.placement)
     }
 
     /// The region called `name`.

@@ -172,7 +172,7 @@ package final class GuestRegion: @unchecked Sendable {
     private func checkRange(_ offset: RegionOffset, count: Int) throws(GuestMemoryError) {
         let (end, overflow) = offset.rawValue.addingReportingOverflow(UInt64(count))
         guard count >= 0, !overflow, end <= sizeInBytes else {
-            throw .outOfRange(address: GuestAddress(offset.rawValue), length: UInt64(count))
+            throw .outsideRegion(name: name, offset: offset, length: UInt64(max(0, count)), sizeInBytes: sizeInBytes)
         }
     }
 }

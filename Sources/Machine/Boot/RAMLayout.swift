@@ -4,11 +4,11 @@ import SnapshotFormat
 /// Where main RAM goes: below 3 GiB, and the rest from 4 GiB, as one backing at two file offsets.
 package enum RAMLayout {
     /// Where a `ram` region of `size` bytes goes, as snapshot placements (guest address, size, region offset).
-    package static func placements(forSize size: UInt64) -> [SnapshotPlacement] {
+    package static func placements(forSize size: UInt64) -> [GuestPlacement] {
         let low = min(size, X86Layout.lowRAMMaximum)
-        var result = [SnapshotPlacement(guestAddress: GuestAddress(0), sizeInBytes: low, regionOffset: RegionOffset(0))]
+        var result = [GuestPlacement(guestAddress: GuestAddress(0), sizeInBytes: low, regionOffset: RegionOffset(0))]
         if size > low {
-            result.append(SnapshotPlacement(guestAddress: GuestAddress(X86Layout.highRAMStart), sizeInBytes: size - low, regionOffset: RegionOffset(low)))
+            result.append(GuestPlacement(guestAddress: GuestAddress(X86Layout.highRAMStart), sizeInBytes: size - low, regionOffset: RegionOffset(low)))
         }
         return result
     }

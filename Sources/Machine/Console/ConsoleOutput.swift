@@ -11,7 +11,7 @@ final class ConsoleOutput: Sendable {
         do {
             log = try OwnedFileDescriptor.open(
                 logPath, .writeOnly, options: append ? [.create, .append] : [.create, .append, .truncate], permissions: [.ownerReadWrite])
-        } catch { throw .invalidConfiguration("cannot open console log \(logPath): \(error.errno)") }
+        } catch { throw .consoleLog(path: logPath, error.errno) }
     }
 
     /// Writes one byte the guest transmitted. On the vCPU thread: a plain write, no buffering, no allocation.

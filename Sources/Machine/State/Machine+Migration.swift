@@ -23,7 +23,7 @@ extension Machine {
     package func encodedMachineState() throws(MachineError) -> [UInt8] {
         let record = try saveState()
         do { return Array(try JSONEncoder().encode(record)) } catch {
-            throw .invalidConfiguration("cannot encode the machine state: \(error)")
+            throw .stateEncoding("cannot encode the machine state: \(error)")
         }
     }
 }

@@ -9,7 +9,7 @@ extension Machine {
     /// and its state by `init(restoring:)`.
     package static func restoredMemory(_ regions: [GuestRegion]) throws(MachineError) -> GuestMemoryMap {
         guard let ram = regions.first(where: { $0.name == "ram" }) else {
-            throw .invalidConfiguration("snapshot has no ram region; it has \(regions.map(\.name))")
+            throw .incompatibleState("snapshot has no ram region; it has \(regions.map(\.name))")
         }
         var mappings = RAMLayout.mappings(for: ram)
         if let framebuffer = regions.first(where: { $0.name == framebufferRegionName }) {
@@ -44,7 +44,7 @@ extension Machine {
         let saved = record.configuration
         guard memory.regions.map(\.name) == saved.regionNames,
               let ram = memory.region(named: "ram"), ram.sizeInBytes == saved.memorySizeInBytes
-        else { throw .invalidConfiguration("restored memory regions do not match the saved state's \(saved.regionNames)") }
+        else { throw .incompatibleState("restored memory regions do not match the saved state's \(saved.regionNames)") }
         for vcpu in record.vcpus {
             let host = CPUIDTemplate.entries(from: shell.supportedCPUID, cpuID: vcpu.id, cpuCount: saved.cpuCount)
             try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
@@ -73,19 +73,19 @@ extension MachineStateRecord {
         struct VersionOnly: Decodable { var version: Int }
         let version: Int
         do { version = try JSONDecoder().decode(VersionOnly.self, from: Data(bytes)).version } catch {
-            throw .invalidConfiguration("snapshot \(snapshotPath): the state section is not an Engram machine state (no version)")
+            throw .stateUnreadable("snapshot \(snapshotPath): the state section is not an Engram machine state (no version)")
         }
         guard version == currentVersion else {
             let newer = version > currentVersion ? "a newer Engram's " : ""
-            throw .invalidConfiguration(
+            throw .stateUnreadable(
                 "snapshot \(snapshotPath): machine state is \(newer)version \(version); this Engram reads version \(currentVersion)")
         }
         let record: MachineStateRecord
         do { record = try JSONDecoder().decode(MachineStateRecord.self, from: Data(bytes)) } catch {
-            throw .invalidConfiguration("snapshot \(snapshotPath): the machine state does not decode: \(DecodingProblem.describe(error))")
+            throw .stateUnreadable("snapshot \(snapshotPath): the machine state does not decode: \(DecodingProblem.describe(error))")
         }
         do { try SavedStateCheck.wellFormed(record) } catch {
-            throw .invalidConfiguration("snapshot \(snapshotPath): \(error)")
+            throw .stateUnreadable("snapshot \(snapshotPath): \(error)")
         }
         return record
     }

@@ -19,9 +19,9 @@ extension Machine {
         if let waitForFill = memoryFillWait.withLock({ $0 }), !waitForFill() { throw .memoryIncomplete }
         let wasRunning = control.currentState == .running
         if wasRunning {
-            guard pause() else { throw .notPausable(state: stateName) }
+            guard pause() else { throw .notPausable(state: runState.rawValue) }
         } else if control.currentState != .paused {
-            throw .notPausable(state: stateName)
+            throw .notPausable(state: runState.rawValue)
         }
         defer { if wasRunning && resume { _ = self.resume() } }
         let state = try encodedState()
@@ -63,7 +63,7 @@ extension Machine {
         let record: MachineStateRecord
         do { record = try saveState() } catch { throw .failed(error) }
         do { return Array(try JSONEncoder().encode(record)) } catch {
-            throw .failed(.invalidConfiguration("cannot encode the machine state: \(error)"))
+            throw .failed(.stateEncoding("cannot encode the machine state: \(error)"))
         }
     }
 }

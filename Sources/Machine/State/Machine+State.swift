@@ -4,7 +4,7 @@ import KVM
 extension Machine {
     /// Saves vCPU, interrupt-controller, timer, clock and device state. The machine must be paused.
     package func saveState() throws(MachineError) -> MachineStateRecord {
-        guard control.currentState == .paused else { throw .invalidConfiguration("the VM must be paused to save its state") }
+        guard control.currentState == .paused else { throw .notPaused(operation: "save its state") }
         do {
             let msrIndices = try kvm.savedMSRIndices()
             let records = try vcpus.map { (vcpu) throws(KVMError) -> VCPUStateRecord in
@@ -33,7 +33,7 @@ extension Machine {
 
     /// Loads a saved state into this paused machine (same configuration); resume continues from it.
     package func restoreState(_ record: MachineStateRecord) throws(MachineError) {
-        guard control.currentState == .paused else { throw .invalidConfiguration("the VM must be paused to restore state") }
+        guard control.currentState == .paused else { throw .notPaused(operation: "restore state") }
         try applyState(record, timerWhenResumed: true)
     }
 

@@ -7,34 +7,34 @@ enum SavedStateCheck {
     /// The record's own consistency: version, vCPU count and ids, regions.
     static func wellFormed(_ record: MachineStateRecord) throws(MachineError) {
         guard record.version == MachineStateRecord.currentVersion else {
-            throw .invalidConfiguration(
+            throw .incompatibleState(
                 "machine state version \(record.version) is not \(MachineStateRecord.currentVersion), the one this Engram reads")
         }
         let saved = record.configuration
         guard (1...MachineConfiguration.maximumCPUCount).contains(saved.cpuCount) else {
-            throw .invalidConfiguration("saved configuration has \(saved.cpuCount) vCPUs; expected 1 to \(MachineConfiguration.maximumCPUCount)")
+            throw .incompatibleState("saved configuration has \(saved.cpuCount) vCPUs; expected 1 to \(MachineConfiguration.maximumCPUCount)")
         }
         guard record.vcpus.count == saved.cpuCount else {
-            throw .invalidConfiguration("saved state holds \(record.vcpus.count) vCPUs but its configuration says \(saved.cpuCount)")
+            throw .incompatibleState("saved state holds \(record.vcpus.count) vCPUs but its configuration says \(saved.cpuCount)")
         }
         for (index, vcpu) in record.vcpus.enumerated() where vcpu.id != UInt32(index) {
-            throw .invalidConfiguration("saved vCPU \(index) has id \(vcpu.id); expected ids 0 to \(saved.cpuCount - 1) in order")
+            throw .incompatibleState("saved vCPU \(index) has id \(vcpu.id); expected ids 0 to \(saved.cpuCount - 1) in order")
         }
         for name in saved.regionNames where !MachineConfiguration.regionNames.contains(name) {
-            throw .invalidConfiguration("saved configuration has region \(name); this Engram knows \(MachineConfiguration.regionNames.joined(separator: ", "))")
+            throw .incompatibleState("saved configuration has region \(name); this Engram knows \(MachineConfiguration.regionNames.joined(separator: ", "))")
         }
-        guard saved.regionNames.contains("ram") else { throw .invalidConfiguration("saved configuration has no ram region") }
+        guard saved.regionNames.contains("ram") else { throw .incompatibleState("saved configuration has no ram region") }
     }
 
     /// The record fits `machine`: same vCPUs and regions.
     static func compatible(_ record: MachineStateRecord, with machine: Machine) throws(MachineError) {
         try wellFormed(record)
         guard record.vcpus.count == machine.vcpus.count else {
-            throw .invalidConfiguration("saved state has \(record.vcpus.count) vCPUs; this machine has \(machine.vcpus.count)")
+            throw .incompatibleState("saved state has \(record.vcpus.count) vCPUs; this machine has \(machine.vcpus.count)")
         }
         let names = machine.memory.regions.map(\.name)
         guard record.configuration.regionNames == names else {
-            throw .invalidConfiguration("saved state has regions \(record.configuration.regionNames); this machine has \(names)")
+            throw .incompatibleState("saved state has regions \(record.configuration.regionNames); this machine has \(names)")
         }
     }
 
@@ -42,14 +42,14 @@ enum SavedStateCheck {
     static func regions(_ regions: [SnapshotRegionShape], match record: MachineStateRecord) throws(MachineError) {
         let names = regions.map(\.name)
         guard names == record.configuration.regionNames else {
-            throw .invalidConfiguration("snapshot memory has regions \(names); its machine state names \(record.configuration.regionNames)")
+            throw .incompatibleState("snapshot memory has regions \(names); its machine state names \(record.configuration.regionNames)")
         }
         guard let ram = regions.first(where: { $0.name == "ram" }), ram.sizeInBytes == record.configuration.memorySizeInBytes else {
-            throw .invalidConfiguration("snapshot ram region does not match the saved memory size \(record.configuration.memorySizeInBytes)")
+            throw .incompatibleState("snapshot ram region does not match the saved memory size \(record.configuration.memorySizeInBytes)")
         }
         let expected = RAMLayout.placements(forSize: ram.sizeInBytes)
         guard ram.placements == expected else {
-            throw .invalidConfiguration("snapshot places ram at \(ram.placements); this Engram places \(ram.sizeInBytes) bytes at \(expected)")
+            throw .incompatibleState("snapshot places ram at \(ram.placements); this Engram places \(ram.sizeInBytes) bytes at \(expected)")
         }
     }
 
@@ -70,7 +70,7 @@ enum SavedStateCheck {
             for (name, register, mask) in leaf.registers {
                 let missing = old[keyPath: register] & mask & ~(host?[keyPath: register] ?? 0)
                 guard missing == 0 else {
-                    throw .invalidConfiguration(
+                    throw .incompatibleState(
                         "snapshot needs CPU features this host lacks: vCPU \(vcpu) CPUID leaf 0x\(String(leaf.function, radix: 16)).\(leaf.index) "
                             + "\(name) bits 0x\(String(missing, radix: 16))")
                 }

@@ -7,7 +7,7 @@ import LinuxSystem
 ///
 /// `@unchecked Sendable`: every variable is read and written only under `lock`.
 final class RunControl: @unchecked Sendable {
-    enum State: Equatable { case running, paused, stopping }
+    typealias State = MachineRunState
 
     private let lock = ConditionLock()
     private var state = State.running

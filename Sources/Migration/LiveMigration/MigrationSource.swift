@@ -72,9 +72,7 @@ package final class MigrationSource: Sendable {
     private func migrate(over link: MigrationLink, started: ContinuousClock.Instant, stateSent: inout Bool, pausedHere: inout Bool) throws -> Outcome {
         let regions = machine.memory.regions
         let shapes = regions.map { region in
-            SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: machine.memory.mappings.filter { $0.region === region }.map {
-                SnapshotPlacement(guestAddress: $0.guestAddress, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset)
-            })
+            SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: machine.memory.placements(of: region))
         }
         // Pre-copy tells where data is, so the destination allocates those pages before the first pass.
         var dataPages: [String: [Range<UInt64>]] = [:]
@@ -92,7 +90,7 @@ package final class MigrationSource: Sendable {
 
         // Stop-and-copy: the guest stops here; downtime runs from now until the destination runs it.
         update { $0.phase = "stopping" }
-        guard machine.pause() else { throw MigrationFailure("the VM is \(machine.stateName); only a running VM can be migrated") }
+        guard machine.pause() else { throw MigrationFailure("the VM is \(machine.runState); only a running VM can be migrated") }
         pausedHere = true
         let pausedAt = ContinuousClock.now
         if request.mode == .precopy {

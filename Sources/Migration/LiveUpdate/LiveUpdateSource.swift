@@ -13,12 +13,12 @@ package enum LiveUpdateSource {
     /// process's address space alone, as QEMU's cpr refuses non-shared RAM.
     package static func inheritedRegions(of memory: GuestMemoryMap) throws(LiveUpdateError) -> [InheritedRegion] {
         try memory.regions.map { (region) throws(LiveUpdateError) -> InheritedRegion in
-            let path: String?
+            let backing: InheritedBacking
             switch region.backing {
-            case .memfd: path = nil
-            case .file(let file): path = file
-            case .sharedFile(let file, _): path = file
-            case .hugetlbfs(let directory): path = directory
+            case .memfd: backing = .memfd
+            case .file(let file): backing = .file(path: file)
+            case .sharedFile(let file, _): backing = .sharedFile(path: file)
+            case .hugetlbfs(let directory): backing = .hugetlbfs(directory: directory)
             case .anonymous:
                 throw .memoryNotInheritable(
                     region: region.name, reason: "is private anonymous memory (--anonymous-memory), which does not survive exec")
@@ -31,8 +31,7 @@ package enum LiveUpdateSource {
             guard let descriptor = region.fileDescriptor else {
                 throw .memoryNotInheritable(region: region.name, reason: "has no descriptor to keep open")
             }
-            return InheritedRegion(
-                name: region.name, sizeInBytes: region.sizeInBytes, backing: region.backing.kindName, path: path, descriptor: descriptor)
+            return InheritedRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: backing, descriptor: descriptor)
         }
     }
 

@@ -14,8 +14,8 @@ package enum LiveUpdateTarget {
             do {
                 regions.append(
                     try GuestRegion(
-                        name: inherited.name, sizeInBytes: inherited.sizeInBytes, backing: try backing(of: inherited),
-                        adopting: inherited.descriptor, path: inherited.backing == "hugetlbfs" ? nil : inherited.path))
+                        name: inherited.name, sizeInBytes: inherited.sizeInBytes, backing: inherited.backing.regionBacking,
+                        adopting: inherited.descriptor, path: inherited.backing.filePath))
             } catch {
                 throw .restoreFailed(reason: "cannot map inherited region \(inherited.name): \(error)")
             }
@@ -48,13 +48,4 @@ package enum LiveUpdateTarget {
         }
     }
 
-    private static func backing(of region: InheritedRegion) throws(LiveUpdateError) -> RegionBacking {
-        switch (region.backing, region.path) {
-        case ("memfd", _): return .memfd
-        case ("file", let path?): return .file(path: path)
-        case ("shared-file", let path?): return .sharedFile(path: path, overwrite: false)
-        case ("hugetlbfs", let directory?): return .hugetlbfs(directory: directory)
-        default: throw .restoreFailed(reason: "inherited region \(region.name) has backing \(region.backing), which cannot be inherited")
-        }
-    }
 }

@@ -62,22 +62,79 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     package var descriptors: [CInt] { regions.map(\.descriptor) + (controlSocket.map { [$0.descriptor] } ?? []) }
 }
 
-/// One guest memory region kept open across exec: its descriptor and how it was made.
+/// How an inherited region was made: the backings whose memory survives exec.
+package enum InheritedBacking: Sendable, Equatable {
+    case memfd
+    case file(path: String)
+    case sharedFile(path: String)
+    case hugetlbfs(directory: String)
+
+    /// The backing that maps the inherited descriptor again in the new process.
+    package var regionBacking: RegionBacking {
+        switch self {
+        case .memfd: .memfd
+        case .file(let path): .file(path: path)
+        case .sharedFile(let path): .sharedFile(path: path, overwrite: false)
+        case .hugetlbfs(let directory): .hugetlbfs(directory: directory)
+        }
+    }
+
+    /// The region's file, for GET /vm/memory (a hugetlbfs file is unlinked: it has none).
+    package var filePath: String? {
+        switch self {
+        case .memfd, .hugetlbfs: nil
+        case .file(let path), .sharedFile(let path): path
+        }
+    }
+}
+
+/// One guest memory region kept open across exec: its descriptor and how it was made. In the
+/// handoff's JSON the backing is `backing` (RegionBacking.kindName) and `path` (the file, or the
+/// hugetlbfs mount), as version 1 of the handoff wrote them.
 package struct InheritedRegion: Codable, Sendable, Equatable {
     package var name: String
     package var sizeInBytes: UInt64
-    /// RegionBacking.kindName: memfd, file, shared-file or hugetlbfs.
-    package var backing: String
-    /// The file's path (file, shared-file) or the hugetlbfs mount (hugetlbfs).
-    package var path: String?
+    package var backing: InheritedBacking
     package var descriptor: CInt
 
-    package init(name: String, sizeInBytes: UInt64, backing: String, path: String?, descriptor: CInt) {
+    package init(name: String, sizeInBytes: UInt64, backing: InheritedBacking, descriptor: CInt) {
         self.name = name
         self.sizeInBytes = sizeInBytes
         self.backing = backing
-        self.path = path
         self.descriptor = descriptor
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, sizeInBytes, backing, path, descriptor }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        sizeInBytes = try container.decode(UInt64.self, forKey: .sizeInBytes)
+        descriptor = try container.decode(CInt.self, forKey: .descriptor)
+        let kind = try container.decode(String.self, forKey: .backing)
+        let path = try container.decodeIfPresent(String.self, forKey: .path)
+        switch (kind, path) {
+        case ("memfd", _): backing = .memfd
+        case ("file", let path?): backing = .file(path: path)
+        case ("shared-file", let path?): backing = .sharedFile(path: path)
+        case ("hugetlbfs", let directory?): backing = .hugetlbfs(directory: directory)
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .backing, in: container, debugDescription: "region \(name) has backing \(kind), which cannot be inherited")
+        }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(sizeInBytes, forKey: .sizeInBytes)
+        try container.encode(descriptor, forKey: .descriptor)
+        switch backing {
+        case .memfd: try container.encode("memfd", forKey: .backing)
+        case .file(let path): try container.encode("file", forKey: .backing); try container.encode(path, forKey: .path)
+        case .sharedFile(let path): try container.encode("shared-file", forKey: .backing); try container.encode(path, forKey: .path)
+        case .hugetlbfs(let directory): try container.encode("hugetlbfs", forKey: .backing); try container.encode(directory, forKey: .path)
+        }
     }
 }
 

@@ -46,17 +46,18 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
     package var shapes: [SnapshotRegionShape] {
         regions.map { region in
             SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: region.placements.map {
-                SnapshotPlacement(guestAddress: GuestAddress($0[0]), sizeInBytes: $0[1], regionOffset: RegionOffset($0[2]))
+                GuestPlacement(guestAddress: GuestAddress($0[0]), sizeInBytes: $0[1], regionOffset: RegionOffset($0[2]))
             })
         }
     }
 
     package var stateBytes: [UInt8] { Data(base64Encoded: state).map { [UInt8]($0) } ?? [] }
 
-    package func encoded() -> [UInt8] {
+    /// The manifest as JSON; a failure to encode is an error, never an empty object in the store.
+    package func encoded() throws(ObjectSnapshotError) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return (try? Array(encoder.encode(self))) ?? []
+        do { return Array(try encoder.encode(self)) } catch { throw .local("cannot encode the snapshot manifest: \(error)") }
     }
 
     /// Decodes and checks a manifest read from `origin`.

@@ -78,12 +78,12 @@ package enum ObjectSnapshotUploader {
                 let index = PackIndex(pack: packKey, chunks: entries.filter { seen.insert($0.hash).inserted }.map {
                     PackIndex.Entry(hash: $0.hash, offset: $0.offset, length: $0.length, pages: $0.pages)
                 })
-                try client.putObject(ObjectLocation(bucket: location.bucket, uncheckedKey: packKey + ".index"), body: index.encoded())
+                try client.putObject(ObjectLocation(bucket: location.bucket, uncheckedKey: packKey + ".index"), body: try index.encoded())
             }
             let manifest = ObjectSnapshotManifest(
                 regions: regions, state: Data(chain.state).base64EncodedString(),
                 fingerprint: chain.fingerprint)
-            try client.putObject(location.appending("manifest"), body: manifest.encoded())
+            try client.putObject(location.appending("manifest"), body: try manifest.encoded())
         } catch let error as ObjectStoreError {
             pack.abandon()
             throw .store(error)

@@ -16,7 +16,10 @@ package struct PackIndex: Codable, Sendable {
     /// Where packs and their indexes live in a bucket, beside every snapshot's prefix.
     package static let prefix = ".engram/packs/"
 
-    package func encoded() -> [UInt8] { (try? Array(JSONEncoder().encode(self))) ?? [] }
+    /// The index as JSON; a failure to encode is an error, never an empty object in the store.
+    package func encoded() throws(ObjectSnapshotError) -> [UInt8] {
+        do { return Array(try JSONEncoder().encode(self)) } catch { throw .local("cannot encode pack index \(pack): \(error)") }
+    }
 
     package static func decode(_ bytes: [UInt8]) -> PackIndex? { try? JSONDecoder().decode(PackIndex.self, from: Data(bytes)) }
 }

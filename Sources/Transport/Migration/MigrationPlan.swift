@@ -44,7 +44,7 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
     package var shapes: [SnapshotRegionShape] {
         regions.map { region in
             SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: region.placements.map {
-                SnapshotPlacement(guestAddress: GuestAddress($0.guestAddress), sizeInBytes: $0.sizeInBytes, regionOffset: RegionOffset($0.regionOffset))
+                GuestPlacement(guestAddress: GuestAddress($0.guestAddress), sizeInBytes: $0.sizeInBytes, regionOffset: RegionOffset($0.regionOffset))
             })
         }
     }

@@ -59,7 +59,9 @@ package final class LiveServedMemory: ServedMemory {
         let source = regions[region]
         let (offset, overflow) = firstPage.multipliedReportingOverflow(by: PageSize.bytes64)
         do {
-            guard !overflow else { throw GuestMemoryError.outOfRange(address: GuestAddress(firstPage), length: UInt64(buffer.count)) }
+            guard !overflow else {
+                throw GuestMemoryError.outsideRegion(name: source.name, offset: RegionOffset(.max), length: UInt64(buffer.count), sizeInBytes: source.sizeInBytes)
+            }
             // SAFETY: `withUnsafeBytes` checked the range lies inside the mapping; the view and
             // `buffer` are used only for this copy.
             try unsafe source.withUnsafeBytes(at: RegionOffset(offset), count: buffer.count) { bytes in

@@ -77,7 +77,7 @@ package struct SnapshotManifest: Sendable {
             }
             let placementCount = Int(try reader.u32("placement count"))
             guard placementCount <= Self.maximumPlacements else { throw bad("gives region \(name) \(placementCount) placements") }
-            var placements: [SnapshotPlacement] = []
+            var placements: [GuestPlacement] = []
             for _ in 0..<placementCount {
                 let guest = try reader.u64("guest address")
                 let length = try reader.u64("placement size")
@@ -85,7 +85,7 @@ package struct SnapshotManifest: Sendable {
                 guard length > 0, offset <= size, length <= size - offset, guest <= UInt64.max - length else {
                     throw bad("places region \(name) outside itself")
                 }
-                placements.append(SnapshotPlacement(guestAddress: GuestAddress(guest), sizeInBytes: length, regionOffset: RegionOffset(offset)))
+                placements.append(GuestPlacement(guestAddress: GuestAddress(guest), sizeInBytes: length, regionOffset: RegionOffset(offset)))
             }
             let pages = size / PageSize.bytes64
             let bitmapBytes = try reader.bytes(Int(PageBitmap.byteCount(pageCount: pages)), "data bitmap")

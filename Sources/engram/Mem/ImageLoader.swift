@@ -25,7 +25,7 @@ enum ImageLoader {
         let decoder = JSONCoding.makeDecoder()
         let list: MemoryRegionList
         do {
-            list = try decoder.decode(MemoryRegionList.self, from: Data(try APICall.send(socket: socket, method: "GET", path: "/vm/memory")))
+            list = try decoder.decode(MemoryRegionList.self, from: Data(try APICall.send(socket: socket, route: .memory)))
         } catch let failure as CommandFailure { throw failure } catch {
             throw CommandFailure("\(socket): GET /vm/memory answered something that does not decode: \(error)")
         }
@@ -37,7 +37,7 @@ enum ImageLoader {
                 ImageRange(guestAddress: $0.guestAddress, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset)
             })
         }
-        let registers = (try? decoder.decode(ProcessorRegisterList.self, from: Data(try APICall.send(socket: socket, method: "GET", path: "/vm/vcpus"))))?.vcpus ?? []
+        let registers = (try? decoder.decode(ProcessorRegisterList.self, from: Data(try APICall.send(socket: socket, route: .vcpus))))?.vcpus ?? []
         let processors = registers.map { ProcessorState(id: $0.id, cr0: $0.cr0, cr3: $0.cr3, cr4: $0.cr4, efer: $0.efer, rip: $0.rip) }
         return try MemoryImage.live(source: socket, regions: regions, processors: processors)
     }

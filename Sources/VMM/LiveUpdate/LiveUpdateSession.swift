@@ -8,7 +8,7 @@ import Synchronization
 /// What a VMM process knows about live updates: the settings a new binary must continue
 /// (control socket, console log, terminal), whether an update is under way, and how the last
 /// one went. One per process; the new process starts from what the handoff told it.
-final class LiveUpdateSession: Sendable {
+package final class LiveUpdateSession: Sendable {
     /// The control socket's path (updates are asked for through it).
     let apiSocket: String?
     let consoleLogPath: String?

@@ -3,10 +3,10 @@ import Glibc
 import GuestMemory
 
 /// Describes guest memory regions the same way on the terminal and through the API.
-enum RegionReport {
-    static func regions(of memory: GuestMemoryMap) -> [MemoryRegionInfo] {
+package enum RegionReport {
+    package static func regions(of memory: GuestMemoryMap) -> [MemoryRegionInfo] {
         memory.regions.map { region in
-            let ranges = memory.mappings.filter { $0.region === region }.map {
+            let ranges = memory.placements(of: region).map {
                 GuestRangeInfo(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
             }
             // A memfd has no name, but its owner can open it through /proc.
@@ -17,7 +17,7 @@ enum RegionReport {
     }
 
     /// One line per region: name, size, backing, guest-physical ranges.
-    static func lines(of memory: GuestMemoryMap) -> [String] {
+    package static func lines(of memory: GuestMemoryMap) -> [String] {
         regions(of: memory).map { info in
             let ranges = info.ranges.map { "0x\(hex($0.guestAddress))-0x\(hex($0.guestAddress + $0.sizeInBytes - 1))" }
             let file = info.path.map { " \($0)" } ?? ""

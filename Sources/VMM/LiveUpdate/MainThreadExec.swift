@@ -10,7 +10,7 @@ import Synchronization
 /// the old leader's exit looks like the process ending to observers that watch it with a pidfd
 /// (a parent using Foundation's Process, for one, then blocks reaping it). From the main
 /// thread, exec replaces the image and nothing else changes, as with QEMU's exec request.
-final class MainThreadExec: Sendable {
+package final class MainThreadExec: Sendable {
     private struct Request: Sendable {
         let path: String
         let arguments: [String]

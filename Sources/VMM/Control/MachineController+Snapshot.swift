@@ -6,9 +6,9 @@ import SnapshotFormat
 extension MachineController {
     /// PUT /vm/snapshot: writes a full or diff snapshot and reports it. A diff the VM cannot
     /// take yet (no previous snapshot) is 409; one asked for in the wrong place is 400.
-    func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
+    package func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
         let started = ContinuousClock.now
-        let kind: SnapshotKind = request.kind == "diff" ? .diff : .full
+        let kind: SnapshotKind = request.kind == .diff ? .diff : .full
         let written: WrittenSnapshot
         do {
             written = try machine.writeSnapshot(to: request.path, kind: kind, resume: request.resume ?? true)
@@ -23,10 +23,10 @@ extension MachineController {
         let elapsed = ContinuousClock.now - started
         let summary = written.summary
         return SnapshotReport(
-            path: written.path, kind: written.kind == .diff ? "diff" : "full", parent: written.parentPath,
+            path: written.path, kind: written.kind == .diff ? .diff : .full, parent: written.parentPath,
             fileSizeInBytes: summary.fileSizeInBytes, bytesWritten: summary.bytesWritten,
             pagesWritten: summary.pagesWritten, pagesZero: summary.pagesZero,
             durationSeconds: elapsed.inSeconds,
-            state: machine.stateName)
+            state: machine.runState.rawValue)
     }
 }

@@ -4,32 +4,32 @@ import Paging
 import SnapshotFormat
 
 /// A lazy restore's pager, and its statistics in the control API's terms.
-struct LazyFill: Sendable {
+package struct LazyFill: Sendable {
     let pager: LazyPager
     let source: any PageSource
 
-    init(
+    package init(
         regions: [GuestRegion], source: any PageSource, clusterPages: Int = 16, prefetch: WorkingSet? = nil,
         recorder: WorkingSetRecorder? = nil
-    ) throws {
+    ) throws(VMMError) {
         self.source = source
-        do {
+        do throws(PagingError) {
             pager = try LazyPager(
                 regions: regions, source: source, faultClusterPages: clusterPages, prefetch: prefetch, recorder: recorder)
         } catch {
-            throw CommandFailure(error.description)
+            throw .failed(error.description)
         }
     }
 
-    func start(onFailure: @escaping @Sendable (String) -> Void) throws {
-        do { try pager.start(onFailure: onFailure) } catch { throw CommandFailure(error.description) }
+    package func start(onFailure: @escaping @Sendable (String) -> Void) throws(VMMError) {
+        do { try pager.start(onFailure: onFailure) } catch { throw .failed(error.description) }
     }
 
-    func waitUntilFilled() -> Bool { pager.waitUntilFilled() }
+    package func waitUntilFilled() -> Bool { pager.waitUntilFilled() }
 
-    func stop() { pager.stop() }
+    package func stop() { pager.stop() }
 
-    var info: LazyFillInfo {
+    package var info: LazyFillInfo {
         let s = pager.statistics()
         let latency = s.faultLatency
         var info = LazyFillInfo(

@@ -7,11 +7,11 @@ extension MachineController {
     /// PUT /vm/update: checks the memory can be kept and the binary can take over, then
     /// returns the 202 and the update, which runs once the client has the answer. Nothing is
     /// paused until every check has passed.
-    func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
+    package func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
         guard let socket = liveUpdate.apiSocket else { throw .conflict(reason: "live update needs the control socket") }
         let binary = request.binary ?? liveUpdate.binary
         let statePath = request.statePath ?? LiveUpdateSource.defaultStatePath(socketPath: socket)
-        guard machine.stateName != "stopping" else { throw .invalidState(operation: "update", state: machine.stateName) }
+        guard machine.runState != .stopping else { throw .invalidState(operation: "update", state: machine.runState.rawValue) }
         do { try LiveUpdateSource.checkStatePath(statePath) } catch { throw .invalidRequest(reason: error.description) }
         let regions: [InheritedRegion]
         do { regions = try LiveUpdateSource.inheritedRegions(of: machine.memory) } catch { throw .conflict(reason: error.description) }
@@ -24,7 +24,7 @@ extension MachineController {
         return UpdateStart(accepted: accepted) { [self] in perform(plan) }
     }
 
-    func updateStatus() -> UpdateStatus { liveUpdate.status(version: EngramVersion.current) }
+    package func updateStatus() -> UpdateStatus { liveUpdate.status(version: EngramVersion.current) }
 
     /// What an accepted update will do.
     private struct UpdatePlan {
@@ -46,11 +46,11 @@ extension MachineController {
         }
         // A lazily restored VM's memory is complete only once the fill has ended.
         guard machine.waitForMemoryFill() else { return fail("the lazy restore's memory fill failed") }
-        let wasRunning = machine.stateName == "running"
+        let wasRunning = machine.runState == .running
         if wasRunning {
-            guard machine.pause() else { return fail("cannot pause the VM: it is \(machine.stateName)") }
-        } else if machine.stateName != "paused" {
-            return fail("the VM is \(machine.stateName)")
+            guard machine.pause() else { return fail("cannot pause the VM: it is \(machine.runState)") }
+        } else if machine.runState != .paused {
+            return fail("the VM is \(machine.runState)")
         }
         let pausedAt = LiveUpdateSource.monotonicNanoseconds()
         let resumeHere = { if wasRunning { _ = self.machine.resume() } }

@@ -8,15 +8,15 @@ import Synchronization
 import Transport
 
 /// The migrations of one VMM process: at most one at a time; the last one's report stays.
-final class MigrationSessions: Sendable {
-    let current = Mutex<MigrationSource?>(nil)
+package final class MigrationSessions: Sendable {
+    package let current = Mutex<MigrationSource?>(nil)
     /// Signalled when a client has read a completed migration's report, so the VMM can end
     /// without `engram migrate` losing the figures (it waits at most a moment for it).
-    let completionRead = DispatchSemaphore(value: 0)
+    package let completionRead = DispatchSemaphore(value: 0)
 }
 
 extension MachineController {
-    func migrate(_ body: MigrationRequestBody) throws(VMControlError) -> MigrationStatus {
+    package func migrate(_ body: MigrationRequestBody) throws(VMControlError) -> MigrationStatus {
         let mode = body.mode.flatMap(MigrationMode.init(rawValue:)) ?? .precopy
         let request: MigrationRequest
         do {
@@ -27,7 +27,7 @@ extension MachineController {
         } catch {
             throw .invalidRequest(reason: "\(error)")
         }
-        guard machine.stateName == "running" else { throw .invalidState(operation: "migrate", state: machine.stateName) }
+        guard machine.runState == .running else { throw .invalidState(operation: "migrate", state: machine.runState.rawValue) }
         if mode == .shared, let region = machine.memory.regions.first(where: { !$0.backing.isNamedSharedFile }) {
             throw .invalidRequest(reason: "shared migration needs every region in a named shared file (--ram-file or --shared-maps); region \(region.name) is \(region.backing.kindName)")
         }
@@ -54,14 +54,14 @@ extension MachineController {
         return Self.status(source.report.withLock { $0 })
     }
 
-    func migrationStatus() -> MigrationStatus {
+    package func migrationStatus() -> MigrationStatus {
         guard let source = migrations.current.withLock({ $0 }) else { return MigrationStatus(status: "idle") }
         let status = Self.status(source.report.withLock { $0 })
         if status.status == "completed" { migrations.completionRead.signal() }
         return status
     }
 
-    static func status(_ report: MigrationReport) -> MigrationStatus {
+    package static func status(_ report: MigrationReport) -> MigrationStatus {
         var status = MigrationStatus(status: report.status)
         status.mode = report.mode?.rawValue
         status.to = report.destination

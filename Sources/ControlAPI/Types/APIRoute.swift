@@ -1,0 +1,38 @@
+/// One route of the control API: a method and a path. The server registers these and the
+/// client sends them, so each is written once.
+package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
+    package enum Method: String, Sendable {
+        case get = "GET", put = "PUT"
+    }
+
+    package let method: Method
+    package let path: String
+
+    package init(_ method: Method, _ path: String) {
+        self.method = method
+        self.path = path
+    }
+
+    package var description: String { "\(method.rawValue) \(path)" }
+
+    package static let vm = APIRoute(.get, "/vm")
+    package static let memory = APIRoute(.get, "/vm/memory")
+    package static let memoryStatistics = APIRoute(.get, "/vm/memory/stats")
+    package static let vcpus = APIRoute(.get, "/vm/vcpus")
+    package static let pause = APIRoute(.put, "/vm/pause")
+    package static let resume = APIRoute(.put, "/vm/resume")
+    package static let shutdown = APIRoute(.put, "/vm/shutdown")
+    package static let snapshot = APIRoute(.put, "/vm/snapshot")
+    package static let update = APIRoute(.put, "/vm/update")
+    package static let updateStatus = APIRoute(.get, "/vm/update")
+    package static let migrate = APIRoute(.put, "/vm/migrate")
+    package static let migrationStatus = APIRoute(.get, "/vm/migrate")
+    package static let keyboard = APIRoute(.put, "/vm/keyboard")
+    package static let version = APIRoute(.get, "/version")
+
+    /// Every route the server answers.
+    package static let all: [APIRoute] = [
+        vm, memory, memoryStatistics, vcpus, pause, resume, shutdown, snapshot, update, updateStatus, migrate, migrationStatus, keyboard,
+        version,
+    ]
+}

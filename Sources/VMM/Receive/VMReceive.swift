@@ -1,0 +1,126 @@
+import GuestMemory
+import LinuxSystem
+import Machine
+import Migration
+import Paging
+import Transport
+
+/// Everything `engram receive` asks of a migration's destination.
+package struct ReceiveRequest: Sendable {
+    /// HOST:PORT to listen on (port 0 picks a free one).
+    package var listen: String
+    package var secretFile: String
+    /// Region name → a file to create (mode 0600) for it.
+    package var sharedMaps: [String: String] = [:]
+    package var replaceSharedMaps = false
+    package var display: String?
+    package var consoleLog: String?
+    package var apiSocket: String?
+    /// Post-copy: seconds to keep reconnecting to a source page server that went away.
+    package var reconnectTimeoutSeconds = 300
+
+    package init(listen: String, secretFile: String) {
+        self.listen = listen
+        self.secretFile = secretFile
+    }
+}
+
+/// The destination of a live migration: waits for an authenticated source, builds the VM it
+/// sends, runs it, and (post-copy) fetches the rest of memory from the source's page server.
+package enum VMReceive {
+    /// Waits for a migration and runs the guest it brings to its end; returns the exit status.
+    package static func run(_ request: ReceiveRequest) throws(VMMError) -> Int32 {
+        let secret: SharedSecret
+        let listener: ListeningSocket
+        do {
+            secret = try SharedSecret.load(path: request.secretFile)
+            let endpoint = try Endpoint(parsing: request.listen, listening: true)
+            listener = try ListeningSocket(endpoint: endpoint)
+            Diagnostics.note("waiting for a migration on \(Endpoint.describe(host: endpoint.host, port: listener.boundPort))")
+        } catch {
+            throw .failed("\(error)")
+        }
+        let arrival: MigrationArrival
+        do {
+            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), consoleLogPath: request.consoleLog,
+                                                   log: { Diagnostics.note($0) })
+        } catch let error as VMMError {
+            throw error
+        } catch {
+            throw .failed("\(error)")
+        }
+        TerminationSignals.block()
+        let machine = arrival.machine
+        let link = arrival.link
+        let fill = try arrival.pageServer.map { (server) throws(VMMError) in try postcopyFill(arrival, server: server, secret: secret, request) }
+        // Post-copy has not fetched the header page yet; otherwise the display file now names this VM's socket.
+        if fill == nil { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
+        let controller = MachineController(
+            machine: machine, liveUpdate: LiveUpdateSession(apiSocket: request.apiSocket, consoleLogPath: request.consoleLog), lazyFill: fill)
+        return try MachineSession.run(
+            machine, controller: controller, setup: MachineSession.Setup(apiSocket: request.apiSocket),
+            beforeStart: { () throws(VMMError) in
+                if let fill {
+                    try fill.start { message in machine.finish(.memoryFailure(message)) }
+                    machine.setMemoryFillWait { fill.waitUntilFilled() }
+                }
+            },
+            afterStart: {
+                // The guest runs here now; the source may end (or, post-copy, serve until we have it all).
+                do { try link.sendRunning() } catch { Diagnostics.note("the source did not hear that the guest runs here: \(error)") }
+                Diagnostics.note("migration from \(link.peer) (\(arrival.plan.mode.rawValue)) arrived: \(arrival.pagesReceived) pages; the guest runs here")
+                if let fill { reportWhenFilled(fill, link: link) }
+            },
+            afterEnd: { fill?.stop(); link.close() })
+    }
+
+    /// Post-copy: a lazy pager fed by the source's page server, reached at the source's address.
+    private static func postcopyFill(
+        _ arrival: MigrationArrival, server: (port: UInt16, fingerprint: UInt64), secret: SharedSecret, _ request: ReceiveRequest
+    ) throws(VMMError) -> LazyFill {
+        let remote: RemotePageSource
+        let endpoint: Endpoint
+        do {
+            endpoint = try Endpoint(parsing: Endpoint.describe(host: host(of: arrival.link.peer), port: server.port))
+            let connector = PageServerConnector(
+                endpoint: endpoint, secret: secret, reconnectTimeoutMilliseconds: request.reconnectTimeoutSeconds * 1000,
+                log: { Diagnostics.note($0) })
+            remote = try RemotePageSource(connector: connector)
+        } catch {
+            throw .failed("post-copy cannot reach the source's page server: \(error)")
+        }
+        guard remote.manifest.fingerprint == server.fingerprint,
+              remote.manifest.regions.map(\.name) == arrival.plan.regions.map(\.name) else {
+            throw .failed("the page server at \(endpoint) is not the one the migration named")
+        }
+        return try LazyFill(regions: arrival.machine.memory.regions, source: remote, clusterPages: 1)
+    }
+
+    /// Tells the source, once every page is here, that it may go.
+    private static func reportWhenFilled(_ fill: LazyFill, link: MigrationLink) {
+        do {
+            try NamedThread.spawnDetached(name: "engram-postcopy-done") {
+                guard fill.waitUntilFilled() else { return }
+                do { try link.sendAllPagesPresent() } catch { Diagnostics.note("the source did not hear that every page arrived: \(error)") }
+            }
+        } catch {
+            Diagnostics.note("cannot watch the post-copy fill: \(error)")
+        }
+    }
+
+    /// "10.0.0.1" from "10.0.0.1:5000", "::1" from "[::1]:5000".
+    package static func host(of peer: String) -> String {
+        guard let colon = peer.lastIndex(of: ":") else { return peer }
+        let host = peer[..<colon]
+        return host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : String(host)
+    }
+
+    static func backings(_ request: ReceiveRequest) throws(VMMError) -> [String: RegionBacking] {
+        var backings: [String: RegionBacking] = [:]
+        if let display = request.display {
+            do { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) } catch { throw .invalidRequest(error.description) }
+        }
+        for (name, path) in request.sharedMaps { backings[name] = .sharedFile(path: path, overwrite: request.replaceSharedMaps) }
+        return backings
+    }
+}

@@ -1,0 +1,85 @@
+import ObjectStore
+import Paging
+
+/// Everything `engram restore` (and, later, a standby VMM's PUT /vm/restore) asks of a restore.
+package struct RestoreRequest: Sendable {
+    /// A snapshot file (a full snapshot, or a diff whose parents are in its directory),
+    /// tcp://HOST:PORT of a page server, or s3://BUCKET/NAME.
+    package var snapshot: String
+    package var memory: RestoreMode = .map
+    /// Check every stored page's CRC before the guest runs (local files).
+    package var verify = false
+    /// Log the guest's writes from the start, so the next diff snapshot names this one as parent.
+    package var trackDirtyPages = false
+    /// Region name → a file to create (mode 0600) for it (copy and lazy modes).
+    package var sharedMaps: [String: String] = [:]
+    /// Let `sharedMaps` replace existing files.
+    package var replaceSharedMaps = false
+    /// The restored framebuffer's display file (copy and lazy modes).
+    package var display: String?
+    package var consoleLog: String?
+    package var apiSocket: String?
+    /// A page server's shared secret.
+    package var secretFile: String?
+    package var reconnectTimeoutSeconds = 300
+    /// Record the pages the guest touches in its first seconds as the snapshot's working set (lazy).
+    package var recordWorkingSetSeconds: Double?
+    /// Pages a lazy fault near the previous one brings in (default 16 locally, 1 from a page server).
+    package var faultClusterPages: Int?
+    /// Fetch the snapshot's working set at resume, if one was recorded (lazy).
+    package var prefetch = true
+    /// The store and chunk cache for an s3:// snapshot.
+    package var objectStore: ObjectStoreAccess?
+
+    package init(snapshot: String) { self.snapshot = snapshot }
+
+    /// Refuses options that do not go together, before anything is opened.
+    package func validate() throws(VMMError) {
+        func refuse(_ message: String) -> VMMError { .invalidRequest(message) }
+        if RestoreSource.isObjectStore(snapshot) {
+            guard memory != .map else {
+                throw refuse("--memory map needs a local snapshot file; restore from an object store with --memory lazy or copy")
+            }
+            guard !verify else { throw refuse("--verify checks local snapshot files; chunks from an object store are checked as they arrive") }
+            guard !trackDirtyPages else { throw refuse("--track-dirty-pages needs a local snapshot file as the diff parent") }
+        }
+        if RestoreSource.isPageServer(snapshot) {
+            guard memory != .map else {
+                throw refuse("--memory map needs a local snapshot file; restore from a page server with --memory lazy or copy")
+            }
+            guard !verify else { throw refuse("--verify checks local snapshot files; pages from a page server are checked as they arrive") }
+            guard !trackDirtyPages else { throw refuse("--track-dirty-pages needs a local snapshot file as the diff parent") }
+            guard secretFile != nil else { throw refuse("a page server needs --secret-file (the secret `engram serve` was given)") }
+        }
+        if let recordWorkingSetSeconds {
+            guard memory == .lazy else { throw refuse("--record-working-set needs --memory lazy") }
+            guard recordWorkingSetSeconds > 0 && recordWorkingSetSeconds <= 600 else {
+                throw refuse("--record-working-set \(recordWorkingSetSeconds): expected 0 to 600 seconds")
+            }
+        }
+        if let faultClusterPages, !(1...512).contains(faultClusterPages) {
+            throw refuse("--fault-cluster-pages \(faultClusterPages): expected 1 to 512")
+        }
+        if !sharedMaps.isEmpty && memory == .map {
+            throw refuse("--shared-maps needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")
+        }
+        if display != nil && memory == .map {
+            throw refuse("--display needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")
+        }
+    }
+}
+
+/// An object store to restore from: a client, and the host's chunk cache.
+package struct ObjectStoreAccess: Sendable {
+    package var client: @Sendable () throws(VMMError) -> S3Client
+    package var location: ObjectLocation
+    package var cacheDirectory: String?
+    package var cacheBytes: UInt64
+
+    package init(client: @escaping @Sendable () throws(VMMError) -> S3Client, location: ObjectLocation, cacheDirectory: String?, cacheBytes: UInt64) {
+        self.client = client
+        self.location = location
+        self.cacheDirectory = cacheDirectory
+        self.cacheBytes = cacheBytes
+    }
+}

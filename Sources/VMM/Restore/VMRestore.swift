@@ -1,0 +1,157 @@
+import ControlAPI
+import GuestMemory
+import LinuxSystem
+import Machine
+import ObjectStore
+import Paging
+import SnapshotFormat
+
+/// A VM restored from a snapshot, built and not yet running.
+package struct RestoredVM {
+    package let machine: Machine
+    package let controller: MachineController
+    package let fill: LazyFill?
+    package let report: RestoreReport
+    package let source: RestoreSource
+}
+
+/// Restores VMs from snapshots: memory in the chosen mode, the state decoded on another thread
+/// while KVM registers the memory slots, the lazy pager when asked for.
+package enum VMRestore {
+    /// Restores `request` and runs the guest to its end; returns the exit status.
+    package static func run(_ request: RestoreRequest) throws(VMMError) -> Int32 {
+        let started = ContinuousClock.now
+        TerminationSignals.block()
+        let vm = try build(request)
+        let machine = vm.machine
+        let fill = vm.fill
+        return try MachineSession.run(
+            machine, controller: vm.controller, setup: MachineSession.Setup(apiSocket: request.apiSocket),
+            beforeStart: { () throws(VMMError) in
+                if let fill {
+                    try fill.start { message in machine.finish(.memoryFailure(message)) }
+                    machine.setMemoryFillWait { fill.waitUntilFilled() }
+                }
+                vm.report.finished(after: ContinuousClock.now - started)
+                let files = vm.source.fileCount == 1 ? "1 file" : "\(vm.source.fileCount) files"
+                let origin = vm.source.chain == nil ? (RestoreSource.isObjectStore(request.snapshot) ? "object store" : "page server") : files
+                Diagnostics.note("restored \(request.snapshot) (\(origin), \(request.memory.rawValue)) in \(vm.report.millisecondsText)")
+            },
+            afterEnd: { fill?.stop() })
+    }
+
+    /// Opens the snapshot and builds the VM: memory, machine state, pager, controller. Nothing runs yet.
+    package static func build(_ request: RestoreRequest) throws(VMMError) -> RestoredVM {
+        try request.validate()
+        let source = try openSource(request)
+        // The state decodes on another thread while KVM registers the memory slots.
+        let snapshot = request.snapshot
+        let state = source.state
+        let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(state, snapshotPath: snapshot) }
+        // The working set loads meanwhile too, so the fill can claim it before the guest runs.
+        let pages = source.pages
+        let workingSet = request.memory == .lazy && request.prefetch && request.recordWorkingSetSeconds == nil
+            ? BackgroundWork { () -> WorkingSet? in
+                do { return try pages.loadWorkingSet() } catch {
+                    Diagnostics.note("restoring without a working-set prefetch: \(error)")
+                    return nil
+                }
+            }
+            : nil
+        let backings = try regionBackings(request, shapes: source.shapes)
+        let machine: Machine
+        do {
+            // A copy reads all of memory: learn first whether the state is usable at all.
+            if request.memory == .copy { _ = try decoding.result() }
+            let regions: [GuestRegion]
+            switch request.memory {
+            case .copy: regions = try SnapshotMemoryLoader.copy(source.pages, shapes: source.shapes, backings: backings)
+            case .map:
+                guard let chain = source.chain else { throw VMMError.invalidRequest("--memory map needs a local snapshot file") }
+                regions = try SnapshotMemoryLoader.map(chain)
+            case .lazy: regions = try SnapshotMemoryLoader.empty(shapes: source.shapes, backings: backings)
+            }
+            let memoryMap = try Machine.restoredMemory(regions)
+            let shell = try Machine.prepareShell(memory: memoryMap)
+            machine = try Machine(restoring: try decoding.result(), snapshotRegions: source.shapes, memory: memoryMap, shell: shell,
+                                  consoleLogPath: request.consoleLog)
+            // A lazy restore's header page may not be here yet; the others name this VM's socket now.
+            if request.memory != .lazy { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
+            // The restored snapshot becomes the parent of this VM's next diff snapshot.
+            if request.trackDirtyPages, let chain = source.chain { try machine.adoptSnapshotBase(path: chain.path) }
+        } catch let error as VMMError {
+            throw error
+        } catch let error as MemoryLoadError {
+            throw .failed(error.description)
+        } catch let error as MachineError {
+            throw .failed(error.description)
+        } catch {
+            throw .failed("\(error)")
+        }
+        let fill = request.memory == .lazy ? try lazyFill(request, machine.memory.regions, source, prefetch: workingSet?.result()) : nil
+        let report = RestoreReport(snapshot: request.snapshot, mode: request.memory.rawValue, chainLength: source.fileCount)
+        let controller = MachineController(
+            machine: machine, liveUpdate: LiveUpdateSession(apiSocket: request.apiSocket, consoleLogPath: request.consoleLog),
+            restore: report, lazyFill: fill)
+        return RestoredVM(machine: machine, controller: controller, fill: fill, report: report, source: source)
+    }
+
+    /// The snapshot the request names, opened.
+    static func openSource(_ request: RestoreRequest) throws(VMMError) -> RestoreSource {
+        if RestoreSource.isPageServer(request.snapshot) {
+            guard let secretFile = request.secretFile else { throw .invalidRequest("a page server needs --secret-file") }
+            return try RestoreSource(server: request.snapshot, secretFile: secretFile, reconnectTimeoutSeconds: request.reconnectTimeoutSeconds)
+        }
+        if RestoreSource.isObjectStore(request.snapshot) {
+            guard let store = request.objectStore else { throw .invalidRequest("\(request.snapshot): no object store configured") }
+            let client = try store.client()
+            let cache: ChunkCache
+            do {
+                cache = try ChunkCache(directory: store.cacheDirectory ?? ChunkCache.defaultDirectory, maximumBytes: store.cacheBytes)
+            } catch {
+                client.shutdown()
+                throw .failed("cannot restore from \(request.snapshot): \(error)")
+            }
+            return try RestoreSource(objectStore: store.location, name: request.snapshot, client: client, cache: cache)
+        }
+        return try RestoreSource(path: request.snapshot, verify: request.verify)
+    }
+
+    /// The lazy pager, prefetching the snapshot's working set or recording a new one.
+    private static func lazyFill(
+        _ request: RestoreRequest, _ regions: [GuestRegion], _ source: RestoreSource, prefetch workingSet: WorkingSet?
+    ) throws(VMMError) -> LazyFill {
+        // One page per fault from a page server: a request per page is cheap there and its answer
+        // comes sooner, while the fill reads ahead of each fault; local files, a cluster.
+        let clusterPages = request.faultClusterPages ?? (RestoreSource.isPageServer(source.name) ? 1 : 16)
+        if let seconds = request.recordWorkingSetSeconds {
+            let name = source.name
+            let pages = source.pages
+            let recorder = WorkingSetRecorder(milliseconds: UInt64(seconds * 1000), fingerprint: source.fingerprint) { set in
+                do {
+                    try pages.storeWorkingSet(set)
+                    Diagnostics.note("recorded a working set of \(set.pages.count) pages (\(set.pages.count * PageSize.bytes >> 20) MiB) for \(name)")
+                } catch {
+                    Diagnostics.note("the working set was recorded but not stored: \(error)")
+                }
+            }
+            return try LazyFill(regions: regions, source: source.pages, clusterPages: clusterPages, recorder: recorder)
+        }
+        return try LazyFill(regions: regions, source: source.pages, clusterPages: clusterPages, prefetch: workingSet)
+    }
+
+    /// Backings for the regions the request puts in files of their own.
+    static func regionBackings(_ request: RestoreRequest, shapes: [SnapshotRegionShape]) throws(VMMError) -> [String: RegionBacking] {
+        var backings: [String: RegionBacking] = [:]
+        let known = shapes.map(\.name)
+        if let display = request.display {
+            guard known.contains(Machine.framebufferRegionName) else { throw .invalidRequest("--display: the snapshot's VM has no display") }
+            do { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) } catch { throw .invalidRequest(error.description) }
+        }
+        for (name, path) in request.sharedMaps.sorted(by: { $0.key < $1.key }) {
+            guard known.contains(name) else { throw .invalidRequest(GuestMemoryError.unknownRegion(name: name, known: known).description) }
+            backings[name] = .sharedFile(path: path, overwrite: request.replaceSharedMaps)
+        }
+        return backings
+    }
+}

@@ -1,0 +1,35 @@
+import ControlAPI
+
+/// Test doubles that answer only the routes a test is about. Production conformances get no
+/// defaults (a VMControl that forgets a method does not compile); these doubles opt in here.
+protocol PartialVMControl: VMControl {}
+
+extension PartialVMControl {
+    func memoryStatistics() -> MemoryStatistics { MemoryStatistics() }
+
+    func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
+        throw .failed(operation: "snapshot", reason: "this VM cannot write snapshots")
+    }
+
+    func update(_ request: UpdateRequest) throws(VMControlError) -> UpdateStart {
+        throw .conflict(reason: "this VM cannot be updated in place")
+    }
+
+    func updateStatus() -> UpdateStatus {
+        UpdateStatus(status: "idle", pid: 0, version: "", binary: "", updatesCompleted: 0, last: nil)
+    }
+
+    func processorRegisters() throws(VMControlError) -> [ProcessorRegisters] {
+        throw .conflict(reason: "this VM cannot report its vCPU registers")
+    }
+
+    func migrate(_ request: MigrationRequestBody) throws(VMControlError) -> MigrationStatus {
+        throw .conflict(reason: "this VM cannot be migrated")
+    }
+
+    func migrationStatus() -> MigrationStatus { MigrationStatus(status: "idle") }
+
+    func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
+        throw .conflict(reason: "this VM has no keyboard")
+    }
+}
