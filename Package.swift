@@ -33,7 +33,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "LinuxSystem",
-            dependencies: ["CLinux", "CLZMA", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "CLZMA", "CZlib", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"],
             swiftSettings: pointerTargetSettings
         ),
@@ -97,9 +97,9 @@ let package = Package(
         ),
         .target(
             name: "Display",
-            dependencies: ["LinuxSystem", "CLinux", "CZlib", "Devices", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["LinuxSystem", "Devices", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"],
-            swiftSettings: pointerTargetSettings
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "ControlAPI",

@@ -1,6 +1,9 @@
 import LinuxSystem
 
 extension DisplayError {
+    /// zlib refused a call while encoding.
+    package init(_ error: CompressionError) { self = .compression(call: error.call, code: error.code) }
+
     /// A socket failure, told the way the display's messages tell it.
     package init(_ error: SocketError) {
         switch error {

@@ -31,8 +31,6 @@ struct ReceiveCommand: ParsableCommand {
         request.consoleLog = consoleLog
         request.apiSocket = apiSocket
         request.reconnectTimeoutSeconds = reconnectTimeout
-        let status: Int32
-        do { status = try VMReceive.run(request) } catch { throw CommandFailure(error) }
-        if status != 0 { throw ExitCode(status) }
+        try runToEnd { () throws(VMMError) in try VMReceive.run(request) }
     }
 }

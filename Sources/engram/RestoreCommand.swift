@@ -55,10 +55,8 @@ struct RestoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        let status: Int32
         let request = try request()
-        do { status = try VMRestore.run(request) } catch { throw CommandFailure(error) }
-        if status != 0 { throw ExitCode(status) }
+        try runToEnd { () throws(VMMError) in try VMRestore.run(request) }
     }
 
     private func request() throws -> RestoreRequest {

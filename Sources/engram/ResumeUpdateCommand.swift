@@ -15,10 +15,8 @@ struct ResumeUpdateCommand: ParsableCommand {
     @Option(help: "The child holding the previous image's address space, ended once the guest runs.") var teardownHolder: Int32?
 
     func run() throws {
-        let status: Int32
-        do { status = try UpdateResumption.run(statePath: statePath, execStarted: execStarted, teardownHolder: teardownHolder) } catch {
-            throw CommandFailure(error)
+        try runToEnd { () throws(VMMError) in
+            try UpdateResumption.run(statePath: statePath, execStarted: execStarted, teardownHolder: teardownHolder)
         }
-        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -32,9 +32,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let status: Int32
-        do { status = try VMBoot.run(request()) } catch { throw CommandFailure(error) }
-        if status != 0 { throw ExitCode(status) }
+        try runToEnd { () throws(VMMError) in try VMBoot.run(request()) }
     }
 
     private func request() -> BootRequest {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Display
 import Foundation
 import Testing

@@ -27,7 +27,8 @@ package enum PNGEncoder {
         header += [8, 2, 0, 0, 0]
         appendChunk("IHDR", header, to: &png)
 
-        let deflater = try DeflateStream(level: 6)
+        let deflater: DeflateStream
+        do { deflater = try DeflateStream(level: 6) } catch { throw DisplayError(error) }
         var filtered = [UInt8](repeating: 0, count: 1 + width * 3)
         var compressed: [UInt8] = []
         for y in 0..<height {
@@ -44,13 +45,15 @@ package enum PNGEncoder {
                 filtered[3 + x * 3] = blue &- previous.2
                 previous = (red, green, blue)
             }
-            try deflater.compress(filtered, flush: y == height - 1 ? .finish : .none, into: &compressed)
+            do { try deflater.compress(filtered, flush: y == height - 1 ? .finish : .none, into: &compressed) } catch { throw DisplayError(error) }
             while compressed.count >= idatChunkBytes {
                 appendChunk("IDAT", compressed[..<idatChunkBytes], to: &png)
                 compressed.removeFirst(idatChunkBytes)
             }
         }
-        if height == 0 { try deflater.compress([], flush: .finish, into: &compressed) }
+        if height == 0 {
+            do { try deflater.compress([], flush: .finish, into: &compressed) } catch { throw DisplayError(error) }
+        }
         if !compressed.isEmpty { appendChunk("IDAT", compressed[...], to: &png) }
         appendChunk("IEND", [], to: &png)
         return png

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// ZRLE encoding (RFC 6143 §7.7.6): the rectangle is cut into 64 × 64 tiles, left to right and
 /// top to bottom; each tile is written as one colour (solid), a palette of 2–16 colours with
 /// packed indices, or raw CPIXELs, and the whole is compressed with the connection's one zlib
@@ -15,7 +16,7 @@ package final class ZRLEEncoder {
     /// An encoder with a fresh zlib stream: one per connection, since the client's inflate
     /// stream follows this one from the first rectangle to the last.
     package init() throws(DisplayError) {
-        deflater = try DeflateStream(level: 1)
+        do { deflater = try DeflateStream(level: 1) } catch { throw DisplayError(error) }
     }
 
     /// Appends `area` of `view` (u32 length, then zlib data) to `output`.
@@ -34,7 +35,7 @@ package final class ZRLEEncoder {
             y += height
         }
         compressed.removeAll(keepingCapacity: true)
-        try deflater.compress(plain, flush: .sync, into: &compressed)
+        do { try deflater.compress(plain, flush: .sync, into: &compressed) } catch { throw DisplayError(error) }
         output.appendBigEndian(UInt32(compressed.count))
         output += compressed
     }

@@ -1,4 +1,3 @@
-import GuestMemory
 import LinuxSystem
 extension VNCServer {
     /// Which threads are running, so `stop` can wait for every one of them.

@@ -20,7 +20,19 @@ package enum Subprocess {
         _ path: String, arguments: [String], timeoutMilliseconds: Int32, maximumOutputBytes: Int = 64 * 1024
     ) throws(SystemCallError) -> (Termination, [UInt8]) {
         let pipe = try Pipe()
-        let child = try spawn(path, arguments: arguments, output: pipe.writeEnd.rawValue)
+        var attempt = 0
+        let child: pid_t
+        while true {
+            do {
+                child = try spawn(path, arguments: arguments, output: pipe.writeEnd.rawValue)
+                break
+            } catch where error.errno == .textFileBusy && attempt < 50 {
+                // A file just written may still be open for writing in a child another thread
+                // forked meanwhile; that passes within milliseconds.
+                attempt += 1
+                usleep(10_000)
+            }
+        }
         close(pipe.writeEnd.release())  // the child holds its copy; EOF comes when it exits
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
