@@ -1,73 +1,243 @@
-"""What the benchmarks that drive VMs through their consoles share: a child process read
-unbuffered from pipes, killed with the bench (PR_SET_PDEATHSIG), and the list of children still
-running so the bench can kill them at the end."""
-import ctypes, os, select, signal, subprocess, time
+"""What the benchmarks that drive VMs share: a child process read unbuffered from pipes and
+killed with the bench (PR_SET_PDEATHSIG), with its console's TICK lines and its stderr lines
+timed as they arrive; pumping several children at once; a small QMP client; JSON from
+`engram` commands; and summaries of samples."""
+import ctypes, json, os, re, select, signal, socket, statistics, subprocess, time
 
 LIBC = ctypes.CDLL(None, use_errno=True)
-PROCESSES = []
+PROCESSES = []  # every child still to be reaped, killed at the end of a bench
+TICK_LINE = re.compile(rb"(?:^|\n)TICK (\d+)\r")
 
 
 def die_with_parent():
-    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no VM outlives the bench
+    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no VM outlives the bench (kept across exec)
+
+
+class ChildFailed(RuntimeError):
+    """A child that exited while the bench waited for it, with the tail of what it said."""
+
+    def __init__(self, child):
+        self.child = child
+        try:
+            self.status = child.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.status = None
+        tail = child.err.decode(errors="replace").strip().splitlines()[-3:]
+        super().__init__(f"{child.name} exited with {self.status}: {' | '.join(tail)} ({child.out[-200:]!r})")
 
 
 class Child:
-    """A process with stdout (the guest console) and stderr on pipes, read unbuffered."""
+    """A process with stdout (the guest console) and stderr on pipes, read unbuffered.
 
-    def __init__(self, command):
+    Every complete `TICK <n>` console line is recorded in `ticks` as (host monotonic time of
+    arrival, n); every complete stderr line in `stderr_lines` as (time of arrival, line)."""
+
+    def __init__(self, command, name=None):
         self.command = command
+        self.name = name or " ".join([os.path.basename(command[0]), *command[1:2]])
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         preexec_fn=die_with_parent)
         PROCESSES.append(self.process)
-        self.out, self.err, self.scanned = b"", b"", 0
+        self.out, self.err = b"", b""
+        self.scanned = self.tick_scanned = 0
+        self.ticks = []
+        self.stderr_lines = []
+
+    def streams(self):
+        return [s for s in (self.process.stdout, self.process.stderr) if not s.closed]
+
+    def take(self, stream, now):
+        """Reads what one ready pipe holds."""
+        data = os.read(stream.fileno(), 1 << 16)
+        if not data:
+            stream.close()
+        elif stream is self.process.stdout:
+            self.out += data
+            while True:
+                match = TICK_LINE.search(self.out, self.tick_scanned)
+                if not match:
+                    break
+                self.ticks.append((now, int(match.group(1))))
+                self.tick_scanned = match.end()
+        else:
+            start = self.err.rfind(b"\n") + 1
+            self.err += data
+            for line in self.err[start:].split(b"\n")[:-1]:  # complete lines; the rest comes with the next read
+                self.stderr_lines.append((now, line.decode(errors="replace").strip()))
 
     def pump(self, timeout):
-        streams = [s for s in (self.process.stdout, self.process.stderr) if not s.closed]
-        if not streams:
-            return False
-        ready, _, _ = select.select(streams, [], [], max(timeout, 0))
-        for stream in ready:
-            data = os.read(stream.fileno(), 1 << 16)
-            if not data:
-                stream.close()
-            elif stream is self.process.stdout:
-                self.out += data
-            else:
-                self.err += data
-        return True
+        """Reads whatever arrives within `timeout`; False once both pipes are closed."""
+        return pump([self], timeout)
 
-    def wait_for(self, pattern, timeout=300, stream="out"):
-        """Waits for `pattern` in stdout (after the last match) or stderr; returns (time, match)."""
+    def tail(self):
+        return f"console tail {self.out[-300:]!r}, stderr tail {self.err[-500:]!r}"
+
+    def pump_until(self, condition, timeout, what):
+        """Pumps until condition() holds; a clear error on timeout, ChildFailed if the process ends first."""
         deadline = time.monotonic() + timeout
-        while True:
-            text = self.out if stream == "out" else self.err
-            match = pattern.search(text, self.scanned if stream == "out" else 0)
-            if match:
-                if stream == "out":
-                    self.scanned = match.end()
-                return time.monotonic(), match
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timeout waiting for {pattern.pattern!r}: {self.out[-300:]!r} {self.err[-500:]!r}")
-            if not self.pump(deadline - time.monotonic()) or self.process.poll() is not None:
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"timeout ({timeout:g} s) waiting for {what} from {self.name}: {self.tail()}")
+            if not self.pump(min(remaining, 0.05)) or self.process.poll() is not None:
                 while self.pump(0):
                     pass
-                text = self.out if stream == "out" else self.err
-                if not pattern.search(text, self.scanned if stream == "out" else 0):
-                    raise RuntimeError(f"{self.command[1]} exited with {self.process.poll()}: {self.err[-600:]!r}")
+                if condition():
+                    return
+                raise ChildFailed(self)
+
+    def pump_for(self, seconds):
+        deadline = time.monotonic() + seconds
+        self.pump_until(lambda: time.monotonic() >= deadline, seconds + 5, "time to pass")
+
+    def wait_for(self, pattern, timeout=300, what=None, stream="out"):
+        """(time, match) of `pattern` in stdout after the previous match, or anywhere in stderr."""
+        found = []
+
+        def matched():
+            if stream == "out":
+                match = pattern.search(self.out, self.scanned)
+            else:
+                match = pattern.search(self.err)
+            if match:
+                found.append((time.monotonic(), match))
+            return bool(match)
+
+        self.pump_until(matched, timeout, what or repr(pattern.pattern))
+        when, match = found[0]
+        if stream == "out":
+            self.scanned = match.end()
+        return when, match
 
     def send(self, text):
         self.process.stdin.write(text.encode())
         self.process.stdin.flush()
 
-    def stop(self):
+    def type_line(self, line):
+        """Types `line` and Enter on the guest's console."""
+        self.send(line + "\r")
+
+    def stop(self, timeout=10):
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            stream.close()
-        PROCESSES.remove(self.process)
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.process in PROCESSES:
+            PROCESSES.remove(self.process)
+
+
+def pump(children, timeout):
+    """Reads whatever any child prints within `timeout`; False once every pipe is closed."""
+    owners = {}
+    for child in children:
+        for stream in child.streams():
+            owners[stream] = child
+    if not owners:
+        time.sleep(max(timeout, 0))
+        return False
+    ready, _, _ = select.select(list(owners), [], [], max(timeout, 0))
+    now = time.monotonic()
+    for stream in ready:
+        owners[stream].take(stream, now)
+    return True
+
+
+def pump_until(children, condition, timeout, what, watch=None):
+    """Pumps every child until condition() holds; fails on timeout or if `watch` (default: all) exits first."""
+    watch = children if watch is None else watch
+    deadline = time.monotonic() + timeout
+    while not condition():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError(f"timeout ({timeout:g} s) waiting for {what}: " + "; ".join(f"{c.name}: {c.tail()}" for c in watch))
+        pump(children, min(remaining, 0.05))
+        for child in watch:
+            if child.process.poll() is not None:
+                while pump([child], 0):
+                    pass
+                if condition():
+                    return
+                raise RuntimeError(f"{child.name} exited with {child.process.returncode} while waiting for {what}: {child.tail()}")
+
+
+def kill_all():
+    """Kills every child still running (at the end of a bench, or when it fails)."""
+    for process in list(PROCESSES):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+class QMP:
+    """Just enough QMP: commands and their answers; events are skipped."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.socket.connect(path)
+                break
+            except OSError:
+                self.socket.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+        self.file = self.socket.makefile("rwb")
+        json.loads(self.file.readline())  # greeting
+        self.command("qmp_capabilities")
+
+    def command(self, name, **arguments):
+        message = {"execute": name}
+        if arguments:
+            message["arguments"] = arguments
+        self.file.write(json.dumps(message).encode() + b"\n")
+        self.file.flush()
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise RuntimeError(f"QMP closed during {name}")
+            answer = json.loads(line)
+            if "return" in answer:
+                return answer["return"]
+            if "error" in answer:
+                raise RuntimeError(f"QMP {name}: {answer['error']}")
+
+    def close(self):
+        try:
+            self.file.close()
+            self.socket.close()
+        except OSError:
+            pass
+
+
+def run_json(command, timeout=120):
+    """The JSON a command prints; its stderr in the error if it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, preexec_fn=die_with_parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)
+
+
+def summary(values, digits=2):
+    """{median, min, max, all} of the values that are not None, or None."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {"median": round(statistics.median(present), digits), "min": round(min(present), digits),
+            "max": round(max(present), digits), "all": [None if v is None else round(v, digits) for v in values]}
+
+
+def median_gap_ms(ticks):
+    """The median time between consecutive (time, n) ticks, in ms."""
+    gaps = [(b[0] - a[0]) * 1000 for a, b in zip(ticks, ticks[1:])]
+    return statistics.median(gaps) if gaps else None

@@ -28,136 +28,19 @@ every 10 ms of its own time):
 
 Writes docs/results/live_update.md and docs/results/live_update.json.
 """
-import argparse, ctypes, json, os, platform, re, select, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, platform, re, shutil, signal, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
+
+from benchlib import PROCESSES, Child, ChildFailed, die_with_parent, median_gap_ms, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
 MIB = 1 << 20
-TICK_LINE = re.compile(rb"(?:^|\n)TICK (\d+)\r")
 FILL = re.compile(rb"FILL mib=(\d+) seed=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PANIC) [^\r\n]*")
 DIGEST = re.compile(rb"DIGEST mib=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PANIC) [^\r\n]*")
 NOMINAL_TICK_MS = 10.0  # heartbeat 10 at the test kernel's 100 Hz tick
 AFTER_WINDOW = 0.1      # seconds of TICK lines looked at after `engram update` returns
 TARGET_MS = 20.0
-LIBC = ctypes.CDLL(None, use_errno=True)
-PROCESSES = []  # every child still to be reaped, killed in cleanup
-
-
-def die_with_parent():
-    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no VM outlives the bench (kept across exec)
-
-
-class Child:
-    """A VMM process with its console (stdout) and stderr on pipes, read unbuffered.
-
-    Every complete `TICK <n>` line on the console is recorded as (host monotonic time of arrival, n)."""
-
-    def __init__(self, command):
-        self.command = command
-        self.name = os.path.basename(command[0]) + " " + command[1]
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        preexec_fn=die_with_parent)
-        PROCESSES.append(self.process)
-        self.out = b""
-        self.err = b""
-        self.scanned = 0
-        self.tick_scanned = 0
-        self.ticks = []  # (monotonic time, tick number)
-        self.stderr_times = []  # (monotonic time, line) for each stderr line as it arrived
-
-    def pump(self, timeout):
-        """Reads whatever arrives within `timeout`; returns False once both pipes are closed."""
-        streams = [s for s in (self.process.stdout, self.process.stderr) if not s.closed]
-        if not streams:
-            return False
-        ready, _, _ = select.select(streams, [], [], max(timeout, 0))
-        now = time.monotonic()
-        for stream in ready:
-            data = os.read(stream.fileno(), 1 << 16)
-            if not data:
-                stream.close()
-            elif stream is self.process.stdout:
-                self.out += data
-                while True:
-                    match = TICK_LINE.search(self.out, self.tick_scanned)
-                    if not match:
-                        break
-                    self.ticks.append((now, int(match.group(1))))
-                    self.tick_scanned = match.end()
-            else:
-                start = len(self.err)
-                self.err += data
-                for line in self.err[start:].split(b"\n"):
-                    if line.strip():
-                        self.stderr_times.append((now, line.decode(errors="replace").strip()))
-        return True
-
-    def tail(self):
-        return f"console tail {self.out[-300:]!r}, stderr tail {self.err[-500:]!r}"
-
-    def pump_until(self, condition, timeout, what):
-        """Pumps until condition() holds; a clear error on timeout or if the process ends first."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"timeout ({timeout:g} s) waiting for {what} from {self.name}: {self.tail()}")
-            if not self.pump(min(remaining, 0.05)) or self.process.poll() is not None:
-                while self.pump(0):
-                    pass
-                if condition():
-                    return
-                raise ChildFailed(self)
-
-    def pump_for(self, seconds):
-        deadline = time.monotonic() + seconds
-        self.pump_until(lambda: time.monotonic() >= deadline, seconds + 5, "time to pass")
-
-    def wait_for(self, pattern, timeout, what):
-        """The match of `pattern` in console output after the previous match."""
-        found = []
-
-        def matched():
-            match = pattern.search(self.out, self.scanned)
-            if match:
-                found.append(match)
-            return bool(match)
-
-        self.pump_until(matched, timeout, what)
-        self.scanned = found[0].end()
-        return found[0]
-
-    def type_line(self, line):
-        self.process.stdin.write(line.encode() + b"\n")
-        self.process.stdin.flush()
-
-    def stop(self, timeout=10):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            stream.close()
-        if self.process in PROCESSES:
-            PROCESSES.remove(self.process)
-
-
-class ChildFailed(RuntimeError):
-    def __init__(self, child):
-        self.child = child
-        try:
-            self.status = child.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.status = None
-        tail = child.err.decode(errors="replace").strip().splitlines()[-3:]
-        super().__init__(f"{child.name} exited with {self.status}: {' | '.join(tail)} ({child.out[-200:]!r})")
-
-
 def engram_json(args, *command, timeout=120):
     try:
         done = subprocess.run([args.engram, *command], capture_output=True, text=True, timeout=timeout,
@@ -200,20 +83,6 @@ def run_while_pumping(vm, command, timeout, what):
         raise RuntimeError(f"{what} printed no JSON: {out[:500]!r} {err[:300]!r}") from None
 
 
-def summary(values, digits=2):
-    """{median, min, max, all} of the values that are not None, or None."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    return {"median": round(statistics.median(present), digits), "min": round(min(present), digits),
-            "max": round(max(present), digits), "all": [None if v is None else round(v, digits) for v in values]}
-
-
-def median_gap_ms(ticks):
-    gaps = [(b[0] - a[0]) * 1000 for a, b in zip(ticks, ticks[1:])]
-    return statistics.median(gaps) if gaps else None
-
-
 def tick_steps(ticks):
     """{step: count} of consecutive TICK numbers; raises if a TICK number ever goes backward."""
     steps = {}
@@ -240,7 +109,7 @@ class SizeBench:
     def check_digest(self, vm, fill_digest, when):
         vm.scanned = len(vm.out)
         vm.type_line("digest")
-        match = vm.wait_for(DIGEST, self.args.digest_timeout, f"the DIGEST line {when}")
+        _, match = vm.wait_for(DIGEST, self.args.digest_timeout, f"the DIGEST line {when}")
         if not match.group(2):
             raise RuntimeError(f"guest error {when}: {match.group(0).decode(errors='replace')}")
         digest = match.group(2).decode()
@@ -295,7 +164,7 @@ class SizeBench:
         count = self.field(answer, answer, "updates_completed")
         if count is not None and count != expected_count:
             print(f"   note: updates_completed = {count}, expected {expected_count}", file=sys.stderr, flush=True)
-        stderr_lines = [line for when, line in vm.stderr_times if started <= when <= end]
+        stderr_lines = [line for when, line in vm.stderr_lines if started <= when <= end]
         return {
             "vmm_downtime_ms": self.field(answer, last, "downtime_milliseconds"),
             "vmm_save_ms": last.get("save_milliseconds"),
@@ -424,7 +293,7 @@ class SizeBench:
         vm = Child([args.engram, "run", "--kernel", KERNEL, "--memory", self.memory, "--cpus", "1",
                     "--cmdline", self.cmdline, "--api-socket", api])
         try:
-            match = vm.wait_for(FILL, args.boot_timeout, "the FILL line")
+            _, match = vm.wait_for(FILL, args.boot_timeout, "the FILL line")
             if not match.group(3):
                 raise RuntimeError(f"guest error at boot: {match.group(0).decode(errors='replace')}")
             fill_digest = match.group(3).decode()

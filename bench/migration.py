@@ -36,15 +36,16 @@ printed FILL and DIRTY and `--settle` seconds of TICK lines (the normal gap betw
 Runs alternate the modes (engram-precopy, engram-postcopy, engram-shared, qemu, qemu-capped) after
 `--warmup` unrecorded rounds; medians of `--runs`. Writes docs/results/migration.md and .json.
 """
-import argparse, ctypes, json, os, platform, re, secrets, select, shutil, signal, socket, statistics, subprocess, sys
+import argparse, json, os, platform, re, secrets, shutil, signal, socket, statistics, subprocess, sys
 import tempfile, time
 from datetime import datetime, timezone
+
+from benchlib import PROCESSES, QMP, Child, median_gap_ms, pump, pump_until, run_json, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
 MIB = 1 << 20
 PAGE = 4096
-TICK_LINE = re.compile(rb"(?:^|\n)TICK (\d+)\r")
 FILL = re.compile(rb"FILL mib=(\d+) seed=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PANIC) [^\r\n]*")
 DIRTY = re.compile(rb"DIRTY rate_mib_s=(\d+)|(?:ERROR|PANIC) [^\r\n]*")
 DIGEST = re.compile(rb"DIGEST mib=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PANIC) [^\r\n]*")
@@ -55,110 +56,6 @@ QEMU_DEFAULT_BANDWIDTH = 128 * MIB  # QEMU 7.2's max-bandwidth default (query-mi
 UNCAPPED_BANDWIDTH = 1 << 40
 SHARED_TARGET_MS = 20.0
 PRECOPY_BYTES_TARGET = 1.2
-LIBC = ctypes.CDLL(None, use_errno=True)
-PROCESSES = []  # every child still to be reaped, killed in cleanup
-
-
-def die_with_parent():
-    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no VM outlives the bench (kept across exec)
-
-
-class Child:
-    """A VMM process with its console (stdout) and stderr on pipes, read unbuffered.
-
-    Every complete `TICK <n>` line on the console is recorded as (host monotonic time of arrival, n)."""
-
-    def __init__(self, command, name):
-        self.command, self.name = command, name
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        preexec_fn=die_with_parent)
-        PROCESSES.append(self.process)
-        self.out, self.err = b"", b""
-        self.scanned = self.tick_scanned = 0
-        self.ticks = []
-        self.stderr_lines = []  # (host monotonic time of arrival, line)
-
-    def streams(self):
-        return [s for s in (self.process.stdout, self.process.stderr) if not s.closed]
-
-    def take(self, stream, now):
-        data = os.read(stream.fileno(), 1 << 16)
-        if not data:
-            stream.close()
-        elif stream is self.process.stdout:
-            self.out += data
-            while True:
-                match = TICK_LINE.search(self.out, self.tick_scanned)
-                if not match:
-                    break
-                self.ticks.append((now, int(match.group(1))))
-                self.tick_scanned = match.end()
-        else:
-            start = self.err.rfind(b"\n") + 1
-            self.err += data
-            lines = self.err[start:].split(b"\n")
-            for line in lines[:-1]:  # complete lines only; the unfinished one is taken with the next read
-                self.stderr_lines.append((now, line.decode(errors="replace").strip()))
-
-    def tail(self):
-        return f"console tail {self.out[-300:]!r}, stderr tail {self.err[-500:]!r}"
-
-    def type_line(self, line):
-        self.process.stdin.write(line.encode() + b"\r")
-        self.process.stdin.flush()
-
-    def stop(self, timeout=10):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        if self.process in PROCESSES:
-            PROCESSES.remove(self.process)
-
-
-def pump(children, timeout):
-    """Reads whatever any child prints within `timeout`; False once every pipe is closed."""
-    owners = {}
-    for child in children:
-        for stream in child.streams():
-            owners[stream] = child
-    if not owners:
-        time.sleep(max(timeout, 0))
-        return False
-    ready, _, _ = select.select(list(owners), [], [], max(timeout, 0))
-    now = time.monotonic()
-    for stream in ready:
-        owners[stream].take(stream, now)
-    return True
-
-
-def pump_until(children, condition, timeout, what, watch=None):
-    """Pumps every child until condition() holds; fails on timeout or if `watch` (default: all) exits first."""
-    watch = children if watch is None else watch
-    deadline = time.monotonic() + timeout
-    while not condition():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(f"timeout ({timeout:g} s) waiting for {what}: " + "; ".join(f"{c.name}: {c.tail()}" for c in watch))
-        pump(children, min(remaining, 0.05))
-        for child in watch:
-            if child.process.poll() is not None:
-                while pump([child], 0):
-                    pass
-                if condition():
-                    return
-                raise RuntimeError(f"{child.name} exited with {child.process.returncode} while waiting for {what}: {child.tail()}")
-
-
 def wait_console(child, pattern, timeout, what, others=()):
     """The next match of `pattern` on the child's console (after the previous one); guest errors raise."""
     found = []
@@ -176,74 +73,10 @@ def wait_console(child, pattern, timeout, what, others=()):
     return found[0]
 
 
-def run_json(command, timeout=120):
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, preexec_fn=die_with_parent)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout)
-
-
-class QMP:
-    """Just enough QMP: commands and their answers; events are skipped."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.socket.connect(path)
-                break
-            except OSError:
-                self.socket.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-        self.file = self.socket.makefile("rwb")
-        json.loads(self.file.readline())  # greeting
-        self.command("qmp_capabilities")
-
-    def command(self, name, **arguments):
-        message = {"execute": name}
-        if arguments:
-            message["arguments"] = arguments
-        self.file.write(json.dumps(message).encode() + b"\n")
-        self.file.flush()
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise RuntimeError(f"QMP closed during {name}")
-            answer = json.loads(line)
-            if "return" in answer:
-                return answer["return"]
-            if "error" in answer:
-                raise RuntimeError(f"QMP {name}: {answer['error']}")
-
-    def close(self):
-        try:
-            self.file.close()
-            self.socket.close()
-        except OSError:
-            pass
-
-
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def summary(values, digits=2):
-    """{median, min, max, all} of the values that are not None, or None."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    return {"median": round(statistics.median(present), digits), "min": round(min(present), digits),
-            "max": round(max(present), digits), "all": [None if v is None else round(v, digits) for v in values]}
-
-
-def median_gap_ms(ticks):
-    gaps = [(b[0] - a[0]) * 1000 for a, b in zip(ticks, ticks[1:])]
-    return statistics.median(gaps) if gaps else None
 
 
 class Bench:

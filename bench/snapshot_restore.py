@@ -25,140 +25,16 @@ main figures are warm (files in the page cache); one cold run per mode follows (
 drop_caches before each), unless --cold-runs 0.
 Writes docs/results/snapshot_restore.md and docs/results/snapshot_restore.json.
 """
-import argparse, ctypes, json, os, platform, re, select, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, platform, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
+
+from benchlib import PROCESSES, QMP, Child, ChildFailed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
 MIB = 1 << 20
 TICK = re.compile(rb"(?:^|\n)TICK \d+\r")
 MODES = ("copy", "map", "lazy")
-LIBC = ctypes.CDLL(None, use_errno=True)
-PROCESSES = []  # every child still to be reaped, killed in cleanup
-
-
-def die_with_parent():
-    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no VM outlives the bench
-
-
-class Child:
-    """A VMM process with its console (stdout) and stderr on pipes, read unbuffered."""
-
-    def __init__(self, command):
-        self.command = command
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        preexec_fn=die_with_parent)
-        PROCESSES.append(self.process)
-        self.out = b""
-        self.err = b""
-        self.scanned = 0
-        self.stderr_times = []  # (monotonic time, line) for each stderr line as it arrived
-
-    def pump(self, timeout):
-        """Reads whatever arrives within `timeout`; returns False once both pipes are closed."""
-        streams = [s for s in (self.process.stdout, self.process.stderr) if not s.closed]
-        if not streams:
-            return False
-        ready, _, _ = select.select(streams, [], [], max(timeout, 0))
-        now = time.monotonic()
-        for stream in ready:
-            data = os.read(stream.fileno(), 1 << 16)
-            if not data:
-                stream.close()
-            elif stream is self.process.stdout:
-                self.out += data
-            else:
-                start = len(self.err)
-                self.err += data
-                for line in self.err[start:].split(b"\n"):
-                    if line.strip():
-                        self.stderr_times.append((now, line.decode(errors="replace")))
-        return True
-
-    def wait_for(self, pattern, timeout):
-        """Monotonic time at which console output after the last match first matched `pattern`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            match = pattern.search(self.out, self.scanned)
-            if match:
-                self.scanned = match.end()
-                return time.monotonic()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"timeout waiting for {pattern.pattern!r} from {self.command[0]}: "
-                                   f"{self.out[-300:]!r} {self.err[-500:]!r}")
-            if not self.pump(remaining) or self.process.poll() is not None:
-                while self.pump(0):
-                    pass
-                if pattern.search(self.out, self.scanned):
-                    continue
-                raise ChildFailed(self)
-
-    def stop(self, timeout=10):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            stream.close()
-        PROCESSES.remove(self.process)
-
-
-class ChildFailed(RuntimeError):
-    def __init__(self, child):
-        self.child = child
-        try:
-            self.status = child.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.status = None
-        tail = child.err.decode(errors="replace").strip().splitlines()[-3:]
-        super().__init__(f"{os.path.basename(child.command[0])} exited with {self.status}: {' | '.join(tail)}")
-
-
-class QMP:
-    """Just enough QMP: commands and their answers; events are skipped."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.socket.connect(path)
-                break
-            except OSError:
-                self.socket.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.001)
-        self.file = self.socket.makefile("rwb")
-        json.loads(self.file.readline())  # greeting
-        self.command("qmp_capabilities")
-
-    def command(self, name, **arguments):
-        message = {"execute": name}
-        if arguments:
-            message["arguments"] = arguments
-        self.file.write(json.dumps(message).encode() + b"\n")
-        self.file.flush()
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise RuntimeError(f"QMP closed during {name}")
-            answer = json.loads(line)
-            if "return" in answer:
-                return answer["return"]
-            if "error" in answer:
-                raise RuntimeError(f"QMP {name}: {answer['error']}")
-
-    def close(self):
-        self.file.close()
-        self.socket.close()
-
-
 def engram_json(args, *command):
     output = subprocess.run([args.engram, *command], check=True, capture_output=True, text=True, timeout=120).stdout
     return json.loads(output)
@@ -316,11 +192,11 @@ class SizeBench:
         api = self.socket_path("restore")
         vm = Child([args.engram, "restore", self.snapshot_path, "--memory", mode, "--api-socket", api])
         try:
-            ticked = vm.wait_for(TICK, 120)
+            ticked, _ = vm.wait_for(TICK, 120)
             stats = engram_json(args, "ctl", api, "get", "/vm/memory/stats")
             result = {"spawn_to_tick_ms": (ticked - vm.started) * 1000,
                       "restore_ms": stats.get("restore", {}).get("restore_milliseconds")}
-            for when, line in vm.stderr_times:
+            for when, line in vm.stderr_lines:
                 if "restored" in line:
                     result["spawn_to_restored_line_ms"] = (when - vm.started) * 1000
             if result.get("spawn_to_restored_line_ms") is not None and result["restore_ms"] is not None:
@@ -351,7 +227,7 @@ class SizeBench:
                 time.sleep(0.001)
             arrived = time.monotonic()
             qmp.command("cont")
-            ticked = vm.wait_for(TICK, 60)
+            ticked, _ = vm.wait_for(TICK, 60)
             return {"spawn_to_tick_ms": (ticked - vm.started) * 1000, "spawn_to_paused_ms": (arrived - vm.started) * 1000}
         finally:
             if qmp:
