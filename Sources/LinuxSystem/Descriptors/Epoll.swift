@@ -21,6 +21,25 @@ package final class Epoll: Sendable {
         package var failed: Bool
     }
 
+    /// Room for the events one wait returns, made once and reused by every wait, so an
+    /// event loop allocates nothing per iteration.
+    package struct Events: Sendable {
+        fileprivate var raw: [clinux_epoll_event]
+        /// How many the last wait returned.
+        package fileprivate(set) var count = 0
+
+        /// Room for `capacity` events (at most 64 are returned by one wait).
+        package init(capacity: Int = 64) { raw = [clinux_epoll_event](repeating: clinux_epoll_event(), count: max(1, min(capacity, 64))) }
+
+        package subscript(index: Int) -> Event {
+            precondition(index >= 0 && index < count, "event \(index) of \(count)")
+            let entry = raw[index]
+            return Event(
+                token: entry.data, readable: entry.events & CLINUX_EPOLLIN != 0, writable: entry.events & CLINUX_EPOLLOUT != 0,
+                failed: entry.events & (CLINUX_EPOLLERR | CLINUX_EPOLLHUP) != 0)
+        }
+    }
+
     private let descriptor: OwnedFileDescriptor
 
     package init() throws(SystemCallError) {
@@ -50,24 +69,14 @@ package final class Epoll: Sendable {
         _ = clinux_epoll_ctl(descriptor.rawValue, CLINUX_EPOLL_CTL_DEL, fd, 0, 0)
     }
 
-    /// Waits up to `milliseconds` (-1: forever) and fills `events` (whose capacity, at most 64,
-    /// bounds how many come back; reserve it once, outside any loop). A signal ends the wait early
-    /// with no events.
-    package func wait(into events: inout [Event], capacity: Int = 64, milliseconds: CInt) throws(SystemCallError) {
-        events.removeAll(keepingCapacity: true)
-        var raw = [clinux_epoll_event](repeating: clinux_epoll_event(), count: min(capacity, 64))
-        // SAFETY: epoll_wait writes at most `raw.count` events into the local array.
-        let count = unsafe raw.withUnsafeMutableBufferPointer {
+    /// Waits up to `milliseconds` (-1: forever) and puts the ready descriptors in `events`
+    /// (`events.count` of them). A signal ends the wait early with none.
+    package func wait(into events: inout Events, milliseconds: CInt) throws(SystemCallError) {
+        // SAFETY: epoll_wait writes at most `raw.count` events into the reused array.
+        let count = unsafe events.raw.withUnsafeMutableBufferPointer {
             unsafe clinux_epoll_wait(descriptor.rawValue, $0.baseAddress, CInt($0.count), milliseconds)
         }
-        if count < 0 {
-            if errno == EINTR { return }
-            throw .last("epoll_wait", on: "an event loop")
-        }
-        for entry in raw.prefix(Int(count)) {
-            events.append(Event(
-                token: entry.data, readable: entry.events & CLINUX_EPOLLIN != 0, writable: entry.events & CLINUX_EPOLLOUT != 0,
-                failed: entry.events & (CLINUX_EPOLLERR | CLINUX_EPOLLHUP) != 0))
-        }
+        events.count = max(0, Int(count))
+        if count < 0 && errno != EINTR { throw .last("epoll_wait", on: "an event loop") }
     }
 }

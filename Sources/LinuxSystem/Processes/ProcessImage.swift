@@ -53,9 +53,17 @@ package enum ProcessImage {
     /// Marks every descriptor above standard error close-on-exec.
     static func closeAllOnExec() {
         guard clinux_close_range_cloexec(3) != 0 else { return }
-        // Before Linux 5.11: one by one, up to the descriptor limit.
-        let limit = CInt(clamping: sysconf(CInt(_SC_OPEN_MAX)))
-        for descriptor in 3..<max(3, limit) { setCloseOnExec(descriptor, true) }
+        // Before Linux 5.11: one by one, from the list of open descriptors (the limit may be a
+        // million; the list is a few dozen).
+        guard let directory = opendir("/proc/self/fd") else { return }
+        defer { closedir(directory) }
+        var open: [CInt] = []
+        // SAFETY: readdir's entry is valid until the next readdir; d_name is copied out at once.
+        while let entry = unsafe readdir(directory) {
+            let name = unsafe withUnsafeBytes(of: entry.pointee.d_name) { unsafe String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let descriptor = CInt(name), descriptor > 2 { open.append(descriptor) }
+        }
+        for descriptor in open { setCloseOnExec(descriptor, true) }
     }
 
     /// The path this process was started from, resolved now: after a package upgrade replaces
