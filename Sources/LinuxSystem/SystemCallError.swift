@@ -9,11 +9,24 @@ package struct SystemCallError: Error, Sendable, Equatable, CustomStringConverti
     /// What the call was made on, for the message.
     package let subject: String
     package let errno: Errno
+    /// Set when no call failed but the path was refused before one was made (a FIFO where a
+    /// file was to be written): why, in words. `call` and `errno` then say the same for
+    /// callers that only read those.
+    package let refusal: String?
 
     package init(_ call: String, on subject: String, _ errno: Errno) {
         self.call = call
         self.subject = subject
         self.errno = errno
+        refusal = nil
+    }
+
+    /// A path refused before any call: "cannot write SUBJECT: REASON".
+    package init(refusing subject: String, because reason: String, _ errno: Errno) {
+        call = "open (\(reason))"
+        self.subject = subject
+        self.errno = errno
+        refusal = reason
     }
 
     /// The error the last failed call left in `errno`.
@@ -21,5 +34,8 @@ package struct SystemCallError: Error, Sendable, Equatable, CustomStringConverti
         SystemCallError(call, on: subject, Errno(rawValue: Glibc.errno))
     }
 
-    package var description: String { "\(subject): \(call) failed: \(errno)" }
+    package var description: String {
+        if let refusal { return "cannot write \(subject): \(refusal)" }
+        return "\(subject): \(call) failed: \(errno)"
+    }
 }
