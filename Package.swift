@@ -145,16 +145,17 @@ let package = Package(
             swiftSettings: pointerTargetSettings
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "SnapshotTestSupport", dependencies: ["SnapshotFormat", "GuestMemory", "LinuxSystem"], path: "Tests/SnapshotTestSupport"),
         .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["LinuxSystem", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "SnapshotFormatTests", dependencies: ["LinuxSystem", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "SnapshotFormatTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["LinuxSystem", "KVM", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["LinuxSystem", "Devices"]),
         .testTarget(name: "DisplayTests", dependencies: ["LinuxSystem", "Display", "Devices", "CZlib", "TestSupport"]),
-        .testTarget(name: "PagingTests", dependencies: ["LinuxSystem", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["LinuxSystem", "Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "InspectTests", dependencies: ["LinuxSystem", "Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "MachineTests", dependencies: ["LinuxSystem", "Machine", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "PagingTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "InspectTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "MachineTests", dependencies: ["LinuxSystem", "Machine", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["LinuxSystem", "Migration", "Machine", "GuestMemory", "Paging", "Transport", "TestSupport"]),
         .testTarget(
             name: "ControlAPITests",
@@ -164,9 +165,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ObjectStoreTests", dependencies: ["LinuxSystem", "ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "Machine", "Paging", "SnapshotFormat", "GuestMemory", "LinuxSystem", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory"]),
+        .testTarget(name: "VMMTests", dependencies: ["SnapshotTestSupport", "VMM", "Machine", "Paging", "SnapshotFormat", "GuestMemory", "LinuxSystem", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory", "LinuxSystem"]),
     ]
 )

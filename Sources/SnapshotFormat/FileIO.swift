@@ -3,6 +3,10 @@ import LinuxSystem
 /// Positioned reads and writes of snapshot files that finish the whole range, with the
 /// format's errors: a file that ends early is `truncated`.
 package enum FileIO {
+    /// lseek(2) whences Glibc's module leaves out (they need _GNU_SOURCE): the next data, the next hole.
+    static let seekData: CInt = 3
+    static let seekHole: CInt = 4
+
     /// Writes all of `bytes` at `offset`.
     package static func writeAll(
         _ fd: CInt, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String

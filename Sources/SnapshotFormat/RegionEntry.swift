@@ -11,6 +11,9 @@ package struct RegionEntry: Sendable, Equatable {
     package var crcTableOffset: UInt64
     package var crcTableLength: UInt64
     package var pagesOffset: UInt64
+    /// CRC32C of the bitmap and of the CRC table as stored (version 2; zero in version 1 files).
+    package var bitmapCRC: UInt32 = 0
+    package var crcTableCRC: UInt32 = 0
 
     package init(
         name: String, sizeInBytes: UInt64, pageSize: UInt32, placements: [GuestPlacement],
@@ -44,12 +47,14 @@ package struct RegionEntry: Sendable, Equatable {
         buffer.setU64(crcTableOffset, at: base + 192)
         buffer.setU64(crcTableLength, at: base + 200)
         buffer.setU64(pagesOffset, at: base + 208)
+        buffer.setU32(bitmapCRC, at: base + 216)
+        buffer.setU32(crcTableCRC, at: base + 220)
     }
 
     /// Reads entry `index` at `base`, checking only what decoding needs (text, counts, zero padding);
     /// the reader checks sizes and offsets against the file.
     package static func decode(
-        _ buffer: LittleEndianBuffer, at base: Int, index: Int, path: String
+        _ buffer: LittleEndianBuffer, at base: Int, index: Int, version: UInt32, path: String
     ) throws(SnapshotFormatError) -> RegionEntry {
         let field = "region table entry \(index)"
         guard let name = buffer.paddedText(at: base, count: SnapshotLayout.regionNameLength), !name.isEmpty else {
@@ -71,13 +76,20 @@ package struct RegionEntry: Sendable, Equatable {
                 throw .invalidField(path: path, field: "region \(name) placement \(i)", reason: "is past the placement count; expected zeros")
             }
         }
-        guard buffer.u64(at: base + 216) == 0 else {
-            throw .invalidField(path: path, field: "region \(name) reserved field", reason: "is not zero")
+        if version == 1 {
+            guard buffer.u64(at: base + 216) == 0 else {
+                throw .invalidField(path: path, field: "region \(name) reserved field", reason: "is not zero")
+            }
         }
-        return RegionEntry(
+        var entry = RegionEntry(
             name: name, sizeInBytes: buffer.u64(at: base + 64), pageSize: buffer.u32(at: base + 72), placements: placements,
             bitmapOffset: buffer.u64(at: base + 176), bitmapLength: buffer.u64(at: base + 184),
             crcTableOffset: buffer.u64(at: base + 192), crcTableLength: buffer.u64(at: base + 200),
             pagesOffset: buffer.u64(at: base + 208))
+        if version >= 2 {
+            entry.bitmapCRC = buffer.u32(at: base + 216)
+            entry.crcTableCRC = buffer.u32(at: base + 220)
+        }
+        return entry
     }
 }

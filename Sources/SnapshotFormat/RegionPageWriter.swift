@@ -91,12 +91,12 @@ struct RegionPageWriter {
         var offset: off_t = 0
         let size = off_t(region.sizeInBytes)
         while offset < size {
-            let dataStart = lseek(fd, offset, Self.seekData)
+            let dataStart = lseek(fd, offset, FileIO.seekData)
             if dataStart < 0 {
                 if errno == ENXIO { break }
                 return [0..<pageCount]
             }
-            var holeStart = lseek(fd, dataStart, Self.seekHole)
+            var holeStart = lseek(fd, dataStart, FileIO.seekHole)
             if holeStart < 0 { return [0..<pageCount] }
             holeStart = min(holeStart, size)
             let first = UInt64(dataStart) / pageSize
@@ -106,8 +106,4 @@ struct RegionPageWriter {
         }
         return ranges
     }
-
-    /// lseek(2) whences SEEK_DATA and SEEK_HOLE (Linux values; hidden behind _GNU_SOURCE in Glibc).
-    private static let seekData: CInt = 3
-    private static let seekHole: CInt = 4
 }

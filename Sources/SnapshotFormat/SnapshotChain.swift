@@ -21,18 +21,18 @@ package final class SnapshotChain: Sendable {
     /// Marks a page no file stores: it is zero.
     package static let zeroOwner = UInt16.max
     /// The most files a chain may have (a full snapshot and 63 diffs).
-    package static let maximumLength = 64
+    package static let maximumLength = SnapshotLayout.maximumChainFiles
 
     /// Opens `path` and every parent it names.
     package init(path: String) throws(SnapshotFormatError) {
         var files = [try SnapshotReader(path: path)]
-        var seen: Set<FileIdentity> = [try FileIdentity(of: files[0])]
+        var seen: Set<FileIdentity> = [try Self.identity(of: files[0])]
         while files.last!.kind == .diff {
             let child = files.last!
             guard files.count < Self.maximumLength else {
-                throw .chain(path: path, reason: "has more than \(Self.maximumLength) files; merge it with engram snapshot-merge")
+                throw .chain(path: path, reason: "has more than \(Self.maximumLength) files, more than any Engram writes; merge a shorter part of it (engram snapshot-merge on a file at most \(Self.maximumLength) links deep) or take a full snapshot")
             }
-            let parentPath = Self.directory(of: child.path) + "/" + child.parentFileName
+            let parentPath = FileSystem.directory(of: child.path) + "/" + child.parentFileName
             let parent: SnapshotReader
             do { parent = try SnapshotReader(path: parentPath) } catch {
                 if case .systemCall(_, "open", ENOENT) = error {
@@ -40,9 +40,10 @@ package final class SnapshotChain: Sendable {
                 }
                 throw error
             }
-            guard seen.insert(try FileIdentity(of: parent)).inserted else {
+            guard seen.insert(try Self.identity(of: parent)).inserted else {
                 throw .chain(path: child.path, reason: "its parents loop back to \(parentPath)")
             }
+            try Self.checkParentIdentity(parent, of: child)
             try Self.checkSameRegions(parent, as: files[0])
             files.append(parent)
         }
@@ -131,9 +132,11 @@ package final class SnapshotChain: Sendable {
         }
     }
 
-    /// Reads and checks every stored page of every file in the chain.
+    /// Reads and checks every stored page of every file in the chain, and that the base's zero
+    /// pages read as zeros.
     package func verifyAllPages() throws(SnapshotFormatError) {
         for file in files { try file.verifyAllPages() }
+        try base.verifyClearPagesAreZero()
     }
 
     /// Every file must describe the same regions (names, sizes, placements, order) as the top.
@@ -144,24 +147,25 @@ package final class SnapshotChain: Sendable {
         }
     }
 
-    private static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "" : String(path[..<slash])
+    /// A version 2 diff recorded its parent's id and header CRC: the file found under the
+    /// parent's name must be that very snapshot, not a newer one written over it or a copy of
+    /// another renamed to it. (A version 1 diff names its parent by file name only.)
+    private static func checkParentIdentity(_ parent: SnapshotReader, of child: SnapshotReader) throws(SnapshotFormatError) {
+        guard let expected = child.header.parent else { return }
+        let found = parent.header.identity
+        guard found == expected else {
+            throw .chain(
+                path: child.path,
+                reason: "was taken against parent \(expected), but \(parent.path) is \(found): the parent was replaced "
+                    + "or is another snapshot; this chain cannot be composed")
+        }
     }
-}
 
-/// A file's device and inode: two paths naming one file are one link of a chain.
-private struct FileIdentity: Hashable {
-    let device: UInt64
-    let inode: UInt64
-
-    init(of reader: SnapshotReader) throws(SnapshotFormatError) {
-        var info = stat()
-        // SAFETY: `info` is a local the call fills.
-        guard unsafe fstat(reader.fileDescriptor, &info) == 0 else {
+    /// The device and inode of an open file: two paths naming one file are one link of a chain.
+    private static func identity(of reader: SnapshotReader) throws(SnapshotFormatError) -> FileIdentity {
+        guard let identity = FileIdentity(descriptor: reader.fileDescriptor) else {
             throw .systemCall(path: reader.path, name: "fstat", errno: errno)
         }
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
+        return identity
     }
 }

@@ -32,6 +32,14 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
     case stateTooLarge(path: String, length: UInt64, cap: UInt64)
     /// The state section's CRC32C does not match.
     case stateChecksum(path: String, stored: UInt32, computed: UInt32)
+    /// The configuration area's CRC32C does not match.
+    case configurationChecksum(path: String, stored: UInt32, computed: UInt32)
+    /// A bitmap's or CRC table's CRC32C does not match its region entry.
+    case tableChecksum(path: String, table: String, stored: UInt32, computed: UInt32)
+    /// A configuration or state section container, or a section in it, is malformed.
+    case sections(SectionError)
+    /// Writing would replace a snapshot other snapshots depend on, or a file that must not be replaced.
+    case refusedPath(path: String, reason: String)
     /// A page's CRC32C does not match the CRC table.
     case pageChecksum(path: String, region: String, page: PageIndex, stored: UInt32, computed: UInt32)
     /// A page number past the end of a region.
@@ -52,9 +60,9 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
         case .badMagic(let path):
             "\(path) is not an Engram snapshot: expected the magic ENGRAMSN at offset 0"
         case .newerVersion(let path, let version):
-            "snapshot \(path) was written by a newer Engram (format version \(version)); this Engram reads version \(SnapshotLayout.formatVersion)"
+            "snapshot \(path) was written by a newer Engram (format version \(version)); this Engram reads versions \(SnapshotLayout.firstVersion) to \(SnapshotLayout.formatVersion)"
         case .invalidVersion(let path, let version):
-            "snapshot \(path) has format version \(version); expected \(SnapshotLayout.formatVersion)"
+            "snapshot \(path) has format version \(version); expected \(SnapshotLayout.firstVersion) to \(SnapshotLayout.formatVersion)"
         case .wrongEndianness(let path, let found):
             "snapshot \(path) has endianness marker 0x\(String(found, radix: 16)); expected 0x1020304 (little-endian)"
         case .headerChecksum(let path, let stored, let computed):
@@ -73,6 +81,12 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
             "snapshot \(path): state section is \(length) bytes; at most \(cap) allowed"
         case .stateChecksum(let path, let stored, let computed):
             "snapshot \(path) state section is corrupt: CRC32C 0x\(String(computed, radix: 16)), header says 0x\(String(stored, radix: 16))"
+        case .configurationChecksum(let path, let stored, let computed):
+            "snapshot \(path) configuration section is corrupt: CRC32C 0x\(String(computed, radix: 16)), header says 0x\(String(stored, radix: 16))"
+        case .tableChecksum(let path, let table, let stored, let computed):
+            "snapshot \(path): \(table) is corrupt: CRC32C 0x\(String(computed, radix: 16)), region table says 0x\(String(stored, radix: 16))"
+        case .sections(let error): "\(error)"
+        case .refusedPath(let path, let reason): "refusing to write \(path): \(reason)"
         case .pageChecksum(let path, let region, let page, let stored, let computed):
             "snapshot \(path): region \(region) page \(page) is corrupt: CRC32C 0x\(String(computed, radix: 16)), table says 0x\(String(stored, radix: 16))"
         case .pageOutOfRange(let path, let region, let page, let pageCount):
@@ -90,6 +104,10 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
 extension SnapshotFormatError {
     /// A failed system call on a snapshot file.
     package init(_ error: SystemCallError) {
+        if let refusal = error.refusal {
+            self = .refusedPath(path: error.subject, reason: refusal)
+            return
+        }
         self = .systemCall(path: error.subject, name: error.call, errno: error.errno.rawValue)
     }
 }

@@ -23,7 +23,8 @@ package enum SnapshotMerger {
             }
         }
         let chain = try SnapshotChain(path: top)
-        let write = try SnapshotWriter.writeFull(composing: chain, to: output, replacingExisting: replacingExisting)
+        let write = try SnapshotWriter.writeFull(
+            composing: chain, to: output, options: WriteOptions(replacingExisting: replacingExisting, force: replacingExisting))
         return SnapshotMergeSummary(filesMerged: chain.files.count, write: write)
     }
 }

@@ -12,8 +12,11 @@ package final class SnapshotReader: Sendable {
     package let fileSizeInBytes: UInt64
     package let header: FileHeader
     package let regions: [SnapshotRegion]
-    /// The opaque state section (vCPU and device state).
-    package let state: [UInt8]
+    /// The configuration sections (version 2; empty for a version 1 file).
+    package let configuration: StateSections
+    /// The state sections: per device, the vCPUs, irqchip, timer and clock. A version 1 file's
+    /// JSON state is the one section `machine-json` (`StateSections.legacyMachineJSON`).
+    package let stateSections: StateSections
     private let descriptor: OwnedFileDescriptor
 
     /// Opens and validates `path` (docs/FORMAT.md "Validation a reader performs").
@@ -31,10 +34,10 @@ package final class SnapshotReader: Sendable {
         let fileSize = UInt64(info.st_size)
         let firstPage = Int(SnapshotLayout.smallAlignment)
         guard fileSize >= UInt64(firstPage) else { throw .truncated(path: path, expected: UInt64(firstPage), found: fileSize) }
-        let headerSize = try FileHeader.headerSize(
+        let (version, headerSize) = try FileHeader.headerSize(
             ofFirstPage: FileIO.read(rawFD, count: firstPage, at: 0, path: path), path: path)
         guard fileSize >= UInt64(headerSize) else { throw .truncated(path: path, expected: UInt64(headerSize), found: fileSize) }
-        let header = try FileHeader.decode(FileIO.read(rawFD, count: headerSize, at: 0, path: path), path: path)
+        let header = try FileHeader.decode(FileIO.read(rawFD, count: headerSize, at: 0, path: path), version: version, path: path)
 
         let bounds = BoundsCheck(path: path, fileSize: fileSize)
         var areas: [(start: UInt64, end: UInt64, name: String)] = [(0, UInt64(headerSize), "header")]
@@ -44,7 +47,7 @@ package final class SnapshotReader: Sendable {
             guard names.insert(entry.name).inserted else {
                 throw .invalidField(path: path, field: "region name \(entry.name)", reason: "appears twice; expected unique names")
             }
-            let region = try Self.validate(entry, index: index, bounds: bounds, areas: &areas, descriptor: rawFD)
+            let region = try Self.validate(entry, index: index, version: version, bounds: bounds, areas: &areas, descriptor: rawFD)
             regions.append(region)
         }
 
@@ -54,22 +57,59 @@ package final class SnapshotReader: Sendable {
         try bounds.aligned(header.stateOffset, to: SnapshotLayout.smallAlignment, area: "state section")
         let stateEnd = try bounds.inside(offset: header.stateOffset, length: header.stateLength, area: "state section")
         if header.stateLength > 0 { areas.append((header.stateOffset, stateEnd, "state section")) }
+        if version >= 2 {
+            guard header.configurationLength <= SnapshotLayout.maximumConfigurationLength else {
+                throw .invalidField(path: path, field: "configuration length",
+                                    reason: "is \(header.configurationLength); at most \(SnapshotLayout.maximumConfigurationLength) allowed")
+            }
+            try bounds.aligned(header.configurationOffset, to: SnapshotLayout.smallAlignment, area: "configuration section")
+            let end = try bounds.inside(offset: header.configurationOffset, length: header.configurationLength, area: "configuration section")
+            areas.append((header.configurationOffset, end, "configuration section"))
+        }
         try Self.checkDisjoint(areas, path: path)
+        try Self.checkPlacements(header.regions, path: path)
+        guard fileSize == stateEnd else {
+            throw .invalidField(path: path, field: "file size", reason: "is \(fileSize) bytes; the layout ends at \(stateEnd) (state offset + length)")
+        }
         let state = try FileIO.read(rawFD, count: Int(header.stateLength), at: header.stateOffset, path: path)
         let stateCRC = state.isEmpty ? 0 : CRC32C.checksum(state)
         guard stateCRC == header.stateCRC else { throw .stateChecksum(path: path, stored: header.stateCRC, computed: stateCRC) }
+        if version >= 2 {
+            let bytes = try FileIO.read(rawFD, count: Int(header.configurationLength), at: header.configurationOffset, path: path)
+            let crc = CRC32C.checksum(bytes)
+            guard crc == header.configurationCRC else {
+                throw .configurationChecksum(path: path, stored: header.configurationCRC, computed: crc)
+            }
+            do throws(SectionError) {
+                configuration = try StateSections(decoding: bytes, what: "snapshot \(path) configuration")
+                stateSections = try StateSections(decoding: state, what: "snapshot \(path) state")
+            } catch {
+                throw .sections(error)
+            }
+            let names = Set(configuration.sections.map(\.name))
+            if let twice = stateSections.sections.first(where: { names.contains($0.name) }) {
+                throw .sections(.malformed("snapshot \(path)", "has section \(twice.name) in both its configuration and its state"))
+            }
+        } else {
+            configuration = StateSections()
+            stateSections = StateSections([StateSection(name: StateSections.legacyMachineJSON, version: 2, payload: state)])
+        }
 
         self.path = path
         self.fileSizeInBytes = fileSize
         self.header = header
         self.regions = regions
-        self.state = state
         self.descriptor = descriptor
     }
 
+    /// The machine state as one container (configuration sections, then state sections): what a
+    /// restore decodes, and what a page server or object store carries for this snapshot.
+    package var state: [UInt8] { configuration.merged(with: stateSections).encoded() }
+
     /// Checks one region entry against the file and loads its bitmap and CRC table.
     private static func validate(
-        _ entry: RegionEntry, index: Int, bounds: BoundsCheck, areas: inout [(start: UInt64, end: UInt64, name: String)], descriptor: CInt
+        _ entry: RegionEntry, index: Int, version: UInt32, bounds: BoundsCheck,
+        areas: inout [(start: UInt64, end: UInt64, name: String)], descriptor: CInt
     ) throws(SnapshotFormatError) -> SnapshotRegion {
         let path = bounds.path
         let name = "region \(entry.name)"
@@ -108,10 +148,22 @@ package final class SnapshotReader: Sendable {
         areas.append((entry.pagesOffset, pagesEnd, "\(name) pages"))
 
         let bitmapBytes = try FileIO.read(descriptor, count: Int(bitmapLength), at: entry.bitmapOffset, path: path)
+        if version >= 2 {
+            let computed = CRC32C.checksum(bitmapBytes)
+            guard computed == entry.bitmapCRC else {
+                throw .tableChecksum(path: path, table: "\(name) bitmap", stored: entry.bitmapCRC, computed: computed)
+            }
+        }
         guard let bitmap = PageBitmap(pageCount: pageCount, littleEndianBytes: bitmapBytes) else {
             throw .invalidField(path: path, field: "\(name) bitmap", reason: "has bits set past page \(pageCount - 1)")
         }
         let crcs = try PageCRCTable(descriptor: descriptor, offset: entry.crcTableOffset, count: Int(pageCount), path: path)
+        if version >= 2 {
+            let computed = crcs.checksum()
+            guard computed == entry.crcTableCRC else {
+                throw .tableChecksum(path: path, table: "\(name) CRC table", stored: entry.crcTableCRC, computed: computed)
+            }
+        }
         return SnapshotRegion(
             index: index, name: entry.name, sizeInBytes: entry.sizeInBytes, placements: entry.placements, bitmap: bitmap,
             pageCRCs: crcs, pagesOffset: entry.pagesOffset, bitmapOffset: entry.bitmapOffset, crcTableOffset: entry.crcTableOffset)
@@ -121,6 +173,30 @@ package final class SnapshotReader: Sendable {
         let sorted = areas.filter { $0.end > $0.start }.sorted { $0.start < $1.start }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.end > b.start {
             throw .overlap(path: path, first: a.name, second: b.name)
+        }
+    }
+
+    /// No two placements overlap in guest-physical memory, and no two of one region share region bytes.
+    static func checkPlacements(_ entries: [RegionEntry], path: String) throws(SnapshotFormatError) {
+        var guest: [(range: Range<UInt64>, name: String)] = []
+        for entry in entries {
+            var inRegion: [(range: Range<UInt64>, name: String)] = []
+            for (i, placement) in entry.placements.enumerated() {
+                let name = "region \(entry.name) placement \(i)"
+                let start = placement.guestAddress.rawValue
+                guest.append((start..<start + placement.sizeInBytes, name))
+                let offset = placement.regionOffset.rawValue
+                inRegion.append((offset..<offset + placement.sizeInBytes, name))
+            }
+            try disjoint(inRegion, what: "region bytes", path: path)
+        }
+        try disjoint(guest, what: "guest-physical memory", path: path)
+    }
+
+    private static func disjoint(_ ranges: [(range: Range<UInt64>, name: String)], what: String, path: String) throws(SnapshotFormatError) {
+        let sorted = ranges.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.range.overlaps(b.range) {
+            throw .invalidField(path: path, field: b.name, reason: "overlaps \(a.name) in \(what); expected disjoint placements")
         }
     }
 
@@ -175,6 +251,41 @@ package final class SnapshotReader: Sendable {
         }
         _ = try result.get()
         return bytes
+    }
+
+    /// In a full snapshot a clear bit means a zero page, which a copy or lazy restore fills
+    /// with zeros while a map restore shows the file's bytes there: so every such page must read
+    /// as zeros. The writer leaves them as holes; only the file's data extents (SEEK_DATA) are
+    /// read, so a sparse file costs a few calls.
+    package func verifyClearPagesAreZero() throws(SnapshotFormatError) {
+        guard header.kind == .full else { return }
+        let fd = descriptor.rawValue
+        let pageSize = PageSize.bytes64
+        for region in regions {
+            var offset = region.pagesOffset
+            let end = region.pagesOffset + region.sizeInBytes
+            while offset < end {
+                let data = lseek(fd, off_t(offset), FileIO.seekData)
+                guard data >= 0 else {
+                    if errno == ENXIO { break }  // no data past `offset`
+                    throw .systemCall(path: path, name: "lseek (SEEK_DATA)", errno: errno)
+                }
+                guard UInt64(data) < end else { break }
+                let hole = lseek(fd, data, FileIO.seekHole)
+                guard hole >= 0 else { throw .systemCall(path: path, name: "lseek (SEEK_HOLE)", errno: errno) }
+                let first = (UInt64(data) - region.pagesOffset) / pageSize
+                let last = (min(UInt64(hole), end) - region.pagesOffset + pageSize - 1) / pageSize
+                for page in first..<last where !region.isPresent(PageIndex(page)) {
+                    let bytes = try FileIO.read(fd, count: PageSize.bytes, at: region.pagesOffset + page * pageSize, path: path)
+                    guard bytes.allSatisfy({ $0 == 0 }) else {
+                        throw .invalidField(
+                            path: path, field: "region \(region.name) page \(page)",
+                            reason: "has a clear bit (a zero page) but non-zero bytes in the file; a mapped restore would show them")
+                    }
+                }
+                offset = max(UInt64(hole), offset + pageSize)
+            }
+        }
     }
 
     /// Reads every stored page in runs of up to 8 MiB and checks each page's CRC.

@@ -10,6 +10,8 @@ package struct SnapshotWriteSummary: Sendable, Equatable {
     package var pagesZero: UInt64 = 0
     /// Pages left out of a diff because they were not in the dirty bitmap.
     package var pagesSkipped: UInt64 = 0
+    /// The written file's identity, which a diff of it records as its parent.
+    package var identity: SnapshotIdentity?
 
     package init() {}
 }

@@ -12,41 +12,46 @@ import LinuxSystem
 /// The same layout and crash-safe sequence write a merged chain (`SnapshotMerger`); only
 /// where the pages come from differs (`SnapshotPageOrigin`).
 package enum SnapshotWriter {
-    /// Writes every region of `memory` and `state` to `path` as a full snapshot.
+    /// Writes every region of `memory` and `contents` to `path` as a full snapshot.
     @discardableResult
     package static func writeFull(
-        memory: GuestMemoryMap, state: [UInt8], to path: String
+        memory: GuestMemoryMap, contents: SnapshotContents, to path: String, options: WriteOptions = WriteOptions()
     ) throws(SnapshotFormatError) -> SnapshotWriteSummary {
-        try write(.memory(memory, dirtyPages: nil), state: state, to: path, kind: .full, parentFileName: "")
+        try write(.memory(memory, dirtyPages: nil), contents: contents, to: path, parent: nil, options: options)
     }
 
     /// Writes only the pages set in `dirtyPages` (by region name; a region not named has no
-    /// dirty pages) as a diff snapshot whose other pages come from `parentFileName`.
+    /// dirty pages) as a diff snapshot whose other pages come from `parent`.
     @discardableResult
     package static func writeDiff(
-        memory: GuestMemoryMap, dirtyPages: [String: PageBitmap], parentFileName: String, state: [UInt8], to path: String
+        memory: GuestMemoryMap, dirtyPages: [String: PageBitmap], parent: ParentSnapshot, contents: SnapshotContents, to path: String,
+        options: WriteOptions = WriteOptions()
     ) throws(SnapshotFormatError) -> SnapshotWriteSummary {
-        try write(.memory(memory, dirtyPages: dirtyPages), state: state, to: path, kind: .diff, parentFileName: parentFileName)
+        try write(.memory(memory, dirtyPages: dirtyPages), contents: contents, to: path, parent: parent, options: options)
     }
 
-    /// Writes the composed pages and top state of `chain` to `path` as one full snapshot; with
-    /// `replacingExisting` false an existing file at `path` is an error and is left untouched.
+    /// Writes the composed pages and top state of `chain` to `path` as one full snapshot.
     @discardableResult
     static func writeFull(
-        composing chain: SnapshotChain, to path: String, replacingExisting: Bool
+        composing chain: SnapshotChain, to path: String, options: WriteOptions
     ) throws(SnapshotFormatError) -> SnapshotWriteSummary {
-        try write(.chain(chain), state: chain.state, to: path, kind: .full, parentFileName: "", replacingExisting: replacingExisting)
+        let top = chain.files[0]
+        let contents = SnapshotContents(configuration: top.configuration, state: top.stateSections)
+        return try write(.chain(chain), contents: contents, to: path, parent: nil, options: options)
     }
 
     private static func write(
-        _ origin: SnapshotPageOrigin, state: [UInt8], to path: String, kind: SnapshotKind, parentFileName: String,
-        replacingExisting: Bool = true
+        _ origin: SnapshotPageOrigin, contents: SnapshotContents, to path: String, parent: ParentSnapshot?, options: WriteOptions
     ) throws(SnapshotFormatError) -> SnapshotWriteSummary {
-        var header = try plan(origin, state: state, path: path, kind: kind, parentFileName: parentFileName)
+        let configuration = contents.configuration.encoded()
+        let state = contents.state.encoded()
+        var header = try plan(origin, configurationLength: configuration.count, state: state, path: path, parent: parent)
+        header.configurationCRC = CRC32C.checksum(configuration)
         let fileSize = header.stateOffset + header.stateLength
+        try SnapshotDirectory.checkReplaceable(path, options: options)
 
         let file: AtomicFile
-        do { file = try AtomicFile(path: path) } catch { throw SnapshotFormatError(error) }
+        do { file = try AtomicFile(path: path, protecting: options.protectedFiles) } catch { throw SnapshotFormatError(error) }
         let rawFD = file.file.rawValue
         let temporaryPath = file.temporaryFilePath
         var summary = SnapshotWriteSummary()
@@ -69,15 +74,21 @@ package enum SnapshotWriter {
                 try pages.write(
                     composing: chain, region: index, at: entry.pagesOffset, bitmap: &bitmap, crcTable: &crcTable, summary: &summary)
             }
-            try FileIO.writeAll(rawFD, bitmap.littleEndianBytes(), at: entry.bitmapOffset, path: temporaryPath)
+            let bitmapBytes = bitmap.littleEndianBytes()
+            header.regions[index].bitmapCRC = CRC32C.checksum(bitmapBytes)
+            header.regions[index].crcTableCRC = CRC32C.checksum(crcTable.bytes)
+            try FileIO.writeAll(rawFD, bitmapBytes, at: entry.bitmapOffset, path: temporaryPath)
             try FileIO.writeAll(rawFD, crcTable.bytes, at: entry.crcTableOffset, path: temporaryPath)
             summary.bytesWritten += entry.bitmapLength + entry.crcTableLength
         }
+        try FileIO.writeAll(rawFD, configuration, at: header.configurationOffset, path: temporaryPath)
         try FileIO.writeAll(rawFD, state, at: header.stateOffset, path: temporaryPath)
         header.creationTime = UInt64(clamping: WallClock.nanosecondsSinceEpoch())
         let headerBytes = header.encode()
         try FileIO.writeAll(rawFD, headerBytes, at: 0, path: temporaryPath)
-        summary.bytesWritten += UInt64(state.count + headerBytes.count)
+        summary.bytesWritten += UInt64(configuration.count + state.count + headerBytes.count)
+        summary.identity = SnapshotIdentity(id: header.snapshotID, headerCRC: LittleEndianBuffer(bytes: headerBytes).u32(at: headerBytes.count - 4))
+        let replacingExisting = options.replacingExisting
         do { try file.commit(.durable, replacingExisting: replacingExisting) } catch {
             if !replacingExisting && error.errno == .fileExists {
                 throw .unwritable(path: path, reason: "a file already exists there; refusing to replace it")
@@ -89,7 +100,7 @@ package enum SnapshotWriter {
 
     /// Checks the input fits the format and lays out every area; state offset and length are final.
     private static func plan(
-        _ origin: SnapshotPageOrigin, state: [UInt8], path: String, kind: SnapshotKind, parentFileName: String
+        _ origin: SnapshotPageOrigin, configurationLength: Int, state: [UInt8], path: String, parent: ParentSnapshot?
     ) throws(SnapshotFormatError) -> FileHeader {
         let regions = origin.regions
         let dirtyPages = origin.dirtyPages ?? [:]
@@ -99,11 +110,11 @@ package enum SnapshotWriter {
         guard UInt64(state.count) <= SnapshotLayout.maximumStateLength else {
             throw .unwritable(path: path, reason: "state is \(state.count) bytes; at most \(SnapshotLayout.maximumStateLength) allowed")
         }
-        if kind == .diff {
-            let bytes = Array(parentFileName.utf8)
-            guard !bytes.isEmpty, bytes.count <= SnapshotLayout.parentNameLength, !bytes.contains(0), !bytes.contains(UInt8(ascii: "/")) else {
-                throw .unwritable(path: path, reason: "parent file name \"\(parentFileName)\" must be 1 to 256 bytes with no / or NUL")
-            }
+        guard UInt64(configurationLength) <= SnapshotLayout.maximumConfigurationLength else {
+            throw .unwritable(path: path, reason: "configuration is \(configurationLength) bytes; at most \(SnapshotLayout.maximumConfigurationLength) allowed")
+        }
+        if let parent, !FileHeader.isValidParentName(parent.fileName) {
+            throw .unwritable(path: path, reason: "parent file name \"\(parent.fileName)\" must be 1 to 255 bytes with no / or NUL, not . or ..")
         }
         let names = regions.map(\.name)
         guard Set(names).count == names.count else { throw .unwritable(path: path, reason: "region names repeat: \(names)") }
@@ -119,7 +130,7 @@ package enum SnapshotWriter {
             guard !nameBytes.isEmpty, nameBytes.count <= SnapshotLayout.regionNameLength, !nameBytes.contains(0) else {
                 throw .unwritable(path: path, reason: "region name \"\(region.name)\" must be 1 to 64 bytes with no NUL")
             }
-            guard region.sizeInBytes % PageSize.bytes64 == 0, region.sizeInBytes <= SnapshotLayout.maximumRegionSize else {
+            guard region.sizeInBytes > 0, region.sizeInBytes % PageSize.bytes64 == 0, region.sizeInBytes <= SnapshotLayout.maximumRegionSize else {
                 throw .unwritable(path: path, reason: "region \(region.name) is \(region.sizeInBytes) bytes; expected a multiple of 4096 up to 1 TiB")
             }
             let pageCount = region.sizeInBytes / PageSize.bytes64
@@ -140,6 +151,11 @@ package enum SnapshotWriter {
                 bitmapOffset: bitmapOffset, bitmapLength: bitmapLength, crcTableOffset: crcTableOffset,
                 crcTableLength: pageCount * 4, pagesOffset: 0))
         }
+        do { try SnapshotReader.checkPlacements(entries, path: path) } catch {
+            throw .unwritable(path: path, reason: "\(error)")
+        }
+        let configurationOffset = cursor
+        cursor = roundUp(cursor + UInt64(configurationLength), SnapshotLayout.smallAlignment)
         cursor = roundUp(cursor, SnapshotLayout.pagesAlignment)
         var pagesEnd = cursor
         for i in entries.indices {
@@ -147,10 +163,15 @@ package enum SnapshotWriter {
             pagesEnd = cursor + entries[i].sizeInBytes
             cursor = roundUp(pagesEnd, SnapshotLayout.pagesAlignment)
         }
-        return FileHeader(
-            kind: kind, parentFileName: kind == .diff ? parentFileName : "",
+        var header = FileHeader(
+            kind: parent == nil ? .full : .diff, parentFileName: parent?.fileName ?? "",
             stateOffset: roundUp(pagesEnd, SnapshotLayout.smallAlignment), stateLength: UInt64(state.count),
             stateCRC: state.isEmpty ? 0 : CRC32C.checksum(state), creationTime: 0, regions: entries)
+        header.snapshotID = .random()
+        header.parent = parent?.identity
+        header.configurationOffset = configurationOffset
+        header.configurationLength = UInt64(configurationLength)
+        return header
     }
 
     /// CRC32C of a page of zeros: the CRC a diff records for a changed page that is now zero.

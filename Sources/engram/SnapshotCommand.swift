@@ -4,20 +4,32 @@ import FoundationEssentials
 import SnapshotFormat
 import VMM
 
-/// `engram snapshot SOCKET PATH [--diff]`: asks a running VM to write a snapshot (PUT /vm/snapshot).
+/// `engram snapshot SOCKET PATH [--diff]` (take) and `engram snapshot verify FILE`.
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
+        abstract: "Take a snapshot of a running VM (engram snapshot SOCKET PATH), or verify a snapshot file.",
+        subcommands: [SnapshotTakeCommand.self, SnapshotVerifyCommand.self],
+        defaultSubcommand: SnapshotTakeCommand.self
+    )
+}
+
+/// `engram snapshot [take] SOCKET PATH [--diff]`: asks a running VM to write a snapshot (PUT /vm/snapshot).
+struct SnapshotTakeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "take",
         abstract: "Pause a running VM, write a snapshot of its memory and state to PATH, and resume it.",
         discussion: """
             --diff writes only the pages the guest changed since its previous snapshot (full or diff), \
             which the new file names as its parent; PATH must be in the parent's directory. \
-            `engram snapshot-merge` turns such a chain into one full snapshot.
+            `engram snapshot-merge` turns such a chain into one full snapshot. PATH must be a regular \
+            file or nothing; a snapshot that other snapshots name as their parent is replaced only with --force.
             """
     )
 
     @Argument(help: "The VM's --api-socket path.") var socket: String
-    @Argument(help: "The snapshot file to write (mode 0600; replaced atomically).") var path: String
+    @Argument(help: "The snapshot file to write (mode 0600; an existing regular file is replaced atomically).") var path: String
+    @Flag(help: "Replace PATH even if other snapshots in its directory name it as their parent.") var force = false
     @Flag(help: "Write a diff snapshot: only the pages changed since the previous snapshot of this VM.") var diff = false
     @Flag(help: "Leave the VM paused afterwards.") var stayPaused = false
     @OptionGroup var store: ObjectStoreOptions
@@ -31,7 +43,7 @@ struct SnapshotCommand: ParsableCommand {
 
     func run() throws {
         if ObjectStoreOptions.isObjectStore(path) { return try snapshotToObjectStore() }
-        let request = SnapshotRequest(path: PathName.absolute(path), kind: diff ? .diff : .full, resume: !stayPaused)
+        let request = SnapshotRequest(path: PathName.absolute(path), kind: diff ? .diff : .full, resume: !stayPaused, force: force ? true : nil)
         APICall.printAnswer(try APICall.send(socket: socket, route: .snapshot, json: request))
     }
 
@@ -50,5 +62,28 @@ struct SnapshotCommand: ParsableCommand {
         let chain: SnapshotChain
         do { chain = try SnapshotChain(path: local) } catch { throw CommandFailure(error.description) }
         try PushCommand.push(chain, to: path, store: store, createBucket: createBucket)
+    }
+}
+
+/// `engram snapshot verify FILE`: checks a snapshot file and its chain, prints one line.
+struct SnapshotVerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check everything the format defines in a snapshot and its chain; print a one-line verdict.",
+        discussion: """
+            Checks the header, region tables, bitmaps, CRC tables, configuration and state sections, \
+            the identities of the chain's parents, and every stored page's CRC32C. Exits 0 when the \
+            file is sound, 1 with the first problem otherwise.
+            """
+    )
+
+    @Argument(help: "The snapshot file (the top of a chain: its parents are checked too).") var file: String
+
+    func run() throws {
+        do {
+            print(try SnapshotVerifier.verify(file).line)
+        } catch {
+            throw CommandFailure("snapshot \(file): DAMAGED: \(error)")
+        }
     }
 }

@@ -54,7 +54,7 @@ struct RestoreRefusalTests {
         // The first stored page of ram sits at the page area's start or after it; find one that is not zero.
         defer { Self.directory.remove("corrupt.snap") }
         let path = try damaged("corrupt.snap") { bytes in
-            let pagesOffset = Int(SnapshotSurgery.u64(bytes, 320 + 208))
+            let pagesOffset = Int(SnapshotSurgery.u64(bytes, 512 + 208))
             let stored = stride(from: pagesOffset, to: bytes.count - 4096, by: 4096).first { offset in
                 bytes[offset..<offset + 4096].contains { $0 != 0 }
             }!
@@ -73,74 +73,60 @@ struct RestoreRefusalTests {
     @Test func newerFormatVersionIsRefused() throws {
         defer { Self.directory.remove("newer.snap") }
         let path = try damaged("newer.snap") { bytes in
-            SnapshotSurgery.put32(2, &bytes, 8)
+            SnapshotSurgery.put32(3, &bytes, 8)
             SnapshotSurgery.resealHeader(&bytes)
         }
-        try expectRefusal(path, "written by a newer Engram (format version 2)")
+        try expectRefusal(path, "written by a newer Engram (format version 3)")
     }
 
     @Test func newerStateVersionIsRefused() throws {
         let path = Self.directory.path("state-version.snap")
         defer { Self.directory.remove("state-version.snap") }
-        try SnapshotSurgery.editState(of: try Self.good.get(), writingTo: path) { $0["version"] = 7 }
-        try expectRefusal(path, mode: "map", "a newer Engram's version 7; this Engram reads version 2")
+        try SnapshotSurgery.editSection("serial", of: try Self.good.get(), writingTo: path, version: 7)
+        try expectRefusal(path, mode: "map", "section serial is version 7; this Engram reads up to version 1")
     }
 
     @Test func stateThatDoesNotDecodeIsRefused() throws {
         let path = Self.directory.path("state-broken.snap")
         defer { Self.directory.remove("state-broken.snap") }
-        try SnapshotSurgery.editState(of: try Self.good.get(), writingTo: path) { $0["vcpus"] = "none" }
-        try expectRefusal(path, mode: "map", "the machine state does not decode: vcpus")
+        try SnapshotSurgery.editSection("vcpu.0", of: try Self.good.get(), writingTo: path) { $0["cpuid"] = "none" }
+        try expectRefusal(path, mode: "map", "section vcpu.0 does not decode: cpuid")
     }
 
     @Test func wrongConfigurationIsRefused() throws {
         let good = try Self.good.get()
         let cpus = Self.directory.path("cpus.snap")
         defer { Self.directory.remove("cpus.snap") }
-        try SnapshotSurgery.editState(of: good, writingTo: cpus) { state in
-            var configuration = state["configuration"] as! [String: Any]
-            configuration["cpuCount"] = 3
-            state["configuration"] = configuration
-        }
+        try SnapshotSurgery.editSection("machine", of: good, writingTo: cpus) { $0["cpuCount"] = 3 }
         try expectRefusal(cpus, mode: "map", "saved state holds 2 vCPUs but its configuration says 3")
 
         let size = Self.directory.path("size.snap")
         defer { Self.directory.remove("size.snap") }
-        try SnapshotSurgery.editState(of: good, writingTo: size) { state in
-            var configuration = state["configuration"] as! [String: Any]
-            configuration["memorySizeInBytes"] = 1 << 30
-            state["configuration"] = configuration
-        }
+        try SnapshotSurgery.editSection("machine", of: good, writingTo: size) { $0["memorySizeInBytes"] = String(1 << 30) }
         try expectRefusal(size, mode: "map", "does not match the saved memory size 1073741824")
 
         let region = Self.directory.path("region.snap")
         defer { Self.directory.remove("region.snap") }
-        try SnapshotSurgery.editState(of: good, writingTo: region) { state in
-            var configuration = state["configuration"] as! [String: Any]
-            configuration["regionNames"] = ["ram", "vram"]
-            state["configuration"] = configuration
-        }
+        try SnapshotSurgery.editSection("machine", of: good, writingTo: region) { $0["regionNames"] = ["ram", "vram"] }
         try expectRefusal(region, mode: "map", "region vram; this Engram knows ram")
 
         let features = Self.directory.path("features.snap")
         defer { Self.directory.remove("features.snap") }
-        try SnapshotSurgery.editState(of: good, writingTo: features) { state in
-            var vcpus = state["vcpus"] as! [[String: Any]]
-            var cpuid = vcpus[0]["cpuid"] as! [[String: Any]]
+        try SnapshotSurgery.editSection("vcpu.0", of: good, writingTo: features) { vcpu in
+            var cpuid = vcpu["cpuid"] as! [[String: Any]]
             let leaf = cpuid.firstIndex { ($0["function"] as? Int) == 7 && ($0["index"] as? Int) == 0 }!
             cpuid[leaf]["ebx"] = 0xFFFF_FFFF
-            vcpus[0]["cpuid"] = cpuid
-            state["vcpus"] = vcpus
+            vcpu["cpuid"] = cpuid
         }
         try expectRefusal(features, mode: "map", "snapshot needs CPU features this host lacks: vCPU 0 CPUID leaf 0x7.0 ebx")
     }
 
-    /// Random damage to the header, region table and state section, without fixing CRCs: every
+    /// Random damage to the header, region table and state sections, without fixing CRCs: every
     /// file is refused with one clear line, in every mode.
     @Test func randomDamageIsAlwaysRefusedCleanly() throws {
         let original = try SnapshotSurgery.read(try Self.good.get())
         let stateOffset = Int(SnapshotSurgery.u64(original, 288))
-        let targets = [0..<544, stateOffset..<original.count]
+        let targets = [0..<736, stateOffset..<original.count]
         var generator = SystemRandomNumberGenerator()
         for iteration in 0..<12 {
             var bytes = original

@@ -1,5 +1,6 @@
 import Foundation
 import GuestMemory
+import SnapshotFormat
 
 /// Edits a snapshot file the way a damaged or foreign file would look, keeping (or not) its CRCs valid.
 enum SnapshotSurgery {
@@ -24,28 +25,43 @@ enum SnapshotSurgery {
         put32(CRC32C.checksum(Array(bytes[0..<headerSize - 4])), &bytes, headerSize - 4)
     }
 
-    /// The state section's bytes.
-    static func state(of path: String) throws -> [UInt8] {
-        let bytes = try read(path)
-        let offset = Int(u64(bytes, 288))
-        return Array(bytes[offset..<offset + Int(u64(bytes, 296))])
-    }
-
-    /// Copies `source` to `destination` with its state section replaced (length, CRC and header CRC fixed up).
-    static func replaceState(of source: String, with state: [UInt8], writingTo destination: String) throws {
+    /// Copies `source` to `destination` with section `name`'s JSON changed by `edit` (and its
+    /// version set to `version` if given): the container is rebuilt and written back to its area
+    /// (the configuration area for `machine`, else the state area), with the area's length and
+    /// CRC and the header CRC fixed up, so only the section's content is wrong.
+    static func editSection(
+        _ name: String, of source: String, writingTo destination: String, version: UInt32? = nil,
+        _ edit: (inout [String: Any]) -> Void = { _ in }
+    ) throws {
+        let reader = try SnapshotReader(path: source)
+        let inConfiguration = reader.configuration[name] != nil
+        let container = inConfiguration ? reader.configuration : reader.stateSections
+        let sections = try container.sections.map { section -> StateSection in
+            guard section.name == name else { return section }
+            var object = try JSONSerialization.jsonObject(with: Data(section.payload)) as! [String: Any]
+            edit(&object)
+            return StateSection(name: name, version: version ?? section.version,
+                                payload: Array(try JSONSerialization.data(withJSONObject: object)))
+        }
+        let encoded = StateSections(sections).encoded()
         var bytes = try read(source)
-        let offset = Int(u64(bytes, 288))
-        bytes = Array(bytes[0..<offset]) + state
-        put64(UInt64(state.count), &bytes, 296)
-        put32(CRC32C.checksum(state), &bytes, 304)
+        if inConfiguration {
+            let offset = Int(u64(bytes, 376))
+            bytes.replaceSubrange(offset..<offset + Int(u64(bytes, 384)), with: encoded)
+            put64(UInt64(encoded.count), &bytes, 384)
+            put32(CRC32C.checksum(encoded), &bytes, 392)
+            // The page areas start on 2 MiB boundaries: keep them where they were.
+            let shift = encoded.count - Int(reader.header.configurationLength)
+            if shift > 0 { bytes.removeSubrange(offset + encoded.count..<offset + encoded.count + shift) } else {
+                bytes.insert(contentsOf: [UInt8](repeating: 0, count: -shift), at: offset + encoded.count)
+            }
+        } else {
+            let offset = Int(u64(bytes, 288))
+            bytes = Array(bytes[0..<offset]) + encoded
+            put64(UInt64(encoded.count), &bytes, 296)
+            put32(CRC32C.checksum(encoded), &bytes, 304)
+        }
         resealHeader(&bytes)
         try write(bytes, to: destination)
-    }
-
-    /// Copies `source` to `destination` with the state's JSON changed by `edit`.
-    static func editState(of source: String, writingTo destination: String, _ edit: (inout [String: Any]) -> Void) throws {
-        var object = try JSONSerialization.jsonObject(with: Data(try state(of: source))) as! [String: Any]
-        edit(&object)
-        try replaceState(of: source, with: Array(try JSONSerialization.data(withJSONObject: object)), writingTo: destination)
     }
 }

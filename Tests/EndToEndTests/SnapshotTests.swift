@@ -1,5 +1,6 @@
 import Foundation
 import GuestMemory
+import LinuxSystem
 import SnapshotFormat
 import Testing
 import TestSupport
@@ -31,13 +32,39 @@ struct SnapshotTests {
         let page = try reader.readPage(ram, page: PageIndex(address / 4096))
         let offset = Int(address % 4096)
         #expect(Array(page[offset..<(offset + tag.utf8.count)]) == Array(tag.utf8))
-        let state = try JSONSerialization.jsonObject(with: Data(reader.state)) as? [String: Any]
-        #expect((state?["vcpus"] as? [Any])?.count == 2)
+        #expect(reader.stateSections.sections.filter { $0.name.hasPrefix("vcpu.") }.count == 2)
+        #expect(reader.configuration["machine"] != nil && reader.header.version == SnapshotLayout.formatVersion)
 
         var info = stat()
         stat(path, &info)
         #expect(Int(info.st_blocks) * 512 < 128 << 20, "zero pages should be holes; \(info.st_blocks * 512) bytes allocated")
         #expect(try TestKernel.ticks(process) > 0)  // resumed
+    }
+
+    /// A snapshot path that is not a regular file (or is the VM's own control socket, or holds a
+    /// NUL) is refused with 400 and left as it was; the VM stays reachable and running.
+    @Test func pathsThatAreNotRegularFilesAreRefusedOverTheAPI() throws {
+        let socket = directory.path("own.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--api-socket", socket])
+        defer { process.stop() }
+        let fifo = directory.path("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let target = directory.path("target")
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: target))
+        let link = directory.path("link")
+        #expect(symlink(target, link) == 0)
+        for (path, what) in [(socket, "socket"), (fifo, "FIFO"), (link, "symbolic link")] {
+            let result = try runEngram(["snapshot", socket, path])
+            #expect(result.status != 0 && result.errors.contains("HTTP 400") && result.errors.contains(what), "\(what): \(result.errors)")
+        }
+        let nul = try runEngram(["ctl", socket, "put", "/vm/snapshot", "--data", "{\"path\": \"\(directory.path("a"))\\u0000b.snap\"}"])
+        #expect(nul.errors.contains("HTTP 400") && nul.errors.contains("NUL"), "\(nul.errors)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path("a")))
+        #expect(FileStatus(path: fifo, followingLinks: false)?.kind == .fifo)
+        #expect(FileStatus(path: link, followingLinks: false)?.kind == .symbolicLink)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == Data([1, 2, 3]))
+        #expect(try runEngram(["ctl", socket, "info"]).status == 0)
+        #expect(try TestKernel.ticks(process) > 0)
     }
 
     @Test func stayPausedAndBadRequestsAreRefusedCleanly() throws {

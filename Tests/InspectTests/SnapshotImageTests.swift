@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Foundation
 import GuestMemory
 import Inspect
@@ -39,12 +40,19 @@ import TestSupport
         put(0x500, 264, in: &sregs)
         var regs = [UInt8](repeating: 0, count: 144)
         put(0xFFFF_FFFF_8100_0000, 128, in: &regs)
-        let state = """
-            {"version":2,"vcpus":[{"id":0,"blocks":{"specialRegisters":"\(Data(sregs).base64EncodedString())","registers":"\(Data(regs).base64EncodedString())"}}]}
+        let vcpu = """
+            {"id":0,"blocks":{"specialRegisters":"\(Data(sregs).base64EncodedString())","registers":"\(Data(regs).base64EncodedString())"}}
             """
+        let expected = [ProcessorState(id: 0, cr0: 0x8000_0011, cr3: 0x0010_3000, cr4: 0x20, efer: 0x500, rip: 0xFFFF_FFFF_8100_0000)]
+        // Version 2: a vcpu.N section per vCPU.
         let path = directory.path("state.snap")
-        try SnapshotWriter.writeFull(memory: memory, state: Array(state.utf8), to: path)
-        let image = try MemoryImage.snapshot(path: path)
-        #expect(image.processors == [ProcessorState(id: 0, cr0: 0x8000_0011, cr3: 0x0010_3000, cr4: 0x20, efer: 0x500, rip: 0xFFFF_FFFF_8100_0000)])
+        let sections = StateSections([StateSection(name: "vcpu.0", version: 1, payload: Array(vcpu.utf8))])
+        try SnapshotWriter.writeFull(memory: memory, contents: SnapshotContents(configuration: StateSections(), state: sections), to: path)
+        #expect(try MemoryImage.snapshot(path: path).processors == expected)
+        // Version 1's JSON, as a merge of a version 1 chain carries it.
+        let legacy = directory.path("legacy.snap")
+        let json = StateSections([StateSection(name: StateSections.legacyMachineJSON, version: 2, payload: Array("{\"version\":2,\"vcpus\":[\(vcpu)]}".utf8))])
+        try SnapshotWriter.writeFull(memory: memory, contents: SnapshotContents(configuration: StateSections(), state: json), to: legacy)
+        #expect(try MemoryImage.snapshot(path: legacy).processors == expected)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Machine
+import SnapshotFormat
 import Testing
 import TestSupport
 
@@ -83,5 +84,61 @@ struct MachineStateTests {
             }
         }
         #expect(refused > 200)
+    }
+
+    /// The state as per-device sections: it round-trips; an unknown section, a newer version of a
+    /// known one, or a missing one is refused naming it; 64-bit values stay exact.
+    @Test func sectionsRoundTripAndRefuseWhatThisEngramCannotRead() throws {
+        let machine = try Machine(configuration: MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 64 << 20, cpuCount: 2))
+        try machine.start()
+        defer { machine.finish(.shutdownRequested) }
+        #expect(machine.pause())
+        var saved = try machine.saveState()
+        saved.clockNanoseconds = (1 << 60) + 1  // not representable as a double
+        let contents = try saved.contents()
+        #expect(contents.configuration.sections.map(\.name) == ["machine"])
+        #expect(contents.state.sections.map(\.name) == ["vcpu.0", "vcpu.1", "irqchip", "pit", "clock", "serial", "i8042", "power-control"])
+        let clock = try #require(contents.state["clock"])
+        #expect(String(decoding: clock.payload, as: UTF8.self).contains("\"1152921504606846977\""))
+        let all = contents.configuration.merged(with: contents.state)
+        #expect(try MachineStateRecord.decode(all.encoded(), snapshotPath: "x.snap") == saved)
+
+        func refusal(_ sections: [StateSection]) -> String? {
+            do { _ = try MachineStateRecord.decode(StateSections(sections).encoded(), snapshotPath: "x.snap"); return nil } catch {
+                return error.description
+            }
+        }
+        let unknown = refusal(all.sections + [StateSection(name: "virtio-gpu", version: 1, payload: [])])
+        #expect(unknown?.contains("virtio-gpu") == true && unknown?.contains("does not know") == true)
+        let newer = refusal(all.sections.map { $0.name == "serial" ? StateSection(name: "serial", version: 2, payload: $0.payload) : $0 })
+        #expect(newer?.contains("serial") == true && newer?.contains("version 2") == true)
+        let missing = refusal(all.sections.filter { $0.name != "pit" })
+        #expect(missing?.contains("pit") == true)
+        let misnamed = refusal(all.sections.map { $0.name == "vcpu.1" ? StateSection(name: "vcpu.7", version: 1, payload: $0.payload) : $0 })
+        #expect(misnamed?.contains("vcpu.7") == true)
+    }
+
+    /// Random damage to a real saved state's section container: refused in one line, or well formed.
+    @Test func damagedSectionsAreRefusedOrWellFormed() throws {
+        let machine = try Machine(configuration: MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 64 << 20, cpuCount: 2))
+        try machine.start()
+        defer { machine.finish(.shutdownRequested) }
+        #expect(machine.pause())
+        let original = try machine.encodedMachineState()
+        var generator = SystemRandomNumberGenerator()
+        var refused = 0
+        for _ in 0..<300 {
+            var bytes = original
+            let at = Int.random(in: 0..<bytes.count, using: &generator)
+            if Bool.random(using: &generator) { bytes[at] ^= UInt8.random(in: 1...255, using: &generator) } else { bytes = Array(bytes.prefix(at)) }
+            do {
+                let record = try MachineStateRecord.decode(bytes, snapshotPath: "x.snap")
+                #expect(record.vcpus.count == record.configuration.cpuCount)
+            } catch {
+                refused += 1
+                #expect(error.description.hasPrefix("snapshot x.snap") && !error.description.contains("\n"), "\(error)")
+            }
+        }
+        #expect(refused > 250)
     }
 }

@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Foundation
 import GuestMemory
 import ObjectStore
@@ -60,7 +61,7 @@ struct ObjectSnapshotTests {
         let source = try ObjectSnapshotSource(client: client, location: location, cache: cache)
         #expect(source.manifest.regions[0].chunks[2] == nil)
         #expect(source.isZeroPage(region: 0, page: 1100) && !source.isZeroPage(region: 0, page: 1600))
-        #expect(source.manifest.stateBytes == Array("state 0".utf8))
+        #expect(try StateSections(decoding: source.manifest.stateBytes, what: "state")[SnapshotWriter.testSectionName]?.payload == Array("state 0".utf8))
         for region in 0..<2 {
             #expect(try Self.allPages(source, region: region) == memory.regions[region].read(count: Int(memory.regions[region].sizeInBytes), at: RegionOffset(0)))
         }

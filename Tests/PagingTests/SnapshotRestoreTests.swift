@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Glibc
 import GuestMemory
 import Paging

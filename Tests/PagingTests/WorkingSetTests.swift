@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Foundation
 import Glibc
 import GuestMemory

@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import GuestMemory
 import SnapshotFormat
 import Testing

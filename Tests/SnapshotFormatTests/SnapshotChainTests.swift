@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import GuestMemory
 import SnapshotFormat
 import Testing
@@ -11,7 +12,7 @@ import TestSupport
         let fixture = try SnapshotChainFixture(in: directory)
         let chain = try SnapshotChain(path: fixture.topPath)
         #expect(chain.files.map(\.path) == [fixture.topPath, fixture.firstDiffPath, fixture.basePath])
-        #expect(chain.state == [3])  // the top file's
+        #expect(chain.testState == [3])  // the top file's
         #expect(chain.base.kind == .full)
 
         // The newest file that stores a page owns it; a page no file stores is zero.
@@ -50,7 +51,7 @@ import TestSupport
         try SnapshotWriter.writeDiff(memory: memory, dirtyPages: [:], parentFileName: "b.snap", state: [], to: directory.path("a.snap"))
         try SnapshotWriter.writeDiff(memory: memory, dirtyPages: [:], parentFileName: "a.snap", state: [], to: directory.path("b.snap"))
         try SnapshotWriter.writeDiff(memory: memory, dirtyPages: [:], parentFileName: "self.snap", state: [], to: directory.path("self.snap"))
-        for name in ["a.snap", "self.snap"] {
+        for name in ["b.snap", "self.snap"] {
             let error = try #require(chainError(directory.path(name)))
             guard case .chain(_, let reason) = error else { Issue.record("\(name): wrong error \(error)"); continue }
             #expect(reason.contains("loop"), "\(name): \(reason)")

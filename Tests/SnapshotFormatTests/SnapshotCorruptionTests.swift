@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Glibc
 import GuestMemory
 import SnapshotFormat
@@ -70,7 +71,7 @@ import TestSupport
         SnapshotFixtures.patch(path, at: 8, [7, 0, 0, 0])
         #expect(throws: SnapshotFormatError.newerVersion(path: path, version: 7)) { try SnapshotReader(path: path) }
         #expect(SnapshotFormatError.newerVersion(path: path, version: 7).description
-            == "snapshot \(path) was written by a newer Engram (format version 7); this Engram reads version 1")
+            == "snapshot \(path) was written by a newer Engram (format version 7); this Engram reads versions 1 to 2")
     }
 
     @Test func badHeaderChecksumIsNamed() throws {
@@ -105,7 +106,7 @@ import TestSupport
         let path = try writeSnapshot("deep.snap")
         let headerSize = SnapshotLayout.headerSize(regionCount: 2)
         // Region 0's pages offset moved off its 2 MiB boundary.
-        let entry = UInt64(SnapshotLayout.fixedHeaderLength)
+        let entry = UInt64(SnapshotLayout.fixedHeaderLength(version: SnapshotLayout.formatVersion))
         SnapshotFixtures.patch(path, at: entry + 208, [0x00, 0x10])
         SnapshotFixtures.resealHeader(path, headerSize: headerSize)
         #expect {

@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Glibc
 import GuestMemory
 import SnapshotFormat
@@ -7,7 +8,8 @@ import TestSupport
 @Suite struct SnapshotFuzzTests {
     let directory = TemporaryDirectory()
 
-    /// Flips random bytes in the header, region table, bitmaps, CRC tables and state; half the
+    /// Flips random bytes in the header, region table, bitmaps, CRC tables, configuration and state
+    /// sections; half the
     /// time the header CRC is recomputed so the deeper checks run. The reader must either throw
     /// a SnapshotFormatError or hand out a snapshot whose every area lies inside the file.
     @Test func randomCorruptionNeverCrashesAndNeverEscapesTheFile() throws {
@@ -15,10 +17,12 @@ import TestSupport
         try SnapshotWriter.writeFull(memory: SnapshotFixtures.memory(ramPages: 16, highPages: 8), state: Array(SnapshotFixtures.state.prefix(300)), to: path)
         let template = try SnapshotReader(path: path)
         let headerSize = SnapshotLayout.headerSize(regionCount: 2)
-        let metadataEnd = template.regions.map { $0.crcTableOffset + UInt64($0.pageCRCs.count * 4) }.max() ?? 0
+        let metadataEnd = max(template.regions.map { $0.crcTableOffset + UInt64($0.pageCRCs.count * 4) }.max() ?? 0,
+                              template.header.configurationOffset + template.header.configurationLength)
         let stateRange = template.header.stateOffset..<(template.header.stateOffset + template.header.stateLength)
         let fileSize = template.fileSizeInBytes
-        let targets: [Range<UInt64>] = [0..<320, 320..<UInt64(320 + 2 * 224), UInt64(headerSize)..<metadataEnd, stateRange]
+        let table = UInt64(SnapshotLayout.fixedHeaderLength(version: SnapshotLayout.formatVersion))
+        let targets: [Range<UInt64>] = [0..<table, table..<table + 2 * 224, UInt64(headerSize)..<metadataEnd, stateRange]
         let original = SnapshotFixtures.bytes(path, at: 0, count: Int(metadataEnd))
         let originalState = SnapshotFixtures.bytes(path, at: stateRange.lowerBound, count: Int(stateRange.count))
 
@@ -66,8 +70,8 @@ import TestSupport
             return .failure(error)
         }
         #expect(reader.fileSizeInBytes == fileSize)
-        #expect(reader.header.stateOffset + UInt64(reader.state.count) <= fileSize)
-        #expect(UInt64(reader.state.count) <= 16 << 20)
+        #expect(reader.header.stateOffset + reader.header.stateLength <= fileSize)
+        #expect(reader.header.stateLength <= 16 << 20)
         for region in reader.regions {
             #expect(region.pagesOffset + region.sizeInBytes <= fileSize)
             #expect(region.bitmapOffset + PageBitmap.byteCount(pageCount: region.pageCount) <= fileSize)

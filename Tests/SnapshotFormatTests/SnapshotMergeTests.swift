@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Glibc
 import GuestMemory
 import SnapshotFormat
@@ -16,7 +17,7 @@ import TestSupport
 
         let merged = try SnapshotReader(path: output)
         #expect(merged.kind == .full && merged.parentFileName.isEmpty)
-        #expect(merged.state == [3])  // the top file's state
+        #expect(merged.testState == [3])  // the top file's state
         try merged.verifyAllPages()
         let chain = try SnapshotChain(path: fixture.topPath)
         #expect(merged.regions.map(\.placements) == chain.regions.map(\.placements))

@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import Glibc
 import GuestMemory
 import SnapshotFormat
@@ -14,7 +15,7 @@ import TestSupport
         let reader = try SnapshotReader(path: path)
 
         #expect(reader.kind == .full && reader.parentFileName.isEmpty)
-        #expect(reader.state == SnapshotFixtures.state)
+        #expect(reader.testState == SnapshotFixtures.state)
         #expect(reader.regions.map(\.name) == ["ram", "high"])
         #expect(reader.header.creationTime > 1_700_000_000 * 1_000_000_000)
         let high = try #require(reader.region(named: "high"))
@@ -68,7 +69,7 @@ import TestSupport
         #expect(summary.pagesWritten + summary.pagesZero == 7)
 
         let reader = try SnapshotReader(path: path)
-        #expect(reader.kind == .diff && reader.parentFileName == "base.snap" && reader.state.isEmpty)
+        #expect(reader.kind == .diff && reader.parentFileName == "base.snap" && reader.testState == [])
         let ram = try #require(reader.region(named: "ram"))
         let high = try #require(reader.region(named: "high"))
         #expect(ram.bitmap.setCount == 7 && high.bitmap.setCount == 0)
@@ -122,13 +123,16 @@ import TestSupport
         let high = try #require(reader.region(named: "high"))
         #expect([ram.bitmapOffset, ram.crcTableOffset, high.bitmapOffset, high.crcTableOffset] == [4096, 8192, 12288, 16384])
         #expect(ram.pagesOffset == 0x20_0000 && high.pagesOffset == 0x60_0000)
-        #expect(reader.header.stateOffset == 0x70_0000 && reader.fileSizeInBytes == 0x70_0000 + 3000)
+        // The configuration area (an empty container, 16 bytes) follows the CRC tables at 20480.
+        #expect(reader.header.configurationOffset == 20480 && reader.header.configurationLength == 16)
+        // The state: a container of one 3000-byte section, 16 + 48 + 3000 bytes.
+        #expect(reader.header.stateOffset == 0x70_0000 && reader.fileSizeInBytes == 0x70_0000 + 3064)
         let header = SnapshotFixtures.bytes(path, at: 0, count: 4096)
         #expect(Array(header[0..<8]) == Array("ENGRAMSN".utf8))
-        #expect(Array(header[8..<32]) == [1, 0, 0, 0, 4, 3, 2, 1, 0, 16, 0, 0, 1, 0, 0, 0, 0, 16, 0, 0, 2, 0, 0, 0])
-        #expect(Array(header[320..<324]) == Array("ram\0".utf8))
-        #expect(Array(header[384..<392]) == [0, 0, 0x40, 0, 0, 0, 0, 0])  // ram size 4 MiB
-        #expect(Array(header[544..<549]) == Array("high\0".utf8))  // entry 1 at 320 + 224
+        #expect(Array(header[8..<32]) == [2, 0, 0, 0, 4, 3, 2, 1, 0, 16, 0, 0, 1, 0, 0, 0, 0, 16, 0, 0, 2, 0, 0, 0])
+        #expect(Array(header[512..<516]) == Array("ram\0".utf8))
+        #expect(Array(header[576..<584]) == [0, 0, 0x40, 0, 0, 0, 0, 0])  // ram size 4 MiB
+        #expect(Array(header[736..<741]) == Array("high\0".utf8))  // entry 1 at 512 + 224
         let crc = CRC32C.checksum(Array(header[0..<4092]))
         #expect(Array(header[4092..<4096]) == (0..<4).map { UInt8(truncatingIfNeeded: crc >> (8 * UInt32($0))) })
     }
@@ -147,7 +151,7 @@ import TestSupport
         try SnapshotWriter.writeFull(memory: memory, state: [2], to: path)
         let reader = try SnapshotReader(path: path)
         let stored = try #require(reader.region(named: "anon"))
-        #expect(reader.state == [2] && stored.bitmap.setCount == 3 && stored.placements.isEmpty)
+        #expect(reader.testState == [2] && stored.bitmap.setCount == 3 && stored.placements.isEmpty)
         for page: UInt64 in [5, 10, 63] {
             #expect(try reader.readPage(stored, page: PageIndex(page)) == region.read(count: 4096, at: RegionOffset(page * 4096)))
         }

@@ -111,8 +111,8 @@ import TestSupport
         #expect(region { $0.bitmap = [0, 0b100, 0, 0, 0, 0, 0, 0] }?.contains("bits past the end") == true)
 
         var state = Fields()
-        state.stateLength = (16 << 20) + 1
-        #expect(Self.refusal(state)?.contains("at most 16 MiB") == true)
+        state.stateLength = (17 << 20) + 1
+        #expect(Self.refusal(state)?.contains("at most \(17 << 20)") == true)
         state.stateLength = 4
         #expect(Self.refusal(state) != nil)
     }

@@ -1,3 +1,4 @@
+import SnapshotTestSupport
 import LinuxSystem
 import Foundation
 import Glibc

@@ -14,18 +14,22 @@ package enum SnapshotRequestKind: String, Codable, Sendable, Equatable {
 
 /// PUT /vm/snapshot body.
 package struct SnapshotRequest: Codable, Sendable, Equatable {
-    /// Where the snapshot file goes (created with mode 0600; replaced atomically if it exists).
+    /// Where the snapshot file goes (created with mode 0600; an existing regular file is replaced atomically; anything else there is refused).
     package var path: String
     /// "full" (the default): all of memory. "diff": only the pages written since this VM's
     /// previous snapshot, which the file names as its parent and which must be in the same directory.
     package var kind: SnapshotRequestKind?
     /// Resume the guest afterwards (default true); false leaves it paused.
     package var resume: Bool?
+    /// Replace a snapshot even though other snapshots in its directory name it as their parent
+    /// (default false: refused, since those diffs would then compose the wrong memory).
+    package var force: Bool?
 
-    package init(path: String, kind: SnapshotRequestKind? = nil, resume: Bool? = nil) {
+    package init(path: String, kind: SnapshotRequestKind? = nil, resume: Bool? = nil, force: Bool? = nil) {
         self.path = path
         self.kind = kind
         self.resume = resume
+        self.force = force
     }
 }
 

@@ -41,13 +41,18 @@ package final class ImageFile: Sendable {
     /// `count` bytes at `offset` in a new array.
     package func read(count: Int, at offset: UInt64) throws(InspectError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        guard count > 0 else { return bytes }
+        try read(into: &bytes, at: offset)
+        return bytes
+    }
+
+    /// Fills all of `bytes` from `offset` (a caller's reused array: nothing is allocated).
+    package func read(into bytes: inout [UInt8], at offset: UInt64) throws(InspectError) {
+        guard !bytes.isEmpty else { return }
         // SAFETY: the buffer is used only during the call.
         let result: Result<Void, InspectError> = unsafe bytes.withUnsafeMutableBytes { buffer in
             do throws(InspectError) { try unsafe read(into: buffer, at: offset); return .success(()) } catch { return .failure(error) }
         }
         try result.get()
-        return bytes
     }
 
     /// The data ranges of the file (SEEK_DATA/4 /* SEEK_HOLE */); the whole file where holes are not reported.

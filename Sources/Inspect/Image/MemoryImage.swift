@@ -11,13 +11,20 @@ package final class MemoryImage: Sendable {
     package let regions: [ImageRegion]
     /// vCPU registers the input carries (a snapshot's state, an ELF core's notes); may be empty.
     package let processors: [ProcessorState]
+    /// Checks every stored page read against the CRC its format recorded (a snapshot's); nil
+    /// for inputs without page CRCs, or when the caller asked for no checking.
+    package let pageCheck: PageCheck?
 
-    package init(kind: String, source: String, files: [ImageFile], regions: [ImageRegion], processors: [ProcessorState] = []) {
+    package init(
+        kind: String, source: String, files: [ImageFile], regions: [ImageRegion], processors: [ProcessorState] = [],
+        pageCheck: PageCheck? = nil
+    ) {
         self.kind = kind
         self.source = source
         self.files = files
         self.regions = regions
         self.processors = processors
+        self.pageCheck = pageCheck
     }
 
     /// The index of the region called `name`.
@@ -28,8 +35,9 @@ package final class MemoryImage: Sendable {
         return index
     }
 
-    /// Fills `buffer` with the region's bytes from `offset`: stored pages read from their file,
-    /// zero pages as zeros. The range must lie inside the region.
+    /// Fills `buffer` with the region's bytes from `offset`: stored pages read from their file
+    /// (and checked, with `pageCheck`), zero pages as zeros. The range must lie inside the region.
+    /// Every read of an image's pages comes here or to `RegionScan`, which both check.
     package func read(region: Int, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(InspectError) {
         let entry = regions[region]
         guard offset <= entry.sizeInBytes, UInt64(buffer.count) <= entry.sizeInBytes - offset else {
@@ -49,6 +57,8 @@ package final class MemoryImage: Sendable {
             let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
             if let file = span.file {
                 try unsafe files[file].read(into: part, at: span.fileOffset + (position - span.pages.lowerBound * PageSize.bytes64))
+                // SAFETY: `part` was just filled and stays alive for the check, which keeps no pointer to it.
+                try unsafe pageCheck?.check(UnsafeRawBufferPointer(part), at: position, span: span, region: region, in: self)
             } else {
                 unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
             }

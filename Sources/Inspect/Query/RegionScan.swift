@@ -1,7 +1,7 @@
 import LinuxSystem
 /// Walks a region in large chunks, the way every whole-image query reads: zero spans are handed
-/// over without reading, stored spans are read into one reused buffer, so a scan costs one
-/// pread per chunk and allocates nothing per page.
+/// over without reading, stored spans are read into one reused buffer (and checked, with the
+/// image's `pageCheck`), so a scan costs one pread per chunk and allocates nothing per page.
 @safe package struct RegionScan: ~Copyable {
     /// Bytes read per call; large enough that system-call cost vanishes, small enough for cache.
     package static let chunkBytes = 4 << 20
@@ -40,6 +40,8 @@ import LinuxSystem
                 // SAFETY: the first `count` bytes of our own buffer.
                 let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
                 try unsafe image.files[file].read(into: part, at: span.fileOffset + (position - start))
+                // SAFETY: `part` was just filled and stays alive for the check, which keeps no pointer to it.
+                try unsafe image.pageCheck?.check(UnsafeRawBufferPointer(part), at: position, span: span, region: region, in: image)
                 if try unsafe !body(.data(offset: position, bytes: UnsafeRawBufferPointer(part))) { return }
                 position += UInt64(count)
             }

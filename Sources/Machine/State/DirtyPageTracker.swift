@@ -17,8 +17,12 @@ final class DirtyPageTracker: Sendable {
     private struct State {
         /// The snapshot the next diff names as its parent; nil before the first.
         var parentPath: String?
-        /// Every file from the chain's base up to the parent; a diff must not replace one.
+        /// The parent's identity as it was written or adopted; a diff records it.
+        var parentIdentity: SnapshotIdentity?
+        /// Every file from the chain's base (or the adopted snapshot) up to the parent; a diff must not replace one.
         var chainPaths: [String] = []
+        /// Files below the adopted snapshot in the chain it was restored from.
+        var filesBelow = 0
         /// Region pages fetched from KVM and not yet in a written diff, by region name.
         var pending: [String: PageBitmap] = [:]
     }
@@ -31,10 +35,18 @@ final class DirtyPageTracker: Sendable {
     /// The files of the current chain, base first; the last is the parent.
     var chainPaths: [String] { state.withLock { $0.chainPaths } }
 
+    /// The parent's identity; nil before the first snapshot.
+    var parentIdentity: SnapshotIdentity? { state.withLock { $0.parentIdentity } }
+
+    /// Files in the chain so far, those below an adopted snapshot included.
+    var chainLength: Int { state.withLock { $0.filesBelow + $0.chainPaths.count } }
+
     /// Makes `path` the base of a new chain: logging on for every slot, each log emptied,
     /// nothing pending. Call while no vCPU runs, right after `path` captured guest memory.
     /// If KVM refuses, there is no parent, so no diff can build on a log that missed pages.
-    func startChain(at path: String, virtualMachine: VirtualMachine, memory: GuestMemoryMap) throws(KVMError) {
+    func startChain(
+        at path: String, identity: SnapshotIdentity, filesBelow: Int = 0, virtualMachine: VirtualMachine, memory: GuestMemoryMap
+    ) throws(KVMError) {
         try state.withLock { (state) throws(KVMError) in
             state = State()
             for slot in memory.mappings.indices.map(UInt32.init) {
@@ -42,7 +54,9 @@ final class DirtyPageTracker: Sendable {
                 _ = try virtualMachine.dirtyPages(slot: slot)
             }
             state.parentPath = path
+            state.parentIdentity = identity
             state.chainPaths = [path]
+            state.filesBelow = filesBelow
         }
     }
 
@@ -108,10 +122,11 @@ final class DirtyPageTracker: Sendable {
     }
 
     /// A diff holding every pending page was written to `path`: it is the next diff's parent.
-    func diffWritten(to path: String) {
+    func diffWritten(to path: String, identity: SnapshotIdentity) {
         state.withLock { state in
             state.pending = [:]
             state.parentPath = path
+            state.parentIdentity = identity
             state.chainPaths.append(path)
         }
     }

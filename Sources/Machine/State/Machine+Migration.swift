@@ -19,11 +19,9 @@ extension Machine {
         dirtyPageTracker.endMigrationLog(virtualMachine: virtualMachine, memory: memory)
     }
 
-    /// The paused machine's state, encoded as a snapshot stores it (JSON).
+    /// The paused machine's state as one section container (configuration and state sections).
     package func encodedMachineState() throws(MachineError) -> [UInt8] {
-        let record = try saveState()
-        do { return Array(try JSONEncoder().encode(record)) } catch {
-            throw .stateEncoding("cannot encode the machine state: \(error)")
-        }
+        let contents = try saveState().contents()
+        return contents.configuration.merged(with: contents.state).encoded()
     }
 }

@@ -67,9 +67,38 @@ extension Machine {
 }
 
 extension MachineStateRecord {
-    /// Decodes a snapshot's state section and checks it is well formed, naming the version
-    /// problem before any other.
+    /// Decodes a snapshot's machine state (a section container, or the JSON of version 1 files)
+    /// and checks it is well formed, naming the section or version problem before any other.
     package static func decode(_ bytes: [UInt8], snapshotPath: String) throws(MachineError) -> MachineStateRecord {
+        let record: MachineStateRecord
+        if StateSections.looksLikeContainer(bytes) {
+            let what = "snapshot \(snapshotPath) machine state"
+            let sections: StateSections
+            do { sections = try StateSections(decoding: bytes, what: what) } catch { throw .stateUnreadable("\(error)") }
+            if let legacy = sections[StateSections.legacyMachineJSON] {
+                guard sections.sections.count == 1 else {
+                    throw .stateUnreadable("\(what) holds \(StateSections.legacyMachineJSON) beside other sections; expected it alone")
+                }
+                record = try decodeJSON(legacy.payload, snapshotPath: snapshotPath)
+            } else {
+                do { record = try MachineStateRecord(sections: sections, what: what) } catch { throw .stateUnreadable("\(error)") }
+            }
+        } else {
+            record = try decodeJSON(bytes, snapshotPath: snapshotPath)
+        }
+        do { try SavedStateCheck.wellFormed(record) } catch {
+            throw .stateUnreadable("snapshot \(snapshotPath): \(error)")
+        }
+        return record
+    }
+
+    /// The record as configuration and state sections, as a snapshot stores them.
+    package func contents() throws(MachineError) -> SnapshotContents {
+        do { return try sections() } catch { throw .stateEncoding("cannot encode the machine state: \(error)") }
+    }
+
+    /// The JSON state of version 1 files (machine state version 2).
+    private static func decodeJSON(_ bytes: [UInt8], snapshotPath: String) throws(MachineError) -> MachineStateRecord {
         struct VersionOnly: Decodable { var version: Int }
         let version: Int
         do { version = try JSONDecoder().decode(VersionOnly.self, from: Data(bytes)).version } catch {
@@ -80,14 +109,9 @@ extension MachineStateRecord {
             throw .stateUnreadable(
                 "snapshot \(snapshotPath): machine state is \(newer)version \(version); this Engram reads version \(currentVersion)")
         }
-        let record: MachineStateRecord
-        do { record = try JSONDecoder().decode(MachineStateRecord.self, from: Data(bytes)) } catch {
+        do { return try JSONDecoder().decode(MachineStateRecord.self, from: Data(bytes)) } catch {
             throw .stateUnreadable("snapshot \(snapshotPath): the machine state does not decode: \(DecodingProblem.describe(error))")
         }
-        do { try SavedStateCheck.wellFormed(record) } catch {
-            throw .stateUnreadable("snapshot \(snapshotPath): \(error)")
-        }
-        return record
     }
 }
 

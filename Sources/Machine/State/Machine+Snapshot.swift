@@ -1,3 +1,4 @@
+import LinuxSystem
 import FoundationEssentials
 import GuestMemory
 import SnapshotFormat
@@ -11,11 +12,20 @@ extension Machine {
     /// guest's writes. A diff holds only the pages written since the previous snapshot of this
     /// VM, which it names as its parent; it must go in the parent's directory, and it becomes
     /// the parent of the next diff. Pages a failed diff fetched from the log join the next one.
+    ///
+    /// A snapshot never replaces this VM's own RAM or display file, nor (unless `force`) a
+    /// snapshot other snapshots in its directory name as their parent.
     package func writeSnapshot(
-        to path: String, kind: SnapshotKind = .full, resume: Bool
+        to path: String, kind: SnapshotKind = .full, resume: Bool, force: Bool = false
     ) throws(MachineSnapshotError) -> WrittenSnapshot {
         let parentPath = dirtyPageTracker.parentPath
-        if kind == .diff { try DiffSnapshotCheck.check(path, parentPath: parentPath, chainPaths: dirtyPageTracker.chainPaths) }
+        var parent: ParentSnapshot?
+        if kind == .diff {
+            parent = try DiffSnapshotCheck.check(
+                path, parentPath: parentPath, parentIdentity: dirtyPageTracker.parentIdentity,
+                chainPaths: dirtyPageTracker.chainPaths, chainLength: dirtyPageTracker.chainLength)
+        }
+        let options = WriteOptions(force: force, protectedFiles: ownFiles())
         if let waitForFill = memoryFillWait.withLock({ $0 }), !waitForFill() { throw .memoryIncomplete }
         let wasRunning = control.currentState == .running
         if wasRunning {
@@ -24,29 +34,31 @@ extension Machine {
             throw .notPausable(state: runState.rawValue)
         }
         defer { if wasRunning && resume { _ = self.resume() } }
-        let state = try encodedState()
+        let contents = try snapshotContents()
         switch kind {
         case .full:
             let summary: SnapshotWriteSummary
-            do { summary = try SnapshotWriter.writeFull(memory: memory, state: state, to: path) } catch { throw .failed(.snapshot(error)) }
+            do { summary = try SnapshotWriter.writeFull(memory: memory, contents: contents, to: path, options: options) } catch {
+                throw .failed(.snapshot(error))
+            }
             do {
-                try dirtyPageTracker.startChain(at: path, virtualMachine: virtualMachine, memory: memory)
+                try dirtyPageTracker.startChain(at: path, identity: summary.identity!, virtualMachine: virtualMachine, memory: memory)
             } catch {
                 throw .dirtyLogUnavailable(path: path, error)
             }
             return WrittenSnapshot(path: path, kind: .full, parentPath: nil, summary: summary)
         case .diff:
-            guard let parentPath else { throw .noParent }
+            guard let parentPath, let parent else { throw .noParent }
             let dirtyPages: [String: PageBitmap]
             do { dirtyPages = try dirtyPageTracker.collect(virtualMachine: virtualMachine, memory: memory) } catch { throw .failed(.kvm(error)) }
             let summary: SnapshotWriteSummary
             do {
                 summary = try SnapshotWriter.writeDiff(
-                    memory: memory, dirtyPages: dirtyPages, parentFileName: DiffSnapshotCheck.fileName(of: parentPath), state: state, to: path)
+                    memory: memory, dirtyPages: dirtyPages, parent: parent, contents: contents, to: path, options: options)
             } catch {
                 throw .failed(.snapshot(error))
             }
-            dirtyPageTracker.diffWritten(to: path)
+            dirtyPageTracker.diffWritten(to: path, identity: summary.identity!)
             return WrittenSnapshot(path: path, kind: .diff, parentPath: parentPath, summary: summary)
         }
     }
@@ -54,16 +66,23 @@ extension Machine {
     /// Makes the snapshot at `path` this VM's base for diffs: KVM starts logging the guest's
     /// writes and the next diff names `path` as its parent. A restore calls it right after
     /// loading memory and state from the chain whose top file is `path`, before any vCPU runs.
-    package func adoptSnapshotBase(path: String) throws(MachineError) {
-        do { try dirtyPageTracker.startChain(at: path, virtualMachine: virtualMachine, memory: memory) } catch { throw .kvm(error) }
+    /// `filesBelow` counts the chain's files under `path`, so the chain's length limit holds.
+    package func adoptSnapshotBase(path: String, identity: SnapshotIdentity, filesBelow: Int) throws(MachineError) {
+        do {
+            try dirtyPageTracker.startChain(at: path, identity: identity, filesBelow: filesBelow, virtualMachine: virtualMachine, memory: memory)
+        } catch {
+            throw .kvm(error)
+        }
     }
 
-    /// The paused machine's state as the snapshot's state section.
-    private func encodedState() throws(MachineSnapshotError) -> [UInt8] {
-        let record: MachineStateRecord
-        do { record = try saveState() } catch { throw .failed(error) }
-        do { return Array(try JSONEncoder().encode(record)) } catch {
-            throw .failed(.stateEncoding("cannot encode the machine state: \(error)"))
-        }
+    /// The files behind this VM's memory regions (RAM files, memfds, the display file): a
+    /// snapshot never replaces them. (The control socket is refused as a socket.)
+    private func ownFiles() -> [FileIdentity] {
+        memory.regions.compactMap { region in region.fileDescriptor.flatMap { FileIdentity(descriptor: $0) } }
+    }
+
+    /// The paused machine's configuration and state sections.
+    private func snapshotContents() throws(MachineSnapshotError) -> SnapshotContents {
+        do { return try saveState().contents() } catch { throw .failed(error) }
     }
 }

@@ -1,4 +1,5 @@
 import KVM
+import SnapshotFormat
 
 /// Why `Machine.writeSnapshot` wrote nothing (or, for `dirtyLogUnavailable`, nothing a diff
 /// can follow); each message names the file and what to do instead.
@@ -13,6 +14,10 @@ package enum MachineSnapshotError: Error, CustomStringConvertible {
     case notBesideParent(path: String, parentPath: String)
     /// The diff would replace a file of its own chain (its parent or an older one).
     case replacesChainFile(path: String)
+    /// The chain already has as many files as readers accept.
+    case chainTooLong(files: Int)
+    /// The parent's file was replaced by another snapshot since it was written.
+    case parentReplaced(parentPath: String)
     /// Guest memory is not all present (a lazy restore's fill failed), so it cannot be written.
     case memoryIncomplete
     /// Saving the state or writing the file failed; the guest runs on as before.
@@ -32,6 +37,12 @@ package enum MachineSnapshotError: Error, CustomStringConvertible {
             "diff snapshot \(path) must be in the directory of its parent \(parentPath), where readers look for the parent"
         case .replacesChainFile(let path):
             "diff snapshot \(path) would replace a file its own chain needs; choose a new name"
+        case .chainTooLong(let files):
+            "the snapshot chain already has \(files) files, the most readers accept; take a full snapshot, or merge the chain "
+                + "(engram snapshot-merge) and restore from the merged file"
+        case .parentReplaced(let parentPath):
+            "the previous snapshot \(parentPath) was replaced by another file since it was written, so a diff on it would hold the "
+                + "wrong memory; take a full snapshot first"
         case .memoryIncomplete:
             "cannot snapshot: guest memory is incomplete (its lazy restore failed)"
         case .failed(let error):

@@ -40,8 +40,7 @@ package enum LiveUpdateTarget {
     /// dies with the last process holding it). Returns why it could not, or nil.
     package static func saveForRestore(_ handoff: UpdateHandoff, memory: GuestMemoryMap) -> String? {
         do {
-            let state = Array(try JSONEncoder().encode(handoff.machine))
-            _ = try SnapshotWriter.writeFull(memory: memory, state: state, to: handoff.statePath)
+            _ = try SnapshotWriter.writeFull(memory: memory, contents: try handoff.machine.contents(), to: handoff.statePath)
             return nil
         } catch {
             return "\(error)"

@@ -13,7 +13,7 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
     package static let chunkPages: UInt64 = 512
     static let maximumRegions = 64
     static let maximumRegionBytes: UInt64 = 1 << 40
-    static let maximumStateBytes = 16 << 20
+    static let maximumStateBytes = Int(SnapshotLayout.maximumStateLength + SnapshotLayout.maximumConfigurationLength)
 
     /// Where one chunk's stored pages are.
     package struct Chunk: Codable, Sendable, Equatable {

@@ -19,7 +19,7 @@ package struct SnapshotManifest: Sendable {
     static let maximumNameBytes = 64
     static let maximumRegionBytes: UInt64 = 1 << 40
     static let maximumPlacements = 4
-    static let maximumStateBytes = 16 << 20
+    static let maximumStateBytes = Int(SnapshotLayout.maximumStateLength + SnapshotLayout.maximumConfigurationLength)
 
     /// The manifest of what a page server serves (a snapshot chain or a paused VM's live memory).
     package init(memory: some ServedMemory, workingSetPages: UInt32) {
@@ -96,7 +96,7 @@ package struct SnapshotManifest: Sendable {
             dataPages.append(bitmap)
         }
         let stateLength = Int(try reader.u32("state length"))
-        guard stateLength <= Self.maximumStateBytes else { throw bad("has a state of \(stateLength) bytes; at most 16 MiB") }
+        guard stateLength <= Self.maximumStateBytes else { throw bad("has a state of \(stateLength) bytes; at most \(Self.maximumStateBytes) bytes") }
         state = try reader.bytes(stateLength, "state")
         workingSetPages = try reader.u32("working-set pages")
         try reader.expectEnd("the manifest")

@@ -5,17 +5,19 @@ import SnapshotFormat
 
 extension MachineController {
     /// PUT /vm/snapshot: writes a full or diff snapshot and reports it. A diff the VM cannot
-    /// take yet (no previous snapshot) is 409; one asked for in the wrong place is 400.
+    /// take yet (no previous snapshot, a chain at its limit, a replaced parent) is 409; one asked
+    /// for in the wrong place, or over a snapshot others depend on, is 400.
     package func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
         let started = ContinuousClock.now
         let kind: SnapshotKind = request.kind == .diff ? .diff : .full
         let written: WrittenSnapshot
         do {
-            written = try machine.writeSnapshot(to: request.path, kind: kind, resume: request.resume ?? true)
+            written = try machine.writeSnapshot(to: request.path, kind: kind, resume: request.resume ?? true, force: request.force ?? false)
         } catch {
             switch error {
             case .notPausable(let state): throw .invalidState(operation: "snapshot", state: state)
-            case .noParent, .parentMissing: throw .conflict(reason: error.description)
+            case .noParent, .parentMissing, .chainTooLong, .parentReplaced: throw .conflict(reason: error.description)
+            case .failed(.snapshot(.refusedPath)): throw .invalidRequest(reason: error.description)
             case .notBesideParent, .replacesChainFile: throw .invalidRequest(reason: error.description)
             case .failed, .dirtyLogUnavailable, .memoryIncomplete: throw .failed(operation: "snapshot", reason: error.description)
             }

@@ -78,7 +78,8 @@ package enum VMRestore {
             // A lazy restore's header page may not be here yet; the others name this VM's socket now.
             if request.memory != .lazy { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
             // The restored snapshot becomes the parent of this VM's next diff snapshot.
-            if request.trackDirtyPages, let chain = source.chain { try machine.adoptSnapshotBase(path: chain.path) }
+            if request.trackDirtyPages, let chain = source.chain { try machine.adoptSnapshotBase(
+                path: chain.path, identity: chain.files[0].header.identity, filesBelow: chain.files.count - 1) }
         } catch let error as VMMError {
             throw error
         } catch let error as MemoryLoadError {

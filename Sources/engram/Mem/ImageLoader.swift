@@ -9,7 +9,7 @@ enum ImageLoader {
         let layout = RawLayout(rawValue: options.layout.layout.rawValue) ?? .pc
         do {
             if isSocket(options.image) { return try openLive(socket: options.image) }
-            return try ImageOpener.open(path: options.image, layout: layout)
+            return try ImageOpener.open(path: options.image, layout: layout, verifyPages: !options.noVerify)
         } catch let error as InspectError {
             throw CommandFailure(error.description)
         }

@@ -10,7 +10,8 @@ struct MemCommand: ParsableCommand {
             an Engram snapshot (full or diff chain), a QEMU migration stream saved to a file \
             (migrate "exec:cat > FILE"), an ELF core (engram mem export, QEMU dump-guest-memory), or \
             else a raw RAM file such as QEMU's memory-backend-file, placed by --layout. \
-            Addresses and lengths take decimal or 0x hex.
+            Every snapshot page read is checked against its CRC32C and a damaged one refused \
+            (--no-verify shows it as stored). Addresses and lengths take decimal or 0x hex.
             """,
         subcommands: [
             MemRegionsCommand.self, MemReadCommand.self, MemSearchCommand.self, MemStatsCommand.self,
@@ -19,10 +20,14 @@ struct MemCommand: ParsableCommand {
     )
 }
 
-/// The IMAGE argument and how to place a raw RAM file, shared by every `mem` subcommand.
+/// The IMAGE argument, how to place a raw RAM file, and whether to check a snapshot's pages,
+/// shared by every `mem` subcommand.
 struct ImageOptions: ParsableArguments {
     @Argument(help: "The memory image: a control socket, snapshot, QEMU RAM file or stream, or ELF core.") var image: String
     @Option(help: "Guest-physical placement of a raw RAM file: pc, q35, engram or flat.") var layout: LayoutArgument = .init(.pc)
+    @Flag(help: ArgumentHelp(ImageOptions.noVerifyHelp)) var noVerify = false
+
+    static let noVerifyHelp = "Show a snapshot's pages as stored, without checking each against its CRC32C (a damaged page is refused otherwise)."
 }
 
 /// A `--layout` value.

@@ -12,12 +12,15 @@ struct MemDiffCommand: ParsableCommand {
     @Argument(help: "The first image.") var first: String
     @Argument(help: "The second image.") var second: String
     @Option(help: "Guest-physical placement of raw RAM files: pc, q35, engram or flat.") var layout: LayoutArgument = .init(.pc)
+    @Flag(help: ArgumentHelp(ImageOptions.noVerifyHelp)) var noVerify = false
 
     func run() throws {
         var firstOptions = try ImageOptions.parse([first])
         firstOptions.layout = layout
+        firstOptions.noVerify = noVerify
         var secondOptions = try ImageOptions.parse([second])
         secondOptions.layout = layout
+        secondOptions.noVerify = noVerify
         let (a, b) = (try ImageLoader.open(firstOptions), try ImageLoader.open(secondOptions))
         let difference: ImageDifference
         do { difference = try ImageDiff.compare(a, b) } catch { throw CommandFailure(error.description) }

@@ -1,0 +1,122 @@
+import FoundationEssentials
+import Devices
+import KVM
+import SnapshotFormat
+
+extension MachineStateRecord {
+    /// The record as sections: the configuration (written before memory) and the state.
+    func sections() throws(SectionError) -> SnapshotContents {
+        var state: [StateSection] = []
+        for vcpu in vcpus {
+            let section = VCPUSection(
+                id: vcpu.id, cpuid: vcpu.cpuid,
+                blocks: Dictionary(uniqueKeysWithValues: vcpu.blocks.map { ($0.key.rawValue, Base64.encode($0.value)) }),
+                modelSpecificRegisters: vcpu.modelSpecificRegisters.map { .init(index: $0.index, value: ExactUInt64($0.value)) })
+            state.append(try Self.section(MachineSections.vcpuPrefix + String(vcpu.id), MachineSections.vcpuVersion, section))
+        }
+        let chips = IRQChipSection(
+            picMaster: Base64.encode(interruptControllers[.picMaster] ?? []), picSlave: Base64.encode(interruptControllers[.picSlave] ?? []),
+            ioAPIC: Base64.encode(interruptControllers[.ioAPIC] ?? []))
+        state.append(try Self.section(MachineSections.irqchip, chips))
+        state.append(try Self.section(MachineSections.timer, TimerSection(pitState: Base64.encode(timer))))
+        state.append(try Self.section(MachineSections.clock, ClockSection(kvmclockNanoseconds: ExactUInt64(clockNanoseconds))))
+        state.append(try Self.section(MachineSections.serial, serial))
+        state.append(try Self.section(MachineSections.keyboardController, keyboardController))
+        state.append(try Self.section(MachineSections.powerControl, powerControl))
+
+        let features = (vcpus.first?.cpuid ?? []).filter { entry in
+            [(1, 0), (7, 0), (0x8000_0001, 0)].contains { entry.function == $0.0 && entry.index == $0.1 }
+        }
+        let machine = ConfigurationSection(
+            cpuCount: configuration.cpuCount, memorySizeInBytes: ExactUInt64(configuration.memorySizeInBytes),
+            regionNames: configuration.regionNames, kernelPath: configuration.kernelPath, commandLine: configuration.commandLine,
+            cpuFeatures: features, sections: state.map { SectionVersion(name: $0.name, version: $0.version) })
+        return SnapshotContents(
+            configuration: StateSections([try Self.section(MachineSections.configuration, machine)]), state: StateSections(state))
+    }
+
+    /// The record from sections (configuration and state in one container); refuses an unknown
+    /// section, a newer version of a known one, and a missing one, naming it. `what` names the
+    /// container in messages.
+    init(sections: StateSections, what: String) throws(SectionError) {
+        let machine: ConfigurationSection = try Self.payload(sections, MachineSections.configuration, what: what)
+        var vcpus: [VCPUStateRecord] = []
+        for section in sections.sections where section.name.hasPrefix(MachineSections.vcpuPrefix) {
+            guard section.version <= MachineSections.vcpuVersion else {
+                throw .newerVersion(what, section: section.name, version: section.version, readable: MachineSections.vcpuVersion)
+            }
+            let vcpu: VCPUSection = try Self.decode(section, what: what)
+            guard section.name == MachineSections.vcpuPrefix + String(vcpu.id) else {
+                throw .payload(what, section: section.name, problem: "holds vCPU \(vcpu.id); expected the vCPU its name says")
+            }
+            var blocks: [VCPUStateBlock: [UInt8]] = [:]
+            for (name, text) in vcpu.blocks {
+                guard let block = VCPUStateBlock(rawValue: name) else {
+                    throw .payload(what, section: section.name, problem: "unknown block \(name)")
+                }
+                blocks[block] = try Self.bytes(text, section: section.name, field: name, what: what)
+            }
+            vcpus.append(VCPUStateRecord(
+                id: vcpu.id, cpuid: vcpu.cpuid, blocks: blocks,
+                modelSpecificRegisters: vcpu.modelSpecificRegisters.map { ModelSpecificRegister(index: $0.index, value: $0.value.value) }))
+        }
+        let known = Set(([MachineSections.configuration] + MachineSections.devices).map(\.name))
+        for section in sections.sections where !known.contains(section.name) && !section.name.hasPrefix(MachineSections.vcpuPrefix) {
+            throw .unknownSection(what, section: section.name)
+        }
+        let chips: IRQChipSection = try Self.payload(sections, MachineSections.irqchip, what: what)
+        let name = MachineSections.irqchip.name
+        let timer: TimerSection = try Self.payload(sections, MachineSections.timer, what: what)
+        let clock: ClockSection = try Self.payload(sections, MachineSections.clock, what: what)
+        self.init(
+            configuration: SavedConfiguration(
+                cpuCount: machine.cpuCount, memorySizeInBytes: machine.memorySizeInBytes.value, regionNames: machine.regionNames,
+                kernelPath: machine.kernelPath, commandLine: machine.commandLine),
+            vcpus: vcpus.sorted { $0.id < $1.id },
+            interruptControllers: [
+                .picMaster: try Self.bytes(chips.picMaster, section: name, field: "picMaster", what: what),
+                .picSlave: try Self.bytes(chips.picSlave, section: name, field: "picSlave", what: what),
+                .ioAPIC: try Self.bytes(chips.ioAPIC, section: name, field: "ioAPIC", what: what),
+            ],
+            timer: try Self.bytes(timer.pitState, section: MachineSections.timer.name, field: "pitState", what: what),
+            clockNanoseconds: clock.kvmclockNanoseconds.value,
+            serial: try Self.payload(sections, MachineSections.serial, what: what),
+            keyboardController: try Self.payload(sections, MachineSections.keyboardController, what: what),
+            powerControl: try Self.payload(sections, MachineSections.powerControl, what: what))
+    }
+
+    private static func section<T: Encodable>(_ kind: SectionKind, _ value: T) throws(SectionError) -> StateSection {
+        try section(kind.name, kind.version, value)
+    }
+
+    private static func section<T: Encodable>(_ name: String, _ version: UInt32, _ value: T) throws(SectionError) -> StateSection {
+        do { return StateSection(name: name, version: version, payload: Array(try JSONEncoder().encode(value))) } catch {
+            throw .payload("the machine state", section: name, problem: "cannot be encoded: \(error)")
+        }
+    }
+
+    private static func payload<T: Decodable>(_ sections: StateSections, _ kind: SectionKind, what: String) throws(SectionError) -> T {
+        guard let section = sections[kind.name] else { throw .missingSection(what, section: kind.name) }
+        guard section.version <= kind.version else {
+            throw .newerVersion(what, section: kind.name, version: section.version, readable: kind.version)
+        }
+        return try decode(section, what: what)
+    }
+
+    private static func decode<T: Decodable>(_ section: StateSection, what: String) throws(SectionError) -> T {
+        do { return try JSONDecoder().decode(T.self, from: Data(section.payload)) } catch {
+            throw .payload(what, section: section.name, problem: DecodingProblem.describe(error))
+        }
+    }
+
+    private static func bytes(_ text: String, section: String, field: String, what: String) throws(SectionError) -> [UInt8] {
+        guard let bytes = Base64.decode(text) else { throw .payload(what, section: section, problem: "\(field) is not base64") }
+        return bytes
+    }
+}
+
+/// Base64 of kernel structs in section payloads.
+enum Base64 {
+    static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    static func decode(_ text: String) -> [UInt8]? { Data(base64Encoded: text).map { Array($0) } }
+}

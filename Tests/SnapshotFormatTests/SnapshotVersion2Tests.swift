@@ -1,0 +1,260 @@
+import SnapshotTestSupport
+import Glibc
+import GuestMemory
+import LinuxSystem
+import SnapshotFormat
+import Testing
+import TestSupport
+
+/// Version 2 of the format (docs/FORMAT.md): checksums over everything that decides what memory
+/// a file holds, identities that tie a diff to its exact parent, feature flags, sections, the
+/// stricter layout rules, safe paths and the reading of version 1 files.
+@Suite(.serialized) struct SnapshotVersion2Tests {
+    let directory = TemporaryDirectory()
+    let headerSize = SnapshotLayout.headerSize(regionCount: 2)
+    let table = UInt64(SnapshotLayout.fixedHeaderLength(version: SnapshotLayout.formatVersion))
+
+    private func write(_ name: String) throws -> String {
+        let path = directory.path(name)
+        try SnapshotWriter.writeFull(memory: SnapshotFixtures.memory(ramPages: 64, highPages: 16), state: [7, 8, 9], to: path)
+        return path
+    }
+
+    private func openError(_ path: String) -> SnapshotFormatError? {
+        do throws(SnapshotFormatError) { _ = try SnapshotChain(path: path); return nil } catch { return error }
+    }
+
+    @Test(arguments: [false, true])
+    func aClearedOrSetBitmapBitIsRefused(setting: Bool) throws {
+        let path = try write("bitmap.snap")
+        let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
+        let page = try #require((0..<ram.pageCount).first { ram.isPresent(PageIndex($0)) != setting })
+        let offset = ram.bitmapOffset + page / 8
+        let byte = SnapshotFixtures.bytes(path, at: offset, count: 1)[0]
+        SnapshotFixtures.patch(path, at: offset, [byte ^ UInt8(1 << (page % 8))])
+        let error = try #require(openError(path))
+        guard case .tableChecksum(_, let table, _, _) = error else { Issue.record("wrong error \(error)"); return }
+        #expect(table == "region ram bitmap")
+    }
+
+    /// A zero page (clear bit) of a full snapshot with bytes in the file would read differently
+    /// under a mapped restore: verification refuses it.
+    @Test func bytesUnderAClearBitOfAFullSnapshotAreFoundByVerification() throws {
+        let path = try write("hole.snap")
+        let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
+        let page = try #require((0..<ram.pageCount).first { !ram.isPresent(PageIndex($0)) })
+        try SnapshotChain(path: path).verifyAllPages()
+        SnapshotFixtures.patch(path, at: ram.pagesOffset + page * 4096 + 100, [0x5A])
+        #expect {
+            try SnapshotChain(path: path).verifyAllPages()
+        } throws: { error in
+            (error as? SnapshotFormatError)?.description.contains("page \(page)") == true
+        }
+    }
+
+    @Test func aFlippedCRCTableConfigurationOrStateByteIsRefused() throws {
+        let path = try write("tables.snap")
+        let reader = try SnapshotReader(path: path)
+        let ram = try #require(reader.region(named: "ram"))
+        let cases: [(UInt64, (SnapshotFormatError) -> Bool)] = [
+            (ram.crcTableOffset + 5, { if case .tableChecksum(_, "region ram CRC table", _, _) = $0 { true } else { false } }),
+            (reader.header.configurationOffset + 3, { if case .configurationChecksum = $0 { true } else { false } }),
+            (reader.header.stateOffset + reader.header.stateLength - 1, { if case .stateChecksum = $0 { true } else { false } }),
+            (100, { if case .headerChecksum = $0 { true } else { false } }),
+        ]
+        for (offset, matches) in cases {
+            let byte = SnapshotFixtures.bytes(path, at: offset, count: 1)[0]
+            SnapshotFixtures.patch(path, at: offset, [byte ^ 0x10])
+            let error = try #require(openError(path), "offset \(offset)")
+            #expect(matches(error), "offset \(offset): \(error)")
+            SnapshotFixtures.patch(path, at: offset, [byte])
+        }
+        _ = try SnapshotChain(path: path)
+    }
+
+    @Test func aDamagedSectionIsNamedEvenWhenTheAreaChecksumIsResealed() throws {
+        let path = try write("section.snap")
+        let reader = try SnapshotReader(path: path)
+        let last = reader.header.stateOffset + reader.header.stateLength - 1
+        SnapshotFixtures.patch(path, at: last, [SnapshotFixtures.bytes(path, at: last, count: 1)[0] ^ 1])
+        let state = SnapshotFixtures.bytes(path, at: reader.header.stateOffset, count: Int(reader.header.stateLength))
+        let crc = CRC32C.checksum(state)
+        SnapshotFixtures.patch(path, at: 304, (0..<4).map { UInt8(truncatingIfNeeded: crc >> (8 * UInt32($0))) })
+        SnapshotFixtures.resealHeader(path, headerSize: headerSize)
+        let error = try #require(openError(path))
+        guard case .sections(.checksum(_, let section, _, _)) = error else { Issue.record("wrong error \(error)"); return }
+        #expect(section == SnapshotWriter.testSectionName)
+    }
+
+    @Test func unknownIncompatibleFlagsAreRefusedAndUnknownCompatibleOnesRead() throws {
+        let path = try write("flags.snap")
+        SnapshotFixtures.patch(path, at: 360, [0, 0, 0, 0, 0, 0, 0, 0x80])
+        SnapshotFixtures.resealHeader(path, headerSize: headerSize)
+        #expect(try SnapshotReader(path: path).header.features.compatible == 1 << 63)
+        SnapshotFixtures.patch(path, at: 368, [4])
+        SnapshotFixtures.resealHeader(path, headerSize: headerSize)
+        let error = try #require(openError(path))
+        #expect(error.description.contains("incompatible feature bits") && error.description.contains("0x4"))
+    }
+
+    @Test func paddingTrailingBytesAndOverlappingPlacementsAreRefused() throws {
+        let padded = try write("padding.snap")
+        SnapshotFixtures.patch(padded, at: UInt64(headerSize - 8), [1])
+        SnapshotFixtures.resealHeader(padded, headerSize: headerSize)
+        #expect(openError(padded)?.description.contains("padding") == true)
+
+        let reserved = try write("reserved.snap")
+        SnapshotFixtures.patch(reserved, at: 400, [1])
+        SnapshotFixtures.resealHeader(reserved, headerSize: headerSize)
+        #expect(openError(reserved)?.description.contains("reserved") == true)
+
+        let trailing = try write("trailing.snap")
+        let fd = open(trailing, O_WRONLY | O_APPEND)
+        #expect(Glibc.write(fd, [0], 1) == 1)
+        close(fd)
+        #expect(openError(trailing)?.description.contains("file size") == true)
+
+        // Region "high" placed over "ram" in guest-physical memory.
+        let overlapping = try write("overlap.snap")
+        let ramGuest = SnapshotFixtures.bytes(overlapping, at: table + 80, count: 8)
+        SnapshotFixtures.patch(overlapping, at: table + 224 + 80, ramGuest)
+        SnapshotFixtures.resealHeader(overlapping, headerSize: headerSize)
+        #expect(openError(overlapping)?.description.contains("overlaps") == true)
+    }
+
+    @Test(arguments: [".", "..", String(repeating: "p", count: 256)])
+    func parentNamesThatAreNotFileNamesAreRefused(name: String) throws {
+        _ = try write("base.snap")
+        let path = directory.path("diff.snap")
+        try SnapshotWriter.writeDiff(memory: SnapshotFixtures.memory(ramPages: 64, highPages: 16), dirtyPages: [:],
+                                     parentFileName: "base.snap", state: [], to: path)
+        var field = Array(name.utf8)
+        field += [UInt8](repeating: 0, count: 256 - field.count)
+        SnapshotFixtures.patch(path, at: 32, field)
+        SnapshotFixtures.resealHeader(path, headerSize: headerSize)
+        #expect(openError(path)?.description.contains("parent file name") == true)
+    }
+
+    /// The issue's reproduction: a full snapshot, a diff on it, then a new full snapshot
+    /// written over the first. The diff must not compose with the new file.
+    @Test func aReplacedOrRenamedParentIsRefusedAndReplacingAParentNeedsForce() throws {
+        let memory = try SnapshotFixtures.memory(ramPages: 64, highPages: 16)
+        let base = try write("a.snap")
+        let diff = directory.path("b.snap")
+        try SnapshotWriter.writeDiff(memory: memory, dirtyPages: [:], parentFileName: "a.snap", state: [], to: diff)
+        #expect(try SnapshotChain(path: diff).files.count == 2)
+        #expect(SnapshotDirectory.dependents(of: base) == [diff])
+
+        // Replacing a.snap is refused while b.snap depends on it, and a.snap is left as it was.
+        let before = try SnapshotReader(path: base).header.identity
+        #expect {
+            try SnapshotWriter.writeFull(memory: memory, state: [1], to: base)
+        } throws: { error in
+            guard let error = error as? SnapshotFormatError, case .refusedPath(_, let reason) = error else { return false }
+            return reason.contains("b.snap") && reason.contains("--force")
+        }
+        #expect(try SnapshotReader(path: base).header.identity == before)
+
+        // With force it is replaced, and the chain is then refused naming both files.
+        try SnapshotWriter.writeFull(memory: memory, state: [1], to: base, options: WriteOptions(force: true))
+        let error = try #require(openError(diff))
+        #expect(error.description.contains("b.snap") && error.description.contains("a.snap") && error.description.contains("replaced"))
+
+        // An unrelated snapshot renamed to the parent's name is refused the same way.
+        let other = try write("other.snap")
+        let third = directory.path("c.snap")
+        try SnapshotWriter.writeDiff(memory: memory, dirtyPages: [:], parentFileName: "a.snap", state: [], to: third)
+        #expect(rename(other, base) == 0)
+        #expect(openError(third)?.description.contains("replaced") == true)
+    }
+
+    @Test func theMergerRefusesAReplacedParentToo() throws {
+        let memory = try SnapshotFixtures.memory(ramPages: 64, highPages: 16)
+        let base = try write("a.snap")
+        let diff = directory.path("b.snap")
+        try SnapshotWriter.writeDiff(memory: memory, dirtyPages: [:], parentFileName: "a.snap", state: [], to: diff)
+        try SnapshotWriter.writeFull(memory: memory, state: [1], to: base, options: WriteOptions(force: true))
+        #expect(throws: SnapshotFormatError.self) { try SnapshotMerger.merge(top: diff, into: directory.path("m.snap")) }
+        #expect(FileStatus(path: directory.path("m.snap")) == nil)
+    }
+
+    @Test func pathsThatAreNotRegularFilesAreRefusedAndLeftUntouched() throws {
+        let memory = try SnapshotFixtures.memory(ramPages: 16, highPages: 16)
+        let fifo = directory.path("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let target = directory.path("target")
+        try AtomicFile.write([1, 2, 3], to: target)
+        let link = directory.path("link")
+        #expect(symlink(target, link) == 0)
+        let subdirectory = directory.path("dir")
+        #expect(mkdir(subdirectory, 0o700) == 0)
+        let device = directory.path("null")
+        let madeDevice = mknod(device, S_IFCHR | 0o600, dev_t(0x103)) == 0  // 1:3, like /dev/null
+        let socketPath = directory.path("sock")
+        let listener = try UnixSocketPath.bind(socketPath)
+        defer { _ = listener }
+        var paths = [(fifo, "FIFO"), (link, "symbolic link"), (subdirectory, "directory"), (socketPath, "socket"),
+                     (directory.url.path + "/a\0b.snap", "NUL")]
+        if madeDevice { paths.append((device, "character device")) }
+        for (path, what) in paths {
+            do throws(SnapshotFormatError) {
+                try SnapshotWriter.writeFull(memory: memory, state: [], to: path)
+                Issue.record("\(what): written")
+            } catch {
+                guard case .refusedPath = error else { Issue.record("\(what): wrong error \(error)"); continue }
+                #expect(error.description.contains(what) && !error.description.contains("\n"), "\(error)")
+            }
+        }
+        #expect(FileStatus(path: fifo, followingLinks: false)?.kind == .fifo)
+        #expect(FileStatus(path: link, followingLinks: false)?.kind == .symbolicLink)
+        #expect(SnapshotFixtures.bytes(target, at: 0, count: 3) == [1, 2, 3] && SnapshotFixtures.fileSize(target) == 3)
+        #expect(FileStatus(path: subdirectory)?.kind == .directory)
+        #expect(FileStatus(path: socketPath, followingLinks: false)?.kind == .socket)
+        if madeDevice { #expect(FileStatus(path: device, followingLinks: false)?.kind == .characterDevice) }
+        #expect(FileStatus(path: directory.path("a")) == nil)
+    }
+
+    @Test func theVMsOwnFilesAreNeverReplaced() throws {
+        let memory = try SnapshotFixtures.memory(ramPages: 16, highPages: 16)
+        let own = directory.path("ram")
+        try AtomicFile.write([5], to: own)
+        let fd = open(own, O_RDONLY)
+        defer { close(fd) }
+        let options = WriteOptions(force: true, protectedFiles: [try #require(FileIdentity(descriptor: fd))])
+        #expect(throws: SnapshotFormatError.self) { try SnapshotWriter.writeFull(memory: memory, state: [], to: own, options: options) }
+        #expect(SnapshotFixtures.fileSize(own) == 1)
+    }
+
+    /// A version 1 file (the previous format, made here by rewriting a version 2 file's header
+    /// and state as version 1 wrote them) still reads, with the same pages.
+    @Test func aVersion1FileStillReads() throws {
+        let path = try write("v1.snap")
+        let legacyState = Array(#"{"version":2}"#.utf8)
+        try SnapshotDowngrade.toVersion1(path, state: legacyState)
+        let reader = try SnapshotReader(path: path)
+        #expect(reader.header.version == 1 && reader.header.snapshotID == .none && reader.configuration.sections.isEmpty)
+        #expect(reader.stateSections[StateSections.legacyMachineJSON]?.payload == legacyState)
+        try reader.verifyAllPages()
+        let ram = try #require(reader.region(named: "ram"))
+        for page in [UInt64(0), 3, 63] {
+            #expect(try reader.readPage(ram, page: PageIndex(page)) == SnapshotFixtures.pageBytes(region: "ram", page: page))
+        }
+    }
+
+    @Test func sectionContainersRoundTripAndRefuseDamage() throws {
+        let sections = StateSections([
+            StateSection(name: "vcpu.0", version: 1, payload: Array("{}".utf8)),
+            StateSection(name: "serial", version: 3, payload: []),
+        ])
+        let bytes = sections.encoded()
+        #expect(try StateSections(decoding: bytes, what: "t") == sections)
+        #expect(throws: SectionError.self) { try StateSections(decoding: bytes + [0], what: "t") }
+        #expect(throws: SectionError.self) { try StateSections(decoding: Array(bytes.dropLast()), what: "t") }
+        var renamed = bytes
+        renamed[16] = UInt8(ascii: "V")  // names are lowercase
+        #expect(throws: SectionError.self) { try StateSections(decoding: renamed, what: "t") }
+        var huge = bytes
+        huge[8] = 0xFF
+        #expect(throws: SectionError.self) { try StateSections(decoding: huge, what: "t") }
+    }
+}
