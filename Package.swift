@@ -168,6 +168,6 @@ let package = Package(
         .testTarget(name: "ObjectStoreTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
         .testTarget(name: "VMMTests", dependencies: ["SnapshotTestSupport", "VMM", "Machine", "Paging", "SnapshotFormat", "GuestMemory", "LinuxSystem", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotFormat", "GuestMemory", "LinuxSystem"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotTestSupport", "SnapshotFormat", "GuestMemory", "LinuxSystem"]),
     ]
 )

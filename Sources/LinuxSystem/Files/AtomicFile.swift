@@ -44,7 +44,7 @@ package final class AtomicFile {
         try Self.checkTarget(path, protecting: protecting)
         self.path = path
         self.protecting = protecting
-        Self.removeStaleTemporaryFiles(in: Self.directory(of: path))
+        Self.removeStaleTemporaryFiles(in: FileSystem.directory(of: path))
         if allowingUnnamed, let unnamed = try Self.createUnnamed(for: path) {
             file = unnamed
             temporaryPath = nil
@@ -60,7 +60,7 @@ package final class AtomicFile {
 
     /// The temporary file's path, for messages about a write that failed half-way.
     package var temporaryFilePath: String {
-        temporaryPath ?? "\(Self.directory(of: path)) (unnamed temporary file for \(FilePath(path).lastComponent?.string ?? path))"
+        temporaryPath ?? "\(FileSystem.directory(of: path)) (unnamed temporary file for \(FilePath(path).lastComponent?.string ?? path))"
     }
 
     /// Gives the finished file its final name, as `durability` says. With `replacingExisting`
@@ -94,7 +94,7 @@ package final class AtomicFile {
 
     /// fsync(2) of the directory holding `path`, so a rename into it is durable.
     package static func syncDirectory(containing path: String) throws(SystemCallError) {
-        let name = directory(of: path)
+        let name = FileSystem.directory(of: path)
         let fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .last("open (directory)", on: name) }
         defer { close(fd) }
@@ -102,11 +102,6 @@ package final class AtomicFile {
     }
 
     // MARK: - The path
-
-    private static func directory(of path: String) -> String {
-        let directory = FilePath(path).removingLastComponent()
-        return directory.isEmpty ? "." : directory.string
-    }
 
     /// Refuses a path a whole-file write must not go to. The refusal is a SystemCallError (what
     /// every caller already handles) whose call names the reason: "PATH: open (it is a FIFO;
@@ -147,7 +142,7 @@ package final class AtomicFile {
     /// make one, or /proc (through which it is named) is missing.
     private static func createUnnamed(for path: String) throws(SystemCallError) -> OwnedFileDescriptor? {
         guard access("/proc/self/fd", X_OK) == 0 else { return nil }
-        let fd = open(directory(of: path), unnamedFileFlag | O_RDWR | O_CLOEXEC, 0o600)
+        let fd = open(FileSystem.directory(of: path), unnamedFileFlag | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             // EISDIR: a kernel before 3.11 saw only O_DIRECTORY. EOPNOTSUPP, EINVAL: the file system.
             if errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL { return nil }
@@ -226,17 +221,10 @@ package final class AtomicFile {
     /// file's flock, so a file whose lock is granted has none. Only this user's owner-only regular
     /// files, as this type creates them.
     private static func removeStaleTemporaryFiles(in directory: String) {
-        // SAFETY: the stream is used only in this function and closed once, at its end.
-        guard let stream = unsafe opendir(directory) else { return }
-        defer { _ = unsafe closedir(stream) }
-        let directoryFD = unsafe dirfd(stream)
-        // SAFETY: readdir's entry is valid until the next readdir; its fields are copied out at once.
-        while let entry = unsafe readdir(stream) {
-            let name = unsafe withUnsafeBytes(of: entry.pointee.d_name) { unsafe String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            let type = unsafe entry.pointee.d_type
-            guard type == DT_REG || type == DT_UNKNOWN, isTemporaryName(name) else { continue }
+        for name in FileSystem.entries(of: directory) ?? [] where isTemporaryName(name) {
+            let path = directory + "/" + name
             // O_NONBLOCK: a FIFO by that name must not stall the open.
-            let fd = openat(directoryFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { continue }
             defer { close(fd) }
             var info = stat()
@@ -246,7 +234,7 @@ package final class AtomicFile {
             else { continue }
             // Unlinked before the descriptor closes, under the lock: a writer that locks its new
             // file after this sees its name gone and makes another.
-            _ = unlinkat(directoryFD, name, 0)
+            _ = unlink(path)
         }
     }
 }

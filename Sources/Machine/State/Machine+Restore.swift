@@ -92,6 +92,12 @@ extension MachineStateRecord {
         return record
     }
 
+    /// Checks the record fits the snapshot's regions (names, sizes, placements), so a restore can
+    /// refuse a snapshot before it reads any memory.
+    package func checkFits(snapshotRegions: [SnapshotRegionShape]) throws(MachineError) {
+        try SavedStateCheck.regions(snapshotRegions, match: self)
+    }
+
     /// The record as configuration and state sections, as a snapshot stores them.
     package func contents() throws(MachineError) -> SnapshotContents {
         do { return try sections() } catch { throw .stateEncoding("cannot encode the machine state: \(error)") }

@@ -61,8 +61,8 @@ package enum VMRestore {
         let backings = try regionBackings(request, shapes: source.shapes)
         let machine: Machine
         do {
-            // A copy reads all of memory: learn first whether the state is usable at all.
-            if request.memory == .copy { _ = try decoding.result() }
+            // A copy reads all of memory: learn first whether the state is usable and fits.
+            if request.memory == .copy { try decoding.result().checkFits(snapshotRegions: source.shapes) }
             let regions: [GuestRegion]
             switch request.memory {
             case .copy: regions = try SnapshotMemoryLoader.copy(source.pages, shapes: source.shapes, backings: backings)
