@@ -67,6 +67,31 @@ struct SnapshotTests {
         #expect(try TestKernel.ticks(process) > 0)
     }
 
+    /// The VMM killed with SIGKILL while its snapshot file is open for writing leaves nothing in
+    /// the directory: the file is unnamed until it is complete. The kill is sent once
+    /// /proc/PID/fd shows the VMM holding a file in that directory, so it lands mid-write.
+    @Test func aWriterKilledMidWriteLeavesNothingBehind() throws {
+        let work = TemporaryDirectory()
+        let socket = directory.path("killed.sock")
+        let (process, _) = try TestKernel.boot(memory: "1G", extra: ["--api-socket", socket])
+        defer { process.kill() }
+        try process.command("fill 512 5", expect: "FILL ")
+        let client = try GuestProcess.engram(["snapshot", socket, work.path("vm.snap")])
+        defer { client.kill() }
+        let deadline = Date().addingTimeInterval(60)
+        var caught = false
+        while Date() < deadline && !caught && process.isRunning {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processID)/fd")) ?? []
+            caught = fds.contains { fd in
+                ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(process.processID)/fd/\(fd)")) ?? "")
+                    .hasPrefix(work.url.path + "/")
+            }
+            if caught { process.kill() }
+        }
+        #expect(caught, "the VMM never held a file in the snapshot directory")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work.url.path) == [])
+    }
+
     @Test func stayPausedAndBadRequestsAreRefusedCleanly() throws {
         let socket = directory.path("api.sock")
         let (process, _) = try TestKernel.boot(extra: ["--api-socket", socket])
