@@ -23,9 +23,11 @@ package final class SnapshotChain: Sendable {
     /// The most files a chain may have (a full snapshot and 63 diffs).
     package static let maximumLength = SnapshotLayout.maximumChainFiles
 
-    /// Opens `path` and every parent it names.
-    package init(path: String) throws(SnapshotFormatError) {
-        var files = [try SnapshotReader(path: path)]
+    /// Opens `path` and every parent it names. With `deferringBaseCRCTables` the base's CRC
+    /// tables are not checked until its pages are verified: for a mapped restore, which maps the
+    /// base's pages without reading their CRCs (the diffs' pages it copies are checked).
+    package init(path: String, deferringBaseCRCTables: Bool = false) throws(SnapshotFormatError) {
+        var files = [try SnapshotReader(path: path, checkingCRCTables: false)]
         var seen: Set<FileIdentity> = [try Self.identity(of: files[0])]
         while files.last!.kind == .diff {
             let child = files.last!
@@ -34,7 +36,7 @@ package final class SnapshotChain: Sendable {
             }
             let parentPath = FileSystem.directory(of: child.path) + "/" + child.parentFileName
             let parent: SnapshotReader
-            do { parent = try SnapshotReader(path: parentPath) } catch {
+            do { parent = try SnapshotReader(path: parentPath, checkingCRCTables: false) } catch {
                 if case .systemCall(_, "open", ENOENT) = error {
                     throw .chain(path: child.path, reason: "names parent \(child.parentFileName), which is not in its directory")
                 }
@@ -46,6 +48,9 @@ package final class SnapshotChain: Sendable {
             try Self.checkParentIdentity(parent, of: child)
             try Self.checkSameRegions(parent, as: files[0])
             files.append(parent)
+        }
+        for (index, file) in files.enumerated() where !(deferringBaseCRCTables && index == files.count - 1) {
+            try file.checkCRCTables()
         }
         // A single full snapshot needs no owner table: its bitmap says it all.
         var owners: [[UInt16]] = []

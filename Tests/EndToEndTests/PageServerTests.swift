@@ -96,9 +96,11 @@ struct PageServerTests {
         defer { server.stop() }
         let url = "tcp://127.0.0.1:\(port)"
 
-        // First restore: the guest's first seconds (a digest of what it filled) are recorded.
+        // First restore: the guest's first seconds (a digest of what it filled) are recorded. The
+        // window is long enough for the digest to finish inside it on a loaded machine (with 2 s
+        // it sometimes did not, and the set missed part of the fill).
         let recordSocket = directory.path("record.api")
-        let recording = try restore(url, secret: secret, extra: ["--record-working-set", "2", "--api-socket", recordSocket])
+        let recording = try restore(url, secret: secret, extra: ["--record-working-set", "8", "--api-socket", recordSocket])
         let first = try recording.command("digest", expect: "DIGEST ")
         #expect(TestKernel.field("digest", in: first) == digest)
         try recording.waitForErrorLine(containing: "recorded a working set of")

@@ -115,7 +115,7 @@ package enum VMRestore {
             }
             return try RestoreSource(objectStore: store.location, name: request.snapshot, client: client, cache: cache)
         }
-        return try RestoreSource(path: request.snapshot, verify: request.verify)
+        return try RestoreSource(path: request.snapshot, verify: request.verify, mapping: request.memory == .map)
     }
 
     /// The lazy pager, prefetching the snapshot's working set or recording a new one.
