@@ -1,6 +1,7 @@
 import Foundation
 import GuestMemory
 import Machine
+import Paging
 import Testing
 import TestSupport
 @testable import VMM
@@ -45,5 +46,26 @@ enum GuestFixture {
             }
         }
         return true
+    }
+
+    /// Restores `path` in `mode` (filling all of a lazy restore's memory), checks its memory is
+    /// `source`'s, starts it and waits for the guest to answer on its console; returns the VM.
+    static func restoreAndRun(
+        _ path: String, mode: RestoreMode, like source: Machine, log: String
+    ) throws -> RestoredVM {
+        var request = RestoreRequest(snapshot: path)
+        request.memory = mode
+        request.consoleLog = log
+        let vm = try VMRestore.build(request)
+        if let fill = vm.fill {
+            try fill.start { Issue.record("lazy fill failed: \($0)") }
+            #expect(fill.waitUntilFilled())
+        }
+        #expect(try sameMemory(vm.machine.memory, source.memory), "\(mode)")
+        try vm.machine.start()
+        _ = vm.machine.consoleInput(Array("ticks\r".utf8))
+        _ = try waitForLog(log, containing: "TICKS ")
+        vm.fill?.stop()
+        return vm
     }
 }

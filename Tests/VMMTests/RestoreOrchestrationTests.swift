@@ -25,23 +25,10 @@ struct RestoreOrchestrationTests {
         let (source, path) = try snapshotOfAGuest()
         defer { source.finish(.shutdownRequested) }
         for mode in [RestoreMode.copy, .map, .lazy] {
-            var request = RestoreRequest(snapshot: path)
-            request.memory = mode
-            let log = directory.path("restored-\(mode.rawValue).log")
-            request.consoleLog = log
-            let vm = try VMRestore.build(request)
+            let vm = try GuestFixture.restoreAndRun(path, mode: mode, like: source, log: directory.path("restored-\(mode.rawValue).log"))
             defer { vm.machine.finish(.shutdownRequested) }
-            if let fill = vm.fill {
-                try fill.start { Issue.record("lazy fill failed: \($0)") }
-                #expect(fill.waitUntilFilled())
-            }
-            #expect(try sameMemory(vm.machine.memory, source.memory), "\(mode)")
             #expect(vm.controller.vmInfo().vcpus == 1)
             #expect(vm.source.fileCount == 1)
-            try vm.machine.start()
-            _ = vm.machine.consoleInput(Array("ticks\r".utf8))
-            _ = try waitForLog(log, containing: "TICKS ")
-            vm.fill?.stop()
         }
     }
 

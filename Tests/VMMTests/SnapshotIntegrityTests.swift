@@ -149,21 +149,8 @@ struct SnapshotIntegrityTests {
         try SnapshotDowngrade.toVersion1(path, state: Array(try JSONEncoder().encode(record)))
         #expect(try SnapshotReader(path: path).header.version == 1)
         for mode in Self.modes {
-            var request = RestoreRequest(snapshot: path)
-            request.memory = mode
-            let log = directory.path("v1-\(mode.rawValue).log")
-            request.consoleLog = log
-            let vm = try VMRestore.build(request)
-            defer { vm.machine.finish(.shutdownRequested) }
-            if let fill = vm.fill {
-                try fill.start { Issue.record("lazy fill failed: \($0)") }
-                #expect(fill.waitUntilFilled())
-            }
-            #expect(try GuestFixture.sameMemory(vm.machine.memory, source.memory), "\(mode)")
-            try vm.machine.start()
-            _ = vm.machine.consoleInput(Array("ticks\r".utf8))
-            _ = try GuestFixture.waitForLog(log, containing: "TICKS ")
-            vm.fill?.stop()
+            let vm = try GuestFixture.restoreAndRun(path, mode: mode, like: source, log: directory.path("v1-\(mode.rawValue).log"))
+            vm.machine.finish(.shutdownRequested)
         }
         #expect(try SnapshotVerifier.verify(path).files == 1)
     }
