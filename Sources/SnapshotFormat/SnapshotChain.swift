@@ -23,10 +23,10 @@ package final class SnapshotChain: Sendable {
     /// The most files a chain may have (a full snapshot and 63 diffs).
     package static let maximumLength = SnapshotLayout.maximumChainFiles
 
-    /// Opens `path` and every parent it names. With `deferringBaseCRCTables` the base's CRC
-    /// tables are not checked until its pages are verified: for a mapped restore, which maps the
-    /// base's pages without reading their CRCs (the diffs' pages it copies are checked).
-    package init(path: String, deferringBaseCRCTables: Bool = false) throws(SnapshotFormatError) {
+    /// Opens `path` and every parent it names. With `deferringCRCTables` the CRC tables' own
+    /// checksums wait for `checkCRCTables(includingBase:)`, so a restore can check them beside
+    /// its other set-up instead of before it (1 MiB of table per GiB of guest memory).
+    package init(path: String, deferringCRCTables: Bool = false) throws(SnapshotFormatError) {
         var files = [try SnapshotReader(path: path, checkingCRCTables: false)]
         var seen: Set<FileIdentity> = [try Self.identity(of: files[0])]
         while files.last!.kind == .diff {
@@ -49,9 +49,7 @@ package final class SnapshotChain: Sendable {
             try Self.checkSameRegions(parent, as: files[0])
             files.append(parent)
         }
-        for (index, file) in files.enumerated() where !(deferringBaseCRCTables && index == files.count - 1) {
-            try file.checkCRCTables()
-        }
+        if !deferringCRCTables { for file in files { try file.checkCRCTables() } }
         // A single full snapshot needs no owner table: its bitmap says it all.
         var owners: [[UInt16]] = []
         if files.count > 1 {
@@ -88,6 +86,12 @@ package final class SnapshotChain: Sendable {
         let who = owner(region: region, page: page)
         guard who != Self.zeroOwner else { return SnapshotWriter.zeroPageCRC }
         return files[Int(who)].regions[region].pageCRCs[Int(page)]
+    }
+
+    /// Checks every file's CRC tables against their checksums; without `includingBase`, all but
+    /// the base's (a mapped restore reads none of the base's page CRCs).
+    package func checkCRCTables(includingBase: Bool = true) throws(SnapshotFormatError) {
+        for file in includingBase ? files[...] : files.dropLast() { try file.checkCRCTables() }
     }
 
     /// The base (full) snapshot.

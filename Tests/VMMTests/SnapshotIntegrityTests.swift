@@ -59,6 +59,20 @@ struct SnapshotIntegrityTests {
         #expect(restoreError(path, .copy) == nil)
     }
 
+    /// A damaged CRC table is refused by every mode that reads page CRCs (copy, lazy, any mode
+    /// with verify); a mapped restore reads none of the base's and maps the same memory.
+    @Test func aDamagedCRCTableIsRefusedWhereverPageCRCsAreRead() throws {
+        let (source, path) = try GuestFixture.snapshotOfAGuest(in: directory)
+        defer { source.finish(.shutdownRequested) }
+        let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
+        try flip(path, at: ram.crcTableOffset + 8)
+        for (mode, verify) in [(RestoreMode.copy, false), (.lazy, false), (.map, true), (.copy, true)] {
+            let error = restoreError(path, mode, verify: verify)
+            #expect(error?.description.contains("CRC table is corrupt") == true, "\(mode) verify \(verify): \(String(describing: error))")
+        }
+        #expect(restoreError(path, .map) == nil)
+    }
+
     @Test func verifyFindsAFlippedByteInAPageABitmapTheStateAndTheHeader() throws {
         let (source, path) = try GuestFixture.snapshotOfAGuest(in: directory)
         defer { source.finish(.shutdownRequested) }

@@ -24,11 +24,10 @@ package struct RestoreSource {
     package static func isObjectStore(_ name: String) -> Bool { name.hasPrefix(objectStoreScheme) }
 
     /// Opens the local snapshot chain at `path`; with `verify`, checks every stored page first.
-    /// `mapping` (a mapped restore, which reads no page CRC of the base) defers the check of the
-    /// base's CRC tables to `verify`.
-    package init(path: String, verify: Bool, mapping: Bool = false) throws(VMMError) {
+    /// Without it the CRC tables' checksums are left to the caller (`SnapshotChain.checkCRCTables`).
+    package init(path: String, verify: Bool) throws(VMMError) {
         do throws(SnapshotFormatError) {
-            let chain = try SnapshotChain(path: path, deferringBaseCRCTables: mapping)
+            let chain = try SnapshotChain(path: path, deferringCRCTables: true)
             if verify { try chain.verifyAllPages() }
             self.init(chain: chain, name: path)
         } catch { throw .failed(error.description) }

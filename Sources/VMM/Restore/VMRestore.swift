@@ -48,6 +48,10 @@ package enum VMRestore {
         let snapshot = request.snapshot
         let state = source.state
         let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(state, snapshotPath: snapshot) }
+        // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs).
+        let chain = source.chain
+        let includingBase = request.memory != .map
+        let tables = BackgroundWork { () throws(SnapshotFormatError) in try chain?.checkCRCTables(includingBase: includingBase) }
         // The working set loads meanwhile too, so the fill can claim it before the guest runs.
         let pages = source.pages
         let workingSet = request.memory == .lazy && request.prefetch && request.recordWorkingSetSeconds == nil
@@ -63,6 +67,8 @@ package enum VMRestore {
         do {
             // A copy reads all of memory: learn first whether the state is usable and fits.
             if request.memory == .copy { try decoding.result().checkFits(snapshotRegions: source.shapes) }
+            // Copy and map read page CRCs as they load memory; lazy ones only once vCPUs run.
+            if request.memory != .lazy { try tables.result() }
             let regions: [GuestRegion]
             switch request.memory {
             case .copy: regions = try SnapshotMemoryLoader.copy(source.pages, shapes: source.shapes, backings: backings)
@@ -78,6 +84,7 @@ package enum VMRestore {
             // A lazy restore's header page may not be here yet; the others name this VM's socket now.
             if request.memory != .lazy { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
             // The restored snapshot becomes the parent of this VM's next diff snapshot.
+            try tables.result()
             if request.trackDirtyPages, let chain = source.chain { try machine.adoptSnapshotBase(
                 path: chain.path, identity: chain.files[0].header.identity, filesBelow: chain.files.count - 1) }
         } catch let error as VMMError {
@@ -85,6 +92,8 @@ package enum VMRestore {
         } catch let error as MemoryLoadError {
             throw .failed(error.description)
         } catch let error as MachineError {
+            throw .failed(error.description)
+        } catch let error as SnapshotFormatError {
             throw .failed(error.description)
         } catch {
             throw .failed("\(error)")
@@ -115,7 +124,7 @@ package enum VMRestore {
             }
             return try RestoreSource(objectStore: store.location, name: request.snapshot, client: client, cache: cache)
         }
-        return try RestoreSource(path: request.snapshot, verify: request.verify, mapping: request.memory == .map)
+        return try RestoreSource(path: request.snapshot, verify: request.verify)
     }
 
     /// The lazy pager, prefetching the snapshot's working set or recording a new one.
