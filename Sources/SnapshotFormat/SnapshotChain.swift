@@ -17,6 +17,9 @@ package final class SnapshotChain: Sendable {
     /// Per region, per page: index into `files` of the page's owner, or `zeroOwner`; empty for a
     /// chain of one file, whose bitmap answers directly.
     private let owners: [[UInt16]]
+    /// The top file's bitmaps, answering `owner` for a chain of one file without copying a
+    /// `SnapshotRegion` (and retaining its four references) per page.
+    private let bitmaps: [PageBitmap]
 
     /// Marks a page no file stores: it is zero.
     package static let zeroOwner = UInt16.max
@@ -67,6 +70,7 @@ package final class SnapshotChain: Sendable {
         self.files = files
         self.regions = files[0].regions
         self.owners = owners
+        self.bitmaps = files[0].regions.map(\.bitmap)
     }
 
     /// The top file's path (the one the chain was opened by).
@@ -77,7 +81,7 @@ package final class SnapshotChain: Sendable {
 
     /// Index into `files` of the file holding `page` of `region`, or `zeroOwner`.
     package func owner(region: Int, page: UInt64) -> UInt16 {
-        guard !owners.isEmpty else { return regions[region].isPresent(PageIndex(page)) ? 0 : Self.zeroOwner }
+        guard !owners.isEmpty else { return bitmaps[region].contains(PageIndex(page)) ? 0 : Self.zeroOwner }
         return owners[region][Int(page)]
     }
 
