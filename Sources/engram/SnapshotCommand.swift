@@ -80,10 +80,11 @@ struct SnapshotVerifyCommand: ParsableCommand {
     @Argument(help: "The snapshot file (the top of a chain: its parents are checked too).") var file: String
 
     func run() throws {
+        guard FileManager.default.fileExists(atPath: file) else { throw CommandFailure("snapshot \(file): no such file") }
         do {
             print(try SnapshotVerifier.verify(file).line)
         } catch {
-            throw CommandFailure("snapshot \(file): DAMAGED: \(error)")
+            throw CommandFailure("DAMAGED: \(error)")
         }
     }
 }
