@@ -80,6 +80,16 @@ package struct FileHeader: Sendable, Equatable {
         return buffer.bytes
     }
 
+    /// Reads and checks the header of the open snapshot `fd` (`fileSize` bytes long): the first
+    /// 4 KiB, then the whole header they imply, CRC first.
+    static func read(_ fd: CInt, fileSize: UInt64, path: String) throws(SnapshotFormatError) -> FileHeader {
+        let firstPage = Int(SnapshotLayout.smallAlignment)
+        guard fileSize >= UInt64(firstPage) else { throw .truncated(path: path, expected: UInt64(firstPage), found: fileSize) }
+        let (version, size) = try headerSize(ofFirstPage: FileIO.read(fd, count: firstPage, at: 0, path: path), path: path)
+        guard fileSize >= UInt64(size) else { throw .truncated(path: path, expected: UInt64(size), found: fileSize) }
+        return try decode(FileIO.read(fd, count: size, at: 0, path: path), version: version, path: path)
+    }
+
     /// Checks the identifying fields of the first 4 KiB and returns the version and the full
     /// header size they imply.
     package static func headerSize(

@@ -76,7 +76,7 @@ package final class SnapshotChain: Sendable {
     /// The top file's path (the one the chain was opened by).
     package var path: String { files[0].path }
 
-    /// The state section of the top file.
+    /// The top file's machine state as one section container (encoded on each call).
     package var state: [UInt8] { files[0].state }
 
     /// Index into `files` of the file holding `page` of `region`, or `zeroOwner`.

@@ -40,8 +40,7 @@ package enum SnapshotDirectory {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { throw .systemCall(path: path, name: "open", errno: errno) }
         let file = OwnedFileDescriptor(taking: fd)
-        let first = try FileIO.read(file.rawValue, count: Int(SnapshotLayout.smallAlignment), at: 0, path: path)
-        let (version, size) = try FileHeader.headerSize(ofFirstPage: first, path: path)
-        return try FileHeader.decode(try FileIO.read(file.rawValue, count: size, at: 0, path: path), version: version, path: path)
+        guard let status = FileStatus(descriptor: fd) else { throw .systemCall(path: path, name: "fstat", errno: errno) }
+        return try FileHeader.read(file.rawValue, fileSize: status.sizeInBytes, path: path)
     }
 }

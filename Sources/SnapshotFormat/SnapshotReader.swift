@@ -28,19 +28,14 @@ package final class SnapshotReader: Sendable {
         let rawFD = unsafe open(path, O_RDONLY | O_CLOEXEC)
         guard rawFD >= 0 else { throw .systemCall(path: path, name: "open", errno: errno) }
         let descriptor = OwnedFileDescriptor(taking: rawFD)
-        var info = stat()
-        // SAFETY: `info` is a local the call fills.
-        guard unsafe fstat(rawFD, &info) == 0 else { throw .systemCall(path: path, name: "fstat", errno: errno) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
+        guard let status = FileStatus(descriptor: rawFD) else { throw .systemCall(path: path, name: "fstat", errno: errno) }
+        guard status.kind == .regular else {
             throw .invalidField(path: path, field: "file type", reason: "is not a regular file")
         }
-        let fileSize = UInt64(info.st_size)
-        let firstPage = Int(SnapshotLayout.smallAlignment)
-        guard fileSize >= UInt64(firstPage) else { throw .truncated(path: path, expected: UInt64(firstPage), found: fileSize) }
-        let (version, headerSize) = try FileHeader.headerSize(
-            ofFirstPage: FileIO.read(rawFD, count: firstPage, at: 0, path: path), path: path)
-        guard fileSize >= UInt64(headerSize) else { throw .truncated(path: path, expected: UInt64(headerSize), found: fileSize) }
-        let header = try FileHeader.decode(FileIO.read(rawFD, count: headerSize, at: 0, path: path), version: version, path: path)
+        let fileSize = status.sizeInBytes
+        let header = try FileHeader.read(rawFD, fileSize: fileSize, path: path)
+        let version = header.version
+        let headerSize = header.headerSize
 
         let bounds = BoundsCheck(path: path, fileSize: fileSize)
         var areas: [(start: UInt64, end: UInt64, name: String)] = [(0, UInt64(headerSize), "header")]

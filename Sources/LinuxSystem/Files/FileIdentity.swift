@@ -14,10 +14,8 @@ package struct FileIdentity: Hashable, Sendable {
     /// The identity of the file open at `descriptor` (fstat(2)); nil with errno set if it cannot
     /// be had.
     package init?(descriptor: CInt) {
-        var info = stat()
-        // SAFETY: `info` is a local the call fills.
-        guard unsafe fstat(descriptor, &info) == 0 else { return nil }
-        self.init(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        guard let status = FileStatus(descriptor: descriptor) else { return nil }
+        self = status.identity
     }
 }
 

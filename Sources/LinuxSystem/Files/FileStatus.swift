@@ -20,6 +20,18 @@ package struct FileStatus: Sendable, Equatable {
         var info = stat()
         // SAFETY: `info` is a local the call fills; the path is bridged to a C string for the call.
         guard unsafe (followingLinks ? stat(path, &info) : lstat(path, &info)) == 0 else { return nil }
+        self.init(info)
+    }
+
+    /// The status of the file open at `descriptor` (fstat(2)); nil with errno set if it cannot be had.
+    package init?(descriptor: CInt) {
+        var info = stat()
+        // SAFETY: `info` is a local the call fills.
+        guard unsafe fstat(descriptor, &info) == 0 else { return nil }
+        self.init(info)
+    }
+
+    private init(_ info: stat) {
         switch info.st_mode & S_IFMT {
         case S_IFREG: kind = .regular
         case S_IFDIR: kind = .directory

@@ -48,8 +48,9 @@ package enum VMRestore {
         let snapshot = request.snapshot
         let state = source.state
         let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(state, snapshotPath: snapshot) }
-        // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs).
-        let chain = source.chain
+        // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs;
+        // with --verify, opening the source checked them all already).
+        let chain = request.verify ? nil : source.chain
         let includingBase = request.memory != .map
         let tables = BackgroundWork { () throws(SnapshotFormatError) in try chain?.checkCRCTables(includingBase: includingBase) }
         // The working set loads meanwhile too, so the fill can claim it before the guest runs.
