@@ -50,6 +50,9 @@ package struct ControlClient: Sendable {
         head += "Connection: close\r\n\r\n"
         do {
             try socket.send(Array(head.utf8) + (body ?? []))
+        } catch .call(_, _, .brokenPipe), .call(_, _, .connectionReset) {
+            // A server may answer and close before reading the whole request (a refusal, or a
+            // listener that is not a VM): its answer is still queued on this socket.
         } catch {
             throw failure(error)
         }
