@@ -2,6 +2,7 @@
  * is copied into the kernel, so the loader's pages (and the trampoline page) may be reused afterwards. */
 #include "bootinfo.h"
 #include "fbcons.h"
+#include "virtio.h"
 
 #define PVH_MAGIC 0x336ec578
 #define E820_RAM 1
@@ -73,6 +74,7 @@ void bootinfo_parse(u64 pa)
         }
         cmdline[n] = 0;
         parse_cmdline();
+        boot_commands = virtio_strip(cmdline, boot_commands);
     }
     if (si->version >= 1 && si->memmap_paddr) {
         const struct hvm_memmap_entry *e = (const void *)si->memmap_paddr;

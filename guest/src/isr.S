@@ -25,6 +25,9 @@ isr_stubs:
         .elseif vec == VEC_TIMER
         incq ticks(%rip)            /* PIC runs in auto-EOI mode: nothing else to do */
         iretq
+        .elseif vec >= VEC_VIRTIO && vec < VEC_VIRTIO + 16
+        pushq $(vec - VEC_VIRTIO)
+        jmp vio_entry
         .elseif vec == VEC_WAKE
         pushq %rax
         movl $LAPIC_EOI, %eax
@@ -83,6 +86,31 @@ trap_common:                        /* stack: vec, err, iret frame; builds struc
         popq %r14
         popq %r15
         addq $16, %rsp
+        iretq
+
+/* virtio-mmio device interrupt (IOAPIC, edge): read InterruptStatus, write it to InterruptACK (QEMU
+ * then drops its level), count it for the waiting command, EOI. vio_irq[n] = {base, count, status}. */
+vio_entry:
+        pushq %rax
+        pushq %rcx
+        pushq %rdx
+        movq 24(%rsp), %rdx
+        shlq $5, %rdx
+        leaq vio_irq(%rip), %rcx
+        addq %rcx, %rdx
+        movq (%rdx), %rax
+        testq %rax, %rax
+        jz 1f
+        movl 0x60(%rax), %ecx
+        movl %ecx, 0x64(%rax)
+        orq %rcx, 16(%rdx)
+        incq 8(%rdx)
+1:      movl $LAPIC_EOI, %eax
+        movl $0, (%rax)
+        popq %rdx
+        popq %rcx
+        popq %rax
+        addq $8, %rsp
         iretq
 
 /* u64 run_user(u64 (*fn)(u64), u64 arg, u64 ustack_top): runs fn(arg) in ring 3 with IF=1 and returns

@@ -4,6 +4,7 @@
 #include "platform.h"
 #include "shell.h"
 #include "fbcons.h"
+#include "virtio.h"
 
 /* Order matters for boot time: APs are started first so their (emulated) trampolines run while the
  * BSP sets up devices and prints; then the BSP waits, halted, for check-ins to stop. */
@@ -19,6 +20,7 @@ void __attribute__((noreturn)) kmain(u64 start_info)
     fb_init();                      /* a ring-3 job: needs the PIC set up, since jobs run with IF=1 */
     kbd_init();
     shell_init();
+    virtio_boot();
     kprintf("ENGRAM-TEST-KERNEL version=%s\n", KERNEL_VERSION);
     kprintf("CMDLINE %s\n", cmdline);
     smp_wait(cpus_hint);

@@ -6,6 +6,7 @@
 #include "shell.h"
 #include "work.h"
 #include "fbcons.h"
+#include "virtio.h"
 
 #define LINE_MAX 256
 #define DIRTY_DEFAULT_MIB 64
@@ -40,6 +41,13 @@ void shell_init(void)
         w->seg[w->nseg].len = hi - lo;
         w->nseg++;
         total += hi - lo;
+    }
+    if (w->nseg && virtio_reserve(&w->seg[w->nseg - 1].base, &w->seg[w->nseg - 1].len)) {
+        total = 0;
+        if (!w->seg[w->nseg - 1].len)
+            w->nseg--;
+        for (u32 i = 0; i < w->nseg; i++)
+            total += w->seg[i].len;
     }
     area_mib = total >> 20;
     dirty_work = fill_work;
@@ -220,7 +228,7 @@ void shell_status(void)
 
 static void dispatch(char *s)
 {
-    char *argv[8] = {0};
+    char *argv[10] = {0};
     int argc = 0;
     if (s[0] == 't' && s[1] == 'a' && s[2] == 'g' && (s[3] == ' ' || !s[3])) {
         const char *text = s + 3;   /* the tag keeps its inner spaces */
@@ -229,7 +237,7 @@ static void dispatch(char *s)
         cmd_tag(text);
         return;
     }
-    while (*s && argc < 8) {
+    while (*s && argc < 10) {
         argv[argc++] = s;
         while (*s && *s != ' ')
             s++;
@@ -248,6 +256,8 @@ static void dispatch(char *s)
         cmd_heartbeat(argv, argc);
     else if (streq(argv[0], "cpus"))
         cmd_cpus();
+    else if (virtio_command(argv, argc))
+        ;
     else if (streq(argv[0], "help"))
         cmd_help();
     else if (streq(argv[0], "poweroff")) {

@@ -1,0 +1,626 @@
+/* virtio drivers' ring-3 side: everything that touches device registers or rings runs here, natively
+ * (ring 0 is emulated ~2500x slower). MMIO accesses from ring 3 exit to the VMM like any other.
+ * No kernel calls: each job returns a code and ring 0 waits for interrupts and prints. */
+#include "virtio.h"
+
+#define FNV_BASIS 0xcbf29ce484222325UL
+#define FNV_PRIME 0x100000001b3UL
+
+static inline u64 mix(u64 x)
+{
+    x += 0x9e3779b97f4a7c15UL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9UL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebUL;
+    return x ^ (x >> 31);
+}
+
+static inline u32 rd(struct vdev *d, u32 off) { return *(volatile u32 *)(d->base + off); }
+static inline void wr(struct vdev *d, u32 off, u32 v) { *(volatile u32 *)(d->base + off) = v; }
+static inline void mb(void) { __asm__ volatile("lock; addl $0, (%%rsp)" ::: "memory"); }
+static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
+static inline volatile u16 *used_idx_p(struct vq *q) { return (volatile u16 *)(q->used + 2); }
+static inline volatile u16 *avail_event_p(struct vq *q) { return (volatile u16 *)(q->used + 4 + 8 * q->num); }
+static inline volatile u16 *used_event_p(struct vq *q) { return &q->avail[2 + q->num]; }
+
+static void zero(u64 addr, u64 n)
+{
+    u64 *p = (u64 *)addr;
+    for (u64 i = 0; i < n / 8; i++)
+        p[i] = 0;
+}
+
+u64 user_vio_status(u64 arg)
+{
+    struct vdev *d = (struct vdev *)arg;
+    return rd(d, VM_STATUS);
+}
+
+u64 user_vio_reset(u64 arg)
+{
+    struct vdev *d = (struct vdev *)arg;
+    wr(d, VM_STATUS, 0);
+    for (u32 i = 0; i < 1000000; i++)
+        if (rd(d, VM_STATUS) == 0)
+            return 0;
+    return 1;
+}
+
+static u32 cfg32(struct vdev *d, u32 off) { return rd(d, VM_CONFIG + off); }
+
+/* Device configuration, re-read while ConfigGeneration changes underneath. */
+static void read_config(struct vdev *d)
+{
+    u32 gen;
+    do {
+        gen = rd(d, VM_CFG_GEN);
+        if (d->devid == DEVID_BLK) {
+            d->capacity = cfg32(d, 0) | (u64)cfg32(d, 4) << 32;
+            d->size_max = (d->features & (1UL << BLK_F_SIZE_MAX)) ? cfg32(d, 8) : 0;
+            d->seg_max = (d->features & (1UL << BLK_F_SEG_MAX)) ? cfg32(d, 12) : 0;
+            d->blk_size = (d->features & (1UL << BLK_F_BLK_SIZE)) ? cfg32(d, 20) : 512;
+            d->max_discard_sectors = d->discard ? cfg32(d, 36) : 0;
+            d->max_wz_sectors = d->wz ? cfg32(d, 48) : 0;
+            d->wz_may_unmap = d->wz ? (cfg32(d, 56) & 0xff) : 0;
+        } else if (d->devid == DEVID_VSOCK) {
+            d->guest_cid = cfg32(d, 0) | (u64)cfg32(d, 4) << 32;
+        }
+    } while (gen != rd(d, VM_CFG_GEN));
+}
+
+static void setup_blk_limits(struct vdev *d)
+{
+    u32 seg = 64 * 1024;
+    if (d->size_max && d->size_max < seg)
+        seg = d->size_max < 512 ? 512 : d->size_max & ~511u;
+    u32 segs = IND_MAX - 2;
+    if (!(d->features & F_INDIRECT) && segs > d->q[0].num - 2)
+        segs = d->q[0].num - 2;
+    if (d->seg_max && segs > d->seg_max)
+        segs = d->seg_max;
+    if (!segs)
+        segs = 1;
+    d->seg_bytes = seg;
+    d->max_segs = segs;
+    d->max_req_bytes = (u64)seg * segs;
+    if (d->max_req_bytes > (1UL << 20))
+        d->max_req_bytes = 1UL << 20;
+}
+
+static int setup_queue(struct vdev *d, u32 qi)
+{
+    struct vq *q = &d->q[qi];
+    u64 mem = d->ctl + qi * 8192UL;
+    wr(d, VM_QSEL, qi);
+    if (rd(d, VM_QREADY))
+        return 0;
+    u32 max = rd(d, VM_QNUM_MAX);
+    if (!max)
+        return 0;
+    u32 num = VQ_MAX;
+    while (num > max)
+        num >>= 1;
+    zero(mem, 8192);
+    q->num = num;
+    q->qidx = qi;
+    q->avail_idx = q->last_used = 0;
+    q->kicked = 0;
+    q->desc = (volatile struct vq_desc *)mem;
+    q->avail = (volatile u16 *)(mem + 4096);
+    q->used = (volatile u8 *)(mem + 4096 + 1024);
+    q->nfree = (u16)num;
+    for (u32 i = 0; i < num; i++) {
+        q->free[i] = (u16)(num - 1 - i);
+        q->head_slot[i] = 0xff;
+    }
+    wr(d, VM_QNUM, num);
+    wr(d, VM_QDESC, (u32)(u64)q->desc);
+    wr(d, VM_QDESC + 4, (u32)((u64)q->desc >> 32));
+    wr(d, VM_QDRIVER, (u32)(u64)q->avail);
+    wr(d, VM_QDRIVER + 4, (u32)((u64)q->avail >> 32));
+    wr(d, VM_QDEVICE, (u32)(u64)q->used);
+    wr(d, VM_QDEVICE + 4, (u32)((u64)q->used >> 32));
+    wr(d, VM_QREADY, 1);
+    return 1;
+}
+
+/* The whole virtio 1.x init sequence; returns VERR_*. d->state is set by ring 0 from the result. */
+u64 user_vio_init(u64 arg)
+{
+    struct vdev *d = (struct vdev *)arg;
+    d->features = d->offered = 0;
+    d->slot_busy = 0;
+    if (rd(d, VM_MAGIC) != 0x74726976)
+        return VERR_MAGIC;
+    if (rd(d, VM_VERSION) != 2)
+        return VERR_VERSION;
+    d->devid = rd(d, VM_DEVICE_ID);
+    if (!d->devid)
+        return VERR_NODEV;
+    if (user_vio_reset(arg))
+        return VERR_RESET;
+    wr(d, VM_STATUS, ST_ACK);
+    wr(d, VM_STATUS, ST_ACK | ST_DRIVER);
+    wr(d, VM_DEV_FSEL, 0);
+    u64 f = rd(d, VM_DEV_FEAT);
+    wr(d, VM_DEV_FSEL, 1);
+    f |= (u64)rd(d, VM_DEV_FEAT) << 32;
+    d->offered = f;
+    u64 want = F_VERSION_1;
+    if (d->want_indirect)
+        want |= F_INDIRECT;
+    if (d->want_event_idx)
+        want |= F_EVENT_IDX;
+    if (d->devid == DEVID_BLK)
+        want |= 1UL << BLK_F_SIZE_MAX | 1UL << BLK_F_SEG_MAX | 1UL << BLK_F_RO | 1UL << BLK_F_BLK_SIZE |
+                1UL << BLK_F_FLUSH | 1UL << BLK_F_DISCARD | 1UL << BLK_F_WZ;
+    else if (d->devid == DEVID_VSOCK)
+        want |= 1UL << 0;           /* VIRTIO_VSOCK_F_STREAM, where a device lists it */
+    f &= want;
+    d->features = f;
+    if (!(f & F_VERSION_1)) {
+        wr(d, VM_STATUS, ST_FAILED);
+        return VERR_FEATURES;
+    }
+    wr(d, VM_DRV_FSEL, 0);
+    wr(d, VM_DRV_FEAT, (u32)f);
+    wr(d, VM_DRV_FSEL, 1);
+    wr(d, VM_DRV_FEAT, (u32)(f >> 32));
+    wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+    if (!(rd(d, VM_STATUS) & ST_FEATURES_OK)) {
+        wr(d, VM_STATUS, ST_FAILED);
+        return VERR_FEATURES;
+    }
+    d->ro = !!(f & (1UL << BLK_F_RO));
+    d->flush = !!(f & (1UL << BLK_F_FLUSH));
+    d->discard = !!(f & (1UL << BLK_F_DISCARD));
+    d->wz = !!(f & (1UL << BLK_F_WZ));
+    d->nq = d->devid == DEVID_VSOCK ? 3 : 1;
+    for (u32 i = 0; i < d->nq; i++)
+        if (!setup_queue(d, i)) {
+            wr(d, VM_STATUS, ST_FAILED);
+            return VERR_QUEUE;
+        }
+    read_config(d);
+    if (d->devid == DEVID_BLK)
+        setup_blk_limits(d);
+    wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    return VERR_NONE;
+}
+
+/* ---- split virtqueue ---- */
+
+static int slot_alloc(struct vdev *d)
+{
+    for (u32 i = 0; i < VQ_SLOTS; i++)
+        if (!(d->slot_busy & (1UL << i))) {
+            d->slot_busy |= 1UL << i;
+            return (int)i;
+        }
+    return -1;
+}
+
+/* Adds a chain of n segments for slot s, indirect when negotiated (and n > 1); -1 if out of descriptors. */
+static int vq_add(struct vdev *d, struct vq *q, const struct seg *sg, u32 n, u32 s)
+{
+    int indirect = (d->features & F_INDIRECT) && n > 1;
+    u32 need = indirect ? 1 : n;
+    if (q->nfree < need)
+        return -1;
+    u16 *chain = d->slot_chain[s];
+    for (u32 i = 0; i < need; i++)
+        chain[i] = q->free[--q->nfree];
+    d->slot_nchain[s] = (u8)need;
+    if (indirect) {
+        volatile struct vq_desc *t = (volatile struct vq_desc *)(d->ctl + 24576 + s * SLOT_BYTES + SLOT_IND_OFF);
+        for (u32 i = 0; i < n; i++) {
+            t[i].addr = sg[i].addr;
+            t[i].len = sg[i].len;
+            t[i].flags = sg[i].flags | (i + 1 < n ? DESC_NEXT : 0);
+            t[i].next = (u16)(i + 1);
+        }
+        volatile struct vq_desc *h = &q->desc[chain[0]];
+        h->addr = (u64)t;
+        h->len = n * 16;
+        h->flags = DESC_INDIRECT;
+        h->next = 0;
+    } else {
+        for (u32 i = 0; i < n; i++) {
+            volatile struct vq_desc *h = &q->desc[chain[i]];
+            h->addr = sg[i].addr;
+            h->len = sg[i].len;
+            h->flags = sg[i].flags | (i + 1 < n ? DESC_NEXT : 0);
+            h->next = i + 1 < n ? chain[i + 1] : 0;
+        }
+    }
+    u16 head = chain[0];
+    q->head_slot[head] = (u8)s;
+    q->avail[2 + q->avail_idx % q->num] = head;
+    q->avail_idx++;
+    return head;
+}
+
+/* Makes added entries visible and notifies the device unless it asked not to be. */
+static void vq_kick(struct vdev *d, struct vq *q)
+{
+    u16 old = q->kicked, now = q->avail_idx;
+    if (old == now)
+        return;
+    barrier();
+    q->avail[1] = now;
+    mb();
+    q->kicked = now;
+    int notify;
+    if (d->features & F_EVENT_IDX) {
+        u16 ev = *avail_event_p(q);
+        notify = (u16)(now - ev - 1) < (u16)(now - old);
+    } else {
+        notify = !(*(volatile u16 *)q->used & 1);
+    }
+    if (notify)
+        wr(d, VM_QNOTIFY, q->qidx);
+}
+
+/* Interrupt request for the next used entry (irq mode), or none (poll mode). */
+static void vq_arm(struct vdev *d, struct vq *q)
+{
+    if (d->features & F_EVENT_IDX)
+        *used_event_p(q) = d->poll ? (u16)(q->last_used - 1) : q->last_used;
+    else
+        q->avail[0] = d->poll ? 1 : 0;
+    mb();
+}
+
+/* One used entry: 1 and its slot, 0 if none, -1 if the device returned a bad id. */
+static int vq_get(struct vdev *d, struct vq *q, u32 *slot)
+{
+    if (q->last_used == *used_idx_p(q))
+        return 0;
+    barrier();
+    volatile u8 *e = q->used + 4 + 8 * (q->last_used % q->num);
+    u32 id = *(volatile u32 *)e, len = *(volatile u32 *)(e + 4);
+    q->last_used++;
+    if (id >= q->num || q->head_slot[id] == 0xff)
+        return -1;
+    u32 s = q->head_slot[id];
+    q->head_slot[id] = 0xff;
+    for (u32 i = 0; i < d->slot_nchain[s]; i++)
+        q->free[q->nfree++] = d->slot_chain[s][i];
+    d->slot_len[s] = len;
+    d->slot_busy &= ~(1UL << s);
+    *slot = s;
+    return 1;
+}
+
+static inline u64 slot_mem(struct vdev *d, u32 s) { return d->ctl + 24576 + s * SLOT_BYTES; }
+
+/* ---- virtio-blk engine ---- */
+
+/* Builds request number i of the run into slot s; returns -1 if the queue is short of descriptors. */
+static int blk_submit(struct blk_run *r, u64 i, u32 s)
+{
+    struct vdev *d = r->d;
+    struct seg sg[CHAIN_MAX];
+    u32 n = 0;
+    u64 sector, nsect = r->req_sect, buf;
+    if (r->kind == RUN_RAND) {
+        u64 blocks = r->disk_sectors / r->req_sect;
+        sector = (mix(r->seed ^ i) % (blocks ? blocks : 1)) * r->req_sect;
+        buf = r->buf + (i % r->nbuf) * (r->req_sect * 512);
+    } else if (r->kind == RUN_SEQ) {
+        u64 blocks = r->disk_sectors / r->req_sect;
+        sector = (i % (blocks ? blocks : 1)) * r->req_sect;
+        buf = r->buf + (i % r->nbuf) * (r->req_sect * 512);
+    } else {
+        sector = r->sector + i * r->req_sect;
+        if (sector + nsect > r->sector + r->nsect)
+            nsect = r->sector + r->nsect - sector;
+        buf = r->buf + i * r->req_sect * 512;
+    }
+    u64 m = slot_mem(d, s);
+    volatile u32 *hdr = (volatile u32 *)m;
+    hdr[0] = r->op;
+    hdr[1] = 0;
+    *(volatile u64 *)(m + 8) = (r->op == BLK_T_FLUSH || r->op == BLK_T_GET_ID) ? 0 : sector;
+    *(volatile u8 *)(m + 16) = 0xff;
+    sg[n++] = (struct seg){ m, 16, 0 };
+    if (r->op == BLK_T_IN || r->op == BLK_T_OUT) {
+        u64 len = nsect * 512;
+        u16 fl = r->op == BLK_T_IN ? DESC_WRITE : 0;
+        for (u64 off = 0; off < len; off += d->seg_bytes) {
+            u64 l = len - off < d->seg_bytes ? len - off : d->seg_bytes;
+            sg[n++] = (struct seg){ buf + off, (u32)l, fl };
+        }
+    } else if (r->op == BLK_T_DISCARD || r->op == BLK_T_WZ) {
+        volatile u64 *p = (volatile u64 *)(m + 32);
+        p[0] = sector;
+        p[1] = nsect | (u64)(r->op == BLK_T_WZ && r->wz_unmap ? 1 : 0) << 32;
+        sg[n++] = (struct seg){ m + 32, 16, 0 };
+    } else if (r->op == BLK_T_GET_ID) {
+        zero(m + 64, 24);
+        sg[n++] = (struct seg){ m + 64, 20, DESC_WRITE };
+    }
+    sg[n++] = (struct seg){ m + 16, 1, DESC_WRITE };
+    d->slot_req[s] = i;
+    return vq_add(d, &d->q[0], sg, n, s);
+}
+
+/* Reaps, submits up to the queue depth, kicks. Irq mode returns STEP_WAIT when it must wait for an
+ * interrupt (ring 0 halts); poll mode spins here until done or 1 s without progress. */
+u64 user_blk_step(u64 arg)
+{
+    struct blk_run *r = (struct blk_run *)arg;
+    struct vdev *d = r->d;
+    struct vq *q = &d->q[0];
+    u64 last = ticks;
+    for (;;) {
+        r->irq_snap = vio_irq[d->index].count;
+        u32 s;
+        int got;
+        while ((got = vq_get(d, q, &s)) > 0) {
+            u8 st = *(volatile u8 *)(slot_mem(d, s) + 16);
+            if (st && !r->bad)
+                r->bad = st;
+            r->completed++;
+            r->inflight--;
+            last = ticks;
+        }
+        if (got < 0) {
+            r->bad = 0x100;
+            return STEP_PROTO;
+        }
+        if (r->completed == r->nreq)
+            return STEP_DONE;
+        while (r->submitted < r->nreq && r->inflight < r->qd) {
+            int sl = slot_alloc(d);
+            if (sl < 0)
+                break;
+            if (blk_submit(r, r->submitted, (u32)sl) < 0) {
+                d->slot_busy &= ~(1UL << sl);
+                if (!r->inflight)
+                    return STEP_NOSPACE;
+                break;
+            }
+            r->submitted++;
+            r->inflight++;
+        }
+        vq_arm(d, q);
+        vq_kick(d, q);
+        if (q->last_used != *used_idx_p(q))
+            continue;
+        if (!d->poll)
+            return STEP_WAIT;
+        while (q->last_used == *used_idx_p(q)) {
+            if (ticks - last > HZ)
+                return STEP_TIMEOUT;
+            cpu_relax();
+        }
+    }
+}
+
+/* Sector s, qword i of a seeded range: splitmix64(seed ^ (s*64 + i)). Writes the batch's data
+ * buffers and folds the qwords into the digest. */
+u64 user_blk_pattern(u64 arg)
+{
+    struct blk_run *r = (struct blk_run *)arg;
+    u64 *p = (u64 *)r->buf, h = r->digest;
+    for (u64 s = 0; s < r->nsect; s++) {
+        u64 base = (r->sector + s) * 64;
+        for (u32 i = 0; i < 64; i++) {
+            u64 v = mix(r->seed ^ (base + i));
+            *p++ = v;
+            h = (h ^ v) * FNV_PRIME;
+        }
+    }
+    r->digest = h;
+    return 0;
+}
+
+/* Digest of the batch read, and (verify) the first sector that differs from the pattern. */
+u64 user_blk_check(u64 arg)
+{
+    struct blk_run *r = (struct blk_run *)arg;
+    const u64 *p = (const u64 *)r->buf;
+    u64 h = r->digest;
+    for (u64 s = 0; s < r->nsect; s++) {
+        u64 base = (r->sector + s) * 64;
+        for (u32 i = 0; i < 64; i++, p++) {
+            h = (h ^ *p) * FNV_PRIME;
+            if (r->verify && !r->mismatch && *p != mix(r->seed ^ (base + i)))
+                r->mismatch = r->sector + s + 1;
+        }
+    }
+    r->digest = h;
+    return 0;
+}
+
+/* ---- virtio-rng ---- */
+
+/* Requests of up to 4 KiB, one at a time, until want_bytes arrived; digest = FNV-1a over the bytes. */
+u64 user_rng_step(u64 arg)
+{
+    struct blk_run *r = (struct blk_run *)arg;
+    struct vdev *d = r->d;
+    struct vq *q = &d->q[0];
+    u64 last = ticks;
+    for (;;) {
+        r->irq_snap = vio_irq[d->index].count;
+        u32 s;
+        int got;
+        while ((got = vq_get(d, q, &s)) > 0) {
+            u32 len = d->slot_len[s];
+            u64 left = r->want_bytes - r->got_bytes;
+            if (len > 4096)
+                len = 4096;
+            if (len > left)
+                len = (u32)left;
+            const u8 *b = (const u8 *)(d->sbuf + s * 4096UL);
+            u64 h = r->digest;
+            for (u32 i = 0; i < len; i++) {
+                h = (h ^ b[i]) * FNV_PRIME;
+                r->seen[b[i]] = 1;
+            }
+            r->digest = h;
+            r->got_bytes += len;
+            r->inflight--;
+            last = ticks;
+        }
+        if (got < 0) {
+            r->bad = 0x100;
+            return STEP_PROTO;
+        }
+        if (r->got_bytes >= r->want_bytes && !r->inflight)
+            return STEP_DONE;
+        if (r->got_bytes < r->want_bytes && !r->inflight) {
+            int sl = slot_alloc(d);
+            if (sl < 0 || sl >= 16)
+                return STEP_PROTO;
+            u64 left = r->want_bytes - r->got_bytes;
+            struct seg sg = { d->sbuf + (u64)sl * 4096, left < 4096 ? (u32)left : 4096, DESC_WRITE };
+            if (vq_add(d, q, &sg, 1, (u32)sl) < 0)
+                return STEP_NOSPACE;
+            r->inflight++;
+        }
+        vq_arm(d, q);
+        vq_kick(d, q);
+        if (q->last_used != *used_idx_p(q))
+            continue;
+        if (!d->poll)
+            return STEP_WAIT;
+        while (q->last_used == *used_idx_p(q)) {
+            if (ticks - last > HZ)
+                return STEP_TIMEOUT;
+            cpu_relax();
+        }
+    }
+}
+
+/* ---- misbehaving driver (hostile-guest tests) ---- */
+
+/* Waits up to 1 s for a used entry (its status byte, or for non-blk devices its length) or for
+ * DEVICE_NEEDS_RESET. Polls: the device is reset afterwards anyway. */
+static u32 evil_wait(struct vdev *d, struct vq *q, u64 status_addr)
+{
+    u64 start = ticks, seen = ticks;
+    for (;;) {
+        if (q->last_used != *used_idx_p(q)) {
+            barrier();
+            volatile u8 *e = q->used + 4 + 8 * (q->last_used % q->num);
+            return d->devid == DEVID_BLK ? *(volatile u8 *)status_addr : *(volatile u32 *)(e + 4);
+        }
+        if (ticks != seen) {
+            seen = ticks;
+            if (rd(d, VM_STATUS) & ST_NEEDS_RESET)
+                return EVIL_NEEDS_RESET;
+            if (ticks - start > HZ)
+                return EVIL_TIMEOUT;
+        }
+        cpu_relax();
+    }
+}
+
+static void evil_put(volatile struct vq_desc *t, u32 i, u64 addr, u32 len, u16 flags, u16 next)
+{
+    t[i].addr = addr;
+    t[i].len = len;
+    t[i].flags = flags;
+    t[i].next = next;
+}
+
+u64 user_vio_evil(u64 arg)
+{
+    struct evil_run *e = (struct evil_run *)arg;
+    struct vdev *d = e->d;
+    struct vq *q = &d->q[0];
+    int blk = d->devid == DEVID_BLK;
+    u64 E = e->area, hdr = E, status = E + 16, data = E + 4096;
+    volatile struct vq_desc *tab = (volatile struct vq_desc *)(E + 8192);
+    volatile struct vq_desc *tab2 = (volatile struct vq_desc *)(E + 16384);
+    volatile struct vq_desc *dt = q->desc;
+    const u64 outside = 0xfffffffff000UL;
+    *(volatile u32 *)hdr = BLK_T_IN;
+    *(volatile u32 *)(hdr + 4) = 0;
+    *(volatile u64 *)(hdr + 8) = 0;
+    *(volatile u8 *)status = 0xff;
+    u16 jump = 1;
+    /* Descriptor table entries 0.. are used directly: nothing is in flight between commands. */
+    switch (e->kind) {
+    case 0:                         /* addr-outside-ram */
+    case 4:                         /* past-end */
+    case 6:                         /* rewrite-in-flight */
+        if (e->kind == 4)
+            *(volatile u64 *)(hdr + 8) = d->capacity ? d->capacity - 1 : 0;
+        if (blk) {
+            evil_put(dt, 0, hdr, 16, DESC_NEXT, 1);
+            evil_put(dt, 1, e->kind == 0 ? outside : data, 4096, DESC_WRITE | DESC_NEXT, 2);
+            evil_put(dt, 2, status, 1, DESC_WRITE, 0);
+        } else {
+            evil_put(dt, 0, e->kind == 0 ? outside : data, 4096, DESC_WRITE, 0);
+        }
+        break;
+    case 1:                         /* chain-loop */
+        evil_put(dt, 0, blk ? hdr : data, blk ? 16 : 512, DESC_NEXT | (blk ? 0 : DESC_WRITE), 1);
+        evil_put(dt, 1, data, 512, DESC_WRITE | DESC_NEXT, 0);
+        break;
+    case 2: {                       /* chain-too-long: an indirect table longer than the queue */
+        u32 n = q->num + 8;
+        if (n > 512)
+            n = 512;
+        for (u32 i = 0; i < n; i++)
+            evil_put(tab, i, data, 512, DESC_WRITE | DESC_NEXT, (u16)(i + 1));
+        if (blk) {
+            evil_put(tab, 0, hdr, 16, DESC_NEXT, 1);
+            evil_put(tab, n - 1, status, 1, DESC_WRITE, 0);
+        } else {
+            tab[n - 1].flags = DESC_WRITE;
+        }
+        evil_put(dt, 0, (u64)tab, n * 16, DESC_INDIRECT, 0);
+        break;
+    }
+    case 3:                         /* len-overflow: lengths summing past 2^32 */
+        if (blk) {
+            evil_put(dt, 0, hdr, 16, DESC_NEXT, 1);
+            evil_put(dt, 1, data, 0xfffff000u, DESC_WRITE | DESC_NEXT, 2);
+            evil_put(dt, 2, data, 0x2000, DESC_WRITE | DESC_NEXT, 3);
+            evil_put(dt, 3, status, 1, DESC_WRITE, 0);
+        } else {
+            evil_put(dt, 0, data, 0xfffff000u, DESC_WRITE | DESC_NEXT, 1);
+            evil_put(dt, 1, data, 0x2000, DESC_WRITE, 0);
+        }
+        break;
+    case 5:                         /* avail-idx-jump */
+        jump = (u16)(q->num + 5);
+        break;
+    case 7: {                       /* indirect-in-indirect */
+        u32 n = 0;
+        if (blk)
+            evil_put(tab, n++, hdr, 16, DESC_NEXT, 1);
+        evil_put(tab, n, (u64)tab2, 16, DESC_INDIRECT | (blk ? DESC_NEXT : 0), (u16)(n + 1));
+        n++;
+        if (blk)
+            evil_put(tab, n++, status, 1, DESC_WRITE, 0);
+        evil_put(tab2, 0, data, 512, DESC_WRITE, 0);
+        evil_put(dt, 0, (u64)tab, n * 16, DESC_INDIRECT, 0);
+        break;
+    }
+    }
+    for (u16 i = 0; i < jump; i++)
+        q->avail[2 + (u16)(q->avail_idx + i) % q->num] = 0;
+    q->avail_idx = (u16)(q->avail_idx + jump);
+    barrier();
+    q->avail[1] = q->avail_idx;
+    mb();
+    wr(d, VM_QNOTIFY, q->qidx);
+    if (e->kind == 6) {             /* rewrite the chain while the device may be working on it */
+        if (blk) {
+            evil_put(dt, 1, outside, 0xfffff000u, DESC_WRITE | DESC_NEXT, 2);
+            *(volatile u32 *)hdr = BLK_T_OUT;
+        } else {
+            evil_put(dt, 0, outside, 0xfffff000u, DESC_WRITE, 0);
+        }
+        mb();
+        wr(d, VM_QNOTIFY, q->qidx);
+    }
+    e->result = evil_wait(d, q, status);
+    return 0;
+}
