@@ -535,7 +535,7 @@ u64 user_vio_evil(u64 arg)
     int blk = d->devid == DEVID_BLK;
     u64 E = e->area, hdr = E, status = E + 16, data = E + 4096;
     volatile struct vq_desc *tab = (volatile struct vq_desc *)(E + 8192);
-    volatile struct vq_desc *tab2 = (volatile struct vq_desc *)(E + 16384);
+    volatile struct vq_desc *tab2 = (volatile struct vq_desc *)(E + 65536);
     volatile struct vq_desc *dt = q->desc;
     const u64 outside = 0xfffffffff000UL;
     *(volatile u32 *)hdr = BLK_T_IN;
@@ -562,10 +562,10 @@ u64 user_vio_evil(u64 arg)
         evil_put(dt, 0, blk ? hdr : data, blk ? 16 : 512, DESC_NEXT | (blk ? 0 : DESC_WRITE), 1);
         evil_put(dt, 1, data, 512, DESC_WRITE | DESC_NEXT, 0);
         break;
-    case 2: {                       /* chain-too-long: an indirect table longer than the queue */
-        u32 n = q->num + 8;
-        if (n > 512)
-            n = 512;
+    case 2: {                       /* chain-too-long: an indirect table longer than the queue (and */
+        u32 n = 1100;               /* than QEMU's 1024-entry limit) */
+        if (n < q->num + 8)
+            n = q->num + 8;
         for (u32 i = 0; i < n; i++)
             evil_put(tab, i, data, 512, DESC_WRITE | DESC_NEXT, (u16)(i + 1));
         if (blk) {
