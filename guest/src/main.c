@@ -22,7 +22,9 @@ void __attribute__((noreturn)) kmain(u64 start_info)
     shell_init();
     virtio_boot();
     kprintf("ENGRAM-TEST-KERNEL version=%s\n", KERNEL_VERSION);
-    kprintf("CMDLINE %s\n", cmdline);
+    kprintf("CMDLINE ");             /* not one kprintf: its 512-byte buffer would cut a long line */
+    cons_write(cmdline, strlen(cmdline));
+    kprintf("\n");
     smp_wait(cpus_hint);
     shell_status();                 /* the status line appears with the READY line */
     kprintf("ENGRAM-TEST-KERNEL READY cpus=%u mem_mib=%u\n", (u64)cpus_online, (ram_bytes + (1UL << 19)) >> 20);

@@ -470,12 +470,17 @@ static void cmd_virtio(char **argv, int argc)
         return;
     }
     u64 n;
-    if (argc >= 3 && (streq(argv[1], "opt") || streq(argv[1], "reset") || streq(argv[1], "evil"))) {
+    if (argc >= 3 && (streq(argv[1], "opt") || streq(argv[1], "reset") || streq(argv[1], "evil") ||
+                      streq(argv[1], "features"))) {
         if (!parse_u64(argv[2], &n) || n >= nvdev) {
             kprintf("ERROR virtio: no device %s\n", argv[2]);
             return;
         }
         struct vdev *d = &vdevs[n];
+        if (streq(argv[1], "features") && argc == 3) {
+            kprintf("VIRTIO FEATURES dev=%u offered=0x%X negotiated=0x%X\n", n, d->offered, d->features);
+            return;
+        }
         if (streq(argv[1], "reset") && argc == 3) {
             dev_init(d);
             kprintf("VIRTIO RESET dev=%u status=%s\n", n, state_name(d));
@@ -528,7 +533,7 @@ static void cmd_virtio(char **argv, int argc)
             return;
         }
     }
-    kprintf("ERROR usage: virtio [opt <dev> <indirect|event_idx|poll> <0|1> | reset <dev> | evil <dev> <kind>]\n");
+    kprintf("ERROR usage: virtio [features <dev> | opt <dev> <indirect|event_idx|poll> <0|1> | reset <dev> | evil <dev> <kind>]\n");
 }
 
 /* Returns 1 if argv[0] was one of the device commands. */
