@@ -361,5 +361,7 @@ int shell_poll(void)
         }
         did = 1;
     }
+    if (virtio_poll())
+        did = 1;
     return did;
 }

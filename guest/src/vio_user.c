@@ -14,8 +14,15 @@ static inline u64 mix(u64 x)
     return x ^ (x >> 31);
 }
 
+#ifdef VIO_HOST_TEST                /* tests/vsock_model.c: registers of a device model on the host */
+u32 test_rd(struct vdev *d, u32 off);
+void test_wr(struct vdev *d, u32 off, u32 v);
+static inline u32 rd(struct vdev *d, u32 off) { return test_rd(d, off); }
+static inline void wr(struct vdev *d, u32 off, u32 v) { test_wr(d, off, v); }
+#else
 static inline u32 rd(struct vdev *d, u32 off) { return *(volatile u32 *)(d->base + off); }
 static inline void wr(struct vdev *d, u32 off, u32 v) { *(volatile u32 *)(d->base + off) = v; }
+#endif
 static inline void mb(void) { __asm__ volatile("lock; addl $0, (%%rsp)" ::: "memory"); }
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
@@ -622,5 +629,409 @@ u64 user_vio_evil(u64 arg)
         wr(d, VM_QNOTIFY, q->qidx);
     }
     e->result = evil_wait(d, q, status);
+    return 0;
+}
+
+/* ---- virtio-vsock (ring 3) ----
+ * Area V (1 MiB): rx headers V + 64*k, event buffers V + 4 KiB, tx headers V + 8 KiB + 64*j,
+ * rx payloads V + 64 KiB + 4 KiB*k, tx payloads V + 192 KiB + 4 KiB*j, connection receive buffers
+ * V + 512 KiB + 32 KiB*c. Slot cookies (slot_req): queue << 16 | buffer index. */
+
+#define VS_OP_REQUEST 1
+#define VS_OP_RESPONSE 2
+#define VS_OP_RST 3
+#define VS_OP_SHUTDOWN 4
+#define VS_OP_RW 5
+#define VS_OP_CREDIT_UPDATE 6
+#define VS_OP_CREDIT_REQUEST 7
+#define VS_TYPE_STREAM 1
+#define VS_SHUT_RCV 1
+#define VS_SHUT_SEND 2
+
+static inline u64 vs_rx_hdr(struct vsock *v, u32 k) { return v->area + 64UL * k; }
+static inline u64 vs_ev(struct vsock *v, u32 e) { return v->area + 4096 + 8UL * e; }
+static inline u64 vs_tx_hdr(struct vsock *v, u32 j) { return v->area + 8192 + 64UL * j; }
+static inline u64 vs_rx_pay(struct vsock *v, u32 k) { return v->area + 65536 + 4096UL * k; }
+static inline u64 vs_tx_pay(struct vsock *v, u32 j) { return v->area + 196608 + 4096UL * j; }
+
+static int vs_post(struct vdev *d, u32 qi, const struct seg *sg, u32 n, u64 cookie)
+{
+    int s = slot_alloc(d);
+    if (s < 0)
+        return 0;
+    d->slot_req[s] = cookie;
+    if (vq_add(d, &d->q[qi], sg, n, (u32)s) < 0) {
+        d->slot_busy &= ~(1UL << s);
+        return 0;
+    }
+    return 1;
+}
+
+static int vs_post_rx(struct vsock *v, u32 k)
+{
+    struct seg sg[2] = { { vs_rx_hdr(v, k), VS_HDR, DESC_WRITE }, { vs_rx_pay(v, k), VS_PAY, DESC_WRITE } };
+    return vs_post(v->d, 0, sg, 2, k);
+}
+
+static int vs_post_ev(struct vsock *v, u32 e)
+{
+    struct seg sg = { vs_ev(v, e), 4, DESC_WRITE };
+    return vs_post(v->d, 2, &sg, 1, 2UL << 16 | e);
+}
+
+static u32 vs_tx_free(struct vsock *v)
+{
+    u32 n = 0;
+    for (u32 j = 0; j < VS_TX_N; j++)
+        n += !(v->tx_busy & (1u << j));
+    return n;
+}
+
+/* One packet; the payload is copied (two pieces, for a wrapping ring). 0 if no buffer is free. */
+static int vs_send(struct vsock *v, u64 dcid, u32 sport, u32 dport, u16 op, u32 flags, struct vconn *c,
+                   const u8 *p1, u32 n1, const u8 *p2, u32 n2)
+{
+    u32 j = 0;
+    while (j < VS_TX_N && (v->tx_busy & (1u << j)))
+        j++;
+    if (j == VS_TX_N)
+        return 0;
+    struct vs_hdr *h = (struct vs_hdr *)vs_tx_hdr(v, j);
+    h->src_cid = v->cid;
+    h->dst_cid = dcid;
+    h->src_port = sport;
+    h->dst_port = dport;
+    h->len = n1 + n2;
+    h->type = VS_TYPE_STREAM;
+    h->op = op;
+    h->flags = flags;
+    h->buf_alloc = VS_RING;
+    h->fwd_cnt = c ? c->fwd_cnt : 0;
+    u8 *dst = (u8 *)vs_tx_pay(v, j);
+    for (u32 i = 0; i < n1; i++)
+        dst[i] = p1[i];
+    for (u32 i = 0; i < n2; i++)
+        dst[n1 + i] = p2[i];
+    struct seg sg[2] = { { (u64)h, VS_HDR, 0 }, { (u64)dst, n1 + n2, 0 } };
+    if (!vs_post(v->d, 1, sg, n1 + n2 ? 2 : 1, 1UL << 16 | j))
+        return 0;
+    v->tx_busy |= 1u << j;
+    v->tx_pkts++;
+    v->tx_bytes += n1 + n2;
+    if (c)
+        c->reported_fwd = c->fwd_cnt;
+    return 1;
+}
+
+static int vs_ctl(struct vsock *v, struct vconn *c, u16 op, u32 flags)
+{
+    return vs_send(v, c->pcid, c->lport, c->pport, op, flags, c, 0, 0, 0, 0);
+}
+
+static void vs_free(struct vsock *v, struct vconn *c)
+{
+    if (v->client >= 0 && c == &v->c[v->client]) {
+        if (v->c_status == VS_PENDING)
+            v->c_status = c->state == VC_CONNECTING ? VS_REFUSED : VS_RESET;
+        v->client = -1;
+    }
+    c->state = VC_FREE;
+}
+
+static struct vconn *vs_find(struct vsock *v, const struct vs_hdr *h)
+{
+    for (u32 i = 0; i < VS_CONN; i++) {
+        struct vconn *c = &v->c[i];
+        if (c->state != VC_FREE && c->lport == h->dst_port && c->pport == h->src_port && c->pcid == h->src_cid)
+            return c;
+    }
+    return 0;
+}
+
+static struct vconn *vs_alloc(struct vsock *v, u32 lport, u32 pport, u64 pcid, u32 role)
+{
+    for (u32 i = 0; i < VS_CONN; i++) {
+        struct vconn *c = &v->c[i];
+        if (c->state != VC_FREE)
+            continue;
+        u8 *ring = (u8 *)(v->area + 524288 + (u64)VS_RING * i);
+        *c = (struct vconn){ .state = VC_ESTABLISHED, .role = role, .lport = lport, .pport = pport, .pcid = pcid,
+                             .ring = ring, .since = ticks };
+        return c;
+    }
+    return 0;
+}
+
+static inline u8 pattern_byte(u64 seed, u64 k) { return (u8)(mix(seed ^ (k >> 3)) >> (8 * (k & 7))); }
+
+static void vs_packet(struct vsock *v, const struct vs_hdr *h, const u8 *pay, u32 len)
+{
+    v->rx_pkts++;
+    v->rx_bytes += len;
+    if (h->dst_cid != v->cid || h->type != VS_TYPE_STREAM) {
+        if (h->op != VS_OP_RST)
+            vs_send(v, h->src_cid, h->dst_port, h->src_port, VS_OP_RST, 0, 0, 0, 0, 0, 0), v->resets_sent++;
+        return;
+    }
+    struct vconn *c = vs_find(v, h);
+    if (c) {
+        c->peer_alloc = h->buf_alloc;
+        if (c->peer_fwd != h->fwd_cnt)
+            c->credit_requested = 0;
+        c->peer_fwd = h->fwd_cnt;
+    }
+    switch (h->op) {
+    case VS_OP_REQUEST: {
+        int listening = 0;
+        for (u32 i = 0; i < v->nlisten; i++)
+            listening |= v->listen[i] == h->dst_port;
+        if (!c && listening)
+            c = vs_alloc(v, h->dst_port, h->src_port, h->src_cid, VR_ECHO);
+        if (!c || c->role != VR_ECHO || !listening) {
+            vs_send(v, h->src_cid, h->dst_port, h->src_port, VS_OP_RST, 0, 0, 0, 0, 0, 0);
+            v->resets_sent++;
+            return;
+        }
+        c->peer_alloc = h->buf_alloc;
+        c->peer_fwd = h->fwd_cnt;
+        c->want_response = 1;
+        return;
+    }
+    case VS_OP_RESPONSE:
+        if (c && c->state == VC_CONNECTING) {
+            c->state = VC_ESTABLISHED;
+            c->since = ticks;
+        } else if (c) {
+            c->want_rst = 1;
+        }
+        break;
+    case VS_OP_RW:
+        if (!c || c->state != VC_ESTABLISHED || c->rx_cnt - c->fwd_cnt + len > VS_RING) {
+            if (c)
+                c->want_rst = 1;   /* past our credit, or not connected */
+            break;
+        }
+        if (c->role == VR_ECHO) {
+            for (u32 i = 0; i < len; i++)
+                c->ring[(c->rx_cnt + i) % VS_RING] = pay[i];
+            c->rx_cnt += len;
+        } else {
+            u64 hsh = v->c_digest;
+            for (u32 i = 0; i < len; i++) {
+                if (v->c_status == VS_PENDING && pay[i] != pattern_byte(v->c_seed, v->c_got + i))
+                    v->c_status = VS_MISMATCH;
+                hsh = (hsh ^ pay[i]) * FNV_PRIME;
+            }
+            v->c_digest = hsh;
+            v->c_got += len;
+            c->rx_cnt += len;
+            c->fwd_cnt += len;
+            if (c->fwd_cnt - c->reported_fwd >= VS_RING / 4)
+                c->want_credit = 1;
+        }
+        break;
+    case VS_OP_CREDIT_REQUEST:
+        if (c)
+            c->want_credit = 1;
+        break;
+    case VS_OP_SHUTDOWN:
+        if (c) {
+            c->peer_shut |= h->flags & 3;
+            if (c->role == VR_CLIENT || (h->flags & VS_SHUT_RCV))
+                c->want_rst = 1;
+        }
+        break;
+    case VS_OP_RST:
+        if (c) {
+            v->resets_rcvd++;
+            vs_free(v, c);
+        }
+        return;
+    case VS_OP_CREDIT_UPDATE:
+        break;
+    default:
+        if (c)
+            c->want_rst = 1;
+        break;
+    }
+    if (!c && h->op != VS_OP_RST) {
+        vs_send(v, h->src_cid, h->dst_port, h->src_port, VS_OP_RST, 0, 0, 0, 0, 0, 0);
+        v->resets_sent++;
+    }
+}
+
+/* Sends what each connection owes: control packets, echoed bytes, the client's pattern. */
+static void vs_drive(struct vsock *v)
+{
+    for (u32 i = 0; i < VS_CONN; i++) {
+        struct vconn *c = &v->c[i];
+        if (c->state == VC_FREE)
+            continue;
+        if (c->want_rst) {
+            if (!vs_ctl(v, c, VS_OP_RST, 0))
+                continue;
+            v->resets_sent++;
+            vs_free(v, c);
+            continue;
+        }
+        if (c->want_response) {
+            if (!vs_ctl(v, c, VS_OP_RESPONSE, 0))
+                continue;
+            c->want_response = 0;
+        }
+        if (c->state == VC_CLOSING) {
+            if (ticks - c->since > 2 * HZ)
+                c->want_rst = 1;
+            continue;
+        }
+        if (c->state != VC_ESTABLISHED)
+            continue;
+        u32 credit = c->peer_alloc - (c->tx_cnt - c->peer_fwd);
+        if (c->peer_alloc < c->tx_cnt - c->peer_fwd)
+            credit = 0;
+        if (c->role == VR_ECHO) {
+            u32 avail = c->rx_cnt - c->fwd_cnt;
+            while (avail && credit && vs_tx_free(v) > 2) {
+                u32 n = avail < credit ? avail : credit;
+                if (n > VS_PAY)
+                    n = VS_PAY;
+                u32 off = c->fwd_cnt % VS_RING, n1 = VS_RING - off < n ? VS_RING - off : n;
+                c->fwd_cnt += n;   /* the header carries the new count */
+                if (!vs_send(v, c->pcid, c->lport, c->pport, VS_OP_RW, 0, c, c->ring + off, n1, c->ring, n - n1)) {
+                    c->fwd_cnt -= n;
+                    break;
+                }
+                c->tx_cnt += n;
+                avail -= n;
+                credit -= n;
+            }
+            if (avail && !credit && !c->credit_requested && vs_ctl(v, c, VS_OP_CREDIT_REQUEST, 0))
+                c->credit_requested = 1;
+            if (!avail && (c->peer_shut & VS_SHUT_SEND))
+                c->want_rst = 1;   /* the peer sends no more and everything is echoed */
+        } else if (v->client >= 0 && c == &v->c[v->client]) {
+            while (v->c_sent < v->c_want && credit && vs_tx_free(v) > 2) {
+                u64 n = v->c_want - v->c_sent;
+                if (n > credit)
+                    n = credit;
+                if (n > VS_PAY)
+                    n = VS_PAY;
+                u8 tmp[VS_PAY];
+                for (u32 k = 0; k < n; k++)
+                    tmp[k] = pattern_byte(v->c_seed, v->c_sent + k);
+                if (!vs_send(v, c->pcid, c->lport, c->pport, VS_OP_RW, 0, c, tmp, (u32)n, 0, 0))
+                    break;
+                c->tx_cnt += (u32)n;
+                v->c_sent += n;
+                credit -= (u32)n;
+            }
+            if (v->c_sent < v->c_want && !credit && !c->credit_requested && vs_ctl(v, c, VS_OP_CREDIT_REQUEST, 0))
+                c->credit_requested = 1;
+            if (v->c_got >= v->c_want || v->c_status != VS_PENDING) {
+                if (vs_ctl(v, c, VS_OP_SHUTDOWN, VS_SHUT_RCV | VS_SHUT_SEND)) {
+                    if (v->c_status == VS_PENDING)
+                        v->c_status = VS_OK;
+                    v->client = -1;
+                    c->state = VC_CLOSING;
+                    c->since = ticks;
+                }
+                continue;
+            }
+        }
+        if (c->want_credit && vs_ctl(v, c, VS_OP_CREDIT_UPDATE, 0))
+            c->want_credit = 0;
+    }
+}
+
+u64 user_vsock_start(u64 arg)
+{
+    struct vsock *v = (struct vsock *)arg;
+    v->tx_busy = 0;
+    for (u32 i = 0; i < VS_CONN; i++)
+        v->c[i].state = VC_FREE;
+    for (u32 k = 0; k < VS_RX_N; k++)
+        if (!vs_post_rx(v, k))
+            return 1;
+    for (u32 e = 0; e < VS_EV_N; e++)
+        if (!vs_post_ev(v, e))
+            return 1;
+    for (u32 q = 0; q < 3; q++) {
+        vq_arm(v->d, &v->d->q[q]);
+        vq_kick(v->d, &v->d->q[q]);
+    }
+    return 0;
+}
+
+u64 user_vsock_poll(u64 arg)
+{
+    struct vsock *v = (struct vsock *)arg;
+    struct vdev *d = v->d;
+    for (;;) {
+        v->irq_snap = vio_irq[d->index].count;
+        u32 s;
+        int got, any = 0;
+        while ((got = vq_get(d, &d->q[2], &s)) > 0) {   /* events */
+            u32 e = (u32)(d->slot_req[s] & 0xffff);
+            if (*(volatile u32 *)vs_ev(v, e) == 0) {       /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+                v->transport_resets++;
+                for (u32 i = 0; i < VS_CONN; i++)
+                    if (v->c[i].state != VC_FREE)
+                        vs_free(v, &v->c[i]);
+                u32 gen;
+                do {
+                    gen = rd(d, VM_CFG_GEN);
+                    v->cid = d->guest_cid = cfg32(d, 0) | (u64)cfg32(d, 4) << 32;
+                } while (gen != rd(d, VM_CFG_GEN));
+            }
+            vs_post_ev(v, e);
+            any = 1;
+        }
+        if (got < 0)
+            return STEP_PROTO;
+        while ((got = vq_get(d, &d->q[1], &s)) > 0) {   /* transmitted */
+            v->tx_busy &= ~(1u << (d->slot_req[s] & 0xffff));
+            any = 1;
+        }
+        if (got < 0)
+            return STEP_PROTO;
+        while ((got = vq_get(d, &d->q[0], &s)) > 0) {   /* received */
+            u32 k = (u32)(d->slot_req[s] & 0xffff);
+            const struct vs_hdr *h = (const struct vs_hdr *)vs_rx_hdr(v, k);
+            u32 used = d->slot_len[s];
+            if (used >= VS_HDR && h->len <= VS_PAY && h->len <= used - VS_HDR)
+                vs_packet(v, h, (const u8 *)vs_rx_pay(v, k), h->len);
+            vs_post_rx(v, k);
+            any = 1;
+        }
+        if (got < 0)
+            return STEP_PROTO;
+        vs_drive(v);
+        for (u32 q = 0; q < 3; q++) {
+            vq_arm(d, &d->q[q]);
+            vq_kick(d, &d->q[q]);
+        }
+        int more = 0;
+        for (u32 q = 0; q < 3; q++)
+            more |= d->q[q].last_used != *used_idx_p(&d->q[q]);
+        if (!more)
+            return any ? STEP_DONE : STEP_WAIT;
+    }
+}
+
+u64 user_vsock_connect(u64 arg)
+{
+    struct vsock *v = (struct vsock *)arg;
+    u32 port = 49152 + (v->next_port++ % 16384);
+    struct vconn *c = vs_alloc(v, port, (u32)v->c_want_port, VS_HOST_CID, VR_CLIENT);
+    if (!c)
+        return 1;
+    c->state = VC_CONNECTING;
+    v->client = (int)(c - v->c);
+    if (!vs_ctl(v, c, VS_OP_REQUEST, 0)) {
+        c->state = VC_FREE;
+        v->client = -1;
+        return 1;
+    }
+    vq_kick(v->d, &v->d->q[1]);
     return 0;
 }

@@ -13,6 +13,8 @@ volatile struct vio_irq vio_irq[MAX_VDEV];
 static struct blk_run brun;
 static struct evil_run erun;
 static char stripped_cmds[1024];
+struct vsock vsock;
+static u64 vsock_tick;
 
 /* A number with an optional 0x prefix; *end is left after it. */
 static int scan_num(const char *s, const char **end, u64 *out)
@@ -169,6 +171,14 @@ static int dev_init(struct vdev *d)
         return 0;
     d->state = VST_OK;
     vio_irq[d->index].base = d->base;
+    if (d->devid == DEVID_VSOCK && (!vsock.d || vsock.d == d)) {
+        /* a (re)initialised vsock device: connections are gone, listeners stay */
+        vsock.d = d;
+        vsock.area = dev_area + DA_VSOCK;
+        vsock.cid = d->guest_cid;
+        vsock.client = -1;
+        vsock.ready = run_job(c, user_vsock_start, (u64)&vsock) == 0 && !c->job_failed;
+    }
     return 1;
 }
 
@@ -536,6 +546,115 @@ static void cmd_virtio(char **argv, int argc)
     kprintf("ERROR usage: virtio [features <dev> | opt <dev> <indirect|event_idx|poll> <0|1> | reset <dev> | evil <dev> <kind>]\n");
 }
 
+/* ---- vsock ---- */
+
+static int vsock_active(void)
+{
+    for (u32 i = 0; i < VS_CONN; i++)
+        if (vsock.c[i].state != VC_FREE)
+            return 1;
+    return 0;
+}
+
+/* Idle loop: serve the vsock device after its interrupts, and every tick while connections are open
+ * (credit waits and closing timeouts). Returns 1 if it ran. */
+int virtio_poll(void)
+{
+    if (!vsock.ready || vsock.d->state != VST_OK)
+        return 0;
+    u64 now = ticks;
+    if (vio_irq[vsock.d->index].count == vsock.irq_snap && (now == vsock_tick || !vsock_active()))
+        return 0;
+    vsock_tick = now;
+    u64 r = run_job(this_cpu(), user_vsock_poll, (u64)&vsock);
+    if (this_cpu()->job_failed || r == STEP_PROTO)
+        dev_init(vsock.d);
+    return 1;
+}
+
+static const char *const vs_status[] = { "pending", "ok", "reset", "refused", "timeout", "mismatch" };
+
+static void vsock_connect(u64 port, u64 bytes, u64 seed)
+{
+    struct cpu *c = this_cpu();
+    vsock.c_want = bytes;
+    vsock.c_sent = vsock.c_got = 0;
+    vsock.c_seed = seed;
+    vsock.c_digest = FNV_BASIS;
+    vsock.c_status = VS_PENDING;
+    vsock.c_want_port = port;
+    if (run_job(c, user_vsock_connect, (u64)&vsock) || c->job_failed) {
+        kprintf("ERROR vsock: no free connection\n");
+        return;
+    }
+    u64 last = ticks, seen = ~0UL;
+    for (;;) {
+        u64 r = run_job(c, user_vsock_poll, (u64)&vsock);
+        if (c->job_failed || r == STEP_PROTO) {
+            vsock.c_status = VS_RESET;
+            dev_init(vsock.d);
+            break;
+        }
+        if (vsock.c_status != VS_PENDING)
+            break;
+        int cl = vsock.client;
+        u64 progress = vsock.c_sent + vsock.c_got + (cl >= 0 ? vsock.c[cl].state : 0);
+        if (progress != seen) {
+            seen = progress;
+            last = ticks;
+        }
+        if (ticks - last > 2 * HZ) {
+            vsock.c_status = VS_TIMEOUT;
+            if (cl >= 0)
+                vsock.c[cl].want_rst = 1;
+            vsock.client = -1;
+            run_job(c, user_vsock_poll, (u64)&vsock);
+            break;
+        }
+        u64 t = ticks;
+        while (vio_irq[vsock.d->index].count == vsock.irq_snap && ticks == t)
+            sti_hlt();
+    }
+    kprintf("VSOCK ECHO port=%u bytes=%u digest=%X status=%s\n", port, vsock.c_got, vsock.c_digest,
+            vs_status[vsock.c_status]);
+}
+
+static void cmd_vsock(char **argv, int argc)
+{
+    u64 port, bytes, seed;
+    if (!vsock.d || !vsock.ready || vsock.d->state != VST_OK) {
+        kprintf("ERROR vsock: no vsock device\n");
+        return;
+    }
+    if (argc == 2 && streq(argv[1], "cid")) {
+        kprintf("VSOCK CID cid=%u\n", vsock.cid);
+    } else if (argc == 3 && streq(argv[1], "listen") && parse_u64(argv[2], &port) && port <= 0xffffffffUL) {
+        u32 i = 0;
+        while (i < vsock.nlisten && vsock.listen[i] != port)
+            i++;
+        if (i == vsock.nlisten) {
+            if (vsock.nlisten == VS_LISTEN) {
+                kprintf("ERROR vsock: at most %u listeners\n", (u64)VS_LISTEN);
+                return;
+            }
+            vsock.listen[vsock.nlisten++] = (u32)port;
+        }
+        kprintf("VSOCK LISTEN port=%u\n", port);
+    } else if (argc == 5 && streq(argv[1], "connect") && parse_u64(argv[2], &port) && port <= 0xffffffffUL &&
+               parse_u64(argv[3], &bytes) && parse_u64(argv[4], &seed)) {
+        vsock_connect(port, bytes, seed);
+    } else if (argc == 2 && streq(argv[1], "stats")) {
+        u32 n = 0;
+        for (u32 i = 0; i < VS_CONN; i++)
+            n += vsock.c[i].state != VC_FREE;
+        kprintf("VSOCK STATS cid=%u listeners=%u connections=%u rx_pkts=%u rx_bytes=%u tx_pkts=%u tx_bytes=%u "
+                "rst_sent=%u rst_rcvd=%u transport_resets=%u\n", vsock.cid, (u64)vsock.nlisten, (u64)n, vsock.rx_pkts,
+                vsock.rx_bytes, vsock.tx_pkts, vsock.tx_bytes, vsock.resets_sent, vsock.resets_rcvd, vsock.transport_resets);
+    } else {
+        kprintf("ERROR usage: vsock <cid | listen <port> | connect <port> <bytes> <seed> | stats>\n");
+    }
+}
+
 /* Returns 1 if argv[0] was one of the device commands. */
 int virtio_command(char **argv, int argc)
 {
@@ -545,6 +664,8 @@ int virtio_command(char **argv, int argc)
         cmd_blk(argv, argc);
     else if (streq(argv[0], "rng"))
         cmd_rng(argv, argc);
+    else if (streq(argv[0], "vsock"))
+        cmd_vsock(argv, argc);
     else
         return 0;
     return 1;

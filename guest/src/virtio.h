@@ -176,3 +176,58 @@ u64 virtio_reserve(u64 *seg_base, u64 *seg_len);
 void virtio_boot(void);
 int virtio_command(char **argv, int argc);
 #endif
+
+/* ---- virtio-vsock (one device: the first with DeviceID 19) ---- */
+#define VS_HDR       44
+#define VS_RX_N      32             /* receive buffers posted */
+#define VS_TX_N      32             /* transmit buffers */
+#define VS_EV_N      4
+#define VS_PAY       4096
+#define VS_CONN      16
+#define VS_LISTEN    16
+#define VS_RING      32768          /* per-connection receive buffer: our buf_alloc */
+#define VS_HOST_CID  2
+
+struct vs_hdr {
+    u64 src_cid, dst_cid;
+    u32 src_port, dst_port, len;
+    u16 type, op;
+    u32 flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+enum { VC_FREE, VC_CONNECTING, VC_ESTABLISHED, VC_CLOSING };
+enum { VR_ECHO, VR_CLIENT };
+enum { VS_PENDING, VS_OK, VS_RESET, VS_REFUSED, VS_TIMEOUT, VS_MISMATCH };
+
+struct vconn {
+    u32 state, role;
+    u32 lport, pport;
+    u64 pcid;
+    u32 rx_cnt, fwd_cnt, reported_fwd;  /* bytes received, consumed, last fwd_cnt sent */
+    u32 peer_alloc, peer_fwd, tx_cnt;   /* peer credit: peer_alloc - (tx_cnt - peer_fwd) */
+    u32 peer_shut, credit_requested;
+    u32 want_rst, want_response, want_credit;
+    u64 since;                          /* tick of the last state change (closing timeout) */
+    u8 *ring;
+};
+
+struct vsock {
+    struct vdev *d;
+    u32 ready;
+    u64 cid, area;
+    u32 listen[VS_LISTEN], nlisten;
+    struct vconn c[VS_CONN];
+    u32 tx_busy;                        /* bitmask of transmit buffers in flight */
+    u32 next_port;
+    int client;                         /* connection of `vsock connect`, -1 if none */
+    u64 c_want, c_sent, c_got, c_seed, c_digest, c_want_port;
+    u32 c_status;
+    u64 irq_snap;
+    u64 rx_pkts, tx_pkts, rx_bytes, tx_bytes, resets_sent, resets_rcvd, transport_resets;
+};
+extern struct vsock vsock;
+
+u64 user_vsock_start(u64 vs);       /* after device init: posts receive and event buffers */
+u64 user_vsock_poll(u64 vs);        /* everything: events, receive, connections, transmit */
+u64 user_vsock_connect(u64 vs);     /* opens the client connection (REQUEST) */
+int virtio_poll(void);
