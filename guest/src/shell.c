@@ -42,12 +42,18 @@ void shell_init(void)
         w->nseg++;
         total += hi - lo;
     }
-    if (w->nseg && virtio_reserve(&w->seg[w->nseg - 1].base, &w->seg[w->nseg - 1].len)) {
-        total = 0;
-        if (!w->seg[w->nseg - 1].len)
+    for (u32 i = w->nseg; i-- > 0;) {
+        if (!virtio_reserve(&w->seg[i].base, &w->seg[i].len))
+            continue;
+        if (!w->seg[i].len) {       /* the device area took the whole piece */
+            for (u32 j = i; j + 1 < w->nseg; j++)
+                w->seg[j] = w->seg[j + 1];
             w->nseg--;
-        for (u32 i = 0; i < w->nseg; i++)
-            total += w->seg[i].len;
+        }
+        total = 0;
+        for (u32 j = 0; j < w->nseg; j++)
+            total += w->seg[j].len;
+        break;
     }
     area_mib = total >> 20;
     dirty_work = fill_work;

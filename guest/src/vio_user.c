@@ -313,11 +313,11 @@ static int blk_submit(struct blk_run *r, u64 i, u32 s)
     if (r->kind == RUN_RAND) {
         u64 blocks = r->disk_sectors / r->req_sect;
         sector = (mix(r->seed ^ i) % (blocks ? blocks : 1)) * r->req_sect;
-        buf = r->buf + (i % r->nbuf) * (r->req_sect * 512);
+        buf = r->buf + (s % r->nbuf) * (r->req_sect * 512);   /* slot < qd <= nbuf: its own buffer */
     } else if (r->kind == RUN_SEQ) {
         u64 blocks = r->disk_sectors / r->req_sect;
         sector = (i % (blocks ? blocks : 1)) * r->req_sect;
-        buf = r->buf + (i % r->nbuf) * (r->req_sect * 512);
+        buf = r->buf + (s % r->nbuf) * (r->req_sect * 512);
     } else {
         sector = r->sector + i * r->req_sect;
         if (sector + nsect > r->sector + r->nsect)

@@ -112,10 +112,11 @@ const char *virtio_strip(const char *line, const char *cmds)
     return found ? stripped_cmds : cmds;
 }
 
-/* Takes DEV_AREA_BYTES from the top of the workload area's last piece (only when devices exist). */
+/* Takes DEV_AREA_BYTES, 2 MiB-aligned, from the top of a workload piece (only when devices exist);
+ * shell_init offers the pieces from the last down. */
 u64 virtio_reserve(u64 *seg_base, u64 *seg_len)
 {
-    if (!nvdev)
+    if (!nvdev || dev_area)
         return 0;
     u64 end = *seg_base + *seg_len;
     if (end < DEV_AREA_BYTES)

@@ -163,6 +163,9 @@ def bench(g, tag):
         if check(m is not None, "bench %s %d qd=%d (%s)" % (mode, block, qd, tag)):
             rate = ("%.0f IOPS" % (n / dt)) if block == 4096 else ("%.0f MiB/s" % (n * block / dt / (1 << 20)))
             print("     %d requests in %.0f ms (guest ticks %s): %s" % (n, dt * 1000, m.group(1), rate))
+            if qd == 1 and mode == "randread" and "interrupts" in tag:
+                # Waiting for the next 10 ms tick instead of the interrupt would take >= n ticks.
+                check(int(m.group(1)) < n // 4, "completions arrive by interrupt, not by tick (%s ticks for %d requests)" % (m.group(1), n))
 
 
 def main():
