@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(name: "GuestMemoryTests", dependencies: ["LinuxSystem", "GuestMemory", "TestSupport"]),
         .testTarget(name: "SnapshotFormatTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["LinuxSystem", "KVM", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["LinuxSystem", "Devices"]),
+        .testTarget(name: "DevicesTests", dependencies: ["LinuxSystem", "Devices", "GuestMemory", "TestSupport"]),
         .testTarget(name: "DisplayTests", dependencies: ["LinuxSystem", "Display", "Devices", "CZlib", "TestSupport"]),
         .testTarget(name: "PagingTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),

@@ -107,3 +107,7 @@ __attribute__((target("sse4.2"))) uint32_t clinux_crc32c_sse42(uint32_t state, c
 const void *clinux_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
     return memmem(haystack, haystack_length, needle, needle_length);
 }
+int clinux_punch_hole(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+}
+long clinux_getrandom(void *buffer, size_t length) { return (long)syscall(SYS_getrandom, buffer, length, 0); }

@@ -15,6 +15,8 @@ package final class Machine: Sendable {
     let serial: Serial8250
     let ports: PortIOBus
     let devices: LegacyDevices
+    /// The virtio devices (disks, entropy) and the thread serving them.
+    let virtio: VirtioDevices
     let kvm: KVMSystem
     /// What CPUID returns on each vCPU, as set when it was created; saved in snapshots.
     let cpuid: [[CPUIDEntry]]
@@ -108,6 +110,7 @@ package final class Machine: Sendable {
         threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
 
         devices = try LegacyDevices(machine: virtualMachine, console: console)
+        virtio = try VirtioDevices(configuration: configuration, memory: memory, machine: virtualMachine)
         serial = devices.serial
         ports = devices.bus
         startTime = MonotonicClock.nanoseconds()
@@ -131,8 +134,11 @@ package final class Machine: Sendable {
             savedTimer.withLock { $0 = try? virtualMachine.timerState() }
         }
         VCPUKick.installHandler()
+        if !virtio.devices.isEmpty {
+            do { try virtio.ioThread.start() } catch { throw .thread(error) }
+        }
         for (index, vcpu) in vcpus.enumerated() {
-            let loop = VCPURunLoop(vcpu: vcpu, ports: ports, control: control) { [weak self] outcome in self?.finish(outcome) }
+            let loop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: virtio.bus, control: control) { [weak self] outcome in self?.finish(outcome) }
             do throws(SystemCallError) {
                 try NamedThread.spawnDetached(name: "vcpu\(index)") { [self] in
                     VCPUKick.unblockInCurrentThread()

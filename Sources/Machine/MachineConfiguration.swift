@@ -15,6 +15,10 @@ package struct MachineConfiguration: Sendable {
     package var decompressOnHost = false
     /// A linear framebuffer in its own region (backed by `backings["framebuffer"]`), or none.
     package var display: DisplayConfiguration?
+    /// virtio-blk devices, in order (blk0, blk1, …).
+    package var disks: [DiskConfiguration] = []
+    /// A virtio-rng device, or none.
+    package var entropy: EntropyConfiguration?
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

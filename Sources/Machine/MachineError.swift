@@ -31,6 +31,10 @@ package enum MachineError: Error, CustomStringConvertible {
     case device(DeviceError)
     case thread(SystemCallError)
     case snapshot(SnapshotFormatError)
+    /// A disk image that cannot be served.
+    case disk(path: String, reason: String)
+    /// A virtio device could not be wired to KVM or its thread.
+    case virtio(device: String, reason: String)
 
     package var description: String {
         switch self {
@@ -48,6 +52,8 @@ package enum MachineError: Error, CustomStringConvertible {
         case .device(let error): error.description
         case .thread(let error): "cannot start a thread: \(error)"
         case .snapshot(let error): error.description
+        case .disk(let path, let reason): "disk \(path): \(reason)"
+        case .virtio(let device, let reason): "virtio device \(device): \(reason)"
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Devices
 import VMM
 
 /// `engram run`: boots a kernel with guest RAM in named, shareable files.
@@ -26,16 +27,21 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Give the guest a framebuffer, shared in this file (mode 0600); show it with engram display FILE.")
     var display: String?
     @Option(help: "The framebuffer's size in pixels, WIDTHxHEIGHT.") var displaySize = "1024x768"
+    @Option(help: "A virtio-blk disk: PATH[,readonly][,id=NAME] (repeat for more).") var disk: [String] = []
+    @Option(help: "A virtio-rng device: on, or rate=BYTES_PER_SECOND[,burst=BYTES] (default 1 MiB/s, bursts of 64 KiB).")
+    var rng: String?
 
     func validate() throws {
-        do { try request().validate() } catch { throw ValidationError(error.description) }
+        do { try request().validate() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        try runToEnd { () throws(VMMError) in try VMBoot.run(request()) }
+        let request: BootRequest
+        do { request = try self.request() } catch { throw ValidationError(error.description) }
+        try runToEnd { () throws(VMMError) in try VMBoot.run(request) }
     }
 
-    private func request() -> BootRequest {
+    private func request() throws(DeviceError) -> BootRequest {
         var request = BootRequest(kernel: kernel, memorySizeInBytes: memory.bytes)
         request.initrd = initrd
         request.commandLine = cmdline
@@ -50,6 +56,8 @@ struct RunCommand: ParsableCommand {
         request.apiSocket = apiSocket
         request.display = display
         request.displaySize = displaySize
+        request.disks = try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) }
+        request.entropy = try rng.map { (text) throws(DeviceError) in try EntropyConfiguration.parse(text) }
         return request
     }
 }

@@ -134,6 +134,20 @@ static const unsigned long long CLINUX_UFFD_IOCTL_COPY = 1ULL << _UFFDIO_COPY;
 static const unsigned long long CLINUX_UFFD_IOCTL_ZEROPAGE = 1ULL << _UFFDIO_ZEROPAGE;
 static const unsigned long long CLINUX_UFFD_IOCTL_WAKE = 1ULL << _UFFDIO_WAKE;
 
+/// Ordered accesses to memory the guest shares (virtqueue indices and event words): C11 atomics,
+/// which Swift cannot apply to memory it does not own.
+static inline uint16_t clinux_load_acquire_u16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE); }
+static inline void clinux_store_release_u16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE); }
+static inline void clinux_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+static const unsigned long CLINUX_KVM_IRQFD = KVM_IRQFD;
+static const unsigned long CLINUX_KVM_IOEVENTFD = KVM_IOEVENTFD;
+static const unsigned int CLINUX_KVM_IOEVENTFD_FLAG_DATAMATCH = KVM_IOEVENTFD_FLAG_DATAMATCH;
+
+/// fallocate(2) with FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (a GNU extension): the range reads as zeros.
+int clinux_punch_hole(int fd, int64_t offset, int64_t length);
+/// getrandom(2) with no flags (declared in <sys/random.h>, which Swift's Glibc module lacks).
+long clinux_getrandom(void *buffer, size_t length);
 /// userfaultfd(2), which glibc does not wrap; flags are O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY.
 int clinux_userfaultfd(int flags);
 /// eventfd(2), declared in <sys/eventfd.h> which Swift's Glibc module does not include;

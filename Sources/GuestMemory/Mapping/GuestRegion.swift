@@ -169,6 +169,13 @@ package final class GuestRegion: @unchecked Sendable {
         return try unsafe body(UnsafeMutableRawBufferPointer(start: base + Int(offset.rawValue), count: count))
     }
 
+    /// The host address of `count` bytes at `offset`, or nil if they run past the region: for
+    /// GuestMemory's own checked views (`GuestWindow`, `GuestIOVectors`), which keep `self` alive.
+    func pointer(at offset: RegionOffset, count: Int) -> UnsafeMutableRawPointer? {
+        guard (try? checkRange(offset, count: count)) != nil else { return nil }
+        return unsafe base + Int(offset.rawValue)
+    }
+
     private func checkRange(_ offset: RegionOffset, count: Int) throws(GuestMemoryError) {
         let (end, overflow) = offset.rawValue.addingReportingOverflow(UInt64(count))
         guard count >= 0, !overflow, end <= sizeInBytes else {

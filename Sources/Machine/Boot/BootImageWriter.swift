@@ -7,7 +7,10 @@ enum BootImageWriter {
     static func write(_ configuration: MachineConfiguration, into memory: GuestMemoryMap,
                       ram: [GuestMapping]) throws(MachineError) -> KernelEntry {
         let (entry, linuxHeader) = try KernelImage.load(path: configuration.kernelPath, into: memory, decompressOnHost: configuration.decompressOnHost)
-        let commandLine = configuration.commandLine ?? defaultCommandLine(for: entry)
+        let announced = VirtioLayout(configuration).commandLineTokens
+        let given = configuration.commandLine ?? defaultCommandLine(for: entry)
+        // The devices go first: the test kernel reads options before " -- ", Linux anywhere.
+        let commandLine = announced.isEmpty ? given : (announced + [given]).joined(separator: " ")
         let maximum = linuxHeader.map { Int($0.commandLineSizeMaximum) } ?? X86Layout.commandLineMaximumBytes - 1
         let commandLineBytes = Array(commandLine.utf8)
         guard commandLineBytes.count <= min(maximum, X86Layout.commandLineMaximumBytes - 1) else {

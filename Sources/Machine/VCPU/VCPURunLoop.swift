@@ -8,6 +8,7 @@ import KVM
 struct VCPURunLoop {
     let vcpu: VirtualCPU
     let ports: PortIOBus
+    let mmio: MMIOBus
     let control: RunControl
     let finish: @Sendable (MachineOutcome) -> Void
 
@@ -25,9 +26,11 @@ struct VCPURunLoop {
                 for index in 0..<count { ports.write(port: port, size: size, value: vcpu.ioData(index: index, size: size)) }
             case .ioIn(let port, let size, let count):
                 for index in 0..<count { vcpu.setIOData(index: index, size: size, value: ports.read(port: port, size: size)) }
-            case .mmioRead:
-                vcpu.setMMIOData(UInt64.max)  // nothing is mapped there: the bus floats high
-            case .mmioWrite, .halt:
+            case .mmioRead(let address, let size):
+                vcpu.setMMIOData(mmio.read(address: address, size: size))
+            case .mmioWrite(let address, let size, let value):
+                mmio.write(address: address, size: size, value: value)
+            case .halt:
                 break
             case .interrupted:
                 guard control.parkIfPaused(rearm: { vcpu.setImmediateExit(false) }) else { return }

@@ -26,6 +26,10 @@ package struct BootRequest: Sendable {
     /// The framebuffer's display file, and its size.
     package var display: String?
     package var displaySize = "1024x768"
+    /// virtio-blk devices, in order.
+    package var disks: [DiskConfiguration] = []
+    /// A virtio-rng device, or none.
+    package var entropy: EntropyConfiguration?
 
     package init(kernel: String, memorySizeInBytes: UInt64) {
         self.kernel = kernel
@@ -63,6 +67,8 @@ package struct BootRequest: Sendable {
         var configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: commandLine,
                                                  memorySizeInBytes: memorySizeInBytes, cpuCount: cpuCount, backings: backings)
         configuration.decompressOnHost = decompressOnHost
+        configuration.disks = disks
+        configuration.entropy = entropy
         if backings[Machine.framebufferRegionName] != nil, case .success(let geometry) = FramebufferGeometry.parse(displaySize) {
             configuration.display = DisplayConfiguration(geometry: geometry, controlSocketPath: apiSocket.map(PathName.absolute) ?? "")
         }

@@ -1,0 +1,15 @@
+import Synchronization
+
+/// What a block device has done, for GET /vm: read by the control thread while the I/O thread counts.
+package final class BlockCounters: Sendable {
+    package let readBytes = Atomic<Int>(0)
+    package let writtenBytes = Atomic<Int>(0)
+    package let flushes = Atomic<Int>(0)
+    package let discards = Atomic<Int>(0)
+    /// Requests answered with IOERR or UNSUPP.
+    package let failed = Atomic<Int>(0)
+    /// Chains too short to hold a header or a status byte.
+    package let malformed = Atomic<Int>(0)
+
+    package init() {}
+}

@@ -1,0 +1,184 @@
+import GuestMemory
+import LinuxSystem
+
+/// A virtio-blk device over a raw disk image: reads and writes go straight between guest buffers
+/// and the file with preadv/pwritev, FLUSH is fdatasync, DISCARD and WRITE_ZEROES punch holes so
+/// the image stays sparse, GET_ID returns the disk's id. A read-only disk refuses every change
+/// with IOERR.
+///
+/// Requests are served one chain after another, as many as the driver made available (a batch);
+/// each finishes before the next starts, so nothing is in flight once `serve` returns.
+package final class VirtioBlock: VirtioBackend {
+    package static let sectorSize = 512
+    /// Queue size offered; a chain holds the header, up to `segmentMaximum` data buffers and the status.
+    static let queueSize: UInt16 = 256
+    static let segmentMaximum = UInt32(queueSize) - 2
+    /// DISCARD and WRITE_ZEROES: ranges per request, sectors per range.
+    static let rangesMaximum: UInt32 = 16
+    static let rangeSectorsMaximum: UInt32 = 1 << 22
+
+    package let disk: DiskFile
+    /// What GET_ID returns (at most 20 bytes).
+    package let identifier: [UInt8]
+    package private(set) var capacitySectors: UInt64
+    private var chain: DescriptorChain
+    private let vectors: GuestIOVectors
+    private var scratch = [UInt8](repeating: 0, count: 16 * Int(VirtioBlock.rangesMaximum))
+    private var configuration: [UInt8] = []
+    private let counters: BlockCounters
+
+    package init(disk: DiskFile, identifier: String, counters: BlockCounters = BlockCounters()) throws(SystemCallError) {
+        self.disk = disk
+        self.identifier = Array(identifier.utf8.prefix(20))
+        capacitySectors = try disk.sizeInBytes() / UInt64(Self.sectorSize)
+        chain = DescriptorChain(capacity: Int(Self.queueSize))
+        vectors = GuestIOVectors(capacity: Int(Self.queueSize))
+        self.counters = counters
+        configuration = makeConfiguration()
+    }
+
+    package var deviceType: VirtioDeviceType { .block }
+    package var queueMaximumSizes: [UInt16] { [Self.queueSize] }
+
+    package var deviceFeatures: UInt64 {
+        var features = BlockFeature.segmentMaximum | BlockFeature.blockSize | BlockFeature.flush
+        features |= disk.isReadOnly ? BlockFeature.readOnly : BlockFeature.discard | BlockFeature.writeZeroes
+        return features
+    }
+
+    package func configurationByte(at offset: Int) -> UInt8? {
+        offset >= 0 && offset < configuration.count ? configuration[offset] : nil
+    }
+
+    /// struct virtio_blk_config: capacity, seg_max, blk_size, and the discard and write-zeroes limits.
+    private func makeConfiguration() -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 60)
+        func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+            for index in 0..<MemoryLayout<T>.size { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        }
+        put(capacitySectors, at: 0)
+        put(Self.segmentMaximum, at: 12)
+        put(UInt32(Self.sectorSize), at: 20)
+        put(UInt16(1), at: 34)  // num_queues
+        put(Self.rangeSectorsMaximum, at: 36)  // max_discard_sectors
+        put(Self.rangesMaximum, at: 40)  // max_discard_seg
+        put(UInt32(1), at: 44)  // discard_sector_alignment
+        put(Self.rangeSectorsMaximum, at: 48)  // max_write_zeroes_sectors
+        put(Self.rangesMaximum, at: 52)  // max_write_zeroes_seg
+        bytes[56] = 1  // write_zeroes_may_unmap
+        return bytes
+    }
+
+    package func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
+        var served = false
+        while try queue.pop(into: &chain, memory: memory) {
+            let written = handleRequest(memory: memory)
+            queue.putUsed(head: chain.head, length: written)
+            served = true
+        }
+        return served
+    }
+
+    /// Serves the chain in `chain`; returns the bytes written into its writable buffers.
+    private func handleRequest(memory: GuestMemoryMap) -> UInt32 {
+        guard chain.writableBytes >= 1 else {
+            counters.malformed.add(1, ordering: .relaxed)
+            return 0  // no status byte to answer in
+        }
+        let statusOffset = chain.writableBytes - 1
+        var dataWritten = 0
+        let status: UInt8
+        if chain.readableBytes < 16 {
+            counters.malformed.add(1, ordering: .relaxed)
+            status = BlockStatus.ioError
+        } else {
+            (status, dataWritten) = execute(memory: memory)
+        }
+        if status != BlockStatus.ok { counters.failed.add(1, ordering: .relaxed) }
+        scratch[0] = status
+        // The status buffer was checked to be guest RAM when the chain was taken.
+        try? chain.copyToWritable(scratch, from: 0, count: 1, at: statusOffset, memory: memory)
+        return UInt32(dataWritten + 1)
+    }
+
+    /// Executes the request whose header starts the readable stream; the status and the data
+    /// bytes written into guest buffers.
+    private func execute(memory: GuestMemoryMap) -> (UInt8, Int) {
+        guard (try? chain.copyReadable(from: 0, count: 16, into: &scratch, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
+        let type = Self.load(UInt32.self, scratch, 0)
+        let sector = Self.load(UInt64.self, scratch, 8)
+        let readable = chain.readableBytes - 16
+        let writable = chain.writableBytes - 1
+        switch type {
+        case BlockRequestType.read:
+            return (transfer(sector: sector, count: writable, write: false, memory: memory), writable)
+        case BlockRequestType.write:
+            return (transfer(sector: sector, count: readable, write: true, memory: memory), 0)
+        case BlockRequestType.flush:
+            counters.flushes.add(1, ordering: .relaxed)
+            do { try disk.syncData() } catch { return (BlockStatus.ioError, 0) }
+            return (BlockStatus.ok, 0)
+        case BlockRequestType.getID:
+            let count = min(writable, 20)
+            for index in 0..<count { scratch[index] = index < identifier.count ? identifier[index] : 0 }
+            guard (try? chain.copyToWritable(scratch, from: 0, count: count, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
+            return (BlockStatus.ok, count)
+        case BlockRequestType.discard, BlockRequestType.writeZeroes:
+            return (punch(ranges: readable, memory: memory), 0)
+        default:
+            return (BlockStatus.unsupported, 0)
+        }
+    }
+
+    /// A read or write of `count` bytes at `sector`, straight between the chain's data buffers and the disk.
+    private func transfer(sector: UInt64, count: Int, write: Bool, memory: GuestMemoryMap) -> UInt8 {
+        if write, disk.isReadOnly { return BlockStatus.ioError }
+        guard count % Self.sectorSize == 0, fits(sector: sector, sectors: UInt64(count / Self.sectorSize)) else { return BlockStatus.ioError }
+        guard count > 0 else { return BlockStatus.ok }
+        do {
+            guard try chain.list(writable: !write, from: write ? 16 : 0, count: count, in: vectors, memory: memory) else { return BlockStatus.ioError }
+        } catch { return BlockStatus.ioError }
+        let offset = sector * UInt64(Self.sectorSize)
+        do {
+            let moved = write
+                ? try vectors.write(to: disk.descriptor.rawValue, at: offset, subject: disk.path)
+                : try vectors.read(from: disk.descriptor.rawValue, at: offset, subject: disk.path)
+            guard moved == count else { return BlockStatus.ioError }
+        } catch { return BlockStatus.ioError }
+        if write { counters.writtenBytes.add(count, ordering: .relaxed) } else { counters.readBytes.add(count, ordering: .relaxed) }
+        return BlockStatus.ok
+    }
+
+    /// DISCARD or WRITE_ZEROES: each 16-byte range (sector, sectors, flags) becomes a hole.
+    private func punch(ranges bytes: Int, memory: GuestMemoryMap) -> UInt8 {
+        if disk.isReadOnly { return BlockStatus.ioError }
+        guard bytes > 0, bytes % 16 == 0, bytes / 16 <= Int(Self.rangesMaximum) else { return BlockStatus.ioError }
+        guard (try? chain.copyReadable(from: 16, count: bytes, into: &scratch, at: 0, memory: memory)) != nil else { return BlockStatus.ioError }
+        for range in 0..<(bytes / 16) {
+            let sector = Self.load(UInt64.self, scratch, 16 * range)
+            let sectors = Self.load(UInt32.self, scratch, 16 * range + 8)
+            guard sectors <= Self.rangeSectorsMaximum, fits(sector: sector, sectors: UInt64(sectors)) else { return BlockStatus.ioError }
+        }
+        for range in 0..<(bytes / 16) {
+            let sector = Self.load(UInt64.self, scratch, 16 * range)
+            let sectors = Self.load(UInt32.self, scratch, 16 * range + 8)
+            guard sectors > 0 else { continue }
+            do {
+                try disk.punchHole(at: sector * UInt64(Self.sectorSize), length: UInt64(sectors) * UInt64(Self.sectorSize))
+            } catch { return BlockStatus.ioError }
+        }
+        counters.discards.add(1, ordering: .relaxed)
+        return BlockStatus.ok
+    }
+
+    private func fits(sector: UInt64, sectors: UInt64) -> Bool {
+        let (end, overflow) = sector.addingReportingOverflow(sectors)
+        return !overflow && end <= capacitySectors
+    }
+
+    private static func load<T: FixedWidthInteger>(_ type: T.Type, _ bytes: [UInt8], _ offset: Int) -> T {
+        var value: T = 0
+        for index in 0..<MemoryLayout<T>.size { value |= T(bytes[offset + index]) << (8 * index) }
+        return value
+    }
+}

@@ -1,0 +1,109 @@
+import GuestMemory
+
+/// One request's buffers, as the driver chained them: the device-readable ranges first, then the
+/// device-writable ones, each already checked to lie in guest RAM.
+///
+/// Made once per queue with room for the longest chain allowed and refilled for every request, so
+/// serving a queue allocates nothing. Devices treat each side as one byte stream (virtio 1.x lets
+/// drivers split headers and data across descriptors as they like).
+package struct DescriptorChain: Sendable {
+    /// The head descriptor's index: what goes back in the used ring.
+    package internal(set) var head: UInt16 = 0
+    private var addresses: [UInt64]
+    private var lengths: [UInt32]
+    /// Segments before this index are device-readable, the rest device-writable.
+    package private(set) var readableCount = 0
+    package private(set) var count = 0
+    /// Total device-readable and device-writable bytes.
+    package private(set) var readableBytes = 0
+    package private(set) var writableBytes = 0
+
+    /// The most segments a chain may have.
+    package let capacity: Int
+
+    package init(capacity: Int) {
+        self.capacity = capacity
+        addresses = [UInt64](repeating: 0, count: capacity)
+        lengths = [UInt32](repeating: 0, count: capacity)
+    }
+
+    mutating func removeAll() {
+        count = 0
+        readableCount = 0
+        readableBytes = 0
+        writableBytes = 0
+    }
+
+    /// Adds a segment; false when full or when a readable one would follow a writable one.
+    mutating func append(address: UInt64, length: UInt32, writable: Bool) -> Bool {
+        guard count < capacity else { return false }
+        if !writable {
+            guard readableCount == count else { return false }
+            readableCount += 1
+            readableBytes += Int(length)
+        } else {
+            writableBytes += Int(length)
+        }
+        addresses[count] = address
+        lengths[count] = length
+        count += 1
+        return true
+    }
+
+    /// Copies `count` bytes starting `offset` bytes into the readable stream into `buffer[index...]`.
+    package func copyReadable(from offset: Int, count: Int, into buffer: inout [UInt8], at index: Int, memory: GuestMemoryMap) throws(GuestMemoryError) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= readableBytes, "read past the readable buffers")
+        var skip = offset, copied = 0, segment = 0
+        while copied < count {
+            let length = Int(lengths[segment])
+            if skip >= length {
+                skip -= length
+            } else {
+                let part = min(length - skip, count - copied)
+                try memory.copy(from: GuestAddress(addresses[segment] + UInt64(skip)), into: &buffer, at: index + copied, count: part)
+                copied += part
+                skip = 0
+            }
+            segment += 1
+        }
+    }
+
+    /// Copies `buffer[index..<index+count]` to the writable stream, starting `offset` bytes into it.
+    package func copyToWritable(_ buffer: [UInt8], from index: Int, count: Int, at offset: Int, memory: GuestMemoryMap) throws(GuestMemoryError) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= writableBytes, "write past the writable buffers")
+        var skip = offset, copied = 0, segment = readableCount
+        while copied < count {
+            let length = Int(lengths[segment])
+            if skip >= length {
+                skip -= length
+            } else {
+                let part = min(length - skip, count - copied)
+                try memory.copy(buffer, from: index + copied, count: part, to: GuestAddress(addresses[segment] + UInt64(skip)))
+                copied += part
+                skip = 0
+            }
+            segment += 1
+        }
+    }
+
+    /// Lists `count` bytes of the readable (or writable) stream, from `offset`, in `vectors`.
+    /// False if `vectors` cannot hold that many ranges.
+    package func list(writable: Bool, from offset: Int, count: Int, in vectors: GuestIOVectors, memory: GuestMemoryMap) throws(GuestMemoryError) -> Bool {
+        precondition(offset >= 0 && count >= 0 && offset + count <= (writable ? writableBytes : readableBytes), "range past the buffers")
+        vectors.removeAll()
+        var skip = offset, listed = 0, segment = writable ? readableCount : 0
+        while listed < count {
+            let length = Int(lengths[segment])
+            if skip >= length {
+                skip -= length
+            } else {
+                let part = min(length - skip, count - listed)
+                guard try vectors.append(GuestAddress(addresses[segment] + UInt64(skip)), length: part, in: memory) else { return false }
+                listed += part
+                skip = 0
+            }
+            segment += 1
+        }
+        return true
+    }
+}

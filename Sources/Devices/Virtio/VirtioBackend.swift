@@ -1,0 +1,39 @@
+import GuestMemory
+
+/// What makes a virtio device a block device, an entropy source or a socket: its type, features,
+/// configuration space and how it serves its queues. The transport (`VirtioMMIODevice`) does the
+/// rest, and calls every method with its lock held, from a vCPU thread (configuration, reset) or
+/// the device I/O thread (`serve`).
+package protocol VirtioBackend: AnyObject {
+    var deviceType: VirtioDeviceType { get }
+    /// Device-specific feature bits offered (the transport adds its own).
+    var deviceFeatures: UInt64 { get }
+    /// The largest size of each queue; the count is the number of queues.
+    var queueMaximumSizes: [UInt16] { get }
+    /// The configuration space's byte at `offset`, nil past its end.
+    func configurationByte(at offset: Int) -> UInt8?
+    /// A driver write to the configuration space (most devices ignore them).
+    func writeConfiguration(_ byte: UInt8, at offset: Int)
+    /// The driver accepted `features` and set DRIVER_OK.
+    func activate(features: UInt64)
+    /// Serves what the driver made available on queue `index`; true if anything was put in the
+    /// used ring. Throws when the driver broke the queue.
+    func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool
+    /// The driver reset the device: drop everything negotiated.
+    func reset()
+    /// When a rate limit stopped `serve` with work left: the monotonic time (ns) to serve again.
+    var throttledUntil: UInt64? { get }
+}
+
+extension VirtioBackend {
+    package func writeConfiguration(_ byte: UInt8, at offset: Int) {}
+    package func activate(features: UInt64) {}
+    package func reset() {}
+    package var throttledUntil: UInt64? { nil }
+}
+
+/// How a device interrupts the guest: an irqfd in the machine, a recorder in tests.
+package protocol InterruptSignal: Sendable {
+    /// Raises the device's interrupt (edge: one pulse per call).
+    func signal()
+}

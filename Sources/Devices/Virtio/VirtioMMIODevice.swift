@@ -1,0 +1,276 @@
+import GuestMemory
+import LinuxSystem
+import Synchronization
+
+/// A virtio device behind the virtio-mmio transport, version 2 (virtio 1.x, section 4.2): the
+/// register window a vCPU reads and writes, feature negotiation, queue set-up, the device status
+/// state machine and the interrupt status, around a `VirtioBackend` that does the device's work.
+///
+/// vCPU threads reach it through `read`/`write`; the device I/O thread calls `serveQueue` when a
+/// queue's notifier fires. Both hold one lock: register accesses are short, and a batch of
+/// requests is bounded by the queue size.
+package final class VirtioMMIODevice: MMIODevice {
+    /// The device's name in messages and the API (e.g. "blk0").
+    package let name: String
+    /// One eventfd per queue: the guest's QueueNotify writes signal it (through KVM's ioeventfd,
+    /// or from the vCPU thread when that is unavailable), and the I/O thread polls it.
+    package let queueNotifiers: [EventNotifier]
+    private let memory: GuestMemoryMap
+    private let interrupt: any InterruptSignal
+    private let state: Mutex<TransportState>
+    private let brokenQueues = Atomic<Int>(0)
+
+    package init(name: String, backend: sending any VirtioBackend, memory: GuestMemoryMap, interrupt: any InterruptSignal) throws(SystemCallError) {
+        self.name = name
+        self.memory = memory
+        self.interrupt = interrupt
+        var notifiers: [EventNotifier] = []
+        for _ in backend.queueMaximumSizes { notifiers.append(try EventNotifier()) }
+        queueNotifiers = notifiers
+        state = Mutex(TransportState(backend: backend))
+    }
+
+    /// How many times a driver broke a queue (each set DEVICE_NEEDS_RESET).
+    package var brokenQueueCount: Int { brokenQueues.load(ordering: .relaxed) }
+
+    /// When a rate limit holds the device back: the monotonic time (ns) to serve its queues again.
+    package var throttledUntil: UInt64? { state.withLock { $0.backend.throttledUntil } }
+
+    /// The device type, for the command line and the API.
+    package var deviceType: VirtioDeviceType { state.withLock { $0.backend.deviceType } }
+
+    // MARK: Registers (vCPU threads)
+
+    package func read(offset: UInt64, size: Int) -> UInt64 {
+        state.withLock { state in
+            if offset >= VirtioMMIORegister.configuration {
+                return state.readConfiguration(at: Int(offset - VirtioMMIORegister.configuration), size: size)
+            }
+            guard size == 4 else { return 0 }
+            return UInt64(state.readRegister(offset))
+        }
+    }
+
+    package func write(offset: UInt64, size: Int, value: UInt64) {
+        if offset == VirtioMMIORegister.queueNotify, size == 4 {
+            // Only without an ioeventfd does a notification come this way.
+            let index = Int(UInt32(truncatingIfNeeded: value))
+            if index < queueNotifiers.count { queueNotifiers[index].signal() }
+            return
+        }
+        let raise = state.withLock { state -> Bool in
+            if offset >= VirtioMMIORegister.configuration {
+                state.writeConfiguration(at: Int(offset - VirtioMMIORegister.configuration), size: size, value: value)
+                return false
+            }
+            guard size == 4 else { return false }
+            return state.writeRegister(offset, UInt32(truncatingIfNeeded: value), memory: memory)
+        }
+        if raise {
+            brokenQueues.add(1, ordering: .relaxed)
+            interrupt.signal()
+        }
+    }
+
+    // MARK: Queues (the I/O thread)
+
+    /// Serves queue `index` after its notifier fired: takes every available chain, then arms
+    /// the next notification, and interrupts the guest if it asked for it.
+    package func serveQueue(_ index: Int) {
+        queueNotifiers[index].drain()
+        let (outcome, more) = state.withLock { state in state.serve(queue: index, memory: memory) }
+        if more { queueNotifiers[index].signal() }
+        switch outcome {
+        case .none: break
+        case .used: interrupt.signal()
+        case .broken:
+            brokenQueues.add(1, ordering: .relaxed)
+            interrupt.signal()
+        }
+    }
+}
+
+/// What a queue's service asks of the interrupt line.
+enum QueueOutcome { case none, used, broken }
+
+/// The transport's registers and the queues in use; only touched under the device's lock.
+struct TransportState {
+    let backend: any VirtioBackend
+    var status: UInt32 = 0
+    var deviceFeaturesSelect: UInt32 = 0
+    var driverFeaturesSelect: UInt32 = 0
+    var driverFeatures: UInt64 = 0
+    var queueSelect: UInt32 = 0
+    var queues: [VirtqueueConfiguration]
+    var active: [Virtqueue?]
+    var interruptStatus: UInt32 = 0
+    var configurationGeneration: UInt32 = 0
+
+    init(backend: any VirtioBackend) {
+        self.backend = backend
+        queues = backend.queueMaximumSizes.map { VirtqueueConfiguration(size: $0) }
+        active = [Virtqueue?](repeating: nil, count: queues.count)
+    }
+
+    var offeredFeatures: UInt64 { backend.deviceFeatures | VirtioFeature.transport }
+
+    func readRegister(_ offset: UInt64) -> UInt32 {
+        typealias R = VirtioMMIORegister
+        switch offset {
+        case R.magicValue: return R.magic
+        case R.version: return R.modernVersion
+        case R.deviceID: return backend.deviceType.rawValue
+        case R.vendorID: return R.vendor
+        case R.deviceFeatures:
+            switch deviceFeaturesSelect {
+            case 0: return UInt32(truncatingIfNeeded: offeredFeatures)
+            case 1: return UInt32(truncatingIfNeeded: offeredFeatures >> 32)
+            default: return 0
+            }
+        case R.queueSizeMaximum: return selectedQueue.map { UInt32(backend.queueMaximumSizes[$0]) } ?? 0
+        case R.queueReady: return selectedQueue.map { queues[$0].ready ? 1 : 0 } ?? 0
+        case R.interruptStatus: return interruptStatus
+        case R.status: return status
+        case R.sharedMemoryLengthLow, R.sharedMemoryLengthHigh: return .max  // no shared memory regions
+        case R.configGeneration: return configurationGeneration
+        default: return 0
+        }
+    }
+
+    /// Handles a register write; true when it left the device needing a reset.
+    mutating func writeRegister(_ offset: UInt64, _ value: UInt32, memory: GuestMemoryMap) -> Bool {
+        typealias R = VirtioMMIORegister
+        switch offset {
+        case R.deviceFeaturesSelect: deviceFeaturesSelect = value
+        case R.driverFeaturesSelect: driverFeaturesSelect = value
+        case R.driverFeatures:
+            guard status & (VirtioStatus.featuresOK | VirtioStatus.driverOK) == 0 else { break }
+            switch driverFeaturesSelect {
+            case 0: driverFeatures = driverFeatures & ~0xffff_ffff | UInt64(value)
+            case 1: driverFeatures = driverFeatures & 0xffff_ffff | UInt64(value) << 32
+            default: break
+            }
+        case R.queueSelect: queueSelect = value
+        case R.queueSize: updateSelectedQueue { $0.size = UInt16(truncatingIfNeeded: value) }
+        case R.queueDescriptorLow: updateSelectedQueue { $0.descriptorTable = $0.descriptorTable & ~0xffff_ffff | UInt64(value) }
+        case R.queueDescriptorHigh: updateSelectedQueue { $0.descriptorTable = $0.descriptorTable & 0xffff_ffff | UInt64(value) << 32 }
+        case R.queueDriverLow: updateSelectedQueue { $0.availableRing = $0.availableRing & ~0xffff_ffff | UInt64(value) }
+        case R.queueDriverHigh: updateSelectedQueue { $0.availableRing = $0.availableRing & 0xffff_ffff | UInt64(value) << 32 }
+        case R.queueDeviceLow: updateSelectedQueue { $0.usedRing = $0.usedRing & ~0xffff_ffff | UInt64(value) }
+        case R.queueDeviceHigh: updateSelectedQueue { $0.usedRing = $0.usedRing & 0xffff_ffff | UInt64(value) << 32 }
+        case R.queueReady:
+            guard let index = selectedQueue else { break }
+            if value & 1 == 0 {
+                queues[index].ready = false
+                active[index] = nil
+            } else if !queues[index].ready {
+                queues[index].ready = true
+                if status & VirtioStatus.driverOK != 0 { return activateQueue(index, memory: memory) }
+            }
+        case R.interruptAcknowledge: interruptStatus &= ~value
+        case R.status: return writeStatus(value, memory: memory)
+        default: break
+        }
+        return false
+    }
+
+    var selectedQueue: Int? { Int(queueSelect) < queues.count ? Int(queueSelect) : nil }
+
+    /// Changes the selected queue's registers, which the driver may do only while it is disabled.
+    mutating func updateSelectedQueue(_ change: (inout VirtqueueConfiguration) -> Void) {
+        guard let index = selectedQueue, !queues[index].ready, status & VirtioStatus.driverOK == 0 else { return }
+        change(&queues[index])
+    }
+
+    /// The status state machine (virtio 1.x, 3.1.1); true when the device now needs a reset.
+    mutating func writeStatus(_ value: UInt32, memory: GuestMemoryMap) -> Bool {
+        guard value != 0 else {
+            reset()
+            return false
+        }
+        var value = value
+        let added = value & ~status
+        if added & VirtioStatus.featuresOK != 0 {
+            let acceptable = driverFeatures & ~offeredFeatures == 0 && driverFeatures & VirtioFeature.version1 != 0
+            if !acceptable { value &= ~VirtioStatus.featuresOK }
+        }
+        if added & VirtioStatus.driverOK != 0, value & VirtioStatus.featuresOK == 0 { value &= ~VirtioStatus.driverOK }
+        status = value | (status & VirtioStatus.needsReset)
+        if added & VirtioStatus.driverOK != 0, status & VirtioStatus.driverOK != 0 {
+            backend.activate(features: driverFeatures)
+            for index in queues.indices where queues[index].ready {
+                if activateQueue(index, memory: memory) { return true }
+            }
+        }
+        return false
+    }
+
+    /// Resolves an enabled queue's rings; true (and DEVICE_NEEDS_RESET) when they are unusable.
+    mutating func activateQueue(_ index: Int, memory: GuestMemoryMap) -> Bool {
+        do {
+            active[index] = try Virtqueue(queues[index], maximumSize: backend.queueMaximumSizes[index], features: driverFeatures, memory: memory)
+            return false
+        } catch {
+            return needReset()
+        }
+    }
+
+    mutating func needReset() -> Bool {
+        status |= VirtioStatus.needsReset
+        interruptStatus |= 2  // configuration change
+        for index in active.indices { active[index] = nil }
+        return true
+    }
+
+    mutating func reset() {
+        backend.reset()
+        status = 0
+        deviceFeaturesSelect = 0
+        driverFeaturesSelect = 0
+        driverFeatures = 0
+        queueSelect = 0
+        queues = backend.queueMaximumSizes.map { VirtqueueConfiguration(size: $0) }
+        for index in active.indices { active[index] = nil }
+        interruptStatus = 0
+    }
+
+    func readConfiguration(at offset: Int, size: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for byte in 0..<min(max(size, 0), 8) {
+            value |= UInt64(backend.configurationByte(at: offset + byte) ?? 0) << (8 * UInt64(byte))
+        }
+        return value
+    }
+
+    func writeConfiguration(at offset: Int, size: Int, value: UInt64) {
+        for byte in 0..<min(max(size, 0), 8) {
+            backend.writeConfiguration(UInt8(truncatingIfNeeded: value >> (8 * UInt64(byte))), at: offset + byte)
+        }
+    }
+
+    /// Serves queue `index` for a few rounds: until it is empty and the next notification is
+    /// armed, or until the round limit, when `more` says the I/O thread should come back (so one
+    /// busy queue cannot starve the others).
+    mutating func serve(queue index: Int, memory: GuestMemoryMap) -> (outcome: QueueOutcome, more: Bool) {
+        guard status & VirtioStatus.driverOK != 0, status & VirtioStatus.needsReset == 0, var queue = active[index] else { return (.none, false) }
+        var usedAny = false
+        var more = false
+        do {
+            var rounds = 0
+            repeat {
+                if try backend.serve(queue: index, &queue, memory: memory) { usedAny = true }
+                if backend.throttledUntil != nil { break }  // the I/O thread comes back at the deadline
+                rounds += 1
+                if rounds == 4 { more = try queue.hasAvailable(); break }
+            } while try queue.armNotification()
+        } catch {
+            _ = needReset()
+            return (.broken, false)
+        }
+        let raise = usedAny && queue.needsInterrupt()
+        active[index] = queue
+        guard raise else { return (.none, more) }
+        interruptStatus |= 1  // used buffer
+        return (.used, more)
+    }
+}

@@ -1,0 +1,103 @@
+import Glibc
+import LinuxSystem
+
+/// A scatter list of guest RAM ranges for one preadv/pwritev: a block request's data buffers,
+/// read from or written to a file without passing through a Swift buffer.
+///
+/// Made once per device queue with room for the most segments a request may have, then reset
+/// and refilled per request, so the I/O path allocates nothing. Each range is checked against
+/// guest RAM when it is added.
+@safe
+package final class GuestIOVectors: @unchecked Sendable {
+    private let vectors: UnsafeMutablePointer<iovec>
+    /// Keeps each range's mapping alive while it is listed.
+    private var regions: [GuestRegion?]
+    /// The most ranges the list holds.
+    package let capacity: Int
+    /// The ranges listed.
+    package private(set) var count = 0
+    /// Their total length in bytes.
+    package private(set) var byteCount = 0
+
+    package init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        unsafe vectors = .allocate(capacity: capacity)
+        regions = [GuestRegion?](repeating: nil, count: capacity)
+    }
+
+    deinit { unsafe vectors.deallocate() }
+
+    /// Empties the list.
+    package func removeAll() {
+        for index in 0..<count { regions[index] = nil }
+        count = 0
+        byteCount = 0
+    }
+
+    /// Adds `[address, address+length)` of `memory`; false if the list is full. Throws if the
+    /// range is not guest RAM in one mapping.
+    package func append(_ address: GuestAddress, length: Int, in memory: GuestMemoryMap) throws(GuestMemoryError) -> Bool {
+        guard length > 0 else { return true }
+        guard count < capacity else { return false }
+        let (region, offset) = try memory.translate(address, length: UInt64(length))
+        guard let base = unsafe region.pointer(at: offset, count: length) else { throw .outOfRange(address: address, length: UInt64(length)) }
+        // SAFETY: index below capacity; the range was checked against its region just above.
+        unsafe vectors[count] = iovec(iov_base: base, iov_len: length)
+        regions[count] = region
+        count += 1
+        byteCount += length
+        return true
+    }
+
+    /// Fills the listed ranges from `descriptor` starting at file `offset` (preadv, retried until
+    /// done). Returns the bytes read, fewer only at the end of the file.
+    package func read(from descriptor: CInt, at offset: UInt64, subject: String) throws(SystemCallError) -> Int {
+        try transfer(descriptor, at: offset, subject: subject, call: "preadv") { fd, vectors, count, position in
+            unsafe preadv(fd, vectors, count, position)
+        }
+    }
+
+    /// Writes the listed ranges to `descriptor` starting at file `offset` (pwritev, retried until
+    /// done). Returns the bytes written.
+    package func write(to descriptor: CInt, at offset: UInt64, subject: String) throws(SystemCallError) -> Int {
+        try transfer(descriptor, at: offset, subject: subject, call: "pwritev") { fd, vectors, count, position in
+            unsafe pwritev(fd, vectors, count, position)
+        }
+    }
+
+    /// Runs `call` until every listed byte moved or it reports the end of the file, stepping
+    /// past what each partial call moved. Leaves the list consumed: reset it before reuse.
+    private func transfer(
+        _ descriptor: CInt, at offset: UInt64, subject: String, call name: String,
+        _ call: (CInt, UnsafePointer<iovec>, CInt, off_t) -> Int
+    ) throws(SystemCallError) -> Int {
+        var first = 0
+        var moved = 0
+        while first < count {
+            let batch = CInt(min(count - first, 1024 /* IOV_MAX on Linux */))
+            // SAFETY: `first..<first+batch` lies inside the listed vectors.
+            let result = unsafe call(descriptor, vectors + first, batch, off_t(offset) + off_t(moved))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw .last(name, on: subject)
+            }
+            if result == 0 { break }
+            moved += result
+            var left = result
+            while left > 0, first < count {
+                // SAFETY: `first` is below count.
+                let length = unsafe vectors[first].iov_len
+                if left >= length {
+                    left -= length
+                    first += 1
+                } else {
+                    unsafe vectors[first].iov_base = vectors[first].iov_base! + left
+                    unsafe vectors[first].iov_len = length - left
+                    left = 0
+                }
+            }
+        }
+        return moved
+    }
+}
