@@ -233,6 +233,11 @@ static u64 vio_run(struct vdev *d, u64 (*step)(u64), struct blk_run *r)
         u64 t = ticks;
         while (vio_irq[d->index].count == r->irq_snap && ticks == t)
             sti_hlt();
+        if (vio_irq[d->index].status & 2) {   /* a configuration change: DEVICE_NEEDS_RESET? */
+            vio_irq[d->index].status &= ~2UL;
+            if (dev_status(d) & ST_NEEDS_RESET)
+                return STEP_TIMEOUT;   /* run_status reports needs_reset */
+        }
     }
 }
 
