@@ -1,0 +1,170 @@
+import Devices
+import Foundation
+import GuestMemory
+import LinuxSystem
+import Testing
+import TestSupport
+
+/// virtio-blk against the spec driver: data goes to the right place in the image, discards
+/// leave holes, and every bad request is answered with IOERR or UNSUPP, never served.
+@Suite struct VirtioBlockTests {
+    private let directory = TemporaryDirectory()
+    static let header: UInt64 = VirtioTestDriver.bufferBase
+    static let data: UInt64 = VirtioTestDriver.bufferBase + 0x1000
+    static let status: UInt64 = VirtioTestDriver.bufferBase + 0x800
+
+    /// A sparse image of `sectors` sectors and a driver for a device over it.
+    private func makeDriver(sectors: Int = 2048, readOnly: Bool = false, id: String = "disk-one") throws -> (VirtioTestDriver, String) {
+        let path = directory.path("disk-\(UUID().uuidString).img")
+        FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: UInt64(sectors * 512))
+        let block = try VirtioBlock(disk: try DiskFile(path: path, readOnly: readOnly), identifier: id)
+        return (try VirtioTestDriver(backend: block, queueSize: 16), path)
+    }
+
+    private func writeHeader(_ driver: VirtioTestDriver, type: UInt32, sector: UInt64) throws {
+        var bytes = withUnsafeBytes(of: type.littleEndian, Array.init) + [0, 0, 0, 0]
+        bytes += withUnsafeBytes(of: sector.littleEndian, Array.init)
+        try driver.memory.write(bytes, at: GuestAddress(Self.header))
+        try driver.memory.write([0xff], at: GuestAddress(Self.status))
+    }
+
+    private func statusByte(_ driver: VirtioTestDriver) throws -> UInt8 { try driver.memory.read(count: 1, at: GuestAddress(Self.status))[0] }
+
+    private func pattern(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ Int(seed)) } }
+
+    /// Writes `bytes` at `sector` through the queue; the status byte.
+    private func write(_ driver: inout VirtioTestDriver, _ bytes: [UInt8], sector: UInt64, indirect: Bool = false) throws -> UInt8 {
+        try writeHeader(driver, type: 1, sector: sector)
+        try driver.memory.write(bytes, at: GuestAddress(Self.data))
+        try driver.submit([(Self.header, 16, false), (Self.data, UInt32(bytes.count), false), (Self.status, 1, true)], indirect: indirect)
+        driver.notify()
+        return try statusByte(driver)
+    }
+
+    /// Reads `count` bytes at `sector` through the queue, the data split over two buffers.
+    private func read(_ driver: inout VirtioTestDriver, count: Int, sector: UInt64) throws -> (UInt8, [UInt8]) {
+        try writeHeader(driver, type: 0, sector: sector)
+        let half = UInt32(count / 2)
+        try driver.submit([(Self.header, 16, false), (Self.data, half, true), (Self.data + UInt64(half), UInt32(count) - half, true), (Self.status, 1, true)])
+        driver.notify()
+        return (try statusByte(driver), try driver.memory.read(count: count, at: GuestAddress(Self.data)))
+    }
+
+    @Test func writesLandInTheImageAndReadBack() throws {
+        var (driver, path) = try makeDriver()
+        let bytes = pattern(8192, seed: 3)
+        #expect(try write(&driver, bytes, sector: 100) == 0)
+        #expect(try driver.usedEntry(0).length == 1, "a write returns only the status byte")
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(Array(file[51200..<(51200 + 8192)]) == bytes)
+        try driver.memory.write([UInt8](repeating: 0, count: 8192), at: GuestAddress(Self.data))
+        let (status, back) = try read(&driver, count: 8192, sector: 100)
+        #expect(status == 0 && back == bytes)
+        #expect(try driver.usedEntry(1).length == 8193)
+    }
+
+    @Test func headerAndDataMayShareADescriptor() throws {
+        var (driver, path) = try makeDriver()
+        try writeHeader(driver, type: 1, sector: 2)
+        let bytes = pattern(512, seed: 9)
+        try driver.memory.write(bytes, at: GuestAddress(Self.header + 16))
+        try driver.submit([(Self.header, 16 + 512, false), (Self.status, 1, true)], indirect: true)
+        driver.notify()
+        #expect(try statusByte(driver) == 0)
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(Array(file[1024..<1536]) == bytes)
+    }
+
+    @Test func requestsPastTheEndOrNotInSectorsFail() throws {
+        var (driver, _) = try makeDriver(sectors: 16)
+        #expect(try write(&driver, pattern(1024, seed: 1), sector: 15) == 1, "runs past the end")
+        #expect(try write(&driver, pattern(512, seed: 1), sector: UInt64.max) == 1, "sector overflows")
+        #expect(try write(&driver, pattern(100, seed: 1), sector: 0) == 1, "not whole sectors")
+        #expect(try read(&driver, count: 512, sector: 16).0 == 1)
+        #expect(try write(&driver, pattern(512, seed: 1), sector: 15) == 0, "the last sector is fine")
+    }
+
+    @Test func aReadOnlyDiskRefusesWritesAndSaysSo() throws {
+        var (driver, path) = try makeDriver(readOnly: true)
+        #expect(driver.offeredFeatures & (1 << 5) != 0, "VIRTIO_BLK_F_RO")
+        #expect(driver.offeredFeatures & (1 << 13) == 0, "no DISCARD on a read-only disk")
+        #expect(try write(&driver, pattern(512, seed: 1), sector: 0) == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).allSatisfy { $0 == 0 })
+        #expect(try read(&driver, count: 512, sector: 0).0 == 0)
+    }
+
+    @Test func flushGetIDAndUnknownTypes() throws {
+        var (driver, _) = try makeDriver(id: "serial-1234")
+        try writeHeader(driver, type: 4, sector: 0)
+        try driver.submit([(Self.header, 16, false), (Self.status, 1, true)])
+        driver.notify()
+        #expect(try statusByte(driver) == 0)
+        try writeHeader(driver, type: 8, sector: 0)
+        try driver.submit([(Self.header, 16, false), (Self.data, 20, true), (Self.status, 1, true)])
+        driver.notify()
+        #expect(try statusByte(driver) == 0)
+        #expect(try driver.memory.read(count: 20, at: GuestAddress(Self.data)) == Array("serial-1234".utf8) + [UInt8](repeating: 0, count: 9))
+        try writeHeader(driver, type: 99, sector: 0)
+        try driver.submit([(Self.header, 16, false), (Self.status, 1, true)])
+        driver.notify()
+        #expect(try statusByte(driver) == 2, "UNSUPP")
+    }
+
+    @Test func discardAndWriteZeroesLeaveHoles() throws {
+        var (driver, path) = try makeDriver(sectors: 4096)
+        let megabyte = pattern(1 << 20, seed: 5)
+        #expect(try write(&driver, Array(megabyte[0..<(64 << 10)]), sector: 0) == 0)
+        #expect(try write(&driver, Array(megabyte[0..<(64 << 10)]), sector: 256) == 0)
+        for (type, sector) in [(UInt32(11), UInt64(0)), (13, 256)] {
+            try writeHeader(driver, type: type, sector: 0)
+            var range = withUnsafeBytes(of: sector.littleEndian, Array.init)
+            range += withUnsafeBytes(of: UInt32(128).littleEndian, Array.init) + [0, 0, 0, 0]
+            try driver.memory.write(range, at: GuestAddress(Self.data))
+            try driver.submit([(Self.header, 16, false), (Self.data, 16, false), (Self.status, 1, true)])
+            driver.notify()
+            #expect(try statusByte(driver) == 0)
+        }
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(file[0..<(64 << 10)].allSatisfy { $0 == 0 })
+        #expect(file[(128 << 10)..<(192 << 10)].allSatisfy { $0 == 0 })
+        #expect(FileStatus(path: path)!.sizeInBytes == 4096 * 512, "the image keeps its length")
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_blocks == 0, "nothing stays allocated")
+        // A range past the end is refused.
+        try writeHeader(driver, type: 11, sector: 0)
+        var range = withUnsafeBytes(of: UInt64(4090).littleEndian, Array.init)
+        range += withUnsafeBytes(of: UInt32(100).littleEndian, Array.init) + [0, 0, 0, 0]
+        try driver.memory.write(range, at: GuestAddress(Self.data))
+        try driver.submit([(Self.header, 16, false), (Self.data, 16, false), (Self.status, 1, true)])
+        driver.notify()
+        #expect(try statusByte(driver) == 1)
+    }
+
+    @Test func chainsWithoutRoomForAStatusAreCountedNotServed() throws {
+        var (driver, path) = try makeDriver()
+        try writeHeader(driver, type: 1, sector: 0)
+        try driver.memory.write(pattern(512, seed: 2), at: GuestAddress(Self.data))
+        try driver.submit([(Self.header, 16, false), (Self.data, 512, false)])
+        driver.notify()
+        #expect(try driver.usedEntry(0).length == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).allSatisfy { $0 == 0 })
+        try driver.submit([(Self.header, 8, false), (Self.status, 1, true)])
+        driver.notify()
+        #expect(try statusByte(driver) == 1, "a short header is IOERR")
+    }
+
+    @Test func diskAndRngOptionsParseOrSayWhatIsExpected() throws {
+        #expect(try DiskConfiguration.parse("/d.img,readonly,id=abc") == DiskConfiguration(path: "/d.img", readOnly: true, identifier: "abc"))
+        #expect(try DiskConfiguration.parse("/d.img") == DiskConfiguration(path: "/d.img"))
+        #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,id=123456789012345678901") }
+        #expect(throws: DeviceError.self) { try DiskConfiguration.parse(",readonly") }
+        #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,writeback") }
+        #expect(try EntropyConfiguration.parse("rate=100,burst=10") == EntropyConfiguration(rate: 100, burst: 10))
+        #expect(try EntropyConfiguration.parse("on") == EntropyConfiguration())
+        #expect(throws: DeviceError.self) { try EntropyConfiguration.parse("rate=0") }
+        do { _ = try DiskConfiguration.parse("/d.img,bogus") } catch {
+            #expect(error.description == "--disk \"/d.img,bogus\": expected PATH[,readonly][,id=NAME] (NAME at most 20 bytes)")
+        }
+    }
+}
