@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// virtio-blk and virtio-rng driven by the test kernel's drivers, under Engram and, for the same
+/// commands on the same kind of file, under QEMU's device models: the drivers are checked against
+/// devices nobody here wrote, and Engram's devices against those drivers.
+@Suite(.enabled(if: TestKernel.available, "needs /dev/kvm and the test kernel (make -C guest)"), .serialized)
+struct VirtioDeviceTests {
+    private let directory = TemporaryDirectory()
+
+    private func makeDisk(_ name: String, megabytes: Int = 64) throws -> String {
+        let path = directory.path(name)
+        FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: UInt64(megabytes) << 20)
+        return path
+    }
+
+    /// The guest's device number for each device type, from its `virtio` listing.
+    private func deviceNumbers(_ process: GuestProcess) throws -> [String: String] {
+        let offset = process.consoleText.utf8.count
+        _ = try process.command("virtio", expect: "VIRTIO devices=")
+        var numbers: [String: String] = [:]
+        for line in process.consoleText.utf8.dropFirst(offset).split(separator: UInt8(ascii: "\n")).compactMap({ String($0) })
+        where line.hasPrefix("VIRTIO dev=") {
+            #expect(TestKernel.field("status", in: line)?.hasPrefix("ok") == true, "\(line)")
+            if let type = TestKernel.field("type", in: line), numbers[type] == nil { numbers[type] = TestKernel.field("dev", in: line) }
+        }
+        return numbers
+    }
+
+    /// The block commands both VMMs run, and what each printed (status and digest fields).
+    private func runBlockScript(_ process: GuestProcess, blk: String) throws -> [String] {
+        let script = [
+            "blk \(blk) write 0 2048 11", "blk \(blk) write 4096 64 12", "blk \(blk) write 8000 3 13",
+            "blk \(blk) read 0 2048", "blk \(blk) verify 4096 64 12", "blk \(blk) discard 0 256",
+            "blk \(blk) zeroes 4100 8", "blk \(blk) read 0 512", "blk \(blk) read 4096 64", "blk \(blk) flush",
+        ]
+        return try script.map { command in
+            let prefix = "BLK " + command.split(separator: " ")[2].uppercased()
+            let line = try process.command(command, expect: prefix)
+            return line.replacingOccurrences(of: "dev=\(blk) ", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test func blockAndEntropyServeTheTestKernel() throws {
+        let disk = try makeDisk("engram.img")
+        let readOnly = try makeDisk("ro.img", megabytes: 1)
+        let (process, _) = try TestKernel.boot(extra: ["--disk", disk, "--disk", "\(readOnly),readonly,id=serial-ro", "--rng", "on"])
+        defer { process.stop() }
+        let write = try process.command("blk 0 write 100 16 7", expect: "BLK WRITE")
+        #expect(TestKernel.field("status", in: write) == "ok")
+        let read = try process.command("blk 0 read 100 16", expect: "BLK READ")
+        #expect(TestKernel.field("digest", in: read) == TestKernel.field("digest", in: write))
+        #expect(try process.command("blk 0 verify 100 16 7", expect: "BLK VERIFY").hasSuffix("ok"))
+        // The image holds exactly the pattern at sector 100.
+        let bytes = try Data.read(disk, offset: 100 * 512, count: 16 * 512)
+        let expected = (0..<(16 * 64)).map { (index: Int) -> UInt64 in Self.splitmix64(7 ^ UInt64(100 * 64 + index)) }
+        #expect(bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) } == expected)
+        #expect(try process.command("blk 1 id", expect: "BLK ID").hasSuffix("id=serial-ro"))
+        #expect(TestKernel.field("status", in: try process.command("blk 1 write 0 1 1", expect: "BLK WRITE")) == "ioerr")
+        #expect(TestKernel.field("ro", in: try process.command("blk 1 info", expect: "BLK dev=1")) == "1")
+        let random = try process.command("rng 2 4096", expect: "RNG ")
+        #expect(Int(TestKernel.field("distinct", in: random) ?? "0")! > 200)
+    }
+
+    @Test func theSameDriverGetsTheSameDisksFromEngramAndQEMU() throws {
+        let qemu = try #require(QEMULinuxGuest.qemuExecutable, "qemu-system-x86_64 is part of the test setup")
+        let engramDisk = try makeDisk("engram.img")
+        let qemuDisk = try makeDisk("qemu.img")
+        let engram = try GuestProcess.engram(["run", "--kernel", ProjectPaths.testKernel, "--memory", "256M", "--cpus", "1",
+                                              "--disk", engramDisk, "--rng", "on", "--cmdline", "cpus=1"])
+        defer { engram.stop() }
+        _ = try engram.waitForLine(containing: "READY")
+        let qemuProcess = try GuestProcess(executable: qemu, arguments: [
+            "-M", "microvm,acpi=off", "-accel", "kvm", "-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+            "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", ProjectPaths.testKernel, "-append", "cpus=1",
+            "-drive", "id=d0,file=\(qemuDisk),format=raw,if=none,discard=unmap", "-device", "virtio-blk-device,drive=d0",
+            "-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-device,rng=rng0",
+        ])
+        defer { qemuProcess.stop() }
+        _ = try qemuProcess.waitForLine(containing: "READY")
+        let engramDevices = try deviceNumbers(engram)
+        let qemuDevices = try deviceNumbers(qemuProcess)
+        let engramLines = try runBlockScript(engram, blk: try #require(engramDevices["blk"]))
+        let qemuLines = try runBlockScript(qemuProcess, blk: try #require(qemuDevices["blk"]))
+        #expect(engramLines == qemuLines)
+        #expect(engramLines.allSatisfy { !$0.contains("status=") || $0.hasSuffix("status=ok") }, "\(engramLines)")
+        for process in [engram, qemuProcess] {
+            let rng = try process.command("rng \(try #require((process === engram ? engramDevices : qemuDevices)["rng"])) 4096", expect: "RNG ")
+            #expect(Int(TestKernel.field("distinct", in: rng) ?? "0")! > 200)
+            process.send("poweroff\r")
+            _ = try process.waitForExit()
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: engramDisk)) == Data(contentsOf: URL(fileURLWithPath: qemuDisk)))
+        var engramInfo = stat(), qemuInfo = stat()
+        #expect(stat(engramDisk, &engramInfo) == 0 && stat(qemuDisk, &qemuInfo) == 0)
+        #expect(engramInfo.st_blocks <= qemuInfo.st_blocks, "discarded ranges are holes in Engram's image too")
+    }
+
+    @Test func hostileRequestsAreRefusedAndTheDevicesRecover() throws {
+        let disk = try makeDisk("evil.img", megabytes: 4)
+        let (process, _) = try TestKernel.boot(extra: ["--disk", disk, "--rng", "on"])
+        defer { process.stop() }
+        let expected = [
+            "addr-outside-ram": "needs_reset", "chain-loop": "needs_reset", "chain-too-long": "needs_reset", "len-overflow": "needs_reset",
+            "past-end": "1", "avail-idx-jump": "needs_reset", "rewrite-in-flight": "needs_reset", "indirect-in-indirect": "needs_reset",
+        ]
+        for (kind, result) in expected.sorted(by: { $0.key < $1.key }) {
+            let line = try process.command("virtio evil 0 \(kind)", expect: "EVIL \(kind)")
+            #expect(TestKernel.field("result", in: line) == result, "\(line)")
+        }
+        #expect(TestKernel.field("result", in: try process.command("virtio evil 1 addr-outside-ram", expect: "EVIL ")) == "needs_reset")
+        // Nothing was written outside the request that was allowed, and the devices work again.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: disk)).allSatisfy { $0 == 0 })
+        #expect(TestKernel.field("status", in: try process.command("blk 0 write 8 8 3", expect: "BLK WRITE")) == "ok")
+        #expect(try process.command("blk 0 verify 8 8 3", expect: "BLK VERIFY").hasSuffix("ok"))
+        #expect(try process.command("rng 1 64", expect: "RNG ").contains("bytes=64"))
+        #expect(try process.command("ticks", expect: "TICKS").hasPrefix("TICKS"), "the vCPU still runs")
+    }
+
+    @Test func badDiskOptionsEndTheVMMInOneLineBeforeItStarts() throws {
+        let missing = directory.path("missing.img")
+        let cases: [([String], String)] = [
+            (["--disk", missing], "disk \(missing): no such file"),
+            (["--disk", directory.path("")], "is a directory; expected a raw disk image file"),
+            (["--disk", "\(missing),bogus"], "--disk \"\(missing),bogus\": expected PATH[,readonly][,id=NAME]"),
+            (["--rng", "rate=0"], "--rng \"rate=0\": expected on, or rate="),
+        ]
+        for (options, message) in cases {
+            let process = try GuestProcess.engram(["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M"] + options)
+            #expect(try process.waitForExit() != 0)
+            #expect(process.errorText.contains(message), "\(process.errorText)")
+            #expect(!process.consoleText.contains("READY"))
+        }
+    }
+
+    static func splitmix64(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
