@@ -87,7 +87,7 @@ let package = Package(
         ),
         .target(
             name: "Migration",
-            dependencies: ["LinuxSystem", "CLinux", "GuestMemory", "Machine", "Paging", "SnapshotFormat", "Transport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["LinuxSystem", "CLinux", "Devices", "GuestMemory", "Machine", "Paging", "SnapshotFormat", "Transport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
         .target(
@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(name: "PagingTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Transport", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "Inspect", "SnapshotFormat", "GuestMemory", "TestSupport"]),
-        .testTarget(name: "MachineTests", dependencies: ["LinuxSystem", "Machine", "SnapshotFormat", "GuestMemory", "TestSupport"]),
+        .testTarget(name: "MachineTests", dependencies: ["LinuxSystem", "Devices", "Machine", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["LinuxSystem", "Migration", "Machine", "GuestMemory", "Paging", "Transport", "TestSupport"]),
         .testTarget(
             name: "ControlAPITests",

@@ -134,7 +134,7 @@ package final class Machine: Sendable {
             savedTimer.withLock { $0 = try? virtualMachine.timerState() }
         }
         VCPUKick.installHandler()
-        if !virtio.devices.isEmpty {
+        if !virtio.devices.isEmpty, !paused {  // a paused machine starts them on resume
             do { try virtio.ioThread.start() } catch { throw .thread(error) }
         }
         for (index, vcpu) in vcpus.enumerated() {
@@ -161,7 +161,11 @@ package final class Machine: Sendable {
     /// Stops all vCPUs and freezes the in-kernel timer; returns when no vCPU runs guest code.
     package func pause() -> Bool {
         let paused = control.pause(vcpuCount: vcpus.count, kick: { kickAllUnderLock() }, signal: { signalAll() })
-        if paused { savedTimer.withLock { $0 = try? virtualMachine.timerState() } }
+        if paused {
+            savedTimer.withLock { $0 = try? virtualMachine.timerState() }
+            // Requests finish before the state is read: none is in flight while paused.
+            virtio.ioThread.stop()
+        }
         return paused
     }
 
@@ -171,7 +175,9 @@ package final class Machine: Sendable {
         if let timer = savedTimer.withLock({ state in defer { state = nil }; return state }) {
             try? virtualMachine.setTimerState(timer)
         }
-        return control.resume()
+        guard control.resume() else { return false }
+        if !virtio.devices.isEmpty { try? virtio.ioThread.start() }
+        return true
     }
 
     /// The PIT state saved when the machine paused (what the guest's timer will resume from).

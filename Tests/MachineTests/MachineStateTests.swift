@@ -1,4 +1,5 @@
 import Foundation
+import Devices
 import Machine
 import SnapshotFormat
 import Testing
@@ -116,6 +117,43 @@ struct MachineStateTests {
         #expect(missing?.contains("pit") == true)
         let misnamed = refusal(all.sections.map { $0.name == "vcpu.1" ? StateSection(name: "vcpu.7", version: 1, payload: $0.payload) : $0 })
         #expect(misnamed?.contains("vcpu.7") == true)
+    }
+
+    /// A machine with virtio devices saves one `virtio.NAME` section per device, with the disk it
+    /// serves and its transport; the state round-trips through sections and through the JSON a
+    /// live update hands over, and a newer or misnamed device section is refused naming it.
+    @Test func virtioDevicesSaveASectionEach() throws {
+        let disk = directory.path("disk.img")
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))
+        var configuration = MachineConfiguration(kernelPath: ProjectPaths.testKernel, memorySizeInBytes: 64 << 20, cpuCount: 1)
+        configuration.disks = [DiskConfiguration(path: disk, readOnly: true, identifier: "d1")]
+        configuration.entropy = EntropyConfiguration(rate: 1000, burst: 100)
+        let machine = try Machine(configuration: configuration)
+        try machine.start()
+        defer { machine.finish(.shutdownRequested) }
+        #expect(machine.pause())
+        let saved = try machine.saveState()
+        let devices = try #require(saved.virtio)
+        #expect(devices.map(\.name) == ["blk0", "rng0"])
+        #expect(devices[0].disk == configuration.disks[0] && devices[0].capacitySectors == 2048)
+        #expect(devices[1].entropy == configuration.entropy)
+        let contents = try saved.contents()
+        #expect(contents.state.sections.suffix(2).map(\.name) == ["virtio.blk0", "virtio.rng0"])
+        let all = contents.configuration.merged(with: contents.state)
+        #expect(try MachineStateRecord.decode(all.encoded(), snapshotPath: "x.snap") == saved)
+        #expect(try JSONDecoder().decode(MachineStateRecord.self, from: JSONEncoder().encode(saved)) == saved)
+        func refusal(_ sections: [StateSection]) -> String? {
+            do { _ = try MachineStateRecord.decode(StateSections(sections).encoded(), snapshotPath: "x.snap"); return nil } catch {
+                return error.description
+            }
+        }
+        let newer = refusal(all.sections.map { $0.name == "virtio.rng0" ? StateSection(name: $0.name, version: 2, payload: $0.payload) : $0 })
+        #expect(newer?.contains("virtio.rng0") == true && newer?.contains("version 2") == true)
+        let misnamed = refusal(all.sections.map { $0.name == "virtio.rng0" ? StateSection(name: "virtio.rng7", version: 1, payload: $0.payload) : $0 })
+        #expect(misnamed?.contains("virtio.rng7") == true)
+        let overridden = try saved.replacingDisks([DiskConfiguration(path: "/other.img")])
+        #expect(overridden.virtio?[0].disk?.path == "/other.img")
+        #expect(throws: MachineError.self) { try saved.replacingDisks([DiskConfiguration(path: "/a"), DiskConfiguration(path: "/b")]) }
     }
 
     /// Random damage to a real saved state's section container: refused in one line, or well formed.

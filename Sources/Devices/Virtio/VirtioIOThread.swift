@@ -24,8 +24,11 @@ package final class VirtioIOThread: Sendable {
         }
     }
 
-    /// Starts serving (once).
+    /// Starts serving. Every queue is looked at once first: the guest may have made requests
+    /// available while the thread was stopped (a pause, or before a snapshot was taken).
     package func start() throws(SystemCallError) {
+        guard thread.withLock({ $0 == nil }) else { return }
+        for device in devices { for notifier in device.queueNotifiers { notifier.signal() } }
         let spawned = try NamedThread.spawn(name: "virtio-io") { [self] in run() }
         thread.withLock { $0 = spawned }
     }

@@ -19,9 +19,16 @@ package final class VirtioMMIODevice: MMIODevice {
     private let interrupt: any InterruptSignal
     private let state: Mutex<TransportState>
     private let brokenQueues = Atomic<Int>(0)
+    /// Told why a driver broke a queue (the first few times: a hostile guest must not flood the log).
+    private let report: @Sendable (String) -> Void
+    static let reportLimit = 8
 
-    package init(name: String, backend: sending any VirtioBackend, memory: GuestMemoryMap, interrupt: any InterruptSignal) throws(SystemCallError) {
+    package init(
+        name: String, backend: sending any VirtioBackend, memory: GuestMemoryMap, interrupt: any InterruptSignal,
+        report: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(SystemCallError) {
         self.name = name
+        self.report = report
         self.memory = memory
         self.interrupt = interrupt
         var notifiers: [EventNotifier] = []
@@ -58,18 +65,28 @@ package final class VirtioMMIODevice: MMIODevice {
             if index < queueNotifiers.count { queueNotifiers[index].signal() }
             return
         }
-        let raise = state.withLock { state -> Bool in
+        let broken = state.withLock { state -> (Int, VirtqueueError)? in
             if offset >= VirtioMMIORegister.configuration {
                 state.writeConfiguration(at: Int(offset - VirtioMMIORegister.configuration), size: size, value: value)
-                return false
+                return nil
             }
-            guard size == 4 else { return false }
+            guard size == 4 else { return nil }
             return state.writeRegister(offset, UInt32(truncatingIfNeeded: value), memory: memory)
         }
-        if raise {
-            brokenQueues.add(1, ordering: .relaxed)
-            interrupt.signal()
-        }
+        if let (queue, error) = broken { queueBroke(queue, error) }
+    }
+
+    // MARK: State (the machine is paused and the I/O thread stopped)
+
+    /// The transport's state; nothing is in flight once the I/O thread has stopped.
+    package func saveState() -> VirtioTransportState {
+        state.withLock { $0.saved() }
+    }
+
+    /// Loads a saved state, resolving enabled queues' rings in guest memory at their saved
+    /// cursors; refuses a state that does not fit this device, leaving it reset.
+    package func restoreState(_ saved: VirtioTransportState) throws(VirtioStateError) {
+        try state.withLock { (state) throws(VirtioStateError) in try state.load(saved, memory: memory, device: name) }
     }
 
     // MARK: Queues (the I/O thread)
@@ -83,15 +100,23 @@ package final class VirtioMMIODevice: MMIODevice {
         switch outcome {
         case .none: break
         case .used: interrupt.signal()
-        case .broken:
-            brokenQueues.add(1, ordering: .relaxed)
-            interrupt.signal()
+        case .broken(let error): queueBroke(index, error)
         }
+    }
+
+    /// Counts and reports a queue the driver broke, and raises the configuration-change interrupt.
+    private func queueBroke(_ queue: Int, _ error: VirtqueueError) {
+        let count = brokenQueues.add(1, ordering: .relaxed).newValue
+        if count <= Self.reportLimit {
+            let suppressed = count == Self.reportLimit ? " (further reports suppressed)" : ""
+            report("virtio device \(name): the driver broke queue \(queue): \(error); the device needs a reset\(suppressed)")
+        }
+        interrupt.signal()
     }
 }
 
 /// What a queue's service asks of the interrupt line.
-enum QueueOutcome { case none, used, broken }
+enum QueueOutcome { case none, used, broken(VirtqueueError) }
 
 /// The transport's registers and the queues in use; only touched under the device's lock.
 struct TransportState {
@@ -137,8 +162,8 @@ struct TransportState {
         }
     }
 
-    /// Handles a register write; true when it left the device needing a reset.
-    mutating func writeRegister(_ offset: UInt64, _ value: UInt32, memory: GuestMemoryMap) -> Bool {
+    /// Handles a register write; the queue and why, when it left the device needing a reset.
+    mutating func writeRegister(_ offset: UInt64, _ value: UInt32, memory: GuestMemoryMap) -> (Int, VirtqueueError)? {
         typealias R = VirtioMMIORegister
         switch offset {
         case R.deviceFeaturesSelect: deviceFeaturesSelect = value
@@ -171,7 +196,7 @@ struct TransportState {
         case R.status: return writeStatus(value, memory: memory)
         default: break
         }
-        return false
+        return nil
     }
 
     var selectedQueue: Int? { Int(queueSelect) < queues.count ? Int(queueSelect) : nil }
@@ -182,11 +207,11 @@ struct TransportState {
         change(&queues[index])
     }
 
-    /// The status state machine (virtio 1.x, 3.1.1); true when the device now needs a reset.
-    mutating func writeStatus(_ value: UInt32, memory: GuestMemoryMap) -> Bool {
+    /// The status state machine (virtio 1.x, 3.1.1); the queue and why when the device now needs a reset.
+    mutating func writeStatus(_ value: UInt32, memory: GuestMemoryMap) -> (Int, VirtqueueError)? {
         guard value != 0 else {
             reset()
-            return false
+            return nil
         }
         var value = value
         let added = value & ~status
@@ -199,27 +224,27 @@ struct TransportState {
         if added & VirtioStatus.driverOK != 0, status & VirtioStatus.driverOK != 0 {
             backend.activate(features: driverFeatures)
             for index in queues.indices where queues[index].ready {
-                if activateQueue(index, memory: memory) { return true }
+                if let broken = activateQueue(index, memory: memory) { return broken }
             }
         }
-        return false
+        return nil
     }
 
-    /// Resolves an enabled queue's rings; true (and DEVICE_NEEDS_RESET) when they are unusable.
-    mutating func activateQueue(_ index: Int, memory: GuestMemoryMap) -> Bool {
+    /// Resolves an enabled queue's rings; the error (and DEVICE_NEEDS_RESET) when they are unusable.
+    mutating func activateQueue(_ index: Int, memory: GuestMemoryMap) -> (Int, VirtqueueError)? {
         do {
             active[index] = try Virtqueue(queues[index], maximumSize: backend.queueMaximumSizes[index], features: driverFeatures, memory: memory)
-            return false
+            return nil
         } catch {
-            return needReset()
+            needReset()
+            return (index, error)
         }
     }
 
-    mutating func needReset() -> Bool {
+    mutating func needReset() {
         status |= VirtioStatus.needsReset
         interruptStatus |= 2  // configuration change
         for index in active.indices { active[index] = nil }
-        return true
     }
 
     mutating func reset() {
@@ -232,6 +257,46 @@ struct TransportState {
         queues = backend.queueMaximumSizes.map { VirtqueueConfiguration(size: $0) }
         for index in active.indices { active[index] = nil }
         interruptStatus = 0
+    }
+
+    func saved() -> VirtioTransportState {
+        VirtioTransportState(
+            status: status, driverFeatures: driverFeatures, deviceFeaturesSelect: deviceFeaturesSelect,
+            driverFeaturesSelect: driverFeaturesSelect, queueSelect: queueSelect, interruptStatus: interruptStatus,
+            configurationGeneration: configurationGeneration,
+            queues: queues.indices.map { index in
+                VirtioTransportState.SavedQueue(
+                    configuration: queues[index], nextAvailable: active[index]?.nextAvailable ?? 0, nextUsed: active[index]?.nextUsed ?? 0)
+            })
+    }
+
+    mutating func load(_ saved: VirtioTransportState, memory: GuestMemoryMap, device: String) throws(VirtioStateError) {
+        reset()
+        guard saved.queues.count == queues.count else {
+            throw .queueCount(device: device, saved: saved.queues.count, expected: queues.count)
+        }
+        guard saved.driverFeatures & ~offeredFeatures == 0 else {
+            throw .features(device: device, saved: saved.driverFeatures, offered: offeredFeatures)
+        }
+        var resolved = [Virtqueue?](repeating: nil, count: queues.count)
+        let running = saved.status & VirtioStatus.driverOK != 0 && saved.status & VirtioStatus.needsReset == 0
+        for (index, queue) in saved.queues.enumerated() where queue.configuration.ready && running {
+            do {
+                resolved[index] = try Virtqueue(
+                    queue.configuration, maximumSize: backend.queueMaximumSizes[index], features: saved.driverFeatures, memory: memory,
+                    nextAvailable: queue.nextAvailable, nextUsed: queue.nextUsed)
+            } catch { throw .queue(device: device, index: index, error) }
+        }
+        status = saved.status
+        driverFeatures = saved.driverFeatures
+        deviceFeaturesSelect = saved.deviceFeaturesSelect
+        driverFeaturesSelect = saved.driverFeaturesSelect
+        queueSelect = saved.queueSelect
+        interruptStatus = saved.interruptStatus
+        configurationGeneration = saved.configurationGeneration
+        queues = saved.queues.map(\.configuration)
+        active = resolved
+        if running { backend.activate(features: driverFeatures) }
     }
 
     func readConfiguration(at offset: Int, size: Int) -> UInt64 {
@@ -264,8 +329,8 @@ struct TransportState {
                 if rounds == 4 { more = try queue.hasAvailable(); break }
             } while try queue.armNotification()
         } catch {
-            _ = needReset()
-            return (.broken, false)
+            needReset()
+            return (.broken(error), false)
         }
         let raise = usedAny && queue.needsInterrupt()
         active[index] = queue

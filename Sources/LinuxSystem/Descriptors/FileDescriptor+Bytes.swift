@@ -17,4 +17,9 @@ extension FileDescriptor {
         // SAFETY: write reads the one byte of a local.
         _ = try? unsafe withUnsafeBytes(of: &value) { try unsafe write($0) }
     }
+
+    /// Writes `text` and a newline in one call (a diagnostic on standard error); errors are ignored.
+    package func writeLine(_ text: String) {
+        _ = try? writeAll(Array((text + "\n").utf8))
+    }
 }

@@ -49,9 +49,12 @@ extension Machine {
             let host = CPUIDTemplate.entries(from: shell.supportedCPUID, cpuID: vcpu.id, cpuCount: saved.cpuCount)
             try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
         }
-        let configuration = MachineConfiguration(
+        var configuration = MachineConfiguration(
             kernelPath: saved.kernelPath, commandLine: saved.commandLine, memorySizeInBytes: saved.memorySizeInBytes,
             cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: memory.regions.map { ($0.name, $0.backing) }))
+        // The devices come back as they were built, their files reopened by path.
+        configuration.disks = (record.virtio ?? []).compactMap(\.disk)
+        configuration.entropy = record.virtio?.first { $0.type == .entropy }?.entropy
         try self.init(
             configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,
             appendToConsoleLog: appendToConsoleLog

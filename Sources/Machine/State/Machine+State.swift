@@ -5,10 +5,6 @@ extension Machine {
     /// Saves vCPU, interrupt-controller, timer, clock and device state. The machine must be paused.
     package func saveState() throws(MachineError) -> MachineStateRecord {
         guard control.currentState == .paused else { throw .notPaused(operation: "save its state") }
-        guard virtio.devices.isEmpty else {
-            // Device state sections come with the rest of the device work (issue 21, point 6).
-            throw .incompatibleState("this VM has virtio devices (\(virtio.devices.map(\.name).joined(separator: ", "))), whose state Engram cannot save yet: snapshots, migration and live update need a VM without --disk and --rng")
-        }
         do {
             let msrIndices = try kvm.savedMSRIndices()
             let records = try vcpus.map { (vcpu) throws(KVMError) -> VCPUStateRecord in
@@ -29,7 +25,8 @@ extension Machine {
                 timer: timerBytes,
                 clockNanoseconds: try virtualMachine.clock(),
                 serial: serial.saveState(), keyboardController: devices.keyboardController.saveState(),
-                powerControl: devices.powerControl.saveState())
+                powerControl: devices.powerControl.saveState(),
+                virtio: virtio.devices.isEmpty ? nil : virtio.saveState(configuration))
         } catch {
             throw .kvm(error)
         }
@@ -68,6 +65,7 @@ extension Machine {
             throw .kvm(error)
         }
         serial.restoreState(record.serial)
+        try virtio.restoreState(record.virtio ?? [])
         devices.keyboardController.restoreState(record.keyboardController)
         devices.powerControl.restoreState(record.powerControl)
     }

@@ -7,7 +7,7 @@ import KVM
 /// is on every restore's critical path.
 extension MachineStateRecord {
     private enum Keys: String, CodingKey {
-        case version, configuration, vcpus, interruptControllers, timer, clockNanoseconds, serial, keyboardController, powerControl
+        case version, configuration, vcpus, interruptControllers, timer, clockNanoseconds, serial, keyboardController, powerControl, virtio
     }
 
     package init(from decoder: any Decoder) throws {
@@ -24,6 +24,7 @@ extension MachineStateRecord {
         serial = try container.decode(Serial8250.State.self, forKey: .serial)
         keyboardController = try container.decode(I8042.State.self, forKey: .keyboardController)
         powerControl = try container.decode(PowerControlPort.State.self, forKey: .powerControl)
+        virtio = try container.decodeIfPresent([VirtioDeviceRecord].self, forKey: .virtio)
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -38,6 +39,7 @@ extension MachineStateRecord {
         try container.encode(serial, forKey: .serial)
         try container.encode(keyboardController, forKey: .keyboardController)
         try container.encode(powerControl, forKey: .powerControl)
+        try container.encodeIfPresent(virtio, forKey: .virtio)
     }
 }
 

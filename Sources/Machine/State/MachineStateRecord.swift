@@ -19,6 +19,38 @@ package struct MachineStateRecord: Codable, Sendable, Equatable {
     package var serial: Serial8250.State
     package var keyboardController: I8042.State
     package var powerControl: PowerControlPort.State
+    /// The virtio devices in layout order; nil in states saved before Engram had them.
+    package var virtio: [VirtioDeviceRecord]? = nil
+}
+
+/// One virtio device: what it serves (its host-side configuration, reopened at restore) and its
+/// transport's state.
+package struct VirtioDeviceRecord: Codable, Sendable, Equatable {
+    /// "blk0", "rng0": the name the layout gives it, which also fixes its window and interrupt line.
+    package var name: String
+    package var type: VirtioDeviceType
+    package var disk: DiskConfiguration?
+    /// A disk's size in sectors as the guest saw it: a restore refuses a disk of another size.
+    package var capacitySectors: UInt64?
+    package var entropy: EntropyConfiguration?
+    package var transport: VirtioTransportState
+}
+
+extension MachineStateRecord {
+    /// The state with its disks replaced, in order, by `disks` (Firecracker's drive overrides:
+    /// clones that need their own files); fewer overrides than disks leave the rest as saved.
+    package func replacingDisks(_ disks: [DiskConfiguration]) throws(MachineError) -> MachineStateRecord {
+        guard !disks.isEmpty else { return self }
+        var record = self
+        var devices = record.virtio ?? []
+        let blocks = devices.indices.filter { devices[$0].type == .block }
+        guard disks.count <= blocks.count else {
+            throw .incompatibleState("\(disks.count) --disk overrides given, but the saved VM has \(blocks.count) disks")
+        }
+        for (index, disk) in zip(blocks, disks) { devices[index].disk = disk }
+        record.virtio = devices
+        return record
+    }
 }
 
 /// The machine's shape as it was built: enough to rebuild an identical one, and to say why not.

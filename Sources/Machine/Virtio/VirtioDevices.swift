@@ -2,6 +2,7 @@ import Devices
 import GuestMemory
 import KVM
 import LinuxSystem
+import SystemPackage
 
 /// The machine's virtio devices, built from its configuration at the places `VirtioLayout`
 /// gives: each wired to KVM (an irqfd for its interrupt line, an ioeventfd per queue so guest
@@ -28,7 +29,7 @@ struct VirtioDevices: Sendable {
                 line = try EventNotifier()
                 device = try VirtioMMIODevice(
                     name: slot.name, backend: try Self.makeBackend(slot, index: index, configuration), memory: memory,
-                    interrupt: EventInterrupt(notifier: line))
+                    interrupt: EventInterrupt(notifier: line), report: { FileDescriptor.standardError.writeLine("engram: " + $0) })
             } catch let error as MachineError {
                 throw error
             } catch { throw .virtio(device: slot.name, reason: "\(error)") }
@@ -48,6 +49,35 @@ struct VirtioDevices: Sendable {
         do { ioThread = try VirtioIOThread(devices: devices) } catch { throw .thread(error) }
         self.devices = devices
         queuesWithoutIOEventFD = fallbacks
+    }
+
+    /// Every device's record, in layout order. The machine is paused and the I/O thread stopped.
+    func saveState(_ configuration: MachineConfiguration) -> [VirtioDeviceRecord] {
+        let layout = VirtioLayout(configuration)
+        return zip(layout.slots, devices).enumerated().map { index, pair in
+            VirtioDeviceRecord(
+                name: pair.0.name, type: pair.0.type, disk: pair.0.type == .block ? configuration.disks[index] : nil,
+                capacitySectors: pair.0.type == .block ? Self.capacitySectors(of: pair.1) : nil,
+                entropy: pair.0.type == .entropy ? configuration.entropy : nil, transport: pair.1.saveState())
+        }
+    }
+
+    /// Loads saved transports into the devices the same configuration built (names checked).
+    func restoreState(_ records: [VirtioDeviceRecord]) throws(MachineError) {
+        guard records.map(\.name) == devices.map(\.name) else {
+            throw .incompatibleState("the saved virtio devices are [\(records.map(\.name).joined(separator: ", "))]; this machine has [\(devices.map(\.name).joined(separator: ", "))]")
+        }
+        for (record, device) in zip(records, devices) {
+            if let saved = record.capacitySectors, let disk = record.disk, saved != Self.capacitySectors(of: device) {
+                throw .disk(path: disk.path, reason: "holds \(Self.capacitySectors(of: device) * 512) bytes; the saved guest's disk \(record.name) had \(saved * 512)")
+            }
+            do { try device.restoreState(record.transport) } catch { throw .incompatibleState(error.description) }
+        }
+    }
+
+    /// A block device's capacity, from its configuration space (virtio_blk_config.capacity).
+    private static func capacitySectors(of device: VirtioMMIODevice) -> UInt64 {
+        device.read(offset: 0x100, size: 8)
     }
 
     /// The back-end of the device in `slot`, the `index`th of the layout.

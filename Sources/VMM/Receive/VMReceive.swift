@@ -1,3 +1,4 @@
+import Devices
 import GuestMemory
 import LinuxSystem
 import Machine
@@ -18,6 +19,8 @@ package struct ReceiveRequest: Sendable {
     package var apiSocket: String?
     /// Post-copy: seconds to keep reconnecting to a source page server that went away.
     package var reconnectTimeoutSeconds = 300
+    /// Files replacing the arriving VM's disks, in order (the rest are opened at the source's paths).
+    package var disks: [DiskConfiguration] = []
 
     package init(listen: String, secretFile: String) {
         self.listen = listen
@@ -42,7 +45,7 @@ package enum VMReceive {
         }
         let arrival: MigrationArrival
         do {
-            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), consoleLogPath: request.consoleLog,
+            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), disks: request.disks, consoleLogPath: request.consoleLog,
                                                    log: { Diagnostics.note($0) })
         } catch let error as VMMError {
             throw error

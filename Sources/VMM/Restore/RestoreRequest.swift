@@ -1,3 +1,4 @@
+import Devices
 import ObjectStore
 import Paging
 
@@ -30,6 +31,8 @@ package struct RestoreRequest: Sendable {
     package var prefetch = true
     /// The store and chunk cache for an s3:// snapshot.
     package var objectStore: ObjectStoreAccess?
+    /// Files replacing the saved VM's disks, in order (the rest are reopened where they were).
+    package var disks: [DiskConfiguration] = []
 
     package init(snapshot: String) { self.snapshot = snapshot }
 

@@ -47,7 +47,10 @@ package enum VMRestore {
         // The state decodes on another thread while KVM registers the memory slots.
         let snapshot = request.snapshot
         let state = source.state
-        let decoding = BackgroundWork { () throws(MachineError) in try MachineStateRecord.decode(state, snapshotPath: snapshot) }
+        let disks = request.disks
+        let decoding = BackgroundWork { () throws(MachineError) in
+            try MachineStateRecord.decode(state, snapshotPath: snapshot).replacingDisks(disks)
+        }
         // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs;
         // with --verify, opening the source checked them all already).
         let chain = request.verify ? nil : source.chain

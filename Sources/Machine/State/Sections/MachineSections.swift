@@ -20,6 +20,9 @@ enum MachineSections {
     /// `vcpu.0`, `vcpu.1`, …: one per vCPU.
     static let vcpuPrefix = "vcpu."
     static let vcpuVersion: UInt32 = 1
+    /// `virtio.blk0`, `virtio.rng0`, …: one per virtio device, in layout order.
+    static let virtioPrefix = "virtio."
+    static let virtioVersion: UInt32 = 1
 
     static let devices = [irqchip, timer, clock, serial, keyboardController, powerControl]
 }

@@ -23,6 +23,9 @@ extension MachineStateRecord {
         state.append(try Self.section(MachineSections.serial, serial))
         state.append(try Self.section(MachineSections.keyboardController, keyboardController))
         state.append(try Self.section(MachineSections.powerControl, powerControl))
+        for device in virtio ?? [] {
+            state.append(try Self.section(MachineSections.virtioPrefix + device.name, MachineSections.virtioVersion, device))
+        }
 
         let features = (vcpus.first?.cpuid ?? []).filter { entry in
             [(1, 0), (7, 0), (0x8000_0001, 0)].contains { entry.function == $0.0 && entry.index == $0.1 }
@@ -60,8 +63,20 @@ extension MachineStateRecord {
                 id: vcpu.id, cpuid: vcpu.cpuid, blocks: blocks,
                 modelSpecificRegisters: vcpu.modelSpecificRegisters.map { ModelSpecificRegister(index: $0.index, value: $0.value.value) }))
         }
+        var virtio: [VirtioDeviceRecord] = []
+        for section in sections.sections where section.name.hasPrefix(MachineSections.virtioPrefix) {
+            guard section.version <= MachineSections.virtioVersion else {
+                throw .newerVersion(what, section: section.name, version: section.version, readable: MachineSections.virtioVersion)
+            }
+            let device: VirtioDeviceRecord = try Self.decode(section, what: what)
+            guard section.name == MachineSections.virtioPrefix + device.name else {
+                throw .payload(what, section: section.name, problem: "holds device \(device.name); expected the device its name says")
+            }
+            virtio.append(device)
+        }
         let known = Set(([MachineSections.configuration] + MachineSections.devices).map(\.name))
-        for section in sections.sections where !known.contains(section.name) && !section.name.hasPrefix(MachineSections.vcpuPrefix) {
+        for section in sections.sections where !known.contains(section.name) && !section.name.hasPrefix(MachineSections.vcpuPrefix)
+            && !section.name.hasPrefix(MachineSections.virtioPrefix) {
             throw .unknownSection(what, section: section.name)
         }
         let chips: IRQChipSection = try Self.payload(sections, MachineSections.irqchip, what: what)
@@ -82,7 +97,8 @@ extension MachineStateRecord {
             clockNanoseconds: clock.kvmclockNanoseconds.value,
             serial: try Self.payload(sections, MachineSections.serial, what: what),
             keyboardController: try Self.payload(sections, MachineSections.keyboardController, what: what),
-            powerControl: try Self.payload(sections, MachineSections.powerControl, what: what))
+            powerControl: try Self.payload(sections, MachineSections.powerControl, what: what),
+            virtio: virtio.isEmpty ? nil : virtio)
     }
 
     private static func section<T: Encodable>(_ kind: SectionKind, _ value: T) throws(SectionError) -> StateSection {

@@ -1,0 +1,39 @@
+/// What a virtio device's transport holds, for snapshots, migration and live update: the
+/// negotiated features, the status, the register selectors, every queue's registers and the
+/// device's cursors in enabled queues, and the interrupt status. Decoded states are checked by
+/// `VirtioMMIODevice.restoreState` before anything is applied.
+package struct VirtioTransportState: Codable, Equatable, Sendable {
+    package var status: UInt32
+    package var driverFeatures: UInt64
+    package var deviceFeaturesSelect: UInt32
+    package var driverFeaturesSelect: UInt32
+    package var queueSelect: UInt32
+    package var interruptStatus: UInt32
+    package var configurationGeneration: UInt32
+    package var queues: [SavedQueue]
+
+    /// One queue: its registers, and for an enabled queue where the device had got to.
+    package struct SavedQueue: Codable, Equatable, Sendable {
+        package var configuration: VirtqueueConfiguration
+        package var nextAvailable: UInt16
+        package var nextUsed: UInt16
+    }
+}
+
+/// Why a saved transport state cannot be loaded into a device.
+package enum VirtioStateError: Error, Equatable, Sendable, CustomStringConvertible {
+    case queueCount(device: String, saved: Int, expected: Int)
+    case features(device: String, saved: UInt64, offered: UInt64)
+    case queue(device: String, index: Int, VirtqueueError)
+
+    package var description: String {
+        switch self {
+        case .queueCount(let device, let saved, let expected):
+            "virtio device \(device): the saved state has \(saved) queues; the device has \(expected)"
+        case .features(let device, let saved, let offered):
+            "virtio device \(device): the guest negotiated features 0x\(String(saved, radix: 16)), which this device does not offer (0x\(String(offered, radix: 16)))"
+        case .queue(let device, let index, let error):
+            "virtio device \(device): saved queue \(index) cannot be used: \(error)"
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Device state goes wherever memory goes: a disk write interrupted by a snapshot, a live update
+/// or a migration finishes after it with nothing lost, and the devices keep working.
+@Suite(.enabled(if: TestKernel.available, "needs /dev/kvm and the test kernel (make -C guest)"), .serialized)
+struct VirtioStateTests {
+    let directory = TemporaryDirectory()
+    /// 128 MiB: long enough that a pause usually lands mid-write.
+    static let sectors = 262_144
+    static let write = "blk 0 write 0 \(sectors) 21"
+    static let verify = "blk 0 verify 0 \(sectors) 21"
+
+    private func makeDisk(_ name: String) throws -> String {
+        let path = directory.path(name)
+        FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: UInt64(Self.sectors) * 512)
+        return path
+    }
+
+    private func ctl(_ socket: String, _ arguments: String...) throws {
+        let result = try runEngram(["ctl", socket] + arguments)
+        #expect(result.status == 0, "\(result.errors)")
+    }
+
+    /// The guest finishes the write it was in (or had finished), the disk holds all of it, and rng still answers.
+    private func expectWriteCompletes(_ process: GuestProcess, after offset: Int = 0) throws {
+        let line = try process.waitForLine(containing: "BLK WRITE", after: offset, timeout: 120)
+        #expect(TestKernel.field("status", in: line) == "ok", "\(line)")
+        #expect(try process.command(Self.verify, expect: "BLK VERIFY", timeout: 120).hasSuffix("ok"))
+        #expect(try process.command("rng 1 256", expect: "RNG ").contains("bytes=256"))
+    }
+
+    @Test func aWriteCutBySnapshotFinishesAfterEveryKindOfRestore() throws {
+        let disk = try makeDisk("disk.img")
+        let socket = directory.path("vm.sock"), snapshot = directory.path("vm.snap")
+        let (source, _) = try TestKernel.boot(extra: ["--disk", disk, "--rng", "on", "--api-socket", socket])
+        defer { source.stop() }
+        source.send(Self.write + "\r")
+        try ctl(socket, "pause")
+        let taken = try runEngram(["snapshot", socket, snapshot])
+        #expect(taken.status == 0, "\(taken.errors)")
+        // The disk as it was at the snapshot: what each restored guest continues from.
+        let atSnapshot = try Data(contentsOf: URL(fileURLWithPath: disk))
+        source.kill()
+        for mode in ["map", "copy", "lazy"] {
+            let copy = directory.path("disk-\(mode).img")
+            try atSnapshot.write(to: URL(fileURLWithPath: copy))
+            let restored = try GuestProcess.engram(["restore", snapshot, "--memory", mode, "--disk", copy])
+            defer { restored.stop() }
+            try expectWriteCompletes(restored)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: disk)) == atSnapshot, "\(mode): the original disk is untouched")
+        }
+    }
+
+    @Test func aRestoreRefusesADiskOfAnotherSize() throws {
+        let disk = try makeDisk("disk.img")
+        let socket = directory.path("vm.sock"), snapshot = directory.path("vm.snap")
+        let (source, _) = try TestKernel.boot(extra: ["--disk", disk, "--api-socket", socket])
+        defer { source.stop() }
+        #expect(try runEngram(["snapshot", socket, snapshot]).status == 0)
+        let small = directory.path("small.img")
+        FileManager.default.createFile(atPath: small, contents: Data(count: 4096))
+        let result = try runEngram(["restore", snapshot, "--disk", small])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("disk \(small): holds 4096 bytes; the saved guest's disk blk0 had \(Self.sectors * 512)"), "\(result.errors)")
+        let missing = try runEngram(["restore", snapshot, "--disk", directory.path("none.img")])
+        #expect(missing.status != 0 && missing.errors.contains("no such file"), "\(missing.errors)")
+    }
+
+    @Test func aWriteCutByLiveUpdateFinishes() throws {
+        let disk = try makeDisk("disk.img")
+        let socket = directory.path("vm.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--disk", disk, "--rng", "on", "--api-socket", socket])
+        defer { process.stop() }
+        let offset = process.consoleText.utf8.count
+        process.send(Self.write + "\r")
+        let result = try runEngram(["update", socket])
+        #expect(result.status == 0, "\(result.errors)")
+        try expectWriteCompletes(process, after: offset)
+    }
+
+    @Test(.enabled(if: NetworkNamespacePair.available, "needs ip netns"))
+    func aWriteCutByMigrationFinishesOnTheDestination() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let disk = try makeDisk("disk.img")
+        let (source, socket) = try pair.source("src", extra: ["--disk", disk, "--rng", "on"])
+        let (destination, url) = try pair.receive()
+        source.send(Self.write + "\r")
+        let migration = try pair.migrate(socket, to: url, mode: "precopy")
+        #expect(migration.status == 0, "\(migration.errors)")
+        try expectWriteCompletes(destination)
+    }
+}
