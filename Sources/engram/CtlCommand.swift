@@ -19,32 +19,34 @@ struct CtlCommand: ParsableCommand {
             version   GET /version       engram's version and the API's
             get PATH  GET PATH           any request, e.g. engram ctl vm.sock get /vm
             put PATH  PUT PATH           with --data JSON as the body
+            patch PATH PATCH PATH        with --data JSON as the body (e.g. /vm/disk)
+            devices   GET /vm/devices    the virtio devices, their files and counters
             """
     )
 
-    /// What to ask: a named request, or a raw GET/PUT.
+    /// What to ask: a named request, or a raw GET/PUT/PATCH.
     enum Action: String, ExpressibleByArgument, CaseIterable {
-        case info, memory, pause, resume, shutdown, version, get, put
+        case info, memory, pause, resume, shutdown, version, devices, get, put, patch
     }
 
     @Argument(help: "The VM's control socket (engram run --api-socket PATH).") var socket: String
     @Argument(help: "What to do.") var action: Action
-    @Argument(help: "For get and put: the resource, e.g. /vm.") var path: String?
-    @Option(help: "For put: the JSON request body.") var data: String?
+    @Argument(help: "For get, put and patch: the resource, e.g. /vm.") var path: String?
+    @Option(help: "For put and patch: the JSON request body.") var data: String?
 
     func validate() throws {
         switch action {
-        case .get, .put:
+        case .get, .put, .patch:
             guard let path, path.hasPrefix("/") else {
                 throw ValidationError("\(action.rawValue) needs a PATH starting with /, e.g. /vm")
             }
         default:
             guard path == nil else { throw ValidationError("\(action.rawValue) takes no PATH") }
         }
-        if data != nil, action != .put { throw ValidationError("--data goes with put only") }
+        if data != nil, action != .put, action != .patch { throw ValidationError("--data goes with put and patch only") }
     }
 
-    /// The route `action` stands for (`get` and `put` name any path).
+    /// The route `action` stands for (`get`, `put` and `patch` name any path).
     var request: APIRoute {
         switch action {
         case .info: .vm
@@ -53,8 +55,10 @@ struct CtlCommand: ParsableCommand {
         case .pause: .pause
         case .resume: .resume
         case .shutdown: .shutdown
+        case .devices: .devices
         case .get: APIRoute(.get, path ?? "/")
         case .put: APIRoute(.put, path ?? "/")
+        case .patch: APIRoute(.patch, path ?? "/")
         }
     }
 

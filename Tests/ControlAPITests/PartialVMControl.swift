@@ -32,4 +32,10 @@ extension PartialVMControl {
     func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
         throw .conflict(reason: "this VM has no keyboard")
     }
+
+    func devices() -> [DeviceInfo] { [] }
+
+    func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo {
+        throw .invalidRequest(reason: "no disk named \(request.name)")
+    }
 }

@@ -143,3 +143,56 @@ struct VirtioDeviceTests {
         return z ^ (z >> 31)
     }
 }
+
+/// The devices through the control API: GET /vm/devices reports files and counters, and
+/// PATCH /vm/disk swaps a disk's file while the VM is paused.
+@Suite(.enabled(if: TestKernel.available, "needs /dev/kvm and the test kernel (make -C guest)"), .serialized)
+struct VirtioAPITests {
+    private let directory = TemporaryDirectory()
+
+    private func ctl(_ socket: String, _ arguments: String...) throws -> (status: Int32, object: [String: Any], errors: String) {
+        let result = try runEngram(["ctl", socket] + arguments)
+        let object = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [String: Any] ?? [:]
+        return (result.status, object, result.errors)
+    }
+
+    @Test func devicesAreReportedAndADiskIsSwappedWhilePaused() throws {
+        let first = directory.path("first.img"), second = directory.path("second.img"), socket = directory.path("vm.sock")
+        FileManager.default.createFile(atPath: first, contents: Data(count: 8 << 20))
+        let (process, _) = try TestKernel.boot(extra: ["--disk", "\(first),id=data", "--rng", "rate=4096,burst=1024", "--api-socket", socket])
+        defer { process.stop() }
+        #expect(TestKernel.field("status", in: try process.command("blk 0 write 0 64 3", expect: "BLK WRITE")) == "ok")
+        #expect(try process.command("rng 1 512", expect: "RNG ").contains("bytes=512"))
+
+        let listed = try ctl(socket, "devices")
+        let devices = try #require(listed.object["devices"] as? [[String: Any]], "\(listed)")
+        #expect(devices.map { $0["name"] as? String } == ["blk0", "rng0"])
+        let disk = try #require(devices[0]["disk"] as? [String: Any])
+        #expect(disk["path"] as? String == first && disk["id"] as? String == "data" && disk["read_only"] as? Bool == false)
+        #expect(disk["written_bytes"] as? Int == 64 * 512 && disk["capacity_bytes"] as? Int == 8 << 20)
+        #expect(devices[0]["mmio_address"] as? Int == 0xfeb0_0000 && devices[0]["interrupt_line"] as? Int == 5)
+        #expect(devices[0]["needs_reset"] as? Bool == false)
+        let entropy = try #require(devices[1]["entropy"] as? [String: Any])
+        #expect(entropy["rate_bytes_per_second"] as? Int == 4096 && entropy["bytes_served"] as? Int == 512)
+        #expect((try ctl(socket, "info").object["devices"] as? [Any])?.count == 2, "GET /vm lists them too")
+
+        // The new file starts as a copy; the guest's next write lands in it, not in the old one.
+        try FileManager.default.copyItem(atPath: first, toPath: second)
+        let body = "{\"name\": \"blk0\", \"path\": \"\(second)\"}"
+        let running = try ctl(socket, "patch", "/vm/disk", "--data", body)
+        #expect(running.status != 0 && running.errors.contains("the VM is running"), "\(running.errors)")
+        #expect(try ctl(socket, "pause").status == 0)
+        let unknown = try ctl(socket, "patch", "/vm/disk", "--data", "{\"name\": \"blk9\", \"path\": \"\(second)\"}")
+        #expect(unknown.status != 0 && unknown.errors.contains("blk9"), "\(unknown.errors)")
+        let missing = try ctl(socket, "patch", "/vm/disk", "--data", "{\"name\": \"blk0\", \"path\": \"\(directory.path("none"))\"}")
+        #expect(missing.status != 0 && missing.errors.contains("no such file"), "\(missing.errors)")
+        let swapped = try ctl(socket, "patch", "/vm/disk", "--data", body)
+        #expect(swapped.status == 0, "\(swapped.errors)")
+        #expect((swapped.object["disk"] as? [String: Any])?["path"] as? String == second)
+        #expect(try ctl(socket, "resume").status == 0)
+        #expect(try process.command("blk 0 verify 0 64 3", expect: "BLK VERIFY").hasSuffix("ok"))
+        #expect(TestKernel.field("status", in: try process.command("blk 0 write 0 8 4", expect: "BLK WRITE")) == "ok")
+        #expect(try Data.read(first, offset: 0, count: 4096) != Data.read(second, offset: 0, count: 4096))
+        #expect(try process.command("blk 0 verify 0 8 4", expect: "BLK VERIFY").hasSuffix("ok"))
+    }
+}

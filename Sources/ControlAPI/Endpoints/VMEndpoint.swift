@@ -4,11 +4,14 @@
 /// Actions answer 200 with the state read back from the machine afterwards (`{"state": "paused"}`),
 /// so a client sees the effect without a second request.
 package enum VMEndpoint {
-    /// Adds GET /vm, GET /vm/memory, GET /vm/vcpus, PUT /vm/pause, PUT /vm/resume and PUT /vm/shutdown to `router`.
+    /// Adds GET /vm, GET /vm/memory, GET /vm/vcpus, GET /vm/devices, PATCH /vm/disk, PUT /vm/pause, PUT /vm/resume and
+    /// PUT /vm/shutdown to `router`.
     package static func register(in router: inout Router, control: any VMControl) {
         router.add(.vm) { _ in try .json(control.vmInfo()) }
         router.add(.memory) { _ in try .json(MemoryRegionList(regions: control.memoryRegions())) }
         router.add(.vcpus) { _ in try .json(ProcessorRegisterList(vcpus: control.processorRegisters())) }
+        router.add(.devices) { _ in try .json(DeviceList(devices: control.devices())) }
+        router.add(.disk) { body in try .json(control.replaceDisk(body.decode(DiskReplacement.self))) }
         router.add(.pause) { _ in
             try control.pause()
             return try .json(VMStateReport(state: control.vmInfo().state))

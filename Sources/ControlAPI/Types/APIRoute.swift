@@ -2,7 +2,7 @@
 /// client sends them, so each is written once.
 package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
     package enum Method: String, Sendable {
-        case get = "GET", put = "PUT"
+        case get = "GET", put = "PUT", patch = "PATCH"
     }
 
     package let method: Method
@@ -29,10 +29,12 @@ package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
     package static let migrationStatus = APIRoute(.get, "/vm/migrate")
     package static let keyboard = APIRoute(.put, "/vm/keyboard")
     package static let version = APIRoute(.get, "/version")
+    package static let devices = APIRoute(.get, "/vm/devices")
+    package static let disk = APIRoute(.patch, "/vm/disk")
 
     /// Every route the server answers.
     package static let all: [APIRoute] = [
         vm, memory, memoryStatistics, vcpus, pause, resume, shutdown, snapshot, update, updateStatus, migrate, migrationStatus, keyboard,
-        version,
+        version, devices, disk,
     ]
 }

@@ -39,4 +39,8 @@ package protocol VMControl: Sendable {
     /// Presses and releases keys on the guest's keyboard; returns how many events, from the
     /// first, it took (PUT /vm/keyboard).
     func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int
+    /// The virtio devices (GET /vm/devices).
+    func devices() -> [DeviceInfo]
+    /// Serves a disk from another file; the VM must be paused (PATCH /vm/disk).
+    func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo
 }

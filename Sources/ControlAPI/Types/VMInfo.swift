@@ -8,12 +8,15 @@ package struct VMInfo: Codable, Sendable, Equatable {
     package var uptimeSeconds: Double
     /// Guest RAM, the sum of the RAM regions.
     package var memorySizeInBytes: UInt64
+    /// The virtio devices (absent from VMMs before them).
+    package var devices: [DeviceInfo]?
 
     /// A description of the machine as GET /vm reports it.
-    package init(state: String, vcpus: Int, uptimeSeconds: Double, memorySizeInBytes: UInt64) {
+    package init(state: String, vcpus: Int, uptimeSeconds: Double, memorySizeInBytes: UInt64, devices: [DeviceInfo]? = nil) {
         self.state = state
         self.vcpus = vcpus
         self.uptimeSeconds = uptimeSeconds
         self.memorySizeInBytes = memorySizeInBytes
+        self.devices = devices
     }
 }

@@ -8,7 +8,7 @@ import LinuxSystem
 ///
 /// Requests are served one chain after another, as many as the driver made available (a batch);
 /// each finishes before the next starts, so nothing is in flight once `serve` returns.
-package final class VirtioBlock: VirtioBackend {
+package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     package static let sectorSize = 512
     /// Queue size offered; a chain holds the header, up to `segmentMaximum` data buffers and the status.
     static let queueSize: UInt16 = 256
@@ -17,24 +17,39 @@ package final class VirtioBlock: VirtioBackend {
     static let rangesMaximum: UInt32 = 16
     static let rangeSectorsMaximum: UInt32 = 1 << 22
 
-    package let disk: DiskFile
+    package private(set) var disk: DiskFile
     /// What GET_ID returns (at most 20 bytes).
     package let identifier: [UInt8]
+    /// The same, as given.
+    package let identifierText: String
     package private(set) var capacitySectors: UInt64
     private var chain: DescriptorChain
     private let vectors: GuestIOVectors
     private var scratch = [UInt8](repeating: 0, count: 16 * Int(VirtioBlock.rangesMaximum))
     private var configuration: [UInt8] = []
-    private let counters: BlockCounters
+    package let counters: BlockCounters
 
     package init(disk: DiskFile, identifier: String, counters: BlockCounters = BlockCounters()) throws(SystemCallError) {
         self.disk = disk
         self.identifier = Array(identifier.utf8.prefix(20))
+        identifierText = identifier
         capacitySectors = try disk.sizeInBytes() / UInt64(Self.sectorSize)
         chain = DescriptorChain(capacity: Int(Self.queueSize))
         vectors = GuestIOVectors(capacity: Int(Self.queueSize))
         self.counters = counters
         configuration = makeConfiguration()
+    }
+
+    /// Serves `file` from now on (the VM is paused): its size becomes the capacity the driver sees.
+    package func replaceDisk(_ file: DiskFile) throws(SystemCallError) {
+        capacitySectors = try file.sizeInBytes() / UInt64(Self.sectorSize)
+        disk = file
+        configuration = makeConfiguration()
+    }
+
+    /// The disk as a configuration (what a snapshot saves and a restore reopens).
+    package var diskConfiguration: DiskConfiguration {
+        DiskConfiguration(path: disk.path, readOnly: disk.isReadOnly, identifier: identifierText)
     }
 
     package var deviceType: VirtioDeviceType { .block }

@@ -4,7 +4,7 @@ import LinuxSystem
 /// A virtio-rng device: fills each buffer the guest offers with bytes from getrandom(2), at most
 /// as fast as its token bucket allows. When the budget runs out the request waits, and the I/O
 /// thread comes back when it refills: the device sets the pace, not the guest.
-package final class VirtioEntropy: VirtioBackend {
+package final class VirtioEntropy: VirtioBackend, @unchecked Sendable {
     static let queueSize: UInt16 = 64
     /// Largest piece copied per step (the scratch buffer's size).
     static let chunkBytes = 4096
@@ -22,6 +22,9 @@ package final class VirtioEntropy: VirtioBackend {
         self.clock = clock
         bucket = TokenBucket(rate: rate, burst: burst, now: clock())
     }
+
+    /// The limit it applies.
+    package var configuration: EntropyConfiguration { EntropyConfiguration(rate: bucket.rate, burst: bucket.burst) }
 
     package var deviceType: VirtioDeviceType { .entropy }
     package var deviceFeatures: UInt64 { 0 }

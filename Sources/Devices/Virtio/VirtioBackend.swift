@@ -3,8 +3,9 @@ import GuestMemory
 /// What makes a virtio device a block device, an entropy source or a socket: its type, features,
 /// configuration space and how it serves its queues. The transport (`VirtioMMIODevice`) does the
 /// rest, and calls every method with its lock held, from a vCPU thread (configuration, reset) or
-/// the device I/O thread (`serve`).
-package protocol VirtioBackend: AnyObject {
+/// the device I/O thread (`serve`). Back-ends are `@unchecked Sendable` for that reason: their
+/// mutable state is only ever touched under that one lock.
+package protocol VirtioBackend: AnyObject, Sendable {
     var deviceType: VirtioDeviceType { get }
     /// Device-specific feature bits offered (the transport adds its own).
     var deviceFeatures: UInt64 { get }

@@ -76,6 +76,26 @@ package final class VirtioMMIODevice: MMIODevice {
         if let (queue, error) = broken { queueBroke(queue, error) }
     }
 
+    /// The driver's status register and the features it accepted.
+    package var driverStatus: UInt32 { state.withLock { $0.status } }
+    package var negotiatedFeatures: UInt64 { state.withLock { $0.driverFeatures } }
+
+    /// Runs `body` on the back-end under the device's lock (reports, and changes while paused).
+    package func withBackend<R>(_ body: (any VirtioBackend) -> R) -> R { state.withLock { body($0.backend) } }
+
+    /// Changes the back-end's configuration space with `body` and tells the driver: a new
+    /// configuration generation and a configuration-change interrupt (virtio 1.x, 4.2.2.1).
+    package func changeConfiguration<E: Error>(_ body: (any VirtioBackend) throws(E) -> Void) throws(E) {
+        let notify = try state.withLock { (state) throws(E) -> Bool in
+            try body(state.backend)
+            state.configurationGeneration &+= 1
+            guard state.status & VirtioStatus.driverOK != 0 else { return false }
+            state.interruptStatus |= 2
+            return true
+        }
+        if notify { interrupt.signal() }
+    }
+
     // MARK: State (the machine is paused and the I/O thread stopped)
 
     /// The transport's state; nothing is in flight once the I/O thread has stopped.

@@ -26,7 +26,7 @@ extension Machine {
                 clockNanoseconds: try virtualMachine.clock(),
                 serial: serial.saveState(), keyboardController: devices.keyboardController.saveState(),
                 powerControl: devices.powerControl.saveState(),
-                virtio: virtio.devices.isEmpty ? nil : virtio.saveState(configuration))
+                virtio: virtio.devices.isEmpty ? nil : virtio.saveState())
         } catch {
             throw .kvm(error)
         }

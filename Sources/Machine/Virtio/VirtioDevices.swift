@@ -51,14 +51,17 @@ struct VirtioDevices: Sendable {
         queuesWithoutIOEventFD = fallbacks
     }
 
-    /// Every device's record, in layout order. The machine is paused and the I/O thread stopped.
-    func saveState(_ configuration: MachineConfiguration) -> [VirtioDeviceRecord] {
-        let layout = VirtioLayout(configuration)
-        return zip(layout.slots, devices).enumerated().map { index, pair in
-            VirtioDeviceRecord(
-                name: pair.0.name, type: pair.0.type, disk: pair.0.type == .block ? configuration.disks[index] : nil,
-                capacitySectors: pair.0.type == .block ? Self.capacitySectors(of: pair.1) : nil,
-                entropy: pair.0.type == .entropy ? configuration.entropy : nil, transport: pair.1.saveState())
+    /// Every device's record, in layout order, with the files they serve now (a disk may have
+    /// been replaced since boot). The machine is paused and the I/O thread stopped.
+    func saveState() -> [VirtioDeviceRecord] {
+        devices.map { device in
+            let transport = device.saveState()
+            return device.withBackend { backend in
+                let block = backend as? VirtioBlock
+                return VirtioDeviceRecord(
+                    name: device.name, type: backend.deviceType, disk: block?.diskConfiguration, capacitySectors: block?.capacitySectors,
+                    entropy: (backend as? VirtioEntropy)?.configuration, transport: transport)
+            }
         }
     }
 
@@ -93,16 +96,21 @@ struct VirtioDevices: Sendable {
 
     /// Opens `disk` for a virtio-blk device, refusing what cannot be a disk in one line.
     private static func makeBlock(_ disk: DiskConfiguration, name: String) throws(MachineError) -> VirtioBlock {
+        let file = try openDisk(disk)
+        do { return try VirtioBlock(disk: file, identifier: disk.identifier ?? name) } catch {
+            throw .disk(path: disk.path, reason: "cannot read its size: \(error.errno)")
+        }
+    }
+
+    /// Opens the file `disk` names, refusing a missing file, a directory or a special file in one line.
+    static func openDisk(_ disk: DiskConfiguration) throws(MachineError) -> DiskFile {
         guard let status = FileStatus(path: disk.path) else { throw .disk(path: disk.path, reason: "no such file") }
         switch status.kind {
         case .regular, .blockDevice: break
         case .directory: throw .disk(path: disk.path, reason: "is a directory; expected a raw disk image file")
         default: throw .disk(path: disk.path, reason: "is not a regular file or block device; expected a raw disk image file")
         }
-        do {
-            let file = try DiskFile(path: disk.path, readOnly: disk.readOnly)
-            return try VirtioBlock(disk: file, identifier: disk.identifier ?? name)
-        } catch {
+        do { return try DiskFile(path: disk.path, readOnly: disk.readOnly) } catch {
             throw .disk(path: disk.path, reason: "cannot open \(disk.readOnly ? "read-only" : "read-write"): \(error.errno)")
         }
     }

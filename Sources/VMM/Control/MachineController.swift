@@ -18,7 +18,7 @@ package struct MachineController: VMControl {
 
     package func vmInfo() -> VMInfo {
         VMInfo(state: machine.runState.rawValue, vcpus: machine.configuration.cpuCount, uptimeSeconds: machine.uptimeSeconds,
-               memorySizeInBytes: machine.configuration.memorySizeInBytes)
+               memorySizeInBytes: machine.configuration.memorySizeInBytes, devices: devices())
     }
 
     package func memoryRegions() -> [MemoryRegionInfo] { RegionReport.regions(of: machine.memory) }

@@ -1,0 +1,98 @@
+/// One virtio device as GET /vm and GET /vm/devices report it.
+package struct DeviceInfo: Codable, Sendable, Equatable {
+    /// "blk0", "rng0": fixed by the device's place in the layout.
+    package var name: String
+    /// "blk", "rng", "vsock".
+    package var type: String
+    /// The MMIO window's guest-physical address and the interrupt line (GSI).
+    package var mmioAddress: UInt64
+    package var interruptLine: UInt32
+    /// The driver's status register, and whether the device is waiting for a reset.
+    package var driverStatus: UInt32
+    package var needsReset: Bool
+    package var negotiatedFeatures: UInt64
+    /// How often the guest's driver broke a queue (each needed a reset).
+    package var brokenQueues: Int
+    package var disk: DiskInfo?
+    package var entropy: EntropyInfo?
+
+    package init(
+        name: String, type: String, mmioAddress: UInt64, interruptLine: UInt32, driverStatus: UInt32, needsReset: Bool,
+        negotiatedFeatures: UInt64, brokenQueues: Int, disk: DiskInfo? = nil, entropy: EntropyInfo? = nil
+    ) {
+        self.name = name
+        self.type = type
+        self.mmioAddress = mmioAddress
+        self.interruptLine = interruptLine
+        self.driverStatus = driverStatus
+        self.needsReset = needsReset
+        self.negotiatedFeatures = negotiatedFeatures
+        self.brokenQueues = brokenQueues
+        self.disk = disk
+        self.entropy = entropy
+    }
+}
+
+/// A block device's file and counters.
+package struct DiskInfo: Codable, Sendable, Equatable {
+    package var path: String
+    package var readOnly: Bool
+    package var id: String
+    package var capacityBytes: UInt64
+    package var readBytes: Int
+    package var writtenBytes: Int
+    package var flushes: Int
+    package var discards: Int
+    /// Requests answered IOERR or UNSUPP, and chains too short to be requests.
+    package var failedRequests: Int
+    package var malformedRequests: Int
+
+    package init(
+        path: String, readOnly: Bool, id: String, capacityBytes: UInt64, readBytes: Int, writtenBytes: Int, flushes: Int, discards: Int,
+        failedRequests: Int, malformedRequests: Int
+    ) {
+        self.path = path
+        self.readOnly = readOnly
+        self.id = id
+        self.capacityBytes = capacityBytes
+        self.readBytes = readBytes
+        self.writtenBytes = writtenBytes
+        self.flushes = flushes
+        self.discards = discards
+        self.failedRequests = failedRequests
+        self.malformedRequests = malformedRequests
+    }
+}
+
+/// An entropy device's limit and what it gave.
+package struct EntropyInfo: Codable, Sendable, Equatable {
+    package var rateBytesPerSecond: UInt64
+    package var burstBytes: UInt64
+    package var bytesServed: Int
+
+    package init(rateBytesPerSecond: UInt64, burstBytes: UInt64, bytesServed: Int) {
+        self.rateBytesPerSecond = rateBytesPerSecond
+        self.burstBytes = burstBytes
+        self.bytesServed = bytesServed
+    }
+}
+
+/// The body of GET /vm/devices.
+package struct DeviceList: Codable, Sendable, Equatable {
+    package var devices: [DeviceInfo]
+    package init(devices: [DeviceInfo]) { self.devices = devices }
+}
+
+/// The body of PATCH /vm/disk: serve disk `name` from another file (the VM must be paused), as
+/// Firecracker's PATCH /drives/{id} does.
+package struct DiskReplacement: Codable, Sendable, Equatable {
+    package var name: String
+    package var path: String
+    package var readOnly: Bool?
+
+    package init(name: String, path: String, readOnly: Bool? = nil) {
+        self.name = name
+        self.path = path
+        self.readOnly = readOnly
+    }
+}
