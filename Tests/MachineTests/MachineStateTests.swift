@@ -139,6 +139,8 @@ struct MachineStateTests {
         #expect(devices[1].entropy == configuration.entropy)
         let contents = try saved.contents()
         #expect(contents.state.sections.suffix(2).map(\.name) == ["virtio.blk0", "virtio.rng0"])
+        let payload = String(decoding: try #require(contents.state["virtio.blk0"]).payload, as: UTF8.self)
+        #expect(payload.contains("\"driverFeatures\":\"") && payload.contains("\"capacitySectors\":\"2048\""), "u64 values are decimal strings")
         let all = contents.configuration.merged(with: contents.state)
         #expect(try MachineStateRecord.decode(all.encoded(), snapshotPath: "x.snap") == saved)
         #expect(try JSONDecoder().decode(MachineStateRecord.self, from: JSONEncoder().encode(saved)) == saved)

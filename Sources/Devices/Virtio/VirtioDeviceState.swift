@@ -12,11 +12,31 @@ package struct VirtioTransportState: Codable, Equatable, Sendable {
     package var configurationGeneration: UInt32
     package var queues: [SavedQueue]
 
+    package init(
+        status: UInt32, driverFeatures: UInt64, deviceFeaturesSelect: UInt32, driverFeaturesSelect: UInt32, queueSelect: UInt32,
+        interruptStatus: UInt32, configurationGeneration: UInt32, queues: [SavedQueue]
+    ) {
+        self.status = status
+        self.driverFeatures = driverFeatures
+        self.deviceFeaturesSelect = deviceFeaturesSelect
+        self.driverFeaturesSelect = driverFeaturesSelect
+        self.queueSelect = queueSelect
+        self.interruptStatus = interruptStatus
+        self.configurationGeneration = configurationGeneration
+        self.queues = queues
+    }
+
     /// One queue: its registers, and for an enabled queue where the device had got to.
     package struct SavedQueue: Codable, Equatable, Sendable {
         package var configuration: VirtqueueConfiguration
         package var nextAvailable: UInt16
         package var nextUsed: UInt16
+
+        package init(configuration: VirtqueueConfiguration, nextAvailable: UInt16, nextUsed: UInt16) {
+            self.configuration = configuration
+            self.nextAvailable = nextAvailable
+            self.nextUsed = nextUsed
+        }
     }
 }
 

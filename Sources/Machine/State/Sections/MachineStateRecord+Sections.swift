@@ -24,7 +24,7 @@ extension MachineStateRecord {
         state.append(try Self.section(MachineSections.keyboardController, keyboardController))
         state.append(try Self.section(MachineSections.powerControl, powerControl))
         for device in virtio ?? [] {
-            state.append(try Self.section(MachineSections.virtioPrefix + device.name, MachineSections.virtioVersion, device))
+            state.append(try Self.section(MachineSections.virtioPrefix + device.name, MachineSections.virtioVersion, VirtioSection(device)))
         }
 
         let features = (vcpus.first?.cpuid ?? []).filter { entry in
@@ -68,9 +68,12 @@ extension MachineStateRecord {
             guard section.version <= MachineSections.virtioVersion else {
                 throw .newerVersion(what, section: section.name, version: section.version, readable: MachineSections.virtioVersion)
             }
-            let device: VirtioDeviceRecord = try Self.decode(section, what: what)
-            guard section.name == MachineSections.virtioPrefix + device.name else {
-                throw .payload(what, section: section.name, problem: "holds device \(device.name); expected the device its name says")
+            let payload: VirtioSection = try Self.decode(section, what: what)
+            guard section.name == MachineSections.virtioPrefix + payload.name else {
+                throw .payload(what, section: section.name, problem: "holds device \(payload.name); expected the device its name says")
+            }
+            guard let device = payload.record else {
+                throw .payload(what, section: section.name, problem: "is a \(payload.type) device, which this Engram does not have")
             }
             virtio.append(device)
         }
