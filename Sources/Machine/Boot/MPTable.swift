@@ -26,7 +26,8 @@ enum MPTable {
         ioapic.put(UInt8(1), at: 3)                                  // enabled
         ioapic.put(X86Layout.ioAPICAddress, at: 4)
         entries.append(ioapic.bytes)
-        for irq in 0..<16 {                                          // ISA IRQ n → IOAPIC pin n, as KVM routes them
+        // IRQ n → IOAPIC pin n, as KVM routes them; 16–23 for virtio devices (as Firecracker lists them).
+        for irq in 0..<24 {
             var interrupt = ByteWriter(count: 8)
             interrupt.put(UInt8(3), at: 0)
             interrupt.put(UInt8(irq == 0 ? 0 : 0), at: 1)            // INT
