@@ -19,6 +19,9 @@ package struct MachineConfiguration: Sendable {
     package var disks: [DiskConfiguration] = []
     /// A virtio-rng device, or none.
     package var entropy: EntropyConfiguration?
+    /// Disk images already open (a live update's, kept across exec), by device name: served
+    /// instead of opening the configured path again.
+    package var inheritedDisks: [String: CInt] = [:]
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

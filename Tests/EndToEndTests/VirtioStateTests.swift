@@ -69,16 +69,21 @@ struct VirtioStateTests {
         #expect(missing.status != 0 && missing.errors.contains("no such file"), "\(missing.errors)")
     }
 
-    @Test func aWriteCutByLiveUpdateFinishes() throws {
+    /// The image stays open across exec: renamed just before the update, it is still the one served.
+    @Test func aWriteCutByLiveUpdateFinishesOnTheSameOpenImage() throws {
         let disk = try makeDisk("disk.img")
         let socket = directory.path("vm.sock")
         let (process, _) = try TestKernel.boot(extra: ["--disk", disk, "--rng", "on", "--api-socket", socket])
         defer { process.stop() }
         let offset = process.consoleText.utf8.count
         process.send(Self.write + "\r")
+        let moved = directory.path("moved.img")
+        try FileManager.default.moveItem(atPath: disk, toPath: moved)
         let result = try runEngram(["update", socket])
         #expect(result.status == 0, "\(result.errors)")
         try expectWriteCompletes(process, after: offset)
+        #expect(!FileManager.default.fileExists(atPath: disk), "nothing reopened the old path")
+        #expect(try Data.read(moved, offset: 0, count: 4096) != Data(count: 4096), "the guest's data is in the image it had open")
     }
 
     @Test(.enabled(if: NetworkNamespacePair.available, "needs ip netns"))

@@ -35,10 +35,11 @@ extension Machine {
     /// Rebuilds a machine from a saved state around memory that already holds the guest's
     /// pages (a restore's, or the previous VMM's after a live update) and a shell prepared over
     /// it. Checks the state against the memory and this host before any vCPU exists.
-    /// `appendToConsoleLog` keeps what the log holds (a live update continues the same log).
+    /// `appendToConsoleLog` keeps what the log holds (a live update continues the same log);
+    /// `inheritedDisks` are disk images the previous VMM kept open across exec, by device name.
     package convenience init(
         continuing record: MachineStateRecord, memory: GuestMemoryMap, shell: MachineShell,
-        consoleLogPath: String? = nil, appendToConsoleLog: Bool = false
+        consoleLogPath: String? = nil, appendToConsoleLog: Bool = false, inheritedDisks: [String: CInt] = [:]
     ) throws(MachineError) {
         try SavedStateCheck.wellFormed(record)
         let saved = record.configuration
@@ -55,6 +56,7 @@ extension Machine {
         // The devices come back as they were built, their files reopened by path.
         configuration.disks = (record.virtio ?? []).compactMap(\.disk)
         configuration.entropy = record.virtio?.first { $0.type == .entropy }?.entropy
+        configuration.inheritedDisks = inheritedDisks
         try self.init(
             configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,
             appendToConsoleLog: appendToConsoleLog

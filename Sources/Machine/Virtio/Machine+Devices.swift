@@ -48,3 +48,12 @@ extension Machine {
         } catch { throw .disk(path: path, reason: "\(error)") }
     }
 }
+
+extension Machine {
+    /// Each disk's open image, by device name: what a live update keeps across exec.
+    package func diskDescriptors() -> [(name: String, descriptor: CInt)] {
+        virtio.devices.compactMap { device in
+            device.withBackend { ($0 as? VirtioBlock).map { (device.name, $0.disk.descriptor.rawValue) } }
+        }
+    }
+}

@@ -87,6 +87,14 @@ struct VirtioDevices: Sendable {
     private static func makeBackend(_ slot: VirtioLayout.Slot, index: Int, _ configuration: MachineConfiguration) throws(MachineError) -> sending any VirtioBackend {
         switch slot.type {
         case .block:
+            if let descriptor = configuration.inheritedDisks[slot.name] {
+                let disk = configuration.disks[index]
+                let owned = OwnedFileDescriptor(taking: descriptor)
+                _ = owned.setCloseOnExec(true)
+                do { return try VirtioBlock(disk: DiskFile(adopting: owned, path: disk.path, readOnly: disk.readOnly), identifier: disk.identifier ?? slot.name) } catch {
+                    throw .disk(path: disk.path, reason: "the image kept open across the update cannot be read: \(error.errno)")
+                }
+            }
             return try makeBlock(configuration.disks[index], name: slot.name)
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()

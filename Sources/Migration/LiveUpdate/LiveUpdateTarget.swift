@@ -29,7 +29,8 @@ package enum LiveUpdateTarget {
             let shell = try Machine.prepareShell(memory: memory)
             return try Machine(
                 continuing: handoff.machine, memory: memory, shell: shell, consoleLogPath: handoff.consoleLogPath,
-                appendToConsoleLog: true)
+                appendToConsoleLog: true,
+                inheritedDisks: Dictionary((handoff.disks ?? []).map { ($0.name, $0.descriptor) }, uniquingKeysWith: { first, _ in first }))
         } catch {
             throw .restoreFailed(reason: error.description)
         }

@@ -37,6 +37,8 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     package var terminalMode: [UInt8]?
     /// The machine, paused, as a snapshot's state section holds it.
     package var machine: MachineStateRecord
+    /// Each virtio disk's image, kept open across exec (absent in handoffs before devices).
+    package var disks: [InheritedDescriptor]? = nil
 
     package init(
         update: Int, updatesCompleted: Int, fromVersion: String, binary: String, statePath: String, pausedAtNanoseconds: UInt64,
@@ -59,7 +61,20 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     }
 
     /// Every descriptor the new process must find open.
-    package var descriptors: [CInt] { regions.map(\.descriptor) + (controlSocket.map { [$0.descriptor] } ?? []) }
+    package var descriptors: [CInt] {
+        regions.map(\.descriptor) + (controlSocket.map { [$0.descriptor] } ?? []) + (disks ?? []).map(\.descriptor)
+    }
+}
+
+/// A device's host file kept open across exec, by device name (`blk0`).
+package struct InheritedDescriptor: Codable, Sendable, Equatable {
+    package var name: String
+    package var descriptor: CInt
+
+    package init(name: String, descriptor: CInt) {
+        self.name = name
+        self.descriptor = descriptor
+    }
 }
 
 /// How an inherited region was made: the backings whose memory survives exec.

@@ -63,6 +63,7 @@ extension MachineController {
                 regions: plan.regions,
                 controlSocket: server?.listenerDescriptor.map { InheritedSocket(path: plan.socketPath, descriptor: $0) },
                 consoleLogPath: liveUpdate.consoleLogPath, terminalMode: liveUpdate.terminalMode, machine: try machine.saveState())
+            written.disks = machine.diskDescriptors().map { InheritedDescriptor(name: $0.name, descriptor: $0.descriptor) }
             written.saveMilliseconds = Double(LiveUpdateSource.monotonicNanoseconds() - pausedAt) / 1e6
             try written.write()
             handoff = written
