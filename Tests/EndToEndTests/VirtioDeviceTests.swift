@@ -109,7 +109,9 @@ struct VirtioDeviceTests {
         ]
         for (kind, result) in expected.sorted(by: { $0.key < $1.key }) {
             let line = try process.command("virtio evil 0 \(kind)", expect: "EVIL \(kind)")
-            #expect(TestKernel.field("result", in: line) == result, "\(line)")
+            // A request rewritten in flight may have been served before the rewrite (status 0), as with QEMU.
+            let allowed = kind == "rewrite-in-flight" ? [result, "0"] : [result]
+            #expect(allowed.contains(TestKernel.field("result", in: line) ?? ""), "\(line)")
         }
         #expect(TestKernel.field("result", in: try process.command("virtio evil 1 addr-outside-ram", expect: "EVIL ")) == "needs_reset")
         // Nothing was written outside the request that was allowed, and the devices work again.
