@@ -19,6 +19,8 @@ package struct MachineConfiguration: Sendable {
     package var disks: [DiskConfiguration] = []
     /// A virtio-rng device, or none.
     package var entropy: EntropyConfiguration?
+    /// A virtio-vsock device, or none.
+    package var vsock: VsockConfiguration?
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

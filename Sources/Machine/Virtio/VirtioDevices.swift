@@ -15,7 +15,7 @@ struct VirtioDevices: Sendable {
 
     init(configuration: MachineConfiguration, memory: GuestMemoryMap, machine: VirtualMachine) throws(MachineError) {
         let layout = VirtioLayout(configuration)
-        let wanted = configuration.disks.count + (configuration.entropy == nil ? 0 : 1)
+        let wanted = configuration.disks.count + (configuration.entropy == nil ? 0 : 1) + (configuration.vsock == nil ? 0 : 1)
         guard wanted <= VirtioLayout.maximumDeviceCount else {
             throw .virtio(device: "(\(wanted) devices)", reason: "at most \(VirtioLayout.maximumDeviceCount) virtio devices fit the interrupt lines")
         }
@@ -55,9 +55,23 @@ struct VirtioDevices: Sendable {
         switch slot.type {
         case .block:
             return try makeBlock(configuration.disks[index], name: slot.name)
+        case .vsock:
+            guard let vsock = configuration.vsock else { throw .virtio(device: slot.name, reason: "no vsock configuration") }
+            return try makeVsock(vsock)
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()
             return VirtioEntropy(rate: entropy.rate, burst: entropy.burst)
+        }
+    }
+
+    /// Listens at the vsock device's socket path, refusing a missing directory or a file in the way in one line.
+    private static func makeVsock(_ vsock: VsockConfiguration) throws(MachineError) -> VirtioVsock {
+        let directory = vsock.path.lastIndex(of: "/").map { String(vsock.path[..<$0]) } ?? "."
+        guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
+            throw .vsock(path: vsock.path, reason: "its directory \(directory) does not exist")
+        }
+        do { return try VirtioVsock(guestCID: vsock.guestCID, path: vsock.path) } catch {
+            throw .vsock(path: vsock.path, reason: error.refusal ?? "cannot listen: \(error.call) failed: \(error.errno)")
         }
     }
 
