@@ -101,6 +101,20 @@ import TestSupport
         #expect(reset.operation == Op.reset && reset.destinationPort == 50000)
     }
 
+    @Test func aHostListenerThatNeverAcceptsDoesNotHoldTheDeviceUp() throws {
+        let guest = try VsockTestGuest(path: path)
+        let listener = try UnixStreamListener(path: path + "_7000", backlog: 1)
+        var answers: [UInt16] = []
+        for port in UInt32(40000)..<40008 {
+            try guest.send(sourcePort: port, destinationPort: 7000, operation: Op.request)
+            answers.append(try #require(try guest.receive()).operation)
+        }
+        #expect(answers.prefix(2).allSatisfy { $0 == Op.response }, "\(answers)")
+        #expect(answers.contains(Op.reset), "a full backlog is refused at once: \(answers)")
+        _ = try connectFromHost(guest, port: 5000)
+        withExtendedLifetime(listener) {}
+    }
+
     @Test func theGuestNeverGetsMoreThanItsCreditAndResumesOnCreditUpdate() throws {
         let guest = try VsockTestGuest(path: path)
         let (client, hostPort) = try connectFromHost(guest, port: 5000, guestCredit: 8192)

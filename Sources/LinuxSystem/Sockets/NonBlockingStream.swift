@@ -27,11 +27,30 @@ package final class NonBlockingStream: Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     }
 
-    /// Connects to the Unix socket listening at `path` (a local connect completes at once or fails).
+    /// Connects to the Unix socket listening at `path` without waiting: a listener whose backlog
+    /// is full fails with EAGAIN instead of holding the caller (an event loop) up.
     package static func connect(unixPath path: String) throws(SystemCallError) -> NonBlockingStream {
-        let fd = clinux_unix_socket_connect(path)
-        guard fd >= 0 else { throw .last("connect", on: path) }
-        return NonBlockingStream(taking: OwnedFileDescriptor(taking: fd))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity, !bytes.contains(0) else { throw SystemCallError("connect", on: path, .fileNameTooLong) }
+        // SAFETY: the path and its terminating zero fit sun_path, checked above.
+        unsafe withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw .last("socket", on: path) }
+        let owned = OwnedFileDescriptor(taking: fd)
+        while true {
+            // SAFETY: connect reads the local sockaddr_un of the size given.
+            let result = unsafe withUnsafePointer(to: &address) {
+                unsafe $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { unsafe Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if result == 0 { return NonBlockingStream(taking: owned) }
+            if errno != EINTR { throw .last("connect", on: path) }
+        }
     }
 
     /// The descriptor, for epoll.
