@@ -226,6 +226,31 @@ import TestSupport
         _ = try connectFromHost(guest, port: 5001)
     }
 
+    @Test func randomGuestPacketsNeverBreakTheDeviceOrTheHost() throws {
+        let guest = try VsockTestGuest(path: path)
+        let listener = try UnixStreamListener(path: path + "_80")
+        let (client, hostPort) = try connectFromHost(guest, port: 5000)
+        var state: UInt64 = 0x1234_5678
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 11
+        }
+        for _ in 0..<400 {
+            let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: next()), count: Int(next() % 3 == 0 ? next() % 5000 : 0))
+            try guest.send(source: next() % 8 == 0 ? next() : 3, destination: next() % 8 == 0 ? next() % 4 : 2,
+                           sourcePort: next() % 2 == 0 ? 5000 : UInt32(truncatingIfNeeded: next() % 4), destinationPort: next() % 2 == 0 ? hostPort : 80,
+                           operation: UInt16(next() % 9), type: next() % 10 == 0 ? 2 : 1, flags: UInt32(truncatingIfNeeded: next() % 4),
+                           bufferAllocation: UInt32(truncatingIfNeeded: next()), forwardCount: UInt32(truncatingIfNeeded: next()),
+                           payload: payload, claimedLength: next() % 6 == 0 ? UInt32(truncatingIfNeeded: next()) : nil)
+            while try guest.receive(within: 0) != nil {}
+            _ = listener.accept()
+        }
+        #expect(!guest.needsReset)
+        _ = client.closes(within: 0.1)
+        while try guest.receive(within: 0.2) != nil {}
+        _ = try connectFromHost(guest, port: 5001)
+    }
+
     @Test func theListenerRefusesAFileInTheWayAndReplacesAStaleSocket() throws {
         let file = directory.path("plain")
         FileManager.default.createFile(atPath: file, contents: Data([1]))
