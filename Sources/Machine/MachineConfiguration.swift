@@ -22,6 +22,8 @@ package struct MachineConfiguration: Sendable {
     /// Disk images already open (a live update's, kept across exec), by device name: served
     /// instead of opening the configured path again.
     package var inheritedDisks: [String: CInt] = [:]
+    /// A virtio-vsock device, or none.
+    package var vsock: VsockConfiguration?
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

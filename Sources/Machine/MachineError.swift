@@ -35,6 +35,8 @@ package enum MachineError: Error, CustomStringConvertible {
     case disk(path: String, reason: String)
     /// A virtio device could not be wired to KVM or its thread.
     case virtio(device: String, reason: String)
+    /// The vsock device's socket path cannot be listened on.
+    case vsock(path: String, reason: String)
 
     package var description: String {
         switch self {
@@ -54,6 +56,7 @@ package enum MachineError: Error, CustomStringConvertible {
         case .snapshot(let error): error.description
         case .disk(let path, let reason): "disk \(path): \(reason)"
         case .virtio(let device, let reason): "virtio device \(device): \(reason)"
+        case .vsock(let path, let reason): "vsock socket \(path): \(reason)"
         }
     }
 }

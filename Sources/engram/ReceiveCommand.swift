@@ -25,6 +25,8 @@ struct ReceiveCommand: ParsableCommand {
     @Option(help: "Post-copy: seconds to keep reconnecting to a source page server that went away.") var reconnectTimeout = 300
     @Option(help: "Serve the arriving VM's disks from these files, in order: PATH[,readonly][,id=NAME] (default: the source's paths).")
     var disk: [String] = []
+    @Option(help: "Give the VM's vsock device this CID and socket instead: CID,PATH (a clone beside the original needs its own).")
+    var vsock: String?
 
     func run() throws {
         var request = ReceiveRequest(listen: listen, secretFile: secretFile)
@@ -35,6 +37,9 @@ struct ReceiveCommand: ParsableCommand {
         request.apiSocket = apiSocket
         request.reconnectTimeoutSeconds = reconnectTimeout
         do { request.disks = try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) } } catch {
+            throw ValidationError(error.description)
+        }
+        do { request.vsock = try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) } } catch {
             throw ValidationError(error.description)
         }
         try runToEnd { () throws(VMMError) in try VMReceive.run(request) }

@@ -30,6 +30,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "A virtio-blk disk: PATH[,readonly][,id=NAME] (repeat for more).") var disk: [String] = []
     @Option(help: "A virtio-rng device: on, or rate=BYTES_PER_SECOND[,burst=BYTES] (default 1 MiB/s, bursts of 64 KiB).")
     var rng: String?
+    @Option(help: "A virtio-vsock device: CID,PATH (Firecracker's guest_cid and uds_path; CID at least 3). Host programs connect to the Unix socket PATH and write \"CONNECT <port>\\n\"; guest connections to host port P go to PATH_P.")
+    var vsock: String?
 
     func validate() throws {
         do { try request().validate() } catch { throw ValidationError("\(error)") }
@@ -58,6 +60,7 @@ struct RunCommand: ParsableCommand {
         request.displaySize = displaySize
         request.disks = try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) }
         request.entropy = try rng.map { (text) throws(DeviceError) in try EntropyConfiguration.parse(text) }
+        request.vsock = try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) }
         return request
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LinuxSystem
 import Testing
 import TestSupport
 
@@ -97,5 +98,48 @@ struct VirtioStateTests {
         let migration = try pair.migrate(socket, to: url, mode: "precopy")
         #expect(migration.status == 0, "\(migration.errors)")
         try expectWriteCompletes(destination)
+    }
+}
+
+/// vsock across a snapshot: the guest's listener survives a restore, connections that were open
+/// are reset (the host ends stayed with the old VMM), and a clone takes its own socket.
+@Suite(.enabled(if: TestKernel.available, "needs /dev/kvm and the test kernel (make -C guest)"), .serialized)
+struct VsockStateTests {
+    let directory = TemporaryDirectory()
+
+    private func connect(_ path: String, port: UInt32) throws -> (StreamSocket, String?) {
+        let client = try StreamSocket.connect(unixPath: path)
+        client.setReceiveTimeout(milliseconds: 10_000)
+        try client.send(Array("CONNECT \(port)\n".utf8))
+        return (client, try VirtioVsockTests.readLine(client))
+    }
+
+    @Test func aListenerSurvivesRestoreAndOpenConnectionsAreReset() throws {
+        let original = directory.path("v.sock"), clone = directory.path("clone.sock")
+        let socket = directory.path("vm.sock"), snapshot = directory.path("vm.snap")
+        let (source, _) = try TestKernel.boot(extra: ["--vsock", "3,\(original)", "--api-socket", socket])
+        defer { source.stop() }
+        _ = try source.command("vsock listen 5000", expect: "VSOCK LISTEN")
+        let (open, answer) = try connect(original, port: 5000)
+        #expect(answer?.hasPrefix("OK ") == true, "\(answer ?? "nil")")
+        let bytes = VirtioVsockTests.pattern(4096, seed: 1)
+        #expect(try VirtioVsockTests.echo(open, bytes) == bytes)
+        let taken = try runEngram(["snapshot", socket, snapshot])
+        #expect(taken.status == 0, "\(taken.errors)")
+
+        // The original still runs and owns its socket: the clone must take another.
+        let refused = try runEngram(["restore", snapshot], timeout: 30)
+        #expect(refused.status != 0 && refused.errors.contains("another process listens on it"), "\(refused.errors)")
+        let restored = try GuestProcess.engram(["restore", snapshot, "--vsock", "3,\(clone)"])
+        defer { restored.stop() }
+        _ = try restored.waitForErrorLine(containing: "restored")
+        let (fresh, freshAnswer) = try connect(clone, port: 5000)
+        #expect(freshAnswer?.hasPrefix("OK ") == true, "the guest's listener survived: \(freshAnswer ?? "nil")")
+        let more = VirtioVsockTests.pattern(65536, seed: 2)
+        #expect(try VirtioVsockTests.echo(fresh, more) == more)
+        let stats = try restored.command("vsock stats", expect: "VSOCK STATS")
+        #expect(TestKernel.field("transport_resets", in: stats) == "1", "\(stats)")
+        // The original's connection is untouched by the clone.
+        #expect(try VirtioVsockTests.echo(open, bytes) == bytes)
     }
 }

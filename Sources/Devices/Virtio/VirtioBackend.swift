@@ -1,4 +1,5 @@
 import GuestMemory
+import LinuxSystem
 
 /// What makes a virtio device a block device, an entropy source or a socket: its type, features,
 /// configuration space and how it serves its queues. The transport (`VirtioMMIODevice`) does the
@@ -24,6 +25,17 @@ package protocol VirtioBackend: AnyObject, Sendable {
     func reset()
     /// When a rate limit stopped `serve` with work left: the monotonic time (ns) to serve again.
     var throttledUntil: UInt64? { get }
+    /// Chains taken from queue `index` and kept unused (a receive buffer waiting for data): a
+    /// saved state gives them back to the available ring, so a restored device takes them again.
+    func heldChains(queue index: Int) -> UInt16
+    /// The I/O thread's services for host descriptors of the back-end's own; given once, before serving starts.
+    func attach(_ context: VirtioIOContext)
+    /// A descriptor the back-end watches (through its context) with `token` is ready.
+    func serveHostEvent(token: UInt32, _ event: Epoll.Event)
+    /// True for a queue whose buffers the back-end takes only when it has something to put in
+    /// them (vsock's receive queue): the transport then serves it once per wake-up, and the
+    /// back-end arms the queue's notification itself when it runs out of buffers.
+    func holdsBuffers(queue index: Int) -> Bool
 }
 
 extension VirtioBackend {
@@ -31,6 +43,10 @@ extension VirtioBackend {
     package func activate(features: UInt64) {}
     package func reset() {}
     package var throttledUntil: UInt64? { nil }
+    package func heldChains(queue index: Int) -> UInt16 { 0 }
+    package func attach(_ context: VirtioIOContext) {}
+    package func serveHostEvent(token: UInt32, _ event: Epoll.Event) {}
+    package func holdsBuffers(queue index: Int) -> Bool { false }
 }
 
 /// How a device interrupts the guest: an irqfd in the machine, a recorder in tests.

@@ -21,6 +21,7 @@ package final class VirtioIOThread: Sendable {
             for (queueIndex, notifier) in device.queueNotifiers.enumerated() {
                 try epoll.add(notifier.rawValue, interest: .readable, token: UInt64(deviceIndex) << 16 | UInt64(queueIndex))
             }
+            device.attach(VirtioIOContext(epoll: epoll, deviceIndex: deviceIndex, queueNotifiers: device.queueNotifiers))
         }
     }
 
@@ -49,6 +50,10 @@ package final class VirtioIOThread: Sendable {
             for index in 0..<events.count {
                 let token = events[index].token
                 if token == Self.stopToken { return }
+                if token & VirtioIOContext.hostEventFlag != 0 {
+                    devices[Int(token >> 32 & 0xffff)].serveHostEvent(token: UInt32(truncatingIfNeeded: token), events[index])
+                    continue
+                }
                 let device = Int(token >> 16), queue = Int(token & 0xffff)
                 devices[device].serveQueue(queue)
             }

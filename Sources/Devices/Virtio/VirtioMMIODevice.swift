@@ -111,6 +111,18 @@ package final class VirtioMMIODevice: MMIODevice {
 
     // MARK: Queues (the I/O thread)
 
+    /// Hands the back-end the I/O thread's services for its own host descriptors.
+    package func attach(_ context: VirtioIOContext) { state.withLock { $0.backend.attach(context) } }
+
+    /// A host descriptor the back-end watches is ready (the I/O thread).
+    package func serveHostEvent(token: UInt32, _ event: Epoll.Event) { state.withLock { $0.backend.serveHostEvent(token: token, event) } }
+
+    /// Runs `body` on the back-end under the device's lock (device-specific controls, e.g.
+    /// vsock's transport reset).
+    package func withBackend<Result: Sendable>(_ body: (any VirtioBackend) -> Result) -> Result {
+        state.withLock { body($0.backend) }
+    }
+
     /// Serves queue `index` after its notifier fired: takes every available chain, then arms
     /// the next notification, and interrupts the guest if it asked for it.
     package func serveQueue(_ index: Int) {
@@ -286,7 +298,8 @@ struct TransportState {
             configurationGeneration: configurationGeneration,
             queues: queues.indices.map { index in
                 VirtioTransportState.SavedQueue(
-                    configuration: queues[index], nextAvailable: active[index]?.nextAvailable ?? 0, nextUsed: active[index]?.nextUsed ?? 0)
+                    configuration: queues[index], nextAvailable: (active[index]?.nextAvailable ?? 0) &- backend.heldChains(queue: index),
+                    nextUsed: active[index]?.nextUsed ?? 0)
             })
     }
 
@@ -345,6 +358,7 @@ struct TransportState {
             repeat {
                 if try backend.serve(queue: index, &queue, memory: memory) { usedAny = true }
                 if backend.throttledUntil != nil { break }  // the I/O thread comes back at the deadline
+                if backend.holdsBuffers(queue: index) { break }  // it arms the queue itself when it waits
                 rounds += 1
                 if rounds == 4 { more = try queue.hasAvailable(); break }
             } while try queue.armNotification()

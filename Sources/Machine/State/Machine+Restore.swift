@@ -56,6 +56,7 @@ extension Machine {
         // The devices come back as they were built, their files reopened by path.
         configuration.disks = (record.virtio ?? []).compactMap(\.disk)
         configuration.entropy = record.virtio?.first { $0.type == .entropy }?.entropy
+        configuration.vsock = record.virtio?.first { $0.type == .vsock }?.vsock
         configuration.inheritedDisks = inheritedDisks
         try self.init(
             configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,

@@ -33,6 +33,7 @@ package struct VirtioDeviceRecord: Codable, Sendable, Equatable {
     /// A disk's size in sectors as the guest saw it: a restore refuses a disk of another size.
     package var capacitySectors: UInt64?
     package var entropy: EntropyConfiguration?
+    package var vsock: VsockConfiguration? = nil
     package var transport: VirtioTransportState
 }
 
@@ -49,6 +50,18 @@ extension MachineStateRecord {
         }
         for (index, disk) in zip(blocks, disks) { devices[index].disk = disk }
         record.virtio = devices
+        return record
+    }
+
+    /// The state with its vsock device's CID and socket replaced (for a clone that runs beside
+    /// the original, whose socket path is taken).
+    package func replacingVsock(_ vsock: VsockConfiguration?) throws(MachineError) -> MachineStateRecord {
+        guard let vsock else { return self }
+        var record = self
+        guard let index = record.virtio?.firstIndex(where: { $0.type == .vsock }) else {
+            throw .incompatibleState("--vsock given, but the saved VM has no vsock device")
+        }
+        record.virtio?[index].vsock = vsock
         return record
     }
 }

@@ -16,7 +16,7 @@ struct VirtioDevices: Sendable {
 
     init(configuration: MachineConfiguration, memory: GuestMemoryMap, machine: VirtualMachine) throws(MachineError) {
         let layout = VirtioLayout(configuration)
-        let wanted = configuration.disks.count + (configuration.entropy == nil ? 0 : 1)
+        let wanted = configuration.disks.count + (configuration.entropy == nil ? 0 : 1) + (configuration.vsock == nil ? 0 : 1)
         guard wanted <= VirtioLayout.maximumDeviceCount else {
             throw .virtio(device: "(\(wanted) devices)", reason: "at most \(VirtioLayout.maximumDeviceCount) virtio devices fit the interrupt lines")
         }
@@ -60,7 +60,7 @@ struct VirtioDevices: Sendable {
                 let block = backend as? VirtioBlock
                 return VirtioDeviceRecord(
                     name: device.name, type: backend.deviceType, disk: block?.diskConfiguration, capacitySectors: block?.capacitySectors,
-                    entropy: (backend as? VirtioEntropy)?.configuration, transport: transport)
+                    entropy: (backend as? VirtioEntropy)?.configuration, vsock: (backend as? VirtioVsock)?.configuration, transport: transport)
             }
         }
     }
@@ -75,6 +75,11 @@ struct VirtioDevices: Sendable {
                 throw .disk(path: disk.path, reason: "holds \(Self.capacitySectors(of: device) * 512) bytes; the saved guest's disk \(record.name) had \(saved * 512)")
             }
             do { try device.restoreState(record.transport) } catch { throw .incompatibleState(error.description) }
+            // The host ends of vsock connections stayed with the old VMM: the guest learns they are
+            // gone through a transport reset (as with Firecracker); listeners stay.
+            if record.transport.status & VirtioStatus.driverOK != 0 {
+                device.withBackend { ($0 as? VirtioVsock)?.resetTransport() }
+            }
         }
     }
 
@@ -96,9 +101,23 @@ struct VirtioDevices: Sendable {
                 }
             }
             return try makeBlock(configuration.disks[index], name: slot.name)
+        case .vsock:
+            guard let vsock = configuration.vsock else { throw .virtio(device: slot.name, reason: "no vsock configuration") }
+            return try makeVsock(vsock)
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()
             return VirtioEntropy(rate: entropy.rate, burst: entropy.burst)
+        }
+    }
+
+    /// Listens at the vsock device's socket path, refusing a missing directory or a file in the way in one line.
+    private static func makeVsock(_ vsock: VsockConfiguration) throws(MachineError) -> VirtioVsock {
+        let directory = vsock.path.lastIndex(of: "/").map { String(vsock.path[..<$0]) } ?? "."
+        guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
+            throw .vsock(path: vsock.path, reason: "its directory \(directory) does not exist")
+        }
+        do { return try VirtioVsock(guestCID: vsock.guestCID, path: vsock.path) } catch {
+            throw .vsock(path: vsock.path, reason: error.refusal ?? "cannot listen: \(error.call) failed: \(error.errno)")
         }
     }
 

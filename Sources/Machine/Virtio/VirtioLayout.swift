@@ -1,7 +1,7 @@
 import Devices
 
 /// Where each virtio device of a configuration sits: its name, type, MMIO window and interrupt
-/// line, in a fixed order (disks, then the entropy device), so the command line written at boot
+/// line, in a fixed order (disks, the entropy device, the vsock device), so the command line written at boot
 /// and the devices built around it always agree.
 struct VirtioLayout: Sendable, Equatable {
     struct Slot: Sendable, Equatable {
@@ -23,6 +23,7 @@ struct VirtioLayout: Sendable, Equatable {
     init(_ configuration: MachineConfiguration) {
         var kinds: [(String, VirtioDeviceType)] = configuration.disks.indices.map { ("blk\($0)", .block) }
         if configuration.entropy != nil { kinds.append(("rng0", .entropy)) }
+        if configuration.vsock != nil { kinds.append(("vsock0", .vsock)) }
         slots = kinds.prefix(Self.maximumDeviceCount).enumerated().map { index, kind in
             Slot(name: kind.0, type: kind.1,
                  window: MMIOBus.Window(base: Self.firstWindow + UInt64(index) * Self.windowSize, size: Self.windowSize),

@@ -30,6 +30,8 @@ package struct BootRequest: Sendable {
     package var disks: [DiskConfiguration] = []
     /// A virtio-rng device, or none.
     package var entropy: EntropyConfiguration?
+    /// A virtio-vsock device (`--vsock CID,PATH`), or none.
+    package var vsock: VsockConfiguration?
 
     package init(kernel: String, memorySizeInBytes: UInt64) {
         self.kernel = kernel
@@ -69,6 +71,7 @@ package struct BootRequest: Sendable {
         configuration.decompressOnHost = decompressOnHost
         configuration.disks = disks
         configuration.entropy = entropy
+        configuration.vsock = vsock
         if backings[Machine.framebufferRegionName] != nil, case .success(let geometry) = FramebufferGeometry.parse(displaySize) {
             configuration.display = DisplayConfiguration(geometry: geometry, controlSocketPath: apiSocket.map(PathName.absolute) ?? "")
         }

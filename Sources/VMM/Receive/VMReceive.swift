@@ -21,6 +21,8 @@ package struct ReceiveRequest: Sendable {
     package var reconnectTimeoutSeconds = 300
     /// Files replacing the arriving VM's disks, in order (the rest are opened at the source's paths).
     package var disks: [DiskConfiguration] = []
+    /// Another CID and socket for the arriving VM's vsock device.
+    package var vsock: VsockConfiguration?
 
     package init(listen: String, secretFile: String) {
         self.listen = listen
@@ -45,7 +47,7 @@ package enum VMReceive {
         }
         let arrival: MigrationArrival
         do {
-            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), disks: request.disks, consoleLogPath: request.consoleLog,
+            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), disks: request.disks, vsock: request.vsock, consoleLogPath: request.consoleLog,
                                                    log: { Diagnostics.note($0) })
         } catch let error as VMMError {
             throw error

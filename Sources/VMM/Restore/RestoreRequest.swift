@@ -33,6 +33,8 @@ package struct RestoreRequest: Sendable {
     package var objectStore: ObjectStoreAccess?
     /// Files replacing the saved VM's disks, in order (the rest are reopened where they were).
     package var disks: [DiskConfiguration] = []
+    /// Another CID and socket for the saved VM's vsock device.
+    package var vsock: VsockConfiguration?
 
     package init(snapshot: String) { self.snapshot = snapshot }
 

@@ -9,6 +9,7 @@ struct VirtioSection: Codable, Equatable {
     var disk: DiskConfiguration?
     var capacitySectors: ExactUInt64?
     var entropy: EntropyRate?
+    var vsock: Vsock?
     var status: UInt32
     var driverFeatures: ExactUInt64
     var deviceFeaturesSelect: UInt32
@@ -17,6 +18,11 @@ struct VirtioSection: Codable, Equatable {
     var interruptStatus: UInt32
     var configurationGeneration: UInt32
     var queues: [Queue]
+
+    struct Vsock: Codable, Equatable {
+        var guestCID: ExactUInt64
+        var path: String
+    }
 
     struct EntropyRate: Codable, Equatable {
         var rate: ExactUInt64
@@ -40,6 +46,7 @@ struct VirtioSection: Codable, Equatable {
         disk = record.disk
         capacitySectors = record.capacitySectors.map(ExactUInt64.init)
         entropy = record.entropy.map { EntropyRate(rate: ExactUInt64($0.rate), burst: ExactUInt64($0.burst)) }
+        vsock = record.vsock.map { Vsock(guestCID: ExactUInt64($0.guestCID), path: $0.path) }
         status = transport.status
         driverFeatures = ExactUInt64(transport.driverFeatures)
         deviceFeaturesSelect = transport.deviceFeaturesSelect
@@ -68,6 +75,7 @@ struct VirtioSection: Codable, Equatable {
         return VirtioDeviceRecord(
             name: name, type: type, disk: disk, capacitySectors: capacitySectors?.value,
             entropy: entropy.map { EntropyConfiguration(rate: $0.rate.value, burst: $0.burst.value) },
+            vsock: vsock.map { VsockConfiguration(guestCID: $0.guestCID.value, path: $0.path) },
             transport: VirtioTransportState(
                 status: status, driverFeatures: driverFeatures.value, deviceFeaturesSelect: deviceFeaturesSelect,
                 driverFeaturesSelect: driverFeaturesSelect, queueSelect: queueSelect, interruptStatus: interruptStatus,

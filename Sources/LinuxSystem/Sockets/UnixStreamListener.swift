@@ -1,0 +1,53 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+/// A non-blocking Unix stream socket listening at a path with mode 0600, for an event loop
+/// (vsock's host side, as Firecracker's `uds_path`). The path is unlinked when this goes.
+package final class UnixStreamListener: Sendable {
+    private let descriptor: OwnedFileDescriptor
+    package let path: String
+
+    /// Listens at `path`. A stale socket already there (nothing accepts on it: an earlier run's)
+    /// is replaced; a socket another process listens on, any other kind of file, and a path whose
+    /// directory is missing are refused.
+    package init(path: String, backlog: CInt = 128) throws(SystemCallError) {
+        if let existing = FileStatus(path: path, followingLinks: false) {
+            guard existing.kind == .socket else { throw SystemCallError(refusing: path, because: "it exists and is not a socket", .fileExists) }
+            if (try? StreamSocket.connect(unixPath: path)) != nil {
+                throw SystemCallError(refusing: path, because: "another process listens on it", .addressInUse)
+            }
+            guard unsafe unlink(path) == 0 else { throw .last("unlink (stale socket)", on: path) }
+        }
+        descriptor = try UnixSocketPath.bind(path)
+        self.path = path
+        guard unsafe chmod(path, 0o600) == 0 else {
+            let error = SystemCallError.last("chmod", on: path)
+            _ = unsafe unlink(path)
+            throw error
+        }
+        guard listen(descriptor.rawValue, backlog) == 0 else {
+            let error = SystemCallError.last("listen", on: path)
+            _ = unsafe unlink(path)
+            throw error
+        }
+    }
+
+    deinit { _ = unsafe unlink(path) }
+
+    /// The descriptor, for epoll (readable: a connection waits).
+    package var rawValue: CInt { descriptor.rawValue }
+
+    /// The next waiting connection, non-blocking and close-on-exec; nil when none waits.
+    package func accept() -> NonBlockingStream? {
+        while true {
+            // SAFETY: no address is asked for, so accept4 writes nothing through the null pointers.
+            let fd = unsafe clinux_accept_cloexec(descriptor.rawValue, nil, nil)
+            if fd >= 0 { return NonBlockingStream(taking: OwnedFileDescriptor(taking: fd)) }
+            switch errno {
+            case EINTR, ECONNABORTED: continue
+            default: return nil  // EAGAIN, or out of descriptors: the next readiness tries again
+            }
+        }
+    }
+}
