@@ -15,10 +15,11 @@ package struct DeviceInfo: Codable, Sendable, Equatable {
     package var brokenQueues: Int
     package var disk: DiskInfo?
     package var entropy: EntropyInfo?
+    package var vsock: VsockInfo?
 
     package init(
         name: String, type: String, mmioAddress: UInt64, interruptLine: UInt32, driverStatus: UInt32, needsReset: Bool,
-        negotiatedFeatures: UInt64, brokenQueues: Int, disk: DiskInfo? = nil, entropy: EntropyInfo? = nil
+        negotiatedFeatures: UInt64, brokenQueues: Int, disk: DiskInfo? = nil, entropy: EntropyInfo? = nil, vsock: VsockInfo? = nil
     ) {
         self.name = name
         self.type = type
@@ -30,6 +31,7 @@ package struct DeviceInfo: Codable, Sendable, Equatable {
         self.brokenQueues = brokenQueues
         self.disk = disk
         self.entropy = entropy
+        self.vsock = vsock
     }
 }
 
@@ -74,6 +76,39 @@ package struct EntropyInfo: Codable, Sendable, Equatable {
         self.rateBytesPerSecond = rateBytesPerSecond
         self.burstBytes = burstBytes
         self.bytesServed = bytesServed
+    }
+}
+
+/// A vsock device's socket and traffic.
+package struct VsockInfo: Codable, Sendable, Equatable {
+    package var guestCID: UInt64
+    package var socketPath: String
+    package var connectionsOpen: Int
+    package var connectionsOpened: Int
+    /// Packets and payload bytes to the guest (rx) and from it (tx).
+    package var rxPackets: Int
+    package var rxBytes: Int
+    package var txPackets: Int
+    package var txBytes: Int
+    /// Guest packets refused (bad header, CID, type, length or operation) and connections reset
+    /// for sending past their credit.
+    package var refusedPackets: Int
+    package var creditViolations: Int
+
+    package init(
+        guestCID: UInt64, socketPath: String, connectionsOpen: Int, connectionsOpened: Int, rxPackets: Int, rxBytes: Int, txPackets: Int,
+        txBytes: Int, refusedPackets: Int, creditViolations: Int
+    ) {
+        self.guestCID = guestCID
+        self.socketPath = socketPath
+        self.connectionsOpen = connectionsOpen
+        self.connectionsOpened = connectionsOpened
+        self.rxPackets = rxPackets
+        self.rxBytes = rxBytes
+        self.txPackets = txPackets
+        self.txBytes = txBytes
+        self.refusedPackets = refusedPackets
+        self.creditViolations = creditViolations
     }
 }
 

@@ -12,6 +12,7 @@ package struct VirtioDeviceReport: Sendable {
     package var brokenQueues: Int
     package var disk: (configuration: DiskConfiguration, capacityBytes: UInt64, counters: BlockCounters)?
     package var entropy: (configuration: EntropyConfiguration, bytesServed: Int)?
+    package var vsock: (configuration: VsockConfiguration, counters: VsockCounters)?
 }
 
 extension Machine {
@@ -26,7 +27,8 @@ extension Machine {
                     name: device.name, type: backend.deviceType, mmioAddress: slot.window.base, interruptLine: slot.gsi,
                     driverStatus: status, negotiatedFeatures: features, brokenQueues: device.brokenQueueCount,
                     disk: block.map { ($0.diskConfiguration, $0.capacitySectors * UInt64(VirtioBlock.sectorSize), $0.counters) },
-                    entropy: entropy.map { ($0.configuration, $0.bytesServed) })
+                    entropy: entropy.map { ($0.configuration, $0.bytesServed) },
+                    vsock: (backend as? VirtioVsock).map { ($0.configuration, $0.counters) })
             }
         }
     }

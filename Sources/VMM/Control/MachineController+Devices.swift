@@ -32,6 +32,16 @@ extension MachineController {
             },
             entropy: report.entropy.map {
                 EntropyInfo(rateBytesPerSecond: $0.configuration.rate, burstBytes: $0.configuration.burst, bytesServed: $0.bytesServed)
+            },
+            vsock: report.vsock.map { vsock in
+                let counters = vsock.counters
+                return VsockInfo(
+                    guestCID: vsock.configuration.guestCID, socketPath: vsock.configuration.path,
+                    connectionsOpen: counters.connectionsOpen.load(ordering: .relaxed),
+                    connectionsOpened: counters.connectionsOpened.load(ordering: .relaxed), rxPackets: counters.rxPackets.load(ordering: .relaxed),
+                    rxBytes: counters.rxBytes.load(ordering: .relaxed), txPackets: counters.txPackets.load(ordering: .relaxed),
+                    txBytes: counters.txBytes.load(ordering: .relaxed), refusedPackets: counters.refused.load(ordering: .relaxed),
+                    creditViolations: counters.creditViolations.load(ordering: .relaxed))
             })
     }
 }
