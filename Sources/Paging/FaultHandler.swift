@@ -34,7 +34,7 @@ struct FaultHandler {
         let buffer = PageBuffer(pageCount: Int(clusterPages))
         var polled = [Poll.input(session.userfault.rawValue), Poll.input(session.handlerWakeup.rawValue)]
         while true {
-            do throws(SystemCallError) { _ = try Poll.wait(&polled, milliseconds: -1) } catch {
+            do throws(SystemError) { _ = try Poll.wait(&polled, milliseconds: -1) } catch {
                 session.fail("lazy restore stopped: poll on the userfaultfd failed: \(error.errno)")
                 return
             }

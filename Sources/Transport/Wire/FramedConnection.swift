@@ -190,7 +190,7 @@ package final class FramedConnection: @unchecked Sendable {
 
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
         let result: Result<Void, TransportError> = unsafe scratch.withUnsafeBytes { raw in
-            do throws(SocketError) {
+            do throws(SystemError) {
                 // SAFETY: the first `count` bytes of the scratch buffer.
                 try unsafe socket.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
                 return .success(())
