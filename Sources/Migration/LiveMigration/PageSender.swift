@@ -51,7 +51,7 @@ final class PageSender {
                         sinceRefresh = 0
                         dirty = dirty.merging(try refresh()) { MigrationSource.union($0, $1) }
                     }
-                    if dirty[region.name]?.contains(PageIndex(page)) == true { continue }
+                    if dirty[region.name]?.contains(page) == true { continue }
                     try send(region: index, page: page, announceZero: false)
                 }
             }
@@ -64,19 +64,19 @@ final class PageSender {
         for (index, region) in regions.enumerated() {
             guard let pages = dirty[region.name] else { continue }
             try pages.forEachRun { (run: Range<PageIndex>) throws(TransportError) in
-                for page in run.lowerBound.rawValue..<run.upperBound.rawValue { try send(region: index, page: page, announceZero: true) }
+                for page in run { try send(region: index, page: page, announceZero: true) }
             }
         }
         try flush()
     }
 
     /// Stages one page; sends the batch when full.
-    private func send(region: Int, page: UInt64, announceZero: Bool) throws(TransportError) {
+    private func send(region: Int, page: PageIndex, announceZero: Bool) throws(TransportError) {
         let pageSize = PageSize.bytes
         // SAFETY: slot `count` < batchPages lies inside the staging buffer.
         let slot = unsafe UnsafeMutableRawBufferPointer(rebasing: staging[count * pageSize..<(count + 1) * pageSize])
         // The page is inside the region (it comes from the region's own page count).
-        _ = try? unsafe regions[region].withUnsafeBytes(at: RegionOffset(page * UInt64(pageSize)), count: pageSize) { source in
+        _ = try? unsafe regions[region].withUnsafeBytes(at: page.regionOffset, count: pageSize) { source in
             // SAFETY: both are one page: the slot inside the staging buffer, the source inside the region.
             unsafe slot.copyMemory(from: source)
         }
@@ -124,10 +124,10 @@ final class PageSender {
 
     /// Page ranges of `region` that may hold data: its file's data extents (SEEK_DATA and
     /// SEEK_HOLE, which memfds and most file systems answer); all of it without a file.
-    static func dataPages(of region: GuestRegion) -> [Range<UInt64>] {
-        let pageCount = region.sizeInBytes / UInt64(PageSize.bytes)
+    static func dataPages(of region: GuestRegion) -> [Range<PageIndex>] {
+        let pageCount = PageIndex(region.sizeInBytes / UInt64(PageSize.bytes))
         guard let fd = region.fileDescriptor else { return [0..<pageCount] }
-        var ranges: [Range<UInt64>] = []
+        var ranges: [Range<PageIndex>] = []
         var position: off_t = 0
         let end = off_t(region.sizeInBytes)
         while position < end {
@@ -135,8 +135,8 @@ final class PageSender {
             if data < 0 { if errno == ENXIO { break } else { return [0..<pageCount] } }
             let hole = lseek(fd, data, 4 /* SEEK_HOLE */)
             let stop = hole < 0 ? end : min(hole, end)
-            let first = UInt64(data) / UInt64(PageSize.bytes)
-            let last = (UInt64(stop) + UInt64(PageSize.bytes) - 1) / UInt64(PageSize.bytes)
+            let first = PageIndex(UInt64(data) / UInt64(PageSize.bytes))
+            let last = PageIndex((UInt64(stop) + UInt64(PageSize.bytes) - 1) / UInt64(PageSize.bytes))
             if first < last { ranges.append(first..<min(last, pageCount)) }
             position = stop
         }

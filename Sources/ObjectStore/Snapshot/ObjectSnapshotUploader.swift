@@ -42,13 +42,13 @@ package enum ObjectSnapshotUploader {
                 while first < region.pageCount {
                     let count = min(chunkPages, region.pageCount - first)
                     defer { first += count }
-                    if (first..<first + count).allSatisfy({ chain.isZeroPage(region: region.index, page: $0) }) {
+                    if (first..<first + count).allSatisfy({ chain.isZeroPage(region: region.index, page: PageIndex($0)) }) {
                         chunks.append(nil)
                         continue
                     }
                     // SAFETY: the first `count` pages of our own buffer.
                     let pages = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count) * PageSize.bytes])
-                    do { try unsafe chain.readPages(of: region.index, from: first, into: pages) } catch {
+                    do { try unsafe chain.readPages(of: region.index, from: PageIndex(first), into: pages) } catch {
                         throw ObjectSnapshotError.local("cannot read \(chain.path): \(error)")
                     }
                     let (bitmap, stored) = unsafe ChunkPayload.compact(UnsafeRawBufferPointer(pages))
