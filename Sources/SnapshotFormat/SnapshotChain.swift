@@ -146,6 +146,12 @@ package final class SnapshotChain: Sendable {
         }
     }
 
+    /// `readPages` into the first `count` pages of `buffer`.
+    package func readPages(of region: Int, from start: PageIndex, count: Int, into buffer: PageBuffer) throws(SnapshotFormatError) {
+        // SAFETY: the view of the caller's buffer is used only for this read.
+        try unsafe readPages(of: region, from: start, into: buffer.pages(count))
+    }
+
     /// Reads and checks every stored page of every file in the chain, and that the base's zero
     /// pages read as zeros.
     package func verifyAllPages() throws(SnapshotFormatError) {
