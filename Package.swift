@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "Migration",
             dependencies: ["LinuxSystem", "CLinux", "Devices", "GuestMemory", "Machine", "Paging", "SnapshotFormat", "Transport", .product(name: "SystemPackage", package: "swift-system")],
-            swiftSettings: pointerTargetSettings
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "Inspect",

@@ -1,16 +1,14 @@
 import LinuxSystem
 
 extension DisplayError {
-    /// zlib refused a call while encoding.
-    package init(_ error: CompressionError) { self = .compression(call: error.call, code: error.code) }
-
-    /// A socket failure, told the way the display's messages tell it.
-    package init(_ error: SocketError) {
+    /// A socket or zlib failure, told the way the display's messages tell it.
+    package init(_ error: SystemError) {
         switch error {
         case .address(let text, let reason): self = .address(text, reason: reason)
         case .addressInUse(let text): self = .addressInUse(text)
-        case .call(let peer, let call, let errno): self = .socket(peer: peer, call: call, errno)
         case .closed(let peer): self = .closed(peer: peer)
+        case .compression(let call, let code): self = .compression(call: call, code: code)
+        case .failed, .refused: self = .socket(peer: error.subject, call: error.call, error.errno)
         }
     }
 }

@@ -30,7 +30,7 @@ package enum DisplayError: Error, CustomStringConvertible, Equatable {
     /// The peer failed VNC authentication.
     case authentication(peer: String, reason: String)
     /// A thread could not be started.
-    case thread(SystemCallError)
+    case thread(SystemError)
 
     package var description: String {
         switch self {

@@ -139,7 +139,7 @@ package final class Machine: Sendable {
         }
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: virtio.bus, control: control) { [weak self] outcome in self?.finish(outcome) }
-            do throws(SystemCallError) {
+            do throws(SystemError) {
                 try NamedThread.spawnDetached(name: "vcpu\(index)") { [self] in
                     VCPUKick.unblockInCurrentThread()
                     self.threadIDs.withLock { $0[index] = NamedThread.currentThreadID }

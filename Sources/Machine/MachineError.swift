@@ -29,7 +29,7 @@ package enum MachineError: Error, CustomStringConvertible {
     case memory(GuestMemoryError)
     case kvm(KVMError)
     case device(DeviceError)
-    case thread(SystemCallError)
+    case thread(SystemError)
     case snapshot(SnapshotFormatError)
     /// A disk image that cannot be served.
     case disk(path: String, reason: String)

@@ -12,13 +12,13 @@ extension BackgroundFill {
     /// (one batched transfer from a page server). False once the pager has failed.
     func prefetch(_ workingSet: WorkingSet, _ buffer: PageBuffer) -> Bool {
         // The claimed pages as pager-wide numbers, each marked zero or not; allocated once, before any install.
-        var order: [(page: UInt64, region: PagedRegion, zero: Bool)] = []
+        var order: [(page: PagerPage, region: PagedRegion, zero: Bool)] = []
         var data: [PageReference] = []
         order.reserveCapacity(workingSet.pages.count)
         session.ledger.withLock { ledger in
             for reference in workingSet.pages {
                 let region = session.regions[reference.region]
-                let page = region.firstPage + reference.page
+                let page = region.pagerPage(reference.page)
                 guard !ledger.claimed.contains(page) else { continue }
                 _ = ledger.claimed.insert(page..<page + 1)
                 let zero = session.source.isZeroPage(region: reference.region, page: reference.page)
@@ -38,7 +38,7 @@ extension BackgroundFill {
                 if session.halted.load(ordering: .acquiring) { return false }
                 if order[next].zero {
                     let entry = order[next]
-                    _ = try session.installZeroPages(entry.page..<entry.page + 1, of: entry.region, by: .prefetch, watching: .max)
+                    _ = try session.installZeroPages(entry.page..<entry.page + 1, of: entry.region, by: .prefetch, watching: .noPage)
                     next += 1
                     continue
                 }
@@ -63,7 +63,7 @@ extension BackgroundFill {
                     // SAFETY: [offset, offset + length) lies inside the chunk just received.
                     let pages = unsafe UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
                     _ = try unsafe session.installCopies(
-                        order[first].page..<order[last - 1].page + 1, of: order[first].region, from: pages, by: .prefetch, watching: .max)
+                        order[first].page..<order[last - 1].page + 1, of: order[first].region, from: pages, by: .prefetch, watching: .noPage)
                     first = last
                 }
                 next = end

@@ -51,7 +51,7 @@ struct BackgroundFill {
 
     /// Fetches the batch after the latest fault first, if there was one since the last look; false once the pager has failed.
     private func readAhead(_ buffer: PageBuffer) -> Bool {
-        guard let hint = session.ledger.withLock({ ledger -> UInt64? in
+        guard let hint = session.ledger.withLock({ ledger -> PagerPage? in
             defer { ledger.readaheadHint = nil }
             return ledger.readaheadHint
         }) else { return true }
@@ -74,7 +74,7 @@ struct BackgroundFill {
 
     /// Installs the unclaimed pages of `run` that hold data (at most a batch), claiming each
     /// stretch before reading it; false once the pager has failed.
-    private func fill(_ run: Range<UInt64>, of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
+    private func fill(_ run: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
         var page = run.lowerBound
         do {
             while page < run.upperBound {
@@ -108,7 +108,7 @@ struct BackgroundFill {
                 }
                 if session.halted.load(ordering: .acquiring) { return false }
                 _ = try unsafe session.installCopies(
-                    claimed, of: region, from: UnsafeRawBufferPointer(bytes), by: .backgroundFill, watching: .max)
+                    claimed, of: region, from: UnsafeRawBufferPointer(bytes), by: .backgroundFill, watching: .noPage)
                 page = claimed.upperBound
             }
             return true
@@ -119,7 +119,7 @@ struct BackgroundFill {
     }
 
     /// How many pages from `page` on (before `end`) the source knows are zero.
-    private func zeroStretch(from page: UInt64, before end: UInt64, of region: PagedRegion) -> UInt64 {
+    private func zeroStretch(from page: PagerPage, before end: PagerPage, of region: PagedRegion) -> UInt64 {
         var next = page
         while next < end, session.source.isZeroPage(region: region.index, page: region.sourcePage(next)) { next += 1 }
         return next - page

@@ -18,8 +18,8 @@ struct FaultHandler {
     let session: PagingSession
     /// Pages served per fault at most: the aligned group of this many holding the faulting page.
     let clusterPages: UInt64
-    /// The last data page that faulted (pager-wide number); `.max` before the first.
-    private var lastDataFault = UInt64.max
+    /// The last data page that faulted (pager-wide number); `.noPage` before the first.
+    private var lastDataFault = PagerPage.noPage
 
     init(session: PagingSession, clusterPages: UInt64) {
         self.session = session
@@ -34,7 +34,7 @@ struct FaultHandler {
         let buffer = PageBuffer(pageCount: Int(clusterPages))
         var polled = [Poll.input(session.userfault.rawValue), Poll.input(session.handlerWakeup.rawValue)]
         while true {
-            do throws(SystemCallError) { _ = try Poll.wait(&polled, milliseconds: -1) } catch {
+            do throws(SystemError) { _ = try Poll.wait(&polled, milliseconds: -1) } catch {
                 session.fail("lazy restore stopped: poll on the userfaultfd failed: \(error.errno)")
                 return
             }
@@ -84,9 +84,9 @@ struct FaultHandler {
         // A cluster only where faults cluster: a data fault at most a cluster's length from the
         // previous one brings in its aligned cluster; an isolated fault, one page. Zero pages
         // cost no read and no check: their whole zero stretch in the cluster goes in at once.
-        let clusterStart = page - sourcePage % clusterPages
+        let clusterStart = page - sourcePage.rawValue % clusterPages
         let cluster = clusterStart..<min(clusterStart + clusterPages, region.pages.upperBound)
-        let near = !zero && lastDataFault != .max && max(page, lastDataFault) - min(page, lastDataFault) <= clusterPages
+        let near = !zero && lastDataFault != .noPage && max(page, lastDataFault) - min(page, lastDataFault) <= clusterPages
         if !zero { lastDataFault = page }
         let claim = session.ledger.withLock { ledger -> FaultClaim in
             if ledger.present.contains(page) { return .present }
@@ -142,7 +142,7 @@ struct FaultHandler {
     /// Reads `pages` of `region` from the source into the buffer and copies them in; returns
     /// whether page `watched` was already present.
     private func copyFromSource(
-        _ pages: Range<UInt64>, of region: PagedRegion, _ buffer: PageBuffer, watching watched: UInt64
+        _ pages: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer, watching watched: PagerPage
     ) throws(ServeFailure) -> Bool {
         // SAFETY: the view of the handler's own buffer is used only for this read and copy.
         let bytes = unsafe buffer.pages(pages.count)
@@ -163,7 +163,7 @@ struct FaultHandler {
     }
 
     /// The zero pages next to `page` (itself zero) inside `run`.
-    private func zeroPages(around page: UInt64, within run: Range<UInt64>, of region: PagedRegion) -> Range<UInt64> {
+    private func zeroPages(around page: PagerPage, within run: Range<PagerPage>, of region: PagedRegion) -> Range<PagerPage> {
         let source = session.source
         var start = page
         while start > run.lowerBound, source.isZeroPage(region: region.index, page: region.sourcePage(start - 1)) { start -= 1 }
@@ -172,7 +172,7 @@ struct FaultHandler {
         return start..<end
     }
 
-    private func wake(_ page: UInt64, in region: PagedRegion) throws(ServeFailure) {
+    private func wake(_ page: PagerPage, in region: PagedRegion) throws(ServeFailure) {
         do { try session.userfault.wake(start: region.hostAddress(ofPage: page), length: PageSize.bytes64) } catch {
             throw .userfault(error)
         }
@@ -186,12 +186,12 @@ private enum FaultClaim {
     /// The fill has claimed the page and will install it.
     case fill
     /// The handler claimed these pages (the faulting one among them) and installs them.
-    case run(Range<UInt64>)
+    case run(Range<PagerPage>)
 }
 
 /// Why a fault could not be served: the source could not deliver pages (numbered as the
 /// source numbers them), or the kernel refused an ioctl.
 private enum ServeFailure: Error {
-    case read(Range<UInt64>, PageSourceError)
+    case read(Range<PageIndex>, PageSourceError)
     case userfault(UserfaultError)
 }

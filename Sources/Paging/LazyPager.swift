@@ -33,7 +33,7 @@ package final class LazyPager: Sendable {
             throw .regionCount(machine: regions.count, source: source.regionCount)
         }
         var paged: [PagedRegion] = []
-        var nextPage: UInt64 = 0
+        var nextPage = PagerPage(0)
         for (index, region) in regions.enumerated() {
             if case .hugetlbfs = region.backing {
                 throw .unsupportedBacking(
@@ -50,7 +50,7 @@ package final class LazyPager: Sendable {
             nextPage += sourcePages
         }
         if let prefetch {
-            for page in prefetch.pages where page.region >= paged.count || page.page >= paged[page.region].pageCount {
+            for page in prefetch.pages where page.region >= paged.count || page.page.rawValue >= paged[page.region].pageCount {
                 throw .workingSet("the working set names page \(page.page) of region \(page.region), which this memory does not have")
             }
         }

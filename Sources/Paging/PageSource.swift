@@ -1,3 +1,5 @@
+import GuestMemory
+
 /// Where the pages of guest memory come from when they are filled on demand or in bulk:
 /// a local snapshot chain, a page server, or an object store.
 ///
@@ -12,11 +14,11 @@ package protocol PageSource: Sendable {
     /// Pages in `region`.
     func pageCount(region: Int) -> UInt64
     /// True if `page` of `region` is known to be all zero without reading it (served with UFFDIO_ZEROPAGE).
-    func isZeroPage(region: Int, page: UInt64) -> Bool
+    func isZeroPage(region: Int, page: PageIndex) -> Bool
     /// Fills `buffer` (a whole number of pages) with pages of `region` from `firstPage`, each checked.
-    func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
     /// `readPages` for the background fill: a source may serve it at lower priority than faults.
-    func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
     /// Starts delivering `pages` (none of them zero pages) in order, for a prefetch.
     func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream
     /// The working set recorded for this snapshot, nil if none was.
@@ -28,7 +30,7 @@ package protocol PageSource: Sendable {
 }
 
 extension PageSource {
-    package func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         try unsafe readPages(region: region, firstPage: firstPage, into: buffer)
     }
 

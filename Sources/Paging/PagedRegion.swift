@@ -11,10 +11,10 @@ struct PagedRegion: Sendable {
     let hostStart: UInt64
     let pageCount: UInt64
     /// The pager-wide number of the region's page 0.
-    let firstPage: UInt64
+    let firstPage: PagerPage
 
     /// The region's pages in pager-wide numbers.
-    var pages: Range<UInt64> { firstPage..<firstPage + pageCount }
+    var pages: Range<PagerPage> { firstPage..<firstPage + pageCount }
 
     var sizeInBytes: UInt64 { pageCount * PageSize.bytes64 }
 
@@ -22,11 +22,14 @@ struct PagedRegion: Sendable {
     func contains(hostAddress address: UInt64) -> Bool { address >= hostStart && address - hostStart < sizeInBytes }
 
     /// The pager-wide page holding host address `address` (which `contains`).
-    func page(atHostAddress address: UInt64) -> UInt64 { firstPage + (address - hostStart) / PageSize.bytes64 }
+    func page(atHostAddress address: UInt64) -> PagerPage { firstPage + (address - hostStart) / PageSize.bytes64 }
 
     /// Host address of pager-wide page `page`.
-    func hostAddress(ofPage page: UInt64) -> UInt64 { hostStart + (page - firstPage) * PageSize.bytes64 }
+    func hostAddress(ofPage page: PagerPage) -> UInt64 { hostStart + (page - firstPage) * PageSize.bytes64 }
 
     /// The page's number inside the region, as the page source counts.
-    func sourcePage(_ page: UInt64) -> UInt64 { page - firstPage }
+    func sourcePage(_ page: PagerPage) -> PageIndex { PageIndex(page - firstPage) }
+
+    /// The pager-wide number of the region's page `page`.
+    func pagerPage(_ page: PageIndex) -> PagerPage { firstPage + page.rawValue }
 }

@@ -15,9 +15,9 @@ package enum PagingError: Error, CustomStringConvertible, Equatable {
     /// UFFDIO_REGISTER refused a region, or allows too few operations on it.
     case register(name: String, kind: String, reason: String)
     /// A paging thread could not be started.
-    case thread(SystemCallError)
+    case thread(SystemError)
     /// A system call of the pager's own failed (an eventfd, say).
-    case system(SystemCallError)
+    case system(SystemError)
     /// `start` was called twice.
     case alreadyStarted
     /// A working set to prefetch that does not fit the memory.

@@ -21,7 +21,7 @@ struct PagingLedger {
     /// The last data page the fault handler fetched, until the fill has read it: the fill fetches
     /// what follows it next (most-needed first), so a guest reading memory in order meets pages
     /// that are already in.
-    var readaheadHint: UInt64?
+    var readaheadHint: PagerPage?
     var workingSetPages: UInt64 = 0
     var complete = false
     var failure: String?
@@ -33,7 +33,7 @@ struct PagingLedger {
     }
 
     /// Claims the unclaimed run starting at `page` (at most to `end`); empty if `page` is claimed.
-    mutating func claim(from page: UInt64, before end: UInt64) -> Range<UInt64> {
+    mutating func claim(from page: PagerPage, before end: PagerPage) -> Range<PagerPage> {
         var stop = page
         while stop < end, !claimed.contains(stop) { stop += 1 }
         _ = claimed.insert(page..<stop)
@@ -41,7 +41,7 @@ struct PagingLedger {
     }
 
     /// Records pages an ioctl of `installer` just put in memory.
-    mutating func recordInstalled(_ pages: Range<UInt64>, by installer: PageInstaller) {
+    mutating func recordInstalled(_ pages: Range<PagerPage>, by installer: PageInstaller) {
         let added = present.insert(pages)
         switch installer {
         case .faultHandler:
@@ -76,7 +76,7 @@ enum PageInstaller {
 /// is reserved up front, so recording allocates nothing on the fault path; pages past the
 /// capacity are not recorded.
 struct WorkingSetRecording {
-    private(set) var pages: [UInt64]
+    private(set) var pages: [PagerPage]
     let capacity: Int
     /// Pages installed from this time on (monotonic nanoseconds) are not recorded.
     let deadline: UInt64
@@ -88,7 +88,7 @@ struct WorkingSetRecording {
         pages.reserveCapacity(capacity)
     }
 
-    mutating func append(_ installed: Range<UInt64>) {
+    mutating func append(_ installed: Range<PagerPage>) {
         guard MonotonicClock.nanoseconds() < deadline else { return }
         for page in installed where pages.count < capacity { pages.append(page) }
     }

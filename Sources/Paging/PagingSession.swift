@@ -40,7 +40,7 @@ final class PagingSession: Sendable {
         self.userfault = userfault
         self.prefetch = prefetch
         self.recorder = recorder
-        ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound } ?? 0))
+        ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound.rawValue } ?? 0))
         do { handlerWakeup = try EventNotifier(); finished = try EventNotifier() } catch { throw .system(error) }
     }
 
@@ -50,7 +50,7 @@ final class PagingSession: Sendable {
         let now = MonotonicClock.nanoseconds()
         startTime.store(now, ordering: .relaxed)
         if let recorder {
-            let totalPages = regions.last.map { $0.pages.upperBound } ?? 0
+            let totalPages = regions.last.map { $0.pages.upperBound.rawValue } ?? 0
             let capacity = Int(min(totalPages, UInt64(WorkingSetRecorder.maximumPages)))
             ledger.withLock { $0.recording = WorkingSetRecording(capacity: capacity, deadline: now + recorder.nanoseconds) }
         }
@@ -64,7 +64,7 @@ final class PagingSession: Sendable {
     /// Ends the recording and hands the set (pages in the source's numbering) to the recorder's owner.
     func finishRecording() {
         guard let recorder else { return }
-        let recorded = ledger.withLock { ledger -> [UInt64] in
+        let recorded = ledger.withLock { ledger -> [PagerPage] in
             let pages = ledger.recording?.pages ?? []
             ledger.recording = nil
             ledger.workingSetPages = UInt64(pages.count)
@@ -88,7 +88,7 @@ final class PagingSession: Sendable {
 
     /// Installs `pages` of `region` zero-filled; see `install`.
     func installZeroPages(
-        _ pages: Range<UInt64>, of region: PagedRegion, by installer: PageInstaller, watching watched: UInt64
+        _ pages: Range<PagerPage>, of region: PagedRegion, by installer: PageInstaller, watching watched: PagerPage
     ) throws(UserfaultError) -> Bool {
         try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
             try userfault.zeroPages(start: start, length: (pages.upperBound - page) * PageSize.bytes64)
@@ -97,8 +97,8 @@ final class PagingSession: Sendable {
 
     /// Installs `pages` of `region` copied from `buffer`, which holds exactly those pages; see `install`.
     func installCopies(
-        _ pages: Range<UInt64>, of region: PagedRegion, from buffer: UnsafeRawBufferPointer,
-        by installer: PageInstaller, watching watched: UInt64
+        _ pages: Range<PagerPage>, of region: PagedRegion, from buffer: UnsafeRawBufferPointer,
+        by installer: PageInstaller, watching watched: PagerPage
     ) throws(UserfaultError) -> Bool {
         precondition(UInt64(buffer.count) == (pages.upperBound - pages.lowerBound) * PageSize.bytes64, "the buffer holds exactly the pages")
         return try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
@@ -114,8 +114,8 @@ final class PagingSession: Sendable {
     /// (EEXIST: the other thread won) are stepped over and the rest still installed.
     /// Returns whether page `watched` was one of those already present.
     private func install(
-        _ pages: Range<UInt64>, of region: PagedRegion, by installer: PageInstaller, watching watched: UInt64,
-        _ fill: (UInt64, UInt64) throws(UserfaultError) -> UInt64
+        _ pages: Range<PagerPage>, of region: PagedRegion, by installer: PageInstaller, watching watched: PagerPage,
+        _ fill: (PagerPage, UInt64) throws(UserfaultError) -> UInt64
     ) throws(UserfaultError) -> Bool {
         var page = pages.lowerBound
         var watchedWasPresent = false
@@ -176,7 +176,7 @@ final class PagingSession: Sendable {
             // Bits still clear belong to pages neither thread installed: zero pages the fill left
             // to the backing (a fresh memfd or file reads them as zero once unregistered), or
             // pages the kernel had already (EEXIST), e.g. written before the pager started.
-            ledger.untouchedPages += ledger.present.insert(0..<ledger.present.count)
+            ledger.untouchedPages += ledger.present.insert(ledger.present.all)
         }
         for region in regions {
             // Closing unregisters too; a failure here changes nothing for the guest.

@@ -6,6 +6,9 @@
 struct PresentPages {
     /// Pages covered.
     let count: UInt64
+
+    /// Every page covered.
+    var all: Range<PagerPage> { PagerPage(0)..<PagerPage(count) }
     /// Bits set.
     private(set) var setCount: UInt64 = 0
     private var words: [UInt64]
@@ -15,13 +18,13 @@ struct PresentPages {
         words = [UInt64](repeating: 0, count: Int((count + 63) / 64))
     }
 
-    func contains(_ page: UInt64) -> Bool { words[Int(page / 64)] & (1 << (page % 64)) != 0 }
+    func contains(_ page: PagerPage) -> Bool { words[Int(page.rawValue / 64)] & (1 << (page.rawValue % 64)) != 0 }
 
     /// Sets the bits of `pages`; returns how many were clear.
-    mutating func insert(_ pages: Range<UInt64>) -> UInt64 {
+    mutating func insert(_ pages: Range<PagerPage>) -> UInt64 {
         var added: UInt64 = 0
         for page in pages where !contains(page) {
-            words[Int(page / 64)] |= 1 << (page % 64)
+            words[Int(page.rawValue / 64)] |= 1 << (page.rawValue % 64)
             added += 1
         }
         setCount += added
@@ -29,7 +32,7 @@ struct PresentPages {
     }
 
     /// The run of clear bits around `page` inside `window` (which holds `page`); empty if `page` is set.
-    func missingRun(around page: UInt64, within window: Range<UInt64>) -> Range<UInt64> {
+    func missingRun(around page: PagerPage, within window: Range<PagerPage>) -> Range<PagerPage> {
         guard !contains(page) else { return page..<page }
         var start = page
         while start > window.lowerBound, !contains(start - 1) { start -= 1 }
@@ -39,10 +42,10 @@ struct PresentPages {
     }
 
     /// The first run of clear bits in `window`, nil if every bit there is set; skips full words.
-    func firstMissingRun(in window: Range<UInt64>) -> Range<UInt64>? {
+    func firstMissingRun(in window: Range<PagerPage>) -> Range<PagerPage>? {
         var page = window.lowerBound
         while page < window.upperBound {
-            if page % 64 == 0, window.upperBound - page >= 64, words[Int(page / 64)] == ~0 {
+            if page.rawValue % 64 == 0, window.upperBound - page >= 64, words[Int(page.rawValue / 64)] == ~0 {
                 page += 64
                 continue
             }

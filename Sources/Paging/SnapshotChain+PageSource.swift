@@ -8,9 +8,9 @@ extension SnapshotChain: PageSource {
 
     package func pageCount(region: Int) -> UInt64 { regions[region].pageCount }
 
-    package func isZeroPage(region: Int, page: UInt64) -> Bool { owner(region: region, page: page) == SnapshotChain.zeroOwner }
+    package func isZeroPage(region: Int, page: PageIndex) -> Bool { owner(region: region, page: page) == SnapshotChain.zeroOwner }
 
-    package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         do { try unsafe readPages(of: region, from: firstPage, into: buffer) } catch { throw .snapshot(error) }
     }
 

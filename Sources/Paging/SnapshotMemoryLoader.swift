@@ -68,17 +68,17 @@ package enum SnapshotMemoryLoader {
 
     /// Reads, in batches straight into the region's mapping, every page `wanted` accepts.
     private static func copyPages(
-        from source: any PageSource, region index: Int, into region: GuestRegion, wanted: (UInt64) -> Bool
+        from source: any PageSource, region index: Int, into region: GuestRegion, wanted: (PageIndex) -> Bool
     ) throws(MemoryLoadError) {
         let pageSize = PageSize.bytes64
-        let pageCount = source.pageCount(region: index)
-        var page: UInt64 = 0
-        while page < pageCount {
+        let last = PageIndex(source.pageCount(region: index))
+        var page: PageIndex = 0
+        while page < last {
             guard wanted(page) else { page += 1; continue }
             var end = page + 1
-            while end < pageCount, end - page < batchPages, wanted(end) { end += 1 }
+            while end < last, end - page < batchPages, wanted(end) { end += 1 }
             let result: Result<Void, PageSourceError>? = unsafe region.withUnsafeMutableBytes(
-                at: RegionOffset(page * pageSize), count: Int((end - page) * pageSize)
+                at: page.regionOffset, count: Int((end - page) * pageSize)
             ) { buffer in
                 do throws(PageSourceError) {
                     try unsafe source.readPages(region: index, firstPage: page, into: buffer)

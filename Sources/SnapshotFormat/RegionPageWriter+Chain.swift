@@ -23,13 +23,13 @@ extension RegionPageWriter {
         while first < pageCount {
             let count = min(chunkPages, pageCount - first)
             defer { first += count }
-            guard (first..<first + count).contains(where: { chain.owner(region: region, page: $0) != SnapshotChain.zeroOwner }) else {
+            guard (first..<first + count).contains(where: { chain.owner(region: region, page: PageIndex($0)) != SnapshotChain.zeroOwner }) else {
                 summary.pagesZero += count
                 continue
             }
             // SAFETY: `count` pages fit the 8 MiB buffer; the view does not outlive this iteration.
             let chunk = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count) * pageSize])
-            try unsafe chain.readPages(of: region, from: first, into: chunk)
+            try unsafe chain.readPages(of: region, from: PageIndex(first), into: chunk)
 
             var runStart = 0
             var runLength = 0
@@ -43,7 +43,7 @@ extension RegionPageWriter {
             }
             for i in 0..<Int(count) {
                 let page = first + UInt64(i)
-                let owner = chain.owner(region: region, page: page)
+                let owner = chain.owner(region: region, page: PageIndex(page))
                 // SAFETY: page i lies inside `chunk`; the view does not escape this iteration.
                 let bytes = unsafe UnsafeRawBufferPointer(rebasing: chunk[i * pageSize..<(i + 1) * pageSize])
                 if unsafe owner == SnapshotChain.zeroOwner || ZeroPageScan.isZeroPage(bytes) {

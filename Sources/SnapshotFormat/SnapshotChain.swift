@@ -80,16 +80,16 @@ package final class SnapshotChain: Sendable {
     package var state: [UInt8] { files[0].state }
 
     /// Index into `files` of the file holding `page` of `region`, or `zeroOwner`.
-    package func owner(region: Int, page: UInt64) -> UInt16 {
-        guard !owners.isEmpty else { return bitmaps[region].contains(PageIndex(page)) ? 0 : Self.zeroOwner }
-        return owners[region][Int(page)]
+    package func owner(region: Int, page: PageIndex) -> UInt16 {
+        guard !owners.isEmpty else { return bitmaps[region].contains(page) ? 0 : Self.zeroOwner }
+        return owners[region][Int(page.rawValue)]
     }
 
     /// The CRC32C recorded for `page` of `region` when it was written (the zero page's for a zero page).
-    package func storedCRC(region: Int, page: UInt64) -> UInt32 {
+    package func storedCRC(region: Int, page: PageIndex) -> UInt32 {
         let who = owner(region: region, page: page)
         guard who != Self.zeroOwner else { return SnapshotWriter.zeroPageCRC }
-        return files[Int(who)].regions[region].pageCRCs[Int(page)]
+        return files[Int(who)].regions[region].pageCRCs[Int(page.rawValue)]
     }
 
     /// Checks every file's CRC tables against their checksums; without `includingBase`, all but
@@ -105,8 +105,9 @@ package final class SnapshotChain: Sendable {
     /// from its owner and checked against its CRC; zero pages are zero-filled. Reads runs of
     /// pages with one owner in single calls; allocates nothing.
     package func readPages(
-        of region: Int, from firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer
+        of region: Int, from start: PageIndex, into buffer: UnsafeMutableRawBufferPointer
     ) throws(SnapshotFormatError) {
+        let firstPage = start.rawValue
         let pageSize = PageSize.bytes
         let count = buffer.count / pageSize
         precondition(buffer.count % pageSize == 0, "readPages needs whole pages")
@@ -117,9 +118,9 @@ package final class SnapshotChain: Sendable {
         }
         var i = 0
         while i < count {
-            let who = owner(region: region, page: firstPage + UInt64(i))
+            let who = owner(region: region, page: start + UInt64(i))
             var end = i + 1
-            while end < count, owner(region: region, page: firstPage + UInt64(end)) == who { end += 1 }
+            while end < count, owner(region: region, page: start + UInt64(end)) == who { end += 1 }
             // SAFETY: [i, end) pages lie inside `buffer`; the view does not escape this iteration.
             let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[i * pageSize..<end * pageSize])
             if who == Self.zeroOwner {
@@ -143,6 +144,12 @@ package final class SnapshotChain: Sendable {
             }
             i = end
         }
+    }
+
+    /// `readPages` into the first `count` pages of `buffer`.
+    package func readPages(of region: Int, from start: PageIndex, count: Int, into buffer: PageBuffer) throws(SnapshotFormatError) {
+        // SAFETY: the view of the caller's buffer is used only for this read.
+        try unsafe readPages(of: region, from: start, into: buffer.pages(count))
     }
 
     /// Reads and checks every stored page of every file in the chain, and that the base's zero

@@ -103,7 +103,7 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
 
 extension SnapshotFormatError {
     /// A failed system call on a snapshot file.
-    package init(_ error: SystemCallError) {
+    package init(_ error: SystemError) {
         if let refusal = error.refusal {
             self = .refusedPath(path: error.subject, reason: refusal)
             return

@@ -2,12 +2,11 @@ import LinuxSystem
 
 extension TransportError {
     /// A socket failure, told the way the page protocol's messages tell it.
-    package init(_ error: SocketError) {
+    package init(_ error: SystemError) {
         switch error {
         case .address(let text, let reason): self = .address(text, reason: reason)
-        case .addressInUse(let text): self = .socket(peer: text, call: "bind", .addressInUse)
-        case .call(let peer, let call, let errno): self = .socket(peer: peer, call: call, errno)
         case .closed(let peer): self = .closed(peer: peer)
+        case .failed, .refused, .addressInUse, .compression: self = .socket(peer: error.subject, call: error.call, error.errno)
         }
     }
 }

@@ -254,7 +254,7 @@ import TestSupport
     @Test func theListenerRefusesAFileInTheWayAndReplacesAStaleSocket() throws {
         let file = directory.path("plain")
         FileManager.default.createFile(atPath: file, contents: Data([1]))
-        #expect(throws: SystemCallError.self) { _ = try VirtioVsock(guestCID: 3, path: file) }
+        #expect(throws: SystemError.self) { _ = try VirtioVsock(guestCID: 3, path: file) }
         #expect(FileManager.default.fileExists(atPath: file))
         let stale = directory.path("stale.sock")
         let old = try UnixSocketPath.bind(stale)

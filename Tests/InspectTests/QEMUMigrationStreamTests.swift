@@ -1,4 +1,5 @@
 import Foundation
+import GuestMemory
 import Testing
 import TestSupport
 @testable import Inspect
@@ -90,11 +91,11 @@ import TestSupport
         #expect(try image.read(region: main, at: 16 * Self.mebibyte, count: 0x123) == [UInt8](repeating: 0, count: 0x123))
         #expect(try image.readPhysical(30 * Self.mebibyte, count: 8192) == [UInt8](repeating: 0, count: 8192))
         let region = image.regions[main]
-        let untouched = try #require(region.spanIndex(of: 30 * Self.mebibyte / 4096))
+        let untouched = try #require(region.spanIndex(of: PageIndex(30 * Self.mebibyte / 4096)))
         #expect(region.spans[untouched].file == nil)
-        let planted = try #require(region.spanIndex(of: 20 * Self.mebibyte / 4096))
+        let planted = try #require(region.spanIndex(of: PageIndex(20 * Self.mebibyte / 4096)))
         #expect(region.spans[planted].file == 0)
-        #expect(region.spans.first?.pages.lowerBound == 0 && region.spans.last?.pages.upperBound == region.pageCount)
+        #expect(region.spans.first?.pages.lowerBound == 0 && region.spans.last?.pages.upperBound.rawValue == region.pageCount)
         #expect(throws: InspectError.self) { try image.readPhysical(64 * Self.mebibyte, count: 1) }
     }
 

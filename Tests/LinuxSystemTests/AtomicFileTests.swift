@@ -67,7 +67,7 @@ import TestSupport
         do {
             let file = try AtomicFile(path: path, protecting: [], allowingUnnamed: unnamed)
             try file.file.writeAll([2], subject: file.temporaryFilePath)
-            let error = #expect(throws: SystemCallError.self) { try file.commit(replacingExisting: false) }
+            let error = #expect(throws: SystemError.self) { try file.commit(replacingExisting: false) }
             #expect(error?.errno == .fileExists)
         }
         #expect(try contents(of: path) == [1])
@@ -79,7 +79,7 @@ import TestSupport
     }
 
     @Test func aMissingDirectoryIsNamed() {
-        let error = #expect(throws: SystemCallError.self) { try AtomicFile.write([1], to: "/nonexistent-engram/dir/file") }
+        let error = #expect(throws: SystemError.self) { try AtomicFile.write([1], to: "/nonexistent-engram/dir/file") }
         #expect(error?.errno == .noSuchFileOrDirectory)
         #expect(error?.description.contains("/nonexistent-engram/dir/file") == true)
     }
@@ -89,7 +89,7 @@ import TestSupport
         let path = directory.path("big")
         try AtomicFile.write([UInt8](repeating: 7, count: 100), to: path)
         let file = try OwnedFileDescriptor.open(path, .readOnly)
-        #expect(throws: SystemCallError.self) { _ = try file.readWholeFile(limit: 99, subject: path) }
+        #expect(throws: SystemError.self) { _ = try file.readWholeFile(limit: 99, subject: path) }
     }
 
     // MARK: - Refused paths
@@ -97,7 +97,7 @@ import TestSupport
     @Test func aPathWithANULByteIsRefused() throws {
         let directory = TemporaryDirectory()
         // C would see only ".../a" and write there.
-        let error = #expect(throws: SystemCallError.self) { try AtomicFile.write([1], to: directory.path("a") + "\0/b") }
+        let error = #expect(throws: SystemError.self) { try AtomicFile.write([1], to: directory.path("a") + "\0/b") }
         #expect(error?.errno == .invalidArgument)
         #expect(error?.description.contains("the path contains a NUL byte") == true)
         #expect(error?.description.contains("a\\0/b") == true)
@@ -109,7 +109,7 @@ import TestSupport
         let target = directory.path("target")
         try AtomicFile.write([1, 2], to: target)
         #expect(symlink(target, directory.path("link")) == 0)
-        let error = #expect(throws: SystemCallError.self) {
+        let error = #expect(throws: SystemError.self) {
             _ = try AtomicFile(path: directory.path("link"), protecting: [], allowingUnnamed: unnamed)
         }
         #expect(error?.errno == .tooManySymbolicLinkLevels)
@@ -122,7 +122,7 @@ import TestSupport
     @Test func aDirectoryIsRefused() throws {
         let directory = TemporaryDirectory()
         #expect(mkdir(directory.path("sub"), 0o700) == 0)
-        let error = #expect(throws: SystemCallError.self) { try AtomicFile.write([1], to: directory.path("sub")) }
+        let error = #expect(throws: SystemError.self) { try AtomicFile.write([1], to: directory.path("sub")) }
         #expect(error?.errno == .isDirectory)
         #expect(error?.description.contains("it is a directory") == true)
         #expect(FileStatus(path: directory.path("sub"))?.kind == .directory)
@@ -133,7 +133,7 @@ import TestSupport
         let directory = TemporaryDirectory()
         let path = directory.path("fifo")
         #expect(mkfifo(path, 0o600) == 0)
-        let error = #expect(throws: SystemCallError.self) { try AtomicFile.write([1], to: path) }
+        let error = #expect(throws: SystemError.self) { try AtomicFile.write([1], to: path) }
         #expect(error?.errno == .invalidArgument)
         #expect(error?.description == "cannot write \(path): it is a FIFO; expected a regular file or no file")
         #expect(error?.refusal != nil)
@@ -146,7 +146,7 @@ import TestSupport
         let path = directory.path("sock")
         let socket = try UnixSocketPath.bind(path)
         defer { withExtendedLifetime(socket) {} }
-        let error = #expect(throws: SystemCallError.self) { try AtomicFile.write([1], to: path) }
+        let error = #expect(throws: SystemError.self) { try AtomicFile.write([1], to: path) }
         #expect(error?.description.contains("it is a socket") == true)
         #expect(FileStatus(path: path)?.kind == .socket)
         #expect(leftovers(in: directory).isEmpty)
@@ -160,7 +160,7 @@ import TestSupport
         #expect(FileStatus(path: ram)?.identity == identity)
         #expect(link(ram, directory.path("alias")) == 0)
         for path in [ram, directory.path("alias")] {
-            let error = #expect(throws: SystemCallError.self) { _ = try AtomicFile(path: path, protecting: [identity]) }
+            let error = #expect(throws: SystemError.self) { _ = try AtomicFile(path: path, protecting: [identity]) }
             #expect(error?.errno == .resourceBusy)
             #expect(error?.description.contains("it is this VM's own file: RAM or display") == true)
         }
@@ -178,7 +178,7 @@ import TestSupport
             let file = try AtomicFile(path: path, protecting: [], allowingUnnamed: unnamed)
             try file.file.writeAll([1], subject: file.temporaryFilePath)
             #expect(mkfifo(path, 0o600) == 0)
-            #expect(throws: SystemCallError.self) { try file.commit() }
+            #expect(throws: SystemError.self) { try file.commit() }
         }
         #expect(FileStatus(path: path)?.kind == .fifo)
         #expect(leftovers(in: directory).isEmpty)

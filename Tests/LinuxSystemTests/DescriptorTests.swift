@@ -43,7 +43,7 @@ import Testing
 
     @Test func aBadDescriptorIsNamedInTheError() throws {
         let epoll = try Epoll()
-        let error = #expect(throws: SystemCallError.self) { try epoll.add(-1, interest: .readable, token: 0) }
+        let error = #expect(throws: SystemError.self) { try epoll.add(-1, interest: .readable, token: 0) }
         #expect(error?.errno == .badFileDescriptor)
     }
 }

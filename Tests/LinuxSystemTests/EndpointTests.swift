@@ -27,7 +27,7 @@ import Testing
         ("[::1]", "1 to 65535"),
     ])
     func refusesWhatIsNotHostColonPort(text: String, reason: String) {
-        let error = #expect(throws: SocketError.self) { _ = try Endpoint(parsing: text) }
+        let error = #expect(throws: SystemError.self) { _ = try Endpoint(parsing: text) }
         guard case .address(let given, let why) = error else {
             Issue.record("expected an address error for \(text), got \(String(describing: error))")
             return

@@ -48,8 +48,8 @@ import TestSupport
     @Test func anEmptyOrMissingFileIsNotMapped() throws {
         let empty = directory.path("empty")
         try AtomicFile.write([], to: empty)
-        #expect(throws: SystemCallError.self) { _ = try ReadOnlyMapping(path: empty) }
-        let error = #expect(throws: SystemCallError.self) { _ = try ReadOnlyMapping(path: directory.path("missing")) }
+        #expect(throws: SystemError.self) { _ = try ReadOnlyMapping(path: empty) }
+        let error = #expect(throws: SystemError.self) { _ = try ReadOnlyMapping(path: directory.path("missing")) }
         #expect(error?.errno == .noSuchFileOrDirectory)
     }
 }

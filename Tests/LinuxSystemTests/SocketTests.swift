@@ -19,7 +19,7 @@ import TestSupport
         while received < 4 { received += try server.receive(into: &buffer, at: received, count: 16 - received) }
         #expect(Array(buffer[0..<4]) == Array("ping".utf8))
         client.shutdown()
-        #expect(throws: SocketError.closed(peer: server.peer)) { _ = try server.receive(into: &buffer, at: 0, count: 16) }
+        #expect(throws: SystemError.closed(peer: server.peer)) { _ = try server.receive(into: &buffer, at: 0, count: 16) }
     }
 
     @Test func ipv6PeersAreBracketed() throws {
@@ -34,7 +34,7 @@ import TestSupport
     @Test func aSecondListenerOnThePortIsRefused() throws {
         let first = try ListeningSocket(endpoint: Endpoint(host: "127.0.0.1", port: 0))
         let endpoint = Endpoint(host: "127.0.0.1", port: first.boundPort)
-        #expect(throws: SocketError.addressInUse(endpoint.description)) { _ = try ListeningSocket(endpoint: endpoint) }
+        #expect(throws: SystemError.addressInUse(endpoint.description)) { _ = try ListeningSocket(endpoint: endpoint) }
     }
 
     @Test func aReceiveTimeoutSaysTimedOut() throws {
@@ -43,7 +43,7 @@ import TestSupport
         let server = try listener.accept()  // kept open: the client's read waits, not sees the end
         client.setReceiveTimeout(milliseconds: 50)
         var buffer = [UInt8](repeating: 0, count: 4)
-        let error = #expect(throws: SocketError.self) { _ = try client.receive(into: &buffer, at: 0, count: 4) }
+        let error = #expect(throws: SystemError.self) { _ = try client.receive(into: &buffer, at: 0, count: 4) }
         #expect(error?.isTimeout == true, "\(String(describing: error))")
         withExtendedLifetime(server) {}
     }
@@ -71,7 +71,7 @@ import TestSupport
         let client = try StreamSocket.connect(unixPath: path)
         #expect(client.peer == path)
         try client.send([1, 2, 3])
-        #expect(throws: SocketError.self) { _ = try StreamSocket.connect(unixPath: directory.path("missing")) }
+        #expect(throws: SystemError.self) { _ = try StreamSocket.connect(unixPath: directory.path("missing")) }
     }
 
     @Test func waitForInputWakesOnTheNotifier() throws {

@@ -20,7 +20,7 @@ import Testing
     }
 
     static func set(_ pages: [(Int, UInt64)]) -> WorkingSet {
-        WorkingSet(fingerprint: 42, pages: pages.map { PageReference(region: $0.0, page: $0.1) }, recordedMilliseconds: 1)
+        WorkingSet(fingerprint: 42, pages: pages.map { PageReference(region: $0.0, page: PageIndex($0.1)) }, recordedMilliseconds: 1)
     }
 
     @Test func prefetchInstallsTheSetInItsOrder() throws {
@@ -42,7 +42,7 @@ import Testing
         #expect(statistics.demandPages == 0)
         #expect(statistics.demandPages + statistics.backgroundPages + statistics.prefetchPages + statistics.untouchedPages == 2348)
         // One stream, of the data pages only, in the set's order.
-        #expect(source.streamedLists == [set.pages.filter { !Self.zero($0.region, $0.page) }])
+        #expect(source.streamedLists == [set.pages.filter { !Self.zero($0.region, $0.page.rawValue) }])
         #expect(source.misread(zero: Self.zero).isEmpty)
     }
 
@@ -111,7 +111,7 @@ import Testing
         #expect(pager.waitUntilFilled())
         #expect(failures.all.isEmpty)
         let recorded = try #require(stored.value)
-        #expect(recorded.set.pages == ram.map { PageReference(region: 0, page: $0) } + high.map { PageReference(region: 1, page: $0) })
+        #expect(recorded.set.pages == ram.map { PageReference(region: 0, page: PageIndex($0)) } + high.map { PageReference(region: 1, page: PageIndex($0)) })
         #expect(recorded.set.fingerprint == 0xFEED && recorded.set.recordedMilliseconds == 1500)
         // When the set was handed over the fill had read nothing: only the four data pages touched were read.
         #expect(recorded.pagesRead == 4)
@@ -207,13 +207,13 @@ final class CountingPageSource: PageSource {
 
     func pageCount(region: Int) -> UInt64 { inner.pageCount(region: region) }
 
-    func isZeroPage(region: Int, page: UInt64) -> Bool { inner.isZeroPage(region: region, page: page) }
+    func isZeroPage(region: Int, page: PageIndex) -> Bool { inner.isZeroPage(region: region, page: page) }
 
-    func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         try inner.readPages(region: region, firstPage: firstPage, into: buffer)
         let count = buffer.count / 4096
         reads.withLock { reads in
-            for index in 0..<count { reads[region][Int(firstPage) + index] += 1 }
+            for index in 0..<count { reads[region][Int(firstPage.rawValue) + index] += 1 }
         }
         // Slows reads down so the threads overlap more; correctness does not depend on it.
         if pause > 0 { usleep(pause * UInt32(count)) }
@@ -243,7 +243,7 @@ final class CountingPageSource: PageSource {
             var wrong: [PageReference] = []
             for (region, counts) in reads.enumerated() {
                 for (page, count) in counts.enumerated() where count > 1 || (count == 0 && !zero(region, UInt64(page))) {
-                    wrong.append(PageReference(region: region, page: UInt64(page)))
+                    wrong.append(PageReference(region: region, page: PageIndex(UInt64(page))))
                 }
             }
             return wrong

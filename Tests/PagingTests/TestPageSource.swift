@@ -32,9 +32,10 @@ final class TestPageSource: PageSource {
 
     func pageCount(region: Int) -> UInt64 { pageCounts[region] }
 
-    func isZeroPage(region: Int, page: UInt64) -> Bool { zero(region, page) }
+    func isZeroPage(region: Int, page: PageIndex) -> Bool { zero(region, page.rawValue) }
 
-    func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    func readPages(region: Int, firstPage start: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let firstPage = start.rawValue
         let count = UInt64(buffer.count / 4096)
         let pages = firstPage..<firstPage + count
         reads.withLock { $0 += 1 }

@@ -16,9 +16,9 @@ import TestSupport
         #expect(chain.base.kind == .full)
 
         // The newest file that stores a page owns it; a page no file stores is zero.
-        #expect(chain.owner(region: 0, page: SnapshotChainFixture.twiceChangedPage) == 0)
+        #expect(chain.owner(region: 0, page: PageIndex(SnapshotChainFixture.twiceChangedPage)) == 0)
         #expect(chain.owner(region: 0, page: 3) == 1)
-        #expect(chain.owner(region: 0, page: SnapshotChainFixture.zeroedPage) == 1)
+        #expect(chain.owner(region: 0, page: PageIndex(SnapshotChainFixture.zeroedPage)) == 1)
         #expect(chain.owner(region: 0, page: 0) == 2)
         #expect(chain.owner(region: 0, page: 1) == SnapshotChain.zeroOwner)
         #expect(chain.owner(region: 1, page: 2) == 1)

@@ -33,12 +33,12 @@ package enum SnapshotDowngrade {
         }
         buffer.setU32(CRC32C.checksum(Array(buffer.bytes[0..<size - 4])), at: size - 4)
         let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError.last("open", on: path) }
+        guard fd >= 0 else { throw SystemError.last("open", on: path) }
         let file = OwnedFileDescriptor(taking: fd)
         try PositionedIO.writeAll(file.rawValue, buffer.bytes, at: 0, subject: path)
         try PositionedIO.writeAll(file.rawValue, state, at: header.stateOffset, subject: path)
         guard ftruncate(file.rawValue, off_t(header.stateOffset) + off_t(state.count)) == 0 else {
-            throw SystemCallError.last("ftruncate", on: path)
+            throw SystemError.last("ftruncate", on: path)
         }
     }
 }

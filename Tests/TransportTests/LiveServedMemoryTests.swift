@@ -66,10 +66,10 @@ import TestSupport
         // memfd pages are 4 KiB here (shmem transparent huge pages are off by default), so the
         // data pages are exactly the pages written, the page written with zeros included.
         for index in 0..<2 {
-            let data = (0..<regions[index].sizeInBytes / 4096).filter { !source.isZeroPage(region: index, page: $0) }
+            let data = (0..<regions[index].sizeInBytes / 4096).filter { !source.isZeroPage(region: index, page: PageIndex($0)) }
             #expect(data == Self.written[index], "region \(regions[index].name)")
         }
-        #expect(!source.isZeroPage(region: 0, page: Self.zeroWrittenPage))
+        #expect(!source.isZeroPage(region: 0, page: PageIndex(Self.zeroWrittenPage)))
         #expect((0..<16).allSatisfy { !source.isZeroPage(region: 2, page: $0) })
     }
 
@@ -87,12 +87,12 @@ import TestSupport
         }
         // The data pages in one LIST stream, in a scrambled order (several frames).
         var generator = SystemRandomNumberGenerator()
-        let references = (Self.written[0].map { PageReference(region: 0, page: $0) } + [PageReference(region: 1, page: 63)]).shuffled(using: &generator)
+        let references = (Self.written[0].map { PageReference(region: 0, page: PageIndex($0)) } + [PageReference(region: 1, page: 63)]).shuffled(using: &generator)
         var stream = try source.streamPages(references)
         var received = [UInt8](repeating: 0xAA, count: references.count * 4096)
         try received.withUnsafeMutableBytes { try stream.receive(into: $0) }
         var expected: [UInt8] = []
-        for reference in references { expected += try regions[reference.region].read(count: 4096, at: RegionOffset(reference.page * 4096)) }
+        for reference in references { expected += try regions[reference.region].read(count: 4096, at: reference.page.regionOffset) }
         #expect(received == expected)
     }
 

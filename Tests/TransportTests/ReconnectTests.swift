@@ -1,4 +1,5 @@
 import Foundation
+import GuestMemory
 import Paging
 import SnapshotFormat
 import Synchronization
@@ -83,8 +84,8 @@ import TestSupport
         let server = try TestServer(chain: chain)
         let relay = try Relay(to: server.endpoint)
         let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint))
-        let references = (0..<chain.pageCount(region: 0)).filter { !chain.isZeroPage(region: 0, page: $0) }.reversed()
-            .map { PageReference(region: 0, page: $0) }
+        let references = (0..<chain.pageCount(region: 0)).filter { !chain.isZeroPage(region: 0, page: PageIndex($0)) }.reversed()
+            .map { PageReference(region: 0, page: PageIndex($0)) }
         var stream = try source.streamPages(references)
         var received: [UInt8] = []
         var next = 0
@@ -98,7 +99,7 @@ import TestSupport
             if next == 100 { relay.cut() }
         }
         var expected: [UInt8] = []
-        for reference in references { expected += try chain.bytes(region: 0, first: reference.page, count: 1) }
+        for reference in references { expected += try chain.bytes(region: 0, first: reference.page.rawValue, count: 1) }
         #expect(received == expected)
     }
 }

@@ -68,7 +68,7 @@ import TestSupport
         let second = try server.source()
         #expect(second.manifest.workingSetPages == 5)
         let set = try #require(try second.loadWorkingSet())
-        #expect(set.pages == ram.map { PageReference(region: 0, page: $0) } + [PageReference(region: 1, page: 2)])
+        #expect(set.pages == ram.map { PageReference(region: 0, page: PageIndex($0)) } + [PageReference(region: 1, page: 2)])
         let again = try Self.emptyRegions()
         let prefetching = try LazyPager(regions: again, source: second, prefetch: set)
         try prefetching.start(onFailure: { _ in })

@@ -1,4 +1,5 @@
 import Foundation
+import GuestMemory
 import Paging
 import SnapshotFormat
 import Synchronization
@@ -23,7 +24,7 @@ import TestSupport
         for region in 0..<2 {
             #expect(source.pageCount(region: region) == chain.pageCount(region: region))
             let differing = (0..<chain.pageCount(region: region)).filter {
-                source.isZeroPage(region: region, page: $0) != chain.isZeroPage(region: region, page: $0)
+                source.isZeroPage(region: region, page: PageIndex($0)) != chain.isZeroPage(region: region, page: PageIndex($0))
             }
             #expect(differing.isEmpty, "region \(region)")
         }
@@ -83,9 +84,9 @@ import TestSupport
         // Scattered data pages of both regions, neighbours and backward jumps included, then
         // enough more that the server needs several frames (it sends 256 pages per frame).
         var references = [(0, 1500), (1, 2), (0, 3), (0, 4 * 3), (0, 101), (0, 102), (0, 100), (1, 254), (0, 2046)]
-            .map { PageReference(region: $0.0, page: UInt64($0.1)) }
+            .map { PageReference(region: $0.0, page: PageIndex(UInt64($0.1))) }
         var generator = SystemRandomNumberGenerator()
-        references += (200..<1000).map { PageReference(region: 0, page: UInt64($0)) }.shuffled(using: &generator)
+        references += (200..<1000).map { PageReference(region: 0, page: PageIndex(UInt64($0))) }.shuffled(using: &generator)
         #expect(references.allSatisfy { !chain.isZeroPage(region: $0.region, page: $0.page) })
         #expect(Set(references).count == references.count)
 
@@ -103,7 +104,7 @@ import TestSupport
                 step += 1
             }
             var expected: [UInt8] = []
-            for reference in references { expected += try chain.bytes(region: reference.region, first: reference.page, count: 1) }
+            for reference in references { expected += try chain.bytes(region: reference.region, first: reference.page.rawValue, count: 1) }
             #expect(received == expected, "chunks \(chunks)")
         }
         // Each finished stream gave its connection back clean: a READ on the pool still works.

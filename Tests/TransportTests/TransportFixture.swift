@@ -126,7 +126,7 @@ extension PageSource {
     /// `count` pages of `region` from `first`, read through `readPages`.
     func bytes(region: Int, first: UInt64, count: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0xAA, count: count * 4096)
-        try bytes.withUnsafeMutableBytes { raw in try readPages(region: region, firstPage: first, into: raw) }
+        try bytes.withUnsafeMutableBytes { raw in try readPages(region: region, firstPage: PageIndex(first), into: raw) }
         return bytes
     }
 }

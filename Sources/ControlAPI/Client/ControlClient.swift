@@ -50,7 +50,7 @@ package struct ControlClient: Sendable {
         head += "Connection: close\r\n\r\n"
         do {
             try socket.send(Array(head.utf8) + (body ?? []))
-        } catch .call(_, _, .brokenPipe), .call(_, _, .connectionReset) {
+        } catch .failed(_, _, .brokenPipe), .failed(_, _, .connectionReset) {
             // A server may answer and close before reading the whole request (a refusal, or a
             // listener that is not a VM): its answer is still queued on this socket.
         } catch {
@@ -61,7 +61,7 @@ package struct ControlClient: Sendable {
 
     private func connect() throws(ControlClientError) -> StreamSocket {
         do { return try StreamSocket.connect(unixPath: socketPath) } catch {
-            guard case .call(_, _, let errno) = error else { throw .connectionFailed(path: socketPath, reason: "\(error)") }
+            guard case .failed(_, _, let errno) = error else { throw .connectionFailed(path: socketPath, reason: "\(error)") }
             switch errno {
             case .noSuchFileOrDirectory: throw .socketMissing(path: socketPath)
             case .connectionRefused, .notSocket: throw .connectionRefused(path: socketPath)
@@ -150,10 +150,10 @@ package struct ControlClient: Sendable {
         .malformedReply(path: socketPath, reason: "the body is larger than \(Self.maximumReplyBytes) bytes")
     }
 
-    private func failure(_ error: SocketError) -> ControlClientError {
+    private func failure(_ error: SystemError) -> ControlClientError {
         switch error {
         case .closed: .closedBeforeReply(path: socketPath)
-        case .call(_, _, .connectionReset), .call(_, _, .brokenPipe): .closedBeforeReply(path: socketPath)
+        case .failed(_, _, .connectionReset), .failed(_, _, .brokenPipe): .closedBeforeReply(path: socketPath)
         case _ where error.isTimeout: .timedOut(path: socketPath, seconds: timeoutSeconds)
         default: .connectionFailed(path: socketPath, reason: "\(error)")
         }

@@ -29,7 +29,7 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     private var configuration: [UInt8] = []
     package let counters: BlockCounters
 
-    package init(disk: DiskFile, identifier: String, counters: BlockCounters = BlockCounters()) throws(SystemCallError) {
+    package init(disk: DiskFile, identifier: String, counters: BlockCounters = BlockCounters()) throws(SystemError) {
         self.disk = disk
         self.identifier = Array(identifier.utf8.prefix(20))
         identifierText = identifier
@@ -41,7 +41,7 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     }
 
     /// Serves `file` from now on (the VM is paused): its size becomes the capacity the driver sees.
-    package func replaceDisk(_ file: DiskFile) throws(SystemCallError) {
+    package func replaceDisk(_ file: DiskFile) throws(SystemError) {
         capacitySectors = try file.sizeInBytes() / UInt64(Self.sectorSize)
         disk = file
         configuration = makeConfiguration()

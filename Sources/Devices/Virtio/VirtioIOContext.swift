@@ -23,12 +23,12 @@ package final class VirtioIOContext: Sendable {
     private func encode(_ token: UInt32) -> UInt64 { Self.hostEventFlag | UInt64(deviceIndex) << 32 | UInt64(token) }
 
     /// Starts watching `fd` for `interest`; `token` comes back when it is ready.
-    package func watch(_ fd: CInt, interest: Epoll.Interest, token: UInt32) throws(SystemCallError) {
+    package func watch(_ fd: CInt, interest: Epoll.Interest, token: UInt32) throws(SystemError) {
         try epoll.add(fd, interest: interest, token: encode(token))
     }
 
     /// Changes what a watched `fd` waits for.
-    package func change(_ fd: CInt, interest: Epoll.Interest, token: UInt32) throws(SystemCallError) {
+    package func change(_ fd: CInt, interest: Epoll.Interest, token: UInt32) throws(SystemError) {
         try epoll.modify(fd, interest: interest, token: encode(token))
     }
 

@@ -12,7 +12,7 @@ package final class VirtioIOThread: Sendable {
     private let thread: Mutex<NamedThread?> = Mutex(nil)
     private static let stopToken = UInt64.max
 
-    package init(devices: [VirtioMMIODevice]) throws(SystemCallError) {
+    package init(devices: [VirtioMMIODevice]) throws(SystemError) {
         self.devices = devices
         epoll = try Epoll()
         stopRequest = try EventNotifier()
@@ -27,7 +27,7 @@ package final class VirtioIOThread: Sendable {
 
     /// Starts serving. Every queue is looked at once first: the guest may have made requests
     /// available while the thread was stopped (a pause, or before a snapshot was taken).
-    package func start() throws(SystemCallError) {
+    package func start() throws(SystemError) {
         guard thread.withLock({ $0 == nil }) else { return }
         for device in devices { for notifier in device.queueNotifiers { notifier.signal() } }
         let spawned = try NamedThread.spawn(name: "virtio-io") { [self] in run() }

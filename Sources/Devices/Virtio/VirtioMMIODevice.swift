@@ -26,7 +26,7 @@ package final class VirtioMMIODevice: MMIODevice {
     package init(
         name: String, backend: sending any VirtioBackend, memory: GuestMemoryMap, interrupt: any InterruptSignal,
         report: @escaping @Sendable (String) -> Void = { _ in }
-    ) throws(SystemCallError) {
+    ) throws(SystemError) {
         self.name = name
         self.report = report
         self.memory = memory

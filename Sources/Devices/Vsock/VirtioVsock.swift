@@ -56,7 +56,7 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     var scratch = [UInt8](repeating: 0, count: VsockHeader.size + VirtioVsock.payloadLimit)
 
     /// Listens at `path` for host clients (see `UnixStreamListener` for what it replaces).
-    package init(guestCID: UInt64, path: String, counters: VsockCounters = VsockCounters()) throws(SystemCallError) {
+    package init(guestCID: UInt64, path: String, counters: VsockCounters = VsockCounters()) throws(SystemError) {
         self.guestCID = guestCID
         self.path = path
         self.counters = counters
@@ -166,7 +166,7 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         let wanted = connection.wantedInterest
         guard wanted != connection.watched, !(wanted.isEmpty && connection.watched == nil) else { return }
         let fd = connection.stream.rawValue
-        do throws(SystemCallError) {
+        do throws(SystemError) {
             if wanted.isEmpty {  // unregistered, since epoll reports hang-ups even with no interest
                 context?.unwatch(fd)
                 connection.watched = nil

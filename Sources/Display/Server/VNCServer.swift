@@ -87,7 +87,7 @@ package final class VNCServer: Sendable {
         guard lifecycle.beginServing() else { return }
         defer { lifecycle.finish() }
         let poller: NamedThread
-        do throws(SystemCallError) {
+        do throws(SystemError) {
             poller = try NamedThread.spawn(name: "vnc-poller") { [tracker, shared] in
                 tracker.runPoller(FramebufferShadow(view: shared.view))
             }
@@ -103,7 +103,7 @@ package final class VNCServer: Sendable {
     /// Serves viewers on a thread of its own until `stop` is called.
     package func start() throws(DisplayError) {
         try lifecycle.startAcceptor { () throws(DisplayError) in
-            do throws(SystemCallError) {
+            do throws(SystemError) {
                 return try NamedThread.spawn(name: "vnc-accept") { [self] in
                     do throws(DisplayError) { try run() } catch { shared.log("vnc: \(address): \(error)") }
                 }

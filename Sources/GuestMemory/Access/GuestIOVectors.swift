@@ -52,7 +52,7 @@ package final class GuestIOVectors: @unchecked Sendable {
 
     /// Fills the listed ranges from `descriptor` starting at file `offset` (preadv, retried until
     /// done). Returns the bytes read, fewer only at the end of the file.
-    package func read(from descriptor: CInt, at offset: UInt64, subject: String) throws(SystemCallError) -> Int {
+    package func read(from descriptor: CInt, at offset: UInt64, subject: String) throws(SystemError) -> Int {
         try transfer(descriptor, at: offset, subject: subject, call: "preadv") { fd, vectors, count, position in
             unsafe preadv(fd, vectors, count, position)
         }
@@ -60,7 +60,7 @@ package final class GuestIOVectors: @unchecked Sendable {
 
     /// Writes the listed ranges to `descriptor` starting at file `offset` (pwritev, retried until
     /// done). Returns the bytes written.
-    package func write(to descriptor: CInt, at offset: UInt64, subject: String) throws(SystemCallError) -> Int {
+    package func write(to descriptor: CInt, at offset: UInt64, subject: String) throws(SystemError) -> Int {
         try transfer(descriptor, at: offset, subject: subject, call: "pwritev") { fd, vectors, count, position in
             unsafe pwritev(fd, vectors, count, position)
         }
@@ -71,7 +71,7 @@ package final class GuestIOVectors: @unchecked Sendable {
     private func transfer(
         _ descriptor: CInt, at offset: UInt64, subject: String, call name: String,
         _ call: (CInt, UnsafePointer<iovec>, CInt, off_t) -> Int
-    ) throws(SystemCallError) -> Int {
+    ) throws(SystemError) -> Int {
         var first = 0
         var moved = 0
         while first < count {

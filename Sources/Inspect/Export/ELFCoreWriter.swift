@@ -64,11 +64,11 @@ package enum ELFCoreWriter {
         var position = piece.regionOffset
         var written: UInt64 = 0
         while position < end {
-            guard let index = region.spanIndex(of: position / pageSize) else {
+            guard let index = region.spanIndex(of: PageIndex(position / pageSize)) else {
                 throw .damaged(path: image.source, reason: "region \(region.name) has no entry for page \(position / pageSize)")
             }
             let span = region.spans[index]
-            let spanEnd = min(end, span.pages.upperBound * pageSize)
+            let spanEnd = min(end, span.pages.upperBound.rawValue * pageSize)
             guard span.file != nil else {
                 position = spanEnd
                 continue

@@ -1,3 +1,5 @@
+import GuestMemory
+
 /// One guest-physical range a region is mapped at.
 package struct ImageRange: Sendable, Equatable {
     package var guestAddress: UInt64
@@ -33,7 +35,7 @@ package struct ImageRegion: Sendable {
     package var pageCount: UInt64 { (sizeInBytes + 4095) / 4096 }
 
     /// Index of the span holding `page` (binary search).
-    package func spanIndex(of page: UInt64) -> Int? {
+    package func spanIndex(of page: PageIndex) -> Int? {
         var low = 0, high = spans.count
         while low < high {
             let middle = (low + high) / 2

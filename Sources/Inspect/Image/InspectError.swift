@@ -41,7 +41,7 @@ package enum InspectError: Error, CustomStringConvertible, Equatable {
 
 extension InspectError {
     /// A failed system call on an input or output file.
-    package init(_ error: SystemCallError) {
+    package init(_ error: SystemError) {
         self = .systemCall(path: error.subject, name: error.call, errno: error.errno.rawValue)
     }
 }

@@ -1,3 +1,4 @@
+import GuestMemory
 import LinuxSystem
 /// Guest memory as some input holds it — a live VM's region files, an Engram snapshot, a QEMU
 /// RAM file, migration stream or ELF core — in one shape every query reads: named regions,
@@ -47,16 +48,16 @@ package final class MemoryImage: Sendable {
         while done < buffer.count {
             let position = offset + UInt64(done)
             let page = position / PageSize.bytes64
-            guard let index = entry.spanIndex(of: page) else {
+            guard let index = entry.spanIndex(of: PageIndex(page)) else {
                 throw .damaged(path: source, reason: "region \(entry.name) has no entry for page \(page)")
             }
             let span = entry.spans[index]
-            let spanEnd = span.pages.upperBound * PageSize.bytes64
+            let spanEnd = span.pages.upperBound.regionOffset.rawValue
             let count = Int(min(UInt64(buffer.count - done), spanEnd - position))
             // SAFETY: [done, done + count) lies inside `buffer`, which the caller keeps alive.
             let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
             if let file = span.file {
-                try unsafe files[file].read(into: part, at: span.fileOffset + (position - span.pages.lowerBound * PageSize.bytes64))
+                try unsafe files[file].read(into: part, at: span.fileOffset + (position - span.pages.lowerBound.regionOffset.rawValue))
                 // SAFETY: `part` was just filled and stays alive for the check, which keeps no pointer to it.
                 try unsafe pageCheck?.check(UnsafeRawBufferPointer(part), at: position, span: span, region: region, in: self)
             } else {

@@ -11,7 +11,7 @@ import Synchronization
 /// hashing; `engram mem` reads from one thread. Nothing is allocated per read or per page.
 package final class PageCheck: Sendable {
     /// The CRC32C recorded for `page` of `region`.
-    private let expectedCRC: @Sendable (_ region: Int, _ page: UInt64) -> UInt32
+    private let expectedCRC: @Sendable (_ region: Int, _ page: PageIndex) -> UInt32
     private let state: Mutex<State>
 
     private struct State {
@@ -23,15 +23,15 @@ package final class PageCheck: Sendable {
 
     /// `pageCounts[r]` is region r's page count; `expectedCRC` answers for any page a span stores.
     /// Checked regions are whole pages (a snapshot's sizes are multiples of 4096, FORMAT.md).
-    package init(pageCounts: [UInt64], expectedCRC: @escaping @Sendable (_ region: Int, _ page: UInt64) -> UInt32) {
+    package init(pageCounts: [UInt64], expectedCRC: @escaping @Sendable (_ region: Int, _ page: PageIndex) -> UInt32) {
         self.expectedCRC = expectedCRC
         self.state = Mutex(State(verified: pageCounts.map { [UInt64](repeating: 0, count: Int(($0 + 63) / 64)) },
                                  scratch: [UInt8](repeating: 0, count: PageSize.bytes)))
     }
 
     /// Whether `page` of `region` has been checked and found whole.
-    package func isVerified(region: Int, page: UInt64) -> Bool {
-        state.withLock { $0.verified[region][Int(page / 64)] & (1 << (page % 64)) != 0 }
+    package func isVerified(region: Int, page: PageIndex) -> Bool {
+        state.withLock { $0.verified[region][Int(page.rawValue / 64)] & (1 << (page.rawValue % 64)) != 0 }
     }
 
     /// Checks every page that `bytes` — just read from `span` of `region` at region offset
@@ -51,7 +51,7 @@ package final class PageCheck: Sendable {
                 let word = Int(page / 64), bit = UInt64(1) << (page % 64)
                 guard state.verified[region][word] & bit == 0 else { continue }
                 let pageStart = page * pageSize
-                let fileOffset = span.fileOffset + (pageStart - span.pages.lowerBound * pageSize)
+                let fileOffset = span.fileOffset + (pageStart - span.pages.lowerBound.rawValue * pageSize)
                 let computed: UInt32
                 if pageStart >= offset, pageStart + pageSize <= end {
                     let start = Int(pageStart - offset)
@@ -61,7 +61,7 @@ package final class PageCheck: Sendable {
                     try file.read(into: &state.scratch, at: fileOffset)
                     computed = CRC32C.checksum(state.scratch)
                 }
-                let expected = expectedCRC(region, page)
+                let expected = expectedCRC(region, PageIndex(page))
                 guard computed == expected else {
                     throw .damaged(path: file.path, reason: "page \(page) of region \(name) (file offset 0x\(String(fileOffset, radix: 16))) does not match its CRC32C "
                         + "(stored 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))); --no-verify reads it as stored")

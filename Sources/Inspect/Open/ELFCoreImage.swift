@@ -1,3 +1,4 @@
+import GuestMemory
 import LinuxSystem
 extension MemoryImage {
     /// An ELF64 core of guest memory — QEMU's `dump-guest-memory` (ELF format, no paging) or
@@ -47,7 +48,7 @@ extension MemoryImage {
             let first = max(nextPage, (data.lowerBound - segment.offset) / PageSize.bytes64)
             let end = (data.upperBound - segment.offset + PageSize.bytes64 - 1) / PageSize.bytes64
             guard first < end else { continue }
-            builder.append(first..<end, file: 0, fileOffset: segment.offset + first * PageSize.bytes64)
+            builder.append(PageIndex(first)..<PageIndex(end), file: 0, fileOffset: segment.offset + first * PageSize.bytes64)
             nextPage = end
         }
         let range = ImageRange(guestAddress: segment.physicalAddress, sizeInBytes: size, regionOffset: 0)

@@ -1,3 +1,4 @@
+import GuestMemory
 import LinuxSystem
 extension MemoryImage {
     /// A file holding one region's bytes from offset 0: a QEMU `memory-backend-file` RAM file, a
@@ -18,7 +19,7 @@ extension MemoryImage {
         for data in file.dataRanges(in: 0..<stored) {
             let first = data.lowerBound / PageSize.bytes64
             let end = min((data.upperBound + PageSize.bytes64 - 1) / PageSize.bytes64, stored / PageSize.bytes64)
-            builder.append(first..<max(first, end), file: index, fileOffset: first * PageSize.bytes64)
+            builder.append(PageIndex(first)..<PageIndex(max(first, end)), file: index, fileOffset: first * PageSize.bytes64)
         }
         return ImageRegion(name: name, sizeInBytes: size, ranges: ranges, spans: builder.finished(pageCount: pageCount))
     }

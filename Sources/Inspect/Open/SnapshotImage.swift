@@ -1,3 +1,4 @@
+import GuestMemory
 import LinuxSystem
 import FoundationEssentials
 import SnapshotFormat
@@ -14,11 +15,11 @@ extension MemoryImage {
         var regions: [ImageRegion] = []
         for region in chain.regions {
             var builder = PageSpanBuilder()
-            for page in 0..<region.pageCount {
+            for page in PageIndex(0)..<PageIndex(region.pageCount) {
                 let owner = chain.owner(region: region.index, page: page)
                 guard owner != SnapshotChain.zeroOwner else { continue }
                 let file = Int(owner)
-                let offset = chain.files[file].regions[region.index].pagesOffset + page * PageSize.bytes64
+                let offset = chain.files[file].regions[region.index].pagesOffset + page.regionOffset.rawValue
                 builder.append(page..<page + 1, file: file, fileOffset: offset)
             }
             let ranges = region.placements.map {

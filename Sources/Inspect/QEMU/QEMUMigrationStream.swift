@@ -1,3 +1,4 @@
+import GuestMemory
 extension MemoryImage {
     /// A QEMU migration stream saved to a file (`migrate "exec:cat > FILE"`, QEMU 7.2's legacy
     /// format): one region per RAMBlock, named by its idstr, whose pages point into the stream
@@ -100,7 +101,7 @@ extension MemoryImage {
         return blocks.enumerated().map { index, block in
             var builder = PageSpanBuilder()
             for (page, offset) in block.pageOffsets.enumerated() where offset != 0 {
-                let page = UInt64(page)
+                let page = PageIndex(UInt64(page))
                 builder.append(page..<page + 1, file: 0, fileOffset: offset)
             }
             let pageCount = UInt64(block.pageOffsets.count)

@@ -1,14 +1,15 @@
+import GuestMemory
 import LinuxSystem
 import Glibc
 
 /// A run of pages that differ between two images, in one region.
 package struct DifferingPages: Sendable, Equatable {
     package var region: String
-    package var pages: Range<UInt64>
+    package var pages: Range<PageIndex>
     /// Where the guest sees the first page, if the region is placed.
     package var guestAddress: UInt64?
 
-    package init(region: String, pages: Range<UInt64>, guestAddress: UInt64?) {
+    package init(region: String, pages: Range<PageIndex>, guestAddress: UInt64?) {
         self.region = region
         self.pages = pages
         self.guestAddress = guestAddress
@@ -42,7 +43,7 @@ package enum ImageDiff {
             var offset: UInt64 = 0
             while offset < size {
                 let count = Int(min(UInt64(chunk), size - offset))
-                let firstPage = offset / pageSize
+                let firstPage = PageIndex(offset / pageSize)
                 let pages = (UInt64(count) + pageSize - 1) / pageSize
                 result.comparedPages += pages
                 if first.isZeroSpan(region: region, pages: firstPage..<firstPage + pages),
@@ -72,7 +73,7 @@ package enum ImageDiff {
 
 extension ImageDifference {
     /// Extends the last run when `page` follows it, else starts a new one.
-    mutating func add(page: UInt64, region: String, guestAddress: UInt64?) {
+    mutating func add(page: PageIndex, region: String, guestAddress: UInt64?) {
         differingPages += 1
         if var last = runs.last, last.region == region, last.pages.upperBound == page {
             last.pages = last.pages.lowerBound..<page + 1
@@ -85,7 +86,7 @@ extension ImageDifference {
 
 extension MemoryImage {
     /// Whether every page in `pages` of `region` lies in zero spans (known zero without reading).
-    package func isZeroSpan(region: Int, pages: Range<UInt64>) -> Bool {
+    package func isZeroSpan(region: Int, pages: Range<PageIndex>) -> Bool {
         let entry = regions[region]
         guard var index = entry.spanIndex(of: pages.lowerBound) else { return false }
         while index < entry.spans.count, entry.spans[index].pages.lowerBound < pages.upperBound {

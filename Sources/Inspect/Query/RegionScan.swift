@@ -27,8 +27,8 @@ import LinuxSystem
     ) throws(InspectError) {
         let entry = image.regions[region]
         for span in entry.spans {
-            let start = span.pages.lowerBound * PageSize.bytes64
-            let end = min(span.pages.upperBound * PageSize.bytes64, entry.sizeInBytes)
+            let start = span.pages.lowerBound.regionOffset.rawValue
+            let end = min(span.pages.upperBound.regionOffset.rawValue, entry.sizeInBytes)
             guard start < end else { continue }
             guard let file = span.file else {
                 if try !body(.zero(offset: start, count: end - start)) { return }

@@ -26,7 +26,7 @@ package final class DeflateStream {
     private var finished = false
 
     /// A stream at compression `level` (0–9; 1 is fast and still shrinks screens well).
-    package init(level: Int32) throws(CompressionError) {
+    package init(level: Int32) throws(SystemError) {
         // SAFETY: allocated once, zeroed (zalloc/zfree nil: zlib's allocator), freed in deinit.
         unsafe stream = .allocate(capacity: 1)
         unsafe stream.initialize(to: z_stream())
@@ -37,7 +37,7 @@ package final class DeflateStream {
         guard status == Z_OK else {
             unsafe stream.deallocate()
             unsafe scratch.deallocate()
-            throw CompressionError(call: "deflateInit", code: status)
+            throw SystemError.compression(call: "deflateInit", code: status)
         }
     }
 
@@ -49,7 +49,7 @@ package final class DeflateStream {
     }
 
     /// Compresses `input` and appends what zlib produces to `output`.
-    package func compress(_ input: ArraySlice<UInt8>, flush: Flush, into output: inout [UInt8]) throws(CompressionError) {
+    package func compress(_ input: ArraySlice<UInt8>, flush: Flush, into output: inout [UInt8]) throws(SystemError) {
         precondition(!finished, "a finished deflate stream takes no more input")
         let result: Int32 = unsafe input.withUnsafeBytes { bytes in
             // SAFETY: zlib reads avail_in bytes from next_in (it never writes through it; the
@@ -71,11 +71,11 @@ package final class DeflateStream {
             }
         }
         unsafe stream.pointee.next_in = nil
-        guard result == Z_OK || result == Z_STREAM_END else { throw CompressionError(call: "deflate", code: result) }
+        guard result == Z_OK || result == Z_STREAM_END else { throw SystemError.compression(call: "deflate", code: result) }
         if flush == .finish { finished = true }
     }
 
-    package func compress(_ input: [UInt8], flush: Flush, into output: inout [UInt8]) throws(CompressionError) {
+    package func compress(_ input: [UInt8], flush: Flush, into output: inout [UInt8]) throws(SystemError) {
         try compress(input[...], flush: flush, into: &output)
     }
 }

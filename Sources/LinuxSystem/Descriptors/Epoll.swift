@@ -42,7 +42,7 @@ package final class Epoll: Sendable {
 
     private let descriptor: OwnedFileDescriptor
 
-    package init() throws(SystemCallError) {
+    package init() throws(SystemError) {
         let fd = clinux_epoll_create()
         guard fd >= 0 else { throw .last("epoll_create1", on: "an event loop") }
         descriptor = OwnedFileDescriptor(taking: fd)
@@ -51,14 +51,14 @@ package final class Epoll: Sendable {
     package var rawValue: CInt { descriptor.rawValue }
 
     /// Starts watching `fd` for `interest`, reporting `token`.
-    package func add(_ fd: CInt, interest: Interest, token: UInt64) throws(SystemCallError) {
+    package func add(_ fd: CInt, interest: Interest, token: UInt64) throws(SystemError) {
         guard clinux_epoll_ctl(descriptor.rawValue, CLINUX_EPOLL_CTL_ADD, fd, interest.rawValue, token) == 0 else {
             throw .last("epoll_ctl (add)", on: "descriptor \(fd)")
         }
     }
 
     /// Changes what `fd` is watched for.
-    package func modify(_ fd: CInt, interest: Interest, token: UInt64) throws(SystemCallError) {
+    package func modify(_ fd: CInt, interest: Interest, token: UInt64) throws(SystemError) {
         guard clinux_epoll_ctl(descriptor.rawValue, CLINUX_EPOLL_CTL_MOD, fd, interest.rawValue, token) == 0 else {
             throw .last("epoll_ctl (modify)", on: "descriptor \(fd)")
         }
@@ -71,7 +71,7 @@ package final class Epoll: Sendable {
 
     /// Waits up to `milliseconds` (-1: forever) and puts the ready descriptors in `events`
     /// (`events.count` of them). A signal ends the wait early with none.
-    package func wait(into events: inout Events, milliseconds: CInt) throws(SystemCallError) {
+    package func wait(into events: inout Events, milliseconds: CInt) throws(SystemError) {
         // SAFETY: epoll_wait writes at most `raw.count` events into the reused array.
         let count = unsafe events.raw.withUnsafeMutableBufferPointer {
             unsafe clinux_epoll_wait(descriptor.rawValue, $0.baseAddress, CInt($0.count), milliseconds)

@@ -8,7 +8,7 @@ package final class EventNotifier: Sendable {
     private let descriptor: OwnedFileDescriptor
 
     /// A non-blocking, close-on-exec eventfd with its counter at zero.
-    package init() throws(SystemCallError) {
+    package init() throws(SystemError) {
         let fd = clinux_eventfd(0, O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .last("eventfd", on: "an event notifier") }
         descriptor = OwnedFileDescriptor(taking: fd)

@@ -3,11 +3,11 @@ import SystemPackage
 extension FileDescriptor {
     /// Reads what is available, up to the array's size, into `buffer` from its start; returns
     /// the count (0 at end of input). Interrupted reads are retried.
-    package func read(into buffer: inout [UInt8]) throws(SystemCallError) -> Int {
+    package func read(into buffer: inout [UInt8]) throws(SystemError) -> Int {
         do {
             // SAFETY: read writes at most the array's size into its own storage, during the call.
             return try unsafe buffer.withUnsafeMutableBytes { try unsafe read(into: $0) }
-        } catch { throw SystemCallError("read", on: "descriptor \(rawValue)", error as? Errno ?? .ioError) }
+        } catch { throw SystemError("read", on: "descriptor \(rawValue)", error as? Errno ?? .ioError) }
     }
 
     /// Writes one byte, retrying when a signal interrupts the call: on a vCPU thread, with no

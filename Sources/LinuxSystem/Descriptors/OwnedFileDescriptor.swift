@@ -33,27 +33,27 @@ package final class OwnedFileDescriptor: Sendable {
     package static func open(
         _ path: String, _ mode: FileDescriptor.AccessMode, options: FileDescriptor.OpenOptions = [],
         permissions: FilePermissions? = nil
-    ) throws(SystemCallError) -> OwnedFileDescriptor {
+    ) throws(SystemError) -> OwnedFileDescriptor {
         do {
             return OwnedFileDescriptor(taking: try FileDescriptor.open(
                 FilePath(path), mode, options: options.union(.closeOnExec), permissions: permissions))
-        } catch { throw SystemCallError("open", on: path, error as? Errno ?? .ioError) }
+        } catch { throw SystemError("open", on: path, error as? Errno ?? .ioError) }
     }
 
     /// Writes every byte of `bytes` at the current offset.
-    package func writeAll(_ bytes: [UInt8], subject: String) throws(SystemCallError) {
-        do { _ = try descriptor.writeAll(bytes) } catch { throw SystemCallError("write", on: subject, error as? Errno ?? .ioError) }
+    package func writeAll(_ bytes: [UInt8], subject: String) throws(SystemError) {
+        do { _ = try descriptor.writeAll(bytes) } catch { throw SystemError("write", on: subject, error as? Errno ?? .ioError) }
     }
 
     /// Writes every byte of `bytes` at `offset`.
-    package func writeAll(_ bytes: [UInt8], at offset: UInt64, subject: String) throws(SystemCallError) {
+    package func writeAll(_ bytes: [UInt8], at offset: UInt64, subject: String) throws(SystemError) {
         do { _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), bytes) } catch {
-            throw SystemCallError("pwrite", on: subject, error as? Errno ?? .ioError)
+            throw SystemError("pwrite", on: subject, error as? Errno ?? .ioError)
         }
     }
 
     /// Reads the whole file from offset 0, refusing one larger than `limit` bytes.
-    package func readWholeFile(limit: Int, subject: String) throws(SystemCallError) -> [UInt8] {
+    package func readWholeFile(limit: Int, subject: String) throws(SystemError) -> [UInt8] {
         do {
             let size = try descriptor.seek(offset: 0, from: .end)
             guard size <= Int64(limit) else { throw Errno.fileTooLarge }
@@ -68,11 +68,11 @@ package final class OwnedFileDescriptor: Sendable {
                 }
                 count = done
             }
-        } catch { throw SystemCallError("read", on: subject, error as? Errno ?? .ioError) }
+        } catch { throw SystemError("read", on: subject, error as? Errno ?? .ioError) }
     }
 
     /// fsync(2).
-    package func sync(subject: String) throws(SystemCallError) {
+    package func sync(subject: String) throws(SystemError) {
         guard fsync(rawValue) == 0 else { throw .last("fsync", on: subject) }
     }
 

@@ -8,7 +8,7 @@ package struct Pipe: Sendable {
     package let readEnd: OwnedFileDescriptor
     package let writeEnd: OwnedFileDescriptor
 
-    package init() throws(SystemCallError) {
+    package init() throws(SystemError) {
         var ends: [CInt] = [-1, -1]
         // SAFETY: pipe2 writes exactly two descriptors into the two-element local array.
         guard unsafe ends.withUnsafeMutableBufferPointer({ unsafe clinux_pipe_cloexec($0.baseAddress!) }) == 0 else {

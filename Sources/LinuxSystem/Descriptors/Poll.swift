@@ -4,7 +4,7 @@ import Glibc
 package enum Poll {
     /// Waits until one of `entries` has an event or `milliseconds` pass (-1: forever); returns
     /// the number ready (0 on time-out). The entries' `revents` tell which.
-    package static func wait(_ entries: inout [pollfd], milliseconds: CInt) throws(SystemCallError) -> Int {
+    package static func wait(_ entries: inout [pollfd], milliseconds: CInt) throws(SystemError) -> Int {
         while true {
             // SAFETY: poll reads and writes exactly the array's entries.
             let ready = unsafe entries.withUnsafeMutableBufferPointer { unsafe poll($0.baseAddress, nfds_t($0.count), milliseconds) }

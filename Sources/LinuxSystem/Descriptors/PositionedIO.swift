@@ -10,7 +10,7 @@ package enum PositionedIO {
     package static let maximumCallBytes = 8 << 20
 
     /// Writes all of `bytes` at `offset`.
-    package static func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, subject: String) throws(SystemCallError) {
+    package static func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, subject: String) throws(SystemError) {
         let file = FileDescriptor(rawValue: fd)
         var done = 0
         while done < bytes.count {
@@ -20,17 +20,17 @@ package enum PositionedIO {
                 // SAFETY: [done, done + chunk) lies inside `bytes`, which the caller keeps alive for the call.
                 written = try unsafe file.write(
                     toAbsoluteOffset: Int64(offset) + Int64(done), UnsafeRawBufferPointer(rebasing: bytes[done..<(done + chunk)]))
-            } catch { throw SystemCallError("pwrite", on: subject, error as? Errno ?? .ioError) }
-            guard written > 0 else { throw SystemCallError("pwrite", on: subject, .ioError) }
+            } catch { throw SystemError("pwrite", on: subject, error as? Errno ?? .ioError) }
+            guard written > 0 else { throw SystemError("pwrite", on: subject, .ioError) }
             done += written
         }
     }
 
     /// Writes an array at `offset`.
-    package static func writeAll(_ fd: CInt, _ bytes: [UInt8], at offset: UInt64, subject: String) throws(SystemCallError) {
+    package static func writeAll(_ fd: CInt, _ bytes: [UInt8], at offset: UInt64, subject: String) throws(SystemError) {
         // SAFETY: the buffer is used only during the call.
-        let result: Result<Void, SystemCallError> = unsafe bytes.withUnsafeBytes { buffer in
-            do throws(SystemCallError) { try unsafe writeAll(fd, buffer, at: offset, subject: subject); return .success(()) } catch {
+        let result: Result<Void, SystemError> = unsafe bytes.withUnsafeBytes { buffer in
+            do throws(SystemError) { try unsafe writeAll(fd, buffer, at: offset, subject: subject); return .success(()) } catch {
                 return .failure(error)
             }
         }
@@ -38,7 +38,7 @@ package enum PositionedIO {
     }
 
     /// Reads into `buffer` from `offset` until it is full or the file ends; returns the bytes read.
-    package static func read(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, subject: String) throws(SystemCallError) -> Int {
+    package static func read(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, subject: String) throws(SystemError) -> Int {
         let file = FileDescriptor(rawValue: fd)
         var done = 0
         while done < buffer.count {
@@ -48,7 +48,7 @@ package enum PositionedIO {
                 // SAFETY: [done, done + chunk) lies inside `buffer`, which the caller keeps alive for the call.
                 count = try unsafe file.read(
                     fromAbsoluteOffset: Int64(offset) + Int64(done), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + chunk)]))
-            } catch { throw SystemCallError("pread", on: subject, error as? Errno ?? .ioError) }
+            } catch { throw SystemError("pread", on: subject, error as? Errno ?? .ioError) }
             if count == 0 { break }
             done += count
         }

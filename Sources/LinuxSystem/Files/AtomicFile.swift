@@ -35,12 +35,12 @@ package final class AtomicFile {
 
     /// Creates the file to be written, once `path` is known to name a regular file or nothing
     /// and none of `protecting`.
-    package convenience init(path: String, protecting: [FileIdentity] = []) throws(SystemCallError) {
+    package convenience init(path: String, protecting: [FileIdentity] = []) throws(SystemError) {
         try self.init(path: path, protecting: protecting, allowingUnnamed: true)
     }
 
     /// `allowingUnnamed: false` forces the named fallback, for tests.
-    init(path: String, protecting: [FileIdentity], allowingUnnamed: Bool) throws(SystemCallError) {
+    init(path: String, protecting: [FileIdentity], allowingUnnamed: Bool) throws(SystemError) {
         try Self.checkTarget(path, protecting: protecting)
         self.path = path
         self.protecting = protecting
@@ -66,7 +66,7 @@ package final class AtomicFile {
     /// Gives the finished file its final name, as `durability` says. With `replacingExisting`
     /// (the default) rename(2) replaces any regular file there; without it link(2) fails with
     /// EEXIST if the name exists, leaving that file untouched.
-    package func commit(_ durability: Durability = .durable, replacingExisting: Bool = true) throws(SystemCallError) {
+    package func commit(_ durability: Durability = .durable, replacingExisting: Bool = true) throws(SystemError) {
         if durability == .durable { try file.sync(subject: temporaryFilePath) }
         if replacingExisting {
             // Writing a snapshot takes a while: what the path names may have changed meanwhile.
@@ -86,14 +86,14 @@ package final class AtomicFile {
     }
 
     /// Writes `bytes` as the whole file at `path`.
-    package static func write(_ bytes: [UInt8], to path: String, _ durability: Durability = .durable) throws(SystemCallError) {
+    package static func write(_ bytes: [UInt8], to path: String, _ durability: Durability = .durable) throws(SystemError) {
         let file = try AtomicFile(path: path)
         try file.file.writeAll(bytes, subject: file.temporaryFilePath)
         try file.commit(durability)
     }
 
     /// fsync(2) of the directory holding `path`, so a rename into it is durable.
-    package static func syncDirectory(containing path: String) throws(SystemCallError) {
+    package static func syncDirectory(containing path: String) throws(SystemError) {
         let name = FileSystem.directory(of: path)
         let fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .last("open (directory)", on: name) }
@@ -103,10 +103,10 @@ package final class AtomicFile {
 
     // MARK: - The path
 
-    /// Refuses a path a whole-file write must not go to. The refusal is a SystemCallError (what
+    /// Refuses a path a whole-file write must not go to. The refusal is a SystemError (what
     /// every caller already handles) whose call names the reason: "PATH: open (it is a FIFO;
     /// expected a regular file or no file) failed: Invalid argument".
-    private static func checkTarget(_ path: String, protecting: [FileIdentity]) throws(SystemCallError) {
+    private static func checkTarget(_ path: String, protecting: [FileIdentity]) throws(SystemError) {
         // C strings end at the first NUL: "/a\0/b" would silently be written as "/a".
         guard !path.utf8.contains(0) else {
             throw refusal(path.split(separator: "\0", omittingEmptySubsequences: false).joined(separator: "\\0"),
@@ -129,8 +129,8 @@ package final class AtomicFile {
         }
     }
 
-    private static func refusal(_ path: String, _ reason: String, _ errno: Errno) -> SystemCallError {
-        SystemCallError(refusing: path, because: reason, errno)
+    private static func refusal(_ path: String, _ reason: String, _ errno: Errno) -> SystemError {
+        SystemError(refusing: path, because: reason, errno)
     }
 
     // MARK: - Creation
@@ -140,7 +140,7 @@ package final class AtomicFile {
 
     /// An unnamed file in `path`'s directory, locked; nil where the kernel or file system cannot
     /// make one, or /proc (through which it is named) is missing.
-    private static func createUnnamed(for path: String) throws(SystemCallError) -> OwnedFileDescriptor? {
+    private static func createUnnamed(for path: String) throws(SystemError) -> OwnedFileDescriptor? {
         guard access("/proc/self/fd", X_OK) == 0 else { return nil }
         let fd = open(FileSystem.directory(of: path), unnamedFileFlag | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -157,7 +157,7 @@ package final class AtomicFile {
 
     /// A new `PATH.tmp-XXXXXX` (mkostemp: mode 0600, a name no other writer can predict),
     /// locked for its whole life.
-    private static func createNamed(for path: String) throws(SystemCallError) -> (OwnedFileDescriptor, String) {
+    private static func createNamed(for path: String) throws(SystemError) -> (OwnedFileDescriptor, String) {
         for _ in 0..<8 {
             var template = Array((path + ".tmp-XXXXXX").utf8CString)
             // SAFETY: mkostemp rewrites the XXXXXX in place inside the NUL-terminated local array.
@@ -174,7 +174,7 @@ package final class AtomicFile {
                 return (file, name)
             }
         }
-        throw SystemCallError("open", on: path + ".tmp-XXXXXX", .fileExists)
+        throw SystemError("open", on: path + ".tmp-XXXXXX", .fileExists)
     }
 
     /// flock(LOCK_EX), waiting out signals.
@@ -191,7 +191,7 @@ package final class AtomicFile {
     }
 
     /// Links the unnamed file at a fresh `PATH.tmp-XXXXXX`, to be renamed over the path.
-    private func linkUnderTemporaryName() throws(SystemCallError) -> String {
+    private func linkUnderTemporaryName() throws(SystemError) -> String {
         for _ in 0..<100 {
             let suffix = (0..<6).map { _ in Self.temporaryNameCharacters.randomElement()! }
             let name = path + ".tmp-" + String(decoding: suffix, as: UTF8.self)
@@ -201,7 +201,7 @@ package final class AtomicFile {
             }
             guard errno == EEXIST else { throw .last("link", on: name) }
         }
-        throw SystemCallError("link", on: path + ".tmp-XXXXXX", .fileExists)
+        throw SystemError("link", on: path + ".tmp-XXXXXX", .fileExists)
     }
 
     // MARK: - Leftovers

@@ -11,11 +11,11 @@ package final class DiskFile: Sendable {
     package let isReadOnly: Bool
 
     /// Opens `path` read-write, or read-only; refuses anything but a regular file or a block device.
-    package init(path: String, readOnly: Bool) throws(SystemCallError) {
+    package init(path: String, readOnly: Bool) throws(SystemError) {
         let owned = try OwnedFileDescriptor.open(path, readOnly ? .readOnly : .readWrite)
         guard let status = FileStatus(descriptor: owned.rawValue) else { throw .last("fstat", on: path) }
         guard status.kind == .regular || status.kind == .blockDevice else {
-            throw SystemCallError("open", on: path, status.kind == .directory ? .isDirectory : .invalidArgument)
+            throw SystemError("open", on: path, status.kind == .directory ? .isDirectory : .invalidArgument)
         }
         self.path = path
         descriptor = owned
@@ -30,21 +30,21 @@ package final class DiskFile: Sendable {
     }
 
     /// The image's current length in bytes (the end, for block devices).
-    package func sizeInBytes() throws(SystemCallError) -> UInt64 {
+    package func sizeInBytes() throws(SystemError) -> UInt64 {
         let end = lseek(descriptor.rawValue, 0, SEEK_END)
         guard end >= 0 else { throw .last("lseek", on: path) }
         return UInt64(end)
     }
 
     /// fdatasync(2): what the guest wrote is on stable storage.
-    package func syncData() throws(SystemCallError) {
+    package func syncData() throws(SystemError) {
         while fdatasync(descriptor.rawValue) != 0 {
             guard errno == EINTR else { throw .last("fdatasync", on: path) }
         }
     }
 
     /// Deallocates `[offset, offset+length)`, which then reads as zeros; the length stays.
-    package func punchHole(at offset: UInt64, length: UInt64) throws(SystemCallError) {
+    package func punchHole(at offset: UInt64, length: UInt64) throws(SystemError) {
         while clinux_punch_hole(descriptor.rawValue, Int64(offset), Int64(length)) != 0 {
             guard errno == EINTR else { throw .last("fallocate", on: path) }
         }

@@ -13,13 +13,13 @@ package final class ReadOnlyMapping: @unchecked Sendable {
     package let sizeInBytes: Int
 
     /// Maps the file at `path` whole.
-    package init(path: String) throws(SystemCallError) {
+    package init(path: String) throws(SystemError) {
         let file = try OwnedFileDescriptor.open(path, .readOnly)
         var info = stat()
         // SAFETY: `info` is a local the call fills in.
         guard unsafe fstat(file.rawValue, &info) == 0 else { throw .last("fstat", on: path) }
         let size = Int(info.st_size)
-        guard size > 0 else { throw SystemCallError("mmap", on: path, .invalidArgument) }
+        guard size > 0 else { throw SystemError("mmap", on: path, .invalidArgument) }
         // SAFETY: a fresh read-only mapping of the whole file; owned and unmapped by this object.
         // The mapping keeps the file alive once the descriptor closes.
         let mapped = unsafe mmap(nil, size, PROT_READ, MAP_SHARED, file.rawValue, 0)

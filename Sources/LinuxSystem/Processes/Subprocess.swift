@@ -18,7 +18,7 @@ package enum Subprocess {
     /// standard output and error, for at most `timeoutMilliseconds`.
     package static func run(
         _ path: String, arguments: [String], timeoutMilliseconds: Int32, maximumOutputBytes: Int = 64 * 1024
-    ) throws(SystemCallError) -> (Termination, [UInt8]) {
+    ) throws(SystemError) -> (Termination, [UInt8]) {
         let pipe = try Pipe()
         var attempt = 0
         let child: pid_t
@@ -56,7 +56,7 @@ package enum Subprocess {
 
     /// posix_spawn of `path` with standard input from /dev/null and standard output and error to
     /// `output`; returns the child's pid.
-    package static func spawn(_ path: String, arguments: [String], output: CInt) throws(SystemCallError) -> pid_t {
+    package static func spawn(_ path: String, arguments: [String], output: CInt) throws(SystemError) -> pid_t {
         var actions = unsafe posix_spawn_file_actions_t()
         unsafe posix_spawn_file_actions_init(&actions)
         defer { unsafe posix_spawn_file_actions_destroy(&actions) }
@@ -68,7 +68,7 @@ package enum Subprocess {
         defer { unsafe argv.forEach { unsafe free($0) } }
         var child: pid_t = 0
         let result = unsafe posix_spawn(&child, path, &actions, nil, argv, environ)
-        guard result == 0 else { throw SystemCallError("posix_spawn", on: path, Errno(rawValue: result)) }
+        guard result == 0 else { throw SystemError("posix_spawn", on: path, Errno(rawValue: result)) }
         return child
     }
 

@@ -12,7 +12,7 @@ package struct Endpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `text`; the host may be a name, an IPv4 address or a bracketed IPv6 address. Port
     /// 0 (any free port) only for an address to listen on.
-    package init(parsing text: String, listening: Bool = false) throws(SocketError) {
+    package init(parsing text: String, listening: Bool = false) throws(SystemError) {
         guard let colon = text.lastIndex(of: ":") else { throw .address(text, reason: "no port") }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -33,8 +33,8 @@ package struct Endpoint: Sendable, Equatable, CustomStringConvertible {
     /// Tries `body` on each address `host` resolves to; the first that returns a value wins,
     /// otherwise the last error is thrown.
     func withResolvedAddresses<T>(
-        passive: Bool, _ body: (CInt, UnsafePointer<sockaddr>, socklen_t) throws(SocketError) -> T
-    ) throws(SocketError) -> T {
+        passive: Bool, _ body: (CInt, UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> T
+    ) throws(SystemError) -> T {
         // SAFETY: a zeroed addrinfo is the documented empty hint; only plain fields are set.
         var hints = unsafe addrinfo()
         unsafe hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
@@ -47,7 +47,7 @@ package struct Endpoint: Sendable, Equatable, CustomStringConvertible {
             throw .address(description, reason: unsafe String(validatingCString: gai_strerror(status)) ?? "error \(status)")
         }
         defer { unsafe freeaddrinfo(list) }
-        var lastError = SocketError.address(description, reason: "it resolves to no address")
+        var lastError = SystemError.address(description, reason: "it resolves to no address")
         var entry = unsafe list
         while let current = unsafe entry {
             do {

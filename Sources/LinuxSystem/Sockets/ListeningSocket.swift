@@ -10,21 +10,21 @@ package final class ListeningSocket: Sendable {
 
     /// Binds `endpoint` (port 0: any free port) with address reuse on, so a restarted server
     /// gets its port back at once, and listens.
-    package init(endpoint: Endpoint, backlog: CInt = 128) throws(SocketError) {
+    package init(endpoint: Endpoint, backlog: CInt = 128) throws(SystemError) {
         self.endpoint = endpoint
         let name = endpoint.description
         // SAFETY: the closure only passes getaddrinfo's address on to bind.
-        descriptor = try unsafe endpoint.withResolvedAddresses(passive: true) { (family, address, length) throws(SocketError) -> OwnedFileDescriptor in
+        descriptor = try unsafe endpoint.withResolvedAddresses(passive: true) { (family, address, length) throws(SystemError) -> OwnedFileDescriptor in
             let fd = socket(family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw .call(peer: name, call: "socket", Errno(rawValue: errno)) }
+            guard fd >= 0 else { throw .failed("socket", on: name, Errno(rawValue: errno)) }
             let owned = OwnedFileDescriptor(taking: fd)
             SocketOptions.set(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             // SAFETY: the address comes from getaddrinfo with its length.
             guard unsafe bind(fd, address, length) == 0 else {
-                throw errno == EADDRINUSE ? .addressInUse(name) : .call(peer: name, call: "bind", Errno(rawValue: errno))
+                throw errno == EADDRINUSE ? .addressInUse(name) : .failed("bind", on: name, Errno(rawValue: errno))
             }
             guard listen(fd, backlog) == 0 else {
-                throw errno == EADDRINUSE ? .addressInUse(name) : .call(peer: name, call: "listen", Errno(rawValue: errno))
+                throw errno == EADDRINUSE ? .addressInUse(name) : .failed("listen", on: name, Errno(rawValue: errno))
             }
             return owned
         }
@@ -45,7 +45,7 @@ package final class ListeningSocket: Sendable {
     /// Waits for the next connection. Network errors of the connection being accepted (which
     /// Linux passes through accept) and a shortage of descriptors or memory (which passes) do
     /// not end the server. Throws once `shutdown` was called.
-    package func accept() throws(SocketError) -> StreamSocket {
+    package func accept() throws(SystemError) -> StreamSocket {
         while true {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -60,7 +60,7 @@ package final class ListeningSocket: Sendable {
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                 usleep(100_000)
             default:
-                throw .call(peer: endpoint.description, call: "accept", Errno(rawValue: errno))
+                throw .failed("accept", on: endpoint.description, Errno(rawValue: errno))
             }
         }
     }

@@ -29,12 +29,12 @@ package final class NonBlockingStream: Sendable {
 
     /// Connects to the Unix socket listening at `path` without waiting: a listener whose backlog
     /// is full fails with EAGAIN instead of holding the caller (an event loop) up.
-    package static func connect(unixPath path: String) throws(SystemCallError) -> NonBlockingStream {
+    package static func connect(unixPath path: String) throws(SystemError) -> NonBlockingStream {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity, !bytes.contains(0) else { throw SystemCallError("connect", on: path, .fileNameTooLong) }
+        guard bytes.count < capacity, !bytes.contains(0) else { throw SystemError("connect", on: path, .fileNameTooLong) }
         // SAFETY: the path and its terminating zero fit sun_path, checked above.
         unsafe withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }

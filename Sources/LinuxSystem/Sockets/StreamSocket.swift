@@ -27,27 +27,27 @@ package final class StreamSocket: Sendable {
     }
 
     /// Connects to `endpoint`, giving up after `timeoutMilliseconds`.
-    package static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int32) throws(SocketError) -> StreamSocket {
+    package static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int32) throws(SystemError) -> StreamSocket {
         let name = endpoint.description
         // SAFETY: the closure only passes getaddrinfo's address on to connect.
-        return try unsafe endpoint.withResolvedAddresses(passive: false) { (family, address, length) throws(SocketError) -> StreamSocket in
+        return try unsafe endpoint.withResolvedAddresses(passive: false) { (family, address, length) throws(SystemError) -> StreamSocket in
             let fd = socket(family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else { throw .call(peer: name, call: "socket", Errno(rawValue: errno)) }
+            guard fd >= 0 else { throw .failed("socket", on: name, Errno(rawValue: errno)) }
             let owned = OwnedFileDescriptor(taking: fd)
             // SAFETY: the address comes from getaddrinfo with its length.
             if unsafe Glibc.connect(fd, address, length) != 0 {
-                guard errno == EINPROGRESS else { throw .call(peer: name, call: "connect", Errno(rawValue: errno)) }
+                guard errno == EINPROGRESS else { throw .failed("connect", on: name, Errno(rawValue: errno)) }
                 var entries = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)]
                 let ready: Int
-                do throws(SystemCallError) { ready = try Poll.wait(&entries, milliseconds: timeoutMilliseconds) } catch {
-                    throw .call(peer: name, call: "connect", error.errno)
+                do throws(SystemError) { ready = try Poll.wait(&entries, milliseconds: timeoutMilliseconds) } catch {
+                    throw .failed("connect", on: name, error.errno)
                 }
-                guard ready == 1 else { throw .call(peer: name, call: "connect", .timedOut) }
+                guard ready == 1 else { throw .failed("connect", on: name, .timedOut) }
                 var failure: CInt = 0
                 var size = socklen_t(MemoryLayout<CInt>.size)
                 // SAFETY: getsockopt writes one CInt into a local.
                 _ = unsafe getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &size)
-                guard failure == 0 else { throw .call(peer: name, call: "connect", Errno(rawValue: failure)) }
+                guard failure == 0 else { throw .failed("connect", on: name, Errno(rawValue: failure)) }
             }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             return StreamSocket(taking: owned, peer: name)
@@ -55,9 +55,9 @@ package final class StreamSocket: Sendable {
     }
 
     /// Connects to the Unix socket at `path`.
-    package static func connect(unixPath path: String) throws(SocketError) -> StreamSocket {
+    package static func connect(unixPath path: String) throws(SystemError) -> StreamSocket {
         let fd = clinux_unix_socket_connect(path)
-        guard fd >= 0 else { throw .call(peer: path, call: "connect", Errno(rawValue: errno)) }
+        guard fd >= 0 else { throw .failed("connect", on: path, Errno(rawValue: errno)) }
         return StreamSocket(taking: OwnedFileDescriptor(taking: fd), peer: path)
     }
 
@@ -65,24 +65,24 @@ package final class StreamSocket: Sendable {
     package var rawValue: CInt { descriptor.rawValue }
 
     /// Sends every byte of `bytes`.
-    package func send(_ bytes: UnsafeRawBufferPointer) throws(SocketError) {
+    package func send(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {
             // SAFETY: the slice from `offset` lies inside `bytes`.
             let sent = unsafe Glibc.send(rawValue, bytes.baseAddress! + offset, bytes.count - offset, CInt(MSG_NOSIGNAL))
             if sent < 0 {
                 if errno == EINTR { continue }
-                throw .call(peer: peer, call: "send", errno == EAGAIN ? .timedOut : Errno(rawValue: errno))
+                throw .failed("send", on: peer, errno == EAGAIN ? .timedOut : Errno(rawValue: errno))
             }
             offset += sent
         }
     }
 
     /// Sends every byte of `bytes`.
-    package func send(_ bytes: [UInt8]) throws(SocketError) {
+    package func send(_ bytes: [UInt8]) throws(SystemError) {
         // SAFETY: the view of the array is used only for the send.
-        let result: Result<Void, SocketError> = unsafe bytes.withUnsafeBytes { raw in
-            do throws(SocketError) {
+        let result: Result<Void, SystemError> = unsafe bytes.withUnsafeBytes { raw in
+            do throws(SystemError) {
                 try unsafe send(raw)
                 return .success(())
             } catch { return .failure(error) }
@@ -91,23 +91,23 @@ package final class StreamSocket: Sendable {
     }
 
     /// Receives up to `buffer.count` bytes; at least one (the peer closing is `.closed`).
-    package func receive(into buffer: UnsafeMutableRawBufferPointer) throws(SocketError) -> Int {
+    package func receive(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
         while true {
             // SAFETY: recv writes at most buffer.count bytes into it.
             let received = unsafe recv(rawValue, buffer.baseAddress, buffer.count, 0)
             if received > 0 { return received }
             if received == 0 { throw .closed(peer: peer) }
             if errno == EINTR { continue }
-            throw .call(peer: peer, call: "recv", errno == EAGAIN ? .timedOut : Errno(rawValue: errno))
+            throw .failed("recv", on: peer, errno == EAGAIN ? .timedOut : Errno(rawValue: errno))
         }
     }
 
     /// Receives up to `count` bytes into `buffer` from `offset` on; at least one.
-    package func receive(into buffer: inout [UInt8], at offset: Int, count: Int) throws(SocketError) -> Int {
+    package func receive(into buffer: inout [UInt8], at offset: Int, count: Int) throws(SystemError) -> Int {
         precondition(offset >= 0 && count > 0 && offset + count <= buffer.count, "receive outside the buffer")
         // SAFETY: the slice [offset, offset + count) lies inside the array, used only for the call.
-        let result: Result<Int, SocketError> = unsafe buffer.withUnsafeMutableBytes { raw in
-            do throws(SocketError) {
+        let result: Result<Int, SystemError> = unsafe buffer.withUnsafeMutableBytes { raw in
+            do throws(SystemError) {
                 return .success(try unsafe receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + count)])))
             } catch { return .failure(error) }
         }
@@ -116,9 +116,9 @@ package final class StreamSocket: Sendable {
 
     /// Waits until the socket has input (true) or `wake` is signalled (false, after draining it).
     /// Hang-ups and errors count as input: the read that follows reports them.
-    package func waitForInput(orWake wake: EventNotifier) throws(SocketError) -> Bool {
+    package func waitForInput(orWake wake: EventNotifier) throws(SystemError) -> Bool {
         var entries = [Poll.input(rawValue), Poll.input(wake.rawValue)]
-        do throws(SystemCallError) { _ = try Poll.wait(&entries, milliseconds: -1) } catch { throw .call(peer: peer, call: "poll", error.errno) }
+        do throws(SystemError) { _ = try Poll.wait(&entries, milliseconds: -1) } catch { throw .failed("poll", on: peer, error.errno) }
         if entries[1].revents != 0 { wake.drain() }
         return entries[0].revents != 0
     }

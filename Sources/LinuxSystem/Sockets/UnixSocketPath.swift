@@ -6,7 +6,7 @@ package enum UnixSocketPath {
     /// A close-on-exec, non-blocking Unix stream socket bound to `path`, not yet listening: the
     /// control server knows its descriptor, so a live update can hand it to the next VMM. (The
     /// caller binds inside a private directory and sets the mode before publishing the path.)
-    package static func bind(_ path: String) throws(SystemCallError) -> OwnedFileDescriptor {
+    package static func bind(_ path: String) throws(SystemError) -> OwnedFileDescriptor {
         let fd = clinux_unix_socket_bind(path)
         guard fd >= 0 else { throw .last("bind", on: path) }
         return OwnedFileDescriptor(taking: fd)

@@ -11,23 +11,23 @@ package final class UnixStreamListener: Sendable {
     /// Listens at `path`. A stale socket already there (nothing accepts on it: an earlier run's)
     /// is replaced; a socket another process listens on, any other kind of file, and a path whose
     /// directory is missing are refused.
-    package init(path: String, backlog: CInt = 128) throws(SystemCallError) {
+    package init(path: String, backlog: CInt = 128) throws(SystemError) {
         if let existing = FileStatus(path: path, followingLinks: false) {
-            guard existing.kind == .socket else { throw SystemCallError(refusing: path, because: "it exists and is not a socket", .fileExists) }
+            guard existing.kind == .socket else { throw SystemError(refusing: path, because: "it exists and is not a socket", .fileExists) }
             if (try? StreamSocket.connect(unixPath: path)) != nil {
-                throw SystemCallError(refusing: path, because: "another process listens on it", .addressInUse)
+                throw SystemError(refusing: path, because: "another process listens on it", .addressInUse)
             }
             guard unsafe unlink(path) == 0 else { throw .last("unlink (stale socket)", on: path) }
         }
         descriptor = try UnixSocketPath.bind(path)
         self.path = path
         guard unsafe chmod(path, 0o600) == 0 else {
-            let error = SystemCallError.last("chmod", on: path)
+            let error = SystemError.last("chmod", on: path)
             _ = unsafe unlink(path)
             throw error
         }
         guard listen(descriptor.rawValue, backlog) == 0 else {
-            let error = SystemCallError.last("listen", on: path)
+            let error = SystemError.last("listen", on: path)
             _ = unsafe unlink(path)
             throw error
         }

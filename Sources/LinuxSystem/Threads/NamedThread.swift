@@ -17,7 +17,7 @@ package struct NamedThread: Sendable {
 
     /// Starts `body` on a new joinable thread named `name` (shown by top -H and in /proc; the
     /// kernel keeps 15 characters).
-    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) -> NamedThread {
+    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) -> NamedThread {
         let start = unsafe Unmanaged.passRetained(Start {
             _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
             body()
@@ -31,7 +31,7 @@ package struct NamedThread: Sendable {
         }, start.toOpaque())
         guard result == 0 else {
             unsafe start.release()
-            throw SystemCallError("pthread_create", on: "thread \(name)", Errno(rawValue: result))
+            throw SystemError("pthread_create", on: "thread \(name)", Errno(rawValue: result))
         }
         return NamedThread(handle: thread)
     }
@@ -49,7 +49,7 @@ package struct NamedThread: Sendable {
     package func detach() { pthread_detach(handle) }
 
     /// Starts `body` on a new thread that ends on its own (never joined).
-    package static func spawnDetached(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+    package static func spawnDetached(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         try spawn(name: name, body).detach()
     }
 

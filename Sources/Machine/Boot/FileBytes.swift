@@ -7,7 +7,7 @@ enum FileBytes {
     static let maximumBytes = 1 << 31
 
     static func read(path: String) -> Result<[UInt8], Errno> {
-        do throws(SystemCallError) {
+        do throws(SystemError) {
             return .success(try OwnedFileDescriptor.open(path, .readOnly).readWholeFile(limit: maximumBytes, subject: path))
         } catch {
             return .failure(error.errno)

@@ -13,7 +13,7 @@ package enum TerminationSignals {
 
     /// Starts a thread that calls `handler` with each signal received.
     package static func watch(_ handler: @escaping @Sendable (Int32) -> Void) throws(MachineError) {
-        do throws(SystemCallError) {
+        do throws(SystemError) {
             try NamedThread.spawnDetached(name: "signals") {
                 while true { handler(ProcessSignals.wait(for: watched)) }
             }

@@ -44,7 +44,7 @@ extension Machine {
         }
         let file = try VirtioDevices.openDisk(DiskConfiguration(path: path, readOnly: readOnly ?? current.readOnly))
         do {
-            try device.changeConfiguration { (backend) throws(SystemCallError) in
+            try device.changeConfiguration { (backend) throws(SystemError) in
                 try (backend as? VirtioBlock)?.replaceDisk(file)
             }
         } catch { throw .disk(path: path, reason: "\(error)") }

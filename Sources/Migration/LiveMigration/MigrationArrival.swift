@@ -35,7 +35,7 @@ package struct MigrationArrival {
             // Pages that will arrive are allocated now, in one call per range, rather than faulted in
             // one by one while the first pass streams (which slows it, so the guest dirties more).
             for (index, region) in regions.enumerated() {
-                for range in plan.dataPageRanges(region: index) { region.populate(range.lowerBound * 4096..<range.upperBound * 4096) }
+                for range in plan.dataPageRanges(region: index) { region.populate(range.lowerBound.regionOffset.rawValue..<range.upperBound.regionOffset.rawValue) }
             }
             let memory = try Machine.restoredMemory(regions)
             let shell = try Machine.prepareShell(memory: memory)

@@ -75,7 +75,7 @@ package final class MigrationSource: Sendable {
             SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: machine.memory.placements(of: region))
         }
         // Pre-copy tells where data is, so the destination allocates those pages before the first pass.
-        var dataPages: [String: [Range<UInt64>]] = [:]
+        var dataPages: [String: [Range<PageIndex>]] = [:]
         if request.mode == .precopy {
             for region in regions {
                 let ranges = PageSender.dataPages(of: region)

@@ -9,12 +9,11 @@ import Transport
 /// actually sent (a later pass sends the page again, since the write dirtied it). Zero pages
 /// are skipped on the first pass (the destination's memory starts zero) and named in a
 /// ZERO_PAGES frame on later ones. Allocates only at creation.
-@safe
 final class PageSender {
     let link: MigrationLink
     let regions: [GuestRegion]
     private let batchPages = 256
-    private let staging: UnsafeMutableRawBufferPointer
+    private let staging: PageBuffer
     private var references: [UInt64]
     private var crcs: [UInt32]
     private var count = 0
@@ -27,13 +26,11 @@ final class PageSender {
     init(link: MigrationLink, regions: [GuestRegion]) {
         self.link = link
         self.regions = regions
-        unsafe staging = UnsafeMutableRawBufferPointer.allocate(byteCount: batchPages * PageSize.bytes, alignment: 4096)
+        staging = PageBuffer(pageCount: batchPages)
         references = Array(repeating: 0, count: batchPages)
         crcs = Array(repeating: 0, count: batchPages)
         zeros.reserveCapacity(MigrationProtocol.maximumZeroPages)
     }
-
-    deinit { unsafe staging.deallocate() }
 
     /// Sends every page of every region that may hold data (a file's holes are skipped unread),
     /// except pages already known to be dirty again: the next pass sends those anyway. Every
@@ -51,7 +48,7 @@ final class PageSender {
                         sinceRefresh = 0
                         dirty = dirty.merging(try refresh()) { MigrationSource.union($0, $1) }
                     }
-                    if dirty[region.name]?.contains(PageIndex(page)) == true { continue }
+                    if dirty[region.name]?.contains(page) == true { continue }
                     try send(region: index, page: page, announceZero: false)
                 }
             }
@@ -64,31 +61,25 @@ final class PageSender {
         for (index, region) in regions.enumerated() {
             guard let pages = dirty[region.name] else { continue }
             try pages.forEachRun { (run: Range<PageIndex>) throws(TransportError) in
-                for page in run.lowerBound.rawValue..<run.upperBound.rawValue { try send(region: index, page: page, announceZero: true) }
+                for page in run { try send(region: index, page: page, announceZero: true) }
             }
         }
         try flush()
     }
 
     /// Stages one page; sends the batch when full.
-    private func send(region: Int, page: UInt64, announceZero: Bool) throws(TransportError) {
-        let pageSize = PageSize.bytes
-        // SAFETY: slot `count` < batchPages lies inside the staging buffer.
-        let slot = unsafe UnsafeMutableRawBufferPointer(rebasing: staging[count * pageSize..<(count + 1) * pageSize])
+    private func send(region: Int, page: PageIndex, announceZero: Bool) throws(TransportError) {
         // The page is inside the region (it comes from the region's own page count).
-        _ = try? unsafe regions[region].withUnsafeBytes(at: RegionOffset(page * UInt64(pageSize)), count: pageSize) { source in
-            // SAFETY: both are one page: the slot inside the staging buffer, the source inside the region.
-            unsafe slot.copyMemory(from: source)
-        }
+        staging.copyPage(into: count, from: regions[region], at: page.regionOffset)
         let reference = PageReference(region: region, page: page).packed
-        if unsafe ZeroPageScan.isZeroPage(UnsafeRawBufferPointer(slot)) {
+        if staging.isZeroPage(count) {
             guard announceZero else { return }
             zeros.append(reference)
             if zeros.count == MigrationProtocol.maximumZeroPages { try flushZeros() }
             return
         }
         references[count] = reference
-        crcs[count] = unsafe CRC32C.checksum(UnsafeRawBufferPointer(slot))
+        crcs[count] = staging.checksum(ofPage: count)
         count += 1
         if count == batchPages { try flushPages() }
     }
@@ -102,14 +93,7 @@ final class PageSender {
         guard count > 0 else { return }
         let sending = count
         count = 0
-        // SAFETY: the first `sending` entries of our own arrays and staging buffer.
-        try unsafe references.withUnsafeBufferPointer { (references) throws(TransportError) in
-            try unsafe crcs.withUnsafeBufferPointer { (crcs) throws(TransportError) in
-                try unsafe link.sendPages(
-                    references: UnsafeBufferPointer(rebasing: references[0..<sending]), crcs: UnsafeBufferPointer(rebasing: crcs[0..<sending]),
-                    data: UnsafeRawBufferPointer(rebasing: staging[0..<sending * PageSize.bytes]))
-            }
-        }
+        try link.sendPages(references: references, crcs: crcs, count: sending, from: staging)
         pagesSent += UInt64(sending)
         progress(self)
     }
@@ -124,10 +108,10 @@ final class PageSender {
 
     /// Page ranges of `region` that may hold data: its file's data extents (SEEK_DATA and
     /// SEEK_HOLE, which memfds and most file systems answer); all of it without a file.
-    static func dataPages(of region: GuestRegion) -> [Range<UInt64>] {
-        let pageCount = region.sizeInBytes / UInt64(PageSize.bytes)
+    static func dataPages(of region: GuestRegion) -> [Range<PageIndex>] {
+        let pageCount = PageIndex(region.sizeInBytes / UInt64(PageSize.bytes))
         guard let fd = region.fileDescriptor else { return [0..<pageCount] }
-        var ranges: [Range<UInt64>] = []
+        var ranges: [Range<PageIndex>] = []
         var position: off_t = 0
         let end = off_t(region.sizeInBytes)
         while position < end {
@@ -135,8 +119,8 @@ final class PageSender {
             if data < 0 { if errno == ENXIO { break } else { return [0..<pageCount] } }
             let hole = lseek(fd, data, 4 /* SEEK_HOLE */)
             let stop = hole < 0 ? end : min(hole, end)
-            let first = UInt64(data) / UInt64(PageSize.bytes)
-            let last = (UInt64(stop) + UInt64(PageSize.bytes) - 1) / UInt64(PageSize.bytes)
+            let first = PageIndex(UInt64(data) / UInt64(PageSize.bytes))
+            let last = PageIndex((UInt64(stop) + UInt64(PageSize.bytes) - 1) / UInt64(PageSize.bytes))
             if first < last { ranges.append(first..<min(last, pageCount)) }
             position = stop
         }

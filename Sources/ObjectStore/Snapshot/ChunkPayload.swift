@@ -41,33 +41,15 @@ package enum ChunkPayload {
         return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
-    /// Splits `pages` (a chunk's bytes, zero pages included) into its bitmap and stored bytes.
-    package static func compact(_ pages: UnsafeRawBufferPointer) -> (bitmap: Bitmap, stored: [UInt8]) {
+    /// Splits the first `pageCount` pages of `pages` (a chunk's pages, zero pages included)
+    /// into its bitmap and stored bytes.
+    package static func compact(_ pages: PageBuffer, pageCount: Int) -> (bitmap: Bitmap, stored: [UInt8]) {
         var bitmap = Bitmap()
         var stored: [UInt8] = []
-        let pageCount = pages.count / PageSize.bytes
-        for page in 0..<pageCount {
-            // SAFETY: page < pageCount, so the slice lies inside `pages`.
-            let bytes = unsafe UnsafeRawBufferPointer(rebasing: pages[page * PageSize.bytes..<(page + 1) * PageSize.bytes])
-            guard unsafe !ZeroPageScan.isZeroPage(bytes) else { continue }
+        for page in 0..<pageCount where !pages.isZeroPage(page) {
             bitmap.insert(page)
-            unsafe stored.append(contentsOf: bytes)
+            pages.appendPage(page, to: &stored)
         }
         return (bitmap, stored)
-    }
-
-    /// Lays stored bytes out as the chunk's pages in `destination` (zero pages zeroed).
-    package static func expand(_ stored: [UInt8], bitmap: Bitmap, into destination: UnsafeMutableRawBufferPointer) {
-        unsafe destination.initializeMemory(as: UInt8.self, repeating: 0)
-        var next = 0
-        let pageCount = destination.count / PageSize.bytes
-        for page in 0..<pageCount where bitmap.contains(page) {
-            // SAFETY: the manifest check guarantees one stored page per set bit, so both ranges are in bounds.
-            unsafe stored.withUnsafeBytes { source in
-                unsafe UnsafeMutableRawBufferPointer(rebasing: destination[page * PageSize.bytes..<(page + 1) * PageSize.bytes])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[next * PageSize.bytes..<(next + 1) * PageSize.bytes]))
-            }
-            next += 1
-        }
     }
 }

@@ -1,5 +1,6 @@
 import LinuxSystem
 import Dispatch
+import GuestMemory
 import FoundationEssentials
 import Paging
 import Synchronization
@@ -43,13 +44,15 @@ package final class ObjectSnapshotSource: PageSource {
 
     package func pageCount(region: Int) -> UInt64 { manifest.regions[region].sizeInBytes / PageSize.bytes64 }
 
-    package func isZeroPage(region: Int, page: UInt64) -> Bool {
+    package func isZeroPage(region: Int, page index: PageIndex) -> Bool {
+        let page = index.rawValue
         let chunk = Int(page / ObjectSnapshotManifest.chunkPages)
         guard let bitmap = bitmaps[region][chunk] else { return true }
         return !bitmap.contains(Int(page % ObjectSnapshotManifest.chunkPages))
     }
 
-    package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPages(region: Int, firstPage start: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let firstPage = start.rawValue
         let count = UInt64(buffer.count / PageSize.bytes)
         guard firstPage <= pageCount(region: region), count <= pageCount(region: region) - firstPage else {
             throw .remote("\(origin): pages \(firstPage)..<\(firstPage + count) are past the end of region \(manifest.regions[region].name)")
@@ -83,8 +86,8 @@ package final class ObjectSnapshotSource: PageSource {
 
     /// The background fill reads memory in order: while it copies one chunk, the next few are
     /// fetched in parallel, so a fill is not one round trip per 2 MiB after another.
-    package func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        let chunkIndex = Int(firstPage / ObjectSnapshotManifest.chunkPages)
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+        let chunkIndex = Int(firstPage.rawValue / ObjectSnapshotManifest.chunkPages)
         let chunks = bitmaps[region].count
         for ahead in 1...Self.readAheadChunks where chunkIndex + ahead < chunks && bitmaps[region][chunkIndex + ahead] != nil {
             let next = chunkIndex + ahead
@@ -101,7 +104,7 @@ package final class ObjectSnapshotSource: PageSource {
     package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
         var seen = Set<Int>()
         let wanted = pages.compactMap { reference -> (Int, Int)? in
-            let chunk = Int(reference.page / ObjectSnapshotManifest.chunkPages)
+            let chunk = Int(reference.page.rawValue / ObjectSnapshotManifest.chunkPages)
             guard bitmaps[reference.region][chunk] != nil, seen.insert(reference.region << 32 | chunk).inserted else { return nil }
             return (reference.region, chunk)
         }

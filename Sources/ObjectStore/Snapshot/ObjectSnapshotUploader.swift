@@ -33,8 +33,7 @@ package enum ObjectSnapshotUploader {
         var summary = ObjectSnapshotUploadSummary()
         var regions: [ObjectSnapshotManifest.Region] = []
         let chunkPages = ObjectSnapshotManifest.chunkPages
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunkPages) * PageSize.bytes, alignment: PageSize.bytes)
-        defer { unsafe buffer.deallocate() }
+        let buffer = PageBuffer(pageCount: Int(chunkPages))
         do {
             for region in chain.regions {
                 var chunks: [ObjectSnapshotManifest.Chunk?] = []
@@ -42,16 +41,14 @@ package enum ObjectSnapshotUploader {
                 while first < region.pageCount {
                     let count = min(chunkPages, region.pageCount - first)
                     defer { first += count }
-                    if (first..<first + count).allSatisfy({ chain.isZeroPage(region: region.index, page: $0) }) {
+                    if (first..<first + count).allSatisfy({ chain.isZeroPage(region: region.index, page: PageIndex($0)) }) {
                         chunks.append(nil)
                         continue
                     }
-                    // SAFETY: the first `count` pages of our own buffer.
-                    let pages = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count) * PageSize.bytes])
-                    do { try unsafe chain.readPages(of: region.index, from: first, into: pages) } catch {
+                    do { try chain.readPages(of: region.index, from: PageIndex(first), count: Int(count), into: buffer) } catch {
                         throw ObjectSnapshotError.local("cannot read \(chain.path): \(error)")
                     }
-                    let (bitmap, stored) = unsafe ChunkPayload.compact(UnsafeRawBufferPointer(pages))
+                    let (bitmap, stored) = ChunkPayload.compact(buffer, pageCount: Int(count))
                     guard !stored.isEmpty else { chunks.append(nil); continue }
                     let hash = ChunkPayload.hash(bitmap: bitmap, stored: stored)
                     summary.chunks += 1

@@ -53,7 +53,7 @@ extension WorkingSet {
         var seen = Set<UInt64>(minimumCapacity: count)
         for index in 0..<count {
             let packed = Self.u64(bytes, Self.headerSize + index * 8)
-            guard seen.insert(packed).inserted else { throw fail("page \(packed & PageReference.maximumPage) of region \(packed >> 56) is listed twice") }
+            guard seen.insert(packed).inserted else { throw fail("page \(packed & PageReference.maximumPage.rawValue) of region \(packed >> 56) is listed twice") }
             pages.append(PageReference(packed: packed))
         }
         self.init(fingerprint: Self.u64(bytes, 16), pages: pages, recordedMilliseconds: Self.u32(bytes, 24))

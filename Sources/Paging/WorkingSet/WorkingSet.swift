@@ -25,7 +25,7 @@ package struct WorkingSet: Sendable, Equatable {
             throw .workingSet("the working set was recorded for another snapshot (fingerprint \(hex(fingerprint)), this one is \(hex(expected))); record it again")
         }
         for page in pages {
-            guard page.region < source.regionCount, page.page < source.pageCount(region: page.region) else {
+            guard page.region < source.regionCount, page.page.rawValue < source.pageCount(region: page.region) else {
                 throw .workingSet("the working set names page \(page.page) of region \(page.region), which the snapshot does not have")
             }
         }

@@ -35,17 +35,17 @@ package final class RemotePageSource: PageSource {
 
     package func pageCount(region: Int) -> UInt64 { manifest.regions[region].pageCount }
 
-    package func isZeroPage(region: Int, page: UInt64) -> Bool { !manifest.dataPages[region].contains(PageIndex(page)) }
+    package func isZeroPage(region: Int, page: PageIndex) -> Bool { !manifest.dataPages[region].contains(page) }
 
-    package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         try unsafe read(region: region, firstPage: firstPage, into: buffer, background: false)
     }
 
-    package func readPagesInBackground(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         try unsafe read(region: region, firstPage: firstPage, into: buffer, background: true)
     }
 
-    private func read(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer, background: Bool) throws(PageSourceError) {
+    private func read(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer, background: Bool) throws(PageSourceError) {
         let count = buffer.count / PageSize.bytes
         var done = 0
         while done < count {

@@ -26,18 +26,18 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
     package var mode: MigrationMode
     package var regions: [Region]
 
-    package init(mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:], dataPages: [String: [Range<UInt64>]] = [:]) {
+    package init(mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:], dataPages: [String: [Range<PageIndex>]] = [:]) {
         self.mode = mode
         regions = shapes.map { shape in
             Region(name: shape.name, sizeInBytes: shape.sizeInBytes, placements: shape.placements.map {
                 Placement(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
-            }, path: paths[shape.name], dataPages: dataPages[shape.name].map { $0.map { [$0.lowerBound, $0.upperBound] } })
+            }, path: paths[shape.name], dataPages: dataPages[shape.name].map { $0.map { [$0.lowerBound.rawValue, $0.upperBound.rawValue] } })
         }
     }
 
     /// The data ranges of region `index` as page ranges (checked by `decode`).
-    package func dataPageRanges(region index: Int) -> [Range<UInt64>] {
-        (regions[index].dataPages ?? []).map { $0[0]..<$0[1] }
+    package func dataPageRanges(region index: Int) -> [Range<PageIndex>] {
+        (regions[index].dataPages ?? []).map { PageIndex($0[0])..<PageIndex($0[1]) }
     }
 
     /// The regions as snapshot shapes (what restore code builds memory from).

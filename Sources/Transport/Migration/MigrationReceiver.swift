@@ -56,7 +56,7 @@ package struct MigrationReceiver {
             let reference = PageReference(packed: record.reference)
             let region = try self.region(reference)
             // SAFETY: the page lies inside the region (checked by `region(_:)`); the view does not escape.
-            let landed: Bool? = try unsafe region.withUnsafeMutableBytes(at: RegionOffset(reference.page * UInt64(pageSize)), count: pageSize) {
+            let landed: Bool? = try unsafe region.withUnsafeMutableBytes(at: reference.page.regionOffset, count: pageSize) {
                 (page) throws(TransportError) -> Bool in
                 try unsafe connection.readExactly(into: page)
                 return unsafe CRC32C.checksum(UnsafeRawBufferPointer(page)) == record.crc
@@ -78,7 +78,7 @@ package struct MigrationReceiver {
         for _ in 0..<count {
             let reference = PageReference(packed: try reader.u64("page reference"))
             let region = try self.region(reference)
-            do { try region.write(zeros, at: RegionOffset(reference.page * UInt64(PageSize.bytes))) } catch {
+            do { try region.write(zeros, at: reference.page.regionOffset) } catch {
                 throw .malformed(peer: link.peer, reason: "\(error)")
             }
         }
@@ -91,7 +91,7 @@ package struct MigrationReceiver {
             throw .malformed(peer: link.peer, reason: "a page of region \(reference.region); the plan has \(regions.count)")
         }
         let region = regions[reference.region]
-        guard reference.page < region.sizeInBytes / UInt64(PageSize.bytes) else {
+        guard reference.page.rawValue < region.sizeInBytes / UInt64(PageSize.bytes) else {
             throw .malformed(peer: link.peer, reason: "page \(reference.page) is past the end of region \(region.name)")
         }
         return region

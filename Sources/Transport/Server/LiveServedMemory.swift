@@ -55,9 +55,9 @@ package final class LiveServedMemory: ServedMemory {
     package func dataPages(region: Int) -> PageBitmap { data[region] }
 
     /// Copies the pages out of the region's mapping; allocates nothing.
-    package func readPages(region: Int, firstPage: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
         let source = regions[region]
-        let (offset, overflow) = firstPage.multipliedReportingOverflow(by: PageSize.bytes64)
+        let (offset, overflow) = firstPage.rawValue.multipliedReportingOverflow(by: PageSize.bytes64)
         do {
             guard !overflow else {
                 throw GuestMemoryError.outsideRegion(name: source.name, offset: RegionOffset(.max), length: UInt64(buffer.count), sizeInBytes: source.sizeInBytes)
@@ -68,13 +68,13 @@ package final class LiveServedMemory: ServedMemory {
                 unsafe buffer.copyMemory(from: bytes)
             }
         } catch {
-            throw .unsupported("pages \(firstPage) to \(firstPage &+ UInt64(buffer.count) / PageSize.bytes64) lie outside region \(source.name) (\(pageCount(region: region)) pages)")
+            throw .unsupported("pages \(firstPage) to \(firstPage.rawValue &+ UInt64(buffer.count) / PageSize.bytes64) lie outside region \(source.name) (\(pageCount(region: region)) pages)")
         }
     }
 
     /// Computed from the bytes sent: live memory has no stored CRC, and the guest is paused,
     /// so these are the bytes the destination must end up with.
-    package func pageCRC(region: Int, page: UInt64, bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package func pageCRC(region: Int, page: PageIndex, bytes: UnsafeRawBufferPointer) -> UInt32 {
         unsafe CRC32C.checksum(bytes)
     }
 

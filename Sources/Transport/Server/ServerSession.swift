@@ -51,7 +51,7 @@ struct ServerSession {
             guard header.length == 16 else { throw malformed("a READ request is 16 bytes, not \(header.length)") }
             var reader = ByteReader(try connection.readPayload(16), peer: peer)
             let region = Int(try reader.u32("region"))
-            let first = try reader.u64("first page")
+            let first = PageIndex(try reader.u64("first page"))
             let count = Int(try reader.u32("count"))
             try checkRange(region: region, first: first, count: count)
             try sendRun(region: region, first: first, count: count, buffers)
@@ -93,18 +93,18 @@ struct ServerSession {
         }
     }
 
-    private func checkRange(region: Int, first: UInt64, count: Int) throws(TransportError) {
+    private func checkRange(region: Int, first: PageIndex, count: Int) throws(TransportError) {
         guard region < server.memory.regionCount else {
             throw malformed("region \(region) does not exist; the server has \(server.memory.regionCount)")
         }
         let pages = server.memory.pageCount(region: region)
-        guard (1...WireProtocol.maximumReadPages).contains(count), first < pages, UInt64(count) <= pages - first else {
-            throw malformed("pages \(first) to \(first &+ UInt64(count)) of region \(region): expected 1 to \(WireProtocol.maximumReadPages) pages inside its \(pages)")
+        guard (1...WireProtocol.maximumReadPages).contains(count), first.rawValue < pages, UInt64(count) <= pages - first.rawValue else {
+            throw malformed("pages \(first) to \(first.rawValue &+ UInt64(count)) of region \(region): expected 1 to \(WireProtocol.maximumReadPages) pages inside its \(pages)")
         }
     }
 
     /// Sends `count` pages of `region` from `first` in one PAGES frame.
-    private func sendRun(region: Int, first: UInt64, count: Int, _ buffers: ServerBuffers) throws(TransportError) {
+    private func sendRun(region: Int, first: PageIndex, count: Int, _ buffers: ServerBuffers) throws(TransportError) {
         let data = unsafe buffers.pages(count)
         try unsafe read(region: region, first: first, into: data)
         for index in 0..<count {
@@ -146,7 +146,7 @@ struct ServerSession {
         }
     }
 
-    private func read(region: Int, first: UInt64, into data: UnsafeMutableRawBufferPointer) throws(TransportError) {
+    private func read(region: Int, first: PageIndex, into data: UnsafeMutableRawBufferPointer) throws(TransportError) {
         do { try unsafe server.memory.readPages(region: region, firstPage: first, into: data) } catch {
             server.log("cannot serve region \(region) page \(first) to \(peer): \(error)")
             throw refused("the served memory cannot be read here: \(error)")

@@ -11,14 +11,14 @@ extension SnapshotChain: ServedMemory {
 
     package func dataPages(region: Int) -> PageBitmap {
         var bitmap = PageBitmap(pageCount: regions[region].pageCount)
-        for page in 0..<regions[region].pageCount where !isZeroPage(region: region, page: page) {
-            bitmap.insert(PageIndex(page))
+        for page in PageIndex(0)..<PageIndex(regions[region].pageCount) where !isZeroPage(region: region, page: page) {
+            bitmap.insert(page)
         }
         return bitmap
     }
 
     /// The CRC the owning file stored: `readPages` already checked `bytes` against it.
-    package func pageCRC(region: Int, page: UInt64, bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package func pageCRC(region: Int, page: PageIndex, bytes: UnsafeRawBufferPointer) -> UInt32 {
         storedCRC(region: region, page: page)
     }
 }

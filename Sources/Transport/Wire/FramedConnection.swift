@@ -153,14 +153,14 @@ package final class FramedConnection: @unchecked Sendable {
     }
 
     /// Sends a READ for `count` pages of `region` from `firstPage`, without allocating.
-    package func sendRead(region: UInt32, firstPage: UInt64, count: UInt32) throws(TransportError) {
+    package func sendRead(region: UInt32, firstPage: PageIndex, count: UInt32) throws(TransportError) {
         let length = 1 + 16
         // SAFETY: the stores lie inside the scratch buffer (at least 16 + 12 × 1024 bytes).
         unsafe scratch.withUnsafeMutableBytes { raw in
             unsafe raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
             unsafe raw.storeBytes(of: FrameType.read.rawValue, toByteOffset: 4, as: UInt8.self)
             unsafe raw.storeBytes(of: region.littleEndian, toByteOffset: 5, as: UInt32.self)
-            unsafe raw.storeBytes(of: firstPage.littleEndian, toByteOffset: 9, as: UInt64.self)
+            unsafe raw.storeBytes(of: firstPage.rawValue.littleEndian, toByteOffset: 9, as: UInt64.self)
             unsafe raw.storeBytes(of: count.littleEndian, toByteOffset: 17, as: UInt32.self)
         }
         try sendScratch(4 + length, more: false)
@@ -190,7 +190,7 @@ package final class FramedConnection: @unchecked Sendable {
 
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
         let result: Result<Void, TransportError> = unsafe scratch.withUnsafeBytes { raw in
-            do throws(SocketError) {
+            do throws(SystemError) {
                 // SAFETY: the first `count` bytes of the scratch buffer.
                 try unsafe socket.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
                 return .success(())

@@ -26,7 +26,7 @@ struct MemDiffCommand: ParsableCommand {
         do { difference = try ImageDiff.compare(a, b) } catch { throw CommandFailure(error.description) }
         for run in difference.runs {
             let place = run.guestAddress.map { "\(HexDump.hexAddress($0))-\(HexDump.hexAddress($0 + UInt64(run.pages.count) * 4096 - 1))" } ?? "-"
-            print("\(place) \(run.region) pages \(run.pages.lowerBound)-\(run.pages.upperBound - 1) (\(run.pages.count))")
+            print("\(place) \(run.region) pages \(run.pages.lowerBound)-\(run.pages.upperBound.rawValue - 1) (\(run.pages.count))")
         }
         print("\(difference.differingPages) of \(difference.comparedPages) pages differ")
         if difference.differingPages > 0 { throw ExitCode(1) }

@@ -1,0 +1,74 @@
+import LinuxSystem
+
+/// Page-aligned memory a thread stages whole pages in: the source of a UFFDIO_COPY, a batch of
+/// pages being sent, a chunk being read. The one type page-data code holds a staging buffer
+/// as, so that code needs no raw pointer for it: pages are copied in from a region, checked and
+/// hashed here by slot, bounds-checked.
+///
+/// Allocated and touched once, before the owner's loop, so neither the loop nor the kernel's
+/// copy out of it ever faults or allocates. Owned by one thread.
+@safe
+package final class PageBuffer {
+    package let pageCount: Int
+    private let memory: UnsafeMutableRawBufferPointer
+
+    package init(pageCount: Int) {
+        precondition(pageCount > 0, "a page buffer holds at least one page")
+        self.pageCount = pageCount
+        let byteCount = pageCount * PageSize.bytes
+        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: PageSize.bytes)
+        // Touching every page now keeps first-touch faults out of the fault path.
+        unsafe memory.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        // SAFETY: allocated in init; the owning thread has finished with it.
+        unsafe memory.deallocate()
+    }
+
+    /// The first `pages` pages, for one read and one copy; the view must not outlive the buffer.
+    package func pages(_ pages: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(pages > 0 && pages <= pageCount, "\(pages) pages of a \(pageCount)-page buffer")
+        // SAFETY: the slice lies inside the allocation.
+        return unsafe UnsafeMutableRawBufferPointer(rebasing: memory[0..<pages * PageSize.bytes])
+    }
+
+    /// Copies one page of `region` at `offset` into slot `slot`; false (and the slot unchanged)
+    /// if that page is not inside the region.
+    @discardableResult
+    package func copyPage(into slot: Int, from region: GuestRegion, at offset: RegionOffset) -> Bool {
+        let target = page(slot)
+        // SAFETY: `withUnsafeBytes` checks the page lies inside the region; both views are one
+        // page and are used only for this copy.
+        return (try? unsafe region.withUnsafeBytes(at: offset, count: PageSize.bytes) { source in
+            unsafe target.copyMemory(from: source)
+        }) != nil
+    }
+
+    /// Whether slot `slot` holds only zero bytes.
+    package func isZeroPage(_ slot: Int) -> Bool {
+        unsafe ZeroPageScan.isZeroPage(UnsafeRawBufferPointer(page(slot)))
+    }
+
+    /// The CRC32C of slot `slot`.
+    package func checksum(ofPage slot: Int) -> UInt32 {
+        unsafe CRC32C.checksum(UnsafeRawBufferPointer(page(slot)))
+    }
+
+    /// Appends the bytes of slot `slot` to `bytes`.
+    package func appendPage(_ slot: Int, to bytes: inout [UInt8]) {
+        unsafe bytes.append(contentsOf: UnsafeRawBufferPointer(page(slot)))
+    }
+
+    /// Runs `body` on the first `pages` pages, read-only; the view must not escape `body`.
+    package func withPages<R, E: Error>(_ pages: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(self.pages(pages)))
+    }
+
+    /// Slot `slot`, one page.
+    private func page(_ slot: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(slot >= 0 && slot < pageCount, "page \(slot) of a \(pageCount)-page buffer")
+        // SAFETY: the slot lies inside the allocation.
+        return unsafe UnsafeMutableRawBufferPointer(rebasing: memory[slot * PageSize.bytes..<(slot + 1) * PageSize.bytes])
+    }
+}
