@@ -192,3 +192,33 @@ import Testing
         #expect(bucket.take(1000, now: 10_000_000_000) == 100)
     }
 }
+
+/// A back-end that serves one chain per call, so a busy queue reaches the transport's round limit.
+final class OneChainAtATime: VirtioBackend, @unchecked Sendable {
+    private var chain = DescriptorChain(capacity: 16)
+    var deviceType: VirtioDeviceType { .entropy }
+    var deviceFeatures: UInt64 { 0 }
+    var queueMaximumSizes: [UInt16] { [16] }
+    func configurationByte(at offset: Int) -> UInt8? { nil }
+    func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
+        guard try queue.pop(into: &chain, memory: memory) else { return false }
+        queue.putUsed(head: chain.head, length: 0)
+        return true
+    }
+}
+
+@Suite struct VirtioRoundLimitTests {
+    /// With EVENT_IDX, the event index is armed at the index reached even when the round limit
+    /// ends the service: a stale one would make the driver skip its next notification.
+    @Test func theRoundLimitStillArmsTheNextNotification() throws {
+        for count in [4, 5, 9] {
+            var driver = try VirtioTestDriver(backend: OneChainAtATime())
+            for _ in 0..<count { try driver.submit([(VirtioTestDriver.bufferBase, 8, true)]) }
+            driver.notify()
+            while driver.usedIndex < UInt16(count), driver.device.queueNotifiers[0].isSignaled { driver.device.serveQueue(0) }
+            #expect(driver.usedIndex == UInt16(count))
+            let event = try driver.read16(at: VirtioTestDriver.usedRing + 4 + 8 * UInt64(driver.queueSize))
+            #expect(event == UInt16(count), "\(count) chains: avail_event is \(event)")
+        }
+    }
+}

@@ -360,7 +360,7 @@ struct TransportState {
                 if backend.throttledUntil != nil { break }  // the I/O thread comes back at the deadline
                 if backend.holdsBuffers(queue: index) { break }  // it arms the queue itself when it waits
                 rounds += 1
-                if rounds == 4 { more = try queue.hasAvailable(); break }
+                if rounds == 4 { more = try queue.armNotification(); break }  // armed either way: a stale event would lose the next notification
             } while try queue.armNotification()
         } catch {
             needReset()
