@@ -52,54 +52,44 @@ package struct DescriptorChain: Sendable {
 
     /// Copies `count` bytes starting `offset` bytes into the readable stream into `buffer[index...]`.
     package func copyReadable(from offset: Int, count: Int, into buffer: inout [UInt8], at index: Int, memory: GuestMemoryMap) throws(GuestMemoryError) {
-        precondition(offset >= 0 && count >= 0 && offset + count <= readableBytes, "read past the readable buffers")
-        var skip = offset, copied = 0, segment = 0
-        while copied < count {
-            let length = Int(lengths[segment])
-            if skip >= length {
-                skip -= length
-            } else {
-                let part = min(length - skip, count - copied)
-                try memory.copy(from: GuestAddress(addresses[segment] + UInt64(skip)), into: &buffer, at: index + copied, count: part)
-                copied += part
-                skip = 0
-            }
-            segment += 1
+        _ = try forEachPiece(writable: false, from: offset, count: count) { (address, done, part) throws(GuestMemoryError) in
+            try memory.copy(from: address, into: &buffer, at: index + done, count: part)
+            return true
         }
     }
 
     /// Copies `buffer[index..<index+count]` to the writable stream, starting `offset` bytes into it.
     package func copyToWritable(_ buffer: [UInt8], from index: Int, count: Int, at offset: Int, memory: GuestMemoryMap) throws(GuestMemoryError) {
-        precondition(offset >= 0 && count >= 0 && offset + count <= writableBytes, "write past the writable buffers")
-        var skip = offset, copied = 0, segment = readableCount
-        while copied < count {
-            let length = Int(lengths[segment])
-            if skip >= length {
-                skip -= length
-            } else {
-                let part = min(length - skip, count - copied)
-                try memory.copy(buffer, from: index + copied, count: part, to: GuestAddress(addresses[segment] + UInt64(skip)))
-                copied += part
-                skip = 0
-            }
-            segment += 1
+        _ = try forEachPiece(writable: true, from: offset, count: count) { (address, done, part) throws(GuestMemoryError) in
+            try memory.copy(buffer, from: index + done, count: part, to: address)
+            return true
         }
     }
 
     /// Lists `count` bytes of the readable (or writable) stream, from `offset`, in `vectors`.
     /// False if `vectors` cannot hold that many ranges.
     package func list(writable: Bool, from offset: Int, count: Int, in vectors: GuestIOVectors, memory: GuestMemoryMap) throws(GuestMemoryError) -> Bool {
-        precondition(offset >= 0 && count >= 0 && offset + count <= (writable ? writableBytes : readableBytes), "range past the buffers")
         vectors.removeAll()
-        var skip = offset, listed = 0, segment = writable ? readableCount : 0
-        while listed < count {
+        return try forEachPiece(writable: writable, from: offset, count: count) { (address, _, part) throws(GuestMemoryError) in
+            try vectors.append(address, length: part, in: memory)
+        }
+    }
+
+    /// Calls `body` with each contiguous piece of `[offset, offset+count)` of one stream: its
+    /// guest address, the bytes before it, and its length. Stops (false) when `body` says so.
+    private func forEachPiece(
+        writable: Bool, from offset: Int, count: Int, _ body: (GuestAddress, Int, Int) throws(GuestMemoryError) -> Bool
+    ) throws(GuestMemoryError) -> Bool {
+        precondition(offset >= 0 && count >= 0 && offset + count <= (writable ? writableBytes : readableBytes), "range past the buffers")
+        var skip = offset, done = 0, segment = writable ? readableCount : 0
+        while done < count {
             let length = Int(lengths[segment])
             if skip >= length {
                 skip -= length
             } else {
-                let part = min(length - skip, count - listed)
-                guard try vectors.append(GuestAddress(addresses[segment] + UInt64(skip)), length: part, in: memory) else { return false }
-                listed += part
+                let part = min(length - skip, count - done)
+                guard try body(GuestAddress(addresses[segment] + UInt64(skip)), done, part) else { return false }
+                done += part
                 skip = 0
             }
             segment += 1
