@@ -20,13 +20,27 @@ workload runs on both VMMs back to back, the order alternating per round. Per ru
 reads each VMM thread's CPU time (/proc/PID/task/TID/schedstat), grouped as vCPU, I/O (Engram's
 virtio-io thread; QEMU's main loop and its thread-pool workers) and other.
 
-vsock is not measured yet (no vsock harness here yet; Engram's device was being written); its rows say so.
+virtio-vsock, Engram only (QEMU has no vsock peer on this host), `--parts vsock`: the test kernel with
+`--vsock 3,PATH` runs `vsock listen 5000` (its echo server); a host client speaks Firecracker's handshake
+(`CONNECT 5000\n`, `OK <hostport>\n`) and then
+- round trips: --vsock-exchanges exchanges of --vsock-size bytes on one connection, each timed with
+  perf_counter_ns, p50/p99 per run, in the driver's interrupt mode, plus a short run with `virtio opt <vsock>
+  poll 1` (which only suppresses interrupts: the background listener is then served once per 10 ms tick);
+- stream: --vsock-mib MiB echoed through one connection (one thread sends, another receives), MB/s;
+both also against a Unix-socket echo on the host (a forked Python process answering the same handshake) as
+the ceiling, same client code; then
+- restore to first echo: a snapshot taken right after `vsock listen`; per round `engram restore SNAP --memory
+  map --vsock 3,PATH2`, timed from spawning it until a client that retries connecting to PATH2 every 0.2 ms
+  gets its first 64-byte echo back; the VMM's "restored ... in X ms" line beside it.
+
+--parts picks what runs (default both); a part not run keeps its figures from OUTPUT.json, so `--parts vsock`
+(under a minute) refreshes the vsock section alone.
 Writes docs/results/devices.md and docs/results/devices.json.
 """
-import argparse, json, math, os, platform, re, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, math, multiprocessing, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 from datetime import datetime, timezone
 
-from benchlib import PROCESSES, Child, kill_all, summary
+from benchlib import PROCESSES, Child, die_with_parent, kill_all, run_json, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
@@ -75,7 +89,7 @@ class VM:
             raise RuntimeError(f"{self.name}: {line!r} answered {answer!r}")
         return arrived - sent, answer
 
-    def discover(self):
+    def discover(self, kinds=("blk", "rng")):
         start = len(self.child.out)
         self.command("virtio", "VIRTIO devices=")
         listing = self.child.out[start:].decode(errors="replace")
@@ -83,7 +97,7 @@ class VM:
             if status != "ok":
                 raise RuntimeError(f"{self.name}: virtio device {number} ({kind}) is {status}")
             self.devices.setdefault(kind, int(number))
-        for kind in ("blk", "rng"):
+        for kind in kinds:
             if kind not in self.devices:
                 raise RuntimeError(f"{self.name}: no {kind} device in {listing!r}")
         return listing.strip().splitlines()
@@ -378,6 +392,288 @@ def measure(args, tmp):
     return result
 
 
+# ---- virtio-vsock --------------------------------------------------------------------------------
+
+VSOCK_CID, VSOCK_PORT = 3, 5000
+RESTORED_LINE = re.compile(rb"restored .* in ([\d.]+) ms")
+
+
+def read_line(sock, limit=128):
+    """One `\\n`-ended line from a socket, read a byte at a time (nothing after it is consumed)."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < limit:
+        byte = sock.recv(1)
+        if not byte:
+            break
+        line += byte
+    return line
+
+
+def vsock_client(path, port=VSOCK_PORT, timeout=10):
+    """A connected socket after Firecracker's handshake (`CONNECT <port>\\n`, `OK <hostport>\\n`)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(f"CONNECT {port}\n".encode())
+        answer = read_line(sock)
+    except OSError:
+        sock.close()
+        raise
+    if not answer.startswith(b"OK "):
+        sock.close()
+        raise ConnectionError(f"{path}: CONNECT {port} answered {answer!r}")
+    return sock
+
+
+def echo_server(path):
+    """The ceiling: a Unix-socket echo on the host in its own process, answering the same handshake
+    (`CONNECT <port>\\n` → `OK 0\\n`) so the client code is the same; one thread per connection."""
+    die_with_parent()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(16)
+
+    def serve(conn):
+        with conn:
+            if not read_line(conn).startswith(b"CONNECT "):
+                return
+            conn.sendall(b"OK 0\n")
+            buffer = bytearray(1 << 18)
+            view = memoryview(buffer)
+            while True:
+                n = conn.recv_into(buffer)
+                if not n:
+                    return
+                conn.sendall(view[:n])
+
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def recv_exact(sock, view):
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise ConnectionError(f"closed after {got} of {len(view)} bytes")
+        got += n
+
+
+def round_trips(sock, count, size, warmup=50):
+    """Nanoseconds of `count` exchanges (send `size` bytes, receive them back), after `warmup` untimed ones."""
+    payload = os.urandom(size)
+    back = bytearray(size)
+    view = memoryview(back)
+    times = []
+    for index in range(warmup + count):
+        start = time.perf_counter_ns()
+        sock.sendall(payload)
+        recv_exact(sock, view)
+        elapsed = time.perf_counter_ns() - start
+        if back != payload:
+            raise RuntimeError(f"echo {index}: the bytes differ")
+        if index >= warmup:
+            times.append(elapsed)
+    return times
+
+
+def stream(sock, total, chunk=64 * 1024):
+    """Seconds to echo `total` bytes through one connection: one thread sends, this one receives
+    (from the first send to the last byte back); the bytes are compared at the end."""
+    block = os.urandom(MIB)
+    expected = block * (total // MIB)
+    received = bytearray(len(expected))
+    view, source = memoryview(received), memoryview(expected)
+    failure = []
+
+    def send():
+        try:
+            for offset in range(0, len(expected), chunk):
+                sock.sendall(source[offset:offset + chunk])
+        except OSError as error:
+            failure.append(error)
+
+    sender = threading.Thread(target=send, daemon=True)
+    start = time.perf_counter()
+    sender.start()
+    recv_exact(sock, view)
+    seconds = time.perf_counter() - start
+    sender.join()
+    if failure:
+        raise failure[0]
+    if received != expected:
+        raise RuntimeError("stream: the echoed bytes differ")
+    return seconds
+
+
+def percentile(values, p):
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def latency_run(path, count, size, vm=None):
+    """One connection, `count` timed exchanges: p50/p99/mean in µs, and the VMM's CPU per exchange."""
+    with vsock_client(path) as sock:
+        before = vm.thread_cpu() if vm else None
+        times = round_trips(sock, count, size)
+        after = vm.thread_cpu() if vm else None
+    run = {"p50_us": percentile(times, 50) / 1000, "p99_us": percentile(times, 99) / 1000,
+           "mean_us": statistics.mean(times) / 1000, "max_us": max(times) / 1000}
+    if vm:
+        run["cpu_us_per_exchange"] = {k: (after[k] - before[k]) / 1000 / (count + 50) for k in ("vcpu", "io", "other", "vcpu_wait", "io_wait")}
+    return run
+
+
+def throughput_run(path, total):
+    with vsock_client(path, timeout=60) as sock:
+        seconds = stream(sock, total)
+    return {"seconds": seconds, "mb_s": total / seconds / 1e6}
+
+
+def first_echo(path, started, process, payload):
+    """A host client's first echo through PATH: it tries to connect every 0.2 ms until the socket exists
+    and `CONNECT` is answered `OK`, then sends `payload`; monotonic times of each step."""
+    attempts, connected = 0, None
+    back = bytearray(len(payload))
+    while True:
+        if process.poll() is not None or time.monotonic() - started > 20:
+            raise RuntimeError(f"no vsock echo through {path} (exit status {process.poll()})")
+        attempts += 1
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        try:
+            sock.connect(path)
+            connected = connected or time.monotonic()
+            sock.sendall(f"CONNECT {VSOCK_PORT}\n".encode())
+            if read_line(sock).startswith(b"OK "):
+                break
+        except OSError:
+            pass
+        sock.close()
+        time.sleep(0.0002)
+    accepted = time.monotonic()
+    with sock:
+        sock.sendall(payload)
+        recv_exact(sock, memoryview(back))
+        echoed = time.monotonic()
+    if back != payload:
+        raise RuntimeError("restore: the first echo differs")
+    return {"connected": connected, "accepted": accepted, "echoed": echoed, "attempts": attempts}
+
+
+def restore_to_echo(args, snapshot, path):
+    """`engram restore SNAPSHOT --memory map --vsock CID,PATH`, timed from spawning it until a host client's
+    first echo (64 bytes) comes back. The client runs on its own thread while this one reads the VMM's
+    stderr as it arrives, so the "restored" line is timed too."""
+    if os.path.exists(path):
+        os.unlink(path)
+    child = Child([args.engram, "restore", snapshot, "--memory", "map", "--vsock", f"{VSOCK_CID},{path}"], name="engram restore")
+    outcome = {}
+
+    def client():
+        try:
+            outcome.update(first_echo(path, child.started, child.process, os.urandom(64)))
+        except Exception as error:  # handed to the main thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        child.pump_until(lambda: not thread.is_alive(), 30, "the first vsock echo")
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        _, match = child.wait_for(RESTORED_LINE, 10, "the restored line", stream="err")
+        line_at = next(t for t, line in child.stderr_lines if RESTORED_LINE.search(line.encode()))
+        return {"spawn_to_echo_ms": (outcome["echoed"] - child.started) * 1000,
+                "spawn_to_restored_line_ms": (line_at - child.started) * 1000, "restore_ms": float(match.group(1)),
+                "spawn_to_connect_ms": (outcome["connected"] - child.started) * 1000,
+                "spawn_to_ok_ms": (outcome["accepted"] - child.started) * 1000, "connect_attempts": outcome["attempts"]}
+    finally:
+        child.stop()
+
+
+def help_exit_ms(args):
+    """Spawn → exit of `engram --help`: starting the process (exec, dynamic linking, Swift runtime), no VM."""
+    started = time.monotonic()
+    subprocess.run([args.engram, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return (time.monotonic() - started) * 1000
+
+
+def measure_vsock(args, tmp):
+    """Latency and throughput against the guest's echo listener and against the host echo, then
+    restore → first echo from a snapshot taken while the listener ran."""
+    guest_path, host_path = os.path.join(tmp, "v.sock"), os.path.join(tmp, "host-echo.sock")
+    api, snapshot = os.path.join(tmp, "api.sock"), os.path.join(tmp, "vsock.snap")
+    count, total = args.vsock_exchanges, args.vsock_mib * MIB
+    server = multiprocessing.get_context("fork").Process(target=echo_server, args=(host_path,), daemon=True)
+    server.start()
+    vm = VM("engram", [args.engram, "run", "--kernel", KERNEL, "--memory", "256M", "--cpus", "1",
+                       "--vsock", f"{VSOCK_CID},{guest_path}", "--api-socket", api, "--cmdline", "cpus=1"])
+    started = time.monotonic()
+    linked = subprocess.run(["ldd", args.engram], capture_output=True, text=True).stdout
+    result = {"swift_runtime": "dynamic" if "libswiftCore.so" in linked else "static",
+              "command": vm.child.command, "exchange_bytes": args.vsock_size, "exchanges_per_run": count,
+              "poll_exchanges_per_run": args.vsock_poll_exchanges, "stream_bytes": total, "rounds": args.rounds,
+              "restore_rounds": args.restore_rounds}
+    samples = {"engram": [], "host": [], "engram_poll": [], "engram_stream": [], "host_stream": []}
+    try:
+        vm.boot()
+        result["virtio_listing"] = vm.discover(("vsock",))
+        vm.command(f"vsock listen {VSOCK_PORT}", "VSOCK LISTEN")
+        result["snapshot"] = run_json([args.engram, "snapshot", api, snapshot])  # the listener runs, no connection open
+        result["snapshot"].pop("path", None)
+        dev = vm.devices["vsock"]
+        for round_index in range(args.rounds):
+            targets = [("engram", guest_path, vm), ("host", host_path, None)]
+            for name, path, owner in targets if round_index % 2 == 0 else targets[::-1]:
+                samples[name].append(latency_run(path, count, args.vsock_size, owner))
+            for name, path in [("engram_stream", guest_path), ("host_stream", host_path)]:
+                samples[name].append(throughput_run(path, total))
+            if args.vsock_poll_exchanges:
+                _, answer = vm.command(f"virtio opt {dev} poll 1", "VIRTIO OPT")
+                samples["engram_poll"].append(latency_run(guest_path, args.vsock_poll_exchanges, args.vsock_size, vm))
+                vm.command(f"virtio opt {dev} poll 0", "VIRTIO OPT")
+            e, h = samples["engram"][-1], samples["host"][-1]
+            print(f"   vsock round {round_index + 1}/{args.rounds}: p50/p99 {e['p50_us']:.0f}/{e['p99_us']:.0f} µs "
+                  f"(host echo {h['p50_us']:.1f}/{h['p99_us']:.1f}), stream {samples['engram_stream'][-1]['mb_s']:.1f} MB/s "
+                  f"(host echo {samples['host_stream'][-1]['mb_s']:.0f})"
+                  + (f", poll 1 p50 {samples['engram_poll'][-1]['p50_us']:.0f} µs" if samples["engram_poll"] else "")
+                  + f" ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        vm.child.pump_for(0.1)  # the last connection's close, served on the guest's next tick after poll 0
+        _, stats = vm.command("vsock stats", "VSOCK STATS")
+        result["guest_stats"] = stats
+    finally:
+        vm.stop()
+        server.terminate()
+        server.join(5)
+    restores = []
+    for index in range(args.restore_rounds):
+        run = restore_to_echo(args, snapshot, os.path.join(tmp, f"restored{index}.sock"))
+        run["help_exit_ms"] = help_exit_ms(args)
+        restores.append(run)
+        print(f"   restore {index + 1}/{args.restore_rounds}: first echo {run['spawn_to_echo_ms']:.1f} ms "
+              f"(restored line: {run['restore_ms']} ms, at {run['spawn_to_restored_line_ms']:.1f} ms)", file=sys.stderr, flush=True)
+    result["latency"] = {name: summarize_latency(samples[name]) for name in ("engram", "host", "engram_poll") if samples[name]}
+    result["stream"] = {name.split("_")[0]: {"mb_s": collect(samples[name], "mb_s"), "seconds": collect(samples[name], "seconds")}
+                        for name in ("engram_stream", "host_stream")}
+    result["restore_to_first_echo"] = {key: summary([r[key] for r in restores], 2) for key in restores[0]}
+    result["runs"] = {name: values for name, values in samples.items() if values}
+    result["restore_runs"] = restores
+    return result
+
+
+def summarize_latency(runs):
+    out = {key: summary([r[key] for r in runs], 1) for key in ("p50_us", "p99_us", "mean_us", "max_us")}
+    if runs[0].get("cpu_us_per_exchange"):
+        out["cpu_us_per_exchange_median"] = {k: round(statistics.median(r["cpu_us_per_exchange"][k] for r in runs), 1)
+                                             for k in runs[0]["cpu_us_per_exchange"]}
+    return out
+
+
 def summarize_blk(samples, totals):
     out = {}
     for mode, by_workload in samples.items():
@@ -442,6 +738,95 @@ def build_note(binary):
     return f"{binary['build']} build {binary['path']}, built {binary['built']}"
 
 
+def vsock_section(result):
+    """The vsock section: figures if measured, else what is missing."""
+    v = result.get("vsock")
+    if not v or v.get("status") != "measured":
+        return """## virtio-vsock — not measured yet
+
+| figure | Engram | ceiling / peer | status |
+|---|---|---|---|
+| round trip latency p50 / p99 | — | Unix-socket echo on the host | **not measured yet** |
+| stream throughput | — | Unix-socket echo on the host | **not measured yet** |
+| `engram restore --memory map` → first vsock echo (target ≤ 30 ms) | — | — | **not measured yet** |
+"""
+    lat, st, r = v["latency"], v["stream"], v["restore_to_first_echo"]
+    med = lambda d, k: d[k]["median"]
+    e, h = lat["engram"], lat["host"]
+    echo_ms = med(r, "spawn_to_echo_ms")
+    target = "met" if echo_ms <= 30 else "not met"
+    poll_row = ""
+    if "engram_poll" in lat:
+        p = lat["engram_poll"]
+        poll_row = (f"| round trip, {v['exchange_bytes']} B, `virtio opt <vsock> poll 1` ({v['poll_exchanges_per_run']} per run) | "
+                    f"{med(p, 'p50_us'):,.0f} / {med(p, 'p99_us'):,.0f} µs | {med(h, 'p50_us'):.1f} / {med(h, 'p99_us'):.1f} µs | "
+                    f"{med(p, 'p50_us') / med(h, 'p50_us'):,.0f}× / {med(p, 'p99_us') / med(h, 'p99_us'):,.0f}× slower |\n")
+    cpu = e.get("cpu_us_per_exchange_median", {})
+    runs = v["runs"]
+    def joined(items, key, spec, key2=None):
+        return ", ".join(f"{x[key]:{spec}}" + (f"/{x[key2]:{spec}}" if key2 else "") for x in items)
+
+    all_runs = [f"- latency p50/p99 (µs), Engram: {joined(runs['engram'], 'p50_us', '.0f', 'p99_us')}; "
+                f"host echo: {joined(runs['host'], 'p50_us', '.1f', 'p99_us')}"]
+    if runs.get("engram_poll"):
+        all_runs.append(f"- latency p50/p99 (µs), Engram with poll 1: {joined(runs['engram_poll'], 'p50_us', '.0f', 'p99_us')}")
+    all_runs.append(f"- stream (MB/s), Engram: {joined(runs['engram_stream'], 'mb_s', '.1f')}; host echo: {joined(runs['host_stream'], 'mb_s', '.0f')}")
+    all_runs.append(f"- restore → first echo (ms): {joined(v['restore_runs'], 'spawn_to_echo_ms', '.1f')}; "
+                    f"\"restored … in X ms\": {joined(v['restore_runs'], 'restore_ms', 'g')}")
+    all_runs = "\n".join(all_runs)
+    findings = ("\n" + v["findings"].strip() + "\n") if v.get("findings") else ""
+    return f"""## virtio-vsock (Engram only)
+
+Measured by `bench/devices.py --parts vsock` on {v['date']}, Engram at commit {v['commit']} ({build_note(v['engram_binary'])}),
+host load average {v['load_average']['start']} at the start, {v['load_average']['end']} at the end; {v['rounds']} round(s), medians
+over rounds; the run took {v.get('bench_seconds', '?')} s.{' **Quick run** (`--quick`): not the committed figures.' if v['quick'] else ''}
+**QEMU is not in this section**: it has no vsock peer on this host (no vhost-vsock), so the ceiling is a
+Unix-socket echo on the host (a Python process, one thread per connection, answering the same `CONNECT`
+handshake) driven by the same client code.
+
+- **Set-up**: `engram run` of the test kernel (256 MiB, 1 vCPU, `cpus=1`) with `--vsock {VSOCK_CID},PATH`; the guest runs
+  `vsock listen {VSOCK_PORT}` (the test kernel's echo server, serviced from its idle loop after each device interrupt).
+  A host client connects to PATH, writes `CONNECT {VSOCK_PORT}\\n`, reads `OK <hostport>\\n` (Firecracker's protocol), then streams.
+- **Round trip**: one connection per run, {v['exchanges_per_run']} exchanges of {v['exchange_bytes']} bytes (send, then read all of them
+  back), each timed on the host with `time.perf_counter_ns`, after 50 untimed ones; p50 and p99 (nearest rank) per
+  run, then the median over rounds. The driver's default *interrupt* mode. The driver's `poll` option does not
+  make the listener spin: it only suppresses the device's interrupts, so the background echo server is then
+  serviced once per 10 ms timer tick; its row shows that, it is not a fast path.
+- **Stream**: {v['stream_bytes'] // MIB} MiB of random bytes through one connection, sent in 64 KiB writes by one thread while
+  another reads the echo; from the first write to the last byte back; the bytes are compared. MB/s = 10^6 bytes/s.
+- **Restore → first echo**: a snapshot (`engram snapshot API SNAP`) of that VM taken right after `vsock listen`
+  (no connection open), the VM then stopped after the runs above; per round `engram restore SNAP --memory map
+  --vsock {VSOCK_CID},PATH2` (a fresh PATH2) is spawned and a host client tries to connect to PATH2 every 0.2 ms until
+  the socket exists and `CONNECT` is answered `OK`, then sends 64 bytes; the time is from spawning the process
+  to those bytes coming back. The snapshot file is in the host page cache (warm). "restored … in X ms" is the
+  VMM's own stderr line (its work from the start of the command until the vCPUs run).
+
+| figure | Engram | host Unix-socket echo (ceiling) | Engram ÷ ceiling |
+|---|---|---|---|
+| round trip, {v['exchange_bytes']} B, p50 / p99 (interrupt mode) | **{med(e, 'p50_us'):,.0f} / {med(e, 'p99_us'):,.0f} µs** | {med(h, 'p50_us'):.1f} / {med(h, 'p99_us'):.1f} µs | {med(e, 'p50_us') / med(h, 'p50_us'):,.0f}× / {med(e, 'p99_us') / med(h, 'p99_us'):,.0f}× slower |
+{poll_row}| stream, {v['stream_bytes'] // MIB} MiB echoed through one connection | **{med(st['engram'], 'mb_s'):,.1f} MB/s** | {med(st['host'], 'mb_s'):,.0f} MB/s | {med(st['engram'], 'mb_s') / med(st['host'], 'mb_s'):.3f} |
+
+| restore (`--memory map`, {v['restore_rounds']} rounds) | median | min | max |
+|---|---|---|---|
+| spawn → first vsock echo back (target ≤ 30 ms: **{target}**) | **{echo_ms:.1f} ms** | {r['spawn_to_echo_ms']['min']:.1f} ms | {r['spawn_to_echo_ms']['max']:.1f} ms |
+| VMM's "restored … in X ms" | {med(r, 'restore_ms'):.2f} ms | {r['restore_ms']['min']:.2f} ms | {r['restore_ms']['max']:.2f} ms |
+| spawn → the "restored" line read | {med(r, 'spawn_to_restored_line_ms'):.1f} ms | {r['spawn_to_restored_line_ms']['min']:.1f} ms | {r['spawn_to_restored_line_ms']['max']:.1f} ms |
+| spawn → PATH2 accepts a connection | {med(r, 'spawn_to_connect_ms'):.1f} ms | {r['spawn_to_connect_ms']['min']:.1f} ms | {r['spawn_to_connect_ms']['max']:.1f} ms |
+| spawn → `OK` (the guest accepted) | {med(r, 'spawn_to_ok_ms'):.1f} ms | {r['spawn_to_ok_ms']['min']:.1f} ms | {r['spawn_to_ok_ms']['max']:.1f} ms |
+| for scale: spawn → `engram --help` exits (starting the process alone, no VM) | {med(r, 'help_exit_ms'):.1f} ms | {r['help_exit_ms']['min']:.1f} ms | {r['help_exit_ms']['max']:.1f} ms |
+
+The binary links the Swift runtime {v.get('swift_runtime', 'unknown')}ally{' (`swift build -c release` without `--static-swift-stdlib`, which bench/run.sh uses and which starts about 3 ms sooner)' if v.get('swift_runtime') == 'dynamic' else ''}.
+
+VMM CPU per interrupt-mode exchange (median, µs, from schedstat): vCPU thread {num(cpu.get('vcpu'), '.1f')} (runnable but waiting
+{num(cpu.get('vcpu_wait'), '.1f')}), `virtio-io` thread {num(cpu.get('io'), '.1f')} (waiting {num(cpu.get('io_wait'), '.1f')}), other {num(cpu.get('other'), '.1f')}.
+The guest's counters at the end: `{v['guest_stats']}`.
+{findings}
+All runs:
+
+{all_runs}
+"""
+
+
 def report(result):
     rows = []
     for mode in MODES:
@@ -479,6 +864,11 @@ def report(result):
              for name, entry in result["blk"][mode].items() if entry["ratio_engram_over_qemu"] is not None and entry["ratio_engram_over_qemu"] < 1.0]
     met = "all block figures met" if not below else "not met for " + ", ".join(below)
     overhead = result["command_overhead_ms"]
+    blk_notes = (result["blk_notes"].strip() + "\n\n") if result.get("blk_notes") else ""
+    v = result.get("vsock") or {}
+    vsock_target = ("not measured yet" if v.get("status") != "measured" else
+                    f"{'met' if v['restore_to_first_echo']['spawn_to_echo_ms']['median'] <= 30 else 'not met'} "
+                    f"({v['restore_to_first_echo']['spawn_to_echo_ms']['median']:.1f} ms, median)")
     findings = result.get("findings") or ""
     check = result.get("notification_check")
     check_section = ""
@@ -510,7 +900,7 @@ request the driver made available: a notification the device asked for (EVENT_ID
     failures = ("\n## Runs that did not end ok\n\nRecorded, then run again (not in the medians):\n\n" +
                 "\n".join(f"- {f['vmm']} {f['mode']} {f['workload']} ({f['total_requests']} requests, {f['seconds']} s): `{f['answer']}`"
                            for f in failed) + "\n") if failed else "\nEvery run ended `status=ok` with all requests completed.\n"
-    return f"""# Devices: Engram vs QEMU microvm (virtio-blk, virtio-rng)
+    return f"""# Devices: Engram vs QEMU microvm (virtio-blk, virtio-rng), and Engram's virtio-vsock
 
 Written by `bench/devices.py` on {result['date']}, {result['host']}, Engram at commit {result['commit']}
 ({build_note(result['engram_binary'])}). {result['machine_notes']}
@@ -540,7 +930,8 @@ every workload runs on Engram and QEMU back to back (order alternating per round
 - **rng**: Engram's limiter is set to 1 GiB/s with 1 MiB bursts (`--rng {RNG_OPTION}`; the default is 1 MiB/s) so it
   is not what is measured. The driver sends 4 KiB buffers one at a time.
 
-Target: block IOPS and throughput at least QEMU's (Engram / QEMU ≥ 1.0): **{met}**.
+{blk_notes}Target: block IOPS and throughput at least QEMU's (Engram / QEMU ≥ 1.0): **{met}**.
+Target: `engram restore --memory map` → first vsock echo ≤ 30 ms: **{vsock_target}** (see virtio-vsock).
 
 ## virtio-blk
 
@@ -554,20 +945,7 @@ Target: block IOPS and throughput at least QEMU's (Engram / QEMU ≥ 1.0): **{me
 |---|---|---|---|---|---|
 {chr(10).join(rng_rows)}
 
-## virtio-vsock — not measured yet
-
-| figure | Engram | ceiling / peer | status |
-|---|---|---|---|
-| round trip latency p50 / p99 | — | Unix-socket echo on the host | **not measured yet** |
-| stream throughput | — | Unix-socket echo on the host | **not measured yet** |
-| `engram restore --memory map` → first vsock echo (target ≤ 30 ms) | — | — | **not measured yet** |
-
-vsock is not part of this run: Engram's virtio-vsock device was still being written when this bench was set up (it
-was merging while this ran), so this bench has no vsock harness yet. The harness needs a host client that speaks
-Firecracker's `CONNECT <port>` protocol, a Unix-socket echo on the host as the ceiling (QEMU has no vsock peer on
-this host: no vhost-vsock), and a snapshot taken with `vsock listen` running, restored with `--memory map` and timed to
-the first echo. These rows get figures when that harness is added.
-
+{vsock_section(result)}
 ## Where the time goes: CPU per request (µs, medians)
 
 From /proc/PID/task/TID/schedstat before and after each run, divided by the requests: time on a CPU, and in
@@ -601,6 +979,9 @@ def git_commit():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="blk,vsock",
+                        help="what to measure: blk (virtio-blk and virtio-rng beside QEMU), vsock, or both; a part not measured "
+                             "keeps its figures from OUTPUT.json")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.8, help="target time of one bench run")
     parser.add_argument("--quick", action="store_true", help="1 round, short runs, smaller images (a check of the script)")
@@ -613,16 +994,25 @@ def main():
     parser.add_argument("--check-runs", type=int, default=10,
                         help="runs per VMM and EVENT_IDX setting of the lost-notification check (0: skip)")
     parser.add_argument("--check-requests", type=int, default=2000)
+    parser.add_argument("--vsock-exchanges", type=int, default=2000, help="timed round trips per latency run")
+    parser.add_argument("--vsock-size", type=int, default=64, help="bytes per round trip")
+    parser.add_argument("--vsock-poll-exchanges", type=int, default=100,
+                        help="round trips per run with `virtio opt <vsock> poll 1` (0: skip)")
+    parser.add_argument("--vsock-mib", type=int, default=64, help="MiB echoed per stream run")
+    parser.add_argument("--restore-rounds", type=int, default=15, help="restores timed to the first vsock echo")
     parser.add_argument("--findings", help="a Markdown file whose text goes into the report as findings")
+    parser.add_argument("--vsock-findings", help="a Markdown file whose text goes into the vsock section as its discussion")
     parser.add_argument("--report-only", action="store_true", help="rewrite OUTPUT.md from OUTPUT.json, run nothing")
     args = parser.parse_args()
     args.engram = os.path.abspath(args.engram)
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"blk", "vsock"}:
+        parser.error(f"--parts: blk, vsock or blk,vsock, not {args.parts!r}")
     if args.report_only:
         with open(args.output + ".json") as saved:
             result = json.load(saved)
-        if args.findings:
-            with open(args.findings) as f:
-                result["findings"] = "\n" + f.read().strip() + "\n"
+        add_findings(result, args)
+        if args.findings or args.vsock_findings:
             with open(args.output + ".json", "w") as out:
                 json.dump(result, out, indent=2)
                 out.write("\n")
@@ -634,6 +1024,12 @@ def main():
         args.check_runs = min(args.check_runs, 2)
         if args.strace == DEFAULT_STRACE:
             args.strace = "poll:randread-4k-qd32"
+        args.vsock_exchanges, args.vsock_mib = min(args.vsock_exchanges, 300), min(args.vsock_mib, 4)
+        args.vsock_poll_exchanges, args.restore_rounds = min(args.vsock_poll_exchanges, 20), min(args.restore_rounds, 3)
+    previous = None
+    if parts != {"blk", "vsock"}:
+        with open(args.output + ".json") as saved:
+            previous = json.load(saved)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_start = " ".join(open("/proc/loadavg").read().split()[:3])
@@ -641,40 +1037,60 @@ def main():
     source = os.path.realpath(args.engram)
     built = datetime.fromtimestamp(os.path.getmtime(source), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     build = "debug" if "/debug/" in source else "release" if "/release/" in source else "unknown"
+    measured, vsock = {}, None
     try:
         args.engram = os.path.join(tmp, "engram")  # a copy: a build that replaces the binary mid-run changes nothing
         shutil.copy2(source, args.engram)
         fs = subprocess.run(["df", "--output=fstype,source", tmp], capture_output=True, text=True).stdout.split("\n")[1].split()
-        measured = measure(args, tmp)
+        if "blk" in parts:
+            measured = measure(args, tmp)
+        if "vsock" in parts:
+            vsock_start = time.monotonic()
+            vsock = measure_vsock(args, tmp)
+            vsock["bench_seconds"] = round(time.monotonic() - vsock_start, 1)
     finally:
         kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    result = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "host": f"{platform.node()} ({os.cpu_count()} CPUs, kernel {platform.release()})",
-        "commit": git_commit(),
-        "engram_binary": {"path": source, "built": built, "build": build},
-        "machine_notes": "KVM here is PVM (kvm_pvm, no hardware virtualization): guest ring 0 is emulated, ring 3 runs "
-                         "natively; 2 cores, 24 GiB, shared with other work (noisy), hence medians.",
-        "qemu_version": qemu_version.replace("QEMU emulator version ", ""),
-        "directory_note": f"{args.tmpdir} ({fs[0]} on {fs[1]})",
-        "load_average": {"start": load_start, "end": " ".join(open("/proc/loadavg").read().split()[:3])},
-        "quick": args.quick, "rounds": args.rounds, "seconds_per_run": args.seconds, "image_mib": args.image_mib,
-        "rng_option": RNG_OPTION,
-        "vsock": {"status": "not measured yet",
-                  "why": "Engram's vsock device was still being written when this bench was set up; no vsock harness yet; QEMU has no vsock peer on this host"},
-        **measured,
-    }
-    if args.findings:
-        with open(args.findings) as f:
-            result["findings"] = "\n" + f.read().strip() + "\n"
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_end = " ".join(open("/proc/loadavg").read().split()[:3])
+    if "blk" in parts:
+        qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        result = {
+            "date": now,
+            "host": f"{platform.node()} ({os.cpu_count()} CPUs, kernel {platform.release()})",
+            "commit": git_commit(),
+            "engram_binary": {"path": source, "built": built, "build": build},
+            "machine_notes": "KVM here is PVM (kvm_pvm, no hardware virtualization): guest ring 0 is emulated, ring 3 runs "
+                             "natively; 2 cores, 24 GiB, shared with other work (noisy), hence medians.",
+            "qemu_version": qemu_version.replace("QEMU emulator version ", ""),
+            "directory_note": f"{args.tmpdir} ({fs[0]} on {fs[1]})",
+            "load_average": {"start": load_start, "end": load_end},
+            "quick": args.quick, "rounds": args.rounds, "seconds_per_run": args.seconds, "image_mib": args.image_mib,
+            "rng_option": RNG_OPTION,
+            **measured,
+        }
+        result["vsock"] = previous["vsock"] if previous else None
+    else:
+        result = previous
+    if vsock is not None:
+        result["vsock"] = {"status": "measured", "date": now, "commit": git_commit(), "engram_binary": {"path": source, "built": built, "build": build},
+                           "load_average": {"start": load_start, "end": load_end}, "quick": args.quick, **vsock}
+    add_findings(result, args)
     with open(args.output + ".json", "w") as out:
         json.dump(result, out, indent=2)
         out.write("\n")
     with open(args.output + ".md", "w") as out:
         out.write(report(result))
     print(report(result))
+
+
+def add_findings(result, args):
+    if args.findings:
+        with open(args.findings) as f:
+            result["findings"] = "\n" + f.read().strip() + "\n"
+    if args.vsock_findings and result.get("vsock"):
+        with open(args.vsock_findings) as f:
+            result["vsock"]["findings"] = f.read().strip()
 
 
 if __name__ == "__main__":
