@@ -329,7 +329,10 @@ struct TransportState {
         configurationGeneration = saved.configurationGeneration
         queues = saved.queues.map(\.configuration)
         active = resolved
-        if running { backend.activate(features: driverFeatures) }
+        if running {
+            backend.activate(features: driverFeatures)
+            backend.restored()
+        }
     }
 
     func readConfiguration(at offset: Int, size: Int) -> UInt64 {

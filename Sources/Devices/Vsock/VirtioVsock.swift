@@ -90,6 +90,10 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         transportResetPending = false
     }
 
+    /// The host ends of the guest's connections stayed with the old VMM: the guest learns they
+    /// are gone through a transport reset (as with Firecracker); listeners stay.
+    package func restored() { resetTransport() }
+
     package func heldChains(queue index: Int) -> UInt16 { index == Self.receiveQueue && receiveChainHeld ? 1 : 0 }
 
     /// The configuration it was made with (what a snapshot saves).

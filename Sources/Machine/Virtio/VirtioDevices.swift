@@ -75,11 +75,6 @@ struct VirtioDevices: Sendable {
                 throw .disk(path: disk.path, reason: "holds \(Self.capacitySectors(of: device) * 512) bytes; the saved guest's disk \(record.name) had \(saved * 512)")
             }
             do { try device.restoreState(record.transport) } catch { throw .incompatibleState(error.description) }
-            // The host ends of vsock connections stayed with the old VMM: the guest learns they are
-            // gone through a transport reset (as with Firecracker); listeners stay.
-            if record.transport.status & VirtioStatus.driverOK != 0 {
-                device.withBackend { ($0 as? VirtioVsock)?.resetTransport() }
-            }
         }
     }
 
