@@ -2,7 +2,7 @@
  * is copied into the kernel, so the loader's pages (and the trampoline page) may be reused afterwards. */
 #include "bootinfo.h"
 #include "fbcons.h"
-#include "virtio.h"
+#include "net.h"
 
 #define PVH_MAGIC 0x336ec578
 #define E820_RAM 1
@@ -42,7 +42,7 @@ static void add_ram(u64 base, u64 len)
     ram[i].len = len;
 }
 
-/* Splits "options -- cmd; cmd" and reads the cpus=N option. */
+/* Splits "options -- cmd; cmd" and reads the cpus=N option and the net options (net_cmd.c). */
 static void parse_cmdline(void)
 {
     char *s = cmdline;
@@ -51,6 +51,8 @@ static void parse_cmdline(void)
             boot_commands = s[i + 2] ? &s[i + 3] : &s[i + 2];
             break;
         }
+        if (i == 0 || s[i - 1] == ' ')
+            net_option(&s[i]);
         if ((i == 0 || s[i - 1] == ' ') && s[i] == 'c' && s[i + 1] == 'p' && s[i + 2] == 'u' && s[i + 3] == 's' && s[i + 4] == '=') {
             u64 n = 0;
             for (u32 j = i + 5; s[j] >= '0' && s[j] <= '9'; j++)

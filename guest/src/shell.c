@@ -7,6 +7,7 @@
 #include "work.h"
 #include "fbcons.h"
 #include "virtio.h"
+#include "net.h"
 
 #define LINE_MAX 256
 #define DIRTY_DEFAULT_MIB 64
@@ -368,6 +369,8 @@ int shell_poll(void)
         did = 1;
     }
     if (virtio_poll())
+        did = 1;
+    if (net_poll())
         did = 1;
     return did;
 }

@@ -56,7 +56,7 @@ u64 user_vio_reset(u64 arg)
 static u32 cfg32(struct vdev *d, u32 off) { return rd(d, VM_CONFIG + off); }
 
 /* Device configuration, re-read while ConfigGeneration changes underneath. */
-static void read_config(struct vdev *d)
+void vio_read_config(struct vdev *d)
 {
     u32 gen;
     do {
@@ -71,6 +71,14 @@ static void read_config(struct vdev *d)
             d->wz_may_unmap = d->wz ? (cfg32(d, 56) & 0xff) : 0;
         } else if (d->devid == DEVID_VSOCK) {
             d->guest_cid = cfg32(d, 0) | (u64)cfg32(d, 4) << 32;
+        } else if (d->devid == DEVID_NET) {
+            u32 lo = cfg32(d, 0), hi = cfg32(d, 4);
+            if (d->features & (1UL << NET_F_MAC))
+                for (u32 i = 0; i < 6; i++)
+                    d->mac[i] = (u8)((i < 4 ? lo >> (8 * i) : hi >> (8 * (i - 4))));
+            else                    /* a locally administered address of our own */
+                d->mac[0] = 2, d->mac[1] = d->mac[2] = d->mac[3] = d->mac[4] = 0, d->mac[5] = (u8)d->index;
+            d->net_status = (d->features & (1UL << NET_F_STATUS)) ? (u16)(hi >> 16) : NET_S_LINK_UP;
         }
     } while (gen != rd(d, VM_CFG_GEN));
 }
@@ -163,7 +171,12 @@ u64 user_vio_init(u64 arg)
                 1UL << BLK_F_FLUSH | 1UL << BLK_F_DISCARD | 1UL << BLK_F_WZ;
     else if (d->devid == DEVID_VSOCK)
         want |= 1UL << 0;           /* VIRTIO_VSOCK_F_STREAM, where a device lists it */
-    f &= want;
+    else if (d->devid == DEVID_NET)
+        want |= 1UL << NET_F_CSUM | 1UL << NET_F_GUEST_CSUM | 1UL << NET_F_MAC | 1UL << NET_F_MRG_RXBUF |
+                1UL << NET_F_STATUS | 1UL << NET_F_CTRL_VQ | 1UL << NET_F_GUEST_ANNOUNCE;
+    f &= want & ~d->refuse;
+    if (!(f & (1UL << NET_F_CTRL_VQ)))
+        f &= ~(1UL << NET_F_GUEST_ANNOUNCE);    /* announcements are acknowledged on the control queue */
     d->features = f;
     if (!(f & F_VERSION_1)) {
         wr(d, VM_STATUS, ST_FAILED);
@@ -182,13 +195,13 @@ u64 user_vio_init(u64 arg)
     d->flush = !!(f & (1UL << BLK_F_FLUSH));
     d->discard = !!(f & (1UL << BLK_F_DISCARD));
     d->wz = !!(f & (1UL << BLK_F_WZ));
-    d->nq = d->devid == DEVID_VSOCK ? 3 : 1;
+    d->nq = d->devid == DEVID_VSOCK ? 3 : d->devid == DEVID_NET ? 2 + !!(f & (1UL << NET_F_CTRL_VQ)) : 1;
     for (u32 i = 0; i < d->nq; i++)
         if (!setup_queue(d, i)) {
             wr(d, VM_STATUS, ST_FAILED);
             return VERR_QUEUE;
         }
-    read_config(d);
+    vio_read_config(d);
     if (d->devid == DEVID_BLK)
         setup_blk_limits(d);
     wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
@@ -197,7 +210,7 @@ u64 user_vio_init(u64 arg)
 
 /* ---- split virtqueue ---- */
 
-static int slot_alloc(struct vdev *d)
+int slot_alloc(struct vdev *d)
 {
     for (u32 i = 0; i < VQ_SLOTS; i++)
         if (!(d->slot_busy & (1UL << i))) {
@@ -208,7 +221,7 @@ static int slot_alloc(struct vdev *d)
 }
 
 /* Adds a chain of n segments for slot s, indirect when negotiated (and n > 1); -1 if out of descriptors. */
-static int vq_add(struct vdev *d, struct vq *q, const struct seg *sg, u32 n, u32 s)
+int vq_add(struct vdev *d, struct vq *q, const struct seg *sg, u32 n, u32 s)
 {
     int indirect = (d->features & F_INDIRECT) && n > 1;
     u32 need = indirect ? 1 : n;
@@ -248,7 +261,7 @@ static int vq_add(struct vdev *d, struct vq *q, const struct seg *sg, u32 n, u32
 }
 
 /* Makes added entries visible and notifies the device unless it asked not to be. */
-static void vq_kick(struct vdev *d, struct vq *q)
+void vq_kick(struct vdev *d, struct vq *q)
 {
     u16 old = q->kicked, now = q->avail_idx;
     if (old == now)
@@ -268,18 +281,30 @@ static void vq_kick(struct vdev *d, struct vq *q)
         wr(d, VM_QNOTIFY, q->qidx);
 }
 
-/* Interrupt request for the next used entry (irq mode), or none (poll mode). */
-static void vq_arm(struct vdev *d, struct vq *q)
+/* Asks for an interrupt at the next used entry (on), or for none (off). */
+void vq_irq(struct vdev *d, struct vq *q, int on)
 {
     if (d->features & F_EVENT_IDX)
-        *used_event_p(q) = d->poll ? (u16)(q->last_used - 1) : q->last_used;
+        *used_event_p(q) = on ? q->last_used : (u16)(q->last_used - 1);
     else
-        q->avail[0] = d->poll ? 1 : 0;
+        q->avail[0] = on ? 0 : 1;
     mb();
 }
 
+/* Interrupt request for the next used entry (irq mode), or none (poll mode). */
+static void vq_arm(struct vdev *d, struct vq *q)
+{
+    vq_irq(d, q, !d->poll);
+}
+
+/* 1 if the device has used entries the driver has not reaped. */
+int vq_pending(struct vq *q)
+{
+    return q->last_used != *used_idx_p(q);
+}
+
 /* One used entry: 1 and its slot, 0 if none, -1 if the device returned a bad id. */
-static int vq_get(struct vdev *d, struct vq *q, u32 *slot)
+int vq_get(struct vdev *d, struct vq *q, u32 *slot)
 {
     if (q->last_used == *used_idx_p(q))
         return 0;
@@ -296,6 +321,20 @@ static int vq_get(struct vdev *d, struct vq *q, u32 *slot)
     d->slot_len[s] = len;
     d->slot_busy &= ~(1UL << s);
     *slot = s;
+    return 1;
+}
+
+/* Adds a chain in a free request slot, with a cookie for the reaper (slot_req); 0 if none is free. */
+int vio_post(struct vdev *d, u32 qi, const struct seg *sg, u32 n, u64 cookie)
+{
+    int s = slot_alloc(d);
+    if (s < 0)
+        return 0;
+    d->slot_req[s] = cookie;
+    if (vq_add(d, &d->q[qi], sg, n, (u32)s) < 0) {
+        d->slot_busy &= ~(1UL << s);
+        return 0;
+    }
     return 1;
 }
 
@@ -538,11 +577,16 @@ u64 user_vio_evil(u64 arg)
 {
     struct evil_run *e = (struct evil_run *)arg;
     struct vdev *d = e->d;
-    struct vq *q = &d->q[0];
-    int blk = d->devid == DEVID_BLK;
+    int blk = d->devid == DEVID_BLK, net = d->devid == DEVID_NET;
+    /* net: the transmit queue of a freshly initialised device (nothing in flight), data device-readable */
+    if (net && user_vio_init((u64)d) != VERR_NONE)
+        return 0;
+    struct vq *q = &d->q[net ? 1 : 0];
+    u16 dw = net ? 0 : DESC_WRITE;
     u64 E = e->area, hdr = E, status = E + 16, data = E + 4096;
     volatile struct vq_desc *tab = (volatile struct vq_desc *)(E + 8192);
     volatile struct vq_desc *tab2 = (volatile struct vq_desc *)(E + 65536);
+    u64 big = E + 262144;
     volatile struct vq_desc *dt = q->desc;
     const u64 outside = 0xfffffffff000UL;
     *(volatile u32 *)hdr = BLK_T_IN;
@@ -562,24 +606,24 @@ u64 user_vio_evil(u64 arg)
             evil_put(dt, 1, e->kind == 0 ? outside : data, 4096, DESC_WRITE | DESC_NEXT, 2);
             evil_put(dt, 2, status, 1, DESC_WRITE, 0);
         } else {
-            evil_put(dt, 0, e->kind == 0 ? outside : data, 4096, DESC_WRITE, 0);
+            evil_put(dt, 0, e->kind == 0 ? outside : data, 4096, dw, 0);
         }
         break;
     case 1:                         /* chain-loop */
-        evil_put(dt, 0, blk ? hdr : data, blk ? 16 : 512, DESC_NEXT | (blk ? 0 : DESC_WRITE), 1);
-        evil_put(dt, 1, data, 512, DESC_WRITE | DESC_NEXT, 0);
+        evil_put(dt, 0, blk ? hdr : data, blk ? 16 : 512, DESC_NEXT | (blk ? 0 : dw), 1);
+        evil_put(dt, 1, data, 512, dw | DESC_NEXT, 0);
         break;
     case 2: {                       /* chain-too-long: an indirect table longer than the queue (and */
         u32 n = 1100;               /* than QEMU's 1024-entry limit) */
         if (n < q->num + 8)
             n = q->num + 8;
         for (u32 i = 0; i < n; i++)
-            evil_put(tab, i, data, 512, DESC_WRITE | DESC_NEXT, (u16)(i + 1));
+            evil_put(tab, i, data, 512, dw | DESC_NEXT, (u16)(i + 1));
         if (blk) {
             evil_put(tab, 0, hdr, 16, DESC_NEXT, 1);
             evil_put(tab, n - 1, status, 1, DESC_WRITE, 0);
         } else {
-            tab[n - 1].flags = DESC_WRITE;
+            tab[n - 1].flags = dw;
         }
         evil_put(dt, 0, (u64)tab, n * 16, DESC_INDIRECT, 0);
         break;
@@ -591,12 +635,37 @@ u64 user_vio_evil(u64 arg)
             evil_put(dt, 2, data, 0x2000, DESC_WRITE | DESC_NEXT, 3);
             evil_put(dt, 3, status, 1, DESC_WRITE, 0);
         } else {
-            evil_put(dt, 0, data, 0xfffff000u, DESC_WRITE | DESC_NEXT, 1);
-            evil_put(dt, 1, data, 0x2000, DESC_WRITE, 0);
+            evil_put(dt, 0, data, 0xfffff000u, dw | DESC_NEXT, 1);
+            evil_put(dt, 1, data, 0x2000, dw, 0);
         }
         break;
     case 5:                         /* avail-idx-jump */
         jump = (u16)(q->num + 5);
+        break;
+    case 8:                         /* net-short-header: 6 bytes, half a virtio_net_hdr */
+        evil_put(dt, 0, data, 6, 0, 0);
+        break;
+    case 9: {                       /* net-bad-offsets: NEEDS_CSUM with offsets and hdr_len past a */
+        volatile u8 *f = (volatile u8 *)data;   /* 60-byte broadcast frame */
+        for (u32 i = 0; i < NET_HDR + 60; i++)
+            f[i] = i >= NET_HDR && i < NET_HDR + 6 ? 0xff : 0;
+        f[0] = 1;
+        *(volatile u16 *)(f + 2) = 4000;        /* hdr_len */
+        *(volatile u16 *)(f + 6) = 3000;        /* csum_start */
+        *(volatile u16 *)(f + 8) = 2000;        /* csum_offset */
+        f[NET_HDR + 12] = 8;              /* IPv4 */
+        evil_put(dt, 0, data, NET_HDR + 60, 0, 0);
+        break;
+    }
+    case 10: {                      /* net-oversize: 72 KiB (over 65550 bytes) in up to 18 descriptors */
+        u32 n = q->num < 18 ? q->num : 18, len = 73728 / n;
+        zero(big, 73728);
+        for (u32 i = 0; i < n; i++)
+            evil_put(dt, i, big + (u64)i * len, len, i + 1 < n ? DESC_NEXT : 0, (u16)(i + 1));
+        break;
+    }
+    case 11:                        /* net-outside-ram: a transmit buffer at 0xfffffffff000 */
+        evil_put(dt, 0, outside, 4096, 0, 0);
         break;
     case 7: {                       /* indirect-in-indirect */
         u32 n = 0;
@@ -606,7 +675,7 @@ u64 user_vio_evil(u64 arg)
         n++;
         if (blk)
             evil_put(tab, n++, status, 1, DESC_WRITE, 0);
-        evil_put(tab2, 0, data, 512, DESC_WRITE, 0);
+        evil_put(tab2, 0, data, 512, dw, 0);
         evil_put(dt, 0, (u64)tab, n * 16, DESC_INDIRECT, 0);
         break;
     }
@@ -623,7 +692,7 @@ u64 user_vio_evil(u64 arg)
             evil_put(dt, 1, outside, 0xfffff000u, DESC_WRITE | DESC_NEXT, 2);
             *(volatile u32 *)hdr = BLK_T_OUT;
         } else {
-            evil_put(dt, 0, outside, 0xfffff000u, DESC_WRITE, 0);
+            evil_put(dt, 0, outside, 0xfffff000u, dw, 0);
         }
         mb();
         wr(d, VM_QNOTIFY, q->qidx);
@@ -654,29 +723,16 @@ static inline u64 vs_tx_hdr(struct vsock *v, u32 j) { return v->area + 8192 + 64
 static inline u64 vs_rx_pay(struct vsock *v, u32 k) { return v->area + 65536 + 4096UL * k; }
 static inline u64 vs_tx_pay(struct vsock *v, u32 j) { return v->area + 196608 + 4096UL * j; }
 
-static int vs_post(struct vdev *d, u32 qi, const struct seg *sg, u32 n, u64 cookie)
-{
-    int s = slot_alloc(d);
-    if (s < 0)
-        return 0;
-    d->slot_req[s] = cookie;
-    if (vq_add(d, &d->q[qi], sg, n, (u32)s) < 0) {
-        d->slot_busy &= ~(1UL << s);
-        return 0;
-    }
-    return 1;
-}
-
 static int vs_post_rx(struct vsock *v, u32 k)
 {
     struct seg sg[2] = { { vs_rx_hdr(v, k), VS_HDR, DESC_WRITE }, { vs_rx_pay(v, k), VS_PAY, DESC_WRITE } };
-    return vs_post(v->d, 0, sg, 2, k);
+    return vio_post(v->d, 0, sg, 2, k);
 }
 
 static int vs_post_ev(struct vsock *v, u32 e)
 {
     struct seg sg = { vs_ev(v, e), 4, DESC_WRITE };
-    return vs_post(v->d, 2, &sg, 1, 2UL << 16 | e);
+    return vio_post(v->d, 2, &sg, 1, 2UL << 16 | e);
 }
 
 static u32 vs_tx_free(struct vsock *v)
@@ -713,7 +769,7 @@ static int vs_send(struct vsock *v, u64 dcid, u32 sport, u32 dport, u16 op, u32 
     for (u32 i = 0; i < n2; i++)
         dst[n1 + i] = p2[i];
     struct seg sg[2] = { { (u64)h, VS_HDR, 0 }, { (u64)dst, n1 + n2, 0 } };
-    if (!vs_post(v->d, 1, sg, n1 + n2 ? 2 : 1, 1UL << 16 | j))
+    if (!vio_post(v->d, 1, sg, n1 + n2 ? 2 : 1, 1UL << 16 | j))
         return 0;
     v->tx_busy |= 1u << j;
     v->tx_pkts++;
@@ -762,7 +818,7 @@ static struct vconn *vs_alloc(struct vsock *v, u32 lport, u32 pport, u64 pcid, u
     return 0;
 }
 
-static inline u8 pattern_byte(u64 seed, u64 k) { return (u8)(mix(seed ^ (k >> 3)) >> (8 * (k & 7))); }
+u8 pattern_byte(u64 seed, u64 k) { return (u8)(mix(seed ^ (k >> 3)) >> (8 * (k & 7))); }
 
 static void vs_packet(struct vsock *v, const struct vs_hdr *h, const u8 *pay, u32 len)
 {

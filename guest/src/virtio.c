@@ -1,6 +1,7 @@
 /* virtio-mmio devices, ring-0 side: discovery from the command line, IOAPIC routing, running the
  * ring-3 driver steps with interrupt waits in between, and the console commands that print results. */
 #include "virtio.h"
+#include "net.h"
 #include "bootinfo.h"
 
 #define IOAPIC_BASE 0xfec00000UL
@@ -151,7 +152,8 @@ static void route_irq(struct vdev *d)
     ioapic_write(0x10 + 2 * d->irq, d->vector);
 }
 
-static int dev_init(struct vdev *d)
+/* (Re)initialises a device and its driver state; 1 if it is ready. */
+int dev_init(struct vdev *d)
 {
     struct cpu *c = this_cpu();
     vio_irq[d->index].base = 0;
@@ -163,15 +165,15 @@ static int dev_init(struct vdev *d)
         return 0;
     }
     u64 r = run_job(c, user_vio_init, (u64)d);
-    if (c->job_failed) {
-        d->init_err = VERR_MAGIC;
-        return 0;
+    d->init_err = c->job_failed ? VERR_MAGIC : (u32)r;
+    if (d->init_err == VERR_NONE) {
+        d->state = VST_OK;
+        vio_irq[d->index].base = d->base;
     }
-    d->init_err = (u32)r;
-    if (r != VERR_NONE)
+    if (d->devid == DEVID_NET)
+        net_attach(d, d->state == VST_OK);     /* a failed one is listed too, as failed */
+    if (d->state != VST_OK)
         return 0;
-    d->state = VST_OK;
-    vio_irq[d->index].base = d->base;
     if (d->devid == DEVID_VSOCK && (!vsock.d || vsock.d == d)) {
         /* a (re)initialised vsock device: connections are gone, listeners stay */
         vsock.d = d;
@@ -199,7 +201,7 @@ static u32 dev_status(struct vdev *d)
     return this_cpu()->job_failed ? 0 : (u32)st;
 }
 
-static const char *state_name(struct vdev *d)
+const char *state_name(struct vdev *d)
 {
     if (d->state == VST_OK && (dev_status(d) & ST_NEEDS_RESET))
         return "needs_reset";
@@ -208,7 +210,8 @@ static const char *state_name(struct vdev *d)
 
 static const char *type_name(struct vdev *d)
 {
-    return d->devid == DEVID_BLK ? "blk" : d->devid == DEVID_RNG ? "rng" : d->devid == DEVID_VSOCK ? "vsock" : "unknown";
+    return d->devid == DEVID_BLK ? "blk" : d->devid == DEVID_RNG ? "rng" : d->devid == DEVID_VSOCK ? "vsock" :
+           d->devid == DEVID_NET ? "net" : "unknown";
 }
 
 /* Runs a ring-3 step until it is done, halting for the device's interrupt (or the next tick) in
@@ -471,7 +474,8 @@ static void cmd_rng(char **argv, int argc)
 
 static const char *const evil_kinds[] = {
     "addr-outside-ram", "chain-loop", "chain-too-long", "len-overflow", "past-end", "avail-idx-jump",
-    "rewrite-in-flight", "indirect-in-indirect", 0,
+    "rewrite-in-flight", "indirect-in-indirect", "net-short-header", "net-bad-offsets", "net-oversize",
+    "net-outside-ram", 0,
 };
 
 static void cmd_virtio(char **argv, int argc)
@@ -526,6 +530,10 @@ static void cmd_virtio(char **argv, int argc)
                 k++;
             if (!evil_kinds[k]) {
                 kprintf("ERROR virtio evil: unknown kind %s\n", argv[3]);
+                return;
+            }
+            if (k >= EVIL_NET_FIRST && d->devid != DEVID_NET) {
+                kprintf("ERROR virtio evil: %s needs a net device\n", argv[3]);
                 return;
             }
             if (d->state != VST_OK) {
@@ -672,6 +680,8 @@ int virtio_command(char **argv, int argc)
         cmd_rng(argv, argc);
     else if (streq(argv[0], "vsock"))
         cmd_vsock(argv, argc);
+    else if (net_command(argv, argc))
+        ;
     else
         return 0;
     return 1;

@@ -23,6 +23,7 @@
 #define DA_EVIL        (3UL << 20)  /* 1 MiB: misbehaving-driver tables */
 #define DA_DATA        (4UL << 20)  /* 32 MiB: blk data buffers */
 #define DA_DATA_BYTES  (32UL << 20)
+#define DA_NET         (36UL << 20) /* + net device * 256 KiB: net buffers (net.h) */
 
 /* MMIO registers */
 #define VM_MAGIC      0x000
@@ -65,6 +66,17 @@
 #define BLK_F_DISCARD  13
 #define BLK_F_WZ       14
 
+#define NET_F_CSUM           0      /* the driver may hand partial checksums to the device */
+#define NET_F_GUEST_CSUM     1      /* the device may hand partial checksums to the driver */
+#define NET_F_MAC            5
+#define NET_F_MRG_RXBUF      15
+#define NET_F_STATUS         16
+#define NET_F_CTRL_VQ        17
+#define NET_F_GUEST_ANNOUNCE 21
+#define NET_S_LINK_UP        1
+#define NET_S_ANNOUNCE       2
+#define NET_HDR              12     /* virtio_net_hdr with num_buffers (VERSION_1) */
+
 #define BLK_T_IN      0
 #define BLK_T_OUT     1
 #define BLK_T_FLUSH   4
@@ -77,6 +89,7 @@
 #define DESC_WRITE    2
 #define DESC_INDIRECT 4
 
+#define DEVID_NET     1
 #define DEVID_BLK     2
 #define DEVID_RNG     4
 #define DEVID_VSOCK   19
@@ -111,6 +124,7 @@ struct vdev {
     u8 slot_nchain[VQ_SLOTS];
     u32 slot_len[VQ_SLOTS];         /* used length reported by the device */
     u64 slot_req[VQ_SLOTS];         /* request number */
+    u64 refuse;                     /* device features the driver does not take (`net opt`) */
     /* virtio-blk configuration */
     u64 capacity;
     u32 size_max, seg_max, blk_size, ro, flush, discard, wz;
@@ -119,6 +133,9 @@ struct vdev {
     u64 max_req_bytes;
     /* virtio-vsock configuration */
     u64 guest_cid;
+    /* virtio-net configuration */
+    u8 mac[6];
+    u16 net_status;                 /* VIRTIO_NET_S_*; LINK_UP without VIRTIO_NET_F_STATUS */
 };
 enum { VST_NONE, VST_OK, VST_FAILED };
 enum { VERR_NONE, VERR_MAGIC, VERR_VERSION, VERR_NODEV, VERR_FEATURES, VERR_QUEUE, VERR_RESET };
@@ -132,7 +149,7 @@ extern u64 dev_area;
 
 /* A batch of requests the ring-3 engine keeps in flight. */
 enum { RUN_RANGE, RUN_RAND, RUN_SEQ, RUN_ONE };
-enum { STEP_DONE, STEP_WAIT, STEP_TIMEOUT, STEP_PROTO, STEP_NOSPACE };
+enum { STEP_DONE, STEP_WAIT, STEP_TIMEOUT, STEP_PROTO, STEP_NOSPACE, STEP_MORE };
 struct blk_run {
     struct vdev *d;
     u32 op, kind;
@@ -166,16 +183,29 @@ u64 user_blk_check(u64 run);
 u64 user_rng_step(u64 run);
 u64 user_vio_evil(u64 arg);
 
+/* vio_user.c's split-queue helpers, for the other ring-3 drivers (vio_net.c) */
+int slot_alloc(struct vdev *d);
+int vq_add(struct vdev *d, struct vq *q, const struct seg *sg, u32 n, u32 s);
+void vq_kick(struct vdev *d, struct vq *q);
+void vq_irq(struct vdev *d, struct vq *q, int on);
+int vq_get(struct vdev *d, struct vq *q, u32 *slot);
+int vq_pending(struct vq *q);
+int vio_post(struct vdev *d, u32 qi, const struct seg *sg, u32 n, u64 cookie);  /* a chain in a free slot */
+u8 pattern_byte(u64 seed, u64 k);   /* byte k of the `fill` pattern read as bytes */
+void vio_read_config(struct vdev *d);
+
 struct evil_run { struct vdev *d; u32 kind; u32 result; u64 area; };
 #define EVIL_TIMEOUT 0x1000
 #define EVIL_NEEDS_RESET 0x1001
+#define EVIL_NET_FIRST 8            /* kinds from here on are for net devices' transmit queue */
 
 /* virtio.c (ring 0) */
 const char *virtio_strip(const char *line, const char *cmds);
 u64 virtio_reserve(u64 *seg_base, u64 *seg_len);
 void virtio_boot(void);
 int virtio_command(char **argv, int argc);
-#endif
+int dev_init(struct vdev *d);
+const char *state_name(struct vdev *d);
 
 /* ---- virtio-vsock (one device: the first with DeviceID 19) ---- */
 #define VS_HDR       44
@@ -231,3 +261,4 @@ u64 user_vsock_start(u64 vs);       /* after device init: posts receive and even
 u64 user_vsock_poll(u64 vs);        /* everything: events, receive, connections, transmit */
 u64 user_vsock_connect(u64 vs);     /* opens the client connection (REQUEST) */
 int virtio_poll(void);
+#endif
