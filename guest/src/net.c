@@ -74,12 +74,13 @@ static void ip_hdr(struct nif *n, u8 *ip, u32 dst, u32 proto, u32 l4len)
     put16(ip + 10, ~fold(sum16(ip, 20, 0)));
 }
 
-/* Sends an IPv4 frame whose ICMP or UDP message (checksum field at csum_off) starts at L4: the device
- * completes the checksum from the pseudo-header sum when it can, else it is computed here. */
+/* Sends an IPv4 frame whose ICMP or UDP message (checksum field at csum_off) starts at L4. A UDP
+ * checksum is left to the device (from the pseudo-header sum) when it can; ICMP's is always computed
+ * here, as Linux does: a receiver's raw socket would otherwise see the unfilled field. */
 static void l4_send(struct nif *n, u32 j, u8 *f, u32 l4len, u32 csum_off, u64 ph)
 {
     u8 *l4 = f + L4;
-    if (net_tx_csum(n)) {
+    if (net_tx_csum(n) && csum_off == 6) {
         put16(l4 + csum_off, fold(ph));
         net_tx_send(n, j, L4 + l4len, L4, csum_off);
         return;
