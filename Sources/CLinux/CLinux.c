@@ -18,6 +18,8 @@
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 #include <unistd.h>
 
 int clinux_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
@@ -111,3 +113,24 @@ int clinux_punch_hole(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
 long clinux_getrandom(void *buffer, size_t length) { return (long)syscall(SYS_getrandom, buffer, length, 0); }
+
+int clinux_tap_attach(int fd, const char *name, char *actual) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    if (strlen(name) >= IFNAMSIZ) { errno = ENAMETOOLONG; return -1; }
+    strcpy(request.ifr_name, name);
+    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (ioctl(fd, TUNSETIFF, &request) != 0) return -1;
+    memcpy(actual, request.ifr_name, IFNAMSIZ);
+    return 0;
+}
+int clinux_tap_query(int fd, char *actual, unsigned int *flags) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    if (ioctl(fd, TUNGETIFF, &request) != 0) return -1;
+    memcpy(actual, request.ifr_name, IFNAMSIZ);
+    *flags = (unsigned short)request.ifr_flags;
+    return 0;
+}
+int clinux_tap_set_header_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
+int clinux_tap_set_offload(int fd, unsigned int offloads) { return ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads); }

@@ -154,6 +154,26 @@ int clinux_userfaultfd(int flags);
 /// EFD_CLOEXEC and EFD_NONBLOCK equal O_CLOEXEC and O_NONBLOCK (checked in CLinux.c).
 int clinux_eventfd(unsigned int initial, int flags);
 
+/// Attaches `fd` (an open /dev/net/tun) to the tap `name`, creating it when it does not exist
+/// and the caller may: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR. The name the kernel used goes to
+/// `actual` (16 bytes). 0, or -1 with errno.
+int clinux_tap_attach(int fd, const char *name, char *actual);
+/// TUNGETIFF: the interface `fd` is attached to (name into `actual`, 16 bytes) and its IFF_ flags.
+int clinux_tap_query(int fd, char *actual, unsigned int *flags);
+/// TUNSETVNETHDRSZ: the length of the virtio-net header before each frame.
+int clinux_tap_set_header_size(int fd, int size);
+/// TUNSETOFFLOAD with TUN_F_* bits: which offloaded frames the tap may hand us.
+int clinux_tap_set_offload(int fd, unsigned int offloads);
+
+static const unsigned int CLINUX_IFF_TAP = 0x0002;
+static const unsigned int CLINUX_IFF_NO_PI = 0x1000;
+static const unsigned int CLINUX_IFF_VNET_HDR = 0x4000;
+static const unsigned int CLINUX_TUN_F_CSUM = 0x01;
+static const unsigned int CLINUX_TUN_F_TSO4 = 0x02;
+static const unsigned int CLINUX_TUN_F_TSO6 = 0x04;
+static const unsigned int CLINUX_TUN_F_TSO_ECN = 0x08;
+static const unsigned int CLINUX_TUN_F_UFO = 0x10;
+
 _Static_assert(sizeof(struct uffd_msg) == 32, "uffd_msg layout");
 _Static_assert(sizeof(struct uffdio_copy) == 40, "uffdio_copy layout");
 _Static_assert(sizeof(struct uffdio_zeropage) == 32, "uffdio_zeropage layout");

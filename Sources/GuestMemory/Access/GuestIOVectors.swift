@@ -66,6 +66,34 @@ package final class GuestIOVectors: @unchecked Sendable {
         }
     }
 
+    /// One readv(2) into the listed ranges, for a descriptor that hands over a message per call
+    /// (a tap's frame): the bytes read, or nil when nothing is waiting (EAGAIN).
+    package func receiveOnce(from descriptor: CInt, subject: String) throws(SystemError) -> Int? {
+        try once(descriptor, subject: subject, call: "readv") { fd, vectors, count in unsafe readv(fd, vectors, count) }
+    }
+
+    /// One writev(2) of the listed ranges as a single message (a frame to a tap): the bytes
+    /// written, or nil when the descriptor would block.
+    package func sendOnce(to descriptor: CInt, subject: String) throws(SystemError) -> Int? {
+        try once(descriptor, subject: subject, call: "writev") { fd, vectors, count in unsafe writev(fd, vectors, count) }
+    }
+
+    private func once(
+        _ descriptor: CInt, subject: String, call name: String, _ call: (CInt, UnsafePointer<iovec>, CInt) -> Int
+    ) throws(SystemError) -> Int? {
+        guard count <= 1024 /* IOV_MAX */ else { throw SystemError(name, on: subject, .invalidArgument) }
+        while true {
+            // SAFETY: the first `count` vectors are listed, each checked against guest RAM.
+            let result = unsafe call(descriptor, vectors, CInt(count))
+            if result >= 0 { return result }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return nil
+            default: throw .last(name, on: subject)
+            }
+        }
+    }
+
     /// Runs `call` until every listed byte moved or it reports the end of the file, stepping
     /// past what each partial call moved. Leaves the list consumed: reset it before reuse.
     private func transfer(
