@@ -29,8 +29,10 @@ package protocol VirtioBackend: AnyObject, Sendable {
     /// saved state gives them back to the available ring, so a restored device takes them again.
     func heldChains(queue index: Int) -> UInt16
     /// A saved state was loaded into the running device, in a new VMM: host resources that did
-    /// not come along (a vsock device's connections) are let go here.
-    func restored()
+    /// not come along (a vsock device's connections) are let go here. True when the back-end
+    /// changed its configuration space (a network device asking the guest to announce itself):
+    /// the transport then tells the driver.
+    func restored() -> Bool
     /// The I/O thread's services for host descriptors of the back-end's own; given once, before serving starts.
     func attach(_ context: VirtioIOContext)
     /// A descriptor the back-end watches (through its context) with `token` is ready.
@@ -47,7 +49,7 @@ extension VirtioBackend {
     package func reset() {}
     package var throttledUntil: UInt64? { nil }
     package func heldChains(queue index: Int) -> UInt16 { 0 }
-    package func restored() {}
+    package func restored() -> Bool { false }
     package func attach(_ context: VirtioIOContext) {}
     package func serveHostEvent(token: UInt32, _ event: Epoll.Event) {}
     package func holdsBuffers(queue index: Int) -> Bool { false }

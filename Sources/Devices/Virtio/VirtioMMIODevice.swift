@@ -106,7 +106,8 @@ package final class VirtioMMIODevice: MMIODevice {
     /// Loads a saved state, resolving enabled queues' rings in guest memory at their saved
     /// cursors; refuses a state that does not fit this device, leaving it reset.
     package func restoreState(_ saved: VirtioTransportState) throws(VirtioStateError) {
-        try state.withLock { (state) throws(VirtioStateError) in try state.load(saved, memory: memory, device: name) }
+        let changed = try state.withLock { (state) throws(VirtioStateError) -> Bool in try state.load(saved, memory: memory, device: name) }
+        if changed { interrupt.signal() }
     }
 
     // MARK: Queues (the I/O thread)
@@ -303,7 +304,9 @@ struct TransportState {
             })
     }
 
-    mutating func load(_ saved: VirtioTransportState, memory: GuestMemoryMap, device: String) throws(VirtioStateError) {
+    /// Loads `saved`; true when the back-end changed its configuration on the way (the driver
+    /// is owed a configuration-change interrupt).
+    mutating func load(_ saved: VirtioTransportState, memory: GuestMemoryMap, device: String) throws(VirtioStateError) -> Bool {
         reset()
         guard saved.queues.count == queues.count else {
             throw .queueCount(device: device, saved: saved.queues.count, expected: queues.count)
@@ -329,10 +332,12 @@ struct TransportState {
         configurationGeneration = saved.configurationGeneration
         queues = saved.queues.map(\.configuration)
         active = resolved
-        if running {
-            backend.activate(features: driverFeatures)
-            backend.restored()
-        }
+        guard running else { return false }
+        backend.activate(features: driverFeatures)
+        guard backend.restored() else { return false }
+        configurationGeneration &+= 1
+        interruptStatus |= 2
+        return true
     }
 
     func readConfiguration(at offset: Int, size: Int) -> UInt64 {

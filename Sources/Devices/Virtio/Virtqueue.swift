@@ -115,10 +115,21 @@ package struct Virtqueue: Sendable {
 
     /// Returns chain `head` to the driver, saying the device wrote `length` bytes into it.
     package mutating func putUsed(head: UInt16, length: UInt32) {
+        stageUsed(head: head, length: length)
+        publishUsed()
+    }
+
+    /// Fills the next used-ring entry without showing it to the driver yet: entries that belong
+    /// together (a frame over several buffers) are published at once with `publishUsed`.
+    package mutating func stageUsed(head: UInt16, length: UInt32) {
         let slot = 4 + 8 * Int(nextUsed % size)
         used.store(UInt32(head), at: slot)
         used.store(length, at: slot + 4)
         nextUsed &+= 1
+    }
+
+    /// Publishes every staged entry (the used index, with release ordering).
+    package func publishUsed() {
         used.storeRelease16(nextUsed, at: 2)
     }
 

@@ -92,7 +92,10 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
 
     /// The host ends of the guest's connections stayed with the old VMM: the guest learns they
     /// are gone through a transport reset (as with Firecracker); listeners stay.
-    package func restored() { resetTransport() }
+    package func restored() -> Bool {
+        resetTransport()
+        return false
+    }
 
     package func heldChains(queue index: Int) -> UInt16 { index == Self.receiveQueue && receiveChainHeld ? 1 : 0 }
 
