@@ -17,6 +17,8 @@ package struct MachineConfiguration: Sendable {
     package var display: DisplayConfiguration?
     /// virtio-blk devices, in order (blk0, blk1, …).
     package var disks: [DiskConfiguration] = []
+    /// virtio-net devices, in order (net0, net1, …).
+    package var networks: [NetworkConfiguration] = []
     /// A virtio-rng device, or none.
     package var entropy: EntropyConfiguration?
     /// Disk images already open (a live update's, kept across exec), by device name: served

@@ -37,6 +37,8 @@ package enum MachineError: Error, CustomStringConvertible {
     case virtio(device: String, reason: String)
     /// The vsock device's socket path cannot be listened on.
     case vsock(path: String, reason: String)
+    /// A network interface's tap (named, or a descriptor handed over) cannot be used.
+    case network(String, reason: String)
 
     package var description: String {
         switch self {
@@ -57,6 +59,7 @@ package enum MachineError: Error, CustomStringConvertible {
         case .disk(let path, let reason): "disk \(path): \(reason)"
         case .virtio(let device, let reason): "virtio device \(device): \(reason)"
         case .vsock(let path, let reason): "vsock socket \(path): \(reason)"
+        case .network(let hostSide, let reason): "network \(hostSide): \(reason)"
         }
     }
 }

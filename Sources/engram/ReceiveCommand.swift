@@ -23,10 +23,7 @@ struct ReceiveCommand: ParsableCommand {
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
     @Option(help: "Post-copy: seconds to keep reconnecting to a source page server that went away.") var reconnectTimeout = 300
-    @Option(help: "Serve the arriving VM's disks from these files, in order: PATH[,readonly][,id=NAME] (default: the source's paths).")
-    var disk: [String] = []
-    @Option(help: "Give the VM's vsock device this CID and socket instead: CID,PATH (a clone beside the original needs its own).")
-    var vsock: String?
+    @OptionGroup var devices: DeviceOverrideOptions
 
     func run() throws {
         var request = ReceiveRequest(listen: listen, secretFile: secretFile)
@@ -36,12 +33,7 @@ struct ReceiveCommand: ParsableCommand {
         request.consoleLog = consoleLog
         request.apiSocket = apiSocket
         request.reconnectTimeoutSeconds = reconnectTimeout
-        do { request.disks = try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) } } catch {
-            throw ValidationError(error.description)
-        }
-        do { request.vsock = try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) } } catch {
-            throw ValidationError(error.description)
-        }
+        do { request.overrides = try devices.overrides() } catch { throw ValidationError(error.description) }
         try runToEnd { () throws(VMMError) in try VMReceive.run(request) }
     }
 }

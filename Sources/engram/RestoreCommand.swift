@@ -45,10 +45,7 @@ struct RestoreCommand: ParsableCommand {
     var faultClusterPages: Int?
     @Flag(inversion: .prefixedNo, help: "Fetch the snapshot's working set in one transfer at resume, if one was recorded (lazy only).")
     var prefetch = true
-    @Option(help: "Serve the saved VM's disks from these files instead, in order: PATH[,readonly][,id=NAME] (repeat per disk).")
-    var disk: [String] = []
-    @Option(help: "Give the VM's vsock device this CID and socket instead: CID,PATH (a clone beside the original needs its own).")
-    var vsock: String?
+    @OptionGroup var devices: DeviceOverrideOptions
     @OptionGroup var store: ObjectStoreOptions
     @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
     @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
@@ -79,12 +76,7 @@ struct RestoreCommand: ParsableCommand {
         request.recordWorkingSetSeconds = recordWorkingSet
         request.faultClusterPages = faultClusterPages
         request.prefetch = prefetch
-        do { request.disks = try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) } } catch {
-            throw ValidationError(error.description)
-        }
-        do { request.vsock = try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) } } catch {
-            throw ValidationError(error.description)
-        }
+        do { request.overrides = try devices.overrides() } catch { throw ValidationError(error.description) }
         if RestoreSource.isObjectStore(snapshot) {
             let store = store
             request.objectStore = ObjectStoreAccess(

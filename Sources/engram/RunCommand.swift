@@ -28,6 +28,8 @@ struct RunCommand: ParsableCommand {
     var display: String?
     @Option(help: "The framebuffer's size in pixels, WIDTHxHEIGHT.") var displaySize = "1024x768"
     @Option(help: "A virtio-blk disk: PATH[,readonly][,id=NAME] (repeat for more).") var disk: [String] = []
+    @Option(help: "A virtio-net interface on a tap: tap=NAME[,mac=MAC] (attached to, or created) or fd=N[,mac=MAC] (an open tap queue with IFF_VNET_HDR, handed over); repeat for more. Default MAC: random, locally administered.")
+    var net: [String] = []
     @Option(help: "A virtio-rng device: on, or rate=BYTES_PER_SECOND[,burst=BYTES] (default 1 MiB/s, bursts of 64 KiB).")
     var rng: String?
     @Option(help: "A virtio-vsock device: CID,PATH (Firecracker's guest_cid and uds_path; CID at least 3). Host programs connect to the Unix socket PATH and write \"CONNECT <port>\\n\"; guest connections to host port P go to PATH_P.")
@@ -59,6 +61,7 @@ struct RunCommand: ParsableCommand {
         request.display = display
         request.displaySize = displaySize
         request.disks = try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) }
+        request.networks = try net.map { (text) throws(DeviceError) in try NetworkConfiguration.parse(text) }
         request.entropy = try rng.map { (text) throws(DeviceError) in try EntropyConfiguration.parse(text) }
         request.vsock = try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) }
         return request

@@ -16,10 +16,12 @@ package struct DeviceInfo: Codable, Sendable, Equatable {
     package var disk: DiskInfo?
     package var entropy: EntropyInfo?
     package var vsock: VsockInfo?
+    package var network: NetworkInfo?
 
     package init(
         name: String, type: String, mmioAddress: UInt64, interruptLine: UInt32, driverStatus: UInt32, needsReset: Bool,
-        negotiatedFeatures: UInt64, brokenQueues: Int, disk: DiskInfo? = nil, entropy: EntropyInfo? = nil, vsock: VsockInfo? = nil
+        negotiatedFeatures: UInt64, brokenQueues: Int, disk: DiskInfo? = nil, entropy: EntropyInfo? = nil, vsock: VsockInfo? = nil,
+        network: NetworkInfo? = nil
     ) {
         self.name = name
         self.type = type
@@ -32,6 +34,36 @@ package struct DeviceInfo: Codable, Sendable, Equatable {
         self.disk = disk
         self.entropy = entropy
         self.vsock = vsock
+        self.network = network
+    }
+}
+
+/// A network interface's tap, address and traffic.
+package struct NetworkInfo: Codable, Sendable, Equatable {
+    package var tap: String
+    package var mac: String
+    /// Frames and bytes (Ethernet, without the virtio-net header) to the guest (rx) and from it (tx).
+    package var rxPackets: Int
+    package var rxBytes: Int
+    package var txPackets: Int
+    package var txBytes: Int
+    /// Frames from the tap no guest buffer could hold, and frames from the guest that were
+    /// malformed or that the tap refused.
+    package var rxDropped: Int
+    package var txDropped: Int
+    /// Host-side failures reading or writing the tap.
+    package var errors: Int
+
+    package init(tap: String, mac: String, rxPackets: Int, rxBytes: Int, txPackets: Int, txBytes: Int, rxDropped: Int, txDropped: Int, errors: Int) {
+        self.tap = tap
+        self.mac = mac
+        self.rxPackets = rxPackets
+        self.rxBytes = rxBytes
+        self.txPackets = txPackets
+        self.txBytes = txBytes
+        self.rxDropped = rxDropped
+        self.txDropped = txDropped
+        self.errors = errors
     }
 }
 

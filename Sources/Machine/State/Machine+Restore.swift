@@ -55,6 +55,7 @@ extension Machine {
             cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: memory.regions.map { ($0.name, $0.backing) }))
         // The devices come back as they were built, their files reopened by path.
         configuration.disks = (record.virtio ?? []).compactMap(\.disk)
+        configuration.networks = (record.virtio ?? []).compactMap(\.network)
         configuration.entropy = record.virtio?.first { $0.type == .entropy }?.entropy
         configuration.vsock = record.virtio?.first { $0.type == .vsock }?.vsock
         configuration.inheritedDisks = inheritedDisks

@@ -34,6 +34,8 @@ package struct VirtioDeviceRecord: Codable, Sendable, Equatable {
     package var capacitySectors: UInt64?
     package var entropy: EntropyConfiguration?
     package var vsock: VsockConfiguration? = nil
+    /// A network interface: its tap by name, and the guest's MAC address.
+    package var network: NetworkConfiguration? = nil
     package var transport: VirtioTransportState
 }
 
@@ -49,6 +51,28 @@ extension MachineStateRecord {
             throw .incompatibleState("\(disks.count) --disk overrides given, but the saved VM has \(blocks.count) disks")
         }
         for (index, disk) in zip(blocks, disks) { devices[index].disk = disk }
+        record.virtio = devices
+        return record
+    }
+
+    /// The state with its network interfaces' taps replaced, in order (Firecracker's network
+    /// overrides: each clone of one snapshot on its own tap). The MAC stays the saved one: the
+    /// guest's driver read it at boot, so a different one would not take effect.
+    package func replacingNetworks(_ networks: [NetworkConfiguration]) throws(MachineError) -> MachineStateRecord {
+        guard !networks.isEmpty else { return self }
+        var record = self
+        var devices = record.virtio ?? []
+        let interfaces = devices.indices.filter { devices[$0].type == .network }
+        guard networks.count <= interfaces.count else {
+            throw .incompatibleState("\(networks.count) --net overrides given, but the saved VM has \(interfaces.count) network interfaces")
+        }
+        for (index, network) in zip(interfaces, networks) {
+            let savedMAC = devices[index].network?.mac
+            if let mac = network.mac, mac != savedMAC {
+                throw .incompatibleState("--net mac=\(mac) for \(devices[index].name): the saved guest's address is \(savedMAC.map(String.init(describing:)) ?? "unknown") and its driver read it at boot; give the tap only")
+            }
+            devices[index].network = NetworkConfiguration(backend: network.backend, mac: savedMAC)
+        }
         record.virtio = devices
         return record
     }

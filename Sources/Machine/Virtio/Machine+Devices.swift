@@ -13,6 +13,7 @@ package struct VirtioDeviceReport: Sendable {
     package var disk: (configuration: DiskConfiguration, capacityBytes: UInt64, counters: BlockCounters)?
     package var entropy: (configuration: EntropyConfiguration, bytesServed: Int)?
     package var vsock: (configuration: VsockConfiguration, counters: VsockCounters)?
+    package var network: (tap: String, mac: MACAddress, counters: NetworkCounters)?
 }
 
 extension Machine {
@@ -28,7 +29,8 @@ extension Machine {
                     driverStatus: status, negotiatedFeatures: features, brokenQueues: device.brokenQueueCount,
                     disk: block.map { ($0.diskConfiguration, $0.capacitySectors * UInt64(VirtioBlock.sectorSize), $0.counters) },
                     entropy: entropy.map { ($0.configuration, $0.bytesServed) },
-                    vsock: (backend as? VirtioVsock).map { ($0.configuration, $0.counters) })
+                    vsock: (backend as? VirtioVsock).map { ($0.configuration, $0.counters) },
+                    network: (backend as? VirtioNet).map { ($0.tap.name, $0.mac, $0.counters) })
             }
         }
     }

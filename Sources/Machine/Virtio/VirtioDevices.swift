@@ -2,6 +2,7 @@ import Devices
 import GuestMemory
 import KVM
 import LinuxSystem
+import Glibc
 import SystemPackage
 
 /// The machine's virtio devices, built from its configuration at the places `VirtioLayout`
@@ -16,7 +17,8 @@ struct VirtioDevices: Sendable {
 
     init(configuration: MachineConfiguration, memory: GuestMemoryMap, machine: VirtualMachine) throws(MachineError) {
         let layout = VirtioLayout(configuration)
-        let wanted = configuration.disks.count + (configuration.entropy == nil ? 0 : 1) + (configuration.vsock == nil ? 0 : 1)
+        let wanted = configuration.disks.count + configuration.networks.count + (configuration.entropy == nil ? 0 : 1)
+            + (configuration.vsock == nil ? 0 : 1)
         guard wanted <= VirtioLayout.maximumDeviceCount else {
             throw .virtio(device: "(\(wanted) devices)", reason: "at most \(VirtioLayout.maximumDeviceCount) virtio devices fit the interrupt lines")
         }
@@ -60,7 +62,8 @@ struct VirtioDevices: Sendable {
                 let block = backend as? VirtioBlock
                 return VirtioDeviceRecord(
                     name: device.name, type: backend.deviceType, disk: block?.diskConfiguration, capacitySectors: block?.capacitySectors,
-                    entropy: (backend as? VirtioEntropy)?.configuration, vsock: (backend as? VirtioVsock)?.configuration, transport: transport)
+                    entropy: (backend as? VirtioEntropy)?.configuration, vsock: (backend as? VirtioVsock)?.configuration,
+                    network: (backend as? VirtioNet)?.configuration, transport: transport)
             }
         }
     }
@@ -99,6 +102,8 @@ struct VirtioDevices: Sendable {
         case .vsock:
             guard let vsock = configuration.vsock else { throw .virtio(device: slot.name, reason: "no vsock configuration") }
             return try makeVsock(vsock)
+        case .network:
+            return try makeNetwork(configuration.networks[index - configuration.disks.count])
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()
             return VirtioEntropy(rate: entropy.rate, burst: entropy.burst)
@@ -113,6 +118,37 @@ struct VirtioDevices: Sendable {
         }
         do { return try VirtioVsock(guestCID: vsock.guestCID, path: vsock.path) } catch {
             throw .vsock(path: vsock.path, reason: error.refusal ?? "cannot listen: \(error.call) failed: \(error.errno)")
+        }
+    }
+
+    /// Attaches to the interface's tap (by name, or the descriptor handed over), refusing in one
+    /// line what is not a usable tap.
+    private static func makeNetwork(_ network: NetworkConfiguration) throws(MachineError) -> VirtioNet {
+        let tap: TapDevice
+        do {
+            switch network.backend {
+            case .tap(let name): tap = try TapDevice(name: name)
+            case .descriptor(let fd):
+                guard fcntl(fd, F_GETFD) >= 0 else { throw MachineError.network(network.hostSide, reason: "is not an open descriptor") }
+                tap = try TapDevice(adopting: OwnedFileDescriptor(taking: fd))
+                _ = tap.descriptor.setCloseOnExec(true)
+            }
+        } catch let error as MachineError {
+            throw error
+        } catch let error as SystemError {
+            throw .network(network.hostSide, reason: Self.tapFailure(error))
+        } catch { throw .network(network.hostSide, reason: "\(error)") }
+        return VirtioNet(tap: tap, mac: network.mac ?? .random())
+    }
+
+    private static func tapFailure(_ error: SystemError) -> String {
+        switch (error.call, error.errno) {
+        case ("TUNSETIFF", .notPermitted): "cannot attach: the tap belongs to another user, or creating it needs CAP_NET_ADMIN"
+        case ("TUNSETIFF", .resourceBusy): "cannot attach: another process has it open (a tap queue serves one VMM)"
+        case ("TUNSETIFF", .invalidArgument): "cannot attach: it exists but is not a tap with IFF_NO_PI and IFF_VNET_HDR (or the name is invalid)"
+        case ("open", .noSuchFileOrDirectory): "cannot open /dev/net/tun: no such device (is the tun module loaded?)"
+        case ("TUNGETIFF", _): "is not an open tap device"
+        default: "\(error.call) failed: \(error.errno)"
         }
     }
 

@@ -1,8 +1,8 @@
 import Devices
 
 /// Where each virtio device of a configuration sits: its name, type, MMIO window and interrupt
-/// line, in a fixed order (disks, the entropy device, the vsock device), so the command line written at boot
-/// and the devices built around it always agree.
+/// line, in a fixed order (disks, network interfaces, the entropy device, the vsock device), so the command line written at boot
+/// and the devices built around it always agree. Network interfaces follow the disks.
 struct VirtioLayout: Sendable, Equatable {
     struct Slot: Sendable, Equatable {
         let name: String
@@ -22,6 +22,7 @@ struct VirtioLayout: Sendable, Equatable {
 
     init(_ configuration: MachineConfiguration) {
         var kinds: [(String, VirtioDeviceType)] = configuration.disks.indices.map { ("blk\($0)", .block) }
+        kinds += configuration.networks.indices.map { ("net\($0)", .network) }
         if configuration.entropy != nil { kinds.append(("rng0", .entropy)) }
         if configuration.vsock != nil { kinds.append(("vsock0", .vsock)) }
         slots = kinds.prefix(Self.maximumDeviceCount).enumerated().map { index, kind in

@@ -22,7 +22,7 @@ package struct MigrationArrival {
     /// Waits on `listener` for a source and receives its guest. `backings` may name files for
     /// regions (`--shared-maps`); shared mode maps the files the plan names instead.
     package static func receive(
-        on listener: ListeningSocket, secret: SharedSecret, backings: [String: RegionBacking], disks: [DiskConfiguration] = [], vsock: VsockConfiguration? = nil,
+        on listener: ListeningSocket, secret: SharedSecret, backings: [String: RegionBacking], overrides: DeviceOverrides = DeviceOverrides(),
         consoleLogPath: String?, log: @escaping (String) -> Void
     ) throws -> MigrationArrival {
         let link = try MigrationLink.accept(on: listener, secret: secret, log: log)
@@ -45,7 +45,7 @@ package struct MigrationArrival {
             if plan.mode == .postcopy, receiver.pageServer == nil {
                 throw TransportError.malformed(peer: link.peer, reason: "a post-copy migration sent its state before naming its page server")
             }
-            let record = try MachineStateRecord.decode(stateBytes, snapshotPath: "the migration stream from \(link.peer)").replacingDisks(disks).replacingVsock(vsock)
+            let record = try overrides.applied(to: MachineStateRecord.decode(stateBytes, snapshotPath: "the migration stream from \(link.peer)"))
             let machine = try Machine(restoring: record, snapshotRegions: plan.shapes, memory: memory, shell: shell, consoleLogPath: consoleLogPath)
             return MigrationArrival(link: link, plan: plan, machine: machine, pageServer: receiver.pageServer, pagesReceived: receiver.pagesReceived)
         } catch {

@@ -30,6 +30,8 @@ package struct BootRequest: Sendable {
     package var disks: [DiskConfiguration] = []
     /// A virtio-rng device, or none.
     package var entropy: EntropyConfiguration?
+    /// virtio-net interfaces (`--net tap=NAME` or `--net fd=N`), in order.
+    package var networks: [NetworkConfiguration] = []
     /// A virtio-vsock device (`--vsock CID,PATH`), or none.
     package var vsock: VsockConfiguration?
 
@@ -72,6 +74,7 @@ package struct BootRequest: Sendable {
         configuration.disks = disks
         configuration.entropy = entropy
         configuration.vsock = vsock
+        configuration.networks = networks
         if backings[Machine.framebufferRegionName] != nil, case .success(let geometry) = FramebufferGeometry.parse(displaySize) {
             configuration.display = DisplayConfiguration(geometry: geometry, controlSocketPath: apiSocket.map(PathName.absolute) ?? "")
         }

@@ -42,6 +42,14 @@ extension MachineController {
                     rxBytes: counters.rxBytes.load(ordering: .relaxed), txPackets: counters.txPackets.load(ordering: .relaxed),
                     txBytes: counters.txBytes.load(ordering: .relaxed), refusedPackets: counters.refused.load(ordering: .relaxed),
                     creditViolations: counters.creditViolations.load(ordering: .relaxed))
+            },
+            network: report.network.map { network in
+                let counters = network.counters
+                return NetworkInfo(
+                    tap: network.tap, mac: network.mac.description, rxPackets: counters.rxPackets.load(ordering: .relaxed),
+                    rxBytes: counters.rxBytes.load(ordering: .relaxed), txPackets: counters.txPackets.load(ordering: .relaxed),
+                    txBytes: counters.txBytes.load(ordering: .relaxed), rxDropped: counters.rxDropped.load(ordering: .relaxed),
+                    txDropped: counters.txDropped.load(ordering: .relaxed), errors: counters.errors.load(ordering: .relaxed))
             })
     }
 }

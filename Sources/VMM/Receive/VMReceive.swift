@@ -19,10 +19,9 @@ package struct ReceiveRequest: Sendable {
     package var apiSocket: String?
     /// Post-copy: seconds to keep reconnecting to a source page server that went away.
     package var reconnectTimeoutSeconds = 300
-    /// Files replacing the arriving VM's disks, in order (the rest are opened at the source's paths).
-    package var disks: [DiskConfiguration] = []
-    /// Another CID and socket for the arriving VM's vsock device.
-    package var vsock: VsockConfiguration?
+    /// Disk files, taps and a vsock socket replacing the source's (the rest are opened at the
+    /// source's paths and names).
+    package var overrides = DeviceOverrides()
 
     package init(listen: String, secretFile: String) {
         self.listen = listen
@@ -47,7 +46,7 @@ package enum VMReceive {
         }
         let arrival: MigrationArrival
         do {
-            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), disks: request.disks, vsock: request.vsock, consoleLogPath: request.consoleLog,
+            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), overrides: request.overrides, consoleLogPath: request.consoleLog,
                                                    log: { Diagnostics.note($0) })
         } catch let error as VMMError {
             throw error

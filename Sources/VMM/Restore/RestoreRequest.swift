@@ -1,4 +1,5 @@
 import Devices
+import Machine
 import ObjectStore
 import Paging
 
@@ -31,10 +32,8 @@ package struct RestoreRequest: Sendable {
     package var prefetch = true
     /// The store and chunk cache for an s3:// snapshot.
     package var objectStore: ObjectStoreAccess?
-    /// Files replacing the saved VM's disks, in order (the rest are reopened where they were).
-    package var disks: [DiskConfiguration] = []
-    /// Another CID and socket for the saved VM's vsock device.
-    package var vsock: VsockConfiguration?
+    /// Disk files, taps and a vsock socket replacing the saved VM's.
+    package var overrides = DeviceOverrides()
 
     package init(snapshot: String) { self.snapshot = snapshot }
 

@@ -47,9 +47,9 @@ package enum VMRestore {
         // The state decodes on another thread while KVM registers the memory slots.
         let snapshot = request.snapshot
         let state = source.state
-        let disks = request.disks, vsock = request.vsock
+        let overrides = request.overrides
         let decoding = BackgroundWork { () throws(MachineError) in
-            try MachineStateRecord.decode(state, snapshotPath: snapshot).replacingDisks(disks).replacingVsock(vsock)
+            try overrides.applied(to: MachineStateRecord.decode(state, snapshotPath: snapshot))
         }
         // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs;
         // with --verify, opening the source checked them all already).

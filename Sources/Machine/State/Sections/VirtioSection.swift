@@ -10,6 +10,7 @@ struct VirtioSection: Codable, Equatable {
     var capacitySectors: ExactUInt64?
     var entropy: EntropyRate?
     var vsock: Vsock?
+    var network: Network?
     var status: UInt32
     var driverFeatures: ExactUInt64
     var deviceFeaturesSelect: UInt32
@@ -22,6 +23,12 @@ struct VirtioSection: Codable, Equatable {
     struct Vsock: Codable, Equatable {
         var guestCID: ExactUInt64
         var path: String
+    }
+
+    /// A network interface: the tap to attach to at restore, and the guest's address.
+    struct Network: Codable, Equatable {
+        var tap: String
+        var mac: MACAddress?
     }
 
     struct EntropyRate: Codable, Equatable {
@@ -47,6 +54,12 @@ struct VirtioSection: Codable, Equatable {
         capacitySectors = record.capacitySectors.map(ExactUInt64.init)
         entropy = record.entropy.map { EntropyRate(rate: ExactUInt64($0.rate), burst: ExactUInt64($0.burst)) }
         vsock = record.vsock.map { Vsock(guestCID: ExactUInt64($0.guestCID), path: $0.path) }
+        network = record.network.map { configuration in
+            switch configuration.backend {
+            case .tap(let name): Network(tap: name, mac: configuration.mac)
+            case .descriptor(let fd): Network(tap: "fd=\(fd)", mac: configuration.mac)  // never saved: devices report their tap by name
+            }
+        }
         status = transport.status
         driverFeatures = ExactUInt64(transport.driverFeatures)
         deviceFeaturesSelect = transport.deviceFeaturesSelect
@@ -76,6 +89,7 @@ struct VirtioSection: Codable, Equatable {
             name: name, type: type, disk: disk, capacitySectors: capacitySectors?.value,
             entropy: entropy.map { EntropyConfiguration(rate: $0.rate.value, burst: $0.burst.value) },
             vsock: vsock.map { VsockConfiguration(guestCID: $0.guestCID.value, path: $0.path) },
+            network: network.map { NetworkConfiguration(backend: .tap($0.tap), mac: $0.mac) },
             transport: VirtioTransportState(
                 status: status, driverFeatures: driverFeatures.value, deviceFeaturesSelect: deviceFeaturesSelect,
                 driverFeaturesSelect: driverFeaturesSelect, queueSelect: queueSelect, interruptStatus: interruptStatus,

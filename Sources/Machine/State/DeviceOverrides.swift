@@ -1,0 +1,24 @@
+import Devices
+
+/// Host resources a restored or arriving VM gets instead of the saved ones (Firecracker's drive
+/// and network overrides): clones of one snapshot each need their own disk files, taps and vsock
+/// socket. What is not overridden comes back as it was saved.
+package struct DeviceOverrides: Sendable, Equatable {
+    /// Files replacing the saved disks, in order (fewer leave the rest as saved).
+    package var disks: [DiskConfiguration] = []
+    /// Taps replacing the saved network interfaces', in order.
+    package var networks: [NetworkConfiguration] = []
+    /// Another CID and socket for the vsock device.
+    package var vsock: VsockConfiguration?
+
+    package init(disks: [DiskConfiguration] = [], networks: [NetworkConfiguration] = [], vsock: VsockConfiguration? = nil) {
+        self.disks = disks
+        self.networks = networks
+        self.vsock = vsock
+    }
+
+    /// `record` with these overrides applied; refuses more overrides than devices, in one line.
+    package func applied(to record: MachineStateRecord) throws(MachineError) -> MachineStateRecord {
+        try record.replacingDisks(disks).replacingNetworks(networks).replacingVsock(vsock)
+    }
+}
