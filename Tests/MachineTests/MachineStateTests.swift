@@ -153,6 +153,25 @@ struct MachineStateTests {
         #expect(newer?.contains("virtio.rng0") == true && newer?.contains("version 2") == true)
         let misnamed = refusal(all.sections.map { $0.name == "virtio.rng0" ? StateSection(name: "virtio.rng7", version: 1, payload: $0.payload) : $0 })
         #expect(misnamed?.contains("virtio.rng7") == true)
+        // A network interface's section: its tap by name and the guest's MAC come back, and a
+        // restore may move it to another tap but not change the MAC the driver read at boot.
+        var withNetwork = saved
+        let mac = try #require(MACAddress("02:00:00:aa:bb:cc"))
+        var interface = devices[1]
+        interface.name = "net0"
+        interface.type = .network
+        interface.entropy = nil
+        interface.network = NetworkConfiguration(backend: .tap("tap-a"), mac: mac)
+        withNetwork.virtio?.append(interface)
+        let networkContents = try withNetwork.contents()
+        let networkPayload = String(decoding: try #require(networkContents.state["virtio.net0"]).payload, as: UTF8.self)
+        #expect(networkPayload.contains(#""mac":"02:00:00:aa:bb:cc""#) && networkPayload.contains(#""tap":"tap-a""#), "\(networkPayload)")
+        let networkAll = networkContents.configuration.merged(with: networkContents.state)
+        #expect(try MachineStateRecord.decode(networkAll.encoded(), snapshotPath: "x.snap") == withNetwork)
+        let moved = try withNetwork.replacingNetworks([NetworkConfiguration(backend: .tap("tap-b"))])
+        #expect(moved.virtio?.last?.network == NetworkConfiguration(backend: .tap("tap-b"), mac: mac))
+        #expect(throws: MachineError.self) { try withNetwork.replacingNetworks([NetworkConfiguration(backend: .tap("b"), mac: MACAddress("02:00:00:00:00:01"))]) }
+        #expect(throws: MachineError.self) { try saved.replacingNetworks([NetworkConfiguration(backend: .tap("b"))]) }
         let overridden = try saved.replacingDisks([DiskConfiguration(path: "/other.img")])
         #expect(overridden.virtio?[0].disk?.path == "/other.img")
         #expect(throws: MachineError.self) { try saved.replacingDisks([DiskConfiguration(path: "/a"), DiskConfiguration(path: "/b")]) }

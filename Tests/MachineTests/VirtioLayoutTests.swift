@@ -17,6 +17,15 @@ import Testing
         #expect(layout.commandLineTokens[3] == "virtio_mmio.device=4K@0xfeb03000:9")
     }
 
+    @Test func networkInterfacesFollowTheDisks() {
+        var configuration = MachineConfiguration(kernelPath: "/k")
+        configuration.disks = [DiskConfiguration(path: "/a")]
+        configuration.networks = [NetworkConfiguration(backend: .tap("t0")), NetworkConfiguration(backend: .descriptor(7))]
+        configuration.entropy = EntropyConfiguration()
+        #expect(VirtioLayout(configuration).slots.map(\.name) == ["blk0", "net0", "net1", "rng0"])
+        #expect(VirtioLayout(configuration).slots.map(\.type) == [.block, .network, .network, .entropy])
+    }
+
     @Test func vsockAloneTakesTheFirstSlot() {
         var configuration = MachineConfiguration(kernelPath: "/k")
         configuration.vsock = VsockConfiguration(guestCID: 7, path: "/tmp/v.sock")

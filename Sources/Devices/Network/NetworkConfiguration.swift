@@ -52,7 +52,7 @@ extension NetworkConfiguration {
 }
 
 extension NetworkConfiguration {
-    static let syntax = "tap=NAME[,mac=MAC] or fd=N[,mac=MAC] (NAME 1 to 15 bytes, MAC aa:bb:cc:dd:ee:ff unicast)"
+    package static let syntax = "tap=NAME[,mac=MAC] or fd=N[,mac=MAC] (NAME 1 to 15 bytes, MAC aa:bb:cc:dd:ee:ff unicast)"
 
     /// Parses `tap=NAME[,mac=MAC]` or `fd=N[,mac=MAC]`.
     package static func parse(_ text: String) throws(DeviceError) -> NetworkConfiguration {
