@@ -48,10 +48,12 @@ struct MigrateCommand: ParsableCommand {
             } catch {
                 // The source VMM ends only once the destination runs the guest.
                 print("completed: the source VMM has ended; the guest runs at \(to)")
+                Diagnostics.note(summaryLine(status, final: false))
                 return
             }
         }
         APICall.printAnswer(Array(try JSONCoding.makeEncoder().encode(status)))
+        Diagnostics.note(summaryLine(status, final: true))
         if status.status != "completed" { throw CommandFailure(status.error ?? "the migration \(status.status)") }
     }
 
@@ -59,6 +61,15 @@ struct MigrateCommand: ParsableCommand {
         let sent = String(format1: Double(status.bytesSent) / 1_048_576)
         return "migrate: \(status.phase ?? ""), pass \(status.passes), \(sent) MiB sent, \(status.remainingPages) pages dirty, " +
             "expected downtime \(String(format1: status.expectedDowntimeMs)) ms"
+    }
+
+    /// The figures QEMU's `info migrate` ends with: total time, downtime as the guest saw it,
+    /// bytes and passes (the last ones seen when the source ended before answering again).
+    private func summaryLine(_ status: MigrationStatus, final: Bool) -> String {
+        let total = status.totalMs.map { String(format1: $0) + " ms" } ?? "unknown"
+        let downtime = status.downtimeMs.map { String(format1: $0) + " ms" } ?? "unknown"
+        return "migrate: \(final ? status.status : "last seen \(status.phase ?? status.status)"): total \(total), downtime \(downtime), " +
+            "\(String(format1: Double(status.bytesSent) / 1_048_576)) MiB in \(status.passes) passes (\(status.pagesSent) pages, \(status.zeroPagesSent) zero)"
     }
 
     private func decode(_ bytes: [UInt8]) throws -> MigrationStatus {

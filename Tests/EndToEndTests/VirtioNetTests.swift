@@ -59,6 +59,12 @@ struct VirtioNetTests {
         #expect(info["tap"] as? String == network.taps[0] && info["mac"] as? String == "52:54:00:12:34:56")
         #expect((info["rx_packets"] as? Int ?? 0) >= 34 && (info["tx_packets"] as? Int ?? 0) >= 34, "\(info)")
         #expect(info["rx_dropped"] as? Int == 0 && info["tx_dropped"] as? Int == 0 && info["errors"] as? Int == 0, "\(info)")
+
+        // The same counters for a Prometheus scraper, read with curl.
+        let curl = try GuestProcess(executable: "/usr/bin/curl", arguments: ["-sf", "--unix-socket", socket, "http://localhost/metrics"])
+        #expect(try curl.waitForExit() == 0)
+        let metric = curl.consoleText.split(separator: "\n").first { $0.hasPrefix("engram_net_rx_packets_total{device=\"net0\",tap=\"\(network.taps[0])\"") }
+        #expect(metric.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0 >= 34, "\(curl.consoleText)")
     }
 
     @Test func twoGuestsOnOneBridgeReachEachOther() throws {

@@ -10,5 +10,6 @@ extension Router {
         UpdateEndpoint.register(in: &self, control: control)
         MigrationEndpoint.register(in: &self, control: control)
         KeyboardEndpoint.register(in: &self, control: control)
+        MetricsEndpoint.register(in: &self, control: control)
     }
 }

@@ -125,7 +125,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func send(_ response: Response, keepAlive: Bool, context: ChannelHandlerContext) {
         let keepAlive = keepAlive && !inputClosed
         var headers = HTTPHeaders()
-        if !response.body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
+        if !response.body.isEmpty, response.headers["Content-Type"] == nil { headers.add(name: "Content-Type", value: "application/json") }
         headers.add(name: "Content-Length", value: String(response.body.count))
         for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")

@@ -1,6 +1,7 @@
 /// A route's answer: HTTP status, extra headers and a JSON body (empty for 204).
 ///
-/// The server adds `Content-Type: application/json` (when there is a body), `Content-Length` and `Connection`.
+/// The server adds `Content-Type: application/json` (when there is a body and the route set no
+/// other type), `Content-Length` and `Connection`.
 package struct Response: Sendable, Equatable {
     package static func == (left: Response, right: Response) -> Bool {
         left.status == right.status && left.headers == right.headers && left.body == right.body
@@ -10,7 +11,7 @@ package struct Response: Sendable, Equatable {
     package var status: Int
     /// Headers besides the ones the server sets, e.g. `Allow` on a 405.
     package var headers: [String: String]
-    /// The body: JSON text, or empty.
+    /// The body: JSON text (or the text its Content-Type header names), or empty.
     package var body: [UInt8]
     /// Work that must wait until the client has this answer (a live update's exec): the server
     /// runs it on its worker thread once the answer is written. Not part of equality.

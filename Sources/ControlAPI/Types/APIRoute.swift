@@ -31,10 +31,11 @@ package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
     package static let version = APIRoute(.get, "/version")
     package static let devices = APIRoute(.get, "/vm/devices")
     package static let disk = APIRoute(.patch, "/vm/disk")
+    package static let metrics = APIRoute(.get, "/metrics")
 
     /// Every route the server answers.
     package static let all: [APIRoute] = [
         vm, memory, memoryStatistics, vcpus, pause, resume, shutdown, snapshot, update, updateStatus, migrate, migrationStatus, keyboard,
-        version, devices, disk,
+        version, devices, disk, metrics,
     ]
 }
