@@ -59,9 +59,9 @@ final class MigrationPair {
     }
 
     /// The test kernel booted in the source namespace with a control socket; returns it and the socket.
-    func source(_ name: String, memory: String = "256M", extra: [String] = []) throws -> (GuestProcess, String) {
+    func source(_ name: String, memory: String = "256M", cmdline: String = "cpus=1", extra: [String] = []) throws -> (GuestProcess, String) {
         let socket = directory.path(name + ".api")
-        let arguments = ["run", "--kernel", ProjectPaths.testKernel, "--memory", memory, "--cpus", "1", "--cmdline", "cpus=1",
+        let arguments = ["run", "--kernel", ProjectPaths.testKernel, "--memory", memory, "--cpus", "1", "--cmdline", cmdline,
                          "--api-socket", socket] + extra
         let process = try engram(in: sourceNamespace, arguments)
         try process.waitForLine(containing: "READY")

@@ -148,6 +148,32 @@ struct VirtioNetTests {
         }
     }
 
+    /// Every migration mode carries the device; the destination attaches its own tap, where the
+    /// guest announces itself at once and answers, and `engram migrate` ends with the figures.
+    @Test(arguments: ["precopy", "postcopy"])
+    func aMigratedGuestAnnouncesItselfOnTheDestinationTap(mode: String) throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let sourceNetwork = try TapNetwork(in: pair.sourceNamespace, subnet: "192.168.77")
+        let destinationNetwork = try TapNetwork(in: pair.destinationNamespace, subnet: "192.168.77")
+        let address = sourceNetwork.guestAddress(0)
+        let (_, socket) = try pair.source("src", cmdline: "cpus=1 ip=\(address)/24 udp_echo=\(Self.echoPort)",
+                                          extra: ["--net", "tap=\(sourceNetwork.taps[0])"])
+        #expect(try sourceNetwork.probeResult(["udp", address, "\(Self.echoPort)", "2", "64"]) == "UDP sent=2 received=2")
+        let announcements = try destinationNetwork.probe(["garp", destinationNetwork.taps[0], address, "20"])
+        defer { announcements.stop() }
+        _ = try announcements.waitForLine(containing: "GARP ready")
+        let (destination, url) = try pair.receive(extra: ["--net", "tap=\(destinationNetwork.taps[0])"])
+        let migration = try pair.migrate(socket, to: url, mode: mode)
+        #expect(migration.status == 0, "\(migration.errors)")
+        #expect(migration.errors.contains("migrate: completed: total "), "\(migration.errors)")
+        #expect(try destination.command("net", expect: "NET dev=0").contains("link=up"))
+        let echoes = try destinationNetwork.probeResult(["udp", address, "\(Self.echoPort)", "3", "64", "1472"])
+        #expect(echoes == "UDP sent=6 received=6", "\(echoes)")
+        _ = try announcements.waitForExit(timeout: 40)
+        #expect(field("count", announcements.consoleText.split(separator: "\n").last.map(String.init) ?? "") >= 1, "\(announcements.consoleText)")
+    }
+
     @Test func theSameDriverAnswersTheHostUnderQEMU() throws {
         let qemu = try #require(QEMULinuxGuest.qemuExecutable, "qemu-system-x86_64 is part of the test setup")
         let network = try TapNetwork(taps: 2)

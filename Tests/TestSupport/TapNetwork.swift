@@ -11,12 +11,16 @@ public final class TapNetwork: @unchecked Sendable {
     public let hostAddress: String
     public let subnet: String
 
+    /// False when the namespace belongs to someone else (only the tap is removed at the end).
+    private let ownsNamespace: Bool
+
     public static var available: Bool { NetworkNamespacePair.available && FileManager.default.fileExists(atPath: "/dev/net/tun") }
 
     /// `count` taps; with more than one (or `bridged`), on a bridge.
     public init(taps count: Int = 1, bridged: Bool = false) throws {
         let tag = String(UInt32.random(in: 0..<UInt32.max), radix: 36)
         namespace = "engram-n-\(tag)"
+        ownsNamespace = true
         taps = (0..<count).map { "et\(tag)\($0)".prefix(15).description }
         subnet = "10.\(Int.random(in: 100...250)).\(Int.random(in: 1...250))"
         hostAddress = subnet + ".1"
@@ -36,7 +40,27 @@ public final class TapNetwork: @unchecked Sendable {
         if bridge == nil { try Self.ip(["-n", namespace, "addr", "add", hostAddress + "/24", "dev", taps[0]]) }
     }
 
-    deinit { try? Self.ip(["netns", "delete", namespace]) }
+    /// One tap with the host address `subnet.1` in an existing namespace (a migration test's
+    /// source or destination host).
+    public init(in namespace: String, subnet: String) throws {
+        let tag = String(UInt32.random(in: 0..<UInt32.max), radix: 36)
+        self.namespace = namespace
+        ownsNamespace = false
+        taps = ["et\(tag)".prefix(15).description]
+        self.subnet = subnet
+        hostAddress = subnet + ".1"
+        try Self.ip(["-n", namespace, "tuntap", "add", taps[0], "mode", "tap", "vnet_hdr"])
+        try Self.ip(["-n", namespace, "addr", "add", hostAddress + "/24", "dev", taps[0]])
+        try Self.ip(["-n", namespace, "link", "set", taps[0], "up"])
+    }
+
+    deinit {
+        if ownsNamespace {
+            try? Self.ip(["netns", "delete", namespace])
+        } else {
+            for tap in taps { try? Self.ip(["-n", namespace, "link", "delete", tap]) }
+        }
+    }
 
     /// The guest address `index` (2, 3, …) in this network.
     public func guestAddress(_ index: Int) -> String { "\(subnet).\(index + 2)" }

@@ -5,7 +5,7 @@ namespace (`ip netns exec NS python3 net_probe.py ...`). Each subcommand prints 
   ping IP COUNT                      ICMP echo over a raw socket: PING sent=N received=M
   udp IP PORT COUNT SIZE...          echo round trips per size: UDP sent=N received=M
   echo-server IP PORT SECONDS        answers datagrams for SECONDS: ECHO count=N
-  garp IFACE IP SECONDS              gratuitous ARPs for IP seen on IFACE: GARP count=N
+  garp IFACE IP SECONDS              waits up to SECONDS for a gratuitous ARP for IP on IFACE: GARP count=0|1
   flood IP PORT SIZE SECONDS         sends datagrams as fast as it can: FLOOD sent=N
 """
 import socket
@@ -94,6 +94,7 @@ def garp(interface, ip, seconds):
         # An ARP whose sender and target address are both the guest's: it announces itself.
         if packet[12:14] == b"\x08\x06" and packet[28:32] == address and packet[38:42] == address:
             count += 1
+            break
     print(f"GARP count={count}", flush=True)
 
 
