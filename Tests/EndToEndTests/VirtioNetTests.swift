@@ -150,7 +150,7 @@ struct VirtioNetTests {
 
     /// Every migration mode carries the device; the destination attaches its own tap, where the
     /// guest announces itself at once and answers, and `engram migrate` ends with the figures.
-    @Test(arguments: ["precopy", "postcopy"])
+    @Test(arguments: ["precopy", "postcopy", "shared"])
     func aMigratedGuestAnnouncesItselfOnTheDestinationTap(mode: String) throws {
         let pair = try MigrationPair(directory: directory)
         defer { pair.shutDown() }
@@ -158,7 +158,8 @@ struct VirtioNetTests {
         let destinationNetwork = try TapNetwork(in: pair.destinationNamespace, subnet: "192.168.77")
         let address = sourceNetwork.guestAddress(0)
         let (_, socket) = try pair.source("src", cmdline: "cpus=1 ip=\(address)/24 udp_echo=\(Self.echoPort)",
-                                          extra: ["--net", "tap=\(sourceNetwork.taps[0])"])
+                                          extra: ["--net", "tap=\(sourceNetwork.taps[0])"]
+                                              + (mode == "shared" ? ["--shared-maps", directory.path("shared") + ":ram"] : []))
         #expect(try sourceNetwork.probeResult(["udp", address, "\(Self.echoPort)", "2", "64"]) == "UDP sent=2 received=2")
         let announcements = try destinationNetwork.probe(["garp", destinationNetwork.taps[0], address, "20"])
         defer { announcements.stop() }
