@@ -7,6 +7,9 @@ namespace (`ip netns exec NS python3 net_probe.py ...`). Each subcommand prints 
   echo-server IP PORT SECONDS        answers datagrams for SECONDS: ECHO count=N
   garp IFACE IP SECONDS              waits up to SECONDS for a gratuitous ARP for IP on IFACE: GARP count=0|1
   flood IP PORT SIZE SECONDS         sends datagrams as fast as it can: FLOOD sent=N
+  stream IP PORT HZ SECONDS          numbered datagrams at HZ, echoes matched until 2 s after the
+                                     last: STREAM sent=N received=M lost=K duplicated=D
+                                     longest_gap_ms=G (the longest time without an echo)
 """
 import socket
 import struct
@@ -23,10 +26,11 @@ def checksum(data):
     return ~total & 0xFFFF
 
 
-def ping(ip, count):
+def ping_count(ip, count, ident=0x4567):
+    """ICMP echo over a raw socket: how many replies came back with the payload and checksum intact."""
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     s.settimeout(1.0)
-    ident, received = 0x4567, 0
+    received = 0
     for seq in range(1, count + 1):
         payload = bytes((seq + i) & 0xFF for i in range(56))
         header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
@@ -42,7 +46,12 @@ def ping(ip, count):
             if address[0] == ip and kind == 0 and got_ident == ident and got_seq == seq:
                 received += packet[start + 8:] == payload and checksum(packet[start:]) == 0
                 break
-    print(f"PING sent={count} received={received}", flush=True)
+    s.close()
+    return received
+
+
+def ping(ip, count):
+    print(f"PING sent={count} received={ping_count(ip, count)}", flush=True)
 
 
 def udp(ip, port, count, sizes):
@@ -112,6 +121,39 @@ def flood(ip, port, size, seconds):
     print(f"FLOOD sent={sent}", flush=True)
 
 
+def stream(ip, port, hertz, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.setblocking(False)
+    print("STREAM ready", flush=True)
+    interval, start = 1.0 / hertz, time.monotonic()
+    count = int(hertz * seconds)
+    seen, duplicated, sent = set(), 0, 0
+    last_echo, longest_gap = start, 0.0
+    end = start + seconds + 2.0
+    while True:
+        now = time.monotonic()
+        while sent < count and start + sent * interval <= now:
+            s.sendto(struct.pack("!Q", sent) + bytes(56), (ip, port))
+            sent += 1
+        try:
+            data, _ = s.recvfrom(2048)
+            number = struct.unpack("!Q", data[:8])[0]
+            if number in seen:
+                duplicated += 1
+            seen.add(number)
+            longest_gap = max(longest_gap, now - last_echo)
+            last_echo = now
+            continue
+        except BlockingIOError:
+            pass
+        if now >= end or (sent == count and len(seen) == count):
+            break
+        time.sleep(0.0002)
+    print(f"STREAM sent={sent} received={len(seen)} lost={sent - len(seen)} duplicated={duplicated} "
+          f"longest_gap_ms={longest_gap * 1000:.1f}", flush=True)
+
+
 def main(argv):
     command, args = argv[1], argv[2:]
     if command == "ping":
@@ -124,6 +166,8 @@ def main(argv):
         garp(args[0], args[1], float(args[2]))
     elif command == "flood":
         flood(args[0], int(args[1]), int(args[2]), float(args[3]))
+    elif command == "stream":
+        stream(args[0], int(args[1]), float(args[2]), float(args[3]))
     else:
         sys.exit(f"net_probe: unknown command {command}")
 

@@ -26,6 +26,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../Tests/Tools"))
+import net_probe  # noqa: E402  (the host-side peer the end-to-end tests use)
+
 import pexpect
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,37 +61,8 @@ def check(cond, what):
 check.failed = 0
 
 
-def csum(data):
-    if len(data) & 1:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def host_ping(ip, count, ident):
-    """ICMP echo over a raw socket; returns how many replies came back with the payload intact."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    s.settimeout(1.0)
-    got = 0
-    for seq in range(1, count + 1):
-        payload = bytes((seq + i) & 0xFF for i in range(56))
-        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-        s.sendto(struct.pack("!BBHHH", 8, 0, csum(hdr + payload), ident, seq) + payload, (ip, 0))
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            try:
-                pkt, addr = s.recvfrom(2048)
-            except socket.timeout:
-                break
-            ihl = (pkt[0] & 15) * 4
-            t, _, _, i, q = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
-            if addr[0] == ip and t == 0 and i == ident and q == seq:
-                got += pkt[ihl + 8:] == payload and csum(pkt[ihl:]) == 0
-                break
-    s.close()
-    return got
+csum = net_probe.checksum
+host_ping = net_probe.ping_count
 
 
 def udp_roundtrips(ip, sizes, per_size):

@@ -65,27 +65,26 @@ extension VirtioNet {
         do {
             guard try chain.list(writable: true, from: 0, count: chain.writableBytes, in: vectors, memory: memory) else { return 0 }
         } catch { return 0 }
-        do {
-            guard let length = try vectors.receiveOnce(from: tap.descriptor.rawValue, subject: tapSubject) else {
-                watchTap(true)
-                return nil
-            }
-            if length < Int(TapDevice.headerSize) { counters.rxDropped.add(1, ordering: .relaxed); return 0 }
-            return length
-        } catch {
-            counters.errors.add(1, ordering: .relaxed)
-            return 0
-        }
+        return readFrame { () throws(SystemError) in try vectors.receiveOnce(from: tap.descriptor.rawValue, subject: tapSubject) }
     }
 
     /// Reads a frame into `frame`: its length, 0 for one lost, nil when the tap has none.
     private func readScratch() -> Int? {
+        readFrame { () throws(SystemError) in try tap.receive(into: &frame) }
+    }
+
+    /// One read from the tap: nil (and the tap watched again) when it has nothing, 0 when the
+    /// frame was lost (counted), else its length.
+    private func readFrame(_ read: () throws(SystemError) -> Int?) -> Int? {
         do {
-            guard let length = try tap.receive(into: &frame) else {
+            guard let length = try read() else {
                 watchTap(true)
                 return nil
             }
-            if length < Int(TapDevice.headerSize) { counters.rxDropped.add(1, ordering: .relaxed); return 0 }
+            guard length >= Int(TapDevice.headerSize) else {
+                counters.rxDropped.add(1, ordering: .relaxed)
+                return 0
+            }
             return length
         } catch {
             counters.errors.add(1, ordering: .relaxed)
