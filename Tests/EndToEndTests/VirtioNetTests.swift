@@ -67,6 +67,26 @@ struct VirtioNetTests {
         #expect(metric.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0 >= 34, "\(curl.consoleText)")
     }
 
+    @Test func oneGuestWithTwoInterfacesAnswersOnEach() throws {
+        let network = try TapNetwork(taps: 2)
+        let socket = directory.path("vm.sock")
+        let guest = try network.spawn(ProjectPaths.engram, [
+            "run", "--kernel", ProjectPaths.testKernel, "--memory", "256M", "--cpus", "1", "--api-socket", socket,
+            "--cmdline", "ip=\(network.guestAddress(0))/24,\(network.guestAddress(1))/24 udp_echo=\(Self.echoPort)",
+            "--net", "tap=\(network.taps[0]),mac=02:00:00:00:01:01", "--net", "tap=\(network.taps[1]),mac=02:00:00:00:01:02",
+        ])
+        defer { guest.stop() }
+        _ = try guest.waitForLine(containing: "READY")
+        #expect(try guest.command("net", expect: "NET devices=").hasSuffix("devices=2"))
+        for index in 0..<2 {
+            let address = network.guestAddress(index)
+            #expect(try network.probeResult(["udp", address, "\(Self.echoPort)", "3", "64"]) == "UDP sent=3 received=3", "\(address)")
+            let info = try networkInfo(socket, "net\(index)")
+            #expect(info["tap"] as? String == network.taps[index] && info["mac"] as? String == "02:00:00:00:01:0\(index + 1)")
+            #expect((info["rx_packets"] as? Int ?? 0) >= 3 && (info["tx_packets"] as? Int ?? 0) >= 3, "\(info)")
+        }
+    }
+
     @Test func twoGuestsOnOneBridgeReachEachOther() throws {
         let network = try TapNetwork(taps: 2)
         let first = try boot(network, tap: 0, address: 0)
