@@ -104,10 +104,14 @@ package final class VirtioMMIODevice: MMIODevice {
     }
 
     /// Loads a saved state, resolving enabled queues' rings in guest memory at their saved
-    /// cursors; refuses a state that does not fit this device, leaving it reset.
-    package func restoreState(_ saved: VirtioTransportState) throws(VirtioStateError) {
-        try state.withLock { (state) throws(VirtioStateError) in try state.load(saved, memory: memory, device: name) }
+    /// cursors; refuses a state that does not fit this device, leaving it reset. `kept` is the
+    /// back-end's host side handed over by a live update (nil after a restore or migration).
+    package func restoreState(_ saved: VirtioTransportState, kept: VirtioHandover? = nil) throws(VirtioStateError) {
+        try state.withLock { (state) throws(VirtioStateError) in try state.load(saved, kept: kept, memory: memory, device: name) }
     }
+
+    /// What the back-end keeps across a live update's exec (the machine paused, the I/O thread stopped).
+    package func handOver() -> VirtioHandover? { state.withLock { $0.backend.handOver() } }
 
     // MARK: Queues (the I/O thread)
 
@@ -303,7 +307,7 @@ struct TransportState {
             })
     }
 
-    mutating func load(_ saved: VirtioTransportState, memory: GuestMemoryMap, device: String) throws(VirtioStateError) {
+    mutating func load(_ saved: VirtioTransportState, kept: VirtioHandover?, memory: GuestMemoryMap, device: String) throws(VirtioStateError) {
         reset()
         guard saved.queues.count == queues.count else {
             throw .queueCount(device: device, saved: saved.queues.count, expected: queues.count)
@@ -331,7 +335,10 @@ struct TransportState {
         active = resolved
         if running {
             backend.activate(features: driverFeatures)
-            backend.restored()
+            do { try backend.restored(kept: kept) } catch {
+                reset()
+                throw .handover(device: device, error)
+            }
         }
     }
 
