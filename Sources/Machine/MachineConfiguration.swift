@@ -21,9 +21,10 @@ package struct MachineConfiguration: Sendable {
     package var networks: [NetworkConfiguration] = []
     /// A virtio-rng device, or none.
     package var entropy: EntropyConfiguration?
-    /// Disk images already open (a live update's, kept across exec), by device name: served
-    /// instead of opening the configured path again.
-    package var inheritedDisks: [String: CInt] = [:]
+    /// Host sides a live update's previous process kept across exec, by device name: disk
+    /// images served instead of opening the configured path again, vsock's listener and
+    /// connections continued instead of reset.
+    package var inheritedDevices: [String: VirtioHandover] = [:]
     /// A virtio-vsock device, or none.
     package var vsock: VsockConfiguration?
 

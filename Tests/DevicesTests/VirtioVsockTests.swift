@@ -19,7 +19,7 @@ import TestSupport
 
     /// A host client through Firecracker's handshake to guest port `port`, the guest accepting:
     /// the client, and the device's port for it.
-    private func connectFromHost(_ guest: VsockTestGuest, port: UInt32, guestCredit: UInt32 = 64 << 10) throws -> (NonBlockingStream, UInt32) {
+    static func connectFromHost(_ guest: VsockTestGuest, port: UInt32, guestCredit: UInt32 = 64 << 10) throws -> (NonBlockingStream, UInt32) {
         let client = try NonBlockingStream.connect(unixPath: guest.path)
         client.write(Array("CONNECT \(port)\n".utf8))
         let request = try #require(try guest.receive())
@@ -45,7 +45,7 @@ import TestSupport
 
     @Test func aHostClientReachesAGuestPortAndBytesFlowBothWays() throws {
         let guest = try VsockTestGuest(path: path)
-        let (client, hostPort) = try connectFromHost(guest, port: 5000)
+        let (client, hostPort) = try Self.connectFromHost(guest, port: 5000)
         client.write(Array("hello".utf8))
         let data = try #require(try guest.receive())
         #expect(data.operation == Op.rw && data.payload == Array("hello".utf8) && data.destinationPort == 5000 && data.sourcePort == hostPort)
@@ -111,13 +111,13 @@ import TestSupport
         }
         #expect(answers.prefix(2).allSatisfy { $0 == Op.response }, "\(answers)")
         #expect(answers.contains(Op.reset), "a full backlog is refused at once: \(answers)")
-        _ = try connectFromHost(guest, port: 5000)
+        _ = try Self.connectFromHost(guest, port: 5000)
         withExtendedLifetime(listener) {}
     }
 
     @Test func theGuestNeverGetsMoreThanItsCreditAndResumesOnCreditUpdate() throws {
         let guest = try VsockTestGuest(path: path)
-        let (client, hostPort) = try connectFromHost(guest, port: 5000, guestCredit: 8192)
+        let (client, hostPort) = try Self.connectFromHost(guest, port: 5000, guestCredit: 8192)
         client.write([UInt8](repeating: 7, count: 20000))
         var received = 0
         while let packet = try guest.receive(within: 0.3) { received += packet.payload.count }
@@ -132,7 +132,7 @@ import TestSupport
 
     @Test func aCreditRequestIsAnsweredWithTheDevicesCredit() throws {
         let guest = try VsockTestGuest(path: path)
-        let (client, hostPort) = try connectFromHost(guest, port: 5000)
+        let (client, hostPort) = try Self.connectFromHost(guest, port: 5000)
         try guest.send(sourcePort: 5000, destinationPort: hostPort, operation: Op.creditRequest)
         let update = try #require(try guest.receive())
         #expect(update.operation == Op.creditUpdate && update.bufferAllocation == UInt32(VirtioVsock.bufferAllocation) && update.forwardCount == 0)
@@ -145,7 +145,7 @@ import TestSupport
 
     @Test func sendingPastTheDevicesCreditIsReset() throws {
         let guest = try VsockTestGuest(path: path)
-        let (client, hostPort) = try connectFromHost(guest, port: 5000)
+        let (client, hostPort) = try Self.connectFromHost(guest, port: 5000)
         // The host never reads: once its socket and the device's credit are full, the next packet is over the line.
         var sent = 0
         while guest.counters.creditViolations.load(ordering: .relaxed) == 0 && sent < 64 << 20 {
@@ -182,8 +182,8 @@ import TestSupport
 
     @Test func transportResetDropsConnectionsAndKeepsTheListener() throws {
         let guest = try VsockTestGuest(path: path)
-        let (first, _) = try connectFromHost(guest, port: 5000)
-        let (second, _) = try connectFromHost(guest, port: 5001)
+        let (first, _) = try Self.connectFromHost(guest, port: 5000)
+        let (second, _) = try Self.connectFromHost(guest, port: 5001)
         guest.device.withBackend { ($0 as? VirtioVsock)?.resetTransport() }
         #expect(guest.wait(5) { guest.usedIndex(guest.events) == 1 })
         let entry = try guest.usedEntry(guest.events, 0)
@@ -191,12 +191,12 @@ import TestSupport
         #expect(try guest.memory.read(count: 4, at: GuestAddress(0x3f0000 + 16 * UInt64(entry.head))) == [0, 0, 0, 0], "event id 0: TRANSPORT_RESET")
         #expect(first.closes() && second.closes())
         #expect(guest.counters.connectionsOpen.load(ordering: .relaxed) == 0)
-        _ = try connectFromHost(guest, port: 5002)
+        _ = try Self.connectFromHost(guest, port: 5002)
     }
 
     @Test func hostileHeadersAreRefusedWithRSTAndNeverBreakTheDevice() throws {
         let guest = try VsockTestGuest(path: path)
-        let (client, hostPort) = try connectFromHost(guest, port: 5000)
+        let (client, hostPort) = try Self.connectFromHost(guest, port: 5000)
         let before = guest.counters.refused.load(ordering: .relaxed)
         try guest.send(source: 9, sourcePort: 1, destinationPort: 2, operation: Op.request)
         try guest.send(destination: 7, sourcePort: 1, destinationPort: 2, operation: Op.request)
@@ -223,13 +223,13 @@ import TestSupport
         try guest.publish(&guest.tx, head: 0)
         #expect(guest.wait(5) { guest.usedIndex(guest.tx) == guest.tx.availableIndex })
         #expect(!guest.needsReset)
-        _ = try connectFromHost(guest, port: 5001)
+        _ = try Self.connectFromHost(guest, port: 5001)
     }
 
     @Test func randomGuestPacketsNeverBreakTheDeviceOrTheHost() throws {
         let guest = try VsockTestGuest(path: path)
         let listener = try UnixStreamListener(path: path + "_80")
-        let (client, hostPort) = try connectFromHost(guest, port: 5000)
+        let (client, hostPort) = try Self.connectFromHost(guest, port: 5000)
         var state: UInt64 = 0x1234_5678
         func next() -> UInt64 {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -248,7 +248,7 @@ import TestSupport
         #expect(!guest.needsReset)
         _ = client.closes(within: 0.1)
         while try guest.receive(within: 0.2) != nil {}
-        _ = try connectFromHost(guest, port: 5001)
+        _ = try Self.connectFromHost(guest, port: 5001)
     }
 
     @Test func theListenerRefusesAFileInTheWayAndReplacesAStaleSocket() throws {

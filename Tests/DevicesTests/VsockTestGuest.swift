@@ -2,6 +2,7 @@ import Devices
 import Foundation
 import GuestMemory
 import LinuxSystem
+import Testing
 
 /// A vsock driver written from the spec over 4 MiB of guest RAM, driving all three queues of a
 /// virtio-vsock device served by a real I/O thread (as in a VM), with host-side helpers.
@@ -60,6 +61,24 @@ final class VsockTestGuest {
         negotiate()
         for index in 0..<Self.receiveBuffers { try postReceiveBuffer(index, first: true) }
         for index in 0..<4 { try postEventBuffer(index) }
+    }
+
+    /// The device a live update's new process builds over the same guest memory: its transport
+    /// from `transport`, its host side continued from `kept`, the driver's cursors as they were.
+    init(continuing old: VsockTestGuest, transport: VirtioTransportState, kept: VirtioHandover) throws {
+        path = old.path
+        memory = old.memory
+        counters = VsockCounters()
+        let listener = try #require(kept.descriptor(named: "listener"))
+        device = try VirtioMMIODevice(
+            name: "vsock0", backend: try VirtioVsock(guestCID: Self.cid, path: path, adoptingListener: OwnedFileDescriptor(taking: listener), counters: counters),
+            memory: memory, interrupt: InterruptCounter())
+        thread = try VirtioIOThread(devices: [device])
+        try device.restoreState(transport, kept: kept)
+        try thread.start()
+        rx = old.rx
+        tx = old.tx
+        events = old.events
     }
 
     deinit { thread.stop() }

@@ -168,6 +168,28 @@ struct VirtioNetTests {
         }
     }
 
+    /// A live update keeps the tap queue open across exec: a 1 kHz stream of numbered datagrams
+    /// through the guest's echo service loses none and duplicates none (what arrives during the
+    /// downtime waits in the tap's queue), and no announcement is needed.
+    @Test func aLiveUpdateUnderA1kHzStreamLosesNoDatagram() throws {
+        let network = try TapNetwork()
+        let socket = directory.path("vm.sock")
+        let guest = try boot(network, extra: ["--api-socket", socket])
+        defer { guest.stop() }
+        let address = network.guestAddress(0)
+        let stream = try network.probe(["stream", address, "\(Self.echoPort)", "1000", "4"])
+        defer { stream.stop() }
+        _ = try stream.waitForLine(containing: "STREAM ready")
+        Thread.sleep(forTimeInterval: 1)
+        let update = try runEngram(["update", socket])
+        #expect(update.status == 0, "\(update.errors)")
+        let result = try stream.waitForLine(containing: "STREAM sent=", timeout: 60)
+        #expect(field("lost", result) == 0 && field("duplicated", result) == 0 && field("sent", result) == 4000, "\(result)")
+        let after = try network.probeResult(["udp", address, "\(Self.echoPort)", "2", "1472"])
+        #expect(after == "UDP sent=2 received=2", "\(after)")
+        #expect(try networkInfo(socket)["tap"] as? String == network.taps[0])
+    }
+
     /// Every migration mode carries the device; the destination attaches its own tap, where the
     /// guest announces itself at once and answers, and `engram migrate` ends with the figures.
     @Test(arguments: ["precopy", "postcopy", "shared"])

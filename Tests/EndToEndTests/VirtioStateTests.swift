@@ -1,5 +1,6 @@
 import Foundation
 import LinuxSystem
+import Synchronization
 import Testing
 import TestSupport
 
@@ -141,5 +142,144 @@ struct VsockStateTests {
         #expect(TestKernel.field("transport_resets", in: stats) == "1", "\(stats)")
         // The original's connection is untouched by the clone.
         #expect(try VirtioVsockTests.echo(open, bytes) == bytes)
+    }
+}
+
+/// vsock across a live update: the device's host side (listener, streams, connection table) is
+/// kept across exec, so open streams carry on with every byte delivered once and in order, no
+/// transport reset reaches the guest, and no client is refused meanwhile.
+@Suite(.enabled(if: TestKernel.available, "needs /dev/kvm and the test kernel (make -C guest)"), .serialized)
+struct VsockLiveUpdateTests {
+    let directory = TemporaryDirectory()
+
+    private func connect(_ path: String, port: UInt32) throws -> (StreamSocket, String?) {
+        let client = try StreamSocket.connect(unixPath: path)
+        client.setReceiveTimeout(milliseconds: 20_000)
+        try client.send(Array("CONNECT \(port)\n".utf8))
+        return (client, try VirtioVsockTests.readLine(client))
+    }
+
+    /// A host client streams a pattern through the guest's echo listener while the VMM is
+    /// replaced; the reader stops reading around the update, so bytes wait in the VMM's buffers
+    /// and the sockets as the old process execs. Every byte comes back once, in order, and the
+    /// same connection then echoes more.
+    @Test func aHostStreamOpenDuringALiveUpdateLosesNoByte() throws {
+        let path = directory.path("v.sock"), socket = directory.path("vm.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--vsock", "3,\(path)", "--api-socket", socket])
+        defer { process.stop() }
+        _ = try process.command("vsock listen 5000", expect: "VSOCK LISTEN")
+        let (client, answer) = try connect(path, port: 5000)
+        #expect(answer?.hasPrefix("OK ") == true, "\(answer ?? "nil")")
+        let total = 16 << 20
+        let pattern = VirtioVsockTests.pattern(total, seed: 77)
+        let writer = Thread {
+            var sent = 0
+            while sent < total {
+                let count = min(64 << 10, total - sent)
+                guard (try? client.send(Array(pattern[sent..<sent + count]))) != nil else { return }
+                sent += count
+            }
+        }
+        writer.start()
+        var received = [UInt8](repeating: 0, count: total)
+        var count = 0
+        func read(until limit: Int) throws {
+            while count < limit { count += try client.receive(into: &received, at: count, count: min(65536, limit - count)) }
+        }
+        try read(until: 2 << 20)
+        #expect(received[0..<count] == pattern[0..<count])
+
+        // Clients that connect while the update runs wait in the kept listener's backlog.
+        let updating = Atomic<Bool>(true)
+        let refusals = Mutex<[String]>([])
+        let answered = Atomic<Int>(0)
+        let prober = Thread {
+            var attempts = 0
+            while updating.load(ordering: .relaxed), attempts < 6 {
+                attempts += 1
+                do {
+                    let (probe, line) = try connect(path, port: 5000)
+                    if line?.hasPrefix("OK ") == true { answered.add(1, ordering: .relaxed) } else { refusals.withLock { $0.append("answer \(line ?? "nil")") } }
+                    probe.shutdown()
+                } catch { refusals.withLock { $0.append("\(error)") } }
+                usleep(50_000)
+            }
+        }
+        prober.start()
+        let update = try runEngram(["update", socket])
+        updating.store(false, ordering: .relaxed)
+        #expect(update.status == 0, "\(update.errors)")
+        try read(until: total)
+        #expect(received == pattern, "every byte once and in order")
+        while !prober.isFinished { usleep(10_000) }
+        #expect(refusals.withLock { $0 } == [], "no client refused during the update")
+        #expect(answered.load(ordering: .relaxed) > 0)
+
+        let more = VirtioVsockTests.pattern(256 << 10, seed: 78)
+        #expect(try VirtioVsockTests.echo(client, more) == more, "the same connection carries on")
+        let stats = try process.command("vsock stats", expect: "VSOCK STATS")
+        #expect(TestKernel.field("transport_resets", in: stats) == "0", "\(stats)")
+        _ = try process.waitForErrorLine(containing: "updated to")
+    }
+
+    /// The guest's own connection to a host listener at PATH_6000: the host holds its echo back
+    /// from the first MiB until the update is over, so the stream is mid-way when the VMM is
+    /// replaced; the guest still gets every byte back.
+    @Test func aGuestConnectionOpenDuringALiveUpdateLosesNoByte() throws {
+        let path = directory.path("v.sock"), socket = directory.path("vm.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--vsock", "3,\(path)", "--api-socket", socket])
+        defer { process.stop() }
+        let listener = try UnixStreamListener(path: path + "_6000")
+        let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let echoed = Atomic<Int>(0)
+        let server = Thread {
+            var stream: NonBlockingStream?
+            let deadline = Date().addingTimeInterval(120)
+            while stream == nil, Date() < deadline {
+                stream = listener.accept()
+                if stream == nil { _ = Poll.isReadable(listener.rawValue, milliseconds: 100) }
+            }
+            guard let stream else { return }
+            var pending: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65536)
+            var held = false, released = false, ended = false
+            while Date() < deadline, !(ended && pending.isEmpty) {
+                var moved = false
+                if !ended {
+                    switch stream.receive(into: &buffer, at: 0, count: buffer.count) {
+                    case .moved(let count): pending += buffer[0..<count]; moved = true
+                    case .wouldBlock: break
+                    case .closed, .failed: ended = true
+                    }
+                }
+                if !held, echoed.load(ordering: .relaxed) >= 1 << 20 { held = true; holding.signal() }
+                if held, !released { released = release.wait(timeout: .now()) == .success }
+                if !pending.isEmpty, !held || released {
+                    switch stream.send(pending, from: 0, count: min(pending.count, 65536)) {
+                    case .moved(let count):
+                        pending.removeFirst(count)
+                        echoed.add(count, ordering: .relaxed)
+                        moved = true
+                    case .wouldBlock: break
+                    case .closed, .failed: return
+                    }
+                }
+                if !moved { _ = Poll.isReadable(stream.rawValue, milliseconds: 5) }
+            }
+        }
+        server.start()
+        let bytes = 32 << 20
+        let offset = process.consoleText.utf8.count
+        process.send("vsock connect 6000 \(bytes) 12\r")
+        #expect(holding.wait(timeout: .now() + 60) == .success, "the guest's stream reached the host")
+        let update = try runEngram(["update", socket])
+        release.signal()
+        #expect(update.status == 0, "\(update.errors)")
+        let line = try process.waitForLine(containing: "VSOCK ECHO", after: offset, timeout: 120)
+        #expect(TestKernel.field("status", in: line) == "ok", "\(line)")
+        #expect(TestKernel.field("bytes", in: line) == "\(bytes)")
+        #expect(TestKernel.field("digest", in: line).flatMap { UInt64($0, radix: 16) } == VirtioVsockTests.fnv1a(VirtioVsockTests.pattern(bytes, seed: 12)))
+        let stats = try process.command("vsock stats", expect: "VSOCK STATS")
+        #expect(TestKernel.field("transport_resets", in: stats) == "0", "\(stats)")
+        withExtendedLifetime(listener) {}
     }
 }

@@ -31,6 +31,10 @@ import TestSupport
         let info = try BinaryCheck.check(try script("[ \"$1 $2\" = 'version --json' ] && echo '\(good)'"))
         #expect(info.version == "9.9.9")
         #expect(info.machineStateVersion == MachineStateRecord.currentVersion)
+        #expect(info.readsDevices)
+        // A binary from before devices' host sides were kept answers without the features: it gets the disks alone.
+        let older = #"{"version":"0.1.0","machine_state_version":\#(MachineStateRecord.currentVersion),"update_handoff_version":1}"#
+        #expect(try BinaryCheck.check(try script("echo '\(older)'")).readsDevices == false)
     }
 
     @Test func missingRelativeAndNonExecutableBinariesAreRefused() throws {

@@ -41,8 +41,19 @@ u32 net_tx_free(struct nif *n)
     return k;
 }
 
+static int reap_tx(struct nif *n);
+
 u8 *net_tx_buf(struct nif *n, u32 *j)
 {
+    /* Every buffer in flight (a burst of echoes within one poll): hand them to the device now
+     * and wait a moment for some to come back, rather than drop the frame. */
+    for (u32 spin = 0; n->tx_busy == (1u << NET_TX_N) - 1 && spin < 200000; spin++) {
+        if (spin == 0)
+            vq_kick(n->d, &n->d->q[1]);
+        if (reap_tx(n) < 0)
+            return 0;
+        __asm__ volatile("pause" ::: "memory");
+    }
     for (u32 i = 0; i < NET_TX_N; i++)
         if (!(n->tx_busy & (1u << i))) {
             *j = i;

@@ -47,6 +47,15 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
         configuration = makeConfiguration()
     }
 
+    /// Live update: the open image stays open across exec, so the new process serves the very
+    /// same file even if its path was renamed or unlinked meanwhile.
+    package func handOver() -> VirtioHandover? {
+        VirtioHandover(descriptors: [.init(name: Self.diskDescriptorName, descriptor: disk.descriptor.rawValue)])
+    }
+
+    /// The name the image's descriptor is kept under.
+    package static let diskDescriptorName = "disk"
+
     /// The disk as a configuration (what a snapshot saves and a restore reopens).
     package var diskConfiguration: DiskConfiguration {
         DiskConfiguration(path: disk.path, readOnly: disk.isReadOnly, identifier: identifierText)

@@ -104,12 +104,32 @@ package final class VirtioNet: VirtioBackend, @unchecked Sendable {
     }
 
     /// A restored or migrated guest announces itself at once (a gratuitous ARP from the driver,
-    /// as after QEMU's migration), so switches learn where it now is.
-    package func restored() -> Bool {
+    /// as after QEMU's migration), so switches learn where it now is. After a live update it is
+    /// on the same tap (`kept`): a frame that was waiting for receive buffers is taken back.
+    package func restored(kept: VirtioHandover?) throws(VirtioHandoverError) -> Bool {
+        if let kept {
+            guard kept.state.count <= frame.count else {
+                throw .malformed(what: "net pending frame", reason: "\(kept.state.count) bytes; at most \(frame.count)")
+            }
+            frame.replaceSubrange(0..<kept.state.count, with: kept.state)
+            pendingFrameLength = kept.state.count
+            if pendingFrameLength > 0 { wakeReceive() }
+            return false
+        }
         guard features & NetworkFeature.guestAnnounce != 0 else { return false }
         status |= NetworkStatus.announce
         return true
     }
+
+    /// Live update: the tap queue itself (frames keep queueing in the kernel meanwhile), and a
+    /// frame read from it that was waiting for receive buffers.
+    package func handOver() -> VirtioHandover? {
+        VirtioHandover(descriptors: [.init(name: Self.tapDescriptorName, descriptor: tap.descriptor.rawValue)],
+                       state: Array(frame[0..<pendingFrameLength]))
+    }
+
+    /// The name the tap's descriptor is kept under.
+    package static let tapDescriptorName = "tap"
 
     package func heldChains(queue index: Int) -> UInt16 { index == Self.receiveQueue ? UInt16(heldReceiveChains) : 0 }
 

@@ -28,11 +28,17 @@ package protocol VirtioBackend: AnyObject, Sendable {
     /// Chains taken from queue `index` and kept unused (a receive buffer waiting for data): a
     /// saved state gives them back to the available ring, so a restored device takes them again.
     func heldChains(queue index: Int) -> UInt16
-    /// A saved state was loaded into the running device, in a new VMM: host resources that did
-    /// not come along (a vsock device's connections) are let go here. True when the back-end
-    /// changed its configuration space (a network device asking the guest to announce itself):
-    /// the transport then tells the driver.
-    func restored() -> Bool
+    /// A saved state was loaded into the running device, in a new VMM. `kept` is what
+    /// `handOver` gave in the previous process (a live update): the back-end continues from it.
+    /// nil after a restore or a migration: host resources that did not come along (a vsock
+    /// device's connections) are let go here.
+    /// True when the back-end changed its configuration space on the way (a network device
+    /// asking the guest to announce itself): the transport then tells the driver.
+    func restored(kept: VirtioHandover?) throws(VirtioHandoverError) -> Bool
+    /// Live update, in the old process (the machine paused, the I/O thread stopped): the host
+    /// descriptors and state to keep across exec; nil keeps nothing. The back-end still owns
+    /// the descriptors, so a failed exec leaves it as it was.
+    func handOver() -> VirtioHandover?
     /// The I/O thread's services for host descriptors of the back-end's own; given once, before serving starts.
     func attach(_ context: VirtioIOContext)
     /// A descriptor the back-end watches (through its context) with `token` is ready.
@@ -49,7 +55,8 @@ extension VirtioBackend {
     package func reset() {}
     package var throttledUntil: UInt64? { nil }
     package func heldChains(queue index: Int) -> UInt16 { 0 }
-    package func restored() -> Bool { false }
+    package func restored(kept: VirtioHandover?) throws(VirtioHandoverError) -> Bool { false }
+    package func handOver() -> VirtioHandover? { nil }
     package func attach(_ context: VirtioIOContext) {}
     package func serveHostEvent(token: UInt32, _ event: Epoll.Event) {}
     package func holdsBuffers(queue index: Int) -> Bool { false }

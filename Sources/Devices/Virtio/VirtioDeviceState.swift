@@ -45,6 +45,8 @@ package enum VirtioStateError: Error, Equatable, Sendable, CustomStringConvertib
     case queueCount(device: String, saved: Int, expected: Int)
     case features(device: String, saved: UInt64, offered: UInt64)
     case queue(device: String, index: Int, VirtqueueError)
+    /// The back-end cannot continue from the host side a live update handed over.
+    case handover(device: String, VirtioHandoverError)
 
     package var description: String {
         switch self {
@@ -54,6 +56,8 @@ package enum VirtioStateError: Error, Equatable, Sendable, CustomStringConvertib
             "virtio device \(device): the guest negotiated features 0x\(String(saved, radix: 16)), which this device does not offer (0x\(String(offered, radix: 16)))"
         case .queue(let device, let index, let error):
             "virtio device \(device): saved queue \(index) cannot be used: \(error)"
+        case .handover(let device, let error):
+            "virtio device \(device): cannot continue its host side across the update: \(error)"
         }
     }
 }

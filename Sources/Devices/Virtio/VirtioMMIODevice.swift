@@ -104,11 +104,17 @@ package final class VirtioMMIODevice: MMIODevice {
     }
 
     /// Loads a saved state, resolving enabled queues' rings in guest memory at their saved
-    /// cursors; refuses a state that does not fit this device, leaving it reset.
-    package func restoreState(_ saved: VirtioTransportState) throws(VirtioStateError) {
-        let changed = try state.withLock { (state) throws(VirtioStateError) -> Bool in try state.load(saved, memory: memory, device: name) }
+    /// cursors; refuses a state that does not fit this device, leaving it reset. `kept` is the
+    /// back-end's host side handed over by a live update (nil after a restore or migration).
+    package func restoreState(_ saved: VirtioTransportState, kept: VirtioHandover? = nil) throws(VirtioStateError) {
+        let changed = try state.withLock { (state) throws(VirtioStateError) -> Bool in
+            try state.load(saved, kept: kept, memory: memory, device: name)
+        }
         if changed { interrupt.signal() }
     }
+
+    /// What the back-end keeps across a live update's exec (the machine paused, the I/O thread stopped).
+    package func handOver() -> VirtioHandover? { state.withLock { $0.backend.handOver() } }
 
     // MARK: Queues (the I/O thread)
 
@@ -306,7 +312,7 @@ struct TransportState {
 
     /// Loads `saved`; true when the back-end changed its configuration on the way (the driver
     /// is owed a configuration-change interrupt).
-    mutating func load(_ saved: VirtioTransportState, memory: GuestMemoryMap, device: String) throws(VirtioStateError) -> Bool {
+    mutating func load(_ saved: VirtioTransportState, kept: VirtioHandover?, memory: GuestMemoryMap, device: String) throws(VirtioStateError) -> Bool {
         reset()
         guard saved.queues.count == queues.count else {
             throw .queueCount(device: device, saved: saved.queues.count, expected: queues.count)
@@ -334,7 +340,12 @@ struct TransportState {
         active = resolved
         guard running else { return false }
         backend.activate(features: driverFeatures)
-        guard backend.restored() else { return false }
+        let changed: Bool
+        do { changed = try backend.restored(kept: kept) } catch {
+            reset()
+            throw .handover(device: device, error)
+        }
+        guard changed else { return false }
         configurationGeneration &+= 1
         interruptStatus |= 2
         return true

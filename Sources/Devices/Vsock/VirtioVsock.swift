@@ -55,12 +55,19 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     var receiveChain: DescriptorChain
     var scratch = [UInt8](repeating: 0, count: VsockHeader.size + VirtioVsock.payloadLimit)
 
-    /// Listens at `path` for host clients (see `UnixStreamListener` for what it replaces).
-    package init(guestCID: UInt64, path: String, counters: VsockCounters = VsockCounters()) throws(SystemError) {
+    /// Listens at `path` for host clients (see `UnixStreamListener` for what it replaces), or,
+    /// in a live update's new process, goes on with the listener the previous one kept open.
+    package init(
+        guestCID: UInt64, path: String, adoptingListener inherited: OwnedFileDescriptor? = nil, counters: VsockCounters = VsockCounters()
+    ) throws(SystemError) {
         self.guestCID = guestCID
         self.path = path
         self.counters = counters
-        listener = try UnixStreamListener(path: path)
+        if let inherited {
+            listener = try UnixStreamListener(adopting: inherited, path: path)
+        } else {
+            listener = try UnixStreamListener(path: path)
+        }
         chain = DescriptorChain(capacity: Int(Self.queueSize))
         receiveChain = DescriptorChain(capacity: Int(Self.queueSize))
         controlBacklog.reserveCapacity(Self.controlBacklogLimit)
@@ -90,10 +97,11 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         transportResetPending = false
     }
 
-    /// The host ends of the guest's connections stayed with the old VMM: the guest learns they
-    /// are gone through a transport reset (as with Firecracker); listeners stay.
-    package func restored() -> Bool {
-        resetTransport()
+    /// After a restore or migration the host ends of the guest's connections stayed with the old
+    /// VMM: the guest learns they are gone through a transport reset (as with Firecracker);
+    /// listeners stay. After a live update they came along (`kept`): every connection goes on.
+    package func restored(kept: VirtioHandover?) throws(VirtioHandoverError) -> Bool {
+        if let kept { try continueConnections(kept) } else { resetTransport() }
         return false
     }
 

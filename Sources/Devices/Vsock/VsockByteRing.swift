@@ -32,6 +32,20 @@ struct VsockByteRing: Sendable {
         if count == 0 { start = 0 }
     }
 
+    /// The waiting bytes, oldest first (a live update's handover).
+    var contents: [UInt8] {
+        let first = firstPiece
+        return Array(storage[first.0..<first.0 + first.1]) + Array(storage[0..<(count - first.1)])
+    }
+
+    /// Appends `bytes`, which must fit.
+    mutating func append(_ bytes: [UInt8]) {
+        let (first, second) = freePieces(bytes.count)
+        storage.replaceSubrange(first.0..<first.0 + first.1, with: bytes[0..<first.1])
+        storage.replaceSubrange(second.0..<second.0 + second.1, with: bytes[first.1...])
+        commit(bytes.count)
+    }
+
     /// Direct access to the bytes for copies in and out.
     mutating func withStorage<R>(_ body: (inout [UInt8]) throws -> R) rethrows -> R { try body(&storage) }
 }

@@ -33,6 +33,20 @@ package final class UnixStreamListener: Sendable {
         }
     }
 
+    /// Adopts a socket already listening at `path` (a live update's, kept open across exec, so no
+    /// client is refused while the VMM changes): nothing is unlinked or bound. Refuses a
+    /// descriptor that is not a socket.
+    package init(adopting descriptor: OwnedFileDescriptor, path: String) throws(SystemError) {
+        guard let status = FileStatus(descriptor: descriptor.rawValue) else { throw .last("fstat (inherited listener)", on: path) }
+        guard status.kind == .socket else {
+            throw SystemError(refusing: path, because: "the inherited descriptor \(descriptor.rawValue) is not a socket", .notSocket)
+        }
+        let fd = descriptor.rawValue
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        self.descriptor = descriptor
+        self.path = path
+    }
+
     deinit { _ = unsafe unlink(path) }
 
     /// The descriptor, for epoll (readable: a connection waits).

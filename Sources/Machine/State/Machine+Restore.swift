@@ -1,3 +1,4 @@
+import Devices
 import FoundationEssentials
 import GuestMemory
 import KVM
@@ -36,10 +37,11 @@ extension Machine {
     /// pages (a restore's, or the previous VMM's after a live update) and a shell prepared over
     /// it. Checks the state against the memory and this host before any vCPU exists.
     /// `appendToConsoleLog` keeps what the log holds (a live update continues the same log);
-    /// `inheritedDisks` are disk images the previous VMM kept open across exec, by device name.
+    /// `inheritedDevices` are the host sides the previous VMM kept across exec (a live update),
+    /// by device name: disk images, vsock's listener, streams and connection table.
     package convenience init(
         continuing record: MachineStateRecord, memory: GuestMemoryMap, shell: MachineShell,
-        consoleLogPath: String? = nil, appendToConsoleLog: Bool = false, inheritedDisks: [String: CInt] = [:]
+        consoleLogPath: String? = nil, appendToConsoleLog: Bool = false, inheritedDevices: [String: VirtioHandover] = [:]
     ) throws(MachineError) {
         try SavedStateCheck.wellFormed(record)
         let saved = record.configuration
@@ -58,7 +60,7 @@ extension Machine {
         configuration.networks = (record.virtio ?? []).compactMap(\.network)
         configuration.entropy = record.virtio?.first { $0.type == .entropy }?.entropy
         configuration.vsock = record.virtio?.first { $0.type == .vsock }?.vsock
-        configuration.inheritedDisks = inheritedDisks
+        configuration.inheritedDevices = inheritedDevices
         try self.init(
             configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,
             appendToConsoleLog: appendToConsoleLog
@@ -69,7 +71,7 @@ extension Machine {
         }
         // Memory before state: MSRs such as kvmclock's point KVM at guest pages.
         do { try shell.slots.wait() } catch { throw .kvm(error) }
-        try applyState(record, timerWhenResumed: false)
+        try applyState(record, timerWhenResumed: false, kept: inheritedDevices)
     }
 }
 

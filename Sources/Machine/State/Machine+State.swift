@@ -1,4 +1,5 @@
 import CLinux
+import Devices
 import KVM
 
 extension Machine {
@@ -40,7 +41,8 @@ extension Machine {
 
     /// Loads `record` into the vCPUs, VM and devices; no vCPU may be running. The PIT state
     /// is either loaded now or kept for `resume()` (a paused machine reloads it on resume).
-    func applyState(_ record: MachineStateRecord, timerWhenResumed: Bool) throws(MachineError) {
+    /// `kept` are the devices' host sides a live update handed over, by device name.
+    func applyState(_ record: MachineStateRecord, timerWhenResumed: Bool, kept: [String: VirtioHandover] = [:]) throws(MachineError) {
         try SavedStateCheck.compatible(record, with: self)
         do {
             try virtualMachine.setClock(record.clockNanoseconds)
@@ -65,7 +67,7 @@ extension Machine {
             throw .kvm(error)
         }
         serial.restoreState(record.serial)
-        try virtio.restoreState(record.virtio ?? [])
+        try virtio.restoreState(record.virtio ?? [], kept: kept)
         devices.keyboardController.restoreState(record.keyboardController)
         devices.powerControl.restoreState(record.powerControl)
     }

@@ -54,10 +54,9 @@ extension Machine {
 }
 
 extension Machine {
-    /// Each disk's open image, by device name: what a live update keeps across exec.
-    package func diskDescriptors() -> [(name: String, descriptor: CInt)] {
-        virtio.devices.compactMap { device in
-            device.withBackend { ($0 as? VirtioBlock).map { (device.name, $0.disk.descriptor.rawValue) } }
-        }
+    /// What each device keeps across a live update's exec (open disk images, vsock's listener,
+    /// streams and connection table), by device name, in layout order; the machine is paused.
+    package func handOverDevices() -> [(name: String, handover: VirtioHandover)] {
+        virtio.devices.compactMap { device in device.handOver().map { (device.name, $0) } }
     }
 }

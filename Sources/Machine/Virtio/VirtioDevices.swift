@@ -68,8 +68,9 @@ struct VirtioDevices: Sendable {
         }
     }
 
-    /// Loads saved transports into the devices the same configuration built (names checked).
-    func restoreState(_ records: [VirtioDeviceRecord]) throws(MachineError) {
+    /// Loads saved transports into the devices the same configuration built (names checked);
+    /// `kept` are the host sides a live update handed over, by device name.
+    func restoreState(_ records: [VirtioDeviceRecord], kept: [String: VirtioHandover] = [:]) throws(MachineError) {
         guard records.map(\.name) == devices.map(\.name) else {
             throw .incompatibleState("the saved virtio devices are [\(records.map(\.name).joined(separator: ", "))]; this machine has [\(devices.map(\.name).joined(separator: ", "))]")
         }
@@ -77,7 +78,7 @@ struct VirtioDevices: Sendable {
             if let saved = record.capacitySectors, let disk = record.disk, saved != Self.capacitySectors(of: device) {
                 throw .disk(path: disk.path, reason: "holds \(Self.capacitySectors(of: device) * 512) bytes; the saved guest's disk \(record.name) had \(saved * 512)")
             }
-            do { try device.restoreState(record.transport) } catch { throw .incompatibleState(error.description) }
+            do { try device.restoreState(record.transport, kept: kept[record.name]) } catch { throw .incompatibleState(error.description) }
         }
     }
 
@@ -90,7 +91,7 @@ struct VirtioDevices: Sendable {
     private static func makeBackend(_ slot: VirtioLayout.Slot, index: Int, _ configuration: MachineConfiguration) throws(MachineError) -> sending any VirtioBackend {
         switch slot.type {
         case .block:
-            if let descriptor = configuration.inheritedDisks[slot.name] {
+            if let descriptor = configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioBlock.diskDescriptorName) {
                 let disk = configuration.disks[index]
                 let owned = OwnedFileDescriptor(taking: descriptor)
                 _ = owned.setCloseOnExec(true)
@@ -101,17 +102,27 @@ struct VirtioDevices: Sendable {
             return try makeBlock(configuration.disks[index], name: slot.name)
         case .vsock:
             guard let vsock = configuration.vsock else { throw .virtio(device: slot.name, reason: "no vsock configuration") }
-            return try makeVsock(vsock)
+            return try makeVsock(vsock, inheritedListener: configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioVsock.listenerDescriptorName))
         case .network:
-            return try makeNetwork(configuration.networks[index - configuration.disks.count])
+            var network = configuration.networks[index - configuration.disks.count]
+            if let kept = configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioNet.tapDescriptorName) { network.backend = .descriptor(kept) }
+            return try makeNetwork(network)
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()
             return VirtioEntropy(rate: entropy.rate, burst: entropy.burst)
         }
     }
 
-    /// Listens at the vsock device's socket path, refusing a missing directory or a file in the way in one line.
-    private static func makeVsock(_ vsock: VsockConfiguration) throws(MachineError) -> VirtioVsock {
+    /// Listens at the vsock device's socket path, refusing a missing directory or a file in the
+    /// way in one line; or goes on with the listener a live update kept open (`inheritedListener`).
+    private static func makeVsock(_ vsock: VsockConfiguration, inheritedListener: CInt?) throws(MachineError) -> VirtioVsock {
+        if let inheritedListener {
+            let owned = OwnedFileDescriptor(taking: inheritedListener)
+            owned.setCloseOnExec(true)
+            do { return try VirtioVsock(guestCID: vsock.guestCID, path: vsock.path, adoptingListener: owned) } catch {
+                throw .vsock(path: vsock.path, reason: "the listener kept open across the update cannot be used: \(error)")
+            }
+        }
         let directory = vsock.path.lastIndex(of: "/").map { String(vsock.path[..<$0]) } ?? "."
         guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
             throw .vsock(path: vsock.path, reason: "its directory \(directory) does not exist")

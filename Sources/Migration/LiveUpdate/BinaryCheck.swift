@@ -9,17 +9,26 @@ package struct EngramBinaryInfo: Codable, Sendable, Equatable {
     package var version: String
     package var machineStateVersion: Int
     package var updateHandoffVersion: Int
+    /// Optional parts of the handoff this binary reads (nil from binaries before any):
+    /// `devices`, every device's host side (vsock's listener and connections kept across exec).
+    package var updateHandoffFeatures: [String]?
 
     package init(version: String, machineStateVersion: Int = MachineStateRecord.currentVersion,
-                 updateHandoffVersion: Int = UpdateHandoff.currentVersion) {
+                 updateHandoffVersion: Int = UpdateHandoff.currentVersion,
+                 updateHandoffFeatures: [String]? = UpdateHandoff.features) {
         self.version = version
         self.machineStateVersion = machineStateVersion
         self.updateHandoffVersion = updateHandoffVersion
+        self.updateHandoffFeatures = updateHandoffFeatures
     }
+
+    /// Whether the binary continues devices' host sides (else only disks, through `disks`).
+    package var readsDevices: Bool { updateHandoffFeatures?.contains(UpdateHandoff.devicesFeature) == true }
 
     /// Snake-case JSON, as the control API writes.
     package func json() -> String {
-        #"{"version":"\#(version)","machine_state_version":\#(machineStateVersion),"update_handoff_version":\#(updateHandoffVersion)}"#
+        let features = (updateHandoffFeatures ?? []).map { "\"\($0)\"" }.joined(separator: ",")
+        return #"{"version":"\#(version)","machine_state_version":\#(machineStateVersion),"update_handoff_version":\#(updateHandoffVersion),"update_handoff_features":[\#(features)]}"#
     }
 }
 

@@ -4,6 +4,8 @@ package enum LiveUpdateError: Error, CustomStringConvertible, Equatable {
     case binaryUnusable(path: String, reason: String)
     /// A region's memory cannot be kept across exec.
     case memoryNotInheritable(region: String, reason: String)
+    /// A device's host side cannot be kept across exec.
+    case deviceNotInheritable(device: String, reason: String)
     /// The handoff file cannot be written or read.
     case handoff(path: String, reason: String)
     /// The handoff was written by a VMM whose layout this one does not read.
@@ -17,6 +19,7 @@ package enum LiveUpdateError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .binaryUnusable(let path, let reason): "cannot update to \(path): \(reason)"
         case .memoryNotInheritable(let region, let reason): "cannot update in place: region \(region) \(reason)"
+        case .deviceNotInheritable(let device, let reason): "cannot update in place: device \(device): \(reason)"
         case .handoff(let path, let reason): "update state \(path): \(reason)"
         case .handoffVersion(let path, let found, let expected):
             "update state \(path) has handoff version \(found); this Engram reads version \(expected)"

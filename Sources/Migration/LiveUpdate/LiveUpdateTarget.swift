@@ -23,14 +23,15 @@ package enum LiveUpdateTarget {
         do { return try Machine.restoredMemory(regions) } catch { throw .restoreFailed(reason: error.description) }
     }
 
-    /// The machine, rebuilt from the handoff's state around `memory`; not started.
+    /// The machine, rebuilt from the handoff's state around `memory`, its devices continuing
+    /// the host sides the previous process kept open; not started.
     package static func machine(of handoff: UpdateHandoff, memory: GuestMemoryMap) throws(LiveUpdateError) -> Machine {
+        let devices = try handoff.inheritedDevices()
         do {
             let shell = try Machine.prepareShell(memory: memory)
             return try Machine(
                 continuing: handoff.machine, memory: memory, shell: shell, consoleLogPath: handoff.consoleLogPath,
-                appendToConsoleLog: true,
-                inheritedDisks: Dictionary((handoff.disks ?? []).map { ($0.name, $0.descriptor) }, uniquingKeysWith: { first, _ in first }))
+                appendToConsoleLog: true, inheritedDevices: devices)
         } catch {
             throw .restoreFailed(reason: error.description)
         }

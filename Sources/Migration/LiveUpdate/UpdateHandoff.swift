@@ -1,8 +1,9 @@
+import Devices
 import GuestMemory
 import Machine
 
 /// What one VMM hands the binary it execs in a live update: the machine state, and which
-/// inherited descriptors hold guest memory and the control socket.
+/// inherited descriptors hold guest memory, the control socket and the devices' host sides.
 ///
 /// Written as JSON (mode 0600) at the update's state path just before exec; the new process
 /// reads it, maps the descriptors it names and deletes it once the guest runs. Versioned on its
@@ -10,6 +11,11 @@ import Machine
 package struct UpdateHandoff: Codable, Sendable, Equatable {
     /// 1: the first handoff layout.
     package static let currentVersion = 1
+
+    /// Optional parts a version 1 handoff may carry, which `engram version --json` lists so the
+    /// old VMM writes only what the new binary reads: `devices`.
+    package static let devicesFeature = "devices"
+    package static let features = [devicesFeature]
 
     package var version = UpdateHandoff.currentVersion
     /// This update's number for the VM (1 for its first attempt).
@@ -38,7 +44,11 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     /// The machine, paused, as a snapshot's state section holds it.
     package var machine: MachineStateRecord
     /// Each virtio disk's image, kept open across exec (absent in handoffs before devices).
+    /// Still written beside `devices`, for a binary that reads only this.
     package var disks: [InheritedDescriptor]? = nil
+    /// Each virtio device's host side kept across exec (absent in handoffs before vsock
+    /// connections were kept, which have only `disks`).
+    package var devices: [InheritedDevice]? = nil
 
     package init(
         update: Int, updatesCompleted: Int, fromVersion: String, binary: String, statePath: String, pausedAtNanoseconds: UInt64,
@@ -60,9 +70,42 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
         self.machine = machine
     }
 
-    /// Every descriptor the new process must find open.
+    /// Every descriptor the new process must find open, each once.
     package var descriptors: [CInt] {
-        regions.map(\.descriptor) + (controlSocket.map { [$0.descriptor] } ?? []) + (disks ?? []).map(\.descriptor)
+        var all = regions.map(\.descriptor) + (controlSocket.map { [$0.descriptor] } ?? []) + (disks ?? []).map(\.descriptor)
+        for device in devices ?? [] { all += device.descriptors.map(\.descriptor) + (device.state.map { [$0] } ?? []) }
+        var seen = Set<CInt>()
+        return all.filter { seen.insert($0).inserted }
+    }
+
+    /// Records the devices' host sides, and the disks among them in `disks` as well.
+    package mutating func keep(_ devices: [InheritedDevice]) {
+        self.devices = devices
+        disks = devices.compactMap { device in
+            device.descriptor(role: VirtioBlock.diskDescriptorName).map { InheritedDescriptor(name: device.device, descriptor: $0) }
+        }
+    }
+}
+
+/// One virtio device's host side kept across exec: its descriptors, named `DEVICE.ROLE`
+/// (`blk0.disk`, `vsock0.listener`, `vsock0.conn.5000.1073741824`), and the back-end's own
+/// live-update state (vsock's connection table) in a memfd of its own, also kept open, so the
+/// handoff file stays small whatever the devices buffer.
+package struct InheritedDevice: Codable, Sendable, Equatable {
+    package var device: String
+    package var descriptors: [InheritedDescriptor]
+    /// The memfd holding the back-end's state; absent when it has none.
+    package var state: CInt?
+
+    package init(device: String, descriptors: [InheritedDescriptor], state: CInt? = nil) {
+        self.device = device
+        self.descriptors = descriptors
+        self.state = state
+    }
+
+    /// The descriptor kept for `role` (`disk` finds `blk0.disk`).
+    package func descriptor(role: String) -> CInt? {
+        descriptors.first { $0.name == "\(device).\(role)" }?.descriptor
     }
 }
 

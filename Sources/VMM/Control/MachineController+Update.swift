@@ -1,5 +1,7 @@
 import ControlAPI
+import Devices
 import Glibc
+import LinuxSystem
 import Machine
 import Migration
 
@@ -15,12 +17,13 @@ extension MachineController {
         do { try LiveUpdateSource.checkStatePath(statePath) } catch { throw .invalidRequest(reason: error.description) }
         let regions: [InheritedRegion]
         do { regions = try LiveUpdateSource.inheritedRegions(of: machine.memory) } catch { throw .conflict(reason: error.description) }
-        do { _ = try BinaryCheck.check(binary) } catch { throw .invalidRequest(reason: error.description) }
+        let target: EngramBinaryInfo
+        do { target = try BinaryCheck.check(binary) } catch { throw .invalidRequest(reason: error.description) }
         guard let number = liveUpdate.begin() else { throw .conflict(reason: "an update of this VM is already under way") }
         let accepted = UpdateAccepted(update: number.update, binary: binary, statePath: statePath, pid: getpid())
         let plan = UpdatePlan(
             update: number.update, updatesCompleted: number.completed, binary: binary, statePath: statePath, socketPath: socket,
-            regions: regions)
+            regions: regions, keepsDevices: target.readsDevices)
         return UpdateStart(accepted: accepted) { [self] in perform(plan) }
     }
 
@@ -34,6 +37,8 @@ extension MachineController {
         let statePath: String
         let socketPath: String
         let regions: [InheritedRegion]
+        /// The new binary continues every device's host side (else disks only, as before it could).
+        let keepsDevices: Bool
     }
 
     /// Pauses, saves the state for the new process and execs it. Returns only if the update
@@ -56,6 +61,8 @@ extension MachineController {
         let resumeHere = { if wasRunning { _ = self.machine.resume() } }
         let server = liveUpdate.server
         let handoff: UpdateHandoff
+        // Back-end state (vsock's connection table) travels in memfds held open until exec.
+        var stateFiles: [OwnedFileDescriptor] = []
         do {
             var written = UpdateHandoff(
                 update: plan.update, updatesCompleted: plan.updatesCompleted, fromVersion: EngramVersion.current, binary: plan.binary,
@@ -63,7 +70,11 @@ extension MachineController {
                 regions: plan.regions,
                 controlSocket: server?.listenerDescriptor.map { InheritedSocket(path: plan.socketPath, descriptor: $0) },
                 consoleLogPath: liveUpdate.consoleLogPath, terminalMode: liveUpdate.terminalMode, machine: try machine.saveState())
-            written.disks = machine.diskDescriptors().map { InheritedDescriptor(name: $0.name, descriptor: $0.descriptor) }
+            let handovers = machine.handOverDevices().filter { plan.keepsDevices || $0.handover.descriptor(named: VirtioBlock.diskDescriptorName) != nil }
+            let kept = try InheritedDevice.recording(handovers)
+            stateFiles = kept.stateFiles
+            written.keep(kept.devices)
+            if !plan.keepsDevices { written.devices = nil }  // an older binary: the disks alone, in `disks`
             written.saveMilliseconds = Double(LiveUpdateSource.monotonicNanoseconds() - pausedAt) / 1e6
             try written.write()
             handoff = written
@@ -76,7 +87,9 @@ extension MachineController {
         // The exec's own cost (tearing down this process's memory map and VM, loading the new
         // binary) is timed from here to the new process's start.
         let arguments = ["resume-update", plan.statePath, "--exec-started", String(LiveUpdateSource.monotonicNanoseconds())]
-        let reason = liveUpdate.mainThread.exec(plan.binary, arguments: arguments, keeping: handoff.descriptors)
+        let reason = withExtendedLifetime(stateFiles) {
+            liveUpdate.mainThread.exec(plan.binary, arguments: arguments, keeping: handoff.descriptors)
+        }
         LiveUpdateSource.removeHandoff(at: plan.statePath)
         server?.setAccepting(true)
         resumeHere()
