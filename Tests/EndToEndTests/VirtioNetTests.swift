@@ -184,9 +184,13 @@ struct VirtioNetTests {
         let update = try runEngram(["update", socket])
         #expect(update.status == 0, "\(update.errors)")
         let result = try stream.waitForLine(containing: "STREAM sent=", timeout: 60)
-        #expect(field("lost", result) == 0 && field("duplicated", result) == 0 && field("sent", result) == 4000, "\(result)")
         let after = try network.probeResult(["udp", address, "\(Self.echoPort)", "2", "1472"])
-        #expect(after == "UDP sent=2 received=2", "\(after)")
+        let stats = try guest.command("net stats 0", expect: "NET STATS")
+        let listing = try guest.command("virtio", expect: "VIRTIO devices=")
+        let devices = try runEngram(["ctl", socket, "devices"]).output
+        let context = "\(stats); \(listing); \(guest.consoleText.suffix(400)); \(devices); update: \(update.output) \(update.errors); VMM: \(guest.errorText.suffix(800))"
+        #expect(field("lost", result) == 0 && field("duplicated", result) == 0 && field("sent", result) == 4000, "\(result); \(context)")
+        #expect(after == "UDP sent=2 received=2", "\(after); \(context)")
         #expect(try networkInfo(socket)["tap"] as? String == network.taps[0])
     }
 

@@ -34,6 +34,8 @@ public final class TapNetwork: @unchecked Sendable {
         }
         for tap in taps {
             try Self.ip(["-n", namespace, "tuntap", "add", tap, "mode", "tap", "vnet_hdr"])
+            // Room for 10 s of a 1 kHz stream while no VMM reads the tap (a live update on a loaded host).
+            try Self.ip(["-n", namespace, "link", "set", tap, "txqueuelen", "10000"])
             if let bridge { try Self.ip(["-n", namespace, "link", "set", tap, "master", bridge]) }
             try Self.ip(["-n", namespace, "link", "set", tap, "up"])
         }
