@@ -328,6 +328,7 @@ class Restorer:
     def __init__(self, args, network, tmp, snapshot, migration, secret, url, addresses):
         self.args, self.network, self.tmp = args, network, tmp
         self.snapshot, self.migration, self.secret, self.url, self.addresses = snapshot, migration, secret, url, addresses
+        self.help_exit_ms = []
 
     def command(self, mode):
         args, taps = self.args, self.network.taps
@@ -393,6 +394,9 @@ class Restorer:
                 if round_index >= 0:
                     samples[mode].append(run)
             if round_index >= 0:
+                begun = time.monotonic()  # for scale: starting the process alone, no VM
+                subprocess.run([self.args.engram, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+                self.help_exit_ms.append((time.monotonic() - begun) * 1000)
                 log(f"   restore round {round_index + 1}/{self.args.restore_rounds}: " +
                     ", ".join(f"{m} {samples[m][-1]['spawn_to_echo_ms']:.1f} ms" for m in order if samples[m]))
         return samples, failures
@@ -515,7 +519,9 @@ def measure(args, tmp, parts):
     finally:
         server.stop()
     result["restore"] = {"rounds": args.restore_rounds, "commands": {m: restorer.command(m) for m in RESTORE_MODES},
-                         "runs": samples, "failures": failures, "summary": summarize_restore(samples)}
+                         "runs": samples, "failures": failures, "summary": summarize_restore(samples),
+                         "help_exit_ms": summary(restorer.help_exit_ms, 2),
+                         "swift_runtime": "dynamic" if "libswiftCore.so" in subprocess.run(["ldd", args.engram], capture_output=True, text=True).stdout else "static"}
     return result
 
 
@@ -667,6 +673,9 @@ def restore_section(r):
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
+For scale: spawn → exit of `engram --help` (starting the process alone, no VM), once per round: median
+{num((r.get('help_exit_ms') or {{}}).get('median'), '.1f')} ms. The binary links the Swift runtime {r.get('swift_runtime', 'unknown')}ally{' (`swift build -c release` without `--static-swift-stdlib`, which bench/run.sh uses and which starts a few ms sooner)' if r.get('swift_runtime') == 'dynamic' else ''}.
+
 All runs (spawn → first echo, ms):
 
 {allruns}{failures}
@@ -700,7 +709,7 @@ Written by `bench/network.py` on {result['date']}, {result['host']}, Engram at c
 ({build_note(result['engram_binary'])}). {result['machine_notes']}
 QEMU {result['qemu_version']} `-M microvm,acpi=off -accel kvm`, `-netdev tap,ifname=TAP,script=no,downscript=no,vhost=off
 -device virtio-net-device,mac=M`, `-global virtio-mmio.force-legacy=false`. Engram `run --net tap=TAP,mac=M`.
-Both: the test kernel, {notes['memory']}, 1 vCPU, `{guest_cmdline('A.B.C.D')}`, the same ring-3 virtio-net driver and
+Both: the test kernel, {notes['memory'].replace('G', ' GiB')}, 1 vCPU, `{guest_cmdline('A.B.C.D')}`, the same ring-3 virtio-net driver and
 stack (the UDP echo service runs in the guest's idle loop after each device interrupt). Host load average
 {result['load_average']['start']} at the start, {result['load_average']['end']} at the end; the run took {result['bench_seconds']} s.
 {'**Quick run** (`--quick`): one round, short runs; a check of the script, not the committed figures.' if result['quick'] else ''}
