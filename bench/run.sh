@@ -15,3 +15,4 @@ python3 bench/migration.py
 python3 bench/object_store.py
 python3 bench/display.py
 python3 bench/devices.py
+python3 bench/network.py
