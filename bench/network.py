@@ -808,8 +808,8 @@ def main():
         "commit": git_commit(),
         "engram_binary": {"path": source, "built": built, "build": build},
         "machine_notes": "KVM here is PVM (kvm_pvm, no hardware virtualization): guest ring 0 is emulated, ring 3 runs "
-                         "natively; 2 cores, shared with other work (builds and tests of other engineers ran during this "
-                         "run: noisy), hence medians.",
+                         "natively; 2 cores, which other work may share (the load averages below say how busy the host "
+                         "was), hence medians.",
         "qemu_version": qemu_version.replace("QEMU emulator version ", ""),
         "load_average": {"start": load_start, "end": " ".join(open("/proc/loadavg").read().split()[:3])},
         "bench_seconds": round(time.monotonic() - started, 1),
