@@ -64,6 +64,53 @@ import TestSupport
         #expect(try driver.usedEntry(1).length == 8193)
     }
 
+    /// A batch of large writes, then of large reads, is shared out among helper threads: every
+    /// request lands where it belongs, with its own status; a batch with a FLUSH in it runs in order.
+    @Test func largeBatchesSharedByHelpersLandWhereTheyBelong() throws {
+        let path = directory.path("batch-\(UUID().uuidString).img")
+        FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: 4 << 20)
+        let block = try VirtioBlock(disk: try DiskFile(path: path, readOnly: false), identifier: "batch")
+        try block.startHelpers(2, name: "test-copy")
+        var driver = try VirtioTestDriver(backend: block, queueSize: 64)
+        let requests = 8, size = 64 << 10
+        func header(_ index: Int) -> UInt64 { Self.header + 0x20 * UInt64(index) }
+        func status(_ index: Int) -> UInt64 { Self.status + UInt64(index) }
+        func data(_ index: Int) -> UInt64 { VirtioTestDriver.bufferBase + 0x10000 * UInt64(index + 1) }
+        let (read, write, flush): (UInt32, UInt32, UInt32) = (0, 1, 4)  // VIRTIO_BLK_T_IN, _OUT, _FLUSH
+        func submitBatch(type: UInt32, flushAt: Int? = nil) throws {
+            for index in 0..<requests {
+                let kind = index == flushAt ? flush : type
+                var bytes = withUnsafeBytes(of: kind.littleEndian, Array.init) + [0, 0, 0, 0]
+                bytes += withUnsafeBytes(of: UInt64(index * size / 512).littleEndian, Array.init)
+                try driver.memory.write(bytes, at: GuestAddress(header(index)))
+                try driver.memory.write([0xff], at: GuestAddress(status(index)))
+                if kind == flush {
+                    try driver.submit([(header(index), 16, false), (status(index), 1, true)])
+                } else {
+                    try driver.submit([(header(index), 16, false), (data(index), UInt32(size), type == read), (status(index), 1, true)])
+                }
+            }
+            driver.notify()
+        }
+        for index in 0..<requests { try driver.memory.write(pattern(size, seed: UInt8(index + 1)), at: GuestAddress(data(index))) }
+        try submitBatch(type: write)
+        #expect(try (0..<requests).allSatisfy { try driver.memory.read(count: 1, at: GuestAddress(status($0)))[0] == 0 })
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        for index in 0..<requests { #expect(Array(file[(index * size)..<((index + 1) * size)]) == pattern(size, seed: UInt8(index + 1)), "request \(index)") }
+
+        for index in 0..<requests { try driver.memory.write([UInt8](repeating: 0, count: size), at: GuestAddress(data(index))) }
+        try submitBatch(type: read)
+        for index in 0..<requests {
+            #expect(try driver.memory.read(count: 1, at: GuestAddress(status(index)))[0] == 0)
+            #expect(try driver.memory.read(count: size, at: GuestAddress(data(index))) == pattern(size, seed: UInt8(index + 1)), "request \(index)")
+        }
+        #expect(driver.usedIndex == UInt16(2 * requests))
+        try submitBatch(type: write, flushAt: 4)
+        #expect(try (0..<requests).allSatisfy { try driver.memory.read(count: 1, at: GuestAddress(status($0)))[0] == 0 })
+        #expect(block.counters.flushes.load(ordering: .relaxed) == 1 && driver.usedIndex == UInt16(3 * requests))
+    }
+
     @Test func headerAndDataMayShareADescriptor() throws {
         var (driver, path) = try makeDriver()
         try writeHeader(driver, type: 1, sector: 2)

@@ -6,8 +6,11 @@ import LinuxSystem
 /// the image stays sparse, GET_ID returns the disk's id. A read-only disk refuses every change
 /// with IOERR.
 ///
-/// Requests are served one chain after another, as many as the driver made available (a batch);
-/// each finishes before the next starts, so nothing is in flight once `serve` returns.
+/// Requests are taken in batches of what the driver made available. A batch of reads and writes
+/// large enough to be worth it is copied by helper threads and the I/O thread together (on a
+/// page-cached image the copy is the cost, and one thread copies at one core's speed); anything
+/// else runs in order. Every request of a batch finishes before `serve` returns, so nothing is in
+/// flight between batches, as snapshots and pauses expect.
 package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     package static let sectorSize = 512
     /// Queue size offered; a chain holds the header, up to `segmentMaximum` data buffers and the status.
@@ -23,21 +26,35 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     /// The same, as given.
     package let identifierText: String
     package private(set) var capacitySectors: UInt64
-    private var chain: DescriptorChain
-    private let vectors: GuestIOVectors
-    private var scratch = [UInt8](repeating: 0, count: 16 * Int(VirtioBlock.rangesMaximum))
+    /// One slot per request of a batch, each with its own chain, scatter list and scratch, so
+    /// helper threads work on different slots at once.
+    private let slots: [BlockRequestSlot]
+    private var workers: BatchWorkers?
+    private var memory: GuestMemoryMap?
     private var configuration: [UInt8] = []
     package let counters: BlockCounters
+    /// Requests per batch.
+    static let batchLimit = 64
+    /// A batch is shared out when it moves at least this many bytes (smaller ones cost more to hand over than to copy).
+    static let parallelBytes = 256 << 10
 
     package init(disk: DiskFile, identifier: String, counters: BlockCounters = BlockCounters()) throws(SystemError) {
         self.disk = disk
         self.identifier = Array(identifier.utf8.prefix(20))
         identifierText = identifier
         capacitySectors = try disk.sizeInBytes() / UInt64(Self.sectorSize)
-        chain = DescriptorChain(capacity: Int(Self.queueSize))
-        vectors = GuestIOVectors(capacity: Int(Self.queueSize))
+        slots = (0..<Self.batchLimit).map { _ in BlockRequestSlot(capacity: Int(Self.queueSize), scratch: 16 * Int(Self.rangesMaximum)) }
         self.counters = counters
         configuration = makeConfiguration()
+    }
+
+    /// Starts `helpers` threads that share large batches with the I/O thread (0: none).
+    package func startHelpers(_ helpers: Int, name: String) throws(SystemError) {
+        guard helpers > 0 else { return }
+        workers = try BatchWorkers(helpers: helpers, name: name) { [unowned self] index in
+            guard let memory else { return }
+            slots[index].written = handleRequest(slots[index], memory: memory)
+        }
     }
 
     /// Serves `file` from now on (the VM is paused): its size becomes the capacity the driver sees.
@@ -95,72 +112,96 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
 
     package func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
         var served = false
-        while try queue.pop(into: &chain, memory: memory) {
-            let written = handleRequest(memory: memory)
-            queue.putUsed(head: chain.head, length: written)
+        while true {
+            var count = 0, bytes = 0, onlyTransfers = true
+            while count < slots.count, try queue.pop(into: &slots[count].chain, memory: memory) {
+                let slot = slots[count]
+                bytes += slot.chain.readableBytes + slot.chain.writableBytes
+                onlyTransfers = onlyTransfers && isTransfer(slot, memory: memory)
+                count += 1
+            }
+            guard count > 0 else { return served }
+            if let workers, count > 1, onlyTransfers, bytes >= Self.parallelBytes {
+                self.memory = memory
+                workers.run(count: count)
+            } else {
+                // FLUSH and the rest run in order: a flush covers the writes completed before it.
+                for slot in slots.prefix(count) { slot.written = handleRequest(slot, memory: memory) }
+            }
+            for slot in slots.prefix(count) { queue.stageUsed(head: slot.chain.head, length: slot.written) }
+            queue.publishUsed()
             served = true
         }
-        return served
     }
 
-    /// Serves the chain in `chain`; returns the bytes written into its writable buffers.
-    private func handleRequest(memory: GuestMemoryMap) -> UInt32 {
-        guard chain.writableBytes >= 1 else {
+    /// Whether the slot's request is a READ or WRITE (requests that may run beside each other).
+    private func isTransfer(_ slot: BlockRequestSlot, memory: GuestMemoryMap) -> Bool {
+        guard slot.chain.readableBytes >= 16, slot.chain.writableBytes >= 1,
+              (try? slot.chain.copyReadable(from: 0, count: 4, into: &slot.scratch, at: 0, memory: memory)) != nil
+        else { return false }
+        let type = Self.load(UInt32.self, slot.scratch, 0)
+        return type == BlockRequestType.read || type == BlockRequestType.write
+    }
+
+    /// Serves the chain in `slot`; returns the bytes written into its writable buffers.
+    private func handleRequest(_ slot: BlockRequestSlot, memory: GuestMemoryMap) -> UInt32 {
+        guard slot.chain.writableBytes >= 1 else {
             counters.malformed.add(1, ordering: .relaxed)
             return 0  // no status byte to answer in
         }
-        let statusOffset = chain.writableBytes - 1
+        let statusOffset = slot.chain.writableBytes - 1
         var dataWritten = 0
         let status: UInt8
-        if chain.readableBytes < 16 {
+        if slot.chain.readableBytes < 16 {
             counters.malformed.add(1, ordering: .relaxed)
             status = BlockStatus.ioError
         } else {
-            (status, dataWritten) = execute(memory: memory)
+            (status, dataWritten) = execute(slot, memory: memory)
         }
         if status != BlockStatus.ok { counters.failed.add(1, ordering: .relaxed) }
-        scratch[0] = status
+        slot.scratch[0] = status
         // The status buffer was checked to be guest RAM when the chain was taken.
-        try? chain.copyToWritable(scratch, from: 0, count: 1, at: statusOffset, memory: memory)
+        try? slot.chain.copyToWritable(slot.scratch, from: 0, count: 1, at: statusOffset, memory: memory)
         return UInt32(dataWritten + 1)
     }
 
     /// Executes the request whose header starts the readable stream; the status and the data
     /// bytes written into guest buffers.
-    private func execute(memory: GuestMemoryMap) -> (UInt8, Int) {
-        guard (try? chain.copyReadable(from: 0, count: 16, into: &scratch, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
-        let type = Self.load(UInt32.self, scratch, 0)
-        let sector = Self.load(UInt64.self, scratch, 8)
-        let readable = chain.readableBytes - 16
-        let writable = chain.writableBytes - 1
+    private func execute(_ slot: BlockRequestSlot, memory: GuestMemoryMap) -> (UInt8, Int) {
+        guard (try? slot.chain.copyReadable(from: 0, count: 16, into: &slot.scratch, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
+        let type = Self.load(UInt32.self, slot.scratch, 0)
+        let sector = Self.load(UInt64.self, slot.scratch, 8)
+        let readable = slot.chain.readableBytes - 16
+        let writable = slot.chain.writableBytes - 1
         switch type {
         case BlockRequestType.read:
-            return (transfer(sector: sector, count: writable, write: false, memory: memory), writable)
+            return (transfer(slot, sector: sector, count: writable, write: false, memory: memory), writable)
         case BlockRequestType.write:
-            return (transfer(sector: sector, count: readable, write: true, memory: memory), 0)
+            return (transfer(slot, sector: sector, count: readable, write: true, memory: memory), 0)
         case BlockRequestType.flush:
             counters.flushes.add(1, ordering: .relaxed)
             do { try disk.syncData() } catch { return (BlockStatus.ioError, 0) }
             return (BlockStatus.ok, 0)
         case BlockRequestType.getID:
             let count = min(writable, 20)
-            for index in 0..<count { scratch[index] = index < identifier.count ? identifier[index] : 0 }
-            guard (try? chain.copyToWritable(scratch, from: 0, count: count, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
+            for index in 0..<count { slot.scratch[index] = index < identifier.count ? identifier[index] : 0 }
+            guard (try? slot.chain.copyToWritable(slot.scratch, from: 0, count: count, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
             return (BlockStatus.ok, count)
         case BlockRequestType.discard, BlockRequestType.writeZeroes:
-            return (punch(ranges: readable, memory: memory), 0)
+            return (punch(slot, ranges: readable, memory: memory), 0)
         default:
             return (BlockStatus.unsupported, 0)
         }
     }
 
     /// A read or write of `count` bytes at `sector`, straight between the chain's data buffers and the disk.
-    private func transfer(sector: UInt64, count: Int, write: Bool, memory: GuestMemoryMap) -> UInt8 {
+    private func transfer(_ slot: BlockRequestSlot, sector: UInt64, count: Int, write: Bool, memory: GuestMemoryMap) -> UInt8 {
         if write, disk.isReadOnly { return BlockStatus.ioError }
         guard count % Self.sectorSize == 0, fits(sector: sector, sectors: UInt64(count / Self.sectorSize)) else { return BlockStatus.ioError }
         guard count > 0 else { return BlockStatus.ok }
+        let vectors = slot.vectors
         do {
-            guard try chain.list(writable: !write, from: write ? 16 : 0, count: count, in: vectors, memory: memory) else { return BlockStatus.ioError }
+            guard try slot.chain.list(writable: !write, from: write ? 16 : 0, count: count, in: vectors, memory: memory) else { return BlockStatus.ioError }
         } catch { return BlockStatus.ioError }
         let offset = sector * UInt64(Self.sectorSize)
         do {
@@ -174,18 +215,18 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     }
 
     /// DISCARD or WRITE_ZEROES: each 16-byte range (sector, sectors, flags) becomes a hole.
-    private func punch(ranges bytes: Int, memory: GuestMemoryMap) -> UInt8 {
+    private func punch(_ slot: BlockRequestSlot, ranges bytes: Int, memory: GuestMemoryMap) -> UInt8 {
         if disk.isReadOnly { return BlockStatus.ioError }
         guard bytes > 0, bytes % 16 == 0, bytes / 16 <= Int(Self.rangesMaximum) else { return BlockStatus.ioError }
-        guard (try? chain.copyReadable(from: 16, count: bytes, into: &scratch, at: 0, memory: memory)) != nil else { return BlockStatus.ioError }
+        guard (try? slot.chain.copyReadable(from: 16, count: bytes, into: &slot.scratch, at: 0, memory: memory)) != nil else { return BlockStatus.ioError }
         for range in 0..<(bytes / 16) {
-            let sector = Self.load(UInt64.self, scratch, 16 * range)
-            let sectors = Self.load(UInt32.self, scratch, 16 * range + 8)
+            let sector = Self.load(UInt64.self, slot.scratch, 16 * range)
+            let sectors = Self.load(UInt32.self, slot.scratch, 16 * range + 8)
             guard sectors <= Self.rangeSectorsMaximum, fits(sector: sector, sectors: UInt64(sectors)) else { return BlockStatus.ioError }
         }
         for range in 0..<(bytes / 16) {
-            let sector = Self.load(UInt64.self, scratch, 16 * range)
-            let sectors = Self.load(UInt32.self, scratch, 16 * range + 8)
+            let sector = Self.load(UInt64.self, slot.scratch, 16 * range)
+            let sectors = Self.load(UInt32.self, slot.scratch, 16 * range + 8)
             guard sectors > 0 else { continue }
             do {
                 try disk.punchHole(at: sector * UInt64(Self.sectorSize), length: UInt64(sectors) * UInt64(Self.sectorSize))

@@ -91,15 +91,22 @@ struct VirtioDevices: Sendable {
     private static func makeBackend(_ slot: VirtioLayout.Slot, index: Int, _ configuration: MachineConfiguration) throws(MachineError) -> sending any VirtioBackend {
         switch slot.type {
         case .block:
+            let block: VirtioBlock
             if let descriptor = configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioBlock.diskDescriptorName) {
                 let disk = configuration.disks[index]
                 let owned = OwnedFileDescriptor(taking: descriptor)
                 _ = owned.setCloseOnExec(true)
-                do { return try VirtioBlock(disk: DiskFile(adopting: owned, path: disk.path, readOnly: disk.readOnly), identifier: disk.identifier ?? slot.name) } catch {
+                do { block = try VirtioBlock(disk: DiskFile(adopting: owned, path: disk.path, readOnly: disk.readOnly), identifier: disk.identifier ?? slot.name) } catch {
                     throw .disk(path: disk.path, reason: "the image kept open across the update cannot be read: \(error.errno)")
                 }
+            } else {
+                block = try makeBlock(configuration.disks[index], name: slot.name)
             }
-            return try makeBlock(configuration.disks[index], name: slot.name)
+            // Helpers share large batches with the I/O thread: up to 3, one fewer than the host's CPUs.
+            do { try block.startHelpers(min(HostProcessors.online, 4) - 1, name: "\(slot.name)-copy") } catch {
+                throw .thread(error)
+            }
+            return block
         case .vsock:
             guard let vsock = configuration.vsock else { throw .virtio(device: slot.name, reason: "no vsock configuration") }
             return try makeVsock(vsock, inheritedListener: configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioVsock.listenerDescriptorName))
