@@ -31,6 +31,8 @@ import net_probe  # noqa: E402  (the host-side peer the end-to-end tests use)
 
 import pexpect
 
+from console_guest import ConsoleGuest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ELF = os.path.join(HERE, "..", "build", "engram-test-kernel.elf")
 MASK = (1 << 64) - 1
@@ -163,7 +165,7 @@ class Qmp:
                 return r
 
 
-class Guest:
+class Guest(ConsoleGuest):
     def __init__(self, accel, tap, append, qmp):
         args = ["-M", "microvm,acpi=off", "-accel", accel, "-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config",
                 "-nographic", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -174,17 +176,6 @@ class Guest:
         self.child.expect(r"READY cpus=2 mem_mib=512\r*\n")
         self.child.expect(r"NET devices=(\d+)\r*\n> ")
         self.boot_listing = self.child.before
-
-    def cmd(self, text, pattern, timeout=60):
-        """Sends a command; returns the regex match of its output line (None on a mismatch)."""
-        self.child.send(text + "\r")
-        self.child.expect_exact(text)
-        i = self.child.expect([pattern + r"\r*\n> ", r"(ERROR [^\r\n]*)\r*\n> ", r"([A-Z]+ [^\r\n]*)\r*\n> "],
-                              timeout=timeout)
-        if i != 0:
-            print("     got: %s" % self.child.match.group(1))
-            return None
-        return self.child.match
 
     def stats(self):
         m = self.cmd("net stats 0", r"NET STATS dev=0 " + " ".join(r"%s=(\d+)" % k for k in STATS))

@@ -22,6 +22,8 @@ import time
 
 import pexpect
 
+from console_guest import ConsoleGuest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ELF = os.path.join(HERE, "..", "build", "engram-test-kernel.elf")
 MASK = (1 << 64) - 1
@@ -78,24 +80,13 @@ def qemu_args(accel, tmp, append, machine="microvm,acpi=off"):
             "-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-device,rng=rng0"]
 
 
-class Guest:
+class Guest(ConsoleGuest):
     def __init__(self, accel, tmp):
         self.child = pexpect.spawn("qemu-system-x86_64", qemu_args(accel, tmp, "cpus=2 -- virtio"), timeout=60,
                                    encoding="utf-8")
         self.child.expect(r"READY cpus=2 mem_mib=512\r*\n")
         self.child.expect(r"VIRTIO devices=(\d+)\r*\n> ")
         self.boot_listing = self.child.before
-
-    def cmd(self, text, pattern, timeout=60):
-        """Sends a command; returns the regex match of its output line (None on a mismatch)."""
-        self.child.send(text + "\r")
-        self.child.expect_exact(text)
-        i = self.child.expect([pattern + r"\r*\n> ", r"(ERROR [^\r\n]*)\r*\n> ", r"([A-Z]+ [^\r\n]*)\r*\n> "],
-                              timeout=timeout)
-        if i != 0:
-            print("     got: %s" % self.child.match.group(1))
-            return None
-        return self.child.match
 
     def poweroff(self):
         self.child.send("poweroff\r")
