@@ -54,7 +54,8 @@ def ping(ip, count):
     print(f"PING sent={count} received={ping_count(ip, count)}", flush=True)
 
 
-def udp(ip, port, count, sizes):
+def udp_count(ip, port, count, sizes):
+    """`count` echo round trips per size, one datagram in flight: (sent, answers that matched)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2.0)
     sent = received = 0
@@ -68,6 +69,12 @@ def udp(ip, port, count, sizes):
                 received += back == data and address == (ip, port)
             except socket.timeout:
                 pass
+    s.close()
+    return sent, received
+
+
+def udp(ip, port, count, sizes):
+    sent, received = udp_count(ip, port, count, sizes)
     print(f"UDP sent={sent} received={received}", flush=True)
 
 

@@ -69,21 +69,7 @@ host_ping = net_probe.ping_count
 
 def udp_roundtrips(ip, sizes, per_size):
     """Datagrams to the guest's echo port; returns (sent, matching answers)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(1.0)
-    sent = ok = 0
-    for n in sizes:
-        for k in range(per_size):
-            data = bytes((n * 7 + k * 13 + i) & 0xFF for i in range(n))
-            s.sendto(data, (ip, ECHO_PORT))
-            sent += 1
-            try:
-                back, addr = s.recvfrom(4096)
-                ok += back == data and addr == (ip, ECHO_PORT)
-            except socket.timeout:
-                pass
-    s.close()
-    return sent, ok
+    return net_probe.udp_count(ip, ECHO_PORT, per_size, sizes)
 
 
 class Sniffer(threading.Thread):
