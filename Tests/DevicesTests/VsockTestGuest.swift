@@ -6,21 +6,12 @@ import Testing
 
 /// A vsock driver written from the spec over 4 MiB of guest RAM, driving all three queues of a
 /// virtio-vsock device served by a real I/O thread (as in a VM), with host-side helpers.
-final class VsockTestGuest {
+final class VsockTestGuest: SpecTestGuest {
     static let cid: UInt64 = 3
     static let receiveBuffers = 32
     static let payloadSize: UInt32 = 4096
 
-    /// One queue's rings and the driver's cursors.
-    struct Queue {
-        let index: Int
-        let size: UInt16
-        var descriptors: UInt64 { 0x10000 + UInt64(index) * 0x4000 }
-        var available: UInt64 { descriptors + 0x1000 }
-        var used: UInt64 { descriptors + 0x2000 }
-        var availableIndex: UInt16 = 0
-        var usedSeen: UInt16 = 0
-    }
+    typealias Queue = TestQueue
 
     /// A packet as the guest received it.
     struct Packet {
@@ -48,17 +39,14 @@ final class VsockTestGuest {
 
     init(path: String) throws {
         self.path = path
-        let region = try GuestRegion(name: "ram", sizeInBytes: 4 << 20, backing: .memfd)
-        memory = GuestMemoryMap(regions: [region], mappings: [
-            GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: 4 << 20, region: region, regionOffset: RegionOffset(0)),
-        ])
+        memory = try makeTestGuestMemory()
         let counters = VsockCounters()
         self.counters = counters
         device = try VirtioMMIODevice(name: "vsock0", backend: try VirtioVsock(guestCID: Self.cid, path: path, counters: counters),
                                       memory: memory, interrupt: InterruptCounter())
         thread = try VirtioIOThread(devices: [device])
         try thread.start()
-        negotiate()
+        negotiate(features: 1 << 32, queues: [rx, tx, events])  // VERSION_1 only
         for index in 0..<Self.receiveBuffers { try postReceiveBuffer(index, first: true) }
         for index in 0..<4 { try postEventBuffer(index) }
     }
@@ -82,53 +70,6 @@ final class VsockTestGuest {
     }
 
     deinit { thread.stop() }
-
-    func setRegister(_ offset: UInt64, _ value: UInt32) { device.write(offset: offset, size: 4, value: UInt64(value)) }
-    func register(_ offset: UInt64) -> UInt32 { UInt32(device.read(offset: offset, size: 4)) }
-
-    /// virtio 1.x, 3.1.1, with VERSION_1 only: the driver notifies every buffer, the device interrupts every use.
-    private func negotiate() {
-        setRegister(0x70, 0)
-        setRegister(0x70, 1)
-        setRegister(0x70, 3)
-        setRegister(0x24, 1); setRegister(0x20, 1)
-        setRegister(0x70, 11)
-        for queue in [rx, tx, events] {
-            setRegister(0x30, UInt32(queue.index))
-            setRegister(0x38, UInt32(queue.size))
-            setRegister(0x80, UInt32(queue.descriptors)); setRegister(0x84, 0)
-            setRegister(0x90, UInt32(queue.available)); setRegister(0x94, 0)
-            setRegister(0xa0, UInt32(queue.used)); setRegister(0xa4, 0)
-            setRegister(0x44, 1)
-        }
-        setRegister(0x70, 15)
-    }
-
-    var needsReset: Bool { register(0x70) & VirtioStatus.needsReset != 0 }
-
-    // MARK: Rings
-
-    func writeDescriptor(_ queue: Queue, _ index: UInt16, address: UInt64, length: UInt32, flags: UInt16, next: UInt16) throws {
-        var bytes = withUnsafeBytes(of: address.littleEndian, Array.init)
-        bytes += withUnsafeBytes(of: length.littleEndian, Array.init)
-        bytes += withUnsafeBytes(of: flags.littleEndian, Array.init)
-        bytes += withUnsafeBytes(of: next.littleEndian, Array.init)
-        try memory.write(bytes, at: GuestAddress(queue.descriptors + 16 * UInt64(index)))
-    }
-
-    func publish(_ queue: inout Queue, head: UInt16) throws {
-        try write16(head, at: queue.available + 4 + 2 * UInt64(queue.availableIndex % queue.size))
-        queue.availableIndex &+= 1
-        try write16(queue.availableIndex, at: queue.available + 2)
-        setRegister(0x50, UInt32(queue.index))
-    }
-
-    func usedIndex(_ queue: Queue) -> UInt16 { (try? read16(at: queue.used + 2)) ?? 0 }
-
-    func usedEntry(_ queue: Queue, _ index: UInt16) throws -> (head: UInt16, length: UInt32) {
-        let bytes = try memory.read(count: 8, at: GuestAddress(queue.used + 4 + 8 * UInt64(index % queue.size)))
-        return (UInt16(u32(bytes, 0)), u32(bytes, 4))
-    }
 
     static func receiveHeader(_ index: Int) -> UInt64 { 0x100000 + UInt64(index) * 64 }
     static func receivePayload(_ index: Int) -> UInt64 { 0x110000 + UInt64(index) * 0x1000 }
@@ -184,25 +125,7 @@ final class VsockTestGuest {
         let target = tx.availableIndex
         _ = wait(5) { self.usedIndex(self.tx) == target }
     }
-
-    func wait(_ seconds: Double, until condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            if Date() > deadline { return false }
-            usleep(500)
-        }
-        return true
-    }
-
-    func write16(_ value: UInt16, at address: UInt64) throws { try memory.write([UInt8(value & 0xff), UInt8(value >> 8)], at: GuestAddress(address)) }
-    func read16(at address: UInt64) throws -> UInt16 {
-        let bytes = try memory.read(count: 2, at: GuestAddress(address))
-        return UInt16(bytes[0]) | UInt16(bytes[1]) << 8
-    }
 }
-
-func u32(_ bytes: [UInt8], _ offset: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) } }
-func u64(_ bytes: [UInt8], _ offset: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) } }
 
 /// Blocking-style helpers over a non-blocking host stream, for tests.
 extension NonBlockingStream {

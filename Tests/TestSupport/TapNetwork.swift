@@ -86,7 +86,8 @@ public final class TapNetwork: @unchecked Sendable {
         return line
     }
 
-    private static func ip(_ arguments: [String]) throws {
+    /// Runs `ip arguments`, throwing with its error output when it fails.
+    public static func ip(_ arguments: [String]) throws {
         let process = try GuestProcess(executable: "/usr/sbin/ip", arguments: arguments)
         let status = try process.waitForExit(timeout: 30)
         guard status == 0 else {

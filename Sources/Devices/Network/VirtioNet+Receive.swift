@@ -106,7 +106,9 @@ extension VirtioNet {
             return .dropped(returnedBuffers: false)  // the buffer stays held for the next frame
         }
         while room < length {
-            guard heldReceiveChains < receiveChains.count else {
+            // The ring the driver set up, not the largest one: holding all of its buffers, the
+            // device would wait for more that the driver has no room to post.
+            guard heldReceiveChains < min(receiveChains.count, Int(queue.size)) else {
                 // Even a full ring of the guest's buffers cannot hold it: drop it and give them back.
                 pendingFrameLength = 0
                 counters.rxDropped.add(1, ordering: .relaxed)
