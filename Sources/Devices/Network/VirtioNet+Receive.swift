@@ -150,11 +150,12 @@ extension VirtioNet {
             queue.stageUsed(head: receiveChains[index].head, length: UInt32(part))
             left -= part
         }
+        // Counted before the driver can see it, so whoever reads the counters after the guest got a frame sees it counted.
+        counters.rxPackets.add(1, ordering: .relaxed)
+        counters.rxBytes.add(length - Int(TapDevice.headerSize), ordering: .relaxed)
         queue.publishUsed()
         // Chains past the ones used stay held, moved to the front.
         for index in chains..<heldReceiveChains { receiveChains.swapAt(index - chains, index) }
         heldReceiveChains -= chains
-        counters.rxPackets.add(1, ordering: .relaxed)
-        counters.rxBytes.add(length - Int(TapDevice.headerSize), ordering: .relaxed)
     }
 }
