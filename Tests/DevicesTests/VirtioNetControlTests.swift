@@ -41,13 +41,19 @@ struct VirtioNetControlTests {
         #expect(guest.configuration(6, size: 2) == UInt64(NetworkStatus.linkUp))
     }
 
-    @Test func aRestoredGuestWithoutGuestAnnounceIsAskedNothing() throws {
+    /// Without GUEST_ANNOUNCE the driver is asked nothing; the device announces the guest
+    /// itself with QEMU's self-announce frame, a broadcast RARP from the guest's MAC.
+    @Test func aRestoredGuestWithoutGuestAnnounceIsAnnouncedByTheDevice() throws {
         let wire = try TapWire()
         let old = try Guest(tap: wire.tap, features: Guest.baseFeatures | NetworkFeature.controlQueue)
         old.thread.stop()
         let guest = try Guest(continuing: old, transport: old.device.saveState(), kept: nil)
         #expect(guest.configuration(6, size: 2) == UInt64(NetworkStatus.linkUp))
         #expect(guest.interrupts.value == 0)
+        let frame = try #require(wire.receive(), "the device sends an announcement on the tap")
+        #expect(frame.count >= 42 && Array(frame[0..<6]) == [UInt8](repeating: 0xff, count: 6) && Array(frame[6..<12]) == Guest.mac.bytes)
+        #expect(frame.count >= 42 && Array(frame[12..<14]) == [0x80, 0x35] && Array(frame[20..<22]) == [0, 3], "a RARP request")
+        #expect(frame.count >= 42 && Array(frame[22..<28]) == Guest.mac.bytes && Array(frame[32..<38]) == Guest.mac.bytes)
     }
 
     /// Classes Engram does not offer (receive filters, MAC changes, queue pairs) and unknown

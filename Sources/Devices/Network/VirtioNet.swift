@@ -104,8 +104,10 @@ package final class VirtioNet: VirtioBackend, @unchecked Sendable {
     }
 
     /// A restored or migrated guest announces itself at once (a gratuitous ARP from the driver,
-    /// as after QEMU's migration), so switches learn where it now is. After a live update it is
-    /// on the same tap (`kept`): a frame that was waiting for receive buffers is taken back.
+    /// as after QEMU's migration), so switches learn where it now is; for a driver without
+    /// GUEST_ANNOUNCE the device sends QEMU's self-announce frame (a RARP from the guest's MAC)
+    /// itself. After a live update it is on the same tap (`kept`): a frame that was waiting for
+    /// receive buffers is taken back.
     package func restored(kept: VirtioHandover?) throws(VirtioHandoverError) -> Bool {
         if let kept {
             guard kept.state.count <= frame.count else {
@@ -116,9 +118,23 @@ package final class VirtioNet: VirtioBackend, @unchecked Sendable {
             if pendingFrameLength > 0 { wakeReceive() }
             return false
         }
-        guard features & NetworkFeature.guestAnnounce != 0 else { return false }
+        guard features & NetworkFeature.guestAnnounce != 0 else {
+            if (try? tap.send(Self.selfAnnouncement(mac))) != true { counters.errors.add(1, ordering: .relaxed) }
+            return false
+        }
         status |= NetworkStatus.announce
         return true
+    }
+
+    /// QEMU's self-announce frame for `mac`, after a zero virtio-net header: a broadcast RARP
+    /// request (ethertype 0x8035, opcode 3) whose sender and target hardware addresses are the
+    /// guest's, padded to 60 bytes.
+    static func selfAnnouncement(_ mac: MACAddress) -> [UInt8] {
+        var frame = [UInt8](repeating: 0, count: Int(TapDevice.headerSize))
+        frame += [UInt8](repeating: 0xff, count: 6) + mac.bytes + [0x80, 0x35]
+        frame += [0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03]  // Ethernet, IPv4, address sizes, reverse request
+        frame += mac.bytes + [0, 0, 0, 0] + mac.bytes + [0, 0, 0, 0]
+        return frame + [UInt8](repeating: 0, count: Int(TapDevice.headerSize) + 60 - frame.count)
     }
 
     /// Live update: the tap queue itself (frames keep queueing in the kernel meanwhile), and a

@@ -66,6 +66,19 @@ package final class TapDevice: Sendable {
         guard clinux_tap_set_offload(descriptor.rawValue, offloads.rawValue) == 0 else { throw .last("TUNSETOFFLOAD", on: "tap \(name)") }
     }
 
+    /// Writes one frame (`bytes` starts with its header); false when the tap's queue is full.
+    package func send(_ bytes: [UInt8]) throws(SystemError) -> Bool {
+        while true {
+            let result = unsafe bytes.withUnsafeBytes { unsafe Glibc.write(descriptor.rawValue, $0.baseAddress, $0.count) }
+            if result >= 0 { return true }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return false
+            default: throw .last("write", on: "tap \(name)")
+            }
+        }
+    }
+
     /// Reads one frame (with its header) into `buffer`: its length, or nil when none is waiting.
     /// A frame longer than the buffer is dropped by the kernel (EFAULT, thrown).
     package func receive(into buffer: inout [UInt8]) throws(SystemError) -> Int? {
