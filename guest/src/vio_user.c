@@ -338,6 +338,25 @@ int vio_post(struct vdev *d, u32 qi, const struct seg *sg, u32 n, u64 cookie)
     return 1;
 }
 
+/* After a step's requests are posted: arms and kicks the queue, then 0 if used buffers are
+ * waiting (or arrive, when polling), else STEP_WAIT for the interrupt, or STEP_TIMEOUT after a
+ * second of polling with no progress since `last`. */
+static int await_used(struct vdev *d, struct vq *q, u64 last)
+{
+    vq_arm(d, q);
+    vq_kick(d, q);
+    if (q->last_used != *used_idx_p(q))
+        return 0;
+    if (!d->poll)
+        return STEP_WAIT;
+    while (q->last_used == *used_idx_p(q)) {
+        if (ticks - last > HZ)
+            return STEP_TIMEOUT;
+        cpu_relax();
+    }
+    return 0;
+}
+
 static inline u64 slot_mem(struct vdev *d, u32 s) { return d->ctl + 24576 + s * SLOT_BYTES; }
 
 /* ---- virtio-blk engine ---- */
@@ -430,17 +449,9 @@ u64 user_blk_step(u64 arg)
             r->submitted++;
             r->inflight++;
         }
-        vq_arm(d, q);
-        vq_kick(d, q);
-        if (q->last_used != *used_idx_p(q))
-            continue;
-        if (!d->poll)
-            return STEP_WAIT;
-        while (q->last_used == *used_idx_p(q)) {
-            if (ticks - last > HZ)
-                return STEP_TIMEOUT;
-            cpu_relax();
-        }
+        int step = await_used(d, q, last);
+        if (step)
+            return step;
     }
 }
 
@@ -527,17 +538,9 @@ u64 user_rng_step(u64 arg)
                 return STEP_NOSPACE;
             r->inflight++;
         }
-        vq_arm(d, q);
-        vq_kick(d, q);
-        if (q->last_used != *used_idx_p(q))
-            continue;
-        if (!d->poll)
-            return STEP_WAIT;
-        while (q->last_used == *used_idx_p(q)) {
-            if (ticks - last > HZ)
-                return STEP_TIMEOUT;
-            cpu_relax();
-        }
+        int step = await_used(d, q, last);
+        if (step)
+            return step;
     }
 }
 
