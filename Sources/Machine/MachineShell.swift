@@ -11,6 +11,11 @@ package struct MachineShell: Sendable {
     let virtualMachine: VirtualMachine
     let supportedCPUID: [CPUIDEntry]
     let slots: SlotRegistration
+
+    /// Waits until every memory slot is registered (a standby VMM's shell is made ready whole).
+    package func waitForSlots() throws(MachineError) {
+        do { try slots.wait() } catch { throw .kvm(error) }
+    }
 }
 
 /// Registers a slot per mapping in the background; `wait()` returns once all are in.

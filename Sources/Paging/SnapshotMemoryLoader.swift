@@ -17,9 +17,10 @@ package enum SnapshotMemoryLoader {
     /// Fresh regions shaped by `shapes` with every page `source` does not know to be zero read
     /// in (a page server's, over the network).
     package static func copy(
-        _ source: any PageSource, shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:]
+        _ source: any PageSource, shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:],
+        placeholders: [String: GuestRegion] = [:]
     ) throws(MemoryLoadError) -> [GuestRegion] {
-        let regions = try empty(shapes: shapes, backings: backings)
+        let regions = try empty(shapes: shapes, backings: backings, placeholders: placeholders)
         for (index, region) in regions.enumerated() {
             try copyPages(from: source, region: index, into: region) { !source.isZeroPage(region: index, page: $0) }
         }
@@ -28,8 +29,9 @@ package enum SnapshotMemoryLoader {
 
     /// Copy-on-write mappings of the base snapshot's page areas, with pages from the chain's
     /// diffs copied over them. Nothing of the base is read: the guest's first touches fault in
-    /// the file's page cache, which every VM mapping the same snapshot shares.
-    package static func map(_ chain: SnapshotChain) throws(MemoryLoadError) -> [GuestRegion] {
+    /// the file's page cache, which every VM mapping the same snapshot shares. A region with a
+    /// placeholder (a standby VMM's) is mapped over it.
+    package static func map(_ chain: SnapshotChain, placeholders: [String: GuestRegion] = [:]) throws(MemoryLoadError) -> [GuestRegion] {
         let base = chain.base
         let baseIndex = UInt16(chain.files.count - 1)
         var regions: [GuestRegion] = []
@@ -37,7 +39,7 @@ package enum SnapshotMemoryLoader {
             let region: GuestRegion
             do {
                 region = try GuestRegion(name: stored.name, sizeInBytes: stored.sizeInBytes, copyOnWriteOf: base.fileDescriptor,
-                                         at: base.pagesFileOffset(stored), path: base.path)
+                                         at: base.pagesFileOffset(stored), path: base.path, over: placeholders[stored.name])
             } catch { throw .region(error) }
             if chain.files.count > 1 {
                 try copyPages(from: chain, region: index, into: region) {
@@ -55,12 +57,15 @@ package enum SnapshotMemoryLoader {
         try empty(shapes: chain.regions.map(\.shape), backings: backings)
     }
 
-    /// Fresh, all-zero regions of the given shapes.
-    package static func empty(shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:]) throws(MemoryLoadError) -> [GuestRegion] {
+    /// Fresh, all-zero regions of the given shapes (over their placeholders, where they have one).
+    package static func empty(
+        shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:], placeholders: [String: GuestRegion] = [:]
+    ) throws(MemoryLoadError) -> [GuestRegion] {
         var regions: [GuestRegion] = []
         for stored in shapes {
             do {
-                regions.append(try GuestRegion(name: stored.name, sizeInBytes: stored.sizeInBytes, backing: backings[stored.name] ?? .memfd))
+                regions.append(try GuestRegion(name: stored.name, sizeInBytes: stored.sizeInBytes, backing: backings[stored.name] ?? .memfd,
+                                               over: placeholders[stored.name]))
             } catch { throw .region(error) }
         }
         return regions

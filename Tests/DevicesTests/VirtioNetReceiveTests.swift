@@ -97,4 +97,16 @@ struct VirtioNetReceiveTests {
         let bytes = frames.map(\.count).reduce(0, +)
         #expect(guest.counts(reaching: .init(rxPackets: 5, rxBytes: bytes)) == .init(rxPackets: 5, rxBytes: bytes))
     }
+
+    /// A wake-up the I/O thread took while the driver was resetting the device never reached the
+    /// receive queue; the reset forgets it, or it would swallow every later wake-up and the tap
+    /// would never be read again once the driver set the device up anew.
+    @Test func aResetForgetsAWakeUpTheQueueNeverTook() throws {
+        let wire = try TapWire()
+        let guest = try Guest(tap: wire.tap, features: Guest.baseFeatures)
+        guest.thread.stop()
+        guest.device.withBackend { ($0 as! VirtioNet).wakeReceive() }
+        guest.setRegister(0x70, 0)  // Status: reset
+        #expect(guest.device.withBackend { ($0 as! VirtioNet).receiveWakePending } == false)
+    }
 }

@@ -216,7 +216,12 @@ struct VirtioNetTests {
         #expect(migration.errors.contains("migrate: completed: total "), "\(migration.errors)")
         #expect(try destination.command("net", expect: "NET dev=0").contains("link=up"))
         let echoes = try destinationNetwork.probeResult(["udp", address, "\(Self.echoPort)", "3", "64", "1472"])
-        #expect(echoes == "UDP sent=6 received=6", "\(echoes)")
+        if echoes != "UDP sent=6 received=6" {
+            let stats = try destination.command("net stats 0", expect: "NET STATS")
+            let listing = try destination.command("virtio", expect: "VIRTIO devices=")
+            let again = try destinationNetwork.probeResult(["udp", address, "\(Self.echoPort)", "2", "64"])
+            Issue.record("\(mode): \(echoes); again: \(again); \(stats); \(listing); \(destination.consoleText.suffix(600)); VMM: \(destination.errorText.suffix(800))")
+        }
         _ = try announcements.waitForExit(timeout: 40)
         #expect(field("count", announcements.consoleText.split(separator: "\n").last.map(String.init) ?? "") >= 1, "\(announcements.consoleText)")
     }

@@ -11,5 +11,6 @@ extension Router {
         MigrationEndpoint.register(in: &self, control: control)
         KeyboardEndpoint.register(in: &self, control: control)
         MetricsEndpoint.register(in: &self, control: control)
+        StandbyEndpoint.registerRefusal(in: &self)
     }
 }

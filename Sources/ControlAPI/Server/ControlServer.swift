@@ -23,7 +23,7 @@ package final class ControlServer: Sendable {
 
     /// Where the socket is served.
     package let socketPath: String
-    private let router: Router
+    private let routes: RouteTable
     private let lifecycle = Mutex<Lifecycle>(.notStarted)
 
     private enum Lifecycle {
@@ -46,8 +46,12 @@ package final class ControlServer: Sendable {
     /// A server that answers with `router`'s routes.
     package init(socketPath: String, router: Router) {
         self.socketPath = socketPath
-        self.router = router
+        routes = RouteTable(router)
     }
+
+    /// Answers every request from now on with `router`'s routes (a standby VMM's become a VM's
+    /// once it has restored one); a request already being answered finishes with the old ones.
+    package func replaceRoutes(with router: Router) { routes.replace(with: router) }
 
     /// A server with every route of the control API, answered by `control`; `version` is reported by GET /version.
     package convenience init(socketPath: String, control: any VMControl, version: String) {
@@ -172,7 +176,7 @@ package final class ControlServer: Sendable {
         _ descriptor: CInt, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool
     ) throws(ControlServerError) -> (any Channel, OpenConnections) {
         let connections = OpenConnections()
-        let router = self.router, limit = Self.maximumBodyBytes
+        let routes = self.routes, limit = Self.maximumBodyBytes
         do {
             let listener = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 32)
@@ -183,7 +187,7 @@ package final class ControlServer: Sendable {
                         let pipeline = channel.pipeline.syncOperations
                         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try pipeline.addHandler(
-                            HTTPRequestHandler(router: router, pool: pool, connections: connections, maximumBodyBytes: limit))
+                            HTTPRequestHandler(routes: routes, pool: pool, connections: connections, maximumBodyBytes: limit))
                     }
                 }
                 .withBoundSocket(descriptor)

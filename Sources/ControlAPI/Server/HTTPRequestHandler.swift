@@ -19,7 +19,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case responding
     }
 
-    private let router: Router
+    private let routes: RouteTable
     private let pool: NIOThreadPool
     private let connections: OpenConnections
     private let maximumBodyBytes: Int
@@ -27,8 +27,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The client closed its sending side: close the connection after the answer in progress.
     private var inputClosed = false
 
-    init(router: Router, pool: NIOThreadPool, connections: OpenConnections, maximumBodyBytes: Int) {
-        self.router = router
+    init(routes: RouteTable, pool: NIOThreadPool, connections: OpenConnections, maximumBodyBytes: Int) {
+        self.routes = routes
         self.pool = pool
         self.connections = connections
         self.maximumBodyBytes = maximumBodyBytes
@@ -109,10 +109,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             send(Response(error: .unavailable), keepAlive: false, context: context)
             return
         }
-        let router = self.router, method = head.method.rawValue, target = head.uri, request = RequestBody(body)
+        let routes = self.routes, method = head.method.rawValue, target = head.uri, request = RequestBody(body)
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         pool.runIfActive(eventLoop: context.eventLoop) {
-            router.respond(method: method, target: target, body: request)
+            routes.current.respond(method: method, target: target, body: request)
         }.whenComplete { result in
             let (handler, context) = bound.value
             switch result {

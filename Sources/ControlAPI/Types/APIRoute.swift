@@ -32,10 +32,11 @@ package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
     package static let devices = APIRoute(.get, "/vm/devices")
     package static let disk = APIRoute(.patch, "/vm/disk")
     package static let metrics = APIRoute(.get, "/metrics")
+    package static let restore = APIRoute(.put, "/vm/restore")
 
     /// Every route the server answers.
     package static let all: [APIRoute] = [
         vm, memory, memoryStatistics, vcpus, pause, resume, shutdown, snapshot, update, updateStatus, migrate, migrationStatus, keyboard,
-        version, devices, disk, metrics,
+        version, devices, disk, metrics, restore,
     ]
 }

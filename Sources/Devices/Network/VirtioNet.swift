@@ -96,6 +96,9 @@ package final class VirtioNet: VirtioBackend, @unchecked Sendable {
     package func reset() {
         watchTap(false)
         running = false
+        // A wake-up the I/O thread took while the device was reset never reached the receive
+        // queue; left set, it would swallow every later one and the tap would never be read again.
+        receiveWakePending = false
         features = 0
         heldReceiveChains = 0
         pendingFrameLength = 0

@@ -1,5 +1,6 @@
 import Glibc
 import LinuxSystem
+import Synchronization
 import SystemPackage
 
 /// One named region of guest memory, mapped into this process, like a QEMU RAM block.
@@ -18,9 +19,16 @@ package final class GuestRegion: @unchecked Sendable {
     /// The snapshot file under a copy-on-write mapping, kept open while mapped.
     private let privateSource: OwnedFileDescriptor?
     private let base: UnsafeMutableRawPointer
+    /// The placeholder this region was mapped over (a standby VMM's memory, already registered
+    /// with KVM): the addresses are its, and go back to it when this region goes.
+    private let placeholder: GuestRegion?
+    /// Whether a region is mapped over this one (a placeholder holds one at a time).
+    private let occupied = Atomic<Bool>(false)
 
-    /// Opens or creates the backing and maps it whole, shared (private for `.anonymous`).
-    package init(name: String, sizeInBytes: UInt64, backing: RegionBacking) throws(GuestMemoryError) {
+    /// Opens or creates the backing and maps it whole, shared (private for `.anonymous`). Over
+    /// `placeholder` (a region of the same size), the mapping takes the placeholder's addresses,
+    /// so memory slots KVM has for them now reach this region's pages.
+    package init(name: String, sizeInBytes: UInt64, backing: RegionBacking, over placeholder: GuestRegion? = nil) throws(GuestMemoryError) {
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         guard sizeInBytes > 0, sizeInBytes % pageSize == 0 else {
             throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "must be a non-zero multiple of \(pageSize)")
@@ -28,20 +36,55 @@ package final class GuestRegion: @unchecked Sendable {
         let (descriptor, path) = try BackingFile.open(backing, regionName: name, sizeInBytes: sizeInBytes)
         let fd = descriptor?.rawValue ?? -1
         let flags: CInt = fd >= 0 ? MAP_SHARED : (MAP_PRIVATE | MAP_ANONYMOUS)
-        // SAFETY: a fresh mapping of exactly the backing's size; owned and unmapped by this object.
-        let mapped = unsafe mmap(nil, Int(sizeInBytes), PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, fd, 0)
-        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
-            throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno))
-        }
-        // Keep guest secrets out of core dumps of the VMM.
-        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: flags, descriptor: fd, offset: 0, over: placeholder)
         self.name = name
         self.sizeInBytes = sizeInBytes
         self.backing = backing
         self.path = path
         self.descriptor = descriptor
         self.privateSource = nil
+        self.placeholder = placeholder
         unsafe self.base = mapped
+    }
+
+    /// Maps `sizeInBytes` of `descriptor` (-1: anonymous) from `offset`, readable and writable,
+    /// at fresh addresses or over `placeholder`'s (MAP_FIXED, after claiming it), and keeps the
+    /// pages out of core dumps of the VMM (guest secrets).
+    private static func map(
+        name: String, sizeInBytes: UInt64, flags: CInt, descriptor: CInt, offset: UInt64, over placeholder: GuestRegion?
+    ) throws(GuestMemoryError) -> UnsafeMutableRawPointer {
+        var address: UnsafeMutableRawPointer? = nil
+        var fixed: CInt = 0
+        if let placeholder {
+            guard placeholder.sizeInBytes == sizeInBytes else {
+                throw .invalidSize(region: name, sizeInBytes: sizeInBytes,
+                                   reason: "the placeholder \(placeholder.name) holds \(placeholder.sizeInBytes) bytes")
+            }
+            guard placeholder.placeholder == nil,
+                  placeholder.occupied.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+            else { throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "the placeholder \(placeholder.name) is in use") }
+            unsafe address = placeholder.base
+            fixed = MAP_FIXED
+        }
+        // SAFETY: a fresh mapping of exactly `sizeInBytes`, or one replacing the placeholder's whole
+        // range, which the placeholder's owner gave up by placing this region; owned by the new region.
+        let mapped = unsafe mmap(address, Int(sizeInBytes), PROT_READ | PROT_WRITE, flags | fixed | MAP_NORESERVE, descriptor, off_t(offset))
+        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
+            let error = Errno(rawValue: errno)
+            if let placeholder { placeholder.vacate() }
+            throw .systemCall(name: "mmap", region: name, error)
+        }
+        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        return unsafe mapped
+    }
+
+    /// Gives the placeholder's addresses back their own empty pages (a failed MAP_FIXED may have
+    /// unmapped them; a departing region leaves its pages behind), and frees it for the next region.
+    private func vacate() {
+        // SAFETY: remaps exactly the placeholder's own range, which no region holds any more.
+        _ = unsafe mmap(base, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+        _ = unsafe madvise(base, Int(sizeInBytes), MADV_DONTDUMP)
+        occupied.store(false, ordering: .releasing)
     }
 
     /// Maps a backing descriptor this process inherited (live update: the previous VMM kept it
@@ -64,18 +107,14 @@ package final class GuestRegion: @unchecked Sendable {
                 region: name, sizeInBytes: sizeInBytes, reason: "inherited descriptor \(descriptor) holds \(info.st_size) bytes")
         }
         guard fcntl(descriptor, F_SETFD, FD_CLOEXEC) == 0 else { throw .systemCall(name: "fcntl", region: name, Errno(rawValue: errno)) }
-        // SAFETY: a fresh shared mapping of exactly the file's size; owned and unmapped by this object.
-        let mapped = unsafe mmap(nil, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, descriptor, 0)
-        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
-            throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno))
-        }
-        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: MAP_SHARED, descriptor: descriptor, offset: 0, over: nil)
         self.name = name
         self.sizeInBytes = sizeInBytes
         self.backing = backing
         self.path = path
         self.descriptor = owned
         self.privateSource = nil
+        self.placeholder = nil
         unsafe self.base = mapped
     }
 
@@ -83,7 +122,7 @@ package final class GuestRegion: @unchecked Sendable {
     /// (MAP_PRIVATE): reads come from the file's page cache, shared with every other such
     /// mapping; the guest's writes stay private. The file itself is never written.
     package init(
-        name: String, sizeInBytes: UInt64, copyOnWriteOf descriptor: CInt, at offset: UInt64, path: String
+        name: String, sizeInBytes: UInt64, copyOnWriteOf descriptor: CInt, at offset: UInt64, path: String, over placeholder: GuestRegion? = nil
     ) throws(GuestMemoryError) {
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         guard sizeInBytes > 0, sizeInBytes % pageSize == 0, offset % pageSize == 0 else {
@@ -92,12 +131,8 @@ package final class GuestRegion: @unchecked Sendable {
         let copy = dup(descriptor)
         guard copy >= 0 else { throw .systemCall(name: "dup", region: name, Errno(rawValue: errno)) }
         let owned = OwnedFileDescriptor(taking: copy)
-        // SAFETY: a fresh private mapping of a range the caller checked lies inside the file; owned and unmapped by this object.
-        let mapped = unsafe mmap(nil, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, copy, off_t(offset))
-        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
-            throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno))
-        }
-        _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_DONTDUMP)
+        // The caller checked the range lies inside the file.
+        let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: MAP_PRIVATE, descriptor: copy, offset: offset, over: placeholder)
         self.name = name
         self.sizeInBytes = sizeInBytes
         self.backing = .snapshotCopyOnWrite(path: path)
@@ -105,12 +140,17 @@ package final class GuestRegion: @unchecked Sendable {
         // The file does not show the guest's writes, so it is not offered as the region's descriptor.
         self.descriptor = nil
         self.privateSource = owned
+        self.placeholder = placeholder
         unsafe self.base = mapped
     }
 
     deinit {
-        // SAFETY: unmaps exactly the mapping made in init; nothing else holds it once we are gone.
-        _ = unsafe munmap(base, Int(sizeInBytes))
+        if let placeholder {
+            placeholder.vacate()  // the addresses stay the placeholder's, registered with KVM
+        } else {
+            // SAFETY: unmaps exactly the mapping made in init; nothing else holds it once we are gone.
+            _ = unsafe munmap(base, Int(sizeInBytes))
+        }
     }
 
     /// The backing descriptor, for sharing it (live update, other processes); nil for anonymous memory.

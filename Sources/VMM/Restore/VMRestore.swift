@@ -13,6 +13,20 @@ package struct RestoredVM {
     package let fill: LazyFill?
     package let report: RestoreReport
     package let source: RestoreSource
+
+    /// Just before the vCPUs start: the lazy fill begins (snapshots wait for it), and the restore's
+    /// time since `started` is recorded and told.
+    package func prepareToRun(since started: ContinuousClock.Instant) throws(VMMError) {
+        if let fill {
+            let machine = self.machine
+            try fill.start { message in machine.finish(.memoryFailure(message)) }
+            machine.setMemoryFillWait { fill.waitUntilFilled() }
+        }
+        report.finished(after: ContinuousClock.now - started)
+        let files = source.fileCount == 1 ? "1 file" : "\(source.fileCount) files"
+        let origin = source.chain == nil ? (RestoreSource.isObjectStore(report.snapshot) ? "object store" : "page server") : files
+        Diagnostics.note("restored \(report.snapshot) (\(origin), \(report.mode)) in \(report.millisecondsText)")
+    }
 }
 
 /// Restores VMs from snapshots: memory in the chosen mode, the state decoded on another thread
@@ -23,27 +37,35 @@ package enum VMRestore {
         let started = ContinuousClock.now
         TerminationSignals.block()
         let vm = try build(request)
-        let machine = vm.machine
-        let fill = vm.fill
         return try MachineSession.run(
-            machine, controller: vm.controller, setup: MachineSession.Setup(apiSocket: request.apiSocket),
-            beforeStart: { () throws(VMMError) in
-                if let fill {
-                    try fill.start { message in machine.finish(.memoryFailure(message)) }
-                    machine.setMemoryFillWait { fill.waitUntilFilled() }
-                }
-                vm.report.finished(after: ContinuousClock.now - started)
-                let files = vm.source.fileCount == 1 ? "1 file" : "\(vm.source.fileCount) files"
-                let origin = vm.source.chain == nil ? (RestoreSource.isObjectStore(request.snapshot) ? "object store" : "page server") : files
-                Diagnostics.note("restored \(request.snapshot) (\(origin), \(request.memory.rawValue)) in \(vm.report.millisecondsText)")
-            },
-            afterEnd: { fill?.stop() })
+            vm.machine, controller: vm.controller, setup: MachineSession.Setup(apiSocket: request.apiSocket),
+            beforeStart: { () throws(VMMError) in try vm.prepareToRun(since: started) },
+            afterEnd: { vm.fill?.stop() })
     }
 
-    /// Opens the snapshot and builds the VM: memory, machine state, pager, controller. Nothing runs yet.
-    package static func build(_ request: RestoreRequest) throws(VMMError) -> RestoredVM {
+    /// Opens the snapshot and builds the VM: memory, machine state, pager, controller. Nothing runs
+    /// yet. Into a `standby` VMM, the memory goes over its placeholder and the VM is its prepared
+    /// one; a snapshot that does not fit it is refused before either is touched.
+    package static func build(_ request: RestoreRequest, standby: StandbyMachine? = nil) throws(VMMError) -> RestoredVM {
         try request.validate()
         let source = try openSource(request)
+        guard let standby else { return try build(request, source: source, standby: nil) }
+        guard request.display == nil else { throw .invalidRequest("--display: a standby VMM has no display") }
+        let record: MachineStateRecord
+        do { record = try MachineStateRecord.decode(source.state, snapshotPath: request.snapshot) } catch { throw .failed(error.description) }
+        try standby.checkFits(source.shapes, cpuCount: record.configuration.cpuCount, snapshot: request.snapshot)
+        guard let shell = standby.takeShell() else { throw .invalidRequest("another restore into this standby VMM is under way") }
+        do {
+            return try build(request, source: source, standby: (standby.placeholders, shell))
+        } catch {
+            try standby.replaceShell()
+            throw error
+        }
+    }
+
+    private static func build(
+        _ request: RestoreRequest, source: RestoreSource, standby: (placeholders: [String: GuestRegion], shell: MachineShell)?
+    ) throws(VMMError) -> RestoredVM {
         // The state decodes on another thread while KVM registers the memory slots.
         let snapshot = request.snapshot
         let state = source.state
@@ -74,15 +96,17 @@ package enum VMRestore {
             // Copy and map read page CRCs as they load memory; lazy ones only once vCPUs run.
             if request.memory != .lazy { try tables.result() }
             let regions: [GuestRegion]
+            let placeholders = standby?.placeholders ?? [:]
             switch request.memory {
-            case .copy: regions = try SnapshotMemoryLoader.copy(source.pages, shapes: source.shapes, backings: backings)
+            case .copy:
+                regions = try SnapshotMemoryLoader.copy(source.pages, shapes: source.shapes, backings: backings, placeholders: placeholders)
             case .map:
                 guard let chain = source.chain else { throw VMMError.invalidRequest("--memory map needs a local snapshot file") }
-                regions = try SnapshotMemoryLoader.map(chain)
-            case .lazy: regions = try SnapshotMemoryLoader.empty(shapes: source.shapes, backings: backings)
+                regions = try SnapshotMemoryLoader.map(chain, placeholders: placeholders)
+            case .lazy: regions = try SnapshotMemoryLoader.empty(shapes: source.shapes, backings: backings, placeholders: placeholders)
             }
             let memoryMap = try Machine.restoredMemory(regions)
-            let shell = try Machine.prepareShell(memory: memoryMap)
+            let shell = try standby?.shell ?? Machine.prepareShell(memory: memoryMap)
             machine = try Machine(restoring: try decoding.result(), snapshotRegions: source.shapes, memory: memoryMap, shell: shell,
                                   consoleLogPath: request.consoleLog)
             // A lazy restore's header page may not be here yet; the others name this VM's socket now.

@@ -15,6 +15,11 @@ package enum MachineSession {
         package var startPaused = false
         /// Print the regions and the control socket (not again after a live update).
         package var announce = true
+        /// A control server already serving (a standby VMM's, whose routes become this VM's).
+        package var server: ControlServer? = nil
+        /// Start the thread that ends the machine on SIGINT, SIGTERM and SIGHUP (a standby VMM
+        /// has its own).
+        package var watchSignals = true
 
         package init(apiSocket: String?) { self.apiSocket = apiSocket }
     }
@@ -28,8 +33,8 @@ package enum MachineSession {
         beforeStart: () throws(VMMError) -> Void = {}, afterStart: () -> Void = {}, afterEnd: () -> Void = {}
     ) throws(VMMError) -> Int32 {
         if setup.announce { for line in RegionReport.lines(of: machine.memory) { Diagnostics.note(line) } }
-        var server: ControlServer?
-        if let apiSocket = setup.apiSocket {
+        var server = setup.server
+        if server == nil, let apiSocket = setup.apiSocket {
             let started = ControlServer(socketPath: apiSocket, control: controller, version: EngramVersion.current)
             do {
                 if let listener = setup.inheritedListener {
@@ -49,7 +54,7 @@ package enum MachineSession {
         controller.liveUpdate.attach(server: server, console: console)
         do throws(VMMError) {
             do throws(MachineError) {
-                try TerminationSignals.watch { machine.finish(.terminatedBySignal($0)) }
+                if setup.watchSignals { try TerminationSignals.watch { machine.finish(.terminatedBySignal($0)) } }
                 try console.attach(to: machine, terminalMode: setup.terminalMode)
             } catch { throw .failed(error.description) }
             try beforeStart()

@@ -1,0 +1,13 @@
+import Synchronization
+
+/// The routes a server answers with, replaceable while it serves (a standby VMM's routes give
+/// way to its VM's).
+final class RouteTable: Sendable {
+    private let router: Mutex<Router>
+
+    init(_ router: Router) { self.router = Mutex(router) }
+
+    var current: Router { router.withLock { $0 } }
+
+    func replace(with router: Router) { self.router.withLock { $0 = router } }
+}

@@ -1,0 +1,73 @@
+import GuestMemory
+import Machine
+import SnapshotFormat
+import Synchronization
+
+/// What a standby VMM builds before it knows its snapshot: placeholder guest RAM of the size it
+/// was given, and a KVM VM (interrupt controller, timer) whose memory slots are already
+/// registered over that placeholder. A restore maps the snapshot's memory over the placeholder's
+/// addresses (KVM follows a mapping replaced under a slot), so neither the VM nor its slots are
+/// made while the client waits.
+///
+/// A restore that fails once it has used the VM (vCPUs exist, and KVM cannot remove them) gives
+/// it up; a fresh one is prepared over the same placeholder before the refusal is answered, so
+/// the standby VMM always stays ready for the next request.
+package final class StandbyMachine: Sendable {
+    package let cpuCount: Int
+    package let memorySizeInBytes: UInt64
+    /// The placeholder RAM, by region name, that restored regions are mapped over.
+    package let placeholders: [String: GuestRegion]
+    private let placeholderMemory: GuestMemoryMap
+    private let shell: Mutex<MachineShell?>
+
+    /// Reserves the placeholder (private anonymous memory: nothing is allocated until touched,
+    /// and a restore replaces it whole) and prepares the VM over it.
+    package init(cpuCount: Int, memorySizeInBytes: UInt64) throws(VMMError) {
+        guard (1...MachineConfiguration.maximumCPUCount).contains(cpuCount) else {
+            throw .invalidRequest("--cpus \(cpuCount): expected 1 to \(MachineConfiguration.maximumCPUCount)")
+        }
+        let ram: GuestRegion
+        do { ram = try GuestRegion(name: "ram", sizeInBytes: memorySizeInBytes, backing: .anonymous) } catch {
+            throw .invalidRequest("--memory: \(error)")
+        }
+        self.cpuCount = cpuCount
+        self.memorySizeInBytes = memorySizeInBytes
+        placeholders = ["ram": ram]
+        do { placeholderMemory = try Machine.restoredMemory([ram]) } catch { throw .failed(error.description) }
+        shell = Mutex(try Self.prepare(placeholderMemory))
+    }
+
+    /// Refuses, in one line and before anything is touched, a snapshot this standby VMM cannot
+    /// become: other regions, another RAM size or another vCPU count.
+    package func checkFits(_ shapes: [SnapshotRegionShape], cpuCount saved: Int, snapshot: String) throws(VMMError) {
+        let names = shapes.map(\.name)
+        guard names == ["ram"] else {
+            throw .invalidRequest("\(snapshot) has the regions \(names); this standby VMM has only ram (no display)")
+        }
+        guard shapes[0].sizeInBytes == memorySizeInBytes else {
+            throw .invalidRequest(
+                "\(snapshot) has \(shapes[0].sizeInBytes >> 20) MiB of RAM; this standby VMM has \(memorySizeInBytes >> 20) MiB (--memory)")
+        }
+        guard saved == cpuCount else {
+            throw .invalidRequest("\(snapshot) has \(saved) vCPUs; this standby VMM has \(cpuCount) (--cpus)")
+        }
+    }
+
+    /// The prepared VM, for one restore; nil while another restore holds it.
+    package func takeShell() -> MachineShell? { shell.withLock { held in defer { held = nil }; return held } }
+
+    /// After a restore that took the shell failed: a fresh VM over the placeholder, so the next
+    /// request finds one ready.
+    package func replaceShell() throws(VMMError) {
+        let fresh = try Self.prepare(placeholderMemory)
+        shell.withLock { $0 = fresh }
+    }
+
+    private static func prepare(_ memory: GuestMemoryMap) throws(VMMError) -> MachineShell {
+        do {
+            let shell = try Machine.prepareShell(memory: memory)
+            try shell.waitForSlots()
+            return shell
+        } catch { throw .failed(error.description) }
+    }
+}

@@ -1,0 +1,56 @@
+import ControlAPI
+import Devices
+import Machine
+import Paging
+
+/// What `engram standby` was started with: the shape every snapshot it restores must have, and
+/// what each restore gets unless its request says otherwise.
+package struct StandbyOptions: Sendable {
+    package var cpuCount: Int
+    package var memorySizeInBytes: UInt64
+    package var apiSocket: String
+    package var consoleLog: String?
+    /// Disks, taps and a vsock socket replacing the restored VM's (a request's own replace these).
+    package var devices = DeviceOverrides()
+    /// A page server's shared secret, for tcp:// snapshots.
+    package var secretFile: String?
+    package var reconnectTimeoutSeconds = 300
+    /// The store and chunk cache for an s3:// snapshot, by its name.
+    package var objectStore: (@Sendable (String) throws(VMMError) -> ObjectStoreAccess)?
+
+    package init(cpuCount: Int, memorySizeInBytes: UInt64, apiSocket: String) {
+        self.cpuCount = cpuCount
+        self.memorySizeInBytes = memorySizeInBytes
+        self.apiSocket = apiSocket
+    }
+
+    /// The restore a PUT /vm/restore body asks for, with these options around it.
+    func request(for body: StandbyRestoreRequest) throws(VMMError) -> RestoreRequest {
+        var request = RestoreRequest(snapshot: body.snapshot)
+        if let memory = body.memory {
+            guard let mode = RestoreMode(rawValue: memory) else {
+                throw .invalidRequest("memory is \"\(memory)\"; expected \(RestoreMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+            }
+            request.memory = mode
+        }
+        request.verify = body.verify ?? false
+        request.apiSocket = apiSocket
+        request.consoleLog = consoleLog
+        request.secretFile = secretFile
+        request.reconnectTimeoutSeconds = reconnectTimeoutSeconds
+        do throws(DeviceError) {
+            request.overrides = DeviceOverrides(
+                disks: try body.disks.map { (texts) throws(DeviceError) in try texts.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) } }
+                    ?? devices.disks,
+                networks: try body.nets.map { (texts) throws(DeviceError) in
+                    try texts.map { (text) throws(DeviceError) in try NetworkConfiguration.parse(text) }
+                } ?? devices.networks,
+                vsock: try body.vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) } ?? devices.vsock)
+        } catch { throw .invalidRequest(error.description) }
+        if RestoreSource.isObjectStore(body.snapshot) {
+            guard let objectStore else { throw .invalidRequest("\(body.snapshot): this standby VMM has no object store configured") }
+            request.objectStore = try objectStore(body.snapshot)
+        }
+        return request
+    }
+}

@@ -1,0 +1,46 @@
+import ControlAPI
+import LinuxSystem
+import Machine
+
+/// `engram standby`: a VMM made ready for a snapshot it does not know yet. It serves the control
+/// API until PUT /vm/restore names one, becomes that VM (same process, same socket, the VM's
+/// routes from then on) and runs it to its end; a refused snapshot leaves it waiting for the
+/// next request. SIGTERM or PUT /vm/shutdown ends an unused one cleanly.
+package enum StandbySession {
+    package static func run(_ options: StandbyOptions) throws(VMMError) -> Int32 {
+        TerminationSignals.block()
+        let standby = try StandbyMachine(cpuCount: options.cpuCount, memorySizeInBytes: options.memorySizeInBytes)
+        let handoff = StandbyHandoff()
+        let control = StandbyController(standby: standby, options: options, handoff: handoff)
+        let server = ControlServer(socketPath: options.apiSocket, router: Router(standby: control, version: EngramVersion.current))
+        do { try server.start() } catch {
+            server.stop()
+            throw .failed("\(error)")
+        }
+        do { try TerminationSignals.watch { handoff.terminate(signal: $0) } } catch {
+            server.stop()
+            throw .failed(error.description)
+        }
+        Diagnostics.note("standby: \(options.cpuCount) vCPUs, \(options.memorySizeInBytes >> 20) MiB, control API on \(options.apiSocket)")
+        guard case .restore(let vm, let arrived) = handoff.waitForRequest() else {
+            server.stop()
+            Diagnostics.note("standby VMM ended unused")
+            return 0
+        }
+        server.replaceRoutes(with: Router(control: vm.controller, version: EngramVersion.current))
+        var setup = MachineSession.Setup(apiSocket: options.apiSocket)
+        setup.server = server
+        setup.watchSignals = false
+        setup.announce = false
+        do {
+            return try MachineSession.run(
+                vm.machine, controller: vm.controller, setup: setup,
+                beforeStart: { () throws(VMMError) in try vm.prepareToRun(since: arrived) },
+                afterStart: { handoff.started(after: ContinuousClock.now - arrived) },
+                afterEnd: { vm.fill?.stop() })
+        } catch {
+            handoff.failedToStart(error)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import VMM
+
+/// `engram standby`: a VMM made ready before it knows its snapshot; PUT /vm/restore makes it one.
+struct StandbyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "standby",
+        abstract: "Start a VMM that waits for a snapshot, ready to restore it in milliseconds.",
+        discussion: """
+            Everything a restore can do before it knows the snapshot is done now: the KVM VM, its interrupt controller and \
+            timer, and memory slots registered over placeholder RAM of --memory bytes. PUT /vm/restore on the control socket \
+            ({"snapshot": PATH, tcp://HOST:PORT or s3://BUCKET/NAME, "memory": "map", "lazy" or "copy"}) maps the snapshot's \
+            memory over the placeholder, loads the state and runs the guest; the VMM is then that VM until it ends. A snapshot \
+            with another vCPU count, RAM size or a display is refused in one line and the standby VMM waits for the next request. \
+            --disk, --net and --vsock replace the snapshot's devices, as with engram restore (a request may name its own).
+            """
+    )
+
+    @Option(help: "Guest RAM size every restored snapshot must have: bytes or with K/M/G suffix.") var memory: ByteSize
+    @Option(help: "Number of vCPUs every restored snapshot must have.") var cpus = 1
+    @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String
+    @Option(help: "Also copy the restored VM's console output to this file (mode 0600).") var consoleLog: String?
+    @Option(help: "The page server's shared secret, for tcp:// snapshots.") var secretFile: String?
+    @OptionGroup var devices: DeviceOverrideOptions
+    @OptionGroup var store: ObjectStoreOptions
+    @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
+    @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
+
+    func validate() throws { _ = try options() }
+
+    func run() throws {
+        let options = try options()
+        try runToEnd { () throws(VMMError) in try StandbySession.run(options) }
+    }
+
+    private func options() throws -> StandbyOptions {
+        var options = StandbyOptions(cpuCount: cpus, memorySizeInBytes: memory.bytes, apiSocket: apiSocket)
+        options.consoleLog = consoleLog
+        options.secretFile = secretFile
+        do { options.devices = try devices.overrides() } catch { throw ValidationError(error.description) }
+        let store = store, cache = chunkCache, bytes = chunkCacheSize.bytes
+        options.objectStore = { (name) throws(VMMError) in
+            do {
+                return ObjectStoreAccess(
+                    client: { () throws(VMMError) in
+                        do { return try store.client() } catch { throw .failed("\(error)") }
+                    },
+                    location: try store.location(name), cacheDirectory: cache, cacheBytes: bytes)
+            } catch { throw .invalidRequest("\(error)") }
+        }
+        return options
+    }
+}
