@@ -100,7 +100,7 @@ package final class Machine: Sendable {
             var created: [VirtualCPU] = []
             var cpuid: [[CPUIDEntry]] = []
             for id in 0..<UInt32(configuration.cpuCount) {
-                let vcpu = try virtualMachine.createVirtualCPU(id: id)
+                let vcpu = Int(id) < shell.readyCPUs.count ? shell.readyCPUs[Int(id)] : try virtualMachine.createVirtualCPU(id: id)
                 cpuid.append(try setUp(vcpu, supported))
                 created.append(vcpu)
             }

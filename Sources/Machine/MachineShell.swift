@@ -11,6 +11,21 @@ package struct MachineShell: Sendable {
     let virtualMachine: VirtualMachine
     let supportedCPUID: [CPUIDEntry]
     let slots: SlotRegistration
+    /// vCPUs created ahead (a standby VMM's), taken by the machine in id order instead of new ones.
+    var readyCPUs: [VirtualCPU] = []
+
+    /// The shell with `count` vCPUs created now, for a machine built later (KVM_CREATE_VCPU is a
+    /// millisecond or so per vCPU on some hosts). A vCPU that never ran takes any CPUID and state.
+    package func creatingCPUs(_ count: Int) throws(MachineError) -> MachineShell {
+        var shell = self
+        do {
+            shell.readyCPUs = try (0..<UInt32(count)).map { (id) throws(KVMError) in try virtualMachine.createVirtualCPU(id: id) }
+        } catch { throw .kvm(error) }
+        return shell
+    }
+
+    /// Pays the first JSON coding of a machine state's sections ahead (see `MachineStateRecord.warmUpCoding`).
+    package func warmUpStateCoding() { MachineStateRecord.warmUpCoding(cpuid: supportedCPUID) }
 
     /// Waits until every memory slot is registered (a standby VMM's shell is made ready whole).
     package func waitForSlots() throws(MachineError) {

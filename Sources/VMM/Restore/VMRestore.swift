@@ -49,29 +49,32 @@ package enum VMRestore {
     package static func build(_ request: RestoreRequest, standby: StandbyMachine? = nil) throws(VMMError) -> RestoredVM {
         try request.validate()
         let source = try openSource(request)
-        guard let standby else { return try build(request, source: source, standby: nil) }
+        guard let standby else { return try build(request, source: source, record: nil, standby: nil) }
         guard request.display == nil else { throw .invalidRequest("--display: a standby VMM has no display") }
         let record: MachineStateRecord
         do { record = try MachineStateRecord.decode(source.state, snapshotPath: request.snapshot) } catch { throw .failed(error.description) }
         try standby.checkFits(source.shapes, cpuCount: record.configuration.cpuCount, snapshot: request.snapshot)
         guard let shell = standby.takeShell() else { throw .invalidRequest("another restore into this standby VMM is under way") }
         do {
-            return try build(request, source: source, standby: (standby.placeholders, shell))
+            return try build(request, source: source, record: record, standby: (standby.placeholders, shell))
         } catch {
             try standby.replaceShell()
             throw error
         }
     }
 
+    /// Builds the VM from an open source; `record` is its state when already decoded.
     private static func build(
-        _ request: RestoreRequest, source: RestoreSource, standby: (placeholders: [String: GuestRegion], shell: MachineShell)?
+        _ request: RestoreRequest, source: RestoreSource, record: MachineStateRecord?,
+        standby: (placeholders: [String: GuestRegion], shell: MachineShell)?
     ) throws(VMMError) -> RestoredVM {
         // The state decodes on another thread while KVM registers the memory slots.
         let snapshot = request.snapshot
         let state = source.state
         let overrides = request.overrides
         let decoding = BackgroundWork { () throws(MachineError) in
-            try overrides.applied(to: MachineStateRecord.decode(state, snapshotPath: snapshot))
+            if let record { return try overrides.applied(to: record) }
+            return try overrides.applied(to: MachineStateRecord.decode(state, snapshotPath: snapshot))
         }
         // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs;
         // with --verify, opening the source checked them all already).

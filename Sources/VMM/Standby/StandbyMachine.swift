@@ -4,7 +4,7 @@ import SnapshotFormat
 import Synchronization
 
 /// What a standby VMM builds before it knows its snapshot: placeholder guest RAM of the size it
-/// was given, and a KVM VM (interrupt controller, timer) whose memory slots are already
+/// was given, and a KVM VM (interrupt controller, timer, vCPUs) whose memory slots are already
 /// registered over that placeholder. A restore maps the snapshot's memory over the placeholder's
 /// addresses (KVM follows a mapping replaced under a slot), so neither the VM nor its slots are
 /// made while the client waits.
@@ -34,7 +34,9 @@ package final class StandbyMachine: Sendable {
         self.memorySizeInBytes = memorySizeInBytes
         placeholders = ["ram": ram]
         do { placeholderMemory = try Machine.restoredMemory([ram]) } catch { throw .failed(error.description) }
-        shell = Mutex(try Self.prepare(placeholderMemory))
+        let prepared = try Self.prepare(placeholderMemory, cpuCount: cpuCount)
+        prepared.warmUpStateCoding()
+        shell = Mutex(prepared)
     }
 
     /// Refuses, in one line and before anything is touched, a snapshot this standby VMM cannot
@@ -59,15 +61,16 @@ package final class StandbyMachine: Sendable {
     /// After a restore that took the shell failed: a fresh VM over the placeholder, so the next
     /// request finds one ready.
     package func replaceShell() throws(VMMError) {
-        let fresh = try Self.prepare(placeholderMemory)
+        let fresh = try Self.prepare(placeholderMemory, cpuCount: cpuCount)
         shell.withLock { $0 = fresh }
     }
 
-    private static func prepare(_ memory: GuestMemoryMap) throws(VMMError) -> MachineShell {
+    /// The VM, its slots registered, and its vCPUs created (a vCPU that never ran takes any state).
+    private static func prepare(_ memory: GuestMemoryMap, cpuCount: Int) throws(VMMError) -> MachineShell {
         do {
             let shell = try Machine.prepareShell(memory: memory)
             try shell.waitForSlots()
-            return shell
+            return try shell.creatingCPUs(cpuCount)
         } catch { throw .failed(error.description) }
     }
 }
