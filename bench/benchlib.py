@@ -2,7 +2,7 @@
 killed with the bench (PR_SET_PDEATHSIG), with its console's TICK lines and its stderr lines
 timed as they arrive; pumping several children at once; a small QMP client; JSON from
 `engram` commands; and summaries of samples."""
-import ctypes, json, os, re, select, signal, socket, statistics, subprocess, time
+import ctypes, http.client, json, os, re, select, signal, socket, statistics, subprocess, time
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PROCESSES = []  # every child still to be reaped, killed at the end of a bench
@@ -241,3 +241,37 @@ def median_gap_ms(ticks):
     """The median time between consecutive (time, n) ticks, in ms."""
     gaps = [(b[0] - a[0]) * 1000 for a, b in zip(ticks, ticks[1:])]
     return statistics.median(gaps) if gaps else None
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix socket (Engram's control API); connect() before a clock starts."""
+    def __init__(self, path, timeout=120):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def standby_restore(api, body):
+    """Sends PUT /vm/restore `body` to the standby VMM at `api` on a connection opened first;
+    returns (the connection, the time the request was sent). Read the answer with `restore_answer`."""
+    connection = UnixHTTP(api)
+    connection.connect()
+    payload = json.dumps(body)
+    sent = time.monotonic()
+    connection.request("PUT", "/vm/restore", body=payload, headers={"Content-Type": "application/json"})
+    return connection, sent
+
+
+def restore_answer(connection):
+    """The answer to a `standby_restore` request: (time it arrived, its JSON); raises on a refusal."""
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    arrived = time.monotonic()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"PUT /vm/restore: {response.status} {answer}")
+    return arrived, answer

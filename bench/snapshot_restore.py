@@ -25,10 +25,10 @@ main figures are warm (files in the page cache); one cold run per mode follows (
 drop_caches before each), unless --cold-runs 0.
 Writes docs/results/snapshot_restore.md and docs/results/snapshot_restore.json.
 """
-import argparse, http.client, json, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, platform, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 
-from benchlib import PROCESSES, QMP, Child, ChildFailed
+from benchlib import PROCESSES, QMP, Child, ChildFailed, restore_answer, standby_restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
@@ -38,15 +38,6 @@ MODES = ("copy", "map", "lazy")
 STANDBY_MODES = tuple(f"standby-{mode}" for mode in ("map", "lazy", "copy"))
 
 
-class UnixHTTP(http.client.HTTPConnection):
-    """HTTP/1.1 over a Unix socket (the control API), connected before the clock starts."""
-    def __init__(self, path):
-        super().__init__("localhost", timeout=120)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
 def engram_json(args, *command):
     output = subprocess.run([args.engram, *command], check=True, capture_output=True, text=True, timeout=120).stdout
     return json.loads(output)
@@ -235,17 +226,8 @@ class SizeBench:
         vm = Child([args.engram, "standby", "--memory", self.memory, "--cpus", "1", "--api-socket", api])
         try:
             vm.wait_for(re.compile(rb"control API on "), 60, stream="err")
-            connection = UnixHTTP(api)
-            connection.connect()
-            body = json.dumps({"snapshot": self.snapshot_path, "memory": mode.split("-")[1]})
-            sent = time.monotonic()
-            connection.request("PUT", "/vm/restore", body=body, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            answer = json.loads(response.read())
-            answered = time.monotonic()
-            connection.close()
-            if response.status != 200:
-                raise RuntimeError(f"PUT /vm/restore: {response.status} {answer}")
+            connection, sent = standby_restore(api, {"snapshot": self.snapshot_path, "memory": mode.split("-")[1]})
+            answered, answer = restore_answer(connection)
             ticked, _ = vm.wait_for(TICK, 120)
             return {"spawn_to_tick_ms": (ticked - sent) * 1000, "put_to_answer_ms": (answered - sent) * 1000,
                     "restore_ms": answer["milliseconds_to_running"]}

@@ -1,12 +1,17 @@
 import LinuxSystem
 import GuestMemory
 import SnapshotFormat
+import Synchronization
 
 /// Builds guest memory regions from a snapshot chain for the copy and map restore modes,
 /// and empty ones for the lazy mode. Regions come out in the chain's region order.
 package enum SnapshotMemoryLoader {
     /// Pages read per call: large reads, bounded memory.
     static let batchPages: UInt64 = 2048
+
+    /// Threads a copy reads and checks pages with: one per core (at most 8), each taking the next
+    /// 8 MiB of the region, so a fill that sits in one part of memory still spreads over all.
+    package static var copyThreads: Int { min(HostProcessors.online, 8) }
 
     /// Fresh regions (memfd unless `backings` names another) with every stored page read in
     /// and checked; zero pages are left untouched, so they cost no memory.
@@ -16,15 +21,60 @@ package enum SnapshotMemoryLoader {
 
     /// Fresh regions shaped by `shapes` with every page `source` does not know to be zero read
     /// in (a page server's, over the network).
+    /// in (a page server's, over the network), by `threads` threads at once, straight into the
+    /// regions: pages known to be zero are never touched, so they stay holes.
     package static func copy(
         _ source: any PageSource, shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:],
-        placeholders: [String: GuestRegion] = [:]
+        placeholders: [String: GuestRegion] = [:], threads: Int = copyThreads
     ) throws(MemoryLoadError) -> [GuestRegion] {
         let regions = try empty(shapes: shapes, backings: backings, placeholders: placeholders)
         for (index, region) in regions.enumerated() {
-            try copyPages(from: source, region: index, into: region) { !source.isZeroPage(region: index, page: $0) }
+            try copyInParallel(from: source, region: index, into: region, threads: threads)
         }
         return regions
+    }
+
+    /// Copies every page of `region` the source does not know to be zero: each thread takes the
+    /// next batch of the region (a shared cursor) until none is left or one of them failed; the
+    /// first failure is the one reported.
+    private static func copyInParallel(
+        from source: any PageSource, region index: Int, into region: GuestRegion, threads: Int
+    ) throws(MemoryLoadError) {
+        let batches = (source.pageCount(region: index) + batchPages - 1) / batchPages
+        let progress = CopyProgress()
+        let work: @Sendable () -> Void = {
+            while !progress.failed, let batch = progress.nextBatch(below: batches) {
+                let first = PageIndex(batch * batchPages)
+                do {
+                    try copyPages(from: source, region: index, into: region, from: first, to: first + batchPages) {
+                        !source.isZeroPage(region: index, page: $0)
+                    }
+                } catch {
+                    progress.fail(error)
+                }
+            }
+        }
+        let helpers = (1..<max(1, min(threads, Int(batches)))).compactMap { number in
+            try? NamedThread.spawn(name: "copy-\(number)", work)
+        }
+        work()
+        for helper in helpers { helper.join() }
+        if let error = progress.failure { throw error }
+    }
+
+    /// The threads of one region's copy: the next batch to take, and the first failure.
+    private final class CopyProgress: Sendable {
+        private let cursor = Atomic<UInt64>(0)
+        private let firstFailure = Mutex<MemoryLoadError?>(nil)
+
+        func nextBatch(below count: UInt64) -> UInt64? {
+            let batch = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
+            return batch < count ? batch : nil
+        }
+
+        var failed: Bool { firstFailure.withLock { $0 != nil } }
+        var failure: MemoryLoadError? { firstFailure.withLock { $0 } }
+        func fail(_ error: MemoryLoadError) { firstFailure.withLock { $0 = $0 ?? error } }
     }
 
     /// Copy-on-write mappings of the base snapshot's page areas, with pages from the chain's
@@ -71,13 +121,15 @@ package enum SnapshotMemoryLoader {
         return regions
     }
 
-    /// Reads, in batches straight into the region's mapping, every page `wanted` accepts.
+    /// Reads, in batches straight into the region's mapping, every page from `start` up to `end`
+    /// (or the region's end) that `wanted` accepts.
     private static func copyPages(
-        from source: any PageSource, region index: Int, into region: GuestRegion, wanted: (PageIndex) -> Bool
+        from source: any PageSource, region index: Int, into region: GuestRegion, from start: PageIndex = 0, to end: PageIndex? = nil,
+        wanted: (PageIndex) -> Bool
     ) throws(MemoryLoadError) {
         let pageSize = PageSize.bytes64
-        let last = PageIndex(source.pageCount(region: index))
-        var page: PageIndex = 0
+        let last = min(end ?? PageIndex(source.pageCount(region: index)), PageIndex(source.pageCount(region: index)))
+        var page = start
         while page < last {
             guard wanted(page) else { page += 1; continue }
             var end = page + 1

@@ -50,6 +50,23 @@ struct ObjectStoreRestoreTests {
         #expect(push.status != 0 && push.errors.split(separator: "\n").count == 1)
     }
 
+    /// A standby VMM restores from the store too (the request names s3://), lazily and by copy.
+    @Test(arguments: ["lazy", "copy"])
+    func aStandbyVMMRestoresFromTheStore(mode: String) throws {
+        let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed-\(mode)"))
+        defer { store.stop() }
+        let digest = try snapshotToStore(store, bucket: "standby", name: "vm-\(mode)")
+        let socket = directory.path("standby-\(mode).sock")
+        let standby = try GuestProcess.engram(
+            ["standby", "--memory", "256M", "--api-socket", socket, "--chunk-cache", directory.path("cache-standby-\(mode)")],
+            environment: Self.environment(store))
+        defer { standby.stop() }
+        _ = try standby.waitForErrorLine(containing: "standby: ")
+        let answer = try runEngram(["ctl", socket, "put", "/vm/restore", "--data", #"{"snapshot": "s3://standby/vm-\#(mode)", "memory": "\#(mode)"}"#])
+        #expect(answer.status == 0 && answer.output.contains("\"running\""), "\(answer.output) \(answer.errors)")
+        #expect(TestKernel.field("digest", in: try standby.command("digest", expect: "DIGEST ")) == digest)
+    }
+
     @Test func workingSetIsRecordedInTheStoreThenPrefetched() throws {
         let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
         defer { store.stop() }
