@@ -45,7 +45,7 @@ package enum SnapshotMemoryLoader {
         let work: @Sendable () -> Void = {
             while !progress.failed, let batch = progress.nextBatch(below: batches) {
                 let first = PageIndex(batch * batchPages)
-                do {
+                do throws(MemoryLoadError) {
                     try copyPages(from: source, region: index, into: region, from: first, to: first + batchPages) {
                         !source.isZeroPage(region: index, page: $0)
                     }
