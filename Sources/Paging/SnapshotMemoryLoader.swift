@@ -107,12 +107,19 @@ package enum SnapshotMemoryLoader {
         try empty(shapes: chain.regions.map(\.shape), backings: backings)
     }
 
-    /// Fresh, all-zero regions of the given shapes (over their placeholders, where they have one).
+    /// Fresh, all-zero regions of the given shapes. A region with a placeholder (a standby VMM's
+    /// fresh memfd, already where KVM's slots point) is the placeholder itself, claimed; with a
+    /// backing of its own it is mapped over the placeholder.
     package static func empty(
         shapes: [SnapshotRegionShape], backings: [String: RegionBacking] = [:], placeholders: [String: GuestRegion] = [:]
     ) throws(MemoryLoadError) -> [GuestRegion] {
         var regions: [GuestRegion] = []
         for stored in shapes {
+            if backings[stored.name] == nil, let placeholder = placeholders[stored.name], placeholder.sizeInBytes == stored.sizeInBytes,
+               placeholder.claim() {
+                regions.append(placeholder)
+                continue
+            }
             do {
                 regions.append(try GuestRegion(name: stored.name, sizeInBytes: stored.sizeInBytes, backing: backings[stored.name] ?? .memfd,
                                                over: placeholders[stored.name]))

@@ -56,4 +56,30 @@ import TestSupport
         #expect(throws: GuestMemoryError.self) { try GuestRegion(name: "ram", sizeInBytes: 2 << 20, backing: .memfd, over: held) }
         _ = held
     }
+
+    /// A memfd placeholder is itself the memory a lazy or copy restore fills: claimed once, and a
+    /// failed restore's pages discarded so the next one starts from zeros.
+    @Test func aMemfdPlaceholderIsClaimedInPlaceAndDiscardedAfterAFailure() throws {
+        let placeholder = try GuestRegion(name: "ram", sizeInBytes: 2 << 20, backing: .memfd)
+        #expect(placeholder.claim())
+        #expect(!placeholder.claim(), "claimed twice")
+        try placeholder.write(Array("partial copy".utf8), at: RegionOffset(0x3000))
+        placeholder.discardClaim()
+        #expect(try placeholder.read(count: 12, at: RegionOffset(0x3000)) == [UInt8](repeating: 0, count: 12))
+        #expect(placeholder.claim())
+        #expect(!(try GuestRegion(name: "ram", sizeInBytes: 2 << 20, backing: .anonymous)).claim(), "anonymous memory has no memfd to keep")
+    }
+
+    /// A region mapped over a memfd placeholder gives the addresses back to the placeholder's own
+    /// file, whose pages it never touched.
+    @Test func aRegionOverAMemfdPlaceholderGivesBackItsFile() throws {
+        let placeholder = try GuestRegion(name: "ram", sizeInBytes: 2 << 20, backing: .memfd)
+        try placeholder.write([7], at: RegionOffset(0x5000))
+        do {
+            let over = try GuestRegion(name: "ram", sizeInBytes: 2 << 20, backing: .memfd, over: placeholder)
+            #expect(try over.read(count: 1, at: RegionOffset(0x5000)) == [0])
+            try over.write([9], at: RegionOffset(0x5000))
+        }
+        #expect(try placeholder.read(count: 1, at: RegionOffset(0x5000)) == [7])
+    }
 }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LinuxSystem
 import Synchronization
@@ -78,12 +79,30 @@ package final class GuestRegion: @unchecked Sendable {
         return unsafe mapped
     }
 
-    /// Gives the placeholder's addresses back their own empty pages (a failed MAP_FIXED may have
-    /// unmapped them; a departing region leaves its pages behind), and frees it for the next region.
+    /// Gives the placeholder's addresses back its own backing (a failed MAP_FIXED may have unmapped
+    /// them; a departing region leaves its pages behind), and frees it for the next region.
     private func vacate() {
+        let fd = descriptor?.rawValue ?? -1
+        let flags = fd >= 0 ? MAP_SHARED : (MAP_PRIVATE | MAP_ANONYMOUS)
         // SAFETY: remaps exactly the placeholder's own range, which no region holds any more.
-        _ = unsafe mmap(base, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+        _ = unsafe mmap(base, Int(sizeInBytes), PROT_READ | PROT_WRITE, flags | MAP_FIXED | MAP_NORESERVE, fd, 0)
         _ = unsafe madvise(base, Int(sizeInBytes), MADV_DONTDUMP)
+        occupied.store(false, ordering: .releasing)
+    }
+
+    /// Takes this placeholder itself as a restored region's memory (fresh memfd pages already at
+    /// the addresses KVM has: nothing is mapped anew, which costs KVM a walk of the whole range on
+    /// some hosts). False if a region holds it already, or it has no memfd of its own.
+    package func claim() -> Bool {
+        guard placeholder == nil, backing == .memfd, descriptor != nil else { return false }
+        return occupied.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// After a restore that claimed this placeholder failed: its pages are discarded (they read
+    /// as zeros again) and it is free for the next restore.
+    package func discardClaim() {
+        guard placeholder == nil, let fd = descriptor?.rawValue, occupied.load(ordering: .acquiring) else { return }
+        _ = clinux_punch_hole(fd, 0, Int64(sizeInBytes))
         occupied.store(false, ordering: .releasing)
     }
 

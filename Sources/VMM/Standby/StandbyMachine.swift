@@ -20,14 +20,15 @@ package final class StandbyMachine: Sendable {
     private let placeholderMemory: GuestMemoryMap
     private let shell: Mutex<MachineShell?>
 
-    /// Reserves the placeholder (private anonymous memory: nothing is allocated until touched,
-    /// and a restore replaces it whole) and prepares the VM over it.
+    /// Makes the placeholder (a fresh memfd: nothing is allocated until touched; a lazy or copy
+    /// restore fills it in place, a mapped restore maps the snapshot over it) and prepares the VM
+    /// over it.
     package init(cpuCount: Int, memorySizeInBytes: UInt64) throws(VMMError) {
         guard (1...MachineConfiguration.maximumCPUCount).contains(cpuCount) else {
             throw .invalidRequest("--cpus \(cpuCount): expected 1 to \(MachineConfiguration.maximumCPUCount)")
         }
         let ram: GuestRegion
-        do { ram = try GuestRegion(name: "ram", sizeInBytes: memorySizeInBytes, backing: .anonymous) } catch {
+        do { ram = try GuestRegion(name: "ram", sizeInBytes: memorySizeInBytes, backing: .memfd) } catch {
             throw .invalidRequest("--memory: \(error)")
         }
         self.cpuCount = cpuCount
@@ -58,9 +59,10 @@ package final class StandbyMachine: Sendable {
     /// The prepared VM, for one restore; nil while another restore holds it.
     package func takeShell() -> MachineShell? { shell.withLock { held in defer { held = nil }; return held } }
 
-    /// After a restore that took the shell failed: a fresh VM over the placeholder, so the next
-    /// request finds one ready.
+    /// After a restore that took the shell failed: the placeholder's pages discarded if the
+    /// restore filled it, and a fresh VM over it, so the next request finds one ready.
     package func replaceShell() throws(VMMError) {
+        for placeholder in placeholders.values { placeholder.discardClaim() }
         let fresh = try Self.prepare(placeholderMemory, cpuCount: cpuCount)
         shell.withLock { $0 = fresh }
     }
