@@ -43,6 +43,8 @@ class Child:
         self.scanned = self.tick_scanned = 0
         self.ticks = []
         self.stderr_lines = []
+        # Set once the process handed its work to another that shares its pipes.
+        self.handed_over = False
 
     def streams(self):
         return [s for s in (self.process.stdout, self.process.stderr) if not s.closed]
@@ -80,7 +82,10 @@ class Child:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RuntimeError(f"timeout ({timeout:g} s) waiting for {what} from {self.name}: {self.tail()}")
-            if not self.pump(min(remaining, 0.05)) or self.process.poll() is not None:
+            # A VMM that handed its guest to a process of its own (a transfer-mode update) has
+            # exited while the pipes stay open: the new process writes to them.
+            ended = self.process.poll() is not None and not self.handed_over
+            if not self.pump(min(remaining, 0.05)) or ended:
                 while self.pump(0):
                     pass
                 if condition():

@@ -66,7 +66,7 @@ def run_while_pumping(vm, command, timeout, what):
         while process.poll() is None:  # its output is a few hundred bytes: the pipes cannot fill up
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timeout ({timeout:g} s): {what}: {vm.tail()}")
-            if not vm.pump(0.002) or vm.process.poll() is not None:
+            if not vm.pump(0.002) or (vm.process.poll() is not None and not vm.handed_over):
                 raise ChildFailed(vm)
         finished = time.monotonic()
         out, err = process.communicate(timeout=10)
@@ -126,7 +126,7 @@ class SizeBench:
         return value
 
     # --- live update -------------------------------------------------------------------------
-    def one_update(self, vm, api, expected_count):
+    def one_update(self, vm, api, expected_count, mode="exec"):
         args = self.args
         # Normal TICK gaps just before the update.
         first = len(vm.ticks)
@@ -137,7 +137,9 @@ class SizeBench:
                                f"(heartbeat not running?): {vm.tail()}")
         normal_ms = median_gap_ms(before)
         start_index = len(vm.ticks) - 1  # the last TICK received before the update started
-        command = [args.engram, "update", api] + (["--binary", args.update_binary] if args.update_binary else [])
+        command = [args.engram, "update", api] + (["--binary", args.update_binary] if args.update_binary else []) + ["--mode", mode]
+        if mode == "transfer":
+            vm.handed_over = True  # the process it started with ends during the command
         started, finished, answer = run_while_pumping(vm, command, args.update_timeout, f"engram update {api}")
         if not isinstance(answer, dict):
             raise RuntimeError(f"engram update printed JSON that is not an object: {answer!r}")
@@ -157,10 +159,15 @@ class SizeBench:
         if "fail" in statuses or "error" in statuses:
             raise RuntimeError(f"engram update exited 0 but says: {json.dumps(answer)}")
         pid = self.field(answer, answer, "pid")
-        if pid is not None and pid != vm.process.pid:
-            raise RuntimeError(f"the VMM's pid changed: started {vm.process.pid}, update says {pid}")
-        if vm.process.poll() is not None:
-            raise ChildFailed(vm)
+        if mode == "exec" and pid is not None and pid != self.pid:
+            raise RuntimeError(f"the VMM's pid changed: it was {self.pid}, update says {pid}")
+        if mode == "transfer":
+            if pid is None or pid == self.pid:
+                raise RuntimeError(f"a transfer-mode update kept pid {self.pid}: {json.dumps(answer)}")
+            self.pid = pid  # the VM runs in the new process now
+            vm.handed_over = True
+        if not alive(self.pid):
+            raise RuntimeError(f"the VMM (pid {self.pid}) is gone after the update: {vm.tail()}")
         count = self.field(answer, answer, "updates_completed")
         if count is not None and count != expected_count:
             print(f"   note: updates_completed = {count}, expected {expected_count}", file=sys.stderr, flush=True)
@@ -180,20 +187,21 @@ class SizeBench:
             "vmm_stderr": stderr_lines[:6],
         }
 
-    def live_updates(self, vm, api, fill_digest):
-        first_tick = 0
-        self.one_update(vm, api, 1)  # warm-up, not recorded
-        samples = [self.one_update(vm, api, run + 2) for run in range(self.args.runs)]
+    def live_updates(self, vm, api, fill_digest, mode="exec", done=0):
+        first_tick = len(vm.ticks)
+        self.one_update(vm, api, done + 1, mode)  # warm-up, not recorded
+        samples = [self.one_update(vm, api, done + run + 2, mode) for run in range(self.args.runs)]
         for sample in samples:
             print(f"   update: VMM {sample['vmm_downtime_ms']} ms, guest-visible {sample['guest_visible_ms']:.1f} ms "
                   f"(gap {sample['largest_gap_ms']:.1f} ms, step {sample['tick_step']})", file=sys.stderr, flush=True)
         steps = tick_steps(vm.ticks[first_tick:])
         tick_lines = len(vm.ticks) - first_tick
-        digest = self.check_digest(vm, fill_digest, f"after {self.args.runs + 1} live updates")
-        if vm.process.poll() is not None:
-            raise ChildFailed(vm)
+        digest = self.check_digest(vm, fill_digest, f"after {self.args.runs + 1} live updates ({mode})")
+        if not alive(self.pid):
+            raise RuntimeError(f"the VMM (pid {self.pid}) is gone: {vm.tail()}")
         answer = self.update_answer or {}
         return {
+            "mode": mode,
             "runs": len(samples),
             "vmm_downtime_ms": summary([s["vmm_downtime_ms"] for s in samples]),
             "guest_visible_ms": summary([s["guest_visible_ms"] for s in samples]),
@@ -206,8 +214,8 @@ class SizeBench:
             "tick_steps_whole_phase": steps,
             "tick_lines": tick_lines,
             "digest_after": digest,
-            "pid": vm.process.pid,
-            "pid_unchanged": answer.get("pid") in (None, vm.process.pid),
+            "pid": self.pid,
+            "pid_unchanged": mode == "exec" and answer.get("pid") in (None, self.pid),
             "updates_completed": answer.get("updates_completed"),
             "version": answer.get("version"),
             "binary": answer.get("binary"),
@@ -215,6 +223,17 @@ class SizeBench:
             "missing_fields": sorted(self.missing_fields),
             "samples": samples,
         }
+
+    def stop_current(self, vm):
+        """Ends the VMM running the guest: the one spawned, or the one a transfer-mode update started."""
+        if self.pid == vm.process.pid:
+            vm.stop()
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        vm.stop()
 
     # --- snapshot and restore, for scale -------------------------------------------------------
     def snapshot_restores(self, vm, api, fill_digest):
@@ -234,13 +253,14 @@ class SizeBench:
                 late = [t for t, _ in vm.ticks if t > snapshotted + 0.02]
                 if late:
                     raise RuntimeError("TICK lines after `engram snapshot --stay-paused` returned: the VM was not paused")
-                vm.stop()
+                self.stop_current(vm)
                 stopped = time.monotonic()
                 if previous_snapshot:
                     os.unlink(previous_snapshot)  # only the VMM just stopped had it mapped
                 previous_snapshot = path
                 api = self.socket_path("restore")
                 vm = Child([args.engram, "restore", path, "--memory", "map", "--api-socket", api])
+                self.pid = vm.process.pid
                 vm.pump_until(lambda: vm.ticks, args.restore_timeout, "the first TICK after restore")
                 first_new = vm.ticks[0]
                 try:
@@ -298,19 +318,36 @@ class SizeBench:
                 raise RuntimeError(f"guest error at boot: {match.group(0).decode(errors='replace')}")
             fill_digest = match.group(3).decode()
             vm.pump_until(lambda: len(vm.ticks) >= 5, 30, "the first TICK lines")
+            self.pid = vm.process.pid
             live = self.live_updates(vm, api, fill_digest)
             print(f"   live update: {json.dumps({k: v for k, v in live.items() if k not in ('samples', 'last_answer')})}",
+                  file=sys.stderr, flush=True)
+            transfer = self.live_updates(vm, api, fill_digest, mode="transfer", done=args.runs + 1)
+            print(f"   live update (transfer): {json.dumps({k: v for k, v in transfer.items() if k not in ('samples', 'last_answer')})}",
                   file=sys.stderr, flush=True)
             restore = self.snapshot_restores(vm, api, fill_digest)  # stops vm
             print(f"   snapshot+restore: {json.dumps({k: v for k, v in restore.items() if k != 'samples'})}",
                   file=sys.stderr, flush=True)
         finally:
             vm.stop()
+            if alive(self.pid):
+                os.kill(self.pid, signal.SIGKILL)
         live_ms = (live["guest_visible_ms"] or {}).get("median")
         restore_ms = (restore["downtime_ms"] or {}).get("median")
         return {"memory": self.memory, "fill_mib": self.fill_mib, "cmdline": self.cmdline, "fill_digest": fill_digest,
-                "live_update": live, "snapshot_restore": restore,
+                "live_update": live, "live_update_transfer": transfer, "snapshot_restore": restore,
                 "restore_over_live": round(restore_ms / live_ms, 1) if live_ms and restore_ms and live_ms > 0.5 else None}
+
+
+TRANSFER_TARGET_MS = 5.0
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
 
 
 def med(entry):
@@ -338,6 +375,14 @@ def report(result):
                         ("**missing**" if guest is None else
                          f"**{'met' if guest <= TARGET_MS else 'not met'}** ({guest:.1f} ms guest-visible median, "
                          f"worst {worst:.1f} ms; VMM-reported {fmt(vmm, ' ms', 2)})."))
+    for size in sizes:
+        transfer = size.get("live_update_transfer")
+        if transfer:
+            guest, vmm = med(transfer["guest_visible_ms"]), med(transfer["vmm_downtime_ms"])
+            verdicts.append(f"- Transfer mode (`engram update --mode transfer`) downtime ≤ {TRANSFER_TARGET_MS:.0f} ms guest-visible, {size['memory']}: " +
+                            ("**missing**" if guest is None else
+                             f"**{'met' if guest <= TRANSFER_TARGET_MS else 'not met'}** ({guest:.1f} ms guest-visible median; "
+                             f"VMM-reported {fmt(vmm, ' ms', 2)})."))
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
         a, b = med(small["live_update"]["guest_visible_ms"]), med(large["live_update"]["guest_visible_ms"])
@@ -360,6 +405,21 @@ def report(result):
         missing = (f"\nFields missing from `engram update`'s answer: {', '.join(live['missing_fields'])}. "
                    f"Last answer: `{json.dumps(live['last_answer'])}`.\n" if live.get("missing_fields") else "")
         ratio = size.get("restore_over_live")
+        transfer = size.get("live_update_transfer")
+        transfer_rows = "" if not transfer else f"""
+| live update, `engram update --mode transfer` ({transfer['runs']} runs, after the exec-mode ones) | median (ms) | min | max |
+|---|---|---|---|
+{row("downtime reported by the VMM (`last.downtime_milliseconds`)", transfer['vmm_downtime_ms'], 2)}
+{row("**guest-visible downtime** (largest TICK gap − normal gap)", transfer['guest_visible_ms'])}
+{row("VMM: saving state in the old process (`save_milliseconds`)", transfer['vmm_save_ms'], 2)}
+{row("VMM: new process, state arrived → vCPUs started (`restore_milliseconds`)", transfer['vmm_restore_ms'], 2)}
+{row("`engram update --mode transfer` command, spawn → exit", transfer['command_ms'])}
+
+Each transfer starts a new VMM process (the VM's pid changes every time; the last was {transfer['pid']}); the guest's
+`digest` after them is {transfer['digest_after']}; TICK steps across the gaps: {', '.join(map(str, transfer['tick_steps_across_gap']))}.
+All runs (ms): VMM-reported {', '.join(map(str, (transfer['vmm_downtime_ms'] or {}).get('all', [])))};
+guest-visible {', '.join(map(str, (transfer['guest_visible_ms'] or {}).get('all', [])))}.
+"""
         sections.append(f"""## {size['memory']} guest, {size['fill_mib']} MiB filled
 
 | live update, `engram update` ({live['runs']} runs) | median (ms) | min | max |
@@ -371,7 +431,7 @@ def report(result):
 {row("VMM: saving state (`save_milliseconds`)", live['vmm_save_ms'], 2)}
 {row("VMM: new process, exec → vCPUs started (`restore_milliseconds`)", live['vmm_restore_ms'], 2)}
 {row("`engram update` command, spawn → exit", live['command_ms'])}
-
+{transfer_rows}
 TICK number step across the largest gap: {steps_note}. Steps between all {live['tick_lines']} TICK lines of the
 live-update phase (step: count): {json.dumps(live['tick_steps_whole_phase'])}. After {live['runs'] + 1} updates the guest's
 `digest` is {live['digest_after']}, equal to the FILL digest (memory unchanged); the VMM's pid stayed {live['pid']}
@@ -426,7 +486,14 @@ snapshot + restore rounds. Snapshot files live in {result['directory_note']}.
   in QEMU 8.2, `cpr-transfer` in 10.0), so it cannot replace its own binary under a running guest; the nearest
   it has is the migrate-to-file and `-incoming` pair measured in `snapshot_restore.md`.
 
-Targets: downtime ≤ {TARGET_MS:.0f} ms (guest-visible), and the same for both sizes.
+- **Transfer mode** (`engram update SOCKET --mode transfer`, after the exec-mode runs, on the same VM): the new
+  binary starts beside the running VMM, is handed guest memory over a socket pair (SCM_RIGHTS), maps it and makes
+  its VM, memory slots and vCPUs while the guest runs; only then does the old VMM pause the guest and send the
+  machine state, devices and control socket; the new VMM starts the vCPUs and the old one ends. Downtime is
+  measured the same two ways. The VM's pid changes with each transfer.
+
+Targets: downtime ≤ {TARGET_MS:.0f} ms (guest-visible), and the same for both sizes; transfer mode ≤ {TRANSFER_TARGET_MS:.0f} ms
+guest-visible at both sizes (issue 22).
 
 {chr(10).join(verdicts)}
 

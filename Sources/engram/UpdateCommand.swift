@@ -15,7 +15,9 @@ struct UpdateCommand: ParsableCommand {
         discussion: """
             The VMM checks the binary (it must answer `version --json` with this VM's state version), pauses the guest, \
             saves its state to the state path, and execs the binary with guest memory and the control socket kept open; \
-            the new process maps the same memory and resumes the guest. Prints GET /vm/update once the new VMM answers. \
+            the new process maps the same memory and resumes the guest. With --mode transfer the new binary starts beside \
+            the running VMM, maps guest memory and makes its VM while the guest runs, and only then is the guest paused and \
+            handed over on a socket (the VM continues under the new process's pid). Prints GET /vm/update once the new VMM answers. \
             Guest RAM must be shared (memfd or file), not --anonymous-memory or restore --memory map.
             """
     )
@@ -24,9 +26,13 @@ struct UpdateCommand: ParsableCommand {
     @Option(help: "The new Engram executable (default: the path the VMM was started from).") var binary: String?
     @Option(help: "Where the machine state is handed over (default: SOCKET.update).") var statePath: String?
     @Option(help: "Seconds to wait for the new VMM to answer.") var timeout = 60
+    @Option(help: ArgumentHelp(
+        "exec (replace this process, same pid) or transfer (start the new VMM first; the guest pauses only once it is ready).",
+        valueName: "mode"))
+    var mode: UpdateMode = .exec
 
     func run() throws {
-        let request = UpdateRequest(binary: binary.map(PathName.absolute), statePath: statePath.map(PathName.absolute))
+        let request = UpdateRequest(binary: binary.map(PathName.absolute), statePath: statePath.map(PathName.absolute), mode: mode)
         let answer = try APICall.send(socket: socket, route: .update, json: request)
         let decoder = JSONCoding.makeDecoder()
         guard let accepted = try? decoder.decode(UpdateAccepted.self, from: Data(answer)) else {
@@ -75,3 +81,5 @@ struct UpdateCommand: ParsableCommand {
             : "the VMM exited during the update without saving the guest (its error is on the VM's standard error)"
     }
 }
+
+extension UpdateMode: ExpressibleByArgument {}

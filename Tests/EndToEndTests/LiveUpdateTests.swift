@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 import TestSupport
 
@@ -120,6 +121,68 @@ struct LiveUpdateTests {
         let status = try get(socket, "/vm/update")
         #expect(status["status"] as? String == "idle")
         #expect(status["updates_completed"] as? Int == 0)
+    }
+
+    /// Transfer mode: the new VMM starts beside the old one and makes its VM first; the guest
+    /// carries on there with the same memory, ticks, CPUs and control socket, the old process ends
+    /// with status 0, and the new one can be updated again (by exec) and shut down.
+    @Test func aTransferModeUpdateCarriesOnInTheNewProcess() throws {
+        let socket = directory.path("transfer.sock")
+        let (process, digest, ticks) = try filledGuest(extra: ["--api-socket", socket])
+        defer { process.stop() }
+        let answer = try update(socket, ["--mode", "transfer"])
+        #expect(try process.waitForExit() == 0, "the old VMM ends once the new one runs the guest")
+        #expect(process.errorText.contains("by transfer: the guest runs in pid"), "\(process.errorText)")
+        let pid = try #require(answer["pid"] as? Int)
+        #expect(pid != Int(process.processID))
+        defer { if Glibc.kill(Int32(pid), 0) == 0 { Glibc.kill(Int32(pid), SIGKILL) } }
+        let last = try #require(answer["last"] as? [String: Any])
+        #expect(last["mode"] as? String == "transfer" && last["status"] as? String == "completed", "\(answer)")
+        #expect((last["downtime_milliseconds"] as? Double ?? 0) > 0)
+        let after = try expectCarriesOn(process, digest: digest, ticksBefore: ticks)
+        #expect(try get(socket, "/vm")["state"] as? String == "running")
+
+        let again = try update(socket)
+        #expect(again["pid"] as? Int == pid, "an exec-mode update keeps the new process's id")
+        _ = try expectCarriesOn(process, digest: digest, ticksBefore: after)
+        #expect(try runEngram(["ctl", socket, "shutdown"]).status == 0)
+        var ended = false
+        for _ in 0..<200 where !ended {
+            ended = Glibc.kill(Int32(pid), 0) != 0
+            if !ended { usleep(50_000) }
+        }
+        #expect(ended, "the new VMM ends on shutdown")
+        #expect(!FileManager.default.fileExists(atPath: socket))
+    }
+
+    /// A new binary that dies before the state is sent (it exits at once, or cannot open KVM)
+    /// leaves the guest running in the old process, which never paused it.
+    @Test(.enabled(if: getuid() == 0, "needs root for a private mount namespace"))
+    func aNewVMMThatDiesBeforeTheStateIsSentLeavesTheGuestRunningHere() throws {
+        let socket = directory.path("transfer-fails.sock")
+        let (process, digest, ticks) = try filledGuest(extra: ["--api-socket", socket])
+        defer { process.stop() }
+        let engram = ProjectPaths.engram
+        let dies = try script("engram-dies", """
+            if [ "$1" = version ]; then exec \(engram) "$@"; fi
+            exit 3
+            """)
+        let withoutKVM = try script("engram-without-kvm", """
+            if [ "$1" = version ]; then exec \(engram) "$@"; fi
+            exec unshare --mount sh -c 'mount --bind /dev/null /dev/kvm && exec "$0" "$@"' \(engram) "$@"
+            """)
+        var before = ticks
+        for (binary, reason) in [(dies, "closed the connection"), (withoutKVM, "could not get ready")] {
+            let result = try runEngram(["update", socket, "--mode", "transfer", "--binary", binary])
+            #expect(result.status == 1, "\(binary)")
+            #expect(result.errors.contains(reason), "\(binary): \(result.errors)")
+            let status = try get(socket, "/vm/update")
+            #expect(status["pid"] as? Int == Int(process.processID))
+            let last = try #require(status["last"] as? [String: Any])
+            #expect(last["status"] as? String == "failed" && last["mode"] as? String == "transfer", "\(status)")
+            before = try expectCarriesOn(process, digest: digest, ticksBefore: before)
+        }
+        #expect(!process.errorText.contains("by transfer: the guest runs in pid"), "\(process.errorText)")
     }
 
     /// The new binary starts but cannot rebuild the VM (here: /dev/kvm is not a KVM device in its

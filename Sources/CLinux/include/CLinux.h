@@ -178,3 +178,13 @@ _Static_assert(sizeof(struct uffd_msg) == 32, "uffd_msg layout");
 _Static_assert(sizeof(struct uffdio_copy) == 40, "uffdio_copy layout");
 _Static_assert(sizeof(struct uffdio_zeropage) == 32, "uffdio_zeropage layout");
 _Static_assert(sizeof(struct uffdio_register) == 32, "uffdio_register layout");
+
+/* Descriptor passing over a connected Unix stream socket (SCM_RIGHTS). */
+/* Sends `length` bytes (at least 1) with `count` descriptors (at most 250) attached; returns bytes sent or -1. */
+long clinux_send_with_descriptors(int socket, const void *bytes, size_t length, const int *descriptors, int count);
+/* Receives up to `length` bytes and up to `capacity` descriptors (close-on-exec) into `descriptors`,
+   their number into `*count`; returns bytes received (0 at end of stream) or -1. Extra descriptors
+   beyond `capacity` are closed and reported as -1 with errno EMSGSIZE. */
+long clinux_receive_with_descriptors(int socket, void *bytes, size_t length, int *descriptors, int capacity, int *count);
+/* A connected pair of Unix stream sockets, both close-on-exec. */
+int clinux_stream_socketpair(int pair[2]);

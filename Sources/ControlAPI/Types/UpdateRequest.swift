@@ -1,3 +1,19 @@
+/// How a live update hands the guest over: `exec` replaces this process's image (same pid);
+/// `transfer` starts the new binary beside this one, lets it make its VM while the guest runs,
+/// and only then pauses the guest and hands it over (a new pid; QEMU's cpr-transfer).
+package enum UpdateMode: String, Codable, Sendable, Equatable, CaseIterable {
+    case exec, transfer
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let mode = UpdateMode(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "mode is \"\(text)\"; expected \"exec\" or \"transfer\"")
+        }
+        self = mode
+    }
+}
+
 /// PUT /vm/update body: which binary to exec and where the handed-over state goes.
 package struct UpdateRequest: Codable, Sendable, Equatable {
     /// The new Engram executable; absent: the path the running VMM was started from (so a
@@ -7,10 +23,13 @@ package struct UpdateRequest: Codable, Sendable, Equatable {
     /// the new process runs the guest; if that process cannot, it leaves a full snapshot here
     /// for `engram restore`. Absent: the control socket's path plus ".update".
     package var statePath: String?
+    /// "exec" (the default) or "transfer".
+    package var mode: UpdateMode?
 
-    package init(binary: String? = nil, statePath: String? = nil) {
+    package init(binary: String? = nil, statePath: String? = nil, mode: UpdateMode? = nil) {
         self.binary = binary
         self.statePath = statePath
+        self.mode = mode
     }
 }
 
@@ -21,7 +40,8 @@ package struct UpdateAccepted: Codable, Sendable, Equatable {
     package var status: String
     package var binary: String
     package var statePath: String
-    /// The VMM's process id, which the new binary keeps.
+    /// The VMM's process id, which the new binary keeps (exec mode; in transfer mode the new
+    /// VMM is another process, whose pid GET /vm/update reports).
     package var pid: Int32
 
     package init(update: Int, binary: String, statePath: String, pid: Int32) {
@@ -74,14 +94,18 @@ package struct UpdateResult: Codable, Sendable, Equatable {
     /// From the old process calling exec to the new process's start (the kernel tearing down
     /// the old address space and VM, loading the binary, the runtime starting).
     package var execMilliseconds: Double?
-    /// From the new process's start to its vCPUs starting (mapping memory, rebuilding the VM).
+    /// From the new process's start to its vCPUs starting (mapping memory, rebuilding the VM);
+    /// in transfer mode, from the handed-over state's arrival.
     package var restoreMilliseconds: Double?
+    /// "exec" or "transfer" (absent from VMMs before transfer mode: exec).
+    package var mode: UpdateMode?
 
     package init(
         update: Int, status: String, binary: String, statePath: String, error: String? = nil, fromVersion: String? = nil,
         downtimeMilliseconds: Double? = nil, saveMilliseconds: Double? = nil, execMilliseconds: Double? = nil,
-        restoreMilliseconds: Double? = nil
+        restoreMilliseconds: Double? = nil, mode: UpdateMode? = nil
     ) {
+        self.mode = mode
         self.update = update
         self.status = status
         self.binary = binary

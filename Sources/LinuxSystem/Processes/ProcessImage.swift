@@ -42,6 +42,31 @@ package enum ProcessImage {
         return reason
     }
 
+    /// Starts `path arguments...` beside this process (a VMM that takes over while this one
+    /// runs): standard input, output and error shared with this process, and `descriptor` as
+    /// the child's descriptor `target`; nothing else leaks into it (every other descriptor is
+    /// close-on-exec first, as before an exec). Returns the child's pid.
+    package static func spawnBeside(_ path: String, arguments: [String], handing descriptor: CInt, as target: CInt) throws(SystemError) -> pid_t {
+        closeAllOnExec()
+        var actions = unsafe posix_spawn_file_actions_t()
+        unsafe posix_spawn_file_actions_init(&actions)
+        defer { unsafe posix_spawn_file_actions_destroy(&actions) }
+        // dup2 onto another number clears close-on-exec on the copy; the same number keeps it open itself.
+        if descriptor == target {
+            setCloseOnExec(descriptor, false)
+        } else {
+            unsafe posix_spawn_file_actions_adddup2(&actions, descriptor, target)
+        }
+        defer { if descriptor == target { setCloseOnExec(descriptor, true) } }
+        // SAFETY: each strdup'd argument lives until the free below, after posix_spawn returned.
+        let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
+        defer { unsafe argv.forEach { unsafe free($0) } }
+        var child: pid_t = 0
+        let result = unsafe posix_spawn(&child, path, &actions, nil, argv, environ)
+        guard result == 0 else { throw SystemError("posix_spawn", on: path, Errno(rawValue: result)) }
+        return child
+    }
+
     /// Ends the holder of the previous image's teardown (which then happens in the holder's
     /// exit, in the background) and reaps it.
     package static func endTeardownHolder(_ holder: pid_t) {

@@ -24,6 +24,8 @@ package struct EngramBinaryInfo: Codable, Sendable, Equatable {
 
     /// Whether the binary continues devices' host sides (else only disks, through `disks`).
     package var readsDevices: Bool { updateHandoffFeatures?.contains(UpdateHandoff.devicesFeature) == true }
+    /// The binary can take a transfer-mode update.
+    package var takesTransfer: Bool { updateHandoffFeatures?.contains(UpdateHandoff.transferFeature) == true }
 
     /// Snake-case JSON, as the control API writes.
     package func json() -> String {

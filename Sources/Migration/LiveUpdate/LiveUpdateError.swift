@@ -14,6 +14,8 @@ package enum LiveUpdateError: Error, CustomStringConvertible, Equatable {
     case execFailed(path: String, reason: String)
     /// The new VMM could not rebuild the machine.
     case restoreFailed(reason: String)
+    /// The two VMMs of a transfer-mode update could not talk (a message lost, late or malformed).
+    case transfer(reason: String)
 
     package var description: String {
         switch self {
@@ -25,6 +27,7 @@ package enum LiveUpdateError: Error, CustomStringConvertible, Equatable {
             "update state \(path) has handoff version \(found); this Engram reads version \(expected)"
         case .execFailed(let path, let reason): "exec of \(path) failed: \(reason)"
         case .restoreFailed(let reason): reason
+        case .transfer(let reason): "transfer-mode update: \(reason)"
         }
     }
 }

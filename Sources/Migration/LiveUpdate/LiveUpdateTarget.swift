@@ -9,8 +9,13 @@ import SnapshotFormat
 package enum LiveUpdateTarget {
     /// Maps every inherited region (shared, as before exec: the same pages, not a copy).
     package static func memory(of handoff: UpdateHandoff) throws(LiveUpdateError) -> GuestMemoryMap {
+        try memory(of: handoff.regions)
+    }
+
+    /// Maps `inherited` regions, taking their descriptors (shared: the same pages, not a copy).
+    package static func memory(of inherited: [InheritedRegion]) throws(LiveUpdateError) -> GuestMemoryMap {
         var regions: [GuestRegion] = []
-        for inherited in handoff.regions {
+        for inherited in inherited {
             do {
                 regions.append(
                     try GuestRegion(
@@ -25,10 +30,11 @@ package enum LiveUpdateTarget {
 
     /// The machine, rebuilt from the handoff's state around `memory`, its devices continuing
     /// the host sides the previous process kept open; not started.
-    package static func machine(of handoff: UpdateHandoff, memory: GuestMemoryMap) throws(LiveUpdateError) -> Machine {
+    package static func machine(of handoff: UpdateHandoff, memory: GuestMemoryMap, shell prepared: MachineShell? = nil) throws(LiveUpdateError) -> Machine {
         let devices = try handoff.inheritedDevices()
         do {
-            let shell = try Machine.prepareShell(memory: memory)
+            let shell: MachineShell
+            if let prepared { shell = prepared } else { shell = try Machine.prepareShell(memory: memory) }
             return try Machine(
                 continuing: handoff.machine, memory: memory, shell: shell, consoleLogPath: handoff.consoleLogPath,
                 appendToConsoleLog: true, inheritedDevices: devices)

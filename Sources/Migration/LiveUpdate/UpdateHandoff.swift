@@ -15,7 +15,9 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     /// Optional parts a version 1 handoff may carry, which `engram version --json` lists so the
     /// old VMM writes only what the new binary reads: `devices`.
     package static let devicesFeature = "devices"
-    package static let features = [devicesFeature]
+    /// The binary can take over while the old VMM runs (`engram update --mode transfer`).
+    package static let transferFeature = "transfer"
+    package static let features = [devicesFeature, transferFeature]
 
     package var version = UpdateHandoff.currentVersion
     /// This update's number for the VM (1 for its first attempt).

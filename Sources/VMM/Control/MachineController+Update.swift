@@ -19,18 +19,27 @@ extension MachineController {
         do { regions = try LiveUpdateSource.inheritedRegions(of: machine.memory) } catch { throw .conflict(reason: error.description) }
         let target: EngramBinaryInfo
         do { target = try BinaryCheck.check(binary) } catch { throw .invalidRequest(reason: error.description) }
+        let mode = request.mode ?? .exec
+        if mode == .transfer, !target.takesTransfer {
+            throw .invalidRequest(reason: "cannot update to \(binary) by transfer: it is Engram \(target.version), which cannot take one; use --mode exec")
+        }
         guard let number = liveUpdate.begin() else { throw .conflict(reason: "an update of this VM is already under way") }
         let accepted = UpdateAccepted(update: number.update, binary: binary, statePath: statePath, pid: getpid())
         let plan = UpdatePlan(
             update: number.update, updatesCompleted: number.completed, binary: binary, statePath: statePath, socketPath: socket,
-            regions: regions, keepsDevices: target.readsDevices)
-        return UpdateStart(accepted: accepted) { [self] in perform(plan) }
+            regions: regions, keepsDevices: target.readsDevices || mode == .transfer)
+        return UpdateStart(accepted: accepted) { [self] in
+            switch mode {
+            case .exec: perform(plan)
+            case .transfer: transfer(plan)
+            }
+        }
     }
 
     package func updateStatus() -> UpdateStatus { liveUpdate.status(version: EngramVersion.current) }
 
     /// What an accepted update will do.
-    private struct UpdatePlan {
+    struct UpdatePlan {
         let update: Int
         let updatesCompleted: Int
         let binary: String
@@ -62,22 +71,10 @@ extension MachineController {
         let server = liveUpdate.server
         let handoff: UpdateHandoff
         // Back-end state (vsock's connection table) travels in memfds held open until exec.
-        var stateFiles: [OwnedFileDescriptor] = []
+        let stateFiles: [OwnedFileDescriptor]
         do {
-            var written = UpdateHandoff(
-                update: plan.update, updatesCompleted: plan.updatesCompleted, fromVersion: EngramVersion.current, binary: plan.binary,
-                statePath: plan.statePath, pausedAtNanoseconds: pausedAt, saveMilliseconds: 0, resume: wasRunning,
-                regions: plan.regions,
-                controlSocket: server?.listenerDescriptor.map { InheritedSocket(path: plan.socketPath, descriptor: $0) },
-                consoleLogPath: liveUpdate.consoleLogPath, terminalMode: liveUpdate.terminalMode, machine: try machine.saveState())
-            let handovers = machine.handOverDevices().filter { plan.keepsDevices || $0.handover.descriptor(named: VirtioBlock.diskDescriptorName) != nil }
-            let kept = try InheritedDevice.recording(handovers)
-            stateFiles = kept.stateFiles
-            written.keep(kept.devices)
-            if !plan.keepsDevices { written.devices = nil }  // an older binary: the disks alone, in `disks`
-            written.saveMilliseconds = Double(LiveUpdateSource.monotonicNanoseconds() - pausedAt) / 1e6
-            try written.write()
-            handoff = written
+            (handoff, stateFiles) = try handOff(plan, pausedAt: pausedAt, resume: wasRunning)
+            try handoff.write()
         } catch {
             resumeHere()
             return fail("\(error)")
@@ -94,5 +91,22 @@ extension MachineController {
         server?.setAccepting(true)
         resumeHere()
         fail(LiveUpdateError.execFailed(path: plan.binary, reason: reason).description)
+    }
+
+    /// The paused machine as the next VMM takes it over, and the memfds holding back-end state,
+    /// to be held open until it has them.
+    func handOff(_ plan: UpdatePlan, pausedAt: UInt64, resume: Bool) throws -> (UpdateHandoff, [OwnedFileDescriptor]) {
+        var written = UpdateHandoff(
+            update: plan.update, updatesCompleted: plan.updatesCompleted, fromVersion: EngramVersion.current, binary: plan.binary,
+            statePath: plan.statePath, pausedAtNanoseconds: pausedAt, saveMilliseconds: 0, resume: resume,
+            regions: plan.regions,
+            controlSocket: liveUpdate.server?.listenerDescriptor.map { InheritedSocket(path: plan.socketPath, descriptor: $0) },
+            consoleLogPath: liveUpdate.consoleLogPath, terminalMode: liveUpdate.terminalMode, machine: try machine.saveState())
+        let handovers = machine.handOverDevices().filter { plan.keepsDevices || $0.handover.descriptor(named: VirtioBlock.diskDescriptorName) != nil }
+        let kept = try InheritedDevice.recording(handovers)
+        written.keep(kept.devices)
+        if !plan.keepsDevices { written.devices = nil }  // an older binary: the disks alone, in `disks`
+        written.saveMilliseconds = Double(LiveUpdateSource.monotonicNanoseconds() - pausedAt) / 1e6
+        return (written, kept.stateFiles)
     }
 }

@@ -1,0 +1,76 @@
+import FoundationEssentials
+import LinuxSystem
+
+/// What the two VMMs of a transfer-mode live update say to each other over their socket pair
+/// (QEMU's cpr-transfer): the running VMM hands over guest memory first and the new one makes
+/// its VM, vCPUs and memory slots while the guest runs; only then is the guest paused and the
+/// rest (state, devices, control socket) handed over.
+package enum TransferMessage: Codable, Sendable, Equatable {
+    /// Old → new, with each region's descriptor attached in `regions` order.
+    case prepare(TransferPreparation)
+    /// New → old: the VM is ready; send the state.
+    case ready
+    /// Old → new: the paused machine, with `handoff.descriptors` attached in that order.
+    case handoff(UpdateHandoff)
+    /// New → old: the guest runs here now, after this downtime.
+    case running(downtimeMilliseconds: Double)
+    /// Either way: the sender gives up, and why.
+    case failed(String)
+}
+
+/// What the new VMM needs to make ready before the guest pauses.
+package struct TransferPreparation: Codable, Sendable, Equatable {
+    package var cpuCount: Int
+    /// The guest memory regions; `descriptor` is each one's index among the attached descriptors.
+    package var regions: [InheritedRegion]
+
+    package init(cpuCount: Int, regions: [InheritedRegion]) {
+        self.cpuCount = cpuCount
+        self.regions = regions
+    }
+}
+
+/// A `DescriptorChannel` carrying `TransferMessage`s as JSON.
+package struct TransferLink: Sendable {
+    package let channel: DescriptorChannel
+
+    package init(_ channel: DescriptorChannel) { self.channel = channel }
+
+    package func send(_ message: TransferMessage, descriptors: [CInt] = []) throws(LiveUpdateError) {
+        let payload: [UInt8]
+        do { payload = Array(try JSONEncoder().encode(message)) } catch { throw .transfer(reason: "cannot encode a message: \(error)") }
+        do { try channel.send(payload, descriptors: descriptors) } catch { throw .transfer(reason: "\(error)") }
+    }
+
+    /// The next message and its descriptors (owned by the caller), waiting at most `timeoutMilliseconds`.
+    package func receive(timeoutMilliseconds: Int) throws(LiveUpdateError) -> (TransferMessage, [OwnedFileDescriptor]) {
+        let received: (payload: [UInt8], descriptors: [OwnedFileDescriptor])
+        do { received = try channel.receive(timeoutMilliseconds: timeoutMilliseconds) } catch { throw .transfer(reason: "\(error)") }
+        do { return (try JSONDecoder().decode(TransferMessage.self, from: Data(received.payload)), received.descriptors) } catch {
+            throw .transfer(reason: "\(channel.peer) sent a message that is not a transfer message")
+        }
+    }
+}
+
+extension UpdateHandoff {
+    /// The handoff with every descriptor number the sender named (`descriptors`, in order)
+    /// replaced by the one that arrived in its place here.
+    package func receiving(_ arrived: [OwnedFileDescriptor]) throws(LiveUpdateError) -> UpdateHandoff {
+        let sent = descriptors
+        guard sent.count == arrived.count else {
+            throw .transfer(reason: "the handoff names \(sent.count) descriptors; \(arrived.count) arrived")
+        }
+        var map: [CInt: CInt] = [:]
+        for (old, new) in zip(sent, arrived) { map[old] = new.release() }
+        let here = { (old: CInt) in map[old] ?? -1 }
+        var copy = self
+        copy.regions = regions.map { var region = $0; region.descriptor = here($0.descriptor); return region }
+        copy.controlSocket = controlSocket.map { InheritedSocket(path: $0.path, descriptor: here($0.descriptor)) }
+        copy.disks = disks?.map { InheritedDescriptor(name: $0.name, descriptor: here($0.descriptor)) }
+        copy.devices = devices?.map { device in
+            InheritedDevice(device: device.device, descriptors: device.descriptors.map { InheritedDescriptor(name: $0.name, descriptor: here($0.descriptor)) },
+                            state: device.state.map(here))
+        }
+        return copy
+    }
+}

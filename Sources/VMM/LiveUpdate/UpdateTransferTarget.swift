@@ -1,0 +1,96 @@
+import ControlAPI
+import Glibc
+import GuestMemory
+import LinuxSystem
+import Machine
+import Migration
+
+/// The new process of a transfer-mode live update, started beside the running VMM with a socket
+/// to it: maps the guest memory it is handed and makes its VM, vCPUs and memory slots while the
+/// guest still runs there; then takes the paused machine, devices and control socket, says the
+/// guest is about to run here, and runs it. Until it says so, any failure is reported back and
+/// this process ends at once: the guest runs on in the old VMM, whose socket file stays put.
+package enum UpdateTransferTarget {
+    package static func run(descriptor: CInt) throws(VMMError) -> Int32 {
+        TerminationSignals.block()
+        _ = ProcessImage.setCloseOnExec(descriptor, true)
+        let link = TransferLink(DescriptorChannel(taking: OwnedFileDescriptor(taking: descriptor), peer: "the running VMM"))
+        let timeout = MachineController.transferTimeoutMilliseconds
+        /// Tells the old VMM and ends here without tearing anything down.
+        func giveUp(_ reason: String) -> Never {
+            try? link.send(.failed(reason))
+            Diagnostics.note("transfer-mode update failed; the guest runs on in the previous VMM: \(reason)")
+            _exit(1)
+        }
+
+        // 1. Ready while the guest runs: memory mapped, VM, slots and vCPUs made.
+        let memory: GuestMemoryMap
+        let shell: MachineShell
+        do {
+            let (message, descriptors) = try link.receive(timeoutMilliseconds: timeout)
+            guard case .prepare(let preparation) = message else { giveUp("expected the guest memory first; got \(message)") }
+            var regions: [InheritedRegion] = []
+            for region in preparation.regions {
+                guard region.descriptor >= 0, Int(region.descriptor) < descriptors.count else {
+                    giveUp("region \(region.name) names descriptor \(region.descriptor); \(descriptors.count) arrived")
+                }
+                var mapped = region
+                mapped.descriptor = descriptors[Int(region.descriptor)].release()
+                regions.append(mapped)
+            }
+            memory = try LiveUpdateTarget.memory(of: regions)
+            let prepared = try Machine.prepareShell(memory: memory)
+            try prepared.waitForSlots()
+            shell = try prepared.creatingCPUs(preparation.cpuCount)
+            shell.warmUpStateCoding()
+            try link.send(.ready)
+        } catch {
+            giveUp("\(error)")
+        }
+
+        // 2. The paused machine and its host resources.
+        let handoff: UpdateHandoff
+        let machine: Machine
+        var arrived: UInt64 = 0
+        do {
+            let (message, descriptors) = try link.receive(timeoutMilliseconds: timeout)
+            arrived = MonotonicClock.nanoseconds()
+            guard case .handoff(let sent) = message else { giveUp("expected the machine; got \(message)") }
+            handoff = try sent.receiving(descriptors)
+            // The memory arrived in step 1; these are the same files again.
+            for region in handoff.regions { close(region.descriptor) }
+            guard handoff.regions.map(\.name) == memory.regions.map(\.name),
+                  handoff.regions.map(\.sizeInBytes) == memory.regions.map(\.sizeInBytes)
+            else { giveUp("the machine's regions are not the memory handed over first") }
+            machine = try LiveUpdateTarget.machine(of: handoff, memory: memory, shell: shell)
+        } catch {
+            giveUp("\(error)")
+        }
+
+        // 3. Run it, once the old VMM knows (it then ends at once).
+        let session = LiveUpdateSession(
+            apiSocket: handoff.controlSocket?.path, consoleLogPath: handoff.consoleLogPath, binary: handoff.binary,
+            attempts: handoff.update, completed: handoff.updatesCompleted + 1)
+        let controller = MachineController(machine: machine, liveUpdate: session)
+        var setup = MachineSession.Setup(apiSocket: handoff.controlSocket?.path)
+        setup.inheritedListener = handoff.controlSocket?.descriptor
+        setup.terminalMode = handoff.terminalMode
+        setup.startPaused = !handoff.resume
+        setup.announce = false
+        return try MachineSession.run(
+            machine, controller: controller, setup: setup,
+            beforeStart: {
+                let now = MonotonicClock.nanoseconds()
+                let downtime = Double(now - handoff.pausedAtNanoseconds) / 1e6
+                // The point of no return: once the old VMM has this, it is gone.
+                do { try link.send(.running(downtimeMilliseconds: downtime)) } catch { giveUp("\(error)") }
+                session.ended(UpdateResult(
+                    update: handoff.update, status: "completed", binary: handoff.binary, statePath: handoff.statePath,
+                    fromVersion: handoff.fromVersion, downtimeMilliseconds: downtime, saveMilliseconds: handoff.saveMilliseconds,
+                    restoreMilliseconds: Double(now - arrived) / 1e6, mode: .transfer))
+            },
+            afterStart: {
+                Diagnostics.note("updated to \(handoff.binary) by transfer (update \(handoff.update), from version \(handoff.fromVersion), pid \(getpid()))")
+            })
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import GuestMemory
+import LinuxSystem
+import Machine
+@testable import Migration
+import Testing
+import TestSupport
+
+/// The two ends of a transfer-mode update in one process: the memory and then the paused
+/// machine go over a socket pair, and what arrives names the descriptors that arrived.
+@Suite(.enabled(if: TestEnvironment.hasKVM && TestEnvironment.hasTestKernel, "needs /dev/kvm and the test kernel"))
+struct UpdateTransferTests {
+    @Test func theMemoryAndTheMachineArriveWithDescriptorsThatWork() throws {
+        let old = try Machine(configuration: MachineConfiguration(
+            kernelPath: ProjectPaths.testKernel, commandLine: "cpus=1 -- tag transferred", memorySizeInBytes: 64 << 20, cpuCount: 1))
+        try old.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(old.pause())
+        defer { old.finish(.shutdownRequested) }
+        let regions = try LiveUpdateSource.inheritedRegions(of: old.memory)
+        let handoff = UpdateHandoff(
+            update: 1, updatesCompleted: 0, fromVersion: "test", binary: "/bin/true", statePath: "/tmp/unused",
+            pausedAtNanoseconds: LiveUpdateSource.monotonicNanoseconds(), saveMilliseconds: 0, resume: true, regions: regions,
+            controlSocket: nil, consoleLogPath: nil, terminalMode: nil, machine: try old.saveState())
+
+        let (channel, theirs) = try DescriptorChannel.pair(peer: "the new VMM")
+        let oldSide = TransferLink(channel), newSide = TransferLink(DescriptorChannel(taking: theirs, peer: "the running VMM"))
+        try oldSide.send(.handoff(handoff), descriptors: handoff.descriptors)
+        let (message, arrived) = try newSide.receive(timeoutMilliseconds: 5000)
+        guard case .handoff(let sent) = message else { Issue.record("got \(message)"); return }
+        #expect(sent == handoff)
+        let here = try sent.receiving(arrived)
+        #expect(here.regions.map(\.descriptor) != handoff.regions.map(\.descriptor), "the numbers are this end's")
+        let memory = try LiveUpdateTarget.memory(of: here)
+        let ram = try #require(memory.region(named: "ram"))
+        try old.memory.regions[0].write([0x6b], at: RegionOffset(0x3fe000))
+        #expect(try ram.read(count: 1, at: RegionOffset(0x3fe000)) == [0x6b], "the same pages, not a copy")
+
+        // Fewer descriptors than the handoff names is refused, naming both counts.
+        try oldSide.send(.handoff(handoff))
+        let (_, none) = try newSide.receive(timeoutMilliseconds: 5000)
+        #expect { _ = try sent.receiving(none) } throws: { "\($0)".contains("names 1 descriptors; 0 arrived") }
+        try newSide.send(.running(downtimeMilliseconds: 1.5))
+        #expect(try oldSide.receive(timeoutMilliseconds: 5000).0 == .running(downtimeMilliseconds: 1.5))
+    }
+}
