@@ -58,13 +58,7 @@ package enum ProcessImage {
             unsafe posix_spawn_file_actions_adddup2(&actions, descriptor, target)
         }
         defer { if descriptor == target { setCloseOnExec(descriptor, true) } }
-        // SAFETY: each strdup'd argument lives until the free below, after posix_spawn returned.
-        let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
-        defer { unsafe argv.forEach { unsafe free($0) } }
-        var child: pid_t = 0
-        let result = unsafe posix_spawn(&child, path, &actions, nil, argv, environ)
-        guard result == 0 else { throw SystemError("posix_spawn", on: path, Errno(rawValue: result)) }
-        return child
+        return try Subprocess.spawn(path, arguments: arguments, actions: &actions)
     }
 
     /// Ends the holder of the previous image's teardown (which then happens in the holder's

@@ -63,6 +63,11 @@ package enum Subprocess {
         unsafe posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         unsafe posix_spawn_file_actions_adddup2(&actions, output, 1)
         unsafe posix_spawn_file_actions_adddup2(&actions, output, 2)
+        return try spawn(path, arguments: arguments, actions: &actions)
+    }
+
+    /// posix_spawn of `path arguments...` with this environment and `actions`; the child's pid.
+    static func spawn(_ path: String, arguments: [String], actions: inout posix_spawn_file_actions_t) throws(SystemError) -> pid_t {
         // SAFETY: each strdup'd argument lives until the free below, after posix_spawn returned.
         let argv = unsafe ([path] + arguments).map { unsafe strdup($0) } + [nil]
         defer { unsafe argv.forEach { unsafe free($0) } }

@@ -49,7 +49,8 @@ package final class DescriptorChannel: Sendable {
                     unsafe clinux_send_with_descriptors(socket.rawValue, bytes.baseAddress! + offset, bytes.count - offset, fds.baseAddress, CInt(fds.count))
                 }
             }
-            guard sent > 0 else { throw sent == 0 ? .closed(peer: peer) : .last("sendmsg", on: peer) }
+            // A peer that has gone (EPIPE, or a reset) closed the connection, whichever way the kernel says it.
+            guard sent > 0 else { throw sent == 0 || errno == EPIPE || errno == ECONNRESET ? .closed(peer: peer) : .last("sendmsg", on: peer) }
             offset += sent
         }
     }

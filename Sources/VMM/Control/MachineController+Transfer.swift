@@ -49,13 +49,11 @@ extension MachineController {
             return fail("\(error)")
         }
         // 2. The guest pauses only now; the state and every host resource go over.
-        let wasRunning = machine.runState == .running
-        if wasRunning {
-            guard machine.pause() else { return fail("cannot pause the VM: it is \(machine.runState)") }
-        } else if machine.runState != .paused {
-            return fail("the VM is \(machine.runState)")
+        let wasRunning: Bool, pausedAt: UInt64
+        switch pauseForUpdate() {
+        case .success(let paused): (wasRunning, pausedAt) = paused
+        case .failure(let reason): return fail(reason.text)
         }
-        let pausedAt = LiveUpdateSource.monotonicNanoseconds()
         let server = liveUpdate.server
         let resumeHere = {
             server?.setAccepting(true)

@@ -60,13 +60,11 @@ extension MachineController {
         }
         // A lazily restored VM's memory is complete only once the fill has ended.
         guard machine.waitForMemoryFill() else { return fail("the lazy restore's memory fill failed") }
-        let wasRunning = machine.runState == .running
-        if wasRunning {
-            guard machine.pause() else { return fail("cannot pause the VM: it is \(machine.runState)") }
-        } else if machine.runState != .paused {
-            return fail("the VM is \(machine.runState)")
+        let wasRunning: Bool, pausedAt: UInt64
+        switch pauseForUpdate() {
+        case .success(let paused): (wasRunning, pausedAt) = paused
+        case .failure(let reason): return fail(reason.text)
         }
-        let pausedAt = LiveUpdateSource.monotonicNanoseconds()
         let resumeHere = { if wasRunning { _ = self.machine.resume() } }
         let server = liveUpdate.server
         let handoff: UpdateHandoff
@@ -92,6 +90,21 @@ extension MachineController {
         resumeHere()
         fail(LiveUpdateError.execFailed(path: plan.binary, reason: reason).description)
     }
+
+    /// Stops the guest for the handover (a paused guest stays as it is): whether it was running,
+    /// and when its vCPUs stopped; or why it cannot be.
+    func pauseForUpdate() -> Result<(wasRunning: Bool, pausedAt: UInt64), UpdateRefusal> {
+        let wasRunning = machine.runState == .running
+        if wasRunning {
+            guard machine.pause() else { return .failure(UpdateRefusal(text: "cannot pause the VM: it is \(machine.runState)")) }
+        } else if machine.runState != .paused {
+            return .failure(UpdateRefusal(text: "the VM is \(machine.runState)"))
+        }
+        return .success((wasRunning, LiveUpdateSource.monotonicNanoseconds()))
+    }
+
+    /// Why an update stopped before its handover, in words.
+    struct UpdateRefusal: Error { let text: String }
 
     /// The paused machine as the next VMM takes it over, and the memfds holding back-end state,
     /// to be held open until it has them.

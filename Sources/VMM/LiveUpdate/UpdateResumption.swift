@@ -26,15 +26,7 @@ package enum UpdateResumption {
         do { machine = try LiveUpdateTarget.machine(of: handoff, memory: memory) } catch {
             throw saved(handoff, memory: memory, after: error.description)
         }
-        let session = LiveUpdateSession(
-            apiSocket: handoff.controlSocket?.path, consoleLogPath: handoff.consoleLogPath, binary: handoff.binary,
-            attempts: handoff.update, completed: handoff.updatesCompleted + 1)
-        let controller = MachineController(machine: machine, liveUpdate: session)
-        var setup = MachineSession.Setup(apiSocket: handoff.controlSocket?.path)
-        setup.inheritedListener = handoff.controlSocket?.descriptor
-        setup.terminalMode = handoff.terminalMode
-        setup.startPaused = !handoff.resume
-        setup.announce = false
+        let (session, controller, setup) = UpdateResumption.continuation(of: handoff, machine: machine)
         var running = false
         do throws(VMMError) {
             return try MachineSession.run(
@@ -58,6 +50,20 @@ package enum UpdateResumption {
         } catch where !running {
             throw saved(handoff, memory: memory, after: error.description)
         }
+    }
+
+    /// What the new VMM of either mode runs the handed-over machine with: the update history, the
+    /// controller, and the session settings the old VMM had (control socket, terminal, paused or not).
+    static func continuation(of handoff: UpdateHandoff, machine: Machine) -> (LiveUpdateSession, MachineController, MachineSession.Setup) {
+        let session = LiveUpdateSession(
+            apiSocket: handoff.controlSocket?.path, consoleLogPath: handoff.consoleLogPath, binary: handoff.binary,
+            attempts: handoff.update, completed: handoff.updatesCompleted + 1)
+        var setup = MachineSession.Setup(apiSocket: handoff.controlSocket?.path)
+        setup.inheritedListener = handoff.controlSocket?.descriptor
+        setup.terminalMode = handoff.terminalMode
+        setup.startPaused = !handoff.resume
+        setup.announce = false
+        return (session, MachineController(machine: machine, liveUpdate: session), setup)
     }
 
     /// Saves the guest for `engram restore` after the new process failed, and says so.

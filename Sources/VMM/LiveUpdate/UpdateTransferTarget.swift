@@ -68,15 +68,7 @@ package enum UpdateTransferTarget {
         }
 
         // 3. Run it, once the old VMM knows (it then ends at once).
-        let session = LiveUpdateSession(
-            apiSocket: handoff.controlSocket?.path, consoleLogPath: handoff.consoleLogPath, binary: handoff.binary,
-            attempts: handoff.update, completed: handoff.updatesCompleted + 1)
-        let controller = MachineController(machine: machine, liveUpdate: session)
-        var setup = MachineSession.Setup(apiSocket: handoff.controlSocket?.path)
-        setup.inheritedListener = handoff.controlSocket?.descriptor
-        setup.terminalMode = handoff.terminalMode
-        setup.startPaused = !handoff.resume
-        setup.announce = false
+        let (session, controller, setup) = UpdateResumption.continuation(of: handoff, machine: machine)
         return try MachineSession.run(
             machine, controller: controller, setup: setup,
             beforeStart: {
