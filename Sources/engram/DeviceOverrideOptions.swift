@@ -12,9 +12,6 @@ struct DeviceOverrideOptions: ParsableArguments {
     var vsock: String?
 
     func overrides() throws(DeviceError) -> DeviceOverrides {
-        DeviceOverrides(
-            disks: try disk.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) },
-            networks: try net.map { (text) throws(DeviceError) in try NetworkConfiguration.parse(text) },
-            vsock: try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) })
+        try DeviceOverrides(parsingDisks: disk, networks: net, vsock: vsock)
     }
 }

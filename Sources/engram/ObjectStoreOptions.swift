@@ -1,6 +1,7 @@
 import LinuxSystem
 import ArgumentParser
 import ObjectStore
+import VMM
 
 /// Where the object store is and which cache to use; credentials come from the usual AWS
 /// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
@@ -17,6 +18,17 @@ struct ObjectStoreOptions: ParsableArguments {
         do { return S3Client(configuration: try S3Configuration.fromEnvironment(endpoint: s3Endpoint, region: s3Region)) } catch {
             throw CommandFailure(error.description)
         }
+    }
+
+    /// What a restore of `snapshot` (s3://BUCKET/NAME) from this store needs: a client made on
+    /// demand, the location, and the host's chunk cache.
+    func access(_ snapshot: String, cacheDirectory: String?, cacheBytes: UInt64) throws -> ObjectStoreAccess {
+        let store = self
+        return ObjectStoreAccess(
+            client: { () throws(VMMError) in
+                do { return try store.client() } catch { throw .failed("\(error)") }
+            },
+            location: try location(snapshot), cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
     }
 
     func location(_ text: String) throws -> ObjectLocation {

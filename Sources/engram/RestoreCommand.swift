@@ -78,12 +78,7 @@ struct RestoreCommand: ParsableCommand {
         request.prefetch = prefetch
         do { request.overrides = try devices.overrides() } catch { throw ValidationError(error.description) }
         if RestoreSource.isObjectStore(snapshot) {
-            let store = store
-            request.objectStore = ObjectStoreAccess(
-                client: { () throws(VMMError) in
-                    do { return try store.client() } catch { throw .failed("\(error)") }
-                },
-                location: try store.location(snapshot), cacheDirectory: chunkCache, cacheBytes: chunkCacheSize.bytes)
+            request.objectStore = try store.access(snapshot, cacheDirectory: chunkCache, cacheBytes: chunkCacheSize.bytes)
         }
         return request
     }

@@ -40,13 +40,7 @@ struct StandbyCommand: ParsableCommand {
         do { options.devices = try devices.overrides() } catch { throw ValidationError(error.description) }
         let store = store, cache = chunkCache, bytes = chunkCacheSize.bytes
         options.objectStore = { (name) throws(VMMError) in
-            do {
-                return ObjectStoreAccess(
-                    client: { () throws(VMMError) in
-                        do { return try store.client() } catch { throw .failed("\(error)") }
-                    },
-                    location: try store.location(name), cacheDirectory: cache, cacheBytes: bytes)
-            } catch { throw .invalidRequest("\(error)") }
+            do { return try store.access(name, cacheDirectory: cache, cacheBytes: bytes) } catch { throw .invalidRequest("\(error)") }
         }
         return options
     }

@@ -17,6 +17,15 @@ package struct DeviceOverrides: Sendable, Equatable {
         self.vsock = vsock
     }
 
+    /// Overrides as users write them (`--disk`, `--net` and `--vsock` at restore, receive and
+    /// standby; a PUT /vm/restore body): disks PATH[,readonly][,id=NAME], taps tap=NAME or fd=N, CID,PATH.
+    package init(parsingDisks disks: [String], networks: [String], vsock: String?) throws(DeviceError) {
+        self.init(
+            disks: try disks.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) },
+            networks: try networks.map { (text) throws(DeviceError) in try NetworkConfiguration.parse(text) },
+            vsock: try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) })
+    }
+
     /// `record` with these overrides applied; refuses more overrides than devices, in one line.
     package func applied(to record: MachineStateRecord) throws(MachineError) -> MachineStateRecord {
         try record.replacingDisks(disks).replacingNetworks(networks).replacingVsock(vsock)

@@ -38,14 +38,12 @@ package struct StandbyOptions: Sendable {
         request.consoleLog = consoleLog
         request.secretFile = secretFile
         request.reconnectTimeoutSeconds = reconnectTimeoutSeconds
-        do throws(DeviceError) {
+        do {
+            // The request's own devices where it names them, else the standby's.
+            let asked = try DeviceOverrides(parsingDisks: body.disks ?? [], networks: body.nets ?? [], vsock: body.vsock)
             request.overrides = DeviceOverrides(
-                disks: try body.disks.map { (texts) throws(DeviceError) in try texts.map { (text) throws(DeviceError) in try DiskConfiguration.parse(text) } }
-                    ?? devices.disks,
-                networks: try body.nets.map { (texts) throws(DeviceError) in
-                    try texts.map { (text) throws(DeviceError) in try NetworkConfiguration.parse(text) }
-                } ?? devices.networks,
-                vsock: try body.vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) } ?? devices.vsock)
+                disks: body.disks == nil ? devices.disks : asked.disks, networks: body.nets == nil ? devices.networks : asked.networks,
+                vsock: asked.vsock ?? devices.vsock)
         } catch { throw .invalidRequest(error.description) }
         if RestoreSource.isObjectStore(body.snapshot) {
             guard let objectStore else { throw .invalidRequest("\(body.snapshot): this standby VMM has no object store configured") }
