@@ -84,6 +84,7 @@ int clinux_spawn_teardown_holder(void) {
     return clone(teardown_holder, stack + size, CLONE_VM | CLONE_FILES | SIGCHLD, NULL);
 }
 long clinux_statfs_block_size(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_bsize : -1; }
+long clinux_fstatfs_block_size(int fd) { struct statfs s; return fstatfs(fd, &s) == 0 ? (long)s.f_bsize : -1; }
 int clinux_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 int clinux_tgkill(int tgid, int tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
 int clinux_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -17,6 +17,8 @@ package final class Machine: Sendable {
     let devices: LegacyDevices
     /// The virtio devices (disks, entropy) and the thread serving them.
     let virtio: VirtioDevices
+    /// Gives guest pages back to the host when the balloon asks; a lazy restore sets itself as its gate.
+    package let memoryReclaimer = MemoryReclaimer()
     let kvm: KVMSystem
     /// What CPUID returns on each vCPU, as set when it was created; saved in snapshots.
     let cpuid: [[CPUIDEntry]]
@@ -110,7 +112,7 @@ package final class Machine: Sendable {
         threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
 
         devices = try LegacyDevices(machine: virtualMachine, console: console)
-        virtio = try VirtioDevices(configuration: configuration, memory: memory, machine: virtualMachine)
+        virtio = try VirtioDevices(configuration: configuration, memory: memory, machine: virtualMachine, reclaimer: memoryReclaimer)
         serial = devices.serial
         ports = devices.bus
         startTime = MonotonicClock.nanoseconds()

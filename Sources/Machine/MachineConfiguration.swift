@@ -27,6 +27,8 @@ package struct MachineConfiguration: Sendable {
     package var inheritedDevices: [String: VirtioHandover] = [:]
     /// A virtio-vsock device, or none.
     package var vsock: VsockConfiguration?
+    /// A virtio-balloon device, or none.
+    package var balloon: BalloonConfiguration?
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

@@ -89,6 +89,7 @@ struct FaultHandler {
         let near = !zero && lastDataFault != .noPage && max(page, lastDataFault) - min(page, lastDataFault) <= clusterPages
         if !zero { lastDataFault = page }
         let claim = session.ledger.withLock { ledger -> FaultClaim in
+            if ledger.discarded.contains(page) { return .discarded }
             if ledger.present.contains(page) { return .present }
             // Claimed but not present: the fill is fetching it, and its copy will wake this fault.
             if ledger.claimed.contains(page) { return .fill }
@@ -109,6 +110,12 @@ struct FaultHandler {
             case .fill:
                 session.ledger.withLock { $0.fillWaitFaults += 1 }
                 return true
+            case .discarded:
+                // Given back by the guest since: zeros, never the snapshot's stale page.
+                do { wasPresent = try session.installZeroPages(page..<page + 1, of: region, by: .faultHandler, watching: page) } catch {
+                    throw .userfault(error)
+                }
+                session.ledger.withLock { $0.discardedFaults += 1 }
             case .run(let pages) where zero:
                 do { wasPresent = try session.installZeroPages(pages, of: region, by: .faultHandler, watching: page) } catch {
                     throw .userfault(error)
@@ -185,6 +192,8 @@ private enum FaultClaim {
     case present
     /// The fill has claimed the page and will install it.
     case fill
+    /// The guest gave the page back (balloon) during the restore: it is served as zeros.
+    case discarded
     /// The handler claimed these pages (the faulting one among them) and installs them.
     case run(Range<PagerPage>)
 }

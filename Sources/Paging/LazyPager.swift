@@ -8,7 +8,8 @@ import Synchronization
 ///
 /// Between `init` and `start` the regions are registered but nobody serves them: touching
 /// them then blocks. Pages must not be discarded (MADV_REMOVE, hole punching) while the pager
-/// runs: a page it has installed is never installed again. A page that cannot be served (read error, CRC mismatch) stops the pager
+/// runs except after `prepareDiscard` (the pager is the `MemoryReclaimer`'s gate): a page it has
+/// installed is never installed again, and a discarded one only ever as zeros. A page that cannot be served (read error, CRC mismatch) stops the pager
 /// and leaves the faulting thread parked forever instead of showing it wrong memory; the
 /// caller ends the VM.
 package final class LazyPager: Sendable {
@@ -129,5 +130,11 @@ package final class LazyPager: Sendable {
             if thread.isCurrent { thread.detach() } else { thread.join() }
         }
         session.finished.signal()
+    }
+}
+
+extension LazyPager: DiscardGate {
+    package func prepareDiscard(of region: GuestRegion, range: Range<UInt64>) {
+        session.prepareDiscard(of: region, range: range)
     }
 }

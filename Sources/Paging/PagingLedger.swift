@@ -9,6 +9,10 @@ import LinuxSystem
 struct PagingLedger {
     var present: PresentPages
     var claimed: PresentPages
+    /// Pages the guest gave back (balloon) while the restore ran: never fetched again; a fault
+    /// on one is served with zeros.
+    var discarded: PresentPages
+    var discardedFaults: UInt64 = 0
     var demandFaults: UInt64 = 0
     var demandZeroFaults: UInt64 = 0
     var demandPages: UInt64 = 0
@@ -30,6 +34,7 @@ struct PagingLedger {
     init(totalPages: UInt64) {
         present = PresentPages(count: totalPages)
         claimed = PresentPages(count: totalPages)
+        discarded = PresentPages(count: totalPages)
     }
 
     /// Claims the unclaimed run starting at `page` (at most to `end`); empty if `page` is claimed.
@@ -38,6 +43,11 @@ struct PagingLedger {
         while stop < end, !claimed.contains(stop) { stop += 1 }
         _ = claimed.insert(page..<stop)
         return page..<stop
+    }
+
+    /// Whether a thread has claimed one of `pages` and not installed it yet (its copy is in flight).
+    func installing(_ pages: Range<PagerPage>) -> Bool {
+        pages.contains { claimed.contains($0) && !present.contains($0) }
     }
 
     /// Records pages an ioctl of `installer` just put in memory.

@@ -1,3 +1,4 @@
+import Glibc
 import LinuxSystem
 import GuestMemory
 import Synchronization
@@ -133,6 +134,26 @@ final class PagingSession: Sendable {
             }
         }
         return watchedWasPresent
+    }
+
+    /// Before `range` (bytes) of `region` goes back to the host: waits out installs of those pages
+    /// already under way, then marks them claimed (the fill never fetches them) and discarded
+    /// (a fault on one gets zeros), so no stale snapshot page lands on memory the guest gave
+    /// back and may reuse. Returns at once once the restore has ended.
+    func prepareDiscard(of region: GuestRegion, range: Range<UInt64>) {
+        guard let paged = regions.first(where: { $0.region === region }) else { return }
+        let pages = paged.firstPage + range.lowerBound / PageSize.bytes64..<paged.firstPage + (range.upperBound + PageSize.bytes64 - 1) / PageSize.bytes64
+        while true {
+            let busy = ledger.withLock { ledger -> Bool in
+                if ledger.complete || ledger.failure != nil || halted.load(ordering: .acquiring) { return false }
+                if ledger.installing(pages) { return true }
+                _ = ledger.claimed.insert(pages)
+                _ = ledger.discarded.insert(pages)
+                return false
+            }
+            guard busy else { return }
+            usleep(50)  // one UFFDIO_COPY of at most a batch: microseconds
+        }
     }
 
     /// Stops serving for good: records `message` (the first failure wins), keeps the descriptor

@@ -34,6 +34,8 @@ struct RunCommand: ParsableCommand {
     var rng: String?
     @Option(help: "A virtio-vsock device: CID,PATH (Firecracker's guest_cid and uds_path; CID at least 3). Host programs connect to the Unix socket PATH and write \"CONNECT <port>\\n\"; guest connections to host port P go to PATH_P.")
     var vsock: String?
+    @Option(help: "A virtio-balloon device: AMOUNT_MIB[,deflate_on_oom][,stats_interval_s=SECONDS][,free_page_reporting] (Firecracker's balloon). Pages the guest gives up or reports free go back to the host.")
+    var balloon: String?
 
     func validate() throws {
         do { try request().validate() } catch { throw ValidationError("\(error)") }
@@ -64,6 +66,7 @@ struct RunCommand: ParsableCommand {
         request.networks = try net.map { (text) throws(DeviceError) in try NetworkConfiguration.parse(text) }
         request.entropy = try rng.map { (text) throws(DeviceError) in try EntropyConfiguration.parse(text) }
         request.vsock = try vsock.map { (text) throws(DeviceError) in try VsockConfiguration.parse(text) }
+        request.balloon = try balloon.map { (text) throws(DeviceError) in try BalloonConfiguration.parse(text) }
         return request
     }
 }

@@ -38,4 +38,14 @@ extension PartialVMControl {
     func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo {
         throw .invalidRequest(reason: "no disk named \(request.name)")
     }
+
+    func balloon() throws(VMControlError) -> BalloonInfo { throw .invalidRequest(reason: "this VM has no balloon") }
+
+    func setBalloon(_ update: BalloonUpdate) throws(VMControlError) -> BalloonInfo { throw .invalidRequest(reason: "this VM has no balloon") }
+
+    func balloonStatistics() throws(VMControlError) -> BalloonStatisticsInfo { throw .invalidRequest(reason: "this VM has no balloon") }
+
+    func setBalloonStatistics(_ update: BalloonStatisticsUpdate) throws(VMControlError) -> BalloonInfo {
+        throw .invalidRequest(reason: "this VM has no balloon")
+    }
 }

@@ -65,6 +65,8 @@ int clinux_ioctl_int(int fd, unsigned long request, unsigned long arg);
 int clinux_mkostemp(char *template_, int flags);
 /// statfs(2)'s block size: the huge page size on a hugetlbfs mount; -1 with errno on failure.
 long clinux_statfs_block_size(const char *path);
+/// The same for an open file.
+long clinux_fstatfs_block_size(int fd);
 /// pthread_setname_np(3), a GNU extension: names the calling thread (15 bytes at most).
 int clinux_set_thread_name(const char *name);
 /// tgkill(2): sends a signal to one thread of this process (kicks a vCPU out of KVM_RUN).

@@ -43,4 +43,12 @@ package protocol VMControl: Sendable {
     func devices() -> [DeviceInfo]
     /// Serves a disk from another file; the VM must be paused (PATCH /vm/disk).
     func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo
+    /// The balloon's target, size and counters (GET /vm/balloon); 400 without a balloon.
+    func balloon() throws(VMControlError) -> BalloonInfo
+    /// Sets the balloon's target (PUT /vm/balloon).
+    func setBalloon(_ update: BalloonUpdate) throws(VMControlError) -> BalloonInfo
+    /// The guest's last memory statistics (GET /vm/balloon/statistics); 400 when they are off.
+    func balloonStatistics() throws(VMControlError) -> BalloonStatisticsInfo
+    /// Changes the statistics polling interval (PATCH /vm/balloon/statistics).
+    func setBalloonStatistics(_ update: BalloonStatisticsUpdate) throws(VMControlError) -> BalloonInfo
 }

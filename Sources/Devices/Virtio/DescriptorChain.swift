@@ -50,6 +50,12 @@ package struct DescriptorChain: Sendable {
         return true
     }
 
+    /// Segment `index` (readable ones first): its guest address and length.
+    package func segment(_ index: Int) -> (address: GuestAddress, length: UInt32) {
+        precondition(index >= 0 && index < count, "segment \(index) of \(count)")
+        return (GuestAddress(addresses[index]), lengths[index])
+    }
+
     /// Copies `count` bytes starting `offset` bytes into the readable stream into `buffer[index...]`.
     package func copyReadable(from offset: Int, count: Int, into buffer: inout [UInt8], at index: Int, memory: GuestMemoryMap) throws(GuestMemoryError) {
         _ = try forEachPiece(writable: false, from: offset, count: count) { (address, done, part) throws(GuestMemoryError) in

@@ -25,6 +25,9 @@ package protocol VirtioBackend: AnyObject, Sendable {
     func reset()
     /// When a rate limit stopped `serve` with work left: the monotonic time (ns) to serve again.
     var throttledUntil: UInt64? { get }
+    /// A timer of the back-end's own (the balloon's statistics polling): the monotonic time (ns)
+    /// at which the I/O thread serves every queue again, with or without a notification.
+    var timerDeadline: UInt64? { get }
     /// Chains taken from queue `index` and kept unused (a receive buffer waiting for data): a
     /// saved state gives them back to the available ring, so a restored device takes them again.
     func heldChains(queue index: Int) -> UInt16
@@ -54,6 +57,7 @@ extension VirtioBackend {
     package func activate(features: UInt64) {}
     package func reset() {}
     package var throttledUntil: UInt64? { nil }
+    package var timerDeadline: UInt64? { nil }
     package func heldChains(queue index: Int) -> UInt16 { 0 }
     package func restored(kept: VirtioHandover?) throws(VirtioHandoverError) -> Bool { false }
     package func handOver() -> VirtioHandover? { nil }

@@ -61,10 +61,13 @@ package final class VirtioIOThread: Sendable {
         }
     }
 
-    /// Until the earliest rate-limit deadline (rounded up), or forever when none is pending.
+    /// Until the earliest rate-limit or timer deadline (rounded up), or forever when none is pending.
     private func waitMilliseconds() -> CInt {
         var earliest = UInt64.max
-        for device in devices { if let until = device.throttledUntil { earliest = min(earliest, until) } }
+        for device in devices {
+            if let until = device.throttledUntil { earliest = min(earliest, until) }
+            if let until = device.timerDeadline { earliest = min(earliest, until) }
+        }
         guard earliest != .max else { return -1 }
         let now = MonotonicClock.nanoseconds()
         guard earliest > now else { return 0 }
@@ -74,7 +77,9 @@ package final class VirtioIOThread: Sendable {
     private func serveThrottledDevices() {
         let now = MonotonicClock.nanoseconds()
         for device in devices {
-            guard let until = device.throttledUntil, until <= now else { continue }
+            let throttled = device.throttledUntil.map { $0 <= now } ?? false
+            let timer = device.timerDeadline.map { $0 <= now } ?? false
+            guard throttled || timer else { continue }
             for queue in device.queueNotifiers.indices { device.serveQueue(queue) }
         }
     }

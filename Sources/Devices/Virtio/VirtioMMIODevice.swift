@@ -43,6 +43,9 @@ package final class VirtioMMIODevice: MMIODevice {
     /// When a rate limit holds the device back: the monotonic time (ns) to serve its queues again.
     package var throttledUntil: UInt64? { state.withLock { $0.backend.throttledUntil } }
 
+    /// When the back-end wants its queues served again by its own timer, or nil.
+    package var timerDeadline: UInt64? { state.withLock { $0.backend.timerDeadline } }
+
     /// The device type, for the command line and the API.
     package var deviceType: VirtioDeviceType { state.withLock { $0.backend.deviceType } }
 

@@ -191,6 +191,54 @@ package final class GuestRegion: @unchecked Sendable {
         return unsafe madvise(base + Int(range.lowerBound), Int(range.count), 23 /* MADV_POPULATE_WRITE */) == 0
     }
 
+    /// Gives the host back the memory behind `range` (bytes, page-aligned, inside the region):
+    /// afterwards those pages read as zeros and hold no host memory until the guest writes them.
+    /// A shared file or memfd gets a hole punched (every mapping of it sees zeros); private
+    /// anonymous memory is dropped (MADV_DONTNEED); a copy-on-write snapshot mapping gets fresh
+    /// anonymous memory over the range, because dropping its private pages would show the
+    /// snapshot's bytes again. hugetlbfs gives back only the whole huge pages inside the range.
+    /// Returns the bytes given back.
+    @discardableResult
+    package func discard(_ range: Range<UInt64>) throws(GuestMemoryError) -> UInt64 {
+        guard range.lowerBound % PageSize.bytes64 == 0, range.upperBound % PageSize.bytes64 == 0, range.upperBound <= sizeInBytes else {
+            throw .outsideRegion(name: name, offset: RegionOffset(range.lowerBound), length: UInt64(range.count), sizeInBytes: sizeInBytes)
+        }
+        guard !range.isEmpty else { return 0 }
+        var start = range.lowerBound, end = range.upperBound
+        switch backing {
+        case .hugetlbfs:
+            let huge = hugePageBytes
+            start = (start + huge - 1) / huge * huge
+            end = end / huge * huge
+            guard start < end else { return 0 }
+            fallthrough
+        case .memfd, .file, .sharedFile:
+            guard let fd = descriptor?.rawValue else { return 0 }
+            guard clinux_punch_hole(fd, Int64(start), Int64(end - start)) == 0 else {
+                throw .systemCall(name: "fallocate(PUNCH_HOLE)", region: name, Errno(rawValue: errno))
+            }
+        case .anonymous:
+            // SAFETY: the range lies inside the mapping (checked above); madvise only touches it.
+            guard unsafe madvise(base + Int(start), Int(end - start), MADV_DONTNEED) == 0 else {
+                throw .systemCall(name: "madvise(DONTNEED)", region: name, Errno(rawValue: errno))
+            }
+        case .snapshotCopyOnWrite:
+            // SAFETY: replaces exactly a checked range of this region's own mapping.
+            let mapped = unsafe mmap(base + Int(start), Int(end - start), PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+            guard unsafe mapped != MAP_FAILED else { throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno)) }
+            _ = unsafe madvise(base + Int(start), Int(end - start), MADV_DONTDUMP)
+        }
+        return end - start
+    }
+
+    /// The size of one page of the backing: the huge page size on hugetlbfs, else the base page.
+    package var hugePageBytes: UInt64 {
+        guard case .hugetlbfs = backing, let fd = descriptor?.rawValue else { return PageSize.bytes64 }
+        let size = clinux_fstatfs_block_size(fd)
+        return size > 0 ? UInt64(size) : 2 << 20
+    }
+
     /// Copies `bytes` into the region at `offset`.
     package func write(_ bytes: [UInt8], at offset: RegionOffset) throws(GuestMemoryError) {
         try checkRange(offset, count: bytes.count)

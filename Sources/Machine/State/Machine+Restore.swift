@@ -60,6 +60,7 @@ extension Machine {
         configuration.networks = (record.virtio ?? []).compactMap(\.network)
         configuration.entropy = record.virtio?.first { $0.type == .entropy }?.entropy
         configuration.vsock = record.virtio?.first { $0.type == .vsock }?.vsock
+        configuration.balloon = record.virtio?.first { $0.type == .balloon }?.balloon
         configuration.inheritedDevices = inheritedDevices
         try self.init(
             configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,

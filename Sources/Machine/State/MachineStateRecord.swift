@@ -36,6 +36,9 @@ package struct VirtioDeviceRecord: Codable, Sendable, Equatable {
     package var vsock: VsockConfiguration? = nil
     /// A network interface: its tap by name, and the guest's MAC address.
     package var network: NetworkConfiguration? = nil
+    /// A balloon: its configuration as it stands (the current target), and the pages the driver said it holds.
+    package var balloon: BalloonConfiguration? = nil
+    package var balloonActualPages: UInt32? = nil
     package var transport: VirtioTransportState
 }
 

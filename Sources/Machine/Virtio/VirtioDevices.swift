@@ -15,10 +15,10 @@ struct VirtioDevices: Sendable {
     /// Queues whose notifications still exit to the vCPU thread (KVM refused an ioeventfd).
     let queuesWithoutIOEventFD: Int
 
-    init(configuration: MachineConfiguration, memory: GuestMemoryMap, machine: VirtualMachine) throws(MachineError) {
+    init(configuration: MachineConfiguration, memory: GuestMemoryMap, machine: VirtualMachine, reclaimer: MemoryReclaimer) throws(MachineError) {
         let layout = VirtioLayout(configuration)
         let wanted = configuration.disks.count + configuration.networks.count + (configuration.entropy == nil ? 0 : 1)
-            + (configuration.vsock == nil ? 0 : 1)
+            + (configuration.vsock == nil ? 0 : 1) + (configuration.balloon == nil ? 0 : 1)
         guard wanted <= VirtioLayout.maximumDeviceCount else {
             throw .virtio(device: "(\(wanted) devices)", reason: "at most \(VirtioLayout.maximumDeviceCount) virtio devices fit the interrupt lines")
         }
@@ -30,7 +30,7 @@ struct VirtioDevices: Sendable {
             do {
                 line = try EventNotifier()
                 device = try VirtioMMIODevice(
-                    name: slot.name, backend: try Self.makeBackend(slot, index: index, configuration), memory: memory,
+                    name: slot.name, backend: try Self.makeBackend(slot, index: index, configuration, reclaimer: reclaimer), memory: memory,
                     interrupt: EventInterrupt(notifier: line), report: { FileDescriptor.standardError.writeLine("engram: " + $0) })
             } catch let error as MachineError {
                 throw error
@@ -63,7 +63,8 @@ struct VirtioDevices: Sendable {
                 return VirtioDeviceRecord(
                     name: device.name, type: backend.deviceType, disk: block?.diskConfiguration, capacitySectors: block?.capacitySectors,
                     entropy: (backend as? VirtioEntropy)?.configuration, vsock: (backend as? VirtioVsock)?.configuration,
-                    network: (backend as? VirtioNet)?.configuration, transport: transport)
+                    network: (backend as? VirtioNet)?.configuration, balloon: (backend as? VirtioBalloon)?.configuration,
+                    balloonActualPages: (backend as? VirtioBalloon)?.actualPages, transport: transport)
             }
         }
     }
@@ -79,6 +80,7 @@ struct VirtioDevices: Sendable {
                 throw .disk(path: disk.path, reason: "holds \(Self.capacitySectors(of: device) * 512) bytes; the saved guest's disk \(record.name) had \(saved * 512)")
             }
             do { try device.restoreState(record.transport, kept: kept[record.name]) } catch { throw .incompatibleState(error.description) }
+            if let pages = record.balloonActualPages { device.withBackend { ($0 as? VirtioBalloon)?.restoreActualPages(pages) } }
         }
     }
 
@@ -88,7 +90,9 @@ struct VirtioDevices: Sendable {
     }
 
     /// The back-end of the device in `slot`, the `index`th of the layout.
-    private static func makeBackend(_ slot: VirtioLayout.Slot, index: Int, _ configuration: MachineConfiguration) throws(MachineError) -> sending any VirtioBackend {
+    private static func makeBackend(
+        _ slot: VirtioLayout.Slot, index: Int, _ configuration: MachineConfiguration, reclaimer: MemoryReclaimer
+    ) throws(MachineError) -> sending any VirtioBackend {
         switch slot.type {
         case .block:
             let block: VirtioBlock
@@ -114,6 +118,8 @@ struct VirtioDevices: Sendable {
             var network = configuration.networks[index - configuration.disks.count]
             if let kept = configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioNet.tapDescriptorName) { network.backend = .descriptor(kept) }
             return try makeNetwork(network)
+        case .balloon:
+            return VirtioBalloon(configuration.balloon ?? BalloonConfiguration(), reclaimer: reclaimer)
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()
             return VirtioEntropy(rate: entropy.rate, burst: entropy.burst)

@@ -1,7 +1,7 @@
 import Devices
 
 /// Where each virtio device of a configuration sits: its name, type, MMIO window and interrupt
-/// line, in a fixed order (disks, network interfaces, the entropy device, the vsock device), so the command line written at boot
+/// line, in a fixed order (disks, network interfaces, the entropy device, the vsock device, the balloon), so the command line written at boot
 /// and the devices built around it always agree. Network interfaces follow the disks.
 struct VirtioLayout: Sendable, Equatable {
     struct Slot: Sendable, Equatable {
@@ -25,6 +25,7 @@ struct VirtioLayout: Sendable, Equatable {
         kinds += configuration.networks.indices.map { ("net\($0)", .network) }
         if configuration.entropy != nil { kinds.append(("rng0", .entropy)) }
         if configuration.vsock != nil { kinds.append(("vsock0", .vsock)) }
+        if configuration.balloon != nil { kinds.append(("balloon0", .balloon)) }
         slots = kinds.prefix(Self.maximumDeviceCount).enumerated().map { index, kind in
             Slot(name: kind.0, type: kind.1,
                  window: MMIOBus.Window(base: Self.firstWindow + UInt64(index) * Self.windowSize, size: Self.windowSize),

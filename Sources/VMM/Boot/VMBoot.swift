@@ -34,6 +34,8 @@ package struct BootRequest: Sendable {
     package var networks: [NetworkConfiguration] = []
     /// A virtio-vsock device (`--vsock CID,PATH`), or none.
     package var vsock: VsockConfiguration?
+    /// A virtio-balloon device (`--balloon ...`), or none.
+    package var balloon: BalloonConfiguration?
 
     package init(kernel: String, memorySizeInBytes: UInt64) {
         self.kernel = kernel
@@ -74,6 +76,7 @@ package struct BootRequest: Sendable {
         configuration.disks = disks
         configuration.entropy = entropy
         configuration.vsock = vsock
+        configuration.balloon = balloon
         configuration.networks = networks
         if backings[Machine.framebufferRegionName] != nil, case .success(let geometry) = FramebufferGeometry.parse(displaySize) {
             configuration.display = DisplayConfiguration(geometry: geometry, controlSocketPath: apiSocket.map(PathName.absolute) ?? "")

@@ -64,10 +64,7 @@ package enum VMReceive {
         return try MachineSession.run(
             machine, controller: controller, setup: MachineSession.Setup(apiSocket: request.apiSocket),
             beforeStart: { () throws(VMMError) in
-                if let fill {
-                    try fill.start { message in machine.finish(.memoryFailure(message)) }
-                    machine.setMemoryFillWait { fill.waitUntilFilled() }
-                }
+                try fill?.start(for: machine)
             },
             afterStart: {
                 // The guest runs here now; the source may end (or, post-copy, serve until we have it all).

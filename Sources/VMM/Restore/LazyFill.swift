@@ -1,5 +1,6 @@
 import ControlAPI
 import GuestMemory
+import Machine
 import Paging
 import SnapshotFormat
 
@@ -23,6 +24,14 @@ package struct LazyFill: Sendable {
 
     package func start(onFailure: @escaping @Sendable (String) -> Void) throws(VMMError) {
         do { try pager.start(onFailure: onFailure) } catch { throw .failed(error.description) }
+    }
+
+    /// Starts filling `machine`'s memory: a failure ends the machine, snapshots wait for the
+    /// fill, and pages the balloon gives back go through the pager first.
+    package func start(for machine: Machine) throws(VMMError) {
+        machine.memoryReclaimer.setGate(pager)
+        try start { message in machine.finish(.memoryFailure(message)) }
+        machine.setMemoryFillWait { pager.waitUntilFilled() }
     }
 
     package func waitUntilFilled() -> Bool { pager.waitUntilFilled() }

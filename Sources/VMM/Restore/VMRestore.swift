@@ -17,11 +17,7 @@ package struct RestoredVM {
     /// Just before the vCPUs start: the lazy fill begins (snapshots wait for it), and the restore's
     /// time since `started` is recorded and told.
     package func prepareToRun(since started: ContinuousClock.Instant) throws(VMMError) {
-        if let fill {
-            let machine = self.machine
-            try fill.start { message in machine.finish(.memoryFailure(message)) }
-            machine.setMemoryFillWait { fill.waitUntilFilled() }
-        }
+        try fill?.start(for: machine)
         report.finished(after: ContinuousClock.now - started)
         let files = source.fileCount == 1 ? "1 file" : "\(source.fileCount) files"
         let origin = source.chain == nil ? (RestoreSource.isObjectStore(report.snapshot) ? "object store" : "page server") : files

@@ -11,6 +11,8 @@ struct VirtioSection: Codable, Equatable {
     var entropy: EntropyRate?
     var vsock: Vsock?
     var network: Network?
+    var balloon: BalloonConfiguration?
+    var balloonActualPages: UInt32?
     var status: UInt32
     var driverFeatures: ExactUInt64
     var deviceFeaturesSelect: UInt32
@@ -60,6 +62,8 @@ struct VirtioSection: Codable, Equatable {
             case .descriptor(let fd): Network(tap: "fd=\(fd)", mac: configuration.mac)  // never saved: devices report their tap by name
             }
         }
+        balloon = record.balloon
+        balloonActualPages = record.balloonActualPages
         status = transport.status
         driverFeatures = ExactUInt64(transport.driverFeatures)
         deviceFeaturesSelect = transport.deviceFeaturesSelect
@@ -90,6 +94,7 @@ struct VirtioSection: Codable, Equatable {
             entropy: entropy.map { EntropyConfiguration(rate: $0.rate.value, burst: $0.burst.value) },
             vsock: vsock.map { VsockConfiguration(guestCID: $0.guestCID.value, path: $0.path) },
             network: network.map { NetworkConfiguration(backend: .tap($0.tap), mac: $0.mac) },
+            balloon: balloon, balloonActualPages: balloonActualPages,
             transport: VirtioTransportState(
                 status: status, driverFeatures: driverFeatures.value, deviceFeaturesSelect: deviceFeaturesSelect,
                 driverFeaturesSelect: driverFeaturesSelect, queueSelect: queueSelect, interruptStatus: interruptStatus,

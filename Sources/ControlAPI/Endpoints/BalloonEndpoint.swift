@@ -1,0 +1,10 @@
+/// The balloon, as Firecracker's API shapes it: GET and PUT /vm/balloon (the target), GET and
+/// PATCH /vm/balloon/statistics (the guest's report and how often it is asked for).
+package enum BalloonEndpoint {
+    package static func register(in router: inout Router, control: any VMControl) {
+        router.add(.balloon) { _ in try .json(control.balloon()) }
+        router.add(.balloonUpdate) { body in try .json(control.setBalloon(body.decode(BalloonUpdate.self))) }
+        router.add(.balloonStatistics) { _ in try .json(control.balloonStatistics()) }
+        router.add(.balloonStatisticsUpdate) { body in try .json(control.setBalloonStatistics(body.decode(BalloonStatisticsUpdate.self))) }
+    }
+}
