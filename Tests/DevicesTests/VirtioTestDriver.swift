@@ -22,17 +22,20 @@ struct VirtioTestDriver {
     let device: VirtioMMIODevice
     let interrupts = InterruptCounter()
     let queueSize: UInt16
+    /// The queue this driver enables and feeds.
+    let queueIndex: Int
     private(set) var availableIndex: UInt16 = 0
     private var nextDescriptor: UInt16 = 0
 
     /// Builds the device around `backend` and, unless `initialize` is false, negotiates
     /// `features` (nil: all offered) and enables queue `queue`.
-    init(backend: sending any VirtioBackend, features: UInt64? = nil, queueSize: UInt16 = 16, initialize: Bool = true) throws {
+    init(backend: sending any VirtioBackend, features: UInt64? = nil, queueSize: UInt16 = 16, queue: Int = 0, initialize: Bool = true) throws {
         let region = try GuestRegion(name: "ram", sizeInBytes: 4 << 20, backing: .memfd)
         memory = GuestMemoryMap(regions: [region], mappings: [
             GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: 4 << 20, region: region, regionOffset: RegionOffset(0)),
         ])
         self.queueSize = queueSize
+        queueIndex = queue
         let counter = interrupts
         device = try VirtioMMIODevice(name: "test0", backend: backend, memory: memory, interrupt: counter)
         if initialize { try negotiate(features: features) }
@@ -61,7 +64,7 @@ struct VirtioTestDriver {
         setRegister(0x70, VirtioStatus.acknowledge | VirtioStatus.driver | VirtioStatus.featuresOK)
         guard status & VirtioStatus.featuresOK != 0 else { return }
         for offset in stride(from: 0, to: 0x3000, by: 8) { try memory.write([UInt8](repeating: 0, count: 8), at: GuestAddress(Self.descriptorTable + UInt64(offset))) }
-        setRegister(0x30, 0)
+        setRegister(0x30, UInt32(queueIndex))
         setRegister(0x38, UInt32(queueSize))
         setRegister(0x80, UInt32(Self.descriptorTable)); setRegister(0x84, 0)
         setRegister(0x90, UInt32(Self.availableRing)); setRegister(0x94, 0)
@@ -121,8 +124,8 @@ struct VirtioTestDriver {
 
     /// Rings the doorbell and lets the device serve the queue (what the I/O thread does).
     func notify() {
-        setRegister(0x50, 0)
-        device.serveQueue(0)
+        setRegister(0x50, UInt32(queueIndex))
+        device.serveQueue(queueIndex)
     }
 
     var usedIndex: UInt16 { (try? read16(at: Self.usedRing + 2)) ?? 0 }

@@ -109,3 +109,66 @@ import TestSupport
         return process.terminationStatus
     }
 }
+
+/// Giving pages back to the host: each backing reads zeros afterwards and holds less.
+@Suite struct GuestRegionDiscardTests {
+    static func allocated(_ fd: CInt) -> Int {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int(info.st_blocks) * 512 : -1
+    }
+
+    @Test func aMemfdGetsAHole() throws {
+        let region = try GuestRegion(name: "ram", sizeInBytes: 4 << 20, backing: .memfd)
+        try region.write([UInt8](repeating: 7, count: 2 << 20), at: RegionOffset(1 << 20))
+        let fd = try #require(region.fileDescriptor)
+        let before = Self.allocated(fd)
+        #expect(try region.discard((1 << 20)..<(2 << 20)) == 1 << 20)
+        #expect(try region.read(count: 4, at: RegionOffset(1 << 20)) == [0, 0, 0, 0])
+        #expect(try region.read(count: 1, at: RegionOffset(2 << 20)) == [7])
+        #expect(before - Self.allocated(fd) >= 960 << 10, "about the MiB given back (shmem counts blocks loosely)")
+    }
+
+    @Test func anonymousMemoryIsDropped() throws {
+        let region = try GuestRegion(name: "ram", sizeInBytes: 1 << 20, backing: .anonymous)
+        try region.write([9, 9], at: RegionOffset(8192))
+        try region.discard(8192..<12288)
+        #expect(try region.read(count: 2, at: RegionOffset(8192)) == [0, 0])
+    }
+
+    @Test func aCopyOnWriteMappingReadsZerosNotTheSnapshot() throws {
+        let path = "/tmp/engram-discard-\(getpid()).bin"
+        defer { unlink(path) }
+        let fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0o600)
+        defer { close(fd) }
+        let data = [UInt8](repeating: 0x5A, count: 64 << 10)
+        #expect(data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == data.count)
+        let region = try GuestRegion(name: "ram", sizeInBytes: 64 << 10, copyOnWriteOf: fd, at: 0, path: path)
+        try region.write([1], at: RegionOffset(4096))  // a private page
+        try region.discard(0..<16384)
+        #expect(try region.read(count: 1, at: RegionOffset(0)) == [0], "not the file's byte")
+        #expect(try region.read(count: 1, at: RegionOffset(4096)) == [0])
+        #expect(try region.read(count: 1, at: RegionOffset(16384)) == [0x5A])
+        try region.write([3], at: RegionOffset(0))
+        #expect(try region.read(count: 1, at: RegionOffset(0)) == [3], "still writable")
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, 0) == 1 && byte == 0x5A, "the snapshot file is untouched")
+    }
+
+    @Test func unalignedOrOutsideRangesAreRefused() throws {
+        let region = try GuestRegion(name: "ram", sizeInBytes: 1 << 20, backing: .memfd)
+        #expect(throws: GuestMemoryError.self) { try region.discard(100..<4096) }
+        #expect(throws: GuestMemoryError.self) { try region.discard(0..<(2 << 20)) }
+    }
+
+    @Test func theReclaimerTakesGuestAddressesAndRefusesWhatIsNotRAM() throws {
+        let region = try GuestRegion(name: "ram", sizeInBytes: 1 << 20, backing: .memfd)
+        let memory = GuestMemoryMap(regions: [region], mappings: [
+            GuestMapping(guestAddress: GuestAddress(0x10_0000), sizeInBytes: 1 << 20, region: region, regionOffset: RegionOffset(0)),
+        ])
+        try region.write([1, 1], at: RegionOffset(8192))
+        // An unaligned range gives back only the whole pages inside it.
+        #expect(try MemoryReclaimer().discard(GuestAddress(0x10_0000 + 100), length: 3 * 4096, in: memory) == 2 * 4096)
+        #expect(try region.read(count: 1, at: RegionOffset(8192)) == [0])
+        #expect(throws: GuestMemoryError.self) { try MemoryReclaimer().discard(GuestAddress(0), length: 4096, in: memory) }
+    }
+}

@@ -8,6 +8,8 @@
 #include "fbcons.h"
 #include "virtio.h"
 #include "net.h"
+#include "mem.h"
+#include "balloon.h"
 
 #define LINE_MAX 256
 #define DIRTY_DEFAULT_MIB 64
@@ -56,7 +58,9 @@ void shell_init(void)
             total += w->seg[j].len;
         break;
     }
-    area_mib = total >> 20;
+    (void)total;
+    mem_init(&fill_work);
+    area_mib = nblocks;
     dirty_work = fill_work;
 }
 
@@ -78,6 +82,21 @@ static void async_end(void)
     cons_write(line, line_len);
 }
 
+/* Blocks for a fill of `mib`: after waiting for reports and deflates in flight, and on OOM
+ * taking them back from the balloon if it allows. */
+static int take_blocks(u32 mib)
+{
+    if (mem_fill(mib) == 0)
+        return 0;
+    balloon_settle();
+    if (mem_fill(mib) == 0)
+        return 0;
+    u32 avail = mem_count(MB_FREE, 0) + nfill;
+    if (avail < mib && balloon_deflate_for(mib - avail))
+        return mem_fill(mib);
+    return -1;
+}
+
 static void cmd_fill(char **argv, int argc)
 {
     u64 mib, seed;
@@ -89,11 +108,20 @@ static void cmd_fill(char **argv, int argc)
         kprintf("ERROR fill: %u MiB does not fit (workload area holds %u MiB)\n", mib, area_mib);
         return;
     }
+    if (take_blocks((u32)mib) < 0) {
+        kprintf("ERROR fill: %u MiB does not fit (%u MiB free, %u MiB in the balloon)\n", mib,
+                (u64)(mem_count(MB_FREE, 0) + nfill), (u64)mem_count(MB_BALLOON, 0));
+        return;
+    }
+    balloon.minor_faults += mib;
+    balloon_kick();                 /* blocks the last fill held and this one does not: report them */
+    fill_work.blocks = dirty_work.blocks = fill_list;
     fill_work.bytes = mib << 20;
     fill_work.seed = seed;
     u64 h = run_job(this_cpu(), user_fill, (u64)&fill_work);
     if (this_cpu()->job_failed) {
         filled_mib = 0;
+        mem_release(nfill);
         kprintf("ERROR fill failed\n");
         return;
     }
@@ -102,6 +130,37 @@ static void cmd_fill(char **argv, int argc)
     dirty_work.bytes = mib << 20;
     dirty_work.cursor = 0;
     kprintf("FILL mib=%u seed=%u digest=%X\n", mib, seed, h);
+}
+
+/* Gives back the last MiB of the filled area: the digest then covers what is left. */
+static void cmd_free(char **argv, int argc)
+{
+    u64 mib;
+    if (argc != 2 || !parse_u64(argv[1], &mib)) {
+        kprintf("ERROR usage: free <MiB>\n");
+        return;
+    }
+    if (mib > filled_mib) {
+        kprintf("ERROR free: %u MiB is more than the %u MiB filled\n", mib, filled_mib);
+        return;
+    }
+    mem_release((u32)mib);
+    filled_mib -= mib;
+    fill_work.bytes = dirty_work.bytes = filled_mib << 20;
+    if (!filled_mib)
+        dirty_work.blocks = 0;      /* the dirtier falls back to the area's first blocks */
+    if (!filled_mib)
+        dirty_work.bytes = (area_mib < DIRTY_DEFAULT_MIB ? area_mib : DIRTY_DEFAULT_MIB) << 20;
+    if (dirty_work.cursor >= (dirty_work.bytes >> 12))
+        dirty_work.cursor = 0;
+    balloon_kick();
+    kprintf("FREE mib=%u filled_mib=%u\n", mib, filled_mib);
+}
+
+static void cmd_mem(void)
+{
+    kprintf("MEM area_mib=%u used_mib=%u free_mib=%u clean_mib=%u balloon_mib=%u\n", area_mib, (u64)nfill,
+            (u64)mem_count(MB_FREE, 0), (u64)mem_count(MB_FREE, 1), (u64)mem_count(MB_BALLOON, 0));
 }
 
 static void cmd_digest(void)
@@ -212,7 +271,7 @@ static void cmd_cpus(void)
 
 static void cmd_help(void)
 {
-    kprintf("commands: fill <MiB> <seed> | digest | dirty <MiB/s> | tag <string> | ticks | "
+    kprintf("commands: fill <MiB> <seed> | digest | free <MiB> | mem | dirty <MiB/s> | tag <string> | ticks | "
             "heartbeat <ms> | cpus | poweroff | help\n");
 }
 
@@ -255,6 +314,10 @@ static void dispatch(char *s)
         cmd_fill(argv, argc);
     else if (streq(argv[0], "digest"))
         cmd_digest();
+    else if (streq(argv[0], "free"))
+        cmd_free(argv, argc);
+    else if (streq(argv[0], "mem"))
+        cmd_mem();
     else if (streq(argv[0], "dirty"))
         cmd_dirty(argv, argc);
     else if (streq(argv[0], "ticks"))
@@ -371,6 +434,8 @@ int shell_poll(void)
     if (virtio_poll())
         did = 1;
     if (net_poll())
+        did = 1;
+    if (balloon_poll())
         did = 1;
     return did;
 }

@@ -105,7 +105,7 @@ static void setup_blk_limits(struct vdev *d)
 static int setup_queue(struct vdev *d, u32 qi)
 {
     struct vq *q = &d->q[qi];
-    u64 mem = d->ctl + qi * 8192UL;
+    u64 mem = qi < 3 ? d->ctl + qi * 8192UL : dev_area + DA_BALLOON + d->index * 8192UL;  /* slots follow 3 queues */
     wr(d, VM_QSEL, qi);
     if (rd(d, VM_QREADY))
         return 0;
@@ -171,6 +171,8 @@ u64 user_vio_init(u64 arg)
                 1UL << BLK_F_FLUSH | 1UL << BLK_F_DISCARD | 1UL << BLK_F_WZ;
     else if (d->devid == DEVID_VSOCK)
         want |= 1UL << 0;           /* VIRTIO_VSOCK_F_STREAM, where a device lists it */
+    else if (d->devid == DEVID_BALLOON)
+        want |= 1UL << 1 | 1UL << 2 | 1UL << 5;     /* STATS_VQ, DEFLATE_ON_OOM, PAGE_REPORTING */
     else if (d->devid == DEVID_NET)
         want |= 1UL << NET_F_CSUM | 1UL << NET_F_GUEST_CSUM | 1UL << NET_F_MAC | 1UL << NET_F_MRG_RXBUF |
                 1UL << NET_F_STATUS | 1UL << NET_F_CTRL_VQ | 1UL << NET_F_GUEST_ANNOUNCE;
@@ -195,7 +197,8 @@ u64 user_vio_init(u64 arg)
     d->flush = !!(f & (1UL << BLK_F_FLUSH));
     d->discard = !!(f & (1UL << BLK_F_DISCARD));
     d->wz = !!(f & (1UL << BLK_F_WZ));
-    d->nq = d->devid == DEVID_VSOCK ? 3 : d->devid == DEVID_NET ? 2 + !!(f & (1UL << NET_F_CTRL_VQ)) : 1;
+    d->nq = d->devid == DEVID_VSOCK ? 3 : d->devid == DEVID_NET ? 2 + !!(f & (1UL << NET_F_CTRL_VQ)) :
+            d->devid == DEVID_BALLOON ? 2 + !!(f & (1UL << 1)) + !!(f & (1UL << 5)) : 1;
     for (u32 i = 0; i < d->nq; i++)
         if (!setup_queue(d, i)) {
             wr(d, VM_STATUS, ST_FAILED);

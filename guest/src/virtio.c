@@ -1,6 +1,7 @@
 /* virtio-mmio devices, ring-0 side: discovery from the command line, IOAPIC routing, running the
  * ring-3 driver steps with interrupt waits in between, and the console commands that print results. */
 #include "virtio.h"
+#include "balloon.h"
 #include "net.h"
 #include "bootinfo.h"
 
@@ -174,6 +175,8 @@ int dev_init(struct vdev *d)
         net_attach(d, d->state == VST_OK);     /* a failed one is listed too, as failed */
     if (d->state != VST_OK)
         return 0;
+    if (d->devid == DEVID_BALLOON)
+        balloon_attach(d);
     if (d->devid == DEVID_VSOCK && (!vsock.d || vsock.d == d)) {
         /* a (re)initialised vsock device: connections are gone, listeners stay */
         vsock.d = d;
@@ -211,7 +214,7 @@ const char *state_name(struct vdev *d)
 static const char *type_name(struct vdev *d)
 {
     return d->devid == DEVID_BLK ? "blk" : d->devid == DEVID_RNG ? "rng" : d->devid == DEVID_VSOCK ? "vsock" :
-           d->devid == DEVID_NET ? "net" : "unknown";
+           d->devid == DEVID_NET ? "net" : d->devid == DEVID_BALLOON ? "balloon" : "unknown";
 }
 
 /* Runs a ring-3 step until it is done, halting for the device's interrupt (or the next tick) in
@@ -681,6 +684,8 @@ int virtio_command(char **argv, int argc)
     else if (streq(argv[0], "vsock"))
         cmd_vsock(argv, argc);
     else if (net_command(argv, argc))
+        ;
+    else if (balloon_command(argv, argc))
         ;
     else
         return 0;

@@ -24,6 +24,7 @@
 #define DA_DATA        (4UL << 20)  /* 32 MiB: blk data buffers */
 #define DA_DATA_BYTES  (32UL << 20)
 #define DA_NET         (36UL << 20) /* + net device * 256 KiB: net buffers (net.h) */
+#define DA_BALLOON     (38UL << 20) /* 512 KiB: a 4th queue per device (+ dev * 8 KiB), balloon buffers (balloon.h) */
 
 /* MMIO registers */
 #define VM_MAGIC      0x000
@@ -93,6 +94,7 @@
 #define DEVID_BLK     2
 #define DEVID_RNG     4
 #define DEVID_VSOCK   19
+#define DEVID_BALLOON 5
 
 
 struct vq_desc { u64 addr; u32 len; u16 flags, next; };
@@ -118,7 +120,7 @@ struct vdev {
     u32 init_err;                   /* why init failed (VERR_*) */
     u32 want_indirect, want_event_idx, poll, nq;
     u64 ctl, sbuf;
-    struct vq q[3];
+    struct vq q[4];
     u64 slot_busy;
     u16 slot_chain[VQ_SLOTS][CHAIN_MAX];
     u8 slot_nchain[VQ_SLOTS];

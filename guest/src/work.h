@@ -6,10 +6,12 @@
 #define MAX_SEGS 32
 
 /* The workload area: RAM from WORK_BASE up, as page-aligned pieces of the memmap's RAM ranges,
- * concatenated in address order. Byte offset 0 of the area is WORK_BASE. */
+ * concatenated in address order (seg). A job works on `bytes` of it in 1 MiB blocks (mem.h):
+ * blocks[i] is the i-th block of the area in use, or block i itself when blocks is 0. */
 struct work {
     u32 nseg;
     struct { u64 base, len; } seg[MAX_SEGS];
+    const u16 *blocks;
     u64 bytes;                      /* length of the area in use */
     u64 seed;                       /* fill */
     u64 cursor, npages;             /* dirty: next page index and how many pages to write */
