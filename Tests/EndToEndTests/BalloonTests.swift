@@ -143,4 +143,42 @@ struct BalloonTests {
             #expect(try restored.command("digest", expect: "DIGEST ").contains("mib=32"))
         }
     }
+
+    @Test func theBalloonCarriesOnThroughBothKindsOfLiveUpdate() throws {
+        let socket = directory.path("api.sock")
+        let (process, _) = try TestKernel.boot(memory: "512M", extra: ["--balloon", "32,free_page_reporting,stats_interval_s=1", "--api-socket", socket])
+        defer { process.stop() }
+        _ = try process.command("fill 128 9", expect: "FILL ")
+        #expect(field("actual_mib", try process.command("balloon settle", expect: "BALLOON ")) == 32)
+        var previous = 32
+        for (mode, target) in [("exec", 64), ("transfer", 96)] {
+            let update = try runEngram(["update", socket, "--mode", mode])
+            #expect(update.status == 0, "\(mode): \(update.errors)")
+            let balloon = try api(socket, "get", "/vm/balloon")
+            #expect(balloon["actual_mib"] as? Int == previous && balloon["amount_mib"] as? Int == previous, "after the \(mode) update")
+            previous = target
+            _ = try api(socket, "put", "/vm/balloon", "{\"amount_mib\": \(target)}")
+            #expect(field("actual_mib", try process.command("balloon settle", expect: "BALLOON ")) == target, "after the \(mode) update")
+            _ = try process.command("free 16", expect: "FREE ")
+            #expect(field("reported_mib", try process.command("balloon settle", expect: "BALLOON ")) >= 16)
+        }
+        #expect(try process.command("digest", expect: "DIGEST ").contains("mib=96"))
+    }
+
+    @Test(.enabled(if: NetworkNamespacePair.available, "needs ip netns"))
+    func theBalloonArrivesWithAMigratedGuest() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let (source, socket) = try pair.source("src", extra: ["--balloon", "24,free_page_reporting"])
+        _ = try source.command("fill 64 4", expect: "FILL ")
+        #expect(field("actual_mib", try source.command("balloon settle", expect: "BALLOON ")) == 24)
+        let (destination, url) = try pair.receive()
+        let migration = try pair.migrate(socket, to: url, mode: "precopy")
+        #expect(migration.status == 0, "\(migration.errors)")
+        let arrived = try destination.command("balloon settle", expect: "BALLOON ")
+        #expect(field("actual_mib", arrived) == 24 && field("target_mib", arrived) == 24, "\(arrived)")
+        _ = try destination.command("free 32", expect: "FREE ")
+        #expect(field("reported_mib", try destination.command("balloon settle", expect: "BALLOON ")) >= 32)
+        #expect(try destination.command("digest", expect: "DIGEST ").contains("mib=32"))
+    }
 }

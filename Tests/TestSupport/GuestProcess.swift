@@ -17,6 +17,9 @@ public final class GuestProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var outputBytes = Data()
     private var errorBytes = Data()
+    /// End of file on standard output: no process holds the console any more (a live update by
+    /// transfer hands it to a new VMM, which keeps it open after the first one exits).
+    private var outputClosed = false
 
     /// Starts `executable` with `arguments`; standard input stays open for `send`.
     /// `environment` adds to (or replaces in) this process's environment for the child only.
@@ -37,7 +40,8 @@ public final class GuestProcess: @unchecked Sendable {
         output.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             guard let self else { return }
-            self.lock.lock(); self.outputBytes.append(data); self.lock.unlock()
+            self.lock.lock(); self.outputBytes.append(data); if data.isEmpty { self.outputClosed = true }; self.lock.unlock()
+            if data.isEmpty { handle.readabilityHandler = nil }
         }
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
@@ -67,6 +71,17 @@ public final class GuestProcess: @unchecked Sendable {
         return String(decoding: errorBytes, as: UTF8.self)
     }
 
+    /// Whether the console pipe has reached end of file (shortly after the last process holding it exits).
+    private var consoleClosed: Bool {
+        // A process that exited has closed its end; give the reader a moment to see end of file.
+        for _ in 0..<10 {
+            lock.lock(); let closed = outputClosed; lock.unlock()
+            if closed { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return false
+    }
+
     public var processID: Int32 { process.processID }
     public var isRunning: Bool { process.isRunning }
 
@@ -80,7 +95,7 @@ public final class GuestProcess: @unchecked Sendable {
     public func waitForLine(containing needle: String, after offset: Int = 0, timeout: TimeInterval = 60) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let exited = !process.isRunning
+            let exited = !process.isRunning && consoleClosed
             if exited { Thread.sleep(forTimeInterval: 0.1) }  // let the readers drain the pipes
             if let line = completeLine(containing: needle, after: offset, includingUnterminated: exited) { return line }
             if exited {
