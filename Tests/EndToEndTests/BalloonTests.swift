@@ -181,4 +181,67 @@ struct BalloonTests {
         #expect(field("reported_mib", try destination.command("balloon settle", expect: "BALLOON ")) >= 32)
         #expect(try destination.command("digest", expect: "DIGEST ").contains("mib=32"))
     }
+
+    /// Sends QMP commands (after the capabilities handshake) to QEMU's socket; returns each answer line.
+    private func qmp(_ socket: String, _ commands: [String]) throws -> [String] {
+        let script = """
+            import json, socket, sys
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+            f.readline()
+            for text in ["{\\"execute\\": \\"qmp_capabilities\\"}"] + sys.argv[2:]:
+                f.write(text + "\\n"); f.flush()
+                while True:
+                    line = f.readline()
+                    if "return" in line or "error" in line:
+                        print(line.strip()); break
+            """
+        let python = try GuestProcess(executable: "/usr/bin/python3", arguments: ["-c", script, socket] + commands)
+        #expect(try python.waitForExit() == 0, "QMP: \(python.errorText)")
+        return Array(python.consoleText.split(separator: "\n").map(String.init).dropFirst())
+    }
+
+    /// The same driver against QEMU's virtio-balloon (microvm, virtio-mmio, free-page-reporting=on):
+    /// reports free the memory in QEMU's RAM file, QMP's target is met, statistics reach QEMU.
+    @Test func theSameDriverWorksAgainstQEMUsBalloon() throws {
+        let qemu = try #require(QEMULinuxGuest.qemuExecutable, "qemu-system-x86_64 is part of the test setup")
+        let ram = try ramFile("ram", megabytes: 512)
+        defer { removeRAMFiles() }
+        let socket = directory.path("qmp.sock")
+        let process = try GuestProcess(executable: qemu, arguments: [
+            "-M", "microvm,acpi=off,memory-backend=mem", "-accel", "kvm", "-m", "512M", "-smp", "1", "-nodefaults", "-no-user-config",
+            "-nographic", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-global", "virtio-mmio.force-legacy=false",
+            "-object", "memory-backend-file,id=mem,size=512M,mem-path=\(ram),share=on", "-qmp", "unix:\(socket),server=on,wait=off",
+            "-kernel", ProjectPaths.testKernel, "-append", "cpus=1",
+            "-device", "virtio-balloon-device,id=balloon0,free-page-reporting=on,deflate-on-oom=on",
+        ])
+        defer { process.stop() }
+        _ = try process.waitForLine(containing: "READY")
+        let listing = try process.command("virtio", expect: "type=balloon")
+        #expect(listing.contains("status=ok"), "\(listing)")
+        let features = UInt64(TestKernel.field("features", in: listing)?.dropFirst(2) ?? "", radix: 16) ?? 0
+        #expect(features & 0x26 == 0x26, "statistics, deflate on OOM and reporting negotiated: \(listing)")
+        _ = try process.command("fill 256 7", expect: "FILL ")
+        let held = allocatedMiB(ram)
+        _ = try process.command("free 192", expect: "FREE ")
+        let reported = try process.command("balloon settle", expect: "BALLOON ")
+        #expect(field("reported_mib", reported) == 192, "\(reported)")
+        #expect(held - allocatedMiB(ram) >= 180, "QEMU gave the reported memory back: \(held) → \(allocatedMiB(ram)) MiB")
+        // QMP's balloon takes the guest's new size: 384 MiB, so the balloon holds 128.
+        _ = try qmp(socket, [#"{"execute": "balloon", "arguments": {"value": 402653184}}"#])
+        let inflated = try process.command("balloon settle", expect: "BALLOON ")
+        #expect(field("actual_mib", inflated) == 128 && field("target_mib", inflated) == 128, "\(inflated)")
+        let answers = try qmp(socket, [
+            #"{"execute": "query-balloon"}"#,
+            #"{"execute": "qom-set", "arguments": {"path": "/machine/peripheral/balloon0", "property": "guest-stats-polling-interval", "value": 1}}"#,
+        ])
+        #expect(answers.first?.contains("402653184") == true, "\(answers)")
+        var stats = ""
+        for _ in 0..<40 where !stats.contains("stat-total-memory") {
+            Thread.sleep(forTimeInterval: 0.25)
+            stats = try qmp(socket, [#"{"execute": "qom-get", "arguments": {"path": "/machine/peripheral/balloon0", "property": "guest-stats"}}"#]).first ?? ""
+        }
+        #expect(stats.contains("\"stat-total-memory\": 536"), "\(stats)")
+        #expect(try process.command("digest", expect: "DIGEST ").contains("mib=64"))
+    }
 }
+
