@@ -20,7 +20,7 @@ void balloon_attach(struct vdev *d)
     for (u32 blk = 0; blk < nblocks; blk++) {
         u32 k = MB_KIND(block_state[blk]);
         if (k == MB_BALLOON || k == MB_DEFLATING || k == MB_REPORTING)
-            block_state[blk] = MB_FREE;
+            mem_set(blk, MB_FREE);
     }
     b->ready = run_job(this_cpu(), user_balloon_start, (u64)b) == 0 && !this_cpu()->job_failed;
     poll_again = 1;
@@ -74,12 +74,12 @@ static u32 pending(void)
 /* Polls until `done` holds, halting for the device's interrupt or the next tick; 1 s without progress ends it. */
 static int wait_for(int (*done)(void))
 {
-    u64 last = ticks;
-    u32 seen = ~0u;
+    u64 last = ticks, seen = ~0UL;
     while (!done()) {
         if (poll_once() == STEP_PROTO)
             return 0;
-        u32 now = pending() + mem_count(MB_BALLOON, 0);
+        /* progress: requests the device has used (in-flight counts stay level while it works through a batch) */
+        u64 now = balloon.inflated + balloon.deflated + balloon.reported;
         if (now != seen) {
             seen = now;
             last = ticks;

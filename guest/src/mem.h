@@ -18,6 +18,19 @@ extern u8 block_state[MAX_BLOCKS];
 extern u32 nblocks;
 extern u16 fill_list[MAX_BLOCKS];   /* the filled area's blocks, in pattern order */
 extern u32 nfill;
+extern u32 mem_in[8];               /* blocks of each kind, kept as states change (ring 0 cannot afford to count) */
+extern u32 mem_clean;               /* free blocks that are clean */
+
+/* Every state change goes through here, in ring 0 or ring 3 (both reach kernel memory). */
+static inline void mem_set(u32 b, u8 s)
+{
+    u8 o = block_state[b];
+    mem_in[MB_KIND(o)]--;
+    mem_clean -= o == (MB_FREE | MB_CLEAN);
+    mem_in[MB_KIND(s)]++;
+    mem_clean += s == (MB_FREE | MB_CLEAN);
+    block_state[b] = s;
+}
 
 struct work;
 void mem_init(const struct work *w);

@@ -93,11 +93,11 @@ static int reap(struct balloon *b)
             } else if (op == BOP_DEFLATE) {
                 b->ops--;
                 b->deflated++;
-                block_state[block] = MB_FREE | MB_CLEAN;     /* the host gave it back as a hole */
+                mem_set(block, MB_FREE | MB_CLEAN);     /* the host gave it back as a hole */
             } else if (op == BOP_REPORT) {
                 b->reports--;
                 b->reported++;
-                block_state[block] = MB_FREE | MB_CLEAN;
+                mem_set(block, MB_FREE | MB_CLEAN);
             } else if (op == BOP_STATS) {
                 b->stats_posted = 0;                    /* the device wants fresh values */
             }
@@ -128,14 +128,14 @@ u64 user_balloon_poll(u64 arg)
         if (MB_KIND(block_state[blk]) == MB_FREE) {
             if (!post_pfns(b, BQ_INFLATE, blk, BOP_INFLATE))
                 break;
-            block_state[blk] = MB_BALLOON;
+            mem_set(blk, MB_BALLOON);
             held++;
         }
     for (u32 blk = 0; held > want && b->ops < BAL_MAX_PFN_OPS && blk < nblocks; blk++)
         if (block_state[blk] == MB_BALLOON) {
             if (!post_pfns(b, BQ_DEFLATE, blk, BOP_DEFLATE))
                 break;
-            block_state[blk] = MB_DEFLATING;
+            mem_set(blk, MB_DEFLATING);
             held--;
         }
     if (b->q_report != 0xff)
@@ -143,7 +143,7 @@ u64 user_balloon_poll(u64 arg)
             if (block_state[blk] == MB_FREE) {         /* freed and not yet known to the host */
                 if (!post_report(b, blk))
                     break;
-                block_state[blk] = MB_REPORTING;
+                mem_set(blk, MB_REPORTING);
             }
     if (b->q_stats != 0xff && !b->stats_posted)
         post_stats(b);
