@@ -16,3 +16,4 @@ python3 bench/object_store.py
 python3 bench/display.py
 python3 bench/devices.py
 python3 bench/network.py
+python3 bench/memory_sharing.py
