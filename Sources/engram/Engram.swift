@@ -10,7 +10,7 @@ struct Engram: ParsableCommand {
         abstract: "A KVM virtual machine monitor whose guest memory is a first-class file.",
         subcommands: [
             RunCommand.self, RestoreCommand.self, ServeCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self, UpdateCommand.self,
-            VersionCommand.self, ResumeUpdateCommand.self, MemCommand.self, ReceiveCommand.self, MigrateCommand.self, PushCommand.self, DisplayCommand.self, StandbyCommand.self,
+            VersionCommand.self, ResumeUpdateCommand.self, MemCommand.self, ReceiveCommand.self, MigrateCommand.self, PushCommand.self, DisplayCommand.self, StandbyCommand.self, ForkCommand.self, ForkChildCommand.self,
         ]
     )
 

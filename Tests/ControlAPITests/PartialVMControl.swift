@@ -39,6 +39,8 @@ extension PartialVMControl {
         throw .invalidRequest(reason: "no disk named \(request.name)")
     }
 
+    func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport { throw .conflict(reason: "this VM cannot fork") }
+
     func balloon() throws(VMControlError) -> BalloonInfo { throw .invalidRequest(reason: "this VM has no balloon") }
 
     func setBalloon(_ update: BalloonUpdate) throws(VMControlError) -> BalloonInfo { throw .invalidRequest(reason: "this VM has no balloon") }

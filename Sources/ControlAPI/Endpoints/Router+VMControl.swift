@@ -11,7 +11,7 @@ extension Router {
         MigrationEndpoint.register(in: &self, control: control)
         KeyboardEndpoint.register(in: &self, control: control)
         MetricsEndpoint.register(in: &self, control: control)
-        BalloonEndpoint.register(in: &self, control: control)
+        MemorySharingEndpoint.register(in: &self, control: control)
         StandbyEndpoint.registerRefusal(in: &self)
     }
 }

@@ -43,6 +43,9 @@ package protocol VMControl: Sendable {
     func devices() -> [DeviceInfo]
     /// Serves a disk from another file; the VM must be paused (PATCH /vm/disk).
     func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo
+    /// Forks the VM into `count` children sharing its memory copy-on-write (PUT /vm/fork);
+    /// returns once every child runs or failed. The parent runs on either way.
+    func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport
     /// The balloon's target, size and counters (GET /vm/balloon); 400 without a balloon.
     func balloon() throws(VMControlError) -> BalloonInfo
     /// Sets the balloon's target (PUT /vm/balloon).

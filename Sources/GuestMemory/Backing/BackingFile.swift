@@ -26,8 +26,8 @@ enum BackingFile {
             return (try openHugetlbfs(directory: directory, regionName: regionName, sizeInBytes: sizeInBytes), nil)
         case .anonymous:
             return (nil, nil)
-        case .snapshotCopyOnWrite(let path):
-            throw .fileOpen(path: path, .notSupported)  // built from an open snapshot, not by name
+        case .snapshotCopyOnWrite(let path), .forkCopyOnWrite(let path):
+            throw .fileOpen(path: path, .notSupported)  // built from an open snapshot or base, not by name
         }
     }
 

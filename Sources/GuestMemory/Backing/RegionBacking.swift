@@ -14,6 +14,10 @@ package enum RegionBacking: Sendable, Equatable {
     /// one snapshot share its page cache; guest writes go to private memory. Made by
     /// `GuestRegion(name:sizeInBytes:copyOnWriteOf:at:path:)`, never opened by name.
     case snapshotCopyOnWrite(path: String)
+    /// A copy-on-write (MAP_PRIVATE) mapping of a forked VM's frozen memory (`base` says what
+    /// holds it): the parent and every child map the base privately, so pages nobody changed
+    /// exist once on the host.
+    case forkCopyOnWrite(base: String)
 
     /// A named file mapped shared: another process (a migration's destination) can map the
     /// same bytes.
@@ -33,6 +37,7 @@ package enum RegionBacking: Sendable, Equatable {
         case .hugetlbfs: "hugetlbfs"
         case .anonymous: "anonymous"
         case .snapshotCopyOnWrite: "snapshot-private"
+        case .forkCopyOnWrite: "fork-private"
         }
     }
 }

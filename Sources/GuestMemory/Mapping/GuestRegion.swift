@@ -13,7 +13,14 @@ import SystemPackage
 package final class GuestRegion: @unchecked Sendable {
     package let name: String
     package let sizeInBytes: UInt64
-    package let backing: RegionBacking
+    /// What holds the bytes: the backing it was made with, or, once frozen as a fork's base, a
+    /// private mapping over it.
+    package var backing: RegionBacking {
+        frozen.load(ordering: .acquiring) ? .forkCopyOnWrite(base: path ?? "the memfd of pid \(getpid()) (the fork's parent)") : initialBacking
+    }
+    private let initialBacking: RegionBacking
+    /// Set once the region became a fork's frozen base, mapped privately here from then on.
+    private let frozen = Atomic<Bool>(false)
     /// The file others can open to see this region live, if it has a name in the file system.
     package let path: String?
     private let descriptor: OwnedFileDescriptor?
@@ -40,7 +47,7 @@ package final class GuestRegion: @unchecked Sendable {
         let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: flags, descriptor: fd, offset: 0, over: placeholder)
         self.name = name
         self.sizeInBytes = sizeInBytes
-        self.backing = backing
+        self.initialBacking = backing
         self.path = path
         self.descriptor = descriptor
         self.privateSource = nil
@@ -129,7 +136,7 @@ package final class GuestRegion: @unchecked Sendable {
         let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: MAP_SHARED, descriptor: descriptor, offset: 0, over: nil)
         self.name = name
         self.sizeInBytes = sizeInBytes
-        self.backing = backing
+        self.initialBacking = backing
         self.path = path
         self.descriptor = owned
         self.privateSource = nil
@@ -141,7 +148,8 @@ package final class GuestRegion: @unchecked Sendable {
     /// (MAP_PRIVATE): reads come from the file's page cache, shared with every other such
     /// mapping; the guest's writes stay private. The file itself is never written.
     package init(
-        name: String, sizeInBytes: UInt64, copyOnWriteOf descriptor: CInt, at offset: UInt64, path: String, over placeholder: GuestRegion? = nil
+        name: String, sizeInBytes: UInt64, copyOnWriteOf descriptor: CInt, at offset: UInt64, path: String, over placeholder: GuestRegion? = nil,
+        kind: RegionBacking? = nil
     ) throws(GuestMemoryError) {
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         guard sizeInBytes > 0, sizeInBytes % pageSize == 0, offset % pageSize == 0 else {
@@ -154,7 +162,7 @@ package final class GuestRegion: @unchecked Sendable {
         let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: MAP_PRIVATE, descriptor: copy, offset: offset, over: placeholder)
         self.name = name
         self.sizeInBytes = sizeInBytes
-        self.backing = .snapshotCopyOnWrite(path: path)
+        self.initialBacking = kind ?? .snapshotCopyOnWrite(path: path)
         self.path = nil
         // The file does not show the guest's writes, so it is not offered as the region's descriptor.
         self.descriptor = nil
@@ -172,8 +180,29 @@ package final class GuestRegion: @unchecked Sendable {
         }
     }
 
-    /// The backing descriptor, for sharing it (live update, other processes); nil for anonymous memory.
-    package var fileDescriptor: CInt? { descriptor?.rawValue }
+    /// The backing descriptor, for sharing it (live update, other processes); nil for anonymous
+    /// memory, and once frozen as a fork's base (the file no longer shows this VM's writes).
+    package var fileDescriptor: CInt? { frozen.load(ordering: .acquiring) ? nil : descriptor?.rawValue }
+
+    /// Makes this region's memory a fork's frozen base: the same file is mapped again over the
+    /// same addresses, privately, so this VM's writes from now on stay its own and the file keeps
+    /// the pages as they are (KVM follows the new mapping, as for a standby's placeholder).
+    /// Returns the base's descriptor, for the children to map privately too. The VM must be paused.
+    package func freezeAsForkBase() throws(GuestMemoryError) -> CInt {
+        guard let fd = descriptor?.rawValue, placeholder == nil, !occupied.load(ordering: .acquiring) else {
+            throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "its \(backing.kindName) memory cannot be frozen for a fork")
+        }
+        guard !frozen.load(ordering: .acquiring) else {
+            throw .invalidSize(region: name, sizeInBytes: sizeInBytes,
+                               reason: "it is already copy-on-write over a fork's base; snapshot this VM and restore it to fork it again")
+        }
+        // SAFETY: replaces exactly this region's own mapping with the same file, privately.
+        let mapped = unsafe mmap(base, Int(sizeInBytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0)
+        guard unsafe mapped != MAP_FAILED else { throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno)) }
+        _ = unsafe madvise(base, Int(sizeInBytes), MADV_DONTDUMP)
+        frozen.store(true, ordering: .releasing)
+        return fd
+    }
 
     /// The host virtual address of `offset`, for KVM_SET_USER_MEMORY_REGION; the mapping lives as long as `self`.
     package func hostAddress(at offset: RegionOffset) -> UInt64 {
@@ -222,7 +251,7 @@ package final class GuestRegion: @unchecked Sendable {
             guard unsafe madvise(base + Int(start), Int(end - start), MADV_DONTNEED) == 0 else {
                 throw .systemCall(name: "madvise(DONTNEED)", region: name, Errno(rawValue: errno))
             }
-        case .snapshotCopyOnWrite:
+        case .snapshotCopyOnWrite, .forkCopyOnWrite:
             // SAFETY: replaces exactly a checked range of this region's own mapping.
             let mapped = unsafe mmap(base + Int(start), Int(end - start), PROT_READ | PROT_WRITE,
                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)

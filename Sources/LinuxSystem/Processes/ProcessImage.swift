@@ -46,11 +46,19 @@ package enum ProcessImage {
     /// runs): standard input, output and error shared with this process, and `descriptor` as
     /// the child's descriptor `target`; nothing else leaks into it (every other descriptor is
     /// close-on-exec first, as before an exec). Returns the child's pid.
-    package static func spawnBeside(_ path: String, arguments: [String], handing descriptor: CInt, as target: CInt) throws(SystemError) -> pid_t {
+    /// `withoutConsole`: the child's standard input and output are /dev/null (a fork's child,
+    /// which has a console log of its own), its standard error stays this process's.
+    package static func spawnBeside(
+        _ path: String, arguments: [String], handing descriptor: CInt, as target: CInt, withoutConsole: Bool = false
+    ) throws(SystemError) -> pid_t {
         closeAllOnExec()
         var actions = unsafe posix_spawn_file_actions_t()
         unsafe posix_spawn_file_actions_init(&actions)
         defer { unsafe posix_spawn_file_actions_destroy(&actions) }
+        if withoutConsole {
+            unsafe posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            unsafe posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
         // dup2 onto another number clears close-on-exec on the copy; the same number keeps it open itself.
         if descriptor == target {
             setCloseOnExec(descriptor, false)

@@ -27,6 +27,11 @@ package enum LiveUpdateSource {
                     region: region.name,
                     reason: "is a private copy-on-write map of \(snapshot) (restore --memory map), which does not survive exec; "
                         + "restore with --memory copy or lazy to allow live updates")
+            case .forkCopyOnWrite(let base):
+                throw .memoryNotInheritable(
+                    region: region.name,
+                    reason: "is a forked VM's private copy-on-write map of \(base), which does not survive exec; "
+                        + "snapshot it and restore with --memory copy or lazy to allow live updates")
             }
             guard let descriptor = region.fileDescriptor else {
                 throw .memoryNotInheritable(region: region.name, reason: "has no descriptor to keep open")

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import LinuxSystem
+import Machine
 
 /// What the two VMMs of a transfer-mode live update say to each other over their socket pair
 /// (QEMU's cpr-transfer): the running VMM hands over guest memory first and the new one makes
@@ -16,6 +17,30 @@ package enum TransferMessage: Codable, Sendable, Equatable {
     case running(downtimeMilliseconds: Double)
     /// Either way: the sender gives up, and why.
     case failed(String)
+    /// A forking VM → one of its children (after `prepare` and `ready`): the machine as it was
+    /// paused, with the child's own devices, and where the child serves its control API.
+    case fork(ForkChildPlan)
+}
+
+/// What a fork's child needs besides the memory it mapped at `prepare`.
+package struct ForkChildPlan: Codable, Sendable, Equatable {
+    /// The child's number among its siblings, from 0.
+    package var index: Int
+    /// The parent's state at the fork, its devices replaced by the child's own.
+    package var machine: MachineStateRecord
+    package var apiSocket: String
+    /// Where the child's serial console goes (its input comes through PUT /vm/keyboard).
+    package var consoleLog: String?
+    /// CLOCK_MONOTONIC nanoseconds when the parent paused, for the child's report.
+    package var pausedAtNanoseconds: UInt64
+
+    package init(index: Int, machine: MachineStateRecord, apiSocket: String, consoleLog: String?, pausedAtNanoseconds: UInt64) {
+        self.index = index
+        self.machine = machine
+        self.apiSocket = apiSocket
+        self.consoleLog = consoleLog
+        self.pausedAtNanoseconds = pausedAtNanoseconds
+    }
 }
 
 /// What the new VMM needs to make ready before the guest pauses.

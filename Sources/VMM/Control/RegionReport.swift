@@ -11,8 +11,10 @@ package enum RegionReport {
             }
             // A memfd has no name, but its owner can open it through /proc.
             let descriptorPath = region.path == nil ? region.fileDescriptor.map { "/proc/\(getpid())/fd/\($0)" } : nil
-            return MemoryRegionInfo(name: region.name, sizeInBytes: region.sizeInBytes, backing: region.backing.kindName,
-                                    path: region.path, ranges: ranges, descriptorPath: descriptorPath)
+            var info = MemoryRegionInfo(name: region.name, sizeInBytes: region.sizeInBytes, backing: region.backing.kindName,
+                                        path: region.path, ranges: ranges, descriptorPath: descriptorPath)
+            if case .forkCopyOnWrite(let base) = region.backing { info.forkBase = base }
+            return info
         }
     }
 

@@ -1,0 +1,71 @@
+/// PUT /vm/fork: how many children, where their control sockets go, and each child's own devices.
+package struct ForkRequest: Codable, Sendable, Equatable {
+    package var count: Int
+    /// Child i serves its API at `PREFIX-i.sock` and writes its console to `PREFIX-i.console`;
+    /// default: this VM's socket path without `.sock`, then `-child`.
+    package var apiSocketPrefix: String?
+    /// Per child, in order (fewer entries leave the rest to the defaults): its own disks, taps and vsock.
+    package var children: [ForkChildDevices]?
+    /// "keep" (default): children that started keep running when others failed; "end": they are ended.
+    package var onFailure: String?
+
+    package init(count: Int, apiSocketPrefix: String? = nil, children: [ForkChildDevices]? = nil, onFailure: String? = nil) {
+        self.count = count
+        self.apiSocketPrefix = apiSocketPrefix
+        self.children = children
+        self.onFailure = onFailure
+    }
+}
+
+/// One child's devices, as `engram restore` takes overrides: disks PATH[,readonly][,id=NAME], taps
+/// tap=NAME or fd=N, vsock CID,PATH.
+package struct ForkChildDevices: Codable, Sendable, Equatable {
+    package var disks: [String]?
+    package var nets: [String]?
+    package var vsock: String?
+
+    package init(disks: [String]? = nil, nets: [String]? = nil, vsock: String? = nil) {
+        self.disks = disks
+        self.nets = nets
+        self.vsock = vsock
+    }
+}
+
+/// The answer to PUT /vm/fork.
+package struct ForkReport: Codable, Sendable, Equatable {
+    package var children: [ForkChildInfo]
+    /// How many started and run.
+    package var started: Int
+    /// What holds the frozen memory now shared copy-on-write by the parent and its children.
+    package var base: String
+    /// How long the parent was paused, and the whole request.
+    package var pausedMilliseconds: Double
+    package var totalMilliseconds: Double
+
+    package init(children: [ForkChildInfo], base: String, pausedMilliseconds: Double, totalMilliseconds: Double) {
+        self.children = children
+        started = children.filter { $0.status == "running" }.count
+        self.base = base
+        self.pausedMilliseconds = pausedMilliseconds
+        self.totalMilliseconds = totalMilliseconds
+    }
+}
+
+package struct ForkChildInfo: Codable, Sendable, Equatable {
+    package var index: Int
+    package var pid: Int32?
+    package var apiSocket: String
+    package var consoleLog: String
+    /// "running", "failed", or "ended" (started, then ended because another failed).
+    package var status: String
+    package var error: String?
+
+    package init(index: Int, pid: Int32?, apiSocket: String, consoleLog: String, status: String, error: String? = nil) {
+        self.index = index
+        self.pid = pid
+        self.apiSocket = apiSocket
+        self.consoleLog = consoleLog
+        self.status = status
+        self.error = error
+    }
+}

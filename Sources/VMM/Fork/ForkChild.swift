@@ -1,0 +1,74 @@
+import ControlAPI
+import Glibc
+import GuestMemory
+import LinuxSystem
+import Machine
+import Migration
+
+/// A fork's child (`engram fork-child`, started by the forking VMM with a socket to it): maps
+/// the parent's memory copy-on-write and makes its VM, memory slots and vCPUs while the parent
+/// still runs; then takes the paused machine with its own devices, serves its own control
+/// socket, writes its console to its own log (input comes through PUT /vm/keyboard), and runs.
+/// Any failure before it runs is told to the parent, and this process ends.
+package enum ForkChild {
+    package static func run(descriptor: CInt) throws(VMMError) -> Int32 {
+        TerminationSignals.block()
+        _ = ProcessImage.setCloseOnExec(descriptor, true)
+        let link = TransferLink(DescriptorChannel(taking: OwnedFileDescriptor(taking: descriptor), peer: "the forking VMM"))
+        let timeout = ForkChildProcess.timeoutMilliseconds
+        func giveUp(_ reason: String) -> Never {
+            try? link.send(.failed(reason))
+            Diagnostics.note("fork child \(getpid()) could not start: \(reason)")
+            _exit(1)
+        }
+
+        // 1. Ready while the parent runs: its memory mapped copy-on-write, the VM made.
+        let memory: GuestMemoryMap
+        let shell: MachineShell
+        do {
+            let (message, descriptors) = try link.receive(timeoutMilliseconds: timeout)
+            guard case .prepare(let preparation) = message else { giveUp("expected the guest memory first; got \(message)") }
+            let parent = getppid()
+            var regions: [GuestRegion] = []
+            for region in preparation.regions {
+                guard region.descriptor >= 0, Int(region.descriptor) < descriptors.count else {
+                    giveUp("region \(region.name) names descriptor \(region.descriptor); \(descriptors.count) arrived")
+                }
+                let base = "the memory of pid \(parent) at the fork"
+                regions.append(try GuestRegion(
+                    name: region.name, sizeInBytes: region.sizeInBytes, copyOnWriteOf: descriptors[Int(region.descriptor)].rawValue, at: 0,
+                    path: base, kind: .forkCopyOnWrite(base: base)))
+            }
+            memory = try Machine.restoredMemory(regions)
+            let prepared = try Machine.prepareShell(memory: memory)
+            try prepared.waitForSlots()
+            shell = try prepared.creatingCPUs(preparation.cpuCount)
+            shell.warmUpStateCoding()
+            try link.send(.ready)
+        } catch {
+            giveUp("\(error)")
+        }
+
+        // 2. The machine as the parent paused it, with this child's devices.
+        let plan: ForkChildPlan
+        let machine: Machine
+        do {
+            let (message, _) = try link.receive(timeoutMilliseconds: timeout)
+            guard case .fork(let sent) = message else { giveUp("expected the machine; got \(message)") }
+            plan = sent
+            machine = try Machine(continuing: plan.machine, memory: memory, shell: shell, consoleLogPath: plan.consoleLog)
+        } catch {
+            giveUp("\(error)")
+        }
+
+        // 3. Run, once the parent knows.
+        let controller = MachineController(machine: machine, liveUpdate: LiveUpdateSession(apiSocket: plan.apiSocket, consoleLogPath: plan.consoleLog))
+        return try MachineSession.run(
+            machine, controller: controller, setup: MachineSession.Setup(apiSocket: plan.apiSocket),
+            beforeStart: {
+                let downtime = Double(MonotonicClock.nanoseconds() - plan.pausedAtNanoseconds) / 1e6
+                do { try link.send(.running(downtimeMilliseconds: downtime)) } catch { giveUp("\(error)") }
+            },
+            afterStart: { Diagnostics.note("fork child \(plan.index) runs (pid \(getpid()), control socket \(plan.apiSocket))") })
+    }
+}

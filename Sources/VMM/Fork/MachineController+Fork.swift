@@ -1,0 +1,140 @@
+import ControlAPI
+import Glibc
+import GuestMemory
+import LinuxSystem
+import Machine
+import Migration
+
+extension MachineController {
+    /// The most children one request may start.
+    static let maximumForkCount = 256
+
+    /// Live fork (PUT /vm/fork): `count` children, each its own Engram process with its own
+    /// control socket and devices, start beside this VM and map its memory while the guest runs.
+    /// Then the guest pauses for as long as it takes to save its state, make its memory a frozen
+    /// base that this VM and every child map copy-on-write (pages nobody changes exist once on
+    /// the host), and hand each child the state; every VM resumes from that instant. A child
+    /// that fails is reported and, with `on_failure: "end"`, the ones that started are ended;
+    /// this VM runs on either way.
+    package func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport {
+        let started = MonotonicClock.nanoseconds()
+        let plan = try ForkPlan(request, apiSocket: liveUpdate.apiSocket)
+        guard machine.configuration.display == nil else {
+            throw .conflict(reason: "a VM with a display cannot fork: its framebuffer is shared with the display process")
+        }
+        guard machine.waitForMemoryFill() else { throw .conflict(reason: "the lazy restore's memory fill failed; this VM cannot fork") }
+        for region in machine.memory.regions where region.fileDescriptor == nil {
+            if case .forkCopyOnWrite = region.backing {
+                throw .conflict(reason: "region \(region.name) is already copy-on-write over a fork's base: snapshot this VM and restore it "
+                    + "(--memory copy or lazy) to fork it again")
+            }
+            throw .conflict(reason: "region \(region.name) is \(region.backing.kindName) memory, which cannot be frozen and shared: "
+                + "fork a VM whose memory is a memfd or a file (engram run's default, restore --memory copy or lazy)")
+        }
+        let regions = machine.memory.regions.map { region in
+            InheritedRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .memfd, descriptor: CInt(0))
+        }
+        let descriptors = machine.memory.regions.compactMap(\.fileDescriptor)
+
+        // 1. The children start and map the memory while the guest runs.
+        var children = (0..<plan.count).map { ForkChildProcess(index: $0, plan: plan) }
+        for index in children.indices {
+            children[index].start(cpuCount: machine.configuration.cpuCount, regions: regions, descriptors: descriptors)
+        }
+        for index in children.indices { children[index].awaitReady() }
+        guard children.contains(where: { $0.isReady }) else {
+            for child in children { child.end() }
+            throw .failed(operation: "fork", reason: children.first?.error ?? "no child started")
+        }
+
+        // 2. The guest pauses only for the state, the freeze and the handover.
+        let (wasRunning, pausedAt): (Bool, UInt64)
+        switch pauseForUpdate() {
+        case .success(let paused): (wasRunning, pausedAt) = paused
+        case .failure(let refusal):
+            for child in children { child.end() }
+            throw .conflict(reason: refusal.text)
+        }
+        let resumeHere = { if wasRunning { _ = self.machine.resume() } }
+        let records: [MachineStateRecord]
+        do {
+            let record = try machine.saveState()
+            records = try plan.overrides.enumerated().map { (index, overrides) throws(MachineError) in try record.forkChild(index, overrides: overrides) }
+            for region in machine.memory.regions { _ = try region.freezeAsForkBase() }
+        } catch {
+            resumeHere()
+            for child in children { child.end() }
+            throw .invalidRequest(reason: "\(error)")
+        }
+        for index in children.indices { children[index].hand(records[index], pausedAt: pausedAt) }
+        resumeHere()
+        let paused = Double(MonotonicClock.nanoseconds() - pausedAt) / 1e6
+
+        // 3. Every child says it runs, or why not.
+        for index in children.indices { children[index].awaitRunning() }
+        if plan.endOnFailure, children.contains(where: { !$0.isRunning }) {
+            for index in children.indices where children[index].isRunning { children[index].endStarted() }
+        }
+        ForkChildProcess.reapInBackground(children.compactMap(\.pid))
+        let base = machine.memory.regions.map { region in
+            if case .forkCopyOnWrite(let base) = region.backing { return "\(region.name): \(base)" }
+            return region.name
+        }.joined(separator: ", ")
+        let report = ForkReport(
+            children: children.map(\.info), base: base, pausedMilliseconds: paused,
+            totalMilliseconds: Double(MonotonicClock.nanoseconds() - started) / 1e6)
+        Diagnostics.note("forked \(report.started) of \(plan.count) children (paused \(Double(Int(paused * 100)) / 100) ms)")
+        return report
+    }
+}
+
+/// A checked fork request: how many children, their sockets and console logs, their devices.
+struct ForkPlan {
+    let count: Int
+    let prefix: String
+    let overrides: [DeviceOverrides]
+    let endOnFailure: Bool
+
+    init(_ request: ForkRequest, apiSocket: String?) throws(VMControlError) {
+        guard (1...MachineController.maximumForkCount).contains(request.count) else {
+            throw .invalidRequest(reason: "count must be 1 to \(MachineController.maximumForkCount); got \(request.count)")
+        }
+        count = request.count
+        switch request.onFailure ?? "keep" {
+        case "keep": endOnFailure = false
+        case "end": endOnFailure = true
+        case let other: throw .invalidRequest(reason: "on_failure must be keep or end; got \(other)")
+        }
+        guard (request.children?.count ?? 0) <= request.count else {
+            throw .invalidRequest(reason: "\(request.children?.count ?? 0) children described for a fork of \(request.count)")
+        }
+        let defaultPrefix = apiSocket.map { ($0.hasSuffix(".sock") ? String($0.dropLast(5)) : $0) + "-child" }
+        guard let prefix = request.apiSocketPrefix ?? defaultPrefix, !prefix.isEmpty, !prefix.contains("\0") else {
+            throw .invalidRequest(reason: "api_socket_prefix must name where the children's sockets go (this VM has no control socket to derive it from)")
+        }
+        let absolute = PathName.absolute(prefix)
+        let directory = absolute.lastIndex(of: "/").map { String(absolute[..<$0]) } ?? "/"
+        guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
+            throw .invalidRequest(reason: "api_socket_prefix \(prefix): the directory \(directory) does not exist")
+        }
+        self.prefix = absolute
+        for index in 0..<count {
+            for path in ["\(absolute)-\(index).sock", "\(absolute)-\(index).console"] where FileStatus(path: path) != nil {
+                throw .invalidRequest(reason: "\(path) exists already; remove it or choose another api_socket_prefix")
+            }
+        }
+        var overrides: [DeviceOverrides] = []
+        for index in 0..<count {
+            let devices = request.children.flatMap { index < $0.count ? $0[index] : nil }
+            do {
+                overrides.append(try DeviceOverrides(parsingDisks: devices?.disks ?? [], networks: devices?.nets ?? [], vsock: devices?.vsock))
+            } catch {
+                throw .invalidRequest(reason: "children[\(index)]: \(error)")
+            }
+        }
+        self.overrides = overrides
+    }
+
+    func socket(_ index: Int) -> String { "\(prefix)-\(index).sock" }
+    func consoleLog(_ index: Int) -> String { "\(prefix)-\(index).console" }
+}
