@@ -26,7 +26,7 @@ Writes docs/results/memory_sharing.md and docs/results/memory_sharing.json.
 import argparse, json, os, platform, re, secrets, shutil, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 
-from benchlib import Child, QMP, kill_all, pump_until, run_json, summary
+from benchlib import Child, QMP, UnixHTTP, kill_all, pump_until, run_json, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
@@ -190,6 +190,126 @@ class Bench:
         return size
 
 
+TICK = re.compile(rb"TICK \\d+\\r\\n")
+
+
+def smaps_pss(pid, guest_bytes):
+    """(total PSS, PSS of the guest-memory mapping) of a process, in bytes (/proc/PID/smaps)."""
+    total = guest = 0
+    size = 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                size = end - start
+            elif line.startswith("Pss:"):
+                kib = int(line.split()[1]) * 1024
+                total += kib
+                if size == guest_bytes:
+                    guest += kib
+    return total, guest
+
+
+class ForkBench:
+    """(b): fork N children of a guest with --touched-mib filled, beside N map restores of its snapshot."""
+
+    def __init__(self, args, tmp):
+        self.args, self.tmp = args, tmp
+
+    def parent(self, name):
+        api = os.path.join(self.tmp, f"{name}.sock")
+        vm = Child([self.args.engram, "run", "--kernel", KERNEL, "--memory", f"{self.args.memory_mib}M", "--cpus", "1",
+                    "--cmdline", "cpus=1", "--api-socket", api], f"engram run ({name})")
+        vm.wait_for(READY, 60, "READY")
+        vm.type_line(f"fill {self.args.touched_mib} 3")
+        vm.wait_for(re.compile(rb"FILL [^\r\n]*\r\n"), 120, "FILL")
+        vm.type_line("heartbeat 10")
+        vm.wait_for(re.compile(rb"HEARTBEAT[^\r\n]*\r\n"), 30, "HEARTBEAT")
+        return vm, api
+
+    def first_ticks(self, logs, since, timeout=120):
+        """Waits until every console log holds a TICK line; returns the time the last one was seen."""
+        pending = set(logs)
+        deadline = time.monotonic() + timeout
+        last = since
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} children printed no TICK within {timeout} s")
+            for log in list(pending):
+                try:
+                    with open(log, "rb") as f:
+                        if TICK.search(f.read()):
+                            pending.discard(log)
+                            last = time.monotonic()
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.001)
+        return last
+
+    def fork_round(self, count, round_number):
+        name = f"fork{count}-{round_number}"
+        vm, api = self.parent(name)
+        prefix = os.path.join(self.tmp, f"{name}-child")
+        pids = []
+        try:
+            connection = UnixHTTP(api)
+            connection.connect()
+            body = json.dumps({"count": count, "api_socket_prefix": prefix})
+            sent = time.monotonic()
+            connection.request("PUT", "/vm/fork", body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            answered = time.monotonic()
+            connection.close()
+            if response.status != 200 or answer.get("started") != count:
+                raise RuntimeError(f"fork of {count}: HTTP {response.status}: {json.dumps(answer)[:600]}")
+            pids = [c["pid"] for c in answer["children"]]
+            ticked = self.first_ticks([c["console_log"] for c in answer["children"]], sent)
+            time.sleep(1)  # let every VM settle before reading memory
+            guest = self.args.memory_mib * MIB
+            pss = [smaps_pss(pid, guest) for pid in [vm.process.pid] + pids]
+            return {"answer_ms": (answered - sent) * 1000, "all_running_ms": (ticked - sent) * 1000,
+                    "paused_ms": answer.get("paused_milliseconds"), "vmm_total_ms": answer.get("total_milliseconds"),
+                    "pss_mib": sum(t for t, _ in pss) / MIB, "guest_pss_mib": sum(g for _, g in pss) / MIB,
+                    "overhead_pss_mib": sum(t - g for t, g in pss) / MIB}
+        finally:
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            vm.stop()
+            for pid in pids:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+
+    def restore_round(self, count, round_number):
+        """N `engram restore --memory map` of a snapshot of the same guest, all running: their PSS."""
+        name = f"restore{count}-{round_number}"
+        vm, api = self.parent(name)
+        snapshot = os.path.join(self.tmp, f"{name}.snap")
+        children = []
+        try:
+            subprocess.run([self.args.engram, "snapshot", api, snapshot], check=True, capture_output=True, timeout=120)
+            vm.stop()
+            for index in range(count):
+                children.append(Child([self.args.engram, "restore", snapshot, "--memory", "map"], f"restore {index}"))
+            pump_until(children, lambda: all(TICK.search(c.out) for c in children), 300, "every restored VM's TICK")
+            time.sleep(1)
+            guest = self.args.memory_mib * MIB
+            pss = [smaps_pss(c.process.pid, guest) for c in children]
+            return {"pss_mib": sum(t for t, _ in pss) / MIB, "guest_pss_mib": sum(g for _, g in pss) / MIB,
+                    "overhead_pss_mib": sum(t - g for t, g in pss) / MIB}
+        finally:
+            for child in children:
+                child.stop()
+            vm.stop()
+            if os.path.exists(snapshot):
+                os.unlink(snapshot)
+
+
 def medians(samples, key):
     return summary([s.get(key) for s in samples])
 
@@ -248,51 +368,120 @@ def render(result):
         "migration over loopback to `engram receive` (frames, page CRCs and the state included). Each before/after pair "
         "is a fresh VM filled the same way.",
         "",
+    ]
+    lines += render_fork(result.get("fork"), result["memory_mib"])
+    return "\n".join(lines)
+
+
+def render_fork(fork, memory_mib):
+    if not fork:
+        return ["## (b) Fork", "", "Not measured yet.", ""]
+    def med(table, count, key):
+        entry = fork[table].get(str(count), {}).get(key)
+        return entry["median"] if entry else None
+
+    def fmt(value, unit="", digits=1):
+        return "—" if value is None else f"{value:.{digits}f}{unit}"
+
+    counts = sorted(int(c) for c in fork["children"])
+    touched = fork["touched_mib"]
+    lines = [
         "## (b) Fork",
         "",
-        "Not built yet (issue 19, points 3 and 4): no figures.",
+        f"Measured {fork['date']}, {fork['rounds']} rounds per count, medians. A {memory_mib} MiB guest (1 vCPU) fills "
+        f"{touched} MiB and runs `heartbeat 10`; `PUT /vm/fork {{\"count\": N}}` is timed from sending the request to its answer "
+        "(every child says it runs) and to the first `TICK` line in every child's console log (each child has run its "
+        "next timer tick and printed). Host memory is the proportional set size (PSS, /proc/PID/smaps) summed over the "
+        "parent and every child, split into the guest-memory mapping and the rest (the VMM processes themselves); beside "
+        "it, N `engram restore --memory map` of a snapshot of the same guest, all running.",
+        "",
+        "| children | request → answer (ms) | request → every child ticked (ms) | parent paused (ms) | PSS, fork: guest / VMMs (MiB) | PSS, N map restores: guest / VMMs (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in counts:
+        lines.append(f"| {n} | {fmt(med('children', n, 'answer_ms'))} | {fmt(med('children', n, 'all_running_ms'))} | "
+                     f"{fmt(med('children', n, 'paused_ms'))} | {fmt(med('children', n, 'guest_pss_mib'), '', 0)} / "
+                     f"{fmt(med('children', n, 'overhead_pss_mib'), '', 0)} | {fmt(med('map_restores', n, 'guest_pss_mib'), '', 0)} / "
+                     f"{fmt(med('map_restores', n, 'overhead_pss_mib'), '', 0)} |")
+    ten = med("children", 10, "all_running_ms")
+    hundred = med("children", 100, "guest_pss_mib")
+    lines += [
+        "",
+        f"Targets: fork of 10 children ≤ 100 ms on this 2-core host: {fmt(ten)} ms, "
+        f"{'met' if ten is not None and ten <= 100 else 'not met'}; 100 forks hold ≤ 1.2 × the guest's touched memory "
+        f"({1.2 * touched:.0f} MiB) in guest memory, plus the VMMs' own: {fmt(hundred, ' MiB', 0)}, "
+        f"{'met' if hundred is not None and hundred <= 1.2 * touched else 'not met'}.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engram", default=os.path.join(ROOT, ".build/release/engram"))
     parser.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
+    parser.add_argument("--parts", default="balloon,fork", help="balloon, fork or both; a part not run keeps its figures")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-mib", type=int, default=1024)
     parser.add_argument("--fill-mib", type=int, default=768)
     parser.add_argument("--free-mib", type=int, default=512)
     parser.add_argument("--return-timeout", type=float, default=10)
+    parser.add_argument("--touched-mib", type=int, default=256)
+    parser.add_argument("--fork-counts", default="1,10,100")
+    parser.add_argument("--fork-rounds", type=int, default=3)
     parser.add_argument("--output", default=os.path.join(ROOT, "docs/results/memory_sharing"))
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"balloon", "fork"}:
+        parser.error(f"--parts: balloon, fork or balloon,fork, not {args.parts!r}")
     for path in (args.engram, KERNEL):
         if not os.path.exists(path):
             sys.exit(f"memory_sharing: {path} is missing (swift build -c release; make -C guest)")
+    previous = {}
+    if os.path.exists(args.output + ".json"):
+        with open(args.output + ".json") as f:
+            previous = json.load(f)
     tmp = tempfile.mkdtemp(prefix="engram-memory-sharing-", dir="/var/tmp")
-    bench = Bench(args, tmp)
     samples = {"engram": [], "qemu": []}
+    forks, restores = {}, {}
     try:
-        for round_number in range(args.rounds):
-            order = ("engram", "qemu") if round_number % 2 == 0 else ("qemu", "engram")
-            for vmm in order:
-                sample = bench.engram_round() if vmm == "engram" else bench.qemu_round()
-                samples[vmm].append(sample)
-                print(f"round {round_number + 1} {vmm}: " + json.dumps({k: round(v, 1) if isinstance(v, float) else v
-                                                                         for k, v in sample.items() if k != "guest"}), flush=True)
+        if "balloon" in parts:
+            bench = Bench(args, tmp)
+            for round_number in range(args.rounds):
+                order = ("engram", "qemu") if round_number % 2 == 0 else ("qemu", "engram")
+                for vmm in order:
+                    sample = bench.engram_round() if vmm == "engram" else bench.qemu_round()
+                    samples[vmm].append(sample)
+                    print(f"round {round_number + 1} {vmm}: " + json.dumps({k: round(v, 1) if isinstance(v, float) else v
+                                                                             for k, v in sample.items() if k != "guest"}), flush=True)
+        if "fork" in parts:
+            fork_bench = ForkBench(args, tmp)
+            for count in [int(c) for c in args.fork_counts.split(",")]:
+                forks[count], restores[count] = [], []
+                for round_number in range(args.fork_rounds):
+                    forks[count].append(fork_bench.fork_round(count, round_number))
+                    print(f"fork {count} round {round_number + 1}: {json.dumps({k: round(v, 1) for k, v in forks[count][-1].items()})}", flush=True)
+                restores[count].append(fork_bench.restore_round(count, 0))
+                print(f"map restores {count}: {json.dumps({k: round(v, 1) for k, v in restores[count][-1].items()})}", flush=True)
     finally:
         kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
         for name in os.listdir("/dev/shm"):
             if name.startswith(f"engram-bench-balloon-{os.getpid()}"):
                 os.unlink(os.path.join("/dev/shm", name))
-    keys = sorted({k for s in samples["engram"] + samples["qemu"] for k, v in s.items() if isinstance(v, (int, float))})
     qemu_version = subprocess.run([args.qemu, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "host": platform.node() or "this host",
-              "engram_binary": args.engram.replace(ROOT + "/", ""), "qemu_version": qemu_version.replace("QEMU emulator version ", ""),
-              "rounds": args.rounds, "memory_mib": args.memory_mib, "fill_mib": args.fill_mib, "free_mib": args.free_mib,
-              "balloon": {vmm: {k: medians(s, k) for k in keys} for vmm, s in samples.items()}}
+    result = dict(previous)
+    result.update({"host": platform.node() or "this host", "engram_binary": "release build, static Swift runtime",
+                   "qemu_version": qemu_version.replace("QEMU emulator version ", ""), "memory_mib": args.memory_mib})
+    if "balloon" in parts:
+        keys = sorted({k for s in samples["engram"] + samples["qemu"] for k, v in s.items() if isinstance(v, (int, float))})
+        result.update({"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "rounds": args.rounds, "fill_mib": args.fill_mib,
+                       "free_mib": args.free_mib, "balloon": {vmm: {k: medians(s, k) for k in keys} for vmm, s in samples.items()}})
+    if "fork" in parts:
+        result["fork"] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "rounds": args.fork_rounds,
+                          "touched_mib": args.touched_mib,
+                          "children": {str(n): {k: medians(v, k) for k in v[0]} for n, v in forks.items()},
+                          "map_restores": {str(n): {k: medians(v, k) for k in v[0]} for n, v in restores.items()}}
     with open(args.output + ".json", "w") as f:
         json.dump(result, f, indent=1)
     with open(args.output + ".md", "w") as f:
