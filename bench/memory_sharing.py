@@ -190,24 +190,44 @@ class Bench:
         return size
 
 
-TICK = re.compile(rb"TICK \\d+\\r\\n")
+TICK = re.compile(rb"TICK \d+\r\n")
 
 
-def smaps_pss(pid, guest_bytes):
-    """(total PSS, PSS of the guest-memory mapping) of a process, in bytes (/proc/PID/smaps)."""
+def private_memory(pid, guest_bytes):
+    """(anonymous bytes of the guest-memory mapping, anonymous bytes of the rest) of a process
+    (/proc/PID/smaps): the guest pages it copied on write, and the VMM's own heap and stacks."""
     total = guest = 0
     size = 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
-            if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
-                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and ":" not in first:
+                start, end = (int(x, 16) for x in first.split("-"))
                 size = end - start
-            elif line.startswith("Pss:"):
+            elif line.startswith("Anonymous:"):
                 kib = int(line.split()[1]) * 1024
                 total += kib
                 if size == guest_bytes:
                     guest += kib
-    return total, guest
+    return guest, total - guest
+
+
+def memfd_bytes(pid, name="memfd:engram-ram"):
+    """Allocated bytes of the process's guest-memory memfd (the fork's frozen base)."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if name in os.readlink(path):
+                return os.stat(path).st_blocks * 512
+        except OSError:
+            continue
+    return 0
+
+
+def resident_bytes(path):
+    """Bytes of `path` in the page cache (fincore)."""
+    done = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", path], capture_output=True, text=True)
+    return int(done.stdout.strip() or 0)
 
 
 class ForkBench:
@@ -267,11 +287,12 @@ class ForkBench:
             ticked = self.first_ticks([c["console_log"] for c in answer["children"]], sent)
             time.sleep(1)  # let every VM settle before reading memory
             guest = self.args.memory_mib * MIB
-            pss = [smaps_pss(pid, guest) for pid in [vm.process.pid] + pids]
+            private = [private_memory(pid, guest) for pid in [vm.process.pid] + pids]
+            shared = memfd_bytes(vm.process.pid)
             return {"answer_ms": (answered - sent) * 1000, "all_running_ms": (ticked - sent) * 1000,
                     "paused_ms": answer.get("paused_milliseconds"), "vmm_total_ms": answer.get("total_milliseconds"),
-                    "pss_mib": sum(t for t, _ in pss) / MIB, "guest_pss_mib": sum(g for _, g in pss) / MIB,
-                    "overhead_pss_mib": sum(t - g for t, g in pss) / MIB}
+                    "shared_mib": shared / MIB, "guest_private_mib": sum(g for g, _ in private) / MIB,
+                    "guest_mib": (shared + sum(g for g, _ in private)) / MIB, "vmm_private_mib": sum(v for _, v in private) / MIB}
         finally:
             for pid in pids:
                 try:
@@ -299,9 +320,10 @@ class ForkBench:
             pump_until(children, lambda: all(TICK.search(c.out) for c in children), 300, "every restored VM's TICK")
             time.sleep(1)
             guest = self.args.memory_mib * MIB
-            pss = [smaps_pss(c.process.pid, guest) for c in children]
-            return {"pss_mib": sum(t for t, _ in pss) / MIB, "guest_pss_mib": sum(g for _, g in pss) / MIB,
-                    "overhead_pss_mib": sum(t - g for t, g in pss) / MIB}
+            private = [private_memory(c.process.pid, guest) for c in children]
+            shared = resident_bytes(snapshot)
+            return {"shared_mib": shared / MIB, "guest_private_mib": sum(g for g, _ in private) / MIB,
+                    "guest_mib": (shared + sum(g for g, _ in private)) / MIB, "vmm_private_mib": sum(v for _, v in private) / MIB}
         finally:
             for child in children:
                 child.stop()
@@ -391,20 +413,23 @@ def render_fork(fork, memory_mib):
         f"Measured {fork['date']}, {fork['rounds']} rounds per count, medians. A {memory_mib} MiB guest (1 vCPU) fills "
         f"{touched} MiB and runs `heartbeat 10`; `PUT /vm/fork {{\"count\": N}}` is timed from sending the request to its answer "
         "(every child says it runs) and to the first `TICK` line in every child's console log (each child has run its "
-        "next timer tick and printed). Host memory is the proportional set size (PSS, /proc/PID/smaps) summed over the "
-        "parent and every child, split into the guest-memory mapping and the rest (the VMM processes themselves); beside "
-        "it, N `engram restore --memory map` of a snapshot of the same guest, all running.",
+        "next timer tick and printed). Guest memory held on the host: the shared copy once (the fork's frozen memfd, its "
+        "allocated blocks; for map restores the snapshot file's pages in the page cache, `fincore`) plus every process's "
+        "private copies (the `Anonymous` pages of its guest-memory mapping, /proc/PID/smaps); the VMMs' own is the rest of "
+        "their anonymous memory. Beside it, N `engram restore --memory map` of a snapshot of the same guest, all running.",
         "",
-        "| children | request → answer (ms) | request → every child ticked (ms) | parent paused (ms) | PSS, fork: guest / VMMs (MiB) | PSS, N map restores: guest / VMMs (MiB) |",
+        "| children | request → answer (ms) | request → every child ticked (ms) | parent paused (ms) | fork: guest memory held (shared + private) / VMMs' own (MiB) | N map restores: guest memory held (shared + private) / VMMs' own (MiB) |",
         "|---|---|---|---|---|---|",
     ]
     for n in counts:
         lines.append(f"| {n} | {fmt(med('children', n, 'answer_ms'))} | {fmt(med('children', n, 'all_running_ms'))} | "
-                     f"{fmt(med('children', n, 'paused_ms'))} | {fmt(med('children', n, 'guest_pss_mib'), '', 0)} / "
-                     f"{fmt(med('children', n, 'overhead_pss_mib'), '', 0)} | {fmt(med('map_restores', n, 'guest_pss_mib'), '', 0)} / "
-                     f"{fmt(med('map_restores', n, 'overhead_pss_mib'), '', 0)} |")
+                     f"{fmt(med('children', n, 'paused_ms'))} | {fmt(med('children', n, 'guest_mib'), '', 0)} "
+                     f"({fmt(med('children', n, 'shared_mib'), '', 0)} + {fmt(med('children', n, 'guest_private_mib'), '', 0)}) / "
+                     f"{fmt(med('children', n, 'vmm_private_mib'), '', 0)} | {fmt(med('map_restores', n, 'guest_mib'), '', 0)} "
+                     f"({fmt(med('map_restores', n, 'shared_mib'), '', 0)} + {fmt(med('map_restores', n, 'guest_private_mib'), '', 0)}) / "
+                     f"{fmt(med('map_restores', n, 'vmm_private_mib'), '', 0)} |")
     ten = med("children", 10, "all_running_ms")
-    hundred = med("children", 100, "guest_pss_mib")
+    hundred = med("children", 100, "guest_mib")
     lines += [
         "",
         f"Targets: fork of 10 children ≤ 100 ms on this 2-core host: {fmt(ten)} ms, "

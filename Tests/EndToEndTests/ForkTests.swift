@@ -129,4 +129,24 @@ struct ForkTests {
         #expect(refused.status != 0 && refused.errors.contains("cannot be frozen"), "\(refused.errors)")
         _ = try other.command("fill 8 1", expect: "FILL ")
     }
+
+    @Test func aChildGetsAVsockOfItsOwnAndItsGuestSeesTheNewCID() throws {
+        let socket = directory.path("vm.sock"), vsock = directory.path("v.sock")
+        let (parent, _) = try TestKernel.boot(extra: ["--api-socket", socket, "--vsock", "3,\(vsock)"])
+        defer { parent.stop() }
+        _ = try parent.command("vsock listen 5000", expect: "VSOCK LISTEN")
+        let forked = children(try fork(socket, ["--count", "2", "--child-vsock", "1:40,\(directory.path("own.sock"))"]))
+        defer { end(forked.map(\.pid)) }
+        #expect(forked.count == 2)
+        let expected: [(UInt64, String)] = [(4, "\(vsock)-fork-0"), (40, directory.path("own.sock"))]
+        for (child, (cid, path)) in zip(forked, expected) {
+            let devices = try runEngram(["ctl", child.socket, "devices"]).output
+            #expect(devices.contains("\"guest_cid\" : \(cid)") || devices.contains("\"guest_cid\": \(cid)"), "\(devices)")
+            #expect(FileManager.default.fileExists(atPath: path), "child's vsock socket \(path)")
+            // The guest re-read its CID at the transport reset the restored device sent.
+            #expect(try command((child.socket, child.log), "vsock cid", expect: "VSOCK CID").hasSuffix("cid=\(cid)"))
+        }
+        #expect(try parent.command("vsock cid", expect: "VSOCK CID").hasSuffix("cid=3"))
+    }
 }
+

@@ -26,17 +26,28 @@ package enum TransferMessage: Codable, Sendable, Equatable {
 package struct ForkChildPlan: Codable, Sendable, Equatable {
     /// The child's number among its siblings, from 0.
     package var index: Int
-    /// The parent's state at the fork, its devices replaced by the child's own.
-    package var machine: MachineStateRecord
+    /// The parent's state at the fork (`MachineStateRecord` as JSON, encoded once for every
+    /// child); the child gives it its own devices (`MachineStateRecord.forkChild`).
+    package var machine: Data
+    /// The child's own disks, taps and vsock, as `engram restore` takes them.
+    package var disks: [String]
+    package var networks: [String]
+    package var vsock: String?
     package var apiSocket: String
     /// Where the child's serial console goes (its input comes through PUT /vm/keyboard).
     package var consoleLog: String?
     /// CLOCK_MONOTONIC nanoseconds when the parent paused, for the child's report.
     package var pausedAtNanoseconds: UInt64
 
-    package init(index: Int, machine: MachineStateRecord, apiSocket: String, consoleLog: String?, pausedAtNanoseconds: UInt64) {
+    package init(
+        index: Int, machine: Data, disks: [String], networks: [String], vsock: String?, apiSocket: String, consoleLog: String?,
+        pausedAtNanoseconds: UInt64
+    ) {
         self.index = index
         self.machine = machine
+        self.disks = disks
+        self.networks = networks
+        self.vsock = vsock
         self.apiSocket = apiSocket
         self.consoleLog = consoleLog
         self.pausedAtNanoseconds = pausedAtNanoseconds

@@ -1,4 +1,5 @@
 import ControlAPI
+import FoundationEssentials
 import Glibc
 import GuestMemory
 import LinuxSystem
@@ -56,7 +57,9 @@ package enum ForkChild {
             let (message, _) = try link.receive(timeoutMilliseconds: timeout)
             guard case .fork(let sent) = message else { giveUp("expected the machine; got \(message)") }
             plan = sent
-            machine = try Machine(continuing: plan.machine, memory: memory, shell: shell, consoleLogPath: plan.consoleLog)
+            let overrides = try DeviceOverrides(parsingDisks: plan.disks, networks: plan.networks, vsock: plan.vsock)
+            let record = try JSONDecoder().decode(MachineStateRecord.self, from: plan.machine).forkChild(plan.index, overrides: overrides)
+            machine = try Machine(continuing: record, memory: memory, shell: shell, consoleLogPath: plan.consoleLog)
         } catch {
             giveUp("\(error)")
         }

@@ -1,4 +1,5 @@
 import ControlAPI
+import FoundationEssentials
 import Glibc
 import LinuxSystem
 import Machine
@@ -65,10 +66,12 @@ struct ForkChildProcess {
     }
 
     /// Sends the paused machine, as this child starts it.
-    mutating func hand(_ record: MachineStateRecord, pausedAt: UInt64) {
+    mutating func hand(_ machine: Data, devices: ForkChildDevices, pausedAt: UInt64) {
         guard state == .ready, let link else { return }
         do {
-            try link.send(.fork(ForkChildPlan(index: index, machine: record, apiSocket: socket, consoleLog: consoleLog, pausedAtNanoseconds: pausedAt)))
+            try link.send(.fork(ForkChildPlan(
+                index: index, machine: machine, disks: devices.disks ?? [], networks: devices.nets ?? [], vsock: devices.vsock,
+                apiSocket: socket, consoleLog: consoleLog, pausedAtNanoseconds: pausedAt)))
             state = .handed
         } catch {
             fail("\(error)")

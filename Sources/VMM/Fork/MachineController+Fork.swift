@@ -1,4 +1,5 @@
 import ControlAPI
+import FoundationEssentials
 import Glibc
 import GuestMemory
 import LinuxSystem
@@ -56,17 +57,19 @@ extension MachineController {
             throw .conflict(reason: refusal.text)
         }
         let resumeHere = { if wasRunning { _ = self.machine.resume() } }
-        let records: [MachineStateRecord]
+        let state: Data
         do {
             let record = try machine.saveState()
-            records = try plan.overrides.enumerated().map { (index, overrides) throws(MachineError) in try record.forkChild(index, overrides: overrides) }
+            // Each child's devices are checked here (a refusal leaves the parent as it was) and given by the child itself.
+            for (index, overrides) in plan.overrides.enumerated() { _ = try record.forkChild(index, overrides: overrides) }
+            state = try JSONEncoder().encode(record)
             for region in machine.memory.regions { _ = try region.freezeAsForkBase() }
         } catch {
             resumeHere()
             for child in children { child.end() }
             throw .invalidRequest(reason: "\(error)")
         }
-        for index in children.indices { children[index].hand(records[index], pausedAt: pausedAt) }
+        for index in children.indices { children[index].hand(state, devices: plan.devices[index], pausedAt: pausedAt) }
         resumeHere()
         let paused = Double(MonotonicClock.nanoseconds() - pausedAt) / 1e6
 
@@ -93,6 +96,8 @@ struct ForkPlan {
     let count: Int
     let prefix: String
     let overrides: [DeviceOverrides]
+    /// The overrides as given, for the children to parse again.
+    let devices: [ForkChildDevices]
     let endOnFailure: Bool
 
     init(_ request: ForkRequest, apiSocket: String?) throws(VMControlError) {
@@ -124,8 +129,10 @@ struct ForkPlan {
             }
         }
         var overrides: [DeviceOverrides] = []
+        var given: [ForkChildDevices] = []
         for index in 0..<count {
             let devices = request.children.flatMap { index < $0.count ? $0[index] : nil }
+            given.append(devices ?? ForkChildDevices())
             do {
                 overrides.append(try DeviceOverrides(parsingDisks: devices?.disks ?? [], networks: devices?.nets ?? [], vsock: devices?.vsock))
             } catch {
@@ -133,6 +140,7 @@ struct ForkPlan {
             }
         }
         self.overrides = overrides
+        self.devices = given
     }
 
     func socket(_ index: Int) -> String { "\(prefix)-\(index).sock" }
