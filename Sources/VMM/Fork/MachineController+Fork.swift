@@ -12,9 +12,9 @@ extension MachineController {
 
     /// Live fork (PUT /vm/fork): `count` children, each its own Engram process with its own
     /// control socket and devices, start beside this VM and map its memory while the guest runs.
-    /// Then the guest pauses for as long as it takes to save its state, make its memory a frozen
-    /// base that this VM and every child map copy-on-write (pages nobody changes exist once on
-    /// the host), and hand each child the state; every VM resumes from that instant. A child
+    /// Then the guest pauses for as long as it takes to save its state and make its memory a
+    /// frozen base that this VM and every child map copy-on-write (pages nobody changes exist
+    /// once on the host); each child then gets the state and starts from that instant. A child
     /// that fails is reported and, with `on_failure: "end"`, the ones that started are ended;
     /// this VM runs on either way.
     package func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport {
@@ -69,9 +69,11 @@ extension MachineController {
             for child in children { child.end() }
             throw .invalidRequest(reason: "\(error)")
         }
-        for index in children.indices { children[index].hand(state, devices: plan.devices[index], pausedAt: pausedAt) }
+        // The state and the frozen memory no longer change: the parent goes on, and the children
+        // start from that instant whenever they get the state.
         resumeHere()
         let paused = Double(MonotonicClock.nanoseconds() - pausedAt) / 1e6
+        for index in children.indices { children[index].hand(state, devices: plan.devices[index], pausedAt: pausedAt) }
 
         // 3. Every child says it runs, or why not.
         for index in children.indices { children[index].awaitRunning() }
