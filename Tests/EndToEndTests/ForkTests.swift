@@ -148,5 +148,22 @@ struct ForkTests {
         }
         #expect(try parent.command("vsock cid", expect: "VSOCK CID").hasSuffix("cid=3"))
     }
+
+    @Test(.enabled(if: NetworkNamespacePair.available, "needs ip netns"))
+    func aChildMigratesLikeAnyVM() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let (source, socket) = try pair.source("src")
+        let filled = try #require(TestKernel.field("digest", in: try source.command("fill 32 6", expect: "FILL ")))
+        let forked = children(try fork(socket, ["--count", "1"]))
+        defer { end(forked.map(\.pid)) }
+        let child = try #require(forked.first)
+        let written = try command((child.socket, child.log), "fill 16 2", expect: "FILL ")
+        let (destination, url) = try pair.receive()
+        let migration = try pair.migrate(child.socket, to: url, mode: "precopy")
+        #expect(migration.status == 0, "\(migration.errors)")
+        #expect(TestKernel.field("digest", in: try destination.command("digest", expect: "DIGEST ")) == TestKernel.field("digest", in: written))
+        #expect(TestKernel.field("digest", in: try source.command("digest", expect: "DIGEST ")) == filled)
+    }
 }
 
