@@ -15,17 +15,19 @@ package enum LiveUpdateTarget {
     /// Maps `inherited` regions, taking their descriptors (shared: the same pages, not a copy).
     package static func memory(of inherited: [InheritedRegion]) throws(LiveUpdateError) -> GuestMemoryMap {
         var regions: [GuestRegion] = []
-        for inherited in inherited {
-            do {
-                regions.append(
-                    try GuestRegion(
-                        name: inherited.name, sizeInBytes: inherited.sizeInBytes, backing: inherited.backing.regionBacking,
-                        adopting: inherited.descriptor, path: inherited.backing.filePath))
-            } catch {
-                throw .restoreFailed(reason: "cannot map inherited region \(inherited.name): \(error)")
-            }
-        }
+        for inherited in inherited { regions.append(try region(inherited)) }
         do { return try Machine.restoredMemory(regions) } catch { throw .restoreFailed(reason: error.description) }
+    }
+
+    /// Maps one inherited region, taking its descriptor (shared: the same pages, not a copy).
+    package static func region(_ inherited: InheritedRegion) throws(LiveUpdateError) -> GuestRegion {
+        do {
+            return try GuestRegion(
+                name: inherited.name, sizeInBytes: inherited.sizeInBytes, backing: inherited.backing.regionBacking,
+                adopting: inherited.descriptor, path: inherited.backing.filePath)
+        } catch {
+            throw .restoreFailed(reason: "cannot map inherited region \(inherited.name): \(error)")
+        }
     }
 
     /// The machine, rebuilt from the handoff's state around `memory`, its devices continuing

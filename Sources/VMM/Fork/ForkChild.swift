@@ -26,28 +26,16 @@ package enum ForkChild {
         // 1. Ready while the parent runs: its memory mapped copy-on-write, the VM made.
         let memory: GuestMemoryMap
         let shell: MachineShell
+        let base = "the memory of pid \(getppid()) at the fork"
         do {
-            let (message, descriptors) = try link.receive(timeoutMilliseconds: timeout)
-            guard case .prepare(let preparation) = message else { giveUp("expected the guest memory first; got \(message)") }
-            let parent = getppid()
-            var regions: [GuestRegion] = []
-            for region in preparation.regions {
-                guard region.descriptor >= 0, Int(region.descriptor) < descriptors.count else {
-                    giveUp("region \(region.name) names descriptor \(region.descriptor); \(descriptors.count) arrived")
-                }
-                let base = "the memory of pid \(parent) at the fork"
-                regions.append(try GuestRegion(
-                    name: region.name, sizeInBytes: region.sizeInBytes, copyOnWriteOf: descriptors[Int(region.descriptor)].rawValue, at: 0,
-                    path: base, kind: .forkCopyOnWrite(base: base)))
+            (memory, shell) = try TransferReadiness.prepare(on: link, timeoutMilliseconds: timeout) { region, descriptor in
+                // The mapping keeps a descriptor of its own; this one closes when it goes.
+                try GuestRegion(
+                    name: region.name, sizeInBytes: region.sizeInBytes, copyOnWriteOf: descriptor.rawValue, at: 0, path: base,
+                    kind: .forkCopyOnWrite(base: base))
             }
-            memory = try Machine.restoredMemory(regions)
-            let prepared = try Machine.prepareShell(memory: memory)
-            try prepared.waitForSlots()
-            shell = try prepared.creatingCPUs(preparation.cpuCount)
-            shell.warmUpStateCoding()
-            try link.send(.ready)
         } catch {
-            giveUp("\(error)")
+            giveUp(error.reason)
         }
 
         // 2. The machine as the parent paused it, with this child's devices.

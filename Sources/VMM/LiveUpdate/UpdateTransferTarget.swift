@@ -27,25 +27,13 @@ package enum UpdateTransferTarget {
         let memory: GuestMemoryMap
         let shell: MachineShell
         do {
-            let (message, descriptors) = try link.receive(timeoutMilliseconds: timeout)
-            guard case .prepare(let preparation) = message else { giveUp("expected the guest memory first; got \(message)") }
-            var regions: [InheritedRegion] = []
-            for region in preparation.regions {
-                guard region.descriptor >= 0, Int(region.descriptor) < descriptors.count else {
-                    giveUp("region \(region.name) names descriptor \(region.descriptor); \(descriptors.count) arrived")
-                }
+            (memory, shell) = try TransferReadiness.prepare(on: link, timeoutMilliseconds: timeout) { region, descriptor in
                 var mapped = region
-                mapped.descriptor = descriptors[Int(region.descriptor)].release()
-                regions.append(mapped)
+                mapped.descriptor = descriptor.release()
+                return try LiveUpdateTarget.region(mapped)
             }
-            memory = try LiveUpdateTarget.memory(of: regions)
-            let prepared = try Machine.prepareShell(memory: memory)
-            try prepared.waitForSlots()
-            shell = try prepared.creatingCPUs(preparation.cpuCount)
-            shell.warmUpStateCoding()
-            try link.send(.ready)
         } catch {
-            giveUp("\(error)")
+            giveUp(error.reason)
         }
 
         // 2. The paused machine and its host resources.
