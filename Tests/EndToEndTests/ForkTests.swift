@@ -165,5 +165,27 @@ struct ForkTests {
         #expect(TestKernel.field("digest", in: try destination.command("digest", expect: "DIGEST ")) == TestKernel.field("digest", in: written))
         #expect(TestKernel.field("digest", in: try source.command("digest", expect: "DIGEST ")) == filled)
     }
+
+    @Test func aHundredForksOfAGibibyteGuestRunAtOnce() throws {
+        let socket = directory.path("vm.sock")
+        let (parent, _) = try TestKernel.boot(memory: "1G", extra: ["--api-socket", socket, "--rng", "on"])
+        defer { parent.stop() }
+        let filled = try #require(TestKernel.field("digest", in: try parent.command("fill 64 8", expect: "FILL ")))
+        let answer = try fork(socket, ["--count", "100"])
+        let forked = children(answer)
+        defer { end(forked.map(\.pid)) }
+        #expect(answer["started"] as? Int == 100 && forked.count == 100, "\((answer["children"] as? [[String: Any]])?.first { $0["status"] as? String != "running" } ?? [:])")
+        for pid in forked.map(\.pid) { #expect(kill(pid, 0) == 0, "child \(pid) runs") }
+        for index in [0, 99] where index < forked.count {
+            let child = (forked[index].socket, forked[index].log)
+            #expect(TestKernel.field("digest", in: try command(child, "digest", expect: "DIGEST ")) == filled)
+            // Each child's entropy device draws from the host on its own.
+            #expect(try command(child, "rng 0 64", expect: "RNG ").contains("bytes=64"))
+        }
+        let digests = try [0, 99].filter { $0 < forked.count }.map { index in
+            TestKernel.field("digest", in: try command((forked[index].socket, forked[index].log), "rng 0 64", expect: "RNG "))
+        }
+        #expect(Set(digests).count == digests.count, "two children drew the same random bytes: \(digests)")
+    }
 }
 
