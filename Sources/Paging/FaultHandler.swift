@@ -115,7 +115,6 @@ struct FaultHandler {
                 do { wasPresent = try session.installZeroPages(page..<page + 1, of: region, by: .faultHandler, watching: page) } catch {
                     throw .userfault(error)
                 }
-                session.ledger.withLock { $0.discardedFaults += 1 }
             case .run(let pages) where zero:
                 do { wasPresent = try session.installZeroPages(pages, of: region, by: .faultHandler, watching: page) } catch {
                     throw .userfault(error)

@@ -12,7 +12,6 @@ struct PagingLedger {
     /// Pages the guest gave back (balloon) while the restore ran: never fetched again; a fault
     /// on one is served with zeros.
     var discarded: PresentPages
-    var discardedFaults: UInt64 = 0
     var demandFaults: UInt64 = 0
     var demandZeroFaults: UInt64 = 0
     var demandPages: UInt64 = 0

@@ -144,6 +144,23 @@ struct BalloonTests {
         }
     }
 
+    @Test func aHostileDriverBreaksOnlyItsQueueAndTheBalloonRecovers() throws {
+        let socket = directory.path("api.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--balloon", "8,free_page_reporting", "--api-socket", socket])
+        defer { process.stop() }
+        for kind in ["addr-outside-ram", "chain-loop", "chain-too-long", "len-overflow", "avail-idx-jump", "indirect-in-indirect"] {
+            let line = try process.command("virtio evil 0 \(kind)", expect: "EVIL \(kind)")
+            #expect(line.hasSuffix("result=needs_reset"), "\(kind): \(line)")
+        }
+        // After the driver's reset the balloon inflates back to its target and reports again.
+        _ = try process.command("fill 32 1", expect: "FILL ")
+        _ = try process.command("free 16", expect: "FREE ")
+        let settled = try process.command("balloon settle", expect: "BALLOON ")
+        #expect(field("actual_mib", settled) == 8 && field("reported_mib", settled) >= 16, "\(settled)")
+        let devices = try runEngram(["ctl", socket, "devices"]).output
+        #expect(devices.contains("\"broken_queues\" : 6") || devices.contains("\"broken_queues\": 6"), "\(devices)")
+    }
+
     @Test func theBalloonCarriesOnThroughBothKindsOfLiveUpdate() throws {
         let socket = directory.path("api.sock")
         let (process, _) = try TestKernel.boot(memory: "512M", extra: ["--balloon", "32,free_page_reporting,stats_interval_s=1", "--api-socket", socket])

@@ -187,8 +187,8 @@ package final class GuestRegion: @unchecked Sendable {
     /// Makes this region's memory a fork's frozen base: the same file is mapped again over the
     /// same addresses, privately, so this VM's writes from now on stay its own and the file keeps
     /// the pages as they are (KVM follows the new mapping, as for a standby's placeholder).
-    /// Returns the base's descriptor, for the children to map privately too. The VM must be paused.
-    package func freezeAsForkBase() throws(GuestMemoryError) -> CInt {
+    /// The children map the same descriptor privately too. The VM must be paused.
+    package func freezeAsForkBase() throws(GuestMemoryError) {
         guard let fd = descriptor?.rawValue, placeholder == nil, !occupied.load(ordering: .acquiring) else {
             throw .invalidSize(region: name, sizeInBytes: sizeInBytes, reason: "its \(backing.kindName) memory cannot be frozen for a fork")
         }
@@ -201,7 +201,6 @@ package final class GuestRegion: @unchecked Sendable {
         guard unsafe mapped != MAP_FAILED else { throw .systemCall(name: "mmap", region: name, Errno(rawValue: errno)) }
         _ = unsafe madvise(base, Int(sizeInBytes), MADV_DONTDUMP)
         frozen.store(true, ordering: .releasing)
-        return fd
     }
 
     /// The host virtual address of `offset`, for KVM_SET_USER_MEMORY_REGION; the mapping lives as long as `self`.
@@ -262,7 +261,7 @@ package final class GuestRegion: @unchecked Sendable {
     }
 
     /// The size of one page of the backing: the huge page size on hugetlbfs, else the base page.
-    package var hugePageBytes: UInt64 {
+    private var hugePageBytes: UInt64 {
         guard case .hugetlbfs = backing, let fd = descriptor?.rawValue else { return PageSize.bytes64 }
         let size = clinux_fstatfs_block_size(fd)
         return size > 0 ? UInt64(size) : 2 << 20

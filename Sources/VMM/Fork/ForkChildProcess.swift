@@ -119,6 +119,12 @@ struct ForkChildProcess {
         return ForkChildInfo(index: index, pid: pid, apiSocket: socket, consoleLog: consoleLog, status: status, error: error)
     }
 
+    /// Ends every child (the fork was refused after they started) and reaps them.
+    static func end(_ children: [ForkChildProcess]) {
+        for child in children { child.end() }
+        reapInBackground(children.compactMap(\.pid))
+    }
+
     /// Waits for the children to end, one after the other, on a thread of its own (they are this
     /// process's children: each must be reaped).
     static func reapInBackground(_ pids: [pid_t]) {

@@ -44,7 +44,7 @@ extension MachineController {
         }
         for index in children.indices { children[index].awaitReady() }
         guard children.contains(where: { $0.isReady }) else {
-            for child in children { child.end() }
+            ForkChildProcess.end(children)
             throw .failed(operation: "fork", reason: children.first?.error ?? "no child started")
         }
 
@@ -53,7 +53,7 @@ extension MachineController {
         switch pauseForUpdate() {
         case .success(let paused): (wasRunning, pausedAt) = paused
         case .failure(let refusal):
-            for child in children { child.end() }
+            ForkChildProcess.end(children)
             throw .conflict(reason: refusal.text)
         }
         let resumeHere = { if wasRunning { _ = self.machine.resume() } }
@@ -63,10 +63,10 @@ extension MachineController {
             // Each child's devices are checked here (a refusal leaves the parent as it was) and given by the child itself.
             for (index, overrides) in plan.overrides.enumerated() { _ = try record.forkChild(index, overrides: overrides) }
             state = try JSONEncoder().encode(record)
-            for region in machine.memory.regions { _ = try region.freezeAsForkBase() }
+            for region in machine.memory.regions { try region.freezeAsForkBase() }
         } catch {
             resumeHere()
-            for child in children { child.end() }
+            ForkChildProcess.end(children)
             throw .invalidRequest(reason: "\(error)")
         }
         // The state and the frozen memory no longer change: the parent goes on, and the children
