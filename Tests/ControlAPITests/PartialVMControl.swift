@@ -35,7 +35,7 @@ extension PartialVMControl {
 
     func devices() -> [DeviceInfo] { [] }
 
-    func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo {
+    func updateDisk(_ request: DiskUpdate) throws(VMControlError) -> DeviceInfo {
         throw .invalidRequest(reason: "no disk named \(request.name)")
     }
 

@@ -201,9 +201,69 @@ import TestSupport
         #expect(try statusByte(driver) == 1, "a short header is IOERR")
     }
 
+    /// A limited disk takes what its buckets can pay for and leaves the rest on the ring,
+    /// untouched, until they refill (time is the test's clock); a new limit applies at once.
+    @Test func aRateLimitedDiskServesRequestsAsTheBucketsRefill() throws {
+        let path = directory.path("limited-\(UUID().uuidString).img")
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: 1 << 20)
+        let clock = VirtioBalloonTests.TestClock()
+        let limit = DiskRateLimit(bandwidth: RateLimit(rate: 8192, burst: 16384), operations: RateLimit(rate: 2, burst: 3))
+        let block = try VirtioBlock(disk: try DiskFile(path: path, readOnly: false), identifier: "limited", rateLimit: limit, clock: clock.read)
+        var driver = try VirtioTestDriver(backend: block, queueSize: 16)
+        let bytes = pattern(4096, seed: 9)
+        // Operations: a burst of 3, then 2 per second.
+        for index in 0..<3 { #expect(try write(&driver, bytes, sector: UInt64(8 * index)) == 0) }
+        #expect(try write(&driver, bytes, sector: 24) == 0xff, "the fourth request waits")
+        #expect(driver.usedIndex == 3 && block.counters.throttled.load(ordering: .relaxed) == 1)
+        #expect(block.throttledUntil == clock.read() + 500_000_000, "one operation comes back in half a second")
+        clock.now.add(499_999_999, ordering: .relaxed)
+        driver.device.serveQueue(0)
+        #expect(driver.usedIndex == 3, "not before")
+        clock.now.add(1, ordering: .relaxed)
+        driver.device.serveQueue(0)
+        let fourth = try statusByte(driver)
+        #expect(driver.usedIndex == 4 && fourth == 0 && block.throttledUntil == nil)
+        // Bandwidth: 16 KiB were moved, so a 12 KiB write waits for 12 KiB at 8 KiB/s.
+        clock.now.add(10_000_000_000, ordering: .relaxed)
+        #expect(try write(&driver, pattern(16384, seed: 1), sector: 64) == 0, "a full bucket pays its burst")
+        #expect(try write(&driver, pattern(12288, seed: 2), sector: 96) == 0xff)
+        #expect(block.throttledUntil == clock.read() + 1_500_000_000)
+        // Lifting the limit serves the waiting request on the next pass.
+        block.setRateLimit(nil)
+        driver.device.serveQueue(0)
+        let waited = try statusByte(driver)
+        #expect(driver.usedIndex == 6 && waited == 0)
+        #expect(block.diskConfiguration.rateLimit == nil)
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(Array(file[(96 * 512)..<(96 * 512 + 12288)]) == pattern(12288, seed: 2), "the request that waited landed intact")
+    }
+
+    @Test func tokenBucketsPayWholeCostsOrSayWhen() {
+        var bucket = TokenBucket(rate: 1000, burst: 100, now: 0)
+        let paid = [bucket.consume(60, now: 0), bucket.consume(60, now: 0)]
+        #expect(paid == [true, false], "nothing is taken from a bucket that cannot pay")
+        let ready = bucket.readyTime(for: 60, now: 0)
+        #expect(ready == 20_000_000)
+        let paidLater = bucket.consume(60, now: 20_000_000)
+        #expect(paidLater)
+        let large = bucket.readyTime(for: 500, now: 20_000_000)
+        #expect(large == 120_000_000, "a cost past the burst waits for a full bucket")
+        let largePaid = [bucket.consume(500, now: 119_000_000), bucket.consume(500, now: 120_000_000)]
+        #expect(largePaid == [false, true])
+        let left = bucket.available(now: 120_000_000)
+        #expect(left == 0)
+    }
+
     @Test func diskAndRngOptionsParseOrSayWhatIsExpected() throws {
         #expect(try DiskConfiguration.parse("/d.img,readonly,id=abc") == DiskConfiguration(path: "/d.img", readOnly: true, identifier: "abc"))
         #expect(try DiskConfiguration.parse("/d.img") == DiskConfiguration(path: "/d.img"))
+        #expect(
+            try DiskConfiguration.parse("/d.img,bandwidth=1000000,iops=50,iops_burst=10")
+                == DiskConfiguration(path: "/d.img", rateLimit: DiskRateLimit(bandwidth: RateLimit(rate: 1_000_000, burst: 1_000_000), operations: RateLimit(rate: 50, burst: 10))))
+        #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,iops=0") }
+        #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,bandwidth_burst=10") }
+        #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,iops=5,iops=6") }
         #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,id=123456789012345678901") }
         #expect(throws: DeviceError.self) { try DiskConfiguration.parse(",readonly") }
         #expect(throws: DeviceError.self) { try DiskConfiguration.parse("/d.img,writeback") }
@@ -211,7 +271,9 @@ import TestSupport
         #expect(try EntropyConfiguration.parse("on") == EntropyConfiguration())
         #expect(throws: DeviceError.self) { try EntropyConfiguration.parse("rate=0") }
         do { _ = try DiskConfiguration.parse("/d.img,bogus") } catch {
-            #expect(error.description == "--disk \"/d.img,bogus\": expected PATH[,readonly][,id=NAME] (NAME at most 20 bytes)")
+            #expect(
+                error.description
+                    == "--disk \"/d.img,bogus\": expected PATH[,readonly][,id=NAME][,bandwidth=BYTES_PER_S[,bandwidth_burst=BYTES]][,iops=REQUESTS_PER_S[,iops_burst=N]] (NAME at most 20 bytes, limits at least 1)")
         }
     }
 }

@@ -147,7 +147,7 @@ struct VirtioDeviceTests {
 }
 
 /// The devices through the control API: GET /vm/devices reports files and counters, and
-/// PATCH /vm/disk swaps a disk's file while the VM is paused.
+/// PATCH /vm/disk swaps a disk's file while the VM is paused, and sets its I/O limit at any time.
 @Suite(.enabled(if: TestKernel.available, "needs /dev/kvm and the test kernel (make -C guest)"), .serialized)
 struct VirtioAPITests {
     private let directory = TemporaryDirectory()
@@ -196,5 +196,57 @@ struct VirtioAPITests {
         #expect(TestKernel.field("status", in: try process.command("blk 0 write 0 8 4", expect: "BLK WRITE")) == "ok")
         #expect(try Data.read(first, offset: 0, count: 4096) != Data.read(second, offset: 0, count: 4096))
         #expect(try process.command("blk 0 verify 0 8 4", expect: "BLK VERIFY").hasSuffix("ok"))
+    }
+
+    /// A disk limited by `--disk …,iops=…` makes the guest's requests wait (they still complete,
+    /// with the right data); PATCH /vm/disk changes or lifts the limit while the VM runs, and a
+    /// snapshot carries it to the restored VM, where a `--disk` override without a limit keeps it.
+    @Test func aDiskRateLimitIsAppliedChangedAndCarriedBySnapshots() throws {
+        let disk = directory.path("limited.img"), socket = directory.path("vm.sock"), snapshot = directory.path("vm.snap")
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 8 << 20))
+        let (process, _) = try TestKernel.boot(extra: ["--disk", "\(disk),iops=40,iops_burst=2", "--api-socket", socket])
+        defer { process.stop() }
+        let bench = try process.command("blk 0 bench randread 4096 4 24 1", expect: "BLK BENCH")
+        #expect(TestKernel.field("status", in: bench) == "ok" && TestKernel.field("requests", in: bench) == "24", "\(bench)")
+        func diskInfo(_ socket: String) throws -> [String: Any] {
+            let listed = try ctl(socket, "devices")
+            let devices = try #require(listed.object["devices"] as? [[String: Any]], "\(listed)")
+            return try #require(devices.first?["disk"] as? [String: Any])
+        }
+        var info = try diskInfo(socket)
+        #expect((info["throttled_requests"] as? Int ?? 0) > 0, "\(info)")
+        let limit = try #require(info["rate_limit"] as? [String: Any])
+        #expect((limit["operations"] as? [String: Any])?["rate"] as? Int == 40 && limit["bandwidth"] == nil, "\(limit)")
+
+        let refused = try ctl(socket, "patch", "/vm/disk", "--data", "{\"name\": \"blk0\", \"rate_limit\": {\"bandwidth\": {\"rate\": 0}}}")
+        #expect(refused.status != 0 && refused.errors.contains("rate_limit.bandwidth"), "\(refused.errors)")
+        let empty = try ctl(socket, "patch", "/vm/disk", "--data", "{\"name\": \"blk0\"}")
+        #expect(empty.status != 0 && empty.errors.contains("nothing to change"), "\(empty.errors)")
+        let lifted = try ctl(socket, "patch", "/vm/disk", "--data", "{\"name\": \"blk0\", \"rate_limit\": {}}")
+        #expect(lifted.status == 0 && (lifted.object["disk"] as? [String: Any])?["rate_limit"] == nil, "\(lifted)")
+        let throttledBefore = try diskInfo(socket)["throttled_requests"] as? Int
+        #expect(TestKernel.field("status", in: try process.command("blk 0 bench randread 4096 4 24 2", expect: "BLK BENCH")) == "ok")
+        #expect(try diskInfo(socket)["throttled_requests"] as? Int == throttledBefore, "no limit, no wait")
+
+        let body = "{\"name\": \"blk0\", \"rate_limit\": {\"bandwidth\": {\"rate\": 1048576, \"burst\": 65536}}}"
+        #expect(try ctl(socket, "patch", "/vm/disk", "--data", body).status == 0)
+        // The first 256 KiB write empties the bucket (a cost past the burst is paid from a full one); the next waits for it.
+        #expect(TestKernel.field("status", in: try process.command("blk 0 write 0 512 5", expect: "BLK WRITE")) == "ok")
+        #expect(TestKernel.field("status", in: try process.command("blk 0 write 512 512 6", expect: "BLK WRITE")) == "ok")
+        info = try diskInfo(socket)
+        #expect((info["throttled_requests"] as? Int ?? 0) > throttledBefore ?? 0, "a second 256 KiB write waits")
+        #expect(try ctl(socket, "pause").status == 0)
+        let taken = try runEngram(["snapshot", socket, snapshot])
+        #expect(taken.status == 0, "\(taken.errors)")
+        process.kill()
+
+        let copy = directory.path("copy.img"), restoredSocket = directory.path("restored.sock")
+        try FileManager.default.copyItem(atPath: disk, toPath: copy)
+        let restored = try GuestProcess.engram(["restore", snapshot, "--disk", copy, "--api-socket", restoredSocket])
+        defer { restored.stop() }
+        #expect(try restored.command("blk 0 verify 0 512 5", expect: "BLK VERIFY").hasSuffix("ok"))
+        #expect(try restored.command("blk 0 verify 512 512 6", expect: "BLK VERIFY").hasSuffix("ok"))
+        let kept = try #require(try diskInfo(restoredSocket)["rate_limit"] as? [String: Any])
+        #expect((kept["bandwidth"] as? [String: Any])?["burst"] as? Int == 65536, "\(kept)")
     }
 }

@@ -11,7 +11,7 @@ package enum VMEndpoint {
         router.add(.memory) { _ in try .json(MemoryRegionList(regions: control.memoryRegions())) }
         router.add(.vcpus) { _ in try .json(ProcessorRegisterList(vcpus: control.processorRegisters())) }
         router.add(.devices) { _ in try .json(DeviceList(devices: control.devices())) }
-        router.add(.disk) { body in try .json(control.replaceDisk(body.decode(DiskReplacement.self))) }
+        router.add(.disk) { body in try .json(control.updateDisk(body.decode(DiskUpdate.self))) }
         router.add(.pause) { _ in
             try control.pause()
             return try .json(VMStateReport(state: control.vmInfo().state))

@@ -80,11 +80,16 @@ package struct DiskInfo: Codable, Sendable, Equatable {
     /// Requests answered IOERR or UNSUPP, and chains too short to be requests.
     package var failedRequests: Int
     package var malformedRequests: Int
+    /// The I/O limit (absent: none), and how often a request waited for it.
+    package var rateLimit: DiskRateLimitSetting?
+    package var throttledRequests: Int
 
     package init(
         path: String, readOnly: Bool, id: String, capacityBytes: UInt64, readBytes: Int, writtenBytes: Int, flushes: Int, discards: Int,
-        failedRequests: Int, malformedRequests: Int
+        failedRequests: Int, malformedRequests: Int, rateLimit: DiskRateLimitSetting? = nil, throttledRequests: Int = 0
     ) {
+        self.rateLimit = rateLimit
+        self.throttledRequests = throttledRequests
         self.path = path
         self.readOnly = readOnly
         self.id = id
@@ -150,16 +155,43 @@ package struct DeviceList: Codable, Sendable, Equatable {
     package init(devices: [DeviceInfo]) { self.devices = devices }
 }
 
-/// The body of PATCH /vm/disk: serve disk `name` from another file (the VM must be paused), as
-/// Firecracker's PATCH /drives/{id} does.
-package struct DiskReplacement: Codable, Sendable, Equatable {
+/// The body of PATCH /vm/disk, as Firecracker's PATCH /drives/{id}: serve disk `name` from
+/// another file (the VM must be paused), or change its I/O limit.
+package struct DiskUpdate: Codable, Sendable, Equatable {
     package var name: String
-    package var path: String
+    /// Another file to serve (the VM must be paused); absent: the same file.
+    package var path: String?
     package var readOnly: Bool?
+    /// A new I/O limit, taking effect at once, paused or running; `{}` removes the limit; absent: unchanged.
+    package var rateLimit: DiskRateLimitSetting?
 
-    package init(name: String, path: String, readOnly: Bool? = nil) {
+    package init(name: String, path: String? = nil, readOnly: Bool? = nil, rateLimit: DiskRateLimitSetting? = nil) {
         self.name = name
         self.path = path
         self.readOnly = readOnly
+        self.rateLimit = rateLimit
+    }
+}
+
+/// A disk's I/O limit in the API: a bandwidth bucket (bytes per second) and an operations
+/// bucket (requests per second), each optional, as Firecracker's `rate_limiter`.
+package struct DiskRateLimitSetting: Codable, Sendable, Equatable {
+    package var bandwidth: TokenBucketSetting?
+    package var operations: TokenBucketSetting?
+
+    package init(bandwidth: TokenBucketSetting? = nil, operations: TokenBucketSetting? = nil) {
+        self.bandwidth = bandwidth
+        self.operations = operations
+    }
+}
+
+/// One bucket: `rate` per second, at most `burst` at once (default: one second's worth).
+package struct TokenBucketSetting: Codable, Sendable, Equatable {
+    package var rate: UInt64
+    package var burst: UInt64?
+
+    package init(rate: UInt64, burst: UInt64? = nil) {
+        self.rate = rate
+        self.burst = burst
     }
 }

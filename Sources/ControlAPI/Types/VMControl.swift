@@ -42,7 +42,7 @@ package protocol VMControl: Sendable {
     /// The virtio devices (GET /vm/devices).
     func devices() -> [DeviceInfo]
     /// Serves a disk from another file; the VM must be paused (PATCH /vm/disk).
-    func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo
+    func updateDisk(_ request: DiskUpdate) throws(VMControlError) -> DeviceInfo
     /// Forks the VM into `count` children sharing its memory copy-on-write (PUT /vm/fork);
     /// returns once every child runs or failed. The parent runs on either way.
     func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport

@@ -10,6 +10,8 @@ package final class BlockCounters: Sendable {
     package let failed = Atomic<Int>(0)
     /// Chains too short to hold a header or a status byte.
     package let malformed = Atomic<Int>(0)
+    /// Times a request had to wait for the disk's rate limit.
+    package let throttled = Atomic<Int>(0)
 
     package init() {}
 }

@@ -11,6 +11,10 @@ import LinuxSystem
 /// page-cached image the copy is the cost, and one thread copies at one core's speed); anything
 /// else runs in order. Every request of a batch finishes before `serve` returns, so nothing is in
 /// flight between batches, as snapshots and pauses expect.
+///
+/// An optional rate limit (bandwidth and operations) is paid as requests are taken: a request
+/// the buckets cannot pay for yet goes back to the ring untouched, and the I/O thread serves
+/// the queue again when they can.
 package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     package static let sectorSize = 512
     /// Queue size offered; a chain holds the header, up to `segmentMaximum` data buffers and the status.
@@ -33,13 +37,23 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     private var memory: GuestMemoryMap?
     private var configuration: [UInt8] = []
     package let counters: BlockCounters
+    package private(set) var rateLimit: DiskRateLimit?
+    private var limiter: DiskLimiter
+    private var waitingUntil: UInt64?
+    private let clock: @Sendable () -> UInt64
     /// Requests per batch.
     static let batchLimit = 64
     /// A batch is shared out when it moves at least this many bytes (smaller ones cost more to hand over than to copy).
     static let parallelBytes = 256 << 10
 
-    package init(disk: DiskFile, identifier: String, counters: BlockCounters = BlockCounters()) throws(SystemError) {
+    package init(
+        disk: DiskFile, identifier: String, rateLimit: DiskRateLimit? = nil, counters: BlockCounters = BlockCounters(),
+        clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nanoseconds() }
+    ) throws(SystemError) {
         self.disk = disk
+        self.rateLimit = rateLimit?.isEmpty == true ? nil : rateLimit
+        self.clock = clock
+        limiter = DiskLimiter(rateLimit, now: clock())
         self.identifier = Array(identifier.utf8.prefix(20))
         identifierText = identifier
         capacitySectors = try disk.sizeInBytes() / UInt64(Self.sectorSize)
@@ -64,6 +78,15 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
         configuration = makeConfiguration()
     }
 
+    /// Limits the disk from now on (nil: no limit); the buckets start full.
+    package func setRateLimit(_ limit: DiskRateLimit?) {
+        rateLimit = limit?.isEmpty == true ? nil : limit
+        limiter = DiskLimiter(rateLimit, now: clock())
+        waitingUntil = nil
+    }
+
+    package var throttledUntil: UInt64? { waitingUntil }
+
     /// Live update: the open image stays open across exec, so the new process serves the very
     /// same file even if its path was renamed or unlinked meanwhile.
     package func handOver() -> VirtioHandover? {
@@ -75,7 +98,7 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
 
     /// The disk as a configuration (what a snapshot saves and a restore reopens).
     package var diskConfiguration: DiskConfiguration {
-        DiskConfiguration(path: disk.path, readOnly: disk.isReadOnly, identifier: identifierText)
+        DiskConfiguration(path: disk.path, readOnly: disk.isReadOnly, identifier: identifierText, rateLimit: rateLimit)
     }
 
     package var deviceType: VirtioDeviceType { .block }
@@ -111,13 +134,21 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
     }
 
     package func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
+        waitingUntil = nil
         var served = false
-        while true {
+        while waitingUntil == nil {
             var count = 0, bytes = 0, onlyTransfers = true
             while count < slots.count, try queue.pop(into: &slots[count].chain, memory: memory) {
                 let slot = slots[count]
+                let type = requestType(slot, memory: memory)
+                if rateLimit != nil, let ready = limiter.admit(bytes: UInt64(transferBytes(slot, type: type)), now: clock()) {
+                    queue.undoPop()  // it waits on the ring, untouched
+                    waitingUntil = ready
+                    counters.throttled.add(1, ordering: .relaxed)
+                    break
+                }
                 bytes += slot.chain.readableBytes + slot.chain.writableBytes
-                onlyTransfers = onlyTransfers && isTransfer(slot, memory: memory)
+                onlyTransfers = onlyTransfers && (type == BlockRequestType.read || type == BlockRequestType.write)
                 count += 1
             }
             guard count > 0 else { return served }
@@ -132,15 +163,24 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
             queue.publishUsed()
             served = true
         }
+        return served
     }
 
-    /// Whether the slot's request is a READ or WRITE (requests that may run beside each other).
-    private func isTransfer(_ slot: BlockRequestSlot, memory: GuestMemoryMap) -> Bool {
+    /// The request type in the slot's header; nil when the chain has no room for a header and a status.
+    private func requestType(_ slot: BlockRequestSlot, memory: GuestMemoryMap) -> UInt32? {
         guard slot.chain.readableBytes >= 16, slot.chain.writableBytes >= 1,
               (try? slot.chain.copyReadable(from: 0, count: 4, into: &slot.scratch, at: 0, memory: memory)) != nil
-        else { return false }
-        let type = Self.load(UInt32.self, slot.scratch, 0)
-        return type == BlockRequestType.read || type == BlockRequestType.write
+        else { return nil }
+        return Self.load(UInt32.self, slot.scratch, 0)
+    }
+
+    /// The data bytes a READ or WRITE moves (what the bandwidth bucket charges); 0 for the rest.
+    private func transferBytes(_ slot: BlockRequestSlot, type: UInt32?) -> Int {
+        switch type {
+        case BlockRequestType.read: slot.chain.writableBytes - 1
+        case BlockRequestType.write: slot.chain.readableBytes - 16
+        default: 0
+        }
     }
 
     /// Serves the chain in `slot`; returns the bytes written into its writable buffers.

@@ -67,6 +67,10 @@ package struct Virtqueue: Sendable {
         return true
     }
 
+    /// Gives back the chain `pop` just took (a rate limit says it must wait): the next `pop` takes
+    /// it again. Nothing of it was used.
+    package mutating func undoPop() { nextAvailable &-= 1 }
+
     /// Follows the chain at `head`, through at most one indirect table, into `chain`.
     private func walk(from head: UInt16, into chain: inout DescriptorChain, memory: GuestMemoryMap) throws(VirtqueueError) {
         chain.removeAll()

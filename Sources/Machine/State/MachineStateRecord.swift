@@ -53,7 +53,12 @@ extension MachineStateRecord {
         guard disks.count <= blocks.count else {
             throw .incompatibleState("\(disks.count) --disk overrides given, but the saved VM has \(blocks.count) disks")
         }
-        for (index, disk) in zip(blocks, disks) { devices[index].disk = disk }
+        for (index, disk) in zip(blocks, disks) {
+            // A disk given without a limit keeps the saved one (an override names another file).
+            let saved = devices[index].disk?.rateLimit
+            devices[index].disk = disk
+            if disk.rateLimit == nil { devices[index].disk?.rateLimit = saved }
+        }
         record.virtio = devices
         return record
     }

@@ -39,17 +39,28 @@ extension Machine {
     /// driver is told through a configuration change (the capacity may differ).
     package func replaceDisk(name: String, path: String, readOnly: Bool?) throws(MachineError) {
         guard control.currentState == .paused else { throw .notPaused(operation: "replace a disk") }
-        guard let device = virtio.devices.first(where: { $0.name == name }),
-              let current = device.withBackend({ ($0 as? VirtioBlock)?.diskConfiguration })
-        else {
-            throw .virtio(device: name, reason: "no such disk; disks are \(virtio.devices.filter { $0.deviceType == .block }.map(\.name))")
-        }
+        let (device, current) = try disk(named: name)
         let file = try VirtioDevices.openDisk(DiskConfiguration(path: path, readOnly: readOnly ?? current.readOnly))
         do {
             try device.changeConfiguration { (backend) throws(SystemError) in
                 try (backend as? VirtioBlock)?.replaceDisk(file)
             }
         } catch { throw .disk(path: path, reason: "\(error)") }
+    }
+
+    /// Limits disk `name`'s I/O from now on (nil: no limit), paused or running.
+    package func limitDisk(name: String, to limit: DiskRateLimit?) throws(MachineError) {
+        let (device, _) = try disk(named: name)
+        device.withBackend { ($0 as? VirtioBlock)?.setRateLimit(limit) }
+    }
+
+    private func disk(named name: String) throws(MachineError) -> (VirtioMMIODevice, DiskConfiguration) {
+        guard let device = virtio.devices.first(where: { $0.name == name }),
+              let current = device.withBackend({ ($0 as? VirtioBlock)?.diskConfiguration })
+        else {
+            throw .virtio(device: name, reason: "no such disk; disks are \(virtio.devices.filter { $0.deviceType == .block }.map(\.name))")
+        }
+        return (device, current)
     }
 }
 

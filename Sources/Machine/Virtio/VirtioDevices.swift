@@ -100,7 +100,7 @@ struct VirtioDevices: Sendable {
                 let disk = configuration.disks[index]
                 let owned = OwnedFileDescriptor(taking: descriptor)
                 _ = owned.setCloseOnExec(true)
-                do { block = try VirtioBlock(disk: DiskFile(adopting: owned, path: disk.path, readOnly: disk.readOnly), identifier: disk.identifier ?? slot.name) } catch {
+                do { block = try VirtioBlock(disk: DiskFile(adopting: owned, path: disk.path, readOnly: disk.readOnly), identifier: disk.identifier ?? slot.name, rateLimit: disk.rateLimit) } catch {
                     throw .disk(path: disk.path, reason: "the image kept open across the update cannot be read: \(error.errno)")
                 }
             } else {
@@ -179,7 +179,7 @@ struct VirtioDevices: Sendable {
     /// Opens `disk` for a virtio-blk device, refusing what cannot be a disk in one line.
     private static func makeBlock(_ disk: DiskConfiguration, name: String) throws(MachineError) -> VirtioBlock {
         let file = try openDisk(disk)
-        do { return try VirtioBlock(disk: file, identifier: disk.identifier ?? name) } catch {
+        do { return try VirtioBlock(disk: file, identifier: disk.identifier ?? name, rateLimit: disk.rateLimit) } catch {
             throw .disk(path: disk.path, reason: "cannot read its size: \(error.errno)")
         }
     }

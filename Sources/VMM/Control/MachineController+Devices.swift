@@ -5,16 +5,44 @@ import Machine
 extension MachineController {
     package func devices() -> [DeviceInfo] { machine.virtioDevices().map(Self.info) }
 
-    package func replaceDisk(_ request: DiskReplacement) throws(VMControlError) -> DeviceInfo {
-        guard !request.path.isEmpty, !request.path.contains("\0") else { throw .invalidRequest(reason: "path must name the new disk file") }
-        do { try machine.replaceDisk(name: request.name, path: request.path, readOnly: request.readOnly) } catch {
+    package func updateDisk(_ request: DiskUpdate) throws(VMControlError) -> DeviceInfo {
+        guard request.path != nil || request.readOnly != nil || request.rateLimit != nil else {
+            throw .invalidRequest(reason: "nothing to change: give path (and read_only) or rate_limit")
+        }
+        if let path = request.path {
+            guard !path.isEmpty, !path.contains("\0") else { throw .invalidRequest(reason: "path must name the new disk file") }
+        } else if request.readOnly != nil {
+            throw .invalidRequest(reason: "read_only applies to a new file: give path too")
+        }
+        let limit = try request.rateLimit.map { (setting) throws(VMControlError) in try Self.rateLimit(setting) }
+        do {
+            if let path = request.path { try machine.replaceDisk(name: request.name, path: path, readOnly: request.readOnly) }
+            if let limit { try machine.limitDisk(name: request.name, to: limit.isEmpty ? nil : limit) }
+        } catch {
             if case .notPaused = error { throw .invalidState(operation: "replace a disk", state: machine.runState.rawValue) }
             throw .invalidRequest(reason: error.description)
         }
         guard let device = devices().first(where: { $0.name == request.name }) else {
-            throw .failed(operation: "replace a disk", reason: "disk \(request.name) went away")
+            throw .failed(operation: "update a disk", reason: "disk \(request.name) went away")
         }
         return device
+    }
+
+    /// The API's limit as the device's; a rate or burst of 0 is refused.
+    static func rateLimit(_ setting: DiskRateLimitSetting) throws(VMControlError) -> DiskRateLimit {
+        func bucket(_ bucket: TokenBucketSetting?, _ name: String) throws(VMControlError) -> RateLimit? {
+            guard let bucket else { return nil }
+            let limit = RateLimit(rate: bucket.rate, burst: bucket.burst)
+            guard limit.isValid else { throw .invalidRequest(reason: "rate_limit.\(name): rate and burst must be at least 1") }
+            return limit
+        }
+        return DiskRateLimit(bandwidth: try bucket(setting.bandwidth, "bandwidth"), operations: try bucket(setting.operations, "operations"))
+    }
+
+    static func setting(_ limit: DiskRateLimit) -> DiskRateLimitSetting {
+        DiskRateLimitSetting(
+            bandwidth: limit.bandwidth.map { TokenBucketSetting(rate: $0.rate, burst: $0.burst) },
+            operations: limit.operations.map { TokenBucketSetting(rate: $0.rate, burst: $0.burst) })
     }
 
     static func info(_ report: VirtioDeviceReport) -> DeviceInfo {
@@ -28,7 +56,8 @@ extension MachineController {
                     capacityBytes: disk.capacityBytes, readBytes: disk.counters.readBytes.load(ordering: .relaxed),
                     writtenBytes: disk.counters.writtenBytes.load(ordering: .relaxed), flushes: disk.counters.flushes.load(ordering: .relaxed),
                     discards: disk.counters.discards.load(ordering: .relaxed), failedRequests: disk.counters.failed.load(ordering: .relaxed),
-                    malformedRequests: disk.counters.malformed.load(ordering: .relaxed))
+                    malformedRequests: disk.counters.malformed.load(ordering: .relaxed), rateLimit: disk.configuration.rateLimit.map(Self.setting),
+                    throttledRequests: disk.counters.throttled.load(ordering: .relaxed))
             },
             entropy: report.entropy.map {
                 EntropyInfo(rateBytesPerSecond: $0.configuration.rate, burstBytes: $0.configuration.burst, bytesServed: $0.bytesServed)

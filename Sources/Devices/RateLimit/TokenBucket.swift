@@ -1,9 +1,9 @@
-/// A byte budget that refills at a steady rate up to a burst: how a device limits what a guest
-/// may take, whatever the guest asks.
+/// A budget (bytes, or requests) that refills at a steady rate up to a burst: how a device limits
+/// what a guest may take, whatever the guest asks.
 package struct TokenBucket: Sendable, Equatable {
-    /// Bytes per second added.
+    /// Tokens per second added.
     package let rate: UInt64
-    /// The most bytes the bucket holds.
+    /// The most tokens the bucket holds.
     package let burst: UInt64
     private var tokens: UInt64
     private var lastRefill: UInt64
@@ -31,7 +31,32 @@ package struct TokenBucket: Sendable, Equatable {
         return granted
     }
 
-    /// When at least one byte will be available again (now if one is).
+    /// Takes exactly `cost` tokens at time `now` if they are there; false leaves the bucket as it
+    /// was. A cost larger than the burst is granted once the bucket is full (it empties it), so
+    /// no request is refused for ever.
+    package mutating func consume(_ cost: UInt64, now: UInt64) -> Bool {
+        refill(now: now)
+        if tokens >= cost {
+            tokens -= cost
+            return true
+        }
+        guard cost > burst, tokens == burst else { return false }
+        tokens = 0
+        return true
+    }
+
+    /// When `consume(cost)` can succeed: the monotonic time (ns) at which the bucket holds
+    /// `cost` tokens (or is full, for a cost past the burst); `now` if it already does.
+    package mutating func readyTime(for cost: UInt64, now: UInt64) -> UInt64 {
+        refill(now: now)
+        let needed = min(cost, burst)
+        guard tokens < needed else { return now }
+        let missing = needed - tokens
+        let (wait, overflow) = missing.multipliedReportingOverflow(by: 1_000_000_000)
+        return lastRefill &+ (overflow ? 1_000_000_000 * (missing / rate + 1) : (wait + rate - 1) / rate)
+    }
+
+    /// When at least one token will be available again (now if one is).
     package func nextAvailable(now: UInt64) -> UInt64 {
         guard tokens == 0 else { return now }
         return lastRefill + (1_000_000_000 + rate - 1) / rate
