@@ -4,7 +4,7 @@ import Machine
 
 /// `--disk`, `--net` and `--vsock` at restore and receive: host resources replacing the saved VM's.
 struct DeviceOverrideOptions: ParsableArguments {
-    @Option(help: "Serve the VM's disks from these files instead, in order: PATH[,readonly][,id=NAME] (repeat per disk; default: the saved paths).")
+    @Option(help: "Serve the VM's disks from these files instead, in order: PATH[,readonly][,id=NAME][,bandwidth=N][,iops=N] (repeat per disk; default: the saved paths and limits).")
     var disk: [String] = []
     @Option(help: "Attach the VM's network interfaces to these taps instead, in order: tap=NAME or fd=N (repeat per interface; the MAC stays the saved one).")
     var net: [String] = []

@@ -27,7 +27,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Give the guest a framebuffer, shared in this file (mode 0600); show it with engram display FILE.")
     var display: String?
     @Option(help: "The framebuffer's size in pixels, WIDTHxHEIGHT.") var displaySize = "1024x768"
-    @Option(help: "A virtio-blk disk: PATH[,readonly][,id=NAME] (repeat for more).") var disk: [String] = []
+    @Option(help: "A virtio-blk disk: PATH[,readonly][,id=NAME][,bandwidth=BYTES_PER_S[,bandwidth_burst=N]][,iops=N[,iops_burst=N]] (repeat for more).") var disk: [String] = []
     @Option(help: "A virtio-net interface on a tap: tap=NAME[,mac=MAC] (attached to, or created) or fd=N[,mac=MAC] (an open tap queue with IFF_VNET_HDR, handed over); repeat for more. Default MAC: random, locally administered.")
     var net: [String] = []
     @Option(help: "A virtio-rng device: on, or rate=BYTES_PER_SECOND[,burst=BYTES] (default 1 MiB/s, bursts of 64 KiB).")
