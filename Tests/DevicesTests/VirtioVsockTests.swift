@@ -2,6 +2,7 @@ import Devices
 import Foundation
 import GuestMemory
 import LinuxSystem
+import Synchronization
 import Testing
 import TestSupport
 
@@ -64,6 +65,31 @@ import TestSupport
         let request = try #require(try guest.receive())
         try guest.send(sourcePort: 7, destinationPort: request.sourcePort, operation: Op.reset)
         #expect(client.closes())
+    }
+
+    /// A guest that never answers a host client's REQUEST: after Firecracker's 2 s the client is
+    /// closed and the guest sent RST; a RESPONSE after that meets no connection. The device's
+    /// clock runs ahead of the real one by what the test adds, so nothing waits 2 s.
+    @Test func aRequestTheGuestLeavesUnansweredTimesOut() throws {
+        let ahead = Atomic<UInt64>(0)
+        let guest = try VsockTestGuest(path: path, clock: { MonotonicClock.nanoseconds() + ahead.load(ordering: .relaxed) })
+        let client = try NonBlockingStream.connect(unixPath: path)
+        client.write(Array("CONNECT 7\n".utf8))
+        let request = try #require(try guest.receive())
+        #expect(request.operation == Op.request)
+        #expect(guest.device.timerDeadline != nil, "the I/O thread comes back for it")
+        guest.device.serveQueue(1)
+        #expect(guest.counters.requestTimeouts.load(ordering: .relaxed) == 0 && guest.counters.connectionsOpen.load(ordering: .relaxed) == 1)
+        ahead.store(VirtioVsock.requestTimeout, ordering: .relaxed)
+        guest.device.serveQueue(1)
+        #expect(client.closes(), "the client is closed")
+        let reset = try #require(try guest.receive())
+        #expect(reset.operation == Op.reset && reset.sourcePort == request.sourcePort && reset.destinationPort == 7)
+        #expect(guest.counters.requestTimeouts.load(ordering: .relaxed) == 1 && guest.counters.connectionsOpen.load(ordering: .relaxed) == 0)
+        #expect(guest.device.timerDeadline == nil)
+        try guest.send(sourcePort: 7, destinationPort: request.sourcePort, operation: Op.response)
+        let late = try #require(try guest.receive())
+        #expect(late.operation == Op.reset, "a late RESPONSE is refused")
     }
 
     @Test func aBadHandshakeLineClosesTheClient() throws {

@@ -37,12 +37,12 @@ final class VsockTestGuest: SpecTestGuest {
     var tx = Queue(index: 1, size: 64)
     var events = Queue(index: 2, size: 8)
 
-    init(path: String) throws {
+    init(path: String, clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nanoseconds() }) throws {
         self.path = path
         memory = try makeTestGuestMemory()
         let counters = VsockCounters()
         self.counters = counters
-        device = try VirtioMMIODevice(name: "vsock0", backend: try VirtioVsock(guestCID: Self.cid, path: path, counters: counters),
+        device = try VirtioMMIODevice(name: "vsock0", backend: try VirtioVsock(guestCID: Self.cid, path: path, counters: counters, clock: clock),
                                       memory: memory, interrupt: InterruptCounter())
         thread = try VirtioIOThread(devices: [device])
         try thread.start()

@@ -131,11 +131,14 @@ package struct VsockInfo: Codable, Sendable, Equatable {
     /// for sending past their credit.
     package var refusedPackets: Int
     package var creditViolations: Int
+    /// Host clients closed because the guest did not accept their connection within 2 s.
+    package var requestTimeouts: Int
 
     package init(
         guestCID: UInt64, socketPath: String, connectionsOpen: Int, connectionsOpened: Int, rxPackets: Int, rxBytes: Int, txPackets: Int,
-        txBytes: Int, refusedPackets: Int, creditViolations: Int
+        txBytes: Int, refusedPackets: Int, creditViolations: Int, requestTimeouts: Int = 0
     ) {
+        self.requestTimeouts = requestTimeouts
         self.guestCID = guestCID
         self.socketPath = socketPath
         self.connectionsOpen = connectionsOpen

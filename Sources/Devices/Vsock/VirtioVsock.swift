@@ -25,6 +25,9 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     /// Engram's first port for connections host clients start (Firecracker's choice too).
     static let firstLocalPort: UInt32 = 1 << 30
     static let listenerToken: UInt32 = 0
+    /// How long a host client's connection waits for the guest to accept it (Firecracker's
+    /// CONN_REQUEST_TIMEOUT_MS): then the client is closed and the guest sent RST.
+    package static let requestTimeout: UInt64 = 2_000_000_000
 
     package let guestCID: UInt64
     package let path: String
@@ -48,6 +51,10 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     var controlHead = 0
     var receiveWakePending = false
     var transportResetPending = false
+    /// Host clients' connections waiting for the guest's RESPONSE, oldest (earliest deadline) first.
+    var pendingRequests: [(key: VsockKey, token: UInt32, deadline: UInt64)] = []
+    var pendingHead = 0
+    let clock: @Sendable () -> UInt64
 
     var chain: DescriptorChain
     /// A receive buffer taken from the ring that the last packet did not need after all.
@@ -58,9 +65,11 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     /// Listens at `path` for host clients (see `UnixStreamListener` for what it replaces), or,
     /// in a live update's new process, goes on with the listener the previous one kept open.
     package init(
-        guestCID: UInt64, path: String, adoptingListener inherited: OwnedFileDescriptor? = nil, counters: VsockCounters = VsockCounters()
+        guestCID: UInt64, path: String, adoptingListener inherited: OwnedFileDescriptor? = nil, counters: VsockCounters = VsockCounters(),
+        clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nanoseconds() }
     ) throws(SystemError) {
         self.guestCID = guestCID
+        self.clock = clock
         self.path = path
         self.counters = counters
         if let inherited {
@@ -71,6 +80,7 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         chain = DescriptorChain(capacity: Int(Self.queueSize))
         receiveChain = DescriptorChain(capacity: Int(Self.queueSize))
         controlBacklog.reserveCapacity(Self.controlBacklogLimit)
+        pendingRequests.reserveCapacity(Self.connectionLimit)
     }
 
     package var deviceType: VirtioDeviceType { .vsock }
@@ -114,6 +124,7 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     package func holdsBuffers(queue index: Int) -> Bool { index != Self.transmitQueue }
 
     package func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
+        expireRequests()
         switch index {
         case Self.receiveQueue: return try serveReceive(&queue, memory: memory)
         case Self.transmitQueue:
@@ -197,10 +208,13 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         }
     }
 
-    /// Adds a connection to the table.
+    /// Adds a connection to the table; a host client's that the guest has not accepted gets its deadline.
     func insert(_ connection: VsockConnection) {
         connections[connection.key] = connection
         connectionsByToken[connection.token] = connection.key
+        if connection.hostInitiated, !connection.established {
+            pendingRequests.append((connection.key, connection.token, clock() &+ Self.requestTimeout))
+        }
         counters.connectionsOpened.add(1, ordering: .relaxed)
         counters.connectionsOpen.add(1, ordering: .relaxed)
     }
@@ -232,5 +246,39 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         scheduledHead = 0
         controlBacklog.removeAll(keepingCapacity: true)
         controlHead = 0
+        pendingRequests.removeAll(keepingCapacity: true)
+        pendingHead = 0
+    }
+
+    // MARK: Requests the guest does not answer
+
+    /// The earliest deadline of a host client's connection still waiting for the guest.
+    package var timerDeadline: UInt64? {
+        pendingRequests[pendingHead...].first { isWaiting($0.key, $0.token) }?.deadline
+    }
+
+    private func isWaiting(_ key: VsockKey, _ token: UInt32) -> Bool {
+        guard let connection = connections[key] else { return false }
+        return connection.token == token && !connection.established
+    }
+
+    /// Closes the host clients whose connections the guest left unanswered past the timeout,
+    /// and sends the guest RST for each (a late RESPONSE then meets no connection and is refused).
+    func expireRequests() {
+        guard pendingHead < pendingRequests.count else { return }
+        let now = clock()
+        while pendingHead < pendingRequests.count {
+            let entry = pendingRequests[pendingHead]
+            if isWaiting(entry.key, entry.token), let connection = connections[entry.key] {
+                guard entry.deadline <= now else { break }
+                counters.requestTimeouts.add(1, ordering: .relaxed)
+                tearDown(connection, resetGuest: true)
+            }
+            pendingHead += 1
+        }
+        if pendingHead == pendingRequests.count {
+            pendingRequests.removeAll(keepingCapacity: true)
+            pendingHead = 0
+        }
     }
 }

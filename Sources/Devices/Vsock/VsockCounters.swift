@@ -19,6 +19,8 @@ package final class VsockCounters: Sendable {
     package let creditViolations = Atomic<Int>(0)
     /// Control packets dropped because the guest left too many unread.
     package let controlDropped = Atomic<Int>(0)
+    /// Host clients closed because the guest did not accept their connection in time.
+    package let requestTimeouts = Atomic<Int>(0)
 
     package init() {}
 }

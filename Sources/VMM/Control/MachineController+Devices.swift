@@ -70,7 +70,7 @@ extension MachineController {
                     connectionsOpened: counters.connectionsOpened.load(ordering: .relaxed), rxPackets: counters.rxPackets.load(ordering: .relaxed),
                     rxBytes: counters.rxBytes.load(ordering: .relaxed), txPackets: counters.txPackets.load(ordering: .relaxed),
                     txBytes: counters.txBytes.load(ordering: .relaxed), refusedPackets: counters.refused.load(ordering: .relaxed),
-                    creditViolations: counters.creditViolations.load(ordering: .relaxed))
+                    creditViolations: counters.creditViolations.load(ordering: .relaxed), requestTimeouts: counters.requestTimeouts.load(ordering: .relaxed))
             },
             network: report.network.map { network in
                 let counters = network.counters
