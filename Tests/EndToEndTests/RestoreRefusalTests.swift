@@ -119,6 +119,13 @@ struct RestoreRefusalTests {
             vcpu["cpuid"] = cpuid
         }
         try expectRefusal(features, mode: "map", "snapshot needs CPU features this host lacks: vCPU 0 CPUID leaf 0x7.0 ebx")
+        // A copy restore refuses it before reading memory: a damaged page behind it is never reached.
+        var bytes = try SnapshotSurgery.read(features)
+        let pagesOffset = Int(SnapshotSurgery.u64(bytes, 512 + 208))
+        let stored = try #require(stride(from: pagesOffset, to: bytes.count - 4096, by: 4096).first { bytes[$0..<$0 + 4096].contains { $0 != 0 } })
+        bytes[stored + 100] ^= 0x5A
+        try SnapshotSurgery.write(bytes, to: features)
+        try expectRefusal(features, mode: "copy", "snapshot needs CPU features this host lacks")
     }
 
     /// Random damage to the header, region table and state sections, without fixing CRCs: every

@@ -52,6 +52,37 @@ import TestSupport
         }
     }
 
+    /// A set bit over a hole in a full snapshot (Engram's writer never makes one) is read: the
+    /// page reads as zeros, so its CRC entry must be the zero page's, and any other is refused
+    /// when the page is read.
+    @Test func aSetBitOverAHoleInAFullSnapshotReadsAsZeros() throws {
+        let path = try write("set-hole.snap")
+        let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
+        let page = try #require((0..<ram.pageCount).first { !ram.isPresent(PageIndex($0)) })
+        let entry = table + 224 * UInt64(ram.index)
+        func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) } }
+        let offset = ram.bitmapOffset + page / 8
+        SnapshotFixtures.patch(path, at: offset, [SnapshotFixtures.bytes(path, at: offset, count: 1)[0] | UInt8(1 << (page % 8))])
+        let bitmap = SnapshotFixtures.bytes(path, at: ram.bitmapOffset, count: Int((ram.pageCount + 63) / 64 * 8))
+        SnapshotFixtures.patch(path, at: entry + 216, le32(CRC32C.checksum(bitmap)))
+        SnapshotFixtures.resealHeader(path, headerSize: headerSize)
+        // The writer left the clear bit's CRC entry 0: reading the page finds the mismatch.
+        #expect(try SnapshotReader(path: path).region(named: "ram")?.isPresent(PageIndex(page)) == true)
+        #expect {
+            try SnapshotChain(path: path).verifyAllPages()
+        } throws: { error in
+            (error as? SnapshotFormatError)?.description.contains("page \(page)") == true
+        }
+        SnapshotFixtures.patch(path, at: ram.crcTableOffset + 4 * page, le32(0x98F9_4189))
+        let crcs = SnapshotFixtures.bytes(path, at: ram.crcTableOffset, count: Int(ram.pageCount * 4))
+        SnapshotFixtures.patch(path, at: entry + 220, le32(CRC32C.checksum(crcs)))
+        SnapshotFixtures.resealHeader(path, headerSize: headerSize)
+        try SnapshotChain(path: path).verifyAllPages()
+        let reader = try SnapshotReader(path: path)
+        let region = try #require(reader.region(named: "ram"))
+        #expect(try reader.readPage(region, page: PageIndex(page)) == [UInt8](repeating: 0, count: 4096))
+    }
+
     @Test func aFlippedCRCTableConfigurationOrStateByteIsRefused() throws {
         let path = try write("tables.snap")
         let reader = try SnapshotReader(path: path)

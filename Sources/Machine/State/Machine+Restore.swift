@@ -48,10 +48,7 @@ extension Machine {
         guard memory.regions.map(\.name) == saved.regionNames,
               let ram = memory.region(named: "ram"), ram.sizeInBytes == saved.memorySizeInBytes
         else { throw .incompatibleState("restored memory regions do not match the saved state's \(saved.regionNames)") }
-        for vcpu in record.vcpus {
-            let host = CPUIDTemplate.entries(from: shell.supportedCPUID, cpuID: vcpu.id, cpuCount: saved.cpuCount)
-            try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
-        }
+        try record.checkCPUFeatures(supported: shell.supportedCPUID)
         var configuration = MachineConfiguration(
             kernelPath: saved.kernelPath, commandLine: saved.commandLine, memorySizeInBytes: saved.memorySizeInBytes,
             cpuCount: saved.cpuCount, backings: Dictionary(uniqueKeysWithValues: memory.regions.map { ($0.name, $0.backing) }))
@@ -106,6 +103,22 @@ extension MachineStateRecord {
     /// refuse a snapshot before it reads any memory.
     package func checkFits(snapshotRegions: [SnapshotRegionShape]) throws(MachineError) {
         try SavedStateCheck.regions(snapshotRegions, match: self)
+    }
+
+    /// Checks every saved vCPU's features are ones this host's KVM offers (`supported`, from
+    /// KVM_GET_SUPPORTED_CPUID): a guest kernel that found a feature at boot would fault without it.
+    package func checkCPUFeatures(supported: [CPUIDEntry]) throws(MachineError) {
+        for vcpu in vcpus {
+            let host = CPUIDTemplate.entries(from: supported, cpuID: vcpu.id, cpuCount: configuration.cpuCount)
+            try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
+        }
+    }
+
+    /// The same, asking this host's KVM first: what a copy restore checks before it reads memory.
+    package func checkCPUFeaturesOfThisHost() throws(MachineError) {
+        let supported: [CPUIDEntry]
+        do { supported = try KVMSystem().supportedCPUID() } catch { throw .kvm(error) }
+        try checkCPUFeatures(supported: supported)
     }
 
     /// The record as configuration and state sections, as a snapshot stores them.

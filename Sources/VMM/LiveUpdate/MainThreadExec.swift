@@ -28,7 +28,9 @@ package final class MainThreadExec: Sendable {
 
     /// On the main thread: waits for the machine's outcome, performing exec requests meanwhile.
     func waitForOutcome(of machine: Machine) -> MachineOutcome {
-        DispatchQueue.global().async { [self] in post(.ended(machine.waitForOutcome())) }
+        // A thread of its own, not Dispatch's pool, whose start-up would compete with the guest's first moments.
+        let wait: @Sendable () -> Void = { [self] in post(.ended(machine.waitForOutcome())) }
+        do { try NamedThread.spawnDetached(name: "outcome-wait", wait) } catch { DispatchQueue.global().async(execute: wait) }
         while true {
             posted.wait()
             switch events.withLock({ $0.removeFirst() }) {

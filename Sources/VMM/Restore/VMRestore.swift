@@ -91,7 +91,11 @@ package enum VMRestore {
         let machine: Machine
         do {
             // A copy reads all of memory: learn first whether the state is usable and fits.
-            if request.memory == .copy { try decoding.result().checkFits(snapshotRegions: source.shapes) }
+            if request.memory == .copy {
+                let record = try decoding.result()
+                try record.checkFits(snapshotRegions: source.shapes)
+                try record.checkCPUFeaturesOfThisHost()
+            }
             // Copy and map read page CRCs as they load memory; lazy ones only once vCPUs run.
             if request.memory != .lazy { try tables.result() }
             let regions: [GuestRegion]
