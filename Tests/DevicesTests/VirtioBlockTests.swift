@@ -64,8 +64,9 @@ import TestSupport
         #expect(try driver.usedEntry(1).length == 8193)
     }
 
-    /// A batch of large writes, then of large reads, is shared out among helper threads: every
-    /// request lands where it belongs, with its own status; a batch with a FLUSH in it runs in order.
+    /// A batch of large reads is shared out among helper threads, a batch of consecutive writes
+    /// goes out as one pwritev: every request lands where it belongs, with its own status; a
+    /// FLUSH in a batch keeps its place.
     @Test func largeBatchesSharedByHelpersLandWhereTheyBelong() throws {
         let path = directory.path("batch-\(UUID().uuidString).img")
         FileManager.default.createFile(atPath: path, contents: nil)
@@ -98,6 +99,7 @@ import TestSupport
         #expect(try (0..<requests).allSatisfy { try driver.memory.read(count: 1, at: GuestAddress(status($0)))[0] == 0 })
         let file = try Data(contentsOf: URL(fileURLWithPath: path))
         for index in 0..<requests { #expect(Array(file[(index * size)..<((index + 1) * size)]) == pattern(size, seed: UInt8(index + 1)), "request \(index)") }
+        #expect(block.counters.mergedWrites.load(ordering: .relaxed) == requests - 1, "consecutive writes went out as one")
 
         for index in 0..<requests { try driver.memory.write([UInt8](repeating: 0, count: size), at: GuestAddress(data(index))) }
         try submitBatch(type: read)
@@ -109,6 +111,7 @@ import TestSupport
         try submitBatch(type: write, flushAt: 4)
         #expect(try (0..<requests).allSatisfy { try driver.memory.read(count: 1, at: GuestAddress(status($0)))[0] == 0 })
         #expect(block.counters.flushes.load(ordering: .relaxed) == 1 && driver.usedIndex == UInt16(3 * requests))
+        #expect(block.counters.mergedWrites.load(ordering: .relaxed) == (requests - 1) + 3 + 2, "a flush ends a merged run")
     }
 
     @Test func headerAndDataMayShareADescriptor() throws {
@@ -130,6 +133,39 @@ import TestSupport
         #expect(try write(&driver, pattern(100, seed: 1), sector: 0) == 1, "not whole sectors")
         #expect(try read(&driver, count: 512, sector: 16).0 == 1)
         #expect(try write(&driver, pattern(512, seed: 1), sector: 15) == 0, "the last sector is fine")
+    }
+
+    /// Only writes that continue one another merge: a gap, a write past the end or a read ends
+    /// the run, and each request still gets its own status.
+    @Test func onlyConsecutiveWellFormedWritesMerge() throws {
+        let path = directory.path("merge-\(UUID().uuidString).img")
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: 64 * 512)
+        let block = try VirtioBlock(disk: try DiskFile(path: path, readOnly: false), identifier: "merge")
+        var driver = try VirtioTestDriver(backend: block, queueSize: 32)
+        func header(_ index: Int) -> UInt64 { Self.header + 0x20 * UInt64(index) }
+        func status(_ index: Int) -> UInt64 { Self.status + UInt64(index) }
+        func data(_ index: Int) -> UInt64 { VirtioTestDriver.bufferBase + 0x10000 * UInt64(index + 1) }
+        // (type, sector, sectors): two that merge, one past a gap, one past the end, a read, two that merge.
+        let requests: [(UInt32, UInt64, Int)] = [(1, 0, 2), (1, 2, 2), (1, 8, 2), (1, 63, 2), (0, 0, 2), (1, 20, 1), (1, 21, 1)]
+        for (index, request) in requests.enumerated() {
+            var bytes = withUnsafeBytes(of: request.0.littleEndian, Array.init) + [0, 0, 0, 0]
+            bytes += withUnsafeBytes(of: request.1.littleEndian, Array.init)
+            try driver.memory.write(bytes, at: GuestAddress(header(index)))
+            try driver.memory.write([0xff], at: GuestAddress(status(index)))
+            try driver.memory.write(pattern(512 * request.2, seed: UInt8(index + 1)), at: GuestAddress(data(index)))
+            try driver.submit([(header(index), 16, false), (data(index), UInt32(512 * request.2), request.0 == 0), (status(index), 1, true)])
+        }
+        driver.notify()
+        let statuses = try requests.indices.map { try driver.memory.read(count: 1, at: GuestAddress(status($0)))[0] }
+        #expect(statuses == [0, 0, 0, 1, 0, 0, 0])
+        #expect(block.counters.mergedWrites.load(ordering: .relaxed) == 2)
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (index, request) in requests.enumerated() where request.0 == 1 && statuses[index] == 0 {
+            let start = Int(request.1) * 512
+            #expect(Array(file[start..<(start + 512 * request.2)]) == pattern(512 * request.2, seed: UInt8(index + 1)), "request \(index)")
+        }
+        #expect(try driver.memory.read(count: 1024, at: GuestAddress(data(4))) == pattern(1024, seed: 1), "the read saw the merged write before it")
     }
 
     @Test func aReadOnlyDiskRefusesWritesAndSaysSo() throws {

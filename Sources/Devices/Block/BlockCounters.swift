@@ -12,6 +12,8 @@ package final class BlockCounters: Sendable {
     package let malformed = Atomic<Int>(0)
     /// Times a request had to wait for the disk's rate limit.
     package let throttled = Atomic<Int>(0)
+    /// Writes that went out in one call with the write before them (consecutive sectors).
+    package let mergedWrites = Atomic<Int>(0)
 
     package init() {}
 }

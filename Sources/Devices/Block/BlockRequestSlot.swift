@@ -8,6 +8,9 @@ final class BlockRequestSlot: @unchecked Sendable {
     let vectors: GuestIOVectors
     var scratch: [UInt8]
     var written: UInt32 = 0
+    /// The request's type and first sector, read when it was taken (nil type: no room for a header and a status).
+    var type: UInt32?
+    var sector: UInt64 = 0
 
     init(capacity: Int, scratch count: Int) {
         chain = DescriptorChain(capacity: capacity)

@@ -74,8 +74,12 @@ package struct DescriptorChain: Sendable {
 
     /// Lists `count` bytes of the readable (or writable) stream, from `offset`, in `vectors`.
     /// False if `vectors` cannot hold that many ranges.
-    package func list(writable: Bool, from offset: Int, count: Int, in vectors: GuestIOVectors, memory: GuestMemoryMap) throws(GuestMemoryError) -> Bool {
-        vectors.removeAll()
+    /// With `appending`, adds them after what `vectors` already lists (one request of several
+    /// written with one call).
+    package func list(
+        writable: Bool, from offset: Int, count: Int, in vectors: GuestIOVectors, appending: Bool = false, memory: GuestMemoryMap
+    ) throws(GuestMemoryError) -> Bool {
+        if !appending { vectors.removeAll() }
         return try forEachPiece(writable: writable, from: offset, count: count) { (address, _, part) throws(GuestMemoryError) in
             try vectors.append(address, length: part, in: memory)
         }
