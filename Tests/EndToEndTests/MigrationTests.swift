@@ -239,6 +239,28 @@ struct MigrationTests {
         try expectIntact(destination, digest: digest, ticksBefore: ticksBefore, "destination")
     }
 
+    /// The destination checks the plan's preview (configuration, CPU features, disks) before any
+    /// page: a disk it cannot open refuses the migration at once, and the source's guest runs on.
+    @Test func aDestinationThatCannotRunTheGuestRefusesBeforeAnyPage() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let disk = directory.path("preview-disk.img"), missing = directory.path("preview-missing.img")
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 8 << 20))
+        let (destination, url) = try pair.receive(extra: ["--disk", missing])
+        let (source, socket, digest) = try prepareSource(pair, "preview", mib: 32, seed: 8, dirtyRate: 0, extra: ["--disk", disk])
+        let ticksBefore = try TestKernel.ticks(source)
+        let refused = try pair.migrate(socket, to: url, mode: "precopy")
+        #expect(refused.status == 1, "engram migrate: \(refused.output) \(refused.errors)")
+        #expect(refused.report["status"] as? String == "failed", "\(refused.output)")
+        #expect(refused.errors.contains("no such file") && refused.errors.contains(missing), "\(refused.errors)")
+        #expect(refused.report["pages_sent"] as? Int == 0, "no page went out: \(refused.output)")
+        let line = try destination.waitForErrorLine(containing: "refused")
+        #expect(line.contains(missing), "\(line)")
+        #expect(!destination.errorText.contains("the guest runs here"))
+        try expectFailedButRunning(socket)
+        try expectIntact(source, digest: digest, ticksBefore: ticksBefore, "source")
+    }
+
     @Test func sourceWithTheWrongSecretIsRefused() throws {
         let pair = try MigrationPair(directory: directory)
         defer { pair.shutDown() }

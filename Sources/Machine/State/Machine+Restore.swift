@@ -108,17 +108,12 @@ extension MachineStateRecord {
     /// Checks every saved vCPU's features are ones this host's KVM offers (`supported`, from
     /// KVM_GET_SUPPORTED_CPUID): a guest kernel that found a feature at boot would fault without it.
     package func checkCPUFeatures(supported: [CPUIDEntry]) throws(MachineError) {
-        for vcpu in vcpus {
-            let host = CPUIDTemplate.entries(from: supported, cpuID: vcpu.id, cpuCount: configuration.cpuCount)
-            try SavedStateCheck.cpuFeatures(vcpu.cpuid, hostTemplate: host, vcpu: vcpu.id)
-        }
+        try SavedStateCheck.cpuFeatures(vcpus.map(\.cpuid), cpuCount: configuration.cpuCount, supported: supported)
     }
 
     /// The same, asking this host's KVM first: what a copy restore checks before it reads memory.
     package func checkCPUFeaturesOfThisHost() throws(MachineError) {
-        let supported: [CPUIDEntry]
-        do { supported = try KVMSystem().supportedCPUID() } catch { throw .kvm(error) }
-        try checkCPUFeatures(supported: supported)
+        try checkCPUFeatures(supported: try SavedStateCheck.hostCPUID())
     }
 
     /// The record as configuration and state sections, as a snapshot stores them.

@@ -40,12 +40,16 @@ enum SavedStateCheck {
 
     /// The snapshot's regions are the ones the record names, sized and placed as this Engram places them.
     static func regions(_ regions: [SnapshotRegionShape], match record: MachineStateRecord) throws(MachineError) {
+        try Self.regions(regions, match: record.configuration)
+    }
+
+    static func regions(_ regions: [SnapshotRegionShape], match configuration: SavedConfiguration) throws(MachineError) {
         let names = regions.map(\.name)
-        guard names == record.configuration.regionNames else {
-            throw .incompatibleState("snapshot memory has regions \(names); its machine state names \(record.configuration.regionNames)")
+        guard names == configuration.regionNames else {
+            throw .incompatibleState("snapshot memory has regions \(names); its machine state names \(configuration.regionNames)")
         }
-        guard let ram = regions.first(where: { $0.name == "ram" }), ram.sizeInBytes == record.configuration.memorySizeInBytes else {
-            throw .incompatibleState("snapshot ram region does not match the saved memory size \(record.configuration.memorySizeInBytes)")
+        guard let ram = regions.first(where: { $0.name == "ram" }), ram.sizeInBytes == configuration.memorySizeInBytes else {
+            throw .incompatibleState("snapshot ram region does not match the saved memory size \(configuration.memorySizeInBytes)")
         }
         let expected = RAMLayout.placements(forSize: ram.sizeInBytes)
         guard ram.placements == expected else {
@@ -58,6 +62,20 @@ enum SavedStateCheck {
     /// Compares the feature words a guest kernel acts on (leaf 1, leaf 7.0, leaf 0x80000001)
     /// with what this host would give a freshly booted guest; bits the OS itself toggles
     /// (OSXSAVE, OSPKE) are ignored.
+    /// Every vCPU's features (`saved[i]` is vCPU i's CPUID) against what `supported` (this
+    /// host's KVM_GET_SUPPORTED_CPUID) lets a guest of `cpuCount` vCPUs be shown.
+    static func cpuFeatures(_ saved: [[CPUIDEntry]], cpuCount: Int, supported: [CPUIDEntry]) throws(MachineError) {
+        for (index, cpuid) in saved.enumerated() {
+            let host = CPUIDTemplate.entries(from: supported, cpuID: UInt32(index), cpuCount: cpuCount)
+            try cpuFeatures(cpuid, hostTemplate: host, vcpu: UInt32(index))
+        }
+    }
+
+    /// What this host's KVM offers guests (KVM_GET_SUPPORTED_CPUID).
+    static func hostCPUID() throws(MachineError) -> [CPUIDEntry] {
+        do { return try KVMSystem().supportedCPUID() } catch { throw .kvm(error) }
+    }
+
     static func cpuFeatures(_ saved: [CPUIDEntry], hostTemplate: [CPUIDEntry], vcpu: UInt32) throws(MachineError) {
         let features: [(function: UInt32, index: UInt32, registers: [(String, KeyPath<CPUIDEntry, UInt32>, UInt32)])] = [
             (1, 0, [("ecx", \.ecx, ~(UInt32(1) << 27)), ("edx", \.edx, ~0)]),

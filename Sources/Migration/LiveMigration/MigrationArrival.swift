@@ -31,6 +31,8 @@ package struct MigrationArrival {
         do {
             let plan = try link.receivePlan()
             log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))")
+            // Refused here, before memory: a guest this host cannot run (QEMU's configuration section).
+            if let preview = plan.previewBytes { try MachinePreview.decode(preview, from: link.peer).check(shapes: plan.shapes, overrides: overrides) }
             let regions = try buildRegions(plan, backings: backings)
             // Pages that will arrive are allocated now, in one call per range, rather than faulted in
             // one by one while the first pass streams (which slows it, so the guest dirties more).

@@ -82,7 +82,8 @@ package final class MigrationSource: Sendable {
                 if ranges.count <= 1 << 16 { dataPages[region.name] = ranges }
             }
         }
-        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths(), dataPages: dataPages)
+        // The destination checks the machine's configuration, CPU features and disks before any page is sent.
+        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths(), dataPages: dataPages, preview: try machine.preview().encoded())
         try link.sendPlan(plan)
         update { $0.phase = "waiting for the destination" }
         try link.receiveReady()

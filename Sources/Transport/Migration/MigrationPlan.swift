@@ -25,15 +25,25 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
 
     package var mode: MigrationMode
     package var regions: [Region]
+    /// The machine's preview (its configuration, CPU features and disks, base64): what the
+    /// destination checks before any page arrives. Absent from older sources.
+    package var preview: String?
 
-    package init(mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:], dataPages: [String: [Range<PageIndex>]] = [:]) {
+    package init(
+        mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:], dataPages: [String: [Range<PageIndex>]] = [:],
+        preview: [UInt8]? = nil
+    ) {
         self.mode = mode
+        self.preview = preview.map { Data($0).base64EncodedString() }
         regions = shapes.map { shape in
             Region(name: shape.name, sizeInBytes: shape.sizeInBytes, placements: shape.placements.map {
                 Placement(guestAddress: $0.guestAddress.rawValue, sizeInBytes: $0.sizeInBytes, regionOffset: $0.regionOffset.rawValue)
             }, path: paths[shape.name], dataPages: dataPages[shape.name].map { $0.map { [$0.lowerBound.rawValue, $0.upperBound.rawValue] } })
         }
     }
+
+    /// The preview's bytes (checked by `decode`).
+    package var previewBytes: [UInt8]? { preview.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
 
     /// The data ranges of region `index` as page ranges (checked by `decode`).
     package func dataPageRanges(region index: Int) -> [Range<PageIndex>] {
@@ -66,6 +76,7 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
         }
         func bad(_ reason: String) -> TransportError { .malformed(peer: peer, reason: "its migration plan \(reason)") }
         guard (1...maximumRegions).contains(plan.regions.count) else { throw bad("has \(plan.regions.count) regions") }
+        if let preview = plan.preview, Data(base64Encoded: preview) == nil { throw bad("has a preview that is not base64") }
         guard Set(plan.regions.map(\.name)).count == plan.regions.count else { throw bad("names a region twice") }
         for region in plan.regions {
             guard !region.name.isEmpty, region.name.utf8.count <= 64 else { throw bad("has a region name of \(region.name.utf8.count) bytes") }
