@@ -72,11 +72,17 @@ package enum VMRestore {
             if let record { return try overrides.applied(to: record) }
             return try overrides.applied(to: MachineStateRecord.decode(state, snapshotPath: snapshot))
         }
-        // So do the CRC tables' checksums (a mapped restore reads none of the base's page CRCs;
-        // with --verify, opening the source checked them all already).
+        // So do the CRC tables' checksums (with --verify, opening the source checked them all
+        // already). A mapped restore reads none of the base's page CRCs, but checks its tables
+        // too, so a file is refused in every mode or in none.
+        // A mapped restore would show the base file's bytes where a clear bit means a zero page,
+        // so every mode checks those slots read as zeros (holes, as Engram writes them, cost a
+        // few lseeks): the file is refused in every mode, or gives the same memory in each.
         let chain = request.verify ? nil : source.chain
-        let includingBase = request.memory != .map
-        let tables = BackgroundWork { () throws(SnapshotFormatError) in try chain?.checkCRCTables(includingBase: includingBase) }
+        let tables = BackgroundWork { () throws(SnapshotFormatError) in
+            try chain?.checkCRCTables(includingBase: true)
+            try chain?.base.verifyClearPagesAreZero()
+        }
         // The working set loads meanwhile too, so the fill can claim it before the guest runs.
         let pages = source.pages
         let workingSet = request.memory == .lazy && request.prefetch && request.recordWorkingSetSeconds == nil
