@@ -266,19 +266,14 @@ package final class SnapshotReader: Sendable {
         let fd = descriptor.rawValue
         let pageSize = PageSize.bytes64
         for region in regions {
-            var offset = region.pagesOffset
-            let end = region.pagesOffset + region.sizeInBytes
-            while offset < end {
-                let data = lseek(fd, off_t(offset), FileIO.seekData)
-                guard data >= 0 else {
-                    if errno == ENXIO { break }  // no data past `offset`
-                    throw .systemCall(path: path, name: "lseek (SEEK_DATA)", errno: errno)
-                }
-                guard UInt64(data) < end else { break }
-                let hole = lseek(fd, data, FileIO.seekHole)
-                guard hole >= 0 else { throw .systemCall(path: path, name: "lseek (SEEK_HOLE)", errno: errno) }
-                let first = (UInt64(data) - region.pagesOffset) / pageSize
-                let last = (min(UInt64(hole), end) - region.pagesOffset + pageSize - 1) / pageSize
+            let ranges: [Range<UInt64>]
+            do { ranges = try DataExtents.ranges(of: fd, from: region.pagesOffset, to: region.pagesOffset + region.sizeInBytes, path: path) } catch {
+                if case .failed(let call, _, let errno) = error { throw .systemCall(path: path, name: call, errno: errno.rawValue) }
+                throw .unwritable(path: path, reason: error.description)
+            }
+            for range in ranges {
+                let first = (range.lowerBound - region.pagesOffset) / pageSize
+                let last = (range.upperBound - region.pagesOffset + pageSize - 1) / pageSize
                 for page in first..<last where !region.isPresent(PageIndex(page)) {
                     let bytes = try FileIO.read(fd, count: PageSize.bytes, at: region.pagesOffset + page * pageSize, path: path)
                     guard bytes.allSatisfy({ $0 == 0 }) else {
@@ -287,7 +282,6 @@ package final class SnapshotReader: Sendable {
                             reason: "has a clear bit (a zero page) but non-zero bytes in the file; a mapped restore would show them")
                     }
                 }
-                offset = max(UInt64(hole), offset + pageSize)
             }
         }
     }

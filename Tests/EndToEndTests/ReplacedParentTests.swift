@@ -49,4 +49,41 @@ import TestSupport
         }
         #expect(!FileManager.default.fileExists(atPath: directory.path("merged.snap")))
     }
+
+    /// A flipped bitmap bit (which pages the file stores) is refused by every command that reads
+    /// the file, in one line naming the bitmap; `snapshot verify` says OK for the good file and
+    /// DAMAGED for the bad one.
+    @Test func everyReaderRefusesAFlippedBitmapBit() throws {
+        let path = directory.path("bits.snap")
+        try SnapshotWriter.writeFull(memory: memory(seed: 4), state: [4], to: path)
+        let good = try runEngram(["snapshot", "verify", path])
+        #expect(good.status == 0 && good.output.contains("OK: 1 files"), "\(good.output) \(good.errors)")
+        let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        try handle.seek(toOffset: ram.bitmapOffset)
+        let byte = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: ram.bitmapOffset)
+        try handle.write(contentsOf: [byte ^ 0x01])
+        try handle.close()
+        let secret = directory.path("secret-bits")
+        try Data(repeating: 7, count: 32).write(to: URL(fileURLWithPath: secret))
+        chmod(secret, 0o600)
+        let commands: [[String]] = [
+            ["restore", path, "--memory", "copy"],
+            ["restore", path, "--memory", "map"],
+            ["restore", path, "--memory", "lazy"],
+            ["serve", path, "--listen", "127.0.0.1:0", "--secret-file", secret],
+            ["push", path, "s3://bucket/name", "--s3-endpoint", "http://127.0.0.1:9"],
+            ["mem", "stats", path],
+            ["mem", "read", path, "0x3000", "--length", "16"],
+            ["snapshot", "verify", path],
+        ]
+        for command in commands {
+            let result = try runEngram(command)
+            #expect(result.status != 0, "\(command) succeeded")
+            #expect(result.errors.split(separator: "\n").count == 1, "\(command): \(result.errors)")
+            #expect(result.errors.contains("bitmap"), "\(command): \(result.errors)")
+        }
+        #expect(try runEngram(["snapshot", "verify", path]).errors.contains("DAMAGED"))
+    }
 }
