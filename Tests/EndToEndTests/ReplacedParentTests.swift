@@ -51,13 +51,11 @@ import TestSupport
     }
 
     /// A flipped bitmap bit (which pages the file stores) is refused by every command that reads
-    /// the file, in one line naming the bitmap; `snapshot verify` says OK for the good file and
-    /// DAMAGED for the bad one.
+    /// the file, in one line naming the bitmap; `snapshot verify` says DAMAGED.
     @Test func everyReaderRefusesAFlippedBitmapBit() throws {
         let path = directory.path("bits.snap")
         try SnapshotWriter.writeFull(memory: memory(seed: 4), state: [4], to: path)
-        let good = try runEngram(["snapshot", "verify", path])
-        #expect(good.status == 0 && good.output.contains("OK: 1 files"), "\(good.output) \(good.errors)")
+        #expect(try runEngram(["mem", "stats", path]).status == 0, "the file reads before the flip")
         let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
         let handle = try #require(FileHandle(forUpdatingAtPath: path))
         try handle.seek(toOffset: ram.bitmapOffset)
