@@ -4,8 +4,8 @@ import LinuxSystem
 /// format's errors: a file that ends early is `truncated`.
 package enum FileIO {
     /// lseek(2) whences Glibc's module leaves out (they need _GNU_SOURCE): the next data, the next hole.
-    static let seekData: CInt = 3
-    static let seekHole: CInt = 4
+    static let seekData = DataExtents.seekData
+    static let seekHole = DataExtents.seekHole
 
     /// Writes all of `bytes` at `offset`.
     package static func writeAll(

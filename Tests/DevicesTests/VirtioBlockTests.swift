@@ -289,6 +289,14 @@ import TestSupport
         #expect(largePaid == [false, true])
         let left = bucket.available(now: 120_000_000)
         #expect(left == 0)
+        // Rates and bursts come from users and files: the largest ones saturate, never trap.
+        var huge = TokenBucket(rate: 1, burst: .max, now: 0)
+        let all = huge.consume(.max, now: 0)
+        #expect(all)
+        let never = huge.readyTime(for: .max, now: 1)
+        #expect(never == .max)
+        let refilled = huge.available(now: .max)
+        #expect(refilled > 0)
     }
 
     @Test func diskAndRngOptionsParseOrSayWhatIsExpected() throws {

@@ -187,7 +187,7 @@ import Testing
         var bucket = TokenBucket(rate: 1000, burst: 100, now: 0)
         #expect(bucket.take(150, now: 0) == 100)
         #expect(bucket.take(10, now: 0) == 0)
-        #expect(bucket.nextAvailable(now: 0) == 1_000_000)
+        #expect(bucket.readyTime(for: 1, now: 0) == 1_000_000)
         #expect(bucket.take(10, now: 5_000_000) == 5)
         #expect(bucket.take(1000, now: 10_000_000_000) == 100)
     }

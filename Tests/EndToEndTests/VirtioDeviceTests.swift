@@ -248,5 +248,17 @@ struct VirtioAPITests {
         #expect(try restored.command("blk 0 verify 512 512 6", expect: "BLK VERIFY").hasSuffix("ok"))
         let kept = try #require(try diskInfo(restoredSocket)["rate_limit"] as? [String: Any])
         #expect((kept["bandwidth"] as? [String: Any])?["burst"] as? Int == 65536, "\(kept)")
+        restored.stop()
+
+        // A saved limit of 0 (the file is data from outside) is refused in one line, not trapped on.
+        let zero = directory.path("zero-limit.snap")
+        try SnapshotSurgery.editSection("virtio.blk0", of: snapshot, writingTo: zero) { section in
+            var disk = section["disk"] as! [String: Any]
+            disk["rateLimit"] = ["bandwidth": ["rate": 0, "burst": 0]]
+            section["disk"] = disk
+        }
+        let zeroRestore = try runEngram(["restore", zero, "--disk", copy])
+        #expect(zeroRestore.status != 0 && zeroRestore.errors.split(separator: "\n").count == 1, "\(zeroRestore.errors)")
+        #expect(zeroRestore.errors.contains("rate limit") && zeroRestore.errors.contains("at least 1"), "\(zeroRestore.errors)")
     }
 }

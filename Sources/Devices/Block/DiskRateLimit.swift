@@ -15,6 +15,9 @@ package struct DiskRateLimit: Sendable, Equatable, Codable {
 
     /// True when it limits nothing.
     package var isEmpty: Bool { bandwidth == nil && operations == nil }
+
+    /// Every bucket it has has a rate and a burst of at least 1 (a saved file may say otherwise).
+    package var isValid: Bool { (bandwidth?.isValid ?? true) && (operations?.isValid ?? true) }
 }
 
 /// A disk's two token buckets in use, on the device I/O thread.

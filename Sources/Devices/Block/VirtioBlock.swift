@@ -268,12 +268,11 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
         return UInt32(dataWritten + 1)
     }
 
-    /// Executes the request whose header starts the readable stream; the status and the data
-    /// bytes written into guest buffers.
+    /// Executes the slot's request; the status and the data bytes written into guest buffers.
     private func execute(_ slot: BlockRequestSlot, memory: GuestMemoryMap) -> (UInt8, Int) {
-        guard (try? slot.chain.copyReadable(from: 0, count: 16, into: &slot.scratch, at: 0, memory: memory)) != nil else { return (BlockStatus.ioError, 0) }
-        let type = Self.load(UInt32.self, slot.scratch, 0)
-        let sector = Self.load(UInt64.self, slot.scratch, 8)
+        // The header as read when the request was taken (a driver rewriting it since changes nothing).
+        guard let type = slot.type else { return (BlockStatus.ioError, 0) }
+        let sector = slot.sector
         let readable = slot.chain.readableBytes - 16
         let writable = slot.chain.writableBytes - 1
         switch type {

@@ -39,7 +39,7 @@ package final class VirtioEntropy: VirtioBackend, @unchecked Sendable {
             let now = clock()
             // Nothing is taken off the ring until some budget is there, so no request waits half-served.
             guard bucket.available(now: now) > 0 else {
-                waitingUntil = bucket.nextAvailable(now: now)
+                waitingUntil = bucket.readyTime(for: 1, now: now)
                 return served
             }
             guard try queue.pop(into: &chain, memory: memory) else { break }

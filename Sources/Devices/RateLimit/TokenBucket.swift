@@ -51,15 +51,14 @@ package struct TokenBucket: Sendable, Equatable {
         refill(now: now)
         let needed = min(cost, burst)
         guard tokens < needed else { return now }
+        // ceil(missing × 1e9 / rate) ns after the last refill, saturating (rates and bursts come from users).
         let missing = needed - tokens
-        let (wait, overflow) = missing.multipliedReportingOverflow(by: 1_000_000_000)
-        return lastRefill &+ (overflow ? 1_000_000_000 * (missing / rate + 1) : (wait + rate - 1) / rate)
-    }
-
-    /// When at least one token will be available again (now if one is).
-    package func nextAvailable(now: UInt64) -> UInt64 {
-        guard tokens == 0 else { return now }
-        return lastRefill + (1_000_000_000 + rate - 1) / rate
+        let (scaled, overflow) = missing.multipliedReportingOverflow(by: 1_000_000_000)
+        // Past 2^64 ns the wait is counted in whole seconds, rounded up (missing % rate != 0 implies rate ≥ 2).
+        let seconds = missing / rate + (missing % rate == 0 ? 0 : 1)
+        let wait = overflow ? seconds.multipliedReportingOverflow(by: 1_000_000_000) : (scaled / rate + (scaled % rate == 0 ? 0 : 1), false)
+        let (ready, late) = lastRefill.addingReportingOverflow(wait.0)
+        return wait.1 || late ? .max : ready
     }
 
     private mutating func refill(now: UInt64) {
@@ -67,7 +66,8 @@ package struct TokenBucket: Sendable, Equatable {
         let added = (now - lastRefill).multipliedReportingOverflow(by: rate)
         let whole = added.overflow ? burst : added.partialValue / 1_000_000_000
         guard whole > 0 else { return }
-        tokens = min(burst, tokens + min(whole, burst))
+        let (sum, overflow) = tokens.addingReportingOverflow(min(whole, burst))
+        tokens = overflow ? burst : min(burst, sum)
         // Keep the fraction of a byte not yet earned.
         lastRefill = added.overflow || tokens == burst ? now : lastRefill + whole * 1_000_000_000 / rate
     }

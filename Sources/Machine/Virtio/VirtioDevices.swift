@@ -95,6 +95,9 @@ struct VirtioDevices: Sendable {
     ) throws(MachineError) -> sending any VirtioBackend {
         switch slot.type {
         case .block:
+            if let limit = configuration.disks[index].rateLimit, !limit.isValid {
+                throw .disk(path: configuration.disks[index].path, reason: "its rate limit has a rate or burst of 0; both must be at least 1")
+            }
             let block: VirtioBlock
             if let descriptor = configuration.inheritedDevices[slot.name]?.descriptor(named: VirtioBlock.diskDescriptorName) {
                 let disk = configuration.disks[index]
@@ -122,6 +125,10 @@ struct VirtioDevices: Sendable {
             return VirtioBalloon(configuration.balloon ?? BalloonConfiguration(), reclaimer: reclaimer)
         default:
             let entropy = configuration.entropy ?? EntropyConfiguration()
+            // A saved state is data from a file: a limit of 0 is refused here, not trapped on.
+            guard entropy.rate > 0, entropy.burst > 0 else {
+                throw .virtio(device: slot.name, reason: "entropy limit rate \(entropy.rate), burst \(entropy.burst); both must be at least 1")
+            }
             return VirtioEntropy(rate: entropy.rate, burst: entropy.burst)
         }
     }
