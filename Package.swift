@@ -67,7 +67,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            swiftSettings: pointerTargetSettings
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "Transport",
@@ -142,7 +142,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: pointerTargetSettings
+            swiftSettings: safeTargetSettings
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "SnapshotTestSupport", dependencies: ["SnapshotFormat", "GuestMemory", "LinuxSystem"], path: "Tests/SnapshotTestSupport"),

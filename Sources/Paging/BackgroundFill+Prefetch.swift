@@ -45,8 +45,9 @@ extension BackgroundFill {
                 // The next data pages in the set's order, as many as a chunk holds.
                 var end = next
                 while end < order.count, end - next < Self.prefetchChunkPages, !order[end].zero { end += 1 }
-                let bytes = unsafe buffer.pages(end - next)
-                do { try unsafe stream.receive(into: bytes) } catch {
+                do {
+                    try buffer.withMutablePages(end - next) { (bytes) throws(PageSourceError) in try stream.receive(into: &bytes) }
+                } catch {
                     session.fail("lazy restore stopped: the working-set prefetch failed: \(error)")
                     return false
                 }
@@ -60,10 +61,10 @@ extension BackgroundFill {
                     }
                     let offset = (first - next) * PageSize.bytes
                     let length = (last - first) * PageSize.bytes
-                    // SAFETY: [offset, offset + length) lies inside the chunk just received.
-                    let pages = unsafe UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
-                    _ = try unsafe session.installCopies(
-                        order[first].page..<order[last - 1].page + 1, of: order[first].region, from: pages, by: .prefetch, watching: .noPage)
+                    _ = try buffer.withPages(end - next) { (bytes) throws(UserfaultError) in
+                        try session.installCopies(order[first].page..<order[last - 1].page + 1, of: order[first].region,
+                                                  from: bytes.extracting(offset..<offset + length), by: .prefetch, watching: .noPage)
+                    }
                     first = last
                 }
                 next = end

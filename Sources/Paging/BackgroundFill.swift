@@ -98,17 +98,18 @@ struct BackgroundFill {
                     page += 1
                     continue
                 }
-                // SAFETY: the view of the fill's own buffer is used only for this read and copy.
-                let bytes = unsafe buffer.pages(claimed.count)
                 do {
-                    try unsafe session.source.readPagesInBackground(region: region.index, firstPage: region.sourcePage(page), into: bytes)
+                    try buffer.withMutablePages(claimed.count) { (bytes) throws(PageSourceError) in
+                        try session.source.readPagesInBackground(region: region.index, firstPage: region.sourcePage(page), into: &bytes)
+                    }
                 } catch {
                     session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(page))..<\(region.sourcePage(claimed.upperBound)) cannot be read: \(error)")
                     return false
                 }
                 if session.halted.load(ordering: .acquiring) { return false }
-                _ = try unsafe session.installCopies(
-                    claimed, of: region, from: UnsafeRawBufferPointer(bytes), by: .backgroundFill, watching: .noPage)
+                _ = try buffer.withPages(claimed.count) { (bytes) throws(UserfaultError) in
+                    try session.installCopies(claimed, of: region, from: bytes, by: .backgroundFill, watching: .noPage)
+                }
                 page = claimed.upperBound
             }
             return true

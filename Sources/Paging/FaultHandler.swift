@@ -150,15 +150,17 @@ struct FaultHandler {
     private func copyFromSource(
         _ pages: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer, watching watched: PagerPage
     ) throws(ServeFailure) -> Bool {
-        // SAFETY: the view of the handler's own buffer is used only for this read and copy.
-        let bytes = unsafe buffer.pages(pages.count)
         do {
-            try unsafe session.source.readPages(region: region.index, firstPage: region.sourcePage(pages.lowerBound), into: bytes)
+            try buffer.withMutablePages(pages.count) { (bytes) throws(PageSourceError) in
+                try session.source.readPages(region: region.index, firstPage: region.sourcePage(pages.lowerBound), into: &bytes)
+            }
         } catch {
             throw .read(region.sourcePage(pages.lowerBound)..<region.sourcePage(pages.upperBound), error)
         }
         do {
-            return try unsafe session.installCopies(pages, of: region, from: UnsafeRawBufferPointer(bytes), by: .faultHandler, watching: watched)
+            return try buffer.withPages(pages.count) { (bytes) throws(UserfaultError) in
+                try session.installCopies(pages, of: region, from: bytes, by: .faultHandler, watching: watched)
+            }
         } catch {
             throw .userfault(error)
         }

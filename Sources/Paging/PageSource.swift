@@ -16,9 +16,9 @@ package protocol PageSource: Sendable {
     /// True if `page` of `region` is known to be all zero without reading it (served with UFFDIO_ZEROPAGE).
     func isZeroPage(region: Int, page: PageIndex) -> Bool
     /// Fills `buffer` (a whole number of pages) with pages of `region` from `firstPage`, each checked.
-    func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
     /// `readPages` for the background fill: a source may serve it at lower priority than faults.
-    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
     /// Starts delivering `pages` (none of them zero pages) in order, for a prefetch.
     func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream
     /// The working set recorded for this snapshot, nil if none was.
@@ -30,8 +30,8 @@ package protocol PageSource: Sendable {
 }
 
 extension PageSource {
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        try unsafe readPages(region: region, firstPage: firstPage, into: buffer)
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        try readPages(region: region, firstPage: firstPage, into: &buffer)
     }
 
     package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {

@@ -3,7 +3,7 @@ import LinuxSystem
 /// transfer (a page server sends the whole list in answer to one request). Used by one thread.
 package protocol PageStream {
     /// Fills `buffer` (a whole number of pages) with the next pages of the list, each checked.
-    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    mutating func receive(into buffer: inout MutableRawSpan) throws(PageSourceError)
 }
 
 /// The stream of any source that has no batched transfer: one read per page, in order.
@@ -17,14 +17,14 @@ package struct PageByPageStream: PageStream {
         self.pages = pages
     }
 
-    package mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package mutating func receive(into buffer: inout MutableRawSpan) throws(PageSourceError) {
         let size = PageSize.bytes
-        for offset in stride(from: 0, to: buffer.count, by: size) {
+        for offset in stride(from: 0, to: buffer.byteCount, by: size) {
             precondition(next < pages.count, "received past the end of the page list")
             let page = pages[next]
-            // SAFETY: one page of `buffer`, used only for this read.
-            try unsafe source.readPages(
-                region: page.region, firstPage: page.page, into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + size]))
+            try buffer.withBytes(in: offset..<offset + size) { (one) throws(PageSourceError) in
+                try source.readPages(region: page.region, firstPage: page.page, into: &one)
+            }
             next += 1
         }
     }

@@ -98,14 +98,13 @@ final class PagingSession: Sendable {
 
     /// Installs `pages` of `region` copied from `buffer`, which holds exactly those pages; see `install`.
     func installCopies(
-        _ pages: Range<PagerPage>, of region: PagedRegion, from buffer: UnsafeRawBufferPointer,
+        _ pages: Range<PagerPage>, of region: PagedRegion, from buffer: RawSpan,
         by installer: PageInstaller, watching watched: PagerPage
     ) throws(UserfaultError) -> Bool {
-        precondition(UInt64(buffer.count) == (pages.upperBound - pages.lowerBound) * PageSize.bytes64, "the buffer holds exactly the pages")
+        precondition(UInt64(buffer.byteCount) == (pages.upperBound - pages.lowerBound) * PageSize.bytes64, "the buffer holds exactly the pages")
         return try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
             let offset = Int((page - pages.lowerBound) * PageSize.bytes64)
-            // SAFETY: the buffer holds exactly `pages`, so the slice from `page` on lies inside it.
-            return try unsafe userfault.copy(to: start, from: UnsafeRawBufferPointer(rebasing: buffer[offset...]))
+            return try userfault.copy(to: start, from: buffer.extracting(droppingFirst: offset))
         }
     }
 

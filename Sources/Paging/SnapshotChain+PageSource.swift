@@ -10,8 +10,8 @@ extension SnapshotChain: PageSource {
 
     package func isZeroPage(region: Int, page: PageIndex) -> Bool { owner(region: region, page: page) == SnapshotChain.zeroOwner }
 
-    package func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        do { try unsafe readPages(of: region, from: firstPage, into: buffer) } catch { throw .snapshot(error) }
+    package func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        do { try readPages(of: region, from: firstPage, into: &buffer) } catch { throw .snapshot(error) }
     }
 
     package func loadWorkingSet() throws(PageSourceError) -> WorkingSet? {

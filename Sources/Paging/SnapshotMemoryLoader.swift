@@ -141,16 +141,13 @@ package enum SnapshotMemoryLoader {
             guard wanted(page) else { page += 1; continue }
             var end = page + 1
             while end < last, end - page < batchPages, wanted(end) { end += 1 }
-            let result: Result<Void, PageSourceError>? = unsafe region.withUnsafeMutableBytes(
-                at: page.regionOffset, count: Int((end - page) * pageSize)
-            ) { buffer in
-                do throws(PageSourceError) {
-                    try unsafe source.readPages(region: index, firstPage: page, into: buffer)
-                    return .success(())
-                } catch { return .failure(error) }
-            }
-            guard let result else { throw .unsupported("region \(region.name) is smaller than the snapshot's") }
-            do { try result.get() } catch { throw .page(error) }
+            let read: Void?
+            do {
+                read = try region.withMutableBytes(at: page.regionOffset, count: Int((end - page) * pageSize)) { (buffer) throws(PageSourceError) in
+                    try source.readPages(region: index, firstPage: page, into: &buffer)
+                }
+            } catch { throw .page(error) }
+            guard read != nil else { throw .unsupported("region \(region.name) is smaller than the snapshot's") }
             page = end
         }
     }

@@ -14,6 +14,11 @@ package enum FileIO {
         do { try unsafe PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
     }
 
+    /// Writes all of `bytes` at `offset`.
+    package static func writeAll(_ fd: CInt, _ bytes: RawSpan, at offset: UInt64, path: String) throws(SnapshotFormatError) {
+        do { try PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
+    }
+
     /// Writes an array at `offset`.
     package static func writeAll(_ fd: CInt, _ bytes: [UInt8], at offset: UInt64, path: String) throws(SnapshotFormatError) {
         guard !bytes.isEmpty else { return }
@@ -28,6 +33,15 @@ package enum FileIO {
         do { count = try unsafe PositionedIO.read(fd, into: buffer, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
         guard count == buffer.count else {
             throw .truncated(path: path, expected: offset + UInt64(buffer.count), found: offset + UInt64(count))
+        }
+    }
+
+    /// Fills `span` from `offset`; a file that ends first is `truncated`.
+    package static func readAll(_ fd: CInt, into span: inout MutableRawSpan, at offset: UInt64, path: String) throws(SnapshotFormatError) {
+        let count: Int
+        do { count = try PositionedIO.read(fd, into: &span, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
+        guard count == span.byteCount else {
+            throw .truncated(path: path, expected: offset + UInt64(span.byteCount), found: offset + UInt64(count))
         }
     }
 

@@ -15,9 +15,7 @@ extension RegionPageWriter {
         let pageCount = chain.regions[region].pageCount
         let chunkPages = UInt64(SnapshotLayout.maximumIOLength / pageSize)
         let ownerCRCs = chain.files.map { $0.regions[region].pageCRCs }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SnapshotLayout.maximumIOLength, alignment: pageSize)
-        // SAFETY: the buffer is used only by this call and freed once, on every way out of it.
-        defer { unsafe buffer.deallocate() }
+        let buffer = PageBuffer(pageCount: Int(chunkPages))
 
         var first: UInt64 = 0
         while first < pageCount {
@@ -27,37 +25,39 @@ extension RegionPageWriter {
                 summary.pagesZero += count
                 continue
             }
-            // SAFETY: `count` pages fit the 8 MiB buffer; the view does not outlive this iteration.
-            let chunk = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count) * pageSize])
-            try unsafe chain.readPages(of: region, from: PageIndex(first), into: chunk)
-
-            var runStart = 0
-            var runLength = 0
-            func flush() throws(SnapshotFormatError) {
-                guard runLength > 0 else { return }
-                // SAFETY: the run lies inside `chunk`, which lives until this iteration ends.
-                let run = unsafe UnsafeRawBufferPointer(rebasing: chunk[runStart * pageSize..<(runStart + runLength) * pageSize])
-                try unsafe FileIO.writeAll(fd, run, at: pagesOffset + (first + UInt64(runStart)) * UInt64(pageSize), path: path)
-                summary.bytesWritten += UInt64(runLength * pageSize)
-                runLength = 0
-            }
-            for i in 0..<Int(count) {
-                let page = first + UInt64(i)
-                let owner = chain.owner(region: region, page: PageIndex(page))
-                // SAFETY: page i lies inside `chunk`; the view does not escape this iteration.
-                let bytes = unsafe UnsafeRawBufferPointer(rebasing: chunk[i * pageSize..<(i + 1) * pageSize])
-                if unsafe owner == SnapshotChain.zeroOwner || ZeroPageScan.isZeroPage(bytes) {
-                    try flush()
-                    summary.pagesZero += 1
-                    continue
+            try chain.readPages(of: region, from: PageIndex(first), count: Int(count), into: buffer)
+            try buffer.withPages(Int(count)) { (chunk) throws(SnapshotFormatError) in
+                // Runs of pages to write go out in one pwrite each.
+                var runStart = 0
+                var runLength = 0
+                for i in 0..<Int(count) {
+                    let page = first + UInt64(i)
+                    let owner = chain.owner(region: region, page: PageIndex(page))
+                    if owner == SnapshotChain.zeroOwner || ZeroPageScan.isZeroPage(chunk.extracting(i * pageSize..<(i + 1) * pageSize)) {
+                        try writeRun(chunk, pages: runStart..<runStart + runLength, from: first, at: pagesOffset, summary: &summary)
+                        runLength = 0
+                        summary.pagesZero += 1
+                        continue
+                    }
+                    bitmap.insert(PageIndex(page))
+                    crcTable.setU32(ownerCRCs[Int(owner)][Int(page)], at: Int(page) * 4)
+                    if runLength == 0 { runStart = i }
+                    runLength += 1
+                    summary.pagesWritten += 1
                 }
-                bitmap.insert(PageIndex(page))
-                crcTable.setU32(ownerCRCs[Int(owner)][Int(page)], at: Int(page) * 4)
-                if runLength == 0 { runStart = i }
-                runLength += 1
-                summary.pagesWritten += 1
+                try writeRun(chunk, pages: runStart..<runStart + runLength, from: first, at: pagesOffset, summary: &summary)
             }
-            try flush()
         }
+    }
+
+    /// Writes pages `pages` of `chunk` (which holds the pages from `first` on) to their places.
+    private func writeRun(
+        _ chunk: RawSpan, pages: Range<Int>, from first: UInt64, at pagesOffset: UInt64, summary: inout SnapshotWriteSummary
+    ) throws(SnapshotFormatError) {
+        guard !pages.isEmpty else { return }
+        let pageSize = PageSize.bytes
+        try FileIO.writeAll(fd, chunk.extracting(pages.lowerBound * pageSize..<pages.upperBound * pageSize),
+                            at: pagesOffset + (first + UInt64(pages.lowerBound)) * UInt64(pageSize), path: path)
+        summary.bytesWritten += UInt64(pages.count * pageSize)
     }
 }

@@ -104,13 +104,11 @@ package final class SnapshotChain: Sendable {
     /// Fills `buffer` with `buffer.count / 4096` pages of `region` from `firstPage`, each read
     /// from its owner and checked against its CRC; zero pages are zero-filled. Reads runs of
     /// pages with one owner in single calls; allocates nothing.
-    package func readPages(
-        of region: Int, from start: PageIndex, into buffer: UnsafeMutableRawBufferPointer
-    ) throws(SnapshotFormatError) {
+    package func readPages(of region: Int, from start: PageIndex, into buffer: inout MutableRawSpan) throws(SnapshotFormatError) {
         let firstPage = start.rawValue
         let pageSize = PageSize.bytes
-        let count = buffer.count / pageSize
-        precondition(buffer.count % pageSize == 0, "readPages needs whole pages")
+        let count = buffer.byteCount / pageSize
+        precondition(buffer.byteCount % pageSize == 0, "readPages needs whole pages")
         let regionName = regions[region].name
         let pageCount = regions[region].pageCount
         guard firstPage <= pageCount, UInt64(count) <= pageCount - firstPage else {
@@ -121,20 +119,19 @@ package final class SnapshotChain: Sendable {
             let who = owner(region: region, page: start + UInt64(i))
             var end = i + 1
             while end < count, owner(region: region, page: start + UInt64(end)) == who { end += 1 }
-            // SAFETY: [i, end) pages lie inside `buffer`; the view does not escape this iteration.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[i * pageSize..<end * pageSize])
-            if who == Self.zeroOwner {
-                unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
-            } else {
+            try buffer.withBytes(in: i * pageSize..<end * pageSize) { (part) throws(SnapshotFormatError) in
+                if who == Self.zeroOwner {
+                    part.zeroBytes()
+                    return
+                }
                 let file = files[Int(who)]
                 let stored = file.regions[region]
                 let first = firstPage + UInt64(i)
                 // The reader checked the page area lies inside the file.
-                try unsafe FileIO.readAll(file.fileDescriptor, into: part, at: stored.pagesOffset + first * UInt64(pageSize), path: file.path)
+                try FileIO.readAll(file.fileDescriptor, into: &part, at: stored.pagesOffset + first * UInt64(pageSize), path: file.path)
+                let bytes = part.bytes
                 for page in 0..<(end - i) {
-                    // SAFETY: page `page` of `part` lies inside it.
-                    let bytes = unsafe UnsafeRawBufferPointer(rebasing: part[page * pageSize..<(page + 1) * pageSize])
-                    let computed = unsafe CRC32C.checksum(bytes)
+                    let computed = CRC32C.checksum(bytes.extracting(page * pageSize..<(page + 1) * pageSize))
                     let expected = stored.pageCRCs[Int(first) + page]
                     guard computed == expected else {
                         throw .pageChecksum(path: file.path, region: regionName, page: PageIndex(first + UInt64(page)),
@@ -148,8 +145,7 @@ package final class SnapshotChain: Sendable {
 
     /// `readPages` into the first `count` pages of `buffer`.
     package func readPages(of region: Int, from start: PageIndex, count: Int, into buffer: PageBuffer) throws(SnapshotFormatError) {
-        // SAFETY: the view of the caller's buffer is used only for this read.
-        try unsafe readPages(of: region, from: start, into: buffer.pages(count))
+        try buffer.withMutablePages(count) { (pages) throws(SnapshotFormatError) in try readPages(of: region, from: start, into: &pages) }
     }
 
     /// Reads and checks every stored page of every file in the chain, and that the base's zero

@@ -39,7 +39,9 @@ struct ObjectSnapshotTests {
 
     static func allPages(_ source: ObjectSnapshotSource, region: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0xFF, count: Int(source.pageCount(region: region)) * 4096)
-        try bytes.withUnsafeMutableBytes { try source.readPages(region: region, firstPage: 0, into: $0) }
+        var span = bytes.mutableSpan
+        var raw = span.mutableBytes
+        try source.readPages(region: region, firstPage: 0, into: &raw)
         return bytes
     }
 

@@ -209,9 +209,9 @@ final class CountingPageSource: PageSource {
 
     func isZeroPage(region: Int, page: PageIndex) -> Bool { inner.isZeroPage(region: region, page: page) }
 
-    func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        try inner.readPages(region: region, firstPage: firstPage, into: buffer)
-        let count = buffer.count / 4096
+    func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        try inner.readPages(region: region, firstPage: firstPage, into: &buffer)
+        let count = buffer.byteCount / 4096
         reads.withLock { reads in
             for index in 0..<count { reads[region][Int(firstPage.rawValue) + index] += 1 }
         }
@@ -257,10 +257,12 @@ struct CountedStream: PageStream {
     let pages: [PageReference]
     var next = 0
 
-    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        for offset in stride(from: 0, to: buffer.count, by: 4096) {
+    mutating func receive(into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        for offset in stride(from: 0, to: buffer.byteCount, by: 4096) {
             let page = pages[next]
-            try source.readPages(region: page.region, firstPage: page.page, into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + 4096]))
+            try buffer.withBytes(in: offset..<offset + 4096) { (one) throws(PageSourceError) in
+                try source.readPages(region: page.region, firstPage: page.page, into: &one)
+            }
             next += 1
         }
     }

@@ -34,9 +34,9 @@ final class TestPageSource: PageSource {
 
     func isZeroPage(region: Int, page: PageIndex) -> Bool { zero(region, page.rawValue) }
 
-    func readPages(region: Int, firstPage start: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    func readPages(region: Int, firstPage start: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         let firstPage = start.rawValue
-        let count = UInt64(buffer.count / 4096)
+        let count = UInt64(buffer.byteCount / 4096)
         let pages = firstPage..<firstPage + count
         reads.withLock { $0 += 1 }
         if let gated, gated.region == region, pages.contains(gated.page) {

@@ -56,10 +56,9 @@ struct SnapshotChainFixture {
     /// Every page of `region` in `chain`, read through `readPages` in one call.
     static func composed(_ chain: SnapshotChain, region: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0xEE, count: Int(chain.regions[region].sizeInBytes))
-        let result: Result<Void, SnapshotFormatError> = bytes.withUnsafeMutableBytes { buffer in
-            Result { () throws(SnapshotFormatError) in try chain.readPages(of: region, from: 0, into: buffer) }
-        }
-        try result.get()
+        var span = bytes.mutableSpan
+        var raw = span.mutableBytes
+        try chain.readPages(of: region, from: 0, into: &raw)
         return bytes
     }
 }

@@ -45,7 +45,11 @@ import TestSupport
         #expect(error?.description.contains("page 150 is corrupt") == true, "\(String(describing: error))")
         var stream = try source.streamPages([PageReference(region: 0, page: 3), PageReference(region: 0, page: 150)])
         var buffer = [UInt8](repeating: 0, count: 2 * 4096)
-        #expect(throws: PageSourceError.self) { try buffer.withUnsafeMutableBytes { try stream.receive(into: $0) } }
+        var span = buffer.mutableSpan
+        var bytes = span.mutableBytes
+        var refused = false
+        do { try stream.receive(into: &bytes) } catch { refused = true }
+        #expect(refused)
         // The pages around it are still served.
         #expect(try source.bytes(region: 0, first: 151, count: 100) == chain.bytes(region: 0, first: 151, count: 100))
     }

@@ -90,7 +90,9 @@ import TestSupport
         let references = (Self.written[0].map { PageReference(region: 0, page: PageIndex($0)) } + [PageReference(region: 1, page: 63)]).shuffled(using: &generator)
         var stream = try source.streamPages(references)
         var received = [UInt8](repeating: 0xAA, count: references.count * 4096)
-        try received.withUnsafeMutableBytes { try stream.receive(into: $0) }
+        var span = received.mutableSpan
+        var bytes = span.mutableBytes
+        try stream.receive(into: &bytes)
         var expected: [UInt8] = []
         for reference in references { expected += try regions[reference.region].read(count: 4096, at: reference.page.regionOffset) }
         #expect(received == expected)

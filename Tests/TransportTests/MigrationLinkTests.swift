@@ -50,11 +50,7 @@ import TestSupport
     /// Sends `pages` (reference, bytes, crc) in one PAGES frame.
     static func send(_ link: MigrationLink, _ pages: [(UInt64, [UInt8], UInt32)]) throws {
         let references = pages.map(\.0), crcs = pages.map(\.2), data = pages.flatMap(\.1)
-        try references.withUnsafeBufferPointer { references in
-            try crcs.withUnsafeBufferPointer { crcs in
-                try data.withUnsafeBytes { data in try link.sendPages(references: references, crcs: crcs, data: data) }
-            }
-        }
+        try link.sendPages(references: references.span, crcs: crcs.span, data: data.span.bytes)
     }
 
     @Test func planPagesZerosAndStateArriveInPlace() throws {

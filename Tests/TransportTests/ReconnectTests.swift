@@ -92,7 +92,9 @@ import TestSupport
         while next < references.count {
             let count = min(50, references.count - next)
             var buffer = [UInt8](repeating: 0, count: count * 4096)
-            try buffer.withUnsafeMutableBytes { try stream.receive(into: $0) }
+            var span = buffer.mutableSpan
+            var bytes = span.mutableBytes
+            try stream.receive(into: &bytes)
             received += buffer
             next += count
             // Whatever was already in flight is read first; the rest is asked for again.

@@ -46,7 +46,9 @@ import TestSupport
         }
         // The fill's reads go over a connection of their own, served at lower priority: same bytes.
         var background = [UInt8](repeating: 0, count: 1500 * 4096)
-        try background.withUnsafeMutableBytes { try source.readPagesInBackground(region: 0, firstPage: 90, into: $0) }
+        var span = background.mutableSpan
+        var raw = span.mutableBytes
+        try source.readPagesInBackground(region: 0, firstPage: 90, into: &raw)
         #expect(background == (try chain.bytes(region: 0, first: 90, count: 1500)))
 
         let statistics = try #require(source.transferStatistics)
@@ -98,7 +100,9 @@ import TestSupport
             while next < references.count {
                 let count = min(chunks[step % chunks.count], references.count - next)
                 var buffer = [UInt8](repeating: 0xAA, count: count * 4096)
-                try buffer.withUnsafeMutableBytes { try stream.receive(into: $0) }
+                var span = buffer.mutableSpan
+                var bytes = span.mutableBytes
+                try stream.receive(into: &bytes)
                 received += buffer
                 next += count
                 step += 1

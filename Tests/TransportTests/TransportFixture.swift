@@ -126,7 +126,9 @@ extension PageSource {
     /// `count` pages of `region` from `first`, read through `readPages`.
     func bytes(region: Int, first: UInt64, count: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0xAA, count: count * 4096)
-        try bytes.withUnsafeMutableBytes { raw in try readPages(region: region, firstPage: PageIndex(first), into: raw) }
+        var span = bytes.mutableSpan
+        var raw = span.mutableBytes
+        try readPages(region: region, firstPage: PageIndex(first), into: &raw)
         return bytes
     }
 }

@@ -304,6 +304,25 @@ package final class GuestRegion: @unchecked Sendable {
         return try unsafe body(UnsafeMutableRawBufferPointer(start: base + Int(offset.rawValue), count: count))
     }
 
+    /// Copies `span.byteCount` bytes at `offset` into `span`.
+    package func copy(at offset: RegionOffset, into span: inout MutableRawSpan) throws(GuestMemoryError) {
+        try checkRange(offset, count: span.byteCount)
+        // SAFETY: the range was checked just above; the source view does not escape.
+        let source = unsafe RawSpan(_unsafeStart: base + Int(offset.rawValue), byteCount: span.byteCount)
+        span.copyBytes(from: source)
+    }
+
+    /// Runs `body` on `count` bytes at `offset`, to fill them (nil if the range is outside the
+    /// region): a copy restore reads pages straight into the mapping through it.
+    package func withMutableBytes<R, E: Error>(
+        at offset: RegionOffset, count: Int, _ body: (inout MutableRawSpan) throws(E) -> R
+    ) throws(E) -> R? {
+        guard (try? checkRange(offset, count: count)) != nil else { return nil }
+        // SAFETY: the range was checked just above; the span cannot escape `body`.
+        var span = unsafe MutableRawSpan(_unsafeStart: base + Int(offset.rawValue), byteCount: count)
+        return try body(&span)
+    }
+
     /// The host address of `count` bytes at `offset`, or nil if they run past the region: for
     /// GuestMemory's own checked views (`GuestWindow`, `GuestIOVectors`), which keep `self` alive.
     func pointer(at offset: RegionOffset, count: Int) -> UnsafeMutableRawPointer? {

@@ -60,9 +60,18 @@ package final class PageBuffer {
         unsafe bytes.append(contentsOf: UnsafeRawBufferPointer(page(slot)))
     }
 
-    /// Runs `body` on the first `pages` pages, read-only; the view must not escape `body`.
-    package func withPages<R, E: Error>(_ pages: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try unsafe body(UnsafeRawBufferPointer(self.pages(pages)))
+    /// Runs `body` on the first `pages` pages, read-only.
+    package func withPages<R, E: Error>(_ pages: Int, _ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        // SAFETY: the span covers the first `pages` pages and cannot escape `body`.
+        let span = unsafe RawSpan(_unsafeBytes: UnsafeRawBufferPointer(self.pages(pages)))
+        return try body(span)
+    }
+
+    /// Runs `body` on the first `pages` pages, to fill them.
+    package func withMutablePages<R, E: Error>(_ pages: Int, _ body: (inout MutableRawSpan) throws(E) -> R) throws(E) -> R {
+        // SAFETY: the span covers the first `pages` pages and cannot escape `body`.
+        var span = unsafe MutableRawSpan(_unsafeBytes: self.pages(pages))
+        return try body(&span)
     }
 
     /// Slot `slot`, one page.

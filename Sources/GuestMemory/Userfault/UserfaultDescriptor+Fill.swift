@@ -35,6 +35,15 @@ extension UserfaultDescriptor {
         return done
     }
 
+    /// `copy` from a span.
+    package func copy(to start: UInt64, from source: RawSpan, wake: Bool = true) throws(UserfaultError) -> UInt64 {
+        // SAFETY: the kernel reads the view only during the calls `copy` makes inside the closure.
+        let result: Result<UInt64, UserfaultError> = unsafe source.withUnsafeBytes { bytes in
+            do throws(UserfaultError) { return .success(try unsafe copy(to: start, from: bytes, wake: wake)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
     /// Installs zero-filled pages over `[start, start + length)` (page-aligned) with the same
     /// contract as `copy`: returns the bytes installed before the first page already present.
     package func zeroPages(start: UInt64, length: UInt64, wake: Bool = true) throws(UserfaultError) -> UInt64 {

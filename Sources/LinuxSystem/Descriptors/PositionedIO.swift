@@ -26,6 +26,12 @@ package enum PositionedIO {
         }
     }
 
+    /// Writes all of `bytes` at `offset`.
+    package static func writeAll(_ fd: CInt, _ bytes: RawSpan, at offset: UInt64, subject: String) throws(SystemError) {
+        // SAFETY: the view covers exactly `bytes` and does not escape the call.
+        try unsafe bytes.withUnsafeBytes { (buffer) throws(SystemError) in try unsafe writeAll(fd, buffer, at: offset, subject: subject) }
+    }
+
     /// Writes an array at `offset`.
     package static func writeAll(_ fd: CInt, _ bytes: [UInt8], at offset: UInt64, subject: String) throws(SystemError) {
         // SAFETY: the buffer is used only during the call.
@@ -35,6 +41,15 @@ package enum PositionedIO {
             }
         }
         try result.get()
+    }
+
+    /// Reads into `span` from `offset` until it is full or the file ends; returns the bytes read.
+    package static func read(_ fd: CInt, into span: inout MutableRawSpan, at offset: UInt64, subject: String) throws(SystemError) -> Int {
+        // SAFETY: the view covers exactly `span` and does not escape the closure.
+        let result: Result<Int, SystemError> = unsafe span.withUnsafeMutableBytes { buffer in
+            do throws(SystemError) { return .success(try unsafe read(fd, into: buffer, at: offset, subject: subject)) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
     /// Reads into `buffer` from `offset` until it is full or the file ends; returns the bytes read.

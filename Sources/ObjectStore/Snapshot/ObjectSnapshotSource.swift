@@ -51,9 +51,9 @@ package final class ObjectSnapshotSource: PageSource {
         return !bitmap.contains(Int(page % ObjectSnapshotManifest.chunkPages))
     }
 
-    package func readPages(region: Int, firstPage start: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPages(region: Int, firstPage start: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         let firstPage = start.rawValue
-        let count = UInt64(buffer.count / PageSize.bytes)
+        let count = UInt64(buffer.byteCount / PageSize.bytes)
         guard firstPage <= pageCount(region: region), count <= pageCount(region: region) - firstPage else {
             throw .remote("\(origin): pages \(firstPage)..<\(firstPage + count) are past the end of region \(manifest.regions[region].name)")
         }
@@ -61,24 +61,23 @@ package final class ObjectSnapshotSource: PageSource {
         while page < firstPage + count {
             let chunkIndex = Int(page / ObjectSnapshotManifest.chunkPages)
             let chunkEnd = min(UInt64(chunkIndex + 1) * ObjectSnapshotManifest.chunkPages, firstPage + count)
-            // SAFETY: [page, chunkEnd) lies inside the requested range, so inside `buffer`.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[Int(page - firstPage) * PageSize.bytes..<Int(chunkEnd - firstPage) * PageSize.bytes])
+            let part = Int(page - firstPage) * PageSize.bytes..<Int(chunkEnd - firstPage) * PageSize.bytes
             if let bitmap = bitmaps[region][chunkIndex] {
                 let stored = try chunk(region: region, index: chunkIndex)
                 for offset in 0..<Int(chunkEnd - page) {
                     let inChunk = Int(page % ObjectSnapshotManifest.chunkPages) + offset
-                    // SAFETY: one page inside `part`.
-                    let target = unsafe UnsafeMutableRawBufferPointer(rebasing: part[offset * PageSize.bytes..<(offset + 1) * PageSize.bytes])
-                    if bitmap.contains(inChunk) {
-                        let rank = Self.rank(bitmap, below: inChunk)
-                        // SAFETY: the manifest check guarantees one stored page per set bit.
-                        unsafe stored.withUnsafeBytes { unsafe target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[rank * PageSize.bytes..<(rank + 1) * PageSize.bytes])) }
-                    } else {
-                        unsafe target.initializeMemory(as: UInt8.self, repeating: 0)
+                    buffer.withBytes(in: part.lowerBound + offset * PageSize.bytes..<part.lowerBound + (offset + 1) * PageSize.bytes) { target in
+                        if bitmap.contains(inChunk) {
+                            // The manifest check guarantees one stored page per set bit.
+                            let rank = Self.rank(bitmap, below: inChunk)
+                            target.copyBytes(from: stored, range: rank * PageSize.bytes..<(rank + 1) * PageSize.bytes)
+                        } else {
+                            target.zeroBytes()
+                        }
                     }
                 }
             } else {
-                unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
+                buffer.withBytes(in: part) { $0.zeroBytes() }
             }
             page = chunkEnd
         }
@@ -86,7 +85,7 @@ package final class ObjectSnapshotSource: PageSource {
 
     /// The background fill reads memory in order: while it copies one chunk, the next few are
     /// fetched in parallel, so a fill is not one round trip per 2 MiB after another.
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         let chunkIndex = Int(firstPage.rawValue / ObjectSnapshotManifest.chunkPages)
         let chunks = bitmaps[region].count
         for ahead in 1...Self.readAheadChunks where chunkIndex + ahead < chunks && bitmaps[region][chunkIndex + ahead] != nil {
@@ -94,7 +93,7 @@ package final class ObjectSnapshotSource: PageSource {
             guard !resident.withLock({ $0.contains(region << 32 | next) }) else { continue }
             DispatchQueue.global(qos: .utility).async { [self] in _ = try? chunk(region: region, index: next) }
         }
-        try unsafe readPages(region: region, firstPage: firstPage, into: buffer)
+        try readPages(region: region, firstPage: firstPage, into: &buffer)
     }
 
     /// Chunks fetched ahead of the background fill.

@@ -37,21 +37,20 @@ package final class RemotePageSource: PageSource {
 
     package func isZeroPage(region: Int, page: PageIndex) -> Bool { !manifest.dataPages[region].contains(page) }
 
-    package func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        try unsafe read(region: region, firstPage: firstPage, into: buffer, background: false)
+    package func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        try read(region: region, firstPage: firstPage, into: &buffer, background: false)
     }
 
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        try unsafe read(region: region, firstPage: firstPage, into: buffer, background: true)
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        try read(region: region, firstPage: firstPage, into: &buffer, background: true)
     }
 
-    private func read(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer, background: Bool) throws(PageSourceError) {
-        let count = buffer.count / PageSize.bytes
+    private func read(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, background: Bool) throws(PageSourceError) {
+        let count = buffer.byteCount / PageSize.bytes
         var done = 0
         while done < count {
             let chunk = min(count - done, WireProtocol.maximumReadPages)
-            // SAFETY: pages [done, done + chunk) of `buffer`.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done * PageSize.bytes..<(done + chunk) * PageSize.bytes])
+            let part = done * PageSize.bytes..<(done + chunk) * PageSize.bytes
             try withConnection(background: background) { (connection) throws(TransportError) in
                 try connection.sendRead(region: UInt32(region), firstPage: firstPage + UInt64(done), count: UInt32(chunk))
                 let frame = try connection.beginPages()
@@ -64,8 +63,10 @@ package final class RemotePageSource: PageSource {
                         throw .malformed(peer: connection.peer, reason: "sent page 0x\(String(connection.pageRecord(index).reference, radix: 16)) for 0x\(String(expected, radix: 16))")
                     }
                 }
-                try unsafe connection.readExactly(into: part)
-                try unsafe Self.checkCRCs(part, connection: connection, firstRecord: 0)
+                try buffer.withBytes(in: part) { (pages) throws(TransportError) in
+                    try connection.readExactly(into: &pages)
+                    try Self.checkCRCs(pages.bytes, connection: connection, firstRecord: 0)
+                }
             }
             pagesReceived.add(UInt64(chunk), ordering: .relaxed)
             done += chunk
@@ -151,11 +152,10 @@ package final class RemotePageSource: PageSource {
     func countPages(_ pages: Int) { pagesReceived.add(UInt64(pages), ordering: .relaxed) }
 
     /// Checks each page of `data` against the CRC32C in the frame's records from `firstRecord`.
-    static func checkCRCs(_ data: UnsafeMutableRawBufferPointer, connection: FramedConnection, firstRecord: Int) throws(TransportError) {
+    static func checkCRCs(_ data: RawSpan, connection: FramedConnection, firstRecord: Int) throws(TransportError) {
         let pageSize = PageSize.bytes
-        for index in 0..<data.count / pageSize {
-            // SAFETY: page `index` of `data`.
-            let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(rebasing: data[index * pageSize..<(index + 1) * pageSize]))
+        for index in 0..<data.byteCount / pageSize {
+            let computed = CRC32C.checksum(data.extracting(index * pageSize..<(index + 1) * pageSize))
             let record = connection.pageRecord(firstRecord + index)
             guard computed == record.crc else {
                 let reference = PageReference(packed: record.reference)

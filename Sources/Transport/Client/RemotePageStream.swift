@@ -20,8 +20,8 @@ struct RemotePageStream: PageStream {
         self.references = references
     }
 
-    mutating func receive(into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
-        let pages = buffer.count / PageSize.bytes
+    mutating func receive(into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        let pages = buffer.byteCount / PageSize.bytes
         var filled = 0
         do {
             while filled < pages {
@@ -38,11 +38,11 @@ struct RemotePageStream: PageStream {
                             throw .malformed(peer: connection.peer, reason: "streamed page 0x\(String(connection.pageRecord(frameRecord + index).reference, radix: 16)) where 0x\(String(expected, radix: 16)) was due")
                         }
                     }
-                    // SAFETY: pages [filled, filled + count) of `buffer`.
-                    let part = unsafe UnsafeMutableRawBufferPointer(
-                        rebasing: buffer[filled * PageSize.bytes..<(filled + count) * PageSize.bytes])
-                    try unsafe connection.readExactly(into: part)
-                    try unsafe RemotePageSource.checkCRCs(part, connection: connection, firstRecord: frameRecord)
+                    let record = frameRecord
+                    try buffer.withBytes(in: filled * PageSize.bytes..<(filled + count) * PageSize.bytes) { (pages) throws(TransportError) in
+                        try connection.readExactly(into: &pages)
+                        try RemotePageSource.checkCRCs(pages.bytes, connection: connection, firstRecord: record)
+                    }
                     filled += count
                     delivered += count
                     frameLeft -= count

@@ -98,23 +98,16 @@ package final class MigrationLink: Sendable {
     }
 
     /// Sends a PAGES frame from guest memory, without allocating.
-    package func sendPages(references: UnsafeBufferPointer<UInt64>, crcs: UnsafeBufferPointer<UInt32>, data: UnsafeRawBufferPointer) throws(TransportError) {
-        try unsafe connection.sendPages(references: references, crcs: crcs, data: data)
+    package func sendPages(references: Span<UInt64>, crcs: Span<UInt32>, data: RawSpan) throws(TransportError) {
+        try connection.sendPages(references: references, crcs: crcs, data: data)
     }
 
     /// Sends the first `count` pages of `pages` in one PAGES frame, with the first `count`
     /// entries of `references` and `crcs`; allocates nothing.
     package func sendPages(references: [UInt64], crcs: [UInt32], count: Int, from pages: PageBuffer) throws(TransportError) {
         precondition(count <= references.count && count <= crcs.count, "\(count) pages with \(references.count) references and \(crcs.count) CRCs")
-        // SAFETY: the first `count` entries of the arrays and pages of the buffer, used only for this send.
-        try unsafe references.withUnsafeBufferPointer { (references) throws(TransportError) in
-            try unsafe crcs.withUnsafeBufferPointer { (crcs) throws(TransportError) in
-                try unsafe pages.withPages(count) { (data) throws(TransportError) in
-                    try unsafe connection.sendPages(
-                        references: UnsafeBufferPointer(rebasing: references[0..<count]), crcs: UnsafeBufferPointer(rebasing: crcs[0..<count]),
-                        data: data)
-                }
-            }
+        try pages.withPages(count) { (data) throws(TransportError) in
+            try connection.sendPages(references: references.span.extracting(0..<count), crcs: crcs.span.extracting(0..<count), data: data)
         }
     }
 }

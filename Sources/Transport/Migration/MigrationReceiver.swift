@@ -55,11 +55,10 @@ package struct MigrationReceiver {
             let record = connection.pageRecord(index)
             let reference = PageReference(packed: record.reference)
             let region = try self.region(reference)
-            // SAFETY: the page lies inside the region (checked by `region(_:)`); the view does not escape.
-            let landed: Bool? = try unsafe region.withUnsafeMutableBytes(at: reference.page.regionOffset, count: pageSize) {
+            let landed: Bool? = try region.withMutableBytes(at: reference.page.regionOffset, count: pageSize) {
                 (page) throws(TransportError) -> Bool in
-                try unsafe connection.readExactly(into: page)
-                return unsafe CRC32C.checksum(UnsafeRawBufferPointer(page)) == record.crc
+                try connection.readExactly(into: &page)
+                return CRC32C.checksum(page.bytes) == record.crc
             }
             guard landed == true else {
                 throw .malformed(peer: link.peer, reason: "page \(reference.page) of region \(region.name) arrived damaged: its CRC32C does not match")

@@ -55,27 +55,23 @@ package final class LiveServedMemory: ServedMemory {
     package func dataPages(region: Int) -> PageBitmap { data[region] }
 
     /// Copies the pages out of the region's mapping; allocates nothing.
-    package func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError) {
+    package func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         let source = regions[region]
         let (offset, overflow) = firstPage.rawValue.multipliedReportingOverflow(by: PageSize.bytes64)
         do {
             guard !overflow else {
-                throw GuestMemoryError.outsideRegion(name: source.name, offset: RegionOffset(.max), length: UInt64(buffer.count), sizeInBytes: source.sizeInBytes)
+                throw GuestMemoryError.outsideRegion(name: source.name, offset: RegionOffset(.max), length: UInt64(buffer.byteCount), sizeInBytes: source.sizeInBytes)
             }
-            // SAFETY: `withUnsafeBytes` checked the range lies inside the mapping; the view and
-            // `buffer` are used only for this copy.
-            try unsafe source.withUnsafeBytes(at: RegionOffset(offset), count: buffer.count) { bytes in
-                unsafe buffer.copyMemory(from: bytes)
-            }
+            try source.copy(at: RegionOffset(offset), into: &buffer)
         } catch {
-            throw .unsupported("pages \(firstPage) to \(firstPage.rawValue &+ UInt64(buffer.count) / PageSize.bytes64) lie outside region \(source.name) (\(pageCount(region: region)) pages)")
+            throw .unsupported("pages \(firstPage) to \(firstPage.rawValue &+ UInt64(buffer.byteCount) / PageSize.bytes64) lie outside region \(source.name) (\(pageCount(region: region)) pages)")
         }
     }
 
     /// Computed from the bytes sent: live memory has no stored CRC, and the guest is paused,
     /// so these are the bytes the destination must end up with.
-    package func pageCRC(region: Int, page: PageIndex, bytes: UnsafeRawBufferPointer) -> UInt32 {
-        unsafe CRC32C.checksum(bytes)
+    package func pageCRC(region: Int, page: PageIndex, bytes: RawSpan) -> UInt32 {
+        CRC32C.checksum(bytes)
     }
 
     /// Live memory has no working set: the destination restores without a prefetch.

@@ -25,11 +25,11 @@ package protocol ServedMemory: Sendable {
     var state: [UInt8] { get }
     /// Fills `buffer` (a whole number of pages, in range: the session checked) with pages of
     /// `region` from `firstPage`.
-    func readPages(region: Int, firstPage: PageIndex, into buffer: UnsafeMutableRawBufferPointer) throws(PageSourceError)
+    func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
     /// The CRC32C sent with `page` of `region`, whose bytes as `readPages` just read them are
     /// `bytes`: a snapshot sends the CRC it stored (which it checked the read against), live
     /// memory the CRC of `bytes`.
-    func pageCRC(region: Int, page: PageIndex, bytes: UnsafeRawBufferPointer) -> UInt32
+    func pageCRC(region: Int, page: PageIndex, bytes: RawSpan) -> UInt32
     /// The stored working set, nil if there is none (or the memory cannot keep one).
     func loadWorkingSet() throws(PageSourceError) -> WorkingSet?
     /// Stores `set`, replacing any earlier one; throws if it does not fit or cannot be kept.

@@ -105,15 +105,15 @@ struct ServerSession {
 
     /// Sends `count` pages of `region` from `first` in one PAGES frame.
     private func sendRun(region: Int, first: PageIndex, count: Int, _ buffers: ServerBuffers) throws(TransportError) {
-        let data = unsafe buffers.pages(count)
-        try unsafe read(region: region, first: first, into: data)
-        for index in 0..<count {
-            let page = first + UInt64(index)
-            buffers.references[index] = PageReference(region: region, page: page).packed
-            // SAFETY: page `index` of `data`, only read for its CRC.
-            buffers.crcs[index] = unsafe server.memory.pageCRC(region: region, page: page, bytes: Self.page(index, of: data))
+        try buffers.pages.withMutablePages(count) { (data) throws(TransportError) in try read(region: region, first: first, into: &data) }
+        buffers.pages.withPages(count) { data in
+            for index in 0..<count {
+                let page = first + UInt64(index)
+                buffers.references[index] = PageReference(region: region, page: page).packed
+                buffers.crcs[index] = server.memory.pageCRC(region: region, page: page, bytes: data.extracting(index * PageSize.bytes..<(index + 1) * PageSize.bytes))
+            }
         }
-        try unsafe send(count: count, data: UnsafeRawBufferPointer(data), buffers)
+        try send(count: count, buffers)
     }
 
     /// Streams the data pages of `references` in order, in frames of up to 256 pages.
@@ -121,7 +121,6 @@ struct ServerSession {
         var next = 0
         while next < references.count {
             let end = min(next + WireProtocol.listFramePages, references.count)
-            let data = unsafe buffers.pages(end - next)
             var index = next
             while index < end {
                 // Neighbouring pages in the list are read in one call.
@@ -130,43 +129,38 @@ struct ServerSession {
                     last += 1
                 }
                 let offset = (index - next) * PageSize.bytes
-                // SAFETY: the pages [index, last) of this frame lie inside `data`.
-                try unsafe read(region: references[index].region, first: references[index].page,
-                                into: UnsafeMutableRawBufferPointer(rebasing: data[offset..<offset + (last - index) * PageSize.bytes]))
+                try buffers.pages.withMutablePages(end - next) { (data) throws(TransportError) in
+                    try data.withBytes(in: offset..<offset + (last - index) * PageSize.bytes) { (run) throws(TransportError) in
+                        try read(region: references[index].region, first: references[index].page, into: &run)
+                    }
+                }
                 index = last
             }
-            for index in next..<end {
-                buffers.references[index - next] = references[index].packed
-                // SAFETY: the frame's page `index - next` of `data`, only read for its CRC.
-                buffers.crcs[index - next] = unsafe server.memory.pageCRC(
-                    region: references[index].region, page: references[index].page, bytes: Self.page(index - next, of: data))
+            buffers.pages.withPages(end - next) { data in
+                for index in next..<end {
+                    buffers.references[index - next] = references[index].packed
+                    buffers.crcs[index - next] = server.memory.pageCRC(
+                        region: references[index].region, page: references[index].page, bytes: data.extracting((index - next) * PageSize.bytes..<(index - next + 1) * PageSize.bytes))
+                }
             }
-            try unsafe send(count: end - next, data: UnsafeRawBufferPointer(data), buffers)
+            try send(count: end - next, buffers)
             next = end
         }
     }
 
-    private func read(region: Int, first: PageIndex, into data: UnsafeMutableRawBufferPointer) throws(TransportError) {
-        do { try unsafe server.memory.readPages(region: region, firstPage: first, into: data) } catch {
+    private func read(region: Int, first: PageIndex, into data: inout MutableRawSpan) throws(TransportError) {
+        do { try server.memory.readPages(region: region, firstPage: first, into: &data) } catch {
             server.log("cannot serve region \(region) page \(first) to \(peer): \(error)")
             throw refused("the served memory cannot be read here: \(error)")
         }
     }
 
-    /// Page `index` of a frame's page buffer.
-    private static func page(_ index: Int, of data: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer {
-        // SAFETY: callers pass an index of a page inside `data`; the view lives no longer than `data`.
-        unsafe UnsafeRawBufferPointer(rebasing: data[index * PageSize.bytes..<(index + 1) * PageSize.bytes])
-    }
-
-    private func send(count: Int, data: UnsafeRawBufferPointer, _ buffers: ServerBuffers) throws(TransportError) {
-        // SAFETY: the first `count` entries of the session's own arrays, used only for this send.
-        try unsafe buffers.references.withUnsafeBufferPointer { (references) throws(TransportError) in
-            try unsafe buffers.crcs.withUnsafeBufferPointer { (crcs) throws(TransportError) in
-                try unsafe connection.sendPages(
-                    references: UnsafeBufferPointer(rebasing: references[0..<count]), crcs: UnsafeBufferPointer(rebasing: crcs[0..<count]),
-                    data: data)
-            }
+    /// Sends the first `count` pages of the session's buffer with their references and CRCs.
+    private func send(count: Int, _ buffers: ServerBuffers) throws(TransportError) {
+        // Local copies of the arrays share their storage (no copy); a span needs a value it can borrow.
+        let references = buffers.references, crcs = buffers.crcs
+        try buffers.pages.withPages(count) { (data) throws(TransportError) in
+            try connection.sendPages(references: references.span.extracting(0..<count), crcs: crcs.span.extracting(0..<count), data: data)
         }
     }
 

@@ -18,7 +18,7 @@ extension SnapshotChain: ServedMemory {
     }
 
     /// The CRC the owning file stored: `readPages` already checked `bytes` against it.
-    package func pageCRC(region: Int, page: PageIndex, bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package func pageCRC(region: Int, page: PageIndex, bytes: RawSpan) -> UInt32 {
         storedCRC(region: region, page: page)
     }
 }

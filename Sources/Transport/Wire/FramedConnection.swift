@@ -64,6 +64,12 @@ package final class FramedConnection: @unchecked Sendable {
         }
     }
 
+    /// Fills `destination` from the stream.
+    package func readExactly(into destination: inout MutableRawSpan) throws(TransportError) {
+        // SAFETY: the view covers exactly `destination` and does not escape the call.
+        try unsafe destination.withUnsafeMutableBytes { (raw) throws(TransportError) in try unsafe readExactly(into: raw) }
+    }
+
     private func readInteger<T: FixedWidthInteger>(_: T.Type) throws(TransportError) -> T {
         var value = T.zero
         // SAFETY: reads exactly the integer's bytes into a local.
@@ -168,9 +174,9 @@ package final class FramedConnection: @unchecked Sendable {
     }
 
     /// Sends a PAGES frame: `references[i]` with `crcs[i]` and page i of `data`, without allocating.
-    package func sendPages(references: UnsafeBufferPointer<UInt64>, crcs: UnsafeBufferPointer<UInt32>, data: UnsafeRawBufferPointer) throws(TransportError) {
+    package func sendPages(references: Span<UInt64>, crcs: Span<UInt32>, data: RawSpan) throws(TransportError) {
         let count = references.count
-        precondition(count >= 1 && count <= WireProtocol.maximumFramePages && crcs.count == count && data.count == count * PageSize.bytes,
+        precondition(count >= 1 && count <= WireProtocol.maximumFramePages && crcs.count == count && data.byteCount == count * PageSize.bytes,
                      "a pages frame of \(count) pages")
         let headerLength = 4 + 1 + 4 + count * 12
         // SAFETY: 9 + 12 × count bytes, inside the scratch buffer.
@@ -179,13 +185,16 @@ package final class FramedConnection: @unchecked Sendable {
             unsafe raw.storeBytes(of: FrameType.pages.rawValue, toByteOffset: 4, as: UInt8.self)
             unsafe raw.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 5, as: UInt32.self)
             for index in 0..<count {
-                unsafe raw.storeBytes(of: unsafe references[index].littleEndian, toByteOffset: 9 + index * 12, as: UInt64.self)
-                unsafe raw.storeBytes(of: unsafe crcs[index].littleEndian, toByteOffset: 17 + index * 12, as: UInt32.self)
+                unsafe raw.storeBytes(of: references[index].littleEndian, toByteOffset: 9 + index * 12, as: UInt64.self)
+                unsafe raw.storeBytes(of: crcs[index].littleEndian, toByteOffset: 17 + index * 12, as: UInt32.self)
             }
         }
         try sendScratch(headerLength, more: true)
-        do { try unsafe socket.send(data) } catch { throw TransportError(error) }
-        bytesSent += UInt64(headerLength + data.count)
+        do {
+            // SAFETY: the view covers exactly `data` and does not escape the call.
+            try unsafe data.withUnsafeBytes { (bytes) throws(SystemError) in try unsafe socket.send(bytes) }
+        } catch { throw TransportError(error) }
+        bytesSent += UInt64(headerLength + data.byteCount)
     }
 
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {

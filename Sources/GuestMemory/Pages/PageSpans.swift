@@ -1,0 +1,68 @@
+/// Safe views of page data for the targets that move pages (Paging, ObjectStore, Transport,
+/// SnapshotFormat, Inspect): they read into and copy out of `MutableRawSpan`s and `RawSpan`s,
+/// which carry their bounds and cannot outlive the memory they view, so those targets need no
+/// raw pointer. The few operations spans do not offer are here, each one checked.
+extension MutableRawSpan {
+    /// Sets every byte to zero.
+    package mutating func zeroBytes() {
+        // SAFETY: the view covers exactly this span and does not escape the closure.
+        unsafe withUnsafeMutableBytes { unsafe $0.initializeMemory(as: UInt8.self, repeating: 0) }
+    }
+
+    /// Copies all of `source` to `offset`; the bytes must fit.
+    package mutating func copyBytes(from source: RawSpan, toByteOffset offset: Int = 0) {
+        precondition(offset >= 0 && source.byteCount <= byteCount - offset, "\(source.byteCount) bytes at \(offset) of a \(byteCount)-byte span")
+        // SAFETY: the destination range was checked just above; neither view escapes.
+        unsafe withUnsafeMutableBytes { target in
+            unsafe source.withUnsafeBytes { bytes in
+                unsafe UnsafeMutableRawBufferPointer(rebasing: target[offset..<offset + bytes.count]).copyMemory(from: bytes)
+            }
+        }
+    }
+
+    /// Runs `body` on bytes `bounds` of this span (checked against its size). One place names
+    /// the standard library's sub-span call, whose public name is still settling.
+    package mutating func withBytes<R, E: Error>(in bounds: Range<Int>, _ body: (inout MutableRawSpan) throws(E) -> R) throws(E) -> R {
+        var part = _mutatingExtracting(bounds)
+        return try body(&part)
+    }
+
+    /// Copies bytes `range` of `source` to the start; both must fit.
+    package mutating func copyBytes(from source: [UInt8], range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= source.count, "bytes \(range) of \(source.count)")
+        // SAFETY: the range was checked just above; the view does not escape.
+        unsafe source.withUnsafeBytes { bytes in
+            copyBytes(from: unsafe RawSpan(_unsafeBytes: UnsafeRawBufferPointer(rebasing: bytes[range])))
+        }
+    }
+}
+
+extension RawSpan {
+    /// The bytes as a new array.
+    package var array: [UInt8] {
+        // SAFETY: the view does not escape the closure.
+        unsafe withUnsafeBytes { unsafe [UInt8]($0) }
+    }
+}
+
+extension CRC32C {
+    /// The CRC32C of `bytes`.
+    package static func checksum(_ bytes: RawSpan) -> UInt32 {
+        // SAFETY: the view does not escape the closure.
+        unsafe bytes.withUnsafeBytes { unsafe update(0, bytes: $0) }
+    }
+}
+
+extension ZeroPageScan {
+    /// Whether every byte of `bytes` is zero.
+    package static func isZero(_ bytes: RawSpan) -> Bool {
+        // SAFETY: the view does not escape the closure.
+        unsafe bytes.withUnsafeBytes { unsafe isZero($0) }
+    }
+
+    /// Whether `bytes` (one page) holds only zeros.
+    package static func isZeroPage(_ bytes: RawSpan) -> Bool {
+        // SAFETY: the view does not escape the closure.
+        unsafe bytes.withUnsafeBytes { unsafe isZeroPage($0) }
+    }
+}
