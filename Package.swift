@@ -78,7 +78,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
-            swiftSettings: pointerTargetSettings
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "Machine",

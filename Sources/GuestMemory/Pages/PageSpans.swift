@@ -66,3 +66,13 @@ extension ZeroPageScan {
         unsafe bytes.withUnsafeBytes { unsafe isZeroPage($0) }
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Runs `body` on the array's bytes as a span, to fill them. (The standard library marks a
+    /// typed span's raw view unsafe because some element types have padding; bytes have none.)
+    package mutating func withMutableBytes<R, E: Error>(_ body: (inout MutableRawSpan) throws(E) -> R) throws(E) -> R {
+        var elements = mutableSpan
+        var bytes = unsafe elements.mutableBytes
+        return try body(&bytes)
+    }
+}

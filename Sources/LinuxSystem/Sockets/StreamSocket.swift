@@ -90,6 +90,28 @@ package final class StreamSocket: Sendable {
         try result.get()
     }
 
+    /// Sends every byte of `bytes`.
+    package func send(_ bytes: RawSpan) throws(SystemError) {
+        // SAFETY: the view covers exactly `bytes` and is used only for the send.
+        try unsafe bytes.withUnsafeBytes { (raw) throws(SystemError) in try unsafe send(raw) }
+    }
+
+    /// Sends the first `count` bytes of `bytes`.
+    package func send(_ bytes: [UInt8], count: Int) throws(SystemError) {
+        precondition(count >= 0 && count <= bytes.count, "send of \(count) bytes of \(bytes.count)")
+        // SAFETY: the first `count` bytes of the array (checked above), used only for the send.
+        let result: Result<Void, SystemError> = unsafe bytes.withUnsafeBytes { raw in
+            do throws(SystemError) { return .success(try unsafe send(UnsafeRawBufferPointer(rebasing: raw[0..<count]))) } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    /// Receives up to `span.byteCount` bytes into `span`'s start; at least one.
+    package func receive(into span: inout MutableRawSpan) throws(SystemError) -> Int {
+        // SAFETY: the view covers exactly `span` and is used only for the call.
+        try unsafe span.withUnsafeMutableBytes { (raw) throws(SystemError) in try unsafe receive(into: raw) }
+    }
+
     /// Receives up to `buffer.count` bytes; at least one (the peer closing is `.closed`).
     package func receive(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
         while true {

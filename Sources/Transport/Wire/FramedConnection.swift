@@ -8,14 +8,15 @@ import GuestMemory
 ///
 /// Frame: `u32 length` (of what follows), `u8 type`, payload. PAGES payload: `u32 count`, then
 /// count records `{u64 page reference, u32 CRC32C}`, then count × 4096 bytes of page data.
-@safe
 package final class FramedConnection: @unchecked Sendable {
     package let socket: StreamSocket
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// Bytes received ahead of what was read: `receiveBuffer[start..<end]`.
+    private var receiveBuffer: [UInt8]
     private var start = 0
     private var end = 0
     /// Page records of the PAGES frame being read; room for the most a frame may hold.
     private var records: [(reference: UInt64, crc: UInt32)]
+    /// Where READ and PAGES frame headers are assembled, so sending them allocates nothing.
     private var scratch: [UInt8]
     package private(set) var bytesReceived: UInt64 = 0
     package private(set) var bytesSent: UInt64 = 0
@@ -24,57 +25,59 @@ package final class FramedConnection: @unchecked Sendable {
 
     package init(socket: StreamSocket) {
         self.socket = socket
-        unsafe receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.receiveBufferSize, alignment: 64)
+        receiveBuffer = [UInt8](repeating: 0, count: Self.receiveBufferSize)
         records = Array(repeating: (0, 0), count: WireProtocol.maximumFramePages)
         scratch = [UInt8](repeating: 0, count: 16 + WireProtocol.maximumFramePages * 12)
     }
-
-    deinit { unsafe receiveBuffer.deallocate() }
 
     package var peer: String { socket.peer }
 
     // MARK: Receiving
 
-    /// Fills `destination` from the stream.
-    private func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
-        do { return try unsafe socket.receive(into: buffer) } catch { throw TransportError(error) }
+    /// Refills the receive buffer (which the reader has used up) from the stream.
+    private func refill() throws(TransportError) {
+        do { end = try socket.receive(into: &receiveBuffer, at: 0, count: receiveBuffer.count) } catch { throw TransportError(error) }
+        start = 0
+        bytesReceived += UInt64(end)
     }
 
-    package func readExactly(into destination: UnsafeMutableRawBufferPointer) throws(TransportError) {
+    /// Fills `destination` from the stream.
+    package func readExactly(into destination: inout MutableRawSpan) throws(TransportError) {
         var filled = 0
-        while filled < destination.count {
+        while filled < destination.byteCount {
             if start == end {
                 // Large reads go straight to the destination; small ones refill the buffer.
-                if destination.count - filled >= Self.receiveBufferSize / 2 {
-                    // SAFETY: the slice from `filled` lies inside `destination`.
-                    let got = try unsafe receive(into: UnsafeMutableRawBufferPointer(rebasing: destination[filled...]))
+                if destination.byteCount - filled >= Self.receiveBufferSize / 2 {
+                    let got: Int
+                    do {
+                        got = try destination.withBytes(in: filled..<destination.byteCount) { (rest) throws(SystemError) in try socket.receive(into: &rest) }
+                    } catch { throw TransportError(error) }
                     bytesReceived += UInt64(got)
                     filled += got
                     continue
                 }
-                start = 0
-                end = try unsafe receive(into: receiveBuffer)
-                bytesReceived += UInt64(end)
+                try refill()
             }
-            let count = min(end - start, destination.count - filled)
-            // SAFETY: both ranges lie inside their buffers.
-            unsafe destination.baseAddress!.advanced(by: filled).copyMemory(from: receiveBuffer.baseAddress!.advanced(by: start), byteCount: count)
+            let count = min(end - start, destination.byteCount - filled)
+            let buffered = receiveBuffer, from = start
+            destination.withBytes(in: filled..<filled + count) { $0.copyBytes(from: buffered, range: from..<from + count) }
             start += count
             filled += count
         }
     }
 
-    /// Fills `destination` from the stream.
-    package func readExactly(into destination: inout MutableRawSpan) throws(TransportError) {
-        // SAFETY: the view covers exactly `destination` and does not escape the call.
-        try unsafe destination.withUnsafeMutableBytes { (raw) throws(TransportError) in try unsafe readExactly(into: raw) }
+    /// The next byte of the stream.
+    private func readByte() throws(TransportError) -> UInt8 {
+        if start == end { try refill() }
+        defer { start += 1 }
+        return receiveBuffer[start]
     }
 
+    /// A little-endian integer from the stream.
     private func readInteger<T: FixedWidthInteger>(_: T.Type) throws(TransportError) -> T {
         var value = T.zero
-        // SAFETY: reads exactly the integer's bytes into a local.
-        try unsafe withUnsafeMutableBytes(of: &value) { (raw) throws(TransportError) in try unsafe readExactly(into: raw) }
-        return T(littleEndian: value)
+        for shift in stride(from: 0, to: T.bitWidth, by: 8) { value |= T(try readByte()) << shift }
+        return value
     }
 
     /// The next frame's type and payload length; the length must be at most `maximumLength`.
@@ -92,11 +95,9 @@ package final class FramedConnection: @unchecked Sendable {
     /// The next `count` bytes, as a control frame's payload.
     package func readPayload(_ count: Int) throws(TransportError) -> [UInt8] {
         guard count > 0 else { return [] }
-        // SAFETY: the read fills exactly `count` bytes of the fresh array, or throws.
-        return try unsafe [UInt8](unsafeUninitializedCapacity: count) { (buffer, initialized) throws(TransportError) in
-            try unsafe readExactly(into: UnsafeMutableRawBufferPointer(buffer))
-            initialized = count
-        }
+        var payload = [UInt8](repeating: 0, count: count)
+        try payload.withMutableBytes { (bytes) throws(TransportError) in try readExactly(into: &bytes) }
+        return payload
     }
 
     /// Reads a whole frame of `expected` type (at most `maximumLength` bytes); an ERROR frame becomes `.refused`.
@@ -161,13 +162,12 @@ package final class FramedConnection: @unchecked Sendable {
     /// Sends a READ for `count` pages of `region` from `firstPage`, without allocating.
     package func sendRead(region: UInt32, firstPage: PageIndex, count: UInt32) throws(TransportError) {
         let length = 1 + 16
-        // SAFETY: the stores lie inside the scratch buffer (at least 16 + 12 × 1024 bytes).
-        unsafe scratch.withUnsafeMutableBytes { raw in
-            unsafe raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
-            unsafe raw.storeBytes(of: FrameType.read.rawValue, toByteOffset: 4, as: UInt8.self)
-            unsafe raw.storeBytes(of: region.littleEndian, toByteOffset: 5, as: UInt32.self)
-            unsafe raw.storeBytes(of: firstPage.rawValue.littleEndian, toByteOffset: 9, as: UInt64.self)
-            unsafe raw.storeBytes(of: count.littleEndian, toByteOffset: 17, as: UInt32.self)
+        scratch.withMutableBytes { raw in
+            raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: FrameType.read.rawValue, toByteOffset: 4, as: UInt8.self)
+            raw.storeBytes(of: region.littleEndian, toByteOffset: 5, as: UInt32.self)
+            raw.storeBytes(of: firstPage.rawValue.littleEndian, toByteOffset: 9, as: UInt64.self)
+            raw.storeBytes(of: count.littleEndian, toByteOffset: 17, as: UInt32.self)
         }
         try sendScratch(4 + length, more: false)
         bytesSent += UInt64(4 + length)
@@ -179,33 +179,22 @@ package final class FramedConnection: @unchecked Sendable {
         precondition(count >= 1 && count <= WireProtocol.maximumFramePages && crcs.count == count && data.byteCount == count * PageSize.bytes,
                      "a pages frame of \(count) pages")
         let headerLength = 4 + 1 + 4 + count * 12
-        // SAFETY: 9 + 12 × count bytes, inside the scratch buffer.
-        unsafe scratch.withUnsafeMutableBytes { raw in
-            unsafe raw.storeBytes(of: UInt32(1 + 4 + count * (12 + PageSize.bytes)).littleEndian, toByteOffset: 0, as: UInt32.self)
-            unsafe raw.storeBytes(of: FrameType.pages.rawValue, toByteOffset: 4, as: UInt8.self)
-            unsafe raw.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 5, as: UInt32.self)
+        scratch.withMutableBytes { raw in
+            raw.storeBytes(of: UInt32(1 + 4 + count * (12 + PageSize.bytes)).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: FrameType.pages.rawValue, toByteOffset: 4, as: UInt8.self)
+            raw.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 5, as: UInt32.self)
             for index in 0..<count {
-                unsafe raw.storeBytes(of: references[index].littleEndian, toByteOffset: 9 + index * 12, as: UInt64.self)
-                unsafe raw.storeBytes(of: crcs[index].littleEndian, toByteOffset: 17 + index * 12, as: UInt32.self)
+                raw.storeBytes(of: references[index].littleEndian, toByteOffset: 9 + index * 12, as: UInt64.self)
+                raw.storeBytes(of: crcs[index].littleEndian, toByteOffset: 17 + index * 12, as: UInt32.self)
             }
         }
         try sendScratch(headerLength, more: true)
-        do {
-            // SAFETY: the view covers exactly `data` and does not escape the call.
-            try unsafe data.withUnsafeBytes { (bytes) throws(SystemError) in try unsafe socket.send(bytes) }
-        } catch { throw TransportError(error) }
+        do { try socket.send(data) } catch { throw TransportError(error) }
         bytesSent += UInt64(headerLength + data.byteCount)
     }
 
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
-        let result: Result<Void, TransportError> = unsafe scratch.withUnsafeBytes { raw in
-            do throws(SystemError) {
-                // SAFETY: the first `count` bytes of the scratch buffer.
-                try unsafe socket.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
-                return .success(())
-            } catch { return .failure(TransportError(error)) }
-        }
-        try result.get()
+        do { try socket.send(scratch, count: count) } catch { throw TransportError(error) }
     }
 
     package static func errorMessage(_ payload: [UInt8]) -> String {

@@ -1,4 +1,5 @@
 import Crypto
+import LinuxSystem
 import SystemPackage
 
 /// The secret both ends of the page protocol know, read from a file only its owner can read.
@@ -23,8 +24,7 @@ package struct SharedSecret: Sendable {
                     throw TransportError.secret(path: path, reason: "group or others may read or write it (mode \(String(status.mode.rawValue & 0o777, radix: 8))); chmod 600 it")
                 }
                 var buffer = [UInt8](repeating: 0, count: 4096)
-                // SAFETY: read(2) writes at most the buffer's 4096 bytes and reports how many.
-                let count = try unsafe buffer.withUnsafeMutableBytes { try unsafe file.read(into: $0) }
+                let count = try file.read(into: &buffer)
                 return Array(buffer[0..<count])
             }
         } catch let error as TransportError {
