@@ -113,10 +113,11 @@ struct RestoreRefusalTests {
         let features = Self.directory.path("features.snap")
         defer { Self.directory.remove("features.snap") }
         try SnapshotSurgery.editSection("vcpu.0", of: good, writingTo: features) { vcpu in
-            var cpuid = vcpu["cpuid"] as! [[String: Any]]
-            let leaf = cpuid.firstIndex { ($0["function"] as? Int) == 7 && ($0["index"] as? Int) == 0 }!
-            cpuid[leaf]["ebx"] = 0xFFFF_FFFF
-            vcpu["cpuid"] = cpuid
+            // kvm_cpuid_entry2 structs, 40 bytes each: function, index, flags, eax, ebx, …
+            var cpuid = Array(Data(base64Encoded: vcpu["cpuid"] as! String)!)
+            let leaf = stride(from: 0, to: cpuid.count, by: 40).first { SnapshotSurgery.u32(cpuid, $0) == 7 && SnapshotSurgery.u32(cpuid, $0 + 4) == 0 }!
+            for byte in 0..<4 { cpuid[leaf + 16 + byte] = 0xFF }
+            vcpu["cpuid"] = Data(cpuid).base64EncodedString()
         }
         try expectRefusal(features, mode: "map", "snapshot needs CPU features this host lacks: vCPU 0 CPUID leaf 0x7.0 ebx")
         // A copy restore refuses it before reading memory: a damaged page behind it is never reached.

@@ -115,8 +115,35 @@ struct MachineStateTests {
         #expect(newer?.contains("serial") == true && newer?.contains("version 2") == true)
         let missing = refusal(all.sections.filter { $0.name != "pit" })
         #expect(missing?.contains("pit") == true)
-        let misnamed = refusal(all.sections.map { $0.name == "vcpu.1" ? StateSection(name: "vcpu.7", version: 1, payload: $0.payload) : $0 })
+        let misnamed = refusal(all.sections.map { $0.name == "vcpu.1" ? StateSection(name: "vcpu.7", version: $0.version, payload: $0.payload) : $0 })
         #expect(misnamed?.contains("vcpu.7") == true)
+
+        // vcpu.N version 2 holds CPUID leaves and MSRs as base64 kernel structs; version 1 (JSON
+        // objects, as earlier Engrams wrote it) still reads to the same state.
+        func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * $1) } }
+        let version1 = try all.sections.map { section -> StateSection in
+            guard section.name.hasPrefix("vcpu.") else { return section }
+            #expect(section.version == 2)
+            var vcpu = try #require(try JSONSerialization.jsonObject(with: Data(section.payload)) as? [String: Any])
+            let cpuidText = try #require(vcpu["cpuid"] as? String)
+            let cpuid = try #require(Data(base64Encoded: cpuidText).map { Array($0) })
+            vcpu["cpuid"] = stride(from: 0, to: cpuid.count, by: 40).map { at in
+                Dictionary(uniqueKeysWithValues: zip(["function", "index", "flags", "eax", "ebx", "ecx", "edx"], (0..<7).map { u32(cpuid, at + 4 * $0) }))
+            }
+            let msrsText = try #require(vcpu["modelSpecificRegisters"] as? String)
+            let msrs = try #require(Data(base64Encoded: msrsText).map { Array($0) })
+            vcpu["modelSpecificRegisters"] = stride(from: 0, to: msrs.count, by: 16).map { at in
+                ["index": u32(msrs, at), "value": String(UInt64(u32(msrs, at + 8)) | UInt64(u32(msrs, at + 12)) << 32)] as [String: Any]
+            }
+            return StateSection(name: section.name, version: 1, payload: Array(try JSONSerialization.data(withJSONObject: vcpu)))
+        }
+        #expect(try MachineStateRecord.decode(StateSections(version1).encoded(), snapshotPath: "x.snap") == saved)
+        let torn = refusal(all.sections.map { section in
+            guard section.name == "vcpu.0", var vcpu = try? JSONSerialization.jsonObject(with: Data(section.payload)) as? [String: Any] else { return section }
+            vcpu["modelSpecificRegisters"] = Data([1, 2, 3]).base64EncodedString()
+            return StateSection(name: section.name, version: 2, payload: Array((try? JSONSerialization.data(withJSONObject: vcpu)) ?? Data()))
+        })
+        #expect(torn?.contains("modelSpecificRegisters: 3 bytes are not whole 16-byte kvm_msr_entry structs") == true, "\(String(describing: torn))")
     }
 
     /// A machine with virtio devices saves one `virtio.NAME` section per device, with the disk it

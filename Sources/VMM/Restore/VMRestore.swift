@@ -102,8 +102,10 @@ package enum VMRestore {
                 try record.checkFits(snapshotRegions: source.shapes)
                 try record.checkCPUFeaturesOfThisHost()
             }
-            // Copy and map read page CRCs as they load memory; lazy ones only once vCPUs run.
-            if request.memory != .lazy { try tables.result() }
+            // Copy reads page CRCs as it loads memory, and so does map for a chain's diffs. The
+            // others wait for the checks once the machine is built, before anything runs, so
+            // KVM's slot registration (the longest step) starts sooner.
+            if request.memory == .copy || (request.memory == .map && source.fileCount > 1) { try tables.result() }
             let regions: [GuestRegion]
             let placeholders = standby?.placeholders ?? [:]
             switch request.memory {

@@ -9,9 +9,9 @@ extension MachineStateRecord {
         var state: [StateSection] = []
         for vcpu in vcpus {
             let section = VCPUSection(
-                id: vcpu.id, cpuid: vcpu.cpuid,
+                id: vcpu.id, cpuid: Base64.encode(KernelEntries.encode(vcpu.cpuid)),
                 blocks: Dictionary(uniqueKeysWithValues: vcpu.blocks.map { ($0.key.rawValue, Base64.encode($0.value)) }),
-                modelSpecificRegisters: vcpu.modelSpecificRegisters.map { .init(index: $0.index, value: ExactUInt64($0.value)) })
+                modelSpecificRegisters: Base64.encode(KernelEntries.encode(vcpu.modelSpecificRegisters)))
             state.append(try Self.section(MachineSections.vcpuPrefix + String(vcpu.id), MachineSections.vcpuVersion, section))
         }
         let chips = IRQChipSection(
@@ -48,20 +48,35 @@ extension MachineStateRecord {
             guard section.version <= MachineSections.vcpuVersion else {
                 throw .newerVersion(what, section: section.name, version: section.version, readable: MachineSections.vcpuVersion)
             }
-            let vcpu: VCPUSection = try Self.decode(section, what: what)
-            guard section.name == MachineSections.vcpuPrefix + String(vcpu.id) else {
-                throw .payload(what, section: section.name, problem: "holds vCPU \(vcpu.id); expected the vCPU its name says")
+            let id: UInt32, cpuid: [CPUIDEntry], named: [String: String], registers: [ModelSpecificRegister]
+            if section.version == 1 {
+                let vcpu: VCPUSectionVersion1 = try Self.decode(section, what: what)
+                (id, cpuid, named) = (vcpu.id, vcpu.cpuid, vcpu.blocks)
+                registers = vcpu.modelSpecificRegisters.map { ModelSpecificRegister(index: $0.index, value: $0.value.value) }
+            } else {
+                let vcpu: VCPUSection = try Self.decode(section, what: what)
+                (id, named) = (vcpu.id, vcpu.blocks)
+                let leaves = try Self.bytes(vcpu.cpuid, section: section.name, field: "cpuid", what: what)
+                guard let entries = KernelEntries.cpuid(leaves) else {
+                    throw .payload(what, section: section.name, problem: "cpuid: \(leaves.count) bytes are not whole \(KernelEntries.cpuidEntryBytes)-byte kvm_cpuid_entry2 structs")
+                }
+                let msrs = try Self.bytes(vcpu.modelSpecificRegisters, section: section.name, field: "modelSpecificRegisters", what: what)
+                guard let values = KernelEntries.registers(msrs) else {
+                    throw .payload(what, section: section.name, problem: "modelSpecificRegisters: \(msrs.count) bytes are not whole \(KernelEntries.msrEntryBytes)-byte kvm_msr_entry structs")
+                }
+                (cpuid, registers) = (entries, values)
+            }
+            guard section.name == MachineSections.vcpuPrefix + String(id) else {
+                throw .payload(what, section: section.name, problem: "holds vCPU \(id); expected the vCPU its name says")
             }
             var blocks: [VCPUStateBlock: [UInt8]] = [:]
-            for (name, text) in vcpu.blocks {
+            for (name, text) in named {
                 guard let block = VCPUStateBlock(rawValue: name) else {
                     throw .payload(what, section: section.name, problem: "unknown block \(name)")
                 }
                 blocks[block] = try Self.bytes(text, section: section.name, field: name, what: what)
             }
-            vcpus.append(VCPUStateRecord(
-                id: vcpu.id, cpuid: vcpu.cpuid, blocks: blocks,
-                modelSpecificRegisters: vcpu.modelSpecificRegisters.map { ModelSpecificRegister(index: $0.index, value: $0.value.value) }))
+            vcpus.append(VCPUStateRecord(id: id, cpuid: cpuid, blocks: blocks, modelSpecificRegisters: registers))
         }
         var virtio: [VirtioDeviceRecord] = []
         for section in sections.sections where section.name.hasPrefix(MachineSections.virtioPrefix) {
@@ -113,8 +128,8 @@ extension MachineStateRecord {
             let _: T? = try? decode(section, what: "warm-up")
         }
         let block = Base64.encode([UInt8](repeating: 0, count: 512))
-        roundTrip(VCPUSection(id: 0, cpuid: cpuid, blocks: ["registers": block, "specialRegisters": block],
-                              modelSpecificRegisters: [.init(index: 0x10, value: ExactUInt64(1))]))
+        roundTrip(VCPUSection(id: 0, cpuid: Base64.encode(KernelEntries.encode(cpuid)), blocks: ["registers": block, "specialRegisters": block],
+                              modelSpecificRegisters: Base64.encode(KernelEntries.encode([ModelSpecificRegister(index: 0x10, value: 1)]))))
         roundTrip(ConfigurationSection(cpuCount: 1, memorySizeInBytes: ExactUInt64(1 << 30), regionNames: ["ram"], kernelPath: "", commandLine: nil,
                                        cpuFeatures: cpuid, sections: [SectionVersion(name: "clock", version: 1)]))
         roundTrip(IRQChipSection(picMaster: block, picSlave: block, ioAPIC: block))
