@@ -44,9 +44,9 @@ let package = Package(
         ),
         .target(
             name: "SnapshotFormat",
-            dependencies: ["LinuxSystem", "GuestMemory"],
+            dependencies: ["LinuxSystem", "GuestMemory", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"],
-            swiftSettings: pointerTargetSettings
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "KVM",

@@ -8,13 +8,6 @@ package enum FileIO {
     static let seekHole = DataExtents.seekHole
 
     /// Writes all of `bytes` at `offset`.
-    package static func writeAll(
-        _ fd: CInt, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String
-    ) throws(SnapshotFormatError) {
-        do { try unsafe PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
-    }
-
-    /// Writes all of `bytes` at `offset`.
     package static func writeAll(_ fd: CInt, _ bytes: RawSpan, at offset: UInt64, path: String) throws(SnapshotFormatError) {
         do { try PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
     }
@@ -23,17 +16,6 @@ package enum FileIO {
     package static func writeAll(_ fd: CInt, _ bytes: [UInt8], at offset: UInt64, path: String) throws(SnapshotFormatError) {
         guard !bytes.isEmpty else { return }
         do { try PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
-    }
-
-    /// Fills `buffer` from `offset`; a file that ends first is `truncated`.
-    package static func readAll(
-        _ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String
-    ) throws(SnapshotFormatError) {
-        let count: Int
-        do { count = try unsafe PositionedIO.read(fd, into: buffer, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }
-        guard count == buffer.count else {
-            throw .truncated(path: path, expected: offset + UInt64(buffer.count), found: offset + UInt64(count))
-        }
     }
 
     /// Fills `span` from `offset`; a file that ends first is `truncated`.
@@ -49,11 +31,7 @@ package enum FileIO {
     package static func read(_ fd: CInt, count: Int, at offset: UInt64, path: String) throws(SnapshotFormatError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         guard count > 0 else { return bytes }
-        // SAFETY: the buffer is used only during the call.
-        let result: Result<Void, SnapshotFormatError> = unsafe bytes.withUnsafeMutableBytes { buffer in
-            do throws(SnapshotFormatError) { try unsafe readAll(fd, into: buffer, at: offset, path: path); return .success(()) } catch { return .failure(error) }
-        }
-        try result.get()
+        try bytes.withMutableBytes { (buffer) throws(SnapshotFormatError) in try readAll(fd, into: &buffer, at: offset, path: path) }
         return bytes
     }
 }

@@ -25,61 +25,45 @@ struct RegionPageWriter {
         let maximumRunPages = UInt64(SnapshotLayout.maximumIOLength) / pageSize
         let dataRanges = dataPageRanges(of: region)
         let zeroPageCRC = SnapshotWriter.zeroPageCRC
-        do {
-            // SAFETY: `memory` is the region's whole mapping; it is used only inside the closure.
-            try unsafe region.withUnsafeBytes(at: RegionOffset(0), count: Int(region.sizeInBytes)) { memory in
-                var runStart: UInt64 = 0
-                var runLength: UInt64 = 0
-                var rangeIndex = 0
-                func flush() throws(SnapshotFormatError) {
-                    guard runLength > 0 else { return }
-                    let start = Int(runStart * pageSize)
-                    let count = Int(runLength * pageSize)
-                    // SAFETY: the run lies inside the region's mapping, whose view `memory` covers all of it.
-                    try unsafe FileIO.writeAll(
-                        fd, UnsafeRawBufferPointer(rebasing: memory[start..<start + count]), at: pagesOffset + runStart * pageSize, path: path)
-                    summary.bytesWritten += UInt64(count)
-                    runLength = 0
+        // The whole region's mapping: its range is always inside the region.
+        _ = try region.withBytes(at: RegionOffset(0), count: Int(region.sizeInBytes)) { (memory) throws(SnapshotFormatError) in
+            var run: Range<UInt64> = 0..<0
+            var rangeIndex = 0
+            for page in 0..<pageCount {
+                let index = PageIndex(page)
+                if let dirty, !dirty.contains(index) {
+                    try writeRun(memory, pages: run, at: pagesOffset, summary: &summary)
+                    run = page..<page
+                    summary.pagesSkipped += 1
+                    continue
                 }
-                for page in 0..<pageCount {
-                    let index = PageIndex(page)
-                    if let dirty, !dirty.contains(index) {
-                        try flush()
-                        summary.pagesSkipped += 1
-                        continue
+                while rangeIndex < dataRanges.count, dataRanges[rangeIndex].upperBound <= page { rangeIndex += 1 }
+                let hasData = rangeIndex < dataRanges.count && dataRanges[rangeIndex].contains(page)
+                let start = Int(page * pageSize)
+                let bytes = memory.extracting(start..<start + Int(pageSize))
+                if !hasData || ZeroPageScan.isZeroPage(bytes) {
+                    try writeRun(memory, pages: run, at: pagesOffset, summary: &summary)
+                    run = page..<page
+                    summary.pagesZero += 1
+                    if dirty != nil {
+                        bitmap.insert(index)
+                        crcTable.setU32(zeroPageCRC, at: Int(page) * 4)
                     }
-                    while rangeIndex < dataRanges.count, dataRanges[rangeIndex].upperBound <= page { rangeIndex += 1 }
-                    let hasData = rangeIndex < dataRanges.count && dataRanges[rangeIndex].contains(page)
-                    let start = Int(page * pageSize)
-                    // SAFETY: the page lies inside `memory`; the view does not escape this iteration.
-                    let bytes = unsafe UnsafeRawBufferPointer(rebasing: memory[start..<start + Int(pageSize)])
-                    if unsafe !hasData || ZeroPageScan.isZeroPage(bytes) {
-                        try flush()
-                        summary.pagesZero += 1
-                        if dirty != nil {
-                            bitmap.insert(index)
-                            crcTable.setU32(zeroPageCRC, at: Int(page) * 4)
-                        }
-                        continue
-                    }
-                    bitmap.insert(index)
-                    crcTable.setU32(unsafe CRC32C.checksum(bytes), at: Int(page) * 4)
-                    if runLength == 0 { runStart = page }
-                    runLength += 1
-                    summary.pagesWritten += 1
-                    if runLength == maximumRunPages { try flush() }
+                    continue
                 }
-                try flush()
+                bitmap.insert(index)
+                crcTable.setU32(CRC32C.checksum(bytes), at: Int(page) * 4)
+                if run.isEmpty { run = page..<page }
+                run = run.lowerBound..<page + 1
+                summary.pagesWritten += 1
+                if UInt64(run.count) == maximumRunPages {
+                    try writeRun(memory, pages: run, at: pagesOffset, summary: &summary)
+                    run = page + 1..<page + 1
+                }
             }
-        } catch let error as SnapshotFormatError {
-            throw error
-        } catch let error as GuestMemoryError {
-            throw .memory(path: path, error)
-        } catch {
-            throw .unwritable(path: path, reason: "\(error)")
+            try writeRun(memory, pages: run, at: pagesOffset, summary: &summary)
         }
     }
-
 
     /// Page ranges of the region's backing that may hold data (SEEK_DATA/SEEK_HOLE); pages
     /// outside them are holes, zero without being touched. The whole region if unknown.
@@ -105,5 +89,16 @@ struct RegionPageWriter {
             offset = holeStart
         }
         return ranges
+    }
+}
+
+extension RegionPageWriter {
+    /// Writes the stored pages `pages` of `memory` (a region's whole mapping) to their places.
+    func writeRun(_ memory: RawSpan, pages: Range<UInt64>, at pagesOffset: UInt64, summary: inout SnapshotWriteSummary) throws(SnapshotFormatError) {
+        guard !pages.isEmpty else { return }
+        let pageSize = PageSize.bytes64
+        try FileIO.writeAll(fd, memory.extracting(Int(pages.lowerBound * pageSize)..<Int(pages.upperBound * pageSize)),
+                            at: pagesOffset + pages.lowerBound * pageSize, path: path)
+        summary.bytesWritten += UInt64(pages.count) * pageSize
     }
 }

@@ -37,9 +37,11 @@ package enum SnapshotDirectory {
 
     /// The header of the snapshot at `path`, checked (CRC and fields) but without its tables.
     package static func header(of path: String) throws(SnapshotFormatError) -> FileHeader {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-        guard fd >= 0 else { throw .systemCall(path: path, name: "open", errno: errno) }
-        let file = OwnedFileDescriptor(taking: fd)
+        let file: OwnedFileDescriptor
+        do { file = try OwnedFileDescriptor.open(path, .readOnly, options: [.noFollow, .nonBlocking]) } catch {
+            throw .systemCall(path: path, name: "open", errno: error.errno.rawValue)
+        }
+        let fd = file.rawValue
         guard let status = FileStatus(descriptor: fd) else { throw .systemCall(path: path, name: "fstat", errno: errno) }
         return try FileHeader.read(file.rawValue, fileSize: status.sizeInBytes, path: path)
     }

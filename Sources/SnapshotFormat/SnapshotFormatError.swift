@@ -1,6 +1,7 @@
 import LinuxSystem
 import Glibc
 import GuestMemory
+import SystemPackage
 
 /// Why a snapshot could not be written or read; each message names the file and what was expected.
 package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
@@ -54,7 +55,7 @@ package enum SnapshotFormatError: Error, CustomStringConvertible, Equatable {
     package var description: String {
         switch self {
         case .systemCall(let path, let name, let errno):
-            "snapshot \(path): \(name) failed: \(unsafe String(cString: strerror(errno))) (errno \(errno))"
+            "snapshot \(path): \(name) failed: \(Errno(rawValue: errno)) (errno \(errno))"
         case .truncated(let path, let expected, let found):
             "snapshot \(path) is truncated: it is \(found) bytes, expected at least \(expected)"
         case .badMagic(let path):

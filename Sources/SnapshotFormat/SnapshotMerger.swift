@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 
 /// Merges a snapshot chain (a diff and the parents it names, down to a full snapshot) into one
 /// full snapshot, so a restore reads one file and the older files can go.
@@ -16,9 +17,7 @@ package enum SnapshotMerger {
         top: String, into output: String, replacingExisting: Bool = false
     ) throws(SnapshotFormatError) -> SnapshotMergeSummary {
         if !replacingExisting {
-            var info = stat()
-            // SAFETY: `info` is a local the call fills; the path is bridged only for the call.
-            if unsafe lstat(output, &info) == 0 {
+            if FileStatus(path: output, followingLinks: false) != nil {
                 throw .unwritable(path: output, reason: "a file already exists there; refusing to replace it")
             }
         }

@@ -24,10 +24,11 @@ package final class SnapshotReader: Sendable {
     /// restore never reads the base's page CRCs, and checking them costs a pass over 1 MiB per
     /// GiB of guest memory on the restore's critical path.
     package init(path: String, checkingCRCTables: Bool = true) throws(SnapshotFormatError) {
-        // SAFETY: the path string is bridged to a C string only for the call.
-        let rawFD = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        guard rawFD >= 0 else { throw .systemCall(path: path, name: "open", errno: errno) }
-        let descriptor = OwnedFileDescriptor(taking: rawFD)
+        let descriptor: OwnedFileDescriptor
+        do { descriptor = try OwnedFileDescriptor.open(path, .readOnly) } catch {
+            throw .systemCall(path: path, name: "open", errno: error.errno.rawValue)
+        }
+        let rawFD = descriptor.rawValue
         guard let status = FileStatus(descriptor: rawFD) else { throw .systemCall(path: path, name: "fstat", errno: errno) }
         guard status.kind == .regular else {
             throw .invalidField(path: path, field: "file type", reason: "is not a regular file")
@@ -224,21 +225,20 @@ package final class SnapshotReader: Sendable {
 
     /// Reads one page into `buffer` (exactly 4096 bytes) and checks its CRC; pages not stored are zero-filled.
     package func readPage(
-        _ region: SnapshotRegion, page: PageIndex, into buffer: UnsafeMutableRawBufferPointer
+        _ region: SnapshotRegion, page: PageIndex, into buffer: inout MutableRawSpan
     ) throws(SnapshotFormatError) -> SnapshotPageContent {
-        precondition(buffer.count == PageSize.bytes, "readPage needs a 4096-byte buffer")
+        precondition(buffer.byteCount == PageSize.bytes, "readPage needs a 4096-byte buffer")
         let region = regions[region.index]
         guard page.rawValue < region.pageCount else {
             throw .pageOutOfRange(path: path, region: region.name, page: page, pageCount: region.pageCount)
         }
         guard region.isPresent(page) else {
-            // SAFETY: fills exactly the caller's buffer.
-            unsafe buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.zeroBytes()
             return header.kind == .full ? .zero : .inParent
         }
         // The region's page area was checked to lie inside the file, so this offset does too.
-        try unsafe FileIO.readAll(descriptor.rawValue, into: buffer, at: region.pagesOffset + page.rawValue * PageSize.bytes64, path: path)
-        let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(buffer))
+        try FileIO.readAll(descriptor.rawValue, into: &buffer, at: region.pagesOffset + page.rawValue * PageSize.bytes64, path: path)
+        let computed = CRC32C.checksum(buffer.bytes)
         let stored = region.pageCRCs[Int(page.rawValue)]
         guard computed == stored else {
             throw .pageChecksum(path: path, region: region.name, page: page, stored: stored, computed: computed)
@@ -249,11 +249,7 @@ package final class SnapshotReader: Sendable {
     /// Reads one page into a new array; see `readPage(_:page:into:)`.
     package func readPage(_ region: SnapshotRegion, page: PageIndex) throws(SnapshotFormatError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: PageSize.bytes)
-        // SAFETY: the buffer is used only during the call.
-        let result: Result<SnapshotPageContent, SnapshotFormatError> = unsafe bytes.withUnsafeMutableBytes { buffer in
-            do throws(SnapshotFormatError) { return .success(try unsafe readPage(region, page: page, into: buffer)) } catch { return .failure(error) }
-        }
-        _ = try result.get()
+        _ = try bytes.withMutableBytes { (buffer) throws(SnapshotFormatError) in try readPage(region, page: page, into: &buffer) }
         return bytes
     }
 
@@ -297,26 +293,20 @@ package final class SnapshotReader: Sendable {
                 var first = run.lowerBound.rawValue
                 while first < run.upperBound.rawValue {
                     let count = min(chunkPages, run.upperBound.rawValue - first)
-                    let result: Result<Void, SnapshotFormatError> = unsafe buffer.withUnsafeMutableBytes { all in
-                        do throws(SnapshotFormatError) {
-                            // SAFETY: count * pageSize <= the buffer's 8 MiB; the view does not escape.
-                            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: all[0..<Int(count) * pageSize])
-                            try unsafe FileIO.readAll(descriptor.rawValue, into: part, at: region.pagesOffset + first * UInt64(pageSize), path: path)
+                    try buffer.withMutableBytes { (all) throws(SnapshotFormatError) in
+                        try all.withBytes(in: 0..<Int(count) * pageSize) { (part) throws(SnapshotFormatError) in
+                            try FileIO.readAll(descriptor.rawValue, into: &part, at: region.pagesOffset + first * UInt64(pageSize), path: path)
+                            let bytes = part.bytes
                             for i in 0..<Int(count) {
                                 let page = first + UInt64(i)
-                                // SAFETY: page i of the chunk lies inside `part`.
-                                let computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(rebasing: part[i * pageSize..<(i + 1) * pageSize]))
+                                let computed = CRC32C.checksum(bytes.extracting(i * pageSize..<(i + 1) * pageSize))
                                 let stored = region.pageCRCs[Int(page)]
                                 guard computed == stored else {
                                     throw SnapshotFormatError.pageChecksum(path: path, region: region.name, page: PageIndex(page), stored: stored, computed: computed)
                                 }
                             }
-                            return .success(())
-                        } catch {
-                            return .failure(error)
                         }
                     }
-                    try result.get()
                     first += count
                 }
             }

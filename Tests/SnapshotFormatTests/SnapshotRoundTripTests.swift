@@ -81,7 +81,7 @@ import TestSupport
         #expect(ram.pageCRCs[9] == SnapshotWriter.zeroPageCRC)
         #expect(SnapshotWriter.zeroPageCRC == 0x98F9_4189)  // docs/FORMAT.md
         var buffer = [UInt8](repeating: 0xEE, count: 4096)
-        let content = try buffer.withUnsafeMutableBytes { try reader.readPage(ram, page: PageIndex(0), into: $0) }
+        let content = try buffer.withMutableBytes { try reader.readPage(ram, page: PageIndex(0), into: &$0) }
         #expect(content == .inParent && buffer.allSatisfy { $0 == 0 })
         try reader.verifyAllPages()
     }
@@ -93,7 +93,7 @@ import TestSupport
         let reader = try SnapshotReader(path: path)
         let ram = try #require(reader.region(named: "ram"))
         var buffer = [UInt8](repeating: 0xEE, count: 4096)
-        let content = try buffer.withUnsafeMutableBytes { try reader.readPage(ram, page: PageIndex(1), into: $0) }
+        let content = try buffer.withMutableBytes { try reader.readPage(ram, page: PageIndex(1), into: &$0) }
         #expect(content == .zero && buffer.allSatisfy { $0 == 0 })
         #expect(throws: SnapshotFormatError.pageOutOfRange(path: path, region: "ram", page: PageIndex(64), pageCount: 64)) {
             try reader.readPage(ram, page: PageIndex(64))

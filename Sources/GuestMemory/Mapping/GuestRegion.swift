@@ -304,6 +304,13 @@ package final class GuestRegion: @unchecked Sendable {
         return try unsafe body(UnsafeMutableRawBufferPointer(start: base + Int(offset.rawValue), count: count))
     }
 
+    /// Runs `body` on `count` bytes at `offset`, read-only (nil if the range is outside the region).
+    package func withBytes<R, E: Error>(at offset: RegionOffset, count: Int, _ body: (RawSpan) throws(E) -> R) throws(E) -> R? {
+        guard (try? checkRange(offset, count: count)) != nil else { return nil }
+        // SAFETY: the range was checked just above; the span cannot escape `body`.
+        return try body(unsafe RawSpan(_unsafeStart: base + Int(offset.rawValue), byteCount: count))
+    }
+
     /// Copies `span.byteCount` bytes at `offset` into `span`.
     package func copy(at offset: RegionOffset, into span: inout MutableRawSpan) throws(GuestMemoryError) {
         try checkRange(offset, count: span.byteCount)

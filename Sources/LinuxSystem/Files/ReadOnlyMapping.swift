@@ -28,9 +28,33 @@ package final class ReadOnlyMapping: @unchecked Sendable {
         sizeInBytes = size
     }
 
+    /// Maps `length` bytes at `offset` (a multiple of the page size) of the open file `descriptor`.
+    package init(descriptor: CInt, offset: UInt64, length: Int, subject: String) throws(SystemError) {
+        precondition(length > 0, "a mapping of at least one byte")
+        // SAFETY: a fresh read-only mapping; owned and unmapped by this object.
+        let mapped = unsafe mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, off_t(offset))
+        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else { throw .last("mmap", on: subject) }
+        unsafe base = UnsafeRawPointer(mapped)
+        sizeInBytes = length
+    }
+
     deinit {
         // SAFETY: unmaps exactly the mapping made in init; nothing else holds it once we are gone.
         _ = unsafe munmap(UnsafeMutableRawPointer(mutating: base), sizeInBytes)
+    }
+
+    /// The little-endian u32 at `offset`.
+    package func littleEndianUInt32(at offset: Int) -> UInt32 {
+        check(offset, 4)
+        // SAFETY: the four bytes lie inside the mapping (checked above).
+        return unsafe base.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian
+    }
+
+    /// Runs `body` on `count` bytes from `offset`.
+    package func withBytes<R>(at offset: Int, count: Int, _ body: (RawSpan) -> R) -> R {
+        check(offset, count)
+        // SAFETY: the range lies inside the mapping (checked above); the span cannot escape `body`.
+        return body(unsafe RawSpan(_unsafeStart: base + offset, byteCount: count))
     }
 
     /// `count` bytes from `offset`, copied.
