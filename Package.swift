@@ -92,8 +92,8 @@ let package = Package(
         ),
         .target(
             name: "Inspect",
-            dependencies: ["LinuxSystem", "CLinux", "GuestMemory", "SnapshotFormat"],
-            swiftSettings: pointerTargetSettings
+            dependencies: ["LinuxSystem", "CLinux", "GuestMemory", "SnapshotFormat", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: safeTargetSettings
         ),
         .target(
             name: "Display",

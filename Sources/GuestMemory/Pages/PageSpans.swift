@@ -1,3 +1,6 @@
+import CLinux
+import Glibc
+
 /// Safe views of page data for the targets that move pages (Paging, ObjectStore, Transport,
 /// SnapshotFormat, Inspect): they read into and copy out of `MutableRawSpan`s and `RawSpan`s,
 /// which carry their bounds and cannot outlive the memory they view, so those targets need no
@@ -74,5 +77,50 @@ extension Array where Element == UInt8 {
         var elements = mutableSpan
         var bytes = unsafe elements.mutableBytes
         return try body(&bytes)
+    }
+}
+
+extension RawSpan {
+    /// The offset of the first occurrence of `pattern` (not empty) at or after `start`, or nil.
+    package func firstOffset(of pattern: [UInt8], from start: Int) -> Int? {
+        precondition(!pattern.isEmpty && start >= 0 && start <= byteCount, "search for \(pattern.count) bytes from \(start) of \(byteCount)")
+        // SAFETY: memmem reads [start, byteCount) of this span and the whole pattern, both alive
+        // for the call; the result points inside the span.
+        return unsafe withUnsafeBytes { haystack in
+            unsafe pattern.withUnsafeBytes { needle in
+                guard let base = haystack.baseAddress,
+                      let found = unsafe clinux_memmem(base + start, byteCount - start, needle.baseAddress!, needle.count)
+                else { return nil }
+                return unsafe UnsafeRawPointer(found) - base
+            }
+        }
+    }
+
+    /// Whether `other` holds exactly the same bytes.
+    package func bytesEqual(_ other: RawSpan) -> Bool {
+        guard byteCount == other.byteCount else { return false }
+        guard byteCount > 0 else { return true }
+        // SAFETY: both views cover `byteCount` bytes and do not escape.
+        return unsafe withUnsafeBytes { left in
+            unsafe other.withUnsafeBytes { right in unsafe memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0 }
+        }
+    }
+}
+
+extension MutableRawSpan {
+    /// Moves `count` bytes from offset `source` to offset `destination` (the ranges may overlap).
+    package mutating func moveBytes(from source: Int, to destination: Int, count: Int) {
+        precondition(count >= 0 && source >= 0 && destination >= 0 && source + count <= byteCount && destination + count <= byteCount,
+                     "move of \(count) bytes from \(source) to \(destination) in \(byteCount)")
+        guard count > 0 else { return }
+        // SAFETY: both ranges were checked to lie inside the span; memmove allows overlap.
+        unsafe withUnsafeMutableBytes { bytes in _ = unsafe memmove(bytes.baseAddress! + destination, bytes.baseAddress! + source, count) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Runs `body` on the array's bytes as a span (bytes have no padding, so the raw view is safe).
+    package func withBytes<R, E: Error>(_ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        try body(unsafe span.bytes)
     }
 }

@@ -28,15 +28,13 @@ package enum ELFCoreWriter {
         try output.setSize(layout.fileSize)
         try output.write(layout.headers(machine: machine, noteBytes: notes.bytes.count) + notes.bytes, at: 0)
 
-        // One buffer for the whole export, lent to the calls below and freed on return.
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 4096)
-        // SAFETY: nothing holds the buffer once this function returns.
-        defer { unsafe buffer.deallocate() }
+        // One buffer for the whole export, lent to the calls below.
+        var buffer = [UInt8](repeating: 0, count: chunkBytes)
         var written: UInt64 = 0
         for (load, pieces) in zip(layout.loads, layout.pieces) {
             for piece in pieces {
                 let fileOffset = load.fileOffset + (piece.guestAddress - load.guestAddress)
-                written += try unsafe copy(piece, of: image, to: output, at: fileOffset, buffer: buffer)
+                written += try copy(piece, of: image, to: output, at: fileOffset, buffer: &buffer)
             }
         }
         try output.commit()
@@ -57,7 +55,7 @@ package enum ELFCoreWriter {
     /// Copies one piece: zero spans are skipped without reading; stored spans are read a chunk
     /// at a time and only their non-zero pages written. Returns the bytes written.
     private static func copy(_ piece: ELFCoreLayout.Piece, of image: MemoryImage, to output: ExportFile, at fileOffset: UInt64,
-                             buffer: UnsafeMutableRawBufferPointer) throws(InspectError) -> UInt64 {
+                             buffer: inout [UInt8]) throws(InspectError) -> UInt64 {
         let region = image.regions[piece.region]
         let pageSize = PageSize.bytes64
         let end = piece.regionOffset + piece.sizeInBytes
@@ -74,11 +72,12 @@ package enum ELFCoreWriter {
                 continue
             }
             let count = Int(min(UInt64(buffer.count), spanEnd - position))
-            // SAFETY: the first `count` bytes of the caller's buffer, used only during these calls.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-            try unsafe image.read(region: piece.region, at: position, into: part)
-            written += try unsafe writeNonZeroPages(UnsafeRawBufferPointer(part), to: output,
-                                                    at: fileOffset + (position - piece.regionOffset))
+            try buffer.withMutableBytes { (all) throws(InspectError) in
+                try all.withBytes(in: 0..<count) { (part) throws(InspectError) in
+                    try image.read(region: piece.region, at: position, into: &part)
+                    written += try writeNonZeroPages(part.bytes, to: output, at: fileOffset + (position - piece.regionOffset))
+                }
+            }
             position += UInt64(count)
         }
         return written
@@ -86,31 +85,29 @@ package enum ELFCoreWriter {
 
     /// Writes the file pages of `bytes` (placed at `offset`) that are not all zero, joining
     /// neighbours into one write; zero pages are left to the hole ftruncate made.
-    private static func writeNonZeroPages(_ bytes: UnsafeRawBufferPointer, to output: ExportFile, at offset: UInt64) throws(InspectError) -> UInt64 {
+    private static func writeNonZeroPages(_ bytes: RawSpan, to output: ExportFile, at offset: UInt64) throws(InspectError) -> UInt64 {
         let pageSize = PageSize.bytes64
         var written: UInt64 = 0
         var runStart: Int? = nil
         var start = 0
-        while start < bytes.count {
+        while start < bytes.byteCount {
             // Pages follow the file's page boundaries, so holes line up with file system blocks.
-            let end = min(bytes.count, start + Int(pageSize - (offset + UInt64(start)) % pageSize))
-            // SAFETY: [start, end) lies inside `bytes`.
-            let isZero = unsafe ZeroPageScan.isZero(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            let end = min(bytes.byteCount, start + Int(pageSize - (offset + UInt64(start)) % pageSize))
+            let isZero = ZeroPageScan.isZero(bytes.extracting(start..<end))
             if !isZero, runStart == nil { runStart = start }
             if isZero, let first = runStart {
-                written += try unsafe writeRun(bytes, first..<start, to: output, at: offset)
+                written += try writeRun(bytes, first..<start, to: output, at: offset)
                 runStart = nil
             }
             start = end
         }
-        if let first = runStart { written += try unsafe writeRun(bytes, first..<bytes.count, to: output, at: offset) }
+        if let first = runStart { written += try writeRun(bytes, first..<bytes.byteCount, to: output, at: offset) }
         return written
     }
 
     /// Writes `run` of `bytes` (placed at `offset`) and returns its length.
-    private static func writeRun(_ bytes: UnsafeRawBufferPointer, _ run: Range<Int>, to output: ExportFile, at offset: UInt64) throws(InspectError) -> UInt64 {
-        // SAFETY: `run` lies inside `bytes`, which the caller keeps alive for the call.
-        try unsafe output.write(UnsafeRawBufferPointer(rebasing: bytes[run]), at: offset + UInt64(run.lowerBound))
+    private static func writeRun(_ bytes: RawSpan, _ run: Range<Int>, to output: ExportFile, at offset: UInt64) throws(InspectError) -> UInt64 {
+        try output.write(bytes.extracting(run), at: offset + UInt64(run.lowerBound))
         return UInt64(run.count)
     }
 }

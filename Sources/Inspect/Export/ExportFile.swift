@@ -20,8 +20,8 @@ package final class ExportFile {
     }
 
     /// Writes all of `bytes` at `offset`.
-    package func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(InspectError) {
-        do { try unsafe PositionedIO.writeAll(file.file.rawValue, bytes, at: offset, subject: path) } catch { throw InspectError(error) }
+    package func write(_ bytes: RawSpan, at offset: UInt64) throws(InspectError) {
+        do { try PositionedIO.writeAll(file.file.rawValue, bytes, at: offset, subject: path) } catch { throw InspectError(error) }
     }
 
     /// Writes an array at `offset`.

@@ -21,30 +21,28 @@ package enum RawExporter {
         var written: UInt64 = 0
         let scan = RegionScan()
         for region in image.regions.indices where !image.regions[region].ranges.isEmpty {
-            try scan.forEachChunk(of: image, region: region) { (chunk) throws(InspectError) -> Bool in
-                guard case .data(let offset, let bytes) = chunk else { return true }
-                written += try unsafe writePlaced(bytes, regionOffset: offset, region: image.regions[region], to: output)
+            try scan.forEachChunk(of: image, region: region, zero: { (_, _) throws(InspectError) -> Bool in true }, data: { (offset, bytes) throws(InspectError) -> Bool in
+                written += try writePlaced(bytes, regionOffset: offset, region: image.regions[region], to: output)
                 return true
-            }
+            })
         }
         try output.commit()
         return ExportSummary(sizeInBytes: end, writtenBytes: written)
     }
 
     /// Writes the non-zero pages of a chunk wherever the region's ranges place them.
-    static func writePlaced(_ bytes: UnsafeRawBufferPointer, regionOffset: UInt64, region: ImageRegion, to output: ExportFile) throws(InspectError) -> UInt64 {
+    static func writePlaced(_ bytes: RawSpan, regionOffset: UInt64, region: ImageRegion, to output: ExportFile) throws(InspectError) -> UInt64 {
         var written: UInt64 = 0
         let pageSize = PageSize.bytes
         var start = 0
-        while start < bytes.count {
-            let end = min(start + pageSize, bytes.count)
-            // SAFETY: [start, end) lies inside the chunk.
-            let page = unsafe UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        while start < bytes.byteCount {
+            let end = min(start + pageSize, bytes.byteCount)
+            let page = bytes.extracting(start..<end)
             let offset = regionOffset + UInt64(start)
-            if unsafe !ZeroPageScan.isZero(page) {
+            if !ZeroPageScan.isZero(page) {
                 for range in region.ranges where offset >= range.regionOffset && offset < range.regionOffset + range.sizeInBytes {
-                    let length = Int(min(UInt64(page.count), range.regionOffset + range.sizeInBytes - offset))
-                    try unsafe output.write(UnsafeRawBufferPointer(rebasing: page[0..<length]), at: range.guestAddress + (offset - range.regionOffset))
+                    let length = Int(min(UInt64(page.byteCount), range.regionOffset + range.sizeInBytes - offset))
+                    try output.write(page.extracting(0..<length), at: range.guestAddress + (offset - range.regionOffset))
                     written += UInt64(length)
                 }
             }

@@ -6,36 +6,27 @@ import Glibc
 package final class ImageFile: Sendable {
     package let path: String
     package let sizeInBytes: UInt64
-    private let descriptor: CInt
+    private let file: OwnedFileDescriptor
+    private var descriptor: CInt { file.rawValue }
 
     package init(path: String) throws(InspectError) {
-        let fd = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .systemCall(path: path, name: "open", errno: errno) }
-        var status = stat()
-        guard unsafe fstat(fd, &status) == 0 else {
-            let error = errno
-            close(fd)
-            throw .systemCall(path: path, name: "fstat", errno: error)
+        do { file = try OwnedFileDescriptor.open(path, .readOnly) } catch {
+            throw .systemCall(path: path, name: "open", errno: error.errno.rawValue)
         }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw .unknownFormat(path: path, reason: "it is not a regular file")
-        }
+        guard let status = FileStatus(descriptor: file.rawValue) else { throw .systemCall(path: path, name: "fstat", errno: errno) }
+        guard status.kind == .regular else { throw .unknownFormat(path: path, reason: "it is not a regular file") }
         self.path = path
-        self.descriptor = fd
-        self.sizeInBytes = UInt64(status.st_size)
+        self.sizeInBytes = status.sizeInBytes
     }
 
-    deinit { close(descriptor) }
-
     /// Fills `buffer` from `offset`; bytes past the end of the file are an error.
-    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(InspectError) {
-        guard offset <= sizeInBytes, UInt64(buffer.count) <= sizeInBytes - offset else {
-            throw .damaged(path: path, reason: "a read of \(buffer.count) bytes at \(offset) runs past its end (\(sizeInBytes) bytes)")
+    package func read(into buffer: inout MutableRawSpan, at offset: UInt64) throws(InspectError) {
+        guard offset <= sizeInBytes, UInt64(buffer.byteCount) <= sizeInBytes - offset else {
+            throw .damaged(path: path, reason: "a read of \(buffer.byteCount) bytes at \(offset) runs past its end (\(sizeInBytes) bytes)")
         }
         let done: Int
-        do { done = try unsafe PositionedIO.read(descriptor, into: buffer, at: offset, subject: path) } catch { throw InspectError(error) }
-        guard done == buffer.count else { throw .damaged(path: path, reason: "it ended at \(offset + UInt64(done)) while being read") }
+        do { done = try PositionedIO.read(descriptor, into: &buffer, at: offset, subject: path) } catch { throw InspectError(error) }
+        guard done == buffer.byteCount else { throw .damaged(path: path, reason: "it ended at \(offset + UInt64(done)) while being read") }
     }
 
     /// `count` bytes at `offset` in a new array.
@@ -48,11 +39,7 @@ package final class ImageFile: Sendable {
     /// Fills all of `bytes` from `offset` (a caller's reused array: nothing is allocated).
     package func read(into bytes: inout [UInt8], at offset: UInt64) throws(InspectError) {
         guard !bytes.isEmpty else { return }
-        // SAFETY: the buffer is used only during the call.
-        let result: Result<Void, InspectError> = unsafe bytes.withUnsafeMutableBytes { buffer in
-            do throws(InspectError) { try unsafe read(into: buffer, at: offset); return .success(()) } catch { return .failure(error) }
-        }
-        try result.get()
+        try bytes.withMutableBytes { (buffer) throws(InspectError) in try read(into: &buffer, at: offset) }
     }
 
     /// The data ranges of the file (SEEK_DATA/4 /* SEEK_HOLE */); the whole file where holes are not reported.

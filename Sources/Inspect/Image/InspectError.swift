@@ -1,5 +1,6 @@
 import LinuxSystem
 import Glibc
+import SystemPackage
 
 /// Why an image could not be opened or a question about it answered; each message names the
 /// input and what was expected, in one line.
@@ -22,7 +23,7 @@ package enum InspectError: Error, CustomStringConvertible, Equatable {
     package var description: String {
         switch self {
         case .systemCall(let path, let name, let errno):
-            "\(path): \(name) failed: \(unsafe String(cString: strerror(errno))) (errno \(errno))"
+            "\(path): \(name) failed: \(Errno(rawValue: errno)) (errno \(errno))"
         case .unknownFormat(let path, let reason):
             "\(path) is not a memory image Engram reads: \(reason)"
         case .damaged(let path, let reason):

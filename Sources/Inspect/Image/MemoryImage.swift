@@ -39,13 +39,13 @@ package final class MemoryImage: Sendable {
     /// Fills `buffer` with the region's bytes from `offset`: stored pages read from their file
     /// (and checked, with `pageCheck`), zero pages as zeros. The range must lie inside the region.
     /// Every read of an image's pages comes here or to `RegionScan`, which both check.
-    package func read(region: Int, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(InspectError) {
+    package func read(region: Int, at offset: UInt64, into buffer: inout MutableRawSpan) throws(InspectError) {
         let entry = regions[region]
-        guard offset <= entry.sizeInBytes, UInt64(buffer.count) <= entry.sizeInBytes - offset else {
-            throw .badArgument("\(buffer.count) bytes at offset \(offset) run past the end of region \(entry.name) (\(entry.sizeInBytes) bytes)")
+        guard offset <= entry.sizeInBytes, UInt64(buffer.byteCount) <= entry.sizeInBytes - offset else {
+            throw .badArgument("\(buffer.byteCount) bytes at offset \(offset) run past the end of region \(entry.name) (\(entry.sizeInBytes) bytes)")
         }
         var done = 0
-        while done < buffer.count {
+        while done < buffer.byteCount {
             let position = offset + UInt64(done)
             let page = position / PageSize.bytes64
             guard let index = entry.spanIndex(of: PageIndex(page)) else {
@@ -53,15 +53,14 @@ package final class MemoryImage: Sendable {
             }
             let span = entry.spans[index]
             let spanEnd = span.pages.upperBound.regionOffset.rawValue
-            let count = Int(min(UInt64(buffer.count - done), spanEnd - position))
-            // SAFETY: [done, done + count) lies inside `buffer`, which the caller keeps alive.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
-            if let file = span.file {
-                try unsafe files[file].read(into: part, at: span.fileOffset + (position - span.pages.lowerBound.regionOffset.rawValue))
-                // SAFETY: `part` was just filled and stays alive for the check, which keeps no pointer to it.
-                try unsafe pageCheck?.check(UnsafeRawBufferPointer(part), at: position, span: span, region: region, in: self)
-            } else {
-                unsafe part.initializeMemory(as: UInt8.self, repeating: 0)
+            let count = Int(min(UInt64(buffer.byteCount - done), spanEnd - position))
+            try buffer.withBytes(in: done..<done + count) { (part) throws(InspectError) in
+                guard let file = span.file else {
+                    part.zeroBytes()
+                    return
+                }
+                try files[file].read(into: &part, at: span.fileOffset + (position - span.pages.lowerBound.regionOffset.rawValue))
+                try pageCheck?.check(part.bytes, at: position, span: span, region: region, in: self)
             }
             done += count
         }
@@ -71,11 +70,7 @@ package final class MemoryImage: Sendable {
     package func read(region: Int, at offset: UInt64, count: Int) throws(InspectError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         guard count > 0 else { return bytes }
-        // SAFETY: the buffer is used only during the call.
-        let result: Result<Void, InspectError> = unsafe bytes.withUnsafeMutableBytes { buffer in
-            do throws(InspectError) { try unsafe read(region: region, at: offset, into: buffer); return .success(()) } catch { return .failure(error) }
-        }
-        try result.get()
+        try bytes.withMutableBytes { (buffer) throws(InspectError) in try read(region: region, at: offset, into: &buffer) }
         return bytes
     }
 

@@ -39,13 +39,13 @@ package final class PageCheck: Sendable {
     /// page the read covers only in part is read whole from its file into the scratch page.
     /// A mismatch throws `.damaged` naming the file, the region and the page.
     func check(
-        _ bytes: UnsafeRawBufferPointer, at offset: UInt64, span: PageSpan, region: Int, in image: MemoryImage
+        _ bytes: RawSpan, at offset: UInt64, span: PageSpan, region: Int, in image: MemoryImage
     ) throws(InspectError) {
-        guard let fileIndex = span.file, bytes.count > 0 else { return }
+        guard let fileIndex = span.file, bytes.byteCount > 0 else { return }
         let file = image.files[fileIndex]
         let name = image.regions[region].name
         let pageSize = PageSize.bytes64
-        let end = offset + UInt64(bytes.count)
+        let end = offset + UInt64(bytes.byteCount)
         try state.withLock { (state) throws(InspectError) in
             for page in offset / pageSize...(end - 1) / pageSize {
                 let word = Int(page / 64), bit = UInt64(1) << (page % 64)
@@ -55,8 +55,7 @@ package final class PageCheck: Sendable {
                 let computed: UInt32
                 if pageStart >= offset, pageStart + pageSize <= end {
                     let start = Int(pageStart - offset)
-                    // SAFETY: [start, start + one page) lies inside `bytes`, which the caller lends for the call.
-                    computed = unsafe CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(pageSize)]))
+                    computed = CRC32C.checksum(bytes.extracting(start..<start + Int(pageSize)))
                 } else {
                     try file.read(into: &state.scratch, at: fileOffset)
                     computed = CRC32C.checksum(state.scratch)

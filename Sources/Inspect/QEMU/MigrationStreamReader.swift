@@ -32,19 +32,9 @@ struct MigrationStreamReader {
         }
         let fill = Int(min(UInt64(Self.chunkSize), bytesLeft))
         let start = offset
-        // SAFETY: the buffer's storage is used only during the call, and `fill` is at most its count.
-        let result: Result<Void, InspectError> = unsafe buffer.withUnsafeMutableBytes { whole in
-            // SAFETY: `fill` <= chunkSize == whole.count.
-            let part = unsafe UnsafeMutableRawBufferPointer(rebasing: whole[0..<fill])
-            do throws(InspectError) {
-                // SAFETY: `part` lies inside the buffer, which outlives the call.
-                try unsafe file.read(into: part, at: start)
-                return .success(())
-            } catch {
-                return .failure(error)
-            }
+        try buffer.withMutableBytes { (whole) throws(InspectError) in
+            try whole.withBytes(in: 0..<fill) { (part) throws(InspectError) in try file.read(into: &part, at: start) }
         }
-        try result.get()
         bufferStart = start
         bufferCount = fill
     }

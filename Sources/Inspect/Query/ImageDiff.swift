@@ -34,9 +34,8 @@ package enum ImageDiff {
         }
         var result = ImageDifference()
         let chunk = RegionScan.chunkBytes
-        let left = unsafe UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
-        let right = unsafe UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
-        defer { unsafe left.deallocate(); unsafe right.deallocate() }
+        var left = [UInt8](repeating: 0, count: chunk)
+        var right = [UInt8](repeating: 0, count: chunk)
         let pageSize = PageSize.bytes64
         for region in first.regions.indices {
             let size = first.regions[region].sizeInBytes
@@ -51,18 +50,24 @@ package enum ImageDiff {
                     offset += UInt64(count)
                     continue
                 }
-                // SAFETY: the first `count` bytes of buffers we own.
-                try unsafe first.read(region: region, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: left[0..<count]))
-                try unsafe second.read(region: region, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: right[0..<count]))
-                var start = 0
-                while start < count {
-                    let length = min(Int(pageSize), count - start)
-                    // SAFETY: [start, start + length) lies inside both buffers.
-                    if unsafe memcmp(left.baseAddress! + start, right.baseAddress! + start, length) != 0 {
-                        result.add(page: firstPage + UInt64(start) / pageSize, region: first.regions[region].name,
-                                   guestAddress: first.guestAddress(region: region, offset: offset + UInt64(start)))
+                try left.withMutableBytes { (all) throws(InspectError) in
+                    try all.withBytes(in: 0..<count) { (part) throws(InspectError) in try first.read(region: region, at: offset, into: &part) }
+                }
+                try right.withMutableBytes { (all) throws(InspectError) in
+                    try all.withBytes(in: 0..<count) { (part) throws(InspectError) in try second.read(region: region, at: offset, into: &part) }
+                }
+                left.withBytes { leftBytes in
+                    right.withBytes { rightBytes in
+                        var start = 0
+                        while start < count {
+                            let length = min(Int(pageSize), count - start)
+                            if !leftBytes.extracting(start..<start + length).bytesEqual(rightBytes.extracting(start..<start + length)) {
+                                result.add(page: firstPage + UInt64(start) / pageSize, region: first.regions[region].name,
+                                           guestAddress: first.guestAddress(region: region, offset: offset + UInt64(start)))
+                            }
+                            start += length
+                        }
                     }
-                    start += length
                 }
                 offset += UInt64(count)
             }

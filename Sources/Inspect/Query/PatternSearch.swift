@@ -1,5 +1,4 @@
-import CLinux
-import Glibc
+import GuestMemory
 
 /// One place a pattern was found.
 package struct SearchHit: Sendable, Equatable {
@@ -32,74 +31,61 @@ package struct PatternSearch {
         let scan = RegionScan()
         let keep = pattern.count - 1
         // The previous chunk's last `keep` bytes, then the current chunk: a window with no seam.
-        let window = unsafe UnsafeMutableRawBufferPointer.allocate(byteCount: keep + RegionScan.chunkBytes, alignment: 64)
-        defer { unsafe window.deallocate() }
+        var window = [UInt8](repeating: 0, count: keep + RegionScan.chunkBytes)
         for region in image.regions.indices {
             var carried = 0          // bytes of the previous chunk at the window's start
             var stopped = false
-            try scan.forEachChunk(of: image, region: region) { (chunk) throws(InspectError) -> Bool in
-                let offset: UInt64, count: Int
-                switch chunk {
-                case .zero(let start, let length):
-                    guard mayMatchZeros else { carried = 0; return true }
-                    // Zero runs are searched a chunk at a time, like stored bytes.
-                    var position = start
-                    while position < start + length {
-                        let part = Int(min(UInt64(RegionScan.chunkBytes), start + length - position))
-                        // SAFETY: [carried, carried + part) lies inside the window.
-                        unsafe UnsafeMutableRawBufferPointer(rebasing: window[carried..<carried + part]).initializeMemory(as: UInt8.self, repeating: 0)
-                        if unsafe !searchWindow(region: region, image: image, windowEnd: carried + part, endOffset: position + UInt64(part), window: window, body) {
-                            stopped = true
-                            return false
-                        }
-                        carried = unsafe slideTail(window, end: carried + part, keep: keep)
-                        position += UInt64(part)
-                    }
-                    return true
-                case .data(let start, let bytes):
-                    offset = start
-                    count = bytes.count
-                    // SAFETY: copies the chunk into the window after the carried tail.
-                    unsafe UnsafeMutableRawBufferPointer(rebasing: window[carried..<carried + count]).copyMemory(from: bytes)
+            /// Searches the window up to `end` (the window's last byte is region offset
+            /// `endOffset - 1`), then keeps its tail for the next chunk.
+            func searchAndSlide(end: Int, endOffset: UInt64) -> Bool {
+                let going = window.withBytes { bytes in
+                    search(bytes.extracting(0..<end), region: region, image: image, endOffset: endOffset, body)
                 }
-                if unsafe !searchWindow(region: region, image: image, windowEnd: carried + count, endOffset: offset + UInt64(count), window: window, body) {
+                let kept = min(keep, end)
+                window.withMutableBytes { $0.moveBytes(from: end - kept, to: 0, count: kept) }
+                carried = kept
+                return going
+            }
+            try scan.forEachChunk(of: image, region: region, zero: { (start, length) throws(InspectError) -> Bool in
+                guard mayMatchZeros else { carried = 0; return true }
+                // Zero runs are searched a chunk at a time, like stored bytes.
+                var position = start
+                while position < start + length {
+                    let part = Int(min(UInt64(RegionScan.chunkBytes), start + length - position))
+                    let from = carried
+                    window.withMutableBytes { $0.withBytes(in: from..<from + part) { $0.zeroBytes() } }
+                    if !searchAndSlide(end: carried + part, endOffset: position + UInt64(part)) {
+                        stopped = true
+                        return false
+                    }
+                    position += UInt64(part)
+                }
+                return true
+            }, data: { (start, bytes) throws(InspectError) -> Bool in
+                let from = carried
+                window.withMutableBytes { $0.copyBytes(from: bytes, toByteOffset: from) }
+                if !searchAndSlide(end: carried + bytes.byteCount, endOffset: start + UInt64(bytes.byteCount)) {
                     stopped = true
                     return false
                 }
-                carried = unsafe slideTail(window, end: carried + count, keep: keep)
                 return true
-            }
+            })
             if stopped { return }
         }
     }
 
-    /// Searches window[0..<windowEnd], whose last byte is region offset `endOffset - 1`.
-    private func searchWindow(
-        region: Int, image: MemoryImage, windowEnd: Int, endOffset: UInt64,
-        window: UnsafeMutableRawBufferPointer, _ body: (SearchHit) -> Bool
+    /// Reports every match in `window`, whose last byte is region offset `endOffset - 1`.
+    private func search(
+        _ window: RawSpan, region: Int, image: MemoryImage, endOffset: UInt64, _ body: (SearchHit) -> Bool
     ) -> Bool {
-        let base = unsafe UnsafeRawPointer(window.baseAddress!)
         var position = 0
-        return unsafe pattern.withUnsafeBytes { needle in
-            while windowEnd - position >= pattern.count {
-                // SAFETY: [position, windowEnd) lies inside the window; the needle outlives the call.
-                guard let found = unsafe clinux_memmem(base + position, windowEnd - position, needle.baseAddress!, needle.count) else { break }
-                let at = unsafe UnsafeRawPointer(found) - base
-                let offset = endOffset - UInt64(windowEnd - at)
-                if !body(SearchHit(region: region, offset: offset, guestAddress: image.guestAddress(region: region, offset: offset))) { return false }
-                position = at + 1
-            }
-            return true
+        while window.byteCount - position >= pattern.count {
+            guard let at = window.firstOffset(of: pattern, from: position) else { break }
+            let offset = endOffset - UInt64(window.byteCount - at)
+            if !body(SearchHit(region: region, offset: offset, guestAddress: image.guestAddress(region: region, offset: offset))) { return false }
+            position = at + 1
         }
-    }
-
-    /// Moves the last `keep` bytes of window[0..<end] to its start; returns how many were kept.
-    private func slideTail(_ window: UnsafeMutableRawBufferPointer, end: Int, keep: Int) -> Int {
-        let kept = min(keep, end)
-        guard kept > 0 else { return 0 }
-        // SAFETY: both ranges lie inside the window; memmove allows overlap.
-        unsafe memmove(window.baseAddress!, window.baseAddress! + (end - kept), kept)
-        return kept
+        return true
     }
 }
 
