@@ -1,3 +1,4 @@
+import Glibc
 import LinuxSystem
 
 /// Page-aligned memory a thread stages whole pages in: the source of a UFFDIO_COPY, a batch of
@@ -6,24 +7,42 @@ import LinuxSystem
 /// hashed here by slot, bounds-checked.
 ///
 /// Allocated and touched once, before the owner's loop, so neither the loop nor the kernel's
-/// copy out of it ever faults or allocates. Owned by one thread.
+/// copy out of it ever faults or allocates (`prefault`); or, for a buffer whose owner uses a
+/// few pages of it at a time and must answer soon after it is made (a page server's session),
+/// mapped zero-filled by the kernel and faulted in page by page as it is used. Owned by one thread.
 @safe
 package final class PageBuffer {
     package let pageCount: Int
     private let memory: UnsafeMutableRawBufferPointer
+    private let mapped: Bool
 
-    package init(pageCount: Int) {
+    package init(pageCount: Int, prefault: Bool = true) {
         precondition(pageCount > 0, "a page buffer holds at least one page")
         self.pageCount = pageCount
         let byteCount = pageCount * PageSize.bytes
-        unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: PageSize.bytes)
-        // Touching every page now keeps first-touch faults out of the fault path.
-        unsafe memory.initializeMemory(as: UInt8.self, repeating: 0)
+        if prefault {
+            unsafe memory = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: PageSize.bytes)
+            // Touching every page now keeps first-touch faults out of the fault path.
+            unsafe memory.initializeMemory(as: UInt8.self, repeating: 0)
+            mapped = false
+        } else {
+            // Anonymous memory reads as zeros and costs nothing until a page is touched.
+            let address = unsafe mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let address = unsafe address, unsafe address != MAP_FAILED else {
+                fatalError("out of memory: cannot map a \(byteCount)-byte page buffer")
+            }
+            unsafe memory = UnsafeMutableRawBufferPointer(start: address, count: byteCount)
+            mapped = true
+        }
     }
 
     deinit {
-        // SAFETY: allocated in init; the owning thread has finished with it.
-        unsafe memory.deallocate()
+        // SAFETY: allocated or mapped in init; the owning thread has finished with it.
+        if mapped {
+            _ = unsafe munmap(memory.baseAddress, memory.count)
+        } else {
+            unsafe memory.deallocate()
+        }
     }
 
     /// The first `pages` pages, for one read and one copy; the view must not outlive the buffer.

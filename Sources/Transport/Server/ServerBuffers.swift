@@ -3,7 +3,8 @@ import LinuxSystem
 
 /// A session's page buffer and frame records, allocated once per connection.
 final class ServerBuffers {
-    let pages = PageBuffer(pageCount: WireProtocol.maximumReadPages)
+    /// Faulted in as used: a session's first answer must not wait for 4 MiB to be touched.
+    let pages = PageBuffer(pageCount: WireProtocol.maximumReadPages, prefault: false)
     var references: [UInt64]
     var crcs: [UInt32]
 
