@@ -3,10 +3,6 @@ import LinuxSystem
 /// Positioned reads and writes of snapshot files that finish the whole range, with the
 /// format's errors: a file that ends early is `truncated`.
 package enum FileIO {
-    /// lseek(2) whences Glibc's module leaves out (they need _GNU_SOURCE): the next data, the next hole.
-    static let seekData = DataExtents.seekData
-    static let seekHole = DataExtents.seekHole
-
     /// Writes all of `bytes` at `offset`.
     package static func writeAll(_ fd: CInt, _ bytes: RawSpan, at offset: UInt64, path: String) throws(SnapshotFormatError) {
         do { try PositionedIO.writeAll(fd, bytes, at: offset, subject: path) } catch { throw SnapshotFormatError(error) }

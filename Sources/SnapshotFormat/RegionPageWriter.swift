@@ -23,7 +23,7 @@ struct RegionPageWriter {
         let pageSize = PageSize.bytes64
         let pageCount = region.sizeInBytes / pageSize
         let maximumRunPages = UInt64(SnapshotLayout.maximumIOLength) / pageSize
-        let dataRanges = dataPageRanges(of: region)
+        let dataRanges = region.dataPages().map { $0.lowerBound.rawValue..<$0.upperBound.rawValue }
         let zeroPageCRC = SnapshotWriter.zeroPageCRC
         // The whole region's mapping: its range is always inside the region.
         _ = try region.withBytes(at: RegionOffset(0), count: Int(region.sizeInBytes)) { (memory) throws(SnapshotFormatError) in
@@ -63,32 +63,6 @@ struct RegionPageWriter {
             }
             try writeRun(memory, pages: run, at: pagesOffset, summary: &summary)
         }
-    }
-
-    /// Page ranges of the region's backing that may hold data (SEEK_DATA/SEEK_HOLE); pages
-    /// outside them are holes, zero without being touched. The whole region if unknown.
-    private func dataPageRanges(of region: GuestRegion) -> [Range<UInt64>] {
-        let pageSize = PageSize.bytes64
-        let pageCount = region.sizeInBytes / pageSize
-        guard let fd = region.fileDescriptor else { return [0..<pageCount] }
-        var ranges: [Range<UInt64>] = []
-        var offset: off_t = 0
-        let size = off_t(region.sizeInBytes)
-        while offset < size {
-            let dataStart = lseek(fd, offset, FileIO.seekData)
-            if dataStart < 0 {
-                if errno == ENXIO { break }
-                return [0..<pageCount]
-            }
-            var holeStart = lseek(fd, dataStart, FileIO.seekHole)
-            if holeStart < 0 { return [0..<pageCount] }
-            holeStart = min(holeStart, size)
-            let first = UInt64(dataStart) / pageSize
-            let end = min((UInt64(holeStart) + pageSize - 1) / pageSize, pageCount)
-            if first < end { ranges.append(first..<end) }
-            offset = holeStart
-        }
-        return ranges
     }
 }
 

@@ -304,6 +304,21 @@ package final class GuestRegion: @unchecked Sendable {
         return try unsafe body(UnsafeMutableRawBufferPointer(start: base + Int(offset.rawValue), count: count))
     }
 
+    /// Page ranges that may hold data: the data extents of the region's backing (SEEK_DATA and
+    /// SEEK_HOLE, which memfds and most file systems answer); pages outside them are holes that
+    /// read as zeros without being touched. All of it without a descriptor (anonymous or
+    /// copy-on-write memory) or when the backing cannot say.
+    package func dataPages() -> [Range<PageIndex>] {
+        let pageCount = sizeInBytes / PageSize.bytes64
+        let whole = [PageIndex(0)..<PageIndex(pageCount)]
+        guard let fd = fileDescriptor, let extents = try? DataExtents.ranges(of: fd, from: 0, to: sizeInBytes, path: name) else { return whole }
+        return extents.compactMap { extent in
+            let first = extent.lowerBound / PageSize.bytes64
+            let end = min((extent.upperBound + PageSize.bytes64 - 1) / PageSize.bytes64, pageCount)
+            return first < end ? PageIndex(first)..<PageIndex(end) : nil
+        }
+    }
+
     /// Runs `body` on `count` bytes at `offset`, read-only (nil if the range is outside the region).
     package func withBytes<R, E: Error>(at offset: RegionOffset, count: Int, _ body: (RawSpan) throws(E) -> R) throws(E) -> R? {
         guard (try? checkRange(offset, count: count)) != nil else { return nil }

@@ -7,7 +7,7 @@ package enum PageHash {
         unsafe bytes.withUnsafeBytes { unsafe hash($0) }
     }
 
-    package static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
         var lanes: (UInt64, UInt64, UInt64, UInt64) = (1, 2, 3, 4)
         let words = bytes.count / 8

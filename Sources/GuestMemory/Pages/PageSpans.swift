@@ -32,19 +32,16 @@ extension MutableRawSpan {
 
     /// Copies bytes `range` of `source` to the start; both must fit.
     package mutating func copyBytes(from source: [UInt8], range: Range<Int>) {
-        precondition(range.lowerBound >= 0 && range.upperBound <= source.count, "bytes \(range) of \(source.count)")
-        // SAFETY: the range was checked just above; the view does not escape.
-        unsafe source.withUnsafeBytes { bytes in
-            copyBytes(from: unsafe RawSpan(_unsafeBytes: UnsafeRawBufferPointer(rebasing: bytes[range])))
-        }
+        source.withBytes { copyBytes(from: $0.extracting(range)) }
     }
-}
 
-extension RawSpan {
-    /// The bytes as a new array.
-    package var array: [UInt8] {
-        // SAFETY: the view does not escape the closure.
-        unsafe withUnsafeBytes { unsafe [UInt8]($0) }
+    /// Moves `count` bytes from offset `source` to offset `destination` (the ranges may overlap).
+    package mutating func moveBytes(from source: Int, to destination: Int, count: Int) {
+        precondition(count >= 0 && source >= 0 && destination >= 0 && source + count <= byteCount && destination + count <= byteCount,
+                     "move of \(count) bytes from \(source) to \(destination) in \(byteCount)")
+        guard count > 0 else { return }
+        // SAFETY: both ranges were checked to lie inside the span; memmove allows overlap.
+        unsafe withUnsafeMutableBytes { bytes in _ = unsafe memmove(bytes.baseAddress! + destination, bytes.baseAddress! + source, count) }
     }
 }
 
@@ -78,6 +75,11 @@ extension Array where Element == UInt8 {
         var bytes = unsafe elements.mutableBytes
         return try body(&bytes)
     }
+
+    /// Runs `body` on the array's bytes as a span (bytes have no padding, so the raw view is safe).
+    package func withBytes<R, E: Error>(_ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        try body(unsafe span.bytes)
+    }
 }
 
 extension RawSpan {
@@ -104,23 +106,5 @@ extension RawSpan {
         return unsafe withUnsafeBytes { left in
             unsafe other.withUnsafeBytes { right in unsafe memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0 }
         }
-    }
-}
-
-extension MutableRawSpan {
-    /// Moves `count` bytes from offset `source` to offset `destination` (the ranges may overlap).
-    package mutating func moveBytes(from source: Int, to destination: Int, count: Int) {
-        precondition(count >= 0 && source >= 0 && destination >= 0 && source + count <= byteCount && destination + count <= byteCount,
-                     "move of \(count) bytes from \(source) to \(destination) in \(byteCount)")
-        guard count > 0 else { return }
-        // SAFETY: both ranges were checked to lie inside the span; memmove allows overlap.
-        unsafe withUnsafeMutableBytes { bytes in _ = unsafe memmove(bytes.baseAddress! + destination, bytes.baseAddress! + source, count) }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Runs `body` on the array's bytes as a span (bytes have no padding, so the raw view is safe).
-    package func withBytes<R, E: Error>(_ body: (RawSpan) throws(E) -> R) throws(E) -> R {
-        try body(unsafe span.bytes)
     }
 }

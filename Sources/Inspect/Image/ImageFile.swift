@@ -42,24 +42,8 @@ package final class ImageFile: Sendable {
         try bytes.withMutableBytes { (buffer) throws(InspectError) in try read(into: &buffer, at: offset) }
     }
 
-    /// The data ranges of the file (SEEK_DATA/4 /* SEEK_HOLE */); the whole file where holes are not reported.
+    /// The data ranges of the file within `range` (`DataExtents`); all of it where holes are not reported.
     package func dataRanges(in range: Range<UInt64>) -> [Range<UInt64>] {
-        var ranges: [Range<UInt64>] = []
-        var position = range.lowerBound
-        while position < range.upperBound {
-            let data = lseek(descriptor, off_t(position), 3 /* SEEK_DATA */)
-            if data < 0 {
-                // ENXIO: no data after `position`. Anything else: holes are unknown; treat all as data.
-                if errno != ENXIO { return [range] }
-                break
-            }
-            let start = UInt64(data)
-            guard start < range.upperBound else { break }
-            let hole = lseek(descriptor, off_t(start), 4 /* SEEK_HOLE */)
-            let end = hole < 0 ? range.upperBound : min(UInt64(hole), range.upperBound)
-            ranges.append(start..<end)
-            position = end
-        }
-        return ranges
+        (try? DataExtents.ranges(of: descriptor, from: range.lowerBound, to: range.upperBound, path: path)) ?? [range]
     }
 }

@@ -78,7 +78,7 @@ package final class MigrationSource: Sendable {
         var dataPages: [String: [Range<PageIndex>]] = [:]
         if request.mode == .precopy {
             for region in regions {
-                let ranges = PageSender.dataPages(of: region)
+                let ranges = region.dataPages()
                 if ranges.count <= 1 << 16 { dataPages[region.name] = ranges }
             }
         }

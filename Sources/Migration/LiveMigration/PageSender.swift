@@ -41,7 +41,7 @@ final class PageSender {
     ) throws {
         var sinceRefresh = 0
         for (index, region) in regions.enumerated() {
-            for range in Self.dataPages(of: region) {
+            for range in region.dataPages() {
                 for page in range {
                     sinceRefresh += 1
                     if sinceRefresh == refreshPages {
@@ -104,26 +104,5 @@ final class PageSender {
         zeroPagesSent += UInt64(zeros.count)
         zeros.removeAll(keepingCapacity: true)
         progress(self)
-    }
-
-    /// Page ranges of `region` that may hold data: its file's data extents (SEEK_DATA and
-    /// SEEK_HOLE, which memfds and most file systems answer); all of it without a file.
-    static func dataPages(of region: GuestRegion) -> [Range<PageIndex>] {
-        let pageCount = PageIndex(region.sizeInBytes / UInt64(PageSize.bytes))
-        guard let fd = region.fileDescriptor else { return [0..<pageCount] }
-        var ranges: [Range<PageIndex>] = []
-        var position: off_t = 0
-        let end = off_t(region.sizeInBytes)
-        while position < end {
-            let data = lseek(fd, position, 3 /* SEEK_DATA */)
-            if data < 0 { if errno == ENXIO { break } else { return [0..<pageCount] } }
-            let hole = lseek(fd, data, 4 /* SEEK_HOLE */)
-            let stop = hole < 0 ? end : min(hole, end)
-            let first = PageIndex(UInt64(data) / UInt64(PageSize.bytes))
-            let last = PageIndex((UInt64(stop) + UInt64(PageSize.bytes) - 1) / UInt64(PageSize.bytes))
-            if first < last { ranges.append(first..<min(last, pageCount)) }
-            position = stop
-        }
-        return ranges
     }
 }

@@ -1,49 +1,21 @@
 import LinuxSystem
-import Glibc
 import GuestMemory
 import SnapshotFormat
 
-/// Which pages of live memory may hold data, from the backing's holes alone: a SEEK_DATA /
-/// SEEK_HOLE walk costs a few system calls per data range, not a read of every byte, so a
-/// manifest of gigabytes is ready at once on the post-copy downtime path.
+/// Which pages of live memory may hold data, from the backing's holes alone
+/// (`GuestRegion.dataPages`): a SEEK_DATA / SEEK_HOLE walk costs a few system calls per data
+/// range, not a read of every byte, so a manifest of gigabytes is ready at once on the
+/// post-copy downtime path.
 extension LiveServedMemory {
     /// A set bit for each page of `region` inside a data range of its backing; every page if it
     /// has no descriptor (anonymous or copy-on-write memory) or its file system reports no
     /// holes. A page of zeros inside a data range counts as data (it is sent; that is only
     /// bytes), a hole never does: a hole reads as zeros.
     static func dataPages(of region: GuestRegion) -> PageBitmap {
-        let pageSize = PageSize.bytes64
-        let pageCount = region.sizeInBytes / pageSize
-        var bits = DataBits(pageCount: pageCount)
-        guard let fd = region.fileDescriptor else {
-            bits.insert(0..<pageCount)
-            return bits.bitmap
-        }
-        let size = off_t(region.sizeInBytes)
-        var offset: off_t = 0
-        // lseek moves the descriptor's file offset; nothing reads the backing through it (reads
-        // use the mapping, pread or pwrite), so that is harmless.
-        while offset < size {
-            let dataStart = lseek(fd, offset, seekData)
-            if dataStart < 0 {
-                if errno == ENXIO { break }  // no data past `offset`
-                bits.insert(UInt64(offset) / pageSize..<pageCount)  // holes unknown here: all data
-                break
-            }
-            var holeStart = lseek(fd, dataStart, seekHole)
-            if holeStart < 0 { holeStart = size }
-            holeStart = min(holeStart, size)
-            let first = UInt64(dataStart) / pageSize
-            let end = min((UInt64(holeStart) + pageSize - 1) / pageSize, pageCount)
-            if first < end { bits.insert(first..<end) }
-            offset = max(holeStart, dataStart + 1)
-        }
+        var bits = DataBits(pageCount: region.sizeInBytes / PageSize.bytes64)
+        for range in region.dataPages() { bits.insert(range.lowerBound.rawValue..<range.upperBound.rawValue) }
         return bits.bitmap
     }
-
-    /// lseek(2) whences SEEK_DATA and SEEK_HOLE (Linux values; hidden behind _GNU_SOURCE in Glibc).
-    private static let seekData: CInt = 3
-    private static let seekHole: CInt = 4
 }
 
 /// A data bitmap built a byte (8 pages) at a time, so marking a gigabyte of data costs
