@@ -56,6 +56,32 @@ struct VirtioStateTests {
         }
     }
 
+    /// KVM's dirty log holds only what the guest's CPUs wrote. A disk read lands in guest memory
+    /// by the device's hand, so a diff must hold those pages too, or the restored chain shows
+    /// the buffer's old bytes: the merged chain equals a full snapshot of the same instant.
+    @Test func aDiffHoldsThePagesADeviceWrote() throws {
+        let disk = try makeDisk("disk.img")
+        let socket = directory.path("vm.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--disk", disk, "--api-socket", socket])
+        defer { process.stop() }
+        #expect(try process.command("blk 0 write 0 2048 9", expect: "BLK WRITE").contains("status=ok"))
+        let base = directory.path("base.snap"), diff = directory.path("diff.snap"), full = directory.path("full.snap")
+        #expect(try runEngram(["snapshot", socket, base]).status == 0)
+        // New bytes in the image behind the guest's back, so the read changes its buffer.
+        let handle = try #require(FileHandle(forWritingAtPath: disk))
+        var generator = SystemRandomNumberGenerator()
+        try handle.write(contentsOf: Data((0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+        try handle.synchronize()
+        try handle.close()
+        #expect(try process.command("blk 0 read 0 2048", expect: "BLK READ").contains("status=ok"))
+        try ctl(socket, "pause")
+        let diffResult = try runEngram(["snapshot", socket, diff, "--diff", "--stay-paused"])
+        #expect(diffResult.status == 0, "\(diffResult.errors)")
+        #expect(try runEngram(["snapshot", socket, full, "--stay-paused"]).status == 0)
+        let compared = try runEngram(["mem", "diff", diff, full])
+        #expect(compared.status == 0, "the chain misses pages the device wrote: \(compared.output)")
+    }
+
     @Test func aRestoreRefusesADiskOfAnotherSize() throws {
         let disk = try makeDisk("disk.img")
         let socket = directory.path("vm.sock"), snapshot = directory.path("vm.snap")

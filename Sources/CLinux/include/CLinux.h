@@ -141,6 +141,11 @@ static const unsigned long long CLINUX_UFFD_IOCTL_WAKE = 1ULL << _UFFDIO_WAKE;
 static inline uint16_t clinux_load_acquire_u16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE); }
 static inline void clinux_store_release_u16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE); }
 static inline void clinux_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/// A shared bitmap word that device threads set bits in and a snapshot or migration takes whole:
+/// the set publishes the bytes written before it, the take sees them.
+static inline void clinux_or_release_u64(uint64_t *p, uint64_t bits) { __atomic_fetch_or(p, bits, __ATOMIC_RELEASE); }
+static inline uint64_t clinux_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint64_t clinux_take_acquire_u64(uint64_t *p) { return __atomic_exchange_n(p, 0, __ATOMIC_ACQUIRE); }
 
 static const unsigned long CLINUX_KVM_IRQFD = KVM_IRQFD;
 static const unsigned long CLINUX_KVM_IOEVENTFD = KVM_IOEVENTFD;

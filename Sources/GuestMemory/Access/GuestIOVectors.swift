@@ -12,6 +12,10 @@ package final class GuestIOVectors: @unchecked Sendable {
     private let vectors: UnsafeMutablePointer<iovec>
     /// Keeps each range's mapping alive while it is listed.
     private var regions: [GuestRegion?]
+    /// Each range's start in its region and its length, kept as listed (the transfer consumes the
+    /// vectors), to record in the regions' `hostWrites` what a read put there.
+    private var regionOffsets: [UInt64]
+    private var lengths: [Int]
     /// The most ranges the list holds.
     package let capacity: Int
     /// The ranges listed.
@@ -24,6 +28,8 @@ package final class GuestIOVectors: @unchecked Sendable {
         self.capacity = capacity
         unsafe vectors = .allocate(capacity: capacity)
         regions = [GuestRegion?](repeating: nil, count: capacity)
+        regionOffsets = [UInt64](repeating: 0, count: capacity)
+        lengths = [Int](repeating: 0, count: capacity)
     }
 
     deinit { unsafe vectors.deallocate() }
@@ -45,6 +51,8 @@ package final class GuestIOVectors: @unchecked Sendable {
         // SAFETY: index below capacity; the range was checked against its region just above.
         unsafe vectors[count] = iovec(iov_base: base, iov_len: length)
         regions[count] = region
+        regionOffsets[count] = offset.rawValue
+        lengths[count] = length
         count += 1
         byteCount += length
         return true
@@ -53,7 +61,8 @@ package final class GuestIOVectors: @unchecked Sendable {
     /// Fills the listed ranges from `descriptor` starting at file `offset` (preadv, retried until
     /// done). Returns the bytes read, fewer only at the end of the file.
     package func read(from descriptor: CInt, at offset: UInt64, subject: String) throws(SystemError) -> Int {
-        try transfer(descriptor, at: offset, subject: subject, call: "preadv") { fd, vectors, count, position in
+        defer { recordWrites() }
+        return try transfer(descriptor, at: offset, subject: subject, call: "preadv") { fd, vectors, count, position in
             unsafe preadv(fd, vectors, count, position)
         }
     }
@@ -69,13 +78,20 @@ package final class GuestIOVectors: @unchecked Sendable {
     /// One readv(2) into the listed ranges, for a descriptor that hands over a message per call
     /// (a tap's frame): the bytes read, or nil when nothing is waiting (EAGAIN).
     package func receiveOnce(from descriptor: CInt, subject: String) throws(SystemError) -> Int? {
-        try once(descriptor, subject: subject, call: "readv") { fd, vectors, count in unsafe readv(fd, vectors, count) }
+        defer { recordWrites() }
+        return try once(descriptor, subject: subject, call: "readv") { fd, vectors, count in unsafe readv(fd, vectors, count) }
     }
 
     /// One writev(2) of the listed ranges as a single message (a frame to a tap): the bytes
     /// written, or nil when the descriptor would block.
     package func sendOnce(to descriptor: CInt, subject: String) throws(SystemError) -> Int? {
         try once(descriptor, subject: subject, call: "writev") { fd, vectors, count in unsafe writev(fd, vectors, count) }
+    }
+
+    /// After a read into the listed ranges (whole or partial, even a failed one): every range
+    /// may hold new bytes now, so each is recorded as written by the host.
+    private func recordWrites() {
+        for index in 0..<count { regions[index]?.hostWrites.mark(offset: regionOffsets[index], count: lengths[index]) }
     }
 
     private func once(

@@ -23,5 +23,6 @@ extension GuestMemoryMap {
         unsafe buffer.withUnsafeBytes { source in
             unsafe target.copyMemory(from: source.baseAddress! + index, byteCount: count)
         }
+        region.hostWrites.mark(offset: offset.rawValue, count: count)
     }
 }

@@ -7,19 +7,23 @@ import CLinux
 /// is); nothing in Swift ever points into guest memory. Every access is checked against the
 /// window's length, so a bad offset is a programming error in the caller, never a stray access.
 /// The 16-bit ordered accesses give the acquire/release pairing the virtio ring protocol needs.
+/// Every store is recorded in the region's `hostWrites`.
 @safe
 package struct GuestWindow: @unchecked Sendable {
     /// Keeps the mapping alive while the window exists.
     private let region: GuestRegion
     private let base: UnsafeMutableRawPointer
+    /// Where the window starts in its region, for the region's log of host writes.
+    private let regionOffset: UInt64
     /// Where the window starts in guest-physical memory.
     package let guestAddress: GuestAddress
     /// Its length in bytes.
     package let count: Int
 
-    init(region: GuestRegion, base: UnsafeMutableRawPointer, guestAddress: GuestAddress, count: Int) {
+    init(region: GuestRegion, base: UnsafeMutableRawPointer, regionOffset: RegionOffset, guestAddress: GuestAddress, count: Int) {
         self.region = region
         unsafe self.base = base
+        self.regionOffset = regionOffset.rawValue
         self.guestAddress = guestAddress
         self.count = count
     }
@@ -38,6 +42,7 @@ package struct GuestWindow: @unchecked Sendable {
         precondition(offset >= 0 && offset <= count - MemoryLayout<T>.size, "guest window write outside its \(count) bytes")
         // SAFETY: checked to lie inside the window, which lies inside its region's mapping.
         unsafe (base + offset).storeBytes(of: value.littleEndian, as: T.self)
+        region.hostWrites.mark(offset: regionOffset + UInt64(offset), count: MemoryLayout<T>.size)
     }
 
     /// The 16-bit value at `offset` (2-aligned), read before anything the guest wrote before it.
@@ -54,6 +59,7 @@ package struct GuestWindow: @unchecked Sendable {
         precondition(offset >= 0 && offset <= count - 2 && offset % 2 == 0, "guest window write outside its \(count) bytes")
         // SAFETY: an aligned 2-byte word inside the window.
         unsafe clinux_store_release_u16(base + offset, value)
+        region.hostWrites.mark(offset: regionOffset + UInt64(offset), count: 2)
     }
 
     /// A full barrier: earlier writes are visible to the guest before later reads are made.
@@ -69,6 +75,6 @@ extension GuestMemoryMap {
         guard let base = unsafe region.pointer(at: offset, count: count) else {
             throw .outOfRange(address: address, length: UInt64(count))
         }
-        return unsafe GuestWindow(region: region, base: base, guestAddress: address, count: count)
+        return unsafe GuestWindow(region: region, base: base, regionOffset: offset, guestAddress: address, count: count)
     }
 }

@@ -13,6 +13,8 @@ import SystemPackage
 package final class GuestRegion: @unchecked Sendable {
     package let name: String
     package let sizeInBytes: UInt64
+    /// The pages Engram wrote into this region itself (devices), which KVM's dirty log misses.
+    package let hostWrites: HostWriteLog
     /// What holds the bytes: the backing it was made with, or, once frozen as a fork's base, a
     /// private mapping over it.
     package var backing: RegionBacking {
@@ -47,6 +49,7 @@ package final class GuestRegion: @unchecked Sendable {
         let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: flags, descriptor: fd, offset: 0, over: placeholder)
         self.name = name
         self.sizeInBytes = sizeInBytes
+        hostWrites = HostWriteLog(pageCount: sizeInBytes / PageSize.bytes64)
         self.initialBacking = backing
         self.path = path
         self.descriptor = descriptor
@@ -136,6 +139,7 @@ package final class GuestRegion: @unchecked Sendable {
         let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: MAP_SHARED, descriptor: descriptor, offset: 0, over: nil)
         self.name = name
         self.sizeInBytes = sizeInBytes
+        hostWrites = HostWriteLog(pageCount: sizeInBytes / PageSize.bytes64)
         self.initialBacking = backing
         self.path = path
         self.descriptor = owned
@@ -162,6 +166,7 @@ package final class GuestRegion: @unchecked Sendable {
         let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: MAP_PRIVATE, descriptor: copy, offset: offset, over: placeholder)
         self.name = name
         self.sizeInBytes = sizeInBytes
+        hostWrites = HostWriteLog(pageCount: sizeInBytes / PageSize.bytes64)
         self.initialBacking = kind ?? .snapshotCopyOnWrite(path: path)
         self.path = nil
         // The file does not show the guest's writes, so it is not offered as the region's descriptor.
@@ -274,6 +279,7 @@ package final class GuestRegion: @unchecked Sendable {
         unsafe bytes.withUnsafeBytes { source in
             unsafe (base + Int(offset.rawValue)).copyMemory(from: source.baseAddress!, byteCount: source.count)
         }
+        hostWrites.mark(offset: offset.rawValue, count: bytes.count)
     }
 
     /// Copies `count` bytes out of the region at `offset`.

@@ -44,6 +44,12 @@ package struct PageBitmap: Equatable, Sendable {
         words[Int(page.rawValue / 64)] |= 1 << (page.rawValue % 64)
     }
 
+    /// Sets the bits of `bits` in word `index` (pages `64 * index` up).
+    package mutating func insert(word bits: UInt64, at index: Int) {
+        precondition(index >= 0 && index < words.count, "word \(index) beyond \(words.count) words")
+        words[index] |= bits
+    }
+
     /// Clears the bit of `page`.
     package mutating func remove(_ page: PageIndex) {
         precondition(page.rawValue < pageCount, "page \(page) beyond \(pageCount) pages")

@@ -11,8 +11,9 @@ import Synchronization
 /// the log of every slot (which clears it) and turns slot pages into region pages: slot i is
 /// `memory.mappings[i]`, whose first page is region page `regionOffset / 4096`. Pages fetched
 /// for a diff whose write then failed stay pending and join the next attempt, so no change
-/// is lost. KVM logs only the guest's (and its own) writes; after boot Engram writes no guest
-/// memory itself, so nothing else needs adding.
+/// is lost. KVM logs only the guest's (and its own) writes; what Engram's devices write into
+/// guest memory (disk reads, received frames, used rings) is in each region's `hostWrites`,
+/// taken beside KVM's log every time and emptied with it.
 final class DirtyPageTracker: Sendable {
     private struct State {
         /// The snapshot the next diff names as its parent; nil before the first.
@@ -53,6 +54,7 @@ final class DirtyPageTracker: Sendable {
                 try virtualMachine.setDirtyLogging(true, slot: slot)
                 _ = try virtualMachine.dirtyPages(slot: slot)
             }
+            for region in memory.regions { region.hostWrites.clear() }
             state.parentPath = path
             state.parentIdentity = identity
             state.chainPaths = [path]
@@ -74,6 +76,11 @@ final class DirtyPageTracker: Sendable {
                 slotPages.forEachRun { (run: Range<PageIndex>) in
                     for page in run.lowerBound.rawValue..<run.upperBound.rawValue { pages.insert(PageIndex(firstPage + page)) }
                 }
+                state.pending[region.name] = pages
+            }
+            for region in memory.regions {
+                var pages = state.pending[region.name] ?? PageBitmap(pageCount: region.sizeInBytes / pageSize)
+                region.hostWrites.take(into: &pages)
                 state.pending[region.name] = pages
             }
             return state.pending
@@ -108,6 +115,16 @@ final class DirtyPageTracker: Sendable {
                 }
                 fetched[region.name] = pages
                 if let pending { state.pending[region.name] = pending }
+            }
+            for region in memory.regions {
+                var pages = fetched[region.name] ?? PageBitmap(pageCount: region.sizeInBytes / pageSize)
+                region.hostWrites.take(into: &pages)
+                if state.parentPath != nil {
+                    var pending = state.pending[region.name] ?? PageBitmap(pageCount: region.sizeInBytes / pageSize)
+                    pending.formUnion(pages)
+                    state.pending[region.name] = pending
+                }
+                fetched[region.name] = pages
             }
             return fetched
         }
