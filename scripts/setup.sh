@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static cpio gzip gcc make binutils e2fsprogs curl iproute2 python3 pkg-config liblzma-dev zlib1g-dev)
+packages=(qemu-system-x86 busybox-static cpio gzip gcc make binutils e2fsprogs curl iproute2 python3 pkg-config liblzma-dev zlib1g-dev acpica-tools)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -29,6 +29,9 @@ package struct MachineConfiguration: Sendable {
     package var vsock: VsockConfiguration?
     /// A virtio-balloon device, or none.
     package var balloon: BalloonConfiguration?
+    /// The VM generation ID and its ACPI tables; a booted machine always has them, a restored
+    /// one if its snapshot did.
+    package var generationID: GenerationIDDevice? = .standard
 
     package init(kernelPath: String, initrdPath: String? = nil, commandLine: String? = nil,
                  memorySizeInBytes: UInt64 = 512 << 20, cpuCount: Int = 1, backings: [String: RegionBacking] = [:]) {

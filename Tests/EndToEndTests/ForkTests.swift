@@ -57,14 +57,23 @@ struct ForkTests {
         let (parent, _) = try TestKernel.boot(memory: "512M", extra: ["--api-socket", socket])
         defer { parent.stop() }
         let filled = try #require(TestKernel.field("digest", in: try parent.command("fill 64 7", expect: "FILL ")))
+        let parentGeneration = try parent.command("genid", expect: "GENID ")
         let answer = try fork(socket, ["--count", "2"])
         let forked = children(answer)
         defer { end(forked.map(\.pid)) }
         #expect(answer["started"] as? Int == 2 && forked.count == 2, "\(answer)")
         #expect((answer["paused_milliseconds"] as? Double ?? 0) > 0)
+        var generations: Set<String> = []
         for child in forked {
             #expect(TestKernel.field("digest", in: try command((child.socket, child.log), "digest", expect: "DIGEST ")) == filled)
+            // Each child is a new generation of the VM (ACPI VMGenID), told by the event device's interrupt.
+            let generation = try command((child.socket, child.log), "genid", expect: "GENID ")
+            #expect(TestKernel.field("events", in: generation) == "1", "\(generation)")
+            generations.insert(try #require(TestKernel.field("id", in: generation)))
         }
+        #expect(try parent.command("genid", expect: "GENID ") == parentGeneration, "the parent keeps its generation")
+        generations.insert(try #require(TestKernel.field("id", in: parentGeneration)))
+        #expect(generations.count == 3, "parent and children hold three generation IDs: \(generations)")
         // Child 1 writes; child 0 and the parent still hold what they had.
         let child1 = try command((forked[1].socket, forked[1].log), "fill 32 9", expect: "FILL ")
         #expect(TestKernel.field("digest", in: child1) != filled)

@@ -130,6 +130,7 @@ struct LiveUpdateTests {
         let socket = directory.path("transfer.sock")
         let (process, digest, ticks) = try filledGuest(extra: ["--api-socket", socket])
         defer { process.stop() }
+        let generation = try process.command("genid", expect: "GENID ")
         let answer = try update(socket, ["--mode", "transfer"])
         #expect(try process.waitForExit() == 0, "the old VMM ends once the new one runs the guest")
         #expect(process.errorText.contains("by transfer: the guest runs in pid"), "\(process.errorText)")
@@ -145,6 +146,8 @@ struct LiveUpdateTests {
         let again = try update(socket)
         #expect(again["pid"] as? Int == pid, "an exec-mode update keeps the new process's id")
         _ = try expectCarriesOn(process, digest: digest, ticksBefore: after)
+        // The same VM goes on: both kinds of update keep its generation ID and send no event.
+        #expect(try process.command("genid", expect: "GENID ") == generation)
         #expect(try runEngram(["ctl", socket, "shutdown"]).status == 0)
         var ended = false
         for _ in 0..<200 where !ended {

@@ -8,7 +8,7 @@ struct RestoreTests {
     let directory = TemporaryDirectory()
 
     /// A running 2-vCPU guest that filled memory, snapshotted while paused; returns what it reported.
-    func snapshotOfFilledGuest(_ path: String) throws -> (digest: String, ticks: Int, tag: String) {
+    func snapshotOfFilledGuest(_ path: String) throws -> (digest: String, ticks: Int, tag: String, generation: String) {
         let socket = directory.path("source.sock")
         let (process, _) = try TestKernel.boot(cpus: 2, memory: "512M", extra: ["--api-socket", socket])
         defer { process.stop() }
@@ -16,9 +16,10 @@ struct RestoreTests {
         let digest = try #require(TestKernel.field("digest", in: fill))
         let (tag, _) = try TestKernel.writeTag(process)
         let ticks = try TestKernel.ticks(process)
+        let generation = try #require(TestKernel.field("id", in: try process.command("genid", expect: "GENID ")))
         let result = try runEngram(["snapshot", socket, path, "--stay-paused"])
         #expect(result.status == 0, "\(result.errors)")
-        return (digest, ticks, tag)
+        return (digest, ticks, tag, generation)
     }
 
     @Test(arguments: ["copy", "map", "lazy"])
@@ -34,6 +35,9 @@ struct RestoreTests {
         let digest = try restored.command("digest", expect: "DIGEST ")
         #expect(TestKernel.field("digest", in: digest) == before.digest)
         #expect(try restored.command("cpus", expect: "CPUS ").contains("online=2"))
+        // A restored VM is a new instance of the saved one: a new generation ID, announced once.
+        let generation = try restored.command("genid", expect: "GENID ")
+        #expect(TestKernel.field("id", in: generation) != before.generation && TestKernel.field("events", in: generation) == "1", "\(generation)")
         // Workloads run on: a new fill works and the ticks keep counting.
         _ = try restored.command("fill 8 6", expect: "FILL ")
         #expect(try TestKernel.ticks(restored) >= ticksAfter)

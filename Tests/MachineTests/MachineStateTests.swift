@@ -98,11 +98,16 @@ struct MachineStateTests {
         saved.clockNanoseconds = (1 << 60) + 1  // not representable as a double
         let contents = try saved.contents()
         #expect(contents.configuration.sections.map(\.name) == ["machine"])
-        #expect(contents.state.sections.map(\.name) == ["vcpu.0", "vcpu.1", "irqchip", "pit", "clock", "serial", "i8042", "power-control"])
+        #expect(contents.state.sections.map(\.name) == ["vcpu.0", "vcpu.1", "irqchip", "pit", "clock", "serial", "i8042", "power-control", "vmgenid"])
         let clock = try #require(contents.state["clock"])
         #expect(String(decoding: clock.payload, as: UTF8.self).contains("\"1152921504606846977\""))
         let all = contents.configuration.merged(with: contents.state)
+        #expect(saved.generationID == .standard)
         #expect(try MachineStateRecord.decode(all.encoded(), snapshotPath: "x.snap") == saved)
+        #expect(try JSONDecoder().decode(MachineStateRecord.self, from: JSONEncoder().encode(saved)) == saved, "as a fork sends it")
+        // A state from before Engram had the device reads as a guest without one.
+        let withoutDevice = StateSections(all.sections.filter { $0.name != "vmgenid" })
+        #expect(try MachineStateRecord.decode(withoutDevice.encoded(), snapshotPath: "x.snap").generationID == nil)
 
         func refusal(_ sections: [StateSection]) -> String? {
             do { _ = try MachineStateRecord.decode(StateSections(sections).encoded(), snapshotPath: "x.snap"); return nil } catch {

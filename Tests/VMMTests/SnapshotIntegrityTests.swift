@@ -97,7 +97,7 @@ struct SnapshotIntegrityTests {
         let (source, path) = try GuestFixture.snapshotOfAGuest(in: directory)
         defer { source.finish(.shutdownRequested) }
         let verdict = try SnapshotVerifier.verify(path)
-        #expect(verdict.files == 1 && verdict.pagesChecked > 0 && verdict.sections == 8)  // machine, vcpu.0 and six devices
+        #expect(verdict.files == 1 && verdict.pagesChecked > 0 && verdict.sections == 9)  // machine, vcpu.0, six devices and vmgenid
         #expect(verdict.line.contains("OK"))
         let reader = try SnapshotReader(path: path)
         let ram = try #require(reader.region(named: "ram"))

@@ -3,6 +3,7 @@
 #include "bootinfo.h"
 #include "fbcons.h"
 #include "net.h"
+#include "acpi.h"
 
 #define PVH_MAGIC 0x336ec578
 #define E820_RAM 1
@@ -67,6 +68,7 @@ void bootinfo_parse(u64 pa)
     const struct hvm_start_info *si = (const void *)pa;
     if (!pa || si->magic != PVH_MAGIC)
         return;
+    acpi_rsdp = si->rsdp_paddr;
     if (si->cmdline_paddr) {
         const char *src = (const char *)si->cmdline_paddr;
         u32 n = 0;

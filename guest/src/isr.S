@@ -25,6 +25,9 @@ isr_stubs:
         .elseif vec == VEC_TIMER
         incq ticks(%rip)            /* PIC runs in auto-EOI mode: nothing else to do */
         iretq
+        .elseif vec == VEC_GENID
+        incq genid_events(%rip)     /* a new VM generation ID (acpi.c) */
+        iretq
         .elseif vec >= VEC_VIRTIO && vec < VEC_VIRTIO + 16
         pushq $(vec - VEC_VIRTIO)
         jmp vio_entry

@@ -23,6 +23,7 @@
 #define VEC_TIMER     0x20
 #define VEC_KBD       0x21          /* i8042 keyboard, IRQ 1 */
 #define VEC_UART      0x24
+#define VEC_GENID     0x23          /* ACPI generic event device on IRQ 3: a new VM generation ID */
 #define VEC_VIRTIO    0x50          /* virtio-mmio device n (n < 16): vector 0x50 + n, IOAPIC */
 #define VEC_WAKE      0x40          /* IPI used to wake a halted CPU */
 #define VEC_SPURIOUS  0xff

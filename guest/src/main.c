@@ -5,6 +5,7 @@
 #include "shell.h"
 #include "fbcons.h"
 #include "virtio.h"
+#include "acpi.h"
 
 /* Order matters for boot time: APs are started first so their (emulated) trampolines run while the
  * BSP sets up devices and prints; then the BSP waits, halted, for check-ins to stop. */
@@ -17,6 +18,7 @@ void __attribute__((noreturn)) kmain(u64 start_info)
     uart_init();
     pic_init();
     pit_init();
+    acpi_init();
     fb_init();                      /* a ring-3 job: needs the PIC set up, since jobs run with IF=1 */
     kbd_init();
     shell_init();

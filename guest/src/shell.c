@@ -10,6 +10,7 @@
 #include "net.h"
 #include "mem.h"
 #include "balloon.h"
+#include "acpi.h"
 
 #define LINE_MAX 256
 #define DIRTY_DEFAULT_MIB 64
@@ -272,7 +273,7 @@ static void cmd_cpus(void)
 static void cmd_help(void)
 {
     kprintf("commands: fill <MiB> <seed> | digest | free <MiB> | mem | dirty <MiB/s> | tag <string> | ticks | "
-            "heartbeat <ms> | cpus | poweroff | help\n");
+            "heartbeat <ms> | cpus | genid | poweroff | help\n");
 }
 
 /* Sets the status line's values; the next render job draws them if they changed (none without a
@@ -326,6 +327,8 @@ static void dispatch(char *s)
         cmd_heartbeat(argv, argc);
     else if (streq(argv[0], "cpus"))
         cmd_cpus();
+    else if (streq(argv[0], "genid"))
+        cmd_genid();
     else if (virtio_command(argv, argc))
         ;
     else if (streq(argv[0], "help"))

@@ -17,7 +17,7 @@ enum PVHStartInfo {
     /// The start_info bytes for `pvhStartInfoAddress`, the memmap for `pvhMemoryMapAddress`, the
     /// modules for `pvhModuleListAddress`, and their command lines for `pvhModuleCommandLineAddress`.
     static func build(
-        memoryMap: [E820Entry], initrd: (address: UInt64, size: UInt64)?, framebuffer: FramebufferGeometry? = nil
+        memoryMap: [E820Entry], initrd: (address: UInt64, size: UInt64)?, framebuffer: FramebufferGeometry? = nil, rsdp: UInt64? = nil
     ) -> (info: [UInt8], memoryMap: [UInt8], modules: [UInt8], moduleCommandLines: [UInt8]) {
         let moduleCount = (initrd == nil ? 0 : 1) + (framebuffer == nil ? 0 : 1)
         var info = ByteWriter(count: 56)
@@ -26,6 +26,7 @@ enum PVHStartInfo {
         info.put(UInt32(moduleCount), at: 12)                        // nr_modules
         info.put(X86Layout.pvhModuleListAddress.rawValue, at: 16)    // modlist_paddr
         info.put(X86Layout.commandLineAddress.rawValue, at: 24)      // cmdline_paddr
+        info.put(rsdp ?? 0, at: 32)                                  // rsdp_paddr
         info.put(X86Layout.pvhMemoryMapAddress.rawValue, at: 40)     // memmap_paddr
         info.put(UInt32(memoryMap.count), at: 48)                    // memmap_entries
 

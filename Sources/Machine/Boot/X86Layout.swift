@@ -22,6 +22,15 @@ package enum X86Layout {
     /// The MP table lives in the last KiB below 640 KiB (the EBDA), reserved in the memory map.
     static let mpTableAddress = GuestAddress(0x9fc00)
     static let lowMemoryEnd: UInt64 = 0xa0000
+    /// ACPI: the RSDP where a BIOS puts it (Linux also scans here), the other tables after it;
+    /// below 1 MiB and outside the memory map, so no guest allocator hands the bytes out.
+    static let acpiRSDPAddress = GuestAddress(0xe0000)
+    static let acpiTablesAddress = GuestAddress(0xe0040)
+    static let acpiTablesEnd: UInt64 = 0xef000
+    /// The VM generation ID's 16 bytes (ACPI VMGenID), on a page of their own after the tables.
+    package static let generationIDAddress = GuestAddress(0xef000)
+    /// The interrupt line of the ACPI generic event device, which tells the guest the ID changed.
+    static let generationIDNotifyGSI: UInt32 = 3
     /// Kernels load at 1 MiB.
     static let kernelLoadAddress = GuestAddress(0x100000)
     /// RAM below 4 GiB ends here at most; the rest starts at 4 GiB (the hole holds the APICs and KVM's pages).

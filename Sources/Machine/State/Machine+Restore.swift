@@ -59,6 +59,7 @@ extension Machine {
         configuration.vsock = record.virtio?.first { $0.type == .vsock }?.vsock
         configuration.balloon = record.virtio?.first { $0.type == .balloon }?.balloon
         configuration.inheritedDevices = inheritedDevices
+        configuration.generationID = record.generationID
         try self.init(
             configuration: configuration, memory: memory, shell: shell, consoleLogPath: consoleLogPath,
             appendToConsoleLog: appendToConsoleLog

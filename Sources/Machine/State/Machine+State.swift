@@ -27,7 +27,8 @@ extension Machine {
                 clockNanoseconds: try virtualMachine.clock(),
                 serial: serial.saveState(), keyboardController: devices.keyboardController.saveState(),
                 powerControl: devices.powerControl.saveState(),
-                virtio: virtio.devices.isEmpty ? nil : virtio.saveState())
+                virtio: virtio.devices.isEmpty ? nil : virtio.saveState(),
+                generationID: configuration.generationID)
         } catch {
             throw .kvm(error)
         }

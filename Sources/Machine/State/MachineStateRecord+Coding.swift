@@ -7,7 +7,7 @@ import KVM
 /// is on every restore's critical path.
 extension MachineStateRecord {
     private enum Keys: String, CodingKey {
-        case version, configuration, vcpus, interruptControllers, timer, clockNanoseconds, serial, keyboardController, powerControl, virtio
+        case version, configuration, vcpus, interruptControllers, timer, clockNanoseconds, serial, keyboardController, powerControl, virtio, generationID
     }
 
     package init(from decoder: any Decoder) throws {
@@ -25,6 +25,7 @@ extension MachineStateRecord {
         keyboardController = try container.decode(I8042.State.self, forKey: .keyboardController)
         powerControl = try container.decode(PowerControlPort.State.self, forKey: .powerControl)
         virtio = try container.decodeIfPresent([VirtioDeviceRecord].self, forKey: .virtio)
+        generationID = try container.decodeIfPresent(GenerationIDDevice.self, forKey: .generationID)
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -40,6 +41,7 @@ extension MachineStateRecord {
         try container.encode(keyboardController, forKey: .keyboardController)
         try container.encode(powerControl, forKey: .powerControl)
         try container.encodeIfPresent(virtio, forKey: .virtio)
+        try container.encodeIfPresent(generationID, forKey: .generationID)
     }
 }
 

@@ -21,6 +21,8 @@ package struct MachineStateRecord: Codable, Sendable, Equatable {
     package var powerControl: PowerControlPort.State
     /// The virtio devices in layout order; nil in states saved before Engram had them.
     package var virtio: [VirtioDeviceRecord]? = nil
+    /// Where the guest's VM generation ID lives; nil in states saved before Engram had it.
+    package var generationID: GenerationIDDevice? = nil
 }
 
 /// One virtio device: what it serves (its host-side configuration, reopened at restore) and its

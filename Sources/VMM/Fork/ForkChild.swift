@@ -57,6 +57,7 @@ package enum ForkChild {
         return try MachineSession.run(
             machine, controller: controller, setup: MachineSession.Setup(apiSocket: plan.apiSocket),
             beforeStart: {
+                do { try machine.beginNewGeneration() } catch { giveUp("\(error)") }
                 let downtime = Double(MonotonicClock.nanoseconds() - plan.pausedAtNanoseconds) / 1e6
                 do { try link.send(.running(downtimeMilliseconds: downtime)) } catch { giveUp("\(error)") }
             },

@@ -18,6 +18,8 @@ package struct RestoredVM {
     /// time since `started` is recorded and told.
     package func prepareToRun(since started: ContinuousClock.Instant) throws(VMMError) {
         try fill?.start(for: machine)
+        // A restored VM is a new instance of the saved one (there may be many): a new generation ID.
+        do { try machine.beginNewGeneration() } catch { throw .failed(error.description) }
         report.finished(after: ContinuousClock.now - started)
         let files = source.fileCount == 1 ? "1 file" : "\(source.fileCount) files"
         let origin = source.chain == nil ? (RestoreSource.isObjectStore(report.snapshot) ? "object store" : "page server") : files

@@ -26,6 +26,8 @@ enum MachineSections {
     /// `virtio.blk0`, `virtio.rng0`, …: one per virtio device, in layout order.
     static let virtioPrefix = "virtio."
     static let virtioVersion: UInt32 = 1
+    /// Where the guest's VM generation ID lives; absent in files from before Engram had it.
+    static let generationID = SectionKind(name: "vmgenid", version: 1)
 
     static let devices = [irqchip, timer, clock, serial, keyboardController, powerControl]
 }
@@ -147,4 +149,11 @@ struct TimerSection: Codable, Equatable {
 /// Section "clock": KVM_GET_CLOCK's kvmclock value in nanoseconds.
 struct ClockSection: Codable, Equatable {
     var kvmclockNanoseconds: ExactUInt64
+}
+
+/// Section "vmgenid": where the guest's VM generation ID lives (ACPI VMGenID) and the line of
+/// the event device that announces a new one. The ID itself is in guest memory.
+struct GenerationIDSection: Codable, Equatable {
+    var address: ExactUInt64
+    var notifyGSI: UInt32
 }

@@ -23,6 +23,10 @@ extension MachineStateRecord {
         state.append(try Self.section(MachineSections.serial, serial))
         state.append(try Self.section(MachineSections.keyboardController, keyboardController))
         state.append(try Self.section(MachineSections.powerControl, powerControl))
+        if let generationID {
+            state.append(try Self.section(MachineSections.generationID, GenerationIDSection(
+                address: ExactUInt64(generationID.address), notifyGSI: generationID.notifyGSI)))
+        }
         for device in virtio ?? [] {
             state.append(try Self.section(MachineSections.virtioPrefix + device.name, MachineSections.virtioVersion, VirtioSection(device)))
         }
@@ -92,7 +96,12 @@ extension MachineStateRecord {
             }
             virtio.append(device)
         }
-        let known = Set(([MachineSections.configuration] + MachineSections.devices).map(\.name))
+        var generationID: GenerationIDDevice? = nil
+        if sections[MachineSections.generationID.name] != nil {
+            let saved: GenerationIDSection = try Self.payload(sections, MachineSections.generationID, what: what)
+            generationID = GenerationIDDevice(address: saved.address.value, notifyGSI: saved.notifyGSI)
+        }
+        let known = Set(([MachineSections.configuration, MachineSections.generationID] + MachineSections.devices).map(\.name))
         for section in sections.sections where !known.contains(section.name) && !section.name.hasPrefix(MachineSections.vcpuPrefix)
             && !section.name.hasPrefix(MachineSections.virtioPrefix) {
             throw .unknownSection(what, section: section.name)
@@ -116,7 +125,7 @@ extension MachineStateRecord {
             serial: try Self.payload(sections, MachineSections.serial, what: what),
             keyboardController: try Self.payload(sections, MachineSections.keyboardController, what: what),
             powerControl: try Self.payload(sections, MachineSections.powerControl, what: what),
-            virtio: virtio.isEmpty ? nil : virtio)
+            virtio: virtio.isEmpty ? nil : virtio, generationID: generationID)
     }
 
     /// Encodes and decodes each kind of section once, with `cpuid` as the vCPU's: the first JSON
