@@ -32,6 +32,9 @@ package struct WriteOptions: Sendable {
     package var force: Bool
     /// Files that must never be replaced: the VM's own RAM and display files.
     package var protectedFiles: [FileIdentity]
+    /// The new file's id, chosen beforehand (a fork's base, whose diffs are planned before it is
+    /// written); nil: a fresh random one.
+    package var snapshotID: SnapshotID? = nil
 
     package init(replacingExisting: Bool = true, force: Bool = false, protectedFiles: [FileIdentity] = []) {
         self.replacingExisting = replacingExisting

@@ -46,6 +46,7 @@ package enum SnapshotWriter {
         let configuration = contents.configuration.encoded()
         let state = contents.state.encoded()
         var header = try plan(origin, configurationLength: configuration.count, state: state, path: path, parent: parent)
+        if let chosen = options.snapshotID { header.snapshotID = chosen }
         header.configurationCRC = CRC32C.checksum(configuration)
         let fileSize = header.stateOffset + header.stateLength
         try SnapshotDirectory.checkReplaceable(path, options: options)

@@ -21,6 +21,8 @@ struct ForkCommand: ParsableCommand {
     @Option(help: "Child N's tap (repeat, in order): N:tap=NAME or N:fd=FD.") var childNet: [String] = []
     @Option(help: "Child N's vsock: N:CID,PATH.") var childVsock: [String] = []
     @Flag(help: "End the children that started if any other failed.") var endOnFailure = false
+    @Option(help: "Also write the frozen base as a full snapshot at PATH (a new file): the parent's and each child's next diff builds on it, holding only their own pages.")
+    var baseSnapshot: String?
 
     func run() throws {
         var children = [ForkChildDevices](repeating: ForkChildDevices(), count: max(count, 0))
@@ -44,7 +46,8 @@ struct ForkCommand: ParsableCommand {
         }
         let request = ForkRequest(
             count: count, apiSocketPrefix: apiSocketPrefix.map(PathName.absolute),
-            children: children.contains { $0 != ForkChildDevices() } ? children : nil, onFailure: endOnFailure ? "end" : nil)
+            children: children.contains { $0 != ForkChildDevices() } ? children : nil, onFailure: endOnFailure ? "end" : nil,
+            baseSnapshot: baseSnapshot.map(PathName.absolute))
         APICall.printAnswer(try APICall.send(socket: socket, route: .fork, json: request))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SnapshotFormat
 import Testing
 import TestSupport
 
@@ -109,6 +110,43 @@ struct ForkTests {
         let restored = try GuestProcess.engram(["restore", snapshot, "--memory", "copy"])
         defer { restored.stop() }
         #expect(TestKernel.field("digest", in: try restored.command("digest", expect: "DIGEST ")) == TestKernel.field("digest", in: digest))
+    }
+
+    /// With a base snapshot, the frozen base is written as a full snapshot that the parent and
+    /// every child build their diffs on: a child's diff holds only its own pages, and base plus
+    /// diff restore to the child's memory.
+    @Test func aChildsDiffAgainstTheForksBaseHoldsOnlyItsOwnPages() throws {
+        let socket = directory.path("vm.sock")
+        let (parent, _) = try TestKernel.boot(memory: "256M", extra: ["--api-socket", socket])
+        defer { parent.stop() }
+        _ = try parent.command("fill 64 3", expect: "FILL ")
+        let base = directory.path("base.snap")
+        let answer = try fork(socket, ["--count", "1", "--base-snapshot", base])
+        let forked = children(answer)
+        defer { end(forked.map(\.pid)) }
+        #expect(answer["base_snapshot"] as? String == base && answer["base_snapshot_error"] == nil, "\(answer)")
+        let child = try #require(forked.first)
+        let digest = try command((child.socket, child.log), "fill 8 4", expect: "FILL ")
+        let diff = directory.path("child.diff")
+        let taken = try runEngram(["snapshot", child.socket, diff, "--diff"])
+        #expect(taken.status == 0, "\(taken.errors)")
+        let reader = try SnapshotReader(path: diff)
+        #expect(reader.kind == .diff && reader.parentFileName == "base.snap")
+        let childPages = try #require(reader.region(named: "ram")).bitmap.setCount
+        let basePages = try #require(try SnapshotReader(path: base).region(named: "ram")).bitmap.setCount
+        #expect(basePages >= 64 * 256, "the base holds the parent's 64 MiB: \(basePages) pages")
+        #expect(childPages >= 8 * 256 && childPages < 16 * 256, "the child's diff holds its own 8 MiB and little else: \(childPages) pages")
+        let restored = try GuestProcess.engram(["restore", diff, "--memory", "copy"])
+        defer { restored.stop() }
+        #expect(TestKernel.field("digest", in: try restored.command("digest", expect: "DIGEST ")) == TestKernel.field("digest", in: digest))
+        // The parent's own diff builds on the same base.
+        _ = try parent.command("fill 4 5", expect: "FILL ")
+        let parentDiff = directory.path("parent.diff")
+        #expect(try runEngram(["snapshot", socket, parentDiff, "--diff"]).status == 0)
+        #expect(try SnapshotReader(path: parentDiff).parentFileName == "base.snap")
+        // A base path that exists already is refused before anything forks.
+        let again = try runEngram(["fork", socket, "--count", "1", "--base-snapshot", base])
+        #expect(again.status != 0 && again.errors.contains("exists already"), "\(again.errors)")
     }
 
     @Test func whatCannotForkIsRefusedAndTheParentRunsOn() throws {

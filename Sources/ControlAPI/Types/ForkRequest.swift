@@ -8,12 +8,18 @@ package struct ForkRequest: Codable, Sendable, Equatable {
     package var children: [ForkChildDevices]?
     /// "keep" (default): children that started keep running when others failed; "end": they are ended.
     package var onFailure: String?
+    /// Also write the frozen base as a full snapshot here (a new file), which this VM and every
+    /// child take as the parent of their next diff: a child's diff then holds only its own pages.
+    package var baseSnapshot: String?
 
-    package init(count: Int, apiSocketPrefix: String? = nil, children: [ForkChildDevices]? = nil, onFailure: String? = nil) {
+    package init(
+        count: Int, apiSocketPrefix: String? = nil, children: [ForkChildDevices]? = nil, onFailure: String? = nil, baseSnapshot: String? = nil
+    ) {
         self.count = count
         self.apiSocketPrefix = apiSocketPrefix
         self.children = children
         self.onFailure = onFailure
+        self.baseSnapshot = baseSnapshot
     }
 }
 
@@ -41,13 +47,24 @@ package struct ForkReport: Codable, Sendable, Equatable {
     /// How long the parent was paused, and the whole request.
     package var pausedMilliseconds: Double
     package var totalMilliseconds: Double
+    /// The base written as a snapshot (`base_snapshot`), once the file is complete, and how long
+    /// writing it took (while every VM ran); or why it could not be written.
+    package var baseSnapshot: String?
+    package var baseSnapshotMilliseconds: Double?
+    package var baseSnapshotError: String?
 
-    package init(children: [ForkChildInfo], base: String, pausedMilliseconds: Double, totalMilliseconds: Double) {
+    package init(
+        children: [ForkChildInfo], base: String, pausedMilliseconds: Double, totalMilliseconds: Double, baseSnapshot: String? = nil,
+        baseSnapshotMilliseconds: Double? = nil, baseSnapshotError: String? = nil
+    ) {
         self.children = children
         started = children.filter { $0.status == "running" }.count
         self.base = base
         self.pausedMilliseconds = pausedMilliseconds
         self.totalMilliseconds = totalMilliseconds
+        self.baseSnapshot = baseSnapshot
+        self.baseSnapshotMilliseconds = baseSnapshotMilliseconds
+        self.baseSnapshotError = baseSnapshotError
     }
 }
 

@@ -189,6 +189,10 @@ package final class GuestRegion: @unchecked Sendable {
     /// memory, and once frozen as a fork's base (the file no longer shows this VM's writes).
     package var fileDescriptor: CInt? { frozen.load(ordering: .acquiring) ? nil : descriptor?.rawValue }
 
+    /// Once frozen as a fork's base: the base file, which nobody writes any more (for writing
+    /// the base as a snapshot). Nil before.
+    package var frozenBaseDescriptor: CInt? { frozen.load(ordering: .acquiring) ? descriptor?.rawValue : nil }
+
     /// Makes this region's memory a fork's frozen base: the same file is mapped again over the
     /// same addresses, privately, so this VM's writes from now on stay its own and the file keeps
     /// the pages as they are (KVM follows the new mapping, as for a standby's placeholder).

@@ -16,8 +16,10 @@ enum DiffSnapshotCheck {
     static func check(
         _ path: String, parentPath: String?, parentIdentity: SnapshotIdentity?, chainPaths: [String], chainLength: Int
     ) throws(MachineSnapshotError) -> ParentSnapshot {
-        guard let parentPath, let parentIdentity else { throw .noParent }
+        guard let parentPath else { throw .noParent }
         guard identity(of: parentPath) != nil else { throw .parentMissing(parentPath: parentPath) }
+        // A parent chosen ahead (a fork's base) whose file does not carry the promised id.
+        guard let parentIdentity else { throw .parentReplaced(parentPath: parentPath) }
         guard let target = identity(of: FileSystem.directory(of: path)), target == identity(of: FileSystem.directory(of: parentPath)) else {
             throw .notBesideParent(path: path, parentPath: parentPath)
         }

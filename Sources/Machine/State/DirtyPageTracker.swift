@@ -20,6 +20,9 @@ final class DirtyPageTracker: Sendable {
         var parentPath: String?
         /// The parent's identity as it was written or adopted; a diff records it.
         var parentIdentity: SnapshotIdentity?
+        /// A parent still being written (a fork's base): its id is known, its identity (which
+        /// includes the header's CRC) is read from the file when the first diff needs it.
+        var expectedParentID: SnapshotID?
         /// Every file from the chain's base (or the adopted snapshot) up to the parent; a diff must not replace one.
         var chainPaths: [String] = []
         /// Files below the adopted snapshot in the chain it was restored from.
@@ -36,8 +39,18 @@ final class DirtyPageTracker: Sendable {
     /// The files of the current chain, base first; the last is the parent.
     var chainPaths: [String] { state.withLock { $0.chainPaths } }
 
-    /// The parent's identity; nil before the first snapshot.
-    var parentIdentity: SnapshotIdentity? { state.withLock { $0.parentIdentity } }
+    /// The parent's identity; nil before the first snapshot, or while a parent chosen ahead
+    /// (a fork's base) has not been written yet. Once that file is there with the id it was
+    /// promised, its identity is read and kept.
+    var parentIdentity: SnapshotIdentity? {
+        state.withLock { state in
+            if state.parentIdentity == nil, let expected = state.expectedParentID, let path = state.parentPath,
+               let found = try? SnapshotDirectory.header(of: path).identity, found.id == expected {
+                state.parentIdentity = found
+            }
+            return state.parentIdentity
+        }
+    }
 
     /// Files in the chain so far, those below an adopted snapshot included.
     var chainLength: Int { state.withLock { $0.filesBelow + $0.chainPaths.count } }
@@ -45,8 +58,10 @@ final class DirtyPageTracker: Sendable {
     /// Makes `path` the base of a new chain: logging on for every slot, each log emptied,
     /// nothing pending. Call while no vCPU runs, right after `path` captured guest memory.
     /// If KVM refuses, there is no parent, so no diff can build on a log that missed pages.
+    /// `expecting` instead of an identity: `path` is still to be written, with that id.
     func startChain(
-        at path: String, identity: SnapshotIdentity, filesBelow: Int = 0, virtualMachine: VirtualMachine, memory: GuestMemoryMap
+        at path: String, identity: SnapshotIdentity?, expecting expectedID: SnapshotID? = nil, filesBelow: Int = 0,
+        virtualMachine: VirtualMachine, memory: GuestMemoryMap
     ) throws(KVMError) {
         try state.withLock { (state) throws(KVMError) in
             state = State()
@@ -57,6 +72,7 @@ final class DirtyPageTracker: Sendable {
             for region in memory.regions { region.hostWrites.clear() }
             state.parentPath = path
             state.parentIdentity = identity
+            state.expectedParentID = identity == nil ? expectedID : nil
             state.chainPaths = [path]
             state.filesBelow = filesBelow
         }

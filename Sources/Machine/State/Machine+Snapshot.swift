@@ -1,3 +1,4 @@
+import Glibc
 import LinuxSystem
 import FoundationEssentials
 import GuestMemory
@@ -72,6 +73,52 @@ extension Machine {
             try dirtyPageTracker.startChain(at: path, identity: identity, filesBelow: filesBelow, virtualMachine: virtualMachine, memory: memory)
         } catch {
             throw .kvm(error)
+        }
+    }
+
+    /// Makes the fork base about to be written at `path` (with id `snapshotID`) this VM's base
+    /// for diffs: the parent at the fork's pause, each child before it runs. KVM logs from here,
+    /// so a diff holds only this VM's own pages since the fork; it can be written once the base
+    /// file is there.
+    package func adoptForkBase(path: String, snapshotID: SnapshotID) throws(MachineError) {
+        do {
+            try dirtyPageTracker.startChain(
+                at: path, identity: nil, expecting: snapshotID, virtualMachine: virtualMachine, memory: memory)
+        } catch {
+            throw .kvm(error)
+        }
+    }
+
+    /// Writes a fork's frozen base as a full snapshot at `path`: `record` is the state saved at
+    /// the fork's pause, and the pages come from the frozen backing files themselves (mapped
+    /// afresh and only read), not from this VM's mapping, which holds its own changes since.
+    /// Runs while every VM of the fork runs on.
+    package func writeForkBase(
+        to path: String, record: MachineStateRecord, snapshotID: SnapshotID
+    ) throws(MachineSnapshotError) -> WrittenSnapshot {
+        var regions: [GuestRegion] = []
+        for region in memory.regions {
+            guard let descriptor = region.frozenBaseDescriptor else {
+                throw .failed(.incompatibleState("region \(region.name) is not frozen as a fork's base"))
+            }
+            let copy = dup(descriptor)
+            guard copy >= 0 else { throw .failed(.incompatibleState("region \(region.name): dup of its base file failed (errno \(errno))")) }
+            // Shared, so the writer finds the base's holes (SEEK_DATA); only read.
+            do {
+                regions.append(try GuestRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .memfd, adopting: copy, path: nil))
+            } catch { throw .failed(.memory(error)) }
+        }
+        let base: GuestMemoryMap
+        do { base = try Self.restoredMemory(regions) } catch { throw .failed(error) }
+        let contents: SnapshotContents
+        do { contents = try record.contents() } catch { throw .failed(error) }
+        var options = WriteOptions(protectedFiles: ownFiles())
+        options.snapshotID = snapshotID
+        do {
+            let summary = try SnapshotWriter.writeFull(memory: base, contents: contents, to: path, options: options)
+            return WrittenSnapshot(path: path, kind: .full, parentPath: nil, summary: summary)
+        } catch {
+            throw .failed(.snapshot(error))
         }
     }
 

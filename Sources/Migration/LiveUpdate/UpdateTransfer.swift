@@ -38,11 +38,17 @@ package struct ForkChildPlan: Codable, Sendable, Equatable {
     package var consoleLog: String?
     /// CLOCK_MONOTONIC nanoseconds when the parent paused, for the child's report.
     package var pausedAtNanoseconds: UInt64
+    /// The fork's base as it will be written (a full snapshot) and that file's id: the child's
+    /// diffs build on it.
+    package var baseSnapshot: String? = nil
+    package var baseSnapshotID: [UInt8]? = nil
 
     package init(
         index: Int, machine: Data, disks: [String], networks: [String], vsock: String?, apiSocket: String, consoleLog: String?,
-        pausedAtNanoseconds: UInt64
+        pausedAtNanoseconds: UInt64, baseSnapshot: String? = nil, baseSnapshotID: [UInt8]? = nil
     ) {
+        self.baseSnapshot = baseSnapshot
+        self.baseSnapshotID = baseSnapshotID
         self.index = index
         self.machine = machine
         self.disks = disks

@@ -4,6 +4,7 @@ import Glibc
 import GuestMemory
 import LinuxSystem
 import Machine
+import SnapshotFormat
 import Migration
 
 /// A fork's child (`engram fork-child`, started by the forking VMM with a socket to it): maps
@@ -48,6 +49,9 @@ package enum ForkChild {
             let overrides = try DeviceOverrides(parsingDisks: plan.disks, networks: plan.networks, vsock: plan.vsock)
             let record = try JSONDecoder().decode(MachineStateRecord.self, from: plan.machine).forkChild(plan.index, overrides: overrides)
             machine = try Machine(continuing: record, memory: memory, shell: shell, consoleLogPath: plan.consoleLog)
+            if let base = plan.baseSnapshot, let id = plan.baseSnapshotID, id.count == 16 {
+                try machine.adoptForkBase(path: base, snapshotID: SnapshotID(bytes: id))
+            }
         } catch {
             giveUp("\(error)")
         }

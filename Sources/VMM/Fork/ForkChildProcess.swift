@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 import LinuxSystem
 import Machine
+import SnapshotFormat
 import Migration
 
 /// One child of a fork as the parent sees it: the process started beside the parent, the
@@ -66,12 +67,12 @@ struct ForkChildProcess {
     }
 
     /// Sends the paused machine, as this child starts it.
-    mutating func hand(_ machine: Data, devices: ForkChildDevices, pausedAt: UInt64) {
+    mutating func hand(_ machine: Data, devices: ForkChildDevices, pausedAt: UInt64, base: (path: String, id: SnapshotID)?) {
         guard state == .ready, let link else { return }
         do {
             try link.send(.fork(ForkChildPlan(
                 index: index, machine: machine, disks: devices.disks ?? [], networks: devices.nets ?? [], vsock: devices.vsock,
-                apiSocket: socket, consoleLog: consoleLog, pausedAtNanoseconds: pausedAt)))
+                apiSocket: socket, consoleLog: consoleLog, pausedAtNanoseconds: pausedAt, baseSnapshot: base?.path, baseSnapshotID: base?.id.bytes)))
             state = .handed
         } catch {
             fail("\(error)")

@@ -4,6 +4,7 @@ import Glibc
 import GuestMemory
 import LinuxSystem
 import Machine
+import SnapshotFormat
 import Migration
 
 extension MachineController {
@@ -58,12 +59,16 @@ extension MachineController {
         }
         let resumeHere = { if wasRunning { _ = self.machine.resume() } }
         let state: Data
+        let record: MachineStateRecord
+        let base = plan.baseSnapshot.map { (path: $0, id: SnapshotID.random()) }
         do {
-            let record = try machine.saveState()
+            record = try machine.saveState()
             // Each child's devices are checked here (a refusal leaves the parent as it was) and given by the child itself.
             for (index, overrides) in plan.overrides.enumerated() { _ = try record.forkChild(index, overrides: overrides) }
             state = try JSONEncoder().encode(record)
             for region in machine.memory.regions { try region.freezeAsForkBase() }
+            // This VM's diffs, like each child's, build on the base from this instant.
+            if let base { try machine.adoptForkBase(path: base.path, snapshotID: base.id) }
         } catch {
             resumeHere()
             ForkChildProcess.end(children)
@@ -73,7 +78,7 @@ extension MachineController {
         // start from that instant whenever they get the state.
         resumeHere()
         let paused = Double(MonotonicClock.nanoseconds() - pausedAt) / 1e6
-        for index in children.indices { children[index].hand(state, devices: plan.devices[index], pausedAt: pausedAt) }
+        for index in children.indices { children[index].hand(state, devices: plan.devices[index], pausedAt: pausedAt, base: base) }
 
         // 3. Every child says it runs, or why not.
         for index in children.indices { children[index].awaitRunning() }
@@ -81,13 +86,25 @@ extension MachineController {
             for index in children.indices where children[index].isRunning { children[index].endStarted() }
         }
         ForkChildProcess.reapInBackground(children.compactMap(\.pid))
-        let base = machine.memory.regions.map { region in
+        let frozen = machine.memory.regions.map { region in
             if case .forkCopyOnWrite(let base) = region.backing { return "\(region.name): \(base)" }
             return region.name
         }.joined(separator: ", ")
-        let report = ForkReport(
-            children: children.map(\.info), base: base, pausedMilliseconds: paused,
+        var report = ForkReport(
+            children: children.map(\.info), base: frozen, pausedMilliseconds: paused,
             totalMilliseconds: Double(MonotonicClock.nanoseconds() - started) / 1e6)
+        // 4. The base as a snapshot, from the frozen files, while every VM runs.
+        if let base {
+            let writing = MonotonicClock.nanoseconds()
+            do {
+                _ = try machine.writeForkBase(to: base.path, record: record, snapshotID: base.id)
+                report.baseSnapshot = base.path
+                report.baseSnapshotMilliseconds = Double(MonotonicClock.nanoseconds() - writing) / 1e6
+            } catch {
+                report.baseSnapshotError = "the fork's base was not written to \(base.path): \(error)"
+                Diagnostics.note(report.baseSnapshotError!)
+            }
+        }
         Diagnostics.note("forked \(report.started) of \(plan.count) children (paused \(Double(Int(paused * 100)) / 100) ms)")
         return report
     }
@@ -101,6 +118,8 @@ struct ForkPlan {
     /// The overrides as given, for the children to parse again.
     let devices: [ForkChildDevices]
     let endOnFailure: Bool
+    /// Where the frozen base is written as a snapshot, if asked.
+    let baseSnapshot: String?
 
     init(_ request: ForkRequest, apiSocket: String?) throws(VMControlError) {
         guard (1...MachineController.maximumForkCount).contains(request.count) else {
@@ -143,6 +162,19 @@ struct ForkPlan {
         }
         self.overrides = overrides
         self.devices = given
+        if let path = request.baseSnapshot {
+            let absolute = PathName.absolute(path)
+            let directory = absolute.lastIndex(of: "/").map { String(absolute[..<$0]) } ?? "/"
+            guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
+                throw .invalidRequest(reason: "base_snapshot \(path): the directory \(directory) does not exist")
+            }
+            guard FileStatus(path: absolute) == nil else {
+                throw .invalidRequest(reason: "base_snapshot \(path) exists already; the base must be a new file")
+            }
+            baseSnapshot = absolute
+        } else {
+            baseSnapshot = nil
+        }
     }
 
     func socket(_ index: Int) -> String { "\(prefix)-\(index).sock" }
