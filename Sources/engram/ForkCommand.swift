@@ -15,7 +15,9 @@ struct ForkCommand: ParsableCommand {
             """)
 
     @Argument(help: "The VM's control socket.") var socket: String
-    @Option(help: "How many children.") var count: Int
+    @Option(help: "How many children.") var count: Int?
+    @Option(help: "Instead of forking: start N children now, each mapping the memory and making its VM, to wait for the next fork (PUT /vm/fork/reserve).")
+    var reserve: Int?
     @Option(help: "Where the children's sockets and console logs go (default: SOCKET without .sock, then -child).") var apiSocketPrefix: String?
     @Option(help: "Child N's disk (repeat, in order): N:PATH[,readonly][,id=NAME].") var childDisk: [String] = []
     @Option(help: "Child N's tap (repeat, in order): N:tap=NAME or N:fd=FD.") var childNet: [String] = []
@@ -25,6 +27,12 @@ struct ForkCommand: ParsableCommand {
     var baseSnapshot: String?
 
     func run() throws {
+        if let reserve {
+            guard count == nil else { throw ValidationError("--reserve and --count: give one (reserve first, then fork)") }
+            APICall.printAnswer(try APICall.send(socket: socket, route: .forkReserve, json: ForkReserveRequest(count: reserve)))
+            return
+        }
+        guard let count else { throw ValidationError("--count N: how many children (or --reserve N to start them ahead)") }
         var children = [ForkChildDevices](repeating: ForkChildDevices(), count: max(count, 0))
         func split(_ text: String, _ option: String) throws -> (Int, String) {
             guard let colon = text.firstIndex(of: ":"), let index = Int(text[..<colon]), (0..<count).contains(index) else {

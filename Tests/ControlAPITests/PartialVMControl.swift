@@ -40,6 +40,7 @@ extension PartialVMControl {
     }
 
     func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport { throw .conflict(reason: "this VM cannot fork") }
+    func reserveFork(_ request: ForkReserveRequest) throws(VMControlError) -> ForkReserveReport { throw .conflict(reason: "this VM cannot fork") }
 
     func balloon() throws(VMControlError) -> BalloonInfo { throw .invalidRequest(reason: "this VM has no balloon") }
 

@@ -79,7 +79,7 @@ import Testing
     @Test func routesListEveryRoute() {
         let routes = Router(control: FakeVMControl(), version: "1").routes.map { "\($0.method) \($0.path)" }
         #expect(routes == ["GET /metrics", "GET /version", "GET /vm", "GET /vm/balloon", "PUT /vm/balloon", "GET /vm/balloon/statistics",
-                           "PATCH /vm/balloon/statistics", "GET /vm/devices", "PATCH /vm/disk", "PUT /vm/fork", "PUT /vm/keyboard", "GET /vm/memory", "GET /vm/memory/stats", "GET /vm/migrate", "PUT /vm/migrate",
+                           "PATCH /vm/balloon/statistics", "GET /vm/devices", "PATCH /vm/disk", "PUT /vm/fork", "PUT /vm/fork/reserve", "PUT /vm/keyboard", "GET /vm/memory", "GET /vm/memory/stats", "GET /vm/migrate", "PUT /vm/migrate",
                            "PUT /vm/pause", "PUT /vm/restore", "PUT /vm/resume", "PUT /vm/shutdown", "PUT /vm/snapshot", "GET /vm/update", "PUT /vm/update",
                            "GET /vm/vcpus"])
     }

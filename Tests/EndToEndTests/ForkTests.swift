@@ -149,6 +149,33 @@ struct ForkTests {
         #expect(again.status != 0 && again.errors.contains("exists already"), "\(again.errors)")
     }
 
+    /// Children reserved ahead map the memory and make their VMs while the guest runs; the next
+    /// fork hands them the machine first (memory written after the reserve included) and starts
+    /// the rest as usual.
+    @Test func reservedChildrenAreTheNextForksFirstChildren() throws {
+        let socket = directory.path("vm.sock")
+        let (parent, _) = try TestKernel.boot(memory: "256M", extra: ["--api-socket", socket])
+        defer { parent.stop() }
+        _ = try parent.command("fill 16 3", expect: "FILL ")
+        let reserve = try runEngram(["fork", socket, "--reserve", "2"])
+        #expect(reserve.status == 0, "\(reserve.errors)")
+        let reserved = (try? JSONSerialization.jsonObject(with: Data(reserve.output.utf8))) as? [String: Any] ?? [:]
+        let pids = (reserved["pids"] as? [Int] ?? []).map(Int32.init)
+        defer { end(pids) }
+        #expect(reserved["reserved"] as? Int == 2 && pids.count == 2, "\(reserved)")
+        let filled = try #require(TestKernel.field("digest", in: try parent.command("fill 32 4", expect: "FILL ")))
+        let answer = try fork(socket, ["--count", "3"])
+        let forked = children(answer)
+        defer { end(forked.map(\.pid)) }
+        #expect(answer["started"] as? Int == 3, "\(answer)")
+        #expect(forked.prefix(2).map(\.pid) == pids, "the reserved processes are children 0 and 1")
+        for child in forked {
+            #expect(TestKernel.field("digest", in: try command((child.socket, child.log), "digest", expect: "DIGEST ")) == filled)
+        }
+        let bad = try runEngram(["fork", socket, "--reserve", "0"])
+        #expect(bad.status != 0 && bad.errors.contains("count must be"), "\(bad.errors)")
+    }
+
     @Test func whatCannotForkIsRefusedAndTheParentRunsOn() throws {
         let disk = directory.path("disk.img")
         FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))

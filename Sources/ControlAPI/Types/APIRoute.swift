@@ -34,6 +34,7 @@ package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
     package static let metrics = APIRoute(.get, "/metrics")
     package static let restore = APIRoute(.put, "/vm/restore")
     package static let fork = APIRoute(.put, "/vm/fork")
+    package static let forkReserve = APIRoute(.put, "/vm/fork/reserve")
     package static let balloon = APIRoute(.get, "/vm/balloon")
     package static let balloonUpdate = APIRoute(.put, "/vm/balloon")
     package static let balloonStatistics = APIRoute(.get, "/vm/balloon/statistics")
@@ -42,6 +43,6 @@ package struct APIRoute: Hashable, Sendable, CustomStringConvertible {
     /// Every route the server answers.
     package static let all: [APIRoute] = [
         vm, memory, memoryStatistics, vcpus, pause, resume, shutdown, snapshot, update, updateStatus, migrate, migrationStatus, keyboard,
-        version, devices, disk, metrics, restore, fork, balloon, balloonUpdate, balloonStatistics, balloonStatisticsUpdate,
+        version, devices, disk, metrics, restore, fork, forkReserve, balloon, balloonUpdate, balloonStatistics, balloonStatisticsUpdate,
     ]
 }

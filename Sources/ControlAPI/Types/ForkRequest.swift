@@ -86,3 +86,29 @@ package struct ForkChildInfo: Codable, Sendable, Equatable {
         self.error = error
     }
 }
+
+/// PUT /vm/fork/reserve: children to start now, for the next fork.
+package struct ForkReserveRequest: Codable, Sendable, Equatable {
+    package var count: Int
+
+    package init(count: Int) { self.count = count }
+}
+
+/// How many children wait for the next fork, how many this request started, in how long, and
+/// why any could not start.
+package struct ForkReserveReport: Codable, Sendable, Equatable {
+    package var reserved: Int
+    package var started: Int
+    /// The processes this request started, in the order forks will take them.
+    package var pids: [Int32]
+    package var milliseconds: Double
+    package var errors: [String]?
+
+    package init(reserved: Int, started: Int, pids: [Int32], milliseconds: Double, errors: [String]? = nil) {
+        self.reserved = reserved
+        self.started = started
+        self.pids = pids
+        self.milliseconds = milliseconds
+        self.errors = errors
+    }
+}

@@ -46,6 +46,9 @@ package protocol VMControl: Sendable {
     /// Forks the VM into `count` children sharing its memory copy-on-write (PUT /vm/fork);
     /// returns once every child runs or failed. The parent runs on either way.
     func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport
+    /// Starts children ahead of a fork (PUT /vm/fork/reserve): each maps the memory and makes its
+    /// VM, then waits; the next fork hands them the machine first.
+    func reserveFork(_ request: ForkReserveRequest) throws(VMControlError) -> ForkReserveReport
     /// The balloon's target, size and counters (GET /vm/balloon); 400 without a balloon.
     func balloon() throws(VMControlError) -> BalloonInfo
     /// Sets the balloon's target (PUT /vm/balloon).

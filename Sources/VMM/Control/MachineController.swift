@@ -15,6 +15,8 @@ package struct MachineController: VMControl {
     package var lazyFill: LazyFill? = nil
     /// This process's live migrations.
     package let migrations = MigrationSessions()
+    /// Children started ahead of the next fork.
+    package let forkReserve = ForkReserve()
 
     package func vmInfo() -> VMInfo {
         VMInfo(state: machine.runState.rawValue, vcpus: machine.configuration.cpuCount, uptimeSeconds: machine.uptimeSeconds,

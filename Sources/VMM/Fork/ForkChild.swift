@@ -43,7 +43,12 @@ package enum ForkChild {
         let plan: ForkChildPlan
         let machine: Machine
         do {
-            let (message, _) = try link.receive(timeoutMilliseconds: timeout)
+            // A reserved child waits for the fork as long as the parent lives (its end closes the socket).
+            let message: TransferMessage
+            do { (message, _) = try link.receive(timeoutMilliseconds: ForkChildProcess.reserveWaitMilliseconds) } catch {
+                Diagnostics.note("fork child \(getpid()): the forking VMM ended before it forked (\(error))")
+                _exit(0)
+            }
             guard case .fork(let sent) = message else { giveUp("expected the machine; got \(message)") }
             plan = sent
             let overrides = try DeviceOverrides(parsingDisks: plan.disks, networks: plan.networks, vsock: plan.vsock)

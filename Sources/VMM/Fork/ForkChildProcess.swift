@@ -9,9 +9,9 @@ import Migration
 /// One child of a fork as the parent sees it: the process started beside the parent, the
 /// socket pair to it, and how far it got.
 struct ForkChildProcess {
-    let index: Int
-    let socket: String
-    let consoleLog: String
+    private(set) var index: Int
+    private(set) var socket: String
+    private(set) var consoleLog: String
     private(set) var pid: pid_t?
     private var link: TransferLink?
     private(set) var error: String?
@@ -21,8 +21,25 @@ struct ForkChildProcess {
 
     /// How long a child may take to get ready, and then to run.
     static let timeoutMilliseconds = 60_000
+    /// How long a ready child waits for the machine: a reserved one, until the next fork.
+    static let reserveWaitMilliseconds = 365 * 86_400_000
 
     init(index: Int, plan: ForkPlan) {
+        self.index = index
+        socket = plan.socket(index)
+        consoleLog = plan.consoleLog(index)
+    }
+
+    /// A child started ahead of a fork (PUT /vm/fork/reserve): its place among the children is
+    /// given when a fork takes it.
+    init(reserved number: Int) {
+        index = number
+        socket = ""
+        consoleLog = ""
+    }
+
+    /// A reserved child becomes child `index` of the fork `plan`.
+    mutating func assign(_ index: Int, plan: ForkPlan) {
         self.index = index
         socket = plan.socket(index)
         consoleLog = plan.consoleLog(index)

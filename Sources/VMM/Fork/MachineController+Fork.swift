@@ -21,27 +21,15 @@ extension MachineController {
     package func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport {
         let started = MonotonicClock.nanoseconds()
         let plan = try ForkPlan(request, apiSocket: liveUpdate.apiSocket)
-        guard machine.configuration.display == nil else {
-            throw .conflict(reason: "a VM with a display cannot fork: its framebuffer is shared with the display process")
-        }
-        guard machine.waitForMemoryFill() else { throw .conflict(reason: "the lazy restore's memory fill failed; this VM cannot fork") }
-        for region in machine.memory.regions where region.fileDescriptor == nil {
-            if case .forkCopyOnWrite = region.backing {
-                throw .conflict(reason: "region \(region.name) is already copy-on-write over a fork's base: snapshot this VM and restore it "
-                    + "(--memory copy or lazy) to fork it again")
-            }
-            throw .conflict(reason: "region \(region.name) is \(region.backing.kindName) memory, which cannot be frozen and shared: "
-                + "fork a VM whose memory is a memfd or a file (engram run's default, restore --memory copy or lazy)")
-        }
-        let regions = machine.memory.regions.map { region in
-            InheritedRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .memfd, descriptor: CInt(0))
-        }
-        let descriptors = machine.memory.regions.compactMap(\.fileDescriptor)
+        let (regions, descriptors) = try forkableMemory()
 
-        // 1. The children start and map the memory while the guest runs.
-        var children = (0..<plan.count).map { ForkChildProcess(index: $0, plan: plan) }
-        for index in children.indices {
-            children[index].start(cpuCount: machine.configuration.cpuCount, regions: regions, descriptors: descriptors)
+        // 1. The children start and map the memory while the guest runs; reserved ones did already.
+        var children = forkReserve.take(plan.count)
+        for index in children.indices { children[index].assign(index, plan: plan) }
+        for index in children.count..<plan.count {
+            var child = ForkChildProcess(index: index, plan: plan)
+            child.start(cpuCount: machine.configuration.cpuCount, regions: regions, descriptors: descriptors)
+            children.append(child)
         }
         for index in children.indices { children[index].awaitReady() }
         guard children.contains(where: { $0.isReady }) else {
@@ -107,6 +95,50 @@ extension MachineController {
         }
         Diagnostics.note("forked \(report.started) of \(plan.count) children (paused \(Double(Int(paused * 100)) / 100) ms)")
         return report
+    }
+
+    /// PUT /vm/fork/reserve: starts `count` children now, each mapping the memory and making its
+    /// VM while the guest runs, to wait for the next fork (`ForkReserve`).
+    package func reserveFork(_ request: ForkReserveRequest) throws(VMControlError) -> ForkReserveReport {
+        let started = MonotonicClock.nanoseconds()
+        guard (1...Self.maximumForkCount).contains(request.count), forkReserve.count + request.count <= Self.maximumForkCount else {
+            throw .invalidRequest(reason: "count must be 1 to \(Self.maximumForkCount - forkReserve.count) (\(forkReserve.count) reserved); got \(request.count)")
+        }
+        let (regions, descriptors) = try forkableMemory()
+        var children = (0..<request.count).map { ForkChildProcess(reserved: forkReserve.count + $0) }
+        for index in children.indices {
+            children[index].start(cpuCount: machine.configuration.cpuCount, regions: regions, descriptors: descriptors)
+        }
+        for index in children.indices { children[index].awaitReady() }
+        let ready = children.filter(\.isReady)
+        let failed = children.filter { !$0.isReady }
+        ForkChildProcess.reapInBackground(failed.compactMap(\.pid))
+        forkReserve.add(ready)
+        let errors = failed.compactMap(\.error)
+        Diagnostics.note("reserved \(ready.count) of \(request.count) fork children (\(forkReserve.count) waiting)")
+        return ForkReserveReport(
+            reserved: forkReserve.count, started: ready.count, pids: ready.compactMap(\.pid), milliseconds: Double(MonotonicClock.nanoseconds() - started) / 1e6,
+            errors: errors.isEmpty ? nil : errors)
+    }
+
+    /// This VM's memory as the children map it, or why it cannot be frozen and shared.
+    private func forkableMemory() throws(VMControlError) -> (regions: [InheritedRegion], descriptors: [CInt]) {
+        guard machine.configuration.display == nil else {
+            throw .conflict(reason: "a VM with a display cannot fork: its framebuffer is shared with the display process")
+        }
+        guard machine.waitForMemoryFill() else { throw .conflict(reason: "the lazy restore's memory fill failed; this VM cannot fork") }
+        for region in machine.memory.regions where region.fileDescriptor == nil {
+            if case .forkCopyOnWrite = region.backing {
+                throw .conflict(reason: "region \(region.name) is already copy-on-write over a fork's base: snapshot this VM and restore it "
+                    + "(--memory copy or lazy) to fork it again")
+            }
+            throw .conflict(reason: "region \(region.name) is \(region.backing.kindName) memory, which cannot be frozen and shared: "
+                + "fork a VM whose memory is a memfd or a file (engram run's default, restore --memory copy or lazy)")
+        }
+        let regions = machine.memory.regions.map { region in
+            InheritedRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .memfd, descriptor: CInt(0))
+        }
+        return (regions, machine.memory.regions.compactMap(\.fileDescriptor))
     }
 }
 
