@@ -19,7 +19,8 @@ struct DisplayCommand: ParsableCommand {
             engram display vm.fb --png screen.png           one screenshot, then exit
             engram display vm.fb --vnc 127.0.0.1:5900       serve viewers until SIGINT/SIGTERM
             Viewers' keys reach the VM's i8042 keyboard through its control socket. VNC listens on
-            loopback unless told otherwise; use --password-file off loopback.
+            loopback unless told otherwise; off loopback it needs --password-file, or --insecure to \
+            serve the screen and keyboard to anyone who reaches it.
             """
     )
 
@@ -30,6 +31,8 @@ struct DisplayCommand: ParsableCommand {
     var passwordFile: String?
     @Option(help: "The VM's control socket for viewers' keys (default: the one the display file names).") var apiSocket: String?
     @Flag(help: "Ignore viewers' keys.") var viewOnly = false
+    @Flag(help: "Allow --vnc off loopback without --password-file: anyone who reaches it sees the screen and can type.")
+    var insecure = false
 
     func validate() throws {
         guard vnc != nil || png != nil else { throw ValidationError("say what to do: --vnc HOST:PORT and/or --png FILE") }
@@ -48,6 +51,10 @@ struct DisplayCommand: ParsableCommand {
         let endpoint: Endpoint
         do { endpoint = try Endpoint(parsing: vnc, listening: true) } catch { throw CommandFailure("--vnc \(vnc): \(error)") }
         let password = try passwordFile.map(Self.readPassword)
+        let loopback = endpoint.host == "127.0.0.1" || endpoint.host == "::1" || endpoint.host == "localhost"
+        guard loopback || password != nil || insecure else {
+            throw CommandFailure("--vnc \(vnc): \(endpoint.host) is not loopback; give --password-file, or --insecure to let anyone who reaches it see the screen and type")
+        }
         let keys = viewOnly ? nil : (apiSocket ?? view.controlSocketPath).map(KeyForwarder.init(socketPath:))
         let server: VNCServer
         do {
@@ -57,8 +64,7 @@ struct DisplayCommand: ParsableCommand {
         } catch {
             throw CommandFailure(error.description)
         }
-        let loopback = endpoint.host == "127.0.0.1" || endpoint.host == "::1" || endpoint.host == "localhost"
-        if !loopback && password == nil { Diagnostics.note("warning: VNC on \(endpoint.host) without --password-file: anyone who reaches it sees the screen and can type") }
+        if !loopback && password == nil { Diagnostics.note("warning (--insecure): VNC on \(endpoint.host) without --password-file: anyone who reaches it sees the screen and can type") }
         let keyNote = keys == nil ? "view only" : "keys to \(apiSocket ?? view.controlSocketPath ?? "")"
         Diagnostics.note("VNC on \(Endpoint.describe(host: endpoint.host, port: server.boundPort)) showing \(file) (\(view.width)x\(view.height), \(keyNote))")
         do {

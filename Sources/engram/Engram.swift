@@ -1,4 +1,5 @@
 import ArgumentParser
+import LinuxSystem
 import VMM
 
 
@@ -16,6 +17,7 @@ struct Engram: ParsableCommand {
 
     /// Runs the chosen subcommand; a `CommandFailure` becomes one line on stderr and exit status 1.
     static func main() {
+        DescriptorLimit.raiseToHardLimit()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -1,5 +1,6 @@
 import ControlAPI
 import Foundation
+import NIOCore
 import Synchronization
 import Testing
 import TestSupport
@@ -150,6 +151,33 @@ import TestSupport
     }
 
     // MARK: HTTP robustness
+
+    /// Connections that send nothing (or a request head that never ends) cannot keep a client
+    /// out or use up descriptors: beyond the cap the oldest such connection makes room, and one
+    /// silent for the idle time is closed. A request being answered is never cut.
+    @Test func silentConnectionsCannotKeepAClientOut() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("limited.sock")
+        let fake = FakeVMControl()
+        let server = ControlServer(socketPath: path, control: fake, version: "1", limits: .init(maximumConnections: 8, idleSeconds: 1))
+        try server.start()
+        defer { server.stop() }
+        var silent: [any Channel] = []
+        defer { for channel in silent { channel.close(promise: nil) } }
+        for index in 0..<40 { silent.append(try RawConnection.open(path, sending: index % 2 == 0 ? [] : Array("GET /vm HTTP/1.1\r\nHo".utf8))) }
+        let started = Date()
+        let reply = try ControlClient(socketPath: path, timeoutSeconds: 5).send(method: "GET", path: "/version")
+        #expect(reply.status == 200)
+        #expect(Date().timeIntervalSince(started) < 1, "the client got in at once, not after the idle time")
+        func open() -> Int { silent.filter(\.isActive).count }
+        for _ in 0..<100 where open() > 7 { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(open() <= 7, "at most the cap stays open: \(open()) of 40 silent connections")
+        for _ in 0..<300 where open() > 0 { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(open() == 0, "the idle time closes the rest")
+        // A long answer is not an idle connection: a pause that takes longer than the idle time still answers.
+        fake.pauseDelay.withLock { $0 = 1.5 }
+        #expect(try ControlClient(socketPath: path, timeoutSeconds: 10).send(method: "PUT", path: "/vm/pause").status == 200)
+    }
 
     @Test func garbageGets400AndTheServerGoesOn() throws {
         let reply = try RawConnection.exchange(path, Array("\u{1}\u{2}garbage\r\n\r\n".utf8))

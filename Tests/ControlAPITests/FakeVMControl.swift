@@ -1,4 +1,5 @@
 import ControlAPI
+import Glibc
 import Synchronization
 
 /// A machine stand-in that records every control call and keeps a running/paused/stopping state.
@@ -50,7 +51,12 @@ final class FakeVMControl: PartialVMControl {
         return Self.regions
     }
 
+    /// How long pause() takes, as a machine whose vCPUs are slow to stop.
+    let pauseDelay = Mutex<Double>(0)
+
     func pause() throws(VMControlError) {
+        let delay = pauseDelay.withLock { $0 }
+        if delay > 0 { usleep(UInt32(delay * 1_000_000)) }
         try change("pause", from: "running", to: "paused")
     }
 

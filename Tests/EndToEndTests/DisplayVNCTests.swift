@@ -158,6 +158,8 @@ struct DisplayVNCTests {
         defer { server.stop() }
         try refusal(["display", display, "--vnc", "127.0.0.1:\(port)"], "in use")
         try refusal(["display", display, "--vnc", "nonsense"], "nonsense")
+        // Off loopback without a password: refused unless the user says --insecure.
+        try refusal(["display", display, "--vnc", "0.0.0.0:0"], "is not loopback; give --password-file, or --insecure")
     }
 }
 

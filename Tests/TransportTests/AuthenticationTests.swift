@@ -78,6 +78,12 @@ import TestSupport
         let tooShort = #expect(throws: TransportError.self) { _ = try SharedSecret.load(path: short) }
         #expect(tooShort.map { "\($0)" }?.contains("at least 16") == true)
 
+        // A FIFO (or any file that is not regular) is refused at once, not waited on.
+        let fifo = directory.path("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let notRegular = #expect(throws: TransportError.self) { _ = try SharedSecret.load(path: fifo) }
+        #expect(notRegular.map { "\($0)" }?.contains("not a regular file") == true, "\(String(describing: notRegular))")
+
         let missing = #expect(throws: TransportError.self) { _ = try SharedSecret.load(path: directory.path("missing")) }
         guard case .secret = missing else {
             Issue.record("expected a secret error, got \(String(describing: missing))")

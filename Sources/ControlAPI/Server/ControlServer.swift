@@ -18,8 +18,21 @@ import Synchronization
 /// client sent PUT /vm/shutdown), call `stop()` before the process exits: it writes every answer
 /// still in flight, so the client of /vm/shutdown always gets its 200, then removes the socket.
 package final class ControlServer: Sendable {
-    /// The largest request body accepted; a longer one gets 413.
+    /// The largest request body accepted; a longer one gets 413. (Request heads are limited by
+    /// NIO's HTTP parser, 80 KiB.)
     package static let maximumBodyBytes = 64 * 1024
+    /// How many connections may be open at once (see `OpenConnections`), and how long one may
+    /// stay silent without a request being answered before it is closed.
+    package struct Limits: Sendable {
+        package var maximumConnections = 64
+        package var idleSeconds: Int64 = 30
+
+        package init(maximumConnections: Int = 64, idleSeconds: Int64 = 30) {
+            self.maximumConnections = maximumConnections
+            self.idleSeconds = idleSeconds
+        }
+    }
+    private let limits: Limits
 
     /// Where the socket is served.
     package let socketPath: String
@@ -44,9 +57,10 @@ package final class ControlServer: Sendable {
     }
 
     /// A server that answers with `router`'s routes.
-    package init(socketPath: String, router: Router) {
+    package init(socketPath: String, router: Router, limits: Limits = Limits()) {
         self.socketPath = socketPath
         routes = RouteTable(router)
+        self.limits = limits
     }
 
     /// Answers every request from now on with `router`'s routes (a standby VMM's become a VM's
@@ -54,8 +68,8 @@ package final class ControlServer: Sendable {
     package func replaceRoutes(with router: Router) { routes.replace(with: router) }
 
     /// A server with every route of the control API, answered by `control`; `version` is reported by GET /version.
-    package convenience init(socketPath: String, control: any VMControl, version: String) {
-        self.init(socketPath: socketPath, router: Router(control: control, version: version))
+    package convenience init(socketPath: String, control: any VMControl, version: String, limits: Limits = Limits()) {
+        self.init(socketPath: socketPath, router: Router(control: control, version: version), limits: limits)
     }
 
     /// Binds the socket (mode 0600) and starts serving; returns once clients can connect.
@@ -175,8 +189,8 @@ package final class ControlServer: Sendable {
     private func serve(
         _ descriptor: CInt, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool
     ) throws(ControlServerError) -> (any Channel, OpenConnections) {
-        let connections = OpenConnections()
-        let routes = self.routes, limit = Self.maximumBodyBytes
+        let connections = OpenConnections(maximum: limits.maximumConnections)
+        let routes = self.routes, limit = Self.maximumBodyBytes, idle = TimeAmount.seconds(limits.idleSeconds)
         do {
             let listener = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 32)
@@ -185,6 +199,7 @@ package final class ControlServer: Sendable {
                     connections.track(channel)
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
                         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try pipeline.addHandler(
                             HTTPRequestHandler(routes: routes, pool: pool, connections: connections, maximumBodyBytes: limit))

@@ -74,7 +74,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
+        if event is IdleStateHandler.IdleStateEvent {
+            // Silent for the idle time with no answer under way (between requests, or a request
+            // trickling in): the connection goes. A route still running keeps it.
+            if case .responding = state { return }
+            context.close(promise: nil)
+        } else if case ChannelEvent.inputClosed = event {
             // A client that half-closes after its request (nc -N, socat) still gets the answer.
             // A request cut short can never complete: close now.
             inputClosed = true
@@ -104,6 +109,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Runs the route on the pool and answers from the event loop when it is done.
     private func dispatch(_ head: HTTPRequestHead, body: [UInt8], context: ChannelHandlerContext) {
         state = .responding
+        connections.setAnswering(context.channel, true)
         let keepAlive = head.isKeepAlive && !inputClosed
         guard !connections.isStopping else {
             send(Response(error: .unavailable), keepAlive: false, context: context)
@@ -137,7 +143,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         // Idle before writing the end: the pipelining handler may hand over the next request during that write.
         state = .idle
         let channel = context.channel, pool = self.pool, afterSent = response.afterSent
+        let connections = self.connections
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+            connections.setAnswering(channel, false)
             if !keepAlive { channel.close(promise: nil) }
             // On the worker thread, in line with the routes: it may block, and no route runs meanwhile.
             if let afterSent { pool.submit { _ in afterSent() } }

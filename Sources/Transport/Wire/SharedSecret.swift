@@ -12,14 +12,18 @@ package struct SharedSecret: Sendable {
 
     package init(bytes: [UInt8]) { self.bytes = bytes }
 
-    /// Reads the secret at `path` (one line; a final newline is dropped). The file must not be
-    /// readable or writable by group or others, like an ssh key.
+    /// Reads the secret at `path` (one line; a final newline is dropped). The file must be a
+    /// regular file (a FIFO or device would make the reader wait or read forever; it is opened
+    /// without blocking and refused) not readable or writable by group or others, like an ssh key.
     package static func load(path: String) throws(TransportError) -> SharedSecret {
         let bytes: [UInt8]
         do {
-            let file = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+            let file = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
             bytes = try file.closeAfter { () throws -> [UInt8] in
                 let status = try file.stat()
+                guard status.mode.rawValue & 0o170000 == 0o100000 else {
+                    throw TransportError.secret(path: path, reason: "it is not a regular file; give a file holding the secret")
+                }
                 guard status.mode.rawValue & 0o077 == 0 else {
                     throw TransportError.secret(path: path, reason: "group or others may read or write it (mode \(String(status.mode.rawValue & 0o777, radix: 8))); chmod 600 it")
                 }
