@@ -45,5 +45,11 @@ struct HostWriteLogTests {
         var taken = PageBitmap(pageCount: 256)
         region.hostWrites.take(into: &taken)
         #expect(pages(taken) == [3, 5, 6, 9, 10])
+
+        // Pages the balloon gives back read as zeros from then on: recorded too (KVM never sees a discard).
+        try MemoryReclaimer().discard(GuestAddress(0x20000), length: 2 * 4096, in: memory)
+        var discarded = PageBitmap(pageCount: 256)
+        region.hostWrites.take(into: &discarded)
+        #expect(pages(discarded) == [0x20, 0x21])
     }
 }

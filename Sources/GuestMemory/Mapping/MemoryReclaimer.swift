@@ -32,6 +32,10 @@ package final class MemoryReclaimer: Sendable {
         let (region, offset) = try memory.translate(GuestAddress(first), length: last - first)
         let range = offset.rawValue..<offset.rawValue + (last - first)
         if let gate = gate.withLock({ $0 }) { gate.prepareDiscard(of: region, range: range) }
-        return try region.discard(range)
+        let given = try region.discard(range)
+        // The pages read as zeros now: the next diff and pre-copy pass carry them as such
+        // (KVM's dirty log never sees a discard).
+        region.hostWrites.mark(offset: range.lowerBound, count: Int(range.count))
+        return given
     }
 }
