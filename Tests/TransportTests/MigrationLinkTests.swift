@@ -53,6 +53,47 @@ import TestSupport
         try link.sendPages(references: references.span, crcs: crcs.span, data: data.span.bytes)
     }
 
+    /// Peers that connect and say nothing do not hold up the real source: every handshake runs at
+    /// once, each with its own deadline (here ten minutes, so waiting one out would fail the
+    /// test), and beyond the cap the oldest silent ones are ended.
+    @Test func silentPeersDoNotHoldUpTheSource() throws {
+        let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
+        let endpoint = try Endpoint(parsing: "127.0.0.1:\(listener.boundPort)")
+        let silent = try (0..<(MigrationLink.maximumPendingHandshakes + 4)).map { _ in
+            try StreamSocket.connect(to: endpoint, timeoutMilliseconds: 2000)
+        }
+        let accepted = Mutex<Result<MigrationLink, TransportError>?>(nil)
+        Thread.detachNewThread {
+            let result: Result<MigrationLink, TransportError>
+            do throws(TransportError) {
+                result = .success(try MigrationLink.accept(on: listener, secret: TransportFixture.secret, log: { _ in }, handshakeMilliseconds: 600_000))
+            } catch { result = .failure(error) }
+            accepted.withLock { $0 = result }
+        }
+        let source = try MigrationLink.connect(to: endpoint, secret: TransportFixture.secret)
+        var arrived: Result<MigrationLink, TransportError>?
+        for _ in 0..<1000 where arrived == nil {
+            arrived = accepted.withLock { $0 }
+            if arrived == nil { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        let link = try #require(try arrived?.get(), "the source was not accepted while silent peers waited")
+        try source.sendReady()
+        try link.receiveReady()
+        // Once the source is in, every silent peer has been ended: each reads the end of its stream.
+        var buffer = [UInt8](repeating: 0, count: 256)
+        for socket in silent {
+            socket.setReceiveTimeout(milliseconds: 5000)
+            var ended = false
+            reading: for _ in 0..<64 {
+                do throws(SystemError) { _ = try socket.receive(into: &buffer, at: 0, count: buffer.count) } catch {
+                    if case .closed = error { ended = true }
+                    break reading
+                }
+            }
+            #expect(ended, "a silent peer was left waiting")
+        }
+    }
+
     @Test func planPagesZerosAndStateArriveInPlace() throws {
         let destination = try Destination()
         let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
@@ -140,6 +181,9 @@ import TestSupport
         // A page-protocol client speaks another magic and other proof labels.
         let socket = try StreamSocket.connect(to: destination.endpoint, timeoutMilliseconds: 2000)
         #expect { _ = try Handshake.join(FramedConnection(socket: socket), secret: TransportFixture.secret) } throws: { _ in true }
+        socket.shutdown()
+        // Each handshake runs on its own: the page client's ends when it hangs up.
+        for _ in 0..<500 where destination.refusals.withLock({ $0.count }) < 2 { Thread.sleep(forTimeInterval: 0.01) }
         // The destination still takes the real source.
         _ = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
         _ = try destination.link()

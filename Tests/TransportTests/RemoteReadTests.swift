@@ -1,5 +1,6 @@
 import Foundation
 import GuestMemory
+import LinuxSystem
 import Paging
 import SnapshotFormat
 import Synchronization
@@ -114,6 +115,19 @@ import TestSupport
         // Each finished stream gave its connection back clean: a READ on the pool still works.
         #expect(try source.bytes(region: 1, first: 2, count: 1) == chain.bytes(region: 1, first: 2, count: 1))
         #expect(source.transferStatistics?.pagesReceived == UInt64(5 * references.count + 1))
+    }
+
+    /// Connections that never say a word do not fill the server: only clients that proved the
+    /// secret count against its limit, and silent handshakes past their own cap end the oldest.
+    @Test func silentConnectionsNeitherFillTheServerNorKeepAClientOut() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain, maximumConnections: 2)
+        let silent = try (0..<(PageServer.maximumPendingHandshakes + 8)).map { _ in
+            try StreamSocket.connect(to: server.endpoint, timeoutMilliseconds: 2000)
+        }
+        defer { for socket in silent { socket.shutdown() } }
+        #expect(try server.source().bytes(region: 1, first: 2, count: 1) == chain.bytes(region: 1, first: 2, count: 1))
+        #expect(server.server.connectionCount <= 2)
     }
 
     @Test func serverTurnsAwayConnectionsPastItsLimit() throws {

@@ -65,6 +65,11 @@ package final class ListeningSocket: Sendable {
         }
     }
 
+    /// Waits at most `milliseconds` for a connection to accept; true if one waits.
+    package func hasConnection(withinMilliseconds milliseconds: CInt) -> Bool {
+        Poll.isReadable(descriptor.rawValue, milliseconds: milliseconds)
+    }
+
     /// Stops listening: a thread blocked in `accept` wakes (EINVAL) and later connections are
     /// refused. (Closing would not wake it on Linux, and would let the number be reused under
     /// it; the descriptor closes when this object goes.)

@@ -23,7 +23,7 @@ package struct MigrationArrival {
     /// regions (`--shared-maps`); shared mode maps the files the plan names instead.
     package static func receive(
         on listener: ListeningSocket, secret: SharedSecret, backings: [String: RegionBacking], overrides: DeviceOverrides = DeviceOverrides(),
-        consoleLogPath: String?, log: @escaping (String) -> Void
+        consoleLogPath: String?, log: @escaping @Sendable (String) -> Void
     ) throws -> MigrationArrival {
         let link = try MigrationLink.accept(on: listener, secret: secret, log: log)
         // A source that goes quiet mid-stream is gone.

@@ -1,6 +1,7 @@
 import LinuxSystem
 import GuestMemory
 import Paging
+import Synchronization
 
 /// One migration connection, from either end: authenticated like the page protocol (with its
 /// own proof labels), then control frames and PAGES frames in order. The source writes pages
@@ -30,20 +31,50 @@ package final class MigrationLink: Sendable {
         return MigrationLink(connection: connection)
     }
 
-    /// The destination's side: accepts connections until one proves the secret; a peer that
-    /// fails the handshake is told why, logged and dropped, and the wait goes on.
-    package static func accept(on listener: ListeningSocket, secret: SharedSecret, log: (String) -> Void) throws(TransportError) -> MigrationLink {
+    /// Handshakes that may wait at once before the oldest is ended for a new one.
+    package static let maximumPendingHandshakes = 16
+
+    /// The destination's side: accepts connections until one proves the secret. Each handshake
+    /// runs on a thread of its own with its own deadline (`handshakeMilliseconds`), so peers that
+    /// connect and say nothing cannot hold up the real source; at most
+    /// `maximumPendingHandshakes` wait at once, and a new connection beyond that ends the oldest.
+    /// A peer that fails is told why, logged and dropped; once one proves the secret the others
+    /// are ended.
+    package static func accept(
+        on listener: ListeningSocket, secret: SharedSecret, log: @escaping @Sendable (String) -> Void,
+        handshakeMilliseconds: Int = WireProtocol.handshakeTimeoutMilliseconds
+    ) throws(TransportError) -> MigrationLink {
+        let pending = PendingHandshakes(maximum: maximumPendingHandshakes)
+        let winner = Mutex<MigrationLink?>(nil)
+        defer { pending.endAll() }
         while true {
+            if let link = winner.withLock({ $0 }) { return link }
+            guard listener.hasConnection(withinMilliseconds: 5) else { continue }
             let socket: StreamSocket
             do { socket = try listener.accept() } catch { throw TransportError(error) }
-            socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
-            let connection = FramedConnection(socket: socket)
-            do {
-                try Handshake.serve(connection, secret: secret, fingerprint: 0, identity: MigrationProtocol.identity)
-                socket.setReceiveTimeout(milliseconds: 0)
-                return MigrationLink(connection: connection)
-            } catch {
-                log("refused a migration connection from \(socket.peer): \(error)")
+            socket.setReceiveTimeout(milliseconds: handshakeMilliseconds)
+            let ticket = pending.add(socket)
+            let handshake: @Sendable () -> Void = {
+                let connection = FramedConnection(socket: socket)
+                do {
+                    try Handshake.serve(connection, secret: secret, fingerprint: 0, identity: MigrationProtocol.identity)
+                    socket.setReceiveTimeout(milliseconds: 0)
+                    let link = MigrationLink(connection: connection)
+                    // The first to prove the secret is the source; a later one (or one after the wait) is closed.
+                    let kept = pending.finish(ticket) && winner.withLock { held in
+                        guard held == nil else { return false }
+                        held = link
+                        return true
+                    }
+                    if !kept { link.close() }
+                } catch {
+                    if pending.finish(ticket) { log("refused a migration connection from \(socket.peer): \(error)") }
+                }
+            }
+            do { try NamedThread.spawnDetached(name: "migration-handshake", handshake) } catch {
+                _ = pending.finish(ticket)
+                socket.shutdown()
+                log("refused a migration connection from \(socket.peer): no thread for its handshake (\(error))")
             }
         }
     }

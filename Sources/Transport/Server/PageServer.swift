@@ -7,7 +7,10 @@ import Synchronization
 /// VM's live memory for a post-copy migration) — its manifest, pages and working set — to
 /// restoring clients over the page protocol. One thread per connection (a restoring client
 /// opens two or three: faults, background fill, prefetch), each with its own buffers, so a slow
-/// or broken client holds up nobody else; past `maximumConnections` new connections are turned away.
+/// or broken client holds up nobody else. Handshakes run on their own threads too, at most
+/// `maximumPendingHandshakes` at once (a newer one ends the oldest), and only clients that proved
+/// the secret count against `maximumConnections`: past it they are told "busy". So connections
+/// that say nothing can neither fill the server nor keep a real client waiting.
 package final class PageServer: Sendable {
     let memory: any ServedMemory
     let secret: SharedSecret
@@ -60,9 +63,14 @@ package final class PageServer: Sendable {
     /// True once `stop` was called.
     package var isStopped: Bool { sessions.withLock { $0.stopped } }
 
+    /// Handshakes that may wait at once before the oldest is ended for a new one.
+    package static let maximumPendingHandshakes = 16
+
     /// Accepts and serves connections until `stop` (then returns) or until accepting fails
     /// (then throws); blocks the calling thread.
     package func run() throws(TransportError) {
+        let pending = PendingHandshakes(maximum: Self.maximumPendingHandshakes)
+        defer { pending.endAll() }
         while true {
             let socket: StreamSocket
             do { socket = try listener.accept() } catch {
@@ -70,27 +78,38 @@ package final class PageServer: Sendable {
                 throw TransportError(error)
             }
             let connection = FramedConnection(socket: socket)
-            guard connections.add(1, ordering: .relaxed).newValue <= maximumConnections else {
-                connections.subtract(1, ordering: .relaxed)
-                connection.sendError("\(WireProtocol.busyMessage): this server already serves \(maximumConnections) connections; try again later")
-                log("turned away \(socket.peer): \(maximumConnections) connections already")
-                continue
-            }
             guard register(socket) else {
                 // Accepted just as `stop` shut the listener: the client is told, not left waiting.
-                connections.subtract(1, ordering: .relaxed)
                 connection.sendError("the server is stopping")
                 return
             }
+            let ticket = pending.add(socket)
             do {
                 try NamedThread.spawnDetached(name: "engram-serve") { [self] in
-                    ServerSession(server: self, connection: connection).run()
-                    unregister(socket)
+                    defer { unregister(socket) }
+                    let session = ServerSession(server: self, connection: connection)
+                    var admitted = false
+                    let authenticated = session.authenticate { [self] in
+                        guard pending.finish(ticket) else { return "the server ended this handshake" }
+                        guard connections.add(1, ordering: .relaxed).newValue <= maximumConnections else {
+                            connections.subtract(1, ordering: .relaxed)
+                            log("turned away \(socket.peer): \(maximumConnections) connections already")
+                            return "\(WireProtocol.busyMessage): this server already serves \(maximumConnections) connections; try again later"
+                        }
+                        admitted = true
+                        return nil
+                    }
+                    if !admitted { _ = pending.finish(ticket) }
+                    guard authenticated else {
+                        if admitted { connections.subtract(1, ordering: .relaxed) }
+                        return
+                    }
+                    session.serve()
                     connections.subtract(1, ordering: .relaxed)
                 }
             } catch {
+                _ = pending.finish(ticket)
                 unregister(socket)
-                connections.subtract(1, ordering: .relaxed)
                 connection.sendError("the server cannot start a thread for this connection")
                 log("cannot serve \(socket.peer): \(error)")
             }

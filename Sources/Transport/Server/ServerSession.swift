@@ -13,13 +13,20 @@ struct ServerSession {
 
     var peer: String { connection.peer }
 
-    func run() {
+    /// The handshake, within its deadline; true once the client proved the secret and `admit`
+    /// let it in (a full server sends "busy" instead).
+    func authenticate(admit: () -> String?) -> Bool {
         connection.socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
-        do { try Handshake.serve(connection, secret: server.secret, fingerprint: server.memory.fingerprint) } catch {
+        do { try Handshake.serve(connection, secret: server.secret, fingerprint: server.memory.fingerprint, admit: admit) } catch {
             if !server.isStopped { server.log("refused \(peer): \(error)") }
-            return
+            return false
         }
         connection.socket.setReceiveTimeout(milliseconds: 0)
+        return true
+    }
+
+    /// Serves requests until the client leaves or breaks the protocol.
+    func serve() {
         let buffers = ServerBuffers()
         do {
             while true {

@@ -24,8 +24,13 @@ enum Handshake {
     }
 
     /// The server's side: HELLO out, AUTH in and checked, WELCOME (with the snapshot's
-    /// fingerprint) out. Throws, after telling the client why, if the client fails.
-    static func serve(_ connection: FramedConnection, secret: SharedSecret, fingerprint: UInt64, identity: Identity = .pages) throws(TransportError) {
+    /// fingerprint) out. Throws, after telling the client why, if the client fails. `admit` is
+    /// asked once the client has proved the secret: a refusal (a full server's "busy …") is sent
+    /// instead of WELCOME, so only authenticated clients count against the server's capacity.
+    static func serve(
+        _ connection: FramedConnection, secret: SharedSecret, fingerprint: UInt64, identity: Identity = .pages,
+        admit: () -> String? = { nil }
+    ) throws(TransportError) {
         let serverNonce = nonce()
         var hello = ByteWriter()
         hello.append(identity.magic)
@@ -58,6 +63,10 @@ enum Handshake {
         guard secret.verify(proof, identity.clientLabel, serverNonce, clientNonce) else {
             connection.sendError("authentication failed: wrong secret")
             throw .authentication(peer: connection.peer, reason: "its proof does not match the secret")
+        }
+        if let refusal = admit() {
+            connection.sendError(refusal)
+            throw .refused(peer: connection.peer, message: refusal)
         }
         var welcome = ByteWriter()
         welcome.append(secret.proof(identity.serverLabel, clientNonce, serverNonce))
@@ -92,6 +101,8 @@ enum Handshake {
         try connection.sendFrame(.auth, auth.bytes)
         let welcome: [UInt8]
         do { welcome = try connection.readFrame(.welcome, maximumLength: WireProtocol.proofSize + 8) } catch {
+            // A full server says so once the secret is proved: worth retrying, as before HELLO.
+            if case .refused(let peer, let message) = error, message.hasPrefix(WireProtocol.busyMessage) { throw .busy(peer: peer) }
             if case .refused(let peer, let message) = error { throw .authentication(peer: peer, reason: message) }
             throw error
         }
