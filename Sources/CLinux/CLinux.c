@@ -183,3 +183,16 @@ long clinux_receive_with_descriptors(int socket, void *bytes, size_t length, int
 }
 
 int clinux_stream_socketpair(int pair[2]) { return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair); }
+
+extern char **environ;
+
+void clinux_scrub_environment(const char *name) {
+    size_t length = strlen(name);
+    for (char **entry = environ; entry && *entry; entry++) {
+        if (strncmp(*entry, name, length) == 0 && (*entry)[length] == '=') {
+            char *value = *entry + length + 1;
+            explicit_bzero(value, strlen(value));
+        }
+    }
+    unsetenv(name);
+}

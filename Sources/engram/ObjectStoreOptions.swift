@@ -1,5 +1,6 @@
 import LinuxSystem
 import ArgumentParser
+import Synchronization
 import ObjectStore
 import VMM
 
@@ -21,15 +22,40 @@ struct ObjectStoreOptions: ParsableArguments {
     }
 
     /// What a restore of `snapshot` (s3://BUCKET/NAME) from this store needs: a client made on
-    /// demand, the location, and the host's chunk cache.
-    func access(_ snapshot: String, cacheDirectory: String?, cacheBytes: UInt64) throws -> ObjectStoreAccess {
-        let store = self
-        return ObjectStoreAccess(
+    /// demand from `credentials`, the location, and the host's chunk cache.
+    func access(_ snapshot: String, credentials: Credentials, cacheDirectory: String?, cacheBytes: UInt64) throws -> ObjectStoreAccess {
+        ObjectStoreAccess(
             client: { () throws(VMMError) in
-                do { return try store.client() } catch { throw .failed("\(error)") }
+                switch credentials {
+                case .success(let configuration): return S3Client(configuration: configuration)
+                case .failure(let error): throw .failed(error.description)
+                }
             },
             location: try location(snapshot), cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
     }
+
+    /// The store's configuration, or why it has none.
+    typealias Credentials = Result<S3Configuration, ObjectStoreError>
+
+    /// For a VMM that lives on (restore, standby): reads the configuration now and removes the
+    /// secret variables from the environment, so the secret stays only in the process's memory,
+    /// not in /proc/PID/environ or the environment of processes it starts (fork children, a
+    /// live update's new binary). A missing credential is reported when the store is first used.
+    /// Read once per process: validation and the run both ask.
+    func takeCredentials() -> Credentials {
+        Self.taken.withLock { taken in
+            if let taken { return taken }
+            let credentials: Credentials
+            do throws(ObjectStoreError) { credentials = .success(try S3Configuration.fromEnvironment(endpoint: s3Endpoint, region: s3Region)) } catch {
+                credentials = .failure(error)
+            }
+            ProcessEnvironment.scrub(["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"])
+            taken = credentials
+            return credentials
+        }
+    }
+
+    private static let taken = Mutex<Credentials?>(nil)
 
     func location(_ text: String) throws -> ObjectLocation {
         do { return try ObjectLocation(parsing: text) } catch { throw CommandFailure(error.description) }

@@ -78,7 +78,8 @@ struct RestoreCommand: ParsableCommand {
         request.prefetch = prefetch
         do { request.overrides = try devices.overrides() } catch { throw ValidationError(error.description) }
         if RestoreSource.isObjectStore(snapshot) {
-            request.objectStore = try store.access(snapshot, cacheDirectory: chunkCache, cacheBytes: chunkCacheSize.bytes)
+            request.objectStore = try store.access(
+                snapshot, credentials: store.takeCredentials(), cacheDirectory: chunkCache, cacheBytes: chunkCacheSize.bytes)
         }
         return request
     }

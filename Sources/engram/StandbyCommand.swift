@@ -38,9 +38,11 @@ struct StandbyCommand: ParsableCommand {
         options.consoleLog = consoleLog
         options.secretFile = secretFile
         do { options.devices = try devices.overrides() } catch { throw ValidationError(error.description) }
-        let store = store, cache = chunkCache, bytes = chunkCacheSize.bytes
+        let store = store, cache = chunkCache, bytes = chunkCacheSize.bytes, credentials = store.takeCredentials()
         options.objectStore = { (name) throws(VMMError) in
-            do { return try store.access(name, cacheDirectory: cache, cacheBytes: bytes) } catch { throw .invalidRequest("\(error)") }
+            do { return try store.access(name, credentials: credentials, cacheDirectory: cache, cacheBytes: bytes) } catch {
+                throw .invalidRequest("\(error)")
+            }
         }
         return options
     }

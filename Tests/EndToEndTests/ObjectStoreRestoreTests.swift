@@ -65,6 +65,10 @@ struct ObjectStoreRestoreTests {
         let answer = try runEngram(["ctl", socket, "put", "/vm/restore", "--data", #"{"snapshot": "s3://standby/vm-\#(mode)", "memory": "\#(mode)"}"#])
         #expect(answer.status == 0 && answer.output.contains("\"running\""), "\(answer.output) \(answer.errors)")
         #expect(TestKernel.field("digest", in: try standby.command("digest", expect: "DIGEST ")) == digest)
+        // The long-lived VMM read the secret once; its environment no longer shows it.
+        let environment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(standby.processID)/environ"))
+        #expect(!environment.isEmpty && environment.range(of: Data(store.secretKey.utf8)) == nil, "the S3 secret is still in the standby VMM's environment")
+        #expect(environment.range(of: Data(store.accessKey.utf8)) != nil, "only the secret goes")
     }
 
     @Test func workingSetIsRecordedInTheStoreThenPrefetched() throws {

@@ -153,6 +153,10 @@ static const unsigned int CLINUX_KVM_IOEVENTFD_FLAG_DATAMATCH = KVM_IOEVENTFD_FL
 
 /// fallocate(2) with FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (a GNU extension): the range reads as zeros.
 int clinux_punch_hole(int fd, int64_t offset, int64_t length);
+
+/// Overwrites the value of the environment variable `name` where it lies (for a variable the
+/// process started with, that is the memory /proc/PID/environ shows) and removes it.
+void clinux_scrub_environment(const char *name);
 /// getrandom(2) with no flags (declared in <sys/random.h>, which Swift's Glibc module lacks).
 long clinux_getrandom(void *buffer, size_t length);
 /// userfaultfd(2), which glibc does not wrap; flags are O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY.
