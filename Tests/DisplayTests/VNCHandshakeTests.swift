@@ -66,6 +66,18 @@ import Testing
         #expect(client.isClosedByServer())
     }
 
+    /// Idle connections cannot turn viewers away: none counts as a viewer before its handshake,
+    /// and past the cap on pending handshakes the oldest are ended.
+    @Test func idleConnectionsDoNotTurnViewersAway() throws {
+        let fixture = try VNCServerFixture(password: "sesame")
+        let idle = try (0..<(VNCServer.maximumViewers + 8)).map { _ in try fixture.client() }
+        let viewer = try fixture.viewer(password: "sesame")
+        try viewer.requestUpdate(incremental: false, width: 200, height: 150)
+        #expect(try !viewer.readUpdate().isEmpty)
+        // The oldest idle connections were ended to make room; the newest may still wait.
+        #expect(idle.prefix(VNCServer.maximumViewers + 8 - VNCServer.maximumPendingHandshakes).allSatisfy { $0.isClosedByServer() })
+    }
+
     @Test func notAnRFBClientIsClosed() throws {
         let fixture = try VNCServerFixture()
         let client = try fixture.client()

@@ -30,11 +30,16 @@ final class ClientConnection {
         stream = ViewerStream(socket: session.socket, timeoutMilliseconds: server.ioTimeoutMilliseconds)
     }
 
-    /// Serves the viewer until it leaves; logs why it went.
-    func run() {
+    /// Serves the viewer until it leaves; logs why it went. The handshake must end within
+    /// `handshakeMilliseconds`; then `admit` says whether the viewer may stay (the server may be
+    /// full, or may have ended this handshake to make room for a newer one).
+    func run(handshakeMilliseconds: Int, admit: () -> Bool) {
         server.record(VNCStatistics(connections: 1))
         do throws(DisplayError) {
+            session.socket.setReceiveTimeout(milliseconds: handshakeMilliseconds)
             try handshake()
+            session.socket.setReceiveTimeout(milliseconds: server.ioTimeoutMilliseconds)
+            guard admit() else { return }
             try serve()
         } catch {
             let summary = "\(sent.updates) updates, \(sent.bytesSent) bytes"

@@ -39,6 +39,13 @@ package final class VNCServer: Sendable {
 
     /// At most this many viewers at once; later ones are turned away.
     package static let maximumViewers = 32
+    /// Connections still in the RFB handshake: at most this many at once (a newer one ends the
+    /// oldest), each within `handshakeMilliseconds`, and none counts as a viewer until its
+    /// handshake (with the password, if there is one) is done. So idle connections cannot turn
+    /// viewers away.
+    package static let maximumPendingHandshakes = 16
+    package static let handshakeMilliseconds = 5000
+    private let pending = PendingHandshakes(maximum: VNCServer.maximumPendingHandshakes)
 
     private let shared: Shared
     private let listener: ListeningSocket
@@ -116,6 +123,7 @@ package final class VNCServer: Sendable {
     package func stop() {
         lifecycle.requestStop()
         listener.shutdown()
+        pending.endAll()
         tracker.stop()
         lifecycle.joinAcceptorAndWait()
     }
@@ -128,10 +136,6 @@ package final class VNCServer: Sendable {
     /// Starts a thread for a new viewer, unless the server is full or stopping.
     private func admit(_ socket: StreamSocket) {
         let peer = socket.peer
-        guard tracker.sessionCount < Self.maximumViewers else {
-            shared.log("vnc: \(peer) turned away: \(Self.maximumViewers) viewers are connected already")
-            return
-        }
         let session: ClientSession
         do throws(DisplayError) {
             session = try ClientSession(socket: socket, grid: shared.grid)
@@ -139,20 +143,27 @@ package final class VNCServer: Sendable {
             shared.log("vnc: \(peer) turned away: \(error)")
             return
         }
-        guard tracker.register(session) else { return }
-        guard lifecycle.addViewerThread() else {
-            tracker.unregister(session)
-            return
-        }
+        guard lifecycle.addViewerThread() else { return }
+        let ticket = pending.add(socket)
         do {
-            try NamedThread.spawnDetached(name: "vnc-client") { [shared, tracker, lifecycle] in
-                ClientConnection(session: session, server: shared, tracker: tracker).run()
-                tracker.unregister(session)
+            try NamedThread.spawnDetached(name: "vnc-client") { [shared, tracker, lifecycle, pending] in
+                var registered = false
+                ClientConnection(session: session, server: shared, tracker: tracker).run(handshakeMilliseconds: Self.handshakeMilliseconds) {
+                    guard pending.finish(ticket) else { return false }
+                    guard tracker.sessionCount < Self.maximumViewers, tracker.register(session) else {
+                        shared.log("vnc: \(peer) turned away: \(Self.maximumViewers) viewers are connected already")
+                        return false
+                    }
+                    registered = true
+                    return true
+                }
+                if !registered { _ = pending.finish(ticket) }
+                if registered { tracker.unregister(session) }
                 lifecycle.removeViewerThread()
             }
         } catch {
+            _ = pending.finish(ticket)
             shared.log("vnc: \(peer) turned away: \(error)")
-            tracker.unregister(session)
             lifecycle.removeViewerThread()
         }
     }

@@ -1,4 +1,3 @@
-import LinuxSystem
 import Synchronization
 
 /// Connections whose peers have not proved the secret yet, each handshaking on a thread of its
