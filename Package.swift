@@ -28,7 +28,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
-        .target(name: "CLinux"),
+        // The C shim is small and sees raw pointers: every warning is an error.
+        .target(name: "CLinux", cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Werror"])]),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
