@@ -29,21 +29,12 @@ extension Machine {
     /// watches the ID (Linux reseeds its random generator) must not repeat its parent's secrets.
     /// Live updates and migrations continue the same instance and keep the ID. Call once the
     /// state is loaded and, for a lazy restore, the pager runs; nothing happens for a machine
-    /// without the device. Returns the new ID.
-    @discardableResult
-    package func beginNewGeneration() throws(MachineError) -> [UInt8]? {
-        guard let device = configuration.generationID else { return nil }
-        let id = GenerationIDDevice.freshID()
-        do { try memory.write(id, at: GuestAddress(device.address)) } catch { throw .memory(error) }
+    /// without the device.
+    package func beginNewGeneration() throws(MachineError) {
+        guard let device = configuration.generationID else { return }
+        do { try memory.write(GenerationIDDevice.freshID(), at: GuestAddress(device.address)) } catch { throw .memory(error) }
         let line = KVMInterruptLine(machine: virtualMachine, irq: device.notifyGSI)
         line.set(level: true)
         line.set(level: false)
-        return id
-    }
-
-    /// The guest's VM generation ID as it is in memory now; nil without the device.
-    package func currentGenerationID() throws(MachineError) -> [UInt8]? {
-        guard let device = configuration.generationID else { return nil }
-        do { return try memory.read(count: GenerationIDDevice.byteCount, at: GuestAddress(device.address)) } catch { throw .memory(error) }
     }
 }

@@ -157,8 +157,7 @@ package final class VNCServer: Sendable {
                     registered = true
                     return true
                 }
-                if !registered { _ = pending.finish(ticket) }
-                if registered { tracker.unregister(session) }
+                if registered { tracker.unregister(session) } else { _ = pending.finish(ticket) }
                 lifecycle.removeViewerThread()
             }
         } catch {

@@ -61,9 +61,15 @@ package final class GuestIOVectors: @unchecked Sendable {
     /// Fills the listed ranges from `descriptor` starting at file `offset` (preadv, retried until
     /// done). Returns the bytes read, fewer only at the end of the file.
     package func read(from descriptor: CInt, at offset: UInt64, subject: String) throws(SystemError) -> Int {
-        defer { recordWrites() }
-        return try transfer(descriptor, at: offset, subject: subject, call: "preadv") { fd, vectors, count, position in
-            unsafe preadv(fd, vectors, count, position)
+        do {
+            let moved = try transfer(descriptor, at: offset, subject: subject, call: "preadv") { fd, vectors, count, position in
+                unsafe preadv(fd, vectors, count, position)
+            }
+            recordWrites(upTo: moved)
+            return moved
+        } catch {
+            recordWrites(upTo: byteCount)  // part may have landed before the failure
+            throw error
         }
     }
 
@@ -78,8 +84,9 @@ package final class GuestIOVectors: @unchecked Sendable {
     /// One readv(2) into the listed ranges, for a descriptor that hands over a message per call
     /// (a tap's frame): the bytes read, or nil when nothing is waiting (EAGAIN).
     package func receiveOnce(from descriptor: CInt, subject: String) throws(SystemError) -> Int? {
-        defer { recordWrites() }
-        return try once(descriptor, subject: subject, call: "readv") { fd, vectors, count in unsafe readv(fd, vectors, count) }
+        let received = try once(descriptor, subject: subject, call: "readv") { fd, vectors, count in unsafe readv(fd, vectors, count) }
+        recordWrites(upTo: received ?? 0)  // nothing when the tap had no frame
+        return received
     }
 
     /// One writev(2) of the listed ranges as a single message (a frame to a tap): the bytes
@@ -88,10 +95,15 @@ package final class GuestIOVectors: @unchecked Sendable {
         try once(descriptor, subject: subject, call: "writev") { fd, vectors, count in unsafe writev(fd, vectors, count) }
     }
 
-    /// After a read into the listed ranges (whole or partial, even a failed one): every range
-    /// may hold new bytes now, so each is recorded as written by the host.
-    private func recordWrites() {
-        for index in 0..<count { regions[index]?.hostWrites.mark(offset: regionOffsets[index], count: lengths[index]) }
+    /// After a read of `bytes` into the listed ranges, in order: the pages they landed on are
+    /// recorded as written by the host.
+    private func recordWrites(upTo bytes: Int) {
+        var left = bytes
+        for index in 0..<count where left > 0 {
+            let written = min(left, lengths[index])
+            regions[index]?.hostWrites.mark(offset: regionOffsets[index], count: written)
+            left -= written
+        }
     }
 
     private func once(

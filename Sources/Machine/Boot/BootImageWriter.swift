@@ -22,18 +22,18 @@ enum BootImageWriter {
             try memory.write(commandLineBytes + [0], at: X86Layout.commandLineAddress)
             try memory.write(BootGDT.bytes(longMode: linuxHeader != nil), at: X86Layout.gdtAddress)
             try memory.write(MPTable.bytes(cpuCount: configuration.cpuCount), at: X86Layout.mpTableAddress)
-            let rsdp: UInt64? = configuration.generationID == nil ? nil : X86Layout.acpiRSDPAddress.rawValue
-            if configuration.generationID != nil {
+            var rsdp: UInt64? = nil
+            if let generationID = configuration.generationID {
                 let acpi = ACPITables.build(cpuCount: configuration.cpuCount)
                 try memory.write(acpi.rsdp, at: X86Layout.acpiRSDPAddress)
                 try memory.write(acpi.tables, at: X86Layout.acpiTablesAddress)
-                try memory.write(GenerationIDDevice.freshID(), at: X86Layout.generationIDAddress)
+                try memory.write(GenerationIDDevice.freshID(), at: GuestAddress(generationID.address))
+                rsdp = X86Layout.acpiRSDPAddress.rawValue
             }
             if let linuxHeader {
                 try memory.write(IdentityPageTables.bytes(), at: X86Layout.pageTablesAddress)
-                var params = LinuxBootParams.build(header: linuxHeader, commandLineLength: commandLineBytes.count,
-                                                   initrd: initrd, memoryMap: memoryMap, framebuffer: configuration.display?.geometry)
-                if let rsdp { for byte in 0..<8 { params[0x070 + byte] = UInt8(truncatingIfNeeded: rsdp >> (8 * byte)) } }  // acpi_rsdp_addr
+                let params = LinuxBootParams.build(header: linuxHeader, commandLineLength: commandLineBytes.count,
+                                                   initrd: initrd, memoryMap: memoryMap, framebuffer: configuration.display?.geometry, rsdp: rsdp)
                 try memory.write(params, at: X86Layout.bootParamsAddress)
             } else {
                 let pvh = PVHStartInfo.build(memoryMap: memoryMap, initrd: initrd, framebuffer: configuration.display?.geometry, rsdp: rsdp)

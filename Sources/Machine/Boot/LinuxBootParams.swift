@@ -4,8 +4,9 @@ import GuestMemory
 /// Builds Linux's zero page (struct boot_params): setup header, command line, initrd, e820 map.
 enum LinuxBootParams {
     static func build(header: LinuxSetupHeader, commandLineLength: Int, initrd: (address: UInt64, size: UInt64)?,
-                      memoryMap: [E820Entry], framebuffer: FramebufferGeometry? = nil) -> [UInt8] {
+                      memoryMap: [E820Entry], framebuffer: FramebufferGeometry? = nil, rsdp: UInt64? = nil) -> [UInt8] {
         var page = ByteWriter(count: 4096)
+        if let rsdp { page.put(rsdp, at: 0x070) }                 // acpi_rsdp_addr (boot protocol 2.14)
         if let framebuffer { putScreenInfo(framebuffer, into: &page) }
         page.put(header.headerBytes, at: LinuxSetupHeader.start)
         page.put(UInt8(0xff), at: 0x210)                          // type_of_loader: undefined boot loader

@@ -170,11 +170,7 @@ struct ForkPlan {
         guard let prefix = request.apiSocketPrefix ?? defaultPrefix, !prefix.isEmpty, !prefix.contains("\0") else {
             throw .invalidRequest(reason: "api_socket_prefix must name where the children's sockets go (this VM has no control socket to derive it from)")
         }
-        let absolute = PathName.absolute(prefix)
-        let directory = absolute.lastIndex(of: "/").map { String(absolute[..<$0]) } ?? "/"
-        guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
-            throw .invalidRequest(reason: "api_socket_prefix \(prefix): the directory \(directory) does not exist")
-        }
+        let absolute = try Self.inExistingDirectory(prefix, option: "api_socket_prefix")
         self.prefix = absolute
         for index in 0..<count {
             for path in ["\(absolute)-\(index).sock", "\(absolute)-\(index).console"] where FileStatus(path: path) != nil {
@@ -195,11 +191,7 @@ struct ForkPlan {
         self.overrides = overrides
         self.devices = given
         if let path = request.baseSnapshot {
-            let absolute = PathName.absolute(path)
-            let directory = absolute.lastIndex(of: "/").map { String(absolute[..<$0]) } ?? "/"
-            guard FileStatus(path: directory.isEmpty ? "/" : directory)?.kind == .directory else {
-                throw .invalidRequest(reason: "base_snapshot \(path): the directory \(directory) does not exist")
-            }
+            let absolute = try Self.inExistingDirectory(path, option: "base_snapshot")
             guard FileStatus(path: absolute) == nil else {
                 throw .invalidRequest(reason: "base_snapshot \(path) exists already; the base must be a new file")
             }
@@ -207,6 +199,16 @@ struct ForkPlan {
         } else {
             baseSnapshot = nil
         }
+    }
+
+    /// `path` made absolute, once its directory is known to exist.
+    private static func inExistingDirectory(_ path: String, option: String) throws(VMControlError) -> String {
+        let absolute = PathName.absolute(path)
+        let directory = FileSystem.directory(of: absolute)
+        guard FileStatus(path: directory)?.kind == .directory else {
+            throw .invalidRequest(reason: "\(option) \(path): the directory \(directory) does not exist")
+        }
+        return absolute
     }
 
     func socket(_ index: Int) -> String { "\(prefix)-\(index).sock" }
