@@ -24,10 +24,12 @@ final class RunControl: @unchecked Sendable {
     /// Returns false once the machine is stopping. `rearm` runs under the lock when it may run again.
     func parkIfPaused(rearm: () -> Void) -> Bool {
         withLock {
-            while state == .paused {
+            if state == .paused {
+                // One broadcast on arrival tells the pauser; broadcasting on every wake-up
+                // would have parked vCPUs wake each other in turn and spin while paused.
                 parkedCount += 1
                 broadcast()
-                wait()
+                while state == .paused { wait() }
                 parkedCount -= 1
             }
             if state == .running { rearm() }
