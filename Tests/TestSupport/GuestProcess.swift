@@ -24,6 +24,9 @@ public final class GuestProcess: @unchecked Sendable {
     /// Starts `executable` with `arguments`; standard input stays open for `send`.
     /// `environment` adds to (or replaces in) this process's environment for the child only.
     public init(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
+        // A child that ends early (as a test may make it) must fail that test, not end the whole
+        // run with SIGPIPE when another line is sent to it.
+        signal(SIGPIPE, SIG_IGN)
         let parentEnds = [input.fileHandleForWriting, output.fileHandleForReading, errors.fileHandleForReading].map(\.fileDescriptor)
         // Close-on-exec everywhere, so children spawned by parallel tests never hold each other's pipes.
         for pipe in [input, output, errors] {
