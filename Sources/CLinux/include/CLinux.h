@@ -1,5 +1,6 @@
 // The C shim: kernel-header constants and calls Swift cannot import (variadic, or hidden
-// behind _GNU_SOURCE). No logic lives here: every function is a one-line wrapper.
+// behind _GNU_SOURCE). No logic lives here: every function is a one-line wrapper, except the
+// SIGSYS reporter in SeccompReport.c (a signal handler must be async-signal-safe C).
 // Only kernel UAPI headers are included here; the wrappers that need glibc's GNU extensions
 // are defined in CLinux.c, so this module never redefines what Swift's Glibc module declares.
 #pragma once
@@ -199,3 +200,24 @@ long clinux_send_with_descriptors(int socket, const void *bytes, size_t length, 
 long clinux_receive_with_descriptors(int socket, void *bytes, size_t length, int *descriptors, int capacity, int *count);
 /* A connected pair of Unix stream sockets, both close-on-exec. */
 int clinux_stream_socketpair(int pair[2]);
+
+/* Seccomp (see Sources/LinuxSystem/Seccomp). */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <linux/audit.h>
+static const unsigned int CLINUX_AUDIT_ARCH_X86_64 = AUDIT_ARCH_X86_64;
+/* Installs `count` instructions as a seccomp filter on the calling thread only (no TSYNC: every
+   thread role has its own); 0 or -1 with errno. */
+int clinux_seccomp_install(const struct sock_filter *program, unsigned short count);
+/* prctl(PR_GET_SECCOMP): 0 unfiltered, 2 under filters (kept across exec and inherited by
+   threads and children). */
+int clinux_seccomp_mode(void);
+/* prctl(PR_SET_NO_NEW_PRIVS, 1): exec can no longer gain privileges (setuid bits, file capabilities). */
+int clinux_set_no_new_privs(void);
+/* Installs the SIGSYS handler that turns a filter's denial (SECCOMP_RET_TRAP, the role's number in
+   its data) into one line on standard error naming the role and the call, then ends the process
+   with status 159 (128 + SIGSYS). The name tables are copied; a signal handler cannot allocate or
+   run Swift, so this is the one piece of logic in C. */
+int clinux_seccomp_report_denials(const char *const *call_names, int call_count, const char *const *role_names, int role_count);
+/* personality(0xffffffff), a harmless query no role's filter allows: the tests' trigger. */
+int clinux_seccomp_forbidden_call(void);

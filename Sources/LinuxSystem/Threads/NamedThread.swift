@@ -16,10 +16,11 @@ package struct NamedThread: Sendable {
     private init(handle: pthread_t) { self.handle = handle }
 
     /// Starts `body` on a new joinable thread named `name` (shown by top -H and in /proc; the
-    /// kernel keeps 15 characters).
-    package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) -> NamedThread {
+    /// kernel keeps 15 characters), under `role`'s seccomp filter when filters are on.
+    package static func spawn(name: String, role: ThreadRole, _ body: @escaping @Sendable () -> Void) throws(SystemError) -> NamedThread {
         let start = unsafe Unmanaged.passRetained(Start {
             _ = unsafe clinux_set_thread_name(String(name.prefix(15)))
+            ThreadFilters.enter(role)
             body()
         })
         var thread = pthread_t()
@@ -49,8 +50,8 @@ package struct NamedThread: Sendable {
     package func detach() { pthread_detach(handle) }
 
     /// Starts `body` on a new thread that ends on its own (never joined).
-    package static func spawnDetached(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
-        try spawn(name: name, body).detach()
+    package static func spawnDetached(name: String, role: ThreadRole, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+        try spawn(name: name, role: role, body).detach()
     }
 
     /// The kernel's id for the calling thread (gettid), for tgkill and setpriority.
