@@ -20,8 +20,10 @@ package final class ObjectSnapshotSource: PageSource {
     private let resident = Mutex(ResidentChunks())
     private let fetches = Atomic<UInt64>(0)
     private let cacheHits = Atomic<UInt64>(0)
-    /// Chunk-cache writes still under way.
-    private let cacheWrites = DispatchGroup()
+    /// Writes chunks into the host's cache off the fault path, on a thread made here (on the
+    /// restoring thread, control role), so the writes are not held to the fault handler's
+    /// system-call filter.
+    private let cacheWriter: SerialWorker?
 
     /// Chunks kept in memory (stored bytes, up to 2 MiB each).
     static let residentLimit = 64
@@ -30,6 +32,9 @@ package final class ObjectSnapshotSource: PageSource {
         self.client = client
         self.location = location
         self.cache = cache
+        do { cacheWriter = try cache.map { _ throws(SystemError) in try SerialWorker(name: "chunk-cache", role: .control) } } catch {
+            throw .local("cannot start the chunk cache's writer: \(error)")
+        }
         origin = "s3://\(location.bucket)/\(location.key)"
         let bytes: [UInt8]
         do { bytes = try client.getObject(location.appending("manifest")) } catch {
@@ -91,7 +96,8 @@ package final class ObjectSnapshotSource: PageSource {
         for ahead in 1...Self.readAheadChunks where chunkIndex + ahead < chunks && bitmaps[region][chunkIndex + ahead] != nil {
             let next = chunkIndex + ahead
             guard !resident.withLock({ $0.contains(region << 32 | next) }) else { continue }
-            DispatchQueue.global(qos: .utility).async { [self] in _ = try? chunk(region: region, index: next) }
+            // A thread of the caller's role (the fill's), as the fetch is the fill's own work.
+            _ = try? NamedThread.spawnDetached(name: "chunk-ahead", role: .pageFault) { [self] in _ = try? chunk(region: region, index: next) }
         }
         try readPages(region: region, firstPage: firstPage, into: &buffer)
     }
@@ -107,14 +113,14 @@ package final class ObjectSnapshotSource: PageSource {
             guard bitmaps[reference.region][chunk] != nil, seen.insert(reference.region << 32 | chunk).inserted else { return nil }
             return (reference.region, chunk)
         }
-        let group = DispatchGroup()
         let lanes = 4
-        for lane in 0..<lanes {
-            DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in
+        let threads = (0..<lanes).compactMap { lane in
+            try? NamedThread.spawn(name: "chunk-lane-\(lane)", role: .pageFault) { [self] in
                 for index in stride(from: lane, to: wanted.count, by: lanes) { _ = try? chunk(region: wanted[index].0, index: wanted[index].1) }
             }
         }
-        group.wait()
+        for thread in threads { thread.join() }
+        // Whatever a lane could not start is fetched as the stream reaches it.
         return PageByPageStream(source: self, pages: pages)
     }
 
@@ -145,7 +151,7 @@ package final class ObjectSnapshotSource: PageSource {
     }
 
     /// Waits until every fetched chunk is in the host's cache.
-    package func waitForCacheWrites() { cacheWrites.wait() }
+    package func waitForCacheWrites() { cacheWriter?.waitUntilIdle() }
 
     /// Chunks fetched from the store and found in the host's cache so far.
     package var chunkCounts: (fetched: UInt64, fromCache: UInt64) { (fetches.load(ordering: .relaxed), cacheHits.load(ordering: .relaxed)) }
@@ -191,7 +197,7 @@ package final class ObjectSnapshotSource: PageSource {
         }
         fetches.add(1, ordering: .relaxed)
         // Writing 2 MiB into the host's cache is slow on some file systems: off the fault path.
-        if let cache { DispatchQueue.global(qos: .utility).async(group: cacheWrites) { cache.put(chunk.hash, bytes: bytes) } }
+        if let cache, let cacheWriter { cacheWriter.submit { cache.put(chunk.hash, bytes: bytes) } }
         return bytes
     }
 }
