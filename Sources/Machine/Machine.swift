@@ -142,7 +142,7 @@ package final class Machine: Sendable {
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: virtio.bus, control: control) { [weak self] outcome in self?.finish(outcome) }
             do throws(SystemError) {
-                try NamedThread.spawnDetached(name: "vcpu\(index)") { [self] in
+                try NamedThread.spawnDetached(name: "vcpu\(index)", role: .vcpu) { [self] in
                     VCPUKick.unblockInCurrentThread()
                     self.threadIDs.withLock { $0[index] = NamedThread.currentThreadID }
                     loop.run()

@@ -88,12 +88,12 @@ package final class LazyPager: Sendable {
         let session = session
         let clusterPages = clusterPages
         do {
-            let handler = try NamedThread.spawn(name: "engram-uffd") {
+            let handler = try NamedThread.spawn(name: "engram-uffd", role: .pageFault) {
                 var handler = FaultHandler(session: session, clusterPages: clusterPages)
                 handler.run()
             }
             threads.withLock { $0.append(handler) }
-            let fill = try NamedThread.spawn(name: "engram-fill") {
+            let fill = try NamedThread.spawn(name: "engram-fill", role: .pageFault) {
                 // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
                 NamedThread.lowerCurrentPriority()
                 BackgroundFill(session: session).run()

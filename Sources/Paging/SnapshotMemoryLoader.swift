@@ -55,7 +55,7 @@ package enum SnapshotMemoryLoader {
             }
         }
         let helpers = (1..<max(1, min(threads, Int(batches)))).compactMap { number in
-            try? NamedThread.spawn(name: "copy-\(number)", work)
+            try? NamedThread.spawn(name: "copy-\(number)", role: .pageFault, work)
         }
         work()
         for helper in helpers { helper.join() }

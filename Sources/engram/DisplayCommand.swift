@@ -34,12 +34,15 @@ struct DisplayCommand: ParsableCommand {
     @Flag(help: "Allow --vnc off loopback without --password-file: anyone who reaches it sees the screen and can type.")
     var insecure = false
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws {
         guard vnc != nil || png != nil else { throw ValidationError("say what to do: --vnc HOST:PORT and/or --png FILE") }
         if passwordFile != nil, vnc == nil { throw ValidationError("--password-file goes with --vnc") }
     }
 
     func run() throws {
+        try seccomp.apply()
         TerminationSignals.block()
         let view: FramebufferView
         do { view = try FramebufferView(path: file) } catch { throw CommandFailure(error.description) }

@@ -68,6 +68,9 @@ struct ForkChildCommand: ParsableCommand {
     @Option(help: "The socket to the forking VMM.") var descriptor: Int32
 
     func run() throws {
-        try runToEnd { () throws(VMMError) in try ForkChild.run(descriptor: descriptor) }
+        try runToEnd { () throws(VMMError) in
+            try SystemCallFilters.apply(.asParent)
+            return try ForkChild.run(descriptor: descriptor)
+        }
     }
 }

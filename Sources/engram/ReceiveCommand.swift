@@ -25,7 +25,10 @@ struct ReceiveCommand: ParsableCommand {
     @Option(help: "Post-copy: seconds to keep reconnecting to a source page server that went away.") var reconnectTimeout = 300
     @OptionGroup var devices: DeviceOverrideOptions
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func run() throws {
+        try seccomp.apply()
         var request = ReceiveRequest(listen: listen, secretFile: secretFile)
         request.sharedMaps = sharedMaps.pathsByRegion
         request.replaceSharedMaps = force

@@ -50,6 +50,8 @@ struct RestoreCommand: ParsableCommand {
     @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
     @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws {
         if chunkCache != nil && !RestoreSource.isObjectStore(snapshot) { throw ValidationError("--chunk-cache goes with an s3:// snapshot") }
         let request = try request()
@@ -57,6 +59,7 @@ struct RestoreCommand: ParsableCommand {
     }
 
     func run() throws {
+        try seccomp.apply()
         let request = try request()
         try runToEnd { () throws(VMMError) in try VMRestore.run(request) }
     }

@@ -21,6 +21,7 @@ struct ResumeUpdateCommand: ParsableCommand {
 
     func run() throws {
         try runToEnd { () throws(VMMError) in
+            try SystemCallFilters.apply(.asParent)
             if let transferDescriptor { return try UpdateTransferTarget.run(descriptor: transferDescriptor) }
             return try UpdateResumption.run(statePath: statePath ?? "", execStarted: execStarted, teardownHolder: teardownHolder)
         }

@@ -37,11 +37,14 @@ struct RunCommand: ParsableCommand {
     @Option(help: "A virtio-balloon device: AMOUNT_MIB[,deflate_on_oom][,stats_interval_s=SECONDS][,free_page_reporting] (Firecracker's balloon). Pages the guest gives up or reports free go back to the host.")
     var balloon: String?
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws {
         do { try request().validate() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
+        try seccomp.apply()
         let request: BootRequest
         do { request = try self.request() } catch { throw ValidationError(error.description) }
         try runToEnd { () throws(VMMError) in try VMBoot.run(request) }

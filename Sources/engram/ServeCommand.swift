@@ -25,11 +25,14 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Connections served at once; more are turned away (each restoring client opens 2 or 3).") var maxConnections = 64
     @Flag(help: "Check every stored page's CRC before serving.") var verify = false
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws {
         guard (1...4096).contains(maxConnections) else { throw ValidationError("--max-connections \(maxConnections): expected 1 to 4096") }
     }
 
     func run() throws {
+        try seccomp.apply()
         TerminationSignals.block()
         let server: PageServer
         do {

@@ -26,9 +26,12 @@ struct StandbyCommand: ParsableCommand {
     @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
     @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws { _ = try options() }
 
     func run() throws {
+        try seccomp.apply()
         let options = try options()
         try runToEnd { () throws(VMMError) in try StandbySession.run(options) }
     }

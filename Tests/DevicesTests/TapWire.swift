@@ -47,7 +47,7 @@ final class TapWire: @unchecked Sendable {
     /// Creates the tap and the packet socket from a thread that entered `namespace` (and ends there).
     private static func makeInNamespace(_ namespace: String, tapName: String) throws -> (TapDevice, CInt) {
         let outcome = Outcome()
-        let thread = try NamedThread.spawn(name: "tap-wire") {
+        let thread = try NamedThread.spawn(name: "tap-wire", role: .control) {
             outcome.value = Result { () throws -> (TapDevice, CInt) in
                 let handle = open("/var/run/netns/\(namespace)", O_RDONLY | O_CLOEXEC)
                 guard handle >= 0 else { throw Failure(description: "open netns \(namespace): errno \(errno)") }

@@ -52,7 +52,7 @@ import TestSupport
         let listener = try ListeningSocket(endpoint: Endpoint(host: "127.0.0.1", port: 0))
         final class Flag: Sendable { let value = Atomic(false) }
         let ended = Flag()
-        let thread = try NamedThread.spawn(name: "accept-test") {
+        let thread = try NamedThread.spawn(name: "accept-test", role: .control) {
             _ = try? listener.accept()
             ended.value.store(true, ordering: .relaxed)
         }

@@ -14,7 +14,7 @@ final class BatchWorkers: Sendable {
     init(helpers: Int, name: String, work: @escaping @Sendable (Int) -> Void) throws(SystemError) {
         let shared = BatchState(work: work)
         var threads: [NamedThread] = []
-        for _ in 0..<helpers { threads.append(try NamedThread.spawn(name: name) { shared.help() }) }
+        for _ in 0..<helpers { threads.append(try NamedThread.spawn(name: name, role: .deviceIO) { shared.help() }) }
         self.shared = shared
         self.threads = threads
     }

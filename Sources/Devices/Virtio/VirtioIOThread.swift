@@ -30,7 +30,7 @@ package final class VirtioIOThread: Sendable {
     package func start() throws(SystemError) {
         guard thread.withLock({ $0 == nil }) else { return }
         for device in devices { for notifier in device.queueNotifiers { notifier.signal() } }
-        let spawned = try NamedThread.spawn(name: "virtio-io") { [self] in run() }
+        let spawned = try NamedThread.spawn(name: "virtio-io", role: .deviceIO) { [self] in run() }
         thread.withLock { $0 = spawned }
     }
 

@@ -95,7 +95,7 @@ package final class VNCServer: Sendable {
         defer { lifecycle.finish() }
         let poller: NamedThread
         do throws(SystemError) {
-            poller = try NamedThread.spawn(name: "vnc-poller") { [tracker, shared] in
+            poller = try NamedThread.spawn(name: "vnc-poller", role: .display) { [tracker, shared] in
                 tracker.runPoller(FramebufferShadow(view: shared.view))
             }
         } catch { throw .thread(error) }
@@ -111,7 +111,7 @@ package final class VNCServer: Sendable {
     package func start() throws(DisplayError) {
         try lifecycle.startAcceptor { () throws(DisplayError) in
             do throws(SystemError) {
-                return try NamedThread.spawn(name: "vnc-accept") { [self] in
+                return try NamedThread.spawn(name: "vnc-accept", role: .display) { [self] in
                     do throws(DisplayError) { try run() } catch { shared.log("vnc: \(address): \(error)") }
                 }
             } catch { throw .thread(error) }
@@ -146,7 +146,7 @@ package final class VNCServer: Sendable {
         guard lifecycle.addViewerThread() else { return }
         let ticket = pending.add(socket)
         do {
-            try NamedThread.spawnDetached(name: "vnc-client") { [shared, tracker, lifecycle, pending] in
+            try NamedThread.spawnDetached(name: "vnc-client", role: .display) { [shared, tracker, lifecycle, pending] in
                 var registered = false
                 ClientConnection(session: session, server: shared, tracker: tracker).run(handshakeMilliseconds: Self.handshakeMilliseconds) {
                     guard pending.finish(ticket) else { return false }

@@ -74,7 +74,7 @@ package enum ProcessImage {
     package static func endTeardownHolder(_ holder: pid_t) {
         kill(holder, SIGKILL)
         let reap: @Sendable () -> Void = { _ = Subprocess.waitForExit(holder) }
-        if (try? NamedThread.spawnDetached(name: "reap-holder", reap)) == nil { reap() }
+        if (try? NamedThread.spawnDetached(name: "reap-holder", role: .control, reap)) == nil { reap() }
     }
 
     /// Marks every descriptor above standard error close-on-exec.

@@ -12,7 +12,7 @@ package final class Console: Sendable {
     package func attach(to machine: Machine, terminalMode: [UInt8]? = nil) throws(MachineError) {
         terminal.enterRawMode(original: terminalMode.flatMap(TerminalMode.mode(from:)))
         let input = ConsoleInput(deliver: { machine.consoleInput($0) }, quit: { machine.finish(.quitFromConsole) })
-        do throws(SystemError) { try NamedThread.spawnDetached(name: "console") { input.run() } } catch { throw .thread(error) }
+        do throws(SystemError) { try NamedThread.spawnDetached(name: "console", role: .control) { input.run() } } catch { throw .thread(error) }
     }
 
     /// The terminal mode `detach()` will put back, for the VMM a live update execs.

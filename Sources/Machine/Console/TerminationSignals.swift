@@ -14,7 +14,7 @@ package enum TerminationSignals {
     /// Starts a thread that calls `handler` with each signal received.
     package static func watch(_ handler: @escaping @Sendable (Int32) -> Void) throws(MachineError) {
         do throws(SystemError) {
-            try NamedThread.spawnDetached(name: "signals") {
+            try NamedThread.spawnDetached(name: "signals", role: .control) {
                 while true { handler(ProcessSignals.wait(for: watched)) }
             }
         } catch { throw .thread(error) }

@@ -19,7 +19,7 @@ final class PostcopyPageServer: Sendable {
         let memory = try LiveServedMemory(regions: machine.memory.regions, shapes: shapes, state: [], fingerprint: fingerprint)
         server = try PageServer(memory: memory, secret: secret, listening: try Endpoint(parsing: ipv6 ? "[::]:0" : "0.0.0.0:0", listening: true),
                                 log: log)
-        try NamedThread.spawnDetached(name: "engram-postcopy") { [server] in
+        try NamedThread.spawnDetached(name: "engram-postcopy", role: .migration) { [server] in
             do { try server.run() } catch { log("post-copy page server stopped: \(error)") }
         }
     }

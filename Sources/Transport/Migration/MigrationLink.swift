@@ -71,7 +71,7 @@ package final class MigrationLink: Sendable {
                     if pending.finish(ticket) { log("refused a migration connection from \(socket.peer): \(error)") }
                 }
             }
-            do { try NamedThread.spawnDetached(name: "migration-handshake", handshake) } catch {
+            do { try NamedThread.spawnDetached(name: "migration-handshake", role: .migration, handshake) } catch {
                 _ = pending.finish(ticket)
                 socket.shutdown()
                 log("refused a migration connection from \(socket.peer): no thread for its handshake (\(error))")

@@ -85,7 +85,7 @@ package final class PageServer: Sendable {
             }
             let ticket = pending.add(socket)
             do {
-                try NamedThread.spawnDetached(name: "engram-serve") { [self] in
+                try NamedThread.spawnDetached(name: "engram-serve", role: .pageServer) { [self] in
                     defer { unregister(socket) }
                     let session = ServerSession(server: self, connection: connection)
                     var admitted = false

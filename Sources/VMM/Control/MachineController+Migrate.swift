@@ -42,7 +42,7 @@ extension MachineController {
         do {
             let machine = machine
             let sessions = migrations
-            try NamedThread.spawnDetached(name: "engram-migrate") {
+            try NamedThread.spawnDetached(name: "engram-migrate", role: .migration) {
                 guard source.run() else { return }
                 _ = sessions.completionRead.wait(timeout: .now() + .seconds(2))
                 machine.finish(.migrated(to: body.to))

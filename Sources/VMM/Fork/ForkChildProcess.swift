@@ -148,6 +148,6 @@ struct ForkChildProcess {
     static func reapInBackground(_ pids: [pid_t]) {
         guard !pids.isEmpty else { return }
         let reap: @Sendable () -> Void = { for pid in pids { _ = Subprocess.waitForExit(pid) } }
-        if (try? NamedThread.spawnDetached(name: "fork-reaper", reap)) == nil { Diagnostics.note("cannot start a thread to reap the fork's children") }
+        if (try? NamedThread.spawnDetached(name: "fork-reaper", role: .control, reap)) == nil { Diagnostics.note("cannot start a thread to reap the fork's children") }
     }
 }

@@ -30,7 +30,7 @@ package final class MainThreadExec: Sendable {
     func waitForOutcome(of machine: Machine) -> MachineOutcome {
         // A thread of its own, not Dispatch's pool, whose start-up would compete with the guest's first moments.
         let wait: @Sendable () -> Void = { [self] in post(.ended(machine.waitForOutcome())) }
-        do { try NamedThread.spawnDetached(name: "outcome-wait", wait) } catch { DispatchQueue.global().async(execute: wait) }
+        do { try NamedThread.spawnDetached(name: "outcome-wait", role: .control, wait) } catch { DispatchQueue.global().async(execute: wait) }
         while true {
             posted.wait()
             switch events.withLock({ $0.removeFirst() }) {

@@ -100,7 +100,7 @@ package enum VMReceive {
     /// Tells the source, once every page is here, that it may go.
     private static func reportWhenFilled(_ fill: LazyFill, link: MigrationLink) {
         do {
-            try NamedThread.spawnDetached(name: "engram-postcopy-done") {
+            try NamedThread.spawnDetached(name: "engram-postcopy-done", role: .migration) {
                 guard fill.waitUntilFilled() else { return }
                 do { try link.sendAllPagesPresent() } catch { Diagnostics.note("the source did not hear that every page arrived: \(error)") }
             }
