@@ -43,6 +43,15 @@ struct SeccompTests {
         // Left open: the process ends on its own.
     }
 
+    /// A snapshot of a freshly booted guest, at NAME.snap.
+    func pausedSnapshot(_ name: String) throws -> String {
+        let socket = directory.path(name + ".sock"), snapshot = directory.path(name + ".snap")
+        let (source, _) = try TestKernel.boot(memory: "128M", extra: ["--api-socket", socket])
+        defer { source.stop() }
+        #expect(try runEngram(["snapshot", socket, snapshot, "--stay-paused"]).status == 0)
+        return snapshot
+    }
+
     func port(in line: String) -> Int? {
         let address = line.components(separatedBy: " on ").last?.split(separator: " ").first ?? ""
         return Int(address.split(separator: ":").last ?? "")
@@ -56,12 +65,7 @@ struct SeccompTests {
     }
 
     @Test func aLazyRestoresFaultHandlerIsStoppedWithOneLine() throws {
-        let socket = directory.path("fault.sock")
-        let snapshot = directory.path("fault.snap")
-        let (source, _) = try TestKernel.boot(memory: "128M", extra: ["--api-socket", socket])
-        defer { source.stop() }
-        #expect(try runEngram(["snapshot", socket, snapshot, "--stay-paused"]).status == 0)
-        source.stop()
+        let snapshot = try pausedSnapshot("fault")
         let restored = try GuestProcess.engram(["restore", snapshot, "--memory", "lazy"], environment: trip("page fault"))
         defer { restored.stop() }
         try expectReport(restored, role: "page fault")
@@ -77,12 +81,7 @@ struct SeccompTests {
     }
 
     @Test func aPageServerConnectionIsStoppedWithOneLine() throws {
-        let socket = directory.path("serve.sock")
-        let snapshot = directory.path("serve.snap")
-        let (source, _) = try TestKernel.boot(memory: "128M", extra: ["--api-socket", socket])
-        defer { source.stop() }
-        #expect(try runEngram(["snapshot", socket, snapshot, "--stay-paused"]).status == 0)
-        source.stop()
+        let snapshot = try pausedSnapshot("serve")
         let server = try GuestProcess.engram(
             ["serve", snapshot, "--listen", "127.0.0.1:0", "--secret-file", try secretFile()], environment: trip("page server"))
         defer { server.stop() }
