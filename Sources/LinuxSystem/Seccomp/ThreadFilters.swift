@@ -29,8 +29,8 @@ package enum ThreadFilters {
             if Int(call.rawValue) < names.count { names[Int(call.rawValue)] = "\(call)" }
         }
         let roleNames = ThreadRole.allCases.map { "\($0)" }
-        let reported = withCStrings(callNames) { calls in
-            withCStrings(roleNames) { roles in
+        let reported = unsafe withCStrings(callNames) { calls in
+            unsafe withCStrings(roleNames) { roles in
                 // SAFETY: the handler's installer copies every string during the call.
                 unsafe clinux_seccomp_report_denials(calls.baseAddress, CInt(calls.count), roles.baseAddress, CInt(roles.count))
             }
@@ -49,10 +49,10 @@ package enum ThreadFilters {
         ProcessSignals.unblockInCurrentThread([SIGSYS])
         do { try program?.installOnCurrentThread() } catch {
             let line = "engram: seccomp: the \(role) thread cannot take its filter: \(error)\n"
-            _ = line.withCString { unsafe write(2, $0, strlen($0)) }
+            _ = unsafe line.withCString { unsafe write(2, $0, strlen($0)) }
             exit(1)
         }
-        if trip == role { tripIfAsked(role) }
+        if trip == role { _ = clinux_seccomp_forbidden_call() }
     }
 
     /// The forbidden call of the test-only trigger: personality(2) is in no role's list.
@@ -62,9 +62,10 @@ package enum ThreadFilters {
     }
 
     private static func withCStrings<Result>(_ strings: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> Result) -> Result {
-        let copies = strings.map { string in string.map { unsafe strdup($0)! } }
-        defer { for copy in copies { unsafe free(copy) } }
-        let pointers = copies.map { copy in copy.map { unsafe UnsafePointer($0) } }
+        // SAFETY: each copy lives until the body returns and is freed once.
+        let copies = unsafe strings.map { string in unsafe string.map { unsafe strdup($0)! } }
+        defer { for unsafe copy in unsafe copies { unsafe free(copy) } }
+        let pointers = unsafe copies.map { copy in unsafe copy.map { unsafe UnsafePointer($0) } }
         return unsafe pointers.withUnsafeBufferPointer { unsafe body($0) }
     }
 }
