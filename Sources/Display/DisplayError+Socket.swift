@@ -8,7 +8,7 @@ extension DisplayError {
         case .addressInUse(let text): self = .addressInUse(text)
         case .closed(let peer): self = .closed(peer: peer)
         case .compression(let call, let code): self = .compression(call: call, code: code)
-        case .failed, .refused: self = .socket(peer: error.subject, call: error.call, error.errno)
+        case .failed, .refused, .tls: self = .socket(peer: error.subject, call: error.call, error.errno)
         }
     }
 }

@@ -20,6 +20,8 @@ package enum SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     case closed(peer: String)
     /// A compression library (zlib) refused a call: which one, and its return code.
     case compression(call: String, code: Int32)
+    /// TLS failed with `peer` (or setting it up failed): OpenSSL's reason, or the certificate check's.
+    case tls(peer: String, reason: String)
 
     /// A failed call: "SUBJECT: CALL failed: ERRNO".
     package init(_ call: String, on subject: String, _ errno: Errno) {
@@ -44,6 +46,7 @@ package enum SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         case .addressInUse(let address): "\(address) is already in use"
         case .closed(let peer): "\(peer) closed the connection"
         case .compression(let call, let code): "zlib \(call) failed with code \(code)"
+        case .tls(let peer, let reason): "TLS with \(peer) failed: \(reason)"
         }
     }
 
@@ -57,6 +60,7 @@ package enum SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         case .addressInUse: "bind"
         case .closed: "receive"
         case .compression(let call, _): call
+        case .tls: "TLS"
         }
     }
 
@@ -67,6 +71,7 @@ package enum SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         case .address(let address, _), .addressInUse(let address): address
         case .closed(let peer): peer
         case .compression: "zlib"
+        case .tls(let peer, _): peer
         }
     }
 
@@ -79,6 +84,7 @@ package enum SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         case .addressInUse: .addressInUse
         case .closed: .connectionReset
         case .compression: .ioError
+        case .tls: .protocolError
         }
     }
 

@@ -6,6 +6,7 @@ extension TransportError {
         switch error {
         case .address(let text, let reason): self = .address(text, reason: reason)
         case .closed(let peer): self = .closed(peer: peer)
+        case .tls(let peer, let reason): self = .tls(peer: peer, reason: reason)
         case .failed, .refused, .addressInUse, .compression: self = .socket(peer: error.subject, call: error.call, error.errno)
         }
     }

@@ -18,6 +18,10 @@ package enum TransportError: Error, CustomStringConvertible, Equatable {
     case busy(peer: String)
     /// The shared secret cannot be used.
     case secret(path: String, reason: String)
+    /// TLS with the peer failed: its certificate, its key, or it does not speak TLS.
+    case tls(peer: String, reason: String)
+    /// The security options (secret, certificates, plaintext) do not fit together or cannot be loaded.
+    case security(reason: String)
 
     package var description: String {
         switch self {
@@ -28,6 +32,8 @@ package enum TransportError: Error, CustomStringConvertible, Equatable {
         case .authentication(let peer, let reason): "authentication with \(peer) failed: \(reason)"
         case .refused(let peer, let message): "\(peer) refused: \(message)"
         case .secret(let path, let reason): "secret file \(path): \(reason)"
+        case .tls(let peer, let reason): "TLS with \(peer) failed: \(reason)"
+        case .security(let reason): "TLS: \(reason)"
         case .busy(let peer): "\(peer) is busy: it serves as many connections as it may"
         }
     }

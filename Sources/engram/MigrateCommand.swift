@@ -23,16 +23,21 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "The destination: tcp://HOST:PORT of `engram receive`.") var to: String
     @Option(help: "precopy, postcopy or shared.") var mode = "precopy"
     @Option(help: "Pre-copy: stop the guest once the rest fits in this many milliseconds.") var maxDowntimeMs: Double = 300
-    @Option(help: "The shared secret (the destination's --secret-file), read by the source VMM.") var secretFile: String
+    @OptionGroup(title: "Security (read by the source VMM; the destination's must match)") var security: TransportSecurityOptions
     @Flag(help: "Return once the migration has started.") var noWait = false
 
     func validate() throws {
         guard to.hasPrefix("tcp://") else { throw ValidationError("--to must be tcp://HOST:PORT") }
         guard ["precopy", "postcopy", "shared"].contains(mode) else { throw ValidationError("--mode must be precopy, postcopy or shared") }
+        if let conflict = security.options.conflict { throw ValidationError(conflict) }
     }
 
     func run() throws {
-        let body = MigrationRequestBody(to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: PathName.absolute(secretFile))
+        let options = security.options
+        security.warnIfPlaintext()
+        let body = MigrationRequestBody(
+            to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: options.secretFile, tlsCert: options.certificate, tlsKey: options.key,
+            tlsCa: options.authority, insecurePlaintext: options.insecurePlaintext ? true : nil)
         var status = try decode(try APICall.send(socket: socket, route: .migrate, json: body))
         if noWait { return APICall.printAnswer(try JSONCoding.makeEncoder().encode(status).map { $0 }) }
         var last = (phase: "", passes: UInt32(0))

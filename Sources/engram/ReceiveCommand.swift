@@ -8,7 +8,8 @@ struct ReceiveCommand: ParsableCommand {
         commandName: "receive",
         abstract: "Wait for a live migration (engram migrate, PUT /vm/migrate) and run the guest it brings.",
         discussion: """
-            The source authenticates with the shared secret (HMAC-SHA256 both ways, as the page server). A peer without it \
+            The stream runs over TLS 1.3, keyed by the shared secret (--secret-file) or with certificates (--tls-cert, \
+            --tls-key, --tls-ca); inside it the source proves the secret (HMAC-SHA256 both ways, as the page server). A peer without it \
             is refused and the wait goes on; a source whose stream is damaged or does not fit this host is refused with \
             an ERROR it passes on (its guest resumes there) and this command exits 1. Post-copy fetches pages from the \
             source's page server on first touch until all have arrived. docs/MIGRATION.md has the protocol.
@@ -16,7 +17,7 @@ struct ReceiveCommand: ParsableCommand {
     )
 
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String
-    @Option(help: "The shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String
+    @OptionGroup var security: TransportSecurityOptions
     @Option(help: "Create PREFIX.NAME (mode 0600) for each named region (pre- and post-copy).") var sharedMaps: SharedMapsOption?
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
     @Option(help: "Put an arriving VM's framebuffer in this display file, for engram display.") var display: String?
@@ -29,7 +30,9 @@ struct ReceiveCommand: ParsableCommand {
 
     func run() throws {
         try seccomp.apply()
-        var request = ReceiveRequest(listen: listen, secretFile: secretFile)
+        if let conflict = security.options.conflict { throw ValidationError(conflict) }
+        security.warnIfPlaintext()
+        var request = ReceiveRequest(listen: listen, security: security.options)
         request.sharedMaps = sharedMaps.pathsByRegion
         request.replaceSharedMaps = force
         request.display = display

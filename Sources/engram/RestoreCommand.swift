@@ -33,7 +33,7 @@ struct RestoreCommand: ParsableCommand {
     var display: String?
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
-    @Option(help: "The page server's shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String?
+    @OptionGroup(title: "Page server security (tcp:// snapshots)") var security: TransportSecurityOptions
     @Option(help: "Seconds to keep reconnecting to a page server that went away before the VM gives up.") var reconnectTimeout = 300
     @Option(help: ArgumentHelp(
         "Record the pages the guest touches in its first SECONDS as the snapshot's working set (lazy only).",
@@ -74,7 +74,8 @@ struct RestoreCommand: ParsableCommand {
         request.display = display
         request.consoleLog = consoleLog
         request.apiSocket = apiSocket
-        request.secretFile = secretFile
+        request.security = security.options
+        security.warnIfPlaintext()
         request.reconnectTimeoutSeconds = reconnectTimeout
         request.recordWorkingSetSeconds = recordWorkingSet
         request.faultClusterPages = faultClusterPages

@@ -13,15 +13,15 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a snapshot's state and memory to `engram restore tcp://HOST:PORT` on other hosts.",
         discussion: """
-            Clients authenticate with the shared secret (HMAC-SHA256 over fresh nonces, both ways); every page carries \
-            its CRC32C. The connection is not encrypted: across networks you do not trust, run it inside a VPN or tunnel. \
-            Clients may store a working set beside the snapshot (SNAPSHOT.workingset). docs/PROTOCOL.md has the protocol.
+            Connections run over TLS 1.3: keyed by the shared secret (--secret-file, as an external pre-shared key), or \
+            with certificates (--tls-cert, --tls-key, --tls-ca) for mutual authentication. Inside TLS, clients still prove \
+            the secret (HMAC-SHA256 over fresh nonces, both ways), and every page carries its CRC32C. Clients may store a working set beside the snapshot (SNAPSHOT.workingset). docs/PROTOCOL.md has the protocol.
             """
     )
 
     @Argument(help: "The snapshot file (a full snapshot, or a diff whose parents are in its directory).") var snapshot: String
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String
-    @Option(help: "The shared secret: a file of at least 16 bytes that only its owner may read.") var secretFile: String
+    @OptionGroup var security: TransportSecurityOptions
     @Option(help: "Connections served at once; more are turned away (each restoring client opens 2 or 3).") var maxConnections = 64
     @Flag(help: "Check every stored page's CRC before serving.") var verify = false
 
@@ -38,12 +38,12 @@ struct ServeCommand: ParsableCommand {
         do {
             let chain = try SnapshotChain(path: snapshot)
             if verify { try chain.verifyAllPages() }
-            let secret = try SharedSecret.load(path: secretFile)
+            let protection = try security.load()
             server = try PageServer(
-                chain: chain, secret: secret, listening: try Endpoint(parsing: listen, listening: true), maximumConnections: maxConnections,
+                chain: chain, security: protection, listening: try Endpoint(parsing: listen, listening: true), maximumConnections: maxConnections,
                 log: { Diagnostics.note($0) })
             let endpoint = try Endpoint(parsing: listen, listening: true)
-            Diagnostics.note("serving \(snapshot) on \(Endpoint.describe(host: endpoint.host, port: server.port)) (fingerprint 0x\(String(chain.fingerprint, radix: 16)))")
+            Diagnostics.note("serving \(snapshot) on \(Endpoint.describe(host: endpoint.host, port: server.port)) (fingerprint 0x\(String(chain.fingerprint, radix: 16))) over \(protection.summary)")
         } catch let error as SnapshotFormatError {
             throw CommandFailure(error.description)
         } catch let error as TransportError {

@@ -20,7 +20,7 @@ struct StandbyCommand: ParsableCommand {
     @Option(help: "Number of vCPUs every restored snapshot must have.") var cpus = 1
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String
     @Option(help: "Also copy the restored VM's console output to this file (mode 0600).") var consoleLog: String?
-    @Option(help: "The page server's shared secret, for tcp:// snapshots.") var secretFile: String?
+    @OptionGroup(title: "Page server security (tcp:// snapshots)") var security: TransportSecurityOptions
     @OptionGroup var devices: DeviceOverrideOptions
     @OptionGroup var store: ObjectStoreOptions
     @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
@@ -39,7 +39,8 @@ struct StandbyCommand: ParsableCommand {
     private func options() throws -> StandbyOptions {
         var options = StandbyOptions(cpuCount: cpus, memorySizeInBytes: memory.bytes, apiSocket: apiSocket)
         options.consoleLog = consoleLog
-        options.secretFile = secretFile
+        options.security = security.options
+        security.warnIfPlaintext()
         do { options.devices = try devices.overrides() } catch { throw ValidationError(error.description) }
         let store = store, cache = chunkCache, bytes = chunkCacheSize.bytes, credentials = store.takeCredentials()
         options.objectStore = { (name) throws(VMMError) in

@@ -13,7 +13,8 @@ import TestSupport
 
     @Test func clientWithTheWrongSecretGetsNoManifest() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let server = try TestServer(chain: chain)
+        // Plaintext, so the page protocol's own proof is what refuses (TLS refuses first otherwise).
+        let server = try TestServer(chain: chain, tls: false)
         let wrong = SharedSecret(bytes: Array("not the secret the server knows".utf8))
         let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: server.connector(secret: wrong)) }
         guard case .authentication(_, let reason) = error else {
@@ -31,7 +32,7 @@ import TestSupport
         let impostor = try Impostor { clientNonce, serverNonce in
             other.proof(Handshake.Identity.pages.serverLabel, clientNonce, serverNonce) + TransportFixture.le(UInt64(0x1234))
         }
-        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(impostor.endpoint)) }
+        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(impostor.endpoint, tls: false)) }
         guard case .authentication(_, let reason) = error else {
             Issue.record("expected an authentication failure, got \(String(describing: error))")
             return
@@ -42,7 +43,7 @@ import TestSupport
     @Test func clientRefusesAServerReplayingItsOwnProof() throws {
         // Echoing the client's proof back proves nothing: the server's proof has its own label.
         let impostor = try Impostor(echo: true) { _, _ in [] }
-        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(impostor.endpoint)) }
+        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(impostor.endpoint, tls: false)) }
         guard case .authentication(_, let reason) = error else {
             Issue.record("expected an authentication failure, got \(String(describing: error))")
             return
@@ -52,10 +53,10 @@ import TestSupport
 
     @Test func clientRefusesWhatIsNotAnEngramPageServer() throws {
         let wrongMagic = try Impostor(magic: Array("HTTP/1.1".utf8)) { _, _ in [] }
-        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(wrongMagic.endpoint)) }
+        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(wrongMagic.endpoint, tls: false)) }
         #expect(error.map { "\($0)" }?.contains("not an Engram page server") == true)
         let wrongVersion = try Impostor(version: 2) { _, _ in [] }
-        let newer = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(wrongVersion.endpoint)) }
+        let newer = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: TransportFixture.connector(wrongVersion.endpoint, tls: false)) }
         #expect(newer.map { "\($0)" }?.contains("protocol version 2") == true)
     }
 

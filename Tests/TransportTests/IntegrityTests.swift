@@ -13,9 +13,9 @@ import TestSupport
 
     @Test func pageDamagedOnTheWayIsRefused() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let server = try TestServer(chain: chain)
+        let server = try TestServer(chain: chain, tls: false)
         let relay = try Relay(to: server.endpoint)
-        let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint))
+        let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint, tls: false))
         relay.corrupt(true)
         let error = #expect(throws: PageSourceError.self) { _ = try source.bytes(region: 0, first: 0, count: 1024) }
         #expect(error?.description.contains("arrived damaged") == true, "\(String(describing: error))")

@@ -164,7 +164,7 @@ import TestSupport
     @Test func stopBeforeRunReturnsAtOnce() throws {
         let (memory, _, _) = try Self.memory()
         let server = try TransportFixture.listening {
-            try PageServer(memory: memory, secret: TransportFixture.secret, listening: $0, log: { _ in })
+            try PageServer(memory: memory, security: TransportFixture.security(), listening: $0, log: { _ in })
         }
         server.stop()
         try server.run()
@@ -218,7 +218,7 @@ final class LiveServer: Sendable {
     init(_ memory: any ServedMemory) throws {
         let logs = Locked<[String]>([])
         let server = try TransportFixture.listening { endpoint in
-            try PageServer(memory: memory, secret: TransportFixture.secret, listening: endpoint, log: { line in logs.withLock { $0.append(line) } })
+            try PageServer(memory: memory, security: TransportFixture.security(), listening: endpoint, log: { line in logs.withLock { $0.append(line) } })
         }
         self.server = server
         self.logs = logs

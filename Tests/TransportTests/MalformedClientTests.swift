@@ -51,7 +51,7 @@ import TestSupport
 
     @Test func badRequestsAfterTheHandshakeGetAnErrorAndAClose() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let server = try TestServer(chain: chain)
+        let server = try TestServer(chain: chain, tls: false)
         for request in Self.badRequests {
             let connection = try server.authenticatedConnection()
             try connection.socket.send(request.bytes)
@@ -64,7 +64,7 @@ import TestSupport
 
     @Test func garbageInsteadOfAuthGetsAnErrorAndAClose() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let server = try TestServer(chain: chain)
+        let server = try TestServer(chain: chain, tls: false)
         let garbage: [[UInt8]] = [
             Array("this is not an AUTH frame at all, just text\r\n".utf8),
             // Of the right size, from something that is not an Engram client.
@@ -86,7 +86,7 @@ import TestSupport
 
     @Test func authFrameOfTheWrongSizeGetsAnErrorAndAClose() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let server = try TestServer(chain: chain)
+        let server = try TestServer(chain: chain, tls: false)
         // Too short to hold magic, version, nonce and proof: the server must say so like for
         // any other bad AUTH, not just hang up.
         let full: [UInt8] = WireProtocol.magic + [1, 0, 0, 0] + [UInt8](repeating: 1, count: 64)
@@ -104,7 +104,7 @@ import TestSupport
 
     @Test func clientThatLeavesMidRequestHarmsNobody() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let server = try TestServer(chain: chain)
+        let server = try TestServer(chain: chain, tls: false)
         // Half a READ, then gone; and a READ whose 4 MiB answer is never read.
         do {
             let connection = try server.authenticatedConnection()

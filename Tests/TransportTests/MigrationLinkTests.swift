@@ -23,7 +23,7 @@ import TestSupport
             Thread.detachNewThread { [self] in
                 let result: Result<MigrationLink, TransportError>
                 do throws(TransportError) {
-                    result = .success(try MigrationLink.accept(on: listener, secret: secret, log: { line in self.refusals.withLock { $0.append(line) } }))
+                    result = .success(try MigrationLink.accept(on: listener, security: TransportFixture.security(secret), log: { line in self.refusals.withLock { $0.append(line) } }))
                 } catch { result = .failure(error) }
                 accepted.withLock { $0 = result }
             }
@@ -66,11 +66,11 @@ import TestSupport
         Thread.detachNewThread {
             let result: Result<MigrationLink, TransportError>
             do throws(TransportError) {
-                result = .success(try MigrationLink.accept(on: listener, secret: TransportFixture.secret, log: { _ in }, handshakeMilliseconds: 600_000))
+                result = .success(try MigrationLink.accept(on: listener, security: TransportFixture.security(), log: { _ in }, handshakeMilliseconds: 600_000))
             } catch { result = .failure(error) }
             accepted.withLock { $0 = result }
         }
-        let source = try MigrationLink.connect(to: endpoint, secret: TransportFixture.secret)
+        let source = try MigrationLink.connect(to: endpoint, security: TransportFixture.security())
         var arrived: Result<MigrationLink, TransportError>?
         for _ in 0..<1000 where arrived == nil {
             arrived = accepted.withLock { $0 }
@@ -96,7 +96,7 @@ import TestSupport
 
     @Test func planPagesZerosAndStateArriveInPlace() throws {
         let destination = try Destination()
-        let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+        let source = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())
         let arrived = try destination.link()
         try source.sendPlan(MigrationPlan(mode: .precopy, shapes: Self.shapes))
         let plan = try arrived.receivePlan()
@@ -133,7 +133,7 @@ import TestSupport
         ]
         for (reference, crc, expected) in cases {
             let destination = try Destination()
-            let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+            let source = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())
             let arrived = try destination.link()
             let regions = try SnapshotMemoryLoader.empty(shapes: Self.shapes)
             let bytes = Self.page(9)
@@ -145,7 +145,7 @@ import TestSupport
 
     @Test func anUnexpectedFrameOrAnErrorEndsTheStream() throws {
         let destination = try Destination()
-        let source = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+        let source = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())
         let arrived = try destination.link()
         try source.sendReady()  // a destination's frame, from the source
         var receiver = MigrationReceiver(link: arrived, regions: try SnapshotMemoryLoader.empty(shapes: Self.shapes))
@@ -176,16 +176,18 @@ import TestSupport
 
     @Test func theWrongSecretOrAPageClientIsRefusedAndTheWaitGoesOn() throws {
         let destination = try Destination()
-        #expect { _ = try MigrationLink.connect(to: destination.endpoint, secret: SharedSecret(bytes: Array("another secret of 32 bytes here!".utf8))) }
-            throws: { "\($0)".contains("authentication") }
+        #expect { _ = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security(SharedSecret(bytes: Array("another secret of 32 bytes here!".utf8)))) }
+            throws: { "\($0)".contains("another secret") }
         // A page-protocol client speaks another magic and other proof labels.
         let socket = try StreamSocket.connect(to: destination.endpoint, timeoutMilliseconds: 2000)
-        #expect { _ = try Handshake.join(FramedConnection(socket: socket), secret: TransportFixture.secret) } throws: { _ in true }
+        socket.setReceiveTimeout(milliseconds: 20_000)  // a hang guard
+        let security = TransportFixture.security()
+        #expect { _ = try Handshake.join(try security.connection(socket, server: false), security: security) } throws: { _ in true }
         socket.shutdown()
         // Each handshake runs on its own: the page client's ends when it hangs up.
         for _ in 0..<500 where destination.refusals.withLock({ $0.count }) < 2 { Thread.sleep(forTimeInterval: 0.01) }
         // The destination still takes the real source.
-        _ = try MigrationLink.connect(to: destination.endpoint, secret: TransportFixture.secret)
+        _ = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())
         _ = try destination.link()
         #expect(destination.refusals.withLock { $0.count } == 2)
     }

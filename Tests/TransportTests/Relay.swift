@@ -14,6 +14,8 @@ final class Relay: Sendable {
     private let live = Mutex<[StreamSocket]>([])
     /// While set, the server's larger bursts reach the client with one byte flipped.
     private let corrupting = Atomic<Bool>(false)
+    /// The first 16 MiB the servers sent, as they crossed the relay.
+    private let seen = Mutex<[UInt8]>([])
 
     init(to target: Endpoint) throws {
         let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
@@ -27,6 +29,9 @@ final class Relay: Sendable {
     /// 32 KiB, the byte in the middle, which lies in page data (a PAGES frame's header and
     /// records are at most 12 KiB, and small answers are left alone).
     func corrupt(_ on: Bool) { corrupting.store(on, ordering: .relaxed) }
+
+    /// What the servers sent so far (up to 16 MiB), as it crossed the network.
+    var serverBytes: [UInt8] { seen.withLock { $0 } }
 
     /// Sends new connections to `target`, or refuses them if nil.
     func point(at target: Endpoint?) { upstream.withLock { $0 = target } }
@@ -58,6 +63,9 @@ final class Relay: Sendable {
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
                 let count = (try? buffer.withUnsafeMutableBytes { try source.receive(into: $0) }) ?? 0
+                if damaging, count > 0 {
+                    seen.withLock { if $0.count < 16 << 20 { $0 += buffer[0..<count] } }
+                }
                 if damaging, count >= 32 << 10, corrupting.load(ordering: .relaxed) { buffer[count / 2] ^= 0x40 }
                 guard count > 0,
                       (try? buffer.withUnsafeBytes { try destination.send(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) != nil

@@ -12,6 +12,12 @@ import TestSupport
 /// A real snapshot file served by a real page server on 127.0.0.1, for the client to talk to.
 enum TransportFixture {
     static let secret = SharedSecret(bytes: Array("engram test secret, 32 bytes ok!".utf8))
+
+    /// TLS 1.3 keyed by `secret` (what --secret-file gives), or plaintext with it.
+    static func security(_ secret: SharedSecret = secret, tls: Bool = true) -> TransportSecurity {
+        // A key derived from a secret always makes a context; failing here is a broken OpenSSL.
+        tls ? try! TransportSecurity.preSharedKey(secret) : .plaintext(secret)
+    }
     static let ramPages: UInt64 = 2048
     static let highPages: UInt64 = 256
 
@@ -51,9 +57,9 @@ enum TransportFixture {
 
     /// A client connector for `endpoint`.
     static func connector(
-        _ endpoint: Endpoint, secret: SharedSecret = secret, reconnectTimeoutMilliseconds: Int = 10_000
+        _ endpoint: Endpoint, secret: SharedSecret = secret, tls: Bool = true, reconnectTimeoutMilliseconds: Int = 10_000
     ) -> PageServerConnector {
-        PageServerConnector(endpoint: endpoint, secret: secret, reconnectTimeoutMilliseconds: reconnectTimeoutMilliseconds, log: { _ in })
+        PageServerConnector(endpoint: endpoint, security: security(secret, tls: tls), reconnectTimeoutMilliseconds: reconnectTimeoutMilliseconds, log: { _ in })
     }
 
     /// A free TCP port on 127.0.0.1, chosen by the kernel: `Endpoint(parsing:)` refuses port 0,
@@ -98,9 +104,15 @@ final class TestServer: Sendable {
     let server: PageServer
     let endpoint: Endpoint
 
-    init(chain: SnapshotChain, secret: SharedSecret = TransportFixture.secret, maximumConnections: Int = 64) throws {
+    let tls: Bool
+
+    init(
+        chain: SnapshotChain, secret: SharedSecret = TransportFixture.secret, tls: Bool = true, security: TransportSecurity? = nil,
+        maximumConnections: Int = 64, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
+        self.tls = tls
         let server = try TransportFixture.listening { endpoint in
-            try PageServer(chain: chain, secret: secret, listening: endpoint, maximumConnections: maximumConnections, log: { _ in })
+            try PageServer(chain: chain, security: security ?? TransportFixture.security(secret, tls: tls), listening: endpoint, maximumConnections: maximumConnections, log: log)
         }
         self.server = server
         // The port the server reports, not the one asked for: the client must reach it there.
@@ -108,8 +120,8 @@ final class TestServer: Sendable {
         Thread.detachNewThread { try? server.run() }
     }
 
-    func connector(secret: SharedSecret = TransportFixture.secret, reconnectTimeoutMilliseconds: Int = 10_000) -> PageServerConnector {
-        TransportFixture.connector(endpoint, secret: secret, reconnectTimeoutMilliseconds: reconnectTimeoutMilliseconds)
+    func connector(secret: SharedSecret = TransportFixture.secret, tls: Bool? = nil, reconnectTimeoutMilliseconds: Int = 10_000) -> PageServerConnector {
+        TransportFixture.connector(endpoint, secret: secret, tls: tls ?? self.tls, reconnectTimeoutMilliseconds: reconnectTimeoutMilliseconds)
     }
 
     func source() throws -> RemotePageSource { try RemotePageSource(connector: connector()) }

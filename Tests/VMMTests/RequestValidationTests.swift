@@ -15,7 +15,7 @@ import Testing
         ("s3://bucket/name", .map, "--memory map needs a local snapshot"),
     ])
     func mapNeedsALocalFile(snapshot: String, mode: RestoreMode, message: String) {
-        let request = restore(snapshot) { $0.memory = mode; $0.secretFile = "/secret" }
+        let request = restore(snapshot) { $0.memory = mode; $0.security.secretFile = "/secret" }
         #expect(throws: VMMError.invalidRequest("\(message) file; restore from \(snapshot.hasPrefix("s3") ? "an object store" : "a page server") with --memory lazy or copy")) {
             try request.validate()
         }

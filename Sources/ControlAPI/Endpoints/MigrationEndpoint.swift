@@ -12,7 +12,12 @@ package enum MigrationEndpoint {
             if let limit = request.maxDowntimeMs, !(limit > 0 && limit <= 600_000) {
                 throw RequestError.invalidBody(reason: "max_downtime_ms must be more than 0 and at most 600000")
             }
-            guard !request.secretFile.isEmpty else { throw RequestError.invalidBody(reason: "secret_file must name the shared secret's file") }
+            guard request.secretFile != nil || request.tlsCert != nil else {
+                throw RequestError.invalidBody(reason: "secret_file (the shared secret's file) or tls_cert, tls_key and tls_ca are needed")
+            }
+            for (name, value) in [("secret_file", request.secretFile), ("tls_cert", request.tlsCert), ("tls_key", request.tlsKey), ("tls_ca", request.tlsCa)] {
+                if value?.isEmpty == true { throw RequestError.invalidBody(reason: "\(name) must name a file, not be empty") }
+            }
             return try .json(try control.migrate(request), status: 202)
         }
         router.add(.migrationStatus) { _ in try .json(control.migrationStatus()) }

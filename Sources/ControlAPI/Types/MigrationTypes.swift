@@ -7,14 +7,29 @@ package struct MigrationRequestBody: Codable, Sendable, Equatable {
     /// Pre-copy copies while the guest runs until the rest fits in this many milliseconds of
     /// downtime (default 300, as QEMU's downtime-limit).
     package var maxDowntimeMs: Double?
-    /// The file holding the secret both VMMs share (as `engram serve`'s), read by this VMM.
-    package var secretFile: String
+    /// The file holding the secret both VMMs share (as `engram serve`'s), read by this VMM: the
+    /// TLS pre-shared key and the proof the destination checks.
+    package var secretFile: String?
+    /// Mutual certificate authentication instead of (or with) the secret: this VMM's PEM
+    /// certificate and key, and the authority that signed the destination's.
+    package var tlsCert: String?
+    package var tlsKey: String?
+    package var tlsCa: String?
+    /// Plain TCP, for loopback benchmarks only (the destination must say the same).
+    package var insecurePlaintext: Bool?
 
-    package init(to: String, mode: String? = nil, maxDowntimeMs: Double? = nil, secretFile: String) {
+    package init(
+        to: String, mode: String? = nil, maxDowntimeMs: Double? = nil, secretFile: String?, tlsCert: String? = nil, tlsKey: String? = nil,
+        tlsCa: String? = nil, insecurePlaintext: Bool? = nil
+    ) {
         self.to = to
         self.mode = mode
         self.maxDowntimeMs = maxDowntimeMs
         self.secretFile = secretFile
+        self.tlsCert = tlsCert
+        self.tlsKey = tlsKey
+        self.tlsCa = tlsCa
+        self.insecurePlaintext = insecurePlaintext
     }
 }
 

@@ -22,10 +22,10 @@ package struct MigrationArrival {
     /// Waits on `listener` for a source and receives its guest. `backings` may name files for
     /// regions (`--shared-maps`); shared mode maps the files the plan names instead.
     package static func receive(
-        on listener: ListeningSocket, secret: SharedSecret, backings: [String: RegionBacking], overrides: DeviceOverrides = DeviceOverrides(),
+        on listener: ListeningSocket, security: TransportSecurity, backings: [String: RegionBacking], overrides: DeviceOverrides = DeviceOverrides(),
         consoleLogPath: String?, log: @escaping @Sendable (String) -> Void
     ) throws -> MigrationArrival {
-        let link = try MigrationLink.accept(on: listener, secret: secret, log: log)
+        let link = try MigrationLink.accept(on: listener, security: security, log: log)
         // A source that goes quiet mid-stream is gone.
         link.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds)
         do {

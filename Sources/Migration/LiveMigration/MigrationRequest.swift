@@ -9,15 +9,16 @@ package struct MigrationRequest: Sendable {
     package var mode: MigrationMode
     /// Pre-copy stops copying live once the rest fits in this much downtime.
     package var maximumDowntimeMilliseconds: Double
-    package var secret: SharedSecret
+    /// TLS and the shared secret (or certificates) both VMMs use.
+    package var security: TransportSecurity
     /// Pre-copy gives up converging after this many passes and stops the guest anyway.
     package var maximumPasses: UInt32 = 30
 
-    package init(destination: Endpoint, destinationName: String, mode: MigrationMode, maximumDowntimeMilliseconds: Double, secret: SharedSecret) {
+    package init(destination: Endpoint, destinationName: String, mode: MigrationMode, maximumDowntimeMilliseconds: Double, security: TransportSecurity) {
         self.destination = destination
         self.destinationName = destinationName
         self.mode = mode
         self.maximumDowntimeMilliseconds = maximumDowntimeMilliseconds
-        self.secret = secret
+        self.security = security
     }
 }

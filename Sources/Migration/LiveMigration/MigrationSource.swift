@@ -46,7 +46,7 @@ package final class MigrationSource: Sendable {
         var pausedHere = false
         var link: MigrationLink?
         do {
-            let connected = try MigrationLink.connect(to: request.destination, secret: request.secret)
+            let connected = try MigrationLink.connect(to: request.destination, security: request.security)
             link = connected
             connected.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds)
             let outcome = try migrate(over: connected, started: started, stateSent: &stateSent, pausedHere: &pausedHere)
@@ -103,7 +103,7 @@ package final class MigrationSource: Sendable {
         var pageServer: PostcopyPageServer?
         if request.mode == .postcopy {
             // Served from now: the data pages are learnt from the backings' holes as they are now.
-            let server = try PostcopyPageServer(machine: machine, shapes: shapes, secret: request.secret,
+            let server = try PostcopyPageServer(machine: machine, shapes: shapes, security: request.security,
                                                 ipv6: link.peer.hasPrefix("["), log: log)
             pageServer = server
             try link.sendPageServer(port: server.port, fingerprint: server.fingerprint)

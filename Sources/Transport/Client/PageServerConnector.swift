@@ -9,7 +9,7 @@ import Synchronization
 /// pages of another snapshot.
 package final class PageServerConnector: Sendable {
     package let endpoint: Endpoint
-    let secret: SharedSecret
+    let security: TransportSecurity
     let reconnectTimeoutMilliseconds: Int
     let log: @Sendable (String) -> Void
     /// The fingerprint of the first connection; later ones must match it.
@@ -20,9 +20,9 @@ package final class PageServerConnector: Sendable {
     static let requestTimeoutMilliseconds = 15_000
     static let connectTimeoutMilliseconds: Int32 = 5000
 
-    package init(endpoint: Endpoint, secret: SharedSecret, reconnectTimeoutMilliseconds: Int, log: @escaping @Sendable (String) -> Void) {
+    package init(endpoint: Endpoint, security: TransportSecurity, reconnectTimeoutMilliseconds: Int, log: @escaping @Sendable (String) -> Void) {
         self.endpoint = endpoint
-        self.secret = secret
+        self.security = security
         self.reconnectTimeoutMilliseconds = reconnectTimeoutMilliseconds
         self.log = log
     }
@@ -35,8 +35,8 @@ package final class PageServerConnector: Sendable {
             throw TransportError(error)
         }
         socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
-        let connection = FramedConnection(socket: socket)
-        let served = try Handshake.join(connection, secret: secret)
+        let connection = try security.connection(socket, server: false, host: endpoint.host)
+        let served = try Handshake.join(connection, security: security)
         let expected = fingerprint.withLock { known in
             if known == nil { known = served }
             return known!

@@ -23,11 +23,14 @@ package final class MigrationLink: Sendable {
     package var bytesReceived: UInt64 { connection.bytesReceived }
 
     /// The source's side: connect to a waiting destination and prove the secret both ways.
-    package static func connect(to endpoint: Endpoint, secret: SharedSecret, timeoutMilliseconds: Int32 = 5000) throws(TransportError) -> MigrationLink {
+    package static func connect(to endpoint: Endpoint, security: TransportSecurity, timeoutMilliseconds: Int32 = 5000) throws(TransportError) -> MigrationLink {
         let socket: StreamSocket
         do { socket = try StreamSocket.connect(to: endpoint, timeoutMilliseconds: timeoutMilliseconds) } catch { throw TransportError(error) }
-        let connection = FramedConnection(socket: socket)
-        _ = try Handshake.join(connection, secret: secret, identity: MigrationProtocol.identity)
+        // The handshake (TLS and proofs) has the connect time limit, as the destination has its own.
+        socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
+        let connection = try security.connection(socket, server: false, host: endpoint.host)
+        _ = try Handshake.join(connection, security: security, identity: MigrationProtocol.identity)
+        socket.setReceiveTimeout(milliseconds: 0)
         return MigrationLink(connection: connection)
     }
 
@@ -41,7 +44,7 @@ package final class MigrationLink: Sendable {
     /// A peer that fails is told why, logged and dropped; once one proves the secret the others
     /// are ended.
     package static func accept(
-        on listener: ListeningSocket, secret: SharedSecret, log: @escaping @Sendable (String) -> Void,
+        on listener: ListeningSocket, security: TransportSecurity, log: @escaping @Sendable (String) -> Void,
         handshakeMilliseconds: Int = WireProtocol.handshakeTimeoutMilliseconds
     ) throws(TransportError) -> MigrationLink {
         let pending = PendingHandshakes(maximum: maximumPendingHandshakes)
@@ -55,9 +58,9 @@ package final class MigrationLink: Sendable {
             socket.setReceiveTimeout(milliseconds: handshakeMilliseconds)
             let ticket = pending.add(socket)
             let handshake: @Sendable () -> Void = {
-                let connection = FramedConnection(socket: socket)
                 do {
-                    try Handshake.serve(connection, secret: secret, fingerprint: 0, identity: MigrationProtocol.identity)
+                    let connection = try security.connection(socket, server: true)
+                    try Handshake.serve(connection, security: security, fingerprint: 0, identity: MigrationProtocol.identity)
                     socket.setReceiveTimeout(milliseconds: 0)
                     let link = MigrationLink(connection: connection)
                     // The first to prove the secret is the source; a later one (or one after the wait) is closed.

@@ -13,7 +13,7 @@ import Synchronization
 /// that say nothing can neither fill the server nor keep a real client waiting.
 package final class PageServer: Sendable {
     let memory: any ServedMemory
-    let secret: SharedSecret
+    let security: TransportSecurity
     let listener: ListeningSocket
     let maximumConnections: Int
     let log: @Sendable (String) -> Void
@@ -31,11 +31,11 @@ package final class PageServer: Sendable {
     }
 
     package init(
-        memory: any ServedMemory, secret: SharedSecret, listening endpoint: Endpoint, maximumConnections: Int = 64,
+        memory: any ServedMemory, security: TransportSecurity, listening endpoint: Endpoint, maximumConnections: Int = 64,
         log: @escaping @Sendable (String) -> Void
     ) throws(TransportError) {
         self.memory = memory
-        self.secret = secret
+        self.security = security
         self.maximumConnections = maximumConnections
         self.log = log
         do { listener = try ListeningSocket(endpoint: endpoint) } catch { throw TransportError(error) }
@@ -43,10 +43,10 @@ package final class PageServer: Sendable {
 
     /// `engram serve`: serves a snapshot chain.
     package convenience init(
-        chain: SnapshotChain, secret: SharedSecret, listening endpoint: Endpoint, maximumConnections: Int = 64,
+        chain: SnapshotChain, security: TransportSecurity, listening endpoint: Endpoint, maximumConnections: Int = 64,
         log: @escaping @Sendable (String) -> Void
     ) throws(TransportError) {
-        try self.init(memory: chain, secret: secret, listening: endpoint, maximumConnections: maximumConnections, log: log)
+        try self.init(memory: chain, security: security, listening: endpoint, maximumConnections: maximumConnections, log: log)
     }
 
     /// The port listened on.
@@ -77,7 +77,12 @@ package final class PageServer: Sendable {
                 if isStopped { return }
                 throw TransportError(error)
             }
-            let connection = FramedConnection(socket: socket)
+            let connection: FramedConnection
+            do { connection = try security.connection(socket, server: true) } catch {
+                socket.shutdown()
+                log("cannot serve \(socket.peer): \(error)")
+                continue
+            }
             guard register(socket) else {
                 // Accepted just as `stop` shut the listener: the client is told, not left waiting.
                 connection.sendError("the server is stopping")

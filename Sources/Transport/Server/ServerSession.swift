@@ -17,7 +17,7 @@ struct ServerSession {
     /// let it in (a full server sends "busy" instead).
     func authenticate(admit: () -> String?) -> Bool {
         connection.socket.setReceiveTimeout(milliseconds: WireProtocol.handshakeTimeoutMilliseconds)
-        do { try Handshake.serve(connection, secret: server.secret, fingerprint: server.memory.fingerprint, admit: admit) } catch {
+        do { try Handshake.serve(connection, security: server.security, fingerprint: server.memory.fingerprint, admit: admit) } catch {
             if !server.isStopped { server.log("refused \(peer): \(error)") }
             return false
         }

@@ -10,6 +10,9 @@ import GuestMemory
 /// count records `{u64 page reference, u32 CRC32C}`, then count × 4096 bytes of page data.
 package final class FramedConnection: @unchecked Sendable {
     package let socket: StreamSocket
+    /// TLS over `socket`, or nil for plaintext; every byte goes through `stream`.
+    package let tls: TLSSession?
+    private let stream: any ByteStream
     /// Bytes received ahead of what was read: `receiveBuffer[start..<end]`.
     private var receiveBuffer: [UInt8]
     private var start = 0
@@ -23,8 +26,11 @@ package final class FramedConnection: @unchecked Sendable {
 
     static let receiveBufferSize = 256 << 10
 
-    package init(socket: StreamSocket) {
+    package init(socket: StreamSocket, tls: TLSSession? = nil) {
         self.socket = socket
+        self.tls = tls
+        stream = tls ?? socket
+        canSend = tls == nil
         receiveBuffer = [UInt8](repeating: 0, count: Self.receiveBufferSize)
         records = Array(repeating: (0, 0), count: WireProtocol.maximumFramePages)
         scratch = [UInt8](repeating: 0, count: 16 + WireProtocol.maximumFramePages * 12)
@@ -32,11 +38,22 @@ package final class FramedConnection: @unchecked Sendable {
 
     package var peer: String { socket.peer }
 
+    /// False while a TLS connection has not finished its handshake: nothing may be sent yet
+    /// (OpenSSL would start the handshake itself, with no time limit).
+    private var canSend: Bool
+
+    /// Runs the TLS handshake, if the connection uses TLS; within the socket's time limits.
+    func startTLS() throws(TransportError) {
+        guard let tls, !canSend else { return }
+        do { try tls.handshake() } catch { throw TransportError(error) }
+        canSend = true
+    }
+
     // MARK: Receiving
 
     /// Refills the receive buffer (which the reader has used up) from the stream.
     private func refill() throws(TransportError) {
-        do { end = try socket.receive(into: &receiveBuffer, at: 0, count: receiveBuffer.count) } catch { throw TransportError(error) }
+        do { end = try stream.receive(into: &receiveBuffer, at: 0, count: receiveBuffer.count) } catch { throw TransportError(error) }
         start = 0
         bytesReceived += UInt64(end)
     }
@@ -50,7 +67,7 @@ package final class FramedConnection: @unchecked Sendable {
                 if destination.byteCount - filled >= Self.receiveBufferSize / 2 {
                     let got: Int
                     do {
-                        got = try destination.withBytes(in: filled..<destination.byteCount) { (rest) throws(SystemError) in try socket.receive(into: &rest) }
+                        got = try destination.withBytes(in: filled..<destination.byteCount) { (rest) throws(SystemError) in try stream.receive(into: &rest) }
                     } catch { throw TransportError(error) }
                     bytesReceived += UInt64(got)
                     filled += got
@@ -149,12 +166,13 @@ package final class FramedConnection: @unchecked Sendable {
         writer.u32(UInt32(payload.count + 1))
         writer.append([type.rawValue])
         writer.append(payload)
-        do { try socket.send(writer.bytes) } catch { throw TransportError(error) }
+        do { try stream.send(writer.bytes) } catch { throw TransportError(error) }
         bytesSent += UInt64(writer.bytes.count)
     }
 
     /// Sends an ERROR frame (the text cut to the protocol's limit); failures are ignored, as the connection ends next.
     package func sendError(_ message: String) {
+        guard canSend else { return }
         let text = Array(message.utf8.prefix(WireProtocol.maximumMessageLength))
         try? sendFrame(.error, text)
     }
@@ -189,12 +207,12 @@ package final class FramedConnection: @unchecked Sendable {
             }
         }
         try sendScratch(headerLength, more: true)
-        do { try socket.send(data) } catch { throw TransportError(error) }
+        do { try stream.send(data) } catch { throw TransportError(error) }
         bytesSent += UInt64(headerLength + data.byteCount)
     }
 
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
-        do { try socket.send(scratch, count: count) } catch { throw TransportError(error) }
+        do { try stream.send(scratch, count: count) } catch { throw TransportError(error) }
     }
 
     package static func errorMessage(_ payload: [UInt8]) -> String {

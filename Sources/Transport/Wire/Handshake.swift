@@ -28,9 +28,11 @@ enum Handshake {
     /// asked once the client has proved the secret: a refusal (a full server's "busy …") is sent
     /// instead of WELCOME, so only authenticated clients count against the server's capacity.
     static func serve(
-        _ connection: FramedConnection, secret: SharedSecret, fingerprint: UInt64, identity: Identity = .pages,
+        _ connection: FramedConnection, security: TransportSecurity, fingerprint: UInt64, identity: Identity = .pages,
         admit: () -> String? = { nil }
     ) throws(TransportError) {
+        do { try connection.startTLS() } catch { throw security.explain(error, asServer: true) }
+        let secret = try security.handshakeSecret(for: connection)
         let serverNonce = nonce()
         var hello = ByteWriter()
         hello.append(identity.magic)
@@ -75,12 +77,14 @@ enum Handshake {
     }
 
     /// The client's side; returns the fingerprint of the snapshot the server serves.
-    static func join(_ connection: FramedConnection, secret: SharedSecret, identity: Identity = .pages) throws(TransportError) -> UInt64 {
+    static func join(_ connection: FramedConnection, security: TransportSecurity, identity: Identity = .pages) throws(TransportError) -> UInt64 {
+        do { try connection.startTLS() } catch { throw security.explain(error, asServer: false) }
+        let secret = try security.handshakeSecret(for: connection)
         let payload: [UInt8]
         do { payload = try connection.readFrame(.hello, maximumLength: 8 + 4 + WireProtocol.nonceSize) } catch {
             // A full server says so instead of HELLO: like a server that is away, worth retrying.
             if case .refused(let peer, let message) = error, message.hasPrefix(WireProtocol.busyMessage) { throw .busy(peer: peer) }
-            throw error
+            throw security.explain(error, asServer: false)
         }
         var reader = ByteReader(payload, peer: connection.peer)
         guard try reader.bytes(8, "magic") == identity.magic else {

@@ -21,9 +21,11 @@ extension MachineController {
         let request: MigrationRequest
         do {
             let endpoint = try Endpoint(parsing: String(body.to.dropFirst("tcp://".count)))
-            let secret = try SharedSecret.load(path: body.secretFile)
+            let security = try TransportSecurity.load(TransportSecurity.Options(
+                secretFile: body.secretFile, certificate: body.tlsCert, key: body.tlsKey, authority: body.tlsCa,
+                insecurePlaintext: body.insecurePlaintext ?? false))
             request = MigrationRequest(destination: endpoint, destinationName: body.to, mode: mode,
-                                       maximumDowntimeMilliseconds: body.maxDowntimeMs ?? 300, secret: secret)
+                                       maximumDowntimeMilliseconds: body.maxDowntimeMs ?? 300, security: security)
         } catch {
             throw .invalidRequest(reason: "\(error)")
         }

@@ -10,7 +10,8 @@ import Transport
 package struct ReceiveRequest: Sendable {
     /// HOST:PORT to listen on (port 0 picks a free one).
     package var listen: String
-    package var secretFile: String
+    /// The shared secret, certificates or plaintext the source must match.
+    package var security: TransportSecurity.Options
     /// Region name → a file to create (mode 0600) for it.
     package var sharedMaps: [String: String] = [:]
     package var replaceSharedMaps = false
@@ -23,9 +24,9 @@ package struct ReceiveRequest: Sendable {
     /// source's paths and names).
     package var overrides = DeviceOverrides()
 
-    package init(listen: String, secretFile: String) {
+    package init(listen: String, security: TransportSecurity.Options) {
         self.listen = listen
-        self.secretFile = secretFile
+        self.security = security
     }
 }
 
@@ -34,19 +35,20 @@ package struct ReceiveRequest: Sendable {
 package enum VMReceive {
     /// Waits for a migration and runs the guest it brings to its end; returns the exit status.
     package static func run(_ request: ReceiveRequest) throws(VMMError) -> Int32 {
-        let secret: SharedSecret
+        let security: TransportSecurity
         let listener: ListeningSocket
         do {
-            secret = try SharedSecret.load(path: request.secretFile)
+            security = try TransportSecurity.load(request.security)
             let endpoint = try Endpoint(parsing: request.listen, listening: true)
             listener = try ListeningSocket(endpoint: endpoint)
+            Diagnostics.note("migration connections use \(security.summary)")
             Diagnostics.note("waiting for a migration on \(Endpoint.describe(host: endpoint.host, port: listener.boundPort))")
         } catch {
             throw .failed("\(error)")
         }
         let arrival: MigrationArrival
         do {
-            arrival = try MigrationArrival.receive(on: listener, secret: secret, backings: backings(request), overrides: request.overrides, consoleLogPath: request.consoleLog,
+            arrival = try MigrationArrival.receive(on: listener, security: security, backings: backings(request), overrides: request.overrides, consoleLogPath: request.consoleLog,
                                                    log: { Diagnostics.note($0) })
         } catch let error as VMMError {
             throw error
@@ -56,7 +58,7 @@ package enum VMReceive {
         TerminationSignals.block()
         let machine = arrival.machine
         let link = arrival.link
-        let fill = try arrival.pageServer.map { (server) throws(VMMError) in try postcopyFill(arrival, server: server, secret: secret, request) }
+        let fill = try arrival.pageServer.map { (server) throws(VMMError) in try postcopyFill(arrival, server: server, security: security, request) }
         // Post-copy has not fetched the header page yet; otherwise the display file now names this VM's socket.
         if fill == nil { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
         let controller = MachineController(
@@ -77,14 +79,14 @@ package enum VMReceive {
 
     /// Post-copy: a lazy pager fed by the source's page server, reached at the source's address.
     private static func postcopyFill(
-        _ arrival: MigrationArrival, server: (port: UInt16, fingerprint: UInt64), secret: SharedSecret, _ request: ReceiveRequest
+        _ arrival: MigrationArrival, server: (port: UInt16, fingerprint: UInt64), security: TransportSecurity, _ request: ReceiveRequest
     ) throws(VMMError) -> LazyFill {
         let remote: RemotePageSource
         let endpoint: Endpoint
         do {
             endpoint = try Endpoint(parsing: Endpoint.describe(host: host(of: arrival.link.peer), port: server.port))
             let connector = PageServerConnector(
-                endpoint: endpoint, secret: secret, reconnectTimeoutMilliseconds: request.reconnectTimeoutSeconds * 1000,
+                endpoint: endpoint, security: security, reconnectTimeoutMilliseconds: request.reconnectTimeoutSeconds * 1000,
                 log: { Diagnostics.note($0) })
             remote = try RemotePageSource(connector: connector)
         } catch {

@@ -2,6 +2,7 @@ import Devices
 import Machine
 import ObjectStore
 import Paging
+import Transport
 
 /// Everything `engram restore` (and, later, a standby VMM's PUT /vm/restore) asks of a restore.
 package struct RestoreRequest: Sendable {
@@ -21,8 +22,8 @@ package struct RestoreRequest: Sendable {
     package var display: String?
     package var consoleLog: String?
     package var apiSocket: String?
-    /// A page server's shared secret.
-    package var secretFile: String?
+    /// A page server's shared secret, certificates or plaintext.
+    package var security = TransportSecurity.Options()
     package var reconnectTimeoutSeconds = 300
     /// Record the pages the guest touches in its first seconds as the snapshot's working set (lazy).
     package var recordWorkingSetSeconds: Double?
@@ -53,7 +54,7 @@ package struct RestoreRequest: Sendable {
             }
             guard !verify else { throw refuse("--verify checks local snapshot files; pages from a page server are checked as they arrive") }
             guard !trackDirtyPages else { throw refuse("--track-dirty-pages needs a local snapshot file as the diff parent") }
-            guard secretFile != nil else { throw refuse("a page server needs --secret-file (the secret `engram serve` was given)") }
+            if let conflict = security.conflict { throw refuse("a page server: \(conflict) (as `engram serve` was given)") }
         }
         if let recordWorkingSetSeconds {
             guard memory == .lazy else { throw refuse("--record-working-set needs --memory lazy") }

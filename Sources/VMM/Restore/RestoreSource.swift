@@ -44,12 +44,12 @@ package struct RestoreSource {
     }
 
     /// Connects to the page server `name` names and reads its manifest.
-    package init(server name: String, secretFile: String, reconnectTimeoutSeconds: Int) throws(VMMError) {
+    package init(server name: String, security options: TransportSecurity.Options, reconnectTimeoutSeconds: Int) throws(VMMError) {
         do {
             let endpoint = try Endpoint(parsing: String(name.dropFirst(Self.pageServerScheme.count)))
-            let secret = try SharedSecret.load(path: secretFile)
+            let security = try TransportSecurity.load(options)
             let connector = PageServerConnector(
-                endpoint: endpoint, secret: secret, reconnectTimeoutMilliseconds: reconnectTimeoutSeconds * 1000,
+                endpoint: endpoint, security: security, reconnectTimeoutMilliseconds: reconnectTimeoutSeconds * 1000,
                 log: { Diagnostics.note($0) })
             let remote = try RemotePageSource(connector: connector)
             self.name = name

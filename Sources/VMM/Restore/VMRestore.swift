@@ -150,8 +150,8 @@ package enum VMRestore {
     /// The snapshot the request names, opened.
     static func openSource(_ request: RestoreRequest) throws(VMMError) -> RestoreSource {
         if RestoreSource.isPageServer(request.snapshot) {
-            guard let secretFile = request.secretFile else { throw .invalidRequest("a page server needs --secret-file") }
-            return try RestoreSource(server: request.snapshot, secretFile: secretFile, reconnectTimeoutSeconds: request.reconnectTimeoutSeconds)
+            if let conflict = request.security.conflict { throw .invalidRequest("a page server: \(conflict)") }
+            return try RestoreSource(server: request.snapshot, security: request.security, reconnectTimeoutSeconds: request.reconnectTimeoutSeconds)
         }
         if RestoreSource.isObjectStore(request.snapshot) {
             guard let store = request.objectStore else { throw .invalidRequest("\(request.snapshot): no object store configured") }

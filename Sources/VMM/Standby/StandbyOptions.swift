@@ -2,6 +2,7 @@ import ControlAPI
 import Devices
 import Machine
 import Paging
+import Transport
 
 /// What `engram standby` was started with: the shape every snapshot it restores must have, and
 /// what each restore gets unless its request says otherwise.
@@ -12,8 +13,8 @@ package struct StandbyOptions: Sendable {
     package var consoleLog: String?
     /// Disks, taps and a vsock socket replacing the restored VM's (a request's own replace these).
     package var devices = DeviceOverrides()
-    /// A page server's shared secret, for tcp:// snapshots.
-    package var secretFile: String?
+    /// A page server's shared secret, certificates or plaintext, for tcp:// snapshots.
+    package var security = TransportSecurity.Options()
     package var reconnectTimeoutSeconds = 300
     /// The store and chunk cache for an s3:// snapshot, by its name.
     package var objectStore: (@Sendable (String) throws(VMMError) -> ObjectStoreAccess)?
@@ -36,7 +37,7 @@ package struct StandbyOptions: Sendable {
         request.verify = body.verify ?? false
         request.apiSocket = apiSocket
         request.consoleLog = consoleLog
-        request.secretFile = secretFile
+        request.security = security
         request.reconnectTimeoutSeconds = reconnectTimeoutSeconds
         do {
             // The request's own devices where it names them, else the standby's.

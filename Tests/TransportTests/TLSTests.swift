@@ -1,0 +1,153 @@
+import Foundation
+import LinuxSystem
+import Paging
+import SnapshotFormat
+import Synchronization
+import Testing
+import TestSupport
+@testable import Transport
+
+/// Page streams run over TLS 1.3 from the system's OpenSSL: keyed by the shared secret, or
+/// with certificates both ends check. Each way the two ends can disagree is refused in one line
+/// that says why, and the server goes on serving.
+@Suite struct TLSTests {
+    let directory = TemporaryDirectory()
+
+    /// A fresh PKI (Tests/Tools/make_certificates.py): an authority, certificates it signed for
+    /// this host (one expired, one for another host) and one another authority signed.
+    func pki() throws -> String {
+        let path = directory.path("pki")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let script = ProjectPaths.root.appendingPathComponent("Tests/Tools/make_certificates.py").path
+        let process = try Process.run(URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", script, path])
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "make_certificates.py failed")
+        return path
+    }
+
+    func certificates(_ pki: String, _ name: String, authority: String = "ca") throws -> TransportSecurity {
+        try TransportSecurity.load(TransportSecurity.Options(certificate: "\(pki)/\(name).pem", key: "\(pki)/\(name).key", authority: "\(pki)/\(authority).pem"))
+    }
+
+    func connect(_ server: TestServer, _ security: TransportSecurity) throws -> RemotePageSource {
+        try RemotePageSource(connector: PageServerConnector(endpoint: server.endpoint, security: security, reconnectTimeoutMilliseconds: 1000, log: { _ in }))
+    }
+
+    @Test func pagesCrossEncryptedUnderAKeyFromTheSecret() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let relay = try Relay(to: server.endpoint)
+        let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint))
+        let pages = try source.bytes(region: 0, first: 100, count: 512)
+        #expect(try pages == chain.bytes(region: 0, first: 100, count: 512))
+        // What crossed the network holds none of the page data: a 64-byte run of any page is absent.
+        let wire = relay.serverBytes
+        #expect(wire.count > 512 * 4096)
+        for page in stride(from: 0, to: 512, by: 97) {
+            let sample = Array(pages[(page * 4096 + 1000)..<(page * 4096 + 1064)])
+            #expect(wire.firstRange(of: sample) == nil, "page \(100 + page) crossed in clear text")
+        }
+        // The plaintext control: the same pages do cross in clear text without TLS.
+        let plainServer = try TestServer(chain: chain, tls: false)
+        let plainRelay = try Relay(to: plainServer.endpoint)
+        _ = try RemotePageSource(connector: TransportFixture.connector(plainRelay.endpoint, tls: false)).bytes(region: 0, first: 100, count: 512)
+        #expect(plainRelay.serverBytes.firstRange(of: Array(pages[1000..<1064])) != nil)
+    }
+
+    @Test func aClientWithAnotherSecretIsRefusedByTLSAndTheServerServesOn() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let logs = Mutex<[String]>([])
+        let server = try TestServer(chain: chain, log: { line in logs.withLock { $0.append(line) } })
+        let other = SharedSecret(bytes: Array("not the secret the server knows".utf8))
+        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: server.connector(secret: other)) }
+        guard case .tls(_, let reason) = error else {
+            Issue.record("expected a TLS failure, got \(String(describing: error))")
+            return
+        }
+        #expect(reason.contains("another secret"), "\(reason)")
+        #expect(try server.source().bytes(region: 0, first: 3, count: 1) == chain.bytes(region: 0, first: 3, count: 1))
+        #expect(logs.withLock { $0.contains { $0.contains("binder does not verify") && $0.contains("another secret") } }, "\(logs.withLock { $0 })")
+    }
+
+    @Test func aPlaintextClientAndATLSServerRefuseEachOtherInOneLine() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let logs = Mutex<[String]>([])
+        let server = try TestServer(chain: chain, log: { line in logs.withLock { $0.append(line) } })
+        // The client waits for a HELLO the server never sends before TLS; the handshake's time limit ends both.
+        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: server.connector(tls: false)) }
+        #expect(error.map { "\($0)" }?.contains("--insecure-plaintext") == true, "\(String(describing: error))")
+        for _ in 0..<500 where logs.withLock({ $0.isEmpty }) { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(logs.withLock { $0.contains { $0.contains("no TLS handshake") } }, "\(logs.withLock { $0 })")
+        // Bytes that are not TLS at all (an HTTP request) are refused at once.
+        let stray = try StreamSocket.connect(to: server.endpoint, timeoutMilliseconds: 2000)
+        try stray.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        for _ in 0..<500 where logs.withLock({ $0.count }) < 2 { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(logs.withLock { $0.contains { $0.contains("does not speak TLS") } }, "\(logs.withLock { $0 })")
+        #expect(try server.source().bytes(region: 0, first: 3, count: 1) == chain.bytes(region: 0, first: 3, count: 1))
+    }
+
+    @Test func aTLSClientRefusesAPlaintextServerInOneLine() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain, tls: false)
+        let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: server.connector(tls: true)) }
+        #expect(error.map { "\($0)" }?.contains("does not speak TLS") == true, "\(String(describing: error))")
+    }
+
+    @Test func damageOnTheWayEndsTheConnectionInsteadOfReachingTheGuest() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let relay = try Relay(to: server.endpoint)
+        let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint))
+        relay.corrupt(true)
+        let error = #expect(throws: PageSourceError.self) { _ = try source.bytes(region: 0, first: 0, count: 1024) }
+        #expect(error.map { "\($0)" }?.contains("TLS") == true, "\(String(describing: error))")
+    }
+
+    @Test func certificatesAuthenticateBothEndsWithoutASecret() throws {
+        let pki = try pki()
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain, security: try certificates(pki, "server"))
+        let source = try connect(server, try certificates(pki, "client"))
+        #expect(try source.bytes(region: 0, first: 100, count: 64) == chain.bytes(region: 0, first: 100, count: 64))
+        // The server's own certificate works as a client's too: post-copy's destination connects back to its source.
+        #expect(try connect(server, try certificates(pki, "server")).manifest.fingerprint == chain.fingerprint)
+    }
+
+    @Test func certificatesThatDoNotCheckOutAreRefusedInOneLine() throws {
+        let pki = try pki()
+        let chain = try TransportFixture.snapshot(in: directory)
+        let logs = Mutex<[String]>([])
+        let server = try TestServer(chain: chain, security: try certificates(pki, "server"), log: { line in logs.withLock { $0.append(line) } })
+        // An expired client certificate: the server refuses it, and says why.
+        let expired = #expect(throws: TransportError.self) { _ = try connect(server, try certificates(pki, "expired")) }
+        #expect(expired.map { "\($0)" }?.contains("TLS with") == true, "\(String(describing: expired))")
+        for _ in 0..<500 where logs.withLock({ $0.isEmpty }) { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(logs.withLock { $0.contains { $0.contains("certificate has expired") } }, "\(logs.withLock { $0 })")
+        // A certificate another authority signed.
+        let stranger = #expect(throws: TransportError.self) { _ = try connect(server, try certificates(pki, "stranger", authority: "other-ca")) }
+        #expect(stranger.map { "\($0)" }?.contains("its certificate") == true, "\(String(describing: stranger))")
+        // The server itself is checked too: an expired one, and one made out for another host.
+        for (name, reason) in [("expired", "certificate has expired"), ("elsewhere", "mismatch")] {
+            let impostor = try TestServer(chain: chain, security: try certificates(pki, name))
+            let error = #expect(throws: TransportError.self) { _ = try connect(impostor, try certificates(pki, "client")) }
+            #expect(error.map { "\($0)" }?.contains(reason) == true, "\(name): \(String(describing: error))")
+        }
+        // The real server still serves.
+        #expect(try connect(server, try certificates(pki, "client")).manifest.fingerprint == chain.fingerprint)
+    }
+
+    @Test func optionsThatCannotWorkAreRefusedBeforeAnyConnection() throws {
+        let pki = try pki()
+        func refusal(_ options: TransportSecurity.Options) -> String {
+            do { _ = try TransportSecurity.load(options) } catch { return error.description }
+            return "accepted"
+        }
+        #expect(refusal(.init(certificate: "\(pki)/server.pem", key: "\(pki)/client.key", authority: "\(pki)/ca.pem")).contains("is not the private key of"))
+        #expect(refusal(.init(certificate: "\(pki)/missing.pem", key: "\(pki)/server.key", authority: "\(pki)/ca.pem")).contains("missing.pem"))
+        #expect(refusal(.init(certificate: "\(pki)/server.pem", key: "\(pki)/server.key", authority: "\(pki)/server.key")).contains("certificate authority"))
+        #expect(refusal(.init(certificate: "\(pki)/server.pem")).contains("go together"))
+        #expect(refusal(.init(secretFile: "/s", certificate: "\(pki)/server.pem", key: "\(pki)/server.key", authority: "\(pki)/ca.pem", insecurePlaintext: true))
+            .contains("--insecure-plaintext"))
+        #expect(refusal(.init()).contains("--secret-file"))
+    }
+}
