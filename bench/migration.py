@@ -50,7 +50,8 @@ FILL = re.compile(rb"FILL mib=(\d+) seed=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PA
 DIRTY = re.compile(rb"DIRTY rate_mib_s=(\d+)|(?:ERROR|PANIC) [^\r\n]*")
 DIGEST = re.compile(rb"DIGEST mib=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PANIC) [^\r\n]*")
 TICKS = re.compile(rb"TICKS (\d+)\r")
-ENGRAM_MODES = ("engram-precopy", "engram-postcopy", "engram-shared")
+ENGRAM_MODES = ("engram-precopy", "engram-postcopy", "engram-shared", "engram-precopy-plaintext", "engram-postcopy-plaintext")
+TLS_TARGET = 0.70  # TLS throughput at least this share of plaintext's
 QEMU_MODES = ("qemu", "qemu-capped")
 QEMU_DEFAULT_BANDWIDTH = 128 * MIB  # QEMU 7.2's max-bandwidth default (query-migrate-parameters says 134217728)
 UNCAPPED_BANDWIDTH = 1 << 40
@@ -143,6 +144,10 @@ class Bench:
     # --- Engram -------------------------------------------------------------------------------------
     def engram(self, mode):
         args = self.args
+        # The default is TLS 1.3 keyed by the secret; "-plaintext" modes add --insecure-plaintext on both ends.
+        plaintext = mode.endswith("-plaintext")
+        mode = mode.removesuffix("-plaintext")
+        insecure = ["--insecure-plaintext"] if plaintext else []
         src_api, dst_api = self.path("src") + ".sock", self.path("dst") + ".sock"
         extra, shared_file = [], None
         if mode == "shared":
@@ -157,14 +162,14 @@ class Bench:
             stats = run_json([args.engram, "mem", "stats", src_api, "--json"])
             touched_pages = sum(row["pages"] - row["zero"] for row in stats)
             destination = Child([args.engram, "receive", "--listen", "127.0.0.1:0", "--secret-file", self.secret,
-                                 "--api-socket", dst_api], f"engram receive ({mode})")
+                                 "--api-socket", dst_api, *insecure], f"engram receive ({mode})")
             found = []
             pattern = re.compile(rb"waiting for a migration on 127\.0\.0\.1:(\d+)")
             pump_until([source, destination], lambda: found.append(pattern.search(destination.err)) or found[-1], 30,
                        "engram receive's listening line")
             port = int(found[-1].group(1))
             command = [args.engram, "migrate", src_api, "--to", f"tcp://127.0.0.1:{port}", "--secret-file", self.secret,
-                       "--mode", mode, "--max-downtime-ms", str(args.max_downtime_ms)]
+                       "--mode", mode, "--max-downtime-ms", str(args.max_downtime_ms), *insecure]
             migrate = Child(command, f"engram migrate --mode {mode}")
             started = migrate.started
             try:
@@ -194,6 +199,7 @@ class Bench:
                       "dirty_mib_s_measured": (status.get("dirty_pages_per_second") or 0) * PAGE / MIB,
                       "migrate_command_ms": (finished - started) * 1000, "source_exit": source.process.returncode,
                       "last_pass_bandwidth_mib_s": (status.get("bandwidth_bytes_per_second") or 0) / MIB or None,
+                      "throughput_mib_s": (status.get("bytes_sent") or 0) / MIB / (status["total_ms"] / 1000) if status.get("total_ms") else None,
                       **visible}
             if copying and second:
                 # Pass 1 sends exactly the non-zero pages; its length is known to the 100 ms of the progress lines.
@@ -368,10 +374,21 @@ def compute(result):
                          "detail": f"guest-visible {fmt(e_vis, ' ms')} vs {fmt(q_vis, ' ms')}; VMM-reported {fmt(e_vmm, ' ms')} vs "
                                    f"{fmt(q_vmm, ' ms')} ({'≤' if e_vmm is not None and q_vmm is not None and e_vmm <= q_vmm else '>'} "
                                    f"by that measure, which is not the same measure for both)"})
+    for kind in ("precopy", "postcopy"):
+        tls, plain = f"engram-{kind}", f"engram-{kind}-plaintext"
+        a, b = med(result, tls, "throughput_mib_s"), med(result, plain, "throughput_mib_s")
+        share = a / b if a and b else None
+        verdicts.append({"target": f"{kind} throughput over TLS ≥ {TLS_TARGET:.0%} of plaintext",
+                         "met": None if share is None else share >= TLS_TARGET,
+                         "detail": f"{fmt(a, ' MiB/s', 0)} over TLS vs {fmt(b, ' MiB/s', 0)} plaintext ({fmt(share and share * 100, '%', 0)}); "
+                                   f"total {fmt(med(result, tls, 'total_ms'), ' ms', 0)} vs {fmt(med(result, plain, 'total_ms'), ' ms', 0)}; "
+                                   f"downtime {fmt(med(result, tls, 'downtime_ms'), ' ms')} vs {fmt(med(result, plain, 'downtime_ms'), ' ms')} "
+                                   f"(guest-visible {fmt(med(result, tls, 'guest_visible_ms'), ' ms')} vs {fmt(med(result, plain, 'guest_visible_ms'), ' ms')})"})
     result["verdicts"] = verdicts
 
 
 LABELS = {"engram-precopy": "Engram pre-copy", "engram-postcopy": "Engram post-copy", "engram-shared": "Engram shared",
+          "engram-precopy-plaintext": "Engram pre-copy, plaintext", "engram-postcopy-plaintext": "Engram post-copy, plaintext",
           "qemu": "QEMU 7.2 pre-copy, no bandwidth cap", "qemu-capped": "QEMU 7.2 pre-copy, default 128 MiB/s cap"}
 
 
@@ -478,6 +495,10 @@ Targets:
   tick interval; 2: the destination's PIT fired early once, which shortens the gap by up to one interval). It agrees
   with the VMM-reported figure to within a few ms (printing a TICK line through the emulated UART, the console pipes);
   a single run can even come out just below zero when the pause was a couple of ms.
+- **TLS**: Engram's migration and post-copy page streams run over TLS 1.3 (OpenSSL {result.get('openssl', '')}, the secret as an
+  external pre-shared key, AES-128-GCM) unless both ends say `--insecure-plaintext`; the "plaintext" rows are the same
+  migrations with it. Throughput = `bytes_sent` ÷ `total_ms`. This host's kernel has no kTLS, so every byte is
+  encrypted and decrypted in user space, on the same 2 cores the guest and both VMMs share.
 - **Bytes**: Engram pre-copy and shared `bytes_sent` (the whole migration connection: frames, pages, CRCs, state);
   post-copy: `bytes_sent`, which counts the control connection and the source's page server (the destination's
   `lazy.transfer.bytes_received` is the page-server part). QEMU:
@@ -602,7 +623,7 @@ def main():
         "host": f"{platform.node()} ({os.cpu_count()} CPUs, kernel {platform.release()})",
         "machine_notes": "KVM here is PVM (kvm_pvm, no hardware virtualization): guest ring 0 is emulated, ring 3 runs "
                          "natively; 2 cores, 24 GiB, shared with other work (noisy), hence medians.",
-        "build_note": build_note(), "qemu_version": qemu_version,
+        "build_note": build_note(), "qemu_version": qemu_version, "openssl": subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip(),
         "memory": args.memory, "fill_mib": args.fill_mib, "dirty_mib_s": args.dirty, "heartbeat_ms": args.heartbeat_ms,
         "max_downtime_ms": args.max_downtime_ms, "settle_seconds": args.settle, "runs": args.runs, "warmup": args.warmup,
         "cmdline": bench.cmdline, "fill_digest": bench.fill_digest, "shared_dir": args.shared_dir,

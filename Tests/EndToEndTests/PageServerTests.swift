@@ -210,7 +210,7 @@ struct PageServerTests {
         defer { server.stop() }
         let refused = try runEngram(["restore", "tcp://127.0.0.1:\(port)", "--memory", "lazy", "--secret-file", wrong])
         #expect(refused.status != 0)
-        #expect(refused.errors.contains("authentication"), "\(refused.errors)")
+        #expect(refused.errors.contains("TLS") && refused.errors.contains("another secret"), "\(refused.errors)")
         #expect(refused.errors.split(separator: "\n").count <= 2, "\(refused.errors)")
         try server.waitForErrorLine(containing: "refused")
         // The server goes on serving clients that know the secret.
@@ -218,6 +218,30 @@ struct PageServerTests {
         defer { restored.stop() }
         let line = try restored.command("digest", expect: "DIGEST ")
         #expect(TestKernel.field("digest", in: line) == digest)
+    }
+
+    @Test func certificatesInsteadOfASecretAndPlaintextPeersRefusedInOneLine() throws {
+        let pki = try TestCertificates.make(in: directory.path("pki"))
+        let (path, digest) = try snapshot("certificates.snap", memory: "64M", fill: 4)
+        let server = try GuestProcess.engram(["serve", path, "--listen", "127.0.0.1:0"] + TestCertificates.options(pki, "server"))
+        defer { server.stop() }
+        let line = try server.waitForErrorLine(containing: "serving ")
+        #expect(line.contains("TLS 1.3 (certificates)"), "\(line)")
+        let port = try #require(Int(line.components(separatedBy: " on ").last?.split(separator: " ").first?.split(separator: ":").last ?? ""), "\(line)")
+        let url = "tcp://127.0.0.1:\(port)"
+        // A client whose certificate has expired, and one that speaks plaintext: each refused in one line.
+        let expired = try runEngram(["restore", url, "--memory", "lazy"] + TestCertificates.options(pki, "expired"))
+        #expect(expired.status != 0 && expired.errors.contains("TLS with 127.0.0.1"), "\(expired.errors)")
+        try server.waitForErrorLine(containing: "certificate has expired")
+        let plaintext = try runEngram(["restore", url, "--memory", "lazy", "--secret-file", try secretFile(), "--insecure-plaintext"])
+        #expect(plaintext.status != 0 && plaintext.errors.contains("--insecure-plaintext"), "\(plaintext.errors)")
+        #expect(plaintext.errors.contains("WARNING: --insecure-plaintext"), "\(plaintext.errors)")
+        try server.waitForErrorLine(containing: "no TLS handshake")
+        // The server goes on, and a client with a certificate the authority signed restores the guest.
+        let restored = try GuestProcess.engram(["restore", url, "--memory", "lazy"] + TestCertificates.options(pki, "client"))
+        defer { restored.stop() }
+        let answer = try restored.command("digest", expect: "DIGEST ")
+        #expect(TestKernel.field("digest", in: answer) == digest)
     }
 
     @Test func badArgumentsAreRefusedInOneLine() throws {

@@ -13,17 +13,7 @@ import TestSupport
 @Suite struct TLSTests {
     let directory = TemporaryDirectory()
 
-    /// A fresh PKI (Tests/Tools/make_certificates.py): an authority, certificates it signed for
-    /// this host (one expired, one for another host) and one another authority signed.
-    func pki() throws -> String {
-        let path = directory.path("pki")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let script = ProjectPaths.root.appendingPathComponent("Tests/Tools/make_certificates.py").path
-        let process = try Process.run(URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", script, path])
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "make_certificates.py failed")
-        return path
-    }
+    func pki() throws -> String { try TestCertificates.make(in: directory.path("pki")) }
 
     func certificates(_ pki: String, _ name: String, authority: String = "ca") throws -> TransportSecurity {
         try TransportSecurity.load(TransportSecurity.Options(certificate: "\(pki)/\(name).pem", key: "\(pki)/\(name).key", authority: "\(pki)/\(authority).pem"))
@@ -149,5 +139,28 @@ import TestSupport
         #expect(refusal(.init(secretFile: "/s", certificate: "\(pki)/server.pem", key: "\(pki)/server.key", authority: "\(pki)/ca.pem", insecurePlaintext: true))
             .contains("--insecure-plaintext"))
         #expect(refusal(.init()).contains("--secret-file"))
+    }
+}
+
+extension TLSTests {
+    @Test func aMigrationLinkRunsOverCertificatesWithoutASecret() throws {
+        let pki = try pki()
+        let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
+        let endpoint = try Endpoint(parsing: "127.0.0.1:\(listener.boundPort)")
+        let destinationSecurity = try certificates(pki, "server")
+        let accepted = Mutex<MigrationLink?>(nil)
+        Thread.detachNewThread {
+            let link = try? MigrationLink.accept(on: listener, security: destinationSecurity, log: { _ in })
+            accepted.withLock { $0 = link }
+        }
+        let source = try MigrationLink.connect(to: endpoint, security: try certificates(pki, "client"))
+        try source.sendReady()
+        for _ in 0..<1000 where accepted.withLock({ $0 == nil }) { Thread.sleep(forTimeInterval: 0.01) }
+        let destination = try #require(accepted.withLock { $0 })
+        destination.setReceiveTimeout(milliseconds: 20_000)  // a hang guard
+        try destination.receiveReady()
+        try destination.sendRunning()
+        source.setReceiveTimeout(milliseconds: 20_000)
+        try source.receiveRunning()
     }
 }
