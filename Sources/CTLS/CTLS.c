@@ -90,6 +90,9 @@ ctls_context *ctls_context_new(int server, const uint8_t *psk, size_t psk_length
     SSL_CTX_set_options(context, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(context, SSL_MODE_AUTO_RETRY);
+    // Read ahead into a large buffer: one recv brings many records, not two calls per record.
+    SSL_CTX_set_read_ahead(context, 1);
+    SSL_CTX_set_default_read_buffer_len(context, ctls_buffer_bytes);
     if (server) SSL_CTX_set_num_tickets(context, 0);
     if (psk) {
         pthread_once(&psk_slot_once, psk_slot_make);
@@ -160,11 +163,20 @@ void ctls_context_free(ctls_context *context) { SSL_CTX_free(context); }
 ctls_session *ctls_session_new(ctls_context *context, int fd, const char *peer_host, char *error, size_t error_length) {
     ERR_clear_error();
     SSL *ssl = SSL_new(context);
-    if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+    // Reads straight from the socket; writes through a buffer, so a page frame's records leave in
+    // a few large sends rather than one send per 16 KiB record (ctls_flush ends each message).
+    BIO *reader = BIO_new_socket(fd, BIO_NOCLOSE);
+    BIO *buffer = BIO_new(BIO_f_buffer());
+    BIO *writer = BIO_new_socket(fd, BIO_NOCLOSE);
+    if (!ssl || !reader || !buffer || !writer || BIO_set_write_buffer_size(buffer, ctls_buffer_bytes) != 1) {
         error_text(error, error_length, "cannot make a TLS session");
+        BIO_free(reader);
+        BIO_free(buffer);
+        BIO_free(writer);
         SSL_free(ssl);
         return NULL;
     }
+    SSL_set_bio(ssl, reader, BIO_push(buffer, writer));
     if (peer_host && SSL_CTX_get_verify_mode(context) & SSL_VERIFY_PEER) {
         unsigned char address[16];
         int checked;
@@ -232,6 +244,19 @@ int ctls_write(ctls_session *session, const void *buffer, size_t count, char *er
     size_t written = 0;
     int result = SSL_write_ex(session, buffer, count, &written);
     return result == 1 && written == count ? ctls_ok : failure(session, result, error, error_length);
+}
+
+int ctls_flush(ctls_session *session, char *error, size_t error_length) {
+    ERR_clear_error();
+    errno = 0;
+    if (BIO_flush(SSL_get_wbio(session)) == 1) return ctls_ok;
+    int saved = errno;
+    if (saved == 0) {
+        error_text(error, error_length, "cannot send the buffered records");
+        return ctls_protocol;
+    }
+    errno = saved;
+    return ctls_system;
 }
 
 int ctls_export(ctls_session *session, const char *label, uint8_t *output, size_t count) {

@@ -8,6 +8,8 @@
 #include <sys/types.h>
 
 typedef struct ssl_ctx_st ctls_context;
+// Bytes a session reads ahead and buffers before sending: a few dozen TLS records.
+enum { ctls_buffer_bytes = 256 * 1024 };
 typedef struct ssl_st ctls_session;
 
 // A TLS 1.3-only context for one side. With `psk` (psk_length bytes) the peers authenticate
@@ -35,8 +37,10 @@ enum {
 int ctls_handshake(ctls_session *session, char *error, size_t error_length);
 // Reads up to `count` bytes; the number read (> 0) or a failure.
 ssize_t ctls_read(ctls_session *session, void *buffer, size_t count, char *error, size_t error_length);
-// Writes all `count` bytes; ctls_ok or a failure.
+// Writes all `count` bytes into the session's send buffer (full parts of it are sent on the way);
+// ctls_ok or a failure. ctls_flush sends what is left: call it at the end of every message.
 int ctls_write(ctls_session *session, const void *buffer, size_t count, char *error, size_t error_length);
+int ctls_flush(ctls_session *session, char *error, size_t error_length);
 // RFC 8446 keying material exported under `label`: both ends get the same bytes for this
 // session only. ctls_ok or ctls_protocol.
 int ctls_export(ctls_session *session, const char *label, uint8_t *output, size_t count);

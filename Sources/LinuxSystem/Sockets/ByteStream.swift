@@ -8,6 +8,8 @@ package protocol ByteStream: AnyObject, Sendable {
     func send(_ bytes: UnsafeRawBufferPointer) throws(SystemError)
     /// Receives up to `buffer.count` bytes; at least one (the peer closing is `.closed`).
     func receive(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int
+    /// Sends what a send left buffered; callers flush at the end of every message.
+    func flush() throws(SystemError)
 }
 
 extension ByteStream {

@@ -90,6 +90,9 @@ package final class StreamSocket: ByteStream {
         }
     }
 
+    /// Nothing to do: a socket's sends go out as they are made.
+    package func flush() throws(SystemError) {}
+
     /// Waits until the socket has input (true) or `wake` is signalled (false, after draining it).
     /// Hang-ups and errors count as input: the read that follows reports them.
     package func waitForInput(orWake wake: EventNotifier) throws(SystemError) -> Bool {

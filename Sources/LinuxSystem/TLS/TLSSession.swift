@@ -38,7 +38,14 @@ package final class TLSSession: ByteStream, @unchecked Sendable {
         throw failure(result, call: "TLS read")
     }
 
-    /// Sends every byte of `bytes`.
+    /// Sends what `send` left in the session's buffer.
+    package func flush() throws(SystemError) {
+        // SAFETY: the error buffer outlives the call.
+        let result = unsafe ctls_flush(session, &error, error.count)
+        if result != 0 { throw failure(Int(result), call: "TLS write") }
+    }
+
+    /// Sends every byte of `bytes` (through the session's buffer: `flush` ends a message).
     package func send(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         guard bytes.count > 0 else { return }
         // SAFETY: OpenSSL reads bytes.count bytes from it; the error buffer outlives the call.

@@ -166,7 +166,10 @@ package final class FramedConnection: @unchecked Sendable {
         writer.u32(UInt32(payload.count + 1))
         writer.append([type.rawValue])
         writer.append(payload)
-        do { try stream.send(writer.bytes) } catch { throw TransportError(error) }
+        do {
+            try stream.send(writer.bytes)
+            try stream.flush()
+        } catch { throw TransportError(error) }
         bytesSent += UInt64(writer.bytes.count)
     }
 
@@ -207,12 +210,19 @@ package final class FramedConnection: @unchecked Sendable {
             }
         }
         try sendScratch(headerLength, more: true)
-        do { try stream.send(data) } catch { throw TransportError(error) }
+        do {
+            try stream.send(data)
+            try stream.flush()
+        } catch { throw TransportError(error) }
         bytesSent += UInt64(headerLength + data.byteCount)
     }
 
+    /// Sends the first `count` bytes of `scratch`; the message ends there unless `more` follows.
     private func sendScratch(_ count: Int, more: Bool) throws(TransportError) {
-        do { try stream.send(scratch, count: count) } catch { throw TransportError(error) }
+        do {
+            try stream.send(scratch, count: count)
+            if !more { try stream.flush() }
+        } catch { throw TransportError(error) }
     }
 
     package static func errorMessage(_ payload: [UInt8]) -> String {
