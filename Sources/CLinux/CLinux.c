@@ -20,6 +20,7 @@
 #include <sys/vfs.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+_Static_assert(TUNSETOFFLOAD == 0x400454d0 && TUNSETVNETHDRSZ == 0x400454d8, "tap ioctl requests");
 #include <unistd.h>
 
 int clinux_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }

@@ -10,7 +10,9 @@
 #include <time.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 int clinux_seccomp_install(const struct sock_filter *program, unsigned short count) {
@@ -40,9 +42,17 @@ static size_t append_number(char *line, size_t used, size_t capacity, long value
     return used;
 }
 
+static size_t append_hex(char *line, size_t used, size_t capacity, unsigned long value) {
+    char digits[16];
+    size_t count = 0;
+    do { digits[count++] = "0123456789abcdef"[value & 15]; value >>= 4; } while (value && count < sizeof digits);
+    used = append(line, used, capacity, "0x");
+    while (count && used + 1 < capacity) line[used++] = digits[--count];
+    return used;
+}
+
 static void report_denial(int signal, siginfo_t *info, void *context) {
     (void)signal;
-    (void)context;
     char line[512];
     size_t used = 0;
     // Threads denied at once (a role's two threads) print one line: the first does, the rest wait.
@@ -59,7 +69,14 @@ static void report_denial(int signal, siginfo_t *info, void *context) {
     used = append(line, used, sizeof line, call >= 0 && call < report_calls && call_names[call] ? call_names[call] : "system call");
     used = append(line, used, sizeof line, " (");
     used = append_number(line, used, sizeof line, call);
-    used = append(line, used, sizeof line, "), which its filter forbids; the VMM stops here (files and guest memory keep what was written; --no-seccomp turns the filters off for debugging)\n");
+    used = append(line, used, sizeof line, ")");
+    if (call == SYS_ioctl && context) {
+        // The kernel takes an ioctl's request as 32 bits, and so do the filters.
+        const ucontext_t *registers = context;
+        used = append(line, used, sizeof line, " with request ");
+        used = append_hex(line, used, sizeof line, (unsigned long)registers->uc_mcontext.gregs[REG_RSI] & 0xffffffffUL);
+    }
+    used = append(line, used, sizeof line, ", which its filter forbids; the VMM stops here (files and guest memory keep what was written; --no-seccomp turns the filters off for debugging)\n");
     ssize_t written = write(STDERR_FILENO, line, used);
     (void)written;
     syscall(SYS_exit_group, 128 + SIGSYS);
@@ -81,3 +98,4 @@ int clinux_seccomp_report_denials(const char *const *calls, int call_count, cons
 }
 
 int clinux_seccomp_forbidden_call(void) { return personality(0xffffffff); }
+int clinux_seccomp_forbidden_ioctl(void) { return ioctl(-1, KVM_CREATE_VM, 0); }

@@ -64,6 +64,18 @@ struct SeccompTests {
         try expectReport(process, role: role)
     }
 
+    /// An ioctl request outside a narrow role's list (KVM_CREATE_VM, 0xae01) is stopped too, and
+    /// the line names the request: the roles that may ioctl are limited to their requests.
+    @Test(arguments: ["vcpu", "device I/O"])
+    func aForbiddenIoctlRequestIsStoppedWithOneLine(role: String) throws {
+        let process = try GuestProcess.engram(runArguments(["--rng", "on"]), environment: trip(role + " ioctl"))
+        defer { process.stop() }
+        let status = try process.waitForExit(timeout: 60)
+        #expect(status == 159, "exit status \(status); stderr: \(process.errorText)")
+        let line = "engram: seccomp: the \(role) thread called ioctl (16) with request 0xae01, which its filter forbids"
+        #expect(process.errorText.contains(line), "stderr: \(process.errorText)")
+    }
+
     @Test func aLazyRestoresFaultHandlerIsStoppedWithOneLine() throws {
         let snapshot = try pausedSnapshot("fault")
         let restored = try GuestProcess.engram(["restore", snapshot, "--memory", "lazy"], environment: trip("page fault"))

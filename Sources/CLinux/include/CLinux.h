@@ -185,6 +185,10 @@ static const unsigned int CLINUX_TUN_F_TSO4 = 0x02;
 static const unsigned int CLINUX_TUN_F_TSO6 = 0x04;
 static const unsigned int CLINUX_TUN_F_TSO_ECN = 0x08;
 static const unsigned int CLINUX_TUN_F_UFO = 0x10;
+/// The tap ioctls a device makes after set-up (the seccomp filters name them); checked against
+/// <linux/if_tun.h> in CLinux.c.
+static const unsigned long CLINUX_TUNSETOFFLOAD = 0x400454d0;
+static const unsigned long CLINUX_TUNSETVNETHDRSZ = 0x400454d8;
 
 _Static_assert(sizeof(struct uffd_msg) == 32, "uffd_msg layout");
 _Static_assert(sizeof(struct uffdio_copy) == 40, "uffdio_copy layout");
@@ -221,3 +225,6 @@ int clinux_set_no_new_privs(void);
 int clinux_seccomp_report_denials(const char *const *call_names, int call_count, const char *const *role_names, int role_count);
 /* personality(0xffffffff), a harmless query no role's filter allows: the tests' trigger. */
 int clinux_seccomp_forbidden_call(void);
+/* ioctl(-1, KVM_CREATE_VM): an ioctl request no narrow role's filter allows (the kernel would
+   refuse the descriptor; the filter stops it first). The tests' trigger for request filtering. */
+int clinux_seccomp_forbidden_ioctl(void);

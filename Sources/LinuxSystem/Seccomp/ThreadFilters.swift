@@ -11,7 +11,23 @@ package enum ThreadFilters {
     private struct State {
         var programs: [ThreadRole: SeccompProgram]
         /// Test only: a thread of this role makes a forbidden call once its filter is in.
-        var trip: ThreadRole?
+        var trip: Trip?
+    }
+
+    /// Test only: which role's thread makes a forbidden call, and whether it is an ioctl with a
+    /// request the role may not make (rather than a call the role may not make at all).
+    package struct Trip: Sendable {
+        package let role: ThreadRole
+        package let ioctl: Bool
+
+        package init(role: ThreadRole, ioctl: Bool) {
+            self.role = role
+            self.ioctl = ioctl
+        }
+
+        func happen() {
+            _ = ioctl ? clinux_seccomp_forbidden_ioctl() : clinux_seccomp_forbidden_call()
+        }
     }
 
     private static let state = Mutex<State?>(nil)
@@ -23,7 +39,7 @@ package enum ThreadFilters {
     /// Turns the filters on: no_new_privs, the SIGSYS report, and the control role's filter on
     /// the calling thread (unless it already holds one from the Engram that started this
     /// process, which had the same list). `trip` is for tests only.
-    package static func enable(_ programs: [ThreadRole: SeccompProgram], trip: ThreadRole? = nil) throws(SystemError) {
+    package static func enable(_ programs: [ThreadRole: SeccompProgram], trip: Trip? = nil) throws(SystemError) {
         guard clinux_set_no_new_privs() == 0 else { throw SystemError("prctl(PR_SET_NO_NEW_PRIVS)", on: "this process", Errno(rawValue: errno)) }
         let callNames = SystemCall.allCases.reduce(into: [String?](repeating: nil, count: 512)) { names, call in
             if Int(call.rawValue) < names.count { names[Int(call.rawValue)] = "\(call)" }
@@ -52,13 +68,13 @@ package enum ThreadFilters {
             _ = unsafe line.withCString { unsafe write(2, $0, strlen($0)) }
             exit(1)
         }
-        if trip == role { _ = clinux_seccomp_forbidden_call() }
+        if let trip, trip.role == role { trip.happen() }
     }
 
     /// The forbidden call of the test-only trigger: personality(2) is in no role's list.
     private static func tripIfAsked(_ role: ThreadRole) {
-        guard state.withLock({ $0?.trip }) == role else { return }
-        _ = clinux_seccomp_forbidden_call()
+        guard let trip = state.withLock({ $0?.trip }), trip.role == role else { return }
+        trip.happen()
     }
 
     private static func withCStrings<Result>(_ strings: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> Result) -> Result {

@@ -7,9 +7,12 @@ package enum SeccompPolicy {
     package struct Rule: Sendable {
         package let call: SystemCall
         package let reason: String
-        init(_ call: SystemCall, _ reason: String) {
+        /// For ioctl in a narrow role: the only requests allowed (nil: any).
+        package let requests: [IoctlRequest]?
+        init(_ call: SystemCall, _ reason: String, requests: [IoctlRequest]? = nil) {
             self.call = call
             self.reason = reason
+            self.requests = requests
         }
     }
 
@@ -43,7 +46,8 @@ package enum SeccompPolicy {
     /// every role and `controlOnly`.
     package static let roles: [(ThreadRole, [Rule])] = [
         (.vcpu, [
-            Rule(.ioctl, "KVM_RUN and the vCPU's state and interrupt requests"),
+            Rule(.ioctl, "KVM_RUN; its registers when it fails; the interrupt lines, irqfds, ioeventfds and tap offloads of devices the driver starts or resets",
+                 requests: [.kvmRun, .kvmGetRegisters, .kvmIRQLine, .kvmIRQFD, .kvmIOEventFD, .tapSetOffload, .tapSetHeaderSize]),
             Rule(.read, "event counters"),
             Rule(.tgkill, "kicks another vCPU out of KVM_RUN"),
             Rule(.rt_sigtimedwait, "takes a pending kick"),
@@ -63,7 +67,7 @@ package enum SeccompPolicy {
             Rule(.pwrite64, "disk writes"),
             Rule(.fdatasync, "a guest's FLUSH"),
             Rule(.fallocate, "DISCARD and WRITE_ZEROES punch holes"),
-            Rule(.ioctl, "interrupt lines (KVM_IRQ_LINE) where irqfd is not used"),
+            Rule(.ioctl, "interrupt lines where irqfd is not used; tap offloads", requests: [.kvmIRQLine, .tapSetOffload]),
             Rule(.epoll_ctl, "watches sockets as vsock connections come and go"),
             Rule(.accept4, "host programs connect to the vsock socket"),
             Rule(.socket, "guest vsock connections to host ports"),
@@ -75,7 +79,8 @@ package enum SeccompPolicy {
             Rule(.timerfd_settime, "rate limiters' refills"),
         ]),
         (.pageFault, [
-            Rule(.ioctl, "UFFDIO_COPY, UFFDIO_ZEROPAGE and UFFDIO_WAKE"),
+            Rule(.ioctl, "installs pages, wakes faulting threads, and unregisters memory once all of it is present",
+                 requests: [.userfaultCopy, .userfaultZeroPage, .userfaultWake, .userfaultUnregister]),
             Rule(.read, "userfaultfd messages; snapshot files"),
             Rule(.poll, "waits for faults and replies"),
             Rule(.ppoll, "waits for faults and replies"),
@@ -297,10 +302,11 @@ package enum SeccompPolicy {
         var programs: [ThreadRole: SeccompProgram] = [:]
         var union = everyThread.map(\.call) + controlOnly.map(\.call)
         for (role, rules) in roles {
-            let calls = rules.map(\.call) + everyThread.map(\.call)
-            programs[role] = SeccompProgram(allowing: calls, otherwise: audit ? .log : .trap(role: role.rawValue))
+            let allowances = (rules + everyThread).map { SeccompProgram.Allowance($0.call, requests: $0.requests) }
+            programs[role] = SeccompProgram(allowing: allowances, otherwise: audit ? .log : .trap(role: role.rawValue))
             union += rules.map(\.call)
         }
+        // Control sets up and tears down everything: its ioctls are not limited to a list.
         // The control list starts with the calls its threads make most.
         let control = [SystemCall.futex, .ioctl, .read, .write, .epoll_wait] + union
         programs[.control] = SeccompProgram(allowing: control, otherwise: audit ? .log : .trap(role: ThreadRole.control.rawValue))
@@ -314,10 +320,11 @@ extension SeccompPolicy {
         func table(_ rules: [Rule]) -> String {
             var reasons: [(SystemCall, [String])] = []
             for rule in rules {
+                let reason = rule.requests.map { "\(rule.reason) (only \($0.map { "`\($0)`" }.joined(separator: ", ")))" } ?? rule.reason
                 if let index = reasons.firstIndex(where: { $0.0 == rule.call }) {
-                    if !reasons[index].1.contains(rule.reason) { reasons[index].1.append(rule.reason) }
+                    if !reasons[index].1.contains(reason) { reasons[index].1.append(reason) }
                 } else {
-                    reasons.append((rule.call, [rule.reason]))
+                    reasons.append((rule.call, [reason]))
                 }
             }
             return (["| System call | Why |", "|---|---|"] + reasons.map { "| `\($0.0)` | \($0.1.joined(separator: "; ")) |" })

@@ -18,7 +18,8 @@ package enum SystemCallFilters {
     /// code path are found.
     static let auditVariable = "ENGRAM_SECCOMP_AUDIT"
     /// Test only: a thread of the named role ("vcpu", "device I/O", ...) makes a forbidden call
-    /// once its filter is in, so a test can see the report.
+    /// once its filter is in, so a test can see the report; "ROLE ioctl" makes it an ioctl with a
+    /// request the role may not make.
     static let tripVariable = "ENGRAM_TEST_SECCOMP_TRIP"
 
     package static func apply(_ choice: Choice) throws(VMMError) {
@@ -33,7 +34,11 @@ package enum SystemCallFilters {
             break
         }
         let audit = ProcessEnvironment.value(auditVariable) == "1"
-        let trip = ProcessEnvironment.value(tripVariable).flatMap { name in ThreadRole.allCases.first { "\($0)" == name } }
+        let trip = ProcessEnvironment.value(tripVariable).flatMap { text -> ThreadFilters.Trip? in
+            let ioctl = text.hasSuffix(" ioctl")
+            let name = ioctl ? String(text.dropLast(" ioctl".count)) : text
+            return ThreadRole.allCases.first { "\($0)" == name }.map { ThreadFilters.Trip(role: $0, ioctl: ioctl) }
+        }
         do { try ThreadFilters.enable(SeccompPolicy.programs(audit: audit), trip: trip) } catch {
             throw .failed("cannot turn on the system-call filters (\(error)); --no-seccomp runs without them")
         }
