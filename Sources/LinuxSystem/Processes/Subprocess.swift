@@ -63,7 +63,7 @@ package enum Subprocess {
         unsafe posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         unsafe posix_spawn_file_actions_adddup2(&actions, output, 1)
         unsafe posix_spawn_file_actions_adddup2(&actions, output, 2)
-        return try spawn(path, arguments: arguments, actions: &actions)
+        return try unsafe spawn(path, arguments: arguments, actions: &actions)
     }
 
     /// posix_spawn of `path arguments...` with this environment and `actions`; the child's pid.

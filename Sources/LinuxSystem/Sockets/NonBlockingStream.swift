@@ -37,8 +37,8 @@ package final class NonBlockingStream: Sendable {
         guard bytes.count < capacity, !bytes.contains(0) else { throw SystemError("connect", on: path, .fileNameTooLong) }
         // SAFETY: the path and its terminating zero fit sun_path, checked above.
         unsafe withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-            raw[bytes.count] = 0
+            for (index, byte) in bytes.enumerated() { unsafe raw[index] = byte }
+            unsafe raw[bytes.count] = 0
         }
         let fd = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .last("socket", on: path) }

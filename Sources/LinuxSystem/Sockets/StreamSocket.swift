@@ -56,7 +56,8 @@ package final class StreamSocket: ByteStream {
 
     /// Connects to the Unix socket at `path`.
     package static func connect(unixPath path: String) throws(SystemError) -> StreamSocket {
-        let fd = clinux_unix_socket_connect(path)
+        // SAFETY: the path is copied into the socket address during the call.
+        let fd = unsafe clinux_unix_socket_connect(path)
         guard fd >= 0 else { throw .failed("connect", on: path, Errno(rawValue: errno)) }
         return StreamSocket(taking: OwnedFileDescriptor(taking: fd), peer: path)
     }

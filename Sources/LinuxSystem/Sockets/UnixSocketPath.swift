@@ -7,7 +7,8 @@ package enum UnixSocketPath {
     /// control server knows its descriptor, so a live update can hand it to the next VMM. (The
     /// caller binds inside a private directory and sets the mode before publishing the path.)
     package static func bind(_ path: String) throws(SystemError) -> OwnedFileDescriptor {
-        let fd = clinux_unix_socket_bind(path)
+        // SAFETY: the path is copied into the socket address during the call.
+        let fd = unsafe clinux_unix_socket_bind(path)
         guard fd >= 0 else { throw .last("bind", on: path) }
         return OwnedFileDescriptor(taking: fd)
     }
