@@ -151,6 +151,19 @@ let package = Package(
             ],
             swiftSettings: safeTargetSettings
         ),
+        // Every parser of outside input as a function of bytes, for libFuzzer (engram-fuzz,
+        // scripts/fuzz.sh) and for the regression test that replays Fuzz/.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "LinuxSystem", "ControlAPI", "Devices", "GuestMemory", "Inspect", "Machine", "ObjectStore", "Paging", "SnapshotFormat",
+                "Transport", .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: safeTargetSettings
+        ),
+        // Built with -sanitize=fuzzer (and -DFUZZING) by scripts/fuzz.sh; in a normal build it replays
+        // inputs and writes the seed corpus.
+        .executableTarget(name: "engram-fuzz", dependencies: ["FuzzTargets", "GuestMemory", "LinuxSystem"], swiftSettings: pointerTargetSettings),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "SnapshotTestSupport", dependencies: ["SnapshotFormat", "GuestMemory", "LinuxSystem"], path: "Tests/SnapshotTestSupport"),
         .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),
@@ -174,6 +187,7 @@ let package = Package(
         ),
         .testTarget(name: "ObjectStoreTests", dependencies: ["SnapshotTestSupport", "LinuxSystem", "ObjectStore", "Paging", "SnapshotFormat", "GuestMemory", "TestSupport"]),
         .testTarget(name: "EngramTests", dependencies: ["engram"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "TestSupport"]),
         .testTarget(name: "VMMTests", dependencies: ["SnapshotTestSupport", "VMM", "Machine", "Paging", "SnapshotFormat", "GuestMemory", "LinuxSystem", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "SnapshotTestSupport", "SnapshotFormat", "GuestMemory", "LinuxSystem"]),
     ]

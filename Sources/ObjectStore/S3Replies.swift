@@ -1,10 +1,10 @@
 import Foundation
 
 /// The XML bodies the client reads, each parsed into just what it needs.
-enum S3Replies {
+package enum S3Replies {
     /// S3's Code and Message from an error body; for a body that is not S3's error XML (a HEAD
     /// reply has none, a proxy may send HTML) the code is empty and the message is `fallback`.
-    static func error(_ body: [UInt8], fallback: String) -> (code: String, message: String) {
+    package static func error(_ body: [UInt8], fallback: String) -> (code: String, message: String) {
         guard !body.isEmpty, let root = try? XMLTree.parse(body), root.name == "Error" else { return ("", fallback) }
         let code = root.text(of: "Code") ?? ""
         let message = root.text(of: "Message") ?? ""
@@ -12,12 +12,12 @@ enum S3Replies {
     }
 
     /// One page of ListObjectsV2: the keys and sizes, and the token for the next page if any.
-    struct ListPage: Sendable {
+    package struct ListPage: Sendable {
         var objects: [(key: String, size: UInt64)]
         var continuationToken: String?
     }
 
-    static func listPage(_ body: [UInt8]) throws(ObjectStoreError) -> ListPage {
+    package static func listPage(_ body: [UInt8]) throws(ObjectStoreError) -> ListPage {
         let root = try XMLTree.parse(body)
         guard root.name == "ListBucketResult" else { throw .malformed("ListObjectsV2 reply is <\(root.name)>, not <ListBucketResult>") }
         var objects: [(key: String, size: UInt64)] = []
@@ -40,7 +40,7 @@ enum S3Replies {
     }
 
     /// The UploadId from InitiateMultipartUpload's reply.
-    static func uploadID(_ body: [UInt8]) throws(ObjectStoreError) -> String {
+    package static func uploadID(_ body: [UInt8]) throws(ObjectStoreError) -> String {
         let root = try XMLTree.parse(body)
         guard root.name == "InitiateMultipartUploadResult", let id = root.text(of: "UploadId")?.trimmed, !id.isEmpty else {
             throw .malformed("InitiateMultipartUpload reply has no <UploadId>")

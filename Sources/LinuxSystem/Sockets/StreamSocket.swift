@@ -62,6 +62,14 @@ package final class StreamSocket: ByteStream {
         return StreamSocket(taking: OwnedFileDescriptor(taking: fd), peer: path)
     }
 
+    /// Two connected Unix stream sockets (close-on-exec), both named `peer` in messages.
+    package static func pair(peer: String) throws(SystemError) -> (StreamSocket, StreamSocket) {
+        var ends: [CInt] = [-1, -1]
+        // SAFETY: socketpair writes two descriptors into the two-element array.
+        guard unsafe clinux_stream_socketpair(&ends) == 0 else { throw .last("socketpair", on: peer) }
+        return (StreamSocket(taking: OwnedFileDescriptor(taking: ends[0]), peer: peer), StreamSocket(taking: OwnedFileDescriptor(taking: ends[1]), peer: peer))
+    }
+
     /// The descriptor, for poll(2) and for keeping across exec.
     package var rawValue: CInt { descriptor.rawValue }
 

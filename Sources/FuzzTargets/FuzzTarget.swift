@@ -1,0 +1,43 @@
+/// Every parser of outside input, as a function of arbitrary bytes: what libFuzzer drives
+/// (`engram-fuzz`, scripts/fuzz.sh) and what the regression test replays (Fuzz/corpus,
+/// Fuzz/regressions). A target may throw away anything it is given with an error; it must never
+/// crash, hang, or read or write outside what it owns.
+package enum FuzzTarget: String, CaseIterable, Sendable {
+    /// `engram mem`'s opener on a file of these bytes: an Engram snapshot (header, region
+    /// tables, bitmaps, CRC tables, state), a QEMU migration stream, or an ELF core; then every
+    /// region's first pages and the processors' registers read back.
+    case image
+    /// A snapshot file as a restore opens it (SnapshotReader), and its machine state decoded.
+    case snapshot
+    /// A machine-state container (sections) as a restore, a migration or a live update decodes it.
+    case state
+    /// A working-set file.
+    case workingSet = "working-set"
+    /// The page and migration protocols' frames, read from a connection as a peer would send them:
+    /// headers, PAGES records, manifests, migration plans, machine-state previews.
+    case frames
+    /// The object store's replies and objects: S3 XML (errors, listings, uploads), snapshot
+    /// manifests and pack indexes.
+    case objectStore = "object-store"
+    /// A control-API request (method, path, JSON body) routed to every endpoint.
+    case control
+    /// A display file's header, as `engram display` reads it.
+    case framebuffer
+
+    /// Runs the target on `bytes`.
+    package func run(_ bytes: [UInt8]) {
+        switch self {
+        case .image: ImageInput.run(bytes)
+        case .snapshot: SnapshotInput.run(bytes)
+        case .state: StateInput.run(bytes)
+        case .workingSet: WorkingSetInput.run(bytes)
+        case .frames: FrameInput.run(bytes)
+        case .objectStore: ObjectStoreInput.run(bytes)
+        case .control: ControlInput.run(bytes)
+        case .framebuffer: FramebufferInput.run(bytes)
+        }
+    }
+
+    /// The target named by the ENGRAM_FUZZ_TARGET variable.
+    package static func named(_ name: String) -> FuzzTarget? { FuzzTarget(rawValue: name) }
+}

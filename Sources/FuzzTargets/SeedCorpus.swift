@@ -1,0 +1,77 @@
+import FoundationEssentials
+import GuestMemory
+import Paging
+import SnapshotFormat
+import Transport
+
+/// Valid inputs for each target, made with Engram's own writers: libFuzzer starts from them,
+/// so it spends its time past the magic numbers and length checks. `state` is a real VM's
+/// machine state (from a snapshot of the test kernel), or empty sections without one.
+package enum SeedCorpus {
+    /// The largest input scripts/fuzz.sh lets libFuzzer make (-max_len).
+    package static let inputLimit = 64 << 10
+
+    package static func seeds(state: [UInt8]?) throws -> [FuzzTarget: [(name: String, bytes: [UInt8])]] {
+        let snapshot = try tinySnapshot(state: state)
+        var seeds: [FuzzTarget: [(name: String, bytes: [UInt8])]] = [:]
+        // The page areas start 2 MiB in (SnapshotLayout.pagesAlignment); the fuzzer mutates what
+        // comes before them (header, region tables, bitmaps, CRC tables, state) within scripts/fuzz.sh's
+        // input limit, so the seed is that part. The regression test replays the whole file too.
+        let head = Array(snapshot.prefix(Self.inputLimit))
+        seeds[.image] = [("snapshot-head", head)]
+        seeds[.snapshot] = [("snapshot-head", head)]
+        seeds[.state] = state.map { [("machine-state", $0)] } ?? [("empty-sections", StateSections().encoded())]
+        let pages = (0..<6).map { PageReference(region: $0 % 2, page: PageIndex(UInt64($0 * 3))) }
+        seeds[.workingSet] = [("working-set", WorkingSet(fingerprint: 0x1234, pages: pages, recordedMilliseconds: 40).encoded())]
+        seeds[.frames] = [("manifest-and-pages", frames(snapshot: snapshot))]
+        seeds[.objectStore] = [
+            ("error", [0] + Array("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>gone &amp; away</Message></Error>".utf8)),
+            ("list", [1] + Array(("<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>t&lt;1</NextContinuationToken>"
+                + "<Contents><Key>a/b</Key><Size>12</Size></Contents><Contents><Key>c</Key><Size>0</Size></Contents></ListBucketResult>").utf8)),
+            ("upload", [2] + Array("<InitiateMultipartUploadResult><UploadId>abc</UploadId></InitiateMultipartUploadResult>".utf8)),
+            ("manifest", [3] + Array("{\"version\":1,\"regions\":[]}".utf8)),
+            ("pack-index", [4] + Array("{\"chunks\":{}}".utf8)),
+        ]
+        seeds[.control] = [
+            ("get-vm", Array("GET /vm\n".utf8)),
+            ("migrate", Array("PUT /vm/migrate\n{\"to\":\"tcp://10.0.0.2:7000\",\"mode\":\"precopy\",\"max_downtime_ms\":300,\"secret_file\":\"/s\"}".utf8)),
+            ("snapshot", Array("PUT /vm/snapshot\n{\"path\":\"/tmp/x.snap\",\"diff\":true}".utf8)),
+            ("keyboard", Array("PUT /vm/keyboard\n{\"events\":[{\"keysym\":65,\"down\":true}]}".utf8)),
+            ("balloon", Array("PATCH /vm/balloon\n{\"target_bytes\":1048576}".utf8)),
+            ("update", Array("PUT /vm/update\n{\"binary\":\"/usr/bin/engram\",\"mode\":\"transfer\"}".utf8)),
+            ("fork", Array("PUT /vm/fork\n{\"count\":2}".utf8)),
+        ]
+        seeds[.framebuffer] = [("geometry", Array("1024x768x32".utf8))]
+        return seeds
+    }
+
+    /// A snapshot of two small regions (some pages of data, the rest holes) with `state`.
+    static func tinySnapshot(state: [UInt8]?) throws -> [UInt8] {
+        let low = try GuestRegion(name: "ram", sizeInBytes: 16 * 4096, backing: .memfd)
+        let high = try GuestRegion(name: "high", sizeInBytes: 4 * 4096, backing: .memfd)
+        for page in [0, 3, 4, 9] { try low.write([UInt8](repeating: UInt8(page + 1), count: 4096), at: RegionOffset(UInt64(page) * 4096)) }
+        try high.write(Array("engram".utf8), at: RegionOffset(4096 + 17))
+        let memory = GuestMemoryMap(regions: [low, high], mappings: [
+            GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: low.sizeInBytes, region: low, regionOffset: RegionOffset(0)),
+            GuestMapping(guestAddress: GuestAddress(1 << 32), sizeInBytes: high.sizeInBytes, region: high, regionOffset: RegionOffset(0)),
+        ])
+        let sections = try state.map { try StateSections(decoding: $0, what: "the seed's state") } ?? StateSections()
+        let path = "/dev/shm/engram-fuzz-seed-\(UInt64.random(in: 0 ... .max)).snap"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try SnapshotWriter.writeFull(memory: memory, contents: SnapshotContents(configuration: sections, state: StateSections()), to: path)
+        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// A MANIFEST frame for the snapshot, then a PAGES frame of two pages, as a server sends them.
+    static func frames(snapshot: [UInt8]) -> [UInt8] {
+        func frame(_ type: FrameType, _ payload: [UInt8]) -> [UInt8] { le(UInt32(payload.count + 1)) + [type.rawValue] + payload }
+        var pages = le(UInt32(2))
+        // Records name page 3 and 4 of region 0 (CRCs left 0: the reader checks frames, not pages).
+        for page in [UInt64(3), 4] { pages += le(page) + le(UInt32(0)) }
+        pages += [UInt8](repeating: 4, count: 4096) + [UInt8](repeating: 5, count: 4096)
+        return frame(.manifest, Array(snapshot.prefix(512))) + frame(.pages, pages) + frame(.error, Array("done".utf8))
+    }
+
+    static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { (0..<T.bitWidth / 8).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
+}
+

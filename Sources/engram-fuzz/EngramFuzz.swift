@@ -1,0 +1,64 @@
+import FuzzTargets
+import Glibc
+
+/// Writes `text` to standard error.
+func standardError(_ text: String) {
+    var text = text
+    // SAFETY: the bytes are the string's own, valid for the call.
+    text.withUTF8 { bytes in _ = unsafe write(2, bytes.baseAddress, bytes.count) }
+}
+
+/// libFuzzer's entry (built with -sanitize=fuzzer -DFUZZING by scripts/fuzz.sh): runs the
+/// target ENGRAM_FUZZ_TARGET names on each input.
+#if FUZZING
+private let target: FuzzTarget = {
+    guard let name = getenv("ENGRAM_FUZZ_TARGET").map({ String(cString: $0) }), let target = FuzzTarget.named(name) else {
+        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
+        standardError("engram-fuzz: set ENGRAM_FUZZ_TARGET to one of: \(names)\n")
+        exit(2)
+    }
+    return target
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    // SAFETY: libFuzzer hands `size` readable bytes at `data` for the duration of the call.
+    let bytes = unsafe data.map { unsafe Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+    target.run(bytes)
+    return 0
+}
+#else
+/// Without libFuzzer: `engram-fuzz replay TARGET FILE...` runs inputs (a crash reproduces),
+/// `engram-fuzz seeds DIRECTORY [SNAPSHOT]` writes the seed corpus (with SNAPSHOT's machine state).
+@main
+struct EngramFuzz {
+    static func main() throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        switch arguments.first {
+        case "replay" where arguments.count >= 2:
+            guard let target = FuzzTarget.named(arguments[1]) else { return usage() }
+            for path in arguments.dropFirst(2) {
+                guard let bytes = FuzzFiles.read(path) else {
+                    standardError("engram-fuzz: cannot read \(path)\n")
+                    exit(1)
+                }
+                target.run(bytes)
+                print("\(target.rawValue): \(path): ok")
+            }
+        case "seeds" where arguments.count >= 2:
+            let state = try arguments.count > 2 ? FuzzFiles.snapshotState(arguments[2]) : nil
+            for (target, inputs) in try SeedCorpus.seeds(state: state) {
+                for input in inputs { try FuzzFiles.write(input.bytes, to: "\(arguments[1])/\(target.rawValue)/\(input.name)") }
+            }
+        default:
+            usage()
+        }
+    }
+
+    static func usage() {
+        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
+        standardError("usage: engram-fuzz replay TARGET FILE... | engram-fuzz seeds DIRECTORY [SNAPSHOT]\ntargets: \(names)\n")
+        exit(2)
+    }
+}
+#endif
