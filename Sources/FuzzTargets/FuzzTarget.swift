@@ -23,6 +23,8 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case control
     /// A display file's header, as `engram display` reads it.
     case framebuffer
+    /// A driver's virtqueue: descriptor chains (direct and indirect) walked and copied as devices do.
+    case virtqueue
 
     /// Runs the target on `bytes`.
     package func run(_ bytes: [UInt8]) {
@@ -35,6 +37,7 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
         case .objectStore: ObjectStoreInput.run(bytes)
         case .control: ControlInput.run(bytes)
         case .framebuffer: FramebufferInput.run(bytes)
+        case .virtqueue: VirtqueueInput.run(bytes)
         }
     }
 

@@ -42,6 +42,7 @@ package enum SeedCorpus {
             ("fork", Array("PUT /vm/fork\n{\"count\":2}".utf8)),
         ]
         seeds[.framebuffer] = [("geometry", Array("1024x768x32".utf8))]
+        seeds[.virtqueue] = [("two-chains", virtqueue())]
         return seeds
     }
 
@@ -70,6 +71,23 @@ package enum SeedCorpus {
         for page in [UInt64(3), 4] { pages += le(page) + le(UInt32(0)) }
         pages += [UInt8](repeating: 4, count: 4096) + [UInt8](repeating: 5, count: 4096)
         return frame(.manifest, Array(snapshot.prefix(512))) + frame(.pages, pages) + frame(.error, Array("done".utf8))
+    }
+
+    /// A queue of 8 with two chains: a readable 16-byte header then a writable 512-byte buffer,
+    /// and an indirect table of two descriptors (features byte 3: indirect and EVENT_IDX).
+    static func virtqueue() -> [UInt8] {
+        var memory = [UInt8](repeating: 0, count: 0x6000 + 4 + 8 * 8 + 2)
+        func put(_ bytes: [UInt8], at offset: Int) { memory.replaceSubrange(offset..<offset + bytes.count, with: bytes) }
+        func descriptor(_ index: Int, address: UInt64, length: UInt32, flags: UInt16, next: UInt16, table: Int = 0) {
+            put(le(address) + le(length) + le(flags) + le(next), at: table + index * 16)
+        }
+        descriptor(0, address: 0x1000, length: 16, flags: 1, next: 1)  // NEXT
+        descriptor(1, address: 0x1100, length: 512, flags: 2, next: 0)  // WRITE
+        descriptor(2, address: 0x2000, length: 32, flags: 4, next: 0)  // INDIRECT: a table of two
+        descriptor(0, address: 0x1400, length: 8, flags: 1, next: 1, table: 0x2000)
+        descriptor(1, address: 0x1500, length: 64, flags: 2, next: 0, table: 0x2000)
+        put(le(UInt16(0)) + le(UInt16(2)) + le(UInt16(0)) + le(UInt16(2)), at: 0x4000)  // flags, idx 2, ring [0, 2]
+        return [3, 3] + memory
     }
 
     static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { (0..<T.bitWidth / 8).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }

@@ -236,7 +236,7 @@ struct PageServerTests {
         let plaintext = try runEngram(["restore", url, "--memory", "lazy", "--secret-file", try secretFile(), "--insecure-plaintext"])
         #expect(plaintext.status != 0 && plaintext.errors.contains("--insecure-plaintext"), "\(plaintext.errors)")
         #expect(plaintext.errors.contains("WARNING: --insecure-plaintext"), "\(plaintext.errors)")
-        try server.waitForErrorLine(containing: "no TLS handshake")
+        try server.waitForErrorLine(containing: "running with --insecure-plaintext?)")
         // The server goes on, and a client with a certificate the authority signed restores the guest.
         let restored = try GuestProcess.engram(["restore", url, "--memory", "lazy"] + TestCertificates.options(pki, "client"))
         defer { restored.stop() }

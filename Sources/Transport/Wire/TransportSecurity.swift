@@ -145,6 +145,8 @@ extension TransportSecurity {
             return error
         case (.socket(let peer, _, .timedOut), .tls) where asServer:
             return .tls(peer: peer, reason: "no TLS handshake within \(WireProtocol.handshakeTimeoutMilliseconds / 1000) s (is the client running with --insecure-plaintext?)")
+        case (.closed(let peer), .tls) where asServer:
+            return .tls(peer: peer, reason: "it closed the connection before the TLS handshake was done (is it running with --insecure-plaintext?)")
         case (.closed(let peer), .plaintext) where !asServer, (.socket(let peer, _, .timedOut), .plaintext) where !asServer:
             return .authentication(peer: peer, reason: "no HELLO came (\(error)); a server that uses TLS waits for the client to start it, and this end runs with --insecure-plaintext")
         default:
