@@ -9,9 +9,10 @@ public enum TestCertificates {
     public static func make(in directory: String) throws -> String {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let script = ProjectPaths.root.appendingPathComponent("Tests/Tools/make_certificates.py").path
-        let process = try Process.run(URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", script, directory])
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CertificateError(status: process.terminationStatus) }
+        // posix_spawn (GuestProcess), not Foundation's Process, which leaks a weak reference per run.
+        let process = try GuestProcess(executable: "/usr/bin/env", arguments: ["python3", script, directory])
+        let status = try process.waitForExit(timeout: 60)
+        guard status == 0 else { throw CertificateError(status: status) }
         return directory
     }
 
