@@ -27,6 +27,22 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     target.run(bytes)
     return 0
 }
+
+/// libFuzzer's driver (libclang_rt.fuzzer), started from the entry point SwiftPM gives an
+/// executable target (it renames `main` to MODULE_main so tests can link executables).
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("engram_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = unsafe argv
+    // SAFETY: the driver reads and may rewrite the argument count and vector it is handed, which live through the call.
+    return unsafe runFuzzerDriver(&count, &vector, { data, size in unsafe fuzzOneInput(data, size) })
+}
 #else
 /// Without libFuzzer: `engram-fuzz replay TARGET FILE...` runs inputs (a crash reproduces),
 /// `engram-fuzz seeds DIRECTORY [SNAPSHOT]` writes the seed corpus (with SNAPSHOT's machine state).
