@@ -35,8 +35,12 @@ for name in "${selected[@]}"; do
         status=1
         grep -E "ERROR|SUMMARY|Test unit written" ".build-fuzz/$name.log" | head -5
     fi
-    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" ".build-fuzz/$name.log" | tr '\n' ' '
-    echo
-    # Inputs the fuzzer made that read as valid are worth keeping as seeds: they stay in .build-fuzz/corpus.
+    # One row per target: executions, executions per second, inputs that reached new code.
+    executions=$(sed -n 's/^stat::number_of_executed_units: *//p' ".build-fuzz/$name.log")
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' ".build-fuzz/$name.log")
+    added=$(sed -n 's/^stat::new_units_added: *//p' ".build-fuzz/$name.log")
+    outcome=$([ -n "$(ls Fuzz/crashes/"$name"-* 2>/dev/null)" ] && echo "crash: $(ls Fuzz/crashes/"$name"-* | head -1)" || echo "no crash")
+    echo "| $name | $seconds | ${executions:-?} | ${rate:-?} | ${added:-?} | $outcome |"
+    # Inputs the fuzzer made that reached new code stay in .build-fuzz/corpus for the next run.
 done
 exit $status
