@@ -79,6 +79,15 @@ static void error_text(char *error, size_t error_length, const char *fallback) {
     ERR_clear_error();
 }
 
+// A file OpenSSL refused: "WHAT PATH: REASON; EXPECTED" in `error`, and the context freed.
+static ctls_context *refuse(SSL_CTX *context, char *error, size_t error_length, const char *what, const char *path, const char *expected) {
+    char reason[200];
+    error_text(reason, sizeof reason, "unreadable");
+    snprintf(error, error_length, "%s %s: %s; %s", what, path, reason, expected);
+    SSL_CTX_free(context);
+    return NULL;
+}
+
 ctls_context *ctls_context_new(int server, const uint8_t *psk, size_t psk_length, const char *certificate,
                                const char *key, const char *authority, char *error, size_t error_length) {
     ERR_clear_error();
@@ -118,40 +127,20 @@ ctls_context *ctls_context_new(int server, const uint8_t *psk, size_t psk_length
         return context;
     }
     if (SSL_CTX_use_certificate_chain_file(context, certificate) != 1) {
-        error_text(error, error_length, "unreadable");
-        char reason[200];
-        snprintf(reason, sizeof reason, "%s", error);
-        snprintf(error, error_length, "certificate %s: %s; expected a PEM certificate chain", certificate, reason);
-        SSL_CTX_free(context);
-        return NULL;
+        return refuse(context, error, error_length, "certificate", certificate, "expected a PEM certificate chain");
     }
-    if (SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) != 1) {
-        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-            ERR_clear_error();
-            snprintf(error, error_length, "key %s is not the private key of certificate %s", key, certificate);
-            SSL_CTX_free(context);
-            return NULL;
-        }
-        error_text(error, error_length, "unreadable");
-        char reason[200];
-        snprintf(reason, sizeof reason, "%s", error);
-        snprintf(error, error_length, "key %s: %s; expected the PEM private key of %s", key, reason, certificate);
-        SSL_CTX_free(context);
-        return NULL;
+    int loaded = SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM);
+    if (loaded != 1 && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
+        return refuse(context, error, error_length, "key", key, "expected a PEM private key");
     }
-    if (SSL_CTX_check_private_key(context) != 1) {
+    if (loaded != 1 || SSL_CTX_check_private_key(context) != 1) {
         ERR_clear_error();
         snprintf(error, error_length, "key %s is not the private key of certificate %s", key, certificate);
         SSL_CTX_free(context);
         return NULL;
     }
     if (SSL_CTX_load_verify_locations(context, authority, NULL) != 1) {
-        error_text(error, error_length, "unreadable");
-        char reason[200];
-        snprintf(reason, sizeof reason, "%s", error);
-        snprintf(error, error_length, "certificate authority %s: %s; expected PEM certificates", authority, reason);
-        SSL_CTX_free(context);
-        return NULL;
+        return refuse(context, error, error_length, "certificate authority", authority, "expected PEM certificates");
     }
     // Both ends must show a certificate the authority signed.
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
