@@ -68,11 +68,13 @@ def main():
         *rows,
         "",
         "Each request crosses the filters several times: the vCPU's KVM_RUN for the notification exit (two filters,"
-        " control's and vcpu's; ioctl matches second in both), the I/O thread's epoll_wait, preadv and the"
-        " interrupt's eventfd write (two filters). A ratio near 1 means the linear lists cost less than this host's"
-        " run-to-run noise. On hosts with hardware virtualization an exit is cheaper, so the same absolute cost is a"
-        " larger share. Since Linux 5.11 the kernel answers a call these filters allow from a per-filter bitmap"
-        " (their verdicts depend only on the call's number), so what remains is the system-call entry's slower path.",
+        " control's and vcpu's), the I/O thread's epoll_wait, preadv and the interrupt's eventfd write (two filters)."
+        " A ratio near 1 means the filters cost less than this host's run-to-run noise. On hosts with hardware"
+        " virtualization an exit is cheaper, so the same absolute cost is a larger share. Since Linux 5.11 the kernel"
+        " answers a call whose verdict depends only on its number from a per-filter bitmap, without running the"
+        " program; the vCPU's ioctl is the exception, since its filter checks the request (KVM_RUN first, about a"
+        " dozen BPF instructions per exit). Run-to-run noise on this host is of the same size as the"
+        " differences (compare rounds: the VM made first is often the slower one, whichever kind it is).",
         "",
     ])
     with open(args.output, "w") as f:
