@@ -137,6 +137,9 @@ import TestSupport
         #expect(refusal(.init(certificate: "\(pki)/missing.pem", key: "\(pki)/server.key", authority: "\(pki)/ca.pem")).contains("missing.pem"))
         #expect(refusal(.init(certificate: "\(pki)/server.pem", key: "\(pki)/server.key", authority: "\(pki)/server.key")).contains("certificate authority"))
         #expect(refusal(.init(certificate: "\(pki)/server.pem")).contains("go together"))
+        // A private key others may read is refused like a secret file.
+        #expect(chmod("\(pki)/client.key", 0o644) == 0)
+        #expect(refusal(.init(certificate: "\(pki)/client.pem", key: "\(pki)/client.key", authority: "\(pki)/ca.pem")).contains("chmod 600"))
         #expect(refusal(.init(secretFile: "/s", certificate: "\(pki)/server.pem", key: "\(pki)/server.key", authority: "\(pki)/ca.pem", insecurePlaintext: true))
             .contains("--insecure-plaintext"))
         #expect(refusal(.init()).contains("--secret-file"))

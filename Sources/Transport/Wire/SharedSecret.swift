@@ -16,18 +16,30 @@ package struct SharedSecret: Sendable {
     /// regular file (a FIFO or device would make the reader wait or read forever; it is opened
     /// without blocking and refused) not readable or writable by group or others, like an ssh key.
     package static func load(path: String) throws(TransportError) -> SharedSecret {
-        let bytes: [UInt8]
+        let bytes = try readPrivateFile(path, holding: "the secret")
+        var secret = bytes
+        while let last = secret.last, last == 10 || last == 13 { secret.removeLast() }
+        guard secret.count >= minimumLength else {
+            throw .secret(path: path, reason: "it holds \(secret.count) bytes; at least \(minimumLength) are needed")
+        }
+        return SharedSecret(bytes: secret)
+    }
+
+    /// The first 64 KiB of `path`, a regular file that only its owner may read or write (like an
+    /// ssh key): a FIFO or device is refused at once rather than waited on, and a file group or
+    /// others can read is refused with the chmod that fixes it. `holding` names what it holds.
+    package static func readPrivateFile(_ path: String, holding what: String) throws(TransportError) -> [UInt8] {
         do {
             let file = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
-            bytes = try file.closeAfter { () throws -> [UInt8] in
+            return try file.closeAfter { () throws -> [UInt8] in
                 let status = try file.stat()
                 guard status.mode.rawValue & 0o170000 == 0o100000 else {
-                    throw TransportError.secret(path: path, reason: "it is not a regular file; give a file holding the secret")
+                    throw TransportError.secret(path: path, reason: "it is not a regular file; give a file holding \(what)")
                 }
                 guard status.mode.rawValue & 0o077 == 0 else {
                     throw TransportError.secret(path: path, reason: "group or others may read or write it (mode \(String(status.mode.rawValue & 0o777, radix: 8))); chmod 600 it")
                 }
-                var buffer = [UInt8](repeating: 0, count: 4096)
+                var buffer = [UInt8](repeating: 0, count: 64 << 10)
                 let count = try file.read(into: &buffer)
                 return Array(buffer[0..<count])
             }
@@ -36,12 +48,6 @@ package struct SharedSecret: Sendable {
         } catch {
             throw .secret(path: path, reason: "cannot read it: \(error)")
         }
-        var secret = bytes
-        while let last = secret.last, last == 10 || last == 13 { secret.removeLast() }
-        guard secret.count >= minimumLength else {
-            throw .secret(path: path, reason: "it holds \(secret.count) bytes; at least \(minimumLength) are needed")
-        }
-        return SharedSecret(bytes: secret)
     }
 
     /// HMAC-SHA256 of `parts` one after another.

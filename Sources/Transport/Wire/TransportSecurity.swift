@@ -67,6 +67,8 @@ package struct TransportSecurity: Sendable {
         if options.insecurePlaintext { return TransportSecurity(secret: secret, encryption: .plaintext) }
         let credentials: TLSCredentials
         if let certificate = options.certificate, let key = options.key, let authority = options.authority {
+            // The private key is held to a secret file's rules: a key others can read is refused.
+            _ = try SharedSecret.readPrivateFile(key, holding: "the private key of \(certificate)")
             credentials = .certificates(certificate: certificate, key: key, authority: authority)
         } else if let secret {
             credentials = .preSharedKey(secret.proof(preSharedKeyLabel))
