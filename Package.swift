@@ -162,8 +162,12 @@ let package = Package(
             swiftSettings: safeTargetSettings
         ),
         // Built with -sanitize=fuzzer (and -DFUZZING) by scripts/fuzz.sh; in a normal build it replays
-        // inputs and writes the seed corpus.
-        .executableTarget(name: "engram-fuzz", dependencies: ["FuzzTargets", "GuestMemory", "LinuxSystem"], swiftSettings: pointerTargetSettings),
+        // inputs and writes the seed corpus. A pointer target only for libFuzzer's entry points,
+        // which hand it raw bytes and argv (docs/ARCHITECTURE.md).
+        .executableTarget(
+            name: "engram-fuzz", dependencies: ["FuzzTargets", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: pointerTargetSettings
+        ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "SnapshotTestSupport", dependencies: ["SnapshotFormat", "GuestMemory", "LinuxSystem"], path: "Tests/SnapshotTestSupport"),
         .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),

@@ -1,11 +1,10 @@
 import FuzzTargets
 import Glibc
+import SystemPackage
 
 /// Writes `text` to standard error.
 func standardError(_ text: String) {
-    var text = text
-    // SAFETY: the bytes are the string's own, valid for the call.
-    text.withUTF8 { bytes in _ = unsafe write(2, bytes.baseAddress, bytes.count) }
+    _ = try? FileDescriptor.standardError.writeAll(text.utf8)
 }
 
 /// libFuzzer's entry (built with -sanitize=fuzzer -DFUZZING by scripts/fuzz.sh): runs the

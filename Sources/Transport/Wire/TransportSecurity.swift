@@ -8,7 +8,7 @@ import LinuxSystem
 /// session). Plaintext exists only behind `--insecure-plaintext`, for loopback benchmarks.
 package struct TransportSecurity: Sendable {
     /// The files and switches a user names; `load` checks they fit together.
-    package struct Options: Sendable, Equatable, Codable {
+    package struct Options: Sendable, Equatable {
         package var secretFile: String?
         package var certificate: String?
         package var key: String?
@@ -75,10 +75,16 @@ package struct TransportSecurity: Sendable {
         } else {
             throw .security(reason: "no credentials")
         }
+        return try tls(secret: secret, credentials)
+    }
+
+    /// Both sides' contexts for `credentials`; a file OpenSSL refuses is named in the error.
+    private static func tls(secret: SharedSecret?, _ credentials: TLSCredentials) throws(TransportError) -> TransportSecurity {
         do {
             let client = try TLSContext(side: .client, credentials: credentials)
             let server = try TLSContext(side: .server, credentials: credentials)
-            return TransportSecurity(secret: secret, encryption: .tls(client: client, server: server, usesCertificates: options.certificate != nil))
+            let usesCertificates = if case .certificates = credentials { true } else { false }
+            return TransportSecurity(secret: secret, encryption: .tls(client: client, server: server, usesCertificates: usesCertificates))
         } catch {
             if case .tls(_, let reason) = error { throw .security(reason: reason) }
             throw TransportError(error)
@@ -90,18 +96,7 @@ package struct TransportSecurity: Sendable {
 
     /// TLS with `secret` as the pre-shared key: what `--secret-file` alone gives.
     package static func preSharedKey(_ secret: SharedSecret) throws(TransportError) -> TransportSecurity {
-        do {
-            let key = secret.proof(preSharedKeyLabel)
-            let client = try TLSContext(side: .client, credentials: .preSharedKey(key))
-            let server = try TLSContext(side: .server, credentials: .preSharedKey(key))
-            return TransportSecurity(secret: secret, encryption: .tls(client: client, server: server, usesCertificates: false))
-        } catch { throw TransportError(error) }
-    }
-
-    /// True unless plaintext.
-    package var isEncrypted: Bool {
-        if case .plaintext = encryption { return false }
-        return true
+        try tls(secret: secret, .preSharedKey(secret.proof(preSharedKeyLabel)))
     }
 
     /// Words for logs: "TLS 1.3 (pre-shared key)", "TLS 1.3 (certificates)", "plaintext".
