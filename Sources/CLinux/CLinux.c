@@ -114,6 +114,9 @@ const void *clinux_memmem(const void *haystack, size_t haystack_length, const vo
 int clinux_punch_hole(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
+long clinux_copy_file_range(int in, int64_t *in_offset, int out, int64_t *out_offset, size_t length) {
+    return (long)copy_file_range(in, (off_t *)in_offset, out, (off_t *)out_offset, length, 0);
+}
 long clinux_getrandom(void *buffer, size_t length) { return (long)syscall(SYS_getrandom, buffer, length, 0); }
 
 int clinux_tap_attach(int fd, const char *name, char *actual) {

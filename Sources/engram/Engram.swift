@@ -11,13 +11,14 @@ struct Engram: ParsableCommand {
         abstract: "A KVM virtual machine monitor whose guest memory is a first-class file.",
         subcommands: [
             RunCommand.self, RestoreCommand.self, ServeCommand.self, CtlCommand.self, SnapshotCommand.self, SnapshotMergeCommand.self, UpdateCommand.self,
-            VersionCommand.self, ResumeUpdateCommand.self, MemCommand.self, ReceiveCommand.self, MigrateCommand.self, PushCommand.self, DisplayCommand.self, StandbyCommand.self, ForkCommand.self, ForkChildCommand.self,
+            VersionCommand.self, ResumeUpdateCommand.self, MemCommand.self, ReceiveCommand.self, MigrateCommand.self, PushCommand.self, DisplayCommand.self, StandbyCommand.self, ForkCommand.self, ForkChildCommand.self, JailCommand.self,
         ]
     )
 
     /// Runs the chosen subcommand; a `CommandFailure` becomes one line on stderr and exit status 1.
     static func main() {
         DescriptorLimit.raiseToHardLimit()
+        JailProbe.answerIfAsked()
         do {
             var command = try parseAsRoot()
             try command.run()

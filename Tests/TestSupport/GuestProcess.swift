@@ -20,6 +20,8 @@ public final class GuestProcess: @unchecked Sendable {
     /// End of file on standard output: no process holds the console any more (a live update by
     /// transfer hands it to a new VMM, which keeps it open after the first one exits).
     private var outputClosed = false
+    /// End of file on standard error.
+    private var errorsClosed = false
 
     /// Starts `executable` with `arguments`; standard input stays open for `send`.
     /// `environment` adds to (or replaces in) this process's environment for the child only.
@@ -49,7 +51,8 @@ public final class GuestProcess: @unchecked Sendable {
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             guard let self else { return }
-            self.lock.lock(); self.errorBytes.append(data); self.lock.unlock()
+            self.lock.lock(); self.errorBytes.append(data); if data.isEmpty { self.errorsClosed = true }; self.lock.unlock()
+            if data.isEmpty { handle.readabilityHandler = nil }
         }
     }
 
@@ -149,7 +152,14 @@ public final class GuestProcess: @unchecked Sendable {
             process.terminate()
             throw Timeout(description: "process still running after \(Int(timeout)) s; console: \(consoleText.suffix(800))")
         }
-        Thread.sleep(forTimeInterval: 0.05)  // let the readers drain the pipes
+        // Let the readers drain both pipes: a long answer (a hundred forks' JSON) may still be in
+        // flight when the process has gone. A pipe a child process keeps open is given up on after 2 s.
+        let drained = Date().addingTimeInterval(2)
+        while Date() < drained {
+            lock.lock(); let closed = outputClosed && errorsClosed; lock.unlock()
+            if closed { break }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
         return (process.exitStatus ?? -1)
     }
 

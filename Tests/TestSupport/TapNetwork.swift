@@ -16,8 +16,9 @@ public final class TapNetwork: @unchecked Sendable {
 
     public static var available: Bool { NetworkNamespacePair.available && FileManager.default.fileExists(atPath: "/dev/net/tun") }
 
-    /// `count` taps; with more than one (or `bridged`), on a bridge.
-    public init(taps count: Int = 1, bridged: Bool = false) throws {
+    /// `count` taps; with more than one (or `bridged`), on a bridge. With `owner`, that uid may
+    /// attach to the taps without CAP_NET_ADMIN (a jailed VMM).
+    public init(taps count: Int = 1, bridged: Bool = false, owner: String? = nil) throws {
         let tag = String(UInt32.random(in: 0..<UInt32.max), radix: 36)
         namespace = "engram-n-\(tag)"
         ownsNamespace = true
@@ -33,7 +34,7 @@ public final class TapNetwork: @unchecked Sendable {
             try Self.ip(["-n", namespace, "link", "set", bridge, "up"])
         }
         for tap in taps {
-            try Self.ip(["-n", namespace, "tuntap", "add", tap, "mode", "tap", "vnet_hdr"])
+            try Self.ip(["-n", namespace, "tuntap", "add", tap, "mode", "tap", "vnet_hdr"] + (owner.map { ["user", $0] } ?? []))
             // Room for 10 s of a 1 kHz stream while no VMM reads the tap (a live update on a loaded host).
             try Self.ip(["-n", namespace, "link", "set", tap, "txqueuelen", "10000"])
             if let bridge { try Self.ip(["-n", namespace, "link", "set", tap, "master", bridge]) }

@@ -1,6 +1,7 @@
 // The C shim: kernel-header constants and calls Swift cannot import (variadic, or hidden
 // behind _GNU_SOURCE). No logic lives here: every function is a one-line wrapper, except the
-// SIGSYS reporter in SeccompReport.c (a signal handler must be async-signal-safe C).
+// SIGSYS reporter in SeccompReport.c (a signal handler must be async-signal-safe C) and the jail's
+// child in Jail.c (between clone and exec only async-signal-safe calls may run).
 // Only kernel UAPI headers are included here; the wrappers that need glibc's GNU extensions
 // are defined in CLinux.c, so this module never redefines what Swift's Glibc module declares.
 #pragma once
@@ -160,6 +161,8 @@ int clinux_punch_hole(int fd, int64_t offset, int64_t length);
 void clinux_scrub_environment(const char *name);
 /// getrandom(2) with no flags (declared in <sys/random.h>, which Swift's Glibc module lacks).
 long clinux_getrandom(void *buffer, size_t length);
+/* copy_file_range(2) (a GNU extension in glibc), advancing both offsets. */
+long clinux_copy_file_range(int in, int64_t *in_offset, int out, int64_t *out_offset, size_t length);
 /// userfaultfd(2), which glibc does not wrap; flags are O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY.
 int clinux_userfaultfd(int flags);
 /// eventfd(2), declared in <sys/eventfd.h> which Swift's Glibc module does not include;
@@ -228,3 +231,30 @@ int clinux_seccomp_forbidden_call(void);
 /* ioctl(-1, KVM_CREATE_VM): an ioctl request no narrow role's filter allows (the kernel would
    refuse the descriptor; the filter stops it first). The tests' trigger for request filtering. */
 int clinux_seccomp_forbidden_ioctl(void);
+
+/* The jail (see Sources/LinuxSystem/Jail): everything between fork and exec, where only
+   async-signal-safe system calls may run, so it is C. */
+struct clinux_jail {
+    const char *root;            /* the jail's root directory, absolute */
+    const char *executable;      /* the program to exec, a path inside the root */
+    char *const *arguments;      /* argv, NULL-terminated */
+    char *const *environment;    /* envp, NULL-terminated */
+    const int *cgroup_procs;     /* open cgroup.procs files the child joins before anything else */
+    int cgroup_count;
+    int network_namespace;       /* an open /run/netns file to enter, or -1 */
+    int null_device;             /* /dev/null opened before the pivot, for a daemon's standard streams, or -1 */
+    unsigned int uid, gid;
+};
+/* Steps of the child, reported with errno through the status pipe when one fails. */
+enum clinux_jail_step {
+    CLINUX_JAIL_CGROUP = 1, CLINUX_JAIL_NETNS, CLINUX_JAIL_PRIVATE_MOUNTS, CLINUX_JAIL_BIND_ROOT, CLINUX_JAIL_PIVOT,
+    CLINUX_JAIL_PROC, CLINUX_JAIL_SESSION, CLINUX_JAIL_GROUPS, CLINUX_JAIL_BOUNDING_SET, CLINUX_JAIL_USER,
+    CLINUX_JAIL_CAPABILITIES, CLINUX_JAIL_NO_NEW_PRIVS, CLINUX_JAIL_EXEC,
+};
+/* Starts the jailed program in new mount and PID namespaces: the child joins the cgroups, enters
+   the network namespace, pivots into the root (mounting a /proc of its own PID namespace), drops to
+   uid/gid with no capabilities and no_new_privs, and execs. Returns the child's pid (as this
+   namespace sees it) once the exec has happened, or -1 with errno and *failed_step set. */
+int clinux_jail_spawn(const struct clinux_jail *jail, int *failed_step);
+/* Installs handlers that pass SIGTERM, SIGINT, SIGHUP and SIGQUIT on to `pid` (the jailer waiting for its VMM). */
+void clinux_forward_signals(int pid);

@@ -13,6 +13,11 @@ package struct FileStatus: Sendable, Equatable {
     /// Permission bits (mode & 0o7777).
     package let permissions: UInt32
     package let sizeInBytes: UInt64
+    /// The owning user and group.
+    package let owner: UInt32
+    package let group: UInt32
+    /// For a device node, the device it stands for (st_rdev); 0 otherwise.
+    package let deviceNumber: UInt64
 
     /// The status of `path` (of a symbolic link itself unless `followingLinks`); nil with errno
     /// set if it cannot be had (ENOENT: nothing is there).
@@ -46,6 +51,9 @@ package struct FileStatus: Sendable, Equatable {
         inode = UInt64(info.st_ino)
         permissions = UInt32(info.st_mode & 0o7777)
         sizeInBytes = UInt64(max(0, info.st_size))
+        owner = info.st_uid
+        group = info.st_gid
+        deviceNumber = UInt64(info.st_rdev)
     }
 }
 

@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `engram jail`: a jailed guest runs, snapshots and restores inside its own root; the jailed
+/// VMM cannot read a host file outside the root nor signal a process outside its PID namespace;
+/// it has no capabilities; cgroup limits hold; bad arguments are refused before anything is made.
+@Suite(.enabled(if: TestKernel.available && getuid() == 0, "needs /dev/kvm, the test kernel and root"), .serialized)
+struct JailTests {
+    private let directory = TemporaryDirectory()
+    private let user = "48151"
+
+    private func jail(_ id: String, _ extra: [String] = [], _ command: [String], environment: [String: String] = [:]) throws -> GuestProcess {
+        try GuestProcess.engram(["jail", "--id", id, "--uid", user, "--gid", user, "--chroot-base", directory.path("jails")] + extra + ["--"] + command, environment: environment)
+    }
+
+    private func root(_ id: String) -> String { directory.path("jails/\(id)/root") }
+
+    /// The jailed VMM: the jailer's one child.
+    private func vmm(of jailer: GuestProcess) throws -> Int32 {
+        let children = try String(contentsOfFile: "/proc/\(jailer.processID)/task/\(jailer.processID)/children", encoding: .utf8)
+        return try #require(children.split(separator: " ").compactMap { Int32($0) }.first)
+    }
+
+    private func status(_ pid: Int32, _ field: String) throws -> String {
+        let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(field + ":") })
+        return line.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces)
+    }
+
+    private func digest(_ process: GuestProcess) throws -> String? {
+        TestKernel.field("digest", in: try process.command("digest", expect: "DIGEST "))
+    }
+
+    @Test func aJailedGuestRunsSnapshotsAndRestoresInItsJail() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let hostFile = directory.path("host-secret")
+        try "not for the guest".write(toFile: hostFile, atomically: true, encoding: .utf8)
+        let probe = "read=\(hostFile),read=/engram-test-kernel.elf,signal=\(getpid()),signal=1"
+        let first = try jail("first", [], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/run/vm/api.sock", "--rng", "on"],
+                             environment: ["ENGRAM_TEST_JAIL_PROBE": probe])
+        defer { first.stop() }
+        _ = try first.waitForLine(containing: "READY")
+        // Inside, the host's file is not there and the test's process does not exist; the jail's own are.
+        let answer = try first.waitForErrorLine(containing: "jail probe:")
+        #expect(answer.contains("read \(hostFile): No such file or directory"), "\(answer)")
+        #expect(answer.contains("read /engram-test-kernel.elf: allowed"), "\(answer)")
+        #expect(answer.contains("signal \(getpid()): No such process"), "\(answer)")
+        #expect(answer.contains("signal 1: allowed"), "\(answer)")
+
+        let pid = try vmm(of: first)
+        #expect(try status(pid, "Uid").split(separator: "\t").allSatisfy { $0 == user })
+        #expect(try status(pid, "Gid").split(separator: "\t").allSatisfy { $0 == user })
+        for capabilities in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] { #expect(try status(pid, capabilities) == "0000000000000000", "\(capabilities)") }
+        #expect(try status(pid, "NoNewPrivs") == "1")
+        #expect(try status(pid, "Seccomp") == "2")
+        #expect(try status(pid, "NSpid").split(separator: "\t").last == "1", "the VMM is process 1 of its own PID namespace")
+        for namespace in ["pid", "mnt"] {
+            let theirs = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(namespace)")
+            #expect(theirs != (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(namespace)")), "\(namespace)")
+        }
+        // Its root is the jail's: through /proc/PID/root the kernel is there and the host's file is not.
+        #expect(FileManager.default.fileExists(atPath: "/proc/\(pid)/root/engram-test-kernel.elf"))
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(pid)/root" + hostFile))
+
+        let filled = try #require(TestKernel.field("digest", in: try first.command("fill 8 3", expect: "FILL ")))
+        #expect(try first.command("rng 0 32", expect: "RNG ").contains("bytes=32"))
+        // The caller reaches the API socket inside the root; paths in requests are the jail's.
+        let socket = root("first") + "/api.sock"
+        let snapshot = try runEngram(["snapshot", socket, "/snap.engram"])
+        #expect(snapshot.status == 0, "\(snapshot.errors)")
+        let written = try FileManager.default.attributesOfItem(atPath: root("first") + "/snap.engram")
+        #expect((written[.ownerAccountID] as? NSNumber)?.uint32Value == UInt32(user))
+        first.stop()
+
+        let second = try jail("second", [], ["restore", root("first") + "/snap.engram", "--memory", "map", "--api-socket", "/api.sock"])
+        defer { second.stop() }
+        _ = try second.waitForErrorLine(containing: "control API")
+        #expect(try digest(second) == filled)
+        #expect(FileManager.default.fileExists(atPath: root("second") + "/snap.engram"))
+        #expect(FileManager.default.fileExists(atPath: root("second") + "/api.sock"))
+    }
+
+    @Test(.enabled(if: TapNetwork.available, "needs ip netns and /dev/net/tun"))
+    func aJailedGuestAnswersTheNetworkFromItsNamespace() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let network = try TapNetwork(owner: user)
+        let address = network.guestAddress(0)
+        let guest = try jail("networked", ["--netns", "/run/netns/\(network.namespace)"], [
+            "run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--cmdline", "ip=\(address)/24", "--net", "tap=\(network.taps[0])",
+            "--vsock", "3,/run/vsock.sock",
+        ])
+        defer { guest.stop() }
+        _ = try guest.waitForLine(containing: "READY")
+        #expect(try network.probeResult(["ping", address, "3"]) == "PING sent=3 received=3")
+        // The vsock device's socket is in the root too, where the caller connects.
+        #expect(FileManager.default.fileExists(atPath: root("networked") + "/vsock.sock"))
+    }
+
+    @Test func aDaemonizedJailDetachesAndSaysWhereItIs() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let started = try runEngram(["jail", "--id", "daemon", "--uid", user, "--gid", user, "--chroot-base", directory.path("jails"), "--daemonize", "--",
+                                     "run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/api.sock"])
+        #expect(started.status == 0, "\(started.errors)")
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(started.output.utf8)) as? [String: Any], "\(started.output)")
+        let pid = Int32(try #require(answer["pid"] as? Int))
+        defer { kill(pid, SIGKILL) }
+        #expect(answer["root"] as? String == root("daemon"))
+        let socket = root("daemon") + "/api.sock"
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { usleep(20_000) }
+        let state = try runEngram(["ctl", socket, "get", "/vm"])
+        #expect(state.status == 0 && state.output.contains("running"), "\(state.output) \(state.errors)")
+        #expect(try status(pid, "Uid").hasPrefix(user))
+    }
+
+    @Test func cgroupLimitsAreInForce() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let limited = try jail("limited", ["--cgroup", "pids.max=64"], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M"])
+        defer { limited.stop() }
+        _ = try limited.waitForLine(containing: "READY")
+        let pid = try vmm(of: limited)
+        let membership = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8).split(separator: "\n")
+        let line = try #require(membership.first { $0.split(separator: ":")[1].split(separator: ",").contains("pids") || $0.hasPrefix("0::") && $0.contains("engram/limited") })
+        #expect(line.hasSuffix("/engram/limited"), "\(line)")
+        let group = try #require(Self.groupDirectory(controller: "pids", of: String(line)))
+        #expect(try String(contentsOfFile: group + "/pids.max", encoding: .utf8).hasPrefix("64"))
+        let current = Int(try String(contentsOfFile: group + "/pids.current", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(current > 1, "the VMM's threads count against the group")
+        limited.stop()
+        #expect(!FileManager.default.fileExists(atPath: group), "the jailer removes its group when the VMM has ended")
+
+        // A memory limit holds: a guest that fills more than it allows ends the VMM (the kernel's
+        // OOM killer), and the jailer reports that as 128 + SIGKILL.
+        let memoryLimit = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers") ? "memory.max=128M" : "memory.limit_in_bytes=128M"
+        let bounded = try jail("bounded", ["--cgroup", memoryLimit], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "256M"])
+        defer { bounded.stop() }
+        _ = try bounded.waitForLine(containing: "READY")
+        bounded.send("fill 200 1\r")
+        #expect(try bounded.waitForExit(timeout: 120) == 128 + SIGKILL, "\(bounded.errorText)")
+        #expect(!bounded.consoleText.contains("FILL "))
+    }
+
+    /// The directory of the group `line` (from /proc/PID/cgroup) names, in the hierarchy mounted for `controller`.
+    private static func groupDirectory(controller: String, of line: String) -> String? {
+        let path = String(line.split(separator: ":", maxSplits: 2)[2])
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        for mount in mounts.split(separator: "\n") {
+            let fields = mount.split(separator: " ")
+            guard fields.count > 3 else { continue }
+            if fields[2] == "cgroup" && fields[3].split(separator: ",").contains(Substring(controller)) { return String(fields[1]) + path }
+            if fields[2] == "cgroup2" && line.hasPrefix("0::") { return String(fields[1]) + path }
+        }
+        return nil
+    }
+
+    @Test func badArgumentsAreRefusedInOneLineBeforeAnythingIsMade() throws {
+        let base = directory.path("jails")
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let run = ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M"]
+        let cases: [(arguments: [String], id: String, expected: String)] = [
+            (["--uid", "no-such-user-engram", "--gid", user], "a", "--uid no-such-user-engram: no such user"),
+            (["--uid", user, "--gid", "no-such-group-engram"], "b", "--gid no-such-group-engram: no such group"),
+            (["--uid", "0", "--gid", "0"], "c", "must not be root"),
+            (["--uid", user, "--gid", user], "d/e", "--id d/e: expected 1 to 64 letters, digits and hyphens"),
+            (["--uid", user, "--gid", user, "--cgroup", "pids.max"], "f", "expected CONTROLLER.FILE=VALUE"),
+            (["--uid", user, "--gid", user, "--cgroup", "nosuchcontroller.max=1"], "g", "mounts no nosuchcontroller controller"),
+            (["--uid", user, "--gid", user, "--netns", directory.path("no-such-netns")], "h", "no such network namespace file"),
+        ]
+        for (arguments, id, expected) in cases {
+            let answer = try runEngram(["jail", "--id", id, "--chroot-base", base] + arguments + ["--"] + run)
+            #expect(answer.status != 0)
+            #expect(answer.errors.contains(expected) && answer.errors.split(separator: "\n").count == 1, "\(id): \(answer.errors)")
+        }
+        let missing = try runEngram(["jail", "--id", "i", "--uid", user, "--gid", user, "--chroot-base", base, "--", "run", "--kernel", directory.path("no-kernel"), "--memory", "64M"])
+        #expect(missing.status != 0)
+        #expect(missing.errors.contains("--kernel \(directory.path("no-kernel")): expected an existing regular file") && missing.errors.split(separator: "\n").count == 1, "\(missing.errors)")
+        let other = try runEngram(["jail", "--id", "j", "--uid", user, "--gid", user, "--chroot-base", base, "--", "snapshot", "x"])
+        #expect(other.errors.contains("engram jail runs one of receive, restore, run after --"), "\(other.errors)")
+        let unparsable = try runEngram(["jail", "--id", "k", "--uid", user, "--gid", user, "--chroot-base", base, "--", "run", "--memory", "64M"])
+        #expect(unparsable.status != 0 && unparsable.errors.contains("--kernel"), "\(unparsable.errors)")
+        let noBase = try runEngram(["jail", "--id", "l", "--uid", user, "--gid", user, "--chroot-base", directory.path("no-base"), "--"] + run)
+        #expect(noBase.errors.contains("expected an existing directory"), "\(noBase.errors)")
+        // Nothing was made for any of them.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base).isEmpty)
+
+        // A root that exists with another owner is refused, and left as it was.
+        try FileManager.default.createDirectory(atPath: base + "/owned/root", withIntermediateDirectories: true)
+        #expect(chown(base + "/owned/root", 4242, 4242) == 0)
+        let owned = try runEngram(["jail", "--id", "owned", "--uid", user, "--gid", user, "--chroot-base", base, "--"] + run)
+        #expect(owned.status != 0)
+        #expect(owned.errors.contains("exists and belongs to uid 4242, not the jail's user \(user)") && owned.errors.split(separator: "\n").count == 1, "\(owned.errors)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/owned/root").isEmpty)
+    }
+}
