@@ -79,6 +79,13 @@ struct JailTests {
         #expect(try digest(second) == filled)
         #expect(FileManager.default.fileExists(atPath: root("second") + "/snap.engram"))
         #expect(FileManager.default.fileExists(atPath: root("second") + "/api.sock"))
+        second.stop()
+
+        // Lazy restore serves faults through the jail's own /dev/userfaultfd, as the unprivileged user.
+        let third = try jail("third", [], ["restore", root("first") + "/snap.engram", "--memory", "lazy"])
+        defer { third.stop() }
+        _ = try third.waitForErrorLine(containing: "restored")
+        #expect(try digest(third) == filled)
     }
 
     @Test(.enabled(if: TapNetwork.available, "needs ip netns and /dev/net/tun"))
