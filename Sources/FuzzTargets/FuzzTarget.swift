@@ -9,6 +9,9 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case image
     /// A snapshot file as a restore opens it (SnapshotReader), and its machine state decoded.
     case snapshot
+    /// A diff chain of up to three files as a restore resolves it: parents by name and identity,
+    /// the same regions in each, every stored page read and checked.
+    case chain
     /// A machine-state container (sections) as a restore, a migration or a live update decodes it.
     case state
     /// A working-set file.
@@ -25,12 +28,16 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case framebuffer
     /// A driver's virtqueue: descriptor chains (direct and indirect) walked and copied as devices do.
     case virtqueue
+    /// A driver's requests to the block, entropy and vsock devices through the MMIO transport:
+    /// block headers and sector ranges, vsock packet headers, the lengths in them.
+    case device
 
     /// Runs the target on `bytes`.
     package func run(_ bytes: [UInt8]) {
         switch self {
         case .image: ImageInput.run(bytes)
         case .snapshot: SnapshotInput.run(bytes)
+        case .chain: ChainInput.run(bytes)
         case .state: StateInput.run(bytes)
         case .workingSet: WorkingSetInput.run(bytes)
         case .frames: FrameInput.run(bytes)
@@ -38,6 +45,7 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
         case .control: ControlInput.run(bytes)
         case .framebuffer: FramebufferInput.run(bytes)
         case .virtqueue: VirtqueueInput.run(bytes)
+        case .device: DeviceRequestInput.run(bytes)
         }
     }
 

@@ -20,6 +20,7 @@ package enum SeedCorpus {
         let head = Array(snapshot.prefix(Self.inputLimit))
         seeds[.image] = [("snapshot-head", head)]
         seeds[.snapshot] = [("snapshot-head", head)]
+        seeds[.chain] = [("diff-and-full", try tinyChain(state: state))]
         seeds[.state] = state.map { [("machine-state", $0)] } ?? [("empty-sections", StateSections().encoded())]
         let pages = (0..<6).map { PageReference(region: $0 % 2, page: PageIndex(UInt64($0 * 3))) }
         seeds[.workingSet] = [("working-set", WorkingSet(fingerprint: 0x1234, pages: pages, recordedMilliseconds: 40).encoded())]
@@ -43,6 +44,7 @@ package enum SeedCorpus {
         ]
         seeds[.framebuffer] = [("geometry", Array("1024x768x32".utf8))]
         seeds[.virtqueue] = [("two-chains", virtqueue())]
+        seeds[.device] = deviceRequests()
         return seeds
     }
 
@@ -61,6 +63,36 @@ package enum SeedCorpus {
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try SnapshotWriter.writeFull(memory: memory, contents: SnapshotContents(configuration: sections, state: StateSections()), to: path)
         return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// A diff (top.snap) over a full snapshot (base.snap), as ChainInput reads them. Their pages are
+    /// zero, so neither stores a page area and both fit the input limit: what is fuzzed is the
+    /// resolution (names, identities, regions, bitmaps), and the pages read are the padding's.
+    static func tinyChain(state: [UInt8]?) throws -> [UInt8] {
+        let ram = try GuestRegion(name: "ram", sizeInBytes: 16 * 4096, backing: .memfd)
+        let memory = GuestMemoryMap(regions: [ram], mappings: [
+            GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: ram.sizeInBytes, region: ram, regionOffset: RegionOffset(0)),
+        ])
+        let sections = try state.map { try StateSections(decoding: $0, what: "the seed's state") } ?? StateSections()
+        let directory = "/dev/shm/engram-fuzz-seed-chain-\(UInt64.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try SnapshotWriter.writeFull(memory: memory, contents: SnapshotContents(configuration: sections, state: StateSections()), to: directory + "/base.snap")
+        var dirty = PageBitmap(pageCount: 16)
+        dirty.insert(PageIndex(2))
+        let identity = try SnapshotDirectory.header(of: directory + "/base.snap").identity
+        try SnapshotWriter.writeDiff(
+            memory: memory, dirtyPages: ["ram": dirty], parent: ParentSnapshot(fileName: "base.snap", identity: identity),
+            contents: SnapshotContents(configuration: sections, state: StateSections()), to: directory + "/top.snap")
+        // Each file's non-zero 4 KiB blocks, as extents (a block of tables, the state behind the pages).
+        func extents(_ name: String) throws -> ChainInput.File {
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
+            return stride(from: 0, to: bytes.count, by: 4096).compactMap { offset in
+                let block = Array(bytes[offset..<min(offset + 4096, bytes.count)])
+                return block.contains { $0 != 0 } ? (offset, block) : nil
+            }
+        }
+        return ChainInput.input([try extents("top.snap"), try extents("base.snap")])
     }
 
     /// A MANIFEST frame for the snapshot, then a PAGES frame of two pages, as a server sends them.
@@ -88,6 +120,31 @@ package enum SeedCorpus {
         descriptor(1, address: 0x1500, length: 64, flags: 2, next: 0, table: 0x2000)
         put(le(UInt16(0)) + le(UInt16(2)) + le(UInt16(0)) + le(UInt16(2)), at: 0x4000)  // flags, idx 2, ring [0, 2]
         return [3, 3] + memory
+    }
+
+    /// One request per device in DeviceRequestInput's layout: a block write of one sector, an
+    /// entropy buffer, a vsock connection request to host port 1234.
+    static func deviceRequests() -> [(name: String, bytes: [UInt8])] {
+        func queue(_ chain: [(address: UInt64, length: UInt32, writable: Bool)], data: [(Int, [UInt8])]) -> [UInt8] {
+            var memory = [UInt8](repeating: 0, count: 0xa000 + 16)
+            func put(_ bytes: [UInt8], at offset: Int) { memory.replaceSubrange(offset..<offset + bytes.count, with: bytes) }
+            for (index, link) in chain.enumerated() {
+                let flags: UInt16 = (index + 1 < chain.count ? 1 : 0) | (link.writable ? 2 : 0)
+                put(le(link.address) + le(link.length) + le(flags) + le(UInt16(index + 1)), at: index * 16)
+            }
+            put(le(UInt16(0)) + le(UInt16(1)) + le(UInt16(0)), at: 0x4000)  // flags, idx 1, ring [0]
+            for (offset, bytes) in data { put(bytes, at: offset) }
+            return memory
+        }
+        let blockHeader = le(UInt32(1)) + le(UInt32(0)) + le(UInt64(2))  // VIRTIO_BLK_T_OUT, sector 2
+        let vsockHeader = le(UInt64(3)) + le(UInt64(2)) + le(UInt32(1000)) + le(UInt32(1234)) + le(UInt32(0))
+            + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(0)) + le(UInt32(65536)) + le(UInt32(0))  // STREAM, REQUEST
+        return [
+            ("block-write", [0, 0, 3] + queue([(0x8000, 16, false), (0x9000, 512, false), (0xa000, 1, true)],
+                                                data: [(0x8000, blockHeader), (0x9000, [UInt8](repeating: 0x5a, count: 512))])),
+            ("entropy", [1, 0, 3] + queue([(0x9000, 64, true)], data: [])),
+            ("vsock-request", [2, 0, 3] + queue([(0x8000, 44, false)], data: [(0x8000, vsockHeader)])),
+        ]
     }
 
     static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { (0..<T.bitWidth / 8).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }

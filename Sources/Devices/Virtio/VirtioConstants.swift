@@ -41,38 +41,38 @@ package enum VirtioStatus {
 }
 
 /// Registers of the virtio-mmio transport, version 2 (virtio 1.x, section 4.2.2).
-enum VirtioMMIORegister {
-    static let magicValue: UInt64 = 0x000
-    static let version: UInt64 = 0x004
-    static let deviceID: UInt64 = 0x008
-    static let vendorID: UInt64 = 0x00c
-    static let deviceFeatures: UInt64 = 0x010
-    static let deviceFeaturesSelect: UInt64 = 0x014
-    static let driverFeatures: UInt64 = 0x020
-    static let driverFeaturesSelect: UInt64 = 0x024
-    static let queueSelect: UInt64 = 0x030
-    static let queueSizeMaximum: UInt64 = 0x034
-    static let queueSize: UInt64 = 0x038
-    static let queueReady: UInt64 = 0x044
-    static let queueNotify: UInt64 = 0x050
-    static let interruptStatus: UInt64 = 0x060
-    static let interruptAcknowledge: UInt64 = 0x064
-    static let status: UInt64 = 0x070
-    static let queueDescriptorLow: UInt64 = 0x080
-    static let queueDescriptorHigh: UInt64 = 0x084
-    static let queueDriverLow: UInt64 = 0x090
-    static let queueDriverHigh: UInt64 = 0x094
-    static let queueDeviceLow: UInt64 = 0x0a0
-    static let queueDeviceHigh: UInt64 = 0x0a4
-    static let sharedMemoryLengthLow: UInt64 = 0x0b0
-    static let sharedMemoryLengthHigh: UInt64 = 0x0b4
-    static let configGeneration: UInt64 = 0x0fc
-    static let configuration: UInt64 = 0x100
+package enum VirtioMMIORegister {
+    package static let magicValue: UInt64 = 0x000
+    package static let version: UInt64 = 0x004
+    package static let deviceID: UInt64 = 0x008
+    package static let vendorID: UInt64 = 0x00c
+    package static let deviceFeatures: UInt64 = 0x010
+    package static let deviceFeaturesSelect: UInt64 = 0x014
+    package static let driverFeatures: UInt64 = 0x020
+    package static let driverFeaturesSelect: UInt64 = 0x024
+    package static let queueSelect: UInt64 = 0x030
+    package static let queueSizeMaximum: UInt64 = 0x034
+    package static let queueSize: UInt64 = 0x038
+    package static let queueReady: UInt64 = 0x044
+    package static let queueNotify: UInt64 = 0x050
+    package static let interruptStatus: UInt64 = 0x060
+    package static let interruptAcknowledge: UInt64 = 0x064
+    package static let status: UInt64 = 0x070
+    package static let queueDescriptorLow: UInt64 = 0x080
+    package static let queueDescriptorHigh: UInt64 = 0x084
+    package static let queueDriverLow: UInt64 = 0x090
+    package static let queueDriverHigh: UInt64 = 0x094
+    package static let queueDeviceLow: UInt64 = 0x0a0
+    package static let queueDeviceHigh: UInt64 = 0x0a4
+    package static let sharedMemoryLengthLow: UInt64 = 0x0b0
+    package static let sharedMemoryLengthHigh: UInt64 = 0x0b4
+    package static let configGeneration: UInt64 = 0x0fc
+    package static let configuration: UInt64 = 0x100
 
     /// "virt" in little-endian.
-    static let magic: UInt32 = 0x7472_6976
+    package static let magic: UInt32 = 0x7472_6976
     /// The modern (virtio 1.x) layout.
-    static let modernVersion: UInt32 = 2
+    package static let modernVersion: UInt32 = 2
     /// "EGRM": any value is allowed; drivers match on the device ID.
-    static let vendor: UInt32 = 0x4d52_4745
+    package static let vendor: UInt32 = 0x4d52_4745
 }

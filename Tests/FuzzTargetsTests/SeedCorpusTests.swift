@@ -1,0 +1,29 @@
+import GuestMemory
+import SnapshotFormat
+import Testing
+@testable import FuzzTargets
+
+/// The seeds get past the first checks, so libFuzzer starts deep: the chain seed resolves to a
+/// diff over a full snapshot, and each device seed is a request its device answers.
+@Suite(.serialized) struct SeedCorpusTests {
+    @Test func theChainSeedResolvesToTwoFiles() throws {
+        let seed = try #require(try SeedCorpus.seeds(state: nil)[.chain]?.first)
+        ChainInput.run(seed.bytes)
+        let chain = try SnapshotChain(path: ChainInput.directory + "/top.snap")
+        #expect(chain.files.count == 2 && chain.files[1].kind == .full)
+        // A parent that is not the one the diff names is refused, not followed.
+        var files = ChainInput.files(seed.bytes)
+        files[1][0].bytes[40] ^= 0xff
+        ChainInput.run(ChainInput.input(files))
+        #expect(throws: SnapshotFormatError.self) { try SnapshotChain(path: ChainInput.directory + "/top.snap") }
+    }
+
+    @Test func eachDeviceSeedIsARequestItsDeviceAnswers() throws {
+        for seed in try #require(try SeedCorpus.seeds(state: nil)[.device]) {
+            try DeviceRequestInput.memory.0.write([UInt8](repeating: 0, count: 8), at: RegionOffset(0x6000))
+            DeviceRequestInput.run(seed.bytes)
+            let used = try DeviceRequestInput.memory.0.read(count: 4, at: RegionOffset(0x6000))
+            #expect(UInt16(used[2]) | UInt16(used[3]) << 8 == 1, "\(seed.name): the device put one chain in the used ring")
+        }
+    }
+}
