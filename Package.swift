@@ -156,7 +156,7 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "LinuxSystem", "ControlAPI", "Devices", "GuestMemory", "Inspect", "Machine", "ObjectStore", "Paging", "SnapshotFormat",
+                "LinuxSystem", "ControlAPI", "Devices", "Display", "GuestMemory", "Inspect", "Machine", "ObjectStore", "Paging", "SnapshotFormat",
                 "Transport", .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: safeTargetSettings

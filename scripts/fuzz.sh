@@ -11,7 +11,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 target=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}
 seconds=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}
-targets=(image snapshot chain state working-set frames object-store control framebuffer virtqueue device)
+targets=(image snapshot chain state working-set frames object-store control framebuffer rfb virtqueue device)
 if [ "$target" = all ]; then selected=("${targets[@]}"); else selected=("$target"); fi
 for name in "${selected[@]}"; do
     [[ " ${targets[*]} " == *" $name "* ]] || { echo "fuzz: unknown target $name; expected one of: ${targets[*]}"; exit 2; }

@@ -26,6 +26,9 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case control
     /// A display file's header, as `engram display` reads it.
     case framebuffer
+    /// A VNC viewer's messages (handshake, pixel formats, encodings, update requests, keys,
+    /// pointer, clipboard) to Engram's RFB server over a loopback connection.
+    case rfb
     /// A driver's virtqueue: descriptor chains (direct and indirect) walked and copied as devices do.
     case virtqueue
     /// A driver's requests to the block, entropy and vsock devices through the MMIO transport:
@@ -44,6 +47,7 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
         case .objectStore: ObjectStoreInput.run(bytes)
         case .control: ControlInput.run(bytes)
         case .framebuffer: FramebufferInput.run(bytes)
+        case .rfb: RFBInput.run(bytes)
         case .virtqueue: VirtqueueInput.run(bytes)
         case .device: DeviceRequestInput.run(bytes)
         }

@@ -43,6 +43,7 @@ package enum SeedCorpus {
             ("fork", Array("PUT /vm/fork\n{\"count\":2}".utf8)),
         ]
         seeds[.framebuffer] = [("geometry", Array("1024x768x32".utf8))]
+        seeds[.rfb] = [("viewer-session", viewerSession())]
         seeds[.virtqueue] = [("two-chains", virtqueue())]
         seeds[.device] = deviceRequests()
         return seeds
@@ -145,6 +146,22 @@ package enum SeedCorpus {
             ("entropy", [1, 0, 3] + queue([(0x9000, 64, true)], data: [])),
             ("vsock-request", [2, 0, 3] + queue([(0x8000, 44, false)], data: [(0x8000, vsockHeader)])),
         ]
+    }
+
+    /// A viewer's whole session: version, no authentication, shared ClientInit, then a 16-bit
+    /// pixel format, ZRLE and raw offered, a full and an incremental update request, a key
+    /// press and release, a pointer event and clipboard text.
+    static func viewerSession() -> [UInt8] {
+        func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] { le(value.byteSwapped) }
+        var bytes = Array("RFB 003.008\n".utf8) + [1, 1]
+        bytes += [0, 0, 0, 0] + [16, 16, 0, 1] + be(UInt16(31)) + be(UInt16(63)) + be(UInt16(31)) + [11, 5, 0] + [0, 0, 0]  // SetPixelFormat
+        bytes += [2, 0] + be(UInt16(2)) + be(UInt32(16)) + be(UInt32(0))  // SetEncodings: ZRLE, raw
+        bytes += [3, 0] + be(UInt16(0)) + be(UInt16(0)) + be(UInt16(64)) + be(UInt16(64))  // full update
+        bytes += [3, 1] + be(UInt16(8)) + be(UInt16(8)) + be(UInt16(16)) + be(UInt16(16))  // incremental
+        bytes += [4, 1, 0, 0] + be(UInt32(0x61)) + [4, 0, 0, 0] + be(UInt32(0x61))  // key 'a' down, up
+        bytes += [5, 0] + be(UInt16(10)) + be(UInt16(10))  // pointer
+        bytes += [6, 0, 0, 0] + be(UInt32(5)) + Array("hello".utf8)  // ClientCutText
+        return bytes
     }
 
     static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { (0..<T.bitWidth / 8).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }

@@ -4,7 +4,8 @@ import Testing
 @testable import FuzzTargets
 
 /// The seeds get past the first checks, so libFuzzer starts deep: the chain seed resolves to a
-/// diff over a full snapshot, and each device seed is a request its device answers.
+/// diff over a full snapshot, each device seed is a request its device answers, and the viewer's
+/// session gets framebuffer updates.
 @Suite(.serialized) struct SeedCorpusTests {
     @Test func theChainSeedResolvesToTwoFiles() throws {
         let seed = try #require(try SeedCorpus.seeds(state: nil)[.chain]?.first)
@@ -25,5 +26,15 @@ import Testing
             let used = try DeviceRequestInput.memory.0.read(count: 4, at: RegionOffset(0x6000))
             #expect(UInt16(used[2]) | UInt16(used[3]) << 8 == 1, "\(seed.name): the device put one chain in the used ring")
         }
+    }
+
+    @Test func theViewerSeedGetsPastTheHandshakeToUpdates() throws {
+        let seed = try #require(try SeedCorpus.seeds(state: nil)[.rfb]?.first)
+        // Version (12), security types (2), result (4), ServerInit (24 + name): then updates.
+        let handshakeOnly = RFBInput.exchange(Array(seed.bytes.prefix(15)))
+        let session = RFBInput.exchange(seed.bytes)
+        #expect(handshakeOnly > 40 && handshakeOnly < 100, "\(handshakeOnly)")
+        // A FramebufferUpdate (4 bytes), its rectangle (12) and the ZRLE data (a length and zlib bytes).
+        #expect(session > handshakeOnly + 4 + 12 + 4 + 16, "\(session) bytes after \(handshakeOnly): the full update came")
     }
 }

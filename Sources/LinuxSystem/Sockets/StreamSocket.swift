@@ -132,4 +132,7 @@ package final class StreamSocket: ByteStream {
 
     /// Ends both directions now: a thread blocked in poll, recv or send on it returns.
     package func shutdown() { _ = Glibc.shutdown(rawValue, CInt(SHUT_RDWR)) }
+
+    /// Ends this side's sending (the peer reads end of file once it has read the rest); replies still arrive.
+    package func shutdownSending() { _ = Glibc.shutdown(rawValue, CInt(SHUT_WR)) }
 }
