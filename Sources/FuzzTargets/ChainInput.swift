@@ -63,6 +63,7 @@ enum ChainInput {
     static func run(_ bytes: [UInt8]) {
         for name in names { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
         let files = files(bytes)
+        guard !files.isEmpty else { return }
         // The top, then (with three) the middle, and the base last: a two-file chain is top over base.
         let named = files.count == 3 ? names : Array(names.prefix(1)) + Array(names.suffix(files.count - 1))
         for (file, name) in zip(files, named) {
