@@ -8,7 +8,9 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 // The identity both ends name the pre-shared key by; the key itself comes from the caller.
 static const unsigned char psk_identity[] = "engram-external-psk-v1";
@@ -149,6 +151,48 @@ ctls_context *ctls_context_new(int server, const uint8_t *psk, size_t psk_length
 
 void ctls_context_free(ctls_context *context) { SSL_CTX_free(context); }
 
+// The writer under the buffer: OpenSSL's socket BIO writes with write(2), which raises SIGPIPE
+// (ending the VMM) when the peer has closed; this one sends with MSG_NOSIGNAL, so a peer that
+// leaves is an error on the connection, as on every plain socket of Engram's.
+static BIO_METHOD *sending_method;
+static pthread_once_t sending_once = PTHREAD_ONCE_INIT;
+
+static int sending_write(BIO *bio, const char *data, int length) {
+    int fd = (int)(intptr_t)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    ssize_t sent;
+    do { sent = send(fd, data, (size_t)length, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    // A send timeout (SO_SNDTIMEO) reads as "retry", as with the socket BIO; the caller decides.
+    if (sent <= 0 && BIO_sock_should_retry((int)sent)) BIO_set_retry_write(bio);
+    return (int)sent;
+}
+
+static long sending_control(BIO *bio, int command, long number, void *pointer) {
+    (void)bio; (void)number; (void)pointer;
+    return command == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sending_create(BIO *bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static void sending_make(void) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "engram socket sender");
+    if (method && BIO_meth_set_write(method, sending_write) && BIO_meth_set_ctrl(method, sending_control) && BIO_meth_set_create(method, sending_create)) {
+        sending_method = method;
+    } else {
+        BIO_meth_free(method);
+    }
+}
+
+static BIO *sending_bio(int fd) {
+    pthread_once(&sending_once, sending_make);
+    BIO *bio = sending_method ? BIO_new(sending_method) : NULL;
+    if (bio) BIO_set_data(bio, (void *)(intptr_t)fd);
+    return bio;
+}
+
 ctls_session *ctls_session_new(ctls_context *context, int fd, const char *peer_host, char *error, size_t error_length) {
     ERR_clear_error();
     SSL *ssl = SSL_new(context);
@@ -156,7 +200,7 @@ ctls_session *ctls_session_new(ctls_context *context, int fd, const char *peer_h
     // a few large sends rather than one send per 16 KiB record (ctls_flush ends each message).
     BIO *reader = BIO_new_socket(fd, BIO_NOCLOSE);
     BIO *buffer = BIO_new(BIO_f_buffer());
-    BIO *writer = BIO_new_socket(fd, BIO_NOCLOSE);
+    BIO *writer = sending_bio(fd);
     if (!ssl || !reader || !buffer || !writer || BIO_set_write_buffer_size(buffer, ctls_buffer_bytes) != 1) {
         error_text(error, error_length, "cannot make a TLS session");
         BIO_free(reader);

@@ -121,7 +121,7 @@ import TestSupport
     @Test func shutdownAnswersBeforeTheServerStops() throws {
         // The machine's main thread wakes at shutdown() and calls stop() at once: the answer must still arrive.
         let server = self.server, path = self.path
-        fake.whenShutDown { Self.stopFromAnotherThread(server, path: path) }
+        fake.whenShutDown { [weak server] in if let server { Self.stopFromAnotherThread(server, path: path) } }
         #expect(try call("PUT", "/vm/shutdown") == (200, #"{"state":"stopping"}"#))
         for _ in 0..<200 where FileManager.default.fileExists(atPath: path) { Thread.sleep(forTimeInterval: 0.01) }
         #expect(!FileManager.default.fileExists(atPath: path))
@@ -143,7 +143,8 @@ import TestSupport
             let server = ControlServer(socketPath: directory.path("r.sock"), control: fake, version: "1")
             try server.start()
             let path = directory.path("r.sock")
-            fake.whenShutDown { Self.stopFromAnotherThread(server, path: path) }
+            // Weakly: the fake outlives nothing, and a strong capture would make server → routes → fake → server a cycle.
+            fake.whenShutDown { [weak server] in if let server { Self.stopFromAnotherThread(server, path: path) } }
             let reply = try ControlClient(socketPath: directory.path("r.sock")).send(method: "PUT", path: "/vm/shutdown")
             #expect(reply.status == 200, "round \(round)")
             server.stop()

@@ -46,10 +46,12 @@ final class CallCounter: Sendable {
 /// Holds a device created after the callback that needs it, so a callback can call back into
 /// its own device: the test that callbacks run outside the device's lock.
 final class DeviceSlot<Device: AnyObject & Sendable>: Sendable {
-    private let stored = Mutex<Device?>(nil)
+    /// Weak: the device's own callback holds the slot, so a strong reference would be a cycle.
+    private struct Reference { weak var device: Device? }
+    private let stored = Mutex(Reference())
 
     var device: Device? {
-        get { stored.withLock { $0 } }
-        set { stored.withLock { $0 = newValue } }
+        get { stored.withLock { $0.device } }
+        set { stored.withLock { $0.device = newValue } }
     }
 }
