@@ -172,8 +172,9 @@ struct BalloonTests {
         #expect(field("actual_mib", try process.command("balloon settle", expect: "BALLOON ")) == 32)
         var previous = 32
         for (mode, target) in [("exec", 64), ("transfer", 96)] {
-            let update = try runEngram(["update", socket, "--mode", mode])
-            #expect(update.status == 0, "\(mode): \(update.errors)")
+            // Longer than the command's own 60 s, so a slow update ends in its message, with the VMM's log beside it.
+            let update = try runEngram(["update", socket, "--mode", mode], timeout: 120)
+            #expect(update.status == 0, "\(mode): \(update.errors); the VMM said: \(process.errorText.suffix(3000))")
             let balloon = try api(socket, "get", "/vm/balloon")
             #expect(balloon["actual_mib"] as? Int == previous && balloon["amount_mib"] as? Int == previous, "after the \(mode) update")
             previous = target
