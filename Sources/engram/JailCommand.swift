@@ -82,13 +82,6 @@ struct JailCommand: ParsableCommand {
     /// What the jailed VMM inherits: HOME as its root, Engram's own variables and the S3 ones
     /// (credentials and endpoint for an s3:// restore; the VMM scrubs the secret once read), nothing else of the host's.
     private static func environment() -> [String] {
-        var environment = ["HOME=/"]
-        var entry = unsafe environ
-        while let pointer = unsafe entry.pointee {
-            let variable = unsafe String(cString: pointer)
-            if variable.hasPrefix("ENGRAM_") || variable.hasPrefix("AWS_") { environment.append(variable) }
-            unsafe entry += 1
-        }
-        return environment
+        ["HOME=/"] + ProcessEnvironment.variables(prefixedBy: ["ENGRAM_", "AWS_"])
     }
 }

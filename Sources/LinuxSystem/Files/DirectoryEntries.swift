@@ -17,6 +17,13 @@ extension FileSystem {
         return names
     }
 
+    /// `path` with every symbolic link and `.` or `..` resolved (realpath(3)); nil if it does not exist.
+    package static func resolvedPath(_ path: String) -> String? {
+        guard let resolved = unsafe realpath(path, nil) else { return nil }
+        defer { unsafe free(resolved) }
+        return unsafe String(cString: resolved)
+    }
+
     /// The directory part of `path` ("." for a bare name, "/" for a file at the root).
     package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

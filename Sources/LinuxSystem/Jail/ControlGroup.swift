@@ -93,9 +93,9 @@ package struct ControlGroup: Sendable, Equatable {
         let file = try OwnedFileDescriptor.open(path, .readOnly)
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
+        // Read to the end: /proc and cgroup files report no size to read up to.
         while true {
-            let count = unsafe buffer.withUnsafeMutableBytes { unsafe read(file.rawValue, $0.baseAddress, $0.count) }
-            guard count >= 0 else { if errno == EINTR { continue }; throw .last("read", on: path) }
+            let count = try file.descriptor.read(into: &buffer)
             if count == 0 { return bytes }
             bytes += buffer[0..<count]
         }

@@ -21,6 +21,13 @@ package enum JailFiles {
         }
     }
 
+    /// Hard-links `source` at `destination`; across file systems refused with `reason`.
+    package static func hardLink(_ source: String, to destination: String, acrossFileSystems reason: String) throws(SystemError) {
+        guard unsafe link(source, destination) == 0 else {
+            throw errno == EXDEV ? SystemError(refusing: source, because: reason, .improperLink) : .last("link", on: "\(source) → \(destination)")
+        }
+    }
+
     /// Hard-links `source` at `destination`; across file systems, copies it instead (holes kept)
     /// with `copyMode`. True if linked.
     @discardableResult
@@ -75,15 +82,4 @@ package enum JailFiles {
         return info.f_flag & noDevices == 0
     }
 
-    /// The names in the directory `path`; nil if it cannot be read.
-    package static func entries(_ path: String) -> [String]? {
-        guard let directory = unsafe opendir(path) else { return nil }
-        defer { unsafe closedir(directory) }
-        var names: [String] = []
-        while let entry = unsafe readdir(directory) {
-            let name = unsafe withUnsafeBytes(of: entry.pointee.d_name) { unsafe String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
 }

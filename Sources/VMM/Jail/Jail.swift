@@ -71,7 +71,7 @@ package enum Jail {
         guard request.user != 0, request.group != 0 else {
             throw .invalidRequest("engram jail: --uid and --gid must not be root (0): the jail exists to drop root's rights")
         }
-        guard let base = realPath(request.chrootBase), FileStatus(path: base)?.kind == .directory else {
+        guard let base = FileSystem.resolvedPath(request.chrootBase), FileStatus(path: base)?.kind == .directory else {
             throw .invalidRequest("engram jail: --chroot-base \(request.chrootBase): expected an existing directory")
         }
         guard JailFiles.allowsDeviceNodes(base) else {
@@ -85,23 +85,23 @@ package enum Jail {
             guard allowed.contains(status.owner) else {
                 throw .invalidRequest("engram jail: \(what) \(path) exists and belongs to uid \(status.owner), not \(path == root ? "the jail's user \(request.user)" : "root or the jail's user"); remove it or choose another --id")
             }
-            if path == root, let entries = JailFiles.entries(root), !entries.isEmpty {
+            if path == root, let entries = FileSystem.entries(of: root), !entries.isEmpty {
                 throw .invalidRequest("engram jail: the jail's root \(root) is not empty; a jail's root is made afresh (remove it or choose another --id)")
             }
         }
         var inputs: [(file: JailArguments.File, host: String)] = []
         for file in request.command.files where file.use != .created {
-            guard let host = realPath(file.host), FileStatus(path: host)?.kind == .regular else {
+            guard let host = FileSystem.resolvedPath(file.host), FileStatus(path: host)?.kind == .regular else {
                 throw .invalidRequest("engram jail: \(file.option) \(file.host): expected an existing regular file")
             }
             inputs.append((file, host))
         }
-        guard let executable = realPath(request.executable) else { throw .invalidRequest("engram jail: cannot find the VMM at \(request.executable)") }
+        guard let executable = FileSystem.resolvedPath(request.executable) else { throw .invalidRequest("engram jail: cannot find the VMM at \(request.executable)") }
         var runtime = [(source: executable, path: executable)]
         let libraries: [String]
         do { libraries = try SharedLibraries.of(executable) } catch { throw .failed("engram jail: \(error)") }
         for library in libraries {
-            guard let source = realPath(library) else { throw .invalidRequest("engram jail: the VMM's library \(library) is missing") }
+            guard let source = FileSystem.resolvedPath(library) else { throw .invalidRequest("engram jail: the VMM's library \(library) is missing") }
             runtime.append((source, library))
         }
         let reserved = Set(["proc", "dev"] + runtime.compactMap { $0.path.split(separator: "/").first.map(String.init) })
@@ -194,11 +194,7 @@ package enum Jail {
         guard FileStatus(path: destination, followingLinks: false) == nil else { return }  // named twice
         switch file.use {
         case .readWrite:
-            guard unsafe link(host, destination) == 0 else {
-                throw errno == EXDEV
-                    ? SystemError(refusing: host, because: "it is written by the VM, so it must be on the same file system as the jail to be linked in", .improperLink)
-                    : .last("link", on: "\(host) → \(destination)")
-            }
+            try JailFiles.hardLink(host, to: destination, acrossFileSystems: "it is written by the VM, so it must be on the same file system as the jail to be linked in")
             try JailFiles.changeOwner(destination, to: request.user, group: request.group)
         case .read:
             guard let status = FileStatus(path: host) else { throw .last("stat", on: host) }
@@ -221,11 +217,5 @@ package enum Jail {
         let status = JailedProcess.wait(started.pid)
         for group in started.groups { group.remove() }
         return status
-    }
-
-    private static func realPath(_ path: String) -> String? {
-        guard let resolved = unsafe realpath(path, nil) else { return nil }
-        defer { unsafe free(resolved) }
-        return unsafe String(cString: resolved)
     }
 }

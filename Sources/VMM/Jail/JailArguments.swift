@@ -119,7 +119,7 @@ package struct JailArguments: Sendable, Equatable {
     }
 
     private static func file(_ value: String, option: String, use: Use) throws(VMMError) -> File {
-        let name = value.split(separator: "/").last.map(String.init) ?? ""
+        let name = FileSystem.fileName(of: value)
         guard !name.isEmpty, name != ".", name != ".." else {
             throw .invalidRequest("engram jail: \(option) \(value): expected a path ending in a file name")
         }
