@@ -10,6 +10,8 @@ package enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
     case fileCreate(path: String, Errno)
     case notADirectory(path: String)
     case hugePageSizeMismatch(path: String, sizeInBytes: UInt64, hugePageSize: UInt64)
+    /// The hugetlbfs pool cannot reserve the region's huge pages.
+    case hugePagesUnavailable(region: String, sizeInBytes: UInt64, path: String)
     case systemCall(name: String, region: String, Errno)
     case invalidSize(region: String, sizeInBytes: UInt64, reason: String)
     case unknownRegion(name: String, known: [String])
@@ -35,6 +37,8 @@ package enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
             "\(path) is not a directory; expected a hugetlbfs mount point"
         case .hugePageSizeMismatch(let path, let size, let hugePageSize):
             "region size \(size) is not a multiple of the huge page size \(hugePageSize) of \(path)"
+        case .hugePagesUnavailable(let region, let size, let path):
+            "region \(region) needs \(size >> 20) MiB of free huge pages in \(path) and the pool has fewer; reserve more in /proc/sys/vm/nr_hugepages"
         case .systemCall(let name, let region, let errno):
             "\(name) for region \(region) failed: \(errno)"
         case .invalidSize(let region, let size, let reason):

@@ -9,16 +9,24 @@ extension BackgroundFill {
 
     /// Claims every page of `workingSet` nobody has claimed, then installs them in the set's
     /// order: zero pages with UFFDIO_ZEROPAGE where they come, data pages from one stream
-    /// (one batched transfer from a page server). False once the pager has failed.
+    /// (one batched transfer from a page server); on hugetlbfs, the huge pages holding them
+    /// first, one read each. False once the pager has failed.
     func prefetch(_ workingSet: WorkingSet, _ buffer: PageBuffer) -> Bool {
         // The claimed pages as pager-wide numbers, each marked zero or not; allocated once, before any install.
         var order: [(page: PagerPage, region: PagedRegion, zero: Bool)] = []
         var data: [PageReference] = []
+        // hugetlbfs regions: the huge pages the set touches, in its order, each fetched whole.
+        var hugePages: [(unit: Range<PagerPage>, region: PagedRegion)] = []
         order.reserveCapacity(workingSet.pages.count)
         session.ledger.withLock { ledger in
             for reference in workingSet.pages {
                 let region = session.regions[reference.region]
                 let page = region.pagerPage(reference.page)
+                if region.installsHugePages {
+                    let unit = region.unit(of: page)
+                    if hugePages.last?.unit != unit { hugePages.append((unit, region)) }
+                    continue
+                }
                 guard !ledger.claimed.contains(page) else { continue }
                 _ = ledger.claimed.insert(page..<page + 1)
                 let zero = session.source.isZeroPage(region: reference.region, page: reference.page)
@@ -26,6 +34,9 @@ extension BackgroundFill {
                 if !zero { data.append(reference) }
             }
             ledger.workingSetPages = UInt64(workingSet.pages.count)
+        }
+        for (unit, region) in hugePages {
+            guard fillHugePage(unit, of: region, buffer, by: .prefetch) else { return false }
         }
         var stream: any PageStream
         do { stream = try session.source.streamPages(data) } catch {

@@ -34,6 +34,10 @@ struct BackgroundFill {
             guard prefetch(workingSet, buffer) else { return }
         }
         for region in session.regions {
+            if region.installsHugePages {
+                guard fillHugePages(of: region, buffer) else { return }
+                continue
+            }
             var cursor = region.firstPage
             while cursor < region.pages.upperBound {
                 if session.halted.load(ordering: .acquiring) { return }
@@ -56,6 +60,7 @@ struct BackgroundFill {
             return ledger.readaheadHint
         }) else { return true }
         guard let region = session.regions.last(where: { $0.firstPage <= hint }), hint + 1 < region.pages.upperBound else { return true }
+        if region.installsHugePages { return fillHugePage(region.unit(of: hint + 1), of: region, buffer, by: .backgroundFill) }
         let window = hint + 1..<min(hint + 1 + Self.batchPages, region.pages.upperBound)
         guard let run = session.ledger.withLock({ $0.claimed.firstMissingRun(in: window) }) else { return true }
         return fill(run, of: region, buffer)
@@ -117,6 +122,49 @@ struct BackgroundFill {
             session.fail("lazy restore stopped: region \(region.region.name) page \(region.sourcePage(page)): \(error)")
             return false
         }
+    }
+
+    /// hugetlbfs: every huge page of `region` that holds data and nobody has claimed, in order,
+    /// the one after the latest fault first; false once the pager has failed.
+    private func fillHugePages(of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
+        var unit = region.unit(of: region.firstPage)
+        while unit.lowerBound < region.pages.upperBound {
+            if session.halted.load(ordering: .acquiring) { return false }
+            guard fillHugePage(unit, of: region, buffer, by: .backgroundFill), readAhead(buffer) else { return false }
+            unit = unit.upperBound..<unit.upperBound + region.unitPages
+        }
+        return true
+    }
+
+    /// Claims and installs huge page `unit` of `region` from the source, unless it is claimed
+    /// already or holds no data (left to the backing, which reads as zeros once unregistered);
+    /// false once the pager has failed.
+    func fillHugePage(_ unit: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer, by installer: PageInstaller) -> Bool {
+        guard unit.contains(where: { !session.source.isZeroPage(region: region.index, page: region.sourcePage($0)) }) else { return true }
+        let claimed = session.ledger.withLock { ledger -> Bool in
+            guard !ledger.claimed.contains(unit.lowerBound) else { return false }
+            _ = ledger.claimed.insert(unit)
+            return true
+        }
+        guard claimed else { return true }
+        do {
+            try buffer.withMutablePages(unit.count) { (bytes) throws(PageSourceError) in
+                try session.source.readPagesInBackground(region: region.index, firstPage: region.sourcePage(unit.lowerBound), into: &bytes)
+            }
+        } catch {
+            session.fail("lazy restore stopped: region \(region.region.name) huge page at pages \(region.sourcePage(unit.lowerBound))..<\(region.sourcePage(unit.upperBound)) cannot be read: \(error)")
+            return false
+        }
+        if session.halted.load(ordering: .acquiring) { return false }
+        do {
+            _ = try buffer.withPages(unit.count) { (bytes) throws(UserfaultError) in
+                try session.installCopies(unit, of: region, from: bytes, by: installer, watching: .noPage)
+            }
+        } catch {
+            session.fail("lazy restore stopped: region \(region.region.name) huge page at page \(region.sourcePage(unit.lowerBound)): \(error)")
+            return false
+        }
+        return true
     }
 
     /// How many pages from `page` on (before `end`) the source knows are zero.

@@ -31,7 +31,8 @@ struct FaultHandler {
 
     mutating func run() {
         let events = UserfaultEventBuffer(capacity: Self.batchSize)
-        let buffer = PageBuffer(pageCount: Int(clusterPages))
+        // Room for a cluster, and for a whole huge page where a region is on hugetlbfs.
+        let buffer = PageBuffer(pageCount: Int(max(clusterPages, session.regions.map(\.unitPages).max() ?? 1)))
         var polled = [Poll.input(session.userfault.rawValue), Poll.input(session.handlerWakeup.rawValue)]
         while true {
             do throws(SystemError) { _ = try Poll.wait(&polled, milliseconds: -1) } catch {
@@ -79,6 +80,7 @@ struct FaultHandler {
             return false
         }
         let page = region.page(atHostAddress: address)
+        if region.installsHugePages { return serveHugePage(page, of: region, readAt: readTime, buffer) }
         let sourcePage = region.sourcePage(page)
         let zero = session.source.isZeroPage(region: region.index, page: sourcePage)
         // A cluster only where faults cluster: a data fault at most a cluster's length from the
@@ -145,6 +147,57 @@ struct FaultHandler {
         }
     }
 
+    /// hugetlbfs: userfaultfd installs a whole huge page or nothing, so a fault claims its whole
+    /// unit (the fill and discards claim whole units too) and installs it in one UFFDIO_COPY,
+    /// from the source, or from the zero buffer when the source holds no data in it.
+    private mutating func serveHugePage(_ page: PagerPage, of region: PagedRegion, readAt readTime: UInt64, _ buffer: PageBuffer) -> Bool {
+        let unit = region.unit(of: page)
+        let claim = session.ledger.withLock { ledger -> FaultClaim in
+            if ledger.discarded.contains(page) { return .discarded }
+            if ledger.present.contains(page) { return .present }
+            if ledger.claimed.contains(page) { return .fill }
+            _ = ledger.claimed.insert(unit)
+            return .run(unit)
+        }
+        let zero = !unit.contains { !session.source.isZeroPage(region: region.index, page: region.sourcePage($0)) }
+        do throws(ServeFailure) {
+            let wasPresent: Bool
+            switch claim {
+            case .fill:
+                session.ledger.withLock { $0.fillWaitFaults += 1 }
+                return true
+            case .present:
+                wasPresent = true
+            case .discarded,
+                 .run where zero:
+                do { wasPresent = try session.installZeroPages(unit, of: region, by: .faultHandler, watching: page) } catch {
+                    throw .userfault(error)
+                }
+            case .run:
+                wasPresent = try copyFromSource(unit, of: region, buffer, watching: page)
+            }
+            if wasPresent { try wake(unit, in: region) }
+            recordLatency(since: readTime)
+            session.ledger.withLock { ledger in
+                if wasPresent {
+                    ledger.alreadyPresentFaults += 1
+                } else {
+                    ledger.demandFaults += 1
+                    if zero { ledger.demandZeroFaults += 1 } else { ledger.readaheadHint = unit.upperBound - 1 }
+                }
+            }
+            return true
+        } catch {
+            switch error {
+            case .read(let pages, let cause):
+                session.fail("lazy restore stopped: region \(region.region.name) huge page at pages \(pages.lowerBound)..<\(pages.upperBound) cannot be served: \(cause)")
+            case .userfault(let cause):
+                session.fail("lazy restore stopped: region \(region.region.name) huge page at page \(region.sourcePage(unit.lowerBound)): \(cause)")
+            }
+            return false
+        }
+    }
+
     /// Reads `pages` of `region` from the source into the buffer and copies them in; returns
     /// whether page `watched` was already present.
     private func copyFromSource(
@@ -181,7 +234,11 @@ struct FaultHandler {
     }
 
     private func wake(_ page: PagerPage, in region: PagedRegion) throws(ServeFailure) {
-        do { try session.userfault.wake(start: region.hostAddress(ofPage: page), length: PageSize.bytes64) } catch {
+        try wake(page..<page + 1, in: region)
+    }
+
+    private func wake(_ pages: Range<PagerPage>, in region: PagedRegion) throws(ServeFailure) {
+        do { try session.userfault.wake(start: region.hostAddress(ofPage: pages.lowerBound), length: UInt64(pages.count) * PageSize.bytes64) } catch {
             throw .userfault(error)
         }
     }

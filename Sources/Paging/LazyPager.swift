@@ -36,10 +36,13 @@ package final class LazyPager: Sendable {
         var paged: [PagedRegion] = []
         var nextPage = PagerPage(0)
         for (index, region) in regions.enumerated() {
-            if case .hugetlbfs = region.backing {
+            // hugetlbfs: userfaultfd installs whole huge pages, which the fill and the fault handler
+            // stage in their 2 MiB buffers; larger huge pages (1 GiB) would need 1 GiB buffers.
+            let unitPages = region.backingPageBytes / PageSize.bytes64
+            guard unitPages <= BackgroundFill.batchPages else {
                 throw .unsupportedBacking(
                     name: region.name, kind: region.backing.kindName,
-                    reason: "userfaultfd fills hugetlbfs a huge page at a time; the pager serves 4 KiB pages")
+                    reason: "its huge pages are \(region.backingPageBytes >> 20) MiB; lazy restore installs huge pages of at most 2 MiB")
             }
             let sourcePages = source.pageCount(region: index)
             guard region.sizeInBytes == sourcePages * PageSize.bytes64 else {
@@ -47,7 +50,7 @@ package final class LazyPager: Sendable {
             }
             paged.append(PagedRegion(
                 index: index, region: region, hostStart: region.hostAddress(at: RegionOffset(0)),
-                pageCount: sourcePages, firstPage: nextPage))
+                pageCount: sourcePages, firstPage: nextPage, unitPages: unitPages))
             nextPage += sourcePages
         }
         if let prefetch {
@@ -55,8 +58,10 @@ package final class LazyPager: Sendable {
                 throw .workingSet("the working set names page \(page.page) of region \(page.region), which this memory does not have")
             }
         }
-        // Shared (memfd, tmpfs) mappings need MISSING_SHMEM; private anonymous memory needs nothing.
-        let features: UserfaultFeatures = regions.contains { $0.fileDescriptor != nil } ? .missingShmem : []
+        // Shared (memfd, tmpfs) mappings need MISSING_SHMEM, hugetlbfs MISSING_HUGETLBFS; private anonymous memory nothing.
+        var features: UserfaultFeatures = []
+        if paged.contains(where: { $0.region.fileDescriptor != nil && !$0.installsHugePages }) { features.insert(.missingShmem) }
+        if paged.contains(where: \.installsHugePages) { features.insert(.missingHugetlbfs) }
         let userfault: UserfaultDescriptor
         do { userfault = try UserfaultDescriptor(features: features) } catch { throw .userfault(error) }
         for region in paged {
@@ -64,10 +69,13 @@ package final class LazyPager: Sendable {
             do { operations = try userfault.registerMissing(start: region.hostStart, length: region.sizeInBytes) } catch {
                 throw .register(name: region.region.name, kind: region.region.backing.kindName, reason: error.description)
             }
-            guard operations.isSuperset(of: [.copy, .zeroPage, .wake]) else {
+            // hugetlbfs has no UFFDIO_ZEROPAGE: its zeros are copied in.
+            let needed: UserfaultRangeOperations = region.installsHugePages ? [.copy, .wake] : [.copy, .zeroPage, .wake]
+            guard operations.isSuperset(of: needed) else {
                 throw .register(
                     name: region.region.name, kind: region.region.backing.kindName,
-                    reason: "the range does not allow UFFDIO_COPY, UFFDIO_ZEROPAGE and UFFDIO_WAKE")
+                    reason: region.installsHugePages ? "the range does not allow UFFDIO_COPY and UFFDIO_WAKE"
+                        : "the range does not allow UFFDIO_COPY, UFFDIO_ZEROPAGE and UFFDIO_WAKE")
             }
         }
         session = try PagingSession(regions: paged, source: source, userfault: userfault, prefetch: prefetch, recorder: recorder)

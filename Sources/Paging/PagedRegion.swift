@@ -12,6 +12,12 @@ struct PagedRegion: Sendable {
     let pageCount: UInt64
     /// The pager-wide number of the region's page 0.
     let firstPage: PagerPage
+    /// Pages userfaultfd installs at once: a huge page's worth on hugetlbfs (512 for 2 MiB),
+    /// where a fault is served, claimed and filled a whole huge page at a time; else 1.
+    let unitPages: UInt64
+
+    /// True on hugetlbfs: every install covers whole units, and zeros are copied in (there is no UFFDIO_ZEROPAGE).
+    var installsHugePages: Bool { unitPages > 1 }
 
     /// The region's pages in pager-wide numbers.
     var pages: Range<PagerPage> { firstPage..<firstPage + pageCount }
@@ -29,6 +35,12 @@ struct PagedRegion: Sendable {
 
     /// The page's number inside the region, as the page source counts.
     func sourcePage(_ page: PagerPage) -> PageIndex { PageIndex(page - firstPage) }
+
+    /// The unit (huge page, or the page itself) holding pager-wide page `page`.
+    func unit(of page: PagerPage) -> Range<PagerPage> {
+        let start = page - (page - firstPage) % unitPages
+        return start..<start + unitPages
+    }
 
     /// The pager-wide number of the region's page `page`.
     func pagerPage(_ page: PageIndex) -> PagerPage { firstPage + page.rawValue }

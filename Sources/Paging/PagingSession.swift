@@ -28,6 +28,8 @@ final class PagingSession: Sendable {
     let prefetch: WorkingSet?
     /// Records the working set of the first seconds, if asked.
     let recorder: WorkingSetRecorder?
+    /// One huge page of zeros, copied in where hugetlbfs has no UFFDIO_ZEROPAGE; nil without hugetlbfs regions.
+    private let zeroUnit: ZeroPages?
 
     private let failureHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let startTime = Atomic<UInt64>(0)
@@ -42,6 +44,8 @@ final class PagingSession: Sendable {
         self.prefetch = prefetch
         self.recorder = recorder
         ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound.rawValue } ?? 0))
+        let largestUnit = regions.map(\.unitPages).max() ?? 1
+        zeroUnit = largestUnit > 1 ? ZeroPages(pageCount: Int(largestUnit)) : nil
         do { handlerWakeup = try EventNotifier(); finished = try EventNotifier() } catch { throw .system(error) }
     }
 
@@ -87,11 +91,17 @@ final class PagingSession: Sendable {
         return nil
     }
 
-    /// Installs `pages` of `region` zero-filled; see `install`.
+    /// Installs `pages` of `region` zero-filled; see `install`. On hugetlbfs, whole huge pages
+    /// copied from the zero buffer, one per call.
     func installZeroPages(
         _ pages: Range<PagerPage>, of region: PagedRegion, by installer: PageInstaller, watching watched: PagerPage
     ) throws(UserfaultError) -> Bool {
-        try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
+        if region.installsHugePages, let zeroUnit {
+            return try install(pages, of: region, by: installer, watching: watched) { (_, start) throws(UserfaultError) in
+                try zeroUnit.withPages(Int(region.unitPages)) { (zeros) throws(UserfaultError) in try userfault.copy(to: start, from: zeros) }
+            }
+        }
+        return try install(pages, of: region, by: installer, watching: watched) { (page, start) throws(UserfaultError) in
             try userfault.zeroPages(start: start, length: (pages.upperBound - page) * PageSize.bytes64)
         }
     }
@@ -109,10 +119,10 @@ final class PagingSession: Sendable {
     }
 
     /// Installs `pages` of `region` with `fill(page, hostAddress)` (which installs from `page`
-    /// to the end and returns the bytes installed before a page already present), waking
-    /// threads parked on them, and records them for `installer`. Pages already present
-    /// (EEXIST: the other thread won) are stepped over and the rest still installed.
-    /// Returns whether page `watched` was one of those already present.
+    /// on and returns the bytes installed before a page already present), waking threads
+    /// parked on them, and records them for `installer`. Units already present (EEXIST: the
+    /// other thread won; a page, or a whole huge page) are stepped over and the rest still
+    /// installed. Returns whether page `watched` was in one of those already present.
     private func install(
         _ pages: Range<PagerPage>, of region: PagedRegion, by installer: PageInstaller, watching watched: PagerPage,
         _ fill: (PagerPage, UInt64) throws(UserfaultError) -> UInt64
@@ -127,9 +137,10 @@ final class PagingSession: Sendable {
             }
             page += installed
             if page < pages.upperBound {
-                // The kernel stopped at a page that is already present.
-                if page == watched { watchedWasPresent = true }
-                page += 1
+                // The kernel stopped at a unit that is already present.
+                let present = region.unit(of: page)
+                if present.contains(watched) { watchedWasPresent = true }
+                page = present.upperBound
             }
         }
         return watchedWasPresent
@@ -141,7 +152,13 @@ final class PagingSession: Sendable {
     /// back and may reuse. Returns at once once the restore has ended.
     func prepareDiscard(of region: GuestRegion, range: Range<UInt64>) {
         guard let paged = regions.first(where: { $0.region === region }) else { return }
-        let pages = paged.firstPage + range.lowerBound / PageSize.bytes64..<paged.firstPage + (range.upperBound + PageSize.bytes64 - 1) / PageSize.bytes64
+        // hugetlbfs gives back only the whole huge pages inside the range (`GuestRegion.discard`).
+        let unitBytes = paged.unitPages * PageSize.bytes64
+        let first = (range.lowerBound + unitBytes - 1) / unitBytes * unitBytes, end = range.upperBound / unitBytes * unitBytes
+        guard paged.unitPages == 1 || first < end else { return }
+        let pages = paged.unitPages == 1
+            ? paged.firstPage + range.lowerBound / PageSize.bytes64..<paged.firstPage + (range.upperBound + PageSize.bytes64 - 1) / PageSize.bytes64
+            : paged.firstPage + first / PageSize.bytes64..<paged.firstPage + end / PageSize.bytes64
         while true {
             let busy = ledger.withLock { ledger -> Bool in
                 if ledger.complete || ledger.failure != nil || halted.load(ordering: .acquiring) { return false }

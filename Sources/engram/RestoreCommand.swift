@@ -29,6 +29,10 @@ struct RestoreCommand: ParsableCommand {
     var trackDirtyPages = false
     @Option(help: "Create PREFIX.NAME (mode 0600) for each named region (copy and lazy modes).") var sharedMaps: SharedMapsOption?
     @Flag(help: "Let --shared-maps replace existing files.") var force = false
+    @Option(help: ArgumentHelp(
+        "Put main RAM in this hugetlbfs mount (copy and lazy modes).",
+        discussion: "A lazy fault then installs a whole huge page from the snapshot, the page server or the object store."))
+    var hugetlbfs: String?
     @Option(help: "Put the restored framebuffer in this display file (copy and lazy modes), for engram display.")
     var display: String?
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
@@ -71,6 +75,7 @@ struct RestoreCommand: ParsableCommand {
         request.trackDirtyPages = trackDirtyPages
         request.sharedMaps = sharedMaps.pathsByRegion
         request.replaceSharedMaps = force
+        request.hugetlbfs = hugetlbfs
         request.display = display
         request.consoleLog = consoleLog
         request.apiSocket = apiSocket

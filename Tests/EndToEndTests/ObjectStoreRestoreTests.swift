@@ -88,6 +88,27 @@ struct ObjectStoreRestoreTests {
         #expect((lazy?["prefetch_pages"] as? Int ?? 0) > 0, "\(stats.output)")
     }
 
+    /// Onto hugetlbfs: each lazy fault installs a whole 2 MiB page from the store's chunks, and a
+    /// recorded working set is prefetched a huge page at a time.
+    @Test(.enabled(if: HugePageMount.available, "needs root and a kernel that reserves huge pages"))
+    func aRestoreOntoHugePagesInstallsWholeHugePagesFromTheStore() throws {
+        let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
+        defer { store.stop() }
+        let digest = try snapshotToStore(store, bucket: "huge", name: "vm")
+        let mount = try HugePageMount(in: directory, pages: 128 + 8)
+        defer { mount.remove() }
+        let recording = try restore(store, "s3://huge/vm", extra: ["--hugetlbfs", mount.path, "--record-working-set", "2", "--api-socket", directory.path("h1.sock")])
+        #expect(TestKernel.field("digest", in: try recording.command("digest", expect: "DIGEST ")) == digest)
+        _ = try recording.waitForErrorLine(containing: "recorded a working set", timeout: 60)
+        try HugePageRestoreTests.expectWholeHugePages(directory.path("h1.sock"), dataMiB: 48)
+        recording.stop()
+        let prefetched = try restore(store, "s3://huge/vm", extra: ["--hugetlbfs", mount.path, "--api-socket", directory.path("h2.sock")])
+        defer { prefetched.stop() }
+        #expect(TestKernel.field("digest", in: try prefetched.command("digest", expect: "DIGEST ")) == digest)
+        let lazy = try HugePageRestoreTests.expectWholeHugePages(directory.path("h2.sock"), dataMiB: 48)
+        #expect((lazy["prefetch_pages"] as? Int ?? 0) > 0, "\(lazy)")
+    }
+
     @Test func theGuestWaitsThroughAVolumeServerRestart() throws {
         let store = try SeaweedFS.start(directory: directory.url.appendingPathComponent("weed"))
         defer { store.stop() }

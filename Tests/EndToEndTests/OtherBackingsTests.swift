@@ -7,24 +7,11 @@ import TestSupport
 struct OtherBackingsTests {
     let directory = TemporaryDirectory()
 
-    func shell(_ command: String) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        try? process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
-    @Test(.enabled(if: getuid() == 0, "mounting hugetlbfs needs root"))
+    @Test(.enabled(if: HugePageMount.available, "needs root and a kernel that reserves huge pages"))
     func hugetlbfsBackedGuestRuns() throws {
-        let mount = directory.path("huge")
-        let previous = (try? String(contentsOfFile: "/proc/sys/vm/nr_hugepages", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "0"
-        try #require(shell("mkdir -p \(mount) && echo \((Int(previous) ?? 0) + 64) > /proc/sys/vm/nr_hugepages && mount -t hugetlbfs none \(mount)") == 0,
-                     "cannot reserve huge pages here")
-        defer { _ = shell("umount \(mount); echo \(previous) > /proc/sys/vm/nr_hugepages") }
-        let (process, _) = try TestKernel.boot(memory: "128M", extra: ["--hugetlbfs", mount])
+        let mount = try HugePageMount(in: directory, pages: 64)
+        defer { mount.remove() }
+        let (process, _) = try TestKernel.boot(memory: "128M", extra: ["--hugetlbfs", mount.path])
         #expect(process.errorText.contains("region ram: 128 MiB, hugetlbfs"))
         let fill = try process.command("fill 32 5", expect: "FILL ")
         #expect(TestKernel.field("digest", in: fill) == TestKernel.field("digest", in: try process.command("digest", expect: "DIGEST ")))

@@ -46,7 +46,16 @@ package final class GuestRegion: @unchecked Sendable {
         let (descriptor, path) = try BackingFile.open(backing, regionName: name, sizeInBytes: sizeInBytes)
         let fd = descriptor?.rawValue ?? -1
         let flags: CInt = fd >= 0 ? MAP_SHARED : (MAP_PRIVATE | MAP_ANONYMOUS)
-        let mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: flags, descriptor: fd, offset: 0, over: placeholder)
+        // hugetlbfs pages are reserved at mmap, so a short pool is one clear error here rather than
+        // a SIGBUS when the guest (or a restore's copy) first touches a page the pool cannot give.
+        let hugetlbfs: String? = if case .hugetlbfs(let directory) = backing { directory } else { nil }
+        let mapped: UnsafeMutableRawPointer
+        do {
+            mapped = try Self.map(name: name, sizeInBytes: sizeInBytes, flags: flags, descriptor: fd, offset: 0, over: placeholder,
+                                  reserve: hugetlbfs != nil)
+        } catch .systemCall(_, _, .noMemory) where hugetlbfs != nil {
+            throw .hugePagesUnavailable(region: name, sizeInBytes: sizeInBytes, path: hugetlbfs ?? "")
+        }
         self.name = name
         self.sizeInBytes = sizeInBytes
         hostWrites = HostWriteLog(pageCount: sizeInBytes / PageSize.bytes64)
@@ -62,7 +71,8 @@ package final class GuestRegion: @unchecked Sendable {
     /// at fresh addresses or over `placeholder`'s (MAP_FIXED, after claiming it), and keeps the
     /// pages out of core dumps of the VMM (guest secrets).
     private static func map(
-        name: String, sizeInBytes: UInt64, flags: CInt, descriptor: CInt, offset: UInt64, over placeholder: GuestRegion?
+        name: String, sizeInBytes: UInt64, flags: CInt, descriptor: CInt, offset: UInt64, over placeholder: GuestRegion?,
+        reserve: Bool = false
     ) throws(GuestMemoryError) -> UnsafeMutableRawPointer {
         var address: UnsafeMutableRawPointer? = nil
         var fixed: CInt = 0
@@ -79,7 +89,7 @@ package final class GuestRegion: @unchecked Sendable {
         }
         // SAFETY: a fresh mapping of exactly `sizeInBytes`, or one replacing the placeholder's whole
         // range, which the placeholder's owner gave up by placing this region; owned by the new region.
-        let mapped = unsafe mmap(address, Int(sizeInBytes), PROT_READ | PROT_WRITE, flags | fixed | MAP_NORESERVE, descriptor, off_t(offset))
+        let mapped = unsafe mmap(address, Int(sizeInBytes), PROT_READ | PROT_WRITE, flags | fixed | (reserve ? 0 : MAP_NORESERVE), descriptor, off_t(offset))
         guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
             let error = Errno(rawValue: errno)
             if let placeholder { placeholder.vacate() }
@@ -244,7 +254,7 @@ package final class GuestRegion: @unchecked Sendable {
         var start = range.lowerBound, end = range.upperBound
         switch backing {
         case .hugetlbfs:
-            let huge = hugePageBytes
+            let huge = backingPageBytes
             start = (start + huge - 1) / huge * huge
             end = end / huge * huge
             guard start < end else { return 0 }
@@ -270,7 +280,8 @@ package final class GuestRegion: @unchecked Sendable {
     }
 
     /// The size of one page of the backing: the huge page size on hugetlbfs, else the base page.
-    private var hugePageBytes: UInt64 {
+    /// userfaultfd installs memory in these units, and hugetlbfs gives back only whole ones.
+    package var backingPageBytes: UInt64 {
         guard case .hugetlbfs = backing, let fd = descriptor?.rawValue else { return PageSize.bytes64 }
         let size = clinux_fstatfs_block_size(fd)
         return size > 0 ? UInt64(size) : 2 << 20

@@ -61,6 +61,9 @@ package struct MigrationArrival {
     /// The plan's regions: the source's files in shared mode, else fresh ones (memfd, or what
     /// `backings` names).
     static func buildRegions(_ plan: MigrationPlan, backings: [String: RegionBacking]) throws -> [GuestRegion] {
+        if plan.mode == .shared, let ram = backings["ram"], case .hugetlbfs = ram {
+            throw MigrationRefusal("--hugetlbfs: a shared-mode migration maps the source's own memory files; receive it without --hugetlbfs")
+        }
         guard plan.mode == .shared else {
             do { return try SnapshotMemoryLoader.empty(shapes: plan.shapes, backings: backings) } catch { throw MigrationRefusal("\(error)") }
         }

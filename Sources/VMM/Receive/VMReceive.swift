@@ -15,6 +15,8 @@ package struct ReceiveRequest: Sendable {
     /// Region name → a file to create (mode 0600) for it.
     package var sharedMaps: [String: String] = [:]
     package var replaceSharedMaps = false
+    /// Main RAM in an unlinked file of this hugetlbfs mount (pre- and post-copy).
+    package var hugetlbfs: String?
     package var display: String?
     package var consoleLog: String?
     package var apiSocket: String?
@@ -124,6 +126,10 @@ package enum VMReceive {
             do { backings[Machine.framebufferRegionName] = try DisplayFile.backing(path: display) } catch { throw .invalidRequest(error.description) }
         }
         for (name, path) in request.sharedMaps { backings[name] = .sharedFile(path: path, overwrite: request.replaceSharedMaps) }
+        if let hugetlbfs = request.hugetlbfs {
+            guard request.sharedMaps["ram"] == nil else { throw .invalidRequest("choose one backing for main RAM: --hugetlbfs or --shared-maps ...:ram") }
+            backings["ram"] = .hugetlbfs(directory: hugetlbfs)
+        }
         return backings
     }
 }

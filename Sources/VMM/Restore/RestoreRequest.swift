@@ -18,6 +18,8 @@ package struct RestoreRequest: Sendable {
     package var sharedMaps: [String: String] = [:]
     /// Let `sharedMaps` replace existing files.
     package var replaceSharedMaps = false
+    /// Main RAM in an unlinked file of this hugetlbfs mount (copy and lazy modes).
+    package var hugetlbfs: String?
     /// The restored framebuffer's display file (copy and lazy modes).
     package var display: String?
     package var consoleLog: String?
@@ -67,6 +69,12 @@ package struct RestoreRequest: Sendable {
         }
         if !sharedMaps.isEmpty && memory == .map {
             throw refuse("--shared-maps needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")
+        }
+        if hugetlbfs != nil && memory == .map {
+            throw refuse("--hugetlbfs needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself, mapped in 4 KiB pages")
+        }
+        if hugetlbfs != nil && sharedMaps["ram"] != nil {
+            throw refuse("choose one backing for main RAM: --hugetlbfs or --shared-maps ...:ram")
         }
         if display != nil && memory == .map {
             throw refuse("--display needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself")

@@ -203,6 +203,7 @@ package enum VMRestore {
             guard known.contains(name) else { throw .invalidRequest(GuestMemoryError.unknownRegion(name: name, known: known).description) }
             backings[name] = .sharedFile(path: path, overwrite: request.replaceSharedMaps)
         }
+        if let hugetlbfs = request.hugetlbfs { backings["ram"] = .hugetlbfs(directory: hugetlbfs) }
         return backings
     }
 }
