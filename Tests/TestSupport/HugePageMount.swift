@@ -1,16 +1,15 @@
 import Foundation
-import TestSupport
 
 /// A hugetlbfs mount made for one test, with `pages` 2 MiB pages added to the host's pool for
 /// it; `remove` unmounts it and takes them out again. Root only. Suites run side by side, so the
 /// pool grows and shrinks by each mount's own pages, one change at a time.
-final class HugePageMount: Sendable {
-    let path: String
-    let pages: Int
+public final class HugePageMount: Sendable {
+    public let path: String
+    public let pages: Int
     private static let pool = NSLock()
 
     /// Whether this host lets root reserve huge pages and mount hugetlbfs (checked once, by doing it).
-    static let available: Bool = {
+    public static let available: Bool = {
         guard getuid() == 0 else { return false }
         let directory = TemporaryDirectory()
         guard let probe = try? HugePageMount(in: directory, name: "probe", pages: 2) else { return false }
@@ -18,10 +17,10 @@ final class HugePageMount: Sendable {
         return true
     }()
 
-    struct Refused: Error, CustomStringConvertible { let description: String }
+    public struct Refused: Error, CustomStringConvertible { public let description: String }
 
     /// Adds `pages` huge pages to the pool and mounts hugetlbfs at DIRECTORY/NAME.
-    init(in directory: TemporaryDirectory, name: String = "huge", pages: Int) throws {
+    public init(in directory: TemporaryDirectory, name: String = "huge", pages: Int) throws {
         path = directory.path(name)
         self.pages = pages
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -35,7 +34,7 @@ final class HugePageMount: Sendable {
         }
     }
 
-    func remove() {
+    public func remove() {
         _ = Self.shell("umount '\(path)'")
         Self.resizePool(by: -pages)
     }
