@@ -82,6 +82,61 @@ struct ObjectSnapshotTests {
         }
     }
 
+    /// Pages 100..<116 of ram: a fault's cluster, inside chunk 0's parts 6 and 7.
+    static func faultCluster(_ source: ObjectSnapshotSource) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0xFF, count: 16 * 4096)
+        var span = bytes.mutableSpan
+        var raw = span.mutableBytes
+        try source.readPages(region: 0, firstPage: 100, into: &raw)
+        return bytes
+    }
+
+    /// A fault needing a few pages of a chunk not yet here fetches just their 64 KiB parts, checked
+    /// against the manifest's digests; a damaged part is never served; a manifest without part
+    /// digests (written by an older Engram) makes the fault wait for the chunk, as before.
+    @Test func aFaultFetchesOnlyThePartsItNeedsAndChecksThem() throws {
+        let store = try SharedSeaweedFS.get().store
+        let client = store.client(retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 50, giveUpAfterMilliseconds: 500))
+        defer { client.shutdown() }
+        let bucket = ObjectStoreFixture.uniqueBucket("parts")
+        try client.createBucket(bucket)
+        let (chain, memory) = try chain("p.snap")
+        let location = try ObjectLocation(parsing: "s3://\(bucket)/vm")
+        _ = try ObjectSnapshotUploader.push(chain, to: location, client: client)
+        let expected = try memory.regions[0].read(count: 16 * 4096, at: RegionOffset(100 * 4096))
+
+        let source = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        let chunk = try #require(source.manifest.regions[0].chunks[0])
+        #expect(chunk.partDigests?.count == 32 * ChunkPayload.partDigestBytes)
+        #expect(try Self.faultCluster(source) == expected)
+        #expect(source.chunkCounts.partFetches == 1)
+        // The whole chunk came meanwhile, for the faults after: every page of it is right.
+        #expect(try Self.allPages(source, region: 0) == memory.regions[0].read(count: Int(memory.regions[0].sizeInBytes), at: RegionOffset(0)))
+
+        // An older manifest without part digests: the fault takes the whole chunk.
+        var older = source.manifest
+        for index in older.regions.indices { older.regions[index].chunks = older.regions[index].chunks.map { $0.map { var c = $0; c.parts = nil; return c } } }
+        let olderLocation = try ObjectLocation(parsing: "s3://\(bucket)/older")
+        try client.putObject(olderLocation.appending("manifest"), body: try older.encoded())
+        let fromOlder = try ObjectSnapshotSource(client: client, location: olderLocation, cache: nil)
+        #expect(try Self.faultCluster(fromOlder) == expected)
+        #expect(fromOlder.chunkCounts.partFetches == 0 && fromOlder.chunkCounts.fetched == 1)
+
+        // A byte of part 6 changed in the pack: the part does not match, and neither does the chunk.
+        let packLocation = try ObjectLocation(bucket: bucket, key: chunk.pack)
+        var pack = try client.getObject(packLocation)
+        pack[Int(chunk.offset) + 6 * ChunkPayload.partBytes + 5] ^= 0xFF
+        try client.putObject(packLocation, body: pack)
+        let damaged = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        #expect { _ = try Self.faultCluster(damaged) } throws: { "\($0)".contains("is corrupt") }
+        #expect(damaged.chunkCounts.partFetches == 0)
+
+        // Part digests that do not fit their chunk: the manifest is refused.
+        var wrong = source.manifest
+        wrong.regions[0].chunks[0]?.parts = Data(repeating: 0, count: 3).base64EncodedString()
+        #expect { _ = try ObjectSnapshotManifest.decode(try wrong.encoded(), origin: "s3://x/y") } throws: { "\($0)".contains("part digests") }
+    }
+
     @Test func identicalChunksAreStoredOnceAcrossSnapshots() throws {
         let store = try SharedSeaweedFS.get().store
         let client = store.client()

@@ -41,6 +41,29 @@ package enum ChunkPayload {
         return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
+    /// Stored bytes per part: a fault fetches and checks the parts holding its pages before the
+    /// whole chunk has arrived (16 pages, one ranged GET of 64 KiB).
+    package static let partBytes = 64 << 10
+    /// Bytes of SHA-256 kept per part: 128 bits, ample against damage and mix-ups.
+    package static let partDigestBytes = 16
+
+    /// The parts' digests for a chunk's stored bytes, as the manifest keeps them (base64).
+    package static func partDigests(stored: [UInt8]) -> String {
+        var digests: [UInt8] = []
+        digests.reserveCapacity((stored.count + partBytes - 1) / partBytes * partDigestBytes)
+        var start = 0
+        while start < stored.count {
+            digests += partDigest(stored[start..<min(start + partBytes, stored.count)])
+            start += partBytes
+        }
+        return Data(digests).base64EncodedString()
+    }
+
+    /// The first 16 bytes of the SHA-256 of one part's bytes.
+    package static func partDigest(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        Array(SHA256.hash(data: bytes).prefix(partDigestBytes))
+    }
+
     /// Splits the first `pageCount` pages of `pages` (a chunk's pages, zero pages included)
     /// into its bitmap and stored bytes.
     package static func compact(_ pages: PageBuffer, pageCount: Int) -> (bitmap: Bitmap, stored: [UInt8]) {

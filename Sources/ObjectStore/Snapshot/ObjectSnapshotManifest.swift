@@ -26,6 +26,13 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
         /// Which of the chunk's pages are stored (base64 of a 64-byte little-endian bitmap);
         /// the stored pages follow each other in page order, the rest are zero.
         package var pages: String
+        /// The first 16 bytes of the SHA-256 of each 64 KiB of the stored bytes, back to back
+        /// (base64), so a fault can fetch and check the few pages it needs before the whole chunk
+        /// arrives. Absent in manifests written before Engram kept them: faults then wait for the chunk.
+        package var parts: String?
+
+        /// The parts' digests, decoded; nil when the manifest has none.
+        package var partDigests: [UInt8]? { parts.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) } }
     }
 
     package struct Region: Codable, Sendable, Equatable {
@@ -96,6 +103,12 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
                       chunk.hash.allSatisfy({ $0.isHexDigit }), chunk.offset <= UInt64.max - chunk.length,
                       !chunk.pack.isEmpty, !chunk.pack.hasPrefix("/") else {
                     throw bad("chunk \(index) of region \(region.name) is described wrongly")
+                }
+                if chunk.parts != nil {
+                    let partCount = (chunk.length + UInt64(ChunkPayload.partBytes) - 1) / UInt64(ChunkPayload.partBytes)
+                    guard chunk.partDigests?.count == Int(partCount) * ChunkPayload.partDigestBytes else {
+                        throw bad("chunk \(index) of region \(region.name) lists part digests that do not fit its \(partCount) parts")
+                    }
                 }
                 let pagesInChunk = min(chunkPages, pageCount - UInt64(index) * chunkPages)
                 guard bitmap.highestSet.map({ UInt64($0) < pagesInChunk }) ?? false else {

@@ -8,8 +8,11 @@ import Synchronization
 /// A snapshot in an object store as a page source for a lazy (or copying) restore: each page is
 /// served from its 2 MiB chunk, which is fetched once — from the host's chunk cache, or with one
 /// ranged GET of its pack object — checked against its SHA-256, and kept in memory while it is
-/// being used. An unreachable store makes the faulting vCPU wait while the client retries; a
-/// chunk that does not match its address stops the VM. Wrong bytes are never served.
+/// being used. A fault that needs a few pages of a chunk not yet here does not wait for all of
+/// it: it fetches and checks just the 64 KiB parts holding them (their digests are in the
+/// manifest) while the whole chunk comes for the faults that follow. An unreachable store makes
+/// the faulting vCPU wait while the client retries; a chunk that does not match its address
+/// stops the VM. Wrong bytes are never served.
 package final class ObjectSnapshotSource: PageSource {
     package let origin: String
     package let manifest: ObjectSnapshotManifest
@@ -19,6 +22,7 @@ package final class ObjectSnapshotSource: PageSource {
     private let bitmaps: [[ChunkPayload.Bitmap?]]
     private let resident = Mutex(ResidentChunks())
     private let fetches = Atomic<UInt64>(0)
+    private let partFetches = Atomic<UInt64>(0)
     private let cacheHits = Atomic<UInt64>(0)
     /// Writes chunks into the host's cache off the fault path, on a thread made here (on the
     /// restoring thread, control role), so the writes are not held to the fault handler's
@@ -27,6 +31,9 @@ package final class ObjectSnapshotSource: PageSource {
 
     /// Chunks kept in memory (stored bytes, up to 2 MiB each).
     static let residentLimit = 64
+    /// Parts a fault fetches at most ahead of its chunk (256 KiB); a read wanting more (a copy, the
+    /// fill, a huge page) takes the whole chunk.
+    static let maximumFaultParts = 4
 
     package init(client: S3Client, location: ObjectLocation, cache: ChunkCache?) throws(ObjectSnapshotError) {
         self.client = client
@@ -68,13 +75,15 @@ package final class ObjectSnapshotSource: PageSource {
             let chunkEnd = min(UInt64(chunkIndex + 1) * ObjectSnapshotManifest.chunkPages, firstPage + count)
             let part = Int(page - firstPage) * PageSize.bytes..<Int(chunkEnd - firstPage) * PageSize.bytes
             if let bitmap = bitmaps[region][chunkIndex] {
-                let stored = try chunk(region: region, index: chunkIndex)
+                let inChunk = Int(page % ObjectSnapshotManifest.chunkPages)
+                let ranks = Self.rank(bitmap, below: inChunk)..<Self.rank(bitmap, below: inChunk + Int(chunkEnd - page))
+                // The stored bytes holding `ranks`, and the rank the first of them belongs to.
+                let (stored, firstRank) = ranks.isEmpty ? ([], 0) : try storedPages(region: region, index: chunkIndex, ranks: ranks)
                 for offset in 0..<Int(chunkEnd - page) {
-                    let inChunk = Int(page % ObjectSnapshotManifest.chunkPages) + offset
                     buffer.withBytes(in: part.lowerBound + offset * PageSize.bytes..<part.lowerBound + (offset + 1) * PageSize.bytes) { target in
-                        if bitmap.contains(inChunk) {
+                        if bitmap.contains(inChunk + offset) {
                             // The manifest check guarantees one stored page per set bit.
-                            let rank = Self.rank(bitmap, below: inChunk)
+                            let rank = Self.rank(bitmap, below: inChunk + offset) - firstRank
                             target.copyBytes(from: stored, range: rank * PageSize.bytes..<(rank + 1) * PageSize.bytes)
                         } else {
                             target.zeroBytes()
@@ -153,8 +162,10 @@ package final class ObjectSnapshotSource: PageSource {
     /// Waits until every fetched chunk is in the host's cache.
     package func waitForCacheWrites() { cacheWriter?.waitUntilIdle() }
 
-    /// Chunks fetched from the store and found in the host's cache so far.
-    package var chunkCounts: (fetched: UInt64, fromCache: UInt64) { (fetches.load(ordering: .relaxed), cacheHits.load(ordering: .relaxed)) }
+    /// Chunks fetched from the store and found in the host's cache so far, and part fetches faults made ahead of their chunks.
+    package var chunkCounts: (fetched: UInt64, fromCache: UInt64, partFetches: UInt64) {
+        (fetches.load(ordering: .relaxed), cacheHits.load(ordering: .relaxed), partFetches.load(ordering: .relaxed))
+    }
 
     // MARK: Chunks
 
@@ -167,17 +178,64 @@ package final class ObjectSnapshotSource: PageSource {
         return count
     }
 
+    /// The stored pages of chunk `index` that `ranks` counts (stored page numbers), as bytes that
+    /// begin with stored page `firstRank`: the whole chunk when it is here or a read wants much of
+    /// it; else just the parts holding them, fetched and checked now, while the whole chunk is
+    /// fetched on another thread for the reads that follow.
+    private func storedPages(region: Int, index: Int, ranks: Range<Int>) throws(PageSourceError) -> (bytes: [UInt8], firstRank: Int) {
+        let pagesPerPart = ChunkPayload.partBytes / PageSize.bytes
+        let parts = ranks.lowerBound / pagesPerPart..<(ranks.upperBound - 1) / pagesPerPart + 1
+        let key = region << 32 | index
+        guard parts.count <= Self.maximumFaultParts, let described = manifest.regions[region].chunks[index],
+              let digests = described.partDigests, !resident.withLock({ $0.isLoaded(key) }) else {
+            return (try chunk(region: region, index: index), 0)
+        }
+        startLoading(region: region, index: index)
+        // A part that does not arrive or does not match is left to the whole chunk, which retries
+        // and reports: one path for every failure.
+        guard let bytes = try? fetchParts(parts, of: described, digests: digests) else { return (try chunk(region: region, index: index), 0) }
+        partFetches.add(1, ordering: .relaxed)
+        return (bytes, parts.lowerBound * pagesPerPart)
+    }
+
+    /// Parts `parts` of a chunk in one ranged GET, each checked against its digest; nil if one is wrong.
+    private func fetchParts(_ parts: Range<Int>, of chunk: ObjectSnapshotManifest.Chunk, digests: [UInt8]) throws(ObjectStoreError) -> [UInt8]? {
+        let partBytes = ChunkPayload.partBytes
+        let start = UInt64(parts.lowerBound * partBytes)
+        let end = min(UInt64(parts.upperBound * partBytes), chunk.length)
+        let bytes = try client.getObject(ObjectLocation(bucket: location.bucket, uncheckedKey: chunk.pack),
+                                         range: chunk.offset + start..<chunk.offset + end)
+        for (number, part) in parts.enumerated() {
+            let slice = bytes[number * partBytes..<min((number + 1) * partBytes, bytes.count)]
+            let digest = ChunkPayload.partDigestBytes
+            guard ChunkPayload.partDigest(slice) == Array(digests[part * digest..<(part + 1) * digest]) else { return nil }
+        }
+        return bytes
+    }
+
+    /// Starts fetching a chunk on a thread of its own unless it is here or under way.
+    private func startLoading(region: Int, index: Int) {
+        let key = region << 32 | index
+        let (slot, loads) = resident.withLock { $0.slot(for: key) }
+        guard loads else { return }
+        let started = try? NamedThread.spawnDetached(name: "chunk-fetch", role: .pageFault) { [self] in load(into: slot, key: key, region: region, index: index) }
+        if started == nil { load(into: slot, key: key, region: region, index: index) }
+    }
+
     /// The stored bytes of a chunk: resident, or loaded by the first thread that asks while the others wait.
     private func chunk(region: Int, index: Int) throws(PageSourceError) -> [UInt8] {
         let key = region << 32 | index
         let (slot, loads) = resident.withLock { $0.slot(for: key) }
-        if loads {
-            let result: Result<[UInt8], PageSourceError>
-            do throws(PageSourceError) { result = .success(try load(region: region, index: index)) } catch { result = .failure(error) }
-            slot.finish(result)
-            if case .failure = result { resident.withLock { $0.forget(key) } }
-        }
+        if loads { load(into: slot, key: key, region: region, index: index) }
         return try slot.wait()
+    }
+
+    /// Loads a chunk into its slot, waking its waiters; a failed load is forgotten, so a later read tries again.
+    private func load(into slot: ChunkSlot, key: Int, region: Int, index: Int) {
+        let result: Result<[UInt8], PageSourceError>
+        do throws(PageSourceError) { result = .success(try load(region: region, index: index)) } catch { result = .failure(error) }
+        slot.finish(result)
+        if case .failure = result { resident.withLock { $0.forget(key) } }
     }
 
     private func load(region: Int, index: Int) throws(PageSourceError) -> [UInt8] {
@@ -222,6 +280,9 @@ struct ResidentChunks {
 
     func contains(_ key: Int) -> Bool { slots[key] != nil }
 
+    /// Whether chunk `key` has arrived (and stayed).
+    func isLoaded(_ key: Int) -> Bool { slots[key]?.isFinished ?? false }
+
     mutating func forget(_ key: Int) {
         slots[key] = nil
         order.removeAll { $0 == key }
@@ -232,6 +293,8 @@ struct ResidentChunks {
 final class ChunkSlot: Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let result = Mutex<Result<[UInt8], PageSourceError>?>(nil)
+
+    var isFinished: Bool { result.withLock { $0 != nil } }
 
     func finish(_ value: Result<[UInt8], PageSourceError>) {
         result.withLock { $0 = value }

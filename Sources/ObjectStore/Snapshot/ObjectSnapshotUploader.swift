@@ -53,13 +53,17 @@ package enum ObjectSnapshotUploader {
                     let hash = ChunkPayload.hash(bitmap: bitmap, stored: stored)
                     summary.chunks += 1
                     summary.logicalBytes += UInt64(stored.count)
-                    if let existing = known[hash] {
+                    // The parts depend on the contents alone: a reused chunk gets them from these bytes too.
+                    let parts = ChunkPayload.partDigests(stored: stored)
+                    if var existing = known[hash] {
                         summary.reusedChunks += 1
+                        existing.parts = parts
                         chunks.append(existing)
                         continue
                     }
                     let offset = try pack.append(stored)
-                    let chunk = ObjectSnapshotManifest.Chunk(hash: hash, pack: packKey, offset: offset, length: UInt64(stored.count), pages: bitmap.base64)
+                    let chunk = ObjectSnapshotManifest.Chunk(hash: hash, pack: packKey, offset: offset, length: UInt64(stored.count),
+                                                             pages: bitmap.base64, parts: parts)
                     known[hash] = chunk
                     chunks.append(chunk)
                 }
