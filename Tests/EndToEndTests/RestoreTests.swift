@@ -65,6 +65,27 @@ struct RestoreTests {
         #expect(try restored.waitForExit() == 0)
     }
 
+    /// A working set recorded by a lazy restore of a local file lands beside the snapshot (written
+    /// by a thread whose filter allows it, not the fill's), and the next lazy restore prefetches it.
+    @Test func aWorkingSetRecordedBesideALocalSnapshotIsPrefetched() throws {
+        let path = directory.path("ws.snap")
+        let saved = try snapshotOfFilledGuest(path)
+        let recording = try GuestProcess.engram(["restore", path, "--memory", "lazy", "--record-working-set", "2"])
+        defer { recording.stop() }
+        #expect(TestKernel.field("digest", in: try recording.command("digest", expect: "DIGEST ")) == saved.digest)
+        _ = try recording.waitForErrorLine(containing: "recorded a working set")
+        #expect(FileManager.default.fileExists(atPath: path + ".workingset"))
+        #expect(recording.isRunning, "\(recording.errorText)")
+        recording.stop()
+        let socket = directory.path("ws.api")
+        let prefetched = try GuestProcess.engram(["restore", path, "--memory", "lazy", "--api-socket", socket])
+        defer { prefetched.stop() }
+        #expect(TestKernel.field("digest", in: try prefetched.command("digest", expect: "DIGEST ")) == saved.digest)
+        let stats = try Self.memoryStatistics(socket) { ($0["lazy"] as? [String: Any])?["complete"] as? Bool == true }
+        let lazy = try #require(stats["lazy"] as? [String: Any])
+        #expect((lazy["prefetch_pages"] as? Int ?? 0) > 0, "\(lazy)")
+    }
+
     /// A full snapshot and two diffs restore as one memory; the restored VM's own diff names
     /// the restored file as its parent, and that longer chain restores too.
     @Test func diffChainsRestoreAndGrowAfterRestore() throws {

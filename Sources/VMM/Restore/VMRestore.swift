@@ -178,12 +178,19 @@ package enum VMRestore {
         if let seconds = request.recordWorkingSetSeconds {
             let name = source.name
             let pages = source.pages
+            // The fill hands the set over when the window ends; it is stored on a thread made here,
+            // under this thread's filter (writing a file beside the snapshot, a PUT, a page-server
+            // message), not the fill's, which only reads pages.
+            let storer: SerialWorker
+            do { storer = try SerialWorker(name: "working-set", role: .control) } catch { throw .failed("cannot start the working set's writer: \(error)") }
             let recorder = WorkingSetRecorder(milliseconds: UInt64(seconds * 1000), fingerprint: source.fingerprint) { set in
-                do {
-                    try pages.storeWorkingSet(set)
-                    Diagnostics.note("recorded a working set of \(set.pages.count) pages (\(set.pages.count * PageSize.bytes >> 20) MiB) for \(name)")
-                } catch {
-                    Diagnostics.note("the working set was recorded but not stored: \(error)")
+                storer.submit {
+                    do {
+                        try pages.storeWorkingSet(set)
+                        Diagnostics.note("recorded a working set of \(set.pages.count) pages (\(set.pages.count * PageSize.bytes >> 20) MiB) for \(name)")
+                    } catch {
+                        Diagnostics.note("the working set was recorded but not stored: \(error)")
+                    }
                 }
             }
             return try LazyFill(regions: regions, source: source.pages, clusterPages: clusterPages, recorder: recorder)
