@@ -280,3 +280,73 @@ def restore_answer(connection):
     if response.status != 200:
         raise RuntimeError(f"PUT /vm/restore: {response.status} {answer}")
     return arrived, answer
+
+
+# MARK: Lazy restores of a filled guest (page_server.py, object_store.py, huge_pages.py)
+
+TEST_KERNEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guest/build/engram-test-kernel.elf")
+FILL_DONE = re.compile(rb"FILL [^\n]*digest=([0-9a-f]+)\r")
+DIGEST_DONE = re.compile(rb"DIGEST[^\n]*digest=([0-9a-f]+)\r")
+
+
+def snapshot_filled_guest(engram, tmp, memory, fill_mib, seed=7):
+    """A 1-vCPU test-kernel guest of `memory` that ran `fill FILL_MIB SEED` from its command line,
+    snapshotted paused to TMP/vm.snap; returns the path and the fill's digest."""
+    api = os.path.join(tmp, "source.sock")
+    path = os.path.join(tmp, "vm.snap")
+    guest = Child([engram, "run", "--kernel", TEST_KERNEL, "--memory", memory, "--cpus", "1",
+                   "--cmdline", f"cpus=1 -- fill {fill_mib} {seed}", "--api-socket", api])
+    _, match = guest.wait_for(FILL_DONE, timeout=600)
+    digest = match.group(1).decode().strip()
+    subprocess.run([engram, "snapshot", api, path, "--stay-paused"], check=True, capture_output=True, timeout=600)
+    guest.stop()
+    return path, digest
+
+
+def restore_and_digest(engram, tmp, label, origin, digest, options, fill_mib):
+    """Runs `engram restore ORIGIN OPTIONS` with a control socket, then `ticks` (the guest answers)
+    and `digest` (checked against `digest`), and waits for a lazy fill to complete. Returns the
+    sample: answer_ms and workload_ms from process start, restore_ms, total_ms (every page present),
+    the fill's fault counts and latencies and what crossed the network, and throughput_mib_s."""
+    api = os.path.join(tmp, f"restore-{label}.sock")
+    child = Child([engram, "restore", origin, "--api-socket", api, *options])
+    child.send("ticks\r")
+    answered, _ = child.wait_for(re.compile(rb"TICKS \d+\r"))
+    child.send("digest\r")
+    done, match = child.wait_for(DIGEST_DONE)
+    if match.group(1).decode().strip() != digest:
+        raise RuntimeError(f"{label}: digest {match.group(1)!r}, expected {digest}")
+    stats = {}
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        stats = run_json([engram, "ctl", api, "get", "/vm/memory/stats"])
+        lazy = stats.get("lazy")
+        if lazy is None or lazy.get("complete") or lazy.get("failure"):
+            break
+        time.sleep(0.05)
+    child.stop()
+    restore_ms = stats["restore"]["restore_milliseconds"]
+    sample = {"answer_ms": (answered - child.started) * 1000, "workload_ms": (done - child.started) * 1000,
+              "restore_ms": restore_ms, "total_ms": restore_ms}
+    lazy = stats.get("lazy")
+    if lazy:
+        if not lazy.get("complete"):
+            raise RuntimeError(f"{label}: the fill did not complete: {lazy.get('failure')}")
+        transfer = lazy.get("transfer") or {}
+        latency = lazy["fault_latency"]
+        sample.update(total_ms=restore_ms + (lazy.get("fill_milliseconds") or 0), demand_faults=lazy["demand_faults"],
+                      demand_zero_faults=lazy["demand_zero_faults"], demand_pages=lazy["demand_pages"],
+                      fill_wait_faults=lazy.get("fill_wait_faults", 0), prefetch_pages=lazy.get("prefetch_pages", 0),
+                      fault_p50_us=latency["p50_us"], fault_p90_us=latency["p90_us"], fault_p99_us=latency["p99_us"],
+                      fault_max_us=latency["max_us"], bytes_received=transfer.get("bytes_received", 0),
+                      requests=transfer.get("requests", 0), pages_received=transfer.get("pages_received", 0),
+                      retries=transfer.get("reconnects", 0))
+    received = sample.get("bytes_received") or fill_mib * (1 << 20)
+    sample["throughput_mib_s"] = received / (1 << 20) / (sample["total_ms"] / 1000)
+    return sample
+
+
+def median_of(samples, key):
+    """The median of `key` over the samples that have it, to 2 places; None if none has."""
+    values = [s[key] for s in samples if s.get(key) is not None]
+    return round(statistics.median(values), 2) if values else None

@@ -36,7 +36,7 @@ import argparse, ctypes, json, os, platform, re, secrets, select, shutil, signal
 import urllib.error, urllib.request
 from datetime import datetime, timezone
 
-from benchlib import PROCESSES, Child, die_with_parent
+from benchlib import PROCESSES, Child, die_with_parent, snapshot_filled_guest, restore_and_digest, median_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
@@ -220,63 +220,13 @@ def parse_push(stderr):
             "bucket_stored_mib": float(bucket.group(3)), "bucket_ratio": float(bucket.group(4))}
 
 
-def engram_json(args, *command):
-    return json.loads(subprocess.run([args.engram, *command], check=True, capture_output=True, text=True, timeout=120).stdout)
-
-
-def make_snapshot(args, tmp):
-    api = os.path.join(tmp, "source.sock")
-    path = os.path.join(tmp, "vm.snap")
-    guest = Child([args.engram, "run", "--kernel", KERNEL, "--memory", args.memory, "--cpus", "1",
-                   "--cmdline", f"cpus=1 -- fill {args.fill_mib} 7", "--api-socket", api])
-    _, match = guest.wait_for(re.compile(rb"FILL [^\n]*digest=([0-9a-f]+)\r"), timeout=600)
-    digest = match.group(1).decode().strip()
-    subprocess.run([args.engram, "snapshot", api, path, "--stay-paused"], check=True, capture_output=True, timeout=600)
-    guest.stop()
-    return path, digest
-
-
 def restore(args, tmp, origin, mode, digest, extra=()):
-    api = os.path.join(tmp, f"restore-{mode}.sock")
-    command = [args.engram, "restore", origin, "--memory", "lazy", "--no-prefetch", "--api-socket", api, *extra]
-    child = Child(command)
-    child.send("ticks\r")
-    answered, _ = child.wait_for(re.compile(rb"TICKS \d+\r"))
-    child.send("digest\r")
-    done, match = child.wait_for(re.compile(rb"DIGEST[^\n]*digest=([0-9a-f]+)\r"))
-    if match.group(1).decode().strip() != digest:
-        raise RuntimeError(f"{mode}: digest {match.group(1)!r}, expected {digest}")
-    stats = {}
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        stats = engram_json(args, "ctl", api, "get", "/vm/memory/stats")
-        if stats["lazy"].get("complete") or stats["lazy"].get("failure"):
-            break
-        time.sleep(0.05)
-    child.stop()
-    lazy = stats["lazy"]
-    if not lazy.get("complete"):
-        raise RuntimeError(f"{mode}: the fill did not complete: {lazy.get('failure')}")
-    restore_ms = stats["restore"]["restore_milliseconds"]
-    transfer = lazy.get("transfer") or {}
-    latency = lazy["fault_latency"]
-    return {"answer_ms": (answered - child.started) * 1000, "workload_ms": (done - child.started) * 1000,
-            "restore_ms": restore_ms, "total_ms": restore_ms + (lazy.get("fill_milliseconds") or 0),
-            "demand_faults": lazy["demand_faults"], "demand_zero_faults": lazy["demand_zero_faults"],
-            "fill_wait_faults": lazy.get("fill_wait_faults", 0), "fault_p50_us": latency["p50_us"],
-            "fault_p90_us": latency["p90_us"], "fault_p99_us": latency["p99_us"], "fault_max_us": latency["max_us"],
-            "bytes_received": transfer.get("bytes_received", 0), "requests": transfer.get("requests", 0),
-            "retries": transfer.get("reconnects", 0)}
-
-
-def median(samples, key):
-    values = [s[key] for s in samples if s.get(key) is not None]
-    return round(statistics.median(values), 2) if values else None
+    return restore_and_digest(args.engram, tmp, mode, origin, digest, ["--memory", "lazy", "--no-prefetch", *extra], args.fill_mib)
 
 
 def restore_bench(args, tmp, store, secret, results):
     print("== snapshot (1 GiB guest, fill 512)", file=sys.stderr, flush=True)
-    path, digest = make_snapshot(args, tmp)
+    path, digest = snapshot_filled_guest(args.engram, tmp, args.memory, args.fill_mib)
     s3_url = f"s3://{BIG_BUCKET}/fill{args.fill_mib}"
     started = time.monotonic()
     pushed = subprocess.run([args.engram, "push", path, s3_url, "--create-bucket"], capture_output=True, text=True, timeout=600)
@@ -432,7 +382,7 @@ def write_results(args, results, weed_version, seconds):
     samples, demand_only = results["restore"]["samples"], results["restore"]["demand_only"]
     keys = ("answer_ms", "workload_ms", "total_ms", "restore_ms", "demand_faults", "fill_wait_faults", "fault_p50_us",
             "fault_p90_us", "fault_p99_us", "bytes_received", "requests")
-    summary = {mode: {key: median(samples[mode], key) for key in keys} for mode in samples}
+    summary = {mode: {key: median_of(samples[mode], key) for key in keys} for mode in samples}
     cold, warm, ps = summary["s3-cold"], summary["s3-warm"], summary["page-server"]
     ratio = lambda a, b: round(a / b, 2) if a is not None and b else None
     ratios = {

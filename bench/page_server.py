@@ -26,75 +26,21 @@ filled MiB). Writes docs/results/page_server.md and .json.
 import argparse, ctypes, json, os, platform, re, secrets, select, signal, statistics, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 
-from benchlib import PROCESSES, Child, die_with_parent
+from benchlib import PROCESSES, Child, die_with_parent, snapshot_filled_guest, restore_and_digest, median_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
-
-
-def engram_json(args, *command):
-    return json.loads(subprocess.run([args.engram, *command], check=True, capture_output=True, text=True, timeout=120).stdout)
-
-
-def make_snapshot(args, tmp):
-    api = os.path.join(tmp, "source.sock")
-    path = os.path.join(tmp, "vm.snap")
-    guest = Child([args.engram, "run", "--kernel", KERNEL, "--memory", args.memory, "--cpus", "1",
-                   "--cmdline", f"cpus=1 -- fill {args.fill_mib} 7", "--api-socket", api])
-    _, match = guest.wait_for(re.compile(rb"FILL [^\n]*digest=([0-9a-f]+)\r"), timeout=600)
-    digest = match.group(1).decode().strip()
-    subprocess.run([args.engram, "snapshot", api, path, "--stay-paused"], check=True, capture_output=True, timeout=600)
-    guest.stop()
-    return path, digest
 
 
 def restore(args, tmp, url, secret, mode, digest, extra=()):
-    api = os.path.join(tmp, f"restore-{mode}.sock")
     memory = "copy" if mode.startswith("copy") else "lazy"
-    command = [args.engram, "restore", url, "--memory", memory, "--secret-file", secret, "--api-socket", api, *extra]
+    options = ["--memory", memory, "--secret-file", secret, *extra]
     if mode.endswith("-plaintext"):
-        command.append("--insecure-plaintext")
+        options.append("--insecure-plaintext")
     if mode.startswith("lazy") and mode != "lazy+ws":
-        command.append("--no-prefetch")
+        options.append("--no-prefetch")
     if memory == "lazy" and args.cluster:
-        command += ["--fault-cluster-pages", str(args.cluster)]
-    child = Child(command)
-    child.send("ticks\r")
-    answered, _ = child.wait_for(re.compile(rb"TICKS \d+\r"))
-    child.send("digest\r")
-    done, match = child.wait_for(re.compile(rb"DIGEST[^\n]*digest=([0-9a-f]+)\r"))
-    if match.group(1).decode().strip() != digest:
-        raise RuntimeError(f"{mode}: digest {match.group(1)!r}, expected {digest}")
-    stats = {}
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        stats = engram_json(args, "ctl", api, "get", "/vm/memory/stats")
-        if stats.get("lazy") is None or stats["lazy"].get("complete"):
-            break
-        time.sleep(0.05)
-    child.stop()
-    restore_ms = stats["restore"]["restore_milliseconds"]
-    lazy = stats.get("lazy")
-    sample = {"answer_ms": (answered - child.started) * 1000, "workload_ms": (done - child.started) * 1000,
-              "restore_ms": restore_ms}
-    if lazy:
-        transfer = lazy.get("transfer") or {}
-        latency = lazy["fault_latency"]
-        sample.update(total_ms=restore_ms + (lazy.get("fill_milliseconds") or 0), demand_faults=lazy["demand_faults"],
-                      demand_zero_faults=lazy["demand_zero_faults"], fill_wait_faults=lazy.get("fill_wait_faults", 0),
-                      prefetch_pages=lazy.get("prefetch_pages", 0), fault_p50_us=latency["p50_us"],
-                      fault_p99_us=latency["p99_us"], bytes_received=transfer.get("bytes_received", 0),
-                      requests=transfer.get("requests", 0), pages_received=transfer.get("pages_received", 0))
-    else:
-        sample.update(total_ms=restore_ms)
-    received = sample.get("bytes_received") or args.fill_mib * (1 << 20)
-    sample["throughput_mib_s"] = received / (1 << 20) / (sample["total_ms"] / 1000)
-    return sample
-
-
-def median(samples, key):
-    values = [s[key] for s in samples if key in s]
-    return round(statistics.median(values), 2) if values else None
+        options += ["--fault-cluster-pages", str(args.cluster)]
+    return restore_and_digest(args.engram, tmp, mode, url, digest, options, args.fill_mib)
 
 
 def main():
@@ -113,7 +59,7 @@ def main():
         with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(secrets.token_hex(32))
         print("== snapshot", file=sys.stderr, flush=True)
-        path, digest = make_snapshot(args, tmp)
+        path, digest = snapshot_filled_guest(args.engram, tmp, args.memory, args.fill_mib)
         server = Child([args.engram, "serve", path, "--listen", "127.0.0.1:0", "--secret-file", secret])
         _, match = server.wait_for(re.compile(rb"on 127\.0\.0\.1:(\d+)"), stream="err")
         url = f"tcp://127.0.0.1:{int(match.group(1))}"
@@ -145,7 +91,7 @@ def main():
 
     keys = ("answer_ms", "workload_ms", "total_ms", "demand_faults", "fill_wait_faults", "fault_p50_us", "fault_p99_us",
             "bytes_received", "requests", "prefetch_pages", "throughput_mib_s")
-    summary = {mode: {key: median(samples[mode], key) for key in keys} for mode in modes}
+    summary = {mode: {key: median_of(samples[mode], key) for key in keys} for mode in modes}
     lazy, ws, copy = summary["lazy"], summary["lazy+ws"], summary["copy"]
     removed = 1 - ws["demand_faults"] / lazy["demand_faults"] if lazy["demand_faults"] else None
     ratios = {
