@@ -452,7 +452,8 @@ the fill's every run). Medians of {args.runs} runs per mode after a warm-up of e
 """ + "\n".join(rows) + f"""
 
 - s3-cold: `s3://` with a fresh, empty `--chunk-cache` each run (every chunk is one ranged GET); s3-warm: `s3://` with one
-  chunk cache reused by every run (only the manifest crosses the network); page-server: `tcp://` to `engram serve`, same file.
+  chunk cache reused by every run (only the manifest crosses the network); page-server: `tcp://` to `engram serve`, same file,
+  over TLS 1.3 keyed by the secret (the default since issue 20; the store is plain HTTP on loopback).
 - Fault latency is from reading the fault message to the page being installed, during the restore. The background fill
   runs at the same time, so few touches are demand faults; most land on pages the fill is already fetching and wait for
   it ("left to the fill", not in the latency figures).{baseline_note}
@@ -469,9 +470,11 @@ back, so the whole workload runs on demand faults; `--fault-cluster-pages 16` fo
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
 """ + "\n".join(demand_rows) + f"""
 
-- From the store, a fault on a chunk not yet fetched waits for its whole 2 MiB (GET, SHA-256 check, chunk-cache write):
-  that is the p99. The chunk then stays in memory (the last 64), so the next faults in it are local copies: the p50. From
-  the page server every fault is a round trip ({demand_only['page-server']['requests']} requests against the store's {demand_only['s3-cold']['requests']}).
+- From the store, a fault on a chunk not yet here fetches only the 64 KiB parts holding its pages (one ranged GET,
+  each part checked against its digest in the manifest) while the whole chunk is fetched on another thread; once the
+  chunk is in memory (the last 64 stay), the next faults in it are local copies: the p50. The tail is the part GETs
+  that queue behind chunk fetches and the guest's own CPU on this 2-core host. From the page server every fault is a
+  round trip ({demand_only['page-server']['requests']} requests against the store's {demand_only['s3-cold']['requests']}, which count chunk and part GETs).
 
 ## Deduplication: {dedup['vms']} VMs from one image
 

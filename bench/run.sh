@@ -18,3 +18,4 @@ python3 bench/devices.py
 python3 bench/network.py
 python3 bench/memory_sharing.py
 python3 bench/jail.py
+python3 bench/huge_pages.py
