@@ -124,16 +124,7 @@ struct FaultHandler {
             case .run(let pages):
                 wasPresent = try copyFromSource(pages, of: region, buffer, watching: page)
             }
-            if wasPresent { try wake(page, in: region) }
-            recordLatency(since: readTime)
-            session.ledger.withLock { ledger in
-                if wasPresent {
-                    ledger.alreadyPresentFaults += 1
-                } else {
-                    ledger.demandFaults += 1
-                    if zero { ledger.demandZeroFaults += 1 } else { ledger.readaheadHint = page }
-                }
-            }
+            try finish(wasPresent: wasPresent, waking: page..<page + 1, in: region, zero: zero, readAheadFrom: page, since: readTime)
             return true
         } catch {
             switch error {
@@ -176,16 +167,7 @@ struct FaultHandler {
             case .run:
                 wasPresent = try copyFromSource(unit, of: region, buffer, watching: page)
             }
-            if wasPresent { try wake(unit, in: region) }
-            recordLatency(since: readTime)
-            session.ledger.withLock { ledger in
-                if wasPresent {
-                    ledger.alreadyPresentFaults += 1
-                } else {
-                    ledger.demandFaults += 1
-                    if zero { ledger.demandZeroFaults += 1 } else { ledger.readaheadHint = unit.upperBound - 1 }
-                }
-            }
+            try finish(wasPresent: wasPresent, waking: unit, in: region, zero: zero, readAheadFrom: unit.upperBound - 1, since: readTime)
             return true
         } catch {
             switch error {
@@ -195,6 +177,25 @@ struct FaultHandler {
                 session.fail("lazy restore stopped: region \(region.region.name) huge page at page \(region.sourcePage(unit.lowerBound)): \(cause)")
             }
             return false
+        }
+    }
+
+    /// Ends a served fault: wakes `woken` if the faulting page was in already (its thread parked
+    /// before the other install woke it), records the latency and counts the fault; a data fault
+    /// tells the fill to read on after `hint`.
+    private func finish(
+        wasPresent: Bool, waking woken: Range<PagerPage>, in region: PagedRegion, zero: Bool, readAheadFrom hint: PagerPage,
+        since readTime: UInt64
+    ) throws(ServeFailure) {
+        if wasPresent { try wake(woken, in: region) }
+        recordLatency(since: readTime)
+        session.ledger.withLock { ledger in
+            if wasPresent {
+                ledger.alreadyPresentFaults += 1
+            } else {
+                ledger.demandFaults += 1
+                if zero { ledger.demandZeroFaults += 1 } else { ledger.readaheadHint = hint }
+            }
         }
     }
 

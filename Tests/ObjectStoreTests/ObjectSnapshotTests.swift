@@ -95,11 +95,8 @@ struct ObjectSnapshotTests {
     /// against the manifest's digests; a damaged part is never served; a manifest without part
     /// digests (written by an older Engram) makes the fault wait for the chunk, as before.
     @Test func aFaultFetchesOnlyThePartsItNeedsAndChecksThem() throws {
-        let store = try SharedSeaweedFS.get().store
-        let client = store.client(retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 50, giveUpAfterMilliseconds: 500))
+        let (client, bucket) = try Self.impatientClient(bucket: "parts")
         defer { client.shutdown() }
-        let bucket = ObjectStoreFixture.uniqueBucket("parts")
-        try client.createBucket(bucket)
         let (chain, memory) = try chain("p.snap")
         let location = try ObjectLocation(parsing: "s3://\(bucket)/vm")
         _ = try ObjectSnapshotUploader.push(chain, to: location, client: client)
@@ -161,12 +158,21 @@ struct ObjectSnapshotTests {
         #expect(try ObjectSnapshotUploader.push(chain, to: try ObjectLocation(parsing: "s3://\(bucket)/again"), client: client).uploadedBytes == 0)
     }
 
+    /// A client of the shared store that gives up after 500 ms (damage, not outages, is under test), and a new bucket.
+    static func impatientClient(bucket prefix: String) throws -> (S3Client, String) {
+        let client = try SharedSeaweedFS.get().store.client(
+            retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 50, giveUpAfterMilliseconds: 500))
+        let bucket = ObjectStoreFixture.uniqueBucket(prefix)
+        do { try client.createBucket(bucket) } catch {
+            client.shutdown()
+            throw error
+        }
+        return (client, bucket)
+    }
+
     @Test func missingDamagedAndCorruptSnapshotsAreRefused() throws {
-        let store = try SharedSeaweedFS.get().store
-        let client = store.client(retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 50, giveUpAfterMilliseconds: 500))
+        let (client, bucket) = try Self.impatientClient(bucket: "damage")
         defer { client.shutdown() }
-        let bucket = ObjectStoreFixture.uniqueBucket("damage")
-        try client.createBucket(bucket)
         #expect { _ = try ObjectSnapshotSource(client: client, location: try ObjectLocation(parsing: "s3://\(bucket)/none"), cache: nil) }
             throws: { "\($0)".contains("no snapshot was stored under that name") }
 
