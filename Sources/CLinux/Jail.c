@@ -26,6 +26,35 @@ static int fail(int status, int step) {
     _exit(127);
 }
 
+// The jail's init: holds nothing of the VMM's (every descriptor but the standard streams
+// closed), passes the forwarded signals to every process of the namespace, reaps them all,
+// and ends with the status of the last to end (128 + the signal for one killed), once none is left.
+static void pass_on(int signal_number) {
+    // kill(-1) from a PID namespace's init reaches every process in it but the init.
+    kill(-1, signal_number);
+}
+
+static int jail_init(int status) {
+    close(status);
+    syscall(SYS_close_range, 3, ~0U, 0);
+    struct sigaction action = {0};
+    action.sa_handler = pass_on;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    const int passed[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    for (size_t index = 0; index < sizeof passed / sizeof passed[0]; index++) sigaction(passed[index], &action, NULL);
+    int last = 0;
+    while (1) {
+        int ended;
+        pid_t pid = waitpid(-1, &ended, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            _exit(last);  // ECHILD: nobody left
+        }
+        last = WIFEXITED(ended) ? WEXITSTATUS(ended) : 128 + WTERMSIG(ended);
+    }
+}
+
 static int jail_child(void *argument) {
     const struct jail_child *child = argument;
     const struct clinux_jail *jail = child->jail;
@@ -70,8 +99,16 @@ static int jail_child(void *argument) {
     if (syscall(SYS_capset, &header, data) != 0) fail(status, CLINUX_JAIL_CAPABILITIES);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) fail(status, CLINUX_JAIL_CAPABILITIES);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(status, CLINUX_JAIL_NO_NEW_PRIVS);
-    execve(jail->executable, jail->arguments, jail->environment);
-    return fail(status, CLINUX_JAIL_EXEC);
+    // This process is the PID namespace's init, whose end ends every process in it. The VMM runs
+    // as its child, so a VMM that hands its guest to a new process (a transfer-mode live update)
+    // or forks children can end while they run on.
+    pid_t vmm = fork();
+    if (vmm < 0) fail(status, CLINUX_JAIL_INIT);
+    if (vmm == 0) {
+        execve(jail->executable, jail->arguments, jail->environment);
+        return fail(status, CLINUX_JAIL_EXEC);
+    }
+    return jail_init(status);
 }
 
 static volatile sig_atomic_t forward_to;

@@ -16,11 +16,14 @@ struct JailTests {
 
     private func root(_ id: String) -> String { directory.path("jails/\(id)/root") }
 
-    /// The jailed VMM: the jailer's one child.
-    private func vmm(of jailer: GuestProcess) throws -> Int32 {
-        let children = try String(contentsOfFile: "/proc/\(jailer.processID)/task/\(jailer.processID)/children", encoding: .utf8)
+    /// The first child of process `pid`.
+    private func child(of pid: Int32) throws -> Int32 {
+        let children = try String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
         return try #require(children.split(separator: " ").compactMap { Int32($0) }.first)
     }
+
+    /// The jailed VMM: the child of the jail's init, the jailer's one child.
+    private func vmm(of jailer: GuestProcess) throws -> Int32 { try child(of: try child(of: jailer.processID)) }
 
     private func status(_ pid: Int32, _ field: String) throws -> String {
         let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
@@ -54,7 +57,11 @@ struct JailTests {
         for capabilities in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] { #expect(try status(pid, capabilities) == "0000000000000000", "\(capabilities)") }
         #expect(try status(pid, "NoNewPrivs") == "1")
         #expect(try status(pid, "Seccomp") == "2")
-        #expect(try status(pid, "NSpid").split(separator: "\t").last == "1", "the VMM is process 1 of its own PID namespace")
+        #expect(try status(pid, "NSpid").split(separator: "\t").last == "2", "the VMM is process 2 of its own PID namespace, beside its init")
+        let initPID = try child(of: first.processID)
+        #expect(try status(initPID, "NSpid").split(separator: "\t").last == "1")
+        #expect(try status(initPID, "Uid").split(separator: "\t").allSatisfy { $0 == user }, "the init keeps no privilege either")
+        #expect(try status(initPID, "CapEff") == "0000000000000000")
         for namespace in ["pid", "mnt"] {
             let theirs = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(namespace)")
             #expect(theirs != (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(namespace)")), "\(namespace)")
@@ -102,6 +109,31 @@ struct JailTests {
         #expect(try network.probeResult(["ping", address, "3"]) == "PING sent=3 received=3")
         // The vsock device's socket is in the root too, where the caller connects.
         #expect(FileManager.default.fileExists(atPath: root("networked") + "/vsock.sock"))
+    }
+
+    /// Live update in both modes inside the jail. A transfer hands the guest to a new process and
+    /// the old one ends: the jail's init, not the VMM, holds the PID namespace open, so the new
+    /// process runs on, and the jail ends with it.
+    @Test func aJailedGuestCarriesOnThroughBothKindsOfLiveUpdate() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let jailer = try jail("updated", [], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/api.sock"])
+        defer { jailer.stop() }
+        _ = try jailer.waitForLine(containing: "READY")
+        let filled = try #require(TestKernel.field("digest", in: try jailer.command("fill 8 4", expect: "FILL ")))
+        let socket = root("updated") + "/api.sock"
+        let before = try vmm(of: jailer)
+        for mode in ["exec", "transfer"] {
+            let update = try runEngram(["update", socket, "--mode", mode], timeout: 120)
+            #expect(update.status == 0 && update.output.contains("\"completed\""), "\(mode): \(update.output) \(update.errors)")
+            #expect(try digest(jailer) == filled, "\(mode)")
+        }
+        // The guest now runs in another process of the jail, still unprivileged and filtered.
+        let after = try vmm(of: jailer)
+        #expect(after != before)
+        #expect(try status(after, "Uid").split(separator: "\t").allSatisfy { $0 == user })
+        #expect(try status(after, "Seccomp") == "2")
+        #expect(try runEngram(["ctl", socket, "shutdown"]).status == 0)
+        #expect(try jailer.waitForExit() == 0, "\(jailer.errorText)")
     }
 
     @Test func aDaemonizedJailDetachesAndSaysWhereItIs() throws {

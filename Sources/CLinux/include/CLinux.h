@@ -249,12 +249,14 @@ struct clinux_jail {
 enum clinux_jail_step {
     CLINUX_JAIL_CGROUP = 1, CLINUX_JAIL_NETNS, CLINUX_JAIL_PRIVATE_MOUNTS, CLINUX_JAIL_BIND_ROOT, CLINUX_JAIL_PIVOT,
     CLINUX_JAIL_PROC, CLINUX_JAIL_SESSION, CLINUX_JAIL_GROUPS, CLINUX_JAIL_BOUNDING_SET, CLINUX_JAIL_USER,
-    CLINUX_JAIL_CAPABILITIES, CLINUX_JAIL_NO_NEW_PRIVS, CLINUX_JAIL_EXEC,
+    CLINUX_JAIL_CAPABILITIES, CLINUX_JAIL_NO_NEW_PRIVS, CLINUX_JAIL_INIT, CLINUX_JAIL_EXEC,
 };
 /* Starts the jailed program in new mount and PID namespaces: the child joins the cgroups, enters
    the network namespace, pivots into the root (mounting a /proc of its own PID namespace), drops to
-   uid/gid with no capabilities and no_new_privs, and execs. Returns the child's pid (as this
-   namespace sees it) once the exec has happened, or -1 with errno and *failed_step set. */
+   uid/gid with no capabilities and no_new_privs, then stays as the namespace's init (reaping,
+   passing signals on to every process in it, ending with the last one's status) while its own
+   child execs the program. Returns the init's pid (as this namespace sees it) once the exec has
+   happened, or -1 with errno and *failed_step set. */
 int clinux_jail_spawn(const struct clinux_jail *jail, int *failed_step);
 /* Installs handlers that pass SIGTERM, SIGINT, SIGHUP and SIGQUIT on to `pid` (the jailer waiting for its VMM). */
 void clinux_forward_signals(int pid);

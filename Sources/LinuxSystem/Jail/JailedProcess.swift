@@ -31,8 +31,10 @@ package enum JailedProcess {
         }
     }
 
-    /// Starts the jailed program; returns its pid as this namespace sees it once it has exec'd.
-    /// Afterwards SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to this process go on to it.
+    /// Starts the jailed program; returns the pid (as this namespace sees it) of the jail's init,
+    /// whose child the program is, once the program has exec'd. The init ends when the last
+    /// process in the jail has, with that one's status. Afterwards SIGTERM, SIGINT, SIGHUP and
+    /// SIGQUIT sent to this process go on to the init, which passes them to every process in the jail.
     package static func start(_ configuration: Configuration) throws(SystemError) -> pid_t {
         let nullDevice = configuration.daemon ? unsafe open("/dev/null", O_RDWR | O_CLOEXEC) : -1
         guard !configuration.daemon || nullDevice >= 0 else { throw .last("open", on: "/dev/null") }
@@ -85,6 +87,7 @@ package enum JailedProcess {
         case CLINUX_JAIL_USER.rawValue: "set the user (setresuid)"
         case CLINUX_JAIL_CAPABILITIES.rawValue: "clear the capabilities"
         case CLINUX_JAIL_NO_NEW_PRIVS.rawValue: "set no_new_privs"
+        case CLINUX_JAIL_INIT.rawValue: "start the VMM beside the jail's init (fork)"
         case CLINUX_JAIL_EXEC.rawValue: "exec the VMM"
         default: "clone into new namespaces"
         }
