@@ -5,8 +5,10 @@ import Testing
 /// Which replies are retried and which are final, against a scripted server that sends exactly
 /// the replies a real store sends only under load or misconfiguration.
 @Suite struct RetryClassificationTests {
-    let quick = RetryPolicy(firstDelayMilliseconds: 5, maximumDelayMilliseconds: 20, giveUpAfterMilliseconds: 5_000,
-                            attemptTimeoutMilliseconds: 2_000, connectTimeoutMilliseconds: 1_000)
+    // Short delays between attempts, but attempts that may take long: on a loaded machine a 2 s
+    // limit once timed an attempt out, and the retry met the next scripted reply (a 200).
+    let quick = RetryPolicy(firstDelayMilliseconds: 5, maximumDelayMilliseconds: 20, giveUpAfterMilliseconds: 60_000,
+                            attemptTimeoutMilliseconds: 30_000, connectTimeoutMilliseconds: 10_000)
     let location = try! ObjectLocation(parsing: "s3://bucket/some key")
 
     func client(_ server: ScriptedServer, retry: RetryPolicy? = nil) -> S3Client {
