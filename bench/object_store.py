@@ -471,10 +471,10 @@ back, so the whole workload runs on demand faults; `--fault-cluster-pages 16` fo
 """ + "\n".join(demand_rows) + f"""
 
 - From the store, a fault on a chunk not yet here fetches only the 64 KiB parts holding its pages (one ranged GET,
-  each part checked against its digest in the manifest) while the whole chunk is fetched on another thread; once the
-  chunk is in memory (the last 64 stay), the next faults in it are local copies: the p50. The tail is the part GETs
-  that queue behind chunk fetches and the guest's own CPU on this 2-core host. From the page server every fault is a
-  round trip ({demand_only['page-server']['requests']} requests against the store's {demand_only['s3-cold']['requests']}, which count chunk and part GETs).
+  each part checked against its digest from `NAME/parts`); then the whole chunk and, once faults go in order, the four after it are fetched on
+  threads of their own, so a guest reading in order mostly finds its next chunks in memory (the last 64 stay) and its
+  faults are local copies: the p50. From the page server every fault is a round trip
+  ({demand_only['page-server']['requests']} requests against the store's {demand_only['s3-cold']['requests']}, which count chunk and part GETs).
 
 ## Deduplication: {dedup['vms']} VMs from one image
 

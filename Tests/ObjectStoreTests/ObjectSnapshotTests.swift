@@ -92,8 +92,9 @@ struct ObjectSnapshotTests {
     }
 
     /// A fault needing a few pages of a chunk not yet here fetches just their 64 KiB parts, checked
-    /// against the manifest's digests; a damaged part is never served; a manifest without part
-    /// digests (written by an older Engram) makes the fault wait for the chunk, as before.
+    /// against their digests (NAME/parts, which the manifest names by its SHA-256); a damaged part
+    /// is never served; without part digests (a manifest an older Engram wrote, or a parts object
+    /// that does not match) faults take whole chunks, as before.
     @Test func aFaultFetchesOnlyThePartsItNeedsAndChecksThem() throws {
         let (client, bucket) = try Self.impatientClient(bucket: "parts")
         defer { client.shutdown() }
@@ -103,35 +104,69 @@ struct ObjectSnapshotTests {
         let expected = try memory.regions[0].read(count: 16 * 4096, at: RegionOffset(100 * 4096))
 
         let source = try ObjectSnapshotSource(client: client, location: location, cache: nil)
-        let chunk = try #require(source.manifest.regions[0].chunks[0])
-        #expect(chunk.partDigests?.count == 32 * ChunkPayload.partDigestBytes)
+        #expect(source.waitForPartDigests())
         #expect(try Self.faultCluster(source) == expected)
         #expect(source.chunkCounts.partFetches == 1)
-        // The whole chunk came meanwhile, for the faults after: every page of it is right.
+        // Then the whole chunk; and once a second fault shows the guest reading in order, the chunks
+        // after it that hold data (1 and 3) too.
+        #expect(try Self.faultCluster(source) == expected)
+        let deadline = Date().addingTimeInterval(30)
+        while source.chunkCounts.fetched < 3 && Date() < deadline { usleep(10_000) }
+        #expect(source.chunkCounts.fetched == 3)
         #expect(try Self.allPages(source, region: 0) == memory.regions[0].read(count: Int(memory.regions[0].sizeInBytes), at: RegionOffset(0)))
+        #expect(source.chunkCounts.fetched == 3, "nothing fetched twice")
 
-        // An older manifest without part digests: the fault takes the whole chunk.
-        var older = source.manifest
-        for index in older.regions.indices { older.regions[index].chunks = older.regions[index].chunks.map { $0.map { var c = $0; c.parts = nil; return c } } }
-        let olderLocation = try ObjectLocation(parsing: "s3://\(bucket)/older")
-        try client.putObject(olderLocation.appending("manifest"), body: try older.encoded())
-        let fromOlder = try ObjectSnapshotSource(client: client, location: olderLocation, cache: nil)
-        #expect(try Self.faultCluster(fromOlder) == expected)
-        #expect(fromOlder.chunkCounts.partFetches == 0 && fromOlder.chunkCounts.fetched == 1)
+        // An older manifest, without part digests, and one whose parts object is not the one it names.
+        for (name, digests) in [("older", nil), ("mismatched", String(repeating: "0", count: 64))] {
+            var other = source.manifest
+            other.partDigests = digests
+            let otherLocation = try ObjectLocation(parsing: "s3://\(bucket)/\(name)")
+            try client.putObject(otherLocation.appending("manifest"), body: try other.encoded())
+            try client.putObject(otherLocation.appending("parts"), body: try client.getObject(location.appending("parts")))
+            let fromOther = try ObjectSnapshotSource(client: client, location: otherLocation, cache: nil)
+            #expect(!fromOther.waitForPartDigests(), "\(name)")
+            #expect(try Self.faultCluster(fromOther) == expected, "\(name)")
+            #expect(fromOther.chunkCounts.partFetches == 0 && fromOther.chunkCounts.fetched >= 1, "\(name)")
+        }
 
         // A byte of part 6 changed in the pack: the part does not match, and neither does the chunk.
+        let chunk = try #require(source.manifest.regions[0].chunks[0])
         let packLocation = try ObjectLocation(bucket: bucket, key: chunk.pack)
         var pack = try client.getObject(packLocation)
         pack[Int(chunk.offset) + 6 * ChunkPayload.partBytes + 5] ^= 0xFF
         try client.putObject(packLocation, body: pack)
         let damaged = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        #expect(damaged.waitForPartDigests())
         #expect { _ = try Self.faultCluster(damaged) } throws: { "\($0)".contains("is corrupt") }
         #expect(damaged.chunkCounts.partFetches == 0)
 
-        // Part digests that do not fit their chunk: the manifest is refused.
+        // A manifest that names its part digests by something other than a SHA-256 is refused.
         var wrong = source.manifest
-        wrong.regions[0].chunks[0]?.parts = Data(repeating: 0, count: 3).base64EncodedString()
+        wrong.partDigests = "not a hash"
         #expect { _ = try ObjectSnapshotManifest.decode(try wrong.encoded(), origin: "s3://x/y") } throws: { "\($0)".contains("part digests") }
+    }
+
+    /// The parts object decodes only when it is the one the manifest names and its length fits the chunks.
+    @Test func partDigestsDecodeOnlyForTheirManifest() throws {
+        // Region "ram": chunk 0 stores 20 pages, chunk 1 is all zero.
+        let json = """
+            {"version": 1, "state": "", "fingerprint": 1, "regions": [{"name": "ram", "sizeInBytes": 4194304,
+             "placements": [[0, 4194304, 0]], "chunks": [{"hash": "\(String(repeating: "a", count: 64))", "pack": "p",
+             "offset": 0, "length": 81920, "pages": ""}, null]}]}
+            """
+        let manifest = try JSONDecoder().decode(ObjectSnapshotManifest.self, from: Data(json.utf8))
+        let digests = (0..<32).map { UInt8($0) }  // 20 pages: 2 parts of 16 bytes
+        let object = PartDigests(chunks: [[digests, nil]]).encoded
+        var named = manifest
+        named.partDigests = PartDigests.hash(object)
+        let decoded = try #require(PartDigests.decode(object, for: named))
+        #expect(decoded.digest(region: 0, chunk: 0, part: 1).map(Array.init) == Array(digests[16..<32]))
+        #expect(decoded.digest(region: 0, chunk: 1, part: 0) == nil)
+        #expect(decoded.digest(region: 0, chunk: 0, part: 2) == nil)
+        #expect(PartDigests.decode(object, for: manifest) == nil, "a manifest that names none")
+        let short = Array(object.dropLast())
+        named.partDigests = PartDigests.hash(short)
+        #expect(PartDigests.decode(short, for: named) == nil, "a length that does not fit the chunks")
     }
 
     @Test func identicalChunksAreStoredOnceAcrossSnapshots() throws {

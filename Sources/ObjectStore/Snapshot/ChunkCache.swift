@@ -45,6 +45,9 @@ package final class ChunkCache: Sendable {
         return bytes
     }
 
+    /// Whether chunk `hash` has a file here (not yet checked: `get` checks it).
+    package func contains(_ hash: String) -> Bool { FileStatus(path: path(hash)) != nil }
+
     /// Keeps `bytes` as chunk `hash`, then trims the cache to its bound.
     package func put(_ hash: String, bytes: [UInt8]) {
         // A cache: a crash may lose a chunk, never leave half of one (reads re-check the hash).

@@ -47,16 +47,19 @@ package enum ChunkPayload {
     /// Bytes of SHA-256 kept per part: 128 bits, ample against damage and mix-ups.
     package static let partDigestBytes = 16
 
-    /// The parts' digests for a chunk's stored bytes, as the manifest keeps them (base64).
-    package static func partDigests(stored: [UInt8]) -> String {
+    /// How many parts `storedBytes` of a chunk make.
+    package static func partCount(storedBytes: UInt64) -> Int { Int((storedBytes + UInt64(partBytes) - 1) / UInt64(partBytes)) }
+
+    /// The parts' digests of a chunk's stored bytes, back to back.
+    package static func partDigests(stored: [UInt8]) -> [UInt8] {
         var digests: [UInt8] = []
-        digests.reserveCapacity((stored.count + partBytes - 1) / partBytes * partDigestBytes)
+        digests.reserveCapacity(partCount(storedBytes: UInt64(stored.count)) * partDigestBytes)
         var start = 0
         while start < stored.count {
             digests += partDigest(stored[start..<min(start + partBytes, stored.count)])
             start += partBytes
         }
-        return Data(digests).base64EncodedString()
+        return digests
     }
 
     /// The first 16 bytes of the SHA-256 of one part's bytes.

@@ -26,13 +26,6 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
         /// Which of the chunk's pages are stored (base64 of a 64-byte little-endian bitmap);
         /// the stored pages follow each other in page order, the rest are zero.
         package var pages: String
-        /// The first 16 bytes of the SHA-256 of each 64 KiB of the stored bytes, back to back
-        /// (base64), so a fault can fetch and check the few pages it needs before the whole chunk
-        /// arrives. Absent in manifests written before Engram kept them: faults then wait for the chunk.
-        package var parts: String?
-
-        /// The parts' digests, decoded; nil when the manifest has none.
-        package var partDigests: [UInt8]? { parts.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) } }
     }
 
     package struct Region: Codable, Sendable, Equatable {
@@ -49,6 +42,10 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
     package var state: String
     /// Ties working sets to this snapshot.
     package var fingerprint: UInt64
+    /// The SHA-256 (hex) of `NAME/parts`, the chunks' part digests (`PartDigests`), so a fault can
+    /// fetch and check the few pages it needs before its whole chunk arrives. Absent in manifests
+    /// written before Engram kept them: faults then wait for whole chunks.
+    package var partDigests: String?
 
     package var shapes: [SnapshotRegionShape] {
         regions.map { region in
@@ -78,6 +75,9 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
             throw bad("its manifest is version \(manifest.version); this Engram reads version \(currentVersion)")
         }
         guard (1...maximumRegions).contains(manifest.regions.count) else { throw bad("it has \(manifest.regions.count) regions") }
+        if let parts = manifest.partDigests, parts.count != 64 || !parts.allSatisfy(\.isHexDigit) {
+            throw bad("it names its part digests by \(parts.debugDescription), not a SHA-256")
+        }
         guard Data(base64Encoded: manifest.state) != nil, manifest.state.utf8.count <= maximumStateBytes * 2 else {
             throw bad("its machine state is not base64 of at most 16 MiB")
         }
@@ -103,12 +103,6 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
                       chunk.hash.allSatisfy({ $0.isHexDigit }), chunk.offset <= UInt64.max - chunk.length,
                       !chunk.pack.isEmpty, !chunk.pack.hasPrefix("/") else {
                     throw bad("chunk \(index) of region \(region.name) is described wrongly")
-                }
-                if chunk.parts != nil {
-                    let partCount = (chunk.length + UInt64(ChunkPayload.partBytes) - 1) / UInt64(ChunkPayload.partBytes)
-                    guard chunk.partDigests?.count == Int(partCount) * ChunkPayload.partDigestBytes else {
-                        throw bad("chunk \(index) of region \(region.name) lists part digests that do not fit its \(partCount) parts")
-                    }
                 }
                 let pagesInChunk = min(chunkPages, pageCount - UInt64(index) * chunkPages)
                 guard bitmap.highestSet.map({ UInt64($0) < pagesInChunk }) ?? false else {

@@ -9,8 +9,8 @@ import Synchronization
 /// served from its 2 MiB chunk, which is fetched once — from the host's chunk cache, or with one
 /// ranged GET of its pack object — checked against its SHA-256, and kept in memory while it is
 /// being used. A fault that needs a few pages of a chunk not yet here does not wait for all of
-/// it: it fetches and checks just the 64 KiB parts holding them (their digests are in the
-/// manifest) while the whole chunk comes for the faults that follow. An unreachable store makes
+/// it: it fetches and checks just the 64 KiB parts holding them (their digests are in NAME/parts,
+/// which the manifest names by its SHA-256), then the whole chunk comes for the faults that follow. An unreachable store makes
 /// the faulting vCPU wait while the client retries; a chunk that does not match its address
 /// stops the VM. Wrong bytes are never served.
 package final class ObjectSnapshotSource: PageSource {
@@ -23,6 +23,13 @@ package final class ObjectSnapshotSource: PageSource {
     private let resident = Mutex(ResidentChunks())
     private let fetches = Atomic<UInt64>(0)
     private let partFetches = Atomic<UInt64>(0)
+    /// The chunk (region << 32 | index) of the latest fault-sized read, -1 before the first.
+    private let lastFaultChunk = Atomic<Int>(-1)
+    /// The chunks' part digests once `NAME/parts` has arrived and matched the manifest; until then
+    /// (and for good if it is missing or damaged) faults take whole chunks.
+    private let parts = Mutex<PartDigests?>(nil)
+    /// Given once the part digests have arrived, or will not.
+    private let partsSettled = DispatchSemaphore(value: 0)
     private let cacheHits = Atomic<UInt64>(0)
     /// Writes chunks into the host's cache off the fault path, on a thread made here (on the
     /// restoring thread, control role), so the writes are not held to the fault handler's
@@ -50,6 +57,29 @@ package final class ObjectSnapshotSource: PageSource {
         }
         manifest = try ObjectSnapshotManifest.decode(bytes, origin: origin)
         bitmaps = manifest.regions.map { $0.chunks.map { $0.flatMap { ChunkPayload.bitmap($0.pages) } } }
+        loadPartDigests()
+    }
+
+    /// Fetches `NAME/parts` on a thread made here (the restoring thread's role), so the guest can
+    /// start before it arrives.
+    private func loadPartDigests() {
+        guard manifest.partDigests != nil else {
+            partsSettled.signal()
+            return
+        }
+        let load: @Sendable () -> Void = { [self] in
+            let digests = (try? client.getObject(location.appending("parts"))).flatMap { PartDigests.decode($0, for: manifest) }
+            parts.withLock { $0 = digests }
+            partsSettled.signal()
+        }
+        if (try? NamedThread.spawnDetached(name: "part-digests", role: .control, load)) == nil { load() }
+    }
+
+    /// Waits until the part digests have arrived or will not; true if faults can use them.
+    package func waitForPartDigests() -> Bool {
+        partsSettled.wait()
+        partsSettled.signal()
+        return parts.withLock { $0 != nil }
     }
 
     package var regionCount: Int { manifest.regions.count }
@@ -180,26 +210,36 @@ package final class ObjectSnapshotSource: PageSource {
 
     /// The stored pages of chunk `index` that `ranks` counts (stored page numbers), as bytes that
     /// begin with stored page `firstRank`: the whole chunk when it is here or a read wants much of
-    /// it; else just the parts holding them, fetched and checked now, while the whole chunk is
-    /// fetched on another thread for the reads that follow.
+    /// it; else just the parts holding them, fetched and checked now, after which the whole chunk
+    /// is fetched on another thread for the reads that follow.
     private func storedPages(region: Int, index: Int, ranks: Range<Int>) throws(PageSourceError) -> (bytes: [UInt8], firstRank: Int) {
         let pagesPerPart = ChunkPayload.partBytes / PageSize.bytes
-        let parts = ranks.lowerBound / pagesPerPart..<(ranks.upperBound - 1) / pagesPerPart + 1
+        let wanted = ranks.lowerBound / pagesPerPart..<(ranks.upperBound - 1) / pagesPerPart + 1
         let key = region << 32 | index
-        guard parts.count <= Self.maximumFaultParts, let described = manifest.regions[region].chunks[index],
-              let digests = described.partDigests, !resident.withLock({ $0.isLoaded(key) }) else {
+        let fault = wanted.count <= Self.maximumFaultParts
+        // A chunk in memory or in the host's cache answers sooner than parts from the store.
+        guard fault, let described = manifest.regions[region].chunks[index], let digests = parts.withLock({ $0 }),
+              !resident.withLock({ $0.isLoaded(key) }), !(cache?.contains(described.hash) ?? false) else {
+            // A guest reading memory in order finds the next chunks here, or on their way, when it gets there.
+            if fault { readAhead(region: region, after: index) }
             return (try chunk(region: region, index: index), 0)
         }
-        startLoading(region: region, index: index)
         // A part that does not arrive or does not match is left to the whole chunk, which retries
         // and reports: one path for every failure.
-        guard let bytes = try? fetchParts(parts, of: described, digests: digests) else { return (try chunk(region: region, index: index), 0) }
+        guard let bytes = try? fetchParts(wanted, of: described, digests: { digests.digest(region: region, chunk: index, part: $0) }) else {
+            return (try chunk(region: region, index: index), 0)
+        }
+        // The whole chunk (and the next) only now, so their megabytes do not compete with this fault's parts.
+        startLoading(region: region, index: index)
+        readAhead(region: region, after: index)
         partFetches.add(1, ordering: .relaxed)
-        return (bytes, parts.lowerBound * pagesPerPart)
+        return (bytes, wanted.lowerBound * pagesPerPart)
     }
 
     /// Parts `parts` of a chunk in one ranged GET, each checked against its digest; nil if one is wrong.
-    private func fetchParts(_ parts: Range<Int>, of chunk: ObjectSnapshotManifest.Chunk, digests: [UInt8]) throws(ObjectStoreError) -> [UInt8]? {
+    private func fetchParts(
+        _ parts: Range<Int>, of chunk: ObjectSnapshotManifest.Chunk, digests: (Int) -> ArraySlice<UInt8>?
+    ) throws(ObjectStoreError) -> [UInt8]? {
         let partBytes = ChunkPayload.partBytes
         let start = UInt64(parts.lowerBound * partBytes)
         let end = min(UInt64(parts.upperBound * partBytes), chunk.length)
@@ -207,14 +247,27 @@ package final class ObjectSnapshotSource: PageSource {
                                          range: chunk.offset + start..<chunk.offset + end)
         for (number, part) in parts.enumerated() {
             let slice = bytes[number * partBytes..<min((number + 1) * partBytes, bytes.count)]
-            let digest = ChunkPayload.partDigestBytes
-            guard ChunkPayload.partDigest(slice) == Array(digests[part * digest..<(part + 1) * digest]) else { return nil }
+            guard let expected = digests(part), ChunkPayload.partDigest(slice) == Array(expected) else { return nil }
         }
         return bytes
     }
 
-    /// Starts fetching a chunk on a thread of its own unless it is here or under way.
+    /// Chunks fetched ahead of a fault's.
+    static let faultReadAheadChunks = 4
+
+    /// Starts fetching the chunks after chunk `index`, for a guest reading on from a fault there,
+    /// once its faults go in order (this one in the chunk of the previous, or the next): scattered
+    /// first faults (a restored guest's code and stacks) then do not compete with 8 MiB of fetches.
+    private func readAhead(region: Int, after index: Int) {
+        let key = region << 32 | index
+        let previous = lastFaultChunk.exchange(key, ordering: .relaxed)
+        guard previous == key || previous == key - 1 else { return }
+        for ahead in 1...Self.faultReadAheadChunks { startLoading(region: region, index: index + ahead) }
+    }
+
+    /// Starts fetching a chunk on a thread of its own unless it is here, under way, all zero or past the region's end.
     private func startLoading(region: Int, index: Int) {
+        guard index < bitmaps[region].count, bitmaps[region][index] != nil else { return }
         let key = region << 32 | index
         let (slot, loads) = resident.withLock { $0.slot(for: key) }
         guard loads else { return }

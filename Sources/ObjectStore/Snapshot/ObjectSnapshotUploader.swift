@@ -32,38 +32,39 @@ package enum ObjectSnapshotUploader {
         let pack = PackWriter(client: client, location: ObjectLocation(bucket: location.bucket, uncheckedKey: packKey))
         var summary = ObjectSnapshotUploadSummary()
         var regions: [ObjectSnapshotManifest.Region] = []
+        var partDigests: [[[UInt8]?]] = []
         let chunkPages = ObjectSnapshotManifest.chunkPages
         let buffer = PageBuffer(pageCount: Int(chunkPages))
         do {
             for region in chain.regions {
                 var chunks: [ObjectSnapshotManifest.Chunk?] = []
+                var parts: [[UInt8]?] = []
                 var first: UInt64 = 0
                 while first < region.pageCount {
                     let count = min(chunkPages, region.pageCount - first)
                     defer { first += count }
                     if (first..<first + count).allSatisfy({ chain.isZeroPage(region: region.index, page: PageIndex($0)) }) {
                         chunks.append(nil)
+                        parts.append(nil)
                         continue
                     }
                     do { try chain.readPages(of: region.index, from: PageIndex(first), count: Int(count), into: buffer) } catch {
                         throw ObjectSnapshotError.local("cannot read \(chain.path): \(error)")
                     }
                     let (bitmap, stored) = ChunkPayload.compact(buffer, pageCount: Int(count))
-                    guard !stored.isEmpty else { chunks.append(nil); continue }
+                    guard !stored.isEmpty else { chunks.append(nil); parts.append(nil); continue }
                     let hash = ChunkPayload.hash(bitmap: bitmap, stored: stored)
                     summary.chunks += 1
                     summary.logicalBytes += UInt64(stored.count)
                     // The parts depend on the contents alone: a reused chunk gets them from these bytes too.
-                    let parts = ChunkPayload.partDigests(stored: stored)
-                    if var existing = known[hash] {
+                    parts.append(ChunkPayload.partDigests(stored: stored))
+                    if let existing = known[hash] {
                         summary.reusedChunks += 1
-                        existing.parts = parts
                         chunks.append(existing)
                         continue
                     }
                     let offset = try pack.append(stored)
-                    let chunk = ObjectSnapshotManifest.Chunk(hash: hash, pack: packKey, offset: offset, length: UInt64(stored.count),
-                                                             pages: bitmap.base64, parts: parts)
+                    let chunk = ObjectSnapshotManifest.Chunk(hash: hash, pack: packKey, offset: offset, length: UInt64(stored.count), pages: bitmap.base64)
                     known[hash] = chunk
                     chunks.append(chunk)
                 }
@@ -71,6 +72,7 @@ package enum ObjectSnapshotUploader {
                     name: region.name, sizeInBytes: region.sizeInBytes,
                     placements: region.placements.map { [$0.guestAddress.rawValue, $0.sizeInBytes, $0.regionOffset.rawValue] },
                     chunks: chunks))
+                partDigests.append(parts)
             }
             summary.uploadedBytes = try pack.finish()
             if summary.uploadedBytes > 0 {
@@ -81,9 +83,11 @@ package enum ObjectSnapshotUploader {
                 })
                 try client.putObject(ObjectLocation(bucket: location.bucket, uncheckedKey: packKey + ".index"), body: try index.encoded())
             }
+            let digests = PartDigests(chunks: partDigests).encoded
+            try client.putObject(location.appending("parts"), body: digests)
             let manifest = ObjectSnapshotManifest(
                 regions: regions, state: Data(chain.state).base64EncodedString(),
-                fingerprint: chain.fingerprint)
+                fingerprint: chain.fingerprint, partDigests: PartDigests.hash(digests))
             try client.putObject(location.appending("manifest"), body: try manifest.encoded())
         } catch let error as ObjectStoreError {
             pack.abandon()
