@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "CLinux.h"
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -200,3 +201,5 @@ void clinux_scrub_environment(const char *name) {
     }
     unsetenv(name);
 }
+
+int clinux_single_malloc_arena(void) { return mallopt(M_ARENA_MAX, 1) == 1 ? 0 : -1; }

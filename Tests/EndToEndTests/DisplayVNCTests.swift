@@ -106,7 +106,7 @@ struct DisplayVNCTests {
                 "python3", "\(Self.tools)/vnc_client.py", "127.0.0.1::\(port)", "capture", directory.path("ok\(index).png"), "--password", "s3cret",
             ])
         }
-        for viewer in viewers { #expect(try viewer.waitForExit(timeout: 60) == 0, "\(viewer.errorText)") }
+        for viewer in viewers { #expect(try viewer.waitForExit(timeout: 60) == 0, "\(viewer.errorText); the server said: \(server.errorText)") }
         #expect(try Self.screenText([directory.path("ok2.png")]).contains { $0.hasPrefix("TICKS ") })
         #expect(!server.errorText.contains("Fatal"), "\(server.errorText)")
     }

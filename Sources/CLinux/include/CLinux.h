@@ -260,3 +260,5 @@ enum clinux_jail_step {
 int clinux_jail_spawn(const struct clinux_jail *jail, int *failed_step);
 /* Installs handlers that pass SIGTERM, SIGINT, SIGHUP and SIGQUIT on to `pid` (the jailer waiting for its VMM). */
 void clinux_forward_signals(int pid);
+/* Makes every thread allocate from glibc's main malloc arena (mallopt M_ARENA_MAX 1); 0, or -1 if refused. */
+int clinux_single_malloc_arena(void);

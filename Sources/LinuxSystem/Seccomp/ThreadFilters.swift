@@ -40,6 +40,13 @@ package enum ThreadFilters {
     /// the calling thread (unless it already holds one from the Engram that started this
     /// process, which had the same list). `trip` is for tests only.
     package static func enable(_ programs: [ThreadRole: SeccompProgram], trip: Trip? = nil) throws(SystemError) {
+        // One malloc arena for every thread. glibc gives threads that contend for the main arena
+        // arenas of their own, and the first time one of those shrinks it opens
+        // /proc/sys/vm/overcommit_memory: an openat that most roles may not make, at a moment
+        // that depends on load (a display thread freeing a 3 MiB update did, under the full test
+        // suite). The main arena grows and shrinks with brk and never reads a file. Threads keep
+        // their own caches of small blocks (tcache), and hot loops allocate nothing.
+        _ = clinux_single_malloc_arena()
         guard clinux_set_no_new_privs() == 0 else { throw SystemError("prctl(PR_SET_NO_NEW_PRIVS)", on: "this process", Errno(rawValue: errno)) }
         let callNames = SystemCall.allCases.reduce(into: [String?](repeating: nil, count: 512)) { names, call in
             if Int(call.rawValue) < names.count { names[Int(call.rawValue)] = "\(call)" }
