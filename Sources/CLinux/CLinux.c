@@ -3,6 +3,7 @@
 #include "CLinux.h"
 #include <fcntl.h>
 #include <malloc.h>
+#include <spawn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -203,3 +204,7 @@ void clinux_scrub_environment(const char *name) {
 }
 
 int clinux_single_malloc_arena(void) { return mallopt(M_ARENA_MAX, 1) == 1 ? 0 : -1; }
+
+int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}

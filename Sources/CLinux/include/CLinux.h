@@ -10,6 +10,7 @@
 #include <linux/userfaultfd.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <spawn.h>
 
 // KVM request numbers (function-like macros in <linux/kvm.h>).
 static const unsigned long CLINUX_KVM_GET_API_VERSION = KVM_GET_API_VERSION;
@@ -260,5 +261,8 @@ enum clinux_jail_step {
 int clinux_jail_spawn(const struct clinux_jail *jail, int *failed_step);
 /* Installs handlers that pass SIGTERM, SIGINT, SIGHUP and SIGQUIT on to `pid` (the jailer waiting for its VMM). */
 void clinux_forward_signals(int pid);
+/* Adds "close every descriptor from `lowest` up" to a spawn's file actions (glibc 2.34), done in the
+   child after the actions before it: nothing another thread opens meanwhile can leak into the child. */
+int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /* Makes every thread allocate from glibc's main malloc arena (mallopt M_ARENA_MAX 1); 0, or -1 if refused. */
 int clinux_single_malloc_arena(void);

@@ -66,6 +66,10 @@ package enum ProcessImage {
             unsafe posix_spawn_file_actions_adddup2(&actions, descriptor, target)
         }
         defer { if descriptor == target { setCloseOnExec(descriptor, true) } }
+        // Marking close-on-exec above is not enough: another thread (the control server's event
+        // loop, which accepts without SOCK_CLOEXEC) may open a descriptor before the spawn, and a
+        // client connection leaked into the child never sees its end. The child closes them all.
+        _ = unsafe clinux_spawn_close_from(&actions, target + 1)
         return try Subprocess.spawn(path, arguments: arguments, actions: &actions)
     }
 
