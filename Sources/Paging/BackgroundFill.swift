@@ -140,7 +140,7 @@ struct BackgroundFill {
     /// already or holds no data (left to the backing, which reads as zeros once unregistered);
     /// false once the pager has failed.
     func fillHugePage(_ unit: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer, by installer: PageInstaller) -> Bool {
-        guard unit.contains(where: { !session.source.isZeroPage(region: region.index, page: region.sourcePage($0)) }) else { return true }
+        guard session.holdsData(unit, of: region) else { return true }
         let claimed = session.ledger.withLock { ledger -> Bool in
             guard !ledger.claimed.contains(unit.lowerBound) else { return false }
             _ = ledger.claimed.insert(unit)

@@ -150,22 +150,25 @@ struct FaultHandler {
             _ = ledger.claimed.insert(unit)
             return .run(unit)
         }
-        let zero = !unit.contains { !session.source.isZeroPage(region: region.index, page: region.sourcePage($0)) }
         do throws(ServeFailure) {
             let wasPresent: Bool
+            // Whether the huge page went in as zeros; asked of the source only for a page this fault installs.
+            var zero = false
             switch claim {
             case .fill:
                 session.ledger.withLock { $0.fillWaitFaults += 1 }
                 return true
             case .present:
                 wasPresent = true
-            case .discarded,
-                 .run where zero:
-                do { wasPresent = try session.installZeroPages(unit, of: region, by: .faultHandler, watching: page) } catch {
-                    throw .userfault(error)
+            case .discarded, .run:
+                zero = claim == .discarded || !session.holdsData(unit, of: region)
+                if zero {
+                    do { wasPresent = try session.installZeroPages(unit, of: region, by: .faultHandler, watching: page) } catch {
+                        throw .userfault(error)
+                    }
+                } else {
+                    wasPresent = try copyFromSource(unit, of: region, buffer, watching: page)
                 }
-            case .run:
-                wasPresent = try copyFromSource(unit, of: region, buffer, watching: page)
             }
             try finish(wasPresent: wasPresent, waking: unit, in: region, zero: zero, readAheadFrom: unit.upperBound - 1, since: readTime)
             return true
@@ -246,7 +249,7 @@ struct FaultHandler {
 }
 
 /// What the handler may do about a fault, decided under the ledger lock.
-private enum FaultClaim {
+private enum FaultClaim: Equatable {
     /// The page is in: only wake the thread.
     case present
     /// The fill has claimed the page and will install it.

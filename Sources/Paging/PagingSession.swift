@@ -91,6 +91,11 @@ final class PagingSession: Sendable {
         return nil
     }
 
+    /// Whether the source holds data in any of `pages` of `region`.
+    func holdsData(_ pages: Range<PagerPage>, of region: PagedRegion) -> Bool {
+        pages.contains { !source.isZeroPage(region: region.index, page: region.sourcePage($0)) }
+    }
+
     /// Installs `pages` of `region` zero-filled; see `install`. On hugetlbfs, whole huge pages
     /// copied from the zero buffer, one per call.
     func installZeroPages(
@@ -152,13 +157,12 @@ final class PagingSession: Sendable {
     /// back and may reuse. Returns at once once the restore has ended.
     func prepareDiscard(of region: GuestRegion, range: Range<UInt64>) {
         guard let paged = regions.first(where: { $0.region === region }) else { return }
-        // hugetlbfs gives back only the whole huge pages inside the range (`GuestRegion.discard`).
+        // The whole units inside the (page-aligned) range: hugetlbfs gives back only whole huge
+        // pages (`GuestRegion.discard`); elsewhere a unit is a page.
         let unitBytes = paged.unitPages * PageSize.bytes64
         let first = (range.lowerBound + unitBytes - 1) / unitBytes * unitBytes, end = range.upperBound / unitBytes * unitBytes
-        guard paged.unitPages == 1 || first < end else { return }
-        let pages = paged.unitPages == 1
-            ? paged.firstPage + range.lowerBound / PageSize.bytes64..<paged.firstPage + (range.upperBound + PageSize.bytes64 - 1) / PageSize.bytes64
-            : paged.firstPage + first / PageSize.bytes64..<paged.firstPage + end / PageSize.bytes64
+        guard first < end else { return }
+        let pages = paged.firstPage + first / PageSize.bytes64..<paged.firstPage + end / PageSize.bytes64
         while true {
             let busy = ledger.withLock { ledger -> Bool in
                 if ledger.complete || ledger.failure != nil || halted.load(ordering: .acquiring) { return false }

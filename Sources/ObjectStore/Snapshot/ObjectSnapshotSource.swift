@@ -10,9 +10,9 @@ import Synchronization
 /// ranged GET of its pack object — checked against its SHA-256, and kept in memory while it is
 /// being used. A fault that needs a few pages of a chunk not yet here does not wait for all of
 /// it: it fetches and checks just the 64 KiB parts holding them (their digests are in NAME/parts,
-/// which the manifest names by its SHA-256), then the whole chunk comes for the faults that follow. An unreachable store makes
-/// the faulting vCPU wait while the client retries; a chunk that does not match its address
-/// stops the VM. Wrong bytes are never served.
+/// which the manifest names by its SHA-256), then the whole chunk comes for the faults that
+/// follow. An unreachable store makes the faulting vCPU wait while the client retries; a chunk
+/// that does not match its address stops the VM. Wrong bytes are never served.
 package final class ObjectSnapshotSource: PageSource {
     package let origin: String
     package let manifest: ObjectSnapshotManifest
@@ -25,6 +25,8 @@ package final class ObjectSnapshotSource: PageSource {
     private let partFetches = Atomic<UInt64>(0)
     /// The chunk (region << 32 | index) of the latest fault-sized read, -1 before the first.
     private let lastFaultChunk = Atomic<Int>(-1)
+    /// The chunk the latest fault read-ahead started from, -1 before the first.
+    private let readAheadFrom = Atomic<Int>(-1)
     /// The chunks' part digests once `NAME/parts` has arrived and matched the manifest; until then
     /// (and for good if it is missing or damaged) faults take whole chunks.
     private let parts = Mutex<PartDigests?>(nil)
@@ -261,7 +263,8 @@ package final class ObjectSnapshotSource: PageSource {
     private func readAhead(region: Int, after index: Int) {
         let key = region << 32 | index
         let previous = lastFaultChunk.exchange(key, ordering: .relaxed)
-        guard previous == key || previous == key - 1 else { return }
+        // Once per chunk: the faults after the first in order find their read-ahead under way.
+        guard previous == key || previous == key - 1, readAheadFrom.exchange(key, ordering: .relaxed) != key else { return }
         for ahead in 1...Self.faultReadAheadChunks { startLoading(region: region, index: index + ahead) }
     }
 
