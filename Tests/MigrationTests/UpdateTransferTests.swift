@@ -43,4 +43,34 @@ struct UpdateTransferTests {
         try newSide.send(.running(downtimeMilliseconds: 1.5))
         #expect(try oldSide.receive(timeoutMilliseconds: 5000).0 == .running(downtimeMilliseconds: 1.5))
     }
+
+    /// The machine goes as a section container to a binary that reads one and as the record's
+    /// JSON to an older one; either arrives as the same record, and a damaged container is
+    /// refused in one line naming the handoff.
+    @Test func theMachineGoesAsSectionsOrAsTheRecordsJSON() throws {
+        let machine = try Machine(configuration: MachineConfiguration(
+            kernelPath: ProjectPaths.testKernel, commandLine: "cpus=1 -- tag sections", memorySizeInBytes: 64 << 20, cpuCount: 1))
+        try machine.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(machine.pause())
+        defer { machine.finish(.shutdownRequested) }
+        var handoff = UpdateHandoff(
+            update: 1, updatesCompleted: 0, fromVersion: "test", binary: "/bin/true", statePath: "/tmp/unused",
+            pausedAtNanoseconds: 1, saveMilliseconds: 0, resume: true, regions: [], controlSocket: nil, consoleLogPath: nil,
+            terminalMode: nil, machine: try machine.saveState())
+        #expect(UpdateHandoff.features.contains(UpdateHandoff.machineSectionsFeature))
+        for inSections in [false, true] {
+            handoff.machineInSections = inSections
+            let encoded = try JSONEncoder().encode(handoff)
+            let object = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+            #expect((object["machine"] is String) == inSections, "machine in sections: \(inSections)")
+            let decoded = try JSONDecoder().decode(UpdateHandoff.self, from: encoded)
+            #expect(decoded.machine == handoff.machine)
+            #expect(decoded.machineInSections == inSections)
+        }
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(handoff)) as? [String: Any])
+        object["machine"] = Data("not sections".utf8).base64EncodedString()
+        let damaged = try JSONSerialization.data(withJSONObject: object)
+        #expect { _ = try JSONDecoder().decode(UpdateHandoff.self, from: damaged) } throws: { "\($0)".contains("the live update's handoff") }
+    }
 }

@@ -82,9 +82,11 @@ package final class ControlServer: Sendable {
 
     /// Starts serving on a listening socket this process inherited from the VMM it replaced
     /// (live update): already bound at `socketPath`, so clients that connected meanwhile wait
-    /// in its backlog and are answered now. Takes ownership of `descriptor`.
-    package func start(adoptingListener descriptor: CInt) throws(ControlServerError) {
-        try start { (group, pool) throws(ControlServerError) in try adopt(descriptor, group: group, pool: pool) }
+    /// in its backlog and are answered now. Takes ownership of `descriptor`. Not `accepting`,
+    /// it is ready but leaves clients in the backlog until `setAccepting(true)` (a transfer-mode
+    /// update's new VMM, made ready while the old one still serves on the same socket).
+    package func start(adoptingListener descriptor: CInt, accepting: Bool = true) throws(ControlServerError) {
+        try start { (group, pool) throws(ControlServerError) in try adopt(descriptor, accepting: accepting, group: group, pool: pool) }
     }
 
     /// The listening socket's descriptor while serving; a live update keeps it open across exec.
@@ -174,12 +176,14 @@ package final class ControlServer: Sendable {
         }
     }
 
-    private func adopt(_ descriptor: CInt, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool) throws(ControlServerError) -> Serving {
+    private func adopt(
+        _ descriptor: CInt, accepting: Bool, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool
+    ) throws(ControlServerError) -> Serving {
         guard fcntl(descriptor, F_SETFD, FD_CLOEXEC) == 0 else {
             close(descriptor)
             throw .cannotBind(path: socketPath, reason: "inherited socket descriptor \(descriptor): \(Errno(rawValue: errno))")
         }
-        let (listener, connections) = try serve(descriptor, group: group, pool: pool)
+        let (listener, connections) = try serve(descriptor, accepting: accepting, group: group, pool: pool)
         return Serving(
             group: group, pool: pool, listener: listener, connections: connections,
             socketIdentity: SocketFile.identity(of: socketPath), descriptor: descriptor)
@@ -187,13 +191,14 @@ package final class ControlServer: Sendable {
 
     /// Listens on the bound socket `descriptor` (NIO owns it from here on, and closes it on failure).
     private func serve(
-        _ descriptor: CInt, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool
+        _ descriptor: CInt, accepting: Bool = true, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool
     ) throws(ControlServerError) -> (any Channel, OpenConnections) {
         let connections = OpenConnections(maximum: limits.maximumConnections)
         let routes = self.routes, limit = Self.maximumBodyBytes, idle = TimeAmount.seconds(limits.idleSeconds)
         do {
             let listener = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 32)
+                .serverChannelOption(.autoRead, value: accepting)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
                     connections.track(channel)

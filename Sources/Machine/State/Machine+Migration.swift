@@ -21,7 +21,6 @@ extension Machine {
 
     /// The paused machine's state as one section container (configuration and state sections).
     package func encodedMachineState() throws(MachineError) -> [UInt8] {
-        let contents = try saveState().contents()
-        return contents.configuration.merged(with: contents.state).encoded()
+        try saveState().encodedSections()
     }
 }

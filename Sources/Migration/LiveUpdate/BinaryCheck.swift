@@ -26,6 +26,8 @@ package struct EngramBinaryInfo: Codable, Sendable, Equatable {
     package var readsDevices: Bool { updateHandoffFeatures?.contains(UpdateHandoff.devicesFeature) == true }
     /// The binary can take a transfer-mode update.
     package var takesTransfer: Bool { updateHandoffFeatures?.contains(UpdateHandoff.transferFeature) == true }
+    /// The binary reads the handoff's machine as sections.
+    package var readsMachineSections: Bool { updateHandoffFeatures?.contains(UpdateHandoff.machineSectionsFeature) == true }
 
     /// Snake-case JSON, as the control API writes.
     package func json() -> String {

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Devices
 import GuestMemory
 import Machine
@@ -17,7 +18,9 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     package static let devicesFeature = "devices"
     /// The binary can take over while the old VMM runs (`engram update --mode transfer`).
     package static let transferFeature = "transfer"
-    package static let features = [devicesFeature, transferFeature]
+    /// The binary reads `machine` as one section container (base64) as well as the record's JSON.
+    package static let machineSectionsFeature = "machine-sections"
+    package static let features = [devicesFeature, transferFeature, machineSectionsFeature]
 
     package var version = UpdateHandoff.currentVersion
     /// This update's number for the VM (1 for its first attempt).
@@ -43,8 +46,19 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
     package var consoleLogPath: String?
     /// The terminal mode to put back when the VM ends (the old VMM had made it raw): termios bytes.
     package var terminalMode: [UInt8]?
-    /// The machine, paused, as a snapshot's state section holds it.
-    package var machine: MachineStateRecord
+    /// The machine, paused.
+    package var machine: MachineStateRecord {
+        get { handedOverMachine.record }
+        set { handedOverMachine.record = newValue }
+    }
+    /// Whether `machine` is written as a snapshot's section container, which a binary with
+    /// `machineSectionsFeature` reads, rather than as the record's own JSON (for older binaries).
+    /// The sections cost a fifth of the JSON to encode and decode, inside the guest's pause.
+    package var machineInSections: Bool {
+        get { handedOverMachine.inSections }
+        set { handedOverMachine.inSections = newValue }
+    }
+    private var handedOverMachine: HandedOverMachine
     /// Each virtio disk's image, kept open across exec (absent in handoffs before devices).
     /// Still written beside `devices`, for a binary that reads only this.
     package var disks: [InheritedDescriptor]? = nil
@@ -69,7 +83,13 @@ package struct UpdateHandoff: Codable, Sendable, Equatable {
         self.controlSocket = controlSocket
         self.consoleLogPath = consoleLogPath
         self.terminalMode = terminalMode
-        self.machine = machine
+        self.handedOverMachine = HandedOverMachine(record: machine, inSections: false)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, update, updatesCompleted, fromVersion, binary, statePath, pausedAtNanoseconds, saveMilliseconds, resume
+        case regions, controlSocket, consoleLogPath, terminalMode, disks, devices
+        case handedOverMachine = "machine"
     }
 
     /// Every descriptor the new process must find open, each once.
@@ -206,5 +226,39 @@ package struct InheritedSocket: Codable, Sendable, Equatable {
     package init(path: String, descriptor: CInt) {
         self.path = path
         self.descriptor = descriptor
+    }
+}
+
+/// The handoff's `machine`: a base64 section container (`MachineStateRecord.encodedSections`) or,
+/// from and for older binaries, the record's JSON object; read in either form.
+private struct HandedOverMachine: Codable, Sendable, Equatable {
+    var record: MachineStateRecord
+    var inSections: Bool
+
+    init(record: MachineStateRecord, inSections: Bool) {
+        self.record = record
+        self.inSections = inSections
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        guard let sections = try? container.decode(Data.self) else {
+            record = try container.decode(MachineStateRecord.self)
+            inSections = false
+            return
+        }
+        do { record = try MachineStateRecord.decode([UInt8](sections), from: "the live update's handoff") } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
+        }
+        inSections = true
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if inSections {
+            try container.encode(Data(try record.encodedSections()))
+        } else {
+            try container.encode(record)
+        }
     }
 }

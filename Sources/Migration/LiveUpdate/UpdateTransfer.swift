@@ -26,8 +26,8 @@ package enum TransferMessage: Codable, Sendable, Equatable {
 package struct ForkChildPlan: Codable, Sendable, Equatable {
     /// The child's number among its siblings, from 0.
     package var index: Int
-    /// The parent's state at the fork (`MachineStateRecord` as JSON, encoded once for every
-    /// child); the child gives it its own devices (`MachineStateRecord.forkChild`).
+    /// The parent's state at the fork (`MachineStateRecord.encodedSections`, encoded once for
+    /// every child); the child gives it its own devices (`MachineStateRecord.forkChild`).
     package var machine: Data
     /// The child's own disks, taps and vsock, as `engram restore` takes them.
     package var disks: [String]
@@ -65,10 +65,15 @@ package struct TransferPreparation: Codable, Sendable, Equatable {
     package var cpuCount: Int
     /// The guest memory regions; `descriptor` is each one's index among the attached descriptors.
     package var regions: [InheritedRegion]
+    /// A transfer-mode update's control socket (`descriptor`: its index among the attached
+    /// descriptors), so the new VMM has its server ready, not yet accepting, before the guest
+    /// pauses; absent for a fork's child and from older binaries.
+    package var controlSocket: InheritedSocket? = nil
 
-    package init(cpuCount: Int, regions: [InheritedRegion]) {
+    package init(cpuCount: Int, regions: [InheritedRegion], controlSocket: InheritedSocket? = nil) {
         self.cpuCount = cpuCount
         self.regions = regions
+        self.controlSocket = controlSocket
     }
 }
 

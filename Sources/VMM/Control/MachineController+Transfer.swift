@@ -37,8 +37,11 @@ extension MachineController {
             let regions = plan.regions.enumerated().map { index, region in
                 InheritedRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: region.backing, descriptor: CInt(index))
             }
-            try link.send(.prepare(TransferPreparation(cpuCount: machine.configuration.cpuCount, regions: regions)),
-                          descriptors: plan.regions.map(\.descriptor))
+            // The control socket goes too, so the new VMM's server is ready before the guest pauses.
+            let listener = liveUpdate.server?.listenerDescriptor
+            let socket = listener.map { _ in InheritedSocket(path: plan.socketPath, descriptor: CInt(regions.count)) }
+            try link.send(.prepare(TransferPreparation(cpuCount: machine.configuration.cpuCount, regions: regions, controlSocket: socket)),
+                          descriptors: plan.regions.map(\.descriptor) + (listener.map { [$0] } ?? []))
             let (answer, _) = try link.receive(timeoutMilliseconds: Self.transferTimeoutMilliseconds)
             switch answer {
             case .ready: break

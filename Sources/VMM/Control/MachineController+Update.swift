@@ -27,7 +27,7 @@ extension MachineController {
         let accepted = UpdateAccepted(update: number.update, binary: binary, statePath: statePath, pid: getpid())
         let plan = UpdatePlan(
             update: number.update, updatesCompleted: number.completed, binary: binary, statePath: statePath, socketPath: socket,
-            regions: regions, keepsDevices: target.readsDevices || mode == .transfer)
+            regions: regions, keepsDevices: target.readsDevices || mode == .transfer, machineInSections: target.readsMachineSections)
         return UpdateStart(accepted: accepted) { [self] in
             switch mode {
             case .exec: perform(plan)
@@ -48,6 +48,8 @@ extension MachineController {
         let regions: [InheritedRegion]
         /// The new binary continues every device's host side (else disks only, as before it could).
         let keepsDevices: Bool
+        /// The binary reads the machine as sections (faster than the record's JSON).
+        let machineInSections: Bool
     }
 
     /// Pauses, saves the state for the new process and execs it. Returns only if the update
@@ -117,6 +119,7 @@ extension MachineController {
             consoleLogPath: liveUpdate.consoleLogPath, terminalMode: liveUpdate.terminalMode, machine: try machine.saveState())
         let handovers = machine.handOverDevices().filter { plan.keepsDevices || $0.handover.descriptor(named: VirtioBlock.diskDescriptorName) != nil }
         let kept = try InheritedDevice.recording(handovers)
+        written.machineInSections = plan.machineInSections
         written.keep(kept.devices)
         if !plan.keepsDevices { written.devices = nil }  // an older binary: the disks alone, in `disks`
         written.saveMilliseconds = Double(LiveUpdateSource.monotonicNanoseconds() - pausedAt) / 1e6

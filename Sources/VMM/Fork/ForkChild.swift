@@ -52,7 +52,7 @@ package enum ForkChild {
             guard case .fork(let sent) = message else { giveUp("expected the machine; got \(message)") }
             plan = sent
             let overrides = try DeviceOverrides(parsingDisks: plan.disks, networks: plan.networks, vsock: plan.vsock)
-            let record = try JSONDecoder().decode(MachineStateRecord.self, from: plan.machine).forkChild(plan.index, overrides: overrides)
+            let record = try MachineStateRecord.decode([UInt8](plan.machine), from: "the forking VM's state").forkChild(plan.index, overrides: overrides)
             machine = try Machine(continuing: record, memory: memory, shell: shell, consoleLogPath: plan.consoleLog)
             if let base = plan.baseSnapshot, let id = plan.baseSnapshotID, id.count == 16 {
                 try machine.adoptForkBase(path: base, snapshotID: SnapshotID(bytes: id))

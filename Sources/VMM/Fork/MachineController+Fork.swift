@@ -53,7 +53,7 @@ extension MachineController {
             record = try machine.saveState()
             // Each child's devices are checked here (a refusal leaves the parent as it was) and given by the child itself.
             for (index, overrides) in plan.overrides.enumerated() { _ = try record.forkChild(index, overrides: overrides) }
-            state = try JSONEncoder().encode(record)
+            state = Data(try record.encodedSections())
             for region in machine.memory.regions { try region.freezeAsForkBase() }
             // This VM's diffs, like each child's, build on the base from this instant.
             if let base { try machine.adoptForkBase(path: base.path, snapshotID: base.id) }

@@ -11,9 +11,11 @@ enum TransferReadiness {
     struct Failure: Error { let reason: String }
 
     /// Receives `prepare` on `link`, maps its regions with `map` (given each region with its
-    /// descriptor, owned from then on), makes the VM and answers `ready`.
+    /// descriptor, owned from then on), makes the VM, hands a control socket that came with it
+    /// to `adoptControlSocket` (which owns its descriptor from then on) and answers `ready`.
     static func prepare(
-        on link: TransferLink, timeoutMilliseconds: Int, map: (InheritedRegion, OwnedFileDescriptor) throws -> GuestRegion
+        on link: TransferLink, timeoutMilliseconds: Int, map: (InheritedRegion, OwnedFileDescriptor) throws -> GuestRegion,
+        adoptControlSocket: (InheritedSocket) throws -> Void = { _ in }
     ) throws(Failure) -> (GuestMemoryMap, MachineShell) {
         do {
             let (message, descriptors) = try link.receive(timeoutMilliseconds: timeoutMilliseconds)
@@ -30,6 +32,12 @@ enum TransferReadiness {
             try prepared.waitForSlots()
             let shell = try prepared.creatingCPUs(preparation.cpuCount)
             shell.warmUpStateCoding()
+            if let socket = preparation.controlSocket {
+                guard socket.descriptor >= 0, Int(socket.descriptor) < descriptors.count else {
+                    throw Failure(reason: "the control socket names descriptor \(socket.descriptor); \(descriptors.count) arrived")
+                }
+                try adoptControlSocket(InheritedSocket(path: socket.path, descriptor: descriptors[Int(socket.descriptor)].release()))
+            }
             try link.send(.ready)
             return (memory, shell)
         } catch let failure as Failure {

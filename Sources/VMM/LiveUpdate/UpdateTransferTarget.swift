@@ -23,15 +23,26 @@ package enum UpdateTransferTarget {
             _exit(1)
         }
 
-        // 1. Ready while the guest runs: memory mapped, VM, slots and vCPUs made.
+        // 1. Ready while the guest runs: memory mapped, VM, slots and vCPUs made, the control
+        // server started on the same socket as the old VMM's but not accepting (its clients wait
+        // in the backlog until the guest runs here). Never stopped before the takeover: stopping
+        // removes the socket file, which is still the old VMM's.
         let memory: GuestMemoryMap
         let shell: MachineShell
+        var server: ControlServer? = nil
         do {
-            (memory, shell) = try TransferReadiness.prepare(on: link, timeoutMilliseconds: timeout) { region, descriptor in
-                var mapped = region
-                mapped.descriptor = descriptor.release()
-                return try LiveUpdateTarget.region(mapped)
-            }
+            (memory, shell) = try TransferReadiness.prepare(
+                on: link, timeoutMilliseconds: timeout,
+                map: { region, descriptor in
+                    var mapped = region
+                    mapped.descriptor = descriptor.release()
+                    return try LiveUpdateTarget.region(mapped)
+                },
+                adoptControlSocket: { socket in
+                    let waiting = ControlServer(socketPath: socket.path, router: Router())
+                    try waiting.start(adoptingListener: socket.descriptor, accepting: false)
+                    server = waiting
+                })
         } catch {
             giveUp(error.reason)
         }
@@ -56,7 +67,14 @@ package enum UpdateTransferTarget {
         }
 
         // 3. Run it, once the old VMM knows (it then ends at once).
-        let (session, controller, setup) = UpdateResumption.continuation(of: handoff, machine: machine)
+        var (session, controller, setup) = UpdateResumption.continuation(of: handoff, machine: machine)
+        if let server {
+            // The handoff's copy of the control socket is the one the server already has.
+            if let listener = setup.inheritedListener { close(listener) }
+            setup.inheritedListener = nil
+            server.replaceRoutes(with: Router(control: controller, version: EngramVersion.current))
+            setup.server = server
+        }
         return try MachineSession.run(
             machine, controller: controller, setup: setup,
             beforeStart: {
@@ -70,6 +88,7 @@ package enum UpdateTransferTarget {
                     restoreMilliseconds: Double(now - arrived) / 1e6, mode: .transfer))
             },
             afterStart: {
+                server?.setAccepting(true)
                 Diagnostics.note("updated to \(handoff.binary) by transfer (update \(handoff.update), from version \(handoff.fromVersion), pid \(getpid()))")
             })
     }
