@@ -2,7 +2,7 @@
 killed with the bench (PR_SET_PDEATHSIG), with its console's TICK lines and its stderr lines
 timed as they arrive; pumping several children at once; a small QMP client; JSON from
 `engram` commands; and summaries of samples."""
-import ctypes, http.client, json, os, re, select, signal, socket, statistics, subprocess, time
+import ctypes, http.client, json, os, random, re, select, signal, socket, statistics, subprocess, time
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PROCESSES = []  # every child still to be reaped, killed at the end of a bench
@@ -350,3 +350,155 @@ def median_of(samples, key):
     """The median of `key` over the samples that have it, to 2 places; None if none has."""
     values = [s[key] for s in samples if s.get(key) is not None]
     return round(statistics.median(values), 2) if values else None
+
+
+# ---- a network namespace of the bench's own, and UDP to a guest in it ------------------------------
+
+CLONE_NEWNET = 0x40000000
+MIB = 1 << 20
+
+
+def ip(*arguments):
+    done = subprocess.run(["ip", *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(arguments)}: {done.stderr.strip()}")
+
+
+class Namespace:
+    """A network namespace of the bench's own: a bridge with the host's address, taps on it; the
+    bench process enters it (setns), so its children and sockets are there; `close` goes back and
+    deletes it (the taps go with it)."""
+
+    def __init__(self, taps):
+        tag = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(6))
+        self.name = f"engram-bench-net-{tag}"
+        self.bridge = f"nb{tag}"
+        self.taps = {key: f"n{key}{tag}"[:15] for key in taps}
+        self.subnet = "10.77.0"
+        self.host = f"{self.subnet}.1"
+        self.original = None
+        ip("netns", "add", self.name)
+        try:
+            ip("-n", self.name, "link", "set", "lo", "up")
+            ip("-n", self.name, "link", "add", self.bridge, "type", "bridge")
+            ip("-n", self.name, "addr", "add", f"{self.host}/24", "dev", self.bridge)
+            ip("-n", self.name, "link", "set", self.bridge, "up")
+            for tap in self.taps.values():
+                ip("-n", self.name, "tuntap", "add", tap, "mode", "tap", "vnet_hdr")
+                ip("-n", self.name, "link", "set", tap, "master", self.bridge)
+                ip("-n", self.name, "link", "set", tap, "up")
+            self.original = os.open("/proc/self/ns/net", os.O_RDONLY)
+            target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+            try:
+                if LIBC.setns(target, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(target)
+        except BaseException:
+            self.close()
+            raise
+
+    def neighbour(self, address, mac):
+        ip("-n", self.name, "neigh", "replace", address, "lladdr", mac, "dev", self.bridge, "nud", "permanent")
+
+    def close(self):
+        if self.original is not None:
+            LIBC.setns(self.original, CLONE_NEWNET)
+            os.close(self.original)
+            self.original = None
+        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+
+
+def udp_socket():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, 33, 8 * MIB)  # SO_RCVBUFFORCE (root)
+    s.setsockopt(socket.SOL_SOCKET, 32, 8 * MIB)  # SO_SNDBUFFORCE
+    return s
+
+
+class EchoStream:
+    """One datagram (sequence number, send time) to a guest's UDP echo port every `period` s, from a
+    process of its own (a thread would wait for the bench's GIL), and the host's monotonic arrival
+    time of each echo: the guest as a network client sees it, whatever its timers do.
+    `outage(start, end)` is the largest gap between echoes arriving in that window, less the period,
+    and how many datagrams sent in it never came back."""
+
+    def __init__(self, address, port, period=0.001):
+        import multiprocessing
+        self.address, self.port, self.period = address, port, period
+        self.arrivals, self.sent = [], []  # (arrival time, sequence number), (send time, sequence number)
+        self.pipe, theirs = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=echo_stream, args=(address, port, period, theirs), daemon=True)
+        self.process.start()
+
+    def fetch(self):
+        self.pipe.send("dump")
+        if not self.pipe.poll(10):
+            raise RuntimeError(f"the UDP echo stream to {self.address}:{self.port} does not answer")
+        self.arrivals, self.sent = self.pipe.recv()
+
+    def wait_for_echoes(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.fetch()
+            if len(self.arrivals) >= count:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(self.arrivals)} UDP echoes from {self.address}:{self.port} in {timeout} s")
+            time.sleep(0.05)
+
+    def outage(self, start, end):
+        """(largest gap between echo arrivals in [start, end] less the period, in ms; datagrams sent in
+        [start, end - 0.05] that never came back)."""
+        self.fetch()
+        times = [t for t, _ in self.arrivals if start <= t <= end]
+        if len(times) < 2:
+            raise RuntimeError(f"{len(times)} UDP echoes between {start:.3f} and {end:.3f}")
+        gap = max(b - a for a, b in zip(times, times[1:]))
+        echoed = {n for _, n in self.arrivals}
+        lost = sum(1 for t, n in self.sent if start <= t <= end - 0.05 and n not in echoed)
+        return gap * 1000 - self.period * 1000, lost
+
+    def stop(self):
+        if self.process.is_alive():
+            try:
+                self.pipe.send("stop")
+            except OSError:
+                pass
+            self.process.join(2)
+            if self.process.is_alive():
+                self.process.kill()
+
+
+def echo_stream(address, port, period, pipe):
+    """EchoStream's process: sends, records echoes, and hands its records over when asked."""
+    import struct
+    die_with_parent()
+    s = udp_socket()
+    s.setblocking(False)
+    arrivals, sent = [], []
+    sequence, next_send = 0, time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now >= next_send:
+            try:
+                s.sendto(struct.pack("<Qd", sequence, now) + bytes(48), (address, port))
+                sent.append((now, sequence))
+            except OSError:
+                pass
+            sequence += 1
+            next_send = max(next_send + period, now)
+        ready, _, _ = select.select([s, pipe], [], [], max(0.0, next_send - time.monotonic()))
+        if s in ready:
+            while True:
+                try:
+                    back = s.recv(2048)
+                except OSError:
+                    break
+                arrivals.append((time.monotonic(), struct.unpack("<Q", back[:8])[0]))
+        if pipe in ready:
+            request = pipe.recv()
+            if request == "stop":
+                return
+            pipe.send((arrivals, sent))

@@ -36,15 +36,14 @@ spawn; the figure is spawn → that client's first echo.
 --parts picks traffic (the rounds above), restore, or both (the default); a part not run keeps its
 figures from OUTPUT.json. Writes docs/results/network.md and docs/results/network.json.
 """
-import argparse, ctypes, json, math, multiprocessing, os, platform, random, re, secrets, select, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
+import argparse, json, math, multiprocessing, os, platform, re, secrets, select, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 
-from benchlib import LIBC, QMP, Child, kill_all, restore_answer, run_json, standby_restore, summary
+from benchlib import QMP, Child, Namespace, kill_all, restore_answer, run_json, standby_restore, summary, udp_socket
 from devices import VM, build_note, field, git_commit, percentile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
-CLONE_NEWNET = 0x40000000
 ECHO_PORT, SINK_PORT = 7777, 9000
 RESTORED_LINE = re.compile(r"restored .* in ([\d.]+) ms")
 RESTORE_MODES = ("map", "lazy", "tcp", "standby-map", "standby-lazy", "standby-tcp", "qemu")
@@ -58,65 +57,7 @@ def log(text):
 
 # ---- the namespace ---------------------------------------------------------------------------------
 
-def ip(*arguments):
-    done = subprocess.run(["ip", *arguments], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(arguments)}: {done.stderr.strip()}")
-
-
-class Namespace:
-    """A network namespace of the bench's own: a bridge with the host's address, taps on it; the
-    bench process enters it (setns), so its children and sockets are there; `close` goes back and
-    deletes it (the taps go with it)."""
-
-    def __init__(self, taps):
-        tag = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(6))
-        self.name = f"engram-bench-net-{tag}"
-        self.bridge = f"nb{tag}"
-        self.taps = {key: f"n{key}{tag}"[:15] for key in taps}
-        self.subnet = "10.77.0"
-        self.host = f"{self.subnet}.1"
-        self.original = None
-        ip("netns", "add", self.name)
-        try:
-            ip("-n", self.name, "link", "set", "lo", "up")
-            ip("-n", self.name, "link", "add", self.bridge, "type", "bridge")
-            ip("-n", self.name, "addr", "add", f"{self.host}/24", "dev", self.bridge)
-            ip("-n", self.name, "link", "set", self.bridge, "up")
-            for tap in self.taps.values():
-                ip("-n", self.name, "tuntap", "add", tap, "mode", "tap", "vnet_hdr")
-                ip("-n", self.name, "link", "set", tap, "master", self.bridge)
-                ip("-n", self.name, "link", "set", tap, "up")
-            self.original = os.open("/proc/self/ns/net", os.O_RDONLY)
-            target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-            try:
-                if LIBC.setns(target, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(target)
-        except BaseException:
-            self.close()
-            raise
-
-    def neighbour(self, address, mac):
-        ip("-n", self.name, "neigh", "replace", address, "lladdr", mac, "dev", self.bridge, "nud", "permanent")
-
-    def close(self):
-        if self.original is not None:
-            LIBC.setns(self.original, CLONE_NEWNET)
-            os.close(self.original)
-            self.original = None
-        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
-
-
 # ---- host-side traffic -----------------------------------------------------------------------------
-
-def udp_socket():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, 33, 8 * MIB)  # SO_RCVBUFFORCE (root)
-    s.setsockopt(socket.SOL_SOCKET, 32, 8 * MIB)  # SO_SNDBUFFORCE
-    return s
-
 
 def round_trips(address, size, count, warmup=50, timeout=1.0):
     """`count` exchanges of `size` bytes, one in flight, each timed (ns); lost ones are sent again, not timed."""
