@@ -25,7 +25,8 @@ package struct MachineShell: Sendable {
     }
 
     /// Pays the first JSON coding of a machine state's sections ahead (see `MachineStateRecord.warmUpCoding`).
-    package func warmUpStateCoding() { MachineStateRecord.warmUpCoding(cpuid: supportedCPUID) }
+    @discardableResult
+    package func warmUpStateCoding() -> MachineStateRecord { MachineStateRecord.warmUpCoding(cpuid: supportedCPUID) }
 
     /// Waits until every memory slot is registered (a standby VMM's shell is made ready whole).
     package func waitForSlots() throws(MachineError) {

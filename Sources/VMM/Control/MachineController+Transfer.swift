@@ -40,6 +40,8 @@ extension MachineController {
             // The control socket goes too, so the new VMM's server is ready before the guest pauses.
             let listener = liveUpdate.server?.listenerDescriptor
             let socket = listener.map { _ in InheritedSocket(path: plan.socketPath, descriptor: CInt(regions.count)) }
+            // What this side encodes inside the pause, encoded once now while the guest runs.
+            TransferMessage.warmUpCoding(machine: MachineStateRecord.warmUpCoding(cpuid: []))
             try link.send(.prepare(TransferPreparation(cpuCount: machine.configuration.cpuCount, regions: regions, controlSocket: socket)),
                           descriptors: plan.regions.map(\.descriptor) + (listener.map { [$0] } ?? []))
             let (answer, _) = try link.receive(timeoutMilliseconds: Self.transferTimeoutMilliseconds)

@@ -31,7 +31,7 @@ enum TransferReadiness {
             let prepared = try Machine.prepareShell(memory: memory)
             try prepared.waitForSlots()
             let shell = try prepared.creatingCPUs(preparation.cpuCount)
-            shell.warmUpStateCoding()
+            TransferMessage.warmUpCoding(machine: shell.warmUpStateCoding())
             if let socket = preparation.controlSocket {
                 guard socket.descriptor >= 0, Int(socket.descriptor) < descriptors.count else {
                     throw Failure(reason: "the control socket names descriptor \(socket.descriptor); \(descriptors.count) arrived")

@@ -128,22 +128,34 @@ extension MachineStateRecord {
             virtio: virtio.isEmpty ? nil : virtio, generationID: generationID)
     }
 
-    /// Encodes and decodes each kind of section once, with `cpuid` as the vCPU's: the first JSON
-    /// coding in a process pays for the runtime's type and conformance lookups (about 2 ms here),
-    /// which a standby VMM pays before its restore request rather than during it.
-    package static func warmUpCoding(cpuid: [CPUIDEntry]) {
-        func roundTrip<T: Codable>(_ value: T) {
-            guard let section = try? section("warm-up", 1, value) else { return }
-            let _: T? = try? decode(section, what: "warm-up")
+    /// Encodes and decodes every kind of section once, through a sample machine whose vCPU has
+    /// `cpuid`: the first JSON coding of a type in a process pays for the runtime's type and
+    /// conformance lookups (about 2 ms here), which a standby VMM, or a transfer's new VMM, pays
+    /// before the guest waits rather than while it does. Returns the sample, for warming the
+    /// coding of what carries one (a transfer's handoff).
+    @discardableResult
+    package static func warmUpCoding(cpuid: [CPUIDEntry]) -> MachineStateRecord {
+        let sample = warmUpSample(cpuid: cpuid)
+        if let contents = try? sample.sections() {
+            _ = try? MachineStateRecord(sections: contents.configuration.merged(with: contents.state), what: "warm-up")
         }
-        let block = Base64.encode([UInt8](repeating: 0, count: 512))
-        roundTrip(VCPUSection(id: 0, cpuid: Base64.encode(KernelEntries.encode(cpuid)), blocks: ["registers": block, "specialRegisters": block],
-                              modelSpecificRegisters: Base64.encode(KernelEntries.encode([ModelSpecificRegister(index: 0x10, value: 1)]))))
-        roundTrip(ConfigurationSection(cpuCount: 1, memorySizeInBytes: ExactUInt64(1 << 30), regionNames: ["ram"], kernelPath: "", commandLine: nil,
-                                       cpuFeatures: cpuid, sections: [SectionVersion(name: "clock", version: 1)]))
-        roundTrip(IRQChipSection(picMaster: block, picSlave: block, ioAPIC: block))
-        roundTrip(TimerSection(pitState: block))
-        roundTrip(ClockSection(kvmclockNanoseconds: ExactUInt64(1)))
+        return sample
+    }
+
+    /// A machine of one vCPU with every part a state has but virtio devices, its kernel structs zeros.
+    static func warmUpSample(cpuid: [CPUIDEntry]) -> MachineStateRecord {
+        struct Unwired: InterruptLine { func set(level: Bool) {} }
+        let block = [UInt8](repeating: 0, count: 512)
+        let vcpu = VCPUStateRecord(
+            id: 0, cpuid: cpuid, blocks: Dictionary(uniqueKeysWithValues: VCPUStateBlock.allCases.map { ($0, block) }),
+            modelSpecificRegisters: [ModelSpecificRegister(index: 0x10, value: 1)])
+        return MachineStateRecord(
+            configuration: SavedConfiguration(cpuCount: 1, memorySizeInBytes: 1 << 30, regionNames: ["ram"], kernelPath: "", commandLine: nil),
+            vcpus: [vcpu], interruptControllers: [.picMaster: block, .picSlave: block, .ioAPIC: block], timer: block, clockNanoseconds: 1,
+            serial: Serial8250(interrupt: Unwired(), output: { _ in }).saveState(),
+            keyboardController: I8042(interrupt: Unwired(), onReset: {}).saveState(),
+            powerControl: PowerControlPort(onPowerOff: {}).saveState(),
+            generationID: GenerationIDDevice(address: 0x1000, notifyGSI: 9))
     }
 
     private static func section<T: Encodable>(_ kind: SectionKind, _ value: T) throws(SectionError) -> StateSection {
