@@ -33,6 +33,8 @@ package final class Machine: Sendable {
     let keyboardTranslator = Mutex(KeyboardTranslator())
     private let console: ConsoleOutput
     private let threadIDs: Mutex<[CInt]>
+    /// Threads started ahead for the vCPUs (a prepared shell's), woken by `start`.
+    private let reservedThreads: [ReservedThread]
     private let savedTimer = Mutex<[UInt8]?>(nil)
     private let startTime: UInt64
 
@@ -110,6 +112,7 @@ package final class Machine: Sendable {
             self.cpuid = cpuid
         } catch { throw .kvm(error) }
         threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
+        reservedThreads = shell.cpuThreads
 
         devices = try LegacyDevices(machine: virtualMachine, console: console)
         virtio = try VirtioDevices(configuration: configuration, memory: memory, machine: virtualMachine, reclaimer: memoryReclaimer)
@@ -141,13 +144,13 @@ package final class Machine: Sendable {
         }
         for (index, vcpu) in vcpus.enumerated() {
             let loop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: virtio.bus, control: control) { [weak self] outcome in self?.finish(outcome) }
-            do throws(SystemError) {
-                try NamedThread.spawnDetached(name: "vcpu\(index)", role: .vcpu) { [self] in
-                    VCPUKick.unblockInCurrentThread()
-                    self.threadIDs.withLock { $0[index] = NamedThread.currentThreadID }
-                    loop.run()
-                }
-            } catch { throw .thread(error) }
+            let body: @Sendable () -> Void = { [self] in
+                VCPUKick.unblockInCurrentThread()
+                self.threadIDs.withLock { $0[index] = NamedThread.currentThreadID }
+                loop.run()
+            }
+            if index < reservedThreads.count, reservedThreads[index].run(body) { continue }
+            do throws(SystemError) { try NamedThread.spawnDetached(name: "vcpu\(index)", role: .vcpu, body) } catch { throw .thread(error) }
         }
     }
 

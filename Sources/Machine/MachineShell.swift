@@ -13,14 +13,20 @@ package struct MachineShell: Sendable {
     let slots: SlotRegistration
     /// vCPUs created ahead (a standby VMM's), taken by the machine in id order instead of new ones.
     var readyCPUs: [VirtualCPU] = []
+    /// A thread per ready vCPU, started ahead and waiting to run it (`ReservedThread`).
+    var cpuThreads: [ReservedThread] = []
 
-    /// The shell with `count` vCPUs created now, for a machine built later (KVM_CREATE_VCPU is a
-    /// millisecond or so per vCPU on some hosts). A vCPU that never ran takes any CPUID and state.
+    /// The shell with `count` vCPUs created now, and a thread for each, for a machine built
+    /// later (KVM_CREATE_VCPU is a millisecond or so per vCPU on some hosts; a thread's creation
+    /// and filter a tenth of one). A vCPU that never ran takes any CPUID and state.
     package func creatingCPUs(_ count: Int) throws(MachineError) -> MachineShell {
         var shell = self
         do {
             shell.readyCPUs = try (0..<UInt32(count)).map { (id) throws(KVMError) in try virtualMachine.createVirtualCPU(id: id) }
         } catch { throw .kvm(error) }
+        do {
+            shell.cpuThreads = try (0..<count).map { (id) throws(SystemError) in try ReservedThread(name: "vcpu\(id)", role: .vcpu) }
+        } catch { throw .thread(error) }
         return shell
     }
 
