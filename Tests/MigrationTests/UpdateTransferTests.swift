@@ -10,18 +10,27 @@ import TestSupport
 /// machine go over a socket pair, and what arrives names the descriptors that arrived.
 @Suite(.enabled(if: TestEnvironment.hasKVM && TestEnvironment.hasTestKernel, "needs /dev/kvm and the test kernel"))
 struct UpdateTransferTests {
-    @Test func theMemoryAndTheMachineArriveWithDescriptorsThatWork() throws {
-        let old = try Machine(configuration: MachineConfiguration(
-            kernelPath: ProjectPaths.testKernel, commandLine: "cpus=1 -- tag transferred", memorySizeInBytes: 64 << 20, cpuCount: 1))
-        try old.start()
+    /// A test-kernel machine that ran a moment, paused; the caller finishes it.
+    static func pausedMachine(tag: String) throws -> Machine {
+        let machine = try Machine(configuration: MachineConfiguration(
+            kernelPath: ProjectPaths.testKernel, commandLine: "cpus=1 -- tag \(tag)", memorySizeInBytes: 64 << 20, cpuCount: 1))
+        try machine.start()
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(old.pause())
-        defer { old.finish(.shutdownRequested) }
-        let regions = try LiveUpdateSource.inheritedRegions(of: old.memory)
-        let handoff = UpdateHandoff(
+        #expect(machine.pause())
+        return machine
+    }
+
+    static func handoff(of machine: Machine, regions: [InheritedRegion]) throws -> UpdateHandoff {
+        UpdateHandoff(
             update: 1, updatesCompleted: 0, fromVersion: "test", binary: "/bin/true", statePath: "/tmp/unused",
             pausedAtNanoseconds: LiveUpdateSource.monotonicNanoseconds(), saveMilliseconds: 0, resume: true, regions: regions,
-            controlSocket: nil, consoleLogPath: nil, terminalMode: nil, machine: try old.saveState())
+            controlSocket: nil, consoleLogPath: nil, terminalMode: nil, machine: try machine.saveState())
+    }
+
+    @Test func theMemoryAndTheMachineArriveWithDescriptorsThatWork() throws {
+        let old = try Self.pausedMachine(tag: "transferred")
+        defer { old.finish(.shutdownRequested) }
+        let handoff = try Self.handoff(of: old, regions: try LiveUpdateSource.inheritedRegions(of: old.memory))
 
         let (channel, theirs) = try DescriptorChannel.pair(peer: "the new VMM")
         let oldSide = TransferLink(channel), newSide = TransferLink(DescriptorChannel(taking: theirs, peer: "the running VMM"))
@@ -48,16 +57,9 @@ struct UpdateTransferTests {
     /// JSON to an older one; either arrives as the same record, and a damaged container is
     /// refused in one line naming the handoff.
     @Test func theMachineGoesAsSectionsOrAsTheRecordsJSON() throws {
-        let machine = try Machine(configuration: MachineConfiguration(
-            kernelPath: ProjectPaths.testKernel, commandLine: "cpus=1 -- tag sections", memorySizeInBytes: 64 << 20, cpuCount: 1))
-        try machine.start()
-        Thread.sleep(forTimeInterval: 0.3)
-        #expect(machine.pause())
+        let machine = try Self.pausedMachine(tag: "sections")
         defer { machine.finish(.shutdownRequested) }
-        var handoff = UpdateHandoff(
-            update: 1, updatesCompleted: 0, fromVersion: "test", binary: "/bin/true", statePath: "/tmp/unused",
-            pausedAtNanoseconds: 1, saveMilliseconds: 0, resume: true, regions: [], controlSocket: nil, consoleLogPath: nil,
-            terminalMode: nil, machine: try machine.saveState())
+        var handoff = try Self.handoff(of: machine, regions: [])
         #expect(UpdateHandoff.features.contains(UpdateHandoff.machineSectionsFeature))
         for inSections in [false, true] {
             handoff.machineInSections = inSections
