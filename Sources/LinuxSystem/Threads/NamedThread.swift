@@ -62,4 +62,14 @@ package struct NamedThread: Sendable {
     package static func lowerCurrentPriority(to niceness: CInt = 10) {
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(clinux_gettid()), niceness)
     }
+
+    /// Lowers every thread of this process to the lowest priority (nice 19), for a process about
+    /// to end whose exit has work left (unmapping gigabytes of guest memory) that should yield to
+    /// what runs beside it: whichever thread exits last does it. Failures leave a thread as it was.
+    package static func lowerWholeProcessPriority() {
+        for name in FileSystem.entries(of: "/proc/self/task") ?? [] {
+            guard let thread = id_t(name) else { continue }
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, 19)
+        }
+    }
 }

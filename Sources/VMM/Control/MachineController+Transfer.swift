@@ -83,7 +83,10 @@ extension MachineController {
             return fail("\(error)")
         }
         // The guest is the new VMM's: end here without tearing anything down (no socket file
-        // removed, no terminal mode restored, no device shut), as exec would.
+        // removed, no terminal mode restored, no device shut), as exec would. Exiting still
+        // unmaps guest memory (milliseconds for gigabytes, on a CPU the guest may want right
+        // after its pause): at the lowest priority, it waits for the new VMM's threads.
+        NamedThread.lowerWholeProcessPriority()
         _exit(0)
     }
 }
