@@ -18,6 +18,7 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <net/if.h>
@@ -72,9 +73,11 @@ _Static_assert(EPOLLIN == 0x001 && EPOLLOUT == 0x004 && EPOLLERR == 0x008 && EPO
 #endif
 int clinux_close_range_cloexec(unsigned int first) { return (int)syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC); }
 // Runs on its own small stack in the parent's address space: raw system calls only.
+// At the lowest priority: the teardown it is there for (its exit) yields to the new image's threads.
 static int teardown_holder(void *unused) {
     (void)unused;
     syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    syscall(SYS_setpriority, PRIO_PROCESS, 0, 19);
     struct timespec wait = {30, 0};
     syscall(SYS_nanosleep, &wait, NULL);
     syscall(SYS_exit, 0);
