@@ -11,11 +11,12 @@ enum TransferReadiness {
     struct Failure: Error { let reason: String }
 
     /// Receives `prepare` on `link`, maps its regions with `map` (given each region with its
-    /// descriptor, owned from then on), makes the VM, hands a control socket that came with it
-    /// to `adoptControlSocket` (which owns its descriptor from then on) and answers `ready`.
+    /// descriptor, owned from then on), makes the VM and warms the state's section coding, runs
+    /// `beforeReady` (given the warm-up's sample machine and the control socket that came with
+    /// the memory, whose descriptor it then owns) and answers `ready`.
     static func prepare(
         on link: TransferLink, timeoutMilliseconds: Int, map: (InheritedRegion, OwnedFileDescriptor) throws -> GuestRegion,
-        adoptControlSocket: (InheritedSocket) throws -> Void = { _ in }
+        beforeReady: (_ sample: MachineStateRecord, _ controlSocket: InheritedSocket?) throws -> Void = { _, _ in }
     ) throws(Failure) -> (GuestMemoryMap, MachineShell) {
         do {
             let (message, descriptors) = try link.receive(timeoutMilliseconds: timeoutMilliseconds)
@@ -31,13 +32,15 @@ enum TransferReadiness {
             let prepared = try Machine.prepareShell(memory: memory)
             try prepared.waitForSlots()
             let shell = try prepared.creatingCPUs(preparation.cpuCount)
-            TransferMessage.warmUpCoding(machine: shell.warmUpStateCoding())
+            let sample = shell.warmUpStateCoding()
+            var controlSocket: InheritedSocket? = nil
             if let socket = preparation.controlSocket {
                 guard socket.descriptor >= 0, Int(socket.descriptor) < descriptors.count else {
                     throw Failure(reason: "the control socket names descriptor \(socket.descriptor); \(descriptors.count) arrived")
                 }
-                try adoptControlSocket(InheritedSocket(path: socket.path, descriptor: descriptors[Int(socket.descriptor)].release()))
+                controlSocket = InheritedSocket(path: socket.path, descriptor: descriptors[Int(socket.descriptor)].release())
             }
+            try beforeReady(sample, controlSocket)
             try link.send(.ready)
             return (memory, shell)
         } catch let failure as Failure {

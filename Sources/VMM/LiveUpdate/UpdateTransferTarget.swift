@@ -38,7 +38,10 @@ package enum UpdateTransferTarget {
                     mapped.descriptor = descriptor.release()
                     return try LiveUpdateTarget.region(mapped)
                 },
-                adoptControlSocket: { socket in
+                beforeReady: { sample, socket in
+                    // What this side decodes inside the pause, decoded once now.
+                    TransferMessage.warmUpCoding(machine: sample)
+                    guard let socket else { return }
                     let waiting = ControlServer(socketPath: socket.path, router: Router())
                     try waiting.start(adoptingListener: socket.descriptor, accepting: false)
                     server = waiting
