@@ -5,6 +5,12 @@ import TestSupport
 /// Every input in Fuzz/corpus (the seeds and what fuzzing kept) and Fuzz/regressions (inputs
 /// that once crashed a target, kept after the fix) runs through its target without a crash: the
 /// fuzz runs' findings stay fixed. `scripts/fuzz.sh` is where new inputs come from.
+/// The fuzz targets that take files share one directory per target (`ChainInput.directory`):
+/// suites that run them go one at a time, as libFuzzer runs a target, so one suite's input is
+/// not replaced by another's between writing it and reading it back.
+@Suite(.serialized) enum FuzzTargetRuns {}
+
+extension FuzzTargetRuns {
 @Suite struct FuzzCorpusTests {
     static let root = ProjectPaths.root.appendingPathComponent("Fuzz").path
 
@@ -17,4 +23,5 @@ import TestSupport
             target.run(bytes)
         }
     }
+}
 }

@@ -6,6 +6,7 @@ import Testing
 /// The seeds get past the first checks, so libFuzzer starts deep: the chain seed resolves to a
 /// diff over a full snapshot, each device seed is a request its device answers, and the viewer's
 /// session gets framebuffer updates.
+extension FuzzTargetRuns {
 @Suite(.serialized) struct SeedCorpusTests {
     @Test func theChainSeedResolvesToTwoFiles() throws {
         let seed = try #require(try SeedCorpus.seeds(state: nil)[.chain]?.first)
@@ -37,4 +38,5 @@ import Testing
         // A FramebufferUpdate (4 bytes), its rectangle (12) and the ZRLE data (a length and zlib bytes).
         #expect(session > handshakeOnly + 4 + 12 + 4 + 16, "\(session) bytes after \(handshakeOnly): the full update came")
     }
+}
 }
