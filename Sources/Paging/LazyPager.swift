@@ -17,6 +17,7 @@ package final class LazyPager: Sendable {
     private let session: PagingSession
     private let clusterPages: UInt64
     private let started = Atomic<Bool>(false)
+    private let filling = Atomic<Bool>(false)
     private let threads = Mutex<[NamedThread]>([])
 
     /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
@@ -89,6 +90,15 @@ package final class LazyPager: Sendable {
     /// has then stopped serving and keeps the userfaultfd open (never unregistered, never
     /// zero-filled), so the guest stays stopped at that fault. The caller ends the VM.
     package func start(onFailure: @escaping @Sendable (String) -> Void) throws(PagingError) {
+        try startServingFaults(onFailure: onFailure)
+        try startFill()
+    }
+
+    /// Starts the fault-handler thread alone (`start`'s first half; `startFill` is the second).
+    /// Writes the host must make before anything runs (a restored VM's new generation ID) go in
+    /// between: their fault is then served on its own, where once the fill runs it may wait for
+    /// the whole chunk of the fill that holds the page, behind a thread that runs at low priority.
+    package func startServingFaults(onFailure: @escaping @Sendable (String) -> Void) throws(PagingError) {
         guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw .alreadyStarted
         }
@@ -101,6 +111,20 @@ package final class LazyPager: Sendable {
                 handler.run()
             }
             threads.withLock { $0.append(handler) }
+        } catch {
+            stop()
+            throw .thread(error)
+        }
+    }
+
+    /// Starts the background fill thread, once the fault handler runs.
+    package func startFill() throws(PagingError) {
+        precondition(started.load(ordering: .acquiring), "the fill starts after the fault handler")
+        guard filling.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw .alreadyStarted
+        }
+        let session = session
+        do {
             let fill = try NamedThread.spawn(name: "engram-fill", role: .pageFault) {
                 // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
                 NamedThread.lowerCurrentPriority()

@@ -27,11 +27,14 @@ package struct LazyFill: Sendable {
     }
 
     /// Starts filling `machine`'s memory: a failure ends the machine, snapshots wait for the
-    /// fill, and pages the balloon gives back go through the pager first.
-    package func start(for machine: Machine) throws(VMMError) {
+    /// fill, and pages the balloon gives back go through the pager first. `beforeFill` runs once
+    /// faults are served and before the background fill starts (see `LazyPager.startServingFaults`).
+    package func start(for machine: Machine, beforeFill: () throws(VMMError) -> Void = {}) throws(VMMError) {
         machine.memoryReclaimer.setGate(pager)
-        try start { message in machine.finish(.memoryFailure(message)) }
+        do { try pager.startServingFaults { message in machine.finish(.memoryFailure(message)) } } catch { throw .failed(error.description) }
         machine.setMemoryFillWait { pager.waitUntilFilled() }
+        try beforeFill()
+        do { try pager.startFill() } catch { throw .failed(error.description) }
     }
 
     package func waitUntilFilled() -> Bool { pager.waitUntilFilled() }

@@ -17,13 +17,19 @@ package struct RestoredVM {
     /// Just before the vCPUs start: the lazy fill begins (snapshots wait for it), and the restore's
     /// time since `started` is recorded and told.
     package func prepareToRun(since started: ContinuousClock.Instant) throws(VMMError) {
-        try fill?.start(for: machine)
-        // A restored VM is a new instance of the saved one (there may be many): a new generation ID.
-        do { try machine.beginNewGeneration() } catch { throw .failed(error.description) }
+        // A restored VM is a new instance of the saved one (there may be many): a new generation ID,
+        // written before a lazy restore's fill starts, so the page it lands in comes at once.
+        if let fill { try fill.start(for: machine, beforeFill: beginNewGeneration) } else { try beginNewGeneration() }
         report.finished(after: ContinuousClock.now - started)
         let files = source.fileCount == 1 ? "1 file" : "\(source.fileCount) files"
         let origin = source.chain == nil ? (RestoreSource.isObjectStore(report.snapshot) ? "object store" : "page server") : files
         Diagnostics.note("restored \(report.snapshot) (\(origin), \(report.mode)) in \(report.millisecondsText)")
+    }
+}
+
+extension RestoredVM {
+    private func beginNewGeneration() throws(VMMError) {
+        do { try machine.beginNewGeneration() } catch { throw .failed(error.description) }
     }
 }
 
