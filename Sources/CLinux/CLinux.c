@@ -100,19 +100,6 @@ int clinux_userfaultfd(int flags) { return (int)syscall(SYS_userfaultfd, flags);
 int clinux_eventfd(unsigned int initial, int flags) { return eventfd(initial, flags); }
 _Static_assert(EFD_CLOEXEC == O_CLOEXEC && EFD_NONBLOCK == O_NONBLOCK, "eventfd flags are the O_ flags");
 
-// CRC32C with the SSE4.2 crc32 instruction, which Swift cannot emit; the caller checks
-// clinux_cpu_has_sse42() first and keeps the table-driven Swift version as the fallback.
-#include <nmmintrin.h>
-#include <string.h>
-int clinux_cpu_has_sse42(void) { return __builtin_cpu_supports("sse4.2"); }
-__attribute__((target("sse4.2"))) uint32_t clinux_crc32c_sse42(uint32_t state, const void *data, size_t length) {
-    const unsigned char *p = data;
-    uint64_t c = state;
-    for (; length >= 8; length -= 8, p += 8) { uint64_t word; memcpy(&word, p, 8); c = _mm_crc32_u64(c, word); }
-    for (; length > 0; length--, p++) c = _mm_crc32_u8((uint32_t)c, *p);
-    return (uint32_t)c;
-}
-
 const void *clinux_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
     return memmem(haystack, haystack_length, needle, needle_length);
 }

@@ -28,11 +28,20 @@ import Testing
 
     @Test func hardwareAndTablePathsAgree() {
         var generator = SystemRandomNumberGenerator()
-        for length in [0, 1, 7, 8, 9, 100, 4096, 4099] {
+        // Around the three-stream blocks of the hardware path (3 x 256 and 3 x 4096 bytes) too.
+        for length in [0, 1, 7, 8, 9, 100, 767, 768, 769, 775, 1536, 4096, 4099, 12_287, 12_288, 12_289, 24_576 + 800, 100_003] {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
             bytes.withUnsafeBytes { buffer in
                 #expect(CRC32C.update(seed, bytes: buffer) == CRC32C.tableUpdate(seed, bytes: buffer), "length \(length)")
+            }
+        }
+        // And from every alignment of a long buffer.
+        let long = (0..<20_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        long.withUnsafeBytes { all in
+            for start in 0..<9 {
+                let part = UnsafeRawBufferPointer(rebasing: all[start..<(start + 13_000)])
+                #expect(CRC32C.update(7, bytes: part) == CRC32C.tableUpdate(7, bytes: part), "start \(start)")
             }
         }
         print("CRC32C uses the crc32 instruction: \(CRC32C.usesHardware)")
