@@ -85,6 +85,15 @@ package final class SnapshotChain: Sendable {
         return owners[region][Int(page.rawValue)]
     }
 
+    /// The pages of `region` some file stores (an owner other than `zeroOwner`): the union of the
+    /// files' bitmaps, a word at a time, rather than a lookup per page (a page server sends it to
+    /// every client that restores).
+    package func storedPages(region: Int) -> PageBitmap {
+        var stored = files[0].regions[region].bitmap
+        for file in files.dropFirst() { stored.formUnion(file.regions[region].bitmap) }
+        return stored
+    }
+
     /// The CRC32C recorded for `page` of `region` when it was written (the zero page's for a zero page).
     package func storedCRC(region: Int, page: PageIndex) -> UInt32 {
         let who = owner(region: region, page: page)

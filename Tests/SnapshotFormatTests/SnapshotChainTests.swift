@@ -22,6 +22,12 @@ import TestSupport
         #expect(chain.owner(region: 0, page: 0) == 2)
         #expect(chain.owner(region: 0, page: 1) == SnapshotChain.zeroOwner)
         #expect(chain.owner(region: 1, page: 2) == 1)
+        // The stored pages are exactly those with an owner, in every region.
+        for region in chain.regions.indices {
+            let stored = chain.storedPages(region: region)
+            let owned = (0..<chain.regions[region].pageCount).filter { chain.owner(region: region, page: PageIndex($0)) != SnapshotChain.zeroOwner }
+            #expect(stored.setCount == UInt64(owned.count) && owned.allSatisfy { stored.contains(PageIndex($0)) }, "region \(region)")
+        }
 
         // Page for page, the chain reads as the memory now is: the twice-changed page has the
         // top diff's bytes, the page zeroed in a diff reads zero, not the base's bytes.

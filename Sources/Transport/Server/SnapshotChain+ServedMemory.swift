@@ -9,13 +9,7 @@ import SnapshotFormat
 extension SnapshotChain: ServedMemory {
     package var regionShapes: [SnapshotRegionShape] { regions.map(\.shape) }
 
-    package func dataPages(region: Int) -> PageBitmap {
-        var bitmap = PageBitmap(pageCount: regions[region].pageCount)
-        for page in PageIndex(0)..<PageIndex(regions[region].pageCount) where !isZeroPage(region: region, page: page) {
-            bitmap.insert(page)
-        }
-        return bitmap
-    }
+    package func dataPages(region: Int) -> PageBitmap { storedPages(region: region) }
 
     /// The CRC the owning file stored: `readPages` already checked `bytes` against it.
     package func pageCRC(region: Int, page: PageIndex, bytes: RawSpan) -> UInt32 {
