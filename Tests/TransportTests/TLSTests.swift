@@ -44,6 +44,31 @@ import TestSupport
         #expect(plainRelay.serverBytes.firstRange(of: Array(pages[1000..<1064])) != nil)
     }
 
+    @Test func anEndLoadedForOneSideMakesOnlyThatSide() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let secretFile = directory.path("secret")
+        #expect(FileManager.default.createFile(
+            atPath: secretFile, contents: Data("engram test secret, 32 bytes ok!".utf8), attributes: [.posixPermissions: 0o600]))
+        let options = TransportSecurity.Options(secretFile: secretFile)
+        // A restoring client needs only the client side: it connects and reads pages as before.
+        let client = try TransportSecurity.load(options, sides: [.client])
+        guard case .tls(let clientContext, let serverContext, _) = client.encryption else {
+            Issue.record("expected TLS")
+            return
+        }
+        #expect(clientContext != nil && serverContext == nil)
+        let server = try TestServer(chain: chain)
+        #expect(try connect(server, client).bytes(region: 0, first: 7, count: 2) == chain.bytes(region: 0, first: 7, count: 2))
+        // A server made from it refuses each connection in one line, naming the missing side.
+        let logs = Mutex<[String]>([])
+        let wrong = try TestServer(chain: chain, security: client, log: { line in logs.withLock { $0.append(line) } })
+        #expect(throws: TransportError.self) {
+            _ = try RemotePageSource(connector: PageServerConnector(
+                endpoint: wrong.endpoint, security: client, reconnectTimeoutMilliseconds: 500, log: { _ in }))
+        }
+        #expect(logs.withLock { $0.contains { $0.contains("client side only") } }, "\(logs.withLock { $0 })")
+    }
+
     @Test func aClientWithAnotherSecretIsRefusedByTLSAndTheServerServesOn() throws {
         let chain = try TransportFixture.snapshot(in: directory)
         let logs = Mutex<[String]>([])

@@ -39,9 +39,10 @@ package struct TransportSecurity: Sendable {
         }
     }
 
-    /// What protects the bytes on the wire.
+    /// What protects the bytes on the wire: TLS with a context for each side this end plays
+    /// (each costs OpenSSL a context's set-up, so an end makes only those it uses), or nothing.
     package enum Encryption: Sendable {
-        case tls(client: TLSContext, server: TLSContext, usesCertificates: Bool)
+        case tls(client: TLSContext?, server: TLSContext?, usesCertificates: Bool)
         case plaintext
     }
 
@@ -59,9 +60,9 @@ package struct TransportSecurity: Sendable {
         self.encryption = encryption
     }
 
-    /// Reads the secret and certificates `options` name and makes the TLS contexts, so an
-    /// unusable file is refused in one line before any connection.
-    package static func load(_ options: Options) throws(TransportError) -> TransportSecurity {
+    /// Reads the secret and certificates `options` name and makes the TLS contexts for `sides`,
+    /// so an unusable file is refused in one line before any connection.
+    package static func load(_ options: Options, sides: Set<TLSContext.Side> = [.client, .server]) throws(TransportError) -> TransportSecurity {
         if let conflict = options.conflict { throw .security(reason: conflict) }
         let secret: SharedSecret? = if let path = options.secretFile { try SharedSecret.load(path: path) } else { nil }
         if options.insecurePlaintext { return TransportSecurity(secret: secret, encryption: .plaintext) }
@@ -75,14 +76,16 @@ package struct TransportSecurity: Sendable {
         } else {
             throw .security(reason: "no credentials")
         }
-        return try tls(secret: secret, credentials)
+        return try tls(secret: secret, credentials, sides: sides)
     }
 
-    /// Both sides' contexts for `credentials`; a file OpenSSL refuses is named in the error.
-    private static func tls(secret: SharedSecret?, _ credentials: TLSCredentials) throws(TransportError) -> TransportSecurity {
+    /// The contexts of `sides` for `credentials`; a file OpenSSL refuses is named in the error.
+    private static func tls(
+        secret: SharedSecret?, _ credentials: TLSCredentials, sides: Set<TLSContext.Side> = [.client, .server]
+    ) throws(TransportError) -> TransportSecurity {
         do {
-            let client = try TLSContext(side: .client, credentials: credentials)
-            let server = try TLSContext(side: .server, credentials: credentials)
+            let client = sides.contains(.client) ? try TLSContext(side: .client, credentials: credentials) : nil
+            let server = sides.contains(.server) ? try TLSContext(side: .server, credentials: credentials) : nil
             let usesCertificates = if case .certificates = credentials { true } else { false }
             return TransportSecurity(secret: secret, encryption: .tls(client: client, server: server, usesCertificates: usesCertificates))
         } catch {
@@ -111,8 +114,11 @@ package struct TransportSecurity: Sendable {
     /// first call of the page protocol's handshake.
     func connection(_ socket: StreamSocket, server: Bool, host: String? = nil) throws(TransportError) -> FramedConnection {
         guard case .tls(let client, let serverContext, _) = encryption else { return FramedConnection(socket: socket) }
+        guard let context = server ? serverContext : client else {
+            throw .security(reason: "TLS was set up for the \(server ? "client" : "server") side only, not to \(server ? "accept" : "open") a connection")
+        }
         do {
-            let session = try (server ? serverContext : client).session(on: socket, peerHost: host)
+            let session = try context.session(on: socket, peerHost: host)
             return FramedConnection(socket: socket, tls: session)
         } catch { throw TransportError(error) }
     }

@@ -26,6 +26,8 @@ package struct RestoreRequest: Sendable {
     package var apiSocket: String?
     /// A page server's shared secret, certificates or plaintext.
     package var security = TransportSecurity.Options()
+    /// `security` already loaded (a standby VMM loads it once, when it starts), else nil.
+    package var preparedSecurity: TransportSecurity?
     package var reconnectTimeoutSeconds = 300
     /// Record the pages the guest touches in its first seconds as the snapshot's working set (lazy).
     package var recordWorkingSetSeconds: Double?

@@ -43,11 +43,14 @@ package struct RestoreSource {
         self.chain = chain
     }
 
-    /// Connects to the page server `name` names and reads its manifest.
-    package init(server name: String, security options: TransportSecurity.Options, reconnectTimeoutSeconds: Int) throws(VMMError) {
+    /// Connects to the page server `name` names and reads its manifest, protected as `options`
+    /// say (`prepared`: those options already loaded).
+    package init(
+        server name: String, security options: TransportSecurity.Options, prepared: TransportSecurity? = nil, reconnectTimeoutSeconds: Int
+    ) throws(VMMError) {
         do {
             let endpoint = try Endpoint(parsing: String(name.dropFirst(Self.pageServerScheme.count)))
-            let security = try TransportSecurity.load(options)
+            let security = try prepared ?? TransportSecurity.load(options, sides: [.client])
             let connector = PageServerConnector(
                 endpoint: endpoint, security: security, reconnectTimeoutMilliseconds: reconnectTimeoutSeconds * 1000,
                 log: { Diagnostics.note($0) })

@@ -157,7 +157,9 @@ package enum VMRestore {
     static func openSource(_ request: RestoreRequest) throws(VMMError) -> RestoreSource {
         if RestoreSource.isPageServer(request.snapshot) {
             if let conflict = request.security.conflict { throw .invalidRequest("a page server: \(conflict)") }
-            return try RestoreSource(server: request.snapshot, security: request.security, reconnectTimeoutSeconds: request.reconnectTimeoutSeconds)
+            return try RestoreSource(
+                server: request.snapshot, security: request.security, prepared: request.preparedSecurity,
+                reconnectTimeoutSeconds: request.reconnectTimeoutSeconds)
         }
         if RestoreSource.isObjectStore(request.snapshot) {
             guard let store = request.objectStore else { throw .invalidRequest("\(request.snapshot): no object store configured") }

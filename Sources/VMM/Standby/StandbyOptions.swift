@@ -15,6 +15,9 @@ package struct StandbyOptions: Sendable {
     package var devices = DeviceOverrides()
     /// A page server's shared secret, certificates or plaintext, for tcp:// snapshots.
     package var security = TransportSecurity.Options()
+    /// `security` loaded when the standby VMM starts (when it names credentials), so a request
+    /// does not pay for reading them and OpenSSL's set-up.
+    package var preparedSecurity: TransportSecurity?
     package var reconnectTimeoutSeconds = 300
     /// The store and chunk cache for an s3:// snapshot, by its name.
     package var objectStore: (@Sendable (String) throws(VMMError) -> ObjectStoreAccess)?
@@ -23,6 +26,14 @@ package struct StandbyOptions: Sendable {
         self.cpuCount = cpuCount
         self.memorySizeInBytes = memorySizeInBytes
         self.apiSocket = apiSocket
+    }
+
+    /// Loads `security` ahead when it names credentials; unusable files are refused now, in one line.
+    mutating func prepareSecurity() throws(VMMError) {
+        guard security.conflict == nil else { return }
+        do { preparedSecurity = try TransportSecurity.load(security, sides: [.client]) } catch {
+            throw .failed("tcp:// snapshots: \(error)")
+        }
     }
 
     /// The restore a PUT /vm/restore body asks for, with these options around it.
@@ -38,6 +49,7 @@ package struct StandbyOptions: Sendable {
         request.apiSocket = apiSocket
         request.consoleLog = consoleLog
         request.security = security
+        request.preparedSecurity = preparedSecurity
         request.reconnectTimeoutSeconds = reconnectTimeoutSeconds
         do {
             // The request's own devices where it names them, else the standby's.

@@ -9,6 +9,8 @@ import Machine
 package enum StandbySession {
     package static func run(_ options: StandbyOptions) throws(VMMError) -> Int32 {
         TerminationSignals.block()
+        var options = options
+        try options.prepareSecurity()
         let standby = try StandbyMachine(cpuCount: options.cpuCount, memorySizeInBytes: options.memorySizeInBytes)
         let handoff = StandbyHandoff()
         let control = StandbyController(standby: standby, options: options, handoff: handoff)
