@@ -1,3 +1,5 @@
+import GuestMemory
+
 /// One bit per page of every region (numbered one after another): set once the page is in
 /// memory, by whichever paging thread installed it.
 ///
@@ -11,11 +13,12 @@ struct PresentPages {
     var all: Range<PagerPage> { PagerPage(0)..<PagerPage(count) }
     /// Bits set.
     private(set) var setCount: UInt64 = 0
-    private var words: [UInt64]
+    /// Zero until set, without writing the zeros (see `ZeroedWords`); this ledger's lock covers it.
+    private let words: ZeroedWords
 
     init(count: UInt64) {
         self.count = count
-        words = [UInt64](repeating: 0, count: Int((count + 63) / 64))
+        words = ZeroedWords(count: Int((count + 63) / 64))
     }
 
     func contains(_ page: PagerPage) -> Bool { words[Int(page.rawValue / 64)] & (1 << (page.rawValue % 64)) != 0 }
