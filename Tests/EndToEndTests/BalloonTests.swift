@@ -168,6 +168,8 @@ struct BalloonTests {
         let socket = directory.path("api.sock")
         let (process, _) = try TestKernel.boot(memory: "512M", extra: ["--balloon", "32,free_page_reporting,stats_interval_s=1", "--api-socket", socket])
         defer { process.stop() }
+        // After the transfer the guest runs in another process, which stopping this one leaves running.
+        defer { _ = try? runEngram(["ctl", socket, "shutdown"]) }
         _ = try process.command("fill 128 9", expect: "FILL ")
         #expect(field("actual_mib", try process.command("balloon settle", expect: "BALLOON ")) == 32)
         var previous = 32
