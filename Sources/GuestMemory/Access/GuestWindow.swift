@@ -28,21 +28,15 @@ package struct GuestWindow: @unchecked Sendable {
         self.count = count
     }
 
-    /// The integer of type `T` at `offset`.
-    @inline(__always)
-    package func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T { read(type, offset) }
-
-    /// Writes `value` at `offset`.
-    @inline(__always)
-    package func store<T: FixedWidthInteger>(_ value: T, at offset: Int) { write(value, offset) }
-
-    // Concrete overloads, which calls from other modules pick over the generic ones: those are
-    // not specialized across modules, so each ring access in a device queue cost a runtime
-    // metadata lookup and an unspecialized load (about 5% of a virtio-net I/O thread's time).
+    // Concrete per width, not generic: other targets call these on every ring and descriptor
+    // access, and a generic function is not specialized across targets here, so each call cost
+    // a runtime metadata lookup and an unspecialized load (about 5% of a virtio-net I/O thread).
+    /// The integer of that width at `offset`.
     package func load(_ type: UInt8.Type, at offset: Int) -> UInt8 { read(type, offset) }
     package func load(_ type: UInt16.Type, at offset: Int) -> UInt16 { read(type, offset) }
     package func load(_ type: UInt32.Type, at offset: Int) -> UInt32 { read(type, offset) }
     package func load(_ type: UInt64.Type, at offset: Int) -> UInt64 { read(type, offset) }
+    /// Writes `value` at `offset`.
     package func store(_ value: UInt8, at offset: Int) { write(value, offset) }
     package func store(_ value: UInt16, at offset: Int) { write(value, offset) }
     package func store(_ value: UInt32, at offset: Int) { write(value, offset) }
