@@ -12,6 +12,15 @@ import Testing
         #expect(words[0] == 1 && words[words.count - 1] == ~0 && words[12_345] == 0xDEAD_BEEF && words[12_346] == 0)
     }
 
+    @Test func atomicAccessorsSetLoadAndTake() {
+        let words = ZeroedWords(count: 8)
+        words.orRelease(0b0101, at: 3)
+        words.orRelease(0b1000, at: 3)
+        #expect(words.loadRelaxed(at: 3) == 0b1101 && words.loadRelaxed(at: 2) == 0)
+        #expect(words.takeAcquire(at: 3) == 0b1101)
+        #expect(words.loadRelaxed(at: 3) == 0 && words[3] == 0)
+    }
+
     @Test func anEmptyBlockHasNoWords() {
         #expect(ZeroedWords(count: 0).count == 0)
     }

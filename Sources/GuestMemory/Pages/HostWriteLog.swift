@@ -1,5 +1,3 @@
-import CLinux
-
 /// The pages of one region that Engram itself wrote: what devices put into guest memory (a disk
 /// read's data, a received frame, a used ring's entries).
 ///
@@ -8,20 +6,15 @@ import CLinux
 /// written. Writers set a page's bit after the bytes are in place (an atomic OR with release
 /// order, from any thread); `take` empties each word with acquire order, so whoever takes a bit
 /// sees the bytes behind it. Always on: one atomic OR per write is far below the write's cost.
-@safe
-package final class HostWriteLog: @unchecked Sendable {
-    private let words: UnsafeMutablePointer<UInt64>
-    private let wordCount: Int
+package final class HostWriteLog: Sendable {
+    /// Zero without being written, so a region's log costs nothing until a device writes.
+    private let words: ZeroedWords
     package let pageCount: UInt64
 
     package init(pageCount: UInt64) {
         self.pageCount = pageCount
-        wordCount = Int(PageBitmap.wordCount(pageCount: pageCount))
-        unsafe words = .allocate(capacity: max(wordCount, 1))
-        unsafe words.initialize(repeating: 0, count: max(wordCount, 1))
+        words = ZeroedWords(count: Int(PageBitmap.wordCount(pageCount: pageCount)))
     }
-
-    deinit { unsafe words.deallocate() }
 
     /// Records that `[offset, offset+count)` of the region was written. Ranges past the region
     /// are a caller's bug; they are cut at its end.
@@ -36,8 +29,7 @@ package final class HostWriteLog: @unchecked Sendable {
             let word = Int(page >> 6)
             let bitsHere = min(64 - (page & 63), last - page + 1)
             let bits = bitsHere == 64 ? UInt64.max : ((UInt64(1) << bitsHere) - 1) << (page & 63)
-            // SAFETY: page <= last < pageCount, so word < wordCount.
-            unsafe clinux_or_release_u64(words + word, bits)
+            words.orRelease(bits, at: word)
             page += bitsHere
         }
     }
@@ -45,19 +37,16 @@ package final class HostWriteLog: @unchecked Sendable {
     /// Moves every recorded page into `bitmap` (of this region's page count) and clears the log.
     package func take(into bitmap: inout PageBitmap) {
         precondition(bitmap.pageCount == pageCount, "a log of \(pageCount) pages taken into a bitmap of \(bitmap.pageCount)")
-        for index in 0..<wordCount {
-            // SAFETY: index < wordCount, the words allocated.
-            guard unsafe clinux_load_relaxed_u64(words + index) != 0 else { continue }
-            let bits = unsafe clinux_take_acquire_u64(words + index)
+        for index in 0..<words.count where words.loadRelaxed(at: index) != 0 {
+            let bits = words.takeAcquire(at: index)
             if bits != 0 { bitmap.insert(word: bits, at: index) }
         }
     }
 
     /// Forgets every recorded page: a new chain or migration log starts from here.
     package func clear() {
-        for index in 0..<wordCount where unsafe clinux_load_relaxed_u64(words + index) != 0 {
-            // SAFETY: index < wordCount.
-            _ = unsafe clinux_take_acquire_u64(words + index)
+        for index in 0..<words.count where words.loadRelaxed(at: index) != 0 {
+            _ = words.takeAcquire(at: index)
         }
     }
 }
