@@ -2,6 +2,7 @@ import LinuxSystem
 import Crypto
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Chunks fetched from the object store, kept on local disk and shared by every restore on this
 /// host: one file per content address (so two restores of snapshots that share a chunk fetch it
@@ -12,6 +13,17 @@ import Glibc
 package final class ChunkCache: Sendable {
     package let directory: String
     package let maximumBytes: UInt64
+    /// What this cache knows of the directory's size since its last scan.
+    private let tally = Mutex(Tally())
+
+    /// The directory's size found by the last scan plus what this process has written since. A
+    /// scan stats every file, so it runs only when that sum passes the bound or every eighth of
+    /// the bound written (other restores on the host write here too); scanning after every put
+    /// made a cold 512 MiB restore spend a core-second on directory listings.
+    private struct Tally {
+        var knownBytes: UInt64?
+        var writtenSinceScan: UInt64 = 0
+    }
 
     package init(directory: String, maximumBytes: UInt64) throws(ObjectSnapshotError) {
         self.directory = directory
@@ -52,15 +64,25 @@ package final class ChunkCache: Sendable {
     package func put(_ hash: String, bytes: [UInt8]) {
         // A cache: a crash may lose a chunk, never leave half of one (reads re-check the hash).
         guard (try? AtomicFile.write(bytes, to: path(hash), .renameOnly)) != nil else { return }
-        trim()
+        let scans = tally.withLock { tally -> Bool in
+            tally.writtenSinceScan += UInt64(bytes.count)
+            guard let known = tally.knownBytes else { return true }
+            tally.knownBytes = known + UInt64(bytes.count)
+            return known + UInt64(bytes.count) > maximumBytes || tally.writtenSinceScan >= maximumBytes / 8
+        }
+        if scans, let total = trim() {
+            tally.withLock { $0 = Tally(knownBytes: total) }
+        }
     }
 
-    /// Removes least recently used chunks until the cache fits `maximumBytes`.
-    func trim() {
-        guard let lock = FileLock.tryExclusive(directory + "/.lock") else { return }  // someone else is trimming
+    /// Removes least recently used chunks until the cache fits `maximumBytes`; the bytes left, or
+    /// nil when another process is trimming or the directory cannot be listed.
+    @discardableResult
+    func trim() -> UInt64? {
+        guard let lock = FileLock.tryExclusive(directory + "/.lock") else { return nil }  // someone else is trimming
         defer { withExtendedLifetime(lock) {} }
         let manager = FileManager.default
-        guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
+        guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return nil }
         var entries: [(path: String, size: UInt64, used: Date)] = []
         var total: UInt64 = 0
         for name in names where !name.hasPrefix(".") && !name.contains(".tmp-") {
@@ -70,10 +92,11 @@ package final class ChunkCache: Sendable {
             entries.append((file, size, attributes[.modificationDate] as? Date ?? .distantPast))
             total += size
         }
-        guard total > maximumBytes else { return }
+        guard total > maximumBytes else { return total }
         for entry in entries.sorted(by: { $0.used < $1.used }) where total > maximumBytes {
             try? manager.removeItem(atPath: entry.path)
             total -= entry.size
         }
+        return total
     }
 }
