@@ -146,6 +146,52 @@ struct ObjectSnapshotTests {
         #expect { _ = try ObjectSnapshotManifest.decode(try wrong.encoded(), origin: "s3://x/y") } throws: { "\($0)".contains("part digests") }
     }
 
+    /// The fill's read-ahead fetches chunks that lie next to each other in one pack with one ranged
+    /// GET per block of eight, each still checked against its own address: a damaged chunk in a
+    /// block is refused, and the others in it are served.
+    @Test func theFillFetchesABlockOfChunksInOneRequest() throws {
+        let (client, bucket) = try Self.impatientClient(bucket: "blocks")
+        defer { client.shutdown() }
+        let chunkBytes = 512 * 4096
+        let ram = try GuestRegion(name: "ram", sizeInBytes: UInt64(10 * chunkBytes), backing: .memfd)
+        for chunk in 0..<10 { try ram.write(ObjectStoreFixture.bytes(chunkBytes, seed: 700 + UInt64(chunk)), at: RegionOffset(UInt64(chunk * chunkBytes))) }
+        let memory = GuestMemoryMap(regions: [ram], mappings: [
+            GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: ram.sizeInBytes, region: ram, regionOffset: RegionOffset(0)),
+        ])
+        try SnapshotWriter.writeFull(memory: memory, state: Array("blocks".utf8), to: directory.path("blocks.snap"))
+        let location = try ObjectLocation(parsing: "s3://\(bucket)/vm")
+        _ = try ObjectSnapshotUploader.push(try SnapshotChain(path: directory.path("blocks.snap")), to: location, client: client)
+
+        /// Reads the region a chunk at a time, in order, as the fill does; nil for a chunk that failed.
+        func fill(_ source: ObjectSnapshotSource) -> [[UInt8]?] {
+            (0..<10).map { chunk in
+                var bytes = [UInt8](repeating: 0xFF, count: chunkBytes)
+                var span = bytes.mutableSpan
+                var raw = span.mutableBytes
+                guard (try? source.readPagesInBackground(region: 0, firstPage: PageIndex(UInt64(chunk * 512)), into: &raw)) != nil else { return nil }
+                return bytes
+            }
+        }
+        let expected = try (0..<10).map { try ram.read(count: chunkBytes, at: RegionOffset(UInt64($0 * chunkBytes))) }
+        let source = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        _ = source.waitForPartDigests()
+        let before = client.statistics.requests
+        #expect(fill(source) == expected)
+        #expect(source.chunkCounts.fetched == 10)
+        #expect(client.statistics.requests - before == 2, "chunks 0-7 in one GET, 8-9 in another")
+
+        // A byte of chunk 3 changed in the pack.
+        let damagedChunk = try #require(source.manifest.regions[0].chunks[3])
+        let packLocation = try ObjectLocation(bucket: bucket, key: damagedChunk.pack)
+        var pack = try client.getObject(packLocation)
+        pack[Int(damagedChunk.offset) + 100] ^= 0xFF
+        try client.putObject(packLocation, body: pack)
+        let damaged = try ObjectSnapshotSource(client: client, location: location, cache: nil)
+        let read = fill(damaged)
+        #expect(read[3] == nil)
+        for chunk in 0..<10 where chunk != 3 { #expect(read[chunk] == expected[chunk], "chunk \(chunk)") }
+    }
+
     /// The parts object decodes only when it is the one the manifest names and its length fits the chunks.
     @Test func partDigestsDecodeOnlyForTheirManifest() throws {
         // Region "ram": chunk 0 stores 20 pages, chunk 1 is all zero.

@@ -48,6 +48,17 @@ package final class SerialWorker: Sendable {
         }
     }
 
+    /// Queues `job` unless `limit` jobs are already waiting; whether it was queued. For work that
+    /// may be skipped (a cache write) when the worker falls behind, so its queue cannot grow without bound.
+    package func submit(_ job: @escaping @Sendable () -> Void, ifFewerThan limit: Int) -> Bool {
+        shared.lock.withLock {
+            guard shared.jobs.count < limit else { return false }
+            shared.jobs.append(job)
+            shared.lock.broadcast()
+            return true
+        }
+    }
+
     /// Waits until every job queued so far has run.
     package func waitUntilIdle() {
         shared.lock.withLock {
