@@ -127,7 +127,7 @@ package final class LazyPager: Sendable {
         do {
             let fill = try NamedThread.spawn(name: "engram-fill", role: .pageFault) {
                 // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
-                NamedThread.lowerCurrentPriority()
+                if session.source.backgroundReadsYield { NamedThread.lowerCurrentPriority() }
                 BackgroundFill(session: session).run()
             }
             threads.withLock { $0.append(fill) }

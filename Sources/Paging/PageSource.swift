@@ -27,6 +27,8 @@ package protocol PageSource: Sendable {
     func storeWorkingSet(_ set: WorkingSet) throws(PageSourceError)
     /// What crossed the network, for a source that has one.
     var transferStatistics: PageTransferStatistics? { get }
+    /// Whether the background fill runs at a lower CPU priority (nice 10) than faults and vCPUs.
+    var backgroundReadsYield: Bool { get }
 }
 
 extension PageSource {
@@ -45,6 +47,10 @@ extension PageSource {
     }
 
     package var transferStatistics: PageTransferStatistics? { nil }
+
+    /// Yes for sources whose bulk reads cost the fill little CPU of its own (a file, a page server
+    /// that serves the fill's connection at low priority itself).
+    package var backgroundReadsYield: Bool { true }
 }
 
 /// Bytes and requests a remote page source has moved, and how often it had to reconnect.
