@@ -87,11 +87,9 @@ extension S3Client {
         do {
             let outgoing = try HTTPClient.Request(url: url, method: request.method, headers: headers,
                                                   body: request.body.isEmpty ? nil : .bytes(request.body))
-            let reply = try http.execute(request: outgoing).wait()
-            let body = reply.body.map { Array($0.readableBytesView) } ?? []
-            counters.withLock { $0.bytesReceived += UInt64(body.count) }
-            return .success(S3Response(status: Int(reply.status.code), reason: reply.status.reasonPhrase,
-                                       headers: reply.headers, body: body))
+            let reply = try http.execute(request: outgoing, delegate: ResponseCollector(method: request.method)).wait()
+            counters.withLock { $0.bytesReceived += UInt64(reply.body.count) }
+            return .success(reply)
         } catch {
             return .failure(TransportFailure(error, retry: retry))
         }
