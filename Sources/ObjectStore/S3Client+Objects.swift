@@ -68,6 +68,42 @@ extension S3Client {
         }
     }
 
+    /// The bytes in `range` of the object, in pieces of `lengths` (which add up to the range's
+    /// length): a run of chunks fetched with one ranged GET, each landing in an array of its own.
+    package func getObject(_ location: ObjectLocation, range: Range<UInt64>, pieces lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]] {
+        guard lengths.reduce(0, +) == Int(range.upperBound - range.lowerBound), lengths.allSatisfy({ $0 > 0 }) else {
+            throw .malformed("\(location): pieces of \(lengths.reduce(0, +)) bytes for the range \(range)")
+        }
+        var request = S3Request(method: .GET, bucket: location.bucket, key: location.key,
+                                headers: [(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
+                                location: location, operation: "GET")
+        request.pieceLengths = lengths
+        return try perform(request) { (response, _) throws(ObjectStoreError) -> Verdict<[[UInt8]]> in
+            switch response.status {
+            case 206:
+                if response.pieces.map(\.count) == lengths { return .done(response.pieces) }
+                if let total = Self.totalLength(contentRange: response.header("Content-Range")), total < range.upperBound {
+                    throw Self.pastTheEnd(location, range: range, size: total)
+                }
+                throw .malformed("\(location): \(response.pieces.reduce(0) { $0 + $1.count }) bytes for the \(range.upperBound - range.lowerBound)-byte range \(range)")
+            case 200:
+                // A store that ignores Range sends the whole object: cut the pieces out of it.
+                guard UInt64(response.body.count) >= range.upperBound else {
+                    throw Self.pastTheEnd(location, range: range, size: UInt64(response.body.count))
+                }
+                var start = Int(range.lowerBound)
+                return .done(lengths.map { length in
+                    defer { start += length }
+                    return Array(response.body[start..<start + length])
+                })
+            case 404:
+                throw missing(response, location)
+            default:
+                throw refusal(response, location)
+            }
+        }
+    }
+
     /// The object's size in bytes, or nil when there is no such object.
     package func headObject(_ location: ObjectLocation) throws(ObjectStoreError) -> UInt64? {
         let request = S3Request(method: .HEAD, bucket: location.bucket, key: location.key, location: location, operation: "HEAD")

@@ -87,8 +87,9 @@ extension S3Client {
         do {
             let outgoing = try HTTPClient.Request(url: url, method: request.method, headers: headers,
                                                   body: request.body.isEmpty ? nil : .bytes(request.body))
-            let reply = try http.execute(request: outgoing, delegate: ResponseCollector(method: request.method)).wait()
-            counters.withLock { $0.bytesReceived += UInt64(reply.body.count) }
+            let collector = ResponseCollector(method: request.method, pieceLengths: request.pieceLengths)
+            let reply = try http.execute(request: outgoing, delegate: collector).wait()
+            counters.withLock { $0.bytesReceived += UInt64(reply.body.count + reply.pieces.reduce(0) { $0 + $1.count }) }
             return .success(reply)
         } catch {
             return .failure(TransportFailure(error, retry: retry))

@@ -16,6 +16,9 @@ struct S3Request: Sendable {
     var location: ObjectLocation?
     /// What the operation is, for messages ("GET", "ListObjectsV2").
     var operation: String
+    /// A ranged GET's body split into pieces of these lengths as it arrives (S3Response.pieces),
+    /// so a run of chunks lands in one array each, copied once; nil: one body.
+    var pieceLengths: [Int]? = nil
 
     /// /bucket/key, URI-encoded once: the path both signed and sent.
     var encodedPath: String {
@@ -36,12 +39,13 @@ struct S3Request: Sendable {
     }
 }
 
-/// A reply: status, headers, whole body.
+/// A reply: status, headers, whole body (or, for a 206 to a request with piece lengths, its pieces).
 struct S3Response: Sendable {
     var status: Int
     var reason: String
     var headers: HTTPHeaders
     var body: [UInt8]
+    var pieces: [[UInt8]] = []
 
     func header(_ name: String) -> String? { headers.first(name: name) }
 }

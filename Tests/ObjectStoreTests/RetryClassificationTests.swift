@@ -108,6 +108,29 @@ import Testing
         #expect(server.received.count == 4)
     }
 
+    /// A range fetched in pieces: each piece its own array, from a 206 or cut from a store's 200;
+    /// a short reply is refused as past the end, and pieces that do not add up are refused unsent.
+    @Test func aRangedGetInPiecesGivesEachPieceItsBytes() throws {
+        let object = (0..<100).map { UInt8($0) }
+        let server = try ScriptedServer([
+            ScriptedServer.Reply(status: 206, headers: [("Content-Range", "bytes 10-39/100")], body: Array(object[10..<40])),
+            ScriptedServer.Reply(status: 200, body: object),
+            ScriptedServer.Reply(status: 206, headers: [("Content-Range", "bytes 95-99/100")], body: Array(object[95..<100])),
+        ])
+        let client = client(server)
+        defer { client.shutdown() }
+        let expected = [Array(object[10..<14]), Array(object[14..<30]), Array(object[30..<40])]
+        #expect(try client.getObject(location, range: 10..<40, pieces: [4, 16, 10]) == expected)
+        #expect(try client.getObject(location, range: 10..<40, pieces: [4, 16, 10]) == expected)
+        let short = #expect(throws: ObjectStoreError.self) { _ = try client.getObject(location, range: 95..<105, pieces: [5, 5]) }
+        guard case .refused(_, 416, "InvalidRange", _) = short else {
+            Issue.record("expected InvalidRange, got \(String(describing: short))")
+            return
+        }
+        #expect(throws: ObjectStoreError.self) { _ = try client.getObject(location, range: 0..<10, pieces: [4, 4]) }
+        #expect(server.received.count == 3)
+    }
+
     @Test func listingFollowsContinuationTokens() throws {
         func page(_ keys: [String], next: String?) -> ScriptedServer.Reply {
             var xml = "<ListBucketResult><IsTruncated>\(next != nil)</IsTruncated>"

@@ -29,6 +29,9 @@ struct S3ClientTests {
             #expect(try client.getObject(prefix.appending("memory"), range: range) == Array(big[Int(range.lowerBound)..<Int(range.upperBound)]),
                     "range \(range)")
         }
+        let pieced = try client.getObject(prefix.appending("memory"), range: 4096..<4096 + 3 * 65536 + 100, pieces: [65536, 65536, 65536, 100])
+        #expect(pieced.map(\.count) == [65536, 65536, 65536, 100])
+        #expect(Array(pieced.joined()) == Array(big[4096..<4096 + 3 * 65536 + 100]))
         let pastTheEnd = #expect(throws: ObjectStoreError.self) {
             _ = try client.getObject(prefix.appending("memory"), range: (1 << 20) - 4..<(1 << 20) + 4)
         }

@@ -358,21 +358,18 @@ package final class ObjectSnapshotSource: PageSource {
             for chunk in run { load(into: chunk.slot, key: region << 32 | chunk.index, region: region, index: chunk.index) }
             return
         }
-        let bytes: [UInt8]
+        let pieces: [[UInt8]]
         do {
-            bytes = try client.getObject(ObjectLocation(bucket: location.bucket, uncheckedKey: first.pack), range: first.offset..<last.offset + last.length)
+            pieces = try client.getObject(ObjectLocation(bucket: location.bucket, uncheckedKey: first.pack), range: first.offset..<last.offset + last.length,
+                                          pieces: run.map { Int(chunks[$0.index]!.length) })
         } catch {
             let failure = PageSourceError.remote("\(origin): chunks \(run[0].index)...\(run[run.count - 1].index) of region \(manifest.regions[region].name): \(error)")
             for chunk in run { finish(chunk.slot, key: region << 32 | chunk.index, .failure(failure)) }
             return
         }
-        for chunk in run {
-            let described = chunks[chunk.index]!
-            let start = Int(described.offset - first.offset)
+        for (chunk, bytes) in zip(run, pieces) {
             let result: Result<[UInt8], PageSourceError>
-            do throws(PageSourceError) {
-                result = .success(try checked(Array(bytes[start..<start + Int(described.length)]), region: region, index: chunk.index))
-            } catch { result = .failure(error) }
+            do throws(PageSourceError) { result = .success(try checked(bytes, region: region, index: chunk.index)) } catch { result = .failure(error) }
             finish(chunk.slot, key: region << 32 | chunk.index, result)
         }
     }
