@@ -425,7 +425,7 @@ def write_results(args, results, weed_version, seconds):
         per_chunk = cold["total_ms"] / push["chunks"]
         baseline_note += (f" An s3-cold restore takes {per_chunk:.1f} ms per chunk until all memory is present "
                           f"({push['nonzero_mib'] / (cold['total_ms'] / 1000):.0f} MiB/s): the difference from the store alone is the restore's own work per chunk "
-                          f"(per chunk: the GET, its SHA-256 check and UFFDIO_COPY of its pages; the fill fetches up to four chunks ahead and writes the chunk cache off its path).")
+                          f"(per chunk: the GET, its SHA-256 check and UFFDIO_COPY of its pages; the fill fetches blocks of 8 chunks with one ranged GET each, up to two blocks ahead, and writes the chunk cache off its path at low priority).")
     differing = dedup.get("differing_chunks")
     differing_note = ""
     if differing is not None:
