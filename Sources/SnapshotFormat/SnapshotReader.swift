@@ -270,7 +270,9 @@ package final class SnapshotReader: Sendable {
             for range in ranges {
                 let first = (range.lowerBound - region.pagesOffset) / pageSize
                 let last = (range.upperBound - region.pagesOffset + pageSize - 1) / pageSize
-                for page in first..<last where !region.isPresent(PageIndex(page)) {
+                // Word by word: the data of a filled snapshot is mostly pages with their bit set.
+                try region.bitmap.forEachClear(in: first..<last) { (index) throws(SnapshotFormatError) in
+                    let page = index.rawValue
                     let bytes = try FileIO.read(fd, count: PageSize.bytes, at: region.pagesOffset + page * pageSize, path: path)
                     guard bytes.allSatisfy({ $0 == 0 }) else {
                         throw .invalidField(

@@ -119,6 +119,21 @@ import Testing
         #expect(empty.isEmpty)
     }
 
+    /// The clear pages of any range, word-wise, match a page-by-page look at every start and end
+    /// around the word edges, and never go past the bitmap's pages.
+    @Test func clearPagesOfARangeMatchAPageByPageLook() {
+        var bitmap = PageBitmap(pageCount: 300)
+        for page in 0..<300 where !(page % 7 == 3 || (130..<140).contains(page)) { bitmap.insert(PageIndex(UInt64(page))) }
+        for start: UInt64 in [0, 1, 3, 63, 64, 65, 127, 128, 131, 200] {
+            for end: UInt64 in [start, start + 1, 64, 128, 139, 192, 299, 300, 400] where end >= start {
+                var clear: [UInt64] = []
+                bitmap.forEachClear(in: start..<end) { clear.append($0.rawValue) }
+                let expected = (start..<min(end, 300)).filter { !bitmap.contains(PageIndex($0)) }
+                #expect(clear == expected, "\(start)..<\(end)")
+            }
+        }
+    }
+
     @Test func serializesLittleEndianLSBFirst() throws {
         var bitmap = PageBitmap(pageCount: 70)
         bitmap.insert(PageIndex(0))

@@ -56,13 +56,13 @@ package struct PageBitmap: Equatable, Sendable {
         words[Int(page.rawValue / 64)] &= ~(1 << (page.rawValue % 64))
     }
 
-    /// True if the bit of `page` is set; false for pages past the end.
     /// Adds every page of `other`, which must cover the same number of pages.
     package mutating func formUnion(_ other: PageBitmap) {
         precondition(other.pageCount == pageCount, "union of bitmaps of \(pageCount) and \(other.pageCount) pages")
         for index in words.indices { words[index] |= other.words[index] }
     }
 
+    /// True if the bit of `page` is set; false for pages past the end.
     package func contains(_ page: PageIndex) -> Bool {
         guard page.rawValue < pageCount else { return false }
         return words[Int(page.rawValue / 64)] & (1 << (page.rawValue % 64)) != 0
@@ -70,6 +70,25 @@ package struct PageBitmap: Equatable, Sendable {
 
     /// How many bits are set.
     package var setCount: UInt64 { words.reduce(0) { $0 + UInt64($1.nonzeroBitCount) } }
+
+    /// Calls `body` with each page of `pages` (clipped to the bitmap) whose bit is clear, in order,
+    /// a word at a time: a stretch of set bits costs one comparison per 64 pages.
+    package func forEachClear<E: Error>(in pages: Range<UInt64>, _ body: (PageIndex) throws(E) -> Void) throws(E) {
+        let end = min(pages.upperBound, pageCount)
+        var page = pages.lowerBound
+        while page < end {
+            let wordStart = page / 64 * 64
+            let wordEnd = min(wordStart + 64, end)
+            // Clear bits from `page` up to `wordEnd` within this word.
+            var clear = ~words[Int(wordStart / 64)] & (~UInt64(0) << (page - wordStart))
+            if wordEnd - wordStart < 64 { clear &= (UInt64(1) << (wordEnd - wordStart)) - 1 }
+            while clear != 0 {
+                try body(PageIndex(wordStart + UInt64(clear.trailingZeroBitCount)))
+                clear &= clear - 1
+            }
+            page = wordEnd
+        }
+    }
 
     /// Calls `body` with each maximal run of consecutive set bits, in order; allocates nothing.
     package func forEachRun<E: Error>(_ body: (Range<PageIndex>) throws(E) -> Void) throws(E) {
