@@ -106,6 +106,9 @@ package final class ObjectSnapshotSource: PageSource {
         guard firstPage <= pageCount(region: region), count <= pageCount(region: region) - firstPage else {
             throw .remote("\(origin): pages \(firstPage)..<\(firstPage + count) are past the end of region \(manifest.regions[region].name)")
         }
+        // A read over several chunks (a copy restore's batch) fetches those not here in one GET.
+        let chunks = Int(firstPage / ObjectSnapshotManifest.chunkPages)..<Int((firstPage + count - 1) / ObjectSnapshotManifest.chunkPages) + 1
+        if count > 0, chunks.count > 1 { startLoading(region: region, chunks: chunks, threadName: "chunk-fetch") }
         var page = firstPage
         while page < firstPage + count {
             let chunkIndex = Int(page / ObjectSnapshotManifest.chunkPages)
