@@ -239,6 +239,9 @@ def restore_bench(args, tmp, store, secret, results):
     print(f"   push: {json.dumps(push)}", file=sys.stderr, flush=True)
     results["store_baseline"] = store.ranged_get_baseline(BIG_BUCKET, f"fill{args.fill_mib}", 64)
     print(f"   store alone: {json.dumps(results['store_baseline'])}", file=sys.stderr, flush=True)
+    # The snapshot, the store's volumes and the push wrote about 1.5 GiB just now: written back
+    # here rather than by the kernel's flusher in the middle of the measured restores.
+    os.sync()
 
     server = Child([args.engram, "serve", path, "--listen", "127.0.0.1:0", "--secret-file", secret])
     _, match = server.wait_for(re.compile(rb"on 127\.0\.0\.1:(\d+)"), stream="err")
