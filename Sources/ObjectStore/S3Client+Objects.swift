@@ -42,30 +42,7 @@ extension S3Client {
     /// returning fewer bytes, since a short page would be a corrupt page.
     package func getObject(_ location: ObjectLocation, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8] {
         if range.isEmpty { return [] }
-        let count = range.upperBound - range.lowerBound
-        let request = S3Request(method: .GET, bucket: location.bucket, key: location.key,
-                                headers: [(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
-                                location: location, operation: "GET")
-        return try perform(request) { (response, _) throws(ObjectStoreError) -> Verdict<[UInt8]> in
-            switch response.status {
-            case 206:
-                if UInt64(response.body.count) == count { return .done(response.body) }
-                if let total = Self.totalLength(contentRange: response.header("Content-Range")), total < range.upperBound {
-                    throw Self.pastTheEnd(location, range: range, size: total)
-                }
-                throw .malformed("\(location): \(response.body.count) bytes for the \(count)-byte range \(range)")
-            case 200:
-                // A store that ignores Range sends the whole object: cut the range out of it.
-                guard UInt64(response.body.count) >= range.upperBound else {
-                    throw Self.pastTheEnd(location, range: range, size: UInt64(response.body.count))
-                }
-                return .done(Array(response.body[Int(range.lowerBound)..<Int(range.upperBound)]))
-            case 404:
-                throw missing(response, location)
-            default:
-                throw refusal(response, location)
-            }
-        }
+        return try getObject(location, range: range, pieces: [Int(range.upperBound - range.lowerBound)])[0]
     }
 
     /// The bytes in `range` of the object, in pieces of `lengths` (which add up to the range's
