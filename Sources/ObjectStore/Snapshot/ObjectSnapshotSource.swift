@@ -118,7 +118,8 @@ package final class ObjectSnapshotSource: PageSource {
                 let inChunk = Int(page % ObjectSnapshotManifest.chunkPages)
                 let ranks = Self.rank(bitmap, below: inChunk)..<Self.rank(bitmap, below: inChunk + Int(chunkEnd - page))
                 // The stored bytes holding `ranks`, and the rank the first of them belongs to.
-                let (stored, firstRank) = ranks.isEmpty ? ([], 0) : try storedPages(region: region, index: chunkIndex, ranks: ranks)
+                let (stored, firstRank) = ranks.isEmpty
+                    ? ([], 0) : try storedPages(region: region, index: chunkIndex, ranks: ranks, mayTakeParts: chunks.count == 1)
                 for offset in 0..<Int(chunkEnd - page) {
                     buffer.withBytes(in: part.lowerBound + offset * PageSize.bytes..<part.lowerBound + (offset + 1) * PageSize.bytes) { target in
                         if bitmap.contains(inChunk + offset) {
@@ -227,13 +228,14 @@ package final class ObjectSnapshotSource: PageSource {
 
     /// The stored pages of chunk `index` that `ranks` counts (stored page numbers), as bytes that
     /// begin with stored page `firstRank`: the whole chunk when it is here or a read wants much of
-    /// it; else just the parts holding them, fetched and checked now, after which the whole chunk
-    /// is fetched on another thread for the reads that follow.
-    private func storedPages(region: Int, index: Int, ranks: Range<Int>) throws(PageSourceError) -> (bytes: [UInt8], firstRank: Int) {
+    /// it; else, for a read within one chunk (a fault's), just the parts holding them, fetched and
+    /// checked now, after which the whole chunk is fetched on another thread for the reads that
+    /// follow. A read over several chunks (a copy's) has started their GET and waits for it.
+    private func storedPages(region: Int, index: Int, ranks: Range<Int>, mayTakeParts: Bool) throws(PageSourceError) -> (bytes: [UInt8], firstRank: Int) {
         let pagesPerPart = ChunkPayload.partBytes / PageSize.bytes
         let wanted = ranks.lowerBound / pagesPerPart..<(ranks.upperBound - 1) / pagesPerPart + 1
         let key = region << 32 | index
-        let fault = wanted.count <= Self.maximumFaultParts
+        let fault = mayTakeParts && wanted.count <= Self.maximumFaultParts
         // A chunk in memory or in the host's cache answers sooner than parts from the store.
         guard fault, let described = manifest.regions[region].chunks[index], let digests = parts.withLock({ $0 }),
               !resident.withLock({ $0.isLoaded(key) }), !(cache?.contains(described.hash) ?? false) else {
