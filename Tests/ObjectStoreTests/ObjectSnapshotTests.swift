@@ -197,6 +197,12 @@ struct ObjectSnapshotTests {
         try copying.readPages(region: 0, firstPage: 0, into: &wholeRaw)
         #expect(whole == Array(expected.joined()))
         #expect(client.statistics.requests - beforeCopy == 1)
+        // A read of no pages reads nothing (and at page 0 computes no chunk range below it).
+        var nothing: [UInt8] = []
+        var nothingSpan = nothing.mutableSpan
+        var nothingRaw = nothingSpan.mutableBytes
+        try copying.readPages(region: 0, firstPage: 0, into: &nothingRaw)
+        #expect(client.statistics.requests - beforeCopy == 1)
 
         // A byte of chunk 3 changed in the pack.
         let damagedChunk = try #require(source.manifest.regions[0].chunks[3])

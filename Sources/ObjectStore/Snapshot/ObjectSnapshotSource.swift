@@ -107,8 +107,9 @@ package final class ObjectSnapshotSource: PageSource {
             throw .remote("\(origin): pages \(firstPage)..<\(firstPage + count) are past the end of region \(manifest.regions[region].name)")
         }
         // A read over several chunks (a copy restore's batch) fetches those not here in one GET.
-        let chunks = Int(firstPage / ObjectSnapshotManifest.chunkPages)..<Int((firstPage + count - 1) / ObjectSnapshotManifest.chunkPages) + 1
-        if count > 0, chunks.count > 1 { startLoading(region: region, chunks: chunks, threadName: "chunk-fetch") }
+        let chunks = count == 0 ? 0..<0
+            : Int(firstPage / ObjectSnapshotManifest.chunkPages)..<Int((firstPage + count - 1) / ObjectSnapshotManifest.chunkPages) + 1
+        if chunks.count > 1 { startLoading(region: region, chunks: chunks, threadName: "chunk-fetch") }
         var page = firstPage
         while page < firstPage + count {
             let chunkIndex = Int(page / ObjectSnapshotManifest.chunkPages)
@@ -150,8 +151,8 @@ package final class ObjectSnapshotSource: PageSource {
     /// No: the fill's fetches and SHA-256 checks run on threads the fill makes, which would take
     /// its low priority. On a busy host a starved fill leaves the guest to fault its way through
     /// memory 64 KiB at a time, which costs more CPU per byte than the fill, not less: a cold
-    /// 512 MiB restore beside SeaweedFS on 2 cores took 1.35–1.63 s with 300–2000 demand faults
-    /// at nice 10, 1.30–1.46 s with 8–25 at the normal priority.
+    /// 512 MiB restore beside SeaweedFS on 2 cores took 1657 ms (median of 8) with about 1000
+    /// demand faults at nice 10, 1350 ms with 5–16 at the normal priority.
     package var backgroundReadsYield: Bool { false }
 
     /// Chunks fetched together, 16 MiB: a run of chunks that lie next to each other in one pack
@@ -283,7 +284,7 @@ package final class ObjectSnapshotSource: PageSource {
         // Once per chunk: the faults after the first in order find their read-ahead under way.
         guard previous == key || previous == key - 1, readAheadFrom.exchange(key, ordering: .relaxed) != key else { return }
         // A chunk per GET: a fault that finds its chunk still on the way fetches parts, which would
-        // wait behind a 16 MiB block's (demand-fault p99 0.85 ms with single chunks, 1.6–2.3 with blocks).
+        // wait behind a 16 MiB block's (demand-fault p99 0.57–0.78 ms with single chunks, 1.5–1.8 with blocks).
         for ahead in 1...Self.faultReadAheadChunks { startLoading(region: region, index: index + ahead) }
     }
 
