@@ -33,37 +33,18 @@ struct BackgroundFill {
         if let workingSet = session.prefetch {
             guard prefetch(workingSet, buffer) else { return }
         }
-        for region in session.regions {
-            if region.installsHugePages {
-                guard fillHugePages(of: region, buffer) else { return }
-                continue
-            }
-            var cursor = region.firstPage
-            while cursor < region.pages.upperBound {
-                if session.halted.load(ordering: .acquiring) { return }
-                let window = cursor..<min(cursor + Self.batchPages, region.pages.upperBound)
-                guard let run = session.ledger.withLock({ $0.claimed.firstMissingRun(in: window) }) else {
-                    cursor = window.upperBound
-                    continue
-                }
-                guard fill(run, of: region, buffer), readAhead(buffer) else { return }
-                cursor = run.upperBound
-            }
+        // For a source that asks for reads ahead, each read names the next stretch, already
+        // claimed, which is on the way while this one is checked and installed.
+        let namesNext = session.source.asksForReadsAhead
+        var walk = FillWalk(session: session)
+        var stretch = walk.next()
+        while let current = stretch {
+            let next = namesNext ? walk.next() : nil
+            guard install(current, before: next, buffer) else { return }
+            stretch = namesNext ? next : walk.next()
         }
+        guard !session.halted.load(ordering: .acquiring) else { return }
         session.fillDone()
-    }
-
-    /// Fetches the batch after the latest fault first, if there was one since the last look; false once the pager has failed.
-    private func readAhead(_ buffer: PageBuffer) -> Bool {
-        guard let hint = session.ledger.withLock({ ledger -> PagerPage? in
-            defer { ledger.readaheadHint = nil }
-            return ledger.readaheadHint
-        }) else { return true }
-        guard let region = session.regions.last(where: { $0.firstPage <= hint }), hint + 1 < region.pages.upperBound else { return true }
-        if region.installsHugePages { return fillHugePage(region.unit(of: hint + 1), of: region, buffer, by: .backgroundFill) }
-        let window = hint + 1..<min(hint + 1 + Self.batchPages, region.pages.upperBound)
-        guard let run = session.ledger.withLock({ $0.claimed.firstMissingRun(in: window) }) else { return true }
-        return fill(run, of: region, buffer)
     }
 
     /// Sleeps until the recording window ends, then hands the recorded set to the session's
@@ -77,61 +58,27 @@ struct BackgroundFill {
         return !session.halted.load(ordering: .acquiring)
     }
 
-    /// Installs the unclaimed pages of `run` that hold data (at most a batch), claiming each
-    /// stretch before reading it; false once the pager has failed.
-    private func fill(_ run: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
-        var page = run.lowerBound
+    /// Reads the claimed `stretch` (telling the source `next` follows) and installs it; false once the pager has failed.
+    private func install(_ stretch: FillWalk.Stretch, before next: FillWalk.Stretch?, _ buffer: PageBuffer, by installer: PageInstaller = .backgroundFill) -> Bool {
+        let region = stretch.region, pages = stretch.pages
         do {
-            while page < run.upperBound {
-                // After a failure or stop nothing more is installed, not even a batch already read.
-                if session.halted.load(ordering: .acquiring) { return false }
-                let zeros = zeroStretch(from: page, before: run.upperBound, of: region)
-                if zeros >= Self.shortestZeroStretch || page + zeros == run.upperBound {
-                    page += zeros  // left to the backing: see the type's comment
-                    continue
-                }
-                // Pages up to the next long zero stretch (or the end), short zero gaps included.
-                var end = page + max(zeros, 1)
-                while end < run.upperBound {
-                    let gap = zeroStretch(from: end, before: run.upperBound, of: region)
-                    if gap >= Self.shortestZeroStretch { break }
-                    end += max(gap, 1)
-                }
-                // The handler may have claimed some of them since the run was found.
-                let claimed = session.ledger.withLock { $0.claim(from: page, before: end) }
-                if claimed.isEmpty {
-                    page += 1
-                    continue
-                }
-                do {
-                    try buffer.withMutablePages(claimed.count) { (bytes) throws(PageSourceError) in
-                        try session.source.readPagesInBackground(region: region.index, firstPage: region.sourcePage(page), into: &bytes)
-                    }
-                } catch {
-                    session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(page))..<\(region.sourcePage(claimed.upperBound)) cannot be read: \(error)")
-                    return false
-                }
-                if session.halted.load(ordering: .acquiring) { return false }
-                _ = try buffer.withPages(claimed.count) { (bytes) throws(UserfaultError) in
-                    try session.installCopies(claimed, of: region, from: bytes, by: .backgroundFill, watching: .noPage)
-                }
-                page = claimed.upperBound
+            try buffer.withMutablePages(pages.count) { (bytes) throws(PageSourceError) in
+                try session.source.readPagesInBackground(
+                    region: region.index, firstPage: region.sourcePage(pages.lowerBound), into: &bytes, thenExpecting: next?.sourceRun)
             }
-            return true
         } catch {
-            session.fail("lazy restore stopped: region \(region.region.name) page \(region.sourcePage(page)): \(error)")
+            session.fail("lazy restore stopped: region \(region.region.name) pages \(region.sourcePage(pages.lowerBound))..<\(region.sourcePage(pages.upperBound)) cannot be read: \(error)")
             return false
         }
-    }
-
-    /// hugetlbfs: every huge page of `region` that holds data and nobody has claimed, in order,
-    /// the one after the latest fault first; false once the pager has failed.
-    private func fillHugePages(of region: PagedRegion, _ buffer: PageBuffer) -> Bool {
-        var unit = region.unit(of: region.firstPage)
-        while unit.lowerBound < region.pages.upperBound {
-            if session.halted.load(ordering: .acquiring) { return false }
-            guard fillHugePage(unit, of: region, buffer, by: .backgroundFill), readAhead(buffer) else { return false }
-            unit = unit.upperBound..<unit.upperBound + region.unitPages
+        // After a failure or stop nothing more is installed, not even a batch already read.
+        if session.halted.load(ordering: .acquiring) { return false }
+        do {
+            _ = try buffer.withPages(pages.count) { (bytes) throws(UserfaultError) in
+                try session.installCopies(pages, of: region, from: bytes, by: installer, watching: .noPage)
+            }
+        } catch {
+            session.fail("lazy restore stopped: region \(region.region.name) page \(region.sourcePage(pages.lowerBound)): \(error)")
+            return false
         }
         return true
     }
@@ -140,37 +87,6 @@ struct BackgroundFill {
     /// already or holds no data (left to the backing, which reads as zeros once unregistered);
     /// false once the pager has failed.
     func fillHugePage(_ unit: Range<PagerPage>, of region: PagedRegion, _ buffer: PageBuffer, by installer: PageInstaller) -> Bool {
-        guard session.holdsData(unit, of: region) else { return true }
-        let claimed = session.ledger.withLock { ledger -> Bool in
-            guard !ledger.claimed.contains(unit.lowerBound) else { return false }
-            _ = ledger.claimed.insert(unit)
-            return true
-        }
-        guard claimed else { return true }
-        do {
-            try buffer.withMutablePages(unit.count) { (bytes) throws(PageSourceError) in
-                try session.source.readPagesInBackground(region: region.index, firstPage: region.sourcePage(unit.lowerBound), into: &bytes)
-            }
-        } catch {
-            session.fail("lazy restore stopped: region \(region.region.name) huge page at pages \(region.sourcePage(unit.lowerBound))..<\(region.sourcePage(unit.upperBound)) cannot be read: \(error)")
-            return false
-        }
-        if session.halted.load(ordering: .acquiring) { return false }
-        do {
-            _ = try buffer.withPages(unit.count) { (bytes) throws(UserfaultError) in
-                try session.installCopies(unit, of: region, from: bytes, by: installer, watching: .noPage)
-            }
-        } catch {
-            session.fail("lazy restore stopped: region \(region.region.name) huge page at page \(region.sourcePage(unit.lowerBound)): \(error)")
-            return false
-        }
-        return true
-    }
-
-    /// How many pages from `page` on (before `end`) the source knows are zero.
-    private func zeroStretch(from page: PagerPage, before end: PagerPage, of region: PagedRegion) -> UInt64 {
-        var next = page
-        while next < end, session.source.isZeroPage(region: region.index, page: region.sourcePage(next)) { next += 1 }
-        return next - page
+        !session.claimForFill(unit, of: region) || install(FillWalk.Stretch(region: region, pages: unit), before: nil, buffer, by: installer)
     }
 }

@@ -22,3 +22,16 @@ package struct PageReference: Sendable, Hashable {
         self.init(region: Int(packed >> 56), page: PageIndex(packed & Self.maximumPage.rawValue))
     }
 }
+
+/// Pages `firstPage..<firstPage + count` of a source's region `region`: one read.
+package struct PageRun: Sendable, Equatable {
+    package let region: Int
+    package let firstPage: PageIndex
+    package let count: Int
+
+    package init(region: Int, firstPage: PageIndex, count: Int) {
+        self.region = region
+        self.firstPage = firstPage
+        self.count = count
+    }
+}

@@ -19,6 +19,10 @@ package protocol PageSource: Sendable {
     func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
     /// `readPages` for the background fill: a source may serve it at lower priority than faults.
     func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
+    /// `readPagesInBackground`, naming the background read that comes next: a source across a
+    /// link may ask for `next` before this read's pages are in, so that the peer works on it
+    /// while this side checks and installs these. The caller's next background read is `next`.
+    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError)
     /// Starts delivering `pages` (none of them zero pages) in order, for a prefetch.
     func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream
     /// The working set recorded for this snapshot, nil if none was.
@@ -29,11 +33,18 @@ package protocol PageSource: Sendable {
     var transferStatistics: PageTransferStatistics? { get }
     /// Whether the background fill runs at a lower CPU priority (nice 10) than faults and vCPUs.
     var backgroundReadsYield: Bool { get }
+    /// Whether the fill should name its next read (claiming those pages one read early, so a
+    /// fault there waits for the fill): yes for a source across a link, which asks for it at once.
+    var asksForReadsAhead: Bool { get }
 }
 
 extension PageSource {
     package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         try readPages(region: region, firstPage: firstPage, into: &buffer)
+    }
+
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
+        try readPagesInBackground(region: region, firstPage: firstPage, into: &buffer)
     }
 
     package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
@@ -51,6 +62,8 @@ extension PageSource {
     /// Yes for sources whose bulk reads cost the fill little CPU of its own (a file, a page server
     /// that serves the fill's connection at low priority itself).
     package var backgroundReadsYield: Bool { true }
+
+    package var asksForReadsAhead: Bool { false }
 }
 
 /// Bytes and requests a remote page source has moved, and how often it had to reconnect.

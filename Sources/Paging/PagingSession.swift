@@ -96,6 +96,17 @@ final class PagingSession: Sendable {
         pages.contains { !source.isZeroPage(region: region.index, page: region.sourcePage($0)) }
     }
 
+    /// Claims huge page `unit` of `region` for a bulk install, unless it holds no data (left to
+    /// the backing, which reads as zeros once unregistered) or is claimed already.
+    func claimForFill(_ unit: Range<PagerPage>, of region: PagedRegion) -> Bool {
+        guard holdsData(unit, of: region) else { return false }
+        return ledger.withLock { ledger -> Bool in
+            guard !ledger.claimed.contains(unit.lowerBound) else { return false }
+            _ = ledger.claimed.insert(unit)
+            return true
+        }
+    }
+
     /// Installs `pages` of `region` zero-filled; see `install`. On hugetlbfs, whole huge pages
     /// copied from the zero buffer, one per call.
     func installZeroPages(

@@ -25,7 +25,8 @@ struct LazyPagerHugePageTests {
         let region = try GuestRegion(name: "ram", sizeInBytes: 4096 * 4096, backing: .hugetlbfs(directory: mount.path))
         #expect(region.backingPageBytes == 2 << 20)
         // The fill's first huge page holds page 0: gated, the fill waits while faults are served.
-        let source = TestPageSource(pageCounts: [4096], gate: (0, 0), zero: Self.zero)
+        // It names each read's successor, claiming that huge page early (huge page 2: untouched here).
+        let source = TestPageSource(pageCounts: [4096], gate: (0, 0), asksForReadsAhead: true, zero: Self.zero)
         let pager = try LazyPager(regions: [region], source: source)
         defer { source.openGate() }
         let failures = FailureRecorder()
@@ -48,5 +49,10 @@ struct LazyPagerHugePageTests {
         // The fill installs the five other huge pages holding data; huge page 5 stays a hole.
         #expect(statistics.backgroundPages == 5 * 512 && statistics.untouchedPages == 512, "\(statistics)")
         #expect(try source.mismatches(in: region, region: 0).isEmpty)
+        // The fill read whole huge pages, each naming the next it read.
+        let calls = source.backgroundCalls
+        #expect(calls.count == 5 && calls.allSatisfy { $0.run.count == 512 && $0.run.firstPage.rawValue % 512 == 0 })
+        for (call, following) in zip(calls, calls.dropFirst()) { #expect(call.next == following.run) }
+        #expect(calls.last?.next == nil)
     }
 }

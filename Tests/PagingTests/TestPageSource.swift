@@ -17,11 +17,14 @@ final class TestPageSource: PageSource {
     private let failing: (region: Int, page: UInt64)?
     private let gate = DispatchSemaphore(value: 0)
     private let reads = Mutex<Int>(0)
+    private let backgroundReads = Mutex<[(run: PageRun, next: PageRun?)]>([])
+    let asksForReadsAhead: Bool
 
     init(
         pageCounts: [UInt64], gate: (region: Int, page: UInt64)? = nil, failing: (region: Int, page: UInt64)? = nil,
-        zero: @escaping @Sendable (Int, UInt64) -> Bool
+        asksForReadsAhead: Bool = false, zero: @escaping @Sendable (Int, UInt64) -> Bool
     ) {
+        self.asksForReadsAhead = asksForReadsAhead
         self.pageCounts = pageCounts
         self.zero = zero
         self.gated = gate
@@ -54,6 +57,14 @@ final class TestPageSource: PageSource {
             }
         }
     }
+
+    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
+        backgroundReads.withLock { $0.append((PageRun(region: region, firstPage: firstPage, count: buffer.byteCount / 4096), next)) }
+        try readPages(region: region, firstPage: firstPage, into: &buffer)
+    }
+
+    /// The background reads so far, each with the read it said would follow.
+    var backgroundCalls: [(run: PageRun, next: PageRun?)] { backgroundReads.withLock { $0 } }
 
     /// Lets gated reads through, now and later.
     func openGate() { gate.signal() }

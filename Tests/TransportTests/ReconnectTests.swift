@@ -25,6 +25,22 @@ import TestSupport
         #expect(source.transferStatistics?.reconnects == 1)
     }
 
+    /// A read asked for ahead whose connection is lost before its reply comes is asked for again.
+    @Test func readAskedForAheadIsAskedAgainOnANewConnection() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let relay = try Relay(to: server.endpoint)
+        let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint))
+        // A small read first, so the receive window stays small: most of the 4 MiB asked for
+        // ahead is still on the server's side of the relay when it is cut.
+        let first = PageRun(region: 0, firstPage: 0, count: 8), second = PageRun(region: 0, firstPage: 8, count: 1024)
+        #expect(try source.backgroundBytes(first, then: second) == chain.bytes(region: 0, first: 0, count: 8))
+        relay.cut()
+        #expect(try source.backgroundBytes(second, then: nil) == chain.bytes(region: 0, first: 8, count: 1024))
+        #expect(source.transferStatistics?.reconnects == 1)
+        #expect(source.transferStatistics?.pagesReceived == 1032)
+    }
+
     @Test func requestWaitsWhileTheServerIsAway() throws {
         let chain = try TransportFixture.snapshot(in: directory)
         let server = try TestServer(chain: chain)

@@ -60,6 +60,38 @@ import TestSupport
         #expect(statistics.bytesReceived > statistics.pagesReceived * 4096)
     }
 
+    /// The fill names its next read: that READ goes out with this one's, on the same connection,
+    /// and the next call only reads its reply. A read that is not the one named still gets its
+    /// own pages (the reply asked for ahead is read and dropped).
+    @Test func backgroundReadsAskForTheNextOneAhead() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try server.source()
+        let runs = [PageRun(region: 0, firstPage: 0, count: 512), PageRun(region: 0, firstPage: 512, count: 1024), PageRun(region: 1, firstPage: 3, count: 200)]
+        let readBytes = 4 + 1 + 16
+        var sent: [UInt64] = []
+        for (index, run) in runs.enumerated() {
+            let before = try #require(source.transferStatistics).bytesSent
+            let next = index + 1 < runs.count ? runs[index + 1] : nil
+            #expect(try source.backgroundBytes(run, then: next) == chain.bytes(region: run.region, first: run.firstPage.rawValue, count: run.count))
+            sent.append(try #require(source.transferStatistics).bytesSent - before)
+        }
+        // Two READs with the first call, one with each call that had one asked for ahead, none with the last.
+        #expect(sent == [UInt64(2 * readBytes), UInt64(readBytes), 0])
+
+        // Named one read, asked for another: the pages asked for are the ones that come.
+        let named = PageRun(region: 0, firstPage: 1024, count: 64), asked = PageRun(region: 0, firstPage: 1500, count: 8)
+        #expect(try source.backgroundBytes(PageRun(region: 1, firstPage: 0, count: 16), then: named) == chain.bytes(region: 1, first: 0, count: 16))
+        #expect(try source.backgroundBytes(asked, then: nil) == chain.bytes(region: 0, first: 1500, count: 8))
+        #expect(try source.backgroundBytes(named, then: nil) == chain.bytes(region: 0, first: 1024, count: 64))
+        let statistics = try #require(source.transferStatistics)
+        // The 64 pages dropped crossed the link but are not counted as received.
+        let kept: UInt64 = 512 + 1024 + 200 + 16 + 8 + 64, dropped: UInt64 = 64
+        #expect(statistics.pagesReceived == kept)
+        #expect(statistics.bytesReceived > (kept + dropped) * 4096)
+        #expect(statistics.reconnects == 0)
+    }
+
     @Test func concurrentReadersEachGetTheirOwnPages() throws {
         let chain = try TransportFixture.snapshot(in: directory)
         let server = try TestServer(chain: chain)

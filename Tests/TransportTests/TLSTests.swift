@@ -66,6 +66,9 @@ import TestSupport
             _ = try RemotePageSource(connector: PageServerConnector(
                 endpoint: wrong.endpoint, security: client, reconnectTimeoutMilliseconds: 500, log: { _ in }))
         }
+        // The server logs from its own thread, which may come after the client has given up.
+        let deadline = Date().addingTimeInterval(20)
+        while !logs.withLock({ $0.contains { $0.contains("client side only") } }), Date() < deadline { usleep(1000) }
         #expect(logs.withLock { $0.contains { $0.contains("client side only") } }, "\(logs.withLock { $0 })")
     }
 

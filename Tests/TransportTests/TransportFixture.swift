@@ -143,6 +143,15 @@ extension PageSource {
         try readPages(region: region, firstPage: PageIndex(first), into: &raw)
         return bytes
     }
+
+    /// `run` read as the background fill reads, naming `next` as the read that follows.
+    func backgroundBytes(_ run: PageRun, then next: PageRun?) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0xAA, count: run.count * 4096)
+        var span = bytes.mutableSpan
+        var raw = span.mutableBytes
+        try readPagesInBackground(region: run.region, firstPage: run.firstPage, into: &raw, thenExpecting: next)
+        return bytes
+    }
 }
 
 extension FramedConnection {

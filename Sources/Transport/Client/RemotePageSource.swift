@@ -14,6 +14,8 @@ package final class RemotePageSource: PageSource {
     /// Idle connections for faults, and for the background fill and prefetch (served at lower priority).
     private let idle = Mutex<[FramedConnection]>([])
     private let idleBackground = Mutex<[FramedConnection]>([])
+    /// A background READ already sent, whose reply has not been read, and its connection.
+    private let ahead = Mutex<(connection: FramedConnection, run: PageRun)?>(nil)
     private let received = Atomic<UInt64>(0)
     private let sent = Atomic<UInt64>(0)
     private let requests = Atomic<UInt64>(0)
@@ -42,34 +44,85 @@ package final class RemotePageSource: PageSource {
     }
 
     package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
-        try read(region: region, firstPage: firstPage, into: &buffer, background: true)
+        try readPagesInBackground(region: region, firstPage: firstPage, into: &buffer, thenExpecting: nil)
+    }
+
+    package var asksForReadsAhead: Bool { true }
+
+    /// Sends READ for `next` behind this read's, on the same connection, before reading this
+    /// read's pages: the server reads and sends (and over TLS, encrypts) the next batch while
+    /// this side checks and installs this one, and no batch waits for a round trip.
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
+        let run = PageRun(region: region, firstPage: firstPage, count: buffer.byteCount / PageSize.bytes)
+        var pending = ahead.withLock { $0.take() }
+        if let asked = pending, asked.run != run {
+            discardReply(to: asked, using: &buffer)
+            pending = nil
+        }
+        guard run.count <= WireProtocol.maximumReadPages, (next?.count ?? 0) <= WireProtocol.maximumReadPages else {
+            if let pending { discardReply(to: pending, using: &buffer) }
+            return try read(region: region, firstPage: firstPage, into: &buffer, background: true)
+        }
+        let asked = pending != nil
+        let connection = try attempt(on: pending?.connection, background: true) { (connection, isNew) throws(TransportError) in
+            if !asked || isNew { try connection.sendRead(run) }
+            if let next { try connection.sendRead(next) }
+            try receive(run, on: connection, into: &buffer)
+        }
+        pagesReceived.add(UInt64(run.count), ordering: .relaxed)
+        if let next {
+            ahead.withLock { $0 = (connection, next) }
+        } else {
+            pool(connection, background: true)
+        }
     }
 
     private func read(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, background: Bool) throws(PageSourceError) {
         let count = buffer.byteCount / PageSize.bytes
         var done = 0
         while done < count {
-            let chunk = min(count - done, WireProtocol.maximumReadPages)
-            let part = done * PageSize.bytes..<(done + chunk) * PageSize.bytes
+            let run = PageRun(region: region, firstPage: firstPage + UInt64(done), count: min(count - done, WireProtocol.maximumReadPages))
+            let part = done * PageSize.bytes..<(done + run.count) * PageSize.bytes
             try withConnection(background: background) { (connection) throws(TransportError) in
-                try connection.sendRead(region: UInt32(region), firstPage: firstPage + UInt64(done), count: UInt32(chunk))
-                let frame = try connection.beginPages()
-                guard frame == chunk else {
-                    throw .malformed(peer: connection.peer, reason: "asked for \(chunk) pages, got \(frame)")
-                }
-                for index in 0..<chunk {
-                    let expected = PageReference(region: region, page: firstPage + UInt64(done + index)).packed
-                    guard connection.pageRecord(index).reference == expected else {
-                        throw .malformed(peer: connection.peer, reason: "sent page 0x\(String(connection.pageRecord(index).reference, radix: 16)) for 0x\(String(expected, radix: 16))")
-                    }
-                }
-                try buffer.withBytes(in: part) { (pages) throws(TransportError) in
-                    try connection.readExactly(into: &pages)
-                    try Self.checkCRCs(pages.bytes, connection: connection, firstRecord: 0)
-                }
+                try connection.sendRead(run)
+                try buffer.withBytes(in: part) { (pages) throws(TransportError) in try receive(run, on: connection, into: &pages) }
             }
-            pagesReceived.add(UInt64(chunk), ordering: .relaxed)
-            done += chunk
+            pagesReceived.add(UInt64(run.count), ordering: .relaxed)
+            done += run.count
+        }
+    }
+
+    /// Reads the PAGES frame answering READ `run` into `buffer`, checking each page's reference and CRC32C.
+    private func receive(_ run: PageRun, on connection: FramedConnection, into buffer: inout MutableRawSpan) throws(TransportError) {
+        let frame = try connection.beginPages()
+        guard frame == run.count else {
+            throw .malformed(peer: connection.peer, reason: "asked for \(run.count) pages, got \(frame)")
+        }
+        for index in 0..<run.count {
+            let expected = PageReference(region: run.region, page: run.firstPage + UInt64(index)).packed
+            guard connection.pageRecord(index).reference == expected else {
+                throw .malformed(peer: connection.peer, reason: "sent page 0x\(String(connection.pageRecord(index).reference, radix: 16)) for 0x\(String(expected, radix: 16))")
+            }
+        }
+        try connection.readExactly(into: &buffer)
+        try Self.checkCRCs(buffer.bytes, connection: connection, firstRecord: 0)
+    }
+
+    /// Reads and drops the reply to a READ sent ahead that the caller did not ask for after all
+    /// (`buffer` is scratch here), then pools the connection; one that fails meanwhile is dropped.
+    private func discardReply(to asked: (connection: FramedConnection, run: PageRun), using buffer: inout MutableRawSpan) {
+        let connection = asked.connection
+        let before = (connection.bytesReceived, connection.bytesSent)
+        do throws(TransportError) {
+            var left = try connection.beginPages() * PageSize.bytes
+            while left > 0 {
+                let piece = min(left, buffer.byteCount)
+                try buffer.withBytes(in: 0..<piece) { (bytes) throws(TransportError) in try connection.readExactly(into: &bytes) }
+                left -= piece
+            }
+            giveBack(connection, before: before, background: true)
+        } catch {
+            count(connection, before: before)
         }
     }
 
@@ -106,18 +159,31 @@ package final class RemotePageSource: PageSource {
 
     /// Runs `body` on a pooled connection; on a lost connection, reconnects and runs it again.
     func withConnection(background: Bool = false, _ body: (FramedConnection) throws(TransportError) -> Void) throws(PageSourceError) {
+        let connection = try attempt(on: nil, background: background) { (connection, _) throws(TransportError) in try body(connection) }
+        pool(connection, background: background)
+    }
+
+    /// Runs `body` on `given` (a pooled connection if nil); on a lost connection, reconnects and
+    /// runs it again, telling `body` its connection is new. Returns the connection `body`
+    /// succeeded on, its traffic counted, for the caller to pool or keep.
+    private func attempt(
+        on given: FramedConnection?, background: Bool, _ body: (FramedConnection, _ isNew: Bool) throws(TransportError) -> Void
+    ) throws(PageSourceError) -> FramedConnection {
         do {
-            var connection = try take(background: background)
+            var connection: FramedConnection
+            if let given { connection = given } else { connection = try take(background: background) }
+            var isNew = false
             while true {
                 let before = (connection.bytesReceived, connection.bytesSent)
                 do {
-                    try body(connection)
+                    try body(connection, isNew)
                     requests.add(1, ordering: .relaxed)
-                    giveBack(connection, before: before, background: background)
-                    return
+                    count(connection, before: before)
+                    return connection
                 } catch where error.isConnectionLoss {
                     count(connection, before: before)
                     connection = try connector.reconnect(after: error, background: background)
+                    isNew = true
                 }
             }
         } catch {
@@ -137,6 +203,10 @@ package final class RemotePageSource: PageSource {
     /// Returns a healthy connection to its pool, counting what it moved.
     func giveBack(_ connection: FramedConnection, before: (UInt64, UInt64), background: Bool) {
         count(connection, before: before)
+        pool(connection, background: background)
+    }
+
+    private func pool(_ connection: FramedConnection, background: Bool) {
         if background {
             idleBackground.withLock { $0.append(connection) }
         } else {

@@ -1,5 +1,6 @@
 import LinuxSystem
 import GuestMemory
+import Paging
 
 /// One connection of the page protocol: frames in and out over a TCP socket, through a receive
 /// buffer so small fields cost no system call, and straight into the caller's memory for page
@@ -180,15 +181,15 @@ package final class FramedConnection: @unchecked Sendable {
         try? sendFrame(.error, text)
     }
 
-    /// Sends a READ for `count` pages of `region` from `firstPage`, without allocating.
-    package func sendRead(region: UInt32, firstPage: PageIndex, count: UInt32) throws(TransportError) {
+    /// Sends a READ for `run`, without allocating.
+    package func sendRead(_ run: PageRun) throws(TransportError) {
         let length = 1 + 16
         scratch.withMutableBytes { raw in
             raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
             raw.storeBytes(of: FrameType.read.rawValue, toByteOffset: 4, as: UInt8.self)
-            raw.storeBytes(of: region.littleEndian, toByteOffset: 5, as: UInt32.self)
-            raw.storeBytes(of: firstPage.rawValue.littleEndian, toByteOffset: 9, as: UInt64.self)
-            raw.storeBytes(of: count.littleEndian, toByteOffset: 17, as: UInt32.self)
+            raw.storeBytes(of: UInt32(run.region).littleEndian, toByteOffset: 5, as: UInt32.self)
+            raw.storeBytes(of: run.firstPage.rawValue.littleEndian, toByteOffset: 9, as: UInt64.self)
+            raw.storeBytes(of: UInt32(run.count).littleEndian, toByteOffset: 17, as: UInt32.self)
         }
         try sendScratch(4 + length, more: false)
         bytesSent += UInt64(4 + length)
