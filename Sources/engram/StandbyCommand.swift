@@ -12,7 +12,9 @@ struct StandbyCommand: ParsableCommand {
             ({"snapshot": PATH, tcp://HOST:PORT or s3://BUCKET/NAME, "memory": "map", "lazy" or "copy"}) maps the snapshot's \
             memory over the placeholder, loads the state and runs the guest; the VMM is then that VM until it ends. A snapshot \
             with another vCPU count, RAM size or a display is refused in one line and the standby VMM waits for the next request. \
-            --disk, --net and --vsock replace the snapshot's devices, as with engram restore (a request may name its own).
+            --disk, --net and --vsock replace the snapshot's devices, as with engram restore (a request may name its own). \
+            With --hugetlbfs the placeholder RAM is on huge pages, reserved at start, and copy and lazy restores fill them \
+            (a lazy fault installs a whole 2 MiB page); a mapped restore is then refused.
             """
     )
 
@@ -20,6 +22,8 @@ struct StandbyCommand: ParsableCommand {
     @Option(help: "Number of vCPUs every restored snapshot must have.") var cpus = 1
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String
     @Option(help: "Also copy the restored VM's console output to this file (mode 0600).") var consoleLog: String?
+    @Option(help: "Put the placeholder RAM in this hugetlbfs mount (its huge pages reserved now; copy and lazy restores only).")
+    var hugetlbfs: String?
     @OptionGroup(title: "Page server security (tcp:// snapshots)") var security: TransportSecurityOptions
     @OptionGroup var devices: DeviceOverrideOptions
     @OptionGroup var store: ObjectStoreOptions
@@ -39,6 +43,7 @@ struct StandbyCommand: ParsableCommand {
     private func options() throws -> StandbyOptions {
         var options = StandbyOptions(cpuCount: cpus, memorySizeInBytes: memory.bytes, apiSocket: apiSocket)
         options.consoleLog = consoleLog
+        options.hugetlbfs = hugetlbfs
         options.security = security.options
         security.warnIfPlaintext()
         do { options.devices = try devices.overrides() } catch { throw ValidationError(error.description) }

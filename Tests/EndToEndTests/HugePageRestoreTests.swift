@@ -89,6 +89,35 @@ struct HugePageRestoreTests {
         #expect(result.errors.contains("--hugetlbfs needs --memory copy or lazy: a mapped restore's memory is the snapshot file itself"), "\(result.errors)")
     }
 
+    /// A standby VMM on huge pages: its pool is reserved when it starts (one too small is refused
+    /// then, in one line); a mapped restore is refused and it stays ready; a copy or lazy restore
+    /// fills its huge pages in place, and the guest carries on.
+    @Test(arguments: ["copy", "lazy"])
+    func aStandbyVMMOnHugePagesRestoresIntoThem(memory: String) throws {
+        let (path, digest) = try snapshot("standby-\(memory).snap", on: nil)
+        let small = try HugePageMount(in: directory, name: "standby-small-\(memory)", pages: 8)
+        defer { small.remove() }
+        let refused = try runEngram(["standby", "--memory", "128M", "--hugetlbfs", small.path, "--api-socket", directory.path("small.api")])
+        #expect(refused.status != 0)
+        #expect(refused.errors.contains("region ram needs 128 MiB of free huge pages in \(small.path)"), "\(refused.errors)")
+
+        let mount = try HugePageMount(in: directory, name: "standby-\(memory)", pages: 64 + 8)
+        defer { mount.remove() }
+        let socket = directory.path("standby-\(memory).api")
+        let standby = try GuestProcess.engram(["standby", "--memory", "128M", "--hugetlbfs", mount.path, "--api-socket", socket])
+        defer { standby.stop() }
+        #expect(try standby.waitForErrorLine(containing: "standby: ").contains("128 MiB on huge pages"))
+        let mapped = try StandbyTests.request(socket, "PUT", "/vm/restore", ["snapshot": path, "memory": "map"])
+        #expect(mapped.status == 400, "\(mapped)")
+        #expect((mapped.body["error"] as? String ?? "").contains("a mapped restore's memory is the snapshot file itself"), "\(mapped)")
+        let restored = try StandbyTests.request(socket, "PUT", "/vm/restore", ["snapshot": path, "memory": memory])
+        #expect(restored.status == 200, "\(restored)")
+        let regions = try StandbyTests.request(socket, "GET", "/vm/memory").body["regions"] as? [[String: Any]]
+        #expect(regions?.first?["backing"] as? String == "hugetlbfs", "\(String(describing: regions))")
+        if memory == "lazy" { try Self.expectWholeHugePages(socket) }
+        try expectCarriesOn(standby, digest: digest)
+    }
+
     @Test(arguments: ["copy", "lazy"])
     func aPoolTooSmallIsRefusedInOneLine(memory: String) throws {
         let (path, _) = try snapshot("short-\(memory).snap", on: nil)

@@ -32,7 +32,7 @@ struct StandbyTests {
     }
 
     /// A request with curl; the HTTP status and the body.
-    func request(_ socket: String, _ method: String, _ path: String, _ body: [String: Any]? = nil) throws -> (status: Int, body: [String: Any]) {
+    static func request(_ socket: String, _ method: String, _ path: String, _ body: [String: Any]? = nil) throws -> (status: Int, body: [String: Any]) {
         var arguments = ["-s", "-w", "\n%{http_code}", "--unix-socket", socket, "-X", method, "http://localhost\(path)"]
         if let body { arguments += ["-d", String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)] }
         let curl = try GuestProcess(executable: "/usr/bin/curl", arguments: arguments)
@@ -49,10 +49,10 @@ struct StandbyTests {
         let socket = directory.path("standby-\(mode).sock")
         let process = try standby(socket, ["--memory", "512M", "--cpus", "2"])
         defer { process.stop() }
-        let shape = try request(socket, "GET", "/vm")
+        let shape = try Self.request(socket, "GET", "/vm")
         #expect(shape.body["state"] as? String == "standby" && shape.body["vcpus"] as? Int == 2, "\(shape)")
-        #expect(try request(socket, "PUT", "/vm/pause").status == 409)
-        let restored = try request(socket, "PUT", "/vm/restore", ["snapshot": before.path, "memory": mode])
+        #expect(try Self.request(socket, "PUT", "/vm/pause").status == 409)
+        let restored = try Self.request(socket, "PUT", "/vm/restore", ["snapshot": before.path, "memory": mode])
         #expect(restored.status == 200, "\(restored)")
         #expect(restored.body["state"] as? String == "running")
         #expect((restored.body["milliseconds_to_running"] as? Double ?? 0) > 0, "\(restored)")
@@ -62,13 +62,13 @@ struct StandbyTests {
         #expect(try process.command("cpus", expect: "CPUS ").contains("online=2"))
         _ = try process.command("fill 8 6", expect: "FILL ")
         // The socket is the VM's now: its routes, and no second restore.
-        let info = try request(socket, "GET", "/vm")
+        let info = try Self.request(socket, "GET", "/vm")
         #expect(info.body["state"] as? String == "running", "\(info)")
-        let stats = try request(socket, "GET", "/vm/memory/stats")
+        let stats = try Self.request(socket, "GET", "/vm/memory/stats")
         #expect((stats.body["restore"] as? [String: Any])?["mode"] as? String == mode, "\(stats)")
-        #expect(try request(socket, "PUT", "/vm/restore", ["snapshot": before.path]).status == 409)
-        #expect(try request(socket, "PUT", "/vm/pause").status == 200)
-        #expect(try request(socket, "PUT", "/vm/shutdown").status == 200)
+        #expect(try Self.request(socket, "PUT", "/vm/restore", ["snapshot": before.path]).status == 409)
+        #expect(try Self.request(socket, "PUT", "/vm/pause").status == 200)
+        #expect(try Self.request(socket, "PUT", "/vm/shutdown").status == 200)
         #expect(try process.waitForExit() == 0)
     }
 
@@ -100,12 +100,12 @@ struct StandbyTests {
             (["snapshot": directory.path("missing.snap")], "missing.snap"),
         ]
         for (body, message) in cases {
-            let answer = try request(socket, "PUT", "/vm/restore", body)
+            let answer = try Self.request(socket, "PUT", "/vm/restore", body)
             #expect(answer.status == 400, "\(body): \(answer)")
             #expect((answer.body["error"] as? String ?? "").contains(message), "\(body): \(answer)")
-            #expect(try request(socket, "GET", "/vm").body["state"] as? String == "standby")
+            #expect(try Self.request(socket, "GET", "/vm").body["state"] as? String == "standby")
         }
-        let restored = try request(socket, "PUT", "/vm/restore", ["snapshot": "tcp://127.0.0.1:\(port)", "memory": "lazy"])
+        let restored = try Self.request(socket, "PUT", "/vm/restore", ["snapshot": "tcp://127.0.0.1:\(port)", "memory": "lazy"])
         #expect(restored.status == 200, "\(restored)")
         #expect(TestKernel.field("digest", in: try process.command("digest", expect: "DIGEST ")) == fits.digest)
         #expect(try TestKernel.ticks(process) >= fits.ticks)
@@ -114,7 +114,7 @@ struct StandbyTests {
     @Test func anUnusedStandbyVMMEndsCleanlyOnShutdownOrSignal() throws {
         let socket = directory.path("unused.sock")
         let asked = try standby(socket, ["--memory", "256M"])
-        #expect(try request(socket, "PUT", "/vm/shutdown").status == 200)
+        #expect(try Self.request(socket, "PUT", "/vm/shutdown").status == 200)
         #expect(try asked.waitForExit() == 0)
         #expect(!FileManager.default.fileExists(atPath: socket))
         #expect(asked.errorText.contains("standby VMM ended unused"), "\(asked.errorText)")

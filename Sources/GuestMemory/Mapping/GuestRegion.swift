@@ -121,11 +121,16 @@ package final class GuestRegion: @unchecked Sendable {
         occupied.store(false, ordering: .releasing)
     }
 
-    /// Takes this placeholder itself as a restored region's memory (fresh memfd pages already at
-    /// the addresses KVM has: nothing is mapped anew, which costs KVM a walk of the whole range on
-    /// some hosts). False if a region holds it already, or it has no memfd of its own.
+    /// Takes this placeholder itself as a restored region's memory (fresh memfd or hugetlbfs pages
+    /// already at the addresses KVM has: nothing is mapped anew, which costs KVM a walk of the
+    /// whole range on some hosts). False if a region holds it already, or it has no fresh file of
+    /// its own.
     package func claim() -> Bool {
-        guard placeholder == nil, backing == .memfd, descriptor != nil else { return false }
+        guard placeholder == nil, descriptor != nil else { return false }
+        switch backing {
+        case .memfd, .hugetlbfs: break
+        default: return false
+        }
         return occupied.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 

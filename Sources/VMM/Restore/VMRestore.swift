@@ -57,7 +57,7 @@ package enum VMRestore {
         guard request.display == nil else { throw .invalidRequest("--display: a standby VMM has no display") }
         let record: MachineStateRecord
         do { record = try MachineStateRecord.decode(source.state, snapshotPath: request.snapshot) } catch { throw .failed(error.description) }
-        try standby.checkFits(source.shapes, cpuCount: record.configuration.cpuCount, snapshot: request.snapshot)
+        try standby.checkFits(source.shapes, cpuCount: record.configuration.cpuCount, mode: request.memory, snapshot: request.snapshot)
         guard let shell = standby.takeShell() else { throw .invalidRequest("another restore into this standby VMM is under way") }
         do {
             return try build(request, source: source, record: record, standby: (standby.placeholders, shell))

@@ -1,5 +1,6 @@
 import GuestMemory
 import Machine
+import Paging
 import SnapshotFormat
 import Synchronization
 
@@ -15,22 +16,25 @@ import Synchronization
 package final class StandbyMachine: Sendable {
     package let cpuCount: Int
     package let memorySizeInBytes: UInt64
+    /// The hugetlbfs mount the placeholder RAM is on, nil for a memfd.
+    package let hugetlbfs: String?
     /// The placeholder RAM, by region name, that restored regions are mapped over.
     package let placeholders: [String: GuestRegion]
     private let placeholderMemory: GuestMemoryMap
     private let shell: Mutex<MachineShell?>
 
-    /// Makes the placeholder (a fresh memfd: nothing is allocated until touched; a lazy or copy
-    /// restore fills it in place, a mapped restore maps the snapshot over it) and prepares the VM
-    /// over it.
-    package init(cpuCount: Int, memorySizeInBytes: UInt64) throws(VMMError) {
+    /// Makes the placeholder (a fresh memfd, or a file on `hugetlbfs` whose huge pages are
+    /// reserved now: nothing is allocated until touched; a lazy or copy restore fills it in place,
+    /// a mapped restore maps the snapshot over a memfd one) and prepares the VM over it.
+    package init(cpuCount: Int, memorySizeInBytes: UInt64, hugetlbfs: String? = nil) throws(VMMError) {
         guard (1...MachineConfiguration.maximumCPUCount).contains(cpuCount) else {
             throw .invalidRequest("--cpus \(cpuCount): expected 1 to \(MachineConfiguration.maximumCPUCount)")
         }
         let ram: GuestRegion
-        do { ram = try GuestRegion(name: "ram", sizeInBytes: memorySizeInBytes, backing: .memfd) } catch {
-            throw .invalidRequest("--memory: \(error)")
+        do { ram = try GuestRegion(name: "ram", sizeInBytes: memorySizeInBytes, backing: hugetlbfs.map { .hugetlbfs(directory: $0) } ?? .memfd) } catch {
+            throw .invalidRequest("\(hugetlbfs == nil ? "--memory" : "--hugetlbfs \(hugetlbfs!)"): \(error)")
         }
+        self.hugetlbfs = hugetlbfs
         self.cpuCount = cpuCount
         self.memorySizeInBytes = memorySizeInBytes
         placeholders = ["ram": ram]
@@ -42,7 +46,11 @@ package final class StandbyMachine: Sendable {
 
     /// Refuses, in one line and before anything is touched, a snapshot this standby VMM cannot
     /// become: other regions, another RAM size or another vCPU count.
-    package func checkFits(_ shapes: [SnapshotRegionShape], cpuCount saved: Int, snapshot: String) throws(VMMError) {
+    package func checkFits(_ shapes: [SnapshotRegionShape], cpuCount saved: Int, mode: RestoreMode, snapshot: String) throws(VMMError) {
+        if let hugetlbfs, mode == .map {
+            throw .invalidRequest(
+                "this standby VMM's RAM is on huge pages (--hugetlbfs \(hugetlbfs)), and a mapped restore's memory is the snapshot file itself, mapped in 4 KiB pages; ask for \"copy\" or \"lazy\"")
+        }
         let names = shapes.map(\.name)
         guard names == ["ram"] else {
             throw .invalidRequest("\(snapshot) has the regions \(names); this standby VMM has only ram (no display)")

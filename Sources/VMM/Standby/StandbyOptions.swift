@@ -11,6 +11,8 @@ package struct StandbyOptions: Sendable {
     package var memorySizeInBytes: UInt64
     package var apiSocket: String
     package var consoleLog: String?
+    /// A hugetlbfs mount for the placeholder RAM: restores fill huge pages (copy and lazy only).
+    package var hugetlbfs: String?
     /// Disks, taps and a vsock socket replacing the restored VM's (a request's own replace these).
     package var devices = DeviceOverrides()
     /// A page server's shared secret, certificates or plaintext, for tcp:// snapshots.

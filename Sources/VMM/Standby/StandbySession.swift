@@ -11,7 +11,7 @@ package enum StandbySession {
         TerminationSignals.block()
         var options = options
         try options.prepareSecurity()
-        let standby = try StandbyMachine(cpuCount: options.cpuCount, memorySizeInBytes: options.memorySizeInBytes)
+        let standby = try StandbyMachine(cpuCount: options.cpuCount, memorySizeInBytes: options.memorySizeInBytes, hugetlbfs: options.hugetlbfs)
         let handoff = StandbyHandoff()
         let control = StandbyController(standby: standby, options: options, handoff: handoff)
         let server = ControlServer(socketPath: options.apiSocket, router: Router(standby: control, version: EngramVersion.current))
@@ -24,7 +24,8 @@ package enum StandbySession {
             throw .failed(error.description)
         }
         warmUpControlPath(options.apiSocket)
-        Diagnostics.note("standby: \(options.cpuCount) vCPUs, \(options.memorySizeInBytes >> 20) MiB, control API on \(options.apiSocket)")
+        let pages = options.hugetlbfs == nil ? "" : " on huge pages"
+        Diagnostics.note("standby: \(options.cpuCount) vCPUs, \(options.memorySizeInBytes >> 20) MiB\(pages), control API on \(options.apiSocket)")
         guard case .restore(let vm, let arrived) = handoff.waitForRequest() else {
             server.stop()
             Diagnostics.note("standby VMM ended unused")
