@@ -19,6 +19,10 @@ import GuestMemory
 /// UFFDIO_COPY_MODE_DONTWAKE would buy nothing).
 struct BackgroundFill {
     let session: PagingSession
+    /// The stretches still to fill, shared with the fill's other threads.
+    let walk: FillWalk.Shared
+    /// The first thread records and prefetches; the others start once it has.
+    let isFirst: Bool
 
     /// Pages per batch: 2 MiB.
     static let batchPages: UInt64 = 512
@@ -27,24 +31,41 @@ struct BackgroundFill {
 
     func run() {
         let buffer = PageBuffer(pageCount: Int(Self.batchPages))
+        if isFirst {
+            let ready = prepare(buffer)
+            session.walkOpen.signal()
+            if ready { fill(buffer) }
+        } else {
+            session.walkOpen.wait()
+            fill(buffer)
+        }
+        // The last thread out says the fill is done, unless the pager stopped.
+        guard walk.leave(), !session.halted.load(ordering: .acquiring) else { return }
+        session.fillDone()
+    }
+
+    /// Waits out a working-set recording and streams the working set; false once the pager has stopped.
+    private func prepare(_ buffer: PageBuffer) -> Bool {
         if let deadline = session.recordingDeadline {
-            guard waitForRecording(until: deadline) else { return }
+            guard waitForRecording(until: deadline) else { return false }
         }
         if let workingSet = session.prefetch {
-            guard prefetch(workingSet, buffer) else { return }
+            guard prefetch(workingSet, buffer) else { return false }
         }
-        // For a source that asks for reads ahead, each read names the next stretch, already
-        // claimed, which is on the way while this one is checked and installed.
+        return true
+    }
+
+    /// Installs stretches from the shared walk until it is done or the pager stops. For a source
+    /// that asks for reads ahead, each read names this thread's next stretch, already claimed,
+    /// which is on the way while this one is checked and installed.
+    private func fill(_ buffer: PageBuffer) {
         let namesNext = session.source.asksForReadsAhead
-        var walk = FillWalk(session: session)
         var stretch = walk.next()
         while let current = stretch {
             let next = namesNext ? walk.next() : nil
             guard install(current, before: next, buffer) else { return }
             stretch = namesNext ? next : walk.next()
         }
-        guard !session.halted.load(ordering: .acquiring) else { return }
-        session.fillDone()
     }
 
     /// Sleeps until the recording window ends, then hands the recorded set to the session's

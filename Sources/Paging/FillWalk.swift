@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The background fill's order, one claimed stretch at a time: every region in order, a window
 /// of up to a batch at a time, taking the pages nobody has claimed that hold data (long zero
 /// stretches left out, short ones riding along); after each window, the batch after the latest
@@ -5,6 +7,22 @@
 /// page. Each stretch is claimed as it is handed out, so the fill can ask the source for the
 /// next one while it installs the last.
 struct FillWalk {
+    /// The walk the fill's threads share, and how many of them are still walking.
+    final class Shared: Sendable {
+        private let walk: Mutex<FillWalk>
+        private let walking: Atomic<Int>
+
+        init(session: PagingSession, threads: Int) {
+            walk = Mutex(FillWalk(session: session))
+            walking = Atomic(threads)
+        }
+
+        func next() -> Stretch? { walk.withLock { $0.next() } }
+
+        /// True for the last thread to leave.
+        func leave() -> Bool { walking.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 }
+    }
+
     /// Pages claimed for the fill, to be read in one call and installed.
     struct Stretch {
         let region: PagedRegion

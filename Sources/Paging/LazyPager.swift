@@ -124,13 +124,17 @@ package final class LazyPager: Sendable {
             throw .alreadyStarted
         }
         let session = session
+        let count = max(1, session.source.backgroundReadThreads)
+        let walk = FillWalk.Shared(session: session, threads: count)
         do {
-            let fill = try NamedThread.spawn(name: "engram-fill", role: .pageFault) {
-                // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
-                if session.source.backgroundReadsYield { NamedThread.lowerCurrentPriority() }
-                BackgroundFill(session: session).run()
+            for index in 0..<count {
+                let fill = try NamedThread.spawn(name: index == 0 ? "engram-fill" : "engram-fill\(index + 1)", role: .pageFault) {
+                    // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
+                    if session.source.backgroundReadsYield { NamedThread.lowerCurrentPriority() }
+                    BackgroundFill(session: session, walk: walk, isFirst: index == 0).run()
+                }
+                threads.withLock { $0.append(fill) }
             }
-            threads.withLock { $0.append(fill) }
         } catch {
             stop()
             throw .thread(error)

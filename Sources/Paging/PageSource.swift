@@ -36,6 +36,9 @@ package protocol PageSource: Sendable {
     /// Whether the fill should name its next read (claiming those pages one read early, so a
     /// fault there waits for the fill): yes for a source across a link, which asks for it at once.
     var asksForReadsAhead: Bool { get }
+    /// How many threads the fill reads with: more than one where each read costs this side CPU
+    /// of its own (decrypting a page server's TLS, checking, installing) that another core can share.
+    var backgroundReadThreads: Int { get }
 }
 
 extension PageSource {
@@ -64,6 +67,8 @@ extension PageSource {
     package var backgroundReadsYield: Bool { true }
 
     package var asksForReadsAhead: Bool { false }
+
+    package var backgroundReadThreads: Int { 1 }
 }
 
 /// Bytes and requests a remote page source has moved, and how often it had to reconnect.

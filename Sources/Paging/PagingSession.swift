@@ -24,6 +24,8 @@ final class PagingSession: Sendable {
     let handlerWakeup: EventNotifier
     /// Given when the restore completes, fails or is stopped.
     let finished: EventNotifier
+    /// Given when the fill's first thread is past recording and prefetch (or on a stop): the other fill threads start.
+    let walkOpen: EventNotifier
     /// The working set the fill streams first, if any.
     let prefetch: WorkingSet?
     /// Records the working set of the first seconds, if asked.
@@ -46,7 +48,7 @@ final class PagingSession: Sendable {
         ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound.rawValue } ?? 0))
         let largestUnit = regions.map(\.unitPages).max() ?? 1
         zeroUnit = largestUnit > 1 ? ZeroPages(pageCount: Int(largestUnit)) : nil
-        do { handlerWakeup = try EventNotifier(); finished = try EventNotifier() } catch { throw .system(error) }
+        do { handlerWakeup = try EventNotifier(); finished = try EventNotifier(); walkOpen = try EventNotifier() } catch { throw .system(error) }
     }
 
     /// Notes the start time and who to tell about a failure; before the threads start.
@@ -199,6 +201,7 @@ final class PagingSession: Sendable {
         userfault.keepOpenUntilExit()
         halted.store(true, ordering: .releasing)
         handlerWakeup.signal()
+        walkOpen.signal()
         let handler = failureHandler.withLock { handler in
             defer { handler = nil }
             return handler
@@ -211,6 +214,7 @@ final class PagingSession: Sendable {
     func halt() {
         halted.store(true, ordering: .releasing)
         handlerWakeup.signal()
+        walkOpen.signal()
         failureHandler.withLock { $0 = nil }
     }
 

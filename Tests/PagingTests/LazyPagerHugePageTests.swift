@@ -50,7 +50,8 @@ struct LazyPagerHugePageTests {
         #expect(statistics.backgroundPages == 5 * 512 && statistics.untouchedPages == 512, "\(statistics)")
         #expect(try source.mismatches(in: region, region: 0).isEmpty)
         // The fill read whole huge pages, each naming the next it read.
-        let calls = source.backgroundCalls
+        let calls = try #require(source.backgroundCalls.first)
+        #expect(source.backgroundCalls.count == 1)
         #expect(calls.count == 5 && calls.allSatisfy { $0.run.count == 512 && $0.run.firstPage.rawValue % 512 == 0 })
         for (call, following) in zip(calls, calls.dropFirst()) { #expect(call.next == following.run) }
         #expect(calls.last?.next == nil)

@@ -17,14 +17,16 @@ final class TestPageSource: PageSource {
     private let failing: (region: Int, page: UInt64)?
     private let gate = DispatchSemaphore(value: 0)
     private let reads = Mutex<Int>(0)
-    private let backgroundReads = Mutex<[(run: PageRun, next: PageRun?)]>([])
+    private let backgroundReads = Mutex<[(thread: pthread_t, run: PageRun, next: PageRun?)]>([])
     let asksForReadsAhead: Bool
+    let backgroundReadThreads: Int
 
     init(
         pageCounts: [UInt64], gate: (region: Int, page: UInt64)? = nil, failing: (region: Int, page: UInt64)? = nil,
-        asksForReadsAhead: Bool = false, zero: @escaping @Sendable (Int, UInt64) -> Bool
+        asksForReadsAhead: Bool = false, backgroundReadThreads: Int = 1, zero: @escaping @Sendable (Int, UInt64) -> Bool
     ) {
         self.asksForReadsAhead = asksForReadsAhead
+        self.backgroundReadThreads = backgroundReadThreads
         self.pageCounts = pageCounts
         self.zero = zero
         self.gated = gate
@@ -59,12 +61,17 @@ final class TestPageSource: PageSource {
     }
 
     func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
-        backgroundReads.withLock { $0.append((PageRun(region: region, firstPage: firstPage, count: buffer.byteCount / 4096), next)) }
+        backgroundReads.withLock { $0.append((pthread_self(), PageRun(region: region, firstPage: firstPage, count: buffer.byteCount / 4096), next)) }
         try readPages(region: region, firstPage: firstPage, into: &buffer)
     }
 
-    /// The background reads so far, each with the read it said would follow.
-    var backgroundCalls: [(run: PageRun, next: PageRun?)] { backgroundReads.withLock { $0 } }
+    /// The background reads so far, each with the read it said would follow, by the thread that made them.
+    var backgroundCalls: [[(run: PageRun, next: PageRun?)]] {
+        let calls = backgroundReads.withLock { $0 }
+        var threads: [pthread_t] = []
+        for call in calls where !threads.contains(call.thread) { threads.append(call.thread) }
+        return threads.map { thread in calls.filter { $0.thread == thread }.map { ($0.run, $0.next) } }
+    }
 
     /// Lets gated reads through, now and later.
     func openGate() { gate.signal() }

@@ -92,6 +92,40 @@ import TestSupport
         #expect(statistics.reconnects == 0)
     }
 
+    /// Two fill threads at once, each naming its own next read: each thread's READ asked for
+    /// ahead is the one its next call reads, on its own connection.
+    @Test func fillThreadsEachKeepTheirOwnReadAhead() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try server.source()
+        let wrong = Locked<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { thread in
+            // Thread 0 reads region 0 upwards, thread 1 region 0 downwards then region 1.
+            var runs: [PageRun] = []
+            for step in 0..<8 {
+                let first: UInt64, count: Int, region: Int
+                if thread == 0 {
+                    (region, first, count) = (0, UInt64(step * 100), 100)
+                } else if step < 4 {
+                    (region, first, count) = (0, UInt64(2000 - step * 37), 37)
+                } else {
+                    (region, first, count) = (1, UInt64(step * 20), 20)
+                }
+                runs.append(PageRun(region: region, firstPage: PageIndex(first), count: count))
+            }
+            for (index, run) in runs.enumerated() {
+                let next = index + 1 < runs.count ? runs[index + 1] : nil
+                let remote = try? source.backgroundBytes(run, then: next)
+                let local = try? chain.bytes(region: run.region, first: run.firstPage.rawValue, count: run.count)
+                if remote == nil || remote != local { wrong.withLock { $0.append("thread \(thread) read \(index)") } }
+            }
+        }
+        #expect(wrong.value.isEmpty)
+        // Nothing was asked for twice or dropped: every page read was counted once.
+        let pages: UInt64 = 800 + 4 * 37 + 4 * 20
+        #expect(source.transferStatistics?.pagesReceived == pages)
+    }
+
     @Test func concurrentReadersEachGetTheirOwnPages() throws {
         let chain = try TransportFixture.snapshot(in: directory)
         let server = try TestServer(chain: chain)

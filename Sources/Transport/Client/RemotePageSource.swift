@@ -1,3 +1,4 @@
+import Glibc
 import LinuxSystem
 import GuestMemory
 import Paging
@@ -14,8 +15,9 @@ package final class RemotePageSource: PageSource {
     /// Idle connections for faults, and for the background fill and prefetch (served at lower priority).
     private let idle = Mutex<[FramedConnection]>([])
     private let idleBackground = Mutex<[FramedConnection]>([])
-    /// A background READ already sent, whose reply has not been read, and its connection.
-    private let ahead = Mutex<(connection: FramedConnection, run: PageRun)?>(nil)
+    /// Background READs already sent whose replies have not been read, with their connections,
+    /// by the fill thread that will read each (one per thread at most).
+    private let ahead = Mutex<[Ahead]>([])
     private let received = Atomic<UInt64>(0)
     private let sent = Atomic<UInt64>(0)
     private let requests = Atomic<UInt64>(0)
@@ -30,6 +32,7 @@ package final class RemotePageSource: PageSource {
             decoding: try connection.readFrame(.manifest, maximumLength: WireProtocol.maximumReplyLength), peer: connection.peer)
         idle.withLock { $0.reserveCapacity(8) }
         idleBackground.withLock { $0.reserveCapacity(8) }
+        ahead.withLock { $0.reserveCapacity(8) }
         giveBack(connection, before: (0, 0), background: false)
     }
 
@@ -49,12 +52,20 @@ package final class RemotePageSource: PageSource {
 
     package var asksForReadsAhead: Bool { true }
 
+    /// Two fill threads, each on a connection of its own: decrypting, checking and installing a
+    /// batch cost this side a core's worth, which the second thread's batch shares.
+    package var backgroundReadThreads: Int { 2 }
+
     /// Sends READ for `next` behind this read's, on the same connection, before reading this
     /// read's pages: the server reads and sends (and over TLS, encrypts) the next batch while
     /// this side checks and installs this one, and no batch waits for a round trip.
     package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
         let run = PageRun(region: region, firstPage: firstPage, count: buffer.byteCount / PageSize.bytes)
-        var pending = ahead.withLock { $0.take() }
+        let thread = pthread_self()
+        var pending = ahead.withLock { list -> Ahead? in
+            guard let index = list.firstIndex(where: { $0.thread == thread }) else { return nil }
+            return list.remove(at: index)
+        }
         if let asked = pending, asked.run != run {
             discardReply(to: asked, using: &buffer)
             pending = nil
@@ -71,7 +82,7 @@ package final class RemotePageSource: PageSource {
         }
         pagesReceived.add(UInt64(run.count), ordering: .relaxed)
         if let next {
-            ahead.withLock { $0 = (connection, next) }
+            ahead.withLock { $0.append(Ahead(thread: thread, connection: connection, run: next)) }
         } else {
             pool(connection, background: true)
         }
@@ -110,7 +121,7 @@ package final class RemotePageSource: PageSource {
 
     /// Reads and drops the reply to a READ sent ahead that the caller did not ask for after all
     /// (`buffer` is scratch here), then pools the connection; one that fails meanwhile is dropped.
-    private func discardReply(to asked: (connection: FramedConnection, run: PageRun), using buffer: inout MutableRawSpan) {
+    private func discardReply(to asked: Ahead, using buffer: inout MutableRawSpan) {
         let connection = asked.connection
         let before = (connection.bytesReceived, connection.bytesSent)
         do throws(TransportError) {
@@ -233,4 +244,11 @@ package final class RemotePageSource: PageSource {
             }
         }
     }
+}
+
+/// A READ sent ahead of the call that will read its reply: `thread`'s next background read.
+private struct Ahead {
+    let thread: pthread_t
+    let connection: FramedConnection
+    let run: PageRun
 }
