@@ -136,6 +136,58 @@ struct JailTests {
         #expect(try jailer.waitForExit() == 0, "\(jailer.errorText)")
     }
 
+    /// A fork inside the jail: the children start beside the parent in the jail's root and PID
+    /// namespace, as its user with no capabilities and under the filters; their sockets and
+    /// consoles are in the root, where the caller reaches them; the parent runs on.
+    @Test func aJailedGuestForksInsideItsJail() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let jailer = try jail("forked", [], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/api.sock"])
+        defer { jailer.stop() }
+        _ = try jailer.waitForLine(containing: "READY")
+        let filled = try #require(TestKernel.field("digest", in: try jailer.command("fill 8 4", expect: "FILL ")))
+        let socket = root("forked") + "/api.sock"
+        let parent = try vmm(of: jailer)
+        let answer = try runEngram(["fork", socket, "--count", "2"], timeout: 120)
+        #expect(answer.status == 0, "\(answer.errors)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(answer.output.utf8))) as? [String: Any] ?? [:]
+        let children = (report["children"] as? [[String: Any]]) ?? []
+        #expect(report["started"] as? Int == 2 && children.count == 2, "\(report)")
+        for child in children {
+            // The child's paths are the jail's own: the caller finds them under the root.
+            let inJail = try #require(child["api_socket"] as? String)
+            let log = try #require(child["console_log"] as? String)
+            #expect(FileManager.default.fileExists(atPath: root("forked") + log), "\(log)")
+            let info = try runEngram(["ctl", root("forked") + inJail, "info"])
+            #expect(info.status == 0 && info.output.contains("running"), "\(inJail): \(info.output) \(info.errors)")
+        }
+        // Every process under the jail's init: the parent and the two children, each unprivileged and filtered.
+        var inside: [Int32] = []
+        var unvisited = [try child(of: jailer.processID)]
+        while let pid = unvisited.popLast() {
+            // Each thread lists the children it started (the fork's come from a control thread).
+            for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") {
+                let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+                let below = text.split(separator: " ").compactMap { Int32($0) }
+                inside += below
+                unvisited += below
+            }
+        }
+        #expect(inside.contains(parent) && inside.count == 3, "\(inside)")
+        for pid in inside {
+            #expect(try status(pid, "Uid").split(separator: "\t").allSatisfy { $0 == user }, "\(pid)")
+            #expect(try status(pid, "CapEff") == "0000000000000000", "\(pid)")
+            #expect(try status(pid, "Seccomp") == "2", "\(pid)")
+            #expect(try status(pid, "NSpid").split(separator: "\t").count == 2, "\(pid) is in the jail's PID namespace")
+        }
+        #expect(try digest(jailer) == filled)
+        for child in children {
+            let inJail = try #require(child["api_socket"] as? String)
+            #expect(try runEngram(["ctl", root("forked") + inJail, "shutdown"]).status == 0)
+        }
+        #expect(try runEngram(["ctl", socket, "shutdown"]).status == 0)
+        #expect(try jailer.waitForExit() == 0, "\(jailer.errorText)")
+    }
+
     @Test func aDaemonizedJailDetachesAndSaysWhereItIs() throws {
         try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
         let started = try runEngram(["jail", "--id", "daemon", "--uid", user, "--gid", user, "--chroot-base", directory.path("jails"), "--daemonize", "--",
