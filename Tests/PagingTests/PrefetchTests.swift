@@ -122,10 +122,12 @@ import Testing
         #expect(try source.inner.mismatches(in: regions[1], region: 1).isEmpty)
     }
 
-    @Test func noPageIsReadTwiceWhileFaultsRaceTheFill() throws {
+    /// With one fill thread, and with two that claim a batch ahead each (as from a page server).
+    @Test(arguments: [1, 2])
+    func noPageIsReadTwiceWhileFaultsRaceTheFill(fillThreads: Int) throws {
         let regions = try Self.regions()
         // No zero pages: every page is read and copied by exactly one thread, none left to the backing.
-        let source = CountingPageSource(pageCounts: [2048, 300], zero: { _, _ in false }, pauseMicrosecondsPerPage: 20)
+        let source = CountingPageSource(pageCounts: [2048, 300], zero: { _, _ in false }, pauseMicrosecondsPerPage: 20, fillThreads: fillThreads)
         let pager = try LazyPager(regions: regions, source: source)
         let failures = FailureRecorder()
         try pager.start(onFailure: failures.handler)
@@ -144,9 +146,10 @@ import Testing
         #expect(statistics.demandPages + statistics.backgroundPages == 2348 && statistics.untouchedPages == 0)
     }
 
-    @Test func noPageIsReadTwiceWhileFaultsRaceThePrefetchAndTheFill() throws {
+    @Test(arguments: [1, 2])
+    func noPageIsReadTwiceWhileFaultsRaceThePrefetchAndTheFill(fillThreads: Int) throws {
         let regions = try Self.regions()
-        let source = CountingPageSource(pageCounts: [2048, 300], zero: Self.zero, pauseMicrosecondsPerPage: 20)
+        let source = CountingPageSource(pageCounts: [2048, 300], zero: Self.zero, pauseMicrosecondsPerPage: 20, fillThreads: fillThreads)
         // 400 pages of both regions, data and zero, in a scrambled order.
         var generator = SeededGenerator(seed: 7)
         let candidates = (0..<2048).map { (0, UInt64($0)) } + (0..<300).map { (1, UInt64($0)) }
@@ -196,8 +199,16 @@ final class CountingPageSource: PageSource {
     private let reads: Mutex<[[Int]]>
     private let lists = Mutex<[[PageReference]]>([])
 
-    init(pageCounts: [UInt64], zero: @escaping @Sendable (Int, UInt64) -> Bool, gatedStream: Bool = false, pauseMicrosecondsPerPage: UInt32 = 0) {
+    /// With `fillThreads` above one, the fill also names its next reads (as from a page server).
+    let backgroundReadThreads: Int
+    var asksForReadsAhead: Bool { backgroundReadThreads > 1 }
+
+    init(
+        pageCounts: [UInt64], zero: @escaping @Sendable (Int, UInt64) -> Bool, gatedStream: Bool = false, pauseMicrosecondsPerPage: UInt32 = 0,
+        fillThreads: Int = 1
+    ) {
         inner = TestPageSource(pageCounts: pageCounts, zero: zero)
+        backgroundReadThreads = fillThreads
         gate = gatedStream ? DispatchSemaphore(value: 0) : nil
         pause = pauseMicrosecondsPerPage
         reads = Mutex(pageCounts.map { [Int](repeating: 0, count: Int($0)) })
