@@ -21,8 +21,9 @@ struct BackgroundFill {
     let session: PagingSession
     /// The stretches still to fill, shared with the fill's other threads.
     let walk: FillWalk.Shared
-    /// The first thread records and prefetches; the others start once it has.
-    let isFirst: Bool
+    /// Which of the fill's threads this is: the first records and prefetches; the others start
+    /// once it has recorded, or dealt out the working set, on their share of it.
+    let index: Int
 
     /// Pages per batch: 2 MiB.
     static let batchPages: UInt64 = 512
@@ -31,13 +32,13 @@ struct BackgroundFill {
 
     func run() {
         let buffer = PageBuffer(pageCount: Int(Self.batchPages))
-        if isFirst {
+        if index == 0 {
             let ready = prepare(buffer)
             session.walkOpen.signal()
             if ready { fill(buffer) }
         } else {
             session.walkOpen.wait()
-            fill(buffer)
+            if walk.shares.map({ installShare($0, buffer) }) ?? true { fill(buffer) }
         }
         // The last thread out says the fill is done, unless the pager stopped.
         guard walk.leave(), !session.halted.load(ordering: .acquiring) else { return }

@@ -7,15 +7,23 @@ import Synchronization
 /// page. Each stretch is claimed as it is handed out, so the fill can ask the source for the
 /// next one while it installs the last.
 struct FillWalk {
-    /// The walk the fill's threads share, and how many of them are still walking.
+    /// The walk the fill's threads share, how many of them are still walking, and their
+    /// shares of the working set once the first thread has dealt them.
     final class Shared: Sendable {
+        let threads: Int
         private let walk: Mutex<FillWalk>
         private let walking: Atomic<Int>
+        private let dealt = Mutex<PrefetchShares?>(nil)
 
         init(session: PagingSession, threads: Int) {
+            self.threads = threads
             walk = Mutex(FillWalk(session: session))
             walking = Atomic(threads)
         }
+
+        func deal(_ shares: PrefetchShares) { dealt.withLock { $0 = shares } }
+
+        var shares: PrefetchShares? { dealt.withLock { $0 } }
 
         func next() -> Stretch? { walk.withLock { $0.next() } }
 

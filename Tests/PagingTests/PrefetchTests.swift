@@ -174,6 +174,15 @@ import Testing
         #expect(statistics.demandPages + statistics.backgroundPages + statistics.prefetchPages + statistics.untouchedPages == 2348)
         // Pages read are pages installed, less those installed with UFFDIO_ZEROPAGE.
         #expect(UInt64(source.pagesRead) <= statistics.demandPages + statistics.backgroundPages + statistics.prefetchPages)
+        // Each fill thread streamed a list of its own: data pages of the set, none in two lists, each in the set's order.
+        let lists = source.streamedLists
+        #expect(lists.count == fillThreads, "\(lists.map(\.count))")
+        let position = Dictionary(uniqueKeysWithValues: set.pages.enumerated().map { ($1, $0) })
+        #expect(Set(lists.joined()).count == lists.joined().count)
+        for list in lists {
+            #expect(list.allSatisfy { !Self.zero($0.region, $0.page.rawValue) && position[$0] != nil })
+            #expect(zip(list, list.dropFirst()).allSatisfy { position[$0]! < position[$1]! })
+        }
     }
 
     /// Four threads touching a scrambled third of each region, started at once.
