@@ -2,8 +2,9 @@ import LinuxSystem
 import Glibc
 import GuestMemory
 
-/// The background fill thread: first streams the working set it was given (if any), in the
-/// order the guest once touched it; then walks every region in order and installs each page
+/// The background fill (one thread, or two sharing the work from a page server): first streams
+/// the working set it was given (if any), in the order the guest once touched it; then walks
+/// every region in order (`FillWalk`) and installs each page
 /// that holds data and nobody has claimed, a batch of up to 2 MiB at a time, so that soon no
 /// fault can happen at all. While a working set is being recorded it waits, so that every page
 /// the guest touches in that time faults and is recorded.

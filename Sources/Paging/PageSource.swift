@@ -18,10 +18,9 @@ package protocol PageSource: Sendable {
     /// Fills `buffer` (a whole number of pages) with pages of `region` from `firstPage`, each checked.
     func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
     /// `readPages` for the background fill: a source may serve it at lower priority than faults.
-    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
-    /// `readPagesInBackground`, naming the background read that comes next: a source across a
-    /// link may ask for `next` before this read's pages are in, so that the peer works on it
-    /// while this side checks and installs these. The caller's next background read is `next`.
+    /// `next`, if given, is the calling thread's next background read: a source across a link may
+    /// ask for it before this read's pages are in, so that the peer works on it while this side
+    /// checks and installs these.
     func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError)
     /// Starts delivering `pages` (none of them zero pages) in order, for a prefetch.
     func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream
@@ -42,12 +41,13 @@ package protocol PageSource: Sendable {
 }
 
 extension PageSource {
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
         try readPages(region: region, firstPage: firstPage, into: &buffer)
     }
 
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
-        try readPagesInBackground(region: region, firstPage: firstPage, into: &buffer)
+    /// A background read with nothing named after it.
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+        try readPagesInBackground(region: region, firstPage: firstPage, into: &buffer, thenExpecting: nil)
     }
 
     package func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {

@@ -16,7 +16,7 @@ final class PagingSession: Sendable {
     let userfault: UserfaultDescriptor
     let ledger: Mutex<PagingLedger>
     let latency = FaultLatencyRecorder()
-    /// Set by `halt` or a failure: both threads leave their loops.
+    /// Set by `halt` or a failure: the handler and the fill leave their loops.
     let halted = Atomic<Bool>(false)
     /// Set by the fill once it has installed or found every page.
     let filled = Atomic<Bool>(false)
@@ -210,7 +210,7 @@ final class PagingSession: Sendable {
         finished.signal()
     }
 
-    /// Asks both threads to leave their loops (VM exit); the owner joins them.
+    /// Asks the handler and the fill to leave their loops (VM exit); the owner joins them.
     func halt() {
         halted.store(true, ordering: .releasing)
         handlerWakeup.signal()

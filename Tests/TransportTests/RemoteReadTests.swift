@@ -79,6 +79,11 @@ import TestSupport
         // Two READs with the first call, one with each call that had one asked for ahead, none with the last.
         #expect(sent == [UInt64(2 * readBytes), UInt64(readBytes), 0])
 
+        // A read of no pages crosses nothing (the READ asked for ahead stays this thread's next).
+        let before = try #require(source.transferStatistics)
+        #expect(try source.backgroundBytes(PageRun(region: 0, firstPage: 5, count: 0), then: nil) == [])
+        #expect(source.transferStatistics == before)
+
         // Named one read, asked for another: the pages asked for are the ones that come.
         let named = PageRun(region: 0, firstPage: 1024, count: 64), asked = PageRun(region: 0, firstPage: 1500, count: 8)
         #expect(try source.backgroundBytes(PageRun(region: 1, firstPage: 0, count: 16), then: named) == chain.bytes(region: 1, first: 0, count: 16))

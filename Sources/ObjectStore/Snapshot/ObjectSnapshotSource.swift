@@ -140,8 +140,9 @@ package final class ObjectSnapshotSource: PageSource {
     }
 
     /// The background fill reads memory in order: while it copies one chunk, the next blocks of
-    /// chunks are on their way, so a fill is not one round trip per 2 MiB after another.
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
+    /// chunks are on their way, so a fill is not one round trip per 2 MiB after another (it reads
+    /// ahead by itself, so the read named next adds nothing).
+    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting _: PageRun?) throws(PageSourceError) {
         let block = Int(firstPage.rawValue / ObjectSnapshotManifest.chunkPages) / Self.blockChunks
         // Ramping up: the guest's first faults, which fetch small parts, do not queue behind 48 MiB.
         for ahead in 0...min(block, Self.readAheadBlocks) { startLoading(region: region, block: block + ahead, threadName: "chunk-ahead") }

@@ -46,10 +46,6 @@ package final class RemotePageSource: PageSource {
         try read(region: region, firstPage: firstPage, into: &buffer, background: false)
     }
 
-    package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
-        try readPagesInBackground(region: region, firstPage: firstPage, into: &buffer, thenExpecting: nil)
-    }
-
     package var asksForReadsAhead: Bool { true }
 
     /// Two fill threads, each on a connection of its own: decrypting, checking and installing a
@@ -61,6 +57,8 @@ package final class RemotePageSource: PageSource {
     /// this side checks and installs this one, and no batch waits for a round trip.
     package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
         let run = PageRun(region: region, firstPage: firstPage, count: buffer.byteCount / PageSize.bytes)
+        // Nothing to read, and a READ asked for ahead stays this thread's next.
+        guard run.count > 0 else { return }
         let thread = pthread_self()
         var pending = ahead.withLock { list -> Ahead? in
             guard let index = list.firstIndex(where: { $0.thread == thread }) else { return nil }

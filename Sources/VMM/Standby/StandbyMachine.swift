@@ -32,7 +32,7 @@ package final class StandbyMachine: Sendable {
         }
         let ram: GuestRegion
         do { ram = try GuestRegion(name: "ram", sizeInBytes: memorySizeInBytes, backing: hugetlbfs.map { .hugetlbfs(directory: $0) } ?? .memfd) } catch {
-            throw .invalidRequest("\(hugetlbfs == nil ? "--memory" : "--hugetlbfs \(hugetlbfs!)"): \(error)")
+            throw .invalidRequest("\(hugetlbfs.map { "--hugetlbfs \($0)" } ?? "--memory"): \(error)")
         }
         self.hugetlbfs = hugetlbfs
         self.cpuCount = cpuCount
@@ -45,7 +45,7 @@ package final class StandbyMachine: Sendable {
     }
 
     /// Refuses, in one line and before anything is touched, a snapshot this standby VMM cannot
-    /// become: other regions, another RAM size or another vCPU count.
+    /// become: other regions, another RAM size or another vCPU count, or (on huge pages) a mapped restore.
     package func checkFits(_ shapes: [SnapshotRegionShape], cpuCount saved: Int, mode: RestoreMode, snapshot: String) throws(VMMError) {
         if let hugetlbfs, mode == .map {
             throw .invalidRequest(
