@@ -158,14 +158,16 @@ package final class SnapshotReader: Sendable {
         areas.append((entry.crcTableOffset, crcEnd, "\(name) CRC table"))
         areas.append((entry.pagesOffset, pagesEnd, "\(name) pages"))
 
-        let bitmapBytes = try FileIO.read(descriptor, count: Int(bitmapLength), at: entry.bitmapOffset, path: path)
+        let stored = try PageBitmap.readStoredWords(pageCount: pageCount) { (span: inout MutableRawSpan) throws(SnapshotFormatError) in
+            try FileIO.readAll(descriptor, into: &span, at: entry.bitmapOffset, path: path)
+        }
         if version >= 2 {
-            let computed = CRC32C.checksum(bitmapBytes)
+            let computed = PageBitmap.storedChecksum(stored)
             guard computed == entry.bitmapCRC else {
                 throw .tableChecksum(path: path, table: "\(name) bitmap", stored: entry.bitmapCRC, computed: computed)
             }
         }
-        guard let bitmap = PageBitmap(pageCount: pageCount, littleEndianBytes: bitmapBytes) else {
+        guard let bitmap = PageBitmap(pageCount: pageCount, storedWords: stored) else {
             throw .invalidField(path: path, field: "\(name) bitmap", reason: "has bits set past page \(pageCount - 1)")
         }
         let crcs = try PageCRCTable(descriptor: descriptor, offset: entry.crcTableOffset, count: Int(pageCount), path: path)

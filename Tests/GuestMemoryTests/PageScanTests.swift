@@ -148,6 +148,26 @@ import Testing
         #expect(PageBitmap(pageCount: 70, littleEndianBytes: tail) == nil)
         #expect(PageBitmap(pageCount: 70, littleEndianBytes: Array(bytes.prefix(8))) == nil)
     }
+
+    /// Read straight into words (a snapshot's bitmap), the stored form has the bytes' checksum and
+    /// decodes to the same bitmap; a bit past the last page is refused the same way.
+    @Test func storedWordsReadInPlaceMatchTheBytes() {
+        var bitmap = PageBitmap(pageCount: 70)
+        for page: UInt64 in [0, 9, 64, 69] { bitmap.insert(PageIndex(page)) }
+        let bytes = bitmap.littleEndianBytes()
+        let fill = { (bytes: [UInt8]) in
+            PageBitmap.readStoredWords(pageCount: 70) { (span: inout MutableRawSpan) in
+                for (i, byte) in bytes.enumerated() { span.storeBytes(of: byte, toByteOffset: i, as: UInt8.self) }
+            }
+        }
+        let stored = fill(bytes)
+        #expect(PageBitmap.storedChecksum(stored) == CRC32C.checksum(bytes))
+        #expect(PageBitmap(pageCount: 70, storedWords: stored) == bitmap)
+        var tail = bytes
+        tail[8] |= 0x80
+        #expect(PageBitmap(pageCount: 70, storedWords: fill(tail)) == nil)
+        #expect(PageBitmap(pageCount: 130, storedWords: stored) == nil)
+    }
 }
 
 /// A union keeps every page of both bitmaps and nothing else.

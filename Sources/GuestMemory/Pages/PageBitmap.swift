@@ -32,6 +32,40 @@ package struct PageBitmap: Equatable, Sendable {
         self.words = words
     }
 
+    /// The serialized form of a bitmap for `pageCount` pages, filled by `read` straight into words
+    /// (no staging copy of the bytes: 256 KiB per 8 GiB of guest on a restore's critical path),
+    /// still in the stored byte order: check its CRC (`storedChecksum`), then decode it with
+    /// `init(pageCount:storedWords:)`.
+    package static func readStoredWords<E: Error>(
+        pageCount: UInt64, _ read: (inout MutableRawSpan) throws(E) -> Void
+    ) throws(E) -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: Int(wordCount(pageCount: pageCount)))
+        var elements = words.mutableSpan
+        // SAFETY: UInt64 has no padding, so its words' bytes are a plain byte span.
+        var bytes = unsafe elements.mutableBytes
+        try read(&bytes)
+        return words
+    }
+
+    /// The CRC32C of stored words' bytes as they lie (the serialized form's checksum).
+    package static func storedChecksum(_ words: [UInt64]) -> UInt32 {
+        // SAFETY: the buffer does not escape the closure.
+        unsafe words.withUnsafeBytes { unsafe CRC32C.checksum($0) }
+    }
+
+    /// Decodes words read by `readStoredWords`; nil if a bit past `pageCount` is set.
+    package init?(pageCount: UInt64, storedWords: [UInt64]) {
+        guard UInt64(storedWords.count) == Self.wordCount(pageCount: pageCount) else { return nil }
+        var words = storedWords
+        #if _endian(big)
+        for w in words.indices { words[w] = UInt64(littleEndian: words[w]) }
+        #endif
+        let tailBits = pageCount % 64
+        if tailBits != 0, let last = words.last, last >> tailBits != 0 { return nil }
+        self.pageCount = pageCount
+        self.words = words
+    }
+
     /// Words needed for `pageCount` pages.
     package static func wordCount(pageCount: UInt64) -> UInt64 { pageCount / 64 + (pageCount % 64 == 0 ? 0 : 1) }
 
