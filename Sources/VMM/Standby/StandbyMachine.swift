@@ -22,6 +22,8 @@ package final class StandbyMachine: Sendable {
     package let placeholders: [String: GuestRegion]
     private let placeholderMemory: GuestMemoryMap
     private let shell: Mutex<MachineShell?>
+    /// A sample state of this VM's shape, whose coding was paid for at start (`StandbyRehearsal`).
+    let sampleState: MachineStateRecord
 
     /// Makes the placeholder (a fresh memfd, or a file on `hugetlbfs` whose huge pages are
     /// reserved now: nothing is allocated until touched; a lazy or copy restore fills it in place,
@@ -40,7 +42,7 @@ package final class StandbyMachine: Sendable {
         placeholders = ["ram": ram]
         do { placeholderMemory = try Machine.restoredMemory([ram]) } catch { throw .failed(error.description) }
         let prepared = try Self.prepare(placeholderMemory, cpuCount: cpuCount)
-        prepared.warmUpStateCoding()
+        sampleState = prepared.warmUpStateCoding()
         shell = Mutex(prepared)
     }
 

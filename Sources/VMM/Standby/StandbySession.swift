@@ -24,6 +24,7 @@ package enum StandbySession {
             throw .failed(error.description)
         }
         warmUpControlPath(options.apiSocket)
+        StandbyRehearsal.run(sample: standby.sampleState, beside: options.apiSocket)
         let pages = options.hugetlbfs == nil ? "" : " on huge pages"
         Diagnostics.note("standby: \(options.cpuCount) vCPUs, \(options.memorySizeInBytes >> 20) MiB\(pages), control API on \(options.apiSocket)")
         guard case .restore(let vm, let arrived) = handoff.waitForRequest() else {
@@ -52,7 +53,11 @@ package enum StandbySession {
     /// lazy set-up here), the restore request's decoding and its answer's encoding (the first JSON
     /// coding of a type pays for runtime lookups), which the client would otherwise wait for.
     private static func warmUpControlPath(_ socket: String) {
-        _ = try? ControlClient(socketPath: socket, timeoutSeconds: 5).send(route: .vm)
+        let client = try? ControlClient(socketPath: socket, timeoutSeconds: 5)
+        _ = try? client?.send(route: .vm)
+        // A restore request refused before anything is touched (no such memory mode): the path of a
+        // request with a body, through to its refusal.
+        _ = try? client?.send(route: .restore, body: Array(#"{"snapshot": "", "memory": "warm-up"}"#.utf8))
         let body = RequestBody(Array(#"{"snapshot": "warm-up", "memory": "map", "verify": false, "disks": [], "nets": [], "vsock": null}"#.utf8))
         _ = try? body.decode(StandbyRestoreRequest.self)
         _ = try? Response.json(StandbyRestoreReport(state: "running", snapshot: "warm-up", memory: "map", millisecondsToRunning: 1))

@@ -5,7 +5,7 @@ import SnapshotFormat
 
 extension MachineStateRecord {
     /// The record as sections: the configuration (written before memory) and the state.
-    func sections() throws(SectionError) -> SnapshotContents {
+    package func sections() throws(SectionError) -> SnapshotContents {
         var state: [StateSection] = []
         for vcpu in vcpus {
             let section = VCPUSection(
