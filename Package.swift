@@ -34,7 +34,13 @@ let package = Package(
         .target(
             name: "CTLS",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Werror"])],
-            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+            linkerSettings: [
+                .linkedLibrary("ssl", .when(configuration: .debug)), .linkedLibrary("crypto", .when(configuration: .debug)),
+                // A release binary carries OpenSSL (libssl-dev's archives): every process start would
+                // otherwise bind libcrypto's thousands of symbols (about 1 ms of each spawn here). An
+                // OpenSSL security update then needs a rebuild, as for any static binary.
+                .unsafeFlags(["-Xlinker", "-l:libssl.a", "-Xlinker", "-l:libcrypto.a"], .when(configuration: .release)),
+            ]
         ),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -137,7 +143,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            swiftSettings: safeTargetSettings
+            swiftSettings: safeTargetSettings,
+            // The static Swift runtime exports every symbol by default (39,000 here), which the
+            // dynamic loader searches for each shared library's symbols at every start; nothing
+            // looks Engram's own symbols up, so a release binary exports none.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
         ),
         .target(
             name: "ObjectStore",
