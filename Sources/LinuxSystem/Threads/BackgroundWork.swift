@@ -12,8 +12,14 @@ package final class BackgroundWork<Value: Sendable, Failure: Error>: Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let outcome = Mutex<Result<Value, Failure>?>(nil)
 
-    package init(_ work: @escaping @Sendable () throws(Failure) -> Value) {
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
+    /// How the work's thread ranks beside the caller's on a busy host. `high` (libdispatch's
+    /// user-initiated class, nice -2 on Linux): work the caller soon waits for. `low` (utility):
+    /// work the caller waits for last, which must not take a core from it meanwhile (on 2 cores a
+    /// standby restore's CRC-table check at `high` held up the restore itself by up to 1 ms).
+    package enum Priority: Sendable { case high, low }
+
+    package init(priority: Priority = .high, _ work: @escaping @Sendable () throws(Failure) -> Value) {
+        DispatchQueue.global(qos: priority == .high ? .userInitiated : .utility).async { [self] in
             let result: Result<Value, Failure>
             do throws(Failure) { result = .success(try work()) } catch { result = .failure(error) }
             outcome.withLock { $0 = result }

@@ -87,7 +87,7 @@ package enum VMRestore {
         // (Measured: one job waited for before memory loads beats a second one beside KVM's
         // set-up, which it slows on 2 cores.)
         let chain = request.verify ? nil : source.chain
-        let tables = BackgroundWork { () throws(SnapshotFormatError) in
+        let tables = BackgroundWork(priority: .low) { () throws(SnapshotFormatError) in
             try chain?.checkCRCTables(includingBase: true)
             try chain?.base.verifyClearPagesAreZero()
         }
