@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -162,4 +163,13 @@ void clinux_forward_signals(int pid) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
     for (size_t index = 0; index < sizeof forwarded / sizeof forwarded[0]; index++) sigaction(forwarded[index], &action, NULL);
+}
+
+int clinux_try_huge_pages(unsigned pages) {
+    size_t length = (size_t)pages << 21;
+    void *mapped = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    if (mapped == MAP_FAILED) return errno;
+    int result = madvise(mapped, length, 23 /* MADV_POPULATE_WRITE */) == 0 ? 0 : errno;
+    munmap(mapped, length);
+    return result;
 }

@@ -4,8 +4,9 @@ import SystemPackage
 import VMM
 
 /// The tests' question to a jailed VMM, asked at start through ENGRAM_TEST_JAIL_PROBE
-/// ("read=PATH,signal=PID,..."): may this process open PATH, may it signal PID? The answer is
-/// one line on standard error, "jail probe: read PATH: allowed; signal PID: No such process".
+/// ("read=PATH,signal=PID,hugepages=N,..."): may this process open PATH, signal PID, have N huge
+/// pages? The answer is one line on standard error, "jail probe: read PATH: allowed; signal PID:
+/// No such process; hugepages 1: Cannot allocate memory".
 enum JailProbe {
     static let variable = "ENGRAM_TEST_JAIL_PROBE"
 
@@ -24,6 +25,9 @@ enum JailProbe {
                 } catch {
                     answers.append("read \(parts[1]): \(error.errno)")
                 }
+            case "hugepages":
+                let refusal = HugePageProbe.tryAllocate(pages: UInt32(parts[1]) ?? 1)
+                answers.append("hugepages \(parts[1]): \(refusal.map(\.description) ?? "allowed")")
             case "signal":
                 let allowed = kill(pid_t(parts[1]) ?? -1, 0) == 0
                 answers.append("signal \(parts[1]): \(allowed ? "allowed" : Errno(rawValue: errno).description)")

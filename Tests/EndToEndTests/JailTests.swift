@@ -232,6 +232,45 @@ struct JailTests {
         #expect(!bounded.consoleText.contains("FILL "))
     }
 
+    /// The unified (v2) hierarchy's mount point, if the host mounts one holding hugetlb: here a
+    /// hybrid host, whose v2 hierarchy holds only hugetlb; on a v2-only host, the one hierarchy.
+    static let unifiedHugetlb: String? = {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        for mount in mounts.split(separator: "\n") {
+            let fields = mount.split(separator: " ")
+            guard fields.count > 2, fields[2] == "cgroup2" else { continue }
+            let controllers = (try? String(contentsOfFile: fields[1] + "/cgroup.controllers", encoding: .utf8)) ?? ""
+            if controllers.split(whereSeparator: \.isWhitespace).contains("hugetlb") { return String(fields[1]) }
+        }
+        return nil
+    }()
+
+    /// A cgroup v2 limit holds: the jailer makes the group in the unified hierarchy (enabling the
+    /// controller down to it), the VMM is in it, and the kernel refuses the VMM a huge page beyond
+    /// the limit, counting the refusal against the group (the reservation is charged to the group
+    /// before the pool is asked, so the count says the limit refused it, not an empty pool).
+    @Test(.enabled(if: unifiedHugetlb != nil, "the host mounts no cgroup v2 hierarchy holding hugetlb"))
+    func aCgroupV2LimitHolds() throws {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let jailed = try jail("hugetlb", ["--cgroup", "hugetlb.2MB.rsvd.max=0"], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M"],
+                              environment: ["ENGRAM_TEST_JAIL_PROBE": "hugepages=1"])
+        defer { jailed.stop() }
+        _ = try jailed.waitForLine(containing: "READY")
+        let answer = try jailed.waitForErrorLine(containing: "jail probe:")
+        #expect(answer.contains("hugepages 1: Cannot allocate memory"), "\(answer)")
+        let pid = try vmm(of: jailed)
+        let membership = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8).split(separator: "\n")
+        let line = try #require(membership.first { $0.hasPrefix("0::") })
+        #expect(line.hasSuffix("/engram/hugetlb"), "\(line)")
+        let group = try #require(Self.unifiedHugetlb) + String(line.dropFirst(3))
+        #expect(try String(contentsOfFile: group + "/hugetlb.2MB.rsvd.max", encoding: .utf8).hasPrefix("0"))
+        let events = try String(contentsOfFile: group + "/hugetlb.2MB.events", encoding: .utf8)
+        let refusals = events.split(separator: "\n").first { $0.hasPrefix("max ") }.flatMap { Int($0.dropFirst(4)) } ?? 0
+        #expect(refusals >= 1, "\(events)")
+        jailed.stop()
+        #expect(!FileManager.default.fileExists(atPath: group), "the jailer removes its group when the VMM has ended")
+    }
+
     /// The directory of the group `line` (from /proc/PID/cgroup) names, in the hierarchy mounted for `controller`.
     private static func groupDirectory(controller: String, of line: String) -> String? {
         let path = String(line.split(separator: ":", maxSplits: 2)[2])

@@ -259,6 +259,10 @@ enum clinux_jail_step {
    child execs the program. Returns the init's pid (as this namespace sees it) once the exec has
    happened, or -1 with errno and *failed_step set. */
 int clinux_jail_spawn(const struct clinux_jail *jail, int *failed_step);
+/* The jail tests' huge-page probe: maps `pages` anonymous 2 MiB huge pages, faults them in with
+   MADV_POPULATE_WRITE (an error, never the SIGBUS a plain touch over a hugetlb cgroup limit would
+   get) and unmaps them; 0, or the errno of the step that failed. */
+int clinux_try_huge_pages(unsigned pages);
 /* Installs handlers that pass SIGTERM, SIGINT, SIGHUP and SIGQUIT on to `pid` (the jailer waiting for its VMM). */
 void clinux_forward_signals(int pid);
 /* Adds "close every descriptor from `lowest` up" to a spawn's file actions (glibc 2.34), done in the

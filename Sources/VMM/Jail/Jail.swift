@@ -120,7 +120,9 @@ package enum Jail {
         var cgroups: [(file: String, value: String, controller: String, hierarchy: ControlGroup.Hierarchy)] = []
         for (file, value) in request.cgroups {
             let parts = file.split(separator: ".", maxSplits: 1)
-            guard parts.count == 2, file.utf8.allSatisfy({ $0 == 0x2e || $0 == 0x5f || (0x30...0x39).contains($0) || (0x61...0x7a).contains($0) }), !value.contains("\n") else {
+            // Letters of both cases: hugetlb's files name their page size ("hugetlb.2MB.max").
+            guard parts.count == 2, file.utf8.allSatisfy({ $0 == 0x2e || $0 == 0x5f || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }),
+                  !value.contains("\n") else {
                 throw .invalidRequest("engram jail: --cgroup \(file)=\(value): expected CONTROLLER.FILE=VALUE, e.g. pids.max=64")
             }
             let controller = String(parts[0])
