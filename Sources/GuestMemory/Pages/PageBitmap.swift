@@ -20,16 +20,10 @@ package struct PageBitmap: Equatable, Sendable {
         let wordCount = Self.wordCount(pageCount: pageCount)
         guard UInt64(bytes.count) == wordCount * 8 else { return nil }
         var words = [UInt64](repeating: 0, count: Int(wordCount))
-        // One copy of the bytes into the words (little-endian on disk), then fix the order on big-endian hosts.
+        // One copy of the bytes into the words, still in their stored (little-endian) order.
         // SAFETY: both buffers hold exactly wordCount * 8 bytes (checked above); neither escapes.
         unsafe words.withUnsafeMutableBytes { target in unsafe bytes.withUnsafeBytes { unsafe target.copyMemory(from: $0) } }
-        #if _endian(big)
-        for w in words.indices { words[w] = UInt64(littleEndian: words[w]) }
-        #endif
-        let tailBits = pageCount % 64
-        if tailBits != 0, let last = words.last, last >> tailBits != 0 { return nil }
-        self.pageCount = pageCount
-        self.words = words
+        self.init(pageCount: pageCount, storedWords: words)
     }
 
     /// The serialized form of a bitmap for `pageCount` pages, filled by `read` straight into words
