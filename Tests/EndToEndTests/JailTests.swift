@@ -31,6 +31,21 @@ struct JailTests {
         return line.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces)
     }
 
+    /// A jailed 64M guest with its control socket at /api.sock in the root, after `fill 8 4`: the
+    /// jailer, the fill's digest, and the socket's path from outside.
+    private func filledJail(_ id: String) throws -> (jailer: GuestProcess, digest: String, socket: String) {
+        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
+        let jailer = try jail(id, [], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/api.sock"])
+        do {
+            _ = try jailer.waitForLine(containing: "READY")
+            let filled = try #require(TestKernel.field("digest", in: try jailer.command("fill 8 4", expect: "FILL ")))
+            return (jailer, filled, root(id) + "/api.sock")
+        } catch {
+            jailer.stop()
+            throw error
+        }
+    }
+
     private func digest(_ process: GuestProcess) throws -> String? {
         TestKernel.field("digest", in: try process.command("digest", expect: "DIGEST "))
     }
@@ -115,12 +130,8 @@ struct JailTests {
     /// the old one ends: the jail's init, not the VMM, holds the PID namespace open, so the new
     /// process runs on, and the jail ends with it.
     @Test func aJailedGuestCarriesOnThroughBothKindsOfLiveUpdate() throws {
-        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
-        let jailer = try jail("updated", [], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/api.sock"])
+        let (jailer, filled, socket) = try filledJail("updated")
         defer { jailer.stop() }
-        _ = try jailer.waitForLine(containing: "READY")
-        let filled = try #require(TestKernel.field("digest", in: try jailer.command("fill 8 4", expect: "FILL ")))
-        let socket = root("updated") + "/api.sock"
         let before = try vmm(of: jailer)
         for mode in ["exec", "transfer"] {
             let update = try runEngram(["update", socket, "--mode", mode], timeout: 120)
@@ -140,12 +151,8 @@ struct JailTests {
     /// namespace, as its user with no capabilities and under the filters; their sockets and
     /// consoles are in the root, where the caller reaches them; the parent runs on.
     @Test func aJailedGuestForksInsideItsJail() throws {
-        try FileManager.default.createDirectory(atPath: directory.path("jails"), withIntermediateDirectories: true)
-        let jailer = try jail("forked", [], ["run", "--kernel", ProjectPaths.testKernel, "--memory", "64M", "--api-socket", "/api.sock"])
+        let (jailer, filled, socket) = try filledJail("forked")
         defer { jailer.stop() }
-        _ = try jailer.waitForLine(containing: "READY")
-        let filled = try #require(TestKernel.field("digest", in: try jailer.command("fill 8 4", expect: "FILL ")))
-        let socket = root("forked") + "/api.sock"
         let parent = try vmm(of: jailer)
         let answer = try runEngram(["fork", socket, "--count", "2"], timeout: 120)
         #expect(answer.status == 0, "\(answer.errors)")
