@@ -23,7 +23,7 @@ struct ObjectStoreOptions: ParsableArguments {
 
     /// What a restore of `snapshot` (s3://BUCKET/NAME) from this store needs: a client made on
     /// demand from `credentials`, the location, and the host's chunk cache.
-    func access(_ snapshot: String, credentials: Credentials, cacheDirectory: String?, cacheBytes: UInt64) throws -> ObjectStoreAccess {
+    func access(_ snapshot: String, credentials: Credentials, cache: ChunkCacheOptions) throws -> ObjectStoreAccess {
         ObjectStoreAccess(
             client: { () throws(VMMError) in
                 switch credentials {
@@ -31,7 +31,7 @@ struct ObjectStoreOptions: ParsableArguments {
                 case .failure(let error): throw .failed(error.description)
                 }
             },
-            location: try location(snapshot), cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
+            location: try location(snapshot), cache: cache.place, cacheBytes: cache.chunkCacheSize.bytes)
     }
 
     /// The store's configuration, or why it has none.
@@ -59,5 +59,24 @@ struct ObjectStoreOptions: ParsableArguments {
 
     func location(_ text: String) throws -> ObjectLocation {
         do { return try ObjectLocation(parsing: text) } catch { throw CommandFailure(error.description) }
+    }
+}
+
+/// The host's chunk cache for s3:// restores.
+struct ChunkCacheOptions: ParsableArguments {
+    @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
+    @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
+    @Flag(help: "s3://: keep no chunk cache: every chunk comes from the store and nothing is written on this host.")
+    var noChunkCache = false
+
+    func validate() throws {
+        if noChunkCache && chunkCache != nil { throw ValidationError("choose one: --chunk-cache DIR or --no-chunk-cache") }
+    }
+
+    var isGiven: Bool { chunkCache != nil || noChunkCache }
+
+    var place: ChunkCachePlace {
+        if noChunkCache { return .none }
+        return chunkCache.map { .directory($0) } ?? .standard
     }
 }

@@ -51,13 +51,12 @@ struct RestoreCommand: ParsableCommand {
     var prefetch = true
     @OptionGroup var devices: DeviceOverrideOptions
     @OptionGroup var store: ObjectStoreOptions
-    @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
-    @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
+    @OptionGroup var chunkCache: ChunkCacheOptions
 
     @OptionGroup var seccomp: SeccompOptions
 
     func validate() throws {
-        if chunkCache != nil && !RestoreSource.isObjectStore(snapshot) { throw ValidationError("--chunk-cache goes with an s3:// snapshot") }
+        if chunkCache.isGiven && !RestoreSource.isObjectStore(snapshot) { throw ValidationError("--chunk-cache and --no-chunk-cache go with an s3:// snapshot") }
         let request = try request()
         do { try request.validate() } catch { throw ValidationError(error.description) }
     }
@@ -88,7 +87,7 @@ struct RestoreCommand: ParsableCommand {
         do { request.overrides = try devices.overrides() } catch { throw ValidationError(error.description) }
         if RestoreSource.isObjectStore(snapshot) {
             request.objectStore = try store.access(
-                snapshot, credentials: store.takeCredentials(), cacheDirectory: chunkCache, cacheBytes: chunkCacheSize.bytes)
+                snapshot, credentials: store.takeCredentials(), cache: chunkCache)
         }
         return request
     }

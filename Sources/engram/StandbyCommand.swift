@@ -27,8 +27,7 @@ struct StandbyCommand: ParsableCommand {
     @OptionGroup(title: "Page server security (tcp:// snapshots)") var security: TransportSecurityOptions
     @OptionGroup var devices: DeviceOverrideOptions
     @OptionGroup var store: ObjectStoreOptions
-    @Option(help: "s3://: the host's chunk cache, shared by restores (default ~/.cache/engram/chunks).") var chunkCache: String?
-    @Option(help: "s3://: the chunk cache's bound, bytes or with K/M/G suffix.") var chunkCacheSize = ByteSize(argument: "8G")!
+    @OptionGroup var chunkCache: ChunkCacheOptions
 
     @OptionGroup var seccomp: SeccompOptions
 
@@ -47,9 +46,9 @@ struct StandbyCommand: ParsableCommand {
         options.security = security.options
         security.warnIfPlaintext()
         do { options.devices = try devices.overrides() } catch { throw ValidationError(error.description) }
-        let store = store, cache = chunkCache, bytes = chunkCacheSize.bytes, credentials = store.takeCredentials()
+        let store = store, cache = chunkCache, credentials = store.takeCredentials()
         options.objectStore = { (name) throws(VMMError) in
-            do { return try store.access(name, credentials: credentials, cacheDirectory: cache, cacheBytes: bytes) } catch {
+            do { return try store.access(name, credentials: credentials, cache: cache) } catch {
                 throw .invalidRequest("\(error)")
             }
         }

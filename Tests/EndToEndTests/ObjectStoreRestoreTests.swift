@@ -44,6 +44,17 @@ struct ObjectStoreRestoreTests {
         let stats = try runEngram(["ctl", directory.path("r.sock"), "get", "/vm/memory/stats"])
         #expect(stats.output.contains("\"demand_faults\""), "\(stats.output)")
 
+        // With --no-chunk-cache the memory is the same and nothing is written on this host (the
+        // default cache would be under XDG_CACHE_HOME).
+        let cacheHome = directory.path("xdg-cache")
+        var environment = Self.environment(store)
+        environment["XDG_CACHE_HOME"] = cacheHome
+        let uncached = try GuestProcess.engram(["restore", "s3://fleet/vm-1", "--memory", "lazy", "--no-chunk-cache"], environment: environment)
+        defer { uncached.stop() }
+        _ = try uncached.waitForErrorLine(containing: "restored")
+        #expect(TestKernel.field("digest", in: try uncached.command("digest", expect: "DIGEST ")) == digest)
+        #expect(!FileManager.default.fileExists(atPath: cacheHome), "--no-chunk-cache made \(cacheHome)")
+
         // A second snapshot of the same guest image stores only what differs.
         _ = try snapshotToStore(store, bucket: "fleet", name: "vm-2")
         let push = try runEngram(["push", directory.path("absent.snap"), "s3://fleet/x"], environment: Self.environment(store))
@@ -146,5 +157,10 @@ struct ObjectStoreRestoreTests {
         noCredentials["AWS_ACCESS_KEY_ID"] = ""
         let unset = try runEngram(["restore", "s3://refuse/vm", "--memory", "lazy"], environment: noCredentials)
         #expect(unset.status != 0 && unset.errors.contains("AWS_ACCESS_KEY_ID"), "\(unset.errors)")
+
+        let both = try runEngram(["restore", "s3://refuse/vm", "--chunk-cache", directory.path("c"), "--no-chunk-cache"], environment: Self.environment(store))
+        #expect(both.status != 0 && both.errors.contains("choose one: --chunk-cache DIR or --no-chunk-cache"), "\(both.errors)")
+        let notS3 = try runEngram(["restore", directory.path("any.snap"), "--no-chunk-cache"])
+        #expect(notS3.status != 0 && notS3.errors.contains("--chunk-cache and --no-chunk-cache go with an s3:// snapshot"), "\(notS3.errors)")
     }
 }

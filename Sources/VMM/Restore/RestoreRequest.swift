@@ -88,13 +88,23 @@ package struct RestoreRequest: Sendable {
 package struct ObjectStoreAccess: Sendable {
     package var client: @Sendable () throws(VMMError) -> S3Client
     package var location: ObjectLocation
-    package var cacheDirectory: String?
+    package var cache: ChunkCachePlace
     package var cacheBytes: UInt64
 
-    package init(client: @escaping @Sendable () throws(VMMError) -> S3Client, location: ObjectLocation, cacheDirectory: String?, cacheBytes: UInt64) {
+    package init(client: @escaping @Sendable () throws(VMMError) -> S3Client, location: ObjectLocation, cache: ChunkCachePlace, cacheBytes: UInt64) {
         self.client = client
         self.location = location
-        self.cacheDirectory = cacheDirectory
+        self.cache = cache
         self.cacheBytes = cacheBytes
     }
+}
+
+/// Where a restore from the object store keeps the chunks it fetches for later restores on this host.
+package enum ChunkCachePlace: Sendable, Equatable {
+    /// $XDG_CACHE_HOME/engram/chunks, or ~/.cache/engram/chunks.
+    case standard
+    case directory(String)
+    /// Nowhere: every chunk comes from the store and nothing is written on this host (hosts that
+    /// restore a snapshot once, or whose disks are slower than their network).
+    case none
 }

@@ -68,7 +68,7 @@ package struct RestoreSource {
 
     /// Reads the manifest of a snapshot in an object store; pages come through the host's chunk
     /// cache. The client is shut down if the manifest cannot be read.
-    package init(objectStore location: ObjectLocation, name: String, client: S3Client, cache: ChunkCache) throws(VMMError) {
+    package init(objectStore location: ObjectLocation, name: String, client: S3Client, cache: ChunkCache?) throws(VMMError) {
         do {
             let source = try ObjectSnapshotSource(client: client, location: location, cache: cache)
             self.name = name

@@ -164,9 +164,13 @@ package enum VMRestore {
         if RestoreSource.isObjectStore(request.snapshot) {
             guard let store = request.objectStore else { throw .invalidRequest("\(request.snapshot): no object store configured") }
             let client = try store.client()
-            let cache: ChunkCache
+            let cache: ChunkCache?
             do {
-                cache = try ChunkCache(directory: store.cacheDirectory ?? ChunkCache.defaultDirectory, maximumBytes: store.cacheBytes)
+                switch store.cache {
+                case .standard: cache = try ChunkCache(directory: ChunkCache.defaultDirectory, maximumBytes: store.cacheBytes)
+                case .directory(let directory): cache = try ChunkCache(directory: directory, maximumBytes: store.cacheBytes)
+                case .none: cache = nil
+                }
             } catch {
                 client.shutdown()
                 throw .failed("cannot restore from \(request.snapshot): \(error)")
