@@ -15,6 +15,8 @@ package final class ChunkCache: Sendable {
     package let maximumBytes: UInt64
     /// What this cache knows of the directory's size since its last scan.
     private let tally = Mutex(Tally())
+    /// Chunks go to disk past the page cache: a later restore reads them, this one never does.
+    private let writer = DirectWriter(stagingBytes: Int(ObjectSnapshotManifest.chunkPages) * PageSize.bytes)
 
     /// The directory's size found by the last scan plus what this process has written since. A
     /// scan stats every file, so it runs only when that sum passes the bound or every eighth of
@@ -63,7 +65,7 @@ package final class ChunkCache: Sendable {
     /// Keeps `bytes` as chunk `hash`, then trims the cache to its bound.
     package func put(_ hash: String, bytes: [UInt8]) {
         // A cache: a crash may lose a chunk, never leave half of one (reads re-check the hash).
-        guard (try? AtomicFile.write(bytes, to: path(hash), .renameOnly)) != nil else { return }
+        guard (try? write(bytes, to: path(hash))) != nil else { return }
         let scans = tally.withLock { tally -> Bool in
             tally.writtenSinceScan += UInt64(bytes.count)
             guard let known = tally.knownBytes else { return true }
@@ -73,6 +75,12 @@ package final class ChunkCache: Sendable {
         if scans, let total = trim() {
             tally.withLock { $0 = Tally(knownBytes: total) }
         }
+    }
+
+    private func write(_ bytes: [UInt8], to path: String) throws(SystemError) {
+        let file = try AtomicFile(path: path)
+        try writer.write(bytes, to: file.file.rawValue, subject: file.temporaryFilePath)
+        try file.commit(.renameOnly)
     }
 
     /// Removes least recently used chunks until the cache fits `maximumBytes`; the bytes left, or
