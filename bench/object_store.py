@@ -13,15 +13,19 @@ AWS_SECRET_ACCESS_KEY and AWS_REGION.
    --no-prefetch --api-socket S`, and the workload after it is `ticks` (the guest answers), then
    `digest` of the 512 MiB (checked against the fill's). Modes, alternating after one unrecorded
    warm-up of each:
-   - s3-cold: from the store with a fresh, empty `--chunk-cache` each run (every chunk is a GET);
+   - s3-cold: from the store with `--no-chunk-cache` (every chunk is a GET, nothing is written locally);
+   - s3-cold-caching: from the store with a fresh, empty `--chunk-cache` each run, which it fills;
    - s3-warm: from the store with one `--chunk-cache` shared by every run (filled by the warm-up);
    - page-server: from `engram serve` (tcp://), the same snapshot file.
    Per restore: answer_ms (process start → `TICKS`), workload_ms (process start → `DIGEST`),
    total_ms (restore_milliseconds + the fill's fill_milliseconds: every page present), and from
    GET /vm/memory/stats once the fill is complete: demand faults, fault latency p50/p99, bytes
-   received and requests. After the measured runs, one demand-only run per source
+   received and requests; the CPU time of the restoring VMM and of its peer (SeaweedFS's four
+   processes, or `engram serve`) over each run. After the measured runs, one demand-only run per source
    (`--record-working-set`, which holds the background fill back, and 16-page fault clusters for
-   both) shows the latency of a fault with nothing competing.
+   both) shows the latency of a fault with nothing competing. The store alone is measured too:
+   ranged GETs of 2 MiB in a row, and of 64 KiB (a fault's parts) with the store idle and while
+   16 MiB GETs (the fill's) stream from it.
 2. Deduplication. Ten 256 MiB guests (1 vCPU) boot from the same kernel image, each running
    `fill 64 7` (the same 64 MiB in all), then `fill 2 <100+i>` (its first 2 MiB, one chunk,
    rewritten with its own seed) and `tag engram-bench-vm-<i>`; each is snapshotted to
@@ -32,7 +36,7 @@ AWS_SECRET_ACCESS_KEY and AWS_REGION.
 
 Writes docs/results/object_store.md and .json.
 """
-import argparse, ctypes, json, os, platform, re, secrets, select, shutil, signal, socket, statistics, subprocess, sys, sysconfig, tempfile, time
+import argparse, ctypes, resource, threading, json, os, platform, re, secrets, select, shutil, signal, socket, statistics, subprocess, sys, sysconfig, tempfile, time
 import urllib.error, urllib.request
 from datetime import datetime, timezone
 
@@ -195,6 +199,49 @@ class SeaweedFS:
         return {"gets": len(times), "ms_p50": round(statistics.median(times), 2), "ms_max": round(max(times), 2),
                 "mib_per_s": round(size / (1 << 20) / elapsed, 1)}
 
+    def small_get_latency(self, bucket, name, count=60, bulk_streams=0):
+        """Ranged GETs of 64 KiB (a fault's parts) across a snapshot's first pack, one after another from
+        one curl process, while `bulk_streams` other curls read 16 MiB ranges of it (the fill's) in a loop; ms p50/p90/max."""
+        manifest = self.curl(*self.auth(), f"{self.endpoint}/{bucket}/{name}/manifest")
+        if manifest is None:
+            return None
+        chunks = [c for region in json.loads(manifest)["regions"] for c in region["chunks"] if c]
+        pack = chunks[0]["pack"]
+        size = sum(c["length"] for c in chunks if c["pack"] == pack)
+        url = f"{self.endpoint}/{bucket}/{pack}"
+        stop = threading.Event()
+
+        def bulk(stream):
+            block, index = 16 << 20, stream
+            while not stop.is_set() and size >= block:
+                start = (index * block) % (size - block + 1)
+                self.curl(*self.auth(), "-o", "/dev/null", "-H", f"Range: bytes={start}-{start + block - 1}", url)
+                index += bulk_streams
+        streams = [threading.Thread(target=bulk, args=(i,)) for i in range(bulk_streams)]
+        for stream in streams:
+            stream.start()
+        try:
+            time.sleep(0.3 if bulk_streams else 0)
+            command = []
+            for i in range(count):
+                start = (i * 7919 % max(1, size // 65536)) * 65536
+                command += [*(["--next"] if i else []), *self.auth(), "-s", "-o", "/dev/null", "-w", "%{time_total}\\n",
+                            "-H", f"Range: bytes={start}-{start + 65535}", url]
+            out = self.curl(*command)
+        finally:
+            stop.set()
+            for stream in streams:
+                stream.join()
+        if out is None:
+            return None
+        times = sorted(float(line) * 1000 for line in out.split() if line.strip())
+        return {"gets": len(times), "bulk_streams": bulk_streams, "ms_p50": round(statistics.median(times), 2),
+                "ms_p90": round(times[int(len(times) * 0.9)], 2), "ms_max": round(times[-1], 2)}
+
+    def cpu_seconds(self):
+        """User and system CPU time of the store's processes so far."""
+        return sum(process_cpu_seconds(process.pid) for _, process in self.processes)
+
     def stop(self):
         for _, process in reversed(self.processes):
             if process.poll() is None:
@@ -208,6 +255,18 @@ class SeaweedFS:
 
 PUSHED = re.compile(r"pushed \S+ to s3://\S+: (\d+) chunks, (\d+) already stored; ([\d.]+) MiB of non-zero memory, ([\d.]+) MiB uploaded")
 BUCKET = re.compile(r"bucket \S+: (\d+) snapshots holding ([\d.]+) MiB of non-zero memory stored in ([\d.]+) MiB \(([\d.]+)×")
+
+
+def process_cpu_seconds(pid):
+    """User and system CPU time of a running process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_push(stderr):
@@ -238,7 +297,8 @@ def restore_bench(args, tmp, store, secret, results):
     results["push"] = push
     print(f"   push: {json.dumps(push)}", file=sys.stderr, flush=True)
     results["store_baseline"] = store.ranged_get_baseline(BIG_BUCKET, f"fill{args.fill_mib}", 64)
-    print(f"   store alone: {json.dumps(results['store_baseline'])}", file=sys.stderr, flush=True)
+    results["store_small_gets"] = [store.small_get_latency(BIG_BUCKET, f"fill{args.fill_mib}", bulk_streams=n) for n in (0, 1, 2)]
+    print(f"   store alone: {json.dumps(results['store_baseline'])} {json.dumps(results['store_small_gets'])}", file=sys.stderr, flush=True)
     # The snapshot, the store's volumes and the push wrote about 1.5 GiB just now: written back
     # here rather than by the kernel's flusher in the middle of the measured restores.
     os.sync()
@@ -249,7 +309,20 @@ def restore_bench(args, tmp, store, secret, results):
     warm_cache = os.path.join(tmp, "cache-warm")
 
     def run_mode(mode, run, extra=()):
+        restorer, peer = children_cpu_seconds(), peer_cpu_seconds(mode)
+        sample = restore_in(mode, run, extra)
+        # The restoring VMM has exited (with the short `engram ctl` calls): its CPU time is the children's.
+        sample["vmm_cpu_ms"] = (children_cpu_seconds() - restorer) * 1000
+        sample["peer_cpu_ms"] = (peer_cpu_seconds(mode) - peer) * 1000
+        return sample
+
+    def peer_cpu_seconds(mode):
+        return process_cpu_seconds(server.process.pid) if mode == "page-server" else store.cpu_seconds()
+
+    def restore_in(mode, run, extra):
         if mode == "s3-cold":
+            return restore(args, tmp, s3_url, mode, digest, ["--no-chunk-cache", *extra])
+        if mode == "s3-cold-caching":
             cache = os.path.join(tmp, f"cache-cold-{run}")
             try:
                 return restore(args, tmp, s3_url, mode, digest, ["--chunk-cache", cache, *extra])
@@ -259,7 +332,7 @@ def restore_bench(args, tmp, store, secret, results):
             return restore(args, tmp, s3_url, mode, digest, ["--chunk-cache", warm_cache, *extra])
         return restore(args, tmp, tcp_url, mode, digest, ["--secret-file", secret, *extra])
 
-    modes = ("s3-cold", "s3-warm", "page-server")
+    modes = ("s3-cold", "s3-cold-caching", "s3-warm", "page-server")
     samples = {mode: [] for mode in modes}
     for run in range(args.runs + 1):
         for mode in modes:
@@ -384,13 +457,14 @@ def main():
 def write_results(args, results, weed_version, seconds):
     samples, demand_only = results["restore"]["samples"], results["restore"]["demand_only"]
     keys = ("answer_ms", "workload_ms", "total_ms", "restore_ms", "demand_faults", "fill_wait_faults", "fault_p50_us",
-            "fault_p90_us", "fault_p99_us", "bytes_received", "requests")
+            "fault_p90_us", "fault_p99_us", "bytes_received", "requests", "vmm_cpu_ms", "peer_cpu_ms")
     summary = {mode: {key: median_of(samples[mode], key) for key in keys} for mode in samples}
-    cold, warm, ps = summary["s3-cold"], summary["s3-warm"], summary["page-server"]
+    cold, caching, warm, ps = summary["s3-cold"], summary["s3-cold-caching"], summary["s3-warm"], summary["page-server"]
     ratio = lambda a, b: round(a / b, 2) if a is not None and b else None
     ratios = {
         "answer_s3_cold_over_page_server": ratio(cold["answer_ms"], ps["answer_ms"]),
         "workload_s3_cold_over_page_server": ratio(cold["workload_ms"], ps["workload_ms"]),
+        "workload_s3_cold_caching_over_page_server": ratio(caching["workload_ms"], ps["workload_ms"]),
         "workload_s3_warm_over_page_server": ratio(warm["workload_ms"], ps["workload_ms"]),
         "fault_p50_s3_cold_over_page_server": ratio(cold["fault_p50_us"], ps["fault_p50_us"]),
         "demand_only_fault_p99_s3_over_page_server": ratio(demand_only["s3-cold"]["fault_p99_us"], demand_only["page-server"]["fault_p99_us"]),
@@ -400,7 +474,7 @@ def write_results(args, results, weed_version, seconds):
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
         "seaweedfs": weed_version, "link": "loopback (127.0.0.1)", "bench_seconds": round(seconds, 1),
         "restore": {"guest": {"memory": args.memory, "filled_mib": args.fill_mib, "cpus": 1}, "runs": args.runs,
-                    "push": push, "store_baseline": results.get("store_baseline"), "median": summary, "ratios": ratios, "demand_only": demand_only,
+                    "push": push, "store_baseline": results.get("store_baseline"), "store_small_gets": results.get("store_small_gets"), "median": summary, "ratios": ratios, "demand_only": demand_only,
                     "record_seconds": args.record_seconds, "samples": samples},
         "dedup": dedup,
     }
@@ -412,7 +486,8 @@ def write_results(args, results, weed_version, seconds):
     mib = lambda b: f"{b / (1 << 20):.1f}" if b is not None else "–"
     num = lambda v, fmt="{:.1f}": fmt.format(v) if v is not None else "–"
     rows = [f"| {mode} | {num(s['answer_ms'])} | {num(s['workload_ms'])} | {num(s['total_ms'])} | {num(s['demand_faults'], '{:.0f}')} "
-            f"| {num(s['fill_wait_faults'], '{:.0f}')} | {num(s['fault_p50_us'])} | {num(s['fault_p99_us'])} | {mib(s['bytes_received'])} | {num(s['requests'], '{:.0f}')} |"
+            f"| {num(s['fill_wait_faults'], '{:.0f}')} | {num(s['fault_p50_us'])} | {num(s['fault_p99_us'])} | {mib(s['bytes_received'])} | {num(s['requests'], '{:.0f}')} "
+            f"| {num(s['vmm_cpu_ms'], '{:.0f}')} | {num(s['peer_cpu_ms'], '{:.0f}')} |"
             for mode, s in summary.items()]
     demand_rows = [f"| {mode} | {d['demand_faults']} | {num(d['fault_p50_us'])} | {num(d['fault_p90_us'])} | {num(d['fault_p99_us'])} "
                    f"| {num(d['fault_max_us'])} | {num(d['workload_ms'])} | {mib(d['bytes_received'])} | {d['requests']} |"
@@ -427,8 +502,16 @@ def write_results(args, results, weed_version, seconds):
     if baseline and cold["total_ms"]:
         per_chunk = cold["total_ms"] / push["chunks"]
         baseline_note += (f" An s3-cold restore takes {per_chunk:.1f} ms per chunk until all memory is present "
-                          f"({push['nonzero_mib'] / (cold['total_ms'] / 1000):.0f} MiB/s): the difference from the store alone is the restore's own work per chunk "
-                          f"(per chunk: the GET, its SHA-256 check and UFFDIO_COPY of its pages; the fill fetches blocks of 8 chunks with one ranged GET each, up to two blocks ahead, and writes the chunk cache off its path at low priority).")
+                          f"({push['nonzero_mib'] / (cold['total_ms'] / 1000):.0f} MiB/s): the fill fetches blocks of 8 chunks with one ranged GET each, "
+                          f"up to two blocks ahead of the one it installs, so up to three GETs are in flight; per chunk it checks the SHA-256 "
+                          f"(about 0.3 s of CPU for the whole 512 MiB here) and copies the pages in with UFFDIO_COPY.")
+    small = results.get("store_small_gets") or []
+    small_gets_note = ""
+    if small and all(small):
+        described = "; ".join(f"{'idle' if g['bulk_streams'] == 0 else 'beside ' + str(g['bulk_streams']) + ' stream' + ('s' if g['bulk_streams'] > 1 else '') + ' of 16 MiB GETs'}: "
+                              f"p50 {g['ms_p50']} ms, p90 {g['ms_p90']} ms, max {g['ms_max']} ms" for g in small)
+        small_gets_note = (f" The store alone answers a 64 KiB ranged GET (a fault's parts; curl, one connection) "
+                           f"{described}. A fault fetching parts while the fill streams cannot be quicker than that.")
     differing = dedup.get("differing_chunks")
     differing_note = ""
     if differing is not None:
@@ -450,24 +533,29 @@ that file is pushed to `s3://{BIG_BUCKET}/fill{args.fill_mib}` ({push['chunks']}
 `--memory lazy --no-prefetch`; workload after it: `ticks` (answer), then `digest` of the {args.fill_mib} MiB (checked against
 the fill's every run). Medians of {args.runs} runs per mode after a warm-up of each, modes alternating.
 
-| mode | guest answers (ms) | workload done (ms) | all memory present (ms) | demand faults | faults left to the fill | fault p50 (µs) | fault p99 (µs) | MiB received | requests |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| mode | guest answers (ms) | workload done (ms) | all memory present (ms) | demand faults | faults left to the fill | fault p50 (µs) | fault p99 (µs) | MiB received | requests | VMM CPU (ms) | peer CPU (ms) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 """ + "\n".join(rows) + f"""
 
-- s3-cold: `s3://` with a fresh, empty `--chunk-cache` each run (every chunk is one ranged GET); s3-warm: `s3://` with one
+- s3-cold: `s3://` with `--no-chunk-cache` (every chunk is one ranged GET, nothing is written on the host); s3-cold-caching:
+  the same with a fresh, empty `--chunk-cache` each run, which the restore fills; s3-warm: `s3://` with one
   chunk cache reused by every run (only the manifest crosses the network); page-server: `tcp://` to `engram serve`, same file,
   over TLS 1.3 keyed by the secret (the default since issue 20; the store is plain HTTP on loopback).
 - Fault latency is from reading the fault message to the page being installed, during the restore. The background fill
   runs at the same time, so few touches are demand faults; most land on pages the fill is already fetching and wait for
   it ("left to the fill", not in the latency figures).{baseline_note}
+- CPU: of the restoring VMM (the guest's own work included) and of its peer (SeaweedFS's four processes, or `engram serve`),
+  over each run; the host has 2 cores, so a mode whose CPU time is about twice its workload time is bound by CPU, not by the network.
 - Ratios: answer s3-cold ÷ page server {ratios['answer_s3_cold_over_page_server']}, workload s3-cold ÷ page server
-  {ratios['workload_s3_cold_over_page_server']}, workload s3-warm ÷ page server {ratios['workload_s3_warm_over_page_server']}.
+  {ratios['workload_s3_cold_over_page_server']}, s3-cold-caching ÷ page server {ratios['workload_s3_cold_caching_over_page_server']},
+  workload s3-warm ÷ page server {ratios['workload_s3_warm_over_page_server']}.
 
-Fault latency in this table comes from a handful of demand faults per run (the fill is ahead of the guest), so it says
-little; the demand-only runs below are the measure of it.
+Fault latency in this table comes from a handful of demand faults per run (the fill is ahead of the guest), most of them
+the guest's first touches while the fill's first 16 MiB GET streams from the store; the demand-only runs below are the
+measure of a fault on its own.{small_gets_note}
 
 Demand faults alone (one run each after the measured ones: `--record-working-set {args.record_seconds:g}` holds the background fill
-back, so the whole workload runs on demand faults; `--fault-cluster-pages 16` for both; s3 with an empty chunk cache):
+back, so the whole workload runs on demand faults; `--fault-cluster-pages 16` for both; s3 with no chunk cache):
 
 | source | demand faults | p50 (µs) | p90 (µs) | p99 (µs) | max (µs) | workload done (ms) | MiB received | requests |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
