@@ -67,21 +67,45 @@ package struct MigrationReceiver {
         pagesReceived += UInt64(count)
     }
 
+    /// Pages named zero become holes again where the backing has them (a memfd's or file's pages
+    /// punched, anonymous ones dropped), so the destination's memory stays as sparse as the
+    /// source's: a page the guest zeroed costs no host memory after the move. A run the backing
+    /// cannot give back whole (hugetlbfs inside a huge page) is written with zeros instead.
     private func zero(_ payload: [UInt8]) throws(TransportError) {
         var reader = ByteReader(payload, peer: link.peer)
         let count = Int(try reader.u32("zero-page count"))
         guard (1...MigrationProtocol.maximumZeroPages).contains(count) else {
             throw .malformed(peer: link.peer, reason: "a zero-pages frame names \(count) pages")
         }
-        let zeros = [UInt8](repeating: 0, count: PageSize.bytes)
+        var references: [PageReference] = []
+        references.reserveCapacity(count)
         for _ in 0..<count {
             let reference = PageReference(packed: try reader.u64("page reference"))
-            let region = try self.region(reference)
-            do { try region.write(zeros, at: reference.page.regionOffset) } catch {
-                throw .malformed(peer: link.peer, reason: "\(error)")
-            }
+            _ = try region(reference)
+            references.append(reference)
         }
         try reader.expectEnd("the zero-pages frame")
+        // Runs of consecutive pages of one region, one call each (the sender names them in order).
+        var start = 0
+        while start < references.count {
+            var end = start + 1
+            while end < references.count, references[end].region == references[start].region,
+                  references[end].page.rawValue == references[end - 1].page.rawValue + 1 { end += 1 }
+            try zero(region: regions[references[start].region],
+                     pages: references[start].page.rawValue..<references[end - 1].page.rawValue + 1)
+            start = end
+        }
+    }
+
+    private func zero(region: GuestRegion, pages: Range<UInt64>) throws(TransportError) {
+        let bytes = pages.lowerBound * PageSize.bytes64..<pages.upperBound * PageSize.bytes64
+        do {
+            guard try region.discard(bytes) < UInt64(bytes.count) else { return }
+            let zeros = [UInt8](repeating: 0, count: PageSize.bytes)
+            for page in pages { try region.write(zeros, at: PageIndex(page).regionOffset) }
+        } catch {
+            throw .malformed(peer: link.peer, reason: "\(error)")
+        }
     }
 
     /// The region a reference names, after checking region and page are in range.
