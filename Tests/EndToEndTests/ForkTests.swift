@@ -245,6 +245,8 @@ struct ForkTests {
         let (parent, _) = try TestKernel.boot(memory: "1G", extra: ["--api-socket", socket, "--rng", "on"])
         defer { parent.stop() }
         let filled = try #require(TestKernel.field("digest", in: try parent.command("fill 64 8", expect: "FILL ")))
+        // Should the answer not name them, its children are still found and ended.
+        defer { ProcessSweep.kill(commandContaining: "fork-child", holdingFilesUnder: directory.url.path) }
         let answer = try fork(socket, ["--count", "100"])
         let forked = children(answer)
         defer { end(forked.map(\.pid)) }

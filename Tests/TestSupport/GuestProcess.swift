@@ -22,6 +22,8 @@ public final class GuestProcess: @unchecked Sendable {
     private var outputClosed = false
     /// End of file on standard error.
     private var errorsClosed = false
+    /// Readers between taking bytes from a pipe and appending them.
+    private var readsInFlight = 0
 
     /// Starts `executable` with `arguments`; standard input stays open for `send`.
     /// `environment` adds to (or replaces in) this process's environment for the child only.
@@ -43,15 +45,17 @@ public final class GuestProcess: @unchecked Sendable {
         try? output.fileHandleForWriting.close()
         try? errors.fileHandleForWriting.close()
         output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            self?.lock.lock(); self?.readsInFlight += 1; self?.lock.unlock()
             let data = handle.availableData
             guard let self else { return }
-            self.lock.lock(); self.outputBytes.append(data); if data.isEmpty { self.outputClosed = true }; self.lock.unlock()
+            self.lock.lock(); self.readsInFlight -= 1; self.outputBytes.append(data); if data.isEmpty { self.outputClosed = true }; self.lock.unlock()
             if data.isEmpty { handle.readabilityHandler = nil }
         }
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            self?.lock.lock(); self?.readsInFlight += 1; self?.lock.unlock()
             let data = handle.availableData
             guard let self else { return }
-            self.lock.lock(); self.errorBytes.append(data); if data.isEmpty { self.errorsClosed = true }; self.lock.unlock()
+            self.lock.lock(); self.readsInFlight -= 1; self.errorBytes.append(data); if data.isEmpty { self.errorsClosed = true }; self.lock.unlock()
             if data.isEmpty { handle.readabilityHandler = nil }
         }
     }
@@ -153,14 +157,23 @@ public final class GuestProcess: @unchecked Sendable {
             throw Timeout(description: "process still running after \(Int(timeout)) s; console: \(consoleText.suffix(800))")
         }
         // Let the readers drain both pipes: a long answer (a hundred forks' JSON) may still be in
-        // flight when the process has gone. A pipe a child process keeps open is given up on after 2 s.
-        let drained = Date().addingTimeInterval(2)
-        while Date() < drained {
-            lock.lock(); let closed = outputClosed && errorsClosed; lock.unlock()
+        // flight when the process has gone. A pipe a child process keeps open is given up on after
+        // 2 s, but only while nothing waits in it unread: on a loaded host (a hundred VMs just
+        // forked) the readers can be held off longer than that, and giving up then cut an answer short.
+        let quiet = Date().addingTimeInterval(2), hangGuard = Date().addingTimeInterval(60)
+        while Date() < hangGuard {
+            lock.lock(); let closed = outputClosed && errorsClosed, reading = readsInFlight > 0; lock.unlock()
             if closed { break }
+            if Date() >= quiet && !reading && unreadBytes(output) == 0 && unreadBytes(errors) == 0 { break }
             Thread.sleep(forTimeInterval: 0.005)
         }
         return (process.exitStatus ?? -1)
+    }
+
+    /// Bytes written into `pipe` and not yet read (FIONREAD).
+    private func unreadBytes(_ pipe: Pipe) -> Int {
+        var count: Int32 = 0
+        return ioctl(pipe.fileHandleForReading.fileDescriptor, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
     }
 
     /// Sends SIGTERM and waits for the process to end.
