@@ -68,9 +68,12 @@ struct ObjectStoreRestoreTests {
         defer { store.stop() }
         let digest = try snapshotToStore(store, bucket: "standby", name: "vm-\(mode)")
         let socket = directory.path("standby-\(mode).sock")
-        let standby = try GuestProcess.engram(
-            ["standby", "--memory", "256M", "--api-socket", socket, "--chunk-cache", directory.path("cache-standby-\(mode)")],
-            environment: Self.environment(store))
+        // The copy keeps no chunk cache (nothing may appear under XDG_CACHE_HOME); the lazy one names its own.
+        let cacheHome = directory.path("xdg-cache-standby-\(mode)")
+        var variables = Self.environment(store)
+        variables["XDG_CACHE_HOME"] = cacheHome
+        let cache = mode == "copy" ? ["--no-chunk-cache"] : ["--chunk-cache", directory.path("cache-standby-\(mode)")]
+        let standby = try GuestProcess.engram(["standby", "--memory", "256M", "--api-socket", socket] + cache, environment: variables)
         defer { standby.stop() }
         _ = try standby.waitForErrorLine(containing: "standby: ")
         let answer = try runEngram(["ctl", socket, "put", "/vm/restore", "--data", #"{"snapshot": "s3://standby/vm-\#(mode)", "memory": "\#(mode)"}"#])
@@ -80,6 +83,8 @@ struct ObjectStoreRestoreTests {
         let environment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(standby.processID)/environ"))
         #expect(!environment.isEmpty && environment.range(of: Data(store.secretKey.utf8)) == nil, "the S3 secret is still in the standby VMM's environment")
         #expect(environment.range(of: Data(store.accessKey.utf8)) != nil, "only the secret goes")
+        #expect(!FileManager.default.fileExists(atPath: cacheHome), "a chunk cache appeared under XDG_CACHE_HOME")
+        if mode == "lazy" { #expect(FileManager.default.fileExists(atPath: directory.path("cache-standby-\(mode)"))) }
     }
 
     @Test func workingSetIsRecordedInTheStoreThenPrefetched() throws {
