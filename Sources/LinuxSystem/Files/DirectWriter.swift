@@ -32,14 +32,7 @@ package final class DirectWriter: @unchecked Sendable {
         let blocks = bytes.count / Self.blockBytes * Self.blockBytes
         let written = try lock.withLock { _ throws(SystemError) in try writeDirect(bytes, blocks: blocks, fd: fd, subject: subject) }
         guard written < bytes.count else { return }
-        // SAFETY: the view lies inside `bytes` and is used only during the call.
-        let result: Result<Void, SystemError> = unsafe bytes.withUnsafeBytes { all in
-            do throws(SystemError) {
-                try unsafe PositionedIO.writeAll(fd, UnsafeRawBufferPointer(rebasing: all[written...]), at: UInt64(written), subject: subject)
-                return .success(())
-            } catch { return .failure(error) }
-        }
-        try result.get()
+        try PositionedIO.writeAll(fd, bytes.span.bytes.extracting(written..<bytes.count), at: UInt64(written), subject: subject)
     }
 
     /// Writes the first `blocks` bytes of `bytes` with O_DIRECT, through the staging buffer; the

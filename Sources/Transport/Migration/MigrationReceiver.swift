@@ -77,32 +77,30 @@ package struct MigrationReceiver {
         guard (1...MigrationProtocol.maximumZeroPages).contains(count) else {
             throw .malformed(peer: link.peer, reason: "a zero-pages frame names \(count) pages")
         }
-        var references: [PageReference] = []
-        references.reserveCapacity(count)
+        // Runs of consecutive pages of one region, one call each (the sender names them in order).
+        var run: (region: Int, pages: Range<UInt64>)?
         for _ in 0..<count {
             let reference = PageReference(packed: try reader.u64("page reference"))
             _ = try region(reference)
-            references.append(reference)
+            let page = reference.page.rawValue
+            if let current = run, current.region == reference.region, current.pages.upperBound == page {
+                run = (current.region, current.pages.lowerBound..<page + 1)
+                continue
+            }
+            if let current = run { try zero(region: regions[current.region], pages: current.pages) }
+            run = (reference.region, page..<page + 1)
         }
         try reader.expectEnd("the zero-pages frame")
-        // Runs of consecutive pages of one region, one call each (the sender names them in order).
-        var start = 0
-        while start < references.count {
-            var end = start + 1
-            while end < references.count, references[end].region == references[start].region,
-                  references[end].page.rawValue == references[end - 1].page.rawValue + 1 { end += 1 }
-            try zero(region: regions[references[start].region],
-                     pages: references[start].page.rawValue..<references[end - 1].page.rawValue + 1)
-            start = end
-        }
+        if let run { try zero(region: regions[run.region], pages: run.pages) }
     }
+
+    private static let zeroPage = [UInt8](repeating: 0, count: PageSize.bytes)
 
     private func zero(region: GuestRegion, pages: Range<UInt64>) throws(TransportError) {
         let bytes = pages.lowerBound * PageSize.bytes64..<pages.upperBound * PageSize.bytes64
         do {
             guard try region.discard(bytes) < UInt64(bytes.count) else { return }
-            let zeros = [UInt8](repeating: 0, count: PageSize.bytes)
-            for page in pages { try region.write(zeros, at: PageIndex(page).regionOffset) }
+            for page in pages { try region.write(Self.zeroPage, at: PageIndex(page).regionOffset) }
         } catch {
             throw .malformed(peer: link.peer, reason: "\(error)")
         }

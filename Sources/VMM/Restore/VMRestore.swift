@@ -166,11 +166,12 @@ package enum VMRestore {
             let client = try store.client()
             let cache: ChunkCache?
             do {
-                switch store.cache {
-                case .standard: cache = try ChunkCache(directory: ChunkCache.defaultDirectory, maximumBytes: store.cacheBytes)
-                case .directory(let directory): cache = try ChunkCache(directory: directory, maximumBytes: store.cacheBytes)
-                case .none: cache = nil
+                let directory: String? = switch store.cache {
+                case .standard: ChunkCache.defaultDirectory
+                case .directory(let directory): directory
+                case .none: nil
                 }
+                cache = try directory.map { (directory) throws(ObjectSnapshotError) in try ChunkCache(directory: directory, maximumBytes: store.cacheBytes) }
             } catch {
                 client.shutdown()
                 throw .failed("cannot restore from \(request.snapshot): \(error)")
