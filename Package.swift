@@ -178,7 +178,7 @@ let package = Package(
             name: "engram-fuzz", dependencies: ["FuzzTargets", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: pointerTargetSettings
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["LinuxSystem"], path: "Tests/TestSupport"),
         .target(name: "SnapshotTestSupport", dependencies: ["SnapshotFormat", "GuestMemory", "LinuxSystem"], path: "Tests/SnapshotTestSupport"),
         .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["LinuxSystem", "GuestMemory", "TestSupport"]),

@@ -1,4 +1,5 @@
-import Synchronization
+import LinuxSystem
+
 
 /// The PC keyboard controller at ports 0x60 (data) and 0x64 (status on read, command on write),
 /// with an MF2 keyboard behind it and no mouse.
@@ -15,7 +16,7 @@ package final class I8042: PortIODevice {
     /// How many bytes the output buffer holds before further bytes are refused.
     package static let outputBufferCapacity = 16
 
-    private let registers = Mutex(RegisterFile())
+    private let registers = Locked(RegisterFile())
     private let interrupt: any InterruptLine
     private let onReset: @Sendable () -> Void
 

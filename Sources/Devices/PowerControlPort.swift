@@ -1,4 +1,5 @@
-import Synchronization
+import LinuxSystem
+
 
 /// A power-off register modelled on the ACPI PM1a control register QEMU's PC machines put at 0x604.
 ///
@@ -15,7 +16,7 @@ package final class PowerControlPort: PortIODevice {
     /// How many consecutive ports the register occupies.
     package static let portCount: UInt16 = 2
 
-    private let control = Mutex<UInt16>(0)
+    private let control = Locked<UInt16>(0)
     private let onPowerOff: @Sendable () -> Void
 
     /// A register reading 0; `onPowerOff` is called on every power-off write.

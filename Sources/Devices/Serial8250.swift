@@ -1,4 +1,5 @@
-import Synchronization
+import LinuxSystem
+
 
 /// A 16550A UART (COM1 at 0x3f8): what Linux's 8250 driver and the test kernel expect.
 ///
@@ -18,7 +19,7 @@ package final class Serial8250: PortIODevice {
     /// How many consecutive ports the UART occupies.
     package static let portCount: UInt16 = 8
 
-    private let registers = Mutex(RegisterFile())
+    private let registers = Locked(RegisterFile())
     private let interrupt: any InterruptLine
     private let output: @Sendable (UInt8) -> Void
 

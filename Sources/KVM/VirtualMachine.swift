@@ -1,7 +1,6 @@
 import CLinux
 import GuestMemory
 import LinuxSystem
-import Synchronization
 
 /// A KVM virtual machine: memory slots, the in-kernel interrupt controllers and timer, vCPUs.
 package final class VirtualMachine: Sendable {
@@ -9,7 +8,7 @@ package final class VirtualMachine: Sendable {
     let system: KVMSystem
     /// Every slot's mapping and whether KVM logs its dirty pages: keeps the region mapped for as
     /// long as KVM may touch it, and lets dirty logging re-issue the slot with other flags.
-    let slots = Mutex<[UInt32: (mapping: GuestMapping, logsDirtyPages: Bool)]>([:])
+    let slots = Locked<[UInt32: (mapping: GuestMapping, logsDirtyPages: Bool)]>([:])
 
     init(descriptor: OwnedFileDescriptor, system: KVMSystem) {
         self.descriptor = descriptor

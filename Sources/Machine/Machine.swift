@@ -4,7 +4,6 @@ import Devices
 import Glibc
 import GuestMemory
 import KVM
-import Synchronization
 
 /// An x86 KVM machine: guest memory regions, vCPUs on their own threads, and legacy devices.
 package final class Machine: Sendable {
@@ -28,14 +27,14 @@ package final class Machine: Sendable {
     /// Set while memory is still being filled lazily: blocks until every page is present
     /// (false if the fill failed). A snapshot waits on it, because the writer reads the
     /// backing's holes as zero pages.
-    let memoryFillWait = Mutex<(@Sendable () -> Bool)?>(nil)
+    let memoryFillWait = Locked<(@Sendable () -> Bool)?>(nil)
     /// Shift state of the keyboard's keysym source (see `keyboardInput`).
-    let keyboardTranslator = Mutex(KeyboardTranslator())
+    let keyboardTranslator = Locked(KeyboardTranslator())
     private let console: ConsoleOutput
-    private let threadIDs: Mutex<[CInt]>
+    private let threadIDs: Locked<[CInt]>
     /// Threads started ahead for the vCPUs (a prepared shell's), woken by `start`.
     private let reservedThreads: [ReservedThread]
-    private let savedTimer = Mutex<[UInt8]?>(nil)
+    private let savedTimer = Locked<[UInt8]?>(nil)
     private let startTime: UInt64
 
     /// Builds the machine: memory, KVM VM, devices, vCPUs, and the kernel loaded ready to enter.
@@ -111,7 +110,7 @@ package final class Machine: Sendable {
             vcpus = created
             self.cpuid = cpuid
         } catch { throw .kvm(error) }
-        threadIDs = Mutex([CInt](repeating: 0, count: configuration.cpuCount))
+        threadIDs = Locked([CInt](repeating: 0, count: configuration.cpuCount))
         reservedThreads = shell.cpuThreads
 
         devices = try LegacyDevices(machine: virtualMachine, console: console)

@@ -1,5 +1,5 @@
+import LinuxSystem
 import NIOHTTP1
-import Synchronization
 
 /// One multipart upload: parts ≥ 5 MiB except the last, numbered from 1. Parts may be uploaded
 /// from several threads at once; `complete()` stitches them in number order.
@@ -11,7 +11,7 @@ package final class MultipartUpload: Sendable {
     package let uploadID: String
     private let client: S3Client
     /// ETag and size of each uploaded part, by number.
-    private let parts = Mutex<[Int: (etag: String, size: Int)]>([:])
+    private let parts = Locked<[Int: (etag: String, size: Int)]>([:])
 
     /// S3's smallest part but for the last one.
     package static let minimumPartSize = 5 << 20

@@ -1,7 +1,7 @@
+import LinuxSystem
 import AsyncHTTPClient
 import Foundation
 import NIOCore
-import Synchronization
 
 /// A blocking S3 client: each call runs on the caller's thread (the lazy pager's fault and fill
 /// threads call it) and waits for AsyncHTTPClient's future; connections are pooled and kept alive.
@@ -18,8 +18,8 @@ package final class S3Client: Sendable {
     /// nil when the configuration's endpoint does not parse; every call then fails saying so.
     let endpoint: EndpointParts?
     let http: HTTPClient
-    let counters = Mutex(ObjectStoreStatistics())
-    let isShutDown = Mutex(false)
+    let counters = Locked(ObjectStoreStatistics())
+    let isShutDown = Locked(false)
 
     package init(configuration: S3Configuration, retry: RetryPolicy = .default) {
         self.configuration = configuration

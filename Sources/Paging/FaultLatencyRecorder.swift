@@ -1,5 +1,5 @@
+import LinuxSystem
 import Histogram
-import Synchronization
 
 /// Fault latencies in nanoseconds, recorded by the fault handler without allocating.
 ///
@@ -10,7 +10,7 @@ final class FaultLatencyRecorder: Sendable {
     /// The longest latency tracked; longer ones are recorded as this.
     static let highestNanoseconds: UInt64 = 60_000_000_000
 
-    private let histogram = Mutex(FaultLatencyRecorder.emptyHistogram())
+    private let histogram = Locked(FaultLatencyRecorder.emptyHistogram())
 
     private static func emptyHistogram() -> Histogram<UInt64> {
         Histogram(lowestDiscernibleValue: 1, highestTrackableValue: highestNanoseconds, numberOfSignificantValueDigits: .two)

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Synchronization
 
 /// The background fill's order, one claimed stretch at a time: every region in order, a window
@@ -11,13 +12,13 @@ struct FillWalk {
     /// shares of the working set once the first thread has dealt them.
     final class Shared: Sendable {
         let threads: Int
-        private let walk: Mutex<FillWalk>
+        private let walk: Locked<FillWalk>
         private let walking: Atomic<Int>
-        private let dealt = Mutex<PrefetchShares?>(nil)
+        private let dealt = Locked<PrefetchShares?>(nil)
 
         init(session: PagingSession, threads: Int) {
             self.threads = threads
-            walk = Mutex(FillWalk(session: session))
+            walk = Locked(FillWalk(session: session))
             walking = Atomic(threads)
         }
 

@@ -18,7 +18,7 @@ package final class LazyPager: Sendable {
     private let clusterPages: UInt64
     private let started = Atomic<Bool>(false)
     private let filling = Atomic<Bool>(false)
-    private let threads = Mutex<[NamedThread]>([])
+    private let threads = Locked<[NamedThread]>([])
 
     /// Registers every region (region i of `regions` is region i of `source`; sizes must match)
     /// with one userfaultfd. The regions must be fresh (all zero, as `SnapshotMemoryLoader.empty`

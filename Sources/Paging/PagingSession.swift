@@ -14,7 +14,7 @@ final class PagingSession: Sendable {
     let regions: [PagedRegion]
     let source: any PageSource
     let userfault: UserfaultDescriptor
-    let ledger: Mutex<PagingLedger>
+    let ledger: Locked<PagingLedger>
     let latency = FaultLatencyRecorder()
     /// Set by `halt` or a failure: the handler and the fill leave their loops.
     let halted = Atomic<Bool>(false)
@@ -33,7 +33,7 @@ final class PagingSession: Sendable {
     /// One huge page of zeros, copied in where hugetlbfs has no UFFDIO_ZEROPAGE; nil without hugetlbfs regions.
     private let zeroUnit: ZeroPages?
 
-    private let failureHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let failureHandler = Locked<(@Sendable (String) -> Void)?>(nil)
     private let startTime = Atomic<UInt64>(0)
 
     init(
@@ -45,7 +45,7 @@ final class PagingSession: Sendable {
         self.userfault = userfault
         self.prefetch = prefetch
         self.recorder = recorder
-        ledger = Mutex(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound.rawValue } ?? 0))
+        ledger = Locked(PagingLedger(totalPages: regions.last.map { $0.pages.upperBound.rawValue } ?? 0))
         let largestUnit = regions.map(\.unitPages).max() ?? 1
         zeroUnit = largestUnit > 1 ? ZeroPages(pageCount: Int(largestUnit)) : nil
         do { handlerWakeup = try EventNotifier(); finished = try EventNotifier(); walkOpen = try EventNotifier() } catch { throw .system(error) }

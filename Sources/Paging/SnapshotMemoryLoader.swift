@@ -65,7 +65,7 @@ package enum SnapshotMemoryLoader {
     /// The threads of one region's copy: the next batch to take, and the first failure.
     private final class CopyProgress: Sendable {
         private let cursor = Atomic<UInt64>(0)
-        private let firstFailure = Mutex<MemoryLoadError?>(nil)
+        private let firstFailure = Locked<MemoryLoadError?>(nil)
 
         func nextBatch(below count: UInt64) -> UInt64? {
             let batch = cursor.wrappingAdd(1, ordering: .relaxed).oldValue

@@ -1,3 +1,4 @@
+import LinuxSystem
 import ControlAPI
 import Dispatch
 import FoundationEssentials
@@ -18,7 +19,7 @@ final class KeyForwarder: Sendable {
     }
 
     private let client: ControlClient
-    private let pending = Mutex(Pending())
+    private let pending = Locked(Pending())
     private let delivery = DispatchQueue(label: "engram.keys")
     private let warned = Atomic<Bool>(false)
 

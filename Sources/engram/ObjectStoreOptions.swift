@@ -1,6 +1,5 @@
 import LinuxSystem
 import ArgumentParser
-import Synchronization
 import ObjectStore
 import VMM
 
@@ -55,7 +54,7 @@ struct ObjectStoreOptions: ParsableArguments {
         }
     }
 
-    private static let taken = Mutex<Credentials?>(nil)
+    private static let taken = Locked<Credentials?>(nil)
 
     func location(_ text: String) throws -> ObjectLocation {
         do { return try ObjectLocation(parsing: text) } catch { throw CommandFailure(error.description) }

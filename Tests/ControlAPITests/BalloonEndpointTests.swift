@@ -1,14 +1,14 @@
+import LinuxSystem
 import ControlAPI
 import Foundation
-import Synchronization
 import Testing
 
 /// The balloon routes through the router, with Firecracker's field names on the wire.
 @Suite struct BalloonEndpointTests {
     /// A VM whose balloon holds what it was last asked for.
     final class Ballooned: PartialVMControl, Sendable {
-        let target = Mutex<UInt32>(64)
-        let interval = Mutex<UInt32>(1)
+        let target = Locked<UInt32>(64)
+        let interval = Locked<UInt32>(1)
         func vmInfo() -> VMInfo { FakeVMControl().vmInfo() }
         func memoryRegions() -> [MemoryRegionInfo] { [] }
         func pause() throws(VMControlError) {}

@@ -1,6 +1,6 @@
+import LinuxSystem
 import ControlAPI
 import Glibc
-import Synchronization
 
 /// A machine stand-in that records every control call and keeps a running/paused/stopping state.
 final class FakeVMControl: PartialVMControl {
@@ -10,8 +10,8 @@ final class FakeVMControl: PartialVMControl {
         var failure: VMControlError?
     }
 
-    private let state = Mutex(State())
-    private let onShutdown = Mutex<(@Sendable () -> Void)?>(nil)
+    private let state = Locked(State())
+    private let onShutdown = Locked<(@Sendable () -> Void)?>(nil)
 
     static let regions = [
         MemoryRegionInfo(name: "ram", sizeInBytes: 512 << 20, backing: "shared-file", path: "/dev/shm/vm.ram",
@@ -37,8 +37,8 @@ final class FakeVMControl: PartialVMControl {
     }
 
     /// Keys typed so far; `keyboardRoom` events are taken per call at most (a full buffer).
-    let typed = Mutex<[KeyboardEvent]>([])
-    let keyboardRoom = Mutex(Int.max)
+    let typed = Locked<[KeyboardEvent]>([])
+    let keyboardRoom = Locked(Int.max)
 
     func keyboard(_ events: [KeyboardEvent]) throws(VMControlError) -> Int {
         let taken = Array(events.prefix(keyboardRoom.withLock { $0 }))
@@ -52,7 +52,7 @@ final class FakeVMControl: PartialVMControl {
     }
 
     /// How long pause() takes, as a machine whose vCPUs are slow to stop.
-    let pauseDelay = Mutex<Double>(0)
+    let pauseDelay = Locked<Double>(0)
 
     func pause() throws(VMControlError) {
         let delay = pauseDelay.withLock { $0 }

@@ -1,14 +1,14 @@
+import LinuxSystem
 import ControlAPI
 import Foundation
-import Synchronization
 import Testing
 
 /// A standby VMM's routes: its shape on GET /vm, PUT /vm/restore decoded and answered, 409 for
 /// every VM route until then; and a VMM with a VM refusing PUT /vm/restore.
 @Suite struct StandbyEndpointTests {
     private final class FakeStandby: StandbyControl {
-        let requests = Mutex<[StandbyRestoreRequest]>([])
-        let ended = Mutex(false)
+        let requests = Locked<[StandbyRestoreRequest]>([])
+        let ended = Locked(false)
 
         func standbyInfo() -> VMInfo { VMInfo(state: "standby", vcpus: 2, uptimeSeconds: 0, memorySizeInBytes: 1 << 30) }
 

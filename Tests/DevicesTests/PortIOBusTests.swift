@@ -1,5 +1,5 @@
+import LinuxSystem
 import Devices
-import Synchronization
 import Testing
 
 /// Dispatch by port range, conflicts, and what unclaimed ports answer.
@@ -9,7 +9,7 @@ import Testing
         struct Access: Equatable { var isWrite: Bool; var port: UInt16; var size: Int; var value: UInt32 }
 
         let answer: UInt32
-        private let recorded = Mutex<[Access]>([])
+        private let recorded = Locked<[Access]>([])
 
         init(answer: UInt32) { self.answer = answer }
 

@@ -1,9 +1,9 @@
+import LinuxSystem
 import Devices
-import Synchronization
 
 /// An interrupt line that keeps every level it was driven to, in order.
 final class RecordingInterruptLine: InterruptLine {
-    private let recorded = Mutex<[Bool]>([])
+    private let recorded = Locked<[Bool]>([])
 
     func set(level: Bool) { recorded.withLock { $0.append(level) } }
 
@@ -27,7 +27,7 @@ final class RecordingInterruptLine: InterruptLine {
 
 /// Collects bytes a device sends out (the UART's output sink).
 final class ByteRecorder: Sendable {
-    private let recorded = Mutex<[UInt8]>([])
+    private let recorded = Locked<[UInt8]>([])
 
     func append(_ byte: UInt8) { recorded.withLock { $0.append(byte) } }
 
@@ -36,7 +36,7 @@ final class ByteRecorder: Sendable {
 
 /// Counts calls of a callback (reset, power-off).
 final class CallCounter: Sendable {
-    private let count = Mutex(0)
+    private let count = Locked(0)
 
     func record() { count.withLock { $0 += 1 } }
 
@@ -48,7 +48,7 @@ final class CallCounter: Sendable {
 final class DeviceSlot<Device: AnyObject & Sendable>: Sendable {
     /// Weak: the device's own callback holds the slot, so a strong reference would be a cycle.
     private struct Reference { weak var device: Device? }
-    private let stored = Mutex(Reference())
+    private let stored = Locked(Reference())
 
     var device: Device? {
         get { stored.withLock { $0.device } }

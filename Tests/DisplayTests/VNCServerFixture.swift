@@ -1,13 +1,13 @@
+import LinuxSystem
 import Display
 import Foundation
-import Synchronization
 import Testing
 import TestSupport
 
 /// Lines a server logged and keys it reported, collected from its threads.
 final class ServerRecorder: Sendable {
-    let lines = Mutex<[String]>([])
-    let keys = Mutex<[(UInt32, Bool)]>([])
+    let lines = Locked<[String]>([])
+    let keys = Locked<[(UInt32, Bool)]>([])
 
     var log: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
     var keyEvent: @Sendable (UInt32, Bool) -> Void { { keysym, down in self.keys.withLock { $0.append((keysym, down)) } } }

@@ -217,7 +217,7 @@ struct VsockLiveUpdateTests {
 
         // Clients that connect while the update runs wait in the kept listener's backlog.
         let updating = Atomic<Bool>(true)
-        let refusals = Mutex<[String]>([])
+        let refusals = Locked<[String]>([])
         let answered = Atomic<Int>(0)
         let prober = Thread {
             var attempts = 0

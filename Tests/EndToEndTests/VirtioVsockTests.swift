@@ -1,6 +1,5 @@
 import Foundation
 import LinuxSystem
-import Synchronization
 import Testing
 import TestSupport
 
@@ -65,7 +64,7 @@ struct VirtioVsockTests {
         let megabyte = Self.pattern(1 << 20, seed: 42)
         #expect(Self.fnv1a(try Self.echo(client, megabyte)) == Self.fnv1a(megabyte))
         // Several at once, each its own stream.
-        let results = Mutex<[Int: Bool]>([:])
+        let results = Locked<[Int: Bool]>([:])
         let group = DispatchGroup()
         let path = socketPath
         for index in 0..<4 {

@@ -9,7 +9,7 @@ import Testing
     @Test func aReservedThreadRunsTheOneBodyItIsGivenOnItsOwnThread() throws {
         let reserved = try ReservedThread(name: "reserve-test", role: .control)
         let ran = Atomic<Int>(0)
-        let thread = Mutex<CInt>(0)
+        let thread = Locked<CInt>(0)
         let done = DispatchSemaphore(value: 0)
         let accepted = reserved.run {
             ran.add(1, ordering: .relaxed)

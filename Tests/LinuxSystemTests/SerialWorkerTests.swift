@@ -1,6 +1,5 @@
 import Foundation
 import LinuxSystem
-import Synchronization
 import Testing
 
 /// A worker runs its jobs in order on its own thread; a bounded submit refuses a job once the
@@ -10,7 +9,7 @@ import Testing
         let worker = try SerialWorker(name: "worker-test", role: .control)
         let gate = DispatchSemaphore(value: 0)
         let started = DispatchSemaphore(value: 0)
-        let order = Mutex<[Int]>([])
+        let order = Locked<[Int]>([])
         // The first job holds the worker, so the next ones queue behind it.
         worker.submit {
             started.signal()

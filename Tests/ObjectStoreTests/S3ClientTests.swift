@@ -1,6 +1,6 @@
+import LinuxSystem
 import Foundation
 import ObjectStore
-import Synchronization
 import Testing
 import TestSupport
 
@@ -101,7 +101,7 @@ struct S3ClientTests {
         let upload = try client.startMultipartUpload(location)
         #expect(try client.headObject(location) == nil)  // nothing visible before completion
         // Out of order, from two threads: complete() orders them by number.
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 3) { index in
             let number = 3 - index
             do { try upload.uploadPart(number, body: parts[number - 1]) } catch {
@@ -181,7 +181,7 @@ struct S3ClientTests {
         let bucket = ObjectStoreFixture.uniqueBucket("pages")
         try client.createBucket(bucket)
         let count = 1_050
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         // Eight threads through one client: its connection pool serves them all.
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             for index in stride(from: worker, to: count, by: 8) {

@@ -1,5 +1,5 @@
+import LinuxSystem
 import Foundation
-import Synchronization
 
 /// A loopback HTTP server that answers each request with the next reply of a script, one
 /// connection per request, and records what it was sent: for the client's handling of replies
@@ -30,9 +30,9 @@ final class ScriptedServer: @unchecked Sendable {
 
     /// The script and the log, shared with the serving thread.
     private final class State: Sendable {
-        let script: Mutex<[Reply]>
-        let log = Mutex<[Received]>([])
-        init(_ replies: [Reply]) { script = Mutex(replies) }
+        let script: Locked<[Reply]>
+        let log = Locked<[Received]>([])
+        init(_ replies: [Reply]) { script = Locked(replies) }
     }
 
     init(_ replies: [Reply]) throws {

@@ -1,3 +1,4 @@
+import LinuxSystem
 import Foundation
 import ObjectStore
 import Synchronization
@@ -24,7 +25,7 @@ struct VolumeRestartTests {
         try client.putObject(location, body: object)
 
         struct Tally { var good = 0; var wrong = 0; var failures: [String] = [] }
-        let tally = Mutex(Tally())
+        let tally = Locked(Tally())
         let stop = Atomic(false)
         let done = DispatchSemaphore(value: 0)
         let reader = Thread {

@@ -1,11 +1,11 @@
+import LinuxSystem
 import Foundation
 import GuestMemory
-import Synchronization
 
 /// Reads pages of a region on its own thread, as a vCPU (or KVM on its behalf) would touch
 /// guest memory: each read of a missing page parks the thread until the pager serves it.
 final class PageToucher: Sendable {
-    private let result = Mutex<[[UInt8]]?>(nil)
+    private let result = Locked<[[UInt8]]?>(nil)
     private let done = DispatchSemaphore(value: 0)
 
     init(_ region: GuestRegion, pages: [UInt64], write: UInt8? = nil) {
@@ -33,7 +33,7 @@ final class PageToucher: Sendable {
 
 /// Collects `onFailure` messages and lets a test wait for the first.
 final class FailureRecorder: Sendable {
-    private let messages = Mutex<[String]>([])
+    private let messages = Locked<[String]>([])
     private let arrived = DispatchSemaphore(value: 0)
 
     var handler: @Sendable (String) -> Void {

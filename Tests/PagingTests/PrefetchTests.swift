@@ -1,8 +1,9 @@
+import LinuxSystem
 import Foundation
 import GuestMemory
 import Paging
-import Synchronization
 import Testing
+import TestSupport
 
 /// Working sets in a lazy restore: prefetched first and in order, recorded from the faults of
 /// the first moments, and never a page fetched twice whoever races for it.
@@ -88,8 +89,8 @@ import Testing
     @Test func recordingCapturesTouchesInOrderBeforeTheFillStarts() throws {
         let regions = try Self.regions()
         let source = CountingPageSource(pageCounts: [2048, 300], zero: Self.zero)
-        let pagerBox = Locked<LazyPager?>(nil)
-        let stored = Locked<(set: WorkingSet, pagesRead: Int, statistics: PagingStatistics?)?>(nil)
+        let pagerBox = Shared<LazyPager?>(nil)
+        let stored = Shared<(set: WorkingSet, pagesRead: Int, statistics: PagingStatistics?)?>(nil)
         // Long enough that the touches below land inside the window even on a loaded machine;
         // the test asserts nothing about time.
         let recorder = WorkingSetRecorder(milliseconds: 1500, fingerprint: 0xFEED) { set in
@@ -205,8 +206,8 @@ final class CountingPageSource: PageSource {
     let streamStarted = DispatchSemaphore(value: 0)
     private let gate: DispatchSemaphore?
     private let pause: UInt32
-    private let reads: Mutex<[[Int]]>
-    private let lists = Mutex<[[PageReference]]>([])
+    private let reads: Locked<[[Int]]>
+    private let lists = Locked<[[PageReference]]>([])
 
     /// With `fillThreads` above one, the fill also names its next reads (as from a page server).
     let backgroundReadThreads: Int
@@ -220,7 +221,7 @@ final class CountingPageSource: PageSource {
         backgroundReadThreads = fillThreads
         gate = gatedStream ? DispatchSemaphore(value: 0) : nil
         pause = pauseMicrosecondsPerPage
-        reads = Mutex(pageCounts.map { [Int](repeating: 0, count: Int($0)) })
+        reads = Locked(pageCounts.map { [Int](repeating: 0, count: Int($0)) })
     }
 
     var regionCount: Int { inner.regionCount }
@@ -285,18 +286,6 @@ struct CountedStream: PageStream {
             }
             next += 1
         }
-    }
-}
-
-/// A value shared with other threads under a lock.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-
-    init(_ value: Value) { mutex = Mutex(value) }
-
-    var value: Value {
-        get { mutex.withLock { $0 } }
-        set { mutex.withLock { $0 = newValue } }
     }
 }
 

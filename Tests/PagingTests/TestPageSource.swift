@@ -1,8 +1,8 @@
+import LinuxSystem
 import Foundation
 import GuestMemory
 import Paging
 import SnapshotFormat
-import Synchronization
 
 /// A page source with known contents, for the protocol's contract without snapshot files:
 /// page p of region r is zero where `zero(r, p)`, else 8-byte words derived from (r, p, word).
@@ -16,8 +16,8 @@ final class TestPageSource: PageSource {
     private let gated: (region: Int, page: UInt64)?
     private let failing: (region: Int, page: UInt64)?
     private let gate = DispatchSemaphore(value: 0)
-    private let reads = Mutex<Int>(0)
-    private let backgroundReads = Mutex<[(thread: pthread_t, run: PageRun, next: PageRun?)]>([])
+    private let reads = Locked<Int>(0)
+    private let backgroundReads = Locked<[(thread: pthread_t, run: PageRun, next: PageRun?)]>([])
     let asksForReadsAhead: Bool
     let backgroundReadThreads: Int
 

@@ -130,7 +130,7 @@ import TestSupport
         // A raw connection idle between requests, as a fault connection waits for its next fault.
         let connection = try server.connector().connect()
         connection.socket.setReceiveTimeout(milliseconds: 20_000)  // a hang guard, not a measurement
-        let waiting = Locked<TransportError?>(nil)
+        let waiting = Shared<TransportError?>(nil)
         let woke = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             do throws(TransportError) { _ = try connection.readFrameHeader(maximumLength: 1 << 20) } catch { waiting.value = error }
@@ -212,18 +212,18 @@ final class LiveServer: Sendable {
     let server: PageServer
     let endpoint: Endpoint
     let finished: DispatchSemaphore
-    let outcome: Locked<String?>
-    let logs: Locked<[String]>
+    let outcome: Shared<String?>
+    let logs: Shared<[String]>
 
     init(_ memory: any ServedMemory) throws {
-        let logs = Locked<[String]>([])
+        let logs = Shared<[String]>([])
         let server = try TransportFixture.listening { endpoint in
             try PageServer(memory: memory, security: TransportFixture.security(), listening: endpoint, log: { line in logs.withLock { $0.append(line) } })
         }
         self.server = server
         self.logs = logs
         endpoint = try Endpoint(parsing: "127.0.0.1:\(server.port)")
-        let (outcome, finished) = (Locked<String?>(nil), DispatchSemaphore(value: 0))
+        let (outcome, finished) = (Shared<String?>(nil), DispatchSemaphore(value: 0))
         self.outcome = outcome
         self.finished = finished
         Thread.detachNewThread {

@@ -3,7 +3,6 @@ import Foundation
 import GuestMemory
 import Paging
 import SnapshotFormat
-import Synchronization
 import Testing
 import TestSupport
 @testable import Transport
@@ -14,8 +13,8 @@ import TestSupport
     /// A destination listening on a free port, accepting one migration on a thread.
     final class Destination: Sendable {
         let endpoint: Endpoint
-        let accepted = Mutex<Result<MigrationLink, TransportError>?>(nil)
-        let refusals = Mutex<[String]>([])
+        let accepted = Locked<Result<MigrationLink, TransportError>?>(nil)
+        let refusals = Locked<[String]>([])
 
         init(secret: SharedSecret = TransportFixture.secret) throws {
             let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
@@ -62,7 +61,7 @@ import TestSupport
         let silent = try (0..<(MigrationLink.maximumPendingHandshakes + 4)).map { _ in
             try StreamSocket.connect(to: endpoint, timeoutMilliseconds: 2000)
         }
-        let accepted = Mutex<Result<MigrationLink, TransportError>?>(nil)
+        let accepted = Locked<Result<MigrationLink, TransportError>?>(nil)
         Thread.detachNewThread {
             let result: Result<MigrationLink, TransportError>
             do throws(TransportError) {

@@ -48,7 +48,7 @@ import TestSupport
         let source = try RemotePageSource(connector: TransportFixture.connector(relay.endpoint, reconnectTimeoutMilliseconds: 30_000))
         relay.point(at: nil)
         relay.cut()
-        let result = Locked<[UInt8]?>(nil)
+        let result = Shared<[UInt8]?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             result.value = try? source.bytes(region: 0, first: 0, count: 64)

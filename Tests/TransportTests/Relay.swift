@@ -10,18 +10,18 @@ final class Relay: Sendable {
     let endpoint: Endpoint
     private let listener: ListeningSocket
     /// Where new connections go; nil while the relay is down.
-    private let upstream: Mutex<Endpoint?>
-    private let live = Mutex<[StreamSocket]>([])
+    private let upstream: Locked<Endpoint?>
+    private let live = Locked<[StreamSocket]>([])
     /// While set, the server's larger bursts reach the client with one byte flipped.
     private let corrupting = Atomic<Bool>(false)
     /// The first 16 MiB the servers sent, as they crossed the relay.
-    private let seen = Mutex<[UInt8]>([])
+    private let seen = Locked<[UInt8]>([])
 
     init(to target: Endpoint) throws {
         let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
         self.listener = listener
         endpoint = try Endpoint(parsing: "127.0.0.1:\(listener.boundPort)")
-        upstream = Mutex(target)
+        upstream = Locked(target)
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 

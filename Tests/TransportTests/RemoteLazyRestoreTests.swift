@@ -21,7 +21,7 @@ import TestSupport
     /// Reads `pages` of `region` on a thread of its own, as a vCPU would touch them; nil if
     /// they did not all arrive within a minute (a hang guard).
     static func touch(_ region: GuestRegion, _ pages: [UInt64]) -> [[UInt8]]? {
-        let result = Locked<[[UInt8]]?>(nil)
+        let result = Shared<[[UInt8]]?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             result.value = pages.map { (try? region.read(count: 4096, at: RegionOffset($0 * 4096))) ?? [] }
@@ -44,7 +44,7 @@ import TestSupport
 
         // First restore: one page per fault, so the set is exactly the pages touched.
         let first = try server.source()
-        let storeError = Locked<String?>("never stored")
+        let storeError = Shared<String?>("never stored")
         let stored = DispatchSemaphore(value: 0)
         let recorder = WorkingSetRecorder(milliseconds: 1000, fingerprint: first.manifest.fingerprint) { set in
             do {

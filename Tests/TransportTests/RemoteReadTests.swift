@@ -103,7 +103,7 @@ import TestSupport
         let chain = try TransportFixture.snapshot(in: directory)
         let server = try TestServer(chain: chain)
         let source = try server.source()
-        let wrong = Locked<[String]>([])
+        let wrong = Shared<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 2) { thread in
             // Thread 0 reads region 0 upwards, thread 1 region 0 downwards then region 1.
             var runs: [PageRun] = []
@@ -136,7 +136,7 @@ import TestSupport
         let server = try TestServer(chain: chain)
         let source = try server.source()
         // Several threads at once take connections of their own from the pool.
-        let wrong = Locked<[String]>([])
+        let wrong = Shared<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 6) { thread in
             for step in 0..<20 {
                 let region = (thread + step) % 2

@@ -2,7 +2,6 @@ import Foundation
 import LinuxSystem
 import Paging
 import SnapshotFormat
-import Synchronization
 import Testing
 import TestSupport
 @testable import Transport
@@ -60,7 +59,7 @@ import TestSupport
         let server = try TestServer(chain: chain)
         #expect(try connect(server, client).bytes(region: 0, first: 7, count: 2) == chain.bytes(region: 0, first: 7, count: 2))
         // A server made from it refuses each connection in one line, naming the missing side.
-        let logs = Mutex<[String]>([])
+        let logs = Locked<[String]>([])
         let wrong = try TestServer(chain: chain, security: client, log: { line in logs.withLock { $0.append(line) } })
         #expect(throws: TransportError.self) {
             _ = try RemotePageSource(connector: PageServerConnector(
@@ -74,7 +73,7 @@ import TestSupport
 
     @Test func aClientWithAnotherSecretIsRefusedByTLSAndTheServerServesOn() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let logs = Mutex<[String]>([])
+        let logs = Locked<[String]>([])
         let server = try TestServer(chain: chain, log: { line in logs.withLock { $0.append(line) } })
         let other = SharedSecret(bytes: Array("not the secret the server knows".utf8))
         let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: server.connector(secret: other)) }
@@ -89,7 +88,7 @@ import TestSupport
 
     @Test func aPlaintextClientAndATLSServerRefuseEachOtherInOneLine() throws {
         let chain = try TransportFixture.snapshot(in: directory)
-        let logs = Mutex<[String]>([])
+        let logs = Locked<[String]>([])
         let server = try TestServer(chain: chain, log: { line in logs.withLock { $0.append(line) } })
         // The client waits for a HELLO the server never sends before TLS; the handshake's time limit ends both.
         let error = #expect(throws: TransportError.self) { _ = try RemotePageSource(connector: server.connector(tls: false)) }
@@ -135,7 +134,7 @@ import TestSupport
     @Test func certificatesThatDoNotCheckOutAreRefusedInOneLine() throws {
         let pki = try pki()
         let chain = try TransportFixture.snapshot(in: directory)
-        let logs = Mutex<[String]>([])
+        let logs = Locked<[String]>([])
         let server = try TestServer(chain: chain, security: try certificates(pki, "server"), log: { line in logs.withLock { $0.append(line) } })
         // An expired client certificate: the server refuses it, and says why.
         let expired = #expect(throws: TransportError.self) { _ = try connect(server, try certificates(pki, "expired")) }
@@ -180,7 +179,7 @@ extension TLSTests {
         let listener = try TransportFixture.listening { try ListeningSocket(endpoint: $0) }
         let endpoint = try Endpoint(parsing: "127.0.0.1:\(listener.boundPort)")
         let destinationSecurity = try certificates(pki, "server")
-        let accepted = Mutex<MigrationLink?>(nil)
+        let accepted = Locked<MigrationLink?>(nil)
         Thread.detachNewThread {
             let link = try? MigrationLink.accept(on: listener, security: destinationSecurity, log: { _ in })
             accepted.withLock { $0 = link }

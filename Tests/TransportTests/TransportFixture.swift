@@ -5,7 +5,6 @@ import Glibc
 import GuestMemory
 import Paging
 import SnapshotFormat
-import Synchronization
 import TestSupport
 @testable import Transport
 
@@ -171,16 +170,3 @@ extension FramedConnection {
     }
 }
 
-/// A value shared with other threads under a lock.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-
-    init(_ value: Value) { mutex = Mutex(value) }
-
-    var value: Value {
-        get { mutex.withLock { $0 } }
-        set { mutex.withLock { $0 = newValue } }
-    }
-
-    func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
-}

@@ -5,7 +5,6 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SystemPackage
-import Synchronization
 
 /// The control API: HTTP/1.1 with JSON bodies on a Unix socket of mode 0600.
 ///
@@ -37,7 +36,7 @@ package final class ControlServer: Sendable {
     /// Where the socket is served.
     package let socketPath: String
     private let routes: RouteTable
-    private let lifecycle = Mutex<Lifecycle>(.notStarted)
+    private let lifecycle = Locked<Lifecycle>(.notStarted)
 
     private enum Lifecycle {
         case notStarted

@@ -1,3 +1,4 @@
+import LinuxSystem
 import NIOCore
 import Synchronization
 
@@ -21,7 +22,7 @@ final class OpenConnections: Sendable {
         var evicted = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let stopping = Atomic<Bool>(false)
     let maximum: Int
 

@@ -1,5 +1,4 @@
 import LinuxSystem
-import Synchronization
 
 /// The thread that serves every virtio device's queues, so vCPU threads only ever take short
 /// register exits. It waits in epoll on each queue's notifier (signalled by KVM's ioeventfd when
@@ -9,7 +8,7 @@ package final class VirtioIOThread: Sendable {
     private let devices: [VirtioMMIODevice]
     private let epoll: Epoll
     private let stopRequest: EventNotifier
-    private let thread: Mutex<NamedThread?> = Mutex(nil)
+    private let thread: Locked<NamedThread?> = Locked(nil)
     private static let stopToken = UInt64.max
 
     package init(devices: [VirtioMMIODevice]) throws(SystemError) {

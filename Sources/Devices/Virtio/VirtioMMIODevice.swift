@@ -17,7 +17,7 @@ package final class VirtioMMIODevice: MMIODevice {
     package let queueNotifiers: [EventNotifier]
     private let memory: GuestMemoryMap
     private let interrupt: any InterruptSignal
-    private let state: Mutex<TransportState>
+    private let state: Locked<TransportState>
     private let brokenQueues = Atomic<Int>(0)
     /// Told why a driver broke a queue (the first few times: a hostile guest must not flood the log).
     private let report: @Sendable (String) -> Void
@@ -34,7 +34,7 @@ package final class VirtioMMIODevice: MMIODevice {
         var notifiers: [EventNotifier] = []
         for _ in backend.queueMaximumSizes { notifiers.append(try EventNotifier()) }
         queueNotifiers = notifiers
-        state = Mutex(TransportState(backend: backend))
+        state = Locked(TransportState(backend: backend))
     }
 
     /// How many times a driver broke a queue (each set DEVICE_NEEDS_RESET).

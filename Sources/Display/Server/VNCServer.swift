@@ -1,5 +1,4 @@
 import LinuxSystem
-import Synchronization
 import SystemPackage
 
 /// An RFB (VNC) server showing a display file to any number of viewers at once (RFC 6143).
@@ -20,7 +19,7 @@ package final class VNCServer: Sendable {
         let keyEvent: @Sendable (UInt32, Bool) -> Void
         let log: @Sendable (String) -> Void
         let ioTimeoutMilliseconds: Int
-        let totals = Mutex(VNCStatistics())
+        let totals = Locked(VNCStatistics())
 
         init(view: FramebufferView, password: [UInt8]?, name: String, keyEvent: @escaping @Sendable (UInt32, Bool) -> Void,
              log: @escaping @Sendable (String) -> Void, ioTimeoutMilliseconds: Int) {

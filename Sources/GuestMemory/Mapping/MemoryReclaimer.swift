@@ -1,5 +1,4 @@
 import LinuxSystem
-import Synchronization
 
 /// Something that must hear of a discard before it happens: a lazy restore still filling, which
 /// would otherwise later install a stale snapshot page over the hole the guest gave back.
@@ -13,7 +12,7 @@ package protocol DiscardGate: AnyObject, Sendable {
 /// reported): through the regions' backings (`GuestRegion.discard`), after telling the gate, if
 /// one is set, so a lazy restore never refills what the guest gave back.
 package final class MemoryReclaimer: Sendable {
-    private let gate = Mutex<(any DiscardGate)?>(nil)
+    private let gate = Locked<(any DiscardGate)?>(nil)
 
     package init() {}
 

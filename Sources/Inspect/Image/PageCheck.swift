@@ -1,6 +1,5 @@
 import GuestMemory
 import LinuxSystem
-import Synchronization
 
 /// Checks stored pages against the CRC32C their format recorded when they were written (an
 /// Engram snapshot's per-page CRCs, docs/FORMAT.md), so a damaged page is refused rather than
@@ -12,7 +11,7 @@ import Synchronization
 package final class PageCheck: Sendable {
     /// The CRC32C recorded for `page` of `region`.
     private let expectedCRC: @Sendable (_ region: Int, _ page: PageIndex) -> UInt32
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     private struct State {
         /// Per region, one bit per page: set once the page matched its CRC.
@@ -25,7 +24,7 @@ package final class PageCheck: Sendable {
     /// Checked regions are whole pages (a snapshot's sizes are multiples of 4096, FORMAT.md).
     package init(pageCounts: [UInt64], expectedCRC: @escaping @Sendable (_ region: Int, _ page: PageIndex) -> UInt32) {
         self.expectedCRC = expectedCRC
-        self.state = Mutex(State(verified: pageCounts.map { [UInt64](repeating: 0, count: Int(($0 + 63) / 64)) },
+        self.state = Locked(State(verified: pageCounts.map { [UInt64](repeating: 0, count: Int(($0 + 63) / 64)) },
                                  scratch: [UInt8](repeating: 0, count: PageSize.bytes)))
     }
 

@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Writes files past the page cache (O_DIRECT) from a page-aligned staging buffer of its own, for
 /// files written once and read back later if at all (the object store's cached chunks): a
@@ -12,7 +11,7 @@ package final class DirectWriter: @unchecked Sendable {
     /// The staging memory, mapped at first use and touched only under `lock`.
     private nonisolated(unsafe) var staging: UnsafeMutableRawBufferPointer?
     private let stagingBytes: Int
-    private let lock = Mutex(())
+    private let lock = Locked(())
 
     /// O_DIRECT's unit for offsets, lengths and buffer addresses: the page, which every common
     /// device's logical block divides.

@@ -1,7 +1,6 @@
 import CLinux
 import Glibc
 import SystemPackage
-import Synchronization
 
 /// The process's seccomp filters, one per thread role. Once enabled, every thread Engram starts
 /// installs its role's filter as it begins (`NamedThread.spawn`); the calling thread (the main
@@ -30,7 +29,7 @@ package enum ThreadFilters {
         }
     }
 
-    private static let state = Mutex<State?>(nil)
+    private static let state = Locked<State?>(nil)
 
     /// True when the process already runs under filters: it was started by a filtered Engram
     /// (a live update's exec, a fork child, a transfer's new VMM). Filters cannot be removed.

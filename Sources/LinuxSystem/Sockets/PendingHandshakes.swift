@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Connections whose peers have not proved the secret yet, each handshaking on a thread of its
 /// own: bounded apart from authenticated work, so peers that connect and say nothing can never
@@ -14,7 +13,7 @@ package final class PendingHandshakes: Sendable {
         var evicted = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let maximum: Int
 
     package init(maximum: Int) {

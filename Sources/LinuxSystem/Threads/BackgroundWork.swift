@@ -1,5 +1,4 @@
 import Dispatch
-import Synchronization
 
 /// Work started at once on another thread, whose result is waited for later: slot
 /// registration beside state decoding in a restore, a snapshot read beside VM creation.
@@ -10,7 +9,7 @@ import Synchronization
 /// equally from spawn; a thread made and ended per job pays its stack's set-up and release.
 package final class BackgroundWork<Value: Sendable, Failure: Error>: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private let outcome = Mutex<Result<Value, Failure>?>(nil)
+    private let outcome = Locked<Result<Value, Failure>?>(nil)
 
     /// How the work's thread ranks beside the caller's on a busy host. `high` (libdispatch's
     /// user-initiated class, nice -2 on Linux): work the caller soon waits for. `low` (utility):

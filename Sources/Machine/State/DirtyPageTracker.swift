@@ -2,7 +2,6 @@ import LinuxSystem
 import GuestMemory
 import KVM
 import SnapshotFormat
-import Synchronization
 
 /// Which guest pages changed since this VM's last snapshot, and the file the next diff builds on.
 ///
@@ -31,7 +30,7 @@ final class DirtyPageTracker: Sendable {
         var pending: [String: PageBitmap] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// The snapshot the next diff names as its parent; nil before the first snapshot.
     var parentPath: String? { state.withLock { $0.parentPath } }

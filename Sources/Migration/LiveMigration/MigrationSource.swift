@@ -3,7 +3,6 @@ import GuestMemory
 import Machine
 import Paging
 import SnapshotFormat
-import Synchronization
 import Transport
 
 /// The source side of a live migration, run on a thread of its own while the guest keeps
@@ -19,7 +18,7 @@ package final class MigrationSource: Sendable {
     let machine: Machine
     let request: MigrationRequest
     /// What GET /vm/migrate reports.
-    package let report: Mutex<MigrationReport>
+    package let report: Locked<MigrationReport>
     let log: @Sendable (String) -> Void
 
     package init(machine: Machine, request: MigrationRequest, log: @escaping @Sendable (String) -> Void) {
@@ -32,7 +31,7 @@ package final class MigrationSource: Sendable {
         report.destination = request.destinationName
         report.phase = "connecting"
         report.maximumDowntimeMilliseconds = request.maximumDowntimeMilliseconds
-        self.report = Mutex(report)
+        self.report = Locked(report)
     }
 
     /// Whether the migration is still going.

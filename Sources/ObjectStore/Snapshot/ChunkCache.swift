@@ -14,7 +14,7 @@ package final class ChunkCache: Sendable {
     package let directory: String
     package let maximumBytes: UInt64
     /// What this cache knows of the directory's size since its last scan.
-    private let tally = Mutex(Tally())
+    private let tally = Locked(Tally())
     /// Chunks go to disk past the page cache: a later restore reads them, this one never does.
     private let writer = DirectWriter(stagingBytes: Int(ObjectSnapshotManifest.chunkPages) * PageSize.bytes)
 

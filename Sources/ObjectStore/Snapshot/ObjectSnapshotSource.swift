@@ -20,7 +20,7 @@ package final class ObjectSnapshotSource: PageSource {
     let location: ObjectLocation
     let cache: ChunkCache?
     private let bitmaps: [[ChunkPayload.Bitmap?]]
-    private let resident = Mutex(ResidentChunks())
+    private let resident = Locked(ResidentChunks())
     private let fetches = Atomic<UInt64>(0)
     private let partFetches = Atomic<UInt64>(0)
     /// The chunk (region << 32 | index) of the latest fault-sized read, -1 before the first.
@@ -29,7 +29,7 @@ package final class ObjectSnapshotSource: PageSource {
     private let readAheadFrom = Atomic<Int>(-1)
     /// The chunks' part digests once `NAME/parts` has arrived and matched the manifest; until then
     /// (and for good if it is missing or damaged) faults take whole chunks.
-    private let parts = Mutex<PartDigests?>(nil)
+    private let parts = Locked<PartDigests?>(nil)
     /// Given once the part digests have arrived, or will not.
     private let partsSettled = DispatchSemaphore(value: 0)
     private let cacheHits = Atomic<UInt64>(0)
@@ -456,7 +456,7 @@ struct ResidentChunks {
 /// One chunk being loaded or loaded: waiters block until the loader finishes.
 final class ChunkSlot: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private let result = Mutex<Result<[UInt8], PageSourceError>?>(nil)
+    private let result = Locked<Result<[UInt8], PageSourceError>?>(nil)
 
     var isFinished: Bool { result.withLock { $0 != nil } }
 

@@ -13,7 +13,7 @@ package final class PageServerConnector: Sendable {
     let reconnectTimeoutMilliseconds: Int
     let log: @Sendable (String) -> Void
     /// The fingerprint of the first connection; later ones must match it.
-    private let fingerprint = Mutex<UInt64?>(nil)
+    private let fingerprint = Locked<UInt64?>(nil)
     let reconnects = Atomic<UInt64>(0)
 
     /// A request must see its answer start within this long, or the connection counts as lost.

@@ -13,11 +13,11 @@ package final class RemotePageSource: PageSource {
     package let manifest: SnapshotManifest
     let connector: PageServerConnector
     /// Idle connections for faults, and for the background fill and prefetch (served at lower priority).
-    private let idle = Mutex<[FramedConnection]>([])
-    private let idleBackground = Mutex<[FramedConnection]>([])
+    private let idle = Locked<[FramedConnection]>([])
+    private let idleBackground = Locked<[FramedConnection]>([])
     /// Background READs already sent whose replies have not been read, with their connections,
     /// by the fill thread that will read each (one per thread at most).
-    private let ahead = Mutex<[Ahead]>([])
+    private let ahead = Locked<[Ahead]>([])
     private let received = Atomic<UInt64>(0)
     private let sent = Atomic<UInt64>(0)
     private let requests = Atomic<UInt64>(0)

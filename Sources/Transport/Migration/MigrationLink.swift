@@ -1,7 +1,6 @@
 import LinuxSystem
 import GuestMemory
 import Paging
-import Synchronization
 
 /// One migration connection, from either end: authenticated like the page protocol (with its
 /// own proof labels), then control frames and PAGES frames in order. The source writes pages
@@ -48,7 +47,7 @@ package final class MigrationLink: Sendable {
         handshakeMilliseconds: Int = WireProtocol.handshakeTimeoutMilliseconds
     ) throws(TransportError) -> MigrationLink {
         let pending = PendingHandshakes(maximum: maximumPendingHandshakes)
-        let winner = Mutex<MigrationLink?>(nil)
+        let winner = Locked<MigrationLink?>(nil)
         defer { pending.endAll() }
         while true {
             if let link = winner.withLock({ $0 }) { return link }

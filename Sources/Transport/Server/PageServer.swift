@@ -20,10 +20,10 @@ package final class PageServer: Sendable {
     private let connections = Atomic<Int>(0)
     private let sent = Atomic<UInt64>(0)
     /// Serialises working-set writes (PUT from several clients at once).
-    let workingSetLock = Mutex<Void>(())
+    let workingSetLock = Locked<Void>(())
     /// Whether `stop` was called, and the sockets of the connections being served, so `stop`
     /// can end them: a session blocked in recv or send would otherwise wait for its client.
-    private let sessions = Mutex<Sessions>(Sessions())
+    private let sessions = Locked<Sessions>(Sessions())
 
     private struct Sessions {
         var stopped = false

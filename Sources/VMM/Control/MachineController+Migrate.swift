@@ -4,12 +4,11 @@ import Dispatch
 import Machine
 import Migration
 import Paging
-import Synchronization
 import Transport
 
 /// The migrations of one VMM process: at most one at a time; the last one's report stays.
 package final class MigrationSessions: Sendable {
-    package let current = Mutex<MigrationSource?>(nil)
+    package let current = Locked<MigrationSource?>(nil)
     /// Signalled when a client has read a completed migration's report, so the VMM can end
     /// without `engram migrate` losing the figures (it waits at most a moment for it).
     package let completionRead = DispatchSemaphore(value: 0)

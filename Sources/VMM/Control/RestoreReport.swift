@@ -1,13 +1,12 @@
 import LinuxSystem
 import ControlAPI
-import Synchronization
 
 /// What GET /vm/memory/stats says about a restore: its source, mode, and how long it took.
 package final class RestoreReport: Sendable {
     package let snapshot: String
     package let mode: String
     package let chainLength: Int
-    private let milliseconds = Mutex<Double>(0)
+    private let milliseconds = Locked<Double>(0)
 
     init(snapshot: String, mode: String, chainLength: Int) {
         self.snapshot = snapshot

@@ -1,4 +1,5 @@
-import Synchronization
+import LinuxSystem
+
 
 /// Children started ahead of a fork (PUT /vm/fork/reserve), ready and waiting: each mapped the
 /// VM's memory copy-on-write and made its KVM VM, memory slots and vCPUs, so a fork that takes
@@ -8,7 +9,7 @@ import Synchronization
 /// A reserved child ends by itself when this VMM does (its socket closes); a live update or the
 /// end of this process drops the reserve.
 package final class ForkReserve: Sendable {
-    private let children = Mutex<[ForkChildProcess]>([])
+    private let children = Locked<[ForkChildProcess]>([])
 
     package init() {}
 

@@ -3,7 +3,6 @@ import Glibc
 import LinuxSystem
 import Machine
 import Migration
-import Synchronization
 
 /// What a VMM process knows about live updates: the settings a new binary must continue
 /// (control socket, console log, terminal), whether an update is under way, and how the last
@@ -26,14 +25,14 @@ package final class LiveUpdateSession: Sendable {
         var console: Console?
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(apiSocket: String?, consoleLogPath: String?, binary: String = ProcessImage.executablePath(),
          attempts: Int = 0, completed: Int = 0, last: UpdateResult? = nil) {
         self.apiSocket = apiSocket
         self.consoleLogPath = consoleLogPath
         self.binary = binary
-        state = Mutex(State(attempts: attempts, completed: completed, last: last))
+        state = Locked(State(attempts: attempts, completed: completed, last: last))
     }
 
     /// The control server and console of this process, which the handoff must describe.

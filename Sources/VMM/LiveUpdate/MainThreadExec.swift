@@ -2,7 +2,6 @@ import Dispatch
 import LinuxSystem
 import Machine
 import Migration
-import Synchronization
 
 /// Runs a live update's exec on the main thread, which otherwise waits for the machine to end.
 ///
@@ -23,7 +22,7 @@ package final class MainThreadExec: Sendable {
         case exec(Request)
     }
 
-    private let events = Mutex<[Event]>([])
+    private let events = Locked<[Event]>([])
     private let posted = DispatchSemaphore(value: 0)
 
     /// On the main thread: waits for the machine's outcome, performing exec requests meanwhile.
@@ -43,7 +42,7 @@ package final class MainThreadExec: Sendable {
     /// From any other thread: has the main thread exec `path`. Returns only if exec failed, with the reason.
     func exec(_ path: String, arguments: [String], keeping descriptors: [CInt]) -> String {
         let failed = DispatchSemaphore(value: 0)
-        let reason = Mutex("")
+        let reason = Locked("")
         post(.exec(Request(path: path, arguments: arguments, keeping: descriptors) { text in
             reason.withLock { $0 = text }
             failed.signal()

@@ -1,8 +1,8 @@
+import LinuxSystem
 import GuestMemory
 import Machine
 import Paging
 import SnapshotFormat
-import Synchronization
 
 /// What a standby VMM builds before it knows its snapshot: placeholder guest RAM of the size it
 /// was given, and a KVM VM (interrupt controller, timer, vCPUs) whose memory slots are already
@@ -21,7 +21,7 @@ package final class StandbyMachine: Sendable {
     /// The placeholder RAM, by region name, that restored regions are mapped over.
     package let placeholders: [String: GuestRegion]
     private let placeholderMemory: GuestMemoryMap
-    private let shell: Mutex<MachineShell?>
+    private let shell: Locked<MachineShell?>
     /// A sample state of this VM's shape, whose coding was paid for at start (`StandbyRehearsal`).
     let sampleState: MachineStateRecord
 
@@ -43,7 +43,7 @@ package final class StandbyMachine: Sendable {
         do { placeholderMemory = try Machine.restoredMemory([ram]) } catch { throw .failed(error.description) }
         let prepared = try Self.prepare(placeholderMemory, cpuCount: cpuCount)
         sampleState = prepared.warmUpStateCoding()
-        shell = Mutex(prepared)
+        shell = Locked(prepared)
     }
 
     /// Refuses, in one line and before anything is touched, a snapshot this standby VMM cannot
