@@ -17,8 +17,8 @@ case "$sanitizer" in
         export LSAN_OPTIONS="suppressions=$PWD/scripts/sanitizer-suppressions.lsan"
         ;;
     thread)
-        # Reports every Mutex-guarded access as a race: the toolchain's Synchronization module is
-        # not built with ThreadSanitizer, so it cannot see those locks (docs/SECURITY.md).
+        # Engram's locks are pthread mutexes (LinuxSystem's Locked), which ThreadSanitizer sees;
+        # the toolchain's Synchronization.Mutex is built without it and would be reported as races.
         export TSAN_OPTIONS="halt_on_error=1:suppressions=$PWD/scripts/sanitizer-suppressions.tsan"
         ;;
     *) echo "sanitizers: expected address or thread, not $sanitizer"; exit 2 ;;
