@@ -167,7 +167,7 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LinuxSystem", "ControlAPI", "Devices", "Display", "GuestMemory", "Inspect", "Machine", "ObjectStore", "Paging", "SnapshotFormat",
-                "Transport", .product(name: "SystemPackage", package: "swift-system"),
+                "Transport", "TestSupport", .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: safeTargetSettings
         ),

@@ -124,7 +124,10 @@ package enum SeedCorpus {
     }
 
     /// One request per device in DeviceRequestInput's layout: a block write of one sector, an
-    /// entropy buffer, a vsock connection request to host port 1234.
+    /// entropy buffer, a vsock connection request to host port 1234, two pages given to the
+    /// balloon and taken back, a free-page report of 32 KiB, a 60-byte frame sent, the control
+    /// queue's announce acknowledgement, and a receive buffer. The first byte is the device's
+    /// place in `DeviceRequestInput.devices`; the network seeds (`net-`) need its tap.
     static func deviceRequests() -> [(name: String, bytes: [UInt8])] {
         func queue(_ chain: [(address: UInt64, length: UInt32, writable: Bool)], data: [(Int, [UInt8])]) -> [UInt8] {
             var memory = [UInt8](repeating: 0, count: 0xa000 + 16)
@@ -138,6 +141,8 @@ package enum SeedCorpus {
             return memory
         }
         let blockHeader = le(UInt32(1)) + le(UInt32(0)) + le(UInt64(2))  // VIRTIO_BLK_T_OUT, sector 2
+        // Broadcast, from 02:00:00:00:00:01, ethertype 0x88b5 (local experimental), padded to 60 bytes.
+        let ethernet = [UInt8](repeating: 0xff, count: 6) + [2, 0, 0, 0, 0, 1, 0x88, 0xb5] + [UInt8](repeating: 0x5a, count: 46)
         let vsockHeader = le(UInt64(3)) + le(UInt64(2)) + le(UInt32(1000)) + le(UInt32(1234)) + le(UInt32(0))
             + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(0)) + le(UInt32(65536)) + le(UInt32(0))  // STREAM, REQUEST
         return [
@@ -145,6 +150,12 @@ package enum SeedCorpus {
                                                 data: [(0x8000, blockHeader), (0x9000, [UInt8](repeating: 0x5a, count: 512))])),
             ("entropy", [1, 0, 3] + queue([(0x9000, 64, true)], data: [])),
             ("vsock-request", [2, 0, 3] + queue([(0x8000, 44, false)], data: [(0x8000, vsockHeader)])),
+            ("balloon-inflate", [3, 0, 3] + queue([(0x8000, 8, false)], data: [(0x8000, le(UInt32(40)) + le(UInt32(41)))])),
+            ("balloon-deflate", [4, 0, 3] + queue([(0x8000, 8, false)], data: [(0x8000, le(UInt32(40)) + le(UInt32(41)))])),
+            ("balloon-report", [6, 0, 3] + queue([(0x20000, 0x8000, true)], data: [])),
+            ("net-transmit", [7, 0, 3] + queue([(0x8000, 72, false)], data: [(0x8000, [UInt8](repeating: 0, count: 12) + ethernet)])),
+            ("net-control", [8, 0, 3] + queue([(0x8000, 2, false), (0x9000, 1, true)], data: [(0x8000, [3, 0])])),
+            ("net-receive", [9, 0, 3] + queue([(0x8000, 2048, true)], data: [])),
         ]
     }
 

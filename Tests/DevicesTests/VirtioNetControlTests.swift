@@ -1,5 +1,6 @@
 @testable import Devices
 import Testing
+import TestSupport
 
 /// virtio-net's configuration space, control queue, and the announcement a restored guest is
 /// asked to make (so switches learn where it now is).

@@ -2,6 +2,7 @@
 import Glibc
 import LinuxSystem
 import Testing
+import TestSupport
 
 /// virtio-net across a live update, in one process: the device hands over its tap queue (and a
 /// frame waiting for buffers), and a second device over the same guest memory (as the new VMM

@@ -1,5 +1,6 @@
 @testable import Devices
 import Testing
+import TestSupport
 
 /// virtio-net's receive queue over a real tap: frames sent on the wire land in the buffers the
 /// driver posts, one buffer each or (with MRG_RXBUF) spread over several, none lost while the

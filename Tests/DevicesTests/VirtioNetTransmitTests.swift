@@ -1,5 +1,6 @@
 @testable import Devices
 import Testing
+import TestSupport
 
 /// virtio-net's transmit queue over a real tap: what the driver sends reaches the wire byte for
 /// byte, and what it must not send is dropped, counted, and its buffer returned.

@@ -1,6 +1,7 @@
 import GuestMemory
 import SnapshotFormat
 import Testing
+import TestSupport
 @testable import FuzzTargets
 
 /// The seeds get past the first checks, so libFuzzer starts deep: the chain seed resolves to a
@@ -21,7 +22,11 @@ extension FuzzTargetRuns {
     }
 
     @Test func eachDeviceSeedIsARequestItsDeviceAnswers() throws {
-        for seed in try #require(try SeedCorpus.seeds(state: nil)[.device]) {
+        let seeds = try #require(try SeedCorpus.seeds(state: nil)[.device])
+        #expect(seeds.count == 9)
+        // Without a tap (not root, no tun driver) the target has no network device.
+        #expect(DeviceRequestInput.network != nil || !TapWire.available, "the fuzz target could not make its tap")
+        for seed in seeds where DeviceRequestInput.network != nil || !seed.name.hasPrefix("net-") {
             try DeviceRequestInput.memory.0.write([UInt8](repeating: 0, count: 8), at: RegionOffset(0x6000))
             DeviceRequestInput.run(seed.bytes)
             let used = try DeviceRequestInput.memory.0.read(count: 4, at: RegionOffset(0x6000))

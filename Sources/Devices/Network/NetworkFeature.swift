@@ -1,24 +1,24 @@
 /// virtio-net feature bits (virtio 1.x, section 5.1.3) Engram offers.
-enum NetworkFeature {
+package enum NetworkFeature {
     /// The driver may hand over frames with a partial checksum (the tap completes it).
-    static let checksum: UInt64 = 1 << 0
+    package static let checksum: UInt64 = 1 << 0
     /// The driver accepts frames whose checksum is left partial (VIRTIO_NET_HDR_F_NEEDS_CSUM).
-    static let guestChecksum: UInt64 = 1 << 1
-    static let mac: UInt64 = 1 << 5
-    static let guestTSO4: UInt64 = 1 << 7
-    static let guestTSO6: UInt64 = 1 << 8
-    static let guestECN: UInt64 = 1 << 9
-    static let hostTSO4: UInt64 = 1 << 11
-    static let hostTSO6: UInt64 = 1 << 12
-    static let hostECN: UInt64 = 1 << 13
+    package static let guestChecksum: UInt64 = 1 << 1
+    package static let mac: UInt64 = 1 << 5
+    package static let guestTSO4: UInt64 = 1 << 7
+    package static let guestTSO6: UInt64 = 1 << 8
+    package static let guestECN: UInt64 = 1 << 9
+    package static let hostTSO4: UInt64 = 1 << 11
+    package static let hostTSO6: UInt64 = 1 << 12
+    package static let hostECN: UInt64 = 1 << 13
     /// A received frame may span several receive buffers (num_buffers in its header).
-    static let mergeableReceiveBuffers: UInt64 = 1 << 15
-    static let status: UInt64 = 1 << 16
-    static let controlQueue: UInt64 = 1 << 17
+    package static let mergeableReceiveBuffers: UInt64 = 1 << 15
+    package static let status: UInt64 = 1 << 16
+    package static let controlQueue: UInt64 = 1 << 17
     /// The device asks the driver to announce itself (after a migration or restore).
-    static let guestAnnounce: UInt64 = 1 << 21
+    package static let guestAnnounce: UInt64 = 1 << 21
 
-    static let offered: UInt64 = checksum | guestChecksum | mac | guestTSO4 | guestTSO6 | guestECN | hostTSO4 | hostTSO6 | hostECN
+    package static let offered: UInt64 = checksum | guestChecksum | mac | guestTSO4 | guestTSO6 | guestECN | hostTSO4 | hostTSO6 | hostECN
         | mergeableReceiveBuffers | status | controlQueue | guestAnnounce
 }
 

@@ -13,10 +13,10 @@ import LinuxSystem
 package final class VirtioNet: VirtioBackend, @unchecked Sendable {
     static let queueSize: UInt16 = 256
     static let controlQueueSize: UInt16 = 64
-    static let receiveQueue = 0, transmitQueue = 1, controlQueue = 2
+    package static let receiveQueue = 0, transmitQueue = 1, controlQueue = 2
     /// The largest frame a tap hands over or takes: a 64 KiB segmentation-offloaded frame and
     /// its Ethernet header, after the virtio-net header.
-    static let frameLimit = Int(TapDevice.headerSize) + 65_550
+    package static let frameLimit = Int(TapDevice.headerSize) + 65_550
     /// The largest frame without segmentation offloads: a 1500-byte MTU, Ethernet and VLAN headers.
     static let plainFrameLimit = Int(TapDevice.headerSize) + 1518
     /// Frames taken from the tap per wake-up before other queues get a turn.

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import LinuxSystem
-import TestSupport
 
 /// A tap in a network namespace of the test's own, and the "wire" on its far side: a raw packet
 /// socket bound to the tap. Frames sent on the wire go out of the tap interface, so the tap
@@ -10,16 +9,16 @@ import TestSupport
 ///
 /// Only the thread that makes them enters the namespace (setns affects the calling thread
 /// alone): the host's own namespace and interfaces are never touched.
-final class TapWire: @unchecked Sendable {
-    let namespace: String
-    let tap: TapDevice
+public final class TapWire: @unchecked Sendable {
+    public let namespace: String
+    package let tap: TapDevice
     /// The AF_PACKET socket bound to the tap interface.
-    let wire: CInt
+    public let wire: CInt
 
     /// Root and a tun driver: what making namespaces and taps takes.
-    static var available: Bool { TapNetwork.available }
+    public static var available: Bool { TapNetwork.available }
 
-    init() throws {
+    public init() throws {
         let tag = String(UInt32.random(in: 0..<UInt32.max), radix: 36)
         namespace = "engram-u-\(tag)"
         let name = "eu\(tag)"
@@ -37,10 +36,17 @@ final class TapWire: @unchecked Sendable {
 
     deinit {
         close(wire)
-        try? TapNetwork.ip(["netns", "delete", namespace])
+        removeNamespace()
     }
 
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    /// Deletes the namespace, and the tap with it (deinit does; a process that never ends its
+    /// wire calls it before exit).
+    public func removeNamespace() { try? TapNetwork.ip(["netns", "delete", namespace]) }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
 
     private final class Outcome: @unchecked Sendable { var value: Result<(TapDevice, CInt), any Error> = .failure(Failure(description: "not run")) }
 
@@ -80,7 +86,7 @@ final class TapWire: @unchecked Sendable {
     /// Sends `frame` (an Ethernet frame) out of the tap interface, towards the device.
     /// Right after the tap comes up the kernel has not yet attached its queue discipline (that
     /// waits for the link watch): sends fail with ENETDOWN, the frame not queued, for a moment.
-    func send(_ frame: [UInt8]) throws {
+    public func send(_ frame: [UInt8]) throws {
         let deadline = Date().addingTimeInterval(5)
         while true {
             let sent = frame.withUnsafeBytes { Glibc.send(wire, $0.baseAddress, $0.count, 0) }
@@ -92,7 +98,7 @@ final class TapWire: @unchecked Sendable {
 
     /// The next frame that came in on the tap interface (written by the device), or nil after
     /// `seconds`. Frames the namespace itself sends out are skipped.
-    func receive(within seconds: Double = 5) -> [UInt8]? {
+    public func receive(within seconds: Double = 5) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 70_000)
         let deadline = Date().addingTimeInterval(seconds)
         while true {
