@@ -1,3 +1,4 @@
+import GuestMemory
 @testable import Devices
 import Testing
 import TestSupport
@@ -27,6 +28,22 @@ struct VirtioNetReceiveTests {
         #expect(second.heads == [1] && second.lengths == [1412])
         #expect(second.header == Self.oneBuffer && second.frame == large)
         #expect(guest.counts(reaching: .init(rxPackets: 2, rxBytes: 1600)) == .init(rxPackets: 2, rxBytes: 1600))
+    }
+
+    /// A first receive buffer with no room for the virtio-net header breaks the spec: the device
+    /// needs a reset, uses no buffer and writes nothing past it, though the next buffer could
+    /// hold the rest of the frame. (Found by fuzzing: the device wrote the frame over both, then
+    /// num_buffers into the 4-byte one failed a precondition and ended the VMM.)
+    @Test func aReceiveBufferTooSmallForTheHeaderNeedsAReset() throws {
+        let wire = try TapWire()
+        let guest = try Guest(tap: wire.tap, features: Guest.baseFeatures | NetworkFeature.mergeableReceiveBuffers)
+        try guest.postReceiveBuffer(0, size: 4)
+        try guest.postReceiveBuffer(1, size: 1024)
+        let before = try guest.memory.read(count: 64, at: GuestAddress(Guest.receiveBuffer(0)))
+        try wire.send(Guest.frame(length: 100, seed: 6))
+        #expect(guest.wait(5) { guest.needsReset }, "the device asks for a reset")
+        #expect(guest.usedIndex(guest.rx) == 0)
+        #expect(try guest.memory.read(count: 64, at: GuestAddress(Guest.receiveBuffer(0))) == before)
     }
 
     /// Without MRG_RXBUF a frame must fit one buffer: a larger one is dropped, and the buffer

@@ -48,6 +48,9 @@ extension VirtioNet {
     }
 
     /// Makes sure one receive chain is held; false (queue armed) when the guest has none posted.
+    /// The first chain of a frame carries its header, num_buffers included: a driver that posts
+    /// one with less room than that breaks the spec, and the device needs a reset. (It crashed
+    /// the VMM before: writing num_buffers past the buffer failed a precondition. Found by fuzzing.)
     private func takeReceiveChain(_ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
         while heldReceiveChains == 0 {
             if try queue.pop(into: &receiveChains[0], memory: memory) {
@@ -55,6 +58,9 @@ extension VirtioNet {
             } else if try !queue.armNotification() {
                 return false
             }
+        }
+        guard receiveChains[0].writableBytes >= Int(TapDevice.headerSize) else {
+            throw .bufferTooSmall(writable: receiveChains[0].writableBytes, needed: Int(TapDevice.headerSize))
         }
         return true
     }

@@ -22,6 +22,9 @@ package enum VirtqueueError: Error, Equatable, Sendable, CustomStringConvertible
     case badQueueSize(UInt16, maximum: UInt16)
     /// A ring address that breaks its alignment.
     case misaligned(address: UInt64, alignment: UInt64)
+    /// A buffer too small for what the device must write first (a receive buffer without room
+    /// for the virtio-net header).
+    case bufferTooSmall(writable: Int, needed: Int)
 
     package var description: String {
         switch self {
@@ -36,6 +39,7 @@ package enum VirtqueueError: Error, Equatable, Sendable, CustomStringConvertible
         case .lengthOverflow: "the chain's buffers add up past 4 GiB"
         case .badQueueSize(let size, let maximum): "queue size \(size) (expected a power of two from 1 to \(maximum))"
         case .misaligned(let address, let alignment): "ring address 0x\(String(address, radix: 16)) is not \(alignment)-byte aligned"
+        case .bufferTooSmall(let writable, let needed): "a buffer with \(writable) writable bytes where at least \(needed) are needed"
         }
     }
 }
