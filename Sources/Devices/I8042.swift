@@ -1,6 +1,5 @@
 import LinuxSystem
 
-
 /// The PC keyboard controller at ports 0x60 (data) and 0x64 (status on read, command on write),
 /// with an MF2 keyboard behind it and no mouse.
 ///

@@ -1,6 +1,5 @@
 import LinuxSystem
 
-
 /// A power-off register modelled on the ACPI PM1a control register QEMU's PC machines put at 0x604.
 ///
 /// A 16-bit register over two ports. Writing SLP_EN (bit 13) with SLP_TYP (bits 10–12) zero, the

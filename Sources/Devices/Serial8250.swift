@@ -1,6 +1,5 @@
 import LinuxSystem
 
-
 /// A 16550A UART (COM1 at 0x3f8): what Linux's 8250 driver and the test kernel expect.
 ///
 /// Transmitted bytes go to `output`, called outside the device's lock, so a slow console blocks

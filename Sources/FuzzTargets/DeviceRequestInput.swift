@@ -66,7 +66,7 @@ enum DeviceRequestInput {
                 (balloonDevice, 0), (balloonDevice, 1), (balloonDevice, 2), (balloonDevice, 3),
             ]
             if let network {
-                let mac = MACAddress(bytes: [2, 0, 0, 0, 0, 1]) ?? MACAddress(bytes: [UInt8](repeating: 2, count: 6))!
+                let mac = MACAddress(bytes: [2, 0, 0, 0, 0, 1])!  // six bytes: always an address
                 let net = try VirtioMMIODevice(name: "net", backend: VirtioNet(tap: network.tap, mac: mac), memory: map, interrupt: NoInterrupt())
                 devices += [(net, VirtioNet.transmitQueue), (net, VirtioNet.controlQueue), (net, VirtioNet.receiveQueue)]
             }

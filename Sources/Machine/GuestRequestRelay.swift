@@ -1,6 +1,5 @@
 import LinuxSystem
 
-
 /// Forwards a device's power-off or reset to the machine, which is wired up after the devices exist.
 final class GuestRequestRelay: Sendable {
     private let handler = Locked<(@Sendable (MachineOutcome) -> Void)?>(nil)

@@ -1,9 +1,9 @@
-import LinuxSystem
 import CLinux
 import Devices
 import Glibc
 import GuestMemory
 import KVM
+import LinuxSystem
 
 /// An x86 KVM machine: guest memory regions, vCPUs on their own threads, and legacy devices.
 package final class Machine: Sendable {

@@ -1,6 +1,6 @@
-import LinuxSystem
 import AsyncHTTPClient
 import Foundation
+import LinuxSystem
 import NIOCore
 
 /// A blocking S3 client: each call runs on the caller's thread (the lazy pager's fault and fill

@@ -1,5 +1,5 @@
-import LinuxSystem
 import Histogram
+import LinuxSystem
 
 /// Fault latencies in nanoseconds, recorded by the fault handler without allocating.
 ///

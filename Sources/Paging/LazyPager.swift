@@ -1,5 +1,5 @@
-import LinuxSystem
 import GuestMemory
+import LinuxSystem
 import Synchronization
 
 /// Lazy restore: guest memory starts empty and is filled from a page source, on demand by a

@@ -1,6 +1,6 @@
 import Glibc
-import LinuxSystem
 import GuestMemory
+import LinuxSystem
 import Synchronization
 
 /// Everything the fault handler and the background fill share: the userfaultfd, the regions,

@@ -1,5 +1,5 @@
-import LinuxSystem
 import GuestMemory
+import LinuxSystem
 import SnapshotFormat
 import Synchronization
 

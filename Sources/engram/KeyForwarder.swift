@@ -1,8 +1,8 @@
-import LinuxSystem
 import ControlAPI
 import Dispatch
 import FoundationEssentials
 import Glibc
+import LinuxSystem
 import Synchronization
 import VMM
 

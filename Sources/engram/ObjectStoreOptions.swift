@@ -1,5 +1,5 @@
-import LinuxSystem
 import ArgumentParser
+import LinuxSystem
 import ObjectStore
 import VMM
 

@@ -1,6 +1,6 @@
-import LinuxSystem
 import ControlAPI
 import Foundation
+import LinuxSystem
 import Testing
 
 /// The balloon routes through the router, with Firecracker's field names on the wire.

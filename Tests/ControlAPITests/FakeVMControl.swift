@@ -1,6 +1,6 @@
-import LinuxSystem
 import ControlAPI
 import Glibc
+import LinuxSystem
 
 /// A machine stand-in that records every control call and keeps a running/paused/stopping state.
 final class FakeVMControl: PartialVMControl {

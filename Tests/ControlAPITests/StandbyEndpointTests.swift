@@ -1,6 +1,6 @@
-import LinuxSystem
 import ControlAPI
 import Foundation
+import LinuxSystem
 import Testing
 
 /// A standby VMM's routes: its shape on GET /vm, PUT /vm/restore decoded and answered, 409 for

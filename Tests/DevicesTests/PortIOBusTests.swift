@@ -1,5 +1,5 @@
-import LinuxSystem
 import Devices
+import LinuxSystem
 import Testing
 
 /// Dispatch by port range, conflicts, and what unclaimed ports answer.

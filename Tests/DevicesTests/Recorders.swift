@@ -1,5 +1,5 @@
-import LinuxSystem
 import Devices
+import LinuxSystem
 
 /// An interrupt line that keeps every level it was driven to, in order.
 final class RecordingInterruptLine: InterruptLine {

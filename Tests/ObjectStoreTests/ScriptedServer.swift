@@ -1,5 +1,5 @@
-import LinuxSystem
 import Foundation
+import LinuxSystem
 
 /// A loopback HTTP server that answers each request with the next reply of a script, one
 /// connection per request, and records what it was sent: for the client's handling of replies

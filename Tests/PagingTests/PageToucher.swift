@@ -1,6 +1,6 @@
-import LinuxSystem
 import Foundation
 import GuestMemory
+import LinuxSystem
 
 /// Reads pages of a region on its own thread, as a vCPU (or KVM on its behalf) would touch
 /// guest memory: each read of a missing page parks the thread until the pager serves it.

@@ -1,6 +1,6 @@
-import LinuxSystem
 import Foundation
 import GuestMemory
+import LinuxSystem
 import Paging
 import SnapshotFormat
 

@@ -1,6 +1,5 @@
 import LinuxSystem
 
-
 /// The routes a server answers with, replaceable while it serves (a standby VMM's routes give
 /// way to its VM's).
 final class RouteTable: Sendable {

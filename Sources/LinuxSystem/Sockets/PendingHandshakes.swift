@@ -1,4 +1,3 @@
-
 /// Connections whose peers have not proved the secret yet, each handshaking on a thread of its
 /// own: bounded apart from authenticated work, so peers that connect and say nothing can never
 /// hold up, or crowd out, one that proves the secret.

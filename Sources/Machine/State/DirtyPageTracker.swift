@@ -1,6 +1,6 @@
-import LinuxSystem
 import GuestMemory
 import KVM
+import LinuxSystem
 import SnapshotFormat
 
 /// Which guest pages changed since this VM's last snapshot, and the file the next diff builds on.

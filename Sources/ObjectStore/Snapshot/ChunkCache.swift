@@ -1,7 +1,7 @@
-import LinuxSystem
 import Crypto
 import FoundationEssentials
 import Glibc
+import LinuxSystem
 import Synchronization
 
 /// Chunks fetched from the object store, kept on local disk and shared by every restore on this

@@ -1,5 +1,5 @@
-import LinuxSystem
 import Glibc
+import LinuxSystem
 import Synchronization
 
 /// Opens authenticated connections to one page server, and gets them back after the server

@@ -1,6 +1,6 @@
 import Glibc
-import LinuxSystem
 import GuestMemory
+import LinuxSystem
 import Paging
 import Synchronization
 

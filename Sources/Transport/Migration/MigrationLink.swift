@@ -1,5 +1,5 @@
-import LinuxSystem
 import GuestMemory
+import LinuxSystem
 import Paging
 
 /// One migration connection, from either end: authenticated like the page protocol (with its

@@ -1,5 +1,5 @@
-import LinuxSystem
 import GuestMemory
+import LinuxSystem
 import Paging
 
 /// The destination's pre-copy loop: reads PAGES straight into the guest's regions (checking

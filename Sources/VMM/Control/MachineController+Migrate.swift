@@ -1,6 +1,6 @@
-import LinuxSystem
 import ControlAPI
 import Dispatch
+import LinuxSystem
 import Machine
 import Migration
 import Paging

@@ -1,5 +1,5 @@
-import LinuxSystem
 import ControlAPI
+import LinuxSystem
 
 /// What GET /vm/memory/stats says about a restore: its source, mode, and how long it took.
 package final class RestoreReport: Sendable {

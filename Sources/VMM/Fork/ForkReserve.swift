@@ -1,6 +1,5 @@
 import LinuxSystem
 
-
 /// Children started ahead of a fork (PUT /vm/fork/reserve), ready and waiting: each mapped the
 /// VM's memory copy-on-write and made its KVM VM, memory slots and vCPUs, so a fork that takes
 /// them only hands each the machine. That leaves process start and KVM set-up (about 20 ms of
