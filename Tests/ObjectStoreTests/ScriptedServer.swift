@@ -27,6 +27,12 @@ final class ScriptedServer: @unchecked Sendable {
     private let listener: Int32
     private let state: State
     private let thread: Thread
+    /// Signalled when the serving thread has returned: only then may the listener's descriptor be
+    /// closed. Closed earlier, its number could go to another test's listener while this thread
+    /// was still answering a connection, and its next accept would take that test's connections
+    /// and answer them from this script (a 200 left over here met a test expecting a 416).
+    private let finished = DispatchSemaphore(value: 0)
+    private let stopped = Locked(false)
 
     /// The script and the log, shared with the serving thread.
     private final class State: Sendable {
@@ -51,7 +57,9 @@ final class ScriptedServer: @unchecked Sendable {
         guard ok else { throw CocoaError(.fileWriteUnknown) }
         port = Int(UInt16(bigEndian: address.sin_port))
         let state = self.state
+        let finished = self.finished
         thread = Thread {
+            defer { finished.signal() }
             while true {
                 let connection = accept(descriptor, nil, nil)
                 guard connection >= 0 else { return }  // the listener was shut down
@@ -68,8 +76,11 @@ final class ScriptedServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Ends the serving thread, then closes the listener; later calls do nothing.
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
+        guard stopped.withLock({ (done: inout Bool) -> Bool in defer { done = true }; return !done }) else { return }
+        shutdown(listener, Int32(SHUT_RDWR))  // wakes the thread's accept with an error
+        finished.wait()
         close(listener)
     }
 
