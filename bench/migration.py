@@ -50,7 +50,8 @@ FILL = re.compile(rb"FILL mib=(\d+) seed=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PA
 DIRTY = re.compile(rb"DIRTY rate_mib_s=(\d+)|(?:ERROR|PANIC) [^\r\n]*")
 DIGEST = re.compile(rb"DIGEST mib=(\d+) digest=([0-9a-f]{16})|(?:ERROR|PANIC) [^\r\n]*")
 TICKS = re.compile(rb"TICKS (\d+)\r")
-ENGRAM_MODES = ("engram-precopy", "engram-postcopy", "engram-shared", "engram-precopy-plaintext", "engram-postcopy-plaintext")
+ENGRAM_MODES = ("engram-precopy", "engram-postcopy", "engram-shared", "engram-precopy-plaintext", "engram-postcopy-plaintext",
+                "engram-precopy-2ch", "engram-precopy-2ch-plaintext")
 TLS_TARGET = 0.70  # TLS throughput at least this share of plaintext's
 QEMU_MODES = ("qemu", "qemu-capped")
 QEMU_DEFAULT_BANDWIDTH = 128 * MIB  # QEMU 7.2's max-bandwidth default (query-migrate-parameters says 134217728)
@@ -148,6 +149,9 @@ class Bench:
         plaintext = mode.endswith("-plaintext")
         mode = mode.removesuffix("-plaintext")
         insecure = ["--insecure-plaintext"] if plaintext else []
+        # "-Nch": pre-copy's pages over N page channels beside the control connection (--channels N).
+        split = re.fullmatch(r"(.*)-(\d+)ch", mode)
+        mode, channels = (split.group(1), ["--channels", split.group(2)]) if split else (mode, [])
         src_api, dst_api = self.path("src") + ".sock", self.path("dst") + ".sock"
         extra, shared_file = [], None
         if mode == "shared":
@@ -169,7 +173,7 @@ class Bench:
                        "engram receive's listening line")
             port = int(found[-1].group(1))
             command = [args.engram, "migrate", src_api, "--to", f"tcp://127.0.0.1:{port}", "--secret-file", self.secret,
-                       "--mode", mode, "--max-downtime-ms", str(args.max_downtime_ms), *insecure]
+                       "--mode", mode, "--max-downtime-ms", str(args.max_downtime_ms), *channels, *insecure]
             migrate = Child(command, f"engram migrate --mode {mode}")
             started = migrate.started
             try:
@@ -389,6 +393,7 @@ def compute(result):
 
 LABELS = {"engram-precopy": "Engram pre-copy", "engram-postcopy": "Engram post-copy", "engram-shared": "Engram shared",
           "engram-precopy-plaintext": "Engram pre-copy, plaintext", "engram-postcopy-plaintext": "Engram post-copy, plaintext",
+          "engram-precopy-2ch": "Engram pre-copy, 2 page channels", "engram-precopy-2ch-plaintext": "Engram pre-copy, 2 page channels, plaintext",
           "qemu": "QEMU 7.2 pre-copy, no bandwidth cap", "qemu-capped": "QEMU 7.2 pre-copy, default 128 MiB/s cap"}
 
 
@@ -443,6 +448,15 @@ def report(result):
                      f"memory); the last pass ran at {fmt((pre.get('last_pass_bandwidth_mib_s') or {}).get('median'), ' MiB/s', 0)} "
                      f"(`bandwidth_bytes_per_second`). Whatever the guest dirties during pass 1 is sent again: at "
                      f"{result['dirty_mib_s']} MiB/s that alone is ≈ {fmt((pre.get('pass1_ms_approx') or {}).get('median') and result['dirty_mib_s'] * pre['pass1_ms_approx']['median'] / 1000, ' MiB', 0)}.")
+    for one, several in (("engram-precopy", "engram-precopy-2ch"), ("engram-precopy-plaintext", "engram-precopy-2ch-plaintext")):
+        a, b = med(result, several, "throughput_mib_s"), med(result, one, "throughput_mib_s")
+        if a and b:
+            extra.append(f"- {LABELS[several]} ÷ {LABELS[one]}: throughput {fmt(a, ' MiB/s', 0)} vs {fmt(b, ' MiB/s', 0)} "
+                         f"(**{a / b:.2f}×**), total {fmt(med(result, several, 'total_ms'), ' ms', 0)} vs {fmt(med(result, one, 'total_ms'), ' ms', 0)}, "
+                         f"downtime {fmt(med(result, several, 'downtime_ms'), ' ms')} vs {fmt(med(result, one, 'downtime_ms'), ' ms')}. "
+                         f"`--channels 2`: two page connections beside the control one, a sending thread each at the source (copy, CRC32C, "
+                         f"TLS sealing) and a receiving thread each at the destination. On this 2-core host the guest's vCPU takes one core "
+                         f"the whole time, so the four page threads share what is left; the gain is for hosts with cores to spare.")
     shared = result["modes"].get("engram-shared")
     if shared:
         extra.append(f"- Shared: the RAM file is in {result.get('shared_dir')} (`--shared-maps PREFIX:ram` on the source; the destination maps "

@@ -23,12 +23,16 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "The destination: tcp://HOST:PORT of `engram receive`.") var to: String
     @Option(help: "precopy, postcopy or shared.") var mode = "precopy"
     @Option(help: "Pre-copy: stop the guest once the rest fits in this many milliseconds.") var maxDowntimeMs: Double = 300
+    @Option(help: "Pre-copy: send pages over this many connections beside the control one, each with a thread at both ends (1: on the control connection).")
+    var channels = 1
     @OptionGroup(title: "Security (read by the source VMM; the destination's must match)") var security: TransportSecurityOptions
     @Flag(help: "Return once the migration has started.") var noWait = false
 
     func validate() throws {
         guard to.hasPrefix("tcp://") else { throw ValidationError("--to must be tcp://HOST:PORT") }
         guard ["precopy", "postcopy", "shared"].contains(mode) else { throw ValidationError("--mode must be precopy, postcopy or shared") }
+        guard (1...16).contains(channels) else { throw ValidationError("--channels must be 1 to 16") }
+        guard channels == 1 || mode == "precopy" else { throw ValidationError("--channels: only a pre-copy migration sends pages over several connections") }
         if let conflict = security.options.conflict { throw ValidationError(conflict) }
     }
 
@@ -37,7 +41,7 @@ struct MigrateCommand: ParsableCommand {
         security.warnIfPlaintext()
         let body = MigrationRequestBody(
             to: to, mode: mode, maxDowntimeMs: maxDowntimeMs, secretFile: options.secretFile, tlsCert: options.certificate, tlsKey: options.key,
-            tlsCa: options.authority, insecurePlaintext: options.insecurePlaintext ? true : nil)
+            tlsCa: options.authority, insecurePlaintext: options.insecurePlaintext ? true : nil, channels: channels > 1 ? channels : nil)
         var status = try decode(try APICall.send(socket: socket, route: .migrate, json: body))
         if noWait { return APICall.printAnswer(try JSONCoding.makeEncoder().encode(status).map { $0 }) }
         var last = (phase: "", passes: UInt32(0))

@@ -13,6 +13,11 @@ import Testing
         #expect(put(#"{"to":"tcp://10.0.0.1:7000","max_downtime_ms":0,"secret_file":"/s"}"#).status == 400)
         #expect(put(#"{"to":"tcp://10.0.0.1:7000","secret_file":""}"#).status == 400)
         #expect(put(#"{"to":"tcp://10.0.0.1:7000"}"#).status == 400)
+        #expect(put(#"{"to":"tcp://10.0.0.1:7000","channels":0,"secret_file":"/s"}"#).status == 400)
+        #expect(put(#"{"to":"tcp://10.0.0.1:7000","channels":17,"secret_file":"/s"}"#).status == 400)
+        #expect(put(#"{"to":"tcp://10.0.0.1:7000","mode":"postcopy","channels":2,"secret_file":"/s"}"#).status == 400)
+        // Well formed: past the checks, to the VM (which cannot migrate).
+        #expect(put(#"{"to":"tcp://10.0.0.1:7000","channels":4,"secret_file":"/s"}"#).status == 409)
     }
 
     @Test func aVMThatCannotMigrateSays409AndStatusIsIdle() {

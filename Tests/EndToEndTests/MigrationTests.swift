@@ -74,16 +74,18 @@ struct MigrationTests {
     }
 
     /// `dirty` rewrites values already there; here the guest writes new ones during the first
-    /// pass, so only pages re-sent from the dirty log give the destination the new digest.
-    @Test(.enabled(if: MigrationPair.canShapeTraffic, "needs tc"))
-    func precopyResendsWhatTheGuestRewrites() throws {
+    /// pass, so only pages re-sent from the dirty log give the destination the new digest. Over
+    /// page channels (`--channels 3`) a page's copies may cross on different connections, and
+    /// the later pass's must still be the one that stays.
+    @Test(.enabled(if: MigrationPair.canShapeTraffic, "needs tc"), arguments: [1, 3])
+    func precopyResendsWhatTheGuestRewrites(channels: Int) throws {
         let pair = try MigrationPair(directory: directory)
         defer { pair.shutDown() }
         let (destination, url) = try pair.receive()
         let (source, socket, first) = try prepareSource(pair, "rewrite", seed: 1, dirtyRate: 0)
         // About 25 MB/s: the first pass takes seconds, the new fill a fraction of one.
         try pair.throttleSource("200mbit")
-        let migrate = try pair.startMigrate(socket, to: url, mode: "precopy")
+        let migrate = try pair.startMigrate(socket, to: url, mode: "precopy", extra: channels > 1 ? ["--channels", "\(channels)"] : [])
         try migrate.waitForErrorLine(containing: "copying")
         let refill = try source.command("fill 64 2", expect: "FILL ")
         let digest = try #require(TestKernel.field("digest", in: refill))
@@ -97,6 +99,7 @@ struct MigrationTests {
         // pass skips pages it learns are dirty again, so a rewritten page may cross only once.)
         #expect((migration.report["passes"] as? Int ?? 0) >= 2, "\(migration.output)")
         #expect((migration.report["pages_sent"] as? Int ?? 0) >= 64 * 256, "\(migration.output)")
+        if channels > 1 { #expect(destination.errorText.contains("\(channels) page channels"), "\(destination.errorText)") }
         try expectIntact(destination, digest: digest, ticksBefore: ticksBefore, "destination")
     }
 

@@ -12,6 +12,12 @@ package enum MigrationEndpoint {
             if let limit = request.maxDowntimeMs, !(limit > 0 && limit <= 600_000) {
                 throw RequestError.invalidBody(reason: "max_downtime_ms must be more than 0 and at most 600000")
             }
+            if let channels = request.channels {
+                guard (1...16).contains(channels) else { throw RequestError.invalidBody(reason: "channels must be 1 to 16, not \(channels)") }
+                guard channels == 1 || (request.mode ?? "precopy") == "precopy" else {
+                    throw RequestError.invalidBody(reason: "channels: only a pre-copy migration sends pages over several connections")
+                }
+            }
             guard request.secretFile != nil || request.tlsCert != nil else {
                 throw RequestError.invalidBody(reason: "secret_file (the shared secret's file) or tls_cert, tls_key and tls_ca are needed")
             }

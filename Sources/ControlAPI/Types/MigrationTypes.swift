@@ -7,6 +7,9 @@ package struct MigrationRequestBody: Codable, Sendable, Equatable {
     /// Pre-copy copies while the guest runs until the rest fits in this many milliseconds of
     /// downtime (default 300, as QEMU's downtime-limit).
     package var maxDowntimeMs: Double?
+    /// Pre-copy: page channels beside the control connection, each a connection and a thread
+    /// at both ends (QEMU's multifd channels); 1 or absent: the pages go on the one connection.
+    package var channels: Int?
     /// The file holding the secret both VMMs share (as `engram serve`'s), read by this VMM: the
     /// TLS pre-shared key and the proof the destination checks.
     package var secretFile: String?
@@ -20,11 +23,12 @@ package struct MigrationRequestBody: Codable, Sendable, Equatable {
 
     package init(
         to: String, mode: String? = nil, maxDowntimeMs: Double? = nil, secretFile: String?, tlsCert: String? = nil, tlsKey: String? = nil,
-        tlsCa: String? = nil, insecurePlaintext: Bool? = nil
+        tlsCa: String? = nil, insecurePlaintext: Bool? = nil, channels: Int? = nil
     ) {
         self.to = to
         self.mode = mode
         self.maxDowntimeMs = maxDowntimeMs
+        self.channels = channels
         self.secretFile = secretFile
         self.tlsCert = tlsCert
         self.tlsKey = tlsKey

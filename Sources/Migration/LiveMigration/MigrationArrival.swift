@@ -28,9 +28,12 @@ package struct MigrationArrival {
         let link = try MigrationLink.accept(on: listener, security: security, log: log)
         // A source that goes quiet mid-stream is gone.
         link.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds)
+        var channels: PageChannelReceivers?
+        defer { channels?.end() }
         do {
             let plan = try link.receivePlan()
-            log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))")
+            let channelNote = plan.pageChannelCount > 0 ? ", \(plan.pageChannelCount) page channels" : ""
+            log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))\(channelNote)")
             // Refused here, before memory: a guest this host cannot run (QEMU's configuration section).
             if let preview = plan.previewBytes { try MachinePreview.decode(preview, from: link.peer).check(shapes: plan.shapes, overrides: overrides) }
             let regions = try buildRegions(plan, backings: backings)
@@ -42,14 +45,28 @@ package struct MigrationArrival {
             let memory = try Machine.restoredMemory(regions)
             let shell = try Machine.prepareShell(memory: memory)
             try link.sendReady()
-            var receiver = MigrationReceiver(link: link, regions: regions)
-            let stateBytes = try receiver.receiveUntilState()
+            // The source connects its page channels once it has READY.
+            if plan.pageChannelCount > 0, let token = plan.channelTokenBytes {
+                let links = try MigrationLink.acceptChannels(count: plan.pageChannelCount, token: token, on: listener, security: security, log: log)
+                for channel in links { channel.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds) }
+                channels = try PageChannelReceivers(links: links, regions: regions)
+            }
+            var receiver = MigrationReceiver(link: link, regions: regions, barrier: channels?.barrier)
+            let stateBytes: [UInt8]
+            do { stateBytes = try receiver.receiveUntilState() } catch {
+                // A channel's failure is the cause of the control connection's (the channels ended it).
+                throw channels?.barrier.failure ?? error
+            }
             if plan.mode == .postcopy, receiver.pageServer == nil {
                 throw TransportError.malformed(peer: link.peer, reason: "a post-copy migration sent its state before naming its page server")
             }
+            // Every pass has ended on every channel: their threads end before the guest can run.
+            channels?.end()
+            let pagesReceived = receiver.pagesReceived + (channels?.pagesReceived ?? 0)
+            channels = nil
             let record = try overrides.applied(to: MachineStateRecord.decode(stateBytes, snapshotPath: "the migration stream from \(link.peer)"))
             let machine = try Machine(restoring: record, snapshotRegions: plan.shapes, memory: memory, shell: shell, consoleLogPath: consoleLogPath)
-            return MigrationArrival(link: link, plan: plan, machine: machine, pageServer: receiver.pageServer, pagesReceived: receiver.pagesReceived)
+            return MigrationArrival(link: link, plan: plan, machine: machine, pageServer: receiver.pageServer, pagesReceived: pagesReceived)
         } catch {
             // Tell the source, so it resumes its guest rather than wait.
             link.connection.sendError("\(error)")

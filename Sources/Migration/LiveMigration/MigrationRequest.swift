@@ -13,6 +13,8 @@ package struct MigrationRequest: Sendable {
     package var security: TransportSecurity
     /// Pre-copy gives up converging after this many passes and stops the guest anyway.
     package var maximumPasses: UInt32 = 30
+    /// Pre-copy: page channels beside the control connection (1: the pages go on it).
+    package var channels = 1
 
     package init(destination: Endpoint, destinationName: String, mode: MigrationMode, maximumDowntimeMilliseconds: Double, security: TransportSecurity) {
         self.destination = destination

@@ -54,7 +54,7 @@ package final class MigrationSource: Sendable {
                 report.phase = "done"
                 report.downtimeMilliseconds = outcome.downtime
                 report.totalMilliseconds = Self.milliseconds(since: started)
-                if request.mode != .postcopy { report.bytesSent = connected.bytesSent }
+                if request.mode != .postcopy { report.bytesSent = outcome.bytesSent ?? connected.bytesSent }
             }
             log("migrated to \(request.destinationName) (\(request.mode.rawValue)) in \(Self.format(Self.milliseconds(since: started))) ms, downtime \(Self.format(outcome.downtime)) ms, \(report.withLock { $0.bytesSent }) bytes sent")
             return true
@@ -65,8 +65,12 @@ package final class MigrationSource: Sendable {
         }
     }
 
-    /// The milliseconds the guest was stopped, once the destination runs it.
-    private struct Outcome { var downtime: Double }
+    /// The milliseconds the guest was stopped, once the destination runs it; pre-copy: the bytes
+    /// sent on every connection.
+    private struct Outcome {
+        var downtime: Double
+        var bytesSent: UInt64?
+    }
 
     private func migrate(over link: MigrationLink, started: ContinuousClock.Instant, stateSent: inout Bool, pausedHere: inout Bool) throws -> Outcome {
         let regions = machine.memory.regions
@@ -82,22 +86,28 @@ package final class MigrationSource: Sendable {
             }
         }
         // The destination checks the machine's configuration, CPU features and disks before any page is sent.
-        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths(), dataPages: dataPages, preview: try machine.preview().encoded())
+        let channels = request.mode == .precopy && request.channels > 1 ? request.channels : 1
+        let token = (0..<MigrationProtocol.channelTokenLength).map { _ in UInt8.random(in: 0...255) }
+        let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths(), dataPages: dataPages, preview: try machine.preview().encoded(),
+                                 channels: channels, channelToken: token)
         try link.sendPlan(plan)
         update { $0.phase = "waiting for the destination" }
         try link.receiveReady()
-        let leftDirty = request.mode == .precopy ? try copyWhileRunning(over: link, regions: regions) : [:]
+        // Channels connect only now: the destination has stopped taking control connections.
+        let pages = request.mode == .precopy ? try pageStream(over: link, channels: channels, token: token, regions: regions) : nil
+        defer { (pages as? PageChannels)?.close() }
+        let leftDirty = if let pages { try copyWhileRunning(pages, regions: regions) } else { [String: PageBitmap]() }
 
         // Stop-and-copy: the guest stops here; downtime runs from now until the destination runs it.
         update { $0.phase = "stopping" }
         guard machine.pause() else { throw MigrationFailure("the VM is \(machine.runState); only a running VM can be migrated") }
         pausedHere = true
         let pausedAt = ContinuousClock.now
-        if request.mode == .precopy {
-            let sender = PageSender(link: link, regions: regions)
-            try sender.send(dirty: try machine.migrationDirtyPages().merging(leftDirty) { Self.union($0, $1) })
-            try link.sendPassEnd(pass: report.withLock { $0.passes } + 1, pages: sender.pagesSent)
-            update { $0.pagesSent += sender.pagesSent; $0.zeroPagesSent += sender.zeroPagesSent }
+        if let pages {
+            try pages.send(dirty: try machine.migrationDirtyPages().merging(leftDirty) { Self.union($0, $1) })
+            try pages.endPass(report.withLock { $0.passes } + 1)
+            (pages as? PageChannels)?.close()  // every page is out: the destination's channel threads may end
+            update { $0.pagesSent = pages.pagesSent; $0.zeroPagesSent = pages.zeroPagesSent }
         }
         var pageServer: PostcopyPageServer?
         if request.mode == .postcopy {
@@ -123,22 +133,21 @@ package final class MigrationSource: Sendable {
             pageServer.stop()
             update { $0.bytesSent = link.bytesSent + pageServer.bytesSent }
         }
-        return Outcome(downtime: downtime)
+        return Outcome(downtime: downtime, bytesSent: pages?.bytesSent)
     }
 
     /// Passes over memory while the guest runs: everything once, then what it dirtied, until
     /// what is left fits the downtime target at the bandwidth the last pass reached. Returns the
     /// pages the last look found dirty, for the stop-and-copy.
-    private func copyWhileRunning(over link: MigrationLink, regions: [GuestRegion]) throws -> [String: PageBitmap] {
+    private func copyWhileRunning(_ sender: any PageStream, regions: [GuestRegion]) throws -> [String: PageBitmap] {
         update { $0.phase = "copying" }
         try machine.startMigrationDirtyLog()
         var passStart = ContinuousClock.now
         var lastCollect = passStart
-        var bytesBefore = link.bytesSent
-        let sender = PageSender(link: link, regions: regions)
-        sender.progress = { [self] sender in
+        var bytesBefore = sender.bytesSent
+        sender.progress = { [self] in
             update { report in
-                report.bytesSent = link.bytesSent
+                report.bytesSent = sender.bytesSent
                 report.pagesSent = sender.pagesSent
                 report.zeroPagesSent = sender.zeroPagesSent
             }
@@ -146,13 +155,13 @@ package final class MigrationSource: Sendable {
         update { $0.passes = 1 }
         // Pages found dirty during the first pass: skipped by it when still ahead, sent by the next.
         var dirtiedDuringFirstPass: [String: PageBitmap] = [:]
-        try sender.sendAll(dirty: &dirtiedDuringFirstPass) { try machine.migrationDirtyPages() }
-        try link.sendPassEnd(pass: 1, pages: sender.pagesSent)
+        try sender.sendAll(dirty: &dirtiedDuringFirstPass, refreshPages: 16384) { try machine.migrationDirtyPages() }
+        try sender.endPass(1)
         var pass: UInt32 = 1
         var previousRemaining: UInt64?
         while true {
             let seconds = max(Self.milliseconds(since: passStart) / 1000, 1e-6)
-            let bandwidth = Double(link.bytesSent - bytesBefore) / seconds
+            let bandwidth = Double(sender.bytesSent - bytesBefore) / seconds
             let dirty = try machine.migrationDirtyPages().merging(dirtiedDuringFirstPass) { Self.union($0, $1) }
             dirtiedDuringFirstPass = [:]
             let remaining = dirty.values.reduce(UInt64(0)) { $0 + $1.setCount }
@@ -164,7 +173,7 @@ package final class MigrationSource: Sendable {
                 report.bandwidthBytesPerSecond = bandwidth
                 report.dirtyPagesPerSecond = rate
                 report.expectedDowntimeMilliseconds = expected
-                report.bytesSent = link.bytesSent
+                report.bytesSent = sender.bytesSent
                 report.pagesSent = sender.pagesSent
                 report.zeroPagesSent = sender.zeroPagesSent
             }
@@ -181,9 +190,27 @@ package final class MigrationSource: Sendable {
             pass += 1
             update { $0.passes = pass }
             passStart = ContinuousClock.now
-            bytesBefore = link.bytesSent
+            bytesBefore = sender.bytesSent
             try sender.send(dirty: dirty)
-            try link.sendPassEnd(pass: pass, pages: sender.pagesSent)
+            try sender.endPass(pass)
+        }
+    }
+
+    /// The pre-copy's pages: on the control connection, or on `channels` page channels beside it,
+    /// which the destination takes once it has sent READY. (Before, its wait for the control
+    /// connection could take a channel for a control connection and end it.)
+    private func pageStream(over link: MigrationLink, channels: Int, token: [UInt8], regions: [GuestRegion]) throws -> any PageStream {
+        guard channels > 1 else { return PageSender(link: link, regions: regions) }
+        var links: [MigrationLink] = []
+        do {
+            for index in 0..<channels {
+                links.append(try MigrationLink.connectChannel(to: request.destination, security: request.security, token: token, index: index))
+            }
+            for channel in links { channel.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds) }
+            return try PageChannels(control: link, links: links, regions: regions)
+        } catch {
+            for channel in links { channel.close() }
+            throw MigrationFailure("page channel \(links.count) of \(channels): \(error)")
         }
     }
 

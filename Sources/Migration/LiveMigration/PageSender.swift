@@ -9,7 +9,7 @@ import Transport
 /// actually sent (a later pass sends the page again, since the write dirtied it). Zero pages
 /// are skipped on the first pass (the destination's memory starts zero) and named in a
 /// ZERO_PAGES frame on later ones. Allocates only at creation.
-final class PageSender {
+final class PageSender: PageStream {
     let link: MigrationLink
     let regions: [GuestRegion]
     private let batchPages = 256
@@ -21,7 +21,8 @@ final class PageSender {
     private(set) var pagesSent: UInt64 = 0
     private(set) var zeroPagesSent: UInt64 = 0
     /// Called after each frame, so progress shows during a long pass, not only between passes.
-    var progress: (PageSender) -> Void = { _ in }
+    var progress: () -> Void = {}
+    var bytesSent: UInt64 { link.bytesSent }
 
     init(link: MigrationLink, regions: [GuestRegion]) {
         self.link = link
@@ -37,7 +38,7 @@ final class PageSender {
     /// `refreshPages` pages, `refresh` is asked for the pages dirtied meanwhile, which join
     /// `dirty` — so a page the guest rewrites ahead of this pass goes over the wire once, not twice.
     func sendAll(
-        dirty: inout [String: PageBitmap], refreshPages: Int = 16384, refresh: () throws -> [String: PageBitmap]
+        dirty: inout [String: PageBitmap], refreshPages: Int, refresh: () throws -> [String: PageBitmap]
     ) throws {
         var sinceRefresh = 0
         for (index, region) in regions.enumerated() {
@@ -67,8 +68,14 @@ final class PageSender {
         try flush()
     }
 
+    /// Sends what is staged, then PASS_END.
+    func endPass(_ pass: UInt32) throws(TransportError) {
+        try flush()
+        try link.sendPassEnd(pass: pass, pages: pagesSent)
+    }
+
     /// Stages one page; sends the batch when full.
-    private func send(region: Int, page: PageIndex, announceZero: Bool) throws(TransportError) {
+    func send(region: Int, page: PageIndex, announceZero: Bool) throws(TransportError) {
         // The page is inside the region (it comes from the region's own page count).
         staging.copyPage(into: count, from: regions[region], at: page.regionOffset)
         let reference = PageReference(region: region, page: page).packed
@@ -95,7 +102,7 @@ final class PageSender {
         count = 0
         try link.sendPages(references: references, crcs: crcs, count: sending, from: staging)
         pagesSent += UInt64(sending)
-        progress(self)
+        progress()
     }
 
     private func flushZeros() throws(TransportError) {
@@ -103,6 +110,6 @@ final class PageSender {
         try link.sendZeroPages(zeros)
         zeroPagesSent += UInt64(zeros.count)
         zeros.removeAll(keepingCapacity: true)
-        progress(self)
+        progress()
     }
 }

@@ -33,6 +33,20 @@ package final class MigrationLink: Sendable {
         return MigrationLink(connection: connection)
     }
 
+    /// The source's side of a page channel (pre-copy over several connections): connect, prove
+    /// the secret, then name the migration's token and the channel's index.
+    package static func connectChannel(to endpoint: Endpoint, security: TransportSecurity, token: [UInt8], index: Int) throws(TransportError) -> MigrationLink {
+        let link = try connect(to: endpoint, security: security)
+        var writer = ByteWriter()
+        writer.append(token)
+        writer.append([UInt8(truncatingIfNeeded: index)])
+        do { try link.connection.sendFrame(.migrationChannel, writer.bytes) } catch {
+            link.close()
+            throw error
+        }
+        return link
+    }
+
     /// Handshakes that may wait at once before the oldest is ended for a new one.
     package static let maximumPendingHandshakes = 16
 
@@ -46,11 +60,50 @@ package final class MigrationLink: Sendable {
         on listener: ListeningSocket, security: TransportSecurity, log: @escaping @Sendable (String) -> Void,
         handshakeMilliseconds: Int = WireProtocol.handshakeTimeoutMilliseconds
     ) throws(TransportError) -> MigrationLink {
+        let links = try accept(count: 1, on: listener, security: security, log: log, handshakeMilliseconds: handshakeMilliseconds,
+                               waitMilliseconds: nil) { _ throws(TransportError) in 0 }
+        return links[0]
+    }
+
+    /// The destination's side of a pre-copy's page channels, once the plan has named `count`
+    /// and their `token`: accepts connections as `accept` does until each channel has joined,
+    /// by index. A connection that proves the secret but names another token or index is logged
+    /// and dropped; channels missing after `waitMilliseconds` fail the migration.
+    package static func acceptChannels(
+        count: Int, token: [UInt8], on listener: ListeningSocket, security: TransportSecurity, log: @escaping @Sendable (String) -> Void,
+        waitMilliseconds: Int = stallMilliseconds, handshakeMilliseconds: Int = WireProtocol.handshakeTimeoutMilliseconds
+    ) throws(TransportError) -> [MigrationLink] {
+        try accept(count: count, on: listener, security: security, log: log, handshakeMilliseconds: handshakeMilliseconds,
+                   waitMilliseconds: waitMilliseconds) { (link) throws(TransportError) -> Int in
+            var reader = ByteReader(try link.connection.readFrame(.migrationChannel, maximumLength: 64), peer: link.peer)
+            let named = try reader.bytes(token.count, "channel token")
+            let index = Int(try reader.u8("channel index"))
+            try reader.expectEnd("the channel frame")
+            // Not a secret (the peer has proven the shared one); it only keeps channels of another migration out.
+            guard named == token else { throw .malformed(peer: link.peer, reason: "its page channel names another migration's token") }
+            guard index < count else { throw .malformed(peer: link.peer, reason: "page channel \(index); the plan has \(count)") }
+            return index
+        }
+    }
+
+    /// Accepts until `count` authenticated links have each been given their slot by `admit`
+    /// (which reads what else a link must say, under the handshake's deadline), or until
+    /// `waitMilliseconds` pass. A second link for a taken slot is closed.
+    private static func accept(
+        count: Int, on listener: ListeningSocket, security: TransportSecurity, log: @escaping @Sendable (String) -> Void,
+        handshakeMilliseconds: Int, waitMilliseconds: Int?, admit: @escaping @Sendable (MigrationLink) throws(TransportError) -> Int
+    ) throws(TransportError) -> [MigrationLink] {
         let pending = PendingHandshakes(maximum: maximumPendingHandshakes)
-        let winner = Locked<MigrationLink?>(nil)
+        let slots = Locked<[MigrationLink?]>(Array(repeating: nil, count: count))
+        let deadline = waitMilliseconds.map { ContinuousClock.now + .milliseconds($0) }
         defer { pending.endAll() }
         while true {
-            if let link = winner.withLock({ $0 }) { return link }
+            let links = slots.withLock { $0 }.compactMap { $0 }
+            if links.count == count { return links }
+            if let deadline, ContinuousClock.now >= deadline {
+                for link in links { link.close() }
+                throw .socket(peer: "the source's page channels", call: "waiting \(waitMilliseconds ?? 0) ms for \(count - links.count) of \(count)", .timedOut)
+            }
             guard listener.hasConnection(withinMilliseconds: 5) else { continue }
             let socket: StreamSocket
             do { socket = try listener.accept() } catch { throw TransportError(error) }
@@ -60,12 +113,13 @@ package final class MigrationLink: Sendable {
                 do {
                     let connection = try security.connection(socket, server: true)
                     try Handshake.serve(connection, security: security, fingerprint: 0, identity: MigrationProtocol.identity)
-                    socket.setReceiveTimeout(milliseconds: 0)
                     let link = MigrationLink(connection: connection)
-                    // The first to prove the secret is the source; a later one (or one after the wait) is closed.
-                    let kept = pending.finish(ticket) && winner.withLock { held in
-                        guard held == nil else { return false }
-                        held = link
+                    let slot = try admit(link)
+                    socket.setReceiveTimeout(milliseconds: 0)
+                    // The first to prove the secret takes its slot; a later one (or one after the wait) is closed.
+                    let kept = pending.finish(ticket) && slots.withLock { held in
+                        guard held[slot] == nil else { return false }
+                        held[slot] = link
                         return true
                     }
                     if !kept { link.close() }

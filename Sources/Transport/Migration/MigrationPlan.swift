@@ -28,12 +28,21 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
     /// The machine's preview (its configuration, CPU features and disks, base64): what the
     /// destination checks before any page arrives. Absent from older sources.
     package var preview: String?
+    /// Pre-copy over several connections: how many page channels join beside this one (absent
+    /// or 1: the pages come on this connection), and the token each channel
+    /// names to show it belongs to this migration (base64).
+    package var channels: Int?
+    package var channelToken: String?
 
     package init(
         mode: MigrationMode, shapes: [SnapshotRegionShape], paths: [String: String] = [:], dataPages: [String: [Range<PageIndex>]] = [:],
-        preview: [UInt8]? = nil
+        preview: [UInt8]? = nil, channels: Int = 1, channelToken: [UInt8]? = nil
     ) {
         self.mode = mode
+        if channels > 1 {
+            self.channels = channels
+            self.channelToken = channelToken.map { Data($0).base64EncodedString() }
+        }
         self.preview = preview.map { Data($0).base64EncodedString() }
         regions = shapes.map { shape in
             Region(name: shape.name, sizeInBytes: shape.sizeInBytes, placements: shape.placements.map {
@@ -44,6 +53,12 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
 
     /// The preview's bytes (checked by `decode`).
     package var previewBytes: [UInt8]? { preview.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
+
+    /// The page channels beside the control connection (0: the pages come on it).
+    package var pageChannelCount: Int { (channels ?? 1) > 1 ? channels ?? 1 : 0 }
+
+    /// The channel token's bytes (checked by `decode`).
+    package var channelTokenBytes: [UInt8]? { channelToken.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
 
     /// The data ranges of region `index` as page ranges (checked by `decode`).
     package func dataPageRanges(region index: Int) -> [Range<PageIndex>] {
@@ -77,6 +92,15 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
         func bad(_ reason: String) -> TransportError { .malformed(peer: peer, reason: "its migration plan \(reason)") }
         guard (1...maximumRegions).contains(plan.regions.count) else { throw bad("has \(plan.regions.count) regions") }
         if let preview = plan.preview, Data(base64Encoded: preview) == nil { throw bad("has a preview that is not base64") }
+        if let channels = plan.channels {
+            guard (2...MigrationProtocol.maximumChannels).contains(channels) else {
+                throw bad("asks for \(channels) page channels; expected 2 to \(MigrationProtocol.maximumChannels)")
+            }
+            guard plan.mode == .precopy else { throw bad("asks for page channels in \(plan.mode.rawValue) mode; only pre-copy has them") }
+            guard plan.channelTokenBytes?.count == MigrationProtocol.channelTokenLength else {
+                throw bad("gives no channel token of \(MigrationProtocol.channelTokenLength) bytes")
+            }
+        }
         guard Set(plan.regions.map(\.name)).count == plan.regions.count else { throw bad("names a region twice") }
         for region in plan.regions {
             guard !region.name.isEmpty, region.name.utf8.count <= 64 else { throw bad("has a region name of \(region.name.utf8.count) bytes") }

@@ -11,6 +11,10 @@ package enum MigrationProtocol {
     static let maximumControlFrame = 16 << 20
     /// Pages one ZERO_PAGES frame names at most.
     package static let maximumZeroPages = 1 << 16
+    /// Page channels a pre-copy may use beside its control connection.
+    package static let maximumChannels = 16
+    /// Bytes of the token that ties a page channel to its migration.
+    package static let channelTokenLength = 16
 }
 
 /// How guest memory moves.

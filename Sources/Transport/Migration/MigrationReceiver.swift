@@ -13,10 +13,13 @@ package struct MigrationReceiver {
     package private(set) var passes: UInt32 = 0
     /// Post-copy: the source's page server, once announced.
     package private(set) var pageServer: (port: UInt16, fingerprint: UInt64)?
+    /// Pre-copy over page channels: holds each pass's end until every channel is there.
+    let barrier: PassBarrier?
 
-    package init(link: MigrationLink, regions: [GuestRegion]) {
+    package init(link: MigrationLink, regions: [GuestRegion], barrier: PassBarrier? = nil) {
         self.link = link
         self.regions = regions
+        self.barrier = barrier
     }
 
     /// Receives until the MACHINE_STATE frame and returns its payload.
@@ -30,8 +33,8 @@ package struct MigrationReceiver {
             case .zeroPages:
                 try zero(try connection.readPayload(header.length))
             case .passEnd:
-                _ = try connection.readPayload(header.length)
-                passes += 1
+                let pass = try passEnd(length: header.length)
+                try barrier?.waitForChannels(toEnd: pass)
             case .pageServer:
                 var reader = ByteReader(try connection.readPayload(header.length), peer: link.peer)
                 pageServer = (try reader.u16("page server port"), try reader.u64("fingerprint"))
@@ -44,6 +47,43 @@ package struct MigrationReceiver {
                 throw .malformed(peer: link.peer, reason: "a \(header.type) frame in the middle of a migration")
             }
         }
+    }
+
+    /// Receives one page channel's frames (pages, zero pages, pass ends) until the source
+    /// closes it after a pass's end; every pass's end waits there for the other channels.
+    package mutating func receiveChannel(_ index: Int, barrier: PassBarrier) throws(TransportError) {
+        let connection = link.connection
+        var betweenPasses = true
+        while true {
+            let header: (type: FrameType, length: Int)
+            do { header = try connection.readFrameHeader(maximumLength: MigrationProtocol.maximumControlFrame) } catch {
+                // The source ends its channels once the last pass is out.
+                if case .closed = error, betweenPasses { return barrier.channelClosed(index) }
+                throw error
+            }
+            betweenPasses = false
+            switch header.type {
+            case .pages: try receivePages(length: header.length)
+            case .zeroPages: try zero(try connection.readPayload(header.length))
+            case .passEnd:
+                try barrier.channel(index, ended: try passEnd(length: header.length))
+                betweenPasses = true
+            case .error:
+                throw .refused(peer: link.peer, message: FramedConnection.errorMessage(try connection.readPayload(header.length)))
+            default:
+                throw .malformed(peer: link.peer, reason: "a \(header.type) frame on page channel \(index)")
+            }
+        }
+    }
+
+    /// The rest of a PASS_END frame: its pass number.
+    private mutating func passEnd(length: Int) throws(TransportError) -> UInt32 {
+        var reader = ByteReader(try link.connection.readPayload(length), peer: link.peer)
+        let pass = try reader.u32("pass")
+        _ = try reader.u64("pages sent")
+        try reader.expectEnd("the pass-end frame")
+        passes += 1
+        return pass
     }
 
     /// The rest of a PAGES frame whose header was read: records, then each page into place.

@@ -11,6 +11,7 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
+    mutating func u8(_ field: String) throws(TransportError) -> UInt8 { UInt8(try integer(1, field)) }
     mutating func u16(_ field: String) throws(TransportError) -> UInt16 { UInt16(try integer(2, field)) }
     mutating func u32(_ field: String) throws(TransportError) -> UInt32 { UInt32(try integer(4, field)) }
     mutating func u64(_ field: String) throws(TransportError) -> UInt64 { try integer(8, field) }

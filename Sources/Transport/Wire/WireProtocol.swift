@@ -60,4 +60,7 @@ package enum FrameType: UInt8, Sendable {
     /// Source → destination (post-copy, after the guest stopped): u16 port and u64 fingerprint
     /// of the page server serving the paused guest's memory.
     case pageServer = 39
+    /// Source → destination, first on each extra page connection of a pre-copy with several
+    /// (after the handshake): the plan's 16-byte channel token and the u8 channel index.
+    case migrationChannel = 40
 }

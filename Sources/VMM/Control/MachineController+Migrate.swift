@@ -17,7 +17,7 @@ package final class MigrationSessions: Sendable {
 extension MachineController {
     package func migrate(_ body: MigrationRequestBody) throws(VMControlError) -> MigrationStatus {
         let mode = body.mode.flatMap(MigrationMode.init(rawValue:)) ?? .precopy
-        let request: MigrationRequest
+        var request: MigrationRequest
         do {
             let endpoint = try Endpoint(parsing: String(body.to.dropFirst("tcp://".count)))
             let security = try TransportSecurity.load(TransportSecurity.Options(
@@ -25,6 +25,7 @@ extension MachineController {
                 insecurePlaintext: body.insecurePlaintext ?? false))
             request = MigrationRequest(destination: endpoint, destinationName: body.to, mode: mode,
                                        maximumDowntimeMilliseconds: body.maxDowntimeMs ?? 300, security: security)
+            request.channels = body.channels ?? 1
         } catch {
             throw .invalidRequest(reason: "\(error)")
         }
