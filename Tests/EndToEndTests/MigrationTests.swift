@@ -99,7 +99,10 @@ struct MigrationTests {
         // pass skips pages it learns are dirty again, so a rewritten page may cross only once.)
         #expect((migration.report["passes"] as? Int ?? 0) >= 2, "\(migration.output)")
         #expect((migration.report["pages_sent"] as? Int ?? 0) >= 64 * 256, "\(migration.output)")
-        if channels > 1 { #expect(destination.errorText.contains("\(channels) page channels"), "\(destination.errorText)") }
+        if channels > 1 {
+            #expect(destination.errorText.contains("\(channels) page channels"), "\(destination.errorText)")
+            #expect(migration.report["channels"] as? Int == channels, "\(migration.output)")
+        }
         try expectIntact(destination, digest: digest, ticksBefore: ticksBefore, "destination")
     }
 

@@ -47,6 +47,8 @@ package struct MigrationStatus: Codable, Sendable, Equatable {
     package var phase: String?
     /// Pre-copy passes over memory begun (1: the first, full pass).
     package var passes: UInt32
+    /// Pre-copy over page channels: how many, beside the control connection.
+    package var channels: Int?
     package var bytesSent: UInt64
     package var pagesSent: UInt64
     package var zeroPagesSent: UInt64

@@ -11,6 +11,8 @@ package struct MigrationReport: Sendable, Equatable {
     package var phase = ""
     /// Pre-copy passes begun (1 = the first full pass).
     package var passes: UInt32 = 0
+    /// Pre-copy: page channels beside the control connection (nil: the pages go on it).
+    package var channels: Int?
     package var bytesSent: UInt64 = 0
     package var pagesSent: UInt64 = 0
     package var zeroPagesSent: UInt64 = 0

@@ -31,6 +31,7 @@ package final class MigrationSource: Sendable {
         report.destination = request.destinationName
         report.phase = "connecting"
         report.maximumDowntimeMilliseconds = request.maximumDowntimeMilliseconds
+        if request.mode == .precopy, request.channels > 1 { report.channels = request.channels }
         self.report = Locked(report)
     }
 
@@ -210,7 +211,8 @@ package final class MigrationSource: Sendable {
             return try PageChannels(control: link, links: links, regions: regions)
         } catch {
             for channel in links { channel.close() }
-            throw MigrationFailure("page channel \(links.count) of \(channels): \(error)")
+            // An Engram from before page channels reads the plan without them and never takes one.
+            throw MigrationFailure("page channel \(links.count) of \(channels): \(error) (the destination must be an Engram that takes page channels)")
         }
     }
 

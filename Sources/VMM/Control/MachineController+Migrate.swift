@@ -69,6 +69,7 @@ extension MachineController {
         status.to = report.destination
         status.phase = report.phase
         status.passes = report.passes
+        status.channels = report.channels
         status.bytesSent = report.bytesSent
         status.pagesSent = report.pagesSent
         status.zeroPagesSent = report.zeroPagesSent
