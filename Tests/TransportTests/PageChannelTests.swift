@@ -66,6 +66,17 @@ import TestSupport
         return (control, channels)
     }
 
+    /// Both ends of a migration with two channels (connected in the order `channels` names), the
+    /// destination's channel threads reading into fresh regions.
+    static func migration(channels indices: [Int]) throws
+        -> (source: MigrationLink, sent: [MigrationLink], control: MigrationLink, regions: [GuestRegion], receivers: PageChannelReceivers) {
+        let destination = try Destination(count: indices.count)
+        let (source, sent) = try connect(destination.endpoint, channels: indices)
+        let (control, channels) = try destination.wait()
+        let regions = try SnapshotMemoryLoader.empty(shapes: MigrationLinkTests.shapes)
+        return (source, sent, control, regions, try PageChannelReceivers(links: channels, regions: regions))
+    }
+
     @Test func plansWithChannelsAreChecked() throws {
         let shapes = MigrationLinkTests.shapes
         let plan = MigrationPlan(mode: .precopy, shapes: shapes, channels: 4, channelToken: Self.token)
@@ -89,11 +100,7 @@ import TestSupport
     /// it, even when channel 1's pass 2 is on the wire before channel 0's pass 1: channel 1
     /// waits at pass 1's end for channel 0. Pages of both channels and of the control connection count.
     @Test func passesStayInOrderAcrossChannels() throws {
-        let destination = try Destination(count: 2)
-        let (source, sent) = try Self.connect(destination.endpoint, channels: [1, 0])
-        let (control, channels) = try destination.wait()
-        let regions = try SnapshotMemoryLoader.empty(shapes: MigrationLinkTests.shapes)
-        let receivers = try PageChannelReceivers(links: channels, regions: regions)
+        let (source, sent, control, regions, receivers) = try Self.migration(channels: [1, 0])
         defer { receivers.end() }
 
         // Channel index 1 was connected first: `sent[0]` is channel 1.
@@ -147,11 +154,7 @@ import TestSupport
     /// A damaged page on a channel ends every channel, and the control connection's wait at the
     /// pass's end reports that page, not a closed connection.
     @Test func aChannelsFailureIsTheMigrationsFailure() throws {
-        let destination = try Destination(count: 2)
-        let (source, sent) = try Self.connect(destination.endpoint, channels: [0, 1])
-        let (control, channels) = try destination.wait()
-        let regions = try SnapshotMemoryLoader.empty(shapes: MigrationLinkTests.shapes)
-        let receivers = try PageChannelReceivers(links: channels, regions: regions)
+        let (source, sent, control, regions, receivers) = try Self.migration(channels: [0, 1])
         defer { receivers.end() }
         let (bytes, _) = Self.page(5)
         try MigrationLinkTests.send(sent[1], [(PageReference(region: 0, page: 2).packed, bytes, 0xBAD)])
@@ -170,11 +173,7 @@ import TestSupport
     /// A channel the source closes in the middle of a pass fails the migration; one closed after a
     /// pass's end fails only a wait for a later pass.
     @Test func aChannelClosedBeforeALaterPassEndsTheMigration() throws {
-        let destination = try Destination(count: 2)
-        let (source, sent) = try Self.connect(destination.endpoint, channels: [0, 1])
-        let (control, channels) = try destination.wait()
-        let regions = try SnapshotMemoryLoader.empty(shapes: MigrationLinkTests.shapes)
-        let receivers = try PageChannelReceivers(links: channels, regions: regions)
+        let (source, sent, control, regions, receivers) = try Self.migration(channels: [0, 1])
         defer { receivers.end() }
         for channel in sent { try channel.sendPassEnd(pass: 1, pages: 0) }
         sent[0].close()
