@@ -17,7 +17,8 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     /// A working-set file.
     case workingSet = "working-set"
     /// The page and migration protocols' frames, read from a connection as a peer would send them:
-    /// headers, PAGES records, manifests, migration plans, machine-state previews.
+    /// headers, PAGES records, manifests, migration plans, machine-state previews; then a
+    /// migration destination's receive loops (control connection and page channel) on the same bytes.
     case frames
     /// The object store's replies and objects: S3 XML (errors, listings, uploads), snapshot
     /// manifests and pack indexes.

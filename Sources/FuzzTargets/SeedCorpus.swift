@@ -24,7 +24,7 @@ package enum SeedCorpus {
         seeds[.state] = state.map { [("machine-state", $0)] } ?? [("empty-sections", StateSections().encoded())]
         let pages = (0..<6).map { PageReference(region: $0 % 2, page: PageIndex(UInt64($0 * 3))) }
         seeds[.workingSet] = [("working-set", WorkingSet(fingerprint: 0x1234, pages: pages, recordedMilliseconds: 40).encoded())]
-        seeds[.frames] = [("manifest-and-pages", frames(snapshot: snapshot))]
+        seeds[.frames] = [("manifest-and-pages", frames(snapshot: snapshot)), ("migration-pass", migrationPass())]
         seeds[.objectStore] = [
             ("error", [0] + Array("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>gone &amp; away</Message></Error>".utf8)),
             ("list", [1] + Array(("<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>t&lt;1</NextContinuationToken>"
@@ -104,6 +104,19 @@ package enum SeedCorpus {
         for page in [UInt64(3), 4] { pages += le(page) + le(UInt32(0)) }
         pages += [UInt8](repeating: 4, count: 4096) + [UInt8](repeating: 5, count: 4096)
         return frame(.manifest, Array(snapshot.prefix(512))) + frame(.pages, pages) + frame(.error, Array("done".utf8))
+    }
+
+    /// A pre-copy pass as a destination receives it: two pages with their CRCs (region 0 page 3,
+    /// region 1 page 7), one of them named zero again, the pass's end and a state.
+    static func migrationPass() -> [UInt8] {
+        func frame(_ type: FrameType, _ payload: [UInt8]) -> [UInt8] { le(UInt32(payload.count + 1)) + [type.rawValue] + payload }
+        let data = [[UInt8](repeating: 3, count: 4096), (0..<4096).map { UInt8(truncatingIfNeeded: $0) }]
+        let references = [PageReference(region: 0, page: PageIndex(3)).packed, PageReference(region: 1, page: PageIndex(7)).packed]
+        var pages = le(UInt32(2))
+        for (reference, bytes) in zip(references, data) { pages += le(reference) + le(CRC32C.checksum(bytes)) }
+        pages += data[0] + data[1]
+        return frame(.pages, pages) + frame(.zeroPages, le(UInt32(1)) + le(references[0])) + frame(.passEnd, le(UInt32(1)) + le(UInt64(2)))
+            + frame(.machineState, Array("state".utf8))
     }
 
     /// A queue of 8 with two chains: a readable 16-byte header then a writable 512-byte buffer,

@@ -5,8 +5,8 @@ import TestSupport
 @testable import FuzzTargets
 
 /// The seeds get past the first checks, so libFuzzer starts deep: the chain seed resolves to a
-/// diff over a full snapshot, each device seed is a request its device answers, and the viewer's
-/// session gets framebuffer updates.
+/// diff over a full snapshot, the migration seed's pages land, each device seed is a request its
+/// device answers, and the viewer's session gets framebuffer updates.
 extension FuzzTargetRuns {
 @Suite(.serialized) struct SeedCorpusTests {
     @Test func theChainSeedResolvesToTwoFiles() throws {
@@ -32,6 +32,19 @@ extension FuzzTargetRuns {
             let used = try DeviceRequestInput.memory.0.read(count: 4, at: RegionOffset(0x6000))
             #expect(UInt16(used[2]) | UInt16(used[3]) << 8 == 1, "\(seed.name): the device put one chain in the used ring")
         }
+    }
+
+    /// The migration seed's pages pass their CRC checks and land (the fuzz target's regions are
+    /// the ones read here): region 1's page 7 holds its bytes, region 0's page 3 was named zero again.
+    @Test func theMigrationSeedLandsItsPages() throws {
+        let seeds = try #require(try SeedCorpus.seeds(state: nil)[.frames])
+        let seed = try #require(seeds.first { $0.name == "migration-pass" })
+        let regions = FrameInput.regions
+        try #require(regions.count == 2)
+        try regions[1].write([UInt8](repeating: 0, count: 4096), at: RegionOffset(7 * 4096))
+        FrameInput.run(seed.bytes)
+        #expect(try regions[1].read(count: 4096, at: RegionOffset(7 * 4096)) == (0..<4096).map { UInt8(truncatingIfNeeded: $0) })
+        #expect(try regions[0].read(count: 4096, at: RegionOffset(3 * 4096)) == [UInt8](repeating: 0, count: 4096))
     }
 
     @Test func theViewerSeedGetsPastTheHandshakeToUpdates() throws {

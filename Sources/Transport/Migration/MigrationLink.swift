@@ -12,7 +12,7 @@ package final class MigrationLink: Sendable {
     /// then resumes its guest, the destination gives up.
     package static let stallMilliseconds = 20_000
 
-    init(connection: FramedConnection) {
+    package init(connection: FramedConnection) {
         self.connection = connection
         connection.socket.setSendTimeout(milliseconds: Self.stallMilliseconds)
     }
