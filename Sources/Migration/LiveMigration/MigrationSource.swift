@@ -88,7 +88,7 @@ package final class MigrationSource: Sendable {
         }
         // The destination checks the machine's configuration, CPU features and disks before any page is sent.
         let channels = request.mode == .precopy && request.channels > 1 ? request.channels : 1
-        let token = (0..<MigrationProtocol.channelTokenLength).map { _ in UInt8.random(in: 0...255) }
+        let token = channels > 1 ? (0..<MigrationProtocol.channelTokenLength).map { _ in UInt8.random(in: 0...255) } : []
         let plan = MigrationPlan(mode: request.mode, shapes: shapes, paths: try sharedPaths(), dataPages: dataPages, preview: try machine.preview().encoded(),
                                  channels: channels, channelToken: token)
         try link.sendPlan(plan)

@@ -8,14 +8,12 @@ import Transport
 /// each copying, checking and sending pages with a `PageSender` of its own on its own
 /// connection, so the per-byte work (staging copies, CRC32C, TLS sealing, the socket's copy)
 /// runs on as many cores as there are channels. The migration thread only walks memory and
-/// deals out chunks: up to 2048 pages (8 MiB) of one region as a bit mask. A pass ends on
+/// deals out `PageChunk`s. A pass ends on
 /// every channel (each sends PASS_END) before the next begins, and the destination holds every
 /// channel at each pass's end until all are there, so a page sent again in a later pass on
 /// another channel never lands before its earlier copy.
 final class PageChannels: PageStream {
-    static let chunkPages: UInt64 = 2048
-    static let chunkWords = Int(chunkPages / 64)
-
+    let regions: [GuestRegion]
     private let control: MigrationLink
     private let channels: [PageChannel]
     private var threads: [NamedThread] = []
@@ -24,6 +22,7 @@ final class PageChannels: PageStream {
 
     /// Starts a thread per link. On failure the threads already started are stopped.
     init(control: MigrationLink, links: [MigrationLink], regions: [GuestRegion]) throws {
+        self.regions = regions
         self.control = control
         channels = links.enumerated().map { PageChannel(index: $0.offset, link: $0.element, regions: regions) }
         do {
@@ -39,50 +38,6 @@ final class PageChannels: PageStream {
     var pagesSent: UInt64 { channels.reduce(0) { $0 + $1.pagesSent.load(ordering: .relaxed) } }
     var zeroPagesSent: UInt64 { channels.reduce(0) { $0 + $1.zeroPagesSent.load(ordering: .relaxed) } }
     var bytesSent: UInt64 { control.bytesSent + channels.reduce(0) { $0 + $1.bytesSent.load(ordering: .relaxed) } }
-
-    func sendAll(dirty: inout [String: PageBitmap], refreshPages: Int, refresh: () throws -> [String: PageBitmap]) throws {
-        var sinceRefresh = 0
-        for (index, region) in regions.enumerated() {
-            for range in region.dataPages() {
-                var page = range.lowerBound.rawValue
-                while page < range.upperBound.rawValue {
-                    let first = page / Self.chunkPages * Self.chunkPages
-                    let end = min(range.upperBound.rawValue, first + Self.chunkPages)
-                    let skip = dirty[region.name]
-                    var mask = InlineArray<32, UInt64>(repeating: 0)
-                    for candidate in page..<end where skip?.contains(PageIndex(candidate)) != true {
-                        let bit = candidate - first
-                        mask[Int(bit / 64)] |= 1 << (bit % 64)
-                    }
-                    try deal(.chunk(region: index, first: first, mask: mask, announceZero: false))
-                    sinceRefresh += Int(end - page)
-                    if sinceRefresh >= refreshPages {
-                        sinceRefresh = 0
-                        dirty = dirty.merging(try refresh()) { MigrationSource.union($0, $1) }
-                    }
-                    page = end
-                }
-            }
-        }
-    }
-
-    func send(dirty: [String: PageBitmap]) throws {
-        for (index, region) in regions.enumerated() {
-            guard let pages = dirty[region.name] else { continue }
-            let words = pages.words
-            var start = 0
-            while start < words.count {
-                var mask = InlineArray<32, UInt64>(repeating: 0)
-                var any: UInt64 = 0
-                for word in 0..<min(Self.chunkWords, words.count - start) {
-                    mask[word] = words[start + word]
-                    any |= mask[word]
-                }
-                if any != 0 { try deal(.chunk(region: index, first: UInt64(start) * 64, mask: mask, announceZero: true)) }
-                start += Self.chunkWords
-            }
-        }
-    }
 
     func endPass(_ pass: UInt32) throws {
         for channel in channels { try channel.put(.endPass(pass)) }
@@ -101,10 +56,9 @@ final class PageChannels: PageStream {
         threads = []
     }
 
-    private var regions: [GuestRegion] { channels[0].sender.regions }
-
     /// To the next channel with room, in turn; if none has room, waits for the next in turn.
-    private func deal(_ job: PageChannel.Job) throws {
+    func send(_ chunk: PageChunk) throws {
+        let job = PageChannel.Job.chunk(chunk)
         for offset in 0..<channels.count {
             let channel = channels[(next + offset) % channels.count]
             if try channel.put(job, waiting: false) {
@@ -126,7 +80,7 @@ final class PageChannels: PageStream {
 /// read and written only under `lock`; `sender` only by the channel's thread once it runs.
 final class PageChannel: @unchecked Sendable {
     enum Job {
-        case chunk(region: Int, first: UInt64, mask: InlineArray<32, UInt64>, announceZero: Bool)
+        case chunk(PageChunk)
         case endPass(UInt32)
     }
 
@@ -199,15 +153,7 @@ final class PageChannel: @unchecked Sendable {
         while let job = take() {
             do {
                 switch job {
-                case .chunk(let region, let first, let mask, let announceZero):
-                    for word in 0..<PageChannels.chunkWords {
-                        var bits = mask[word]
-                        while bits != 0 {
-                            let page = first + UInt64(word * 64 + bits.trailingZeroBitCount)
-                            bits &= bits - 1
-                            try sender.send(region: region, page: PageIndex(page), announceZero: announceZero)
-                        }
-                    }
+                case .chunk(let chunk): try sender.send(chunk)
                 case .endPass(let pass):
                     try sender.endPass(pass)
                     sender.progress()

@@ -8,7 +8,8 @@ import Transport
 /// a staging buffer first: the guest may write it meanwhile, and the CRC must cover the bytes
 /// actually sent (a later pass sends the page again, since the write dirtied it). Zero pages
 /// are skipped on the first pass (the destination's memory starts zero) and named in a
-/// ZERO_PAGES frame on later ones. Allocates only at creation.
+/// ZERO_PAGES frame on later ones; what is staged goes out at the latest with the pass's end.
+/// Allocates only at creation.
 final class PageSender: PageStream {
     let link: MigrationLink
     let regions: [GuestRegion]
@@ -33,39 +34,9 @@ final class PageSender: PageStream {
         zeros.reserveCapacity(MigrationProtocol.maximumZeroPages)
     }
 
-    /// Sends every page of every region that may hold data (a file's holes are skipped unread),
-    /// except pages already known to be dirty again: the next pass sends those anyway. Every
-    /// `refreshPages` pages, `refresh` is asked for the pages dirtied meanwhile, which join
-    /// `dirty` — so a page the guest rewrites ahead of this pass goes over the wire once, not twice.
-    func sendAll(
-        dirty: inout [String: PageBitmap], refreshPages: Int, refresh: () throws -> [String: PageBitmap]
-    ) throws {
-        var sinceRefresh = 0
-        for (index, region) in regions.enumerated() {
-            for range in region.dataPages() {
-                for page in range {
-                    sinceRefresh += 1
-                    if sinceRefresh == refreshPages {
-                        sinceRefresh = 0
-                        dirty = dirty.merging(try refresh()) { MigrationSource.union($0, $1) }
-                    }
-                    if dirty[region.name]?.contains(page) == true { continue }
-                    try send(region: index, page: page, announceZero: false)
-                }
-            }
-        }
-        try flush()
-    }
-
-    /// Sends the pages set in `dirty` (per region name); zero ones as zero.
-    func send(dirty: [String: PageBitmap]) throws(TransportError) {
-        for (index, region) in regions.enumerated() {
-            guard let pages = dirty[region.name] else { continue }
-            try pages.forEachRun { (run: Range<PageIndex>) throws(TransportError) in
-                for page in run { try send(region: index, page: page, announceZero: true) }
-            }
-        }
-        try flush()
+    /// Stages the chunk's pages; sends each batch as it fills.
+    func send(_ chunk: PageChunk) throws(TransportError) {
+        try chunk.forEachPage { (page) throws(TransportError) in try send(region: chunk.region, page: page, announceZero: chunk.announceZero) }
     }
 
     /// Sends what is staged, then PASS_END.
