@@ -26,6 +26,22 @@ import Testing
         }
     }
 
+    /// Stepping over zeros without reading them gives what reading them gives, from any CRC, for
+    /// lengths around every power of two the step combines (and the 8 MiB of an 8 GiB CRC table).
+    @Test func appendingZerosEqualsReadingThem() {
+        var generator = SystemRandomNumberGenerator()
+        let zeros = [UInt8](repeating: 0, count: 1 << 23)
+        for count in [0, 1, 2, 3, 4, 7, 8, 255, 256, 257, 4095, 4096, 65_536, 100_003, 1 << 20, (1 << 23) - 1, 1 << 23] {
+            let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
+            let read = zeros.withUnsafeBytes { CRC32C.update(seed, bytes: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            #expect(CRC32C.appendingZeros(seed, count: UInt64(count)) == read, "\(count) zeros after \(seed)")
+        }
+        // Steps add up: 2^40 zeros as two halves, and zeros after data as one pass over both.
+        #expect(CRC32C.appendingZeros(CRC32C.appendingZeros(5, count: 1 << 39), count: 1 << 39) == CRC32C.appendingZeros(5, count: 1 << 40))
+        let data: [UInt8] = Array("engram".utf8)
+        #expect(CRC32C.appendingZeros(CRC32C.checksum(data), count: 300) == CRC32C.checksum(data + [UInt8](repeating: 0, count: 300)))
+    }
+
     @Test func hardwareAndTablePathsAgree() {
         var generator = SystemRandomNumberGenerator()
         // Around the three-stream blocks of the hardware path (3 x 256 and 3 x 4096 bytes) too.

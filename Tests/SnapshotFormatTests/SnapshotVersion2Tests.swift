@@ -88,7 +88,8 @@ import TestSupport
         let reader = try SnapshotReader(path: path)
         let ram = try #require(reader.region(named: "ram"))
         let cases: [(UInt64, (SnapshotFormatError) -> Bool)] = [
-            (ram.crcTableOffset + 5, { if case .tableChecksum(_, "region ram CRC table", _, _) = $0 { true } else { false } }),
+            // Page 0's entry: page 0 is stored (an entry readers use).
+            (ram.crcTableOffset + 1, { if case .tableChecksum(_, "region ram CRC table", _, _) = $0 { true } else { false } }),
             (reader.header.configurationOffset + 3, { if case .configurationChecksum = $0 { true } else { false } }),
             (reader.header.stateOffset + reader.header.stateLength - 1, { if case .stateChecksum = $0 { true } else { false } }),
             (100, { if case .headerChecksum = $0 { true } else { false } }),
@@ -101,6 +102,60 @@ import TestSupport
             SnapshotFixtures.patch(path, at: offset, [byte])
         }
         _ = try SnapshotChain(path: path)
+    }
+
+    /// A sparse guest: stored runs that fill whole 64-page groups, groups mixing stored and absent
+    /// pages, runs of empty groups, and a short last group (4000 pages).
+    private func writeSparse(_ name: String) throws -> (path: String, filled: Set<UInt64>) {
+        let pages: UInt64 = 4000
+        let filled = Set(Array(0..<200) + [1000] + Array(2000..<2100) + [3999] as [UInt64])
+        let ram = try GuestRegion(name: "ram", sizeInBytes: pages * 4096, backing: .memfd)
+        for page in filled { try ram.write(SnapshotFixtures.pageBytes(region: "ram", page: page), at: RegionOffset(page * 4096)) }
+        let memory = GuestMemoryMap(regions: [ram], mappings: [
+            GuestMapping(guestAddress: GuestAddress(0), sizeInBytes: ram.sizeInBytes, region: ram, regionOffset: RegionOffset(0)),
+        ])
+        let path = directory.path(name)
+        try SnapshotWriter.writeFull(memory: memory, state: [1], to: path)
+        return (path, filled)
+    }
+
+    /// Readers check a CRC table stepping over the runs of 64-page groups with no stored page; on
+    /// a table as written that is its checksum as stored.
+    @Test func theStoredGroupsChecksumOfAWrittenTableIsItsChecksum() throws {
+        let (path, filled) = try writeSparse("sparse.snap")
+        let reader = try SnapshotReader(path: path)
+        let region = try #require(reader.region(named: "ram"))
+        #expect(region.bitmap.setCount == UInt64(filled.count))
+        #expect(region.pageCRCs.checksum(stored: region.bitmap) == region.pageCRCs.checksum())
+        #expect(region.pageCRCs.checksum(stored: region.bitmap) == reader.header.regions[0].crcTableCRC)
+        // An empty bitmap takes every entry as 0: the CRC of the table's length of zeros.
+        #expect(region.pageCRCs.checksum(stored: PageBitmap(pageCount: region.pageCount))
+                    == CRC32C.checksum([UInt8](repeating: 0, count: Int(region.pageCount) * 4)))
+    }
+
+    /// An entry in a group of pages the file does not store is never read: changing it leaves the
+    /// file readable, while `snapshot verify` (and `--verify`), which check the table's bytes as
+    /// stored, find the writer's rule broken. One beside a stored page, or of one, is refused.
+    @Test func aChangedEntryIsRefusedUnlessNoReaderCanUseIt() throws {
+        let (path, _) = try writeSparse("entries.snap")
+        let ram = try #require(try SnapshotReader(path: path).region(named: "ram"))
+        let verifyError = { () -> SnapshotFormatError? in
+            do throws(SnapshotFormatError) { try SnapshotChain(path: path).verifyAllPages(); return nil } catch { return error }
+        }
+        // Page 500: its group (448 ..< 512) holds no stored page.
+        SnapshotFixtures.patch(path, at: ram.crcTableOffset + 4 * 500 + 2, [0x77])
+        #expect(openError(path) == nil)
+        guard case .tableChecksum(_, "region ram CRC table", _, _)? = verifyError() else { Issue.record("verify took it"); return }
+        SnapshotFixtures.patch(path, at: ram.crcTableOffset + 4 * 500 + 2, [0])
+        try SnapshotChain(path: path).verifyAllPages()
+        // Page 1001 (absent, beside stored 1000) and page 150 (stored).
+        for page: UInt64 in [1001, 150] {
+            let offset = ram.crcTableOffset + 4 * page + 1
+            let byte = SnapshotFixtures.bytes(path, at: offset, count: 1)[0]
+            SnapshotFixtures.patch(path, at: offset, [byte ^ 0x40])
+            guard case .tableChecksum(_, "region ram CRC table", _, _)? = openError(path) else { Issue.record("page \(page): opened"); return }
+            SnapshotFixtures.patch(path, at: offset, [byte])
+        }
     }
 
     @Test func aDamagedSectionIsNamedEvenWhenTheAreaChecksumIsResealed() throws {

@@ -68,6 +68,43 @@ package enum CRC32C {
     /// The CRC32C of `bytes`.
     package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { unsafe update(0, bytes: bytes) }
 
+    /// Continues `crc` over `count` zero bytes without reading them: the register times
+    /// x^(8·count) modulo the polynomial, in O(log count) steps. A long run of zeros (the CRC
+    /// entries of pages a sparse snapshot does not store) then costs what a short one does.
+    package static func appendingZeros(_ crc: UInt32, count: UInt64) -> UInt32 {
+        var register = ~crc
+        var exponent = count
+        var power = 0
+        // 8·count = Σ 2^(k+3) over the bits k of count: multiply by x^(2^(k+3)) for each.
+        while exponent != 0 {
+            if exponent & 1 != 0 { register = multiply(register, powersOfX[power + 3]) }
+            exponent >>= 1
+            power += 1
+        }
+        return ~register
+    }
+
+    /// x^(2^k) modulo the polynomial for k in 0..<67, reflected (bit 31 is the x^0 coefficient).
+    private static let powersOfX: [UInt32] = {
+        var powers: [UInt32] = [0x4000_0000]  // x^1
+        for k in 1..<67 { powers.append(multiply(powers[k - 1], powers[k - 1])) }
+        return powers
+    }()
+
+    /// a·b modulo the polynomial, both reflected: each set coefficient of `a`, from x^0 up, adds
+    /// `b` times that power of x (multiplying by x is a right shift, reduced when x^31 overflows).
+    private static func multiply(_ a: UInt32, _ b: UInt32) -> UInt32 {
+        var product: UInt32 = 0
+        var remaining = a
+        var shifted = b
+        while remaining != 0 {
+            if remaining & 0x8000_0000 != 0 { product ^= shifted }
+            remaining <<= 1
+            shifted = shifted & 1 != 0 ? (shifted >> 1) ^ polynomial : shifted >> 1
+        }
+        return product
+    }
+
     /// The CRC32C of `bytes`.
     package static func checksum(_ bytes: [UInt8]) -> UInt32 {
         // SAFETY: the buffer does not escape the closure.

@@ -51,6 +51,12 @@ extension CRC32C {
         // SAFETY: the view does not escape the closure.
         unsafe bytes.withUnsafeBytes { unsafe update(0, bytes: $0) }
     }
+
+    /// Continues `crc` over `bytes`.
+    package static func update(_ crc: UInt32, bytes: RawSpan) -> UInt32 {
+        // SAFETY: the view does not escape the closure.
+        unsafe bytes.withUnsafeBytes { unsafe update(crc, bytes: $0) }
+    }
 }
 
 extension ZeroPageScan {
