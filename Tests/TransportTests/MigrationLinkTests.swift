@@ -146,6 +146,46 @@ import TestSupport
         }
     }
 
+    /// A run of consecutive pages of one region is read in one piece: every page lands where its
+    /// record says, a damaged page inside a run is named, and a run that reaches past its region's
+    /// end is refused before any of it lands.
+    @Test func runsOfPagesLandWholeAndAreCheckedPageByPage() throws {
+        let pages: [(region: Int, page: UInt64)] = [(0, 2), (0, 3), (0, 4), (0, 6), (1, 0), (1, 1), (0, 63)]
+        func frame(_ damaged: Int? = nil) -> [(UInt64, [UInt8], UInt32)] {
+            pages.enumerated().map { index, page in
+                let bytes = Self.page(UInt8(index + 1))
+                return (PageReference(region: page.region, page: PageIndex(page.page)).packed, bytes, index == damaged ? 0xDEAD : CRC32C.checksum(bytes))
+            }
+        }
+        do {
+            let destination = try Destination()
+            let source = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())
+            let arrived = try destination.link()
+            let regions = try SnapshotMemoryLoader.empty(shapes: Self.shapes)
+            try Self.send(source, frame())
+            try source.sendState([1])
+            var receiver = MigrationReceiver(link: arrived, regions: regions)
+            #expect(try receiver.receiveUntilState() == [1])
+            #expect(receiver.pagesReceived == UInt64(pages.count))
+            for (index, page) in pages.enumerated() {
+                #expect(try regions[page.region].read(count: 4096, at: RegionOffset(page.page * 4096)) == Self.page(UInt8(index + 1)), "\(page)")
+            }
+            #expect(try regions[0].read(count: 4096, at: RegionOffset(5 * 4096)) == [UInt8](repeating: 0, count: 4096))
+        }
+        let stray = [(PageReference(region: 1, page: PageIndex(7)).packed, Self.page(1), CRC32C.checksum(Self.page(1))),
+                     (PageReference(region: 1, page: PageIndex(8)).packed, Self.page(2), CRC32C.checksum(Self.page(2)))]
+        for (sent, expected) in [(frame(1), "page \(PageIndex(3)) of region ram arrived damaged"), (stray, "past the end of region extra")] {
+            let destination = try Destination()
+            let source = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())
+            let arrived = try destination.link()
+            let regions = try SnapshotMemoryLoader.empty(shapes: Self.shapes)
+            try Self.send(source, sent)
+            var receiver = MigrationReceiver(link: arrived, regions: regions)
+            #expect { _ = try receiver.receiveUntilState() } throws: { "\($0)".contains(expected) }
+            #expect(try regions[1].read(count: 4096, at: RegionOffset(7 * 4096)) == [UInt8](repeating: 0, count: 4096))
+        }
+    }
+
     @Test func anUnexpectedFrameOrAnErrorEndsTheStream() throws {
         let destination = try Destination()
         let source = try MigrationLink.connect(to: destination.endpoint, security: TransportFixture.security())

@@ -86,23 +86,41 @@ package struct MigrationReceiver {
         return pass
     }
 
-    /// The rest of a PAGES frame whose header was read: records, then each page into place.
+    /// The rest of a PAGES frame whose header was read: records, then the pages into place. A run
+    /// of records naming consecutive pages of one region (what a first pass sends) is one read
+    /// into the region, so a large run goes from the socket (or TLS's record buffer) straight
+    /// into guest memory, not through the connection's receive buffer; each page's CRC32C is
+    /// then checked in place.
     private mutating func receivePages(length: Int) throws(TransportError) {
         let connection = link.connection
         let count = try connection.continuePages(length: length)
         let pageSize = PageSize.bytes
-        for index in 0..<count {
-            let record = connection.pageRecord(index)
-            let reference = PageReference(packed: record.reference)
-            let region = try self.region(reference)
-            let landed: Bool? = try region.withMutableBytes(at: reference.page.regionOffset, count: pageSize) {
-                (page) throws(TransportError) -> Bool in
-                try connection.readExactly(into: &page)
-                return CRC32C.checksum(page.bytes) == record.crc
+        var index = 0
+        while index < count {
+            let first = PageReference(packed: connection.pageRecord(index).reference)
+            let region = try self.region(first)
+            var end = index + 1
+            while end < count {
+                let next = PageReference(packed: connection.pageRecord(end).reference)
+                guard next.region == first.region, next.page.rawValue == first.page.rawValue + UInt64(end - index) else { break }
+                _ = try self.region(next)
+                end += 1
             }
-            guard landed == true else {
-                throw .malformed(peer: link.peer, reason: "page \(reference.page) of region \(region.name) arrived damaged: its CRC32C does not match")
+            let run = index..<end
+            // The index in the run of the first page whose CRC does not match, if any.
+            let damaged: Int?? = try region.withMutableBytes(at: first.page.regionOffset, count: run.count * pageSize) {
+                (pages) throws(TransportError) -> Int? in
+                try connection.readExactly(into: &pages)
+                let bytes = pages.bytes
+                return (0..<run.count).first { offset in
+                    CRC32C.checksum(bytes.extracting(offset * pageSize..<(offset + 1) * pageSize)) != connection.pageRecord(run.lowerBound + offset).crc
+                }
             }
+            guard case .some(nil) = damaged else {
+                let page = first.page.rawValue + UInt64((damaged ?? nil) ?? 0)
+                throw .malformed(peer: link.peer, reason: "page \(PageIndex(page)) of region \(region.name) arrived damaged: its CRC32C does not match")
+            }
+            index = end
         }
         pagesReceived += UInt64(count)
     }
