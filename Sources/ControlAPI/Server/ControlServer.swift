@@ -96,6 +96,16 @@ package final class ControlServer: Sendable {
         }
     }
 
+    /// Connections open now, on the server's side (0 when not serving): what the connection cap
+    /// and the idle time bound.
+    package var openConnectionCount: Int {
+        let connections = lifecycle.withLock { state -> OpenConnections? in
+            guard case .serving(let serving) = state else { return nil }
+            return serving.connections
+        }
+        return connections?.count ?? 0
+    }
+
     /// Stops or restarts accepting connections; those that arrive meanwhile wait in the backlog.
     /// A live update stops accepting just before exec, so no connection is accepted by a
     /// process about to vanish. Call it from neither an event loop nor a route handler.
