@@ -4,8 +4,8 @@ import LinuxSystem
 /// A region's per-page CRC32C table, mapped read-only from the snapshot file: opening a snapshot
 /// reads the parts holding stored pages' entries once to check the table's own CRC but copies
 /// nothing, and a page's CRC comes from the page cache. The reader has checked the table lies
-/// inside the file. (A file truncated by another process
-/// while mapped would fault on access, as the page areas of a mapped restore would.)
+/// inside the file. (A file truncated by another process while mapped would fault on access, as
+/// the page areas of a mapped restore would.)
 package final class PageCRCTable: Sendable, RandomAccessCollection, Equatable {
     private let mapping: ReadOnlyMapping
     package let endIndex: Int

@@ -100,25 +100,26 @@ package struct MigrationReceiver {
             let first = PageReference(packed: connection.pageRecord(index).reference)
             let region = try self.region(first)
             var end = index + 1
-            while end < count {
-                let next = PageReference(packed: connection.pageRecord(end).reference)
-                guard next.region == first.region, next.page.rawValue == first.page.rawValue + UInt64(end - index) else { break }
-                _ = try self.region(next)
-                end += 1
-            }
+            while end < count, connection.pageRecord(end).reference == first.packed &+ UInt64(end - index) { end += 1 }
+            // The run's last page inside the region puts all of it there: a region has fewer than
+            // 2^52 pages and a frame at most 1024, so consecutive references never carry from a
+            // page of one region into the next region's byte.
+            _ = try self.region(PageReference(packed: connection.pageRecord(end - 1).reference))
             let run = index..<end
-            // The index in the run of the first page whose CRC does not match, if any.
-            let damaged: Int?? = try region.withMutableBytes(at: first.page.regionOffset, count: run.count * pageSize) {
+            // The offset in the run of the first page whose CRC does not match, if any (a range
+            // outside the region cannot come after the checks above; it would count as damaged).
+            let damaged: Int? = try region.withMutableBytes(at: first.page.regionOffset, count: run.count * pageSize) {
                 (pages) throws(TransportError) -> Int? in
                 try connection.readExactly(into: &pages)
                 let bytes = pages.bytes
                 return (0..<run.count).first { offset in
                     CRC32C.checksum(bytes.extracting(offset * pageSize..<(offset + 1) * pageSize)) != connection.pageRecord(run.lowerBound + offset).crc
                 }
-            }
-            guard case .some(nil) = damaged else {
-                let page = first.page.rawValue + UInt64((damaged ?? nil) ?? 0)
-                throw .malformed(peer: link.peer, reason: "page \(PageIndex(page)) of region \(region.name) arrived damaged: its CRC32C does not match")
+            } ?? 0
+            if let damaged {
+                throw .malformed(
+                    peer: link.peer,
+                    reason: "page \(PageIndex(first.page.rawValue + UInt64(damaged))) of region \(region.name) arrived damaged: its CRC32C does not match")
             }
             index = end
         }
