@@ -139,8 +139,6 @@ struct FillWalk {
 
     /// How many pages from `page` on (before `end`) the source knows are zero.
     private func zeroStretch(from page: PagerPage, before end: PagerPage, of region: PagedRegion) -> UInt64 {
-        var next = page
-        while next < end, session.source.isZeroPage(region: region.index, page: region.sourcePage(next)) { next += 1 }
-        return next - page
+        session.source.zeroPageCount(region: region.index, from: region.sourcePage(page), before: region.sourcePage(end))
     }
 }

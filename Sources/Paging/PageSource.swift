@@ -15,6 +15,9 @@ package protocol PageSource: Sendable {
     func pageCount(region: Int) -> UInt64
     /// True if `page` of `region` is known to be all zero without reading it (served with UFFDIO_ZEROPAGE).
     func isZeroPage(region: Int, page: PageIndex) -> Bool
+    /// How many pages of `region` from `start` on, before `end`, are known to be zero: the fill's
+    /// walk steps over them. A source with a bitmap counts a word at a time.
+    func zeroPageCount(region: Int, from start: PageIndex, before end: PageIndex) -> UInt64
     /// Fills `buffer` (a whole number of pages) with pages of `region` from `firstPage`, each checked.
     func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError)
     /// `readPages` for the background fill: a source may serve it at lower priority than faults.
@@ -43,6 +46,12 @@ package protocol PageSource: Sendable {
 extension PageSource {
     package func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
         try readPages(region: region, firstPage: firstPage, into: &buffer)
+    }
+
+    package func zeroPageCount(region: Int, from start: PageIndex, before end: PageIndex) -> UInt64 {
+        var page = start
+        while page < end, isZeroPage(region: region, page: page) { page += 1 }
+        return page.rawValue - start.rawValue
     }
 
     /// A background read with nothing named after it.

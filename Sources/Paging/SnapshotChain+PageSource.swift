@@ -10,6 +10,10 @@ extension SnapshotChain: PageSource {
 
     package func isZeroPage(region: Int, page: PageIndex) -> Bool { owner(region: region, page: page) == SnapshotChain.zeroOwner }
 
+    package func zeroPageCount(region: Int, from start: PageIndex, before end: PageIndex) -> UInt64 {
+        zeroPageCount(of: region, from: start, before: end)
+    }
+
     package func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         do { try readPages(of: region, from: firstPage, into: &buffer) } catch { throw .snapshot(error) }
     }

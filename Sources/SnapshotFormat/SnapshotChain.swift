@@ -85,6 +85,15 @@ package final class SnapshotChain: Sendable {
         return owners[region][Int(page.rawValue)]
     }
 
+    /// How many pages of `region` from `start` on, before `end`, no file stores: a word of the
+    /// bitmap at a time for a single file.
+    package func zeroPageCount(of region: Int, from start: PageIndex, before end: PageIndex) -> UInt64 {
+        guard !owners.isEmpty else { return bitmaps[region].clearCount(from: start, before: end) }
+        var page = start
+        while page < end, owner(region: region, page: page) == Self.zeroOwner { page += 1 }
+        return page.rawValue - start.rawValue
+    }
+
     /// The pages of `region` some file stores (an owner other than `zeroOwner`): the union of the
     /// files' bitmaps, a word at a time, rather than a lookup per page (a page server sends it to
     /// every client that restores).

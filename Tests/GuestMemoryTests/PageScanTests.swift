@@ -150,6 +150,24 @@ import Testing
         }
     }
 
+    /// The length of a clear stretch, a word at a time, matches counting page by page from any
+    /// start to any end around the word edges; pages past the bitmap count as clear.
+    @Test func clearStretchesMatchCountingPageByPage() {
+        var bitmap = PageBitmap(pageCount: 300)
+        for page: UInt64 in [5, 64, 65, 190, 299] { bitmap.insert(PageIndex(page)) }
+        for start: UInt64 in [0, 1, 5, 6, 63, 64, 66, 127, 128, 191, 298, 299, 300, 310] {
+            for end: UInt64 in [start, start + 1, 64, 66, 128, 190, 256, 299, 300, 1 << 40] where end >= start {
+                // Up to the bitmap's end page by page; past it, everything is clear.
+                var page = start
+                while page < min(end, 300), !bitmap.contains(PageIndex(page)) { page += 1 }
+                let expected = page < min(end, 300) ? page - start : end - start
+                #expect(bitmap.clearCount(from: PageIndex(start), before: PageIndex(end)) == expected, "\(start)..<\(end)")
+            }
+        }
+        #expect(PageBitmap(pageCount: 1 << 18).clearCount(from: 0, before: PageIndex(1 << 18)) == 1 << 18)
+        #expect(bitmap.clearCount(from: 10, before: 3) == 0)
+    }
+
     @Test func serializesLittleEndianLSBFirst() throws {
         var bitmap = PageBitmap(pageCount: 70)
         bitmap.insert(PageIndex(0))

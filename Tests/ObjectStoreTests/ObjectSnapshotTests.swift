@@ -63,6 +63,15 @@ struct ObjectSnapshotTests {
         let source = try ObjectSnapshotSource(client: client, location: location, cache: cache)
         #expect(source.manifest.regions[0].chunks[2] == nil)
         #expect(source.isZeroPage(region: 0, page: 1100) && !source.isZeroPage(region: 0, page: 1600))
+        // The fill's zero stretches (an all-zero chunk stepped over whole) match a page-by-page look.
+        for region in 0..<2 {
+            let end = PageIndex(source.pageCount(region: region))
+            for start: UInt64 in [0, 5, 6, 511, 512, 513, 1023, 1024, 1100, 1536, 1601, 2000, 2047, 2048] where start <= end.rawValue {
+                var page = PageIndex(start)
+                while page < end, source.isZeroPage(region: region, page: page) { page += 1 }
+                #expect(source.zeroPageCount(region: region, from: PageIndex(start), before: end) == page.rawValue - start, "region \(region) from \(start)")
+            }
+        }
         #expect(try StateSections(decoding: source.manifest.stateBytes, what: "state")[SnapshotWriter.testSectionName]?.payload == Array("state 0".utf8))
         for region in 0..<2 {
             #expect(try Self.allPages(source, region: region) == memory.regions[region].read(count: Int(memory.regions[region].sizeInBytes), at: RegionOffset(0)))

@@ -43,6 +43,24 @@ import TestSupport
         try chain.verifyAllPages()
     }
 
+    /// The zero stretches a lazy restore's fill steps over, for a chain of three files (owners
+    /// page by page) and for one file (its bitmap a word at a time), match a page-by-page look.
+    @Test func zeroStretchesMatchAPageByPageLook() throws {
+        let fixture = try SnapshotChainFixture(in: directory)
+        for path in [fixture.topPath, fixture.basePath] {
+            let chain = try SnapshotChain(path: path)
+            for region in chain.regions.indices {
+                let pageCount = chain.regions[region].pageCount
+                for start in Set([0, 1, 2, 5, 7, 63, 64, 65, 499, 501, pageCount - 1, pageCount]) where start <= pageCount {
+                    var page = start
+                    while page < pageCount, chain.owner(region: region, page: PageIndex(page)) == SnapshotChain.zeroOwner { page += 1 }
+                    let counted = chain.zeroPageCount(of: region, from: PageIndex(start), before: PageIndex(pageCount))
+                    #expect(counted == page - start, "\(path) region \(region) from \(start)")
+                }
+            }
+        }
+    }
+
     @Test func aMissingParentIsAChainError() throws {
         let path = directory.path("orphan.snap")
         try SnapshotWriter.writeDiff(memory: SnapshotFixtures.memory(ramPages: 16, highPages: 16), dirtyPages: [:],

@@ -68,6 +68,12 @@ import TestSupport
         for index in 0..<2 {
             let data = (0..<regions[index].sizeInBytes / 4096).filter { !source.isZeroPage(region: index, page: PageIndex($0)) }
             #expect(data == Self.written[index], "region \(regions[index].name)")
+            // The fill steps over the holes between them, a bitmap word at a time.
+            let end = regions[index].sizeInBytes / 4096
+            for start in [UInt64(0)] + data.flatMap({ [$0, $0 + 1] }) where start <= end {
+                let next = data.first { $0 >= start } ?? end
+                #expect(source.zeroPageCount(region: index, from: PageIndex(start), before: PageIndex(end)) == next - start)
+            }
         }
         #expect(!source.isZeroPage(region: 0, page: PageIndex(Self.zeroWrittenPage)))
         #expect((0..<16).allSatisfy { !source.isZeroPage(region: 2, page: $0) })

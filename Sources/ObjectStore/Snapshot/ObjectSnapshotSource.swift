@@ -101,6 +101,21 @@ package final class ObjectSnapshotSource: PageSource {
         return !bitmap.contains(Int(page % ObjectSnapshotManifest.chunkPages))
     }
 
+    /// A chunk with no data is stepped over whole.
+    package func zeroPageCount(region: Int, from start: PageIndex, before end: PageIndex) -> UInt64 {
+        var page = start.rawValue
+        while page < end.rawValue {
+            let chunk = Int(page / ObjectSnapshotManifest.chunkPages)
+            guard chunk < bitmaps[region].count, let bitmap = bitmaps[region][chunk] else {
+                page = UInt64(chunk + 1) * ObjectSnapshotManifest.chunkPages
+                continue
+            }
+            guard !bitmap.contains(Int(page % ObjectSnapshotManifest.chunkPages)) else { break }
+            page += 1
+        }
+        return min(page, end.rawValue) - start.rawValue
+    }
+
     package func readPages(region: Int, firstPage start: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         let firstPage = start.rawValue
         let count = UInt64(buffer.byteCount / PageSize.bytes)

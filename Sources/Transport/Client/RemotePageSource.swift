@@ -42,6 +42,10 @@ package final class RemotePageSource: PageSource {
 
     package func isZeroPage(region: Int, page: PageIndex) -> Bool { !manifest.dataPages[region].contains(page) }
 
+    package func zeroPageCount(region: Int, from start: PageIndex, before end: PageIndex) -> UInt64 {
+        manifest.dataPages[region].clearCount(from: start, before: end)
+    }
+
     package func readPages(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
         try read(region: region, firstPage: firstPage, into: &buffer, background: false)
     }
