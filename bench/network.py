@@ -27,7 +27,8 @@ Restore to first answer: a few echoes, then Engram's `engram snapshot API SNAP` 
 running) and QEMU's `migrate exec:cat > FILE` of its running guest; both source VMs stop. Then
 --restore-rounds rounds (after one unrecorded warm-up each), the order rotating per round, of
 `engram restore SNAP --memory map`, `--memory lazy`, `restore tcp://127.0.0.1:PORT --memory lazy`
-from `engram serve SNAP` and QEMU with the same command line plus `-incoming "exec:cat FILE"` (it
+from `engram serve SNAP`, the same three into standby VMMs, a standby `tcp://` restore prefetching a
+working set recorded once before the rounds, and QEMU with the same command line plus `-incoming "exec:cat FILE"` (it
 starts the guest on its own once the file is read: the source was running), each onto a second tap
 (Engram keeps the saved MAC; QEMU's command line gives the same one). A host client in its own
 process has been sending one 64-byte datagram per millisecond to the guest's echo port before the
@@ -46,7 +47,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "guest/build/engram-test-kernel.elf")
 ECHO_PORT, SINK_PORT = 7777, 9000
 RESTORED_LINE = re.compile(r"restored .* in ([\d.]+) ms")
-RESTORE_MODES = ("map", "lazy", "tcp", "standby-map", "standby-lazy", "standby-tcp", "qemu")
+RESTORE_MODES = ("map", "lazy", "tcp", "standby-map", "standby-lazy", "standby-tcp", "standby-tcp-ws", "qemu")
+WORKING_SET_LINE = re.compile(r"recorded a working set of (\d+) pages")
 VMMS = ("engram", "qemu")
 MIB = 1 << 20
 
@@ -266,9 +268,10 @@ def ticker(address, pipe, period=0.001, limit=30.0):
 
 
 class Restorer:
-    def __init__(self, args, network, tmp, snapshot, migration, secret, url, addresses):
+    def __init__(self, args, network, tmp, snapshot, migration, secret, url, addresses, url_with_working_set):
         self.args, self.network, self.tmp = args, network, tmp
         self.snapshot, self.migration, self.secret, self.url, self.addresses = snapshot, migration, secret, url, addresses
+        self.url_with_working_set = url_with_working_set
         self.help_exit_ms = []
 
     def command(self, mode):
@@ -278,6 +281,9 @@ class Restorer:
                     "--secret-file", self.secret, "--api-socket", os.path.join(self.tmp, "standby.sock")]
         if mode == "qemu":
             return qemu_command(args, taps["qb"], self.addresses["qemu"], QEMU_MAC) + ["-incoming", f"exec:cat {self.migration}"]
+        if mode == "record":  # the working set of a restore's first answer, stored beside the second server's copy
+            return [args.engram, "restore", self.url_with_working_set, "--memory", "lazy", "--net", f"tap={taps['eb']}",
+                    "--secret-file", self.secret, "--record-working-set", "1"]
         source = self.url if mode == "tcp" else self.snapshot
         command = [args.engram, "restore", source, "--memory", "map" if mode == "map" else "lazy", "--net", f"tap={taps['eb']}"]
         return command + (["--secret-file", self.secret] if mode == "tcp" else [])
@@ -298,7 +304,8 @@ class Restorer:
                 # Made ready (not timed), then the clock starts at the request.
                 vm.wait_for(re.compile(rb"control API on "), 30, stream="err")
                 kind = mode.split("-")[1]
-                body = {"snapshot": self.url if kind == "tcp" else self.snapshot, "memory": "map" if kind == "map" else "lazy"}
+                url = self.url_with_working_set if mode == "standby-tcp-ws" else self.url
+                body = {"snapshot": url if kind == "tcp" else self.snapshot, "memory": "map" if kind == "map" else "lazy"}
                 connection, begun = standby_restore(os.path.join(self.tmp, "standby.sock"), body)
             deadline = begun + 30
             while not parent.poll(0):
@@ -321,6 +328,9 @@ class Restorer:
                 when, line = next((t, line) for t, line in vm.stderr_lines if RESTORED_LINE.search(line))
                 result["restore_ms"] = float(RESTORED_LINE.search(line).group(1))
                 result["spawn_to_restored_line_ms"] = (when - vm.started) * 1000
+            if mode == "record":
+                vm.pump_until(lambda: any(WORKING_SET_LINE.search(line) for _, line in vm.stderr_lines), 10, "the recorded working set")
+                result["working_set_pages"] = next(int(WORKING_SET_LINE.search(line).group(1)) for _, line in vm.stderr_lines if WORKING_SET_LINE.search(line))
             return result
         finally:
             try:
@@ -429,7 +439,7 @@ def measure(args, tmp, parts):
                     for name, s in samples.items()))
             result["traffic"] = {"flood_calibration_pps": calibration, "flood_count": flood_count, "runs": samples,
                                  "summary": summarize_traffic(samples)}
-        for vm in vms:
+        for vm in vms if "traffic" in parts else ():  # the counters of the traffic rounds
             _, stats = vm.command("net stats 0", "NET STATS")
             result.setdefault("guest_stats", {})[vm.name] = stats
         if "restore" not in parts:
@@ -465,15 +475,26 @@ def measure(args, tmp, parts):
     secret = os.path.join(tmp, "secret")
     with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(secrets.token_hex(32))
-    server = Child([args.engram, "serve", snapshot, "--listen", "127.0.0.1:0", "--secret-file", secret], name="engram serve")
+    # A second page server serves a copy of the snapshot, beside which a working set is recorded
+    # once (the first server's copy keeps none, so its rows fetch nothing ahead).
+    with_working_set = os.path.join(tmp, "vm-ws.snap")
+    shutil.copyfile(snapshot, with_working_set)
+    servers = [Child([args.engram, "serve", path, "--listen", "127.0.0.1:0", "--secret-file", secret], name="engram serve")
+               for path in (snapshot, with_working_set)]
     try:
-        _, match = server.wait_for(re.compile(rb"on 127\.0\.0\.1:(\d+)"), 30, "the page server's port", stream="err")
-        url = f"tcp://127.0.0.1:{int(match.group(1))}"
-        restorer = Restorer(args, network, tmp, snapshot, migration, secret, url, addresses)
+        urls = []
+        for server in servers:
+            _, match = server.wait_for(re.compile(rb"on 127\.0\.0\.1:(\d+)"), 30, "the page server's port", stream="err")
+            urls.append(f"tcp://127.0.0.1:{int(match.group(1))}")
+        restorer = Restorer(args, network, tmp, snapshot, migration, secret, urls[0], addresses, urls[1])
+        recording = restorer.one("record")
+        log(f"   recorded a working set of {recording['working_set_pages']} pages (spawn → first echo {recording['spawn_to_echo_ms']:.1f} ms)")
         samples, failures = restorer.rounds()
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     result["restore"] = {"rounds": args.restore_rounds, "commands": {m: restorer.command(m) for m in RESTORE_MODES},
+                         "working_set_recording": {"command": restorer.command("record"), **recording},
                          "runs": samples, "failures": failures, "summary": summarize_restore(samples),
                          "help_exit_ms": summary(restorer.help_exit_ms, 2),
                          "swift_runtime": "dynamic" if "libswiftCore.so" in subprocess.run(["ldd", args.engram], capture_output=True, text=True).stdout else "static"}
@@ -611,6 +632,7 @@ def restore_section(r):
               "standby-map": "standby VMM, `PUT /vm/restore` map (from the request)",
               "standby-lazy": "standby VMM, `PUT /vm/restore` lazy (from the request)",
               "standby-tcp": "standby VMM, `PUT /vm/restore` tcp:// lazy (from the request)",
+              "standby-tcp-ws": "the same, prefetching a recorded working set (from the request)",
               "qemu": "QEMU `-incoming \"exec:cat FILE\"`"}
     for mode in RESTORE_MODES:
         x = s.get(mode)
@@ -639,6 +661,10 @@ All runs (spawn → first echo, ms):
 
 {allruns}{failures}
 """
+
+
+def working_set_pages(r):
+    return num(((r or {}).get("working_set_recording") or {}).get("working_set_pages"))
 
 
 def report(result):
@@ -696,7 +722,11 @@ stack (the UDP echo service runs in the guest's idle loop after each device inte
   snapshot and the migration file are in the host page cache. The page server is `engram serve SNAP` on 127.0.0.1
   in the same namespace. Standby rows: `engram standby --memory M --net tap=T2 --api-socket S` is started and made
   ready first (not timed); the figure runs from sending `PUT /vm/restore` (on a connection opened before) to the
-  first echo: what a platform that keeps VMMs ready waits. Modes rotate per round.
+  first echo: what a platform that keeps VMMs ready waits. The working-set row restores from a second `engram serve`
+  of a copy of the snapshot, beside which one `engram restore tcp://… --memory lazy --record-working-set 1`, run once
+  before the rounds with the same client sending, recorded the pages the guest touched in its first second
+  ({working_set_pages(r)} pages); its restores fetch those in one stream as the guest resumes (the default prefetch),
+  where the other `tcp://` rows fetch nothing ahead. Modes rotate per round.
 
 Targets (issue 18):
 
@@ -780,7 +810,7 @@ def main():
         **{k: v for k, v in measured.items()},
     }
     if previous:
-        for key in ("traffic",) if "traffic" not in parts else ("restore", "snapshot", "migration"):
+        for key in ("traffic", "guest_stats") if "traffic" not in parts else ("restore", "snapshot", "migration"):
             if key in previous and key not in result:
                 result[key] = previous[key]
     add_findings(result, args)
