@@ -36,10 +36,13 @@ struct BackgroundFill {
         if index == 0 {
             let ready = prepare(buffer)
             session.walkOpen.signal()
+            yieldToTheGuest()
             if ready { fill(buffer) }
         } else {
             session.walkOpen.wait()
-            if walk.shares.map({ installShare($0, buffer) }) ?? true { fill(buffer) }
+            let ready = walk.shares.map { installShare($0, buffer) } ?? true
+            yieldToTheGuest()
+            if ready { fill(buffer) }
         }
         // The last thread out says the fill is done, unless the pager stopped.
         guard walk.leave(), !session.halted.load(ordering: .acquiring) else { return }
@@ -68,6 +71,13 @@ struct BackgroundFill {
             guard install(current, before: next, buffer) else { return }
             stretch = namesNext ? next : walk.next()
         }
+    }
+
+    /// The working set is what the guest touches first, so it comes at the guest's own priority;
+    /// the walk over the rest then leaves the CPU to faults and vCPUs (nice 10), where the source
+    /// allows it.
+    private func yieldToTheGuest() {
+        if session.source.backgroundReadsYield { NamedThread.lowerCurrentPriority() }
     }
 
     /// Sleeps until the recording window ends, then hands the recorded set to the session's

@@ -129,8 +129,6 @@ package final class LazyPager: Sendable {
         do {
             for index in 0..<count {
                 let fill = try NamedThread.spawn(name: index == 0 ? "engram-fill" : "engram-fill\(index + 1)", role: .pageFault) {
-                    // Faults and vCPUs first: on a busy host the fill takes what CPU is left.
-                    if session.source.backgroundReadsYield { NamedThread.lowerCurrentPriority() }
                     BackgroundFill(session: session, walk: walk, index: index).run()
                 }
                 threads.withLock { $0.append(fill) }

@@ -33,7 +33,8 @@ package protocol PageSource: Sendable {
     func storeWorkingSet(_ set: WorkingSet) throws(PageSourceError)
     /// What crossed the network, for a source that has one.
     var transferStatistics: PageTransferStatistics? { get }
-    /// Whether the background fill runs at a lower CPU priority (nice 10) than faults and vCPUs.
+    /// Whether the background fill, once any working-set prefetch is in, runs at a lower CPU
+    /// priority (nice 10) than faults and vCPUs.
     var backgroundReadsYield: Bool { get }
     /// Whether the fill should name its next read (claiming those pages one read early, so a
     /// fault there waits for the fill): yes for a source across a link, which asks for it at once.

@@ -47,6 +47,21 @@ import TestSupport
         #expect(source.misread(zero: Self.zero).isEmpty)
     }
 
+    /// The working set is what the guest touches first: it comes at the guest's own priority, and
+    /// only the walk over the rest of memory yields the CPU (nice 10).
+    @Test func thePrefetchRunsAtTheGuestsPriorityAndTheWalkYields() throws {
+        let regions = try Self.regions()
+        let source = CountingPageSource(pageCounts: [2048, 300], zero: Self.zero)
+        let pager = try LazyPager(regions: regions, source: source, prefetch: Self.set([(0, 500), (0, 3), (1, 7)]))
+        let failures = FailureRecorder()
+        try pager.start(onFailure: failures.handler)
+        #expect(pager.waitUntilFilled())
+        #expect(failures.all.isEmpty)
+        let niceness = source.niceness.withLock { $0 }
+        #expect(niceness.stream == [CountingPageSource.currentNiceness])
+        #expect(!niceness.walk.isEmpty && niceness.walk.allSatisfy { $0 == 10 }, "\(niceness.walk)")
+    }
+
     @Test func faultOnAPageOfTheSetWaitsForThePrefetch() throws {
         let regions = try Self.regions()
         // The stream is held at its start, after the prefetch has claimed the set.
@@ -240,7 +255,22 @@ final class CountingPageSource: PageSource {
         if pause > 0 { usleep(pause * UInt32(count)) }
     }
 
+    /// The background reads of the fill's walk, recording the reading thread's nice value.
+    func readPagesInBackground(region: Int, firstPage: PageIndex, into buffer: inout MutableRawSpan, thenExpecting next: PageRun?) throws(PageSourceError) {
+        let nice = Self.currentNiceness
+        niceness.withLock { $0.walk.append(nice) }
+        try readPages(region: region, firstPage: firstPage, into: &buffer)
+    }
+
+    /// The calling thread's nice value.
+    static var currentNiceness: Int32 { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(NamedThread.currentThreadID)) }
+
+    /// The nice values of the threads that opened a prefetch stream and that read for the walk.
+    let niceness = Locked<(stream: [Int32], walk: [Int32])>(([], []))
+
     func streamPages(_ pages: [PageReference]) throws(PageSourceError) -> any PageStream {
+        let nice = Self.currentNiceness
+        niceness.withLock { $0.stream.append(nice) }
         lists.withLock { $0.append(pages) }
         streamStarted.signal()
         if let gate {
