@@ -101,9 +101,10 @@ package final class GuestRegion: @unchecked Sendable {
     }
 
     /// Private anonymous memory asks for transparent huge pages, as QEMU does for its RAM: with
-    /// them a disk's 1 MiB writes (copies from guest memory to the page cache) ran 0.91-1.00 of
-    /// QEMU's here, on 4 KiB pages 0.73-0.81. Shared backings keep the host's shmem policy: a
-    /// memory file stays as sparse as the guest left it.
+    /// them a disk's 1 MiB writes (copies from guest memory to the page cache) ran 0.91-1.07 of
+    /// QEMU's here, on 4 KiB anonymous pages 0.81. Shared backings keep the host's shmem policy (as
+    /// Cloud Hypervisor does): a memory file stays as sparse as the guest left it, and a memfd on
+    /// huge shmem pages wrote no faster than on 4 KiB ones (docs/results/devices.md).
     private static func adviseHugePages(_ mapped: UnsafeMutableRawPointer, _ sizeInBytes: UInt64) {
         // SAFETY: advice over exactly the fresh mapping; it changes no byte.
         _ = unsafe madvise(mapped, Int(sizeInBytes), MADV_HUGEPAGE)
