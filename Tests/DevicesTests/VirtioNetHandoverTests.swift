@@ -1,5 +1,6 @@
 @testable import Devices
 import Glibc
+import GuestMemory
 import LinuxSystem
 import Testing
 import TestSupport
@@ -67,6 +68,31 @@ struct VirtioNetHandoverTests {
         #expect(received.numberOfBuffers == 6 && received.publishedTogether)
         #expect(received.heads == [0, 1, 2, 3, 4, 5])
         #expect(received.frame == frame)
+        withExtendedLifetime(old) {}
+    }
+
+    /// A frame carried across the handover comes with no buffer held: the first one the second
+    /// device takes must still have room for the header. Here the driver shrank the buffer the
+    /// old device held before the new one took it again: the device asks for a reset and writes
+    /// nothing. (That chain went unchecked, and num_buffers written into it failed a
+    /// precondition, ending the VMM.)
+    @Test func aCarriedFramesFirstBufferIsCheckedToo() throws {
+        let wire = try TapWire()
+        let old = try Guest(tap: wire.tap, features: Guest.baseFeatures | NetworkFeature.mergeableReceiveBuffers)
+        for slot in 0..<2 { try old.postReceiveBuffer(slot, size: 256) }
+        try wire.send(Guest.frame(length: 1500, seed: 7))
+        #expect(old.wait(5) { old.heldReceiveBuffers == 2 }, "the frame took both buffers and waits for more")
+        old.thread.stop()
+        let transport = old.device.saveState()
+        let handover = try #require(old.device.handOver())
+        #expect(!handover.state.isEmpty, "the frame waits for buffers")
+        try old.writeDescriptor(old.rx, 0, address: Guest.receiveBuffer(0), length: 4, flags: 2, next: 0)
+        let before = try old.memory.read(count: 64, at: GuestAddress(Guest.receiveBuffer(0)))
+        let new = try Guest(continuing: old, transport: transport, kept: kept(handover))
+        try new.postReceiveBuffer(2, size: 2048)
+        #expect(new.wait(5) { new.needsReset }, "the device asks for a reset")
+        #expect(new.usedIndex(new.rx) == 0)
+        #expect(try new.memory.read(count: 64, at: GuestAddress(Guest.receiveBuffer(0))) == before)
         withExtendedLifetime(old) {}
     }
 }

@@ -18,11 +18,13 @@ extension VirtioNet {
         guard running else { return false }
         var used = false
         for _ in 0..<Self.receiveBudget {
+            // Every frame's first chain is checked, a frame kept across a live update's included
+            // (it arrives with no chain held, and the driver may have rewritten the one it had).
+            guard try takeReceiveChain(&queue, memory: memory) else {
+                watchTap(false)
+                return used
+            }
             if pendingFrameLength == 0 {
-                guard try takeReceiveChain(&queue, memory: memory) else {
-                    watchTap(false)
-                    return used
-                }
                 let chain = receiveChains[0]
                 if chain.writableBytes >= largestFrame {
                     guard let length = readDirect(into: chain, memory: memory) else { return used }
