@@ -34,7 +34,7 @@ extension VirtioVsock {
             state.connections.append(saved)
             descriptors.append(.init(name: saved.descriptorName, descriptor: connection.stream.rawValue))
         }
-        for key in scheduled[scheduledHead...] where connections[key] != nil && !state.scheduled.contains(key) {
+        for key in scheduled.waiting where connections[key] != nil && !state.scheduled.contains(key) {
             state.scheduled.append(key)
         }
         for (token, handshake) in handshakes.sorted(by: { $0.key < $1.key }) {
@@ -42,7 +42,7 @@ extension VirtioVsock {
             state.handshakes.append(saved)
             descriptors.append(.init(name: saved.descriptorName, descriptor: handshake.stream.rawValue))
         }
-        state.control = Array(controlBacklog[controlHead...])
+        state.control = Array(controlBacklog.waiting)
         return VirtioHandover(descriptors: descriptors, state: state.encoded())
     }
 
@@ -94,8 +94,7 @@ extension VirtioVsock {
                 handshakes[handshake.token] = nil  // closes the client, as a full table would
             }
         }
-        controlBacklog = state.control
-        controlHead = 0
+        controlBacklog.replace(with: state.control)
         // Turns as they were, then anything else owed (schedule skips those already in line).
         for key in state.scheduled { if let connection = connections[key] { schedule(connection) } }
         for connection in Array(connections.values) {

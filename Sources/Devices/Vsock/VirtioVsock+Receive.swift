@@ -4,7 +4,7 @@ import LinuxSystem
 /// The receive queue: what is owed to the guest (control packets, host input as its credit
 /// allows) goes into the buffers it posts, connections taking turns.
 extension VirtioVsock {
-    var hasReceiveWork: Bool { controlHead < controlBacklog.count || scheduledHead < scheduled.count }
+    var hasReceiveWork: Bool { !controlBacklog.isEmpty || !scheduled.isEmpty }
 
     func wakeReceive() {
         guard !receiveWakePending else { return }
@@ -48,16 +48,11 @@ extension VirtioVsock {
     /// Writes the next packet owed to the guest into `scratch`; its length, 0 when nothing was
     /// owed after all.
     private func nextPacket(capacity: Int) -> Int {
-        if controlHead < controlBacklog.count {
-            controlBacklog[controlHead].store(into: &scratch, at: 0)
-            controlHead += 1
-            if controlHead == controlBacklog.count { controlBacklog.removeAll(keepingCapacity: true); controlHead = 0 }
+        if let control = controlBacklog.takeFirst() {
+            control.store(into: &scratch, at: 0)
             return VsockHeader.size
         }
-        while scheduledHead < scheduled.count {
-            let key = scheduled[scheduledHead]
-            scheduledHead += 1
-            if scheduledHead == scheduled.count { scheduled.removeAll(keepingCapacity: true); scheduledHead = 0 }
+        while let key = scheduled.takeFirst() {
             guard let connection = connections[key] else { continue }
             connection.scheduled = false
             let length = packet(for: connection, capacity: capacity)

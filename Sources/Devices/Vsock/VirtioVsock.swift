@@ -43,17 +43,14 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     var nextToken: UInt32 = 1
     var nextLocalPort = VirtioVsock.firstLocalPort
 
-    /// Connections with something for the guest, first come first served (a FIFO in an array).
-    var scheduled: [VsockKey] = []
-    var scheduledHead = 0
+    /// Connections with something for the guest, first come first served, each at most once.
+    var scheduled = TakeFirstQueue<VsockKey>(reservingCapacity: VirtioVsock.connectionLimit)
     /// Resets for packets that belong to no connection.
-    var controlBacklog: [VsockHeader] = []
-    var controlHead = 0
+    var controlBacklog = TakeFirstQueue<VsockHeader>(reservingCapacity: VirtioVsock.controlBacklogLimit)
     var receiveWakePending = false
     var transportResetPending = false
     /// Host clients' connections waiting for the guest's RESPONSE, oldest (earliest deadline) first.
-    var pendingRequests: [(key: VsockKey, token: UInt32, deadline: UInt64)] = []
-    var pendingHead = 0
+    var pendingRequests = TakeFirstQueue<(key: VsockKey, token: UInt32, deadline: UInt64)>(reservingCapacity: VirtioVsock.connectionLimit)
     let clock: @Sendable () -> UInt64
 
     var chain: DescriptorChain
@@ -79,8 +76,6 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         }
         chain = DescriptorChain(capacity: Int(Self.queueSize))
         receiveChain = DescriptorChain(capacity: Int(Self.queueSize))
-        controlBacklog.reserveCapacity(Self.controlBacklogLimit)
-        pendingRequests.reserveCapacity(Self.connectionLimit)
     }
 
     package var deviceType: VirtioDeviceType { .vsock }
@@ -176,6 +171,11 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         connection.watched = nil
         connections[connection.key] = nil
         connectionsByToken[connection.token] = nil
+        // Out of the turns too: a new connection on the same ports must not find its key listed twice.
+        if connection.scheduled {
+            scheduled.removeFirst { $0 == connection.key }
+            connection.scheduled = false
+        }
         counters.connectionsOpen.add(-1, ordering: .relaxed)
         guard resetGuest else { return }
         var reset = VsockHeader()
@@ -242,19 +242,16 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
         for connection in Array(connections.values) { tearDown(connection, resetGuest: false) }
         for handshake in handshakes.values { context?.unwatch(handshake.stream.rawValue) }
         handshakes.removeAll()
-        scheduled.removeAll(keepingCapacity: true)
-        scheduledHead = 0
-        controlBacklog.removeAll(keepingCapacity: true)
-        controlHead = 0
-        pendingRequests.removeAll(keepingCapacity: true)
-        pendingHead = 0
+        scheduled.removeAll()
+        controlBacklog.removeAll()
+        pendingRequests.removeAll()
     }
 
     // MARK: Requests the guest does not answer
 
     /// The earliest deadline of a host client's connection still waiting for the guest.
     package var timerDeadline: UInt64? {
-        pendingRequests[pendingHead...].first { isWaiting($0.key, $0.token) }?.deadline
+        pendingRequests.waiting.first { isWaiting($0.key, $0.token) }?.deadline
     }
 
     private func isWaiting(_ key: VsockKey, _ token: UInt32) -> Bool {
@@ -265,20 +262,15 @@ package final class VirtioVsock: VirtioBackend, @unchecked Sendable {
     /// Closes the host clients whose connections the guest left unanswered past the timeout,
     /// and sends the guest RST for each (a late RESPONSE then meets no connection and is refused).
     func expireRequests() {
-        guard pendingHead < pendingRequests.count else { return }
+        guard !pendingRequests.isEmpty else { return }
         let now = clock()
-        while pendingHead < pendingRequests.count {
-            let entry = pendingRequests[pendingHead]
+        while let entry = pendingRequests.first {
             if isWaiting(entry.key, entry.token), let connection = connections[entry.key] {
                 guard entry.deadline <= now else { break }
                 counters.requestTimeouts.add(1, ordering: .relaxed)
                 tearDown(connection, resetGuest: true)
             }
-            pendingHead += 1
-        }
-        if pendingHead == pendingRequests.count {
-            pendingRequests.removeAll(keepingCapacity: true)
-            pendingHead = 0
+            _ = pendingRequests.takeFirst()
         }
     }
 }
