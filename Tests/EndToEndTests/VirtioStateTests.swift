@@ -92,7 +92,7 @@ struct VirtioStateTests {
         FileManager.default.createFile(atPath: small, contents: Data(count: 4096))
         let result = try runEngram(["restore", snapshot, "--disk", small])
         #expect(result.status != 0)
-        #expect(result.errors.contains("disk \(small): holds 4096 bytes; the saved guest's disk blk0 had \(Self.sectors * 512)"), "\(result.errors)")
+        #expect(result.errors.contains("disk \(small): holds 4096 bytes; the saved guest's disk blk0 had \(Self.sectors * 512) bytes"), "\(result.errors)")
         let missing = try runEngram(["restore", snapshot, "--disk", directory.path("none.img")])
         #expect(missing.status != 0 && missing.errors.contains("no such file"), "\(missing.errors)")
     }

@@ -62,7 +62,7 @@ extension MachinePreview {
             let size: UInt64
             do { size = try file.sizeInBytes() } catch { throw .disk(path: wanted.path, reason: "cannot read its size: \(error.errno)") }
             guard size / 512 == disk.capacitySectors else {
-                throw .disk(path: wanted.path, reason: "holds \(size) bytes; the migrating guest's disk blk\(index) has \(disk.capacitySectors * 512)")
+                throw .disk(path: wanted.path, reason: "holds \(size) bytes; the migrating guest's disk blk\(index) has \(VirtioDevices.sizeText(sectors: disk.capacitySectors))")
             }
         }
     }

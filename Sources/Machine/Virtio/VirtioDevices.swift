@@ -77,7 +77,7 @@ struct VirtioDevices: Sendable {
         }
         for (record, device) in zip(records, devices) {
             if let saved = record.capacitySectors, let disk = record.disk, saved != Self.capacitySectors(of: device) {
-                throw .disk(path: disk.path, reason: "holds \(Self.capacitySectors(of: device) * 512) bytes; the saved guest's disk \(record.name) had \(saved * 512)")
+                throw .disk(path: disk.path, reason: "holds \(Self.sizeText(sectors: Self.capacitySectors(of: device))); the saved guest's disk \(record.name) had \(Self.sizeText(sectors: saved))")
             }
             do { try device.restoreState(record.transport, kept: kept[record.name]) } catch { throw .incompatibleState(error.description) }
             if let pages = record.balloonActualPages { device.withBackend { ($0 as? VirtioBalloon)?.restoreActualPages(pages) } }
@@ -85,6 +85,13 @@ struct VirtioDevices: Sendable {
     }
 
     /// A block device's capacity, from its configuration space (virtio_blk_config.capacity).
+    /// A disk's size for a message, in bytes, or in sectors where a count from a snapshot or a
+    /// peer is too large to be bytes (multiplying it would trap).
+    static func sizeText(sectors: UInt64) -> String {
+        let (bytes, overflow) = sectors.multipliedReportingOverflow(by: UInt64(VirtioBlock.sectorSize))
+        return overflow ? "\(sectors) sectors" : "\(bytes) bytes"
+    }
+
     private static func capacitySectors(of device: VirtioMMIODevice) -> UInt64 {
         device.read(offset: 0x100, size: 8)
     }

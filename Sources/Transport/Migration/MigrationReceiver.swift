@@ -82,6 +82,8 @@ package struct MigrationReceiver {
         let pass = try reader.u32("pass")
         _ = try reader.u64("pages sent")
         try reader.expectEnd("the pass-end frame")
+        // A source ends a migration after a few dozen passes; a count at its limit is a peer's noise, not a pass.
+        guard passes < UInt32.max else { throw .malformed(peer: link.peer, reason: "more than \(UInt32.max) passes") }
         passes += 1
         return pass
     }
