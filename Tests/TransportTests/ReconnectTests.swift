@@ -77,6 +77,35 @@ import TestSupport
         #expect(message.contains("reconnect"))
     }
 
+    /// A server that takes every connection but loses every request is away too: the request
+    /// ends once the reconnect timeout has passed since it first lost its connection. (Each
+    /// reconnect used to start the timeout again, so such a server held a fault forever.)
+    @Test func aServerThatDropsEveryRequestEndsIt() throws {
+        let chain = try TransportFixture.snapshot(in: directory)
+        let server = try TestServer(chain: chain)
+        let source = try RemotePageSource(connector: server.connector(reconnectTimeoutMilliseconds: 300))
+        let attempts = Shared(0)
+        let outcome = Shared<PageSourceError?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do {
+                try source.withConnection { (_) throws(TransportError) in
+                    attempts.value += 1
+                    throw .closed(peer: "the test")
+                }
+            } catch { outcome.value = error as? PageSourceError }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 60) == .success, "the request ended")
+        guard case .remote(let message) = outcome.value else {
+            Issue.record("expected a remote error, got \(String(describing: outcome.value))")
+            return
+        }
+        #expect(message.contains("reconnect"))
+        #expect(attempts.value > 1, "it was tried again on new connections first")
+        #expect(source.transferStatistics?.reconnects == UInt64(attempts.value - 1))
+    }
+
     @Test func serverBackWithAnotherSnapshotIsRefused() throws {
         let chain = try TransportFixture.snapshot(in: directory)
         let other = try TransportFixture.snapshot(in: directory, name: "other.snap", seed: 99)

@@ -49,21 +49,25 @@ package final class PageServerConnector: Sendable {
         return connection
     }
 
-    /// After `error` lost a connection: connects again, retrying while the server is away.
-    func reconnect(after error: TransportError, background: Bool = false) throws(TransportError) -> FramedConnection {
+    /// After `error` lost a connection: connects again, retrying while the server is away, for
+    /// up to the reconnect timeout from `outageStart` (when the request being retried first lost
+    /// its connection; nil: now). A server that takes every connection and drops every request is
+    /// away too: its requests end at that deadline, not after a new one per connection.
+    func reconnect(after error: TransportError, background: Bool = false, outageStart: Int? = nil) throws(TransportError) -> FramedConnection {
         log("page server \(endpoint) lost (\(error)); the guest waits for its memory while Engram reconnects")
-        let start = Int(MonotonicClock.milliseconds())
+        let start = outageStart ?? Int(MonotonicClock.milliseconds())
         var delay = 50
+        if outageStart != nil { usleep(UInt32(delay * 1000)) }  // dropped again right after a reconnect: no tight loop
         while true {
+            guard Int(MonotonicClock.milliseconds()) - start < reconnectTimeoutMilliseconds else {
+                throw .socket(peer: endpoint.description, call: "reconnect for \(reconnectTimeoutMilliseconds / 1000) s", .timedOut)
+            }
             do {
                 let connection = try connect(background: background)
                 reconnects.add(1, ordering: .relaxed)
                 log("page server \(endpoint) is back after \(Int(MonotonicClock.milliseconds()) - start) ms; the restore goes on")
                 return connection
             } catch where error.isConnectionLoss {
-                guard Int(MonotonicClock.milliseconds()) - start < reconnectTimeoutMilliseconds else {
-                    throw .socket(peer: endpoint.description, call: "reconnect for \(reconnectTimeoutMilliseconds / 1000) s", .timedOut)
-                }
                 usleep(UInt32(delay * 1000))
                 delay = min(delay * 2, 1000)
             }

@@ -186,6 +186,7 @@ package final class RemotePageSource: PageSource {
             var connection: FramedConnection
             if let given { connection = given } else { connection = try take(background: background) }
             var isNew = false
+            var outageStart: Int?
             while true {
                 let before = (connection.bytesReceived, connection.bytesSent)
                 do {
@@ -195,7 +196,9 @@ package final class RemotePageSource: PageSource {
                     return connection
                 } catch where error.isConnectionLoss {
                     count(connection, before: before)
-                    connection = try connector.reconnect(after: error, background: background)
+                    let lost = outageStart ?? Int(MonotonicClock.milliseconds())
+                    connection = try connector.reconnect(after: error, background: background, outageStart: outageStart)
+                    outageStart = lost
                     isNew = true
                 }
             }
