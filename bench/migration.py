@@ -7,7 +7,7 @@ The guest: the test kernel, 1 GiB, 1 vCPU, command line `cpus=1 -- fill 512 7; d
 printed FILL and DIRTY and `--settle` seconds of TICK lines (the normal gap between them). Per migration:
 
 - Engram (`--mode precopy|postcopy|shared`): `engram run ... --api-socket S` is the source (shared: with
-  `--shared-maps PREFIX:ram`, a file in /dev/shm, which the destination maps by the same path);
+  `--shared-maps PREFIX:ram`, a file in /dev/shm, which the destination, given `--shared-dir /dev/shm`, maps by the same path);
   `engram receive --listen 127.0.0.1:0 --secret-file F --api-socket D` the destination; then
   `engram migrate S --to tcp://127.0.0.1:PORT --secret-file F --mode M --max-downtime-ms T`, whose final
   status gives total_ms, downtime_ms (source paused → destination runs the guest), bytes_sent, pages_sent,
@@ -165,8 +165,9 @@ class Bench:
             _, normal = self.source_ready(source)
             stats = run_json([args.engram, "mem", "stats", src_api, "--json"])
             touched_pages = sum(row["pages"] - row["zero"] for row in stats)
+            shared_dir = ["--shared-dir", args.shared_dir] if mode == "shared" else []
             destination = Child([args.engram, "receive", "--listen", "127.0.0.1:0", "--secret-file", self.secret,
-                                 "--api-socket", dst_api, *insecure], f"engram receive ({mode})")
+                                 "--api-socket", dst_api, *shared_dir, *insecure], f"engram receive ({mode})")
             found = []
             pattern = re.compile(rb"waiting for a migration on 127\.0\.0\.1:(\d+)")
             pump_until([source, destination], lambda: found.append(pattern.search(destination.err)) or found[-1], 30,

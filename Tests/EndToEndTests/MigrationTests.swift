@@ -131,7 +131,7 @@ struct MigrationTests {
     @Test func sharedModeMovesOnlyTheState() throws {
         let pair = try MigrationPair(directory: directory)
         defer { pair.shutDown() }
-        let (destination, url) = try pair.receive()
+        let (destination, url) = try pair.receive(extra: ["--shared-dir", directory.url.path])
         let prefix = directory.path("shared")
         let (source, socket, digest) = try prepareSource(pair, "shared", seed: 7, extra: ["--shared-maps", prefix + ":ram"])
         #expect(FileManager.default.fileExists(atPath: prefix + ".ram"))
@@ -264,6 +264,29 @@ struct MigrationTests {
         #expect(line.contains(missing), "\(line)")
         #expect(!destination.errorText.contains("the guest runs here"))
         try expectFailedButRunning(socket)
+        try expectIntact(source, digest: digest, ticksBefore: ticksBefore, "source")
+    }
+
+    /// A shared-mode source names the files the destination opens and writes: a destination
+    /// takes them only from its --shared-dir, and refuses before any page otherwise; the source's
+    /// guest runs on.
+    @Test func sharedModeTakesFilesOnlyFromTheSharedDirectory() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let elsewhere = directory.path("elsewhere")
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let prefix = directory.path("shared-refused")
+        let (source, socket, digest) = try prepareSource(pair, "shared-refused", mib: 16, seed: 9, dirtyRate: 0, extra: ["--shared-maps", prefix + ":ram"])
+        let ticksBefore = try TestKernel.ticks(source)
+        for (extra, expected) in [([String](), "no --shared-dir"), (["--shared-dir", elsewhere], "is not in --shared-dir \(elsewhere)")] {
+            let (destination, url) = try pair.receive(extra: extra)
+            let refused = try pair.migrate(socket, to: url, mode: "shared")
+            #expect(refused.status == 1, "engram migrate: \(refused.output) \(refused.errors)")
+            let line = try destination.waitForErrorLine(containing: "refused")
+            #expect(line.contains(expected), "\(line)")
+            #expect(!destination.errorText.contains("the guest runs here"))
+            try expectFailedButRunning(socket)
+        }
         try expectIntact(source, digest: digest, ticksBefore: ticksBefore, "source")
     }
 

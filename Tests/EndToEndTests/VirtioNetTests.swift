@@ -210,7 +210,7 @@ struct VirtioNetTests {
         let announcements = try destinationNetwork.probe(["garp", destinationNetwork.taps[0], address, "20"])
         defer { announcements.stop() }
         _ = try announcements.waitForLine(containing: "GARP ready")
-        let (destination, url) = try pair.receive(extra: ["--net", "tap=\(destinationNetwork.taps[0])"])
+        let (destination, url) = try pair.receive(extra: ["--net", "tap=\(destinationNetwork.taps[0])"] + (mode == "shared" ? ["--shared-dir", directory.url.path] : []))
         let migration = try pair.migrate(socket, to: url, mode: mode)
         #expect(migration.status == 0, "\(migration.errors)")
         #expect(migration.errors.contains("migrate: completed: total "), "\(migration.errors)")

@@ -20,9 +20,11 @@ package struct MigrationArrival {
     package let pagesReceived: UInt64
 
     /// Waits on `listener` for a source and receives its guest. `backings` may name files for
-    /// regions (`--shared-maps`); shared mode maps the files the plan names instead.
+    /// regions (`--shared-maps`); shared mode maps the files the plan names instead, if they are
+    /// in `sharedDirectory` (nil: shared mode is refused).
     package static func receive(
-        on listener: ListeningSocket, security: TransportSecurity, backings: [String: RegionBacking], overrides: DeviceOverrides = DeviceOverrides(),
+        on listener: ListeningSocket, security: TransportSecurity, backings: [String: RegionBacking], sharedDirectory: String? = nil,
+        overrides: DeviceOverrides = DeviceOverrides(),
         consoleLogPath: String?, log: @escaping @Sendable (String) -> Void
     ) throws -> MigrationArrival {
         let link = try MigrationLink.accept(on: listener, security: security, log: log)
@@ -36,7 +38,7 @@ package struct MigrationArrival {
             log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))\(channelNote)")
             // Refused here, before memory: a guest this host cannot run (QEMU's configuration section).
             if let preview = plan.previewBytes { try MachinePreview.decode(preview, from: link.peer).check(shapes: plan.shapes, overrides: overrides) }
-            let regions = try buildRegions(plan, backings: backings)
+            let regions = try buildRegions(plan, backings: backings, sharedDirectory: sharedDirectory)
             // Pages that will arrive are allocated now, in one call per range, rather than faulted in
             // one by one while the first pass streams (which slows it, so the guest dirties more).
             for (index, region) in regions.enumerated() {
@@ -77,16 +79,24 @@ package struct MigrationArrival {
 
     /// The plan's regions: the source's files in shared mode, else fresh ones (memfd, or what
     /// `backings` names).
-    static func buildRegions(_ plan: MigrationPlan, backings: [String: RegionBacking]) throws -> [GuestRegion] {
+    static func buildRegions(_ plan: MigrationPlan, backings: [String: RegionBacking], sharedDirectory: String?) throws -> [GuestRegion] {
         if plan.mode == .shared, let ram = backings["ram"], case .hugetlbfs = ram {
             throw MigrationRefusal("--hugetlbfs: a shared-mode migration maps the source's own memory files; receive it without --hugetlbfs")
         }
         guard plan.mode == .shared else {
             do { return try SnapshotMemoryLoader.empty(shapes: plan.shapes, backings: backings) } catch { throw MigrationRefusal("\(error)") }
         }
+        // The source names files this host opens and writes: only where the operator said.
+        guard let sharedDirectory else {
+            throw MigrationRefusal("a shared-mode migration maps the source's memory files, and this destination was given no --shared-dir to take them from")
+        }
+        guard let directory = FileSystem.resolvedPath(sharedDirectory) else { throw MigrationRefusal("--shared-dir \(sharedDirectory): it is gone") }
         return try plan.regions.map { region throws -> GuestRegion in
             guard let path = region.path else { throw MigrationRefusal("region \(region.name) names no shared file") }
-            do { return try GuestRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .file(path: path)) } catch {
+            guard let resolved = FileSystem.resolvedPath(path), resolved.hasPrefix(directory == "/" ? "/" : directory + "/") else {
+                throw MigrationRefusal("region \(region.name): the source's file \(path) is not in --shared-dir \(sharedDirectory)")
+            }
+            do { return try GuestRegion(name: region.name, sizeInBytes: region.sizeInBytes, backing: .file(path: resolved)) } catch {
                 throw MigrationRefusal("shared mode needs the source's file for region \(region.name) here: \(error)")
             }
         }

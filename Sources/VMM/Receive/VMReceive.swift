@@ -17,6 +17,9 @@ package struct ReceiveRequest: Sendable {
     package var replaceSharedMaps = false
     /// Main RAM in an unlinked file of this hugetlbfs mount (pre- and post-copy).
     package var hugetlbfs: String?
+    /// Shared mode: the directory the source's memory files must be in; nil refuses shared mode
+    /// (a source names the files this host opens and writes).
+    package var sharedDirectory: String?
     package var display: String?
     package var consoleLog: String?
     package var apiSocket: String?
@@ -39,6 +42,9 @@ package enum VMReceive {
     package static func run(_ request: ReceiveRequest) throws(VMMError) -> Int32 {
         let security: TransportSecurity
         let listener: ListeningSocket
+        if let directory = request.sharedDirectory, FileStatus(path: directory)?.kind != .directory {
+            throw .invalidRequest("--shared-dir \(directory): not a directory")
+        }
         do {
             security = try TransportSecurity.load(request.security)
             let endpoint = try Endpoint(parsing: request.listen, listening: true)
@@ -50,7 +56,8 @@ package enum VMReceive {
         }
         let arrival: MigrationArrival
         do {
-            arrival = try MigrationArrival.receive(on: listener, security: security, backings: backings(request), overrides: request.overrides, consoleLogPath: request.consoleLog,
+            arrival = try MigrationArrival.receive(on: listener, security: security, backings: backings(request), sharedDirectory: request.sharedDirectory,
+                                                   overrides: request.overrides, consoleLogPath: request.consoleLog,
                                                    log: { Diagnostics.note($0) })
         } catch let error as VMMError {
             throw error
