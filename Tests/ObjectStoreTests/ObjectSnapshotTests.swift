@@ -71,6 +71,8 @@ struct ObjectSnapshotTests {
                 while page < end, source.isZeroPage(region: region, page: page) { page += 1 }
                 #expect(source.zeroPageCount(region: region, from: PageIndex(start), before: end) == page.rawValue - start, "region \(region) from \(start)")
             }
+            // An empty or backward range counts nothing (the protocol's default and the others' answer).
+            #expect(source.zeroPageCount(region: region, from: PageIndex(1100), before: PageIndex(1000)) == 0)
         }
         #expect(try StateSections(decoding: source.manifest.stateBytes, what: "state")[SnapshotWriter.testSectionName]?.payload == Array("state 0".utf8))
         for region in 0..<2 {

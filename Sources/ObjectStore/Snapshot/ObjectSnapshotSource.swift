@@ -113,7 +113,7 @@ package final class ObjectSnapshotSource: PageSource {
             guard !bitmap.contains(Int(page % ObjectSnapshotManifest.chunkPages)) else { break }
             page += 1
         }
-        return min(page, end.rawValue) - start.rawValue
+        return min(page, end.rawValue) - min(start.rawValue, end.rawValue)  // 0 for an empty or backward range, as the others
     }
 
     package func readPages(region: Int, firstPage start: PageIndex, into buffer: inout MutableRawSpan) throws(PageSourceError) {
