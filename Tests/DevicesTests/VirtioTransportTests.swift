@@ -1,4 +1,5 @@
 import Devices
+import Glibc
 import GuestMemory
 import LinuxSystem
 import Testing
@@ -181,6 +182,42 @@ import Testing
         #expect(bus.read(address: 0xfeb0_0000, size: 4) == 0x7472_6976)
         #expect(bus.read(address: 0xfeb0_1000, size: 4) == 0xffff_ffff)
         #expect(bus.unclaimedAccessCount == 1)
+    }
+
+    /// A rate-limited queue the driver takes down while its wait is pending leaves a deadline
+    /// no queue will clear: the I/O thread ignores it once past, rather than spinning on it (it
+    /// woke without end, a core at 100%). A reset drops the wait with the rest.
+    @Test func aWaitLeftByATakenDownQueueDoesNotSpinTheIOThread() throws {
+        // 10 bytes a second: the first request empties the bucket, the next waits 100 ms for a byte.
+        var driver = try VirtioTestDriver(backend: VirtioEntropy(rate: 10, burst: 100), features: VirtioFeature.version1)
+        for index in 0..<3 { try driver.submit([(VirtioTestDriver.bufferBase + UInt64(index) * 4096, 4096, true)]) }
+        let thread = try VirtioIOThread(devices: [driver.device])
+        try thread.start()
+        defer { thread.stop() }
+        var waiting = false
+        for _ in 0..<5000 where !waiting {  // a hang guard, not a timing assertion
+            waiting = driver.usedIndex == 1 && driver.device.throttledUntil != nil
+            if !waiting { usleep(1000) }
+        }
+        #expect(waiting, "the second request waits on the limit")
+        driver.setRegister(0x30, 0)
+        driver.setRegister(0x44, 0)  // QueueReady = 0: the queue is taken down, the device still live
+        usleep(250_000)  // the deadline passes
+        let before = thread.wakeups.load(ordering: .relaxed)
+        usleep(300_000)
+        let woken = thread.wakeups.load(ordering: .relaxed) - before
+        #expect(woken < 20, "the I/O thread woke \(woken) times in 0.3 s with nothing to do")
+        driver.setRegister(0x70, 0)
+        #expect(driver.device.throttledUntil == nil, "a reset drops the wait")
+    }
+
+    /// A zero-length descriptor may name any address: the balloon's report of one discards
+    /// nothing (rounding an address in the last page up overflowed and ended the VMM).
+    @Test func aZeroLengthRangeAnywhereDiscardsNothing() throws {
+        let driver = try VirtioTestDriver(backend: Self.entropy())
+        #expect(try MemoryReclaimer().discard(GuestAddress(0xFFFF_FFFF_FFFF_F001), length: 0, in: driver.memory) == 0)
+        #expect(try MemoryReclaimer().discard(GuestAddress(4097), length: 4095, in: driver.memory) == 0)
+        #expect(throws: GuestMemoryError.self) { try MemoryReclaimer().discard(GuestAddress(0xFFFF_FFFF_FFFF_F001), length: 8192, in: driver.memory) }
     }
 
     @Test func tokenBucketLimitsAndRefills() {

@@ -144,7 +144,7 @@ package final class VirtioBalloon: VirtioBackend, @unchecked Sendable {
                 done += count
             }
             if let current = run, inflate { discardPages(current, memory: memory) }
-            if inflate { counters.inflatedPages += UInt64(total) } else { counters.deflatedPages += UInt64(total) }
+            if inflate { counters.inflatedPages &+= UInt64(total) } else { counters.deflatedPages &+= UInt64(total) }
             queue.putUsed(head: chain.head, length: 0)
             served = true
         }
@@ -153,9 +153,9 @@ package final class VirtioBalloon: VirtioBackend, @unchecked Sendable {
 
     private func discardPages(_ run: (first: UInt64, count: UInt64), memory: GuestMemoryMap) {
         do {
-            counters.discardedBytes += try reclaimer.discard(GuestAddress(run.first << Self.pageShift), length: run.count << Self.pageShift, in: memory)
+            counters.discardedBytes &+= try reclaimer.discard(GuestAddress(run.first << Self.pageShift), length: run.count << Self.pageShift, in: memory)
         } catch {
-            counters.invalidPages += run.count  // not guest RAM (or the backing refused): nothing to give back
+            counters.invalidPages &+= run.count  // not guest RAM (or the backing refused): nothing to give back
         }
     }
 
@@ -192,12 +192,12 @@ package final class VirtioBalloon: VirtioBackend, @unchecked Sendable {
         while try queue.pop(into: &chain, memory: memory) {
             for index in 0..<chain.count {
                 let (address, length) = chain.segment(index)
-                counters.reportedBytes += UInt64(length)
-                do { counters.discardedBytes += try reclaimer.discard(address, length: UInt64(length), in: memory) } catch {
-                    counters.invalidPages += UInt64(length) >> Self.pageShift
+                counters.reportedBytes &+= UInt64(length)
+                do { counters.discardedBytes &+= try reclaimer.discard(address, length: UInt64(length), in: memory) } catch {
+                    counters.invalidPages &+= UInt64(length) >> Self.pageShift
                 }
             }
-            counters.reports += 1
+            counters.reports &+= 1
             queue.putUsed(head: chain.head, length: 0)
             served = true
         }

@@ -93,6 +93,9 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
 
     package var throttledUntil: UInt64? { waitingUntil }
 
+    /// A reset drops the pending wait with the rest: no queue is left to serve at its deadline.
+    package func reset() { waitingUntil = nil }
+
     /// Live update: the open image stays open across exec, so the new process serves the very
     /// same file even if its path was renamed or unlinked meanwhile.
     package func handOver() -> VirtioHandover? {

@@ -32,6 +32,9 @@ package final class VirtioEntropy: VirtioBackend, @unchecked Sendable {
     package func configurationByte(at offset: Int) -> UInt8? { nil }
     package var throttledUntil: UInt64? { waitingUntil }
 
+    /// A reset drops the pending wait with the rest: no queue is left to serve at its deadline.
+    package func reset() { waitingUntil = nil }
+
     package func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
         waitingUntil = nil
         var served = false

@@ -1,4 +1,5 @@
 import LinuxSystem
+import Synchronization
 
 /// The thread that serves every virtio device's queues, so vCPU threads only ever take short
 /// register exits. It waits in epoll on each queue's notifier (signalled by KVM's ioeventfd when
@@ -10,6 +11,8 @@ package final class VirtioIOThread: Sendable {
     private let stopRequest: EventNotifier
     private let thread: Locked<NamedThread?> = Locked(nil)
     private static let stopToken = UInt64.max
+    /// Times the thread woke (an event or a deadline): what a test reads to see it idle.
+    package let wakeups = Atomic<UInt64>(0)
 
     package init(devices: [VirtioMMIODevice]) throws(SystemError) {
         self.devices = devices
@@ -44,8 +47,10 @@ package final class VirtioIOThread: Sendable {
 
     private func run() {
         var events = Epoll.Events()
+        var stale = [StaleDeadlines](repeating: StaleDeadlines(), count: devices.count)
         while true {
-            do { try epoll.wait(into: &events, milliseconds: waitMilliseconds()) } catch { return }
+            do { try epoll.wait(into: &events, milliseconds: waitMilliseconds(stale)) } catch { return }
+            wakeups.add(1, ordering: .relaxed)
             for index in 0..<events.count {
                 let token = events[index].token
                 if token == Self.stopToken { return }
@@ -56,16 +61,32 @@ package final class VirtioIOThread: Sendable {
                 let device = Int(token >> 16), queue = Int(token & 0xffff)
                 devices[device].serveQueue(queue)
             }
-            serveThrottledDevices()
+            serveThrottledDevices(&stale)
         }
     }
 
+    /// A device's deadlines that serving its queues left where they were, already past: the
+    /// queue that would clear them is gone (the driver reset the device or took the queue down
+    /// while a rate limit or timer was pending). They are ignored until they change; waiting on
+    /// them would spin the thread.
+    private struct StaleDeadlines {
+        var throttled: UInt64?
+        var timer: UInt64?
+    }
+
+    /// A device's rate-limit and timer deadlines, less the stale ones.
+    private func deadlines(_ index: Int, _ stale: [StaleDeadlines]) -> (throttled: UInt64?, timer: UInt64?) {
+        let throttled = devices[index].throttledUntil, timer = devices[index].timerDeadline
+        return (throttled == stale[index].throttled ? nil : throttled, timer == stale[index].timer ? nil : timer)
+    }
+
     /// Until the earliest rate-limit or timer deadline (rounded up), or forever when none is pending.
-    private func waitMilliseconds() -> CInt {
+    private func waitMilliseconds(_ stale: [StaleDeadlines]) -> CInt {
         var earliest = UInt64.max
-        for device in devices {
-            if let until = device.throttledUntil { earliest = min(earliest, until) }
-            if let until = device.timerDeadline { earliest = min(earliest, until) }
+        for index in devices.indices {
+            let (throttled, timer) = deadlines(index, stale)
+            if let throttled { earliest = min(earliest, throttled) }
+            if let timer { earliest = min(earliest, timer) }
         }
         guard earliest != .max else { return -1 }
         let now = MonotonicClock.nanoseconds()
@@ -73,13 +94,15 @@ package final class VirtioIOThread: Sendable {
         return CInt(min((earliest - now + 999_999) / 1_000_000, 60_000))
     }
 
-    private func serveThrottledDevices() {
+    private func serveThrottledDevices(_ stale: inout [StaleDeadlines]) {
         let now = MonotonicClock.nanoseconds()
-        for device in devices {
-            let throttled = device.throttledUntil.map { $0 <= now } ?? false
-            let timer = device.timerDeadline.map { $0 <= now } ?? false
-            guard throttled || timer else { continue }
+        for index in devices.indices {
+            let (throttled, timer) = deadlines(index, stale)
+            guard throttled.map({ $0 <= now }) ?? false || timer.map({ $0 <= now }) ?? false else { continue }
+            let device = devices[index]
             for queue in device.queueNotifiers.indices { device.serveQueue(queue) }
+            if let throttled, throttled <= now, device.throttledUntil == throttled { stale[index].throttled = throttled }
+            if let timer, timer <= now, device.timerDeadline == timer { stale[index].timer = timer }
         }
     }
 }
