@@ -299,6 +299,7 @@ struct JailTests {
             (["--uid", "no-such-user-engram", "--gid", user], "a", "--uid no-such-user-engram: no such user"),
             (["--uid", user, "--gid", "no-such-group-engram"], "b", "--gid no-such-group-engram: no such group"),
             (["--uid", "0", "--gid", "0"], "c", "must not be root"),
+            (["--uid", "4294967295", "--gid", user], "c2", "must be below 4294967295"),
             (["--uid", user, "--gid", user], "d/e", "--id d/e: expected 1 to 64 letters, digits and hyphens"),
             (["--uid", user, "--gid", user, "--cgroup", "pids.max"], "f", "expected CONTROLLER.FILE=VALUE"),
             (["--uid", user, "--gid", user, "--cgroup", "nosuchcontroller.max=1"], "g", "mounts no nosuchcontroller controller"),

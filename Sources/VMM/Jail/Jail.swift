@@ -71,6 +71,10 @@ package enum Jail {
         guard request.user != 0, request.group != 0 else {
             throw .invalidRequest("engram jail: --uid and --gid must not be root (0): the jail exists to drop root's rights")
         }
+        // To setresuid and chown, (uid_t)-1 means "leave as it is": the VMM would stay root.
+        guard request.user != UInt32.max, request.group != UInt32.max else {
+            throw .invalidRequest("engram jail: --uid and --gid must be below 4294967295, which the kernel reads as \"unchanged\" (the VMM would keep root's rights)")
+        }
         guard let base = FileSystem.resolvedPath(request.chrootBase), FileStatus(path: base)?.kind == .directory else {
             throw .invalidRequest("engram jail: --chroot-base \(request.chrootBase): expected an existing directory")
         }
