@@ -11,8 +11,12 @@ import VMM
 ///
 /// When the guest's keyboard buffer is full the VM takes only some keys; the rest are sent
 /// again every 10 ms, and dropped with a note if the guest reads none for 5 s. A VM that cannot
-/// be reached is noted once and its keys dropped; later keys are tried again.
+/// be reached is noted once and its keys dropped; later keys are tried again. At most
+/// `queueLimit` keys wait: a viewer sending faster than the guest reads (a guest that reads a
+/// few keys at a time never stalls for 5 s) has the rest dropped, not the display's memory grown.
 final class KeyForwarder: Sendable {
+    static let queueLimit = 4096
+
     private struct Pending {
         var events: [KeyboardEvent] = []
         var flushing = false
@@ -22,20 +26,31 @@ final class KeyForwarder: Sendable {
     private let pending = Locked(Pending())
     private let delivery = DispatchQueue(label: "engram.keys")
     private let warned = Atomic<Bool>(false)
+    private let overflowNoted = Atomic<Bool>(false)
 
     init(socketPath: String) {
         client = ControlClient(socketPath: socketPath, timeoutSeconds: 5)
     }
 
-    /// Queues one key event from a viewer.
+    /// Queues one key event from a viewer (or drops it, with a note once, when `queueLimit` wait).
     func send(keysym: UInt32, down: Bool) {
-        let start = pending.withLock { state in
+        let start = pending.withLock { state -> Bool? in
+            guard state.events.count < Self.queueLimit else { return nil }
             state.events.append(KeyboardEvent(keysym: keysym, down: down))
             defer { state.flushing = true }
             return !state.flushing
         }
+        guard let start else {
+            if !overflowNoted.exchange(true, ordering: .relaxed) {
+                Diagnostics.note("dropping key events: \(Self.queueLimit) are waiting for the guest to read its keyboard")
+            }
+            return
+        }
         if start { delivery.async { self.flush() } }
     }
+
+    /// Key events waiting to be delivered.
+    var queuedCount: Int { pending.withLock { $0.events.count } }
 
     /// Delivers everything queued, including keys that arrive meanwhile.
     private func flush() {
