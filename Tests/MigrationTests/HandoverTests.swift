@@ -53,6 +53,17 @@ struct HandoverTests {
 
         let read = try UpdateHandoff.read(from: written.statePath)
         #expect(read == written)
+        // Counts the new VMM counts on from, and a pause time from a clock it cannot check, are
+        // refused or clamped rather than trapping (which would lose the guest).
+        var crafted = read
+        crafted.updatesCompleted = .max
+        crafted.statePath = directory.path("crafted.update")
+        try crafted.write()
+        #expect(throws: LiveUpdateError.handoff(path: crafted.statePath, reason: "update \(read.update) with \(Int.max) completed: expected counts from 0 to \(Int32.max)")) {
+            try UpdateHandoff.read(from: crafted.statePath)
+        }
+        crafted.pausedAtNanoseconds = .max
+        #expect(crafted.pausedMilliseconds(at: 5) == 0)
         let memory = try LiveUpdateTarget.memory(of: read)
         let ram = try #require(memory.region(named: "ram"))
         #expect(try ram.read(count: 12, at: RegionOffset(0x300000)) == Array("handed-over\0".utf8))

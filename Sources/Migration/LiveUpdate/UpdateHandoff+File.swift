@@ -32,10 +32,25 @@ extension UpdateHandoff {
             throw .handoff(path: path, reason: "not an Engram update handoff (no version)")
         }
         guard version == currentVersion else { throw .handoffVersion(path: path, found: version, expected: currentVersion) }
-        do {
-            return try JSONDecoder().decode(UpdateHandoff.self, from: Data(bytes))
-        } catch {
+        let handoff: UpdateHandoff
+        do { handoff = try JSONDecoder().decode(UpdateHandoff.self, from: Data(bytes)) } catch {
             throw .handoff(path: path, reason: "does not decode: \(error)")
         }
+        if let problem = handoff.countsProblem { throw .handoff(path: path, reason: problem) }
+        return handoff
+    }
+
+    /// What is wrong with the handoff's update counts, or nil: the new VMM counts on from them.
+    package var countsProblem: String? {
+        let limit = Int(Int32.max)
+        guard (0...limit).contains(update), (0...limit).contains(updatesCompleted) else {
+            return "update \(update) with \(updatesCompleted) completed: expected counts from 0 to \(limit)"
+        }
+        return nil
+    }
+
+    /// How long the guest has been paused at `now` (ns), in ms; 0 if the handoff says it paused later.
+    package func pausedMilliseconds(at now: UInt64) -> Double {
+        now > pausedAtNanoseconds ? Double(now - pausedAtNanoseconds) / 1e6 : 0
     }
 }

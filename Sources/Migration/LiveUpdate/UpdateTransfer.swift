@@ -121,6 +121,7 @@ extension UpdateHandoff {
     /// The handoff with every descriptor number the sender named (`descriptors`, in order)
     /// replaced by the one that arrived in its place here.
     package func receiving(_ arrived: [OwnedFileDescriptor]) throws(LiveUpdateError) -> UpdateHandoff {
+        if let problem = countsProblem { throw .transfer(reason: "the handoff's \(problem)") }
         let sent = descriptors
         guard sent.count == arrived.count else {
             throw .transfer(reason: "the handoff names \(sent.count) descriptors; \(arrived.count) arrived")

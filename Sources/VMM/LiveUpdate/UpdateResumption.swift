@@ -36,7 +36,7 @@ package enum UpdateResumption {
                     let now = MonotonicClock.nanoseconds()
                     session.ended(UpdateResult(
                         update: handoff.update, status: "completed", binary: handoff.binary, statePath: handoff.statePath,
-                        fromVersion: handoff.fromVersion, downtimeMilliseconds: Double(now - handoff.pausedAtNanoseconds) / 1e6,
+                        fromVersion: handoff.fromVersion, downtimeMilliseconds: handoff.pausedMilliseconds(at: now),
                         saveMilliseconds: handoff.saveMilliseconds,
                         execMilliseconds: execStarted.map { started > $0 ? Double(started - $0) / 1e6 : 0 },
                         restoreMilliseconds: Double(now - started) / 1e6))

@@ -82,7 +82,7 @@ package enum UpdateTransferTarget {
             machine, controller: controller, setup: setup,
             beforeStart: {
                 let now = MonotonicClock.nanoseconds()
-                let downtime = Double(now - handoff.pausedAtNanoseconds) / 1e6
+                let downtime = handoff.pausedMilliseconds(at: now)
                 // The point of no return: once the old VMM has this, it is gone.
                 do { try link.send(.running(downtimeMilliseconds: downtime)) } catch { giveUp("\(error)") }
                 session.ended(UpdateResult(
