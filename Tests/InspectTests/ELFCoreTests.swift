@@ -307,6 +307,12 @@ struct ELFCoreTests {
         fileBeyondMemory.put(UInt64(4096), at: load + 40)
         expectDamaged(try refusal(fileBeyondMemory, name: "memsz"), mentioning: ["p_memsz"])
 
+        // 2^64 - 1 bytes at address 0 does not wrap the address, but rounding it to pages did (a trap).
+        var hugeLoad = good
+        hugeLoad.put(UInt64(0), at: load + 24)
+        hugeLoad.put(UInt64.max, at: load + 40)
+        expectDamaged(try refusal(hugeLoad, name: "memsz-huge"), mentioning: ["p_memsz", "52-bit physical address space"])
+
         var hugeNote = good
         hugeNote.put(UInt32(0x7FFF_FFFF), at: noteOffset + 4)
         expectDamaged(try refusal(hugeNote, name: "descsz"), mentioning: ["n_descsz", "note 0"])

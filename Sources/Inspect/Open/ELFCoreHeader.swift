@@ -1,6 +1,8 @@
 /// The checked ELF header of a core: it is ELF64, little-endian, ET_CORE for x86, and its
 /// program header table lies inside the file. Everything later reads through it.
 struct ELFCoreHeader {
+    /// The end of x86-64's physical address space (52 bits): no guest memory lies past it.
+    static let physicalAddressLimit: UInt64 = 1 << 52
     let path: String
     let machine: UInt16
     let programHeaderOffset: UInt64
@@ -87,9 +89,11 @@ struct ELFCoreHeader {
         guard segment.fileSize <= segment.memorySize else {
             throw .damaged(path: path, reason: "program header \(index) (PT_LOAD) has p_filesz \(segment.fileSize) larger than p_memsz \(segment.memorySize)")
         }
-        let (_, addressOverflow) = segment.physicalAddress.addingReportingOverflow(segment.memorySize)
-        guard !addressOverflow else {
-            throw .damaged(path: path, reason: "program header \(index) (PT_LOAD) has p_paddr 0x\(String(segment.physicalAddress, radix: 16)) and p_memsz \(segment.memorySize), past the top of the address space")
+        // Within x86-64's 52-bit physical address space: sizes that fit it can be rounded to
+        // pages and added up (a load of 2^64 - 1 bytes at 0 overflowed both, and trapped).
+        let (memoryEnd, addressOverflow) = segment.physicalAddress.addingReportingOverflow(segment.memorySize)
+        guard !addressOverflow, memoryEnd <= Self.physicalAddressLimit else {
+            throw .damaged(path: path, reason: "program header \(index) (PT_LOAD) has p_paddr 0x\(String(segment.physicalAddress, radix: 16)) and p_memsz \(segment.memorySize), past the 52-bit physical address space")
         }
         return segment
     }
