@@ -282,6 +282,19 @@ import TestSupport
         }
     }
 
+    /// The page budget counts the stream's data, not its size: a sparse file's hole holds no
+    /// records, so a 100 GiB file with a few bytes of data cannot declare 40 GiB of pages (their
+    /// tables, 80 MiB here, would be allocated before any record is read).
+    @Test func aSparseStreamsHoleBuysNoPages() throws {
+        let directory = TemporaryDirectory()
+        var stream = StreamWriter(machine: "pc-i440fx-7.2")
+        stream.startRAM(blocks: [("pc.ram", 40 << 30)])
+        let path = try stream.write(in: directory)
+        #expect(truncate(path, 100 << 30) == 0)
+        let error = #expect(throws: InspectError.self) { try MemoryImage.qemuMigrationStream(path: path) }
+        #expect(error?.description.contains("more pages than a stream of") == true, "\(String(describing: error))")
+    }
+
     @Test func returnPathAndPingCommandsAreSkipped() throws {
         var stream = StreamWriter(machine: "pc-i440fx-7.2")
         stream.bytes += [0x08, 0, 1, 0, 0, 0x08, 0, 2, 0, 4, 0, 0, 0, 1]

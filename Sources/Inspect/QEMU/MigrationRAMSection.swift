@@ -19,11 +19,15 @@ struct MigrationRAMSection {
     private var currentBlock: Int?
     /// Most pages the block list may declare in total; see `pageBudget(forFileSize:)`.
     private let pageBudget: UInt64
+    /// The stream's bytes of data (its holes left out).
+    private let dataBytes: UInt64
 
-    init(fileSize: UInt64) {
-        pageBudget = Self.pageBudget(forFileSize: fileSize)
+    init(dataBytes: UInt64) {
+        self.dataBytes = dataBytes
+        pageBudget = Self.pageBudget(forFileSize: dataBytes)
     }
 
+    /// `size` is the stream's data (its holes left out: a record takes bytes that are there).
     /// Every page costs at least a 9-byte ZERO record, except pages QEMU never sends (free-page
     /// hints, unplugged virtio-mem): allow those up to 1 Mi pages (4 GiB of guest RAM, an 8 MiB
     /// table). A block list claiming more is damage, refused before any table is allocated.
@@ -97,7 +101,7 @@ struct MigrationRAMSection {
             let blockPages = (size + PageSize.bytes64 - 1) / PageSize.bytes64
             pages += blockPages
             guard pages <= pageBudget else {
-                throw .damaged(path: reader.path, reason: "its RAM block list (MEM_SIZE record at offset \(recordOffset)) declares more pages than a \(reader.file.sizeInBytes)-byte stream can describe (\(pages) pages by block \(name))")
+                throw .damaged(path: reader.path, reason: "its RAM block list (MEM_SIZE record at offset \(recordOffset)) declares more pages than a stream of \(dataBytes) bytes of data can describe (\(pages) pages by block \(name))")
             }
             remaining -= size
             blockIndex[name] = blocks.count

@@ -14,7 +14,8 @@ extension MemoryImage {
         var reader = MigrationStreamReader(file: file)
         try MigrationStreamConfiguration.readHeader(&reader)
         var configuration: MigrationStreamConfiguration?
-        var ram = MigrationRAMSection(fileSize: file.sizeInBytes)
+        // The bytes the stream holds, holes left out: a sparse file's size describes no pages.
+        var ram = MigrationRAMSection(dataBytes: file.dataRanges(in: 0..<file.sizeInBytes).reduce(0) { $0 + ($1.upperBound - $1.lowerBound) })
         var ramSectionID: UInt32?
         sections: while true {
             let sectionOffset = reader.offset
