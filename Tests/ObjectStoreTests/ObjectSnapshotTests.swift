@@ -274,6 +274,35 @@ struct ObjectSnapshotTests {
         #expect(try ObjectSnapshotUploader.push(chain, to: try ObjectLocation(parsing: "s3://\(bucket)/again"), client: client).uploadedBytes == 0)
     }
 
+    /// A pack index is the store's word: an entry that describes a chunk other than as this push
+    /// computed it (here every length one byte long) is not reused, and the snapshot pushed
+    /// restores. (Reusing it made a snapshot whose manifest no restore accepts.)
+    @Test func aWrongPackIndexEntryIsNotReused() throws {
+        let store = try SharedSeaweedFS.get().store
+        let client = store.client()
+        defer { client.shutdown() }
+        let bucket = ObjectStoreFixture.uniqueBucket("index")
+        try client.createBucket(bucket)
+        let (chain, memory) = try chain("indexed.snap")
+        _ = try ObjectSnapshotUploader.push(chain, to: try ObjectLocation(parsing: "s3://\(bucket)/first"), client: client)
+        let indexes = try client.listObjects(bucket: bucket, prefix: PackIndex.prefix).filter { $0.key.hasSuffix(".index") }
+        #expect(indexes.count == 1)
+        for object in indexes {
+            let location = try ObjectLocation(bucket: bucket, key: object.key)
+            var index = try #require(PackIndex.decode(try client.getObject(location)))
+            index.chunks = index.chunks.map { var entry = $0; entry.length += 1; return entry }
+            try client.putObject(location, body: try index.encoded())
+        }
+        let second = try ObjectLocation(parsing: "s3://\(bucket)/second")
+        let summary = try ObjectSnapshotUploader.push(chain, to: second, client: client)
+        #expect(summary.reusedChunks == 0 && summary.uploadedBytes > 0)
+        let cache = try ChunkCache(directory: directory.path("index-cache"), maximumBytes: 1 << 30)
+        let source = try ObjectSnapshotSource(client: client, location: second, cache: cache)
+        for region in 0..<2 {
+            #expect(try Self.allPages(source, region: region) == memory.regions[region].read(count: Int(memory.regions[region].sizeInBytes), at: RegionOffset(0)))
+        }
+    }
+
     /// A client of the shared store that gives up after 500 ms (damage, not outages, is under test), and a new bucket.
     static func impatientClient(bucket prefix: String) throws -> (S3Client, String) {
         let client = try SharedSeaweedFS.get().store.client(

@@ -58,7 +58,9 @@ package enum ObjectSnapshotUploader {
                     summary.logicalBytes += UInt64(stored.count)
                     // The parts depend on the contents alone: a reused chunk gets them from these bytes too.
                     parts.append(ChunkPayload.partDigests(stored: stored))
-                    if let existing = known[hash] {
+                    // Reused only if the index describes these bytes as this push would (an index
+                    // is the store's word: a wrong one would make a snapshot that never restores).
+                    if let existing = known[hash], existing.length == UInt64(stored.count), existing.pages == bitmap.base64 {
                         summary.reusedChunks += 1
                         chunks.append(existing)
                         continue
@@ -107,7 +109,7 @@ package enum ObjectSnapshotUploader {
         var known: [String: ObjectSnapshotManifest.Chunk] = [:]
         do {
             for object in try client.listObjects(bucket: bucket, prefix: PackIndex.prefix) where object.key.hasSuffix(".index") {
-                // An unreadable index only costs deduplication, never correctness.
+                // An unreadable index only costs deduplication; a wrong entry is not reused (see push).
                 guard let index = PackIndex.decode(try client.getObject(ObjectLocation(bucket: bucket, uncheckedKey: object.key))) else { continue }
                 for entry in index.chunks where ChunkPayload.bitmap(entry.pages) != nil {
                     known[entry.hash] = ObjectSnapshotManifest.Chunk(hash: entry.hash, pack: index.pack, offset: entry.offset, length: entry.length, pages: entry.pages)

@@ -20,18 +20,23 @@ package struct ObjectSnapshotUsage: Sendable {
                 let isPackData = object.key.hasPrefix(PackIndex.prefix)
                 let isManifest = object.key.hasSuffix("/manifest")
                 guard isPackData || isManifest else { continue }
-                usage.storedBytes += object.size
+                usage.storedBytes = Self.saturatingSum(usage.storedBytes, object.size)  // sizes are the store's word
                 guard isManifest else { continue }
                 let location = ObjectLocation(bucket: bucket, uncheckedKey: object.key)
                 guard let manifest = try? ObjectSnapshotManifest.decode(try client.getObject(location), origin: object.key) else { continue }
                 usage.snapshots += 1
-                usage.logicalBytes += manifest.regions.reduce(UInt64(0)) { total, region in
-                    total + region.chunks.reduce(UInt64(0)) { $0 + ($1?.length ?? 0) }
+                usage.logicalBytes = manifest.regions.reduce(usage.logicalBytes) { total, region in
+                    region.chunks.reduce(total) { Self.saturatingSum($0, $1?.length ?? 0) }
                 }
             }
         } catch {
             throw .store(error)
         }
         return usage
+    }
+
+    private static func saturatingSum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
     }
 }
