@@ -44,18 +44,23 @@ struct PagingLedger {
         return page..<stop
     }
 
-    /// Whether a thread has claimed one of `pages` and not installed it yet (its copy is in flight).
+    /// Whether a thread has claimed one of `pages` and not installed it yet (its copy is in
+    /// flight). A page given back is claimed and never installed from the snapshot, so it is
+    /// not one: a second discard of it would otherwise wait for the whole fill.
     func installing(_ pages: Range<PagerPage>) -> Bool {
-        pages.contains { claimed.contains($0) && !present.contains($0) }
+        pages.contains { claimed.contains($0) && !present.contains($0) && !discarded.contains($0) }
     }
 
     /// Records pages an ioctl of `installer` just put in memory.
     mutating func recordInstalled(_ pages: Range<PagerPage>, by installer: PageInstaller) {
+        // A page the guest gave back and touched again is installed twice: recorded the first time.
+        if installer == .faultHandler, recording != nil {
+            for page in pages where !present.contains(page) { recording?.append(page..<page + 1) }
+        }
         let added = present.insert(pages)
         switch installer {
         case .faultHandler:
             demandPages += added
-            recording?.append(pages)
         case .backgroundFill: backgroundPages += added
         case .prefetch: prefetchPages += added
         }

@@ -156,6 +156,31 @@ struct MigrationTests {
         #expect(vm["state"] as? String == "running", "\(vm)")
     }
 
+    /// A snapshot or a fork while a pre-copy runs would take its dirty log (a page written
+    /// meanwhile went to neither) or freeze its memory: both are refused (409) and the
+    /// migration carries on to an intact guest.
+    @Test(.enabled(if: MigrationPair.canShapeTraffic, "needs tc"))
+    func aSnapshotOrForkDuringAMigrationIsRefused() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let (destination, url) = try pair.receive()
+        let (source, socket, digest) = try prepareSource(pair, "busy", mib: 32, seed: 11)
+        try pair.throttleSource("40mbit")
+        let ticksBefore = try TestKernel.ticks(source)
+        let migrate = try pair.startMigrate(socket, to: url, mode: "precopy")
+        try migrate.waitForErrorLine(containing: "copying")
+        let snapshot = try runEngram(["snapshot", socket, directory.path("during.snap")])
+        #expect(snapshot.status != 0 && snapshot.errors.contains("is under way; snapshot once it has ended"), "\(snapshot.errors)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path("during.snap")))
+        let fork = try runEngram(["ctl", socket, "put", "/vm/fork", "--data", #"{"count": 1}"#])
+        #expect(fork.errors.contains("is under way; fork once it has ended") || fork.output.contains("is under way; fork once it has ended"), "\(fork.output) \(fork.errors)")
+        try pair.unthrottleSource()
+        let migration = MigrationPair.Migration(status: try migrate.waitForExit(timeout: 120), report: MigrationPair.object(migrate.consoleText),
+                                                output: migrate.consoleText, errors: migrate.errorText)
+        try expectArrived(migration, mode: "precopy", url: url, source: source, destination: destination)
+        try expectIntact(destination, digest: digest, ticksBefore: ticksBefore, "destination")
+    }
+
     @Test(.enabled(if: MigrationPair.canShapeTraffic, "needs tc"))
     func linkCutDuringPrecopy() throws {
         let pair = try MigrationPair(directory: directory)

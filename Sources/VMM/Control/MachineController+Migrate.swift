@@ -56,6 +56,14 @@ extension MachineController {
         return Self.status(source.report.withLock { $0 })
     }
 
+    /// Refuses `operation` while a migration runs: its passes and its last stop rely on the
+    /// dirty log, which a snapshot takes for its own chain (a page written meanwhile went to
+    /// neither, and the destination ran with its old copy), and on memory a fork freezes.
+    func refuseDuringMigration(_ operation: String) throws(VMControlError) {
+        guard let current = migrations.current.withLock({ $0 }), current.isActive else { return }
+        throw .conflict(reason: "a migration to \(current.report.withLock { $0.destination }) is under way; \(operation) once it has ended")
+    }
+
     package func migrationStatus() -> MigrationStatus {
         guard let source = migrations.current.withLock({ $0 }) else { return MigrationStatus(status: "idle") }
         let status = Self.status(source.report.withLock { $0 })

@@ -8,6 +8,7 @@ extension MachineController {
     /// take yet (no previous snapshot, a chain at its limit, a replaced parent) is 409; one asked
     /// for in the wrong place, or over a snapshot others depend on, is 400.
     package func snapshot(_ request: SnapshotRequest) throws(VMControlError) -> SnapshotReport {
+        try refuseDuringMigration("snapshot")
         let started = ContinuousClock.now
         let kind: SnapshotKind = request.kind == .diff ? .diff : .full
         let written: WrittenSnapshot

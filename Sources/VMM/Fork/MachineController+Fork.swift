@@ -19,6 +19,7 @@ extension MachineController {
     /// that fails is reported and, with `on_failure: "end"`, the ones that started are ended;
     /// this VM runs on either way.
     package func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport {
+        try refuseDuringMigration("fork")
         let started = MonotonicClock.nanoseconds()
         let plan = try ForkPlan(request, apiSocket: liveUpdate.apiSocket)
         let (regions, descriptors) = try forkableMemory()
