@@ -34,6 +34,12 @@ package enum SnapshotMemoryLoader {
         return regions
     }
 
+    /// Reads every page of region `index` the source does not know to be zero into `region`, on
+    /// this thread (a small region a lazy restore puts in place before its pager).
+    package static func copyDataPages(from source: any PageSource, region index: Int, into region: GuestRegion) throws(MemoryLoadError) {
+        try copyPages(from: source, region: index, into: region) { !source.isZeroPage(region: index, page: $0) }
+    }
+
     /// Copies every page of `region` the source does not know to be zero: each thread takes the
     /// next batch of the region (a shared cursor) until none is left or one of them failed; the
     /// first failure is the one reported.

@@ -136,6 +136,35 @@ struct DisplayVNCTests {
         _ = try restored.waitForLine(containing: "TICKS ", timeout: 30)
     }
 
+    /// A lazy restore copies the screen's region before its pager takes the memory: a viewer
+    /// that maps the display file while the rest still fills (held back here while a working
+    /// set is recorded) sees the saved screen and the new VM's socket. (It found the header page
+    /// missing, and reading it put a page of zeros there that the pager could no longer fill.)
+    @Test func aLazilyRestoredScreenIsWholeWhileTheMemoryFills() throws {
+        let (guest, _, socket) = try bootWithDisplay("tag before-the-lazy-snapshot")
+        _ = try guest.waitForLine(containing: "TAG before-the-lazy-snapshot")
+        let snapshot = directory.path("lazy-display.snap")
+        let written = try runEngram(["snapshot", socket, snapshot])
+        #expect(written.status == 0, "\(written.errors)")
+        guest.stop()
+
+        // On tmpfs: userfaultfd fills shared memory there, not in a disk file.
+        let restoredDisplay = "/dev/shm/engram-test-\(UUID().uuidString.prefix(8)).fb", restoredSocket = directory.path("lazy.sock")
+        defer { unlink(restoredDisplay) }
+        let restored = try GuestProcess.engram(["restore", snapshot, "--memory", "lazy", "--record-working-set", "30",
+                                                "--display", restoredDisplay, "--api-socket", restoredSocket])
+        defer { restored.stop() }
+        _ = try restored.waitForErrorLine(containing: "control API on")
+        let stats = try RestoreTests.memoryStatistics(restoredSocket) { $0["lazy"] != nil }
+        #expect((stats["lazy"] as? [String: Any])?["complete"] as? Bool == false, "the fill is held back: \(stats)")
+        #expect(try Self.screenText(["--display", restoredDisplay]).contains("TAG before-the-lazy-snapshot gpa=0x300000"))
+        let (server, port) = try serve(restoredDisplay)
+        defer { server.stop() }
+        // Keys go to the restored VM's socket, which the restore wrote into the display file.
+        #expect(try Self.viewer(port, ["type", "ticks"]).status == 0)
+        _ = try restored.waitForLine(containing: "TICKS ", timeout: 30)
+    }
+
     @Test func badDisplayFilesAndAddressesAreRefusedInOneLine() throws {
         func refusal(_ arguments: [String], _ expected: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
             let result = try runEngram(arguments)

@@ -68,14 +68,15 @@ package enum VMReceive {
         let machine = arrival.machine
         let link = arrival.link
         let fill = try arrival.pageServer.map { (server) throws(VMMError) in try postcopyFill(arrival, server: server, security: security, request) }
-        // Post-copy has not fetched the header page yet; otherwise the display file now names this VM's socket.
-        if fill == nil { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
+        // The display file names this VM's socket: now, or once post-copy's faults are served.
+        let displaySocket = request.apiSocket.map(PathName.absolute) ?? ""
+        if fill == nil { machine.setDisplayControlSocket(displaySocket) }
         let controller = MachineController(
             machine: machine, liveUpdate: LiveUpdateSession(apiSocket: request.apiSocket, consoleLogPath: request.consoleLog), lazyFill: fill)
         return try MachineSession.run(
             machine, controller: controller, setup: MachineSession.Setup(apiSocket: request.apiSocket),
             beforeStart: { () throws(VMMError) in
-                try fill?.start(for: machine)
+                try fill?.start(for: machine) { machine.setDisplayControlSocket(displaySocket) }
             },
             afterStart: {
                 // The guest runs here now; the source may end (or, post-copy, serve until we have it all).

@@ -14,11 +14,23 @@ package struct LazyFill: Sendable {
         recorder: WorkingSetRecorder? = nil
     ) throws(VMMError) {
         self.source = source
+        try Self.copyAhead(named: Machine.framebufferRegionName, of: regions, from: source)
         do throws(PagingError) {
             pager = try LazyPager(
                 regions: regions, source: source, faultClusterPages: clusterPages, prefetch: prefetch, recorder: recorder)
         } catch {
             throw .failed(error.description)
+        }
+    }
+
+    /// Copies the data pages of region `name` (if the memory has it) before the pager takes the
+    /// memory: other processes map the display file, and a page one of them read first would be
+    /// a page of zeros the pager could no longer fill (userfaultfd sees it present). Its zero
+    /// pages are left to the pager: whoever fills them, they are zeros.
+    static func copyAhead(named name: String, of regions: [GuestRegion], from source: any PageSource) throws(VMMError) {
+        guard let index = regions.firstIndex(where: { $0.name == name }), index < source.regionCount else { return }
+        do { try SnapshotMemoryLoader.copyDataPages(from: source, region: index, into: regions[index]) } catch {
+            throw .failed("cannot read region \(name) ahead of the fill: \(error)")
         }
     }
 

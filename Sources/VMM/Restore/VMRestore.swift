@@ -13,13 +13,22 @@ package struct RestoredVM {
     package let fill: LazyFill?
     package let report: RestoreReport
     package let source: RestoreSource
+    /// A lazy restore's control socket for the display file's header, written once faults are served.
+    let displaySocket: String?
 
     /// Just before the vCPUs start: the lazy fill begins (snapshots wait for it), and the restore's
     /// time since `started` is recorded and told.
     package func prepareToRun(since started: ContinuousClock.Instant) throws(VMMError) {
         // A restored VM is a new instance of the saved one (there may be many): a new generation ID,
         // written before a lazy restore's fill starts, so the page it lands in comes at once.
-        if let fill { try fill.start(for: machine, beforeFill: beginNewGeneration) } else { try beginNewGeneration() }
+        if let fill {
+            try fill.start(for: machine) { () throws(VMMError) in
+                try beginNewGeneration()
+                if let displaySocket { machine.setDisplayControlSocket(displaySocket) }
+            }
+        } else {
+            try beginNewGeneration()
+        }
         report.finished(after: ContinuousClock.now - started)
         let files = source.fileCount == 1 ? "1 file" : "\(source.fileCount) files"
         let origin = source.chain == nil ? (RestoreSource.isObjectStore(report.snapshot) ? "object store" : "page server") : files
@@ -128,7 +137,7 @@ package enum VMRestore {
             let shell = try standby?.shell ?? Machine.prepareShell(memory: memoryMap)
             machine = try Machine(restoring: try decoding.result(), snapshotRegions: source.shapes, memory: memoryMap, shell: shell,
                                   consoleLogPath: request.consoleLog)
-            // A lazy restore's header page may not be here yet; the others name this VM's socket now.
+            // A lazy restore's header page comes with its fill (below); the others name this VM's socket now.
             if request.memory != .lazy { machine.setDisplayControlSocket(request.apiSocket.map(PathName.absolute) ?? "") }
             // The restored snapshot becomes the parent of this VM's next diff snapshot.
             try tables.result()
@@ -150,7 +159,9 @@ package enum VMRestore {
         let controller = MachineController(
             machine: machine, liveUpdate: LiveUpdateSession(apiSocket: request.apiSocket, consoleLogPath: request.consoleLog),
             restore: report, lazyFill: fill)
-        return RestoredVM(machine: machine, controller: controller, fill: fill, report: report, source: source)
+        // A lazy restore's header names this VM's socket once faults are served (prepareToRun).
+        return RestoredVM(machine: machine, controller: controller, fill: fill, report: report, source: source,
+                          displaySocket: fill == nil ? nil : request.apiSocket.map(PathName.absolute) ?? "")
     }
 
     /// The snapshot the request names, opened.
