@@ -20,6 +20,8 @@ enum ChainInput {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             fatalError("cannot make the fuzz target's directory \(path): \(error)")
         }
+        // Gone when the process ends (a crash leaves it, with the input that made it).
+        atexit { try? FileManager.default.removeItem(atPath: "/dev/shm/engram-fuzz-chain-\(getpid())") }
         return path
     }()
 

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 import Inspect
 import Machine
@@ -6,7 +7,11 @@ import SystemPackage
 
 /// A file holding the input, for parsers that open paths: one per process, rewritten per input.
 enum InputFile {
-    static let path = "/dev/shm/engram-fuzz-\(getpid())"
+    static let path: String = {
+        // Gone when the process ends (a crash leaves it, with the input that made it).
+        atexit { try? FileManager.default.removeItem(atPath: "/dev/shm/engram-fuzz-\(getpid())") }
+        return "/dev/shm/engram-fuzz-\(getpid())"
+    }()
 
     static func write(_ bytes: [UInt8]) -> String {
         do {
