@@ -111,13 +111,19 @@ struct DisplayVNCTests {
         #expect(!server.errorText.contains("Fatal"), "\(server.errorText)")
     }
 
-    @Test func aRestoredVMKeepsItsScreen() throws {
-        let (guest, _, socket) = try bootWithDisplay("tag before-the-snapshot")
-        _ = try guest.waitForLine(containing: "TAG before-the-snapshot")
-        let snapshot = directory.path("display.snap")
+    /// A snapshot, at `name`, of a guest with a display that ran `tag TAG`; the guest is stopped.
+    func snapshotOfATaggedScreen(_ tag: String, name: String) throws -> String {
+        let (guest, _, socket) = try bootWithDisplay("tag \(tag)")
+        defer { guest.stop() }
+        _ = try guest.waitForLine(containing: "TAG \(tag)")
+        let snapshot = directory.path(name)
         let written = try runEngram(["snapshot", socket, snapshot])
         #expect(written.status == 0, "\(written.errors)")
-        guest.stop()
+        return snapshot
+    }
+
+    @Test func aRestoredVMKeepsItsScreen() throws {
+        let snapshot = try snapshotOfATaggedScreen("before-the-snapshot", name: "display.snap")
 
         let restoredDisplay = directory.path("restored.fb"), restoredSocket = directory.path("restored.sock")
         let restored = try GuestProcess.engram(["restore", snapshot, "--memory", "copy", "--display", restoredDisplay, "--api-socket", restoredSocket])
@@ -141,12 +147,7 @@ struct DisplayVNCTests {
     /// set is recorded) sees the saved screen and the new VM's socket. (It found the header page
     /// missing, and reading it put a page of zeros there that the pager could no longer fill.)
     @Test func aLazilyRestoredScreenIsWholeWhileTheMemoryFills() throws {
-        let (guest, _, socket) = try bootWithDisplay("tag before-the-lazy-snapshot")
-        _ = try guest.waitForLine(containing: "TAG before-the-lazy-snapshot")
-        let snapshot = directory.path("lazy-display.snap")
-        let written = try runEngram(["snapshot", socket, snapshot])
-        #expect(written.status == 0, "\(written.errors)")
-        guest.stop()
+        let snapshot = try snapshotOfATaggedScreen("before-the-lazy-snapshot", name: "lazy-display.snap")
 
         // On tmpfs: userfaultfd fills shared memory there, not in a disk file.
         let restoredDisplay = "/dev/shm/engram-test-\(UUID().uuidString.prefix(8)).fb", restoredSocket = directory.path("lazy.sock")
