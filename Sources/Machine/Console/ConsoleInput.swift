@@ -21,7 +21,7 @@ struct ConsoleInput {
         var escaped = false
         var pending: [UInt8] = []
         while true {
-            if pending.isEmpty || inputWaiting(milliseconds: 1) {
+            if pending.isEmpty || Poll.isReadable(input.rawValue, milliseconds: 1) {
                 guard let count = try? input.read(into: &buffer), count > 0 else {
                     deliverAll(&pending)
                     return
@@ -42,13 +42,6 @@ struct ConsoleInput {
             }
             if !pending.isEmpty { pending.removeFirst(deliver(pending)) }
         }
-    }
-
-    /// Whether input can be read within `milliseconds`.
-    private func inputWaiting(milliseconds: CInt) -> Bool {
-        var descriptor = pollfd(fd: input.rawValue, events: Int16(POLLIN), revents: 0)
-        // SAFETY: one pollfd, a local the call reads and fills.
-        return unsafe poll(&descriptor, 1, milliseconds) > 0
     }
 
     /// Delivers what is left after the end of input, as the guest takes it.
