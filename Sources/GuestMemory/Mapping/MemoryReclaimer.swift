@@ -26,12 +26,12 @@ package final class MemoryReclaimer: Sendable {
         let page = PageSize.bytes64
         let (end, overflow) = address.rawValue.addingReportingOverflow(length)
         guard !overflow else { throw .outOfRange(address: address, length: length) }
-        guard length > 0 else { return 0 }
-        // Rounded up without adding: an address in the last page of the address space (a
-        // zero-length descriptor may name any) would overflow.
-        let first = address.rawValue % page == 0 ? address.rawValue : (address.rawValue / page + 1) * page
+        // Rounded up with the overflow checked: an address in the last page of the address space
+        // (a zero-length descriptor may name any) has no whole page after it.
+        let down = address.rawValue / page * page
+        let (first, pastTheTop) = down.addingReportingOverflow(down == address.rawValue ? 0 : page)
         let last = end / page * page
-        guard first < last else { return 0 }
+        guard !pastTheTop, first < last else { return 0 }
         let (region, offset) = try memory.translate(GuestAddress(first), length: last - first)
         let range = offset.rawValue..<offset.rawValue + (last - first)
         if let gate = gate.withLock({ $0 }) { gate.prepareDiscard(of: region, range: range) }

@@ -50,14 +50,16 @@ package final class PageServerConnector: Sendable {
     }
 
     /// After `error` lost a connection: connects again, retrying while the server is away, for
-    /// up to the reconnect timeout from `outageStart` (when the request being retried first lost
-    /// its connection; nil: now). A server that takes every connection and drops every request is
-    /// away too: its requests end at that deadline, not after a new one per connection.
-    func reconnect(after error: TransportError, background: Bool = false, outageStart: Int? = nil) throws(TransportError) -> FramedConnection {
+    /// up to the reconnect timeout from `outage` (when the request being retried first lost its
+    /// connection; nil: now, which it is then set to). A server that takes every connection and
+    /// drops every request is away too: its requests end at that deadline, not after a new one
+    /// per connection.
+    func reconnect(after error: TransportError, background: Bool = false, outage: inout Int?) throws(TransportError) -> FramedConnection {
         log("page server \(endpoint) lost (\(error)); the guest waits for its memory while Engram reconnects")
-        let start = outageStart ?? Int(MonotonicClock.milliseconds())
         var delay = 50
-        if outageStart != nil { usleep(UInt32(delay * 1000)) }  // dropped again right after a reconnect: no tight loop
+        if outage != nil { usleep(UInt32(delay * 1000)) }  // dropped again right after a reconnect: no tight loop
+        let start = outage ?? Int(MonotonicClock.milliseconds())
+        outage = start
         while true {
             guard Int(MonotonicClock.milliseconds()) - start < reconnectTimeoutMilliseconds else {
                 throw .socket(peer: endpoint.description, call: "reconnect for \(reconnectTimeoutMilliseconds / 1000) s", .timedOut)
@@ -72,5 +74,11 @@ package final class PageServerConnector: Sendable {
                 delay = min(delay * 2, 1000)
             }
         }
+    }
+
+    /// After `error` lost a connection, with no request retried on it.
+    func reconnect(after error: TransportError, background: Bool = false) throws(TransportError) -> FramedConnection {
+        var outage: Int?
+        return try reconnect(after: error, background: background, outage: &outage)
     }
 }

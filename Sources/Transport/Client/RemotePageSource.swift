@@ -186,7 +186,7 @@ package final class RemotePageSource: PageSource {
             var connection: FramedConnection
             if let given { connection = given } else { connection = try take(background: background) }
             var isNew = false
-            var outageStart: Int?
+            var outage: Int?
             while true {
                 let before = (connection.bytesReceived, connection.bytesSent)
                 do {
@@ -196,9 +196,7 @@ package final class RemotePageSource: PageSource {
                     return connection
                 } catch where error.isConnectionLoss {
                     count(connection, before: before)
-                    let lost = outageStart ?? Int(MonotonicClock.milliseconds())
-                    connection = try connector.reconnect(after: error, background: background, outageStart: outageStart)
-                    outageStart = lost
+                    connection = try connector.reconnect(after: error, background: background, outage: &outage)
                     isNew = true
                 }
             }

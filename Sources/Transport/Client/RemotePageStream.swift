@@ -14,7 +14,7 @@ struct RemotePageStream: PageStream {
     private var frameRecord = 0
     private var before: (UInt64, UInt64) = (0, 0)
     /// When the stream lost its connection with no page delivered since (nil: pages came).
-    private var outageStart: Int?
+    private var outage: Int?
 
     init(source: RemotePageSource, references: [PageReference]) {
         precondition(references.count <= WireProtocol.maximumListPages, "a LIST of \(references.count) pages")
@@ -47,15 +47,13 @@ struct RemotePageStream: PageStream {
                     }
                     filled += count
                     delivered += count
-                    outageStart = nil
+                    outage = nil
                     frameLeft -= count
                     frameRecord += count
                     source.countPages(count)
                 } catch where error.isConnectionLoss {
                     if let connection { source.count(connection, before: before) }
-                    let lost = outageStart ?? Int(MonotonicClock.milliseconds())
-                    let fresh = try source.connector.reconnect(after: error, background: true, outageStart: outageStart)
-                    outageStart = lost
+                    let fresh = try source.connector.reconnect(after: error, background: true, outage: &outage)
                     try request(on: fresh)
                 }
             }
