@@ -1,5 +1,5 @@
 /* Interrupt entry: 256 fixed-size stubs, an IDT built at link time from their addresses, the common
- * trap path into C, and the ring-3 job call (run_user) with its int3 return.
+ * trap path into C, and the ring-3 job call (run_user) with its ud2 return.
  * Handlers run emulated (~2 M instr/s), so the hot ones (timer, wake IPI) are two to five instructions.
  * COM1 and the keyboard go through trap_common to C. */
 #include "layout.h"
@@ -13,8 +13,8 @@ isr_stubs:
         .set vec, 0
         .rept 256
         .balign STUB_SIZE
-        .if vec == 3
-        jmp bp_entry
+        .if vec == 6
+        jmp ud_entry
         .elseif vec == 8 || vec == 10 || vec == 11 || vec == 12 || vec == 13 || vec == 14 || vec == 17 || vec == 21 || vec == 29 || vec == 30
         pushq $vec                  /* the CPU pushed an error code */
         jmp trap_common
@@ -47,11 +47,13 @@ isr_stubs:
 isr_stubs_end:                      /* linker.ld checks 256 * STUB_SIZE: no stub overflowed */
 
         .text
-bp_entry:
+ud_entry:                           /* #UD pushes no error code: RIP, CS, ... */
         testb $3, 8(%rsp)           /* CS of the interrupted code */
-        jnz user_exit
-        pushq $0
-        pushq $3
+        jz 1f
+        cmpq $user_return_stub, (%rsp)
+        je user_exit                /* a ring-3 job returned */
+1:      pushq $0
+        pushq $6
         jmp trap_common
 
 trap_common:                        /* stack: vec, err, iret frame; builds struct frame */
@@ -118,8 +120,8 @@ vio_entry:
 
 /* u64 run_user(u64 (*fn)(u64), u64 arg, u64 ustack_top): runs fn(arg) in ring 3 with IF=1 and returns
  * its result. The kernel context is saved on this CPU's stack and TSS.rsp0 points just below it, so
- * traps from ring 3 land under the saved frame. fn returns into user_return_stub, whose int3 comes
- * back through bp_entry to user_exit. */
+ * traps from ring 3 land under the saved frame. fn returns into user_return_stub, whose ud2 comes
+ * back through ud_entry to user_exit. */
         .globl run_user
 run_user:
         pushq %rbx
@@ -159,10 +161,13 @@ user_exit:
         popq %rbx
         ret
 
-/* Ring-3 code: the only int3 in the kernel, through the DPL-3 gate of vector 3. */
+/* Ring-3 code: a job's way back. A fault (#UD), not a software interrupt: a fault leaves RIP on the
+ * instruction, so if a save of the vCPU's state loses the exception on its way in, the ud2 runs again
+ * and raises it again. An int3's #BP is a trap (RIP already past it), and KVM_GET_VCPU_EVENTS never
+ * reports software exceptions, expecting RIP not to have moved; under PVM it has, and a live update
+ * or snapshot at that instant lost the job's return (the guest ran on into whatever followed). */
         .globl user_return_stub
 user_return_stub:
-        int3
         ud2
 
         .data
@@ -174,11 +179,7 @@ idt:
         .short isr_lo16 + vec * STUB_SIZE   /* isr_lo16/hi16: linker-script symbols from isr_stubs */
         .short SEL_KCODE
         .byte 0
-        .if vec == 3
-        .byte 0xee                  /* interrupt gate, DPL 3: ring 3 may int3 */
-        .else
-        .byte 0x8e                  /* interrupt gate, DPL 0 */
-        .endif
+        .byte 0x8e                  /* interrupt gate, DPL 0: ring 3 raises no software interrupt */
         .short isr_hi16
         .long 0                     /* kernel lives below 4 GiB */
         .long 0

@@ -1,5 +1,5 @@
 /* Code that runs at CPL 3 (natively, ~2500x faster than emulated ring 0). Plain C over memory;
- * no kernel calls: each job just returns, and run_user's int3 stub takes the result back. */
+ * no kernel calls: each job just returns, and run_user's ud2 stub takes the result back. */
 #include "work.h"
 #include "mem.h"
 
