@@ -305,11 +305,70 @@ struct VsockLiveUpdateTests {
         // full parallel run, never alone: "reset" is an RST or a used entry the guest did not expect).
         let why = TestKernel.field("status", in: line) == "ok" ? "" :
             " device: \(try runEngram(["ctl", socket, "get", "/vm"]).output) guest: \(try process.command("vsock stats", expect: "VSOCK STATS"))"
+            + " console: \(String(process.consoleText.utf8.dropFirst(offset)) ?? "")"
         #expect(TestKernel.field("status", in: line) == "ok", "\(line)\(why)")
         #expect(TestKernel.field("bytes", in: line) == "\(bytes)")
         #expect(TestKernel.field("digest", in: line).flatMap { UInt64($0, radix: 16) } == VirtioVsockTests.fnv1a(VirtioVsockTests.pattern(bytes, seed: 12)))
         let stats = try process.command("vsock stats", expect: "VSOCK STATS")
         #expect(TestKernel.field("transport_resets", in: stats) == "0", "\(stats)")
         withExtendedLifetime(listener) {}
+    }
+
+    /// Live updates at arbitrary points of guest streams: each round the guest sends a pattern to a
+    /// host echo at PATH_6000 while the VMM is replaced twice, and gets every byte back. (Under
+    /// load this once lost the test kernel's return from ring 3 about once in 80 updates: a state
+    /// save on PVM drops an int3's #BP, README "Where this was tested".)
+    @Test func updatesAtArbitraryPointsOfGuestStreamsLoseNoByte() throws {
+        let path = directory.path("v.sock"), socket = directory.path("vm.sock")
+        let (process, _) = try TestKernel.boot(extra: ["--vsock", "3,\(path)", "--api-socket", socket])
+        defer { process.stop() }
+        let listener = try UnixStreamListener(path: path + "_6000")
+        let done = Atomic<Bool>(false)
+        let server = Thread {
+            while !done.load(ordering: .relaxed) {
+                guard let stream = listener.accept() else { _ = Poll.isReadable(listener.rawValue, milliseconds: 50); continue }
+                Self.echo(stream, until: done)
+            }
+        }
+        server.start()
+        defer { done.store(true, ordering: .relaxed); while !server.isFinished { usleep(10_000) } }
+        let bytes = 8 << 20
+        for round in 1...4 {
+            let offset = process.consoleText.utf8.count
+            process.send("vsock connect 6000 \(bytes) \(round)\r")
+            for _ in 1...2 {
+                usleep(UInt32.random(in: 10_000...120_000))
+                let update = try runEngram(["update", socket])
+                #expect(update.status == 0, "\(update.errors)")
+            }
+            let line = try process.waitForLine(containing: "VSOCK ECHO", after: offset, timeout: 120)
+            #expect(TestKernel.field("status", in: line) == "ok", "round \(round): \(String(process.consoleText.utf8.dropFirst(offset)) ?? "")")
+            #expect(TestKernel.field("digest", in: line).flatMap { UInt64($0, radix: 16) }
+                == VirtioVsockTests.fnv1a(VirtioVsockTests.pattern(bytes, seed: UInt64(round))))
+        }
+        withExtendedLifetime(listener) {}
+    }
+
+    /// Echoes what `stream` receives until its peer is done with it (or `stop`).
+    private static func echo(_ stream: NonBlockingStream, until stop: borrowing Atomic<Bool>) {
+        var pending: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65536), ended = false
+        while !stop.load(ordering: .relaxed), !(ended && pending.isEmpty) {
+            var moved = false
+            if !ended {
+                switch stream.receive(into: &buffer, at: 0, count: buffer.count) {
+                case .moved(let count): pending += buffer[0..<count]; moved = true
+                case .wouldBlock: break
+                case .closed, .failed: ended = true
+                }
+            }
+            if !pending.isEmpty {
+                switch stream.send(pending, from: 0, count: min(pending.count, 65536)) {
+                case .moved(let count): pending.removeFirst(count); moved = true
+                case .wouldBlock: break
+                case .closed, .failed: return
+                }
+            }
+            if !moved { _ = Poll.isReadable(stream.rawValue, milliseconds: 5) }
+        }
     }
 }

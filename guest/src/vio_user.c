@@ -315,8 +315,13 @@ int vq_get(struct vdev *d, struct vq *q, u32 *slot)
     volatile u8 *e = q->used + 4 + 8 * (q->last_used % q->num);
     u32 id = *(volatile u32 *)e, len = *(volatile u32 *)(e + 4);
     q->last_used++;
-    if (id >= q->num || q->head_slot[id] == 0xff)
+    if (id >= q->num || q->head_slot[id] == 0xff) {
+        q->bad_id = id;
+        q->bad_at = (u16)(q->last_used - 1);
+        q->bad_idx = *used_idx_p(q);
+        q->bad++;
         return -1;
+    }
     u32 s = q->head_slot[id];
     q->head_slot[id] = 0xff;
     for (u32 i = 0; i < d->slot_nchain[s]; i++)

@@ -609,6 +609,10 @@ static void vsock_connect(u64 port, u64 bytes, u64 seed)
         u64 r = run_job(c, user_vsock_poll, (u64)&vsock);
         if (c->job_failed || r == STEP_PROTO) {
             vsock.c_status = VS_RESET;
+            for (u32 q = 0; r == STEP_PROTO && q < 3; q++)
+                if (vsock.d->q[q].bad)
+                    kprintf("ERROR vsock: queue %u used entry %u names no request (id %u, used index %u)\n", q,
+                            vsock.d->q[q].bad_at, vsock.d->q[q].bad_id, vsock.d->q[q].bad_idx);
             dev_init(vsock.d);
             break;
         }

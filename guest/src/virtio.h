@@ -107,6 +107,8 @@ struct vq {
     volatile u8 *used;              /* flags, idx, ring[num] {u32 id, u32 len}, avail_event */
     u16 free[VQ_MAX];
     u8 head_slot[VQ_MAX];           /* 0xff: no request */
+    u32 bad_id;                     /* the last used entry that named no request, */
+    u16 bad_at, bad_idx, bad;       /* its ring position, the device's used index then, how many */
 };
 
 struct seg { u64 addr; u32 len; u16 flags; };
