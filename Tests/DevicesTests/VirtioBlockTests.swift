@@ -2,6 +2,7 @@ import Devices
 import Foundation
 import GuestMemory
 import LinuxSystem
+import Synchronization
 import Testing
 import TestSupport
 
@@ -273,6 +274,78 @@ import TestSupport
         #expect(block.diskConfiguration.rateLimit == nil)
         let file = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(Array(file[(96 * 512)..<(96 * 512 + 12288)]) == pattern(12288, seed: 2), "the request that waited landed intact")
+    }
+
+    /// A request the guest made before a malformed chain in the same batch is still done and
+    /// returned; only then does the queue break.
+    @Test func requestsTakenBeforeAMalformedChainAreStillServed() throws {
+        var (driver, path) = try makeDriver()
+        let bytes = pattern(512, seed: 5)
+        try writeHeader(driver, type: 1, sector: 4)
+        try driver.memory.write(bytes, at: GuestAddress(Self.data))
+        try driver.submit([(Self.header, 16, false), (Self.data, 512, false), (Self.status, 1, true)])
+        try driver.makeAvailable(200)  // no such descriptor in a ring of 16
+        driver.notify()
+        let status = try statusByte(driver)
+        #expect(driver.usedIndex == 1 && status == 0, "the write before the bad chain was returned done")
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(Array(file[2048..<2560]) == bytes)
+        #expect(driver.status & VirtioStatus.needsReset != 0 && driver.device.brokenQueueCount == 1)
+    }
+
+    /// A guest that keeps its ring full (its avail index always a ring ahead of the used index)
+    /// gets a bounded share per service: the I/O thread, which every device shares, and the
+    /// device's lock, which the control API takes, come back in between. (The driver refills its
+    /// ring from the device's clock, read once per request taken, so it is always a ring ahead.)
+    @Test func aRingKeptFullIsServedInBoundedTurns() throws {
+        final class Refiller: Sendable {
+            let state = Mutex<(refills: Int, memory: GuestMemoryMap?)>((0, nil))
+            func refill() -> UInt64 {
+                state.withLock { state in
+                    guard state.refills < 2000, let memory = state.memory else { return }
+                    state.refills += 1  // one per chain the device took: a ring ahead of it
+                    let ahead = UInt16(truncatingIfNeeded: state.refills) &+ 16
+                    try? memory.write([UInt8(ahead & 0xff), UInt8(ahead >> 8)], at: GuestAddress(VirtioTestDriver.availableRing + 2))
+                }
+                return 0
+            }
+        }
+        let refiller = Refiller()
+        let path = directory.path("full-\(UUID().uuidString).img")
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: 1 << 20)
+        let unlimited = DiskRateLimit(operations: RateLimit(rate: 1 << 40, burst: 1 << 40))
+        let block = try VirtioBlock(disk: try DiskFile(path: path, readOnly: false), identifier: "full", rateLimit: unlimited, clock: refiller.refill)
+        var driver = try VirtioTestDriver(backend: block, queueSize: 16)
+        try writeHeader(driver, type: 8, sector: 0)  // GET_ID: cheap, and always the same chain
+        let head = try driver.submit([(Self.header, 16, false), (Self.data, 20, true), (Self.status, 1, true)])
+        for _ in 1..<16 { try driver.makeAvailable(head) }
+        refiller.state.withLock { $0.memory = driver.memory }
+        driver.device.serveQueue(0)
+        // Four rounds (the transport's turn) of at most a ring each.
+        #expect(Int(driver.usedIndex) <= 4 * 16, "served \(driver.usedIndex) requests in one turn")
+        #expect(driver.usedIndex >= 16 && driver.status & VirtioStatus.needsReset == 0)
+    }
+
+    /// A limit changed while requests wait on the ring has the queue served again: the guest
+    /// sends no new notification for requests it made long ago.
+    @Test func changingTheLimitOfAThrottledDiskServesItsQueueAgain() throws {
+        let path = directory.path("relimit-\(UUID().uuidString).img")
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        try FileHandle(forWritingAtPath: path)!.truncate(atOffset: 1 << 20)
+        let clock = VirtioBalloonTests.TestClock()
+        let limit = DiskRateLimit(bandwidth: nil, operations: RateLimit(rate: 1, burst: 1))
+        let block = try VirtioBlock(disk: try DiskFile(path: path, readOnly: false), identifier: "relimit", rateLimit: limit, clock: clock.read)
+        var driver = try VirtioTestDriver(backend: block, queueSize: 16)
+        #expect(try write(&driver, pattern(512, seed: 1), sector: 0) == 0)
+        #expect(try write(&driver, pattern(512, seed: 2), sector: 8) == 0xff, "the second request waits a second")
+        let notifier = driver.device.queueNotifiers[0].rawValue
+        #expect(!Poll.isReadable(notifier, milliseconds: 0))
+        driver.device.reconfigure { ($0 as? VirtioBlock)?.setRateLimit(nil) }
+        #expect(Poll.isReadable(notifier, milliseconds: 0), "the I/O thread is told to look at the queue")
+        driver.device.serveQueue(0)
+        let status = try statusByte(driver)
+        #expect(driver.usedIndex == 2 && status == 0)
     }
 
     @Test func tokenBucketsPayWholeCostsOrSayWhen() {

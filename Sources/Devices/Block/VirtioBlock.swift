@@ -142,12 +142,25 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
         return bytes
     }
 
+    /// Serves at most a ring's worth of requests per call, so a guest that keeps its ring full
+    /// cannot hold the device's lock (and the I/O thread every device shares): the transport
+    /// comes back for the rest after the other devices' turns.
     package func serve(queue index: Int, _ queue: inout Virtqueue, memory: GuestMemoryMap) throws(VirtqueueError) -> Bool {
         waitingUntil = nil
         var served = false
-        while waitingUntil == nil {
+        var taken = 0
+        while waitingUntil == nil, taken < Int(queue.size) {
             var count = 0, bytes = 0, onlyReads = true
-            while count < slots.count, try queue.pop(into: &slots[count].chain, memory: memory) {
+            // A malformed chain breaks the queue, but the requests taken before it are still
+            // done and returned: the guest made them, and may have waited on them.
+            var broken: VirtqueueError?
+            while count < slots.count, taken + count < Int(queue.size) {
+                do throws(VirtqueueError) {
+                    guard try queue.pop(into: &slots[count].chain, memory: memory) else { break }
+                } catch {
+                    broken = error
+                    break
+                }
                 let slot = slots[count]
                 readHeader(slot, memory: memory)
                 if rateLimit != nil, let ready = limiter.admit(bytes: UInt64(transferBytes(slot)), now: clock()) {
@@ -160,7 +173,11 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
                 onlyReads = onlyReads && slot.type == BlockRequestType.read
                 count += 1
             }
-            guard count > 0 else { return served }
+            guard count > 0 else {
+                if let broken { throw broken }
+                return served
+            }
+            taken += count
             if let workers, count > 1, onlyReads, bytes >= Self.parallelBytes {
                 self.memory = memory
                 workers.run(count: count)
@@ -171,6 +188,7 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
             for slot in slots.prefix(count) { queue.stageUsed(head: slot.chain.head, length: slot.written) }
             queue.publishUsed()
             served = true
+            if let broken { throw broken }
         }
         return served
     }

@@ -133,6 +133,15 @@ package final class VirtioMMIODevice: MMIODevice {
         state.withLock { body($0.backend) }
     }
 
+    /// Changes the back-end with `body`, then has the I/O thread look at every queue: a change
+    /// such as a lifted rate limit lets requests go that wait on the ring, and no notification
+    /// from the guest will come for them (it made them available long ago).
+    package func reconfigure<Result: Sendable>(_ body: (any VirtioBackend) -> Result) -> Result {
+        let result = state.withLock { body($0.backend) }
+        for notifier in queueNotifiers { notifier.signal() }
+        return result
+    }
+
     /// Serves queue `index` after its notifier fired: takes every available chain, then arms
     /// the next notification, and interrupts the guest if it asked for it.
     package func serveQueue(_ index: Int) {

@@ -51,7 +51,7 @@ extension Machine {
     /// Limits disk `name`'s I/O from now on (nil: no limit), paused or running.
     package func limitDisk(name: String, to limit: DiskRateLimit?) throws(MachineError) {
         let (device, _) = try disk(named: name)
-        device.withBackend { ($0 as? VirtioBlock)?.setRateLimit(limit) }
+        device.reconfigure { ($0 as? VirtioBlock)?.setRateLimit(limit) }
     }
 
     private func disk(named name: String) throws(MachineError) -> (VirtioMMIODevice, DiskConfiguration) {
