@@ -157,10 +157,11 @@ struct MigrationTests {
     }
 
     /// A snapshot or a fork while a pre-copy runs would take its dirty log (a page written
-    /// meanwhile went to neither) or freeze its memory: both are refused (409) and the
-    /// migration carries on to an intact guest.
+    /// meanwhile went to neither) or freeze its memory; a resume or an update would run the
+    /// guest here too once the destination runs it: all are refused (409) and the migration
+    /// carries on to an intact guest.
     @Test(.enabled(if: MigrationPair.canShapeTraffic, "needs tc"))
-    func aSnapshotOrForkDuringAMigrationIsRefused() throws {
+    func aSnapshotForkResumeOrUpdateDuringAMigrationIsRefused() throws {
         let pair = try MigrationPair(directory: directory)
         defer { pair.shutDown() }
         let (destination, url) = try pair.receive()
@@ -174,6 +175,11 @@ struct MigrationTests {
         #expect(!FileManager.default.fileExists(atPath: directory.path("during.snap")))
         let fork = try runEngram(["ctl", socket, "put", "/vm/fork", "--data", #"{"count": 1}"#])
         #expect(fork.errors.contains("is under way; fork once it has ended") || fork.output.contains("is under way; fork once it has ended"), "\(fork.output) \(fork.errors)")
+        // Resumed or updated here once the destination runs it, the guest would run twice.
+        let resume = try runEngram(["ctl", socket, "resume"])
+        #expect(resume.status != 0 && (resume.errors + resume.output).contains("is under way; resume once it has ended"), "\(resume.output) \(resume.errors)")
+        let update = try runEngram(["update", socket])
+        #expect(update.status != 0 && (update.errors + update.output).contains("is under way; update once it has ended"), "\(update.output) \(update.errors)")
         try pair.unthrottleSource()
         let migration = MigrationPair.Migration(status: try migrate.waitForExit(timeout: 120), report: MigrationPair.object(migrate.consoleText),
                                                 output: migrate.consoleText, errors: migrate.errorText)

@@ -20,6 +20,8 @@ package final class MigrationSource: Sendable {
     /// What GET /vm/migrate reports.
     package let report: Locked<MigrationReport>
     let log: @Sendable (String) -> Void
+    /// A post-copy's page server, stopped if the guest resumes here (it serves live memory).
+    private let postcopyServer = Locked<PostcopyPageServer?>(nil)
 
     package init(machine: Machine, request: MigrationRequest, log: @escaping @Sendable (String) -> Void) {
         self.machine = machine
@@ -42,14 +44,15 @@ package final class MigrationSource: Sendable {
     /// ends this VMM with `.migrated`), false if it runs on (or stays paused) here.
     package func run() -> Bool {
         let started = ContinuousClock.now
-        var stateSent = false
+        var stateSent = false, runningReceived = false
         var pausedHere = false
         var link: MigrationLink?
         do {
             let connected = try MigrationLink.connect(to: request.destination, security: request.security)
             link = connected
             connected.setReceiveTimeout(milliseconds: MigrationLink.stallMilliseconds)
-            let outcome = try migrate(over: connected, started: started, stateSent: &stateSent, pausedHere: &pausedHere)
+            let outcome = try migrate(over: connected, started: started, stateSent: &stateSent, runningReceived: &runningReceived,
+                                      pausedHere: &pausedHere)
             update { report in
                 report.status = "completed"
                 report.phase = "done"
@@ -61,7 +64,7 @@ package final class MigrationSource: Sendable {
             return true
         } catch {
             link?.close()
-            fail(error, stateSent: stateSent, pausedHere: pausedHere, started: started)
+            fail(error, stateSent: stateSent, runningReceived: runningReceived, pausedHere: pausedHere, started: started)
             return false
         }
     }
@@ -73,7 +76,9 @@ package final class MigrationSource: Sendable {
         var bytesSent: UInt64?
     }
 
-    private func migrate(over link: MigrationLink, started: ContinuousClock.Instant, stateSent: inout Bool, pausedHere: inout Bool) throws -> Outcome {
+    private func migrate(
+        over link: MigrationLink, started: ContinuousClock.Instant, stateSent: inout Bool, runningReceived: inout Bool, pausedHere: inout Bool
+    ) throws -> Outcome {
         let regions = machine.memory.regions
         let shapes = regions.map { region in
             SnapshotRegionShape(name: region.name, sizeInBytes: region.sizeInBytes, placements: machine.memory.placements(of: region))
@@ -116,6 +121,7 @@ package final class MigrationSource: Sendable {
             let server = try PostcopyPageServer(machine: machine, shapes: shapes, security: request.security,
                                                 ipv6: link.peer.hasPrefix("["), log: log)
             pageServer = server
+            postcopyServer.withLock { $0 = server }
             try link.sendPageServer(port: server.port, fingerprint: server.fingerprint)
         }
         defer { if stateSent == false { pageServer?.stop() } }
@@ -124,6 +130,7 @@ package final class MigrationSource: Sendable {
         stateSent = true
         update { $0.phase = "waiting for the destination to run the guest" }
         try link.receiveRunning()
+        runningReceived = true
         let downtime = Self.milliseconds(since: pausedAt)
         update { $0.downtimeMilliseconds = downtime }
         if let pageServer {
@@ -230,13 +237,15 @@ package final class MigrationSource: Sendable {
         return paths
     }
 
-    private func fail(_ error: any Error, stateSent: Bool, pausedHere: Bool, started: ContinuousClock.Instant) {
+    private func fail(_ error: any Error, stateSent: Bool, runningReceived: Bool, pausedHere: Bool, started: ContinuousClock.Instant) {
         let message = "\(error)"
-        // The destination said no after the state: it does not run the guest, so it resumes here.
         let refused = if case TransportError.refused = error { true } else { false }
-        let ambiguous = stateSent && !refused
+        let ambiguous = !Self.guestResumesHere(stateSent: stateSent, runningReceived: runningReceived, refused: refused)
         machine.endMigrationDirtyLog()
-        if pausedHere && !ambiguous { _ = machine.resume() }
+        if pausedHere && !ambiguous {
+            postcopyServer.withLock { $0 }?.stop()
+            _ = machine.resume()
+        }
         let text = ambiguous
             ? "the connection to \(request.destinationName) ended after the guest's state was sent (\(message)); the destination may be running the guest, so it stays paused here: resume it (PUT /vm/resume) only if the destination does not run it"
             : "migration to \(request.destinationName) failed: \(message); the guest runs on here"
@@ -250,6 +259,14 @@ package final class MigrationSource: Sendable {
     }
 
     private func update(_ body: (inout MigrationReport) -> Void) { report.withLock { body(&$0) } }
+
+    /// Whether a failed migration's guest runs on here: always before its state was sent; after,
+    /// only if the destination refused it (ERROR) before saying it runs it. Once RUNNING has come,
+    /// the guest runs there whatever follows (an ERROR then too), and a lost connection leaves
+    /// it unknown: it stays paused here rather than run twice.
+    package static func guestResumesHere(stateSent: Bool, runningReceived: Bool, refused: Bool) -> Bool {
+        !stateSent || (refused && !runningReceived)
+    }
 
     /// A rest this quick to send is not worth another pass.
     static let negligibleDowntimeMilliseconds = 2.0

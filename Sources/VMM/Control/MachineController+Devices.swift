@@ -11,6 +11,8 @@ extension MachineController {
         }
         if let path = request.path {
             guard !path.isEmpty, !path.contains("\0") else { throw .invalidRequest(reason: "path must name the new disk file") }
+            // The destination opens the disk the migration's state names.
+            try refuseDuringMigration("replace a disk")
         } else if request.readOnly != nil {
             throw .invalidRequest(reason: "read_only applies to a new file: give path too")
         }

@@ -14,6 +14,8 @@ extension MachineController {
         let binary = request.binary ?? liveUpdate.binary
         let statePath = request.statePath ?? LiveUpdateSource.defaultStatePath(socketPath: socket)
         guard machine.runState != .stopping else { throw .invalidState(operation: "update", state: machine.runState.rawValue) }
+        // The exec would end the migration's connections (a postcopy destination waiting on pages).
+        try refuseDuringMigration("update")
         do { try LiveUpdateSource.checkStatePath(statePath) } catch { throw .invalidRequest(reason: error.description) }
         let regions: [InheritedRegion]
         do { regions = try LiveUpdateSource.inheritedRegions(of: machine.memory) } catch { throw .conflict(reason: error.description) }

@@ -45,6 +45,9 @@ package struct MachineController: VMControl {
     }
 
     package func resume() throws(VMControlError) {
+        // A migration pauses the source for its last pass and then the destination runs the
+        // guest: resumed here too, it would run twice on the same disks.
+        try refuseDuringMigration("resume")
         guard machine.resume() else { throw .invalidState(operation: "resume", state: machine.runState.rawValue) }
     }
 
