@@ -276,6 +276,24 @@ struct MigrationTests {
         try expectIntact(destination, digest: digest, ticksBefore: ticksBefore, "destination")
     }
 
+    /// A destination that has the guest's state but cannot run it (here its control socket is the
+    /// source's own, still served) says so to the source, which resumes the guest: it is not left
+    /// paused as if the destination might be running it.
+    @Test func aDestinationThatFailsAfterTheStateSendsTheGuestBack() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let (source, socket, digest) = try prepareSource(pair, "late", mib: 16, seed: 12, dirtyRate: 0)
+        let (destination, url) = try pair.receive(apiSocket: socket)
+        let ticksBefore = try TestKernel.ticks(source)
+        let failed = try pair.migrate(socket, to: url, mode: "precopy")
+        #expect(failed.status == 1, "engram migrate: \(failed.output) \(failed.errors)")
+        #expect(failed.errors.contains("the destination cannot run the guest") && failed.errors.contains("the guest runs on here"),
+                "\(failed.errors)")
+        _ = try destination.waitForExit(timeout: 30)
+        try expectFailedButRunning(socket)
+        try expectIntact(source, digest: digest, ticksBefore: ticksBefore, "source")
+    }
+
     /// The destination checks the plan's preview (configuration, CPU features, disks) before any
     /// page: a disk it cannot open refuses the migration at once, and the source's guest runs on.
     @Test func aDestinationThatCannotRunTheGuestRefusesBeforeAnyPage() throws {

@@ -67,7 +67,18 @@ package enum VMReceive {
         TerminationSignals.block()
         let machine = arrival.machine
         let link = arrival.link
-        let fill = try arrival.pageServer.map { (server) throws(VMMError) in try postcopyFill(arrival, server: server, security: security, request) }
+        // Until the guest runs here, a failure goes back to the source as a refusal, so the source
+        // resumes it there (a closed link alone leaves it paused there, not knowing).
+        var running = false
+        func refuse(_ error: VMMError) { link.connection.sendError("the destination cannot run the guest: \(error)") }
+        let fill: LazyFill?
+        do {
+            fill = try arrival.pageServer.map { (server) throws(VMMError) in try postcopyFill(arrival, server: server, security: security, request) }
+        } catch {
+            refuse(error)
+            link.close()
+            throw error
+        }
         // The display file names this VM's socket: now, or once post-copy's faults are served.
         let displaySocket = request.apiSocket.map(PathName.absolute) ?? ""
         if fill == nil { machine.setDisplayControlSocket(displaySocket) }
@@ -79,12 +90,17 @@ package enum VMReceive {
                 try fill?.start(for: machine) { machine.setDisplayControlSocket(displaySocket) }
             },
             afterStart: {
+                running = true
                 // The guest runs here now; the source may end (or, post-copy, serve until we have it all).
                 do { try link.sendRunning() } catch { Diagnostics.note("the source did not hear that the guest runs here: \(error)") }
                 Diagnostics.note("migration from \(link.peer) (\(arrival.plan.mode.rawValue)) arrived: \(arrival.pagesReceived) pages; the guest runs here")
                 if let fill { reportWhenFilled(fill, link: link) }
             },
-            afterEnd: { fill?.stop(); link.close() })
+            afterEnd: {
+                fill?.stop()
+                if !running { refuse(.failed("it did not start")) }
+                link.close()
+            })
     }
 
     /// Post-copy: a lazy pager fed by the source's page server, reached at the source's address.
