@@ -72,6 +72,21 @@ struct StandbyTests {
         #expect(try process.waitForExit() == 0)
     }
 
+    /// A restore whose machine cannot start (the test-only ENGRAM_TEST_START_FAILURE makes it so)
+    /// is answered with the reason and the standby VMM ends: its control server's stop waited for
+    /// the very request that was waiting on the start, and the process hung.
+    @Test func aRestoreThatCannotStartIsAnsweredAndTheVMMEnds() throws {
+        let before = try snapshot("vm-start.snap")
+        let socket = directory.path("standby-start.sock")
+        let process = try GuestProcess.engram(["standby", "--api-socket", socket, "--memory", "512M", "--cpus", "2"],
+                                              environment: ["ENGRAM_TEST_START_FAILURE": "1"])
+        defer { process.stop() }
+        _ = try process.waitForErrorLine(containing: "standby: ")
+        let refused = try Self.request(socket, "PUT", "/vm/restore", ["snapshot": before.path, "memory": "map"])
+        #expect(refused.status == 500 && "\(refused.body)".contains("did not start"), "\(refused)")
+        #expect(try process.waitForExit(timeout: 60) != 0)
+    }
+
     /// Refusals leave the standby VMM as it was: a snapshot of another shape is refused before
     /// anything is touched, one whose disk is gone after the VM was used (a fresh one is prepared),
     /// and the next request (from a page server, lazily) restores.

@@ -1,4 +1,5 @@
 import ControlAPI
+import LinuxSystem
 import Machine
 
 /// Runs a built machine to its end: region report, control API, console, vCPUs, exit status.
@@ -28,9 +29,14 @@ package enum MachineSession {
     /// `afterStart` once they run; `afterEnd` once the machine has ended, before the control
     /// socket closes. Returns the exit status the machine's end calls for (0 for a guest
     /// power-off); throws if the machine could not start.
+    /// Test only: set, the machine's start fails as a thread that cannot be spawned would make
+    /// it, so a test can see what each caller does then.
+    static let startFailureVariable = "ENGRAM_TEST_START_FAILURE"
+
     package static func run(
         _ machine: Machine, controller: MachineController, setup: Setup,
-        beforeStart: () throws(VMMError) -> Void = {}, afterStart: () -> Void = {}, afterEnd: () -> Void = {}
+        beforeStart: () throws(VMMError) -> Void = {}, afterStart: () -> Void = {}, afterEnd: () -> Void = {},
+        startFailed: (VMMError) -> Void = { _ in }
     ) throws(VMMError) -> Int32 {
         if setup.announce { for line in RegionReport.lines(of: machine.memory) { Diagnostics.note(line) } }
         var server = setup.server
@@ -58,9 +64,13 @@ package enum MachineSession {
                 try console.attach(to: machine, terminalMode: setup.terminalMode)
             } catch { throw .failed(error.description) }
             try beforeStart()
+            if ProcessEnvironment.value(startFailureVariable) != nil { throw .failed("the machine did not start (\(startFailureVariable) is set)") }
             do throws(MachineError) { try machine.start(paused: setup.startPaused) } catch { throw .failed(error.description) }
         } catch {
             console.detach()
+            // Before the server stops: stopping waits for its worker, which may be waiting on this
+            // very start (a standby VMM's PUT /vm/restore).
+            startFailed(error)
             server?.stop()
             afterEnd()
             throw error

@@ -42,9 +42,10 @@ package enum StandbySession {
                 vm.machine, controller: vm.controller, setup: setup,
                 beforeStart: { () throws(VMMError) in try vm.prepareToRun(since: arrived) },
                 afterStart: { handoff.started(after: ContinuousClock.now - arrived) },
-                afterEnd: { vm.fill?.stop() })
+                afterEnd: { vm.fill?.stop() },
+                startFailed: { handoff.failedToStart($0) })
         } catch {
-            handoff.failedToStart(error)
+            handoff.failedToStart(error)  // a failure before the session's start (no-op once told)
             throw error
         }
     }
