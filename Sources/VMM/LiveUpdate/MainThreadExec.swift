@@ -22,18 +22,37 @@ package final class MainThreadExec: Sendable {
         case exec(Request)
     }
 
-    private let events = Locked<[Event]>([])
+    private struct Queue {
+        var events: [Event] = []
+        /// The main thread has taken the machine's end: no exec will run any more.
+        var ended = false
+    }
+
+    private let queue = Locked(Queue())
     private let posted = DispatchSemaphore(value: 0)
+    static let endedReason = "the machine ended before the exec"
 
     /// On the main thread: waits for the machine's outcome, performing exec requests meanwhile.
-    func waitForOutcome(of machine: Machine) -> MachineOutcome {
+    func waitForOutcome(of machine: Machine) -> MachineOutcome { waitForOutcome { machine.waitForOutcome() } }
+
+    /// The same, with the outcome from `outcome` (called once, on a thread of its own). Exec
+    /// requests still waiting when it comes, and any made later, are answered at once: the
+    /// update that made them gives up, rather than wait for a main thread that has moved on.
+    func waitForOutcome(_ outcome: @escaping @Sendable () -> MachineOutcome) -> MachineOutcome {
         // A thread of its own, not Dispatch's pool, whose start-up would compete with the guest's first moments.
-        let wait: @Sendable () -> Void = { [self] in post(.ended(machine.waitForOutcome())) }
+        let wait: @Sendable () -> Void = { [self] in post(.ended(outcome())) }
         do { try NamedThread.spawnDetached(name: "outcome-wait", role: .control, wait) } catch { DispatchQueue.global().async(execute: wait) }
         while true {
             posted.wait()
-            switch events.withLock({ $0.removeFirst() }) {
-            case .ended(let outcome): return outcome
+            switch queue.withLock({ $0.events.removeFirst() }) {
+            case .ended(let outcome):
+                let waiting = queue.withLock { queue in
+                    queue.ended = true
+                    defer { queue.events = [] }
+                    return queue.events.compactMap { if case .exec(let request) = $0 { request } else { nil } }
+                }
+                for request in waiting { request.reply(Self.endedReason) }
+                return outcome
             case .exec(let request): request.reply(ProcessImage.exec(request.path, arguments: request.arguments, keeping: request.keeping))
             }
         }
@@ -43,16 +62,24 @@ package final class MainThreadExec: Sendable {
     func exec(_ path: String, arguments: [String], keeping descriptors: [CInt]) -> String {
         let failed = DispatchSemaphore(value: 0)
         let reason = Locked("")
-        post(.exec(Request(path: path, arguments: arguments, keeping: descriptors) { text in
+        let request = Request(path: path, arguments: arguments, keeping: descriptors) { text in
             reason.withLock { $0 = text }
             failed.signal()
-        }))
+        }
+        guard post(.exec(request)) else { return Self.endedReason }
         failed.wait()
         return reason.withLock { $0 }
     }
 
-    private func post(_ event: Event) {
-        events.withLock { $0.append(event) }
-        posted.signal()
+    /// Queues `event` for the main thread; false once it has taken the machine's end.
+    @discardableResult
+    private func post(_ event: Event) -> Bool {
+        let queued = queue.withLock { queue in
+            guard !queue.ended else { return false }
+            queue.events.append(event)
+            return true
+        }
+        if queued { posted.signal() }
+        return queued
     }
 }
