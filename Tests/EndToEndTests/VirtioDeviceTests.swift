@@ -236,8 +236,10 @@ struct VirtioAPITests {
         info = try diskInfo(socket)
         #expect((info["throttled_requests"] as? Int ?? 0) > throttledBefore ?? 0, "a second 256 KiB write waits")
         #expect(try ctl(socket, "pause").status == 0)
+        #expect(try diskInfo(socket)["image_syncs"] as? Int == 0)
         let taken = try runEngram(["snapshot", socket, snapshot])
         #expect(taken.status == 0, "\(taken.errors)")
+        #expect(try diskInfo(socket)["image_syncs"] as? Int == 1, "the image was synced before the state was taken")
         process.kill()
 
         let copy = directory.path("copy.img"), restoredSocket = directory.path("restored.sock")

@@ -83,11 +83,15 @@ package struct DiskInfo: Codable, Sendable, Equatable {
     /// The I/O limit (absent: none), and how often a request waited for it.
     package var rateLimit: DiskRateLimitSetting?
     package var throttledRequests: Int
+    /// Times Engram synced the image before a snapshot or a migration took the state.
+    package var imageSyncs: Int
 
     package init(
         path: String, readOnly: Bool, id: String, capacityBytes: UInt64, readBytes: Int, writtenBytes: Int, flushes: Int, discards: Int,
-        failedRequests: Int, malformedRequests: Int, rateLimit: DiskRateLimitSetting? = nil, throttledRequests: Int = 0
+        failedRequests: Int, malformedRequests: Int, rateLimit: DiskRateLimitSetting? = nil, throttledRequests: Int = 0,
+        imageSyncs: Int = 0
     ) {
+        self.imageSyncs = imageSyncs
         self.rateLimit = rateLimit
         self.throttledRequests = throttledRequests
         self.path = path

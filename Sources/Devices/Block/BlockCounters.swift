@@ -14,6 +14,9 @@ package final class BlockCounters: Sendable {
     package let throttled = Atomic<Int>(0)
     /// Writes that went out in one call with the write before them (consecutive sectors).
     package let mergedWrites = Atomic<Int>(0)
+    /// Times Engram made the image durable itself, before a snapshot's or a migration's state
+    /// was taken (the guest's own FLUSHes are `flushes`).
+    package let imageSyncs = Atomic<Int>(0)
 
     package init() {}
 }

@@ -84,6 +84,14 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
         configuration = makeConfiguration()
     }
 
+    /// Makes every write the guest completed durable (fdatasync), before a snapshot or a
+    /// migration takes the state: a restore or a destination then reads the image as the guest
+    /// left it, even after a host crash or from storage another host mounts.
+    package func syncImage() throws(SystemError) {
+        try disk.syncData()
+        counters.imageSyncs.add(1, ordering: .relaxed)
+    }
+
     /// Limits the disk from now on (nil: no limit); the buckets start full.
     package func setRateLimit(_ limit: DiskRateLimit?) {
         rateLimit = limit?.isEmpty == true ? nil : limit

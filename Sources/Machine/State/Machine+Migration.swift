@@ -21,6 +21,8 @@ extension Machine {
 
     /// The paused machine's state as one section container (configuration and state sections).
     package func encodedMachineState() throws(MachineError) -> [UInt8] {
-        try saveState().encodedSections()
+        // The destination opens the disks by path, perhaps from storage this host shares with it.
+        try virtio.syncDisks()
+        return try saveState().encodedSections()
     }
 }

@@ -130,6 +130,9 @@ extension Machine {
 
     /// The paused machine's configuration and state sections.
     private func snapshotContents() throws(MachineSnapshotError) -> SnapshotContents {
-        do { return try saveState().contents() } catch { throw .failed(error) }
+        do {
+            try virtio.syncDisks()  // the snapshot names the disks: what it restores must be on them
+            return try saveState().contents()
+        } catch { throw .failed(error) }
     }
 }

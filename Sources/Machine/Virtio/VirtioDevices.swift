@@ -53,6 +53,18 @@ struct VirtioDevices: Sendable {
         queuesWithoutIOEventFD = fallbacks
     }
 
+    /// Makes every disk image durable (the machine is paused and the I/O thread stopped).
+    func syncDisks() throws(MachineError) {
+        for device in devices {
+            let failure = device.withBackend { backend -> MachineError? in
+                guard let block = backend as? VirtioBlock else { return nil }
+                do { try block.syncImage() } catch { return .disk(path: block.diskConfiguration.path, reason: "\(error)") }
+                return nil
+            }
+            if let failure { throw failure }
+        }
+    }
+
     /// Every device's record, in layout order, with the files they serve now (a disk may have
     /// been replaced since boot). The machine is paused and the I/O thread stopped.
     func saveState() -> [VirtioDeviceRecord] {

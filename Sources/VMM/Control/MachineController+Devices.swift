@@ -59,7 +59,7 @@ extension MachineController {
                     writtenBytes: disk.counters.writtenBytes.load(ordering: .relaxed), flushes: disk.counters.flushes.load(ordering: .relaxed),
                     discards: disk.counters.discards.load(ordering: .relaxed), failedRequests: disk.counters.failed.load(ordering: .relaxed),
                     malformedRequests: disk.counters.malformed.load(ordering: .relaxed), rateLimit: disk.configuration.rateLimit.map(Self.setting),
-                    throttledRequests: disk.counters.throttled.load(ordering: .relaxed))
+                    throttledRequests: disk.counters.throttled.load(ordering: .relaxed), imageSyncs: disk.counters.imageSyncs.load(ordering: .relaxed))
             },
             entropy: report.entropy.map {
                 EntropyInfo(rateBytesPerSecond: $0.configuration.rate, burstBytes: $0.configuration.burst, bytesServed: $0.bytesServed)
