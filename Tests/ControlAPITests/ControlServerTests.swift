@@ -1,6 +1,8 @@
 import ControlAPI
 import Foundation
 import NIOCore
+import Glibc
+import LinuxSystem
 import Synchronization
 import Testing
 import TestSupport
@@ -183,6 +185,31 @@ import TestSupport
         // A long answer is not an idle connection: a pause that takes longer than the idle time still answers.
         fake.pauseDelay.withLock { $0 = 3.5 }
         #expect(try ControlClient(socketPath: path, timeoutSeconds: 20).send(method: "PUT", path: "/vm/pause").status == 200)
+    }
+
+    /// A client that pipelines requests and never reads the answers is held: once its answers
+    /// wait to be written, the server stops reading its requests (before, it read on and kept
+    /// every answer in memory). Its sends then stay blocked; 16 MiB of requests never get out.
+    @Test func aClientThatNeverReadsItsAnswersIsHeld() throws {
+        let stream = try NonBlockingStream.connect(unixPath: path)
+        let request = Array(String(repeating: "GET /version HTTP/1.1\r\nHost: x\r\n\r\n", count: 512).utf8)
+        var sent = 0, offset = 0, held = false
+        while sent < 16 << 20 {
+            switch stream.send(request, from: offset, count: request.count - offset) {
+            case .moved(let count):
+                sent += count
+                offset = (offset + count) % request.count
+            case .wouldBlock:
+                var entries = [pollfd(fd: stream.rawValue, events: Int16(POLLOUT), revents: 0)]
+                if (try? Poll.wait(&entries, milliseconds: 3000)) == 0 { held = true }
+            case .closed, .failed:
+                held = true
+            }
+            if held { break }
+        }
+        #expect(held, "the server read \(sent) bytes of requests whose answers nobody read")
+        #expect(sent < 8 << 20)
+        #expect(try call("GET", "/vm").status == 200, "other clients are served meanwhile")
     }
 
     /// A request pipelined before garbage gets its answer, then the garbage its 400: the request

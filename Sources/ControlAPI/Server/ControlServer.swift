@@ -213,6 +213,7 @@ package final class ControlServer: Sendable {
                     connections.track(channel)
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(ReadWhileWritable())
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
                         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try pipeline.addHandler(
