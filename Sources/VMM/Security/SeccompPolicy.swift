@@ -131,6 +131,7 @@ package enum SeccompPolicy {
             Rule(.getsockname, "the local address a link reports"),
             Rule(.lseek, "finds memory's data and holes (SEEK_DATA, SEEK_HOLE) to send only data"),
             Rule(.preadv, "pages from memory files"),
+            Rule(.fdatasync, "the disks are synced before the state is sent"),
             Rule(.fstat, "memory files' sizes"),
             Rule(.getpeername, "the peer's address in messages"),
             Rule(.clone3, "the source starts its post-copy page server's thread"),
