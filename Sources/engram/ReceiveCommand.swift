@@ -23,6 +23,8 @@ struct ReceiveCommand: ParsableCommand {
     @Option(help: "Put main RAM in this hugetlbfs mount (pre- and post-copy; post-copy faults fetch whole huge pages).") var hugetlbfs: String?
     @Option(help: "Shared mode: map the source's memory files if they are in this directory (storage both hosts reach); without it, shared-mode migrations are refused.")
     var sharedDir: String?
+    @Option(help: "Open the disks the source names (those no --disk replaces) if they are in this directory (storage both hosts reach); without it, each of the guest's disks needs a --disk.")
+    var diskDir: String?
     @Option(help: "Put an arriving VM's framebuffer in this display file, for engram display.") var display: String?
     @Option(help: "Also copy the console output to this file (mode 0600).") var consoleLog: String?
     @Option(help: "Serve the control API (HTTP/JSON) on this Unix socket (mode 0600).") var apiSocket: String?
@@ -40,6 +42,7 @@ struct ReceiveCommand: ParsableCommand {
         request.replaceSharedMaps = force
         request.hugetlbfs = hugetlbfs
         request.sharedDirectory = sharedDir
+        request.diskDirectory = diskDir
         request.display = display
         request.consoleLog = consoleLog
         request.apiSocket = apiSocket

@@ -294,6 +294,25 @@ struct MigrationTests {
         try expectIntact(source, digest: digest, ticksBefore: ticksBefore, "source")
     }
 
+    /// A disk the source names is opened only inside the destination's --disk-dir: without it,
+    /// or outside it, the migration is refused before any page and the source's guest runs on.
+    @Test func aSourceNamesDisksOnlyInsideTheDiskDirectory() throws {
+        let pair = try MigrationPair(directory: directory)
+        defer { pair.shutDown() }
+        let disk = directory.path("named-disk.img"), elsewhere = TemporaryDirectory()
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 8 << 20))
+        let (source, socket, _) = try prepareSource(pair, "named", mib: 8, seed: 4, dirtyRate: 0, extra: ["--disk", disk])
+        for extra in [[], ["--disk-dir", elsewhere.url.path]] {
+            let (destination, url) = try pair.receive(extra: extra)
+            let refused = try pair.migrate(socket, to: url, mode: "precopy")
+            #expect(refused.status == 1 && refused.errors.contains("--disk-dir"), "\(extra): \(refused.errors)")
+            #expect(refused.report["pages_sent"] as? Int == 0, "no page went out: \(refused.output)")
+            _ = try destination.waitForExit(timeout: 30)
+            try expectFailedButRunning(socket)
+        }
+        _ = source
+    }
+
     /// The destination checks the plan's preview (configuration, CPU features, disks) before any
     /// page: a disk it cannot open refuses the migration at once, and the source's guest runs on.
     @Test func aDestinationThatCannotRunTheGuestRefusesBeforeAnyPage() throws {

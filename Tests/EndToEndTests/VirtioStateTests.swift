@@ -120,7 +120,7 @@ struct VirtioStateTests {
         defer { pair.shutDown() }
         let disk = try makeDisk("disk.img")
         let (source, socket) = try pair.source("src", extra: ["--disk", disk, "--rng", "on"])
-        let (destination, url) = try pair.receive()
+        let (destination, url) = try pair.receive(extra: ["--disk-dir", directory.url.path])
         source.send(Self.write + "\r")
         let migration = try pair.migrate(socket, to: url, mode: "precopy")
         #expect(migration.status == 0, "\(migration.errors)")

@@ -1,4 +1,5 @@
 import Devices
+import LinuxSystem
 
 /// Host resources a restored or arriving VM gets instead of the saved ones (Firecracker's drive
 /// and network overrides): clones of one snapshot each need their own disk files, taps and vsock
@@ -10,6 +11,15 @@ package struct DeviceOverrides: Sendable, Equatable {
     package var networks: [NetworkConfiguration] = []
     /// Another CID and socket for the vsock device.
     package var vsock: VsockConfiguration?
+    /// Whose word a saved disk's path is: the user's own snapshot's, or a migration source's,
+    /// whose disks (those no override replaces) this host opens read-write only inside the
+    /// operator's directory (`receive --disk-dir`; none without it).
+    package var sourceDisks = SourceDisks.trusted
+
+    package enum SourceDisks: Sendable, Equatable {
+        case trusted
+        case onlyIn(directory: String?)
+    }
 
     package init(disks: [DiskConfiguration] = [], networks: [NetworkConfiguration] = [], vsock: VsockConfiguration? = nil) {
         self.disks = disks
@@ -28,6 +38,21 @@ package struct DeviceOverrides: Sendable, Equatable {
 
     /// `record` with these overrides applied; refuses more overrides than devices, in one line.
     package func applied(to record: MachineStateRecord) throws(MachineError) -> MachineStateRecord {
-        try record.replacingDisks(disks).replacingNetworks(networks).replacingVsock(vsock)
+        try checkSourceDisks((record.virtio ?? []).compactMap(\.disk))
+        return try record.replacingDisks(disks).replacingNetworks(networks).replacingVsock(vsock)
+    }
+
+    /// Refuses a disk of `saved` (in order) that no override replaces and that lies outside the
+    /// directory `sourceDisks` allows, before anything opens it.
+    package func checkSourceDisks(_ saved: [DiskConfiguration]) throws(MachineError) {
+        guard case .onlyIn(let directory) = sourceDisks else { return }
+        for (index, disk) in saved.enumerated() where index >= disks.count {
+            guard let directory else {
+                throw .disk(path: disk.path, reason: "the source names it for disk blk\(index); this destination opens a source's disks only from --disk-dir: give --disk for it, or --disk-dir")
+            }
+            guard let root = FileSystem.resolvedPath(directory), let resolved = FileSystem.resolvedPath(disk.path),
+                  resolved.hasPrefix(root == "/" ? "/" : root + "/")
+            else { throw .disk(path: disk.path, reason: "the source names it for disk blk\(index), and it is not in --disk-dir \(directory)") }
+        }
     }
 }

@@ -56,6 +56,7 @@ extension MachinePreview {
         guard overrides.disks.count <= disks.count else {
             throw .incompatibleState("\(overrides.disks.count) --disk overrides given, but the VM has \(disks.count) disks")
         }
+        try overrides.checkSourceDisks(disks.map(\.configuration))
         for (index, disk) in disks.enumerated() {
             let wanted = index < overrides.disks.count ? overrides.disks[index] : disk.configuration
             let file = try VirtioDevices.openDisk(wanted)

@@ -26,8 +26,10 @@ package struct ReceiveRequest: Sendable {
     /// Post-copy: seconds to keep reconnecting to a source page server that went away.
     package var reconnectTimeoutSeconds = 300
     /// Disk files, taps and a vsock socket replacing the source's (the rest are opened at the
-    /// source's paths and names).
+    /// source's paths and names; disks only inside `diskDirectory`).
     package var overrides = DeviceOverrides()
+    /// Where disks the source names (and no override replaces) may be; nil: each needs a --disk.
+    package var diskDirectory: String?
 
     package init(listen: String, security: TransportSecurity.Options) {
         self.listen = listen
@@ -45,6 +47,11 @@ package enum VMReceive {
         if let directory = request.sharedDirectory, FileStatus(path: directory)?.kind != .directory {
             throw .invalidRequest("--shared-dir \(directory): not a directory")
         }
+        if let directory = request.diskDirectory, FileStatus(path: directory)?.kind != .directory {
+            throw .invalidRequest("--disk-dir \(directory): not a directory")
+        }
+        var request = request
+        request.overrides.sourceDisks = .onlyIn(directory: request.diskDirectory)
         do {
             security = try TransportSecurity.load(request.security)
             let endpoint = try Endpoint(parsing: request.listen, listening: true)
