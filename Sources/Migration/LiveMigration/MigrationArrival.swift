@@ -38,6 +38,7 @@ package struct MigrationArrival {
             log("migration from \(link.peer): \(plan.mode.rawValue), regions \(plan.regions.map { "\($0.name) \($0.sizeInBytes >> 20) MiB" }.joined(separator: ", "))\(channelNote)")
             // Refused here, before memory: a guest this host cannot run (QEMU's configuration section).
             if let preview = plan.previewBytes { try MachinePreview.decode(preview, from: link.peer).check(shapes: plan.shapes, overrides: overrides) }
+            try checkHostHolds(dataBytes: plan.dataBytes, available: HostMemory.availableBytes())
             let regions = try buildRegions(plan, backings: backings, sharedDirectory: sharedDirectory)
             // Pages that will arrive are allocated now, in one call per range, rather than faulted in
             // one by one while the first pass streams (which slows it, so the guest dirties more).
@@ -75,6 +76,14 @@ package struct MigrationArrival {
             link.close()
             throw MigrationRefusal("migration from \(link.peer) refused: \(error)")
         }
+    }
+
+    /// Refuses a plan whose data pages, allocated at once before the first pass, this host's
+    /// available memory cannot hold: a source may name terabytes, and taking them at once would
+    /// have the kernel end this host's other VMs to find room.
+    static func checkHostHolds(dataBytes: UInt64, available: UInt64?) throws {
+        guard let available, dataBytes > available else { return }
+        throw MigrationRefusal("the plan's \(dataBytes >> 20) MiB of data pages exceed this host's available memory (\(available >> 20) MiB)")
     }
 
     /// The plan's regions: the source's files in shared mode, else fresh ones (memfd, or what
