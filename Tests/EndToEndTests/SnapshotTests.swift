@@ -103,6 +103,10 @@ struct SnapshotTests {
         let missingDirectory = try runEngram(["snapshot", socket, directory.path("no/such/dir/b.snap")])
         #expect(missingDirectory.status != 0 && missingDirectory.errors.contains("HTTP 500"))
         #expect(!FileManager.default.fileExists(atPath: directory.path("no/such/dir/b.snap")))
+        // Asked to stay paused after it, a snapshot that fails leaves the guest running as before.
+        let failedPaused = try runEngram(["snapshot", socket, directory.path("no/such/dir/c.snap"), "--stay-paused"])
+        #expect(failedPaused.status != 0 && failedPaused.errors.contains("HTTP 500"))
+        #expect(try runEngram(["ctl", socket, "get", "/vm"]).output.contains("\"running\""), "the failed snapshot left the guest paused")
         let diff = try runEngram(["ctl", socket, "put", "/vm/snapshot", "--data", "{\"path\": \"/tmp/x.snap\", \"kind\": \"diff\"}"])
         #expect(diff.errors.contains("HTTP 400"))
         #expect(try TestKernel.ticks(process) > 0)  // still running after the failures

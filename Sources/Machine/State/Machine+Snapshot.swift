@@ -34,7 +34,9 @@ extension Machine {
         } else if control.currentState != .paused {
             throw .notPausable(state: runState.rawValue)
         }
-        defer { if wasRunning && resume { _ = self.resume() } }
+        // Resumed after the snapshot if asked, and after a failure whatever was asked.
+        var written = false
+        defer { if wasRunning && (resume || !written) { _ = self.resume() } }
         let contents = try snapshotContents()
         switch kind {
         case .full:
@@ -47,6 +49,7 @@ extension Machine {
             } catch {
                 throw .dirtyLogUnavailable(path: path, error)
             }
+            written = true
             return WrittenSnapshot(path: path, kind: .full, parentPath: nil, summary: summary)
         case .diff:
             guard let parentPath, let parent else { throw .noParent }
@@ -60,6 +63,7 @@ extension Machine {
                 throw .failed(.snapshot(error))
             }
             dirtyPageTracker.diffWritten(to: path, identity: summary.identity!)
+            written = true
             return WrittenSnapshot(path: path, kind: .diff, parentPath: parentPath, summary: summary)
         }
     }
