@@ -257,7 +257,6 @@ struct VsockLiveUpdateTests {
         defer { process.stop() }
         let listener = try UnixStreamListener(path: path + "_6000")
         let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-        let echoed = Atomic<Int>(0)
         let server = Thread {
             var stream: NonBlockingStream?
             let deadline = Date().addingTimeInterval(120)
@@ -266,31 +265,12 @@ struct VsockLiveUpdateTests {
                 if stream == nil { _ = Poll.isReadable(listener.rawValue, milliseconds: 100) }
             }
             guard let stream else { return }
-            var pending: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65536)
-            var held = false, released = false, ended = false
-            while Date() < deadline, !(ended && pending.isEmpty) {
-                var moved = false
-                if !ended {
-                    switch stream.receive(into: &buffer, at: 0, count: buffer.count) {
-                    case .moved(let count): pending += buffer[0..<count]; moved = true
-                    case .wouldBlock: break
-                    case .closed, .failed: ended = true
-                    }
-                }
-                if !held, echoed.load(ordering: .relaxed) >= 1 << 20 { held = true; holding.signal() }
+            var held = false, released = false
+            Self.echo(stream, deadline: deadline, hold: { echoed in
+                if !held, echoed >= 1 << 20 { held = true; holding.signal() }
                 if held, !released { released = release.wait(timeout: .now()) == .success }
-                if !pending.isEmpty, !held || released {
-                    switch stream.send(pending, from: 0, count: min(pending.count, 65536)) {
-                    case .moved(let count):
-                        pending.removeFirst(count)
-                        echoed.add(count, ordering: .relaxed)
-                        moved = true
-                    case .wouldBlock: break
-                    case .closed, .failed: return
-                    }
-                }
-                if !moved { _ = Poll.isReadable(stream.rawValue, milliseconds: 5) }
-            }
+                return held && !released
+            })
         }
         server.start()
         let bytes = 32 << 20
@@ -327,7 +307,7 @@ struct VsockLiveUpdateTests {
         let server = Thread {
             while !done.load(ordering: .relaxed) {
                 guard let stream = listener.accept() else { _ = Poll.isReadable(listener.rawValue, milliseconds: 50); continue }
-                Self.echo(stream, until: done)
+                Self.echo(stream, stop: { done.load(ordering: .relaxed) })
             }
         }
         server.start()
@@ -349,10 +329,13 @@ struct VsockLiveUpdateTests {
         withExtendedLifetime(listener) {}
     }
 
-    /// Echoes what `stream` receives until its peer is done with it (or `stop`).
-    private static func echo(_ stream: NonBlockingStream, until stop: borrowing Atomic<Bool>) {
-        var pending: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65536), ended = false
-        while !stop.load(ordering: .relaxed), !(ended && pending.isEmpty) {
+    /// Echoes what `stream` receives until its peer is done with it, `deadline` passes or `stop`
+    /// says so, holding the echo back while `hold(bytes echoed so far)` says so.
+    private static func echo(
+        _ stream: NonBlockingStream, deadline: Date = .distantFuture, stop: () -> Bool = { false }, hold: (Int) -> Bool = { _ in false }
+    ) {
+        var pending: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65536), ended = false, echoed = 0
+        while Date() < deadline, !stop(), !(ended && pending.isEmpty) {
             var moved = false
             if !ended {
                 switch stream.receive(into: &buffer, at: 0, count: buffer.count) {
@@ -361,9 +344,9 @@ struct VsockLiveUpdateTests {
                 case .closed, .failed: ended = true
                 }
             }
-            if !pending.isEmpty {
+            if !pending.isEmpty, !hold(echoed) {
                 switch stream.send(pending, from: 0, count: min(pending.count, 65536)) {
-                case .moved(let count): pending.removeFirst(count); moved = true
+                case .moved(let count): pending.removeFirst(count); echoed += count; moved = true
                 case .wouldBlock: break
                 case .closed, .failed: return
                 }
