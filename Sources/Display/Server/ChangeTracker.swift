@@ -32,9 +32,11 @@ final class ChangeTracker: @unchecked Sendable {
     var sessionCount: Int { lock.withLock { sessions.count } }
 
     /// Adds a viewer (with every tile dirty); false once the tracker is stopping.
-    func register(_ session: ClientSession) -> Bool {
+    /// Adds `session` unless the tracker is stopping or already follows `limit` viewers (checked
+    /// under the lock: handshakes that finish at once cannot pass the limit together).
+    func register(_ session: ClientSession, limit: Int) -> Bool {
         lock.withLock {
-            guard !stopping else { return false }
+            guard !stopping, sessions.count < limit else { return false }
             sessions.append(session)
             return true
         }

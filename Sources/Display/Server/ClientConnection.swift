@@ -99,9 +99,11 @@ final class ClientConnection {
                 pendingArea = area.isEmpty ? nil : area
                 if area.isEmpty { tracker.stopWaiting(session) }
             } else {
-                // Answered now; an incremental request held before it stays held.
-                try sendUpdate(TileSet(grid: server.grid, full: true).rectangles(within: area))
+                // Answered now; an incremental request held before it stays held. Marked sent
+                // before the pixels are read: a change the poller records while they are read and
+                // sent stays due (marked after, it was cleared unsent and the tile stayed stale).
                 tracker.markSent(area, to: session)
+                try sendUpdate(TileSet(grid: server.grid, full: true).rectangles(within: area))
             }
         case 4:  // KeyEvent
             let down = try stream.readUInt8() != 0

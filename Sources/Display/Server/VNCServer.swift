@@ -149,7 +149,7 @@ package final class VNCServer: Sendable {
                 var registered = false
                 ClientConnection(session: session, server: shared, tracker: tracker).run(handshakeMilliseconds: Self.handshakeMilliseconds) {
                     guard pending.finish(ticket) else { return false }
-                    guard tracker.sessionCount < Self.maximumViewers, tracker.register(session) else {
+                    guard tracker.register(session, limit: Self.maximumViewers) else {
                         shared.log("vnc: \(peer) turned away: \(Self.maximumViewers) viewers are connected already")
                         return false
                     }
