@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSystem
 import Testing
 import TestSupport
 
@@ -73,6 +74,36 @@ struct LiveUpdateTests {
         #expect(logged.components(separatedBy: "DIGEST mib=24").count - 1 >= 2)
         process.send("poweroff\r")
         #expect(try process.waitForExit() == 0)
+    }
+
+    /// A fork asked for after an update was accepted (pipelined behind it, so it arrives before
+    /// the update starts) is refused: the update hands the new VMM the memory it found when
+    /// accepted, which the fork would freeze under it, and the guest would resume on the base.
+    @Test func aForkPipelinedBehindAnUpdateIsRefused() throws {
+        let socket = directory.path("vm.sock")
+        let (process, digest, ticks) = try filledGuest(extra: ["--api-socket", socket])
+        defer { process.stop() }
+        let client = try StreamSocket.connect(unixPath: socket)
+        client.setReceiveTimeout(milliseconds: 30_000)
+        let fork = #"{"count": 1}"#
+        try client.send(Array(("PUT /vm/update HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+            + "PUT /vm/fork HTTP/1.1\r\nHost: x\r\nContent-Length: \(fork.utf8.count)\r\n\r\n\(fork)").utf8))
+        var answers = "", buffer = [UInt8](repeating: 0, count: 4096)
+        while answers.components(separatedBy: "HTTP/1.1 ").count < 3 {
+            guard let count = try? client.receive(into: &buffer, at: 0, count: buffer.count), count > 0 else { break }
+            answers += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+        #expect(answers.contains("HTTP/1.1 202"), "\(answers)")
+        #expect(answers.contains("HTTP/1.1 409") && answers.contains("an update of this VM is under way; fork once it has ended"), "\(answers)")
+        var status = ""
+        for _ in 0..<600 where status != "completed" {
+            status = (try? runEngram(["ctl", socket, "get", "/vm/update"]).output).flatMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["status"] as? String
+            } ?? ""
+            if status != "completed" { usleep(100_000) }
+        }
+        #expect(status == "completed")
+        _ = try expectCarriesOn(process, digest: digest, ticksBefore: ticks)
     }
 
     @Test func aPausedGuestStaysPausedAcrossAnUpdate() throws {

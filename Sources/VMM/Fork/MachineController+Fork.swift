@@ -20,6 +20,7 @@ extension MachineController {
     /// this VM runs on either way.
     package func fork(_ request: ForkRequest) throws(VMControlError) -> ForkReport {
         try refuseDuringMigration("fork")
+        try refuseDuringUpdate("fork")
         let started = MonotonicClock.nanoseconds()
         let plan = try ForkPlan(request, apiSocket: liveUpdate.apiSocket)
         let (regions, descriptors) = try forkableMemory()
@@ -101,6 +102,7 @@ extension MachineController {
     /// PUT /vm/fork/reserve: starts `count` children now, each mapping the memory and making its
     /// VM while the guest runs, to wait for the next fork (`ForkReserve`).
     package func reserveFork(_ request: ForkReserveRequest) throws(VMControlError) -> ForkReserveReport {
+        try refuseDuringUpdate("reserve fork children")
         let started = MonotonicClock.nanoseconds()
         guard (1...Self.maximumForkCount).contains(request.count), forkReserve.count + request.count <= Self.maximumForkCount else {
             throw .invalidRequest(reason: "count must be 1 to \(Self.maximumForkCount - forkReserve.count) (\(forkReserve.count) reserved); got \(request.count)")
@@ -123,6 +125,14 @@ extension MachineController {
     }
 
     /// This VM's memory as the children map it, or why it cannot be frozen and shared.
+    /// Refuses `operation` between an update's acceptance and its end: the update hands the new
+    /// VMM the memory descriptors it found when accepted, which a fork would freeze under it
+    /// (the new VMM would write into the children's base).
+    private func refuseDuringUpdate(_ operation: String) throws(VMControlError) {
+        guard liveUpdate.isUpdating else { return }
+        throw .conflict(reason: "an update of this VM is under way; \(operation) once it has ended")
+    }
+
     private func forkableMemory() throws(VMControlError) -> (regions: [InheritedRegion], descriptors: [CInt]) {
         guard machine.configuration.display == nil else {
             throw .conflict(reason: "a VM with a display cannot fork: its framebuffer is shared with the display process")

@@ -46,6 +46,9 @@ package final class LiveUpdateSession: Sendable {
     var server: ControlServer? { state.withLock { $0.server } }
     var terminalMode: [UInt8]? { state.withLock { $0.console?.terminalModeToRestore } }
 
+    /// Whether an update was accepted and has not ended in this process.
+    var isUpdating: Bool { state.withLock { $0.updating } }
+
     /// Claims the next update number; nil if one is under way.
     func begin() -> (update: Int, completed: Int)? {
         state.withLock { state in
