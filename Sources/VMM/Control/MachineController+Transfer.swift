@@ -7,6 +7,9 @@ import Migration
 extension MachineController {
     /// How long the new VMM may take to make its VM ready, and then to take the guest over.
     static let transferTimeoutMilliseconds = 60_000
+    /// The new VMM gives up rather than run a guest this close to the old one's timeout: the old
+    /// one resumes it then, and it must not run in both.
+    static let transferTakeoverMarginMilliseconds = 10_000
 
     /// A transfer-mode update (QEMU's cpr-transfer): the new binary starts beside this process,
     /// maps guest memory and makes its VM, vCPUs and memory slots while the guest runs here;
@@ -16,11 +19,14 @@ extension MachineController {
     /// socket file again. Any failure before that leaves the guest running here.
     func transfer(_ plan: UpdatePlan) {
         var child: pid_t = 0
+        func endChild() {
+            guard child > 0 else { return }
+            kill(child, SIGKILL)
+            Subprocess.waitForExit(child)
+            child = 0
+        }
         func fail(_ reason: String) {
-            if child > 0 {
-                kill(child, SIGKILL)
-                Subprocess.waitForExit(child)
-            }
+            endChild()
             Diagnostics.note("update to \(plan.binary) failed; the guest runs on: \(reason)")
             liveUpdate.ended(UpdateResult(
                 update: plan.update, status: "failed", binary: plan.binary, statePath: plan.statePath, error: reason, mode: .transfer))
@@ -60,9 +66,12 @@ extension MachineController {
         case .failure(let reason): return fail(reason.text)
         }
         let server = liveUpdate.server
-        let resumeHere = {
+        // The new VMM, which had the state, is gone before the guest resumes here: it must not run
+        // in both (the new VMM also gives up short of this side's timeout, so a slow one never runs it).
+        func resumeHere() {
+            endChild()
             server?.setAccepting(true)
-            if wasRunning { _ = self.machine.resume() }
+            if wasRunning { _ = machine.resume() }
         }
         do {
             let (handoff, stateFiles) = try handOff(plan, pausedAt: pausedAt, resume: wasRunning)

@@ -70,6 +70,7 @@ package enum UpdateTransferTarget {
         }
 
         // 3. Run it, once the old VMM knows (it then ends at once).
+        var sentRunning = false
         var (session, controller, setup) = UpdateResumption.continuation(of: handoff, machine: machine)
         if let server {
             // The handoff's copy of the control socket is the one the server already has.
@@ -82,9 +83,14 @@ package enum UpdateTransferTarget {
             machine, controller: controller, setup: setup,
             beforeStart: {
                 let now = MonotonicClock.nanoseconds()
+                // Too late to run here: the old VMM is about to give up on this one and resume the guest.
+                if now - arrived > UInt64(timeout - MachineController.transferTakeoverMarginMilliseconds) * 1_000_000 {
+                    giveUp("the machine took \((now - arrived) / 1_000_000) ms to build here; the previous VMM gives up at \(timeout) ms")
+                }
                 let downtime = handoff.pausedMilliseconds(at: now)
                 // The point of no return: once the old VMM has this, it is gone.
                 do { try link.send(.running(downtimeMilliseconds: downtime)) } catch { giveUp("\(error)") }
+                sentRunning = true
                 session.ended(UpdateResult(
                     update: handoff.update, status: "completed", binary: handoff.binary, statePath: handoff.statePath,
                     fromVersion: handoff.fromVersion, downtimeMilliseconds: downtime, saveMilliseconds: handoff.saveMilliseconds,
@@ -93,6 +99,17 @@ package enum UpdateTransferTarget {
             afterStart: {
                 server?.setAccepting(true)
                 Diagnostics.note("updated to \(handoff.binary) by transfer (update \(handoff.update), from version \(handoff.fromVersion), pid \(getpid()))")
+            },
+            startFailed: { error in
+                // Before RUNNING went out the old VMM still has the guest: tell it, and leave its
+                // socket file alone. After, the guest is only here: save it for a restore, as exec mode does.
+                if !sentRunning { giveUp(error.description) }
+                if let problem = LiveUpdateTarget.saveForRestore(handoff, memory: memory) {
+                    Diagnostics.note("update failed: \(error); saving the guest to \(handoff.statePath) failed too: \(problem)")
+                } else {
+                    Diagnostics.note("update failed: \(error); the guest is saved in \(handoff.statePath): `engram restore \(handoff.statePath)` brings it back")
+                }
+                _exit(1)
             })
     }
 }
