@@ -15,6 +15,8 @@ package struct RetryPolicy: Sendable {
     package var giveUpAfterMilliseconds: Int
     /// The longest wait for the next bytes of a response before the attempt counts as failed
     /// (and is retried). A stalled connection would otherwise hold a faulting guest forever.
+    /// An attempt also ends once it has taken this long or the rest of the give-up budget,
+    /// whichever is longer, however steadily the bytes come.
     package var attemptTimeoutMilliseconds: Int
     /// The longest wait for a TCP (and TLS) connection to the endpoint.
     package var connectTimeoutMilliseconds: Int

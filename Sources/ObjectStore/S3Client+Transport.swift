@@ -33,7 +33,12 @@ extension S3Client {
         while true {
             attempt += 1
             let reason: String
-            switch execute(request, endpoint: endpoint, payloadHash: payloadHash) {
+            // Each attempt has a deadline (what is left of the budget, or the attempt timeout if
+            // longer): the read timeout alone would let a store that trickles a byte at a time
+            // hold a faulting guest for as long as it likes.
+            let remaining = giveUp - Int(start.duration(to: clock.now).inMilliseconds)
+            switch execute(request, endpoint: endpoint, payloadHash: payloadHash,
+                           withinMilliseconds: max(remaining, retry.attemptTimeoutMilliseconds)) {
             case .success(let response):
                 if let transient = Self.transientReason(response) {
                     reason = transient
@@ -69,7 +74,9 @@ extension S3Client {
     }
 
     /// One attempt: sign, send, wait for the whole reply.
-    private func execute(_ request: S3Request, endpoint: EndpointParts, payloadHash: String) -> Result<S3Response, TransportFailure> {
+    private func execute(
+        _ request: S3Request, endpoint: EndpointParts, payloadHash: String, withinMilliseconds budget: Int
+    ) -> Result<S3Response, TransportFailure> {
         let path = request.encodedPath
         let signed = signer.sign(method: request.method.rawValue, encodedPath: path, query: request.query,
                                  headers: [(name: "host", value: endpoint.hostHeader)] + request.headers,
@@ -88,7 +95,7 @@ extension S3Client {
             let outgoing = try HTTPClient.Request(url: url, method: request.method, headers: headers,
                                                   body: request.body.isEmpty ? nil : .bytes(request.body))
             let collector = ResponseCollector(method: request.method, pieceLengths: request.pieceLengths)
-            let reply = try http.execute(request: outgoing, delegate: collector).wait()
+            let reply = try http.execute(request: outgoing, delegate: collector, deadline: .now() + .milliseconds(Int64(budget))).wait()
             counters.withLock { $0.bytesReceived += UInt64(reply.body.count + reply.pieces.reduce(0) { $0 + $1.count }) }
             return .success(reply)
         } catch {

@@ -46,6 +46,23 @@ import Testing
         #expect(client.statistics.requests == 1 && client.statistics.retries == 0)
     }
 
+    /// A store that trickles a reply (a byte every 50 ms, never idle long enough for the read
+    /// timeout) is given up on once the retry budget is spent: the whole attempt has a deadline,
+    /// so a fault waiting on it does not wait for the 50 s the reply would take.
+    @Test func aTricklingReplyEndsWithTheRetryBudget() throws {
+        let server = try ScriptedServer([ScriptedServer.Reply(status: 200, body: [UInt8](repeating: 7, count: 1000), byteDelayMilliseconds: 50)])
+        let client = client(server, retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 40, giveUpAfterMilliseconds: 1500,
+                                                       attemptTimeoutMilliseconds: 1000))
+        defer { client.shutdown() }
+        let started = Date()
+        let error = #expect(throws: ObjectStoreError.self) { _ = try client.getObject(location) }
+        guard case .unavailable = error else {
+            Issue.record("expected unavailable, got \(String(describing: error))")
+            return
+        }
+        #expect(Date().timeIntervalSince(started) < 40, "the trickle was waited out")
+    }
+
     @Test func persistentFailureGivesUpAsUnavailable() throws {
         let server = try ScriptedServer(Array(repeating: .error(503, "SlowDown", "Please reduce your request rate."), count: 100))
         let client = client(server, retry: RetryPolicy(firstDelayMilliseconds: 10, maximumDelayMilliseconds: 40, giveUpAfterMilliseconds: 300))

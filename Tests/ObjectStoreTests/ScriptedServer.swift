@@ -9,6 +9,8 @@ final class ScriptedServer: @unchecked Sendable {
         var status: Int
         var headers: [(String, String)] = []
         var body: [UInt8] = []
+        /// Sends the body a byte at a time this far apart (a store that trickles).
+        var byteDelayMilliseconds = 0
 
         /// An S3 error reply with its XML body.
         static func error(_ status: Int, _ code: String, _ message: String = "scripted") -> Reply {
@@ -124,8 +126,11 @@ final class ScriptedServer: @unchecked Sendable {
         let bytes = Array(head.utf8) + (headOnly ? [] : reply.body)
         var sent = 0
         while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { return }
+            let slow = reply.byteDelayMilliseconds > 0, trickle = slow && sent >= head.utf8.count
+            if trickle { usleep(UInt32(reply.byteDelayMilliseconds) * 1000) }
+            let end = trickle ? sent + 1 : slow ? head.utf8.count : bytes.count
+            let count = bytes[sent..<end].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return }  // the client went away
             sent += count
         }
     }

@@ -92,19 +92,21 @@ package final class ChunkCache: Sendable {
         let manager = FileManager.default
         guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return nil }
         var entries: [(path: String, size: UInt64, used: Date)] = []
-        var total: UInt64 = 0
-        for name in names where !name.hasPrefix(".") && !name.contains(".tmp-") {
+        var total: UInt128 = 0  // a directory of sparse files of 2^63 bytes each still sums
+        // Only chunks (regular files named by a SHA-256) count, and are removed: files someone
+        // else put here are left alone.
+        for name in names where ObjectSnapshotManifest.isChunkHash(name) {
             let file = directory + "/" + name
-            guard let attributes = try? manager.attributesOfItem(atPath: file) else { continue }
-            let size = (attributes[.size] as? UInt64) ?? UInt64(attributes[.size] as? Int ?? 0)
+            guard let attributes = try? manager.attributesOfItem(atPath: file), attributes[.type] as? FileAttributeType == .typeRegular else { continue }
+            let size = (attributes[.size] as? UInt64) ?? UInt64(max(0, attributes[.size] as? Int ?? 0))
             entries.append((file, size, attributes[.modificationDate] as? Date ?? .distantPast))
-            total += size
+            total += UInt128(size)
         }
-        guard total > maximumBytes else { return total }
-        for entry in entries.sorted(by: { $0.used < $1.used }) where total > maximumBytes {
+        guard total > UInt128(maximumBytes) else { return UInt64(clamping: total) }
+        for entry in entries.sorted(by: { $0.used < $1.used }) where total > UInt128(maximumBytes) {
             try? manager.removeItem(atPath: entry.path)
-            total -= entry.size
+            total -= UInt128(entry.size)
         }
-        return total
+        return UInt64(clamping: total)
     }
 }

@@ -75,7 +75,7 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
             throw bad("its manifest is version \(manifest.version); this Engram reads version \(currentVersion)")
         }
         guard (1...maximumRegions).contains(manifest.regions.count) else { throw bad("it has \(manifest.regions.count) regions") }
-        if let parts = manifest.partDigests, parts.count != 64 || !parts.allSatisfy(\.isHexDigit) {
+        if let parts = manifest.partDigests, !isChunkHash(parts) {
             throw bad("it names its part digests by \(parts.debugDescription), not a SHA-256")
         }
         guard Data(base64Encoded: manifest.state) != nil, manifest.state.utf8.count <= maximumStateBytes * 2 else {
@@ -100,7 +100,7 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
                 guard let bitmap = ChunkPayload.bitmap(chunk.pages) else { throw bad("chunk \(index) of region \(region.name) has no page bitmap") }
                 let stored = UInt64(bitmap.setCount)
                 guard stored > 0, chunk.length == stored * 4096, chunk.hash.count == 64,
-                      chunk.hash.allSatisfy({ $0.isHexDigit }), chunk.offset <= UInt64.max - chunk.length,
+                      isChunkHash(chunk.hash), chunk.offset <= UInt64.max - chunk.length,
                       !chunk.pack.isEmpty, !chunk.pack.hasPrefix("/") else {
                     throw bad("chunk \(index) of region \(region.name) is described wrongly")
                 }
@@ -111,5 +111,13 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
             }
         }
         return manifest
+    }
+}
+
+extension ObjectSnapshotManifest {
+    /// A SHA-256 as chunks, packs and part digests are named: 64 lowercase hex digits (what
+    /// Engram computes, so anything else would only fail later, chunk by chunk).
+    package static func isChunkHash(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }
