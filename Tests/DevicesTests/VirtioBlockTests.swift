@@ -223,6 +223,16 @@ import TestSupport
         try driver.submit([(Self.header, 16, false), (Self.data, 16, false), (Self.status, 1, true)])
         driver.notify()
         #expect(try statusByte(driver) == 1)
+        // Flags: WRITE_ZEROES may ask to unmap; DISCARD takes none; unknown ones are UNSUPP (spec 5.2.6.2).
+        for (type, flags, status) in [(UInt32(13), UInt32(1), UInt8(0)), (13, 2, 2), (11, 1, 2), (11, 0x8000_0000, 2)] {
+            try writeHeader(driver, type: type, sector: 0)
+            var range = withUnsafeBytes(of: UInt64(8).littleEndian, Array.init)
+            range += withUnsafeBytes(of: UInt32(8).littleEndian, Array.init) + withUnsafeBytes(of: flags.littleEndian, Array.init)
+            try driver.memory.write(range, at: GuestAddress(Self.data))
+            try driver.submit([(Self.header, 16, false), (Self.data, 16, false), (Self.status, 1, true)])
+            driver.notify()
+            #expect(try statusByte(driver) == status, "type \(type) flags \(flags)")
+        }
     }
 
     @Test func chainsWithoutRoomForAStatusAreCountedNotServed() throws {

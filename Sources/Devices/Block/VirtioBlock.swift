@@ -350,9 +350,12 @@ package final class VirtioBlock: VirtioBackend, @unchecked Sendable {
         if disk.isReadOnly { return BlockStatus.ioError }
         guard bytes > 0, bytes % 16 == 0, bytes / 16 <= Int(Self.rangesMaximum) else { return BlockStatus.ioError }
         guard (try? slot.chain.copyReadable(from: 16, count: bytes, into: &slot.scratch, at: 0, memory: memory)) != nil else { return BlockStatus.ioError }
+        // Flags: WRITE_ZEROES may ask to unmap (it always does here); DISCARD takes none (spec 5.2.6.2).
+        let allowedFlags: UInt32 = slot.type == BlockRequestType.writeZeroes ? 1 : 0
         for range in 0..<(bytes / 16) {
             let sector = Self.load(UInt64.self, slot.scratch, 16 * range)
             let sectors = Self.load(UInt32.self, slot.scratch, 16 * range + 8)
+            guard Self.load(UInt32.self, slot.scratch, 16 * range + 12) & ~allowedFlags == 0 else { return BlockStatus.unsupported }
             guard sectors <= Self.rangeSectorsMaximum, fits(sector: sector, sectors: UInt64(sectors)) else { return BlockStatus.ioError }
         }
         for range in 0..<(bytes / 16) {
