@@ -17,10 +17,14 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
     private let pieceLengths: [Int]?
     /// Whether this reply's body goes into pieces: a 206 to a request that asked for them.
     private var splits = false
+    private let keptRange: Range<UInt64>?
+    /// Body bytes received so far (kept or not).
+    private var received: UInt64 = 0
 
-    init(method: HTTPMethod, pieceLengths: [Int]? = nil) {
+    init(method: HTTPMethod, pieceLengths: [Int]? = nil, keptRange: Range<UInt64>? = nil) {
         expectsBody = method != .HEAD
         self.pieceLengths = pieceLengths
+        self.keptRange = keptRange
     }
 
     /// Bytes reserved up front at most, whatever Content-Length says: a store's word is not a reason to allocate.
@@ -37,7 +41,8 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
         splits = pieceLengths != nil && head.status == .partialContent
         if splits { return task.eventLoop.makeSucceededVoidFuture() }
         if expectsBody, let announced = head.headers.first(name: "Content-Length").flatMap(Int.init), announced > 0 {
-            body.reserveCapacity(min(announced, Self.largestReservation))
+            let wanted = keptRange.map { Int(clamping: $0.upperBound - $0.lowerBound) } ?? announced
+            body.reserveCapacity(min(announced, wanted, Self.largestReservation))
         }
         return task.eventLoop.makeSucceededVoidFuture()
     }
@@ -58,6 +63,17 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
             }
             return task.eventLoop.makeSucceededVoidFuture()
         }
+        let start = received
+        received += UInt64(buffer.readableBytes)
+        if let keptRange {
+            // Only the bytes of the range asked for; the rest of a whole object goes by.
+            let from = max(start, keptRange.lowerBound), to = min(received, keptRange.upperBound)
+            if from < to {
+                let view = buffer.readableBytesView
+                body.append(contentsOf: view[view.startIndex + Int(from - start)..<view.startIndex + Int(to - start)])
+            }
+            return task.eventLoop.makeSucceededVoidFuture()
+        }
         guard body.count + buffer.readableBytes <= Self.largestBody else { return task.eventLoop.makeFailedFuture(TooLarge()) }
         body.append(contentsOf: buffer.readableBytesView)
         return task.eventLoop.makeSucceededVoidFuture()
@@ -65,6 +81,7 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
 
     func didFinishRequest(task: HTTPClient.Task<S3Response>) throws -> S3Response {
         guard let head else { throw HTTPClientError.remoteConnectionClosed }
-        return S3Response(status: Int(head.status.code), reason: head.status.reasonPhrase, headers: head.headers, body: body, pieces: pieces)
+        return S3Response(status: Int(head.status.code), reason: head.status.reasonPhrase, headers: head.headers, body: body, pieces: pieces,
+                          bodyBytesSent: splits ? 0 : (keptRange == nil ? UInt64(body.count) : received))
     }
 }

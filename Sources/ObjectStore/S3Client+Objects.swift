@@ -55,6 +55,7 @@ extension S3Client {
                                 headers: [(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
                                 location: location, operation: "GET")
         request.pieceLengths = lengths
+        request.keptRange = range
         return try perform(request) { (response, _) throws(ObjectStoreError) -> Verdict<[[UInt8]]> in
             switch response.status {
             case 206:
@@ -64,11 +65,11 @@ extension S3Client {
                 }
                 throw .malformed("\(location): \(response.pieces.reduce(0) { $0 + $1.count }) bytes for the \(range.upperBound - range.lowerBound)-byte range \(range)")
             case 200:
-                // A store that ignores Range sends the whole object: cut the pieces out of it.
-                guard UInt64(response.body.count) >= range.upperBound else {
-                    throw Self.pastTheEnd(location, range: range, size: UInt64(response.body.count))
+                // A store that ignores Range sends the whole object: the range was kept from it.
+                guard response.bodyBytesSent >= range.upperBound, UInt64(response.body.count) == range.upperBound - range.lowerBound else {
+                    throw Self.pastTheEnd(location, range: range, size: response.bodyBytesSent)
                 }
-                var start = Int(range.lowerBound)
+                var start = 0
                 return .done(lengths.map { length in
                     defer { start += length }
                     return Array(response.body[start..<start + length])

@@ -94,7 +94,7 @@ extension S3Client {
         do {
             let outgoing = try HTTPClient.Request(url: url, method: request.method, headers: headers,
                                                   body: request.body.isEmpty ? nil : .bytes(request.body))
-            let collector = ResponseCollector(method: request.method, pieceLengths: request.pieceLengths)
+            let collector = ResponseCollector(method: request.method, pieceLengths: request.pieceLengths, keptRange: request.keptRange)
             let reply = try http.execute(request: outgoing, delegate: collector, deadline: .now() + .milliseconds(Int64(budget))).wait()
             counters.withLock { $0.bytesReceived += UInt64(reply.body.count + reply.pieces.reduce(0) { $0 + $1.count }) }
             return .success(reply)

@@ -19,6 +19,9 @@ struct S3Request: Sendable {
     /// A ranged GET's body split into pieces of these lengths as it arrives (S3Response.pieces),
     /// so a run of chunks lands in one array each, copied once; nil: one body.
     var pieceLengths: [Int]? = nil
+    /// A ranged GET's range: from a store that ignores Range and sends the whole object (200),
+    /// only these bytes are kept, so each fetch holds its range, not a whole pack.
+    var keptRange: Range<UInt64>? = nil
 
     /// /bucket/key, URI-encoded once: the path both signed and sent.
     var encodedPath: String {
@@ -46,6 +49,8 @@ struct S3Response: Sendable {
     var headers: HTTPHeaders
     var body: [UInt8]
     var pieces: [[UInt8]] = []
+    /// The body's length as sent (`body` holds only the kept range of a ranged GET's 200).
+    var bodyBytesSent: UInt64 = 0
 
     func header(_ name: String) -> String? { headers.first(name: name) }
 }
