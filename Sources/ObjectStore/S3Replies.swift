@@ -4,11 +4,20 @@ import Foundation
 package enum S3Replies {
     /// S3's Code and Message from an error body; for a body that is not S3's error XML (a HEAD
     /// reply has none, a proxy may send HTML) the code is empty and the message is `fallback`.
+    /// Both are the store's words, printed in messages: control characters (a terminal's escape
+    /// sequences) become U+FFFD, and each is cut at 512 characters.
     package static func error(_ body: [UInt8], fallback: String) -> (code: String, message: String) {
-        guard !body.isEmpty, let root = try? XMLTree.parse(body), root.name == "Error" else { return ("", fallback) }
-        let code = root.text(of: "Code") ?? ""
-        let message = root.text(of: "Message") ?? ""
-        return (code, message.isEmpty ? fallback : message)
+        guard !body.isEmpty, let root = try? XMLTree.parse(body), root.name == "Error" else { return ("", printable(fallback)) }
+        let code = printable(root.text(of: "Code") ?? "")
+        let message = printable(root.text(of: "Message") ?? "")
+        return (code, message.isEmpty ? printable(fallback) : message)
+    }
+
+    /// `text` safe to print: no control characters, at most 512 characters.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.prefix(512).map {
+            $0.properties.generalCategory == .control ? "\u{FFFD}" : $0
+        }))
     }
 
     /// One page of ListObjectsV2: the keys and sizes, and the token for the next page if any.

@@ -13,6 +13,11 @@ import Testing
         #expect(message == "The request signature we calculated does not match & so on")
         #expect(S3Replies.error([], fallback: "Forbidden") == ("", "Forbidden"))
         #expect(S3Replies.error(Array("<html><body>502</body></html>".utf8), fallback: "Bad Gateway") == ("", "Bad Gateway"))
+        // The store's words reach a terminal: no escape sequences, no endless text.
+        let hostile = Array("<Error><Code>X&#27;[2J</Code><Message>a&#27;]0;title&#7;b\nc</Message></Error>".utf8)
+        #expect(S3Replies.error(hostile, fallback: "") == ("X\u{FFFD}[2J", "a\u{FFFD}]0;title\u{FFFD}b\u{FFFD}c"))
+        #expect(S3Replies.error([], fallback: "Bad\u{1B}Gateway").message == "Bad\u{FFFD}Gateway")
+        #expect(S3Replies.error([], fallback: String(repeating: "x", count: 10_000)).message.count == 512)
     }
 
     @Test func readsAListPage() throws {
