@@ -38,4 +38,13 @@ import Testing
         #expect(throws: SystemError.closed(peer: "the new VMM")) { _ = try here.receive(timeoutMilliseconds: 5000) }
         #expect(throws: SystemError.closed(peer: "the new VMM")) { try here.send([1]) }
     }
+
+    /// A peer that is there but does not read (a stopped process) cannot hold a sender whose
+    /// message is larger than the socket's buffer: the send ends at its deadline.
+    @Test func aPeerThatDoesNotReadEndsASendAtItsDeadline() throws {
+        let (here, theirs) = try DescriptorChannel.pair(peer: "the new VMM")
+        defer { withExtendedLifetime(theirs) {} }
+        let big = [UInt8](repeating: 7, count: 4 << 20)
+        #expect(throws: SystemError.failed("sendmsg", on: "the new VMM", .timedOut)) { try here.send(big, timeoutMilliseconds: 200) }
+    }
 }

@@ -33,15 +33,21 @@ package final class DescriptorChannel: Sendable {
     /// The socket's descriptor (to hand it to a child process).
     package var rawValue: CInt { socket.rawValue }
 
-    /// Sends `payload` with `descriptors` attached (they stay open here).
-    package func send(_ payload: [UInt8], descriptors: [CInt] = []) throws(SystemError) {
+    /// Sends `payload` with `descriptors` attached (they stay open here), within
+    /// `timeoutMilliseconds`: a peer that stopped reading (stopped, not dead) cannot hold the
+    /// sender for ever (a VMM paused for a transfer-mode update waits on this).
+    package func send(_ payload: [UInt8], descriptors: [CInt] = [], timeoutMilliseconds: Int = 60_000) throws(SystemError) {
         guard payload.count <= Self.maximumMessageBytes, descriptors.count <= Self.maximumDescriptors else {
             throw .failed("send", on: peer, .messageTooLong)
         }
         let length = UInt32(payload.count)
         let frame = [UInt8(length & 0xff), UInt8(length >> 8 & 0xff), UInt8(length >> 16 & 0xff), UInt8(length >> 24)] + payload
+        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeoutMilliseconds)) * 1_000_000
         var offset = 0
         while offset < frame.count {
+            let now = MonotonicClock.nanoseconds()
+            guard now < deadline else { throw .failed("sendmsg", on: peer, .timedOut) }
+            SocketOptions.set(socket.rawValue, SOL_SOCKET, SO_SNDTIMEO, milliseconds: Int(max(1, (deadline - now) / 1_000_000)))
             let attached = offset == 0 ? descriptors : []
             // SAFETY: the call reads at most the frame's remaining bytes and the descriptors' array, during the call.
             let sent = unsafe frame.withUnsafeBytes { bytes in
@@ -50,6 +56,7 @@ package final class DescriptorChannel: Sendable {
                 }
             }
             // A peer that has gone (EPIPE, or a reset) closed the connection, whichever way the kernel says it.
+            if sent < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }  // the deadline decides
             guard sent > 0 else { throw sent == 0 || errno == EPIPE || errno == ECONNRESET ? .closed(peer: peer) : .last("sendmsg", on: peer) }
             offset += sent
         }
