@@ -27,4 +27,37 @@ import Testing
         #expect(!ObjectSnapshotManifest.isChunkHash(String(repeating: "0f", count: 31)))
         #expect(!ObjectSnapshotManifest.isChunkHash(String(repeating: "０", count: 64)), "fullwidth digits")
     }
+
+    /// A directory others can write is not used, and a chunk is read only from a regular file of
+    /// its own length, never through a link; the lock is never made through a link either.
+    @Test func theCacheTrustsOnlyWhatItsUserAloneCanWrite() throws {
+        let base = "/dev/shm/engram-chunk-cache-trust-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let open = base + "/open"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        #expect(throws: ObjectSnapshotError.self) { _ = try ChunkCache(directory: open, maximumBytes: 1 << 20) }
+
+        let directory = base + "/cache"
+        let cache = try ChunkCache(directory: directory, maximumBytes: 1 << 20)
+        var bitmap = ChunkPayload.Bitmap()
+        bitmap.insert(0)
+        let page = [UInt8](repeating: 3, count: 4096)
+        let hash = ChunkPayload.hash(bitmap: bitmap, stored: page)
+        cache.put(hash, bytes: page)
+        #expect(cache.get(hash, bitmap: bitmap) == page)
+        // The same bytes behind a link, or with a byte more: not read.
+        let elsewhere = base + "/elsewhere"
+        FileManager.default.createFile(atPath: elsewhere, contents: Data(page))
+        try FileManager.default.removeItem(atPath: directory + "/" + hash)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/" + hash, withDestinationPath: elsewhere)
+        #expect(cache.get(hash, bitmap: bitmap) == nil)
+        try FileManager.default.removeItem(atPath: directory + "/" + hash)
+        FileManager.default.createFile(atPath: directory + "/" + hash, contents: Data(page + [0]))
+        #expect(cache.get(hash, bitmap: bitmap) == nil)
+        // A link where the lock goes: the trim does not run, and nothing is made where it points.
+        try? FileManager.default.removeItem(atPath: directory + "/.lock")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/.lock", withDestinationPath: base + "/planted")
+        #expect(cache.trim() == nil)
+        #expect(!FileManager.default.fileExists(atPath: base + "/planted"))
+    }
 }

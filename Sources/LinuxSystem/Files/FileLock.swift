@@ -12,7 +12,8 @@ package final class FileLock {
     /// The exclusive lock on `path` (created 0600 if missing), or nil if another holder has it
     /// now or the file cannot be opened: the caller skips the work rather than wait.
     package static func tryExclusive(_ path: String) -> FileLock? {
-        guard let file = try? OwnedFileDescriptor.open(path, .readWrite, options: [.create], permissions: [.ownerReadWrite]),
+        // Not through a link: a link planted there would have the lock made wherever it points.
+        guard let file = try? OwnedFileDescriptor.open(path, .readWrite, options: [.create, .noFollow], permissions: [.ownerReadWrite]),
               flock(file.rawValue, LOCK_EX | LOCK_NB) == 0
         else { return nil }
         return FileLock(file: file)

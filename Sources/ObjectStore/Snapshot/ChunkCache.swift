@@ -35,6 +35,11 @@ package final class ChunkCache: Sendable {
         } catch {
             throw .local("cannot create the chunk cache \(directory): \(error)")
         }
+        // Chunks are read from here into guests (checked, but read first): a directory another
+        // user can write would let them place files (or links) the restore opens.
+        guard let status = FileStatus(path: directory), status.kind == .directory, status.owner == geteuid(), status.permissions & 0o022 == 0 else {
+            throw .local("the chunk cache \(directory) must be a directory of this user's that no one else can write (mode 0700)")
+        }
     }
 
     /// The default place: $XDG_CACHE_HOME/engram/chunks, or ~/.cache/engram/chunks.
@@ -48,8 +53,13 @@ package final class ChunkCache: Sendable {
 
     /// The stored bytes of chunk `hash`, if cached and intact.
     package func get(_ hash: String, bitmap: ChunkPayload.Bitmap) -> [UInt8]? {
-        guard let data = FileManager.default.contents(atPath: path(hash)) else { return nil }
-        let bytes = [UInt8](data)
+        // Only a regular file of the chunk's own length, never through a link: a file of any
+        // other size is not this chunk, and is not read whole to find out.
+        let length = bitmap.setCount * PageSize.bytes
+        guard let file = try? OwnedFileDescriptor.open(path(hash), .readOnly, options: [.noFollow, .nonBlocking]),
+              let status = FileStatus(descriptor: file.rawValue), status.kind == .regular, status.sizeInBytes == UInt64(length),
+              let bytes = try? file.readExactly(length)
+        else { return nil }
         guard ChunkPayload.hash(bitmap: bitmap, stored: bytes) == hash else {
             try? FileManager.default.removeItem(atPath: path(hash))
             return nil
