@@ -1,7 +1,16 @@
 /// The RFB handshake (RFC 6143 §7.1–7.3) for protocol versions 3.3, 3.7 and 3.8: version,
 /// security (None without a password, VNC Authentication with one), ClientInit, ServerInit.
+import Glibc
+import Synchronization
+
 extension ClientConnection {
     static let serverVersion = Array("RFB 003.008\n".utf8)
+    /// How long a person may take to type the password once the viewer has the challenge
+    /// (viewers ask only then); the rest of the handshake has the server's handshake time.
+    static let passwordMilliseconds = 60_000
+    /// Wrong passwords, one at a time a second apart, whichever viewer sent them: guessing at a
+    /// key of at most 8 bytes stays at one guess a second however many connections try.
+    static let wrongPasswords = Mutex(())
     static let securityNone: UInt8 = 1
     static let securityVNCAuthentication: UInt8 = 2
 
@@ -26,8 +35,10 @@ extension ClientConnection {
         if let password = server.password {
             let challenge = VNCPassword.makeChallenge()
             try send(challenge)
+            session.socket.setReceiveTimeout(milliseconds: Self.passwordMilliseconds)
             let answer = try stream.readBytes(VNCPassword.challengeBytes)
             guard VNCPassword.verify(answer: answer, challenge: challenge, password: password) else {
+                Self.wrongPasswords.withLock { _ in usleep(1_000_000) }
                 try? sendSecurityFailure(minor >= 8 ? "wrong password" : nil)
                 throw .authentication(peer: session.peer, reason: "wrong password")
             }
