@@ -111,8 +111,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .responding
         connections.setAnswering(context.channel, true)
         let keepAlive = head.isKeepAlive && !inputClosed
+        // Stopping: a request that comes now (pipelined behind the one answered as the server
+        // began to stop, which the pipelining handler hands over even after closing the
+        // connection) gets no answer, only the close: a write then trips that handler.
         guard !connections.isStopping else {
-            send(Response(error: .unavailable), keepAlive: false, context: context)
+            context.close(promise: nil)
             return
         }
         let routes = self.routes, method = head.method.rawValue, target = head.uri, request = RequestBody(body)

@@ -31,7 +31,7 @@ final class OpenConnections: Sendable {
         self.maximum = maximum
     }
 
-    /// True once `stop()` has begun: new requests get 503.
+    /// True once `stop()` has begun: new requests are not answered (their connections close).
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
     /// Open connections now.
