@@ -1,8 +1,8 @@
+import Glibc
+import LinuxSystem
+
 /// The RFB handshake (RFC 6143 §7.1–7.3) for protocol versions 3.3, 3.7 and 3.8: version,
 /// security (None without a password, VNC Authentication with one), ClientInit, ServerInit.
-import Glibc
-import Synchronization
-
 extension ClientConnection {
     static let serverVersion = Array("RFB 003.008\n".utf8)
     /// How long a person may take to type the password once the viewer has the challenge
@@ -10,7 +10,7 @@ extension ClientConnection {
     static let passwordMilliseconds = 60_000
     /// Wrong passwords, one at a time a second apart, whichever viewer sent them: guessing at a
     /// key of at most 8 bytes stays at one guess a second however many connections try.
-    static let wrongPasswords = Mutex(())
+    static let wrongPasswords = Locked(())
     static let securityNone: UInt8 = 1
     static let securityVNCAuthentication: UInt8 = 2
 
