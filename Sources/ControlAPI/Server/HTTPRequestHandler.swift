@@ -35,6 +35,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Once the server stops, nothing read from now on is answered: the connection closes (the
+        // answer under way, if any, still goes). The pipelining handler hands over what it holds
+        // even after it has closed the connection, and a write then trips it.
+        if connections.isStopping, case .idle = state {
+            context.close(promise: nil)
+            return
+        }
         switch (Self.unwrapInboundIn(data), state) {
         case (.head(let head), _):
             let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
@@ -92,7 +99,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Bad HTTP gets a JSON 400 unless an answer is already under way; either way this connection ends.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError else {
+        guard error is HTTPParserError, !connections.isStopping else {
             context.close(promise: nil)
             return
         }
@@ -111,9 +118,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .responding
         connections.setAnswering(context.channel, true)
         let keepAlive = head.isKeepAlive && !inputClosed
-        // Stopping: a request that comes now (pipelined behind the one answered as the server
-        // began to stop, which the pipelining handler hands over even after closing the
-        // connection) gets no answer, only the close: a write then trips that handler.
+        // Stopping: a request that ends now gets no answer, only the close (see channelRead).
         guard !connections.isStopping else {
             context.close(promise: nil)
             return
