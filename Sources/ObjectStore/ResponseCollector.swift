@@ -18,6 +18,9 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
     /// Whether this reply's body goes into pieces: a 206 to a request that asked for them.
     private var splits = false
     private let keptRange: Range<UInt64>?
+    /// Whether only `keptRange` of this reply's body is kept: a 200 (the whole object) to a
+    /// ranged GET. An error's body is kept whole (its code decides retries).
+    private var keeps = false
     /// Body bytes received so far (kept or not).
     private var received: UInt64 = 0
 
@@ -40,8 +43,9 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
         self.head = head
         splits = pieceLengths != nil && head.status == .partialContent
         if splits { return task.eventLoop.makeSucceededVoidFuture() }
+        keeps = keptRange != nil && head.status == .ok
         if expectsBody, let announced = head.headers.first(name: "Content-Length").flatMap(Int.init), announced > 0 {
-            let wanted = keptRange.map { Int(clamping: $0.upperBound - $0.lowerBound) } ?? announced
+            let wanted = keeps ? keptRange.map { Int(clamping: $0.upperBound - $0.lowerBound) } ?? announced : announced
             body.reserveCapacity(min(announced, wanted, Self.largestReservation))
         }
         return task.eventLoop.makeSucceededVoidFuture()
@@ -65,7 +69,7 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
         }
         let start = received
         received += UInt64(buffer.readableBytes)
-        if let keptRange {
+        if keeps, let keptRange {
             // Only the bytes of the range asked for; the rest of a whole object goes by.
             let from = max(start, keptRange.lowerBound), to = min(received, keptRange.upperBound)
             if from < to {
@@ -82,6 +86,6 @@ final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
     func didFinishRequest(task: HTTPClient.Task<S3Response>) throws -> S3Response {
         guard let head else { throw HTTPClientError.remoteConnectionClosed }
         return S3Response(status: Int(head.status.code), reason: head.status.reasonPhrase, headers: head.headers, body: body, pieces: pieces,
-                          bodyBytesSent: splits ? 0 : (keptRange == nil ? UInt64(body.count) : received))
+                          bodyBytesSent: splits ? 0 : (keeps ? received : UInt64(body.count)))
     }
 }

@@ -46,6 +46,20 @@ import Testing
         #expect(client.statistics.requests == 1 && client.statistics.retries == 0)
     }
 
+    /// A ranged GET keeps only its range of a whole object (200), but an error's body whole: its
+    /// code says whether to retry (a 400 RequestTimeout is retried).
+    @Test func aRangedGetReadsTheWholeErrorBody() throws {
+        let object = (0..<100).map { UInt8($0) }
+        let server = try ScriptedServer([
+            .error(400, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."),
+            ScriptedServer.Reply(status: 200, body: object),
+        ])
+        let client = client(server)
+        defer { client.shutdown() }
+        #expect(try client.getObject(location, range: 40..<60) == Array(object[40..<60]))
+        #expect(client.statistics.retries == 1)
+    }
+
     /// A store that trickles a reply (a byte every 50 ms, never idle long enough for the read
     /// timeout) is given up on once the retry budget is spent: the whole attempt has a deadline,
     /// so a fault waiting on it does not wait for the 50 s the reply would take.

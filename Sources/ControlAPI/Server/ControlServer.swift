@@ -213,7 +213,10 @@ package final class ControlServer: Sendable {
                     connections.track(channel)
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
-                        try pipeline.addHandler(ReadWhileWritable())
+                        // Reads wait while answers wait to be written: pipelining hands the next request
+                        // over once an answer is written into the channel, not once it has left, so a
+                        // client that never reads would pile its answers up in memory without end.
+                        try pipeline.addHandler(BackPressureHandler())
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
                         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try pipeline.addHandler(

@@ -71,6 +71,19 @@ package final class OwnedFileDescriptor: Sendable {
         } catch { throw SystemError("read", on: subject, error as? Errno ?? .ioError) }
     }
 
+    /// A small file's whole contents, read until its end: /proc and cgroup files report no size
+    /// for `readWholeFile` to read up to.
+    package static func readToEnd(_ path: String) throws(SystemError) -> [UInt8] {
+        let file = try OwnedFileDescriptor.open(path, .readOnly)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = try file.descriptor.read(into: &buffer)
+            if count == 0 { return bytes }
+            bytes += buffer[0..<count]
+        }
+    }
+
     /// fsync(2).
     package func sync(subject: String) throws(SystemError) {
         guard fsync(rawValue) == 0 else { throw .last("fsync", on: subject) }

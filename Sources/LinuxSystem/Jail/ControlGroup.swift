@@ -18,8 +18,8 @@ package struct ControlGroup: Sendable, Equatable {
 
     /// The hierarchy `controller` (e.g. "memory", "pids", "cpu") is mounted in; nil if the host has none.
     package static func hierarchy(of controller: String) throws(SystemError) -> Hierarchy? {
-        let mounts = String(decoding: try OwnedFileDescriptor.readWhole("/proc/self/mountinfo"), as: UTF8.self)
-        let memberships = String(decoding: try OwnedFileDescriptor.readWhole("/proc/self/cgroup"), as: UTF8.self)
+        let mounts = String(decoding: try OwnedFileDescriptor.readToEnd("/proc/self/mountinfo"), as: UTF8.self)
+        let memberships = String(decoding: try OwnedFileDescriptor.readToEnd("/proc/self/cgroup"), as: UTF8.self)
         for line in mounts.split(separator: "\n") {
             // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE SUPEROPTIONS"
             let halves = line.split(separator: " - ", maxSplits: 1).map { $0.split(separator: " ").map(String.init) }
@@ -35,7 +35,7 @@ package struct ControlGroup: Sendable, Equatable {
                 return Hierarchy(mountPoint: mountPoint, ownGroup: relative(own, to: root), unified: false)
             }
             if type == "cgroup2" {
-                let available = (try? OwnedFileDescriptor.readWhole(mountPoint + "/cgroup.controllers")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                let available = (try? OwnedFileDescriptor.readToEnd(mountPoint + "/cgroup.controllers")).map { String(decoding: $0, as: UTF8.self) } ?? ""
                 guard available.split(whereSeparator: \.isWhitespace).contains(Substring(controller)) else { continue }
                 let own = memberships.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
                 return Hierarchy(mountPoint: mountPoint, ownGroup: relative(own, to: root), unified: true)
@@ -57,8 +57,8 @@ package struct ControlGroup: Sendable, Equatable {
             directory += "/" + component
             guard unsafe mkdir(directory, 0o755) == 0 || errno == EEXIST else { throw .last("mkdir", on: directory) }
             if !hierarchy.unified && controller == "cpuset" {
-                for file in ["cpuset.cpus", "cpuset.mems"] where (try? OwnedFileDescriptor.readWhole(directory + "/" + file))?.allSatisfy({ $0 == 0x0a }) ?? false {
-                    try write(String(decoding: try OwnedFileDescriptor.readWhole(parent + "/" + file), as: UTF8.self), to: directory + "/" + file)
+                for file in ["cpuset.cpus", "cpuset.mems"] where (try? OwnedFileDescriptor.readToEnd(directory + "/" + file))?.allSatisfy({ $0 == 0x0a }) ?? false {
+                    try write(String(decoding: try OwnedFileDescriptor.readToEnd(parent + "/" + file), as: UTF8.self), to: directory + "/" + file)
                 }
             }
         }
@@ -72,7 +72,7 @@ package struct ControlGroup: Sendable, Equatable {
 
     /// The value of `file`, without its line end.
     package func value(of file: String) throws(SystemError) -> String {
-        String(decoding: try OwnedFileDescriptor.readWhole(directory + "/" + file), as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+        String(decoding: try OwnedFileDescriptor.readToEnd(directory + "/" + file), as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
     }
 
     /// cgroup.procs opened for writing: a process writing "0" to it joins the group.

@@ -2,7 +2,7 @@
 package enum HostMemory {
     /// MemAvailable in bytes (what can be allocated without swapping), or nil if unreadable.
     package static func availableBytes() -> UInt64? {
-        guard let bytes = try? OwnedFileDescriptor.readWhole("/proc/meminfo") else { return nil }
+        guard let bytes = try? OwnedFileDescriptor.readToEnd("/proc/meminfo") else { return nil }
         return availableBytes(inMeminfo: String(decoding: bytes, as: UTF8.self))
     }
 

@@ -57,8 +57,8 @@ package final class ChunkCache: Sendable {
         // other size is not this chunk, and is not read whole to find out.
         let length = bitmap.setCount * PageSize.bytes
         guard let file = try? OwnedFileDescriptor.open(path(hash), .readOnly, options: [.noFollow, .nonBlocking]),
-              let status = FileStatus(descriptor: file.rawValue), status.kind == .regular, status.sizeInBytes == UInt64(length),
-              let bytes = try? file.readExactly(length)
+              FileStatus(descriptor: file.rawValue)?.kind == .regular,
+              let bytes = try? file.readWholeFile(limit: length, subject: path(hash)), bytes.count == length
         else { return nil }
         guard ChunkPayload.hash(bitmap: bitmap, stored: bytes) == hash else {
             try? FileManager.default.removeItem(atPath: path(hash))

@@ -99,8 +99,7 @@ package struct ObjectSnapshotManifest: Codable, Sendable, Equatable {
                 guard let chunk else { continue }
                 guard let bitmap = ChunkPayload.bitmap(chunk.pages) else { throw bad("chunk \(index) of region \(region.name) has no page bitmap") }
                 let stored = UInt64(bitmap.setCount)
-                guard stored > 0, chunk.length == stored * 4096, chunk.hash.count == 64,
-                      isChunkHash(chunk.hash), chunk.offset <= UInt64.max - chunk.length,
+                guard stored > 0, chunk.length == stored * 4096, isChunkHash(chunk.hash), chunk.offset <= UInt64.max - chunk.length,
                       !chunk.pack.isEmpty, !chunk.pack.hasPrefix("/") else {
                     throw bad("chunk \(index) of region \(region.name) is described wrongly")
                 }

@@ -60,7 +60,6 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
     /// The channel token's bytes (checked by `decode`).
     package var channelTokenBytes: [UInt8]? { channelToken.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
 
-    /// The data ranges of region `index` as page ranges (checked by `decode`).
     /// The bytes of every data page the plan names: what a destination allocates before the first
     /// pass. (A decoded plan's ranges lie inside regions of at most 1 TiB, at most 64 of them.)
     package var dataBytes: UInt64 {
@@ -69,6 +68,7 @@ package struct MigrationPlan: Codable, Sendable, Equatable {
         }
     }
 
+    /// The data ranges of region `index` as page ranges (checked by `decode`).
     package func dataPageRanges(region index: Int) -> [Range<PageIndex>] {
         (regions[index].dataPages ?? []).map { PageIndex($0[0])..<PageIndex($0[1]) }
     }

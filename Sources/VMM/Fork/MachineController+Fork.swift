@@ -124,7 +124,6 @@ extension MachineController {
             errors: errors.isEmpty ? nil : errors)
     }
 
-    /// This VM's memory as the children map it, or why it cannot be frozen and shared.
     /// Refuses `operation` between an update's acceptance and its end: the update hands the new
     /// VMM the memory descriptors it found when accepted, which a fork would freeze under it
     /// (the new VMM would write into the children's base).
@@ -133,6 +132,7 @@ extension MachineController {
         throw .conflict(reason: "an update of this VM is under way; \(operation) once it has ended")
     }
 
+    /// This VM's memory as the children map it, or why it cannot be frozen and shared.
     private func forkableMemory() throws(VMControlError) -> (regions: [InheritedRegion], descriptors: [CInt]) {
         guard machine.configuration.display == nil else {
             throw .conflict(reason: "a VM with a display cannot fork: its framebuffer is shared with the display process")

@@ -67,7 +67,7 @@ package enum UpdateResumption {
     }
 
     /// Saves the guest for `engram restore` after the new process failed, and says so.
-    private static func saved(_ handoff: UpdateHandoff, memory: GuestMemoryMap, after reason: String) -> VMMError {
+    static func saved(_ handoff: UpdateHandoff, memory: GuestMemoryMap, after reason: String) -> VMMError {
         if let problem = LiveUpdateTarget.saveForRestore(handoff, memory: memory) {
             return .failed("update failed: \(reason); saving the guest to \(handoff.statePath) failed too: \(problem)")
         }

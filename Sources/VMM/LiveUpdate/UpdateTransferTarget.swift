@@ -104,11 +104,7 @@ package enum UpdateTransferTarget {
                 // Before RUNNING went out the old VMM still has the guest: tell it, and leave its
                 // socket file alone. After, the guest is only here: save it for a restore, as exec mode does.
                 if !sentRunning { giveUp(error.description) }
-                if let problem = LiveUpdateTarget.saveForRestore(handoff, memory: memory) {
-                    Diagnostics.note("update failed: \(error); saving the guest to \(handoff.statePath) failed too: \(problem)")
-                } else {
-                    Diagnostics.note("update failed: \(error); the guest is saved in \(handoff.statePath): `engram restore \(handoff.statePath)` brings it back")
-                }
+                Diagnostics.note(UpdateResumption.saved(handoff, memory: memory, after: error.description).description)
                 _exit(1)
             })
     }
